@@ -1,0 +1,2 @@
+//! grant-tables
+#![no_std]

@@ -1,0 +1,133 @@
+//! The `sysctl` hypercall as this project defines it: privileged (dom0 only), our own design under Xen's number 35.
+//!
+//! Xen's `sysctl.h` is a large toolstack interface that changes with every
+//! release. This project keeps only the hypercall number
+//! ([`crate::Hypercall::Sysctl`]) and defines its own small argument block:
+//! a [`Sysctl`] with a command, an interface version, and a 128-byte payload
+//! that holds one command-specific struct at offset 0. An unprivileged caller
+//! gets `-EPERM`; a wrong `interface_version` gets `-EACCES` (as in Xen).
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Version a caller must put in [`Sysctl::interface_version`] (`"RS"` and version 1).
+pub const SYSCTL_INTERFACE_VERSION: u32 = 0x5253_0001;
+
+/// Size of the payload area [`Sysctl::u`].
+pub const SYSCTL_PAYLOAD_SIZE: usize = 128;
+
+/// Command: fill a [`PhysInfo`] in the payload.
+pub const SYSCTL_PHYSINFO: u32 = 3;
+
+/// Command: benchmark controls; the payload is a [`BenchOp`].
+pub const SYSCTL_BENCH: u32 = 0x100;
+
+/// [`BenchOp::op`]: make the `syscall` entry return at once (`sysret`, no
+/// dispatch) when `rax == 0`. Other numbers still take the normal path, so
+/// the `OFF` call still works.
+pub const BENCH_BARE_SYSCALL_ON: u32 = 1;
+
+/// [`BenchOp::op`]: restore the normal `syscall` entry.
+pub const BENCH_BARE_SYSCALL_OFF: u32 = 2;
+
+/// The argument of the `sysctl` hypercall (136 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct Sysctl {
+    /// Command (`SYSCTL_*`).
+    pub cmd: u32,
+    /// Must be [`SYSCTL_INTERFACE_VERSION`].
+    pub interface_version: u32,
+    /// Command-specific payload, the struct at offset 0; in and/or out.
+    pub u: [u8; SYSCTL_PAYLOAD_SIZE],
+}
+
+const _: () = assert!(core::mem::size_of::<Sysctl>() == 136);
+
+impl Sysctl {
+    /// A request for `cmd` with the current interface version and a zeroed payload.
+    pub const fn new(cmd: u32) -> Self {
+        Sysctl {
+            cmd,
+            interface_version: SYSCTL_INTERFACE_VERSION,
+            u: [0; SYSCTL_PAYLOAD_SIZE],
+        }
+    }
+
+    /// A request for `cmd` carrying `payload` at the start of `u`.
+    pub fn with_payload<T: IntoBytes + Immutable>(cmd: u32, payload: &T) -> Self {
+        let mut sysctl = Sysctl::new(cmd);
+        sysctl.write_payload(payload);
+        sysctl
+    }
+
+    /// Reads the payload as a `T` (copied out of the start of `u`; `u` has
+    /// no alignment guarantee, so no reference is handed out).
+    ///
+    /// `T` must fit in the payload; that is checked at compile time.
+    pub fn read_payload<T: FromBytes>(&self) -> T {
+        const { assert!(core::mem::size_of::<T>() <= SYSCTL_PAYLOAD_SIZE) };
+        match T::read_from_prefix(&self.u) {
+            Ok((value, _rest)) => value,
+            Err(_) => unreachable!("payload size is checked at compile time"),
+        }
+    }
+
+    /// Writes `payload` at the start of `u`, leaving the rest unchanged.
+    ///
+    /// `T` must fit in the payload; that is checked at compile time.
+    pub fn write_payload<T: IntoBytes + Immutable>(&mut self, payload: &T) {
+        const { assert!(core::mem::size_of::<T>() <= SYSCTL_PAYLOAD_SIZE) };
+        let bytes = payload.as_bytes();
+        self.u[..bytes.len()].copy_from_slice(bytes);
+    }
+
+    /// The payload as a [`PhysInfo`] (the output of `SYSCTL_PHYSINFO`).
+    pub fn physinfo(&self) -> PhysInfo {
+        self.read_payload()
+    }
+
+    /// The payload as a [`BenchOp`] (the input of `SYSCTL_BENCH`).
+    pub fn bench_op(&self) -> BenchOp {
+        self.read_payload()
+    }
+}
+
+/// Output of `SYSCTL_PHYSINFO` (48 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct PhysInfo {
+    /// Physical CPUs in use.
+    pub nr_cpus: u32,
+    /// CPU (TSC) frequency in kHz.
+    pub cpu_khz: u32,
+    /// Usable RAM, in pages.
+    pub total_pages: u64,
+    /// Free RAM, in pages.
+    pub free_pages: u64,
+    /// Highest machine frame number.
+    pub max_mfn: u64,
+    /// Nanoseconds since the microkernel started.
+    pub uptime_ns: u64,
+    /// Number of existing domains.
+    pub nr_domains: u32,
+    /// Padding, zero.
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<PhysInfo>() == 48);
+
+/// Input of `SYSCTL_BENCH` (8 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct BenchOp {
+    /// `BENCH_*` operation.
+    pub op: u32,
+    /// Padding, zero.
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<BenchOp>() == 8);

@@ -1,0 +1,36 @@
+//! vCPU operation numbers (`VCPUOP_*`, the `cmd` of `vcpu_op`, in `vcpu.h`).
+//!
+//! Numbers only for now; the argument structs come with the vCPU work.
+
+/// Initialise a vCPU's context from a [`crate::VcpuGuestContext`].
+pub const VCPUOP_INITIALISE: u32 = 0;
+/// Bring a vCPU up.
+pub const VCPUOP_UP: u32 = 1;
+/// Take a vCPU down.
+pub const VCPUOP_DOWN: u32 = 2;
+/// Whether a vCPU is up.
+pub const VCPUOP_IS_UP: u32 = 3;
+/// Copy out a vCPU's runstate information.
+pub const VCPUOP_GET_RUNSTATE_INFO: u32 = 4;
+/// Register a guest virtual area the hypervisor keeps runstate information in.
+pub const VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA: u32 = 5;
+/// Start a periodic timer.
+pub const VCPUOP_SET_PERIODIC_TIMER: u32 = 6;
+/// Stop the periodic timer.
+pub const VCPUOP_STOP_PERIODIC_TIMER: u32 = 7;
+/// Set a single-shot timer.
+pub const VCPUOP_SET_SINGLESHOT_TIMER: u32 = 8;
+/// Stop the single-shot timer.
+pub const VCPUOP_STOP_SINGLESHOT_TIMER: u32 = 9;
+/// Move a vCPU's `vcpu_info` out of the shared info page.
+pub const VCPUOP_REGISTER_VCPU_INFO: u32 = 10;
+/// Send an NMI to a vCPU.
+pub const VCPUOP_SEND_NMI: u32 = 11;
+/// Physical CPU id backing a vCPU (privileged).
+pub const VCPUOP_GET_PHYSID: u32 = 12;
+/// Register a guest virtual area for a secondary copy of the vCPU time info.
+pub const VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA: u32 = 13;
+/// As `VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA`, by guest physical address.
+pub const VCPUOP_REGISTER_RUNSTATE_PHYS_AREA: u32 = 14;
+/// As `VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA`, by guest physical address.
+pub const VCPUOP_REGISTER_VCPU_TIME_PHYS_AREA: u32 = 15;

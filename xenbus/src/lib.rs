@@ -1,0 +1,2 @@
+//! xenbus
+#![no_std]
