@@ -1,0 +1,85 @@
+//! Per-CPU state and the CPU features the microkernel switches on: syscall MSRs, NX,
+//! SMEP, write protection in ring 0.
+
+use core::ptr::addr_of_mut;
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::Msr;
+
+const IA32_EFER: u32 = 0xc000_0080;
+const IA32_STAR: u32 = 0xc000_0081;
+const IA32_LSTAR: u32 = 0xc000_0082;
+const IA32_CSTAR: u32 = 0xc000_0083;
+const IA32_FMASK: u32 = 0xc000_0084;
+const IA32_GS_BASE: u32 = 0xc000_0101;
+const IA32_KERNEL_GS_BASE: u32 = 0xc000_0102;
+
+/// The block GS points at while the microkernel runs (offsets used by entry.S).
+#[repr(C)]
+pub struct PerCpu {
+    /// Its own address.
+    pub self_ptr: u64,
+    /// Top of the hypervisor stack (entry.S: +8).
+    pub stack_top: u64,
+    /// Guest rsp saved on syscall entry (entry.S: +16).
+    pub user_rsp: u64,
+}
+
+static mut PERCPU: PerCpu = PerCpu { self_ptr: 0, stack_top: 0, user_rsp: 0 };
+
+extern "C" {
+    fn syscall_entry();
+    fn syscall_entry_bare();
+    fn cstar_entry();
+}
+
+fn wrmsr(msr: u32, v: u64) {
+    // SAFETY: callers write only the architectural MSRs named above with values this module
+    // computed (selectors from the GDT, addresses of entry stubs and of PERCPU).
+    unsafe { Msr::new(msr).write(v) }
+}
+
+fn rdmsr(msr: u32) -> u64 {
+    // SAFETY: reading EFER has no side effects.
+    unsafe { Msr::new(msr).read() }
+}
+
+/// Whether CPUID reports SMEP.
+fn has_smep() -> bool {
+    let max = core::arch::x86_64::__cpuid(0).eax;
+    max >= 7 && core::arch::x86_64::__cpuid_count(7, 0).ebx & (1 << 7) != 0
+}
+
+/// Sets up GS, the syscall MSRs and protection bits. `stack_top` is the hypervisor stack.
+pub fn init(stack_top: u64) {
+    // SAFETY: single CPU, interrupts disabled, runs once before any guest: nothing else
+    // reads PERCPU yet.
+    let pc = unsafe { &mut *addr_of_mut!(PERCPU) };
+    pc.self_ptr = pc as *mut PerCpu as u64;
+    pc.stack_top = stack_top;
+    wrmsr(IA32_GS_BASE, pc.self_ptr);
+    wrmsr(IA32_KERNEL_GS_BASE, 0);
+
+    // sysret: CS = 0xe023 + 16 = 0xe033, SS = 0xe023 + 8 = 0xe02b (Xen's XEN_MSR_STAR).
+    // syscall: CS = 0xe008, SS = 0xe010.
+    wrmsr(IA32_STAR, (0xe023u64 << 48) | (0xe008u64 << 32));
+    wrmsr(IA32_LSTAR, syscall_entry as *const () as u64);
+    wrmsr(IA32_CSTAR, cstar_entry as *const () as u64);
+    // Cleared on entry: TF, IF, DF, IOPL, NT, AC.
+    wrmsr(IA32_FMASK, 0x0004_7700);
+    wrmsr(IA32_EFER, rdmsr(IA32_EFER) | 1); // SCE (boot.S set it too)
+
+    // SAFETY: WP makes ring 0 honour read-only guest pages (the copy routine relies on it);
+    // SMEP stops ring 0 from executing guest (user) pages. Neither changes any mapping.
+    unsafe {
+        Cr0::update(|f| f.insert(Cr0Flags::WRITE_PROTECT));
+        if has_smep() {
+            Cr4::update(|f| f.insert(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION));
+        }
+    }
+}
+
+/// Points LSTAR at the bare benchmark entry (`on`) or back at the real one.
+pub fn set_bare_syscall(on: bool) {
+    let entry = if on { syscall_entry_bare as *const () } else { syscall_entry as *const () };
+    wrmsr(IA32_LSTAR, entry as u64);
+}

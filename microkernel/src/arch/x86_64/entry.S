@@ -1,0 +1,219 @@
+/* Entry and exit paths between guests (ring 3) and the microkernel (ring 0).
+ *
+ * Every entry from a guest builds the same frame (GuestFrame in trap.rs) at the top of the
+ * hypervisor stack: the 15 general registers, vector, error code and an iret frame. A
+ * `syscall` (a hypercall) fakes the iret frame from rcx/r11 and the flat guest selectors.
+ * GS: while a guest runs, GS.base is the guest's and KERNEL_GS_BASE is the per-CPU block;
+ * every entry from ring 3 swaps them, every exit to ring 3 swaps back.
+ * Per-CPU block: +0 self, +8 hypervisor stack top, +16 scratch for the guest rsp.
+ * No braces in this file: it goes through global_asm!. */
+
+    .set FRAME_CS, 144
+    .set SYSCALL_VECTOR, 0x100
+
+.macro PUSH_GPRS
+    pushq %rdi
+    pushq %rsi
+    pushq %rdx
+    pushq %rcx
+    pushq %rax
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %rbx
+    pushq %rbp
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+.endm
+
+.macro POP_GPRS
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rax
+    popq %rcx
+    popq %rdx
+    popq %rsi
+    popq %rdi
+.endm
+
+    .section .text.entry, "ax"
+    .code64
+
+/* Hypercall: `syscall` from the guest kernel. IF, DF, TF, AC are clear (SFMASK). */
+    .globl syscall_entry
+syscall_entry:
+    swapgs
+    movq %rsp, %gs:16
+    movq %gs:8, %rsp
+    pushq $0xe02b                       /* ss: FLAT_RING3_SS64 */
+    pushq %gs:16                        /* rsp */
+    pushq %r11                          /* rflags */
+    pushq $0xe033                       /* cs: FLAT_RING3_CS64 */
+    pushq %rcx                          /* rip */
+    pushq $0                            /* error code */
+    pushq $SYSCALL_VECTOR
+    PUSH_GPRS
+    movq %rsp, %rdi
+    call hypercall_from_guest           /* returns 1 when sysret may be used */
+    testq %rax, %rax
+    jz return_to_guest
+    POP_GPRS
+    movq 16(%rsp), %rcx                 /* rip (canonical: checked in Rust) */
+    movq 32(%rsp), %r11                 /* rflags (sanitised in Rust) */
+    movq 40(%rsp), %rsp
+    swapgs
+    sysretq
+
+/* The benchmark's floor: a syscall that returns at once when rax == 0. Installed in LSTAR
+ * only between BENCH_BARE_SYSCALL_ON and _OFF; any other rax takes the normal path. */
+    .globl syscall_entry_bare
+syscall_entry_bare:
+    testq %rax, %rax
+    jnz syscall_entry
+    sysretq
+
+/* `syscall` from compatibility mode: no such hypercall ABI; reported as #UD. */
+    .globl cstar_entry
+cstar_entry:
+    swapgs
+    movq %rsp, %gs:16
+    movq %gs:8, %rsp
+    pushq $0xe02b
+    pushq %gs:16
+    pushq %r11
+    pushq $0xe023
+    pushq %rcx
+    pushq $0
+    pushq $6
+    PUSH_GPRS
+    movq %rsp, %rdi
+    call exception_entry
+    jmp return_to_guest
+
+/* Leave for ring 3 through the frame at rsp. */
+    .globl return_to_guest
+return_to_guest:
+    POP_GPRS
+    addq $16, %rsp
+    swapgs
+    iretq
+
+/* enter_guest(frame): start running the guest described by `frame` (at the stack top). */
+    .globl enter_guest
+enter_guest:
+    movq %rdi, %rsp
+    jmp return_to_guest
+
+exception_common:
+    testb $3, 24(%rsp)                  /* cs of the interrupted context */
+    jz 1f
+    swapgs
+1:  PUSH_GPRS
+    movq %rsp, %rdi
+    call exception_entry
+    testb $3, FRAME_CS(%rsp)
+    jnz return_to_guest
+    POP_GPRS
+    addq $16, %rsp
+    iretq
+
+.macro EXC_NOERR n
+exc_\n:
+    pushq $0
+    pushq $\n
+    jmp exception_common
+.endm
+
+.macro EXC_ERR n
+exc_\n:
+    pushq $\n
+    jmp exception_common
+.endm
+
+    EXC_NOERR 0
+    EXC_NOERR 1
+    EXC_NOERR 2
+    EXC_NOERR 3
+    EXC_NOERR 4
+    EXC_NOERR 5
+    EXC_NOERR 6
+    EXC_NOERR 7
+    EXC_ERR 8
+    EXC_NOERR 9
+    EXC_ERR 10
+    EXC_ERR 11
+    EXC_ERR 12
+    EXC_ERR 13
+    EXC_ERR 14
+    EXC_NOERR 15
+    EXC_NOERR 16
+    EXC_ERR 17
+    EXC_NOERR 18
+    EXC_NOERR 19
+    EXC_NOERR 20
+    EXC_ERR 21
+    EXC_NOERR 22
+    EXC_NOERR 23
+    EXC_NOERR 24
+    EXC_NOERR 25
+    EXC_NOERR 26
+    EXC_NOERR 27
+    EXC_NOERR 28
+    EXC_ERR 29
+    EXC_ERR 30
+    EXC_NOERR 31
+    /* 32..47: the legacy PIC's lines (all masked; a spurious one is counted and ignored). */
+    EXC_NOERR 32
+    EXC_NOERR 33
+    EXC_NOERR 34
+    EXC_NOERR 35
+    EXC_NOERR 36
+    EXC_NOERR 37
+    EXC_NOERR 38
+    EXC_NOERR 39
+    EXC_NOERR 40
+    EXC_NOERR 41
+    EXC_NOERR 42
+    EXC_NOERR 43
+    EXC_NOERR 44
+    EXC_NOERR 45
+    EXC_NOERR 46
+    EXC_NOERR 47
+
+    .section .rodata.exception_stubs, "a"
+    .balign 8
+    .globl exception_stubs
+exception_stubs:
+    .quad exc_0, exc_1, exc_2, exc_3, exc_4, exc_5, exc_6, exc_7
+    .quad exc_8, exc_9, exc_10, exc_11, exc_12, exc_13, exc_14, exc_15
+    .quad exc_16, exc_17, exc_18, exc_19, exc_20, exc_21, exc_22, exc_23
+    .quad exc_24, exc_25, exc_26, exc_27, exc_28, exc_29, exc_30, exc_31
+    .quad exc_32, exc_33, exc_34, exc_35, exc_36, exc_37, exc_38, exc_39
+    .quad exc_40, exc_41, exc_42, exc_43, exc_44, exc_45, exc_46, exc_47
+
+/* guest_copy(dst, src, len) -> 0, or 1 if a page fault hit the copy (the #PF handler
+ * moves rip from guest_copy_fault_ip to guest_copy_fixup). */
+    .section .text.guest_copy, "ax"
+    .globl guest_copy
+    .globl guest_copy_fault_ip
+    .globl guest_copy_fixup
+guest_copy:
+    movq %rdx, %rcx
+guest_copy_fault_ip:
+    rep movsb
+    xorl %eax, %eax
+    ret
+guest_copy_fixup:
+    movl $1, %eax
+    ret

@@ -1,0 +1,89 @@
+//! The GDT in Xen's layout and the TSS.
+//!
+//! Xen reserves GDT entries from index 7168 (selector 0xe000) for itself and leaves the
+//! first 14 pages to guests; guests rely on the selectors in that reserved part:
+//! 0xe008 hypervisor code, 0xe010 hypervisor data, 0xe023 ring-3 32-bit code,
+//! 0xe02b ring-3 data, 0xe033 ring-3 64-bit code, 0xe038 ring-0 32-bit code, 0xe040 TSS.
+//! `syscall`/`sysret` derive their selectors from these (see cpu.rs).
+
+use core::ptr::addr_of;
+use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
+use x86_64::instructions::tables::{lgdt, load_tss};
+use x86_64::structures::gdt::SegmentSelector;
+use x86_64::structures::tss::TaskStateSegment;
+use x86_64::structures::DescriptorTablePointer;
+use x86_64::{PrivilegeLevel, VirtAddr};
+
+/// First GDT index the hypervisor owns (selector 0xe000).
+const FIRST_RESERVED: usize = 7168;
+/// Entries in the table: the reserved part ends after the 16-byte TSS descriptor.
+const ENTRIES: usize = FIRST_RESERVED + 10;
+
+/// IST slots (1-based in the IDT).
+pub const IST_DOUBLE_FAULT: u8 = 1;
+/// IST slot for NMI.
+pub const IST_NMI: u8 = 2;
+/// IST slot for #MC.
+pub const IST_MACHINE_CHECK: u8 = 3;
+
+const IST_STACK_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(16))]
+struct Stack([u8; IST_STACK_SIZE]);
+
+static mut IST_STACKS: [Stack; 3] = [const { Stack([0; IST_STACK_SIZE]) }; 3];
+
+#[repr(C, align(4096))]
+struct Gdt([u64; ENTRIES]);
+
+static mut GDT: Gdt = Gdt([0; ENTRIES]);
+static mut TSS: TaskStateSegment = TaskStateSegment::new();
+
+/// Hypervisor code selector (ring 0, 64-bit).
+pub const HYPERVISOR_CS: u16 = 0xe008;
+/// Hypervisor data/stack selector.
+pub const HYPERVISOR_DS: u16 = 0xe010;
+/// TSS selector.
+pub const TSS_SEL: u16 = 0xe040;
+
+/// Builds and loads the GDT and TSS; `stack_top` is where ring-3 interrupts land.
+pub fn init(stack_top: u64) {
+    // SAFETY: runs once on the boot CPU before interrupts are enabled and before any other
+    // code looks at GDT, TSS or the IST stacks, so these exclusive accesses cannot alias.
+    unsafe {
+        let tss = &mut *core::ptr::addr_of_mut!(TSS);
+        tss.privilege_stack_table[0] = VirtAddr::new(stack_top);
+        let stacks = &*addr_of!(IST_STACKS);
+        for (i, s) in stacks.iter().enumerate() {
+            let top = s.0.as_ptr() as u64 + IST_STACK_SIZE as u64;
+            tss.interrupt_stack_table[i] = VirtAddr::new(top);
+        }
+        let g = &mut (*core::ptr::addr_of_mut!(GDT)).0;
+        let r = FIRST_RESERVED;
+        g[r + 1] = 0x00af_9a00_0000_ffff; // 0xe008 ring 0 code, 64-bit
+        g[r + 2] = 0x00cf_9200_0000_ffff; // 0xe010 ring 0 data
+        g[r + 4] = 0x00cf_fa00_0000_ffff; // 0xe023 ring 3 code, compatibility
+        g[r + 5] = 0x00cf_f200_0000_ffff; // 0xe02b ring 3 data
+        g[r + 6] = 0x00af_fa00_0000_ffff; // 0xe033 ring 3 code, 64-bit
+        g[r + 7] = 0x00cf_9a00_0000_ffff; // 0xe038 ring 0 code, compatibility
+        let base = tss as *const TaskStateSegment as u64;
+        let limit = (core::mem::size_of::<TaskStateSegment>() - 1) as u64;
+        g[r + 8] = (limit & 0xffff)
+            | ((base & 0xff_ffff) << 16)
+            | (0x89 << 40)
+            | (((limit >> 16) & 0xf) << 48)
+            | (((base >> 24) & 0xff) << 56);
+        g[r + 9] = base >> 32;
+
+        let ptr = DescriptorTablePointer {
+            limit: (ENTRIES * 8 - 1) as u16,
+            base: VirtAddr::new(g.as_ptr() as u64),
+        };
+        lgdt(&ptr);
+        CS::set_reg(SegmentSelector::new(HYPERVISOR_CS >> 3, PrivilegeLevel::Ring0));
+        SS::set_reg(SegmentSelector::new(HYPERVISOR_DS >> 3, PrivilegeLevel::Ring0));
+        DS::set_reg(SegmentSelector(0));
+        ES::set_reg(SegmentSelector(0));
+        load_tss(SegmentSelector::new(TSS_SEL >> 3, PrivilegeLevel::Ring0));
+    }
+}

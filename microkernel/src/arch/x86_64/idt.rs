@@ -1,0 +1,55 @@
+//! The IDT: every exception vector goes to a stub in entry.S, which builds a GuestFrame
+//! and calls `exception_entry` (trap.rs). #DF, NMI and #MC run on their own IST stacks so
+//! that a broken stack still yields a register dump instead of a triple fault.
+
+use super::gdt::{HYPERVISOR_CS, IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
+use core::ptr::addr_of;
+use x86_64::instructions::tables::lidt;
+use x86_64::structures::DescriptorTablePointer;
+use x86_64::VirtAddr;
+
+/// Vectors with stubs (exceptions and the legacy PIC lines).
+const STUBS: usize = 48;
+
+extern "C" {
+    static exception_stubs: [u64; STUBS];
+}
+
+#[repr(C, align(16))]
+struct Idt([[u64; 2]; 256]);
+
+static mut IDT: Idt = Idt([[0; 2]; 256]);
+
+fn gate(handler: u64, ist: u8) -> [u64; 2] {
+    // Present, DPL 0, 64-bit interrupt gate (IF cleared on entry).
+    let low = (handler & 0xffff)
+        | ((HYPERVISOR_CS as u64) << 16)
+        | ((ist as u64 & 7) << 32)
+        | (0x8e << 40)
+        | (((handler >> 16) & 0xffff) << 48);
+    [low, handler >> 32]
+}
+
+/// Fills and loads the IDT.
+pub fn init() {
+    // SAFETY: `exception_stubs` is a read-only table of code addresses defined in entry.S;
+    // the IDT is written once on the boot CPU with interrupts disabled, before lidt.
+    unsafe {
+        let stubs = &*addr_of!(exception_stubs);
+        let idt = &mut (*core::ptr::addr_of_mut!(IDT)).0;
+        for (v, &h) in stubs.iter().enumerate() {
+            let ist = match v {
+                2 => IST_NMI,
+                8 => IST_DOUBLE_FAULT,
+                18 => IST_MACHINE_CHECK,
+                _ => 0,
+            };
+            idt[v] = gate(h, ist);
+        }
+        let ptr = DescriptorTablePointer {
+            limit: (core::mem::size_of::<Idt>() - 1) as u16,
+            base: VirtAddr::new(idt.as_ptr() as u64),
+        };
+        lidt(&ptr);
+    }
+}

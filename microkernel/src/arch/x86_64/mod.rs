@@ -1,0 +1,42 @@
+//! x86_64: boot, descriptor tables, entry and exit paths, paging, serial, timer sources.
+
+pub mod console;
+pub mod cpu;
+pub mod exit;
+pub mod gdt;
+pub mod idt;
+pub mod paging;
+pub mod pic;
+pub mod time;
+pub mod trap;
+
+core::arch::global_asm!(include_str!("boot.S"), options(att_syntax));
+core::arch::global_asm!(include_str!("entry.S"), options(att_syntax));
+
+/// Reads a byte from an I/O port.
+pub fn inb(port: u16) -> u8 {
+    // SAFETY: port reads in this kernel target only the fixed legacy devices (COM1, PIC,
+    // PIT, keyboard controller status) whose reads have no memory-safety effect.
+    unsafe { ::x86_64::instructions::port::Port::<u8>::new(port).read() }
+}
+
+/// Writes a byte to an I/O port.
+pub fn outb(port: u16, v: u8) {
+    // SAFETY: port writes target only the fixed legacy devices this kernel drives (COM1,
+    // PIC, PIT, isa-debug-exit); none of them can touch memory.
+    unsafe { ::x86_64::instructions::port::Port::<u8>::new(port).write(v) }
+}
+
+/// Writes a 16-bit value to an I/O port.
+pub fn outw(port: u16, v: u16) {
+    // SAFETY: used only for the ACPI power-off ports of QEMU's chipsets; no memory effect.
+    unsafe { ::x86_64::instructions::port::Port::<u16>::new(port).write(v) }
+}
+
+/// Stops this CPU for good.
+pub fn halt_forever() -> ! {
+    loop {
+        ::x86_64::instructions::interrupts::disable();
+        ::x86_64::instructions::hlt();
+    }
+}

@@ -1,0 +1,158 @@
+//! The register frame every guest entry builds, and the Rust side of the entry paths:
+//! hypercalls, exceptions from guests, and faults of the microkernel itself.
+
+use super::console::print_line_unlocked;
+use super::exit::{exit, ExitCode};
+use super::pic;
+use core::ptr::addr_of;
+
+/// Pseudo-vector entry.S uses for `syscall`.
+pub const SYSCALL_VECTOR: u64 = 0x100;
+
+/// Guest (or interrupted) register state, as entry.S lays it out on the stack.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+#[allow(missing_docs)] // register names say what they are
+pub struct GuestFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rax: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    /// Exception vector, or SYSCALL_VECTOR.
+    pub vector: u64,
+    /// Error code (0 where the CPU pushes none).
+    pub error: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<GuestFrame>() == 176);
+const _: () = assert!(core::mem::offset_of!(GuestFrame, cs) == 144);
+
+extern "C" {
+    fn enter_guest(frame: *const GuestFrame) -> !;
+    fn guest_copy(dst: *mut u8, src: *const u8, len: usize) -> u64;
+    static guest_copy_fault_ip: u8;
+    static guest_copy_fixup: u8;
+}
+
+static mut FIRST_FRAME: GuestFrame = GuestFrame {
+    r15: 0, r14: 0, r13: 0, r12: 0, rbp: 0, rbx: 0, r11: 0, r10: 0, r9: 0, r8: 0, rax: 0,
+    rcx: 0, rdx: 0, rsi: 0, rdi: 0, vector: 0, error: 0, rip: 0, cs: 0, rflags: 0, rsp: 0, ss: 0,
+};
+
+/// Starts the first guest with register state `f`; the boot stack is abandoned.
+pub fn enter_guest_first_time(f: GuestFrame) -> ! {
+    // SAFETY: FIRST_FRAME is written once, right before the jump, with interrupts disabled;
+    // enter_guest only pops it. The frame is not on the stack it abandons.
+    unsafe {
+        core::ptr::addr_of_mut!(FIRST_FRAME).write(f);
+        enter_guest(addr_of!(FIRST_FRAME))
+    }
+}
+
+/// Copies `len` bytes between a hypervisor buffer and guest virtual memory, turning a page
+/// fault into `Err(())`. One side must be a hypervisor buffer valid for `len` bytes.
+///
+/// # Safety
+/// `dst`/`src`: the hypervisor side must be valid for `len` bytes; the guest side must
+/// have been checked by `GuestRange` (outside the hypervisor slice), and the current page
+/// tables must be the guest's.
+pub unsafe fn copy_with_fixup(dst: *mut u8, src: *const u8, len: usize) -> Result<(), ()> {
+    // SAFETY: per the contract above; a fault on the guest side is fixed up by
+    // exception_entry and reported as a return value of 1.
+    match unsafe { guest_copy(dst, src, len) } {
+        0 => Ok(()),
+        _ => Err(()),
+    }
+}
+
+fn canonical(a: u64) -> bool {
+    let top = a >> 47;
+    top == 0 || top == 0x1ffff
+}
+
+/// Called by entry.S for every `syscall` from a guest. Returns 1 when the fast `sysret`
+/// return may be used.
+#[no_mangle]
+extern "C" fn hypercall_from_guest(f: &mut GuestFrame) -> u64 {
+    crate::kernel::hypercall(f);
+    // Never hand ring 3 IOPL, NT, VM, AC, or a cleared IF.
+    f.rflags = (f.rflags | 0x200 | 0x2) & !(0x3000 | 0x4000 | 0x2_0000 | 0x4_0000 | 0x1_0000);
+    if !canonical(f.rip) || !canonical(f.rsp) {
+        crate::kernel::guest_fault(f, "non-canonical return address");
+    }
+    (f.vector == SYSCALL_VECTOR) as u64
+}
+
+/// Mnemonic of an exception vector.
+pub fn vector_name(v: u64) -> &'static str {
+    const N: [&str; 32] = [
+        "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#CSO", "#TS", "#NP", "#SS", "#GP", "#PF",
+        "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "#22", "#23", "#24", "#25", "#26", "#27", "#HV", "#VC",
+        "#SX", "#31",
+    ];
+    N.get(v as usize).copied().unwrap_or("IRQ")
+}
+
+/// Called by entry.S for every exception and interrupt.
+#[no_mangle]
+extern "C" fn exception_entry(f: &mut GuestFrame) {
+    if (32..48).contains(&f.vector) {
+        pic::eoi(f.vector);
+        return;
+    }
+    if f.cs & 3 == 3 {
+        crate::kernel::guest_fault(f, "");
+    }
+    let (fault_ip, fixup) = (addr_of!(guest_copy_fault_ip) as u64, addr_of!(guest_copy_fixup) as u64);
+    if f.vector == 14 && f.rip == fault_ip {
+        f.rip = fixup;
+        return;
+    }
+    hypervisor_fault(f)
+}
+
+/// Reads CR2.
+pub fn cr2() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}
+
+fn hypervisor_fault(f: &GuestFrame) -> ! {
+    let cr3 = x86_64::registers::control::Cr3::read().0.start_address().as_u64();
+    print_line_unlocked(format_args!(
+        "PANIC: microkernel fault: vector {} {} rip={:#x} error={:#x} cr2={:#x} cr3={:#x}",
+        f.vector,
+        vector_name(f.vector),
+        f.rip,
+        f.error,
+        cr2(),
+        cr3
+    ));
+    dump(f);
+    print_line_unlocked(format_args!("stopping the machine"));
+    exit(ExitCode::Panic)
+}
+
+/// Prints every register of `f`.
+pub fn dump(f: &GuestFrame) {
+    print_line_unlocked(format_args!("rax={:016x} rbx={:016x} rcx={:016x} rdx={:016x}", f.rax, f.rbx, f.rcx, f.rdx));
+    print_line_unlocked(format_args!("rsi={:016x} rdi={:016x} rbp={:016x} rsp={:016x}", f.rsi, f.rdi, f.rbp, f.rsp));
+    print_line_unlocked(format_args!("r8 ={:016x} r9 ={:016x} r10={:016x} r11={:016x}", f.r8, f.r9, f.r10, f.r11));
+    print_line_unlocked(format_args!("r12={:016x} r13={:016x} r14={:016x} r15={:016x}", f.r12, f.r13, f.r14, f.r15));
+    print_line_unlocked(format_args!("rip={:016x} cs={:04x} rflags={:08x} ss={:04x}", f.rip, f.cs, f.rflags, f.ss));
+}

@@ -1,0 +1,186 @@
+//! Hypercall dispatch: one decoder for the number, then one plain function per operation
+//! over kernel-owned state, each returning `Result<_, Errno>`.
+//!
+//! Handlers see the machine only through [`Platform`], so every path, including the
+//! hostile ones, is exercised by host tests with a fake platform.
+
+mod console;
+mod sched;
+mod sysctl;
+mod version;
+
+use crate::guest_access::GuestMemory;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::hypercall::Hypercall;
+use hypercall_abi::sched::ShutdownReason;
+use hypercall_abi::sysctl::PhysInfo;
+
+/// Who is calling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// Domain id.
+    pub domid: u16,
+    /// Whether the domain holds the control privilege (dom0).
+    pub privileged: bool,
+}
+
+/// Facts fixed when the microkernel was built.
+#[derive(Clone, Copy, Debug)]
+pub struct BuildFacts {
+    /// Compiler that built the microkernel.
+    pub compiler: &'static str,
+    /// Commit the microkernel was built from.
+    pub changeset: &'static str,
+    /// Date of that commit.
+    pub date: &'static str,
+}
+
+/// What hypercall handlers may ask of the machine and the rest of the microkernel.
+pub trait Platform: GuestMemory {
+    /// The calling domain.
+    fn caller(&self) -> Caller;
+    /// Writes guest console output.
+    fn console_write(&mut self, bytes: &[u8]);
+    /// Takes pending console input (never blocks); returns how many bytes were copied.
+    fn console_read(&mut self, buf: &mut [u8]) -> usize;
+    /// Machine facts for `sysctl` physinfo.
+    fn physinfo(&self) -> PhysInfo;
+    /// Switches the bare syscall entry used by the benchmark on or off.
+    fn set_bare_syscall(&mut self, on: bool);
+    /// Marks the calling domain shut down; takes effect when the hypercall returns.
+    fn shutdown(&mut self, reason: ShutdownReason);
+    /// Gives up the CPU (returns at once if nothing else can run).
+    fn yield_cpu(&mut self);
+    /// The microkernel's command line.
+    fn command_line(&self) -> &[u8];
+    /// Build facts.
+    fn build_facts(&self) -> BuildFacts;
+}
+
+/// Decodes and runs one hypercall; returns the value for the guest's rax.
+pub fn dispatch(p: &mut impl Platform, nr: u64, args: [u64; 5]) -> i64 {
+    let r = match Hypercall::try_from(nr) {
+        Ok(Hypercall::ConsoleIo) => console::console_io(p, args[0] as u32, args[1] as u32, args[2]),
+        Ok(Hypercall::XenVersion) => version::xen_version(p, args[0] as u32, args[1]),
+        Ok(Hypercall::SchedOp) => sched::sched_op(p, args[0] as u32, args[1]),
+        Ok(Hypercall::Sysctl) => sysctl::sysctl(p, args[0]),
+        _ => Err(Errno::ENOSYS),
+    };
+    match r {
+        Ok(v) => v,
+        Err(e) => e.to_ret(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fake {
+    //! A fake platform over a flat buffer of "guest memory" at a fixed address.
+    extern crate std;
+    use super::*;
+    use crate::guest_access::GuestRange;
+    use std::vec::Vec;
+
+    pub const BASE: u64 = 0x10_0000;
+
+    pub struct FakePlatform {
+        pub mem: Vec<u8>,
+        pub caller: Caller,
+        pub out: Vec<u8>,
+        pub input: Vec<u8>,
+        pub shutdown: Option<ShutdownReason>,
+        pub bare: bool,
+        pub yields: u32,
+    }
+
+    impl FakePlatform {
+        pub fn new(privileged: bool) -> Self {
+            FakePlatform {
+                mem: std::vec![0; 0x4000],
+                caller: Caller { domid: if privileged { 0 } else { 1 }, privileged },
+                out: Vec::new(),
+                input: Vec::new(),
+                shutdown: None,
+                bare: false,
+                yields: 0,
+            }
+        }
+
+        fn span(&self, r: GuestRange) -> Result<core::ops::Range<usize>, Errno> {
+            let off = r.addr().checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
+            let end = off.checked_add(r.len() as usize).ok_or(Errno::EFAULT)?;
+            if end > self.mem.len() {
+                return Err(Errno::EFAULT);
+            }
+            Ok(off..end)
+        }
+    }
+
+    impl GuestMemory for FakePlatform {
+        fn copy_from_guest(&mut self, src: GuestRange, buf: &mut [u8]) -> Result<(), Errno> {
+            let s = self.span(src)?;
+            buf.copy_from_slice(&self.mem[s]);
+            Ok(())
+        }
+        fn copy_to_guest(&mut self, dst: GuestRange, buf: &[u8]) -> Result<(), Errno> {
+            let s = self.span(dst)?;
+            self.mem[s].copy_from_slice(buf);
+            Ok(())
+        }
+    }
+
+    impl Platform for FakePlatform {
+        fn caller(&self) -> Caller {
+            self.caller
+        }
+        fn console_write(&mut self, bytes: &[u8]) {
+            self.out.extend_from_slice(bytes);
+        }
+        fn console_read(&mut self, buf: &mut [u8]) -> usize {
+            let n = buf.len().min(self.input.len());
+            buf[..n].copy_from_slice(&self.input[..n]);
+            self.input.drain(..n);
+            n
+        }
+        fn physinfo(&self) -> PhysInfo {
+            PhysInfo {
+                nr_cpus: 1,
+                cpu_khz: 2_000_000,
+                total_pages: 65536,
+                free_pages: 1000,
+                max_mfn: 65536,
+                uptime_ns: 5,
+                nr_domains: 1,
+                _pad: 0,
+            }
+        }
+        fn set_bare_syscall(&mut self, on: bool) {
+            self.bare = on;
+        }
+        fn shutdown(&mut self, reason: ShutdownReason) {
+            self.shutdown = Some(reason);
+        }
+        fn yield_cpu(&mut self) {
+            self.yields += 1;
+        }
+        fn command_line(&self) -> &[u8] {
+            b"dom0_mem=64M"
+        }
+        fn build_facts(&self) -> BuildFacts {
+            BuildFacts { compiler: "rustc test", changeset: "abc123", date: "today" }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::*;
+    use super::*;
+
+    #[test]
+    fn unknown_and_unimplemented_numbers_get_enosys() {
+        let mut p = FakePlatform::new(true);
+        for nr in [1u64, 12, 43, 44, 56, 63, 64, 127, 1000, u64::MAX] {
+            assert_eq!(dispatch(&mut p, nr, [0; 5]), Errno::ENOSYS.to_ret(), "hypercall {nr}");
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! `xen_version`: version, build facts and features. Every output byte is initialised:
+//! strings are copied into zeroed buffers of the ABI's full size.
+
+use super::Platform;
+use crate::guest_access::{read_guest, write_guest};
+use hypercall_abi::errno::Errno;
+use hypercall_abi::layout::HYPERVISOR_VIRT_START;
+use hypercall_abi::version::*;
+
+/// The text after "major.minor" in the version string.
+pub const EXTRAVERSION: &str = "-mk0.1.0";
+/// What a guest of this hypervisor can be.
+pub const CAPABILITIES: &str = "xen-3.0-x86_64 ";
+
+/// Copies `s` into a zeroed `[u8; N]`, always leaving a terminating NUL.
+pub fn fixed<const N: usize>(s: &str) -> [u8; N] {
+    let mut b = [0u8; N];
+    let n = s.len().min(N - 1);
+    b[..n].copy_from_slice(&s.as_bytes()[..n]);
+    b
+}
+
+pub(super) fn xen_version(p: &mut impl Platform, cmd: u32, arg: u64) -> Result<i64, Errno> {
+    let op = XenVersionOp::try_from(cmd).map_err(|_| Errno::ENOSYS)?;
+    match op {
+        XenVersionOp::Version => Ok(((XEN_VERSION_MAJOR << 16) | XEN_VERSION_MINOR) as i64),
+        XenVersionOp::Extraversion => {
+            write_guest(p, arg, &fixed::<16>(EXTRAVERSION))?;
+            Ok(0)
+        }
+        XenVersionOp::CompileInfo => {
+            let f = p.build_facts();
+            let info = XenCompileInfo {
+                compiler: fixed(f.compiler),
+                compile_by: fixed("xtask"),
+                compile_domain: fixed("local"),
+                compile_date: fixed(f.date),
+            };
+            write_guest(p, arg, &info)?;
+            Ok(0)
+        }
+        XenVersionOp::Capabilities => {
+            write_guest(p, arg, &fixed::<1024>(CAPABILITIES))?;
+            Ok(0)
+        }
+        XenVersionOp::Changeset => {
+            let c = p.build_facts().changeset;
+            write_guest(p, arg, &fixed::<64>(c))?;
+            Ok(0)
+        }
+        XenVersionOp::PlatformParameters => {
+            write_guest(p, arg, &XenPlatformParameters { virt_start: HYPERVISOR_VIRT_START })?;
+            Ok(0)
+        }
+        XenVersionOp::GetFeatures => {
+            let mut fi: XenFeatureInfo = read_guest(p, arg)?;
+            if fi.submap_idx >= XENFEAT_NR_SUBMAPS {
+                return Err(Errno::EINVAL);
+            }
+            fi.submap = if p.caller().privileged { 1 << XENFEAT_DOM0 } else { 0 };
+            write_guest(p, arg, &fi)?;
+            Ok(0)
+        }
+        XenVersionOp::Pagesize => Ok(4096),
+        XenVersionOp::GuestHandle => {
+            write_guest(p, arg, &[0u8; 16])?;
+            Ok(0)
+        }
+        XenVersionOp::Commandline => {
+            if !p.caller().privileged {
+                return Err(Errno::EPERM);
+            }
+            let mut b = [0u8; 1024];
+            let c = p.command_line();
+            let n = c.len().min(1023);
+            b[..n].copy_from_slice(&c[..n]);
+            write_guest(p, arg, &b)?;
+            Ok(0)
+        }
+        XenVersionOp::BuildId => Err(Errno::ENODATA),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::dispatch;
+    use super::super::fake::*;
+    use hypercall_abi::errno::Errno;
+
+    const XEN_VERSION: u64 = 17;
+
+    #[test]
+    fn version_number_and_strings() {
+        let mut p = FakePlatform::new(true);
+        assert_eq!(dispatch(&mut p, XEN_VERSION, [0, 0, 0, 0, 0]), (4 << 16) | 19);
+        for (cmd, size, want) in [(1u64, 16usize, &b"-mk0.1.0"[..]), (3, 1024, b"xen-3.0-x86_64 "), (4, 64, b"abc123")] {
+            p.mem.fill(0xAA);
+            assert_eq!(dispatch(&mut p, XEN_VERSION, [cmd, BASE, 0, 0, 0]), 0);
+            assert_eq!(&p.mem[..want.len()], want);
+            assert!(p.mem[want.len()..size].iter().all(|&b| b == 0), "sub-op {cmd}: every byte initialised");
+            assert_eq!(p.mem[size], 0xAA, "sub-op {cmd} wrote past its buffer");
+        }
+        p.mem.fill(0xAA);
+        assert_eq!(dispatch(&mut p, XEN_VERSION, [2, BASE, 0, 0, 0]), 0);
+        assert!(p.mem[..144].iter().all(|&b| b != 0xAA));
+        assert_eq!(p.mem[144], 0xAA);
+    }
+
+    #[test]
+    fn features_parameters_and_privilege() {
+        let mut p = FakePlatform::new(true);
+        p.mem[..8].fill(0);
+        assert_eq!(dispatch(&mut p, XEN_VERSION, [6, BASE, 0, 0, 0]), 0);
+        assert_eq!(u32::from_le_bytes(p.mem[4..8].try_into().unwrap()), 1 << 11);
+        p.mem[0] = 1;
+        assert_eq!(dispatch(&mut p, XEN_VERSION, [6, BASE, 0, 0, 0]), Errno::EINVAL.to_ret());
+        assert_eq!(dispatch(&mut p, XEN_VERSION, [5, BASE, 0, 0, 0]), 0);
+        assert_eq!(u64::from_le_bytes(p.mem[..8].try_into().unwrap()), 0xffff_8000_0000_0000);
+        assert_eq!(dispatch(&mut p, XEN_VERSION, [7, 0, 0, 0, 0]), 4096);
+        assert_eq!(dispatch(&mut p, XEN_VERSION, [9, BASE, 0, 0, 0]), 0);
+        assert_eq!(&p.mem[..13], b"dom0_mem=64M\0");
+        assert_eq!(dispatch(&mut p, XEN_VERSION, [99, BASE, 0, 0, 0]), Errno::ENOSYS.to_ret());
+        assert_eq!(dispatch(&mut p, XEN_VERSION, [1, 0xffff_8300_0000_0000, 0, 0, 0]), Errno::EFAULT.to_ret());
+
+        let mut u = FakePlatform::new(false);
+        assert_eq!(dispatch(&mut u, XEN_VERSION, [9, BASE, 0, 0, 0]), Errno::EPERM.to_ret());
+        u.mem[..8].fill(0);
+        assert_eq!(dispatch(&mut u, XEN_VERSION, [6, BASE, 0, 0, 0]), 0);
+        assert_eq!(&u.mem[4..8], &[0, 0, 0, 0]);
+    }
+}

@@ -1,0 +1,218 @@
+//! The running system: machine memory, the domains, and what happens on a hypercall or a
+//! guest fault. Single CPU for now: hypercalls and exceptions run with interrupts off, so
+//! the one lock below is never contended; it is there to make the sharing explicit.
+
+use crate::arch::console;
+use crate::arch::exit::{exit, ExitCode};
+use crate::arch::x86_64::{cpu, time as hwtime, trap};
+use crate::arch::GuestFrame;
+use crate::guest_access::{GuestMemory, GuestRange};
+use crate::hypercall::{self, BuildFacts, Caller, Platform};
+use crate::mm::frame_alloc::FrameAllocator;
+use crate::multiboot::CmdLine;
+use crate::time::TimeScale;
+use alloc::vec::Vec;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::sched::ShutdownReason;
+use hypercall_abi::sysctl::PhysInfo;
+use spin::Mutex;
+
+/// Where a domain is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DomState {
+    /// Runnable.
+    Running,
+    /// Shut itself down.
+    Shutdown(ShutdownReason),
+    /// Killed for a fault.
+    Crashed,
+}
+
+/// A domain as the microkernel keeps it.
+// The p2m and shared_info frame are read once domains are torn down and listed (the domain
+// builder in dom0 and `xl list` come next); until then only construction writes them.
+#[allow(dead_code)]
+pub struct Domain {
+    /// Domain id.
+    pub id: u16,
+    /// Control privilege.
+    pub privileged: bool,
+    /// Life state.
+    pub state: DomState,
+    /// Pseudo-physical to machine frame map.
+    pub p2m: Vec<u64>,
+    /// Machine frame of shared_info.
+    pub shared_info_mfn: u64,
+    /// Machine frame of the top-level page table.
+    pub l4_mfn: u64,
+}
+
+/// Everything the microkernel owns after boot.
+pub struct Machine {
+    /// Machine frames.
+    pub frames: FrameAllocator<'static>,
+    /// Usable RAM reported by the loader, in pages.
+    pub total_pages: u64,
+    /// TSC frequency.
+    pub tsc_khz: u64,
+    /// TSC at microkernel entry (system time zero).
+    pub boot_tsc: u64,
+    /// The microkernel's command line (image name first).
+    pub cmdline: CmdLine,
+    /// All domains.
+    pub domains: Vec<Domain>,
+    /// Index of the running domain.
+    pub current: usize,
+}
+
+impl Machine {
+    /// Nanoseconds since microkernel entry.
+    pub fn now_ns(&self) -> u64 {
+        TimeScale::for_frequency(self.tsc_khz * 1000).ticks_to_ns(hwtime::rdtsc().wrapping_sub(self.boot_tsc))
+    }
+}
+
+/// The machine, once booted.
+pub static MACHINE: Mutex<Option<Machine>> = Mutex::new(None);
+
+struct MachinePlatform<'a> {
+    m: &'a mut Machine,
+}
+
+impl GuestMemory for MachinePlatform<'_> {
+    fn copy_from_guest(&mut self, src: GuestRange, buf: &mut [u8]) -> Result<(), Errno> {
+        // SAFETY: `buf` is a hypervisor buffer of exactly src.len() bytes; `src` was checked
+        // by GuestRange and the current page tables are the calling guest's.
+        unsafe { trap::copy_with_fixup(buf.as_mut_ptr(), src.addr() as *const u8, buf.len()) }
+            .map_err(|_| Errno::EFAULT)
+    }
+
+    fn copy_to_guest(&mut self, dst: GuestRange, buf: &[u8]) -> Result<(), Errno> {
+        // SAFETY: as above, in the other direction; CR0.WP makes read-only guest pages fault.
+        unsafe { trap::copy_with_fixup(dst.addr() as *mut u8, buf.as_ptr(), buf.len()) }.map_err(|_| Errno::EFAULT)
+    }
+}
+
+impl Platform for MachinePlatform<'_> {
+    fn caller(&self) -> Caller {
+        let d = &self.m.domains[self.m.current];
+        Caller { domid: d.id, privileged: d.privileged }
+    }
+
+    fn console_write(&mut self, bytes: &[u8]) {
+        console::write_bytes(bytes);
+    }
+
+    fn console_read(&mut self, buf: &mut [u8]) -> usize {
+        console::read_bytes(buf)
+    }
+
+    fn physinfo(&self) -> PhysInfo {
+        PhysInfo {
+            nr_cpus: 1,
+            cpu_khz: self.m.tsc_khz as u32,
+            total_pages: self.m.total_pages,
+            free_pages: self.m.frames.free_frames(),
+            max_mfn: self.m.frames.max_frame().saturating_sub(1),
+            uptime_ns: self.m.now_ns(),
+            nr_domains: self.m.domains.iter().filter(|d| d.state == DomState::Running).count() as u32,
+            _pad: 0,
+        }
+    }
+
+    fn set_bare_syscall(&mut self, on: bool) {
+        cpu::set_bare_syscall(on);
+    }
+
+    fn shutdown(&mut self, reason: ShutdownReason) {
+        let cur = self.m.current;
+        self.m.domains[cur].state = DomState::Shutdown(reason);
+    }
+
+    fn yield_cpu(&mut self) {
+        // One runnable vCPU: nothing to switch to.
+    }
+
+    fn command_line(&self) -> &[u8] {
+        self.m.cmdline.args()
+    }
+
+    fn build_facts(&self) -> BuildFacts {
+        BuildFacts { compiler: env!("MK_COMPILER"), changeset: env!("MK_CHANGESET"), date: env!("MK_DATE") }
+    }
+}
+
+/// Runs the hypercall in `f` for the current domain.
+pub fn hypercall(f: &mut GuestFrame) {
+    let mut guard = MACHINE.lock();
+    let m = guard.as_mut().expect("hypercall before boot finished");
+    let nr = f.rax;
+    let mut p = MachinePlatform { m };
+    f.rax = hypercall::dispatch(&mut p, nr, [f.rdi, f.rsi, f.rdx, f.r10, f.r8]) as u64;
+    let cur = m.current;
+    if m.domains[cur].state != DomState::Running {
+        drop(guard);
+        domain_stopped(cur);
+    }
+}
+
+/// Stops the current domain for a fault it took (or a state it cannot be resumed from).
+pub fn guest_fault(f: &GuestFrame, why: &str) -> ! {
+    let cur;
+    {
+        let mut guard = MACHINE.lock();
+        let m = guard.as_mut().expect("guest fault before boot finished");
+        cur = m.current;
+        let d = &mut m.domains[cur];
+        d.state = DomState::Crashed;
+        if !why.is_empty() {
+            crate::mkprintln!("d{} crashed: {} rip={:#x}", d.id, why, f.rip);
+        } else if f.vector == 14 {
+            crate::mkprintln!(
+                "d{} crashed: vector {} {} rip={:#x} error={:#x} cr2={:#x}",
+                d.id,
+                f.vector,
+                trap::vector_name(f.vector),
+                f.rip,
+                f.error,
+                trap::cr2()
+            );
+        } else {
+            crate::mkprintln!(
+                "d{} crashed: vector {} {} rip={:#x} error={:#x}",
+                d.id,
+                f.vector,
+                trap::vector_name(f.vector),
+                f.rip,
+                f.error
+            );
+        }
+    }
+    domain_stopped(cur)
+}
+
+/// A domain stopped running: report it and decide what the machine does next.
+fn domain_stopped(idx: usize) -> ! {
+    let guard = MACHINE.lock();
+    let m = guard.as_ref().expect("domain stopped before boot finished");
+    let d = &m.domains[idx];
+    let (what, code) = match d.state {
+        DomState::Shutdown(ShutdownReason::Poweroff) => ("poweroff", ExitCode::Poweroff),
+        DomState::Shutdown(ShutdownReason::Reboot) => ("reboot", ExitCode::Reboot),
+        DomState::Shutdown(ShutdownReason::Watchdog) => ("watchdog", ExitCode::Crash),
+        DomState::Shutdown(_) => ("crash", ExitCode::Crash),
+        DomState::Crashed => ("crash", ExitCode::Crash),
+        DomState::Running => unreachable!("domain_stopped on a running domain"),
+    };
+    if let DomState::Shutdown(_) = d.state {
+        crate::mkprintln!("d{} shutdown: {}", d.id, what);
+    }
+    let left = m.domains.iter().filter(|d| d.state == DomState::Running).count();
+    if left == 0 {
+        crate::mkprintln!("d{} stopped; no domains left to run; powering off ({})", d.id, what);
+        exit(code)
+    }
+    // Several domains arrive with the domain builder in dom0; until then dom0 is the only one.
+    crate::mkprintln!("d{} stopped; {} domains left but no scheduler yet; powering off", d.id, left);
+    exit(code)
+}

@@ -1,0 +1,133 @@
+//! The boot sequence, from the first Rust instruction to entering dom0.
+
+use crate::arch::console;
+use crate::arch::exit::{exit, ExitCode};
+use crate::arch::x86_64::{cpu, gdt, idt, paging, pic, time as hwtime};
+use crate::kernel::{Machine, MACHINE};
+use crate::mm::boot_mem::{FreeRanges, Range};
+use crate::mm::frame_alloc::FrameAllocator;
+use crate::multiboot::{self, PhysRead};
+use crate::{cmdline, dom0_build, mkprintln};
+use alloc::vec::Vec;
+use core::fmt;
+use core::ptr::addr_of;
+use linked_list_allocator::LockedHeap;
+
+/// Physical address the image is loaded at (linker.ld PHYS_BASE).
+const PHYS_BASE: u64 = 0x10_0000;
+/// The microkernel's heap.
+const HEAP_SIZE: u64 = 8 << 20;
+/// Boot structures and carve-outs must lie here: the boot page tables map 4 GiB.
+const BOOT_MAPPED: u64 = 4 << 30;
+
+#[global_allocator]
+static HEAP: LockedHeap = LockedHeap::empty();
+
+extern "C" {
+    static hv_stack_top: u8;
+    static __image_end: u8;
+}
+
+/// Physical memory as seen through the boot direct map (first 4 GiB).
+struct BootPhys;
+
+impl PhysRead for BootPhys {
+    fn read(&self, paddr: u64, buf: &mut [u8]) -> bool {
+        let Some(end) = paddr.checked_add(buf.len() as u64) else { return false };
+        if end > BOOT_MAPPED {
+            return false;
+        }
+        // SAFETY: the boot tables map [0, 4 GiB) at DIRECTMAP_BASE; the range is inside it
+        // and we only read.
+        unsafe { core::ptr::copy_nonoverlapping(paging::directmap(paddr), buf.as_mut_ptr(), buf.len()) };
+        true
+    }
+}
+
+/// Stops the boot with one clear line.
+pub fn boot_error(why: fmt::Arguments<'_>) -> ! {
+    mkprintln!("boot error: {}", why);
+    mkprintln!("nothing to run; stopping the machine");
+    exit(ExitCode::BootError)
+}
+
+#[no_mangle]
+extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
+    console::init();
+    mkprintln!("microkernel {} booting", env!("CARGO_PKG_VERSION"));
+    let stack_top = addr_of!(hv_stack_top) as u64;
+    gdt::init(stack_top);
+    idt::init();
+    pic::disable();
+    cpu::init(stack_top);
+
+    let bi = multiboot::parse(magic as u32, info, &BootPhys).unwrap_or_else(|e| boot_error(format_args!("{e}")));
+    let args = core::str::from_utf8(bi.cmdline.args()).unwrap_or("<non-utf8>");
+    mkprintln!("loader: {:?}, {} module(s), command line \"{}\"", bi.protocol, bi.modules.len(), args);
+    let opts = cmdline::parse(bi.cmdline.args()).unwrap_or_else(|e| boot_error(format_args!("{e}")));
+
+    // What must never be handed out: the image, the modules, the boot information.
+    let image_end = addr_of!(__image_end) as u64 - paging::KERNEL_VBASE;
+    let mut reserved: heapless::Vec<Range, 24> = heapless::Vec::new();
+    let _ = reserved.push(Range { start: PHYS_BASE, end: image_end });
+    let _ = reserved.push(Range { start: bi.info_range.0, end: bi.info_range.1 });
+    for m in &bi.modules {
+        let _ = reserved.push(Range { start: m.start, end: m.end });
+    }
+    let mut free = FreeRanges::new(&bi.regions, &reserved);
+    let total_bytes: u64 = bi.regions.iter().filter(|r| r.is_available()).map(|r| r.len).sum();
+
+    let words = FrameAllocator::words_for(free.top() / 4096);
+    let bitmap_bytes = (words * 8) as u64;
+    let bitmaps = free
+        .carve(2 * bitmap_bytes, BOOT_MAPPED)
+        .unwrap_or_else(|| boot_error(format_args!("no room below 4 GiB for the frame bitmaps")));
+    let heap = free
+        .carve(HEAP_SIZE, BOOT_MAPPED)
+        .unwrap_or_else(|| boot_error(format_args!("no room below 4 GiB for the microkernel heap")));
+    // SAFETY: both ranges were just carved out of free RAM below 4 GiB, so nothing else will
+    // ever use them, and the boot tables (and later the direct map) map them; they live for
+    // the rest of the run.
+    let (bits, managed) = unsafe {
+        let b = paging::directmap(bitmaps) as *mut u64;
+        (
+            core::slice::from_raw_parts_mut(b, words),
+            core::slice::from_raw_parts_mut(b.add(words), words),
+        )
+    };
+    // SAFETY: as above: a carved, exclusively owned, mapped range of HEAP_SIZE bytes.
+    unsafe { HEAP.lock().init(paging::directmap(heap), HEAP_SIZE as usize) };
+    let mut frames = FrameAllocator::new(&free, bits, managed);
+    mkprintln!("memory: {} KiB usable, {} frames free", total_bytes / 1024, frames.free_frames());
+
+    let tsc_khz = hwtime::calibrate_tsc_khz();
+    mkprintln!("tsc: {}.{:03} MHz", tsc_khz / 1000, tsc_khz % 1000);
+
+    let ram: Vec<(u64, u64)> = bi.regions.iter().filter(|r| r.is_available()).map(|r| (r.base, r.len)).collect();
+    let m2p_entries = frames.max_frame();
+    let hv = paging::init(&mut frames, &ram, m2p_entries);
+    mkprintln!("hypervisor address space ready ({} M2P entries)", m2p_entries);
+
+    let mut machine = Machine {
+        frames,
+        total_pages: total_bytes / 4096,
+        tsc_khz,
+        boot_tsc,
+        cmdline: bi.cmdline,
+        domains: Vec::new(),
+        current: 0,
+    };
+    let entry = dom0_build::build_dom0(&mut machine, &bi, &opts, &hv)
+        .unwrap_or_else(|e| boot_error(format_args!("{e}")));
+    let l4 = machine.domains[0].l4_mfn;
+    *MACHINE.lock() = Some(machine);
+    paging::switch_to(l4);
+    mkprintln!("starting dom0");
+    crate::arch::enter_guest_first_time(entry)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    console::print_line_unlocked(format_args!("PANIC: {info}"));
+    exit(ExitCode::Panic)
+}
