@@ -1,0 +1,189 @@
+//! The console shell's commands: the table `help` prints and the parser.
+
+use core::fmt;
+
+/// A parsed shell line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// Nothing but whitespace: just prompt again.
+    Empty,
+    /// `help`: list the commands.
+    Help,
+    /// `info`: hypervisor, memory, uptime, domains, cpus.
+    Info,
+    /// `version`: xen_version facts.
+    Version,
+    /// `shutdown`: power the machine off.
+    Shutdown,
+    /// A known command given arguments it does not take.
+    UnexpectedArgument {
+        /// The command.
+        command: &'static str,
+        /// The first extra word.
+        argument: &'a str,
+    },
+    /// A word that is not a command.
+    Unknown(&'a str),
+}
+
+/// One entry of the command table.
+#[derive(Clone, Copy, Debug)]
+pub struct CommandInfo {
+    /// What the user types.
+    pub name: &'static str,
+    /// One line for `help`.
+    pub summary: &'static str,
+}
+
+/// Every command, in the order `help` lists them.
+pub const COMMANDS: [CommandInfo; 4] = [
+    CommandInfo {
+        name: "help",
+        summary: "list the commands",
+    },
+    CommandInfo {
+        name: "info",
+        summary: "hypervisor version, memory, uptime, domains and cpus",
+    },
+    CommandInfo {
+        name: "version",
+        summary: "hypervisor version details (xen_version)",
+    },
+    CommandInfo {
+        name: "shutdown",
+        summary: "power the machine off",
+    },
+];
+
+/// Parses one line: the first whitespace-separated word is the command.
+pub fn parse(line: &str) -> Command<'_> {
+    let mut words = line.split_whitespace();
+    let Some(word) = words.next() else {
+        return Command::Empty;
+    };
+    let (command, name) = match word {
+        "help" => (Command::Help, "help"),
+        "info" => (Command::Info, "info"),
+        "version" => (Command::Version, "version"),
+        "shutdown" => (Command::Shutdown, "shutdown"),
+        _ => return Command::Unknown(word),
+    };
+    match words.next() {
+        None => command,
+        Some(argument) => Command::UnexpectedArgument {
+            command: name,
+            argument,
+        },
+    }
+}
+
+/// The `help` text: one line per command.
+pub struct Help;
+
+impl fmt::Display for Help {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in COMMANDS {
+            writeln!(f, "  {:<10}{}", c.name, c.summary)?;
+        }
+        Ok(())
+    }
+}
+
+/// The error line for a command the shell cannot run (`None` for runnable commands).
+pub fn error_line<'a>(command: &Command<'a>) -> Option<ErrorLine<'a>> {
+    match *command {
+        Command::Unknown(word) => Some(ErrorLine::Unknown(word)),
+        Command::UnexpectedArgument { command, argument } => {
+            Some(ErrorLine::Argument { command, argument })
+        }
+        _ => None,
+    }
+}
+
+/// One line explaining why a command was not run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorLine<'a> {
+    /// `unknown command '<word>'; type 'help' for the list`
+    Unknown(&'a str),
+    /// `<command>: unexpected argument '<argument>'`
+    Argument {
+        /// The command.
+        command: &'a str,
+        /// The extra word.
+        argument: &'a str,
+    },
+}
+
+impl fmt::Display for ErrorLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorLine::Unknown(word) => {
+                write!(f, "unknown command '{word}'; type 'help' for the list")
+            }
+            ErrorLine::Argument { command, argument } => {
+                write!(f, "{command}: unexpected argument '{argument}'")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::format;
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(parse("help"), Command::Help);
+        assert_eq!(parse("  info  "), Command::Info);
+        assert_eq!(parse("\tversion"), Command::Version);
+        assert_eq!(parse("shutdown"), Command::Shutdown);
+        assert_eq!(parse(""), Command::Empty);
+        assert_eq!(parse("   \t "), Command::Empty);
+    }
+
+    #[test]
+    fn unknown_and_extra_words() {
+        assert_eq!(parse("reboot now"), Command::Unknown("reboot"));
+        assert_eq!(parse("HELP"), Command::Unknown("HELP"));
+        assert_eq!(parse("infox"), Command::Unknown("infox"));
+        assert_eq!(
+            parse("info  -v x"),
+            Command::UnexpectedArgument {
+                command: "info",
+                argument: "-v"
+            }
+        );
+    }
+
+    #[test]
+    fn error_lines() {
+        assert_eq!(
+            format!("{}", error_line(&parse("frobnicate 1 2")).unwrap()),
+            "unknown command 'frobnicate'; type 'help' for the list"
+        );
+        assert_eq!(
+            format!("{}", error_line(&parse("shutdown now")).unwrap()),
+            "shutdown: unexpected argument 'now'"
+        );
+        assert_eq!(error_line(&parse("help")), None);
+        assert_eq!(error_line(&parse("")), None);
+    }
+
+    #[test]
+    fn help_lists_every_command_once() {
+        let text = format!("{Help}");
+        assert_eq!(text.lines().count(), COMMANDS.len());
+        for c in COMMANDS {
+            assert_eq!(
+                text.lines()
+                    .filter(|l| l.trim_start().starts_with(c.name))
+                    .count(),
+                1
+            );
+            // Every listed command parses as itself.
+            assert!(!matches!(parse(c.name), Command::Unknown(_)), "{}", c.name);
+        }
+    }
+}

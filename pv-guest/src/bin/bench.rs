@@ -1,0 +1,106 @@
+//! bench: measures the cost of a null hypercall beside a bare ring 3 -> ring 0 -> ring 3
+//! round trip, in TSC cycles (run as dom0; needs SYSCTL_BENCH).
+//!
+//! Output (see docs/interfaces.md):
+//! ```text
+//! BENCH hypercall_null_xen_version <v> cycles bare_syscall_sysret <b>
+//! BENCH bare_syscall_sysret <b> cycles
+//! BENCH rdtsc_overhead <r> cycles
+//! BENCH DONE
+//! ```
+//! Each figure is the median of individually timed samples; the rdtsc overhead is included
+//! in every sample and reported on its own so ratios can be corrected.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use core::arch::asm;
+
+use pv_guest::hypercall::{self, xen_version_raw};
+use pv_guest::hypercall_abi::sysctl::{BENCH_BARE_SYSCALL_OFF, BENCH_BARE_SYSCALL_ON};
+use pv_guest::hypercall_abi::version::XENVER_VERSION;
+use pv_guest::stats::{median, sample};
+use pv_guest::time::rdtsc;
+use pv_guest::{println, StartInfo};
+
+/// Samples per figure.
+const SAMPLES: usize = 100_000;
+/// Untimed iterations before each measurement (warm caches and TLB).
+const WARMUP: usize = 1_000;
+
+/// Times `op` `SAMPLES` times individually and returns the median in cycles.
+fn measure(mut op: impl FnMut()) -> u32 {
+    for _ in 0..WARMUP {
+        op();
+    }
+    let mut samples: Vec<u32> = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let start = rdtsc();
+        op();
+        let end = rdtsc();
+        samples.push(sample(start, end));
+    }
+    median(&mut samples).unwrap_or(0)
+}
+
+/// XENVER_version through the hypercall page: the cheapest real hypercall.
+#[inline(always)]
+fn null_hypercall() {
+    // SAFETY: XENVER_version takes no argument and touches no guest memory.
+    unsafe {
+        xen_version_raw(XENVER_VERSION, core::ptr::null_mut());
+    }
+}
+
+/// A bare `syscall` with rax = 0. Only valid while BENCH_BARE_SYSCALL_ON is in force: the
+/// microkernel's entry then returns at once with sysret.
+#[inline(always)]
+fn bare_syscall() {
+    // SAFETY: with the bare entry on, the hypervisor returns immediately, clobbering only
+    // rcx and r11 (syscall/sysret); the argument registers are declared clobbered too, as
+    // for a hypercall, so the comparison is fair and safe if the entry touches them.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") 0u64 => _,
+            out("rdi") _, out("rsi") _, out("rdx") _, out("r10") _, out("r8") _,
+            out("rcx") _, out("r11") _,
+            options(nostack),
+        );
+    }
+}
+
+fn main(_si: &'static StartInfo) {
+    let rdtsc_overhead = measure(|| {});
+    let null = measure(null_hypercall);
+
+    let bare = match hypercall::bench_op(BENCH_BARE_SYSCALL_ON) {
+        Ok(()) => {
+            let bare = measure(bare_syscall);
+            if let Err(e) = hypercall::bench_op(BENCH_BARE_SYSCALL_OFF) {
+                println!("BENCH ERROR sysctl(BENCH_BARE_SYSCALL_OFF) failed: {e}");
+            }
+            Some(bare)
+        }
+        Err(e) => {
+            // Without the bare entry a syscall with rax = 0 would be a real hypercall
+            // (set_trap_table), so there is no baseline.
+            println!("BENCH ERROR sysctl(BENCH_BARE_SYSCALL_ON) failed: {e}");
+            None
+        }
+    };
+
+    match bare {
+        Some(b) => {
+            println!("BENCH hypercall_null_xen_version {null} cycles bare_syscall_sysret {b}");
+            println!("BENCH bare_syscall_sysret {b} cycles");
+        }
+        None => println!("BENCH hypercall_null_xen_version {null} cycles"),
+    }
+    println!("BENCH rdtsc_overhead {rdtsc_overhead} cycles");
+    println!("BENCH DONE");
+}
+
+pv_guest::entry!(main);

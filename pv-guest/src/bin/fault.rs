@@ -1,0 +1,63 @@
+//! fault: executes one forbidden operation, named by its command line, to check that the
+//! microkernel kills the guest (and only the guest) for it.
+//!
+//! Operations: `cli`, `hlt`, `cr3` (write CR3), `hv-read` (read hypervisor memory),
+//! `m2p-write` (write the read-only M2P), `ud2`. Prints `fault: about to <op>` first; if the
+//! operation returns, prints `fault: survived <op>` and powers off (the scenario then fails
+//! on the missing crash line). An unknown or missing operation crashes the domain with a
+//! message.
+#![no_std]
+#![no_main]
+
+use core::arch::asm;
+use core::ptr;
+
+use pv_guest::{println, start_info, ShutdownReason, StartInfo};
+
+/// A hypervisor text address (supervisor-only for guests).
+/// The microkernel's direct map of RAM: present, but supervisor-only.
+const HYPERVISOR_DIRECT_MAP: u64 = 0xffff_8300_0000_0000;
+/// The read-only M2P guests see.
+const RO_M2P_BASE: u64 = 0xffff_8000_0000_0000;
+
+/// The operations, by command-line name.
+const OPS: [&str; 6] = ["cli", "hlt", "cr3", "hv-read", "m2p-write", "ud2"];
+
+/// Runs `op`. Each operation is a privileged or invalid instruction, or an access to memory
+/// the guest may not touch: in ring 3 it raises #GP, #PF or #UD and the microkernel kills the
+/// domain. Should one ever return, no Rust-visible state changed: no register is an output,
+/// and the write goes to memory Rust does not own.
+fn execute(op: &str) {
+    match op {
+        // SAFETY: see above.
+        "cli" => unsafe { asm!("cli", options(nomem, nostack)) },
+        // SAFETY: see above.
+        "hlt" => unsafe { asm!("hlt", options(nomem, nostack)) },
+        // SAFETY: see above; rax is 0 (an input only).
+        "cr3" => unsafe { asm!("mov cr3, rax", in("rax") 0u64, options(nostack)) },
+        "hv-read" => {
+            // SAFETY: see above.
+            let v = unsafe { ptr::read_volatile(HYPERVISOR_DIRECT_MAP as *const u64) };
+            println!("fault: read {v:#x}");
+        }
+        // SAFETY: see above.
+        "m2p-write" => unsafe { ptr::write_volatile(RO_M2P_BASE as *mut u64, 0) },
+        // SAFETY: see above.
+        "ud2" => unsafe { asm!("ud2", options(nomem, nostack)) },
+        _ => unreachable!("op checked against OPS"),
+    }
+}
+
+fn main(si: &'static StartInfo) -> ShutdownReason {
+    let cmdline = start_info::cmdline(si);
+    let Some(op) = cmdline.split_whitespace().find(|w| OPS.contains(w)) else {
+        println!("fault: no operation in cmdline \"{cmdline}\"; want one of {OPS:?}");
+        return ShutdownReason::Crash;
+    };
+    println!("fault: about to {op}");
+    execute(op);
+    println!("fault: survived {op}");
+    ShutdownReason::Poweroff
+}
+
+pv_guest::entry!(main);

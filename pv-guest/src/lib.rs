@@ -1,0 +1,127 @@
+//! pv-guest: the kit for Xen-style x86_64 PV guest kernels (ring 3, Xen's PV ABI).
+//!
+//! - start of day (`start`): `_start`, boot stack, hypercall page, Xen ELF notes, and
+//!   [`entry!`];
+//! - `hypercall`: typed hypercalls through the hypercall page;
+//! - [`console`]: `print!`/`println!` over `console_io`;
+//! - `heap` (the `#[global_allocator]`), the panic handler, `time` (rdtsc);
+//! - portable, host-tested helpers: [`mod@start_info`], [`modules`], [`mod@line`],
+//!   [`text`], [`stats`].
+//!
+//! Everything that touches registers, instructions or linker symbols is compiled for the
+//! guest target (`target_os = "none"`) only, so `cargo test -p pv-guest --lib` runs the
+//! portable parts on the host.
+//!
+//! A guest binary:
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! use pv_guest::{println, StartInfo};
+//!
+//! fn main(si: &'static StartInfo) {
+//!     println!("hello from {} pages", si.nr_pages);
+//! } // returning powers off
+//!
+//! pv_guest::entry!(main);
+//! ```
+#![no_std]
+
+pub mod console;
+pub mod line;
+pub mod modules;
+pub mod start_info;
+pub mod stats;
+pub mod text;
+
+#[cfg(target_os = "none")]
+pub mod heap;
+#[cfg(target_os = "none")]
+pub mod hypercall;
+#[cfg(target_os = "none")]
+mod panic;
+#[cfg(target_os = "none")]
+pub mod start;
+#[cfg(target_os = "none")]
+pub mod time;
+
+pub use hypercall_abi;
+pub use hypercall_abi::sched::ShutdownReason;
+pub use hypercall_abi::start_info::StartInfo;
+
+/// What a guest's main may return; the kit shuts the domain down accordingly.
+///
+/// - `()`: poweroff;
+/// - [`ShutdownReason`]: that reason;
+/// - `Result<(), E>` with `E: Display`: poweroff on `Ok`, otherwise the error is printed
+///   (`error: <e>`) and the domain shuts down with reason crash.
+pub trait GuestExit {
+    /// The shutdown reason this return value asks for.
+    fn shutdown_reason(self) -> ShutdownReason;
+}
+
+impl GuestExit for () {
+    fn shutdown_reason(self) -> ShutdownReason {
+        ShutdownReason::Poweroff
+    }
+}
+
+impl GuestExit for ShutdownReason {
+    fn shutdown_reason(self) -> ShutdownReason {
+        self
+    }
+}
+
+impl<E: core::fmt::Display> GuestExit for Result<(), E> {
+    fn shutdown_reason(self) -> ShutdownReason {
+        match self {
+            Ok(()) => ShutdownReason::Poweroff,
+            Err(_e) => {
+                #[cfg(target_os = "none")]
+                println!("error: {}", _e);
+                ShutdownReason::Crash
+            }
+        }
+    }
+}
+
+/// A guest main function the kit can run: `fn(&'static StartInfo) -> R` with
+/// `R:` [`GuestExit`], or `fn(&'static StartInfo) -> !`. Used by [`entry!`].
+pub trait GuestMain {
+    /// Runs main and returns how to shut down.
+    fn run(self, si: &'static StartInfo) -> ShutdownReason;
+}
+
+impl<R: GuestExit> GuestMain for fn(&'static StartInfo) -> R {
+    fn run(self, si: &'static StartInfo) -> ShutdownReason {
+        self(si).shutdown_reason()
+    }
+}
+
+impl GuestMain for fn(&'static StartInfo) -> ! {
+    fn run(self, si: &'static StartInfo) -> ShutdownReason {
+        self(si)
+    }
+}
+
+/// Declares the guest's main function.
+///
+/// `pv_guest::entry!(path::to::main)` where main is
+/// `fn main(si: &'static StartInfo) -> R` with `R` one of `()`, [`ShutdownReason`] or
+/// `Result<(), impl Display>` (see [`GuestExit`]), or `fn main(si: &'static StartInfo) -> !`.
+///
+/// The kit calls main after zeroing .bss, switching to its 64 KiB boot stack, checking the
+/// start_info magic (`"xen-..."`) and setting up the console and the heap. When main
+/// returns, the domain shuts down: poweroff for `()`, the given reason otherwise. A `-> !`
+/// main shuts down itself with `hypercall::sched_shutdown`. Use the macro exactly once,
+/// in the guest binary; it defines the symbol `__pv_guest_main` that the start code calls.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub fn __pv_guest_main(si: &'static $crate::StartInfo) -> $crate::ShutdownReason {
+            $crate::GuestMain::run($main as fn(&'static $crate::StartInfo) -> _, si)
+        }
+    };
+}
