@@ -1,0 +1,281 @@
+//! `cargo xtask bench`: runs the bench guest and a normal boot, writes target/bench/latest.json.
+//!
+//! The bench guest prints `BENCH <name> <value> <unit> [<baseline-name> <baseline-value>]`
+//! lines and `BENCH DONE`; each figure is reported with its ratio to the baseline measured
+//! in the same run (under TCG only ratios from one run mean much). Timing is never asserted.
+
+use crate::build::{build_kernels, Layout};
+use crate::deps;
+use crate::qemu::{run_scripted, Accel, Boot, Module, QemuConfig, Serial, Session, PROMPT};
+use anyhow::{bail, Context, Result};
+use regex::Regex;
+use serde::Serialize;
+use serde_json::Number;
+use std::time::Duration;
+
+const BENCH_TIMEOUT: Duration = Duration::from_secs(300);
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// QEMU accelerator (figures under kvm and tcg are not comparable).
+    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+    accel: Accel,
+}
+
+/// One figure of target/bench/latest.json.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    /// What was measured.
+    pub name: String,
+    /// The figure, as printed (integer or decimal).
+    pub value: Number,
+    /// `cycles`, `ms`...
+    pub unit: String,
+    /// The baseline's name, when the figure has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// The baseline's figure, same unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_value: Option<Number>,
+    /// value / baseline_value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+}
+
+impl Record {
+    fn plain(name: &str, value: Number, unit: &str) -> Record {
+        Record {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            baseline: None,
+            baseline_value: None,
+            ratio: None,
+        }
+    }
+}
+
+fn number(text: &str) -> Result<Number> {
+    text.parse::<Number>()
+        .with_context(|| format!("{text:?} is not a number"))
+}
+
+/// Parses the BENCH lines; the bool says whether `BENCH DONE` was seen.
+pub fn parse_bench(lines: &[String]) -> Result<(Vec<Record>, bool)> {
+    let line_re =
+        Regex::new(r"^BENCH (\S+) (\S+) (\S+)(?: (\S+) (\S+))?\s*$").expect("valid regex");
+    let mut records = Vec::new();
+    for line in lines {
+        let line = line.trim_end();
+        if line == "BENCH DONE" {
+            return Ok((records, true));
+        }
+        let Some(caps) = line_re.captures(line) else {
+            continue;
+        };
+        let value = number(&caps[2]).with_context(|| format!("in {line:?}"))?;
+        let mut record = Record::plain(&caps[1], value, &caps[3]);
+        if let (Some(name), Some(base)) = (caps.get(4), caps.get(5)) {
+            let base = number(base.as_str()).with_context(|| format!("in {line:?}"))?;
+            let ratio = match (record.value.as_f64(), base.as_f64()) {
+                (Some(v), Some(b)) if b != 0.0 => Some(v / b),
+                _ => None,
+            };
+            record.baseline = Some(name.as_str().into());
+            record.baseline_value = Some(base);
+            record.ratio = ratio;
+        }
+        records.push(record);
+    }
+    Ok((records, false))
+}
+
+/// The figures of a normal boot: dom0's own boot time and the host's wall time to the prompt.
+pub fn boot_records(session: &Session) -> Vec<Record> {
+    let up_re = Regex::new(r"dom0: up in ([0-9]+(?:\.[0-9]+)?) ms").expect("valid regex");
+    let mut records = Vec::new();
+    if let Some(ms) = session
+        .lines()
+        .iter()
+        .find_map(|l| up_re.captures(l).and_then(|c| number(&c[1]).ok()))
+    {
+        records.push(Record::plain("boot_dom0_up", ms, "ms"));
+    }
+    if let Some(wall) = session.first_prompt {
+        let ms = (wall.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
+        if let Some(ms) = Number::from_f64(ms) {
+            records.push(Record::plain("boot_wall_to_prompt", ms, "ms"));
+        }
+    }
+    records
+}
+
+/// A table of the records.
+pub fn table(records: &[Record]) -> String {
+    let mut out = format!(
+        "{:<32} {:>14} {:<8} {:<28} {:>8}\n",
+        "name", "value", "unit", "baseline", "ratio"
+    );
+    for r in records {
+        let baseline = match (&r.baseline, &r.baseline_value) {
+            (Some(name), Some(value)) => format!("{name} {value}"),
+            _ => String::new(),
+        };
+        let ratio = r.ratio.map(|x| format!("{x:.2}")).unwrap_or_default();
+        out += &format!(
+            "{:<32} {:>14} {:<8} {:<28} {:>8}\n",
+            r.name,
+            r.value.to_string(),
+            r.unit,
+            baseline,
+            ratio
+        );
+    }
+    out
+}
+
+fn boot(
+    layout: &Layout,
+    accel: Accel,
+    dom0: &str,
+    modules: &[&str],
+    inputs: &[String],
+    timeout: Duration,
+) -> Result<Session> {
+    let mut all = vec![Module {
+        path: layout.kernel(dom0),
+        cmdline: String::new(),
+    }];
+    all.extend(
+        modules
+            .iter()
+            .map(|name| Module::named(&layout.kernel(name))),
+    );
+    let config = QemuConfig {
+        boot: Boot::Kernel {
+            kernel: layout.microkernel_elf32(),
+            xen_cmdline: String::new(),
+            modules: all,
+        },
+        memory_mib: 256,
+        accel,
+        serial: Serial::Stdio,
+    };
+    run_scripted(config.command()?, PROMPT, inputs, timeout)
+}
+
+fn tail(session: &Session) -> String {
+    let lines = session.lines();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Runs both boots, writes the JSON, prints the table.
+pub fn main(args: BenchArgs) -> Result<()> {
+    let layout = build_kernels()?;
+    deps::ensure_tools(deps::QEMU)?;
+
+    eprintln!(
+        "xtask: running the bench guest (up to {} s)",
+        BENCH_TIMEOUT.as_secs()
+    );
+    let bench = boot(&layout, args.accel, "bench", &[], &[], BENCH_TIMEOUT)?;
+    let (mut records, done) = parse_bench(&bench.lines())?;
+    eprintln!(
+        "xtask: the bench guest ran for {:.1} s",
+        bench.elapsed.as_secs_f64()
+    );
+
+    eprintln!("xtask: booting dom0 for the boot time");
+    let normal = boot(
+        &layout,
+        args.accel,
+        "dom0",
+        &["hello"],
+        &["shutdown".into()],
+        BOOT_TIMEOUT,
+    )?;
+    records.extend(boot_records(&normal));
+
+    let dir = layout.target.join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("latest.json");
+    let json = serde_json::to_string_pretty(&records).context("encoding the records")?;
+    std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    print!("{}", table(&records));
+    println!("wrote {}", path.display());
+
+    if !done {
+        bail!(
+            "the bench guest did not print BENCH DONE ({}); its last lines:\n{}",
+            if bench.timed_out {
+                "timed out".to_string()
+            } else {
+                format!("exit status {:?}", bench.status)
+            },
+            tail(&bench)
+        );
+    }
+    if normal.first_prompt.is_none() {
+        bail!(
+            "dom0 never printed its prompt; its last lines:\n{}",
+            tail(&normal)
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<String> {
+        crate::qemu::split_lines(text)
+    }
+
+    #[test]
+    fn parses_records_and_ratios() {
+        let out = "(mk) booting\nBENCH hypercall_null 840 cycles bare_syscall 210\n\
+                   BENCH pt_update 1200.5 cycles\nnot a BENCH line\nBENCH DONE\nBENCH after_done 1 x\n";
+        let (records, done) = parse_bench(&lines(out)).unwrap();
+        assert!(done);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].name, "hypercall_null");
+        assert_eq!(records[0].baseline.as_deref(), Some("bare_syscall"));
+        assert_eq!(records[0].ratio, Some(4.0));
+        assert_eq!(records[1].ratio, None);
+        let json = serde_json::to_string(&records).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"name":"hypercall_null","value":840,"unit":"cycles","baseline":"bare_syscall","baseline_value":210,"ratio":4.0},{"name":"pt_update","value":1200.5,"unit":"cycles"}]"#
+        );
+    }
+
+    #[test]
+    fn missing_done_and_bad_numbers() {
+        let (records, done) = parse_bench(&lines("BENCH a 1 ms\n")).unwrap();
+        assert!(!done);
+        assert_eq!(records.len(), 1);
+        assert!(parse_bench(&lines("BENCH a lots ms\n")).is_err());
+        let (records, _) = parse_bench(&lines("BENCH a 5 ms b 0\n")).unwrap();
+        assert_eq!(records[0].ratio, None, "no ratio against a zero baseline");
+    }
+
+    #[test]
+    fn boot_figures() {
+        let session = Session {
+            output: "dom0: up in 12.345 ms since microkernel entry\ndom0> ".into(),
+            first_prompt: Some(Duration::from_millis(1234)),
+            ..Session::default()
+        };
+        let records = boot_records(&session);
+        assert_eq!(
+            records[0],
+            Record::plain("boot_dom0_up", number("12.345").unwrap(), "ms")
+        );
+        assert_eq!(records[1].name, "boot_wall_to_prompt");
+        assert_eq!(records[1].value.as_f64(), Some(1234.0));
+        assert!(table(&records).contains("boot_dom0_up"));
+    }
+}

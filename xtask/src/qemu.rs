@@ -1,0 +1,399 @@
+//! The QEMU command line, its exit statuses, and a runner that scripts the serial console.
+//!
+//! Multiboot strings: QEMU's loader hands the microkernel `"<kernel path> <-append>"` as its
+//! command line and `"<module path> <args>"` for each `-initrd` entry, so the first word of
+//! every string is an image name that the microkernel strips (Xen's convention). GRUB drops
+//! the path instead, which is why grub.cfg (image.rs) spells an image name out.
+
+use anyhow::{bail, Context, Result};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// The dom0 prompt; it ends without a newline.
+pub const PROMPT: &str = "dom0> ";
+
+/// QEMU's accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Accel {
+    /// Software emulation: works everywhere, what every test uses.
+    #[default]
+    Tcg,
+    /// KVM: opt-in; this machine's paravirtual KVM (no VT-x/SVM) may not run PV guests.
+    Kvm,
+}
+
+/// How the serial port reaches the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serial {
+    /// `mon:stdio`: interactive terminal, Ctrl-A X quits, Ctrl-A C for the monitor.
+    MonitorAndStdio,
+    /// `stdio`: pipes (scripts, CI, the test runner).
+    Stdio,
+}
+
+/// A Multiboot module: the file and the words after its image name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    /// The file QEMU loads.
+    pub path: PathBuf,
+    /// The module's command line as the microkernel passes it on (image name stripped).
+    pub cmdline: String,
+}
+
+impl Module {
+    /// A module whose command line is its own file name (`hello`, `abi-test`...), the way
+    /// dom0 lists modules.
+    pub fn named(path: &Path) -> Module {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Module {
+            path: path.to_path_buf(),
+            cmdline: name,
+        }
+    }
+}
+
+/// What QEMU boots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Boot {
+    /// `-kernel` with the ELF32 microkernel; the first module is dom0's kernel.
+    Kernel {
+        /// The ELF32 microkernel.
+        kernel: PathBuf,
+        /// The microkernel's own command line.
+        xen_cmdline: String,
+        /// dom0 first, then the others.
+        modules: Vec<Module>,
+    },
+    /// `-cdrom` with the GRUB ISO from `cargo xtask image`.
+    Iso(PathBuf),
+}
+
+/// Everything that varies between QEMU runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuConfig {
+    /// What to boot.
+    pub boot: Boot,
+    /// Guest RAM in MiB (`-m`).
+    pub memory_mib: u32,
+    /// `-accel`.
+    pub accel: Accel,
+    /// `-serial`.
+    pub serial: Serial,
+}
+
+/// The machine every run uses. No default NIC: nothing uses it and it wants an option ROM.
+const FIXED_ARGS: &str = "-machine pc -cpu max -smp 1 -display none -no-reboot -nic none \
+    -device isa-debug-exit,iobase=0xf4,iosize=0x04";
+
+/// QEMU's option parser splits on commas; a literal comma is written twice.
+fn escape_commas(text: &str) -> String {
+    text.replace(',', ",,")
+}
+
+impl QemuConfig {
+    /// The arguments after `qemu-system-x86_64`.
+    pub fn args(&self) -> Result<Vec<String>> {
+        let mut args: Vec<String> = FIXED_ARGS.split(' ').map(String::from).collect();
+        args.extend(["-m".into(), self.memory_mib.to_string()]);
+        let accel = match self.accel {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        };
+        args.extend(["-accel".into(), accel.into()]);
+        let serial = match self.serial {
+            Serial::MonitorAndStdio => "mon:stdio",
+            Serial::Stdio => "stdio",
+        };
+        args.extend(["-serial".into(), serial.into()]);
+        match &self.boot {
+            Boot::Kernel {
+                kernel,
+                xen_cmdline,
+                modules,
+            } => {
+                args.extend(["-kernel".into(), kernel.display().to_string()]);
+                // QEMU puts the kernel path in front: that is the image name.
+                args.extend(["-append".into(), xen_cmdline.clone()]);
+                if !modules.is_empty() {
+                    let mut entries = Vec::new();
+                    for module in modules {
+                        let path = module.path.display().to_string();
+                        if path.contains(' ') {
+                            bail!("module path {path:?} contains a space, which QEMU's -initrd cannot express");
+                        }
+                        let entry = if module.cmdline.is_empty() {
+                            path
+                        } else {
+                            format!("{path} {}", module.cmdline)
+                        };
+                        entries.push(escape_commas(&entry));
+                    }
+                    args.extend(["-initrd".into(), entries.join(",")]);
+                }
+            }
+            Boot::Iso(iso) => {
+                args.extend(["-cdrom".into(), escape_commas(&iso.display().to_string())]);
+            }
+        }
+        Ok(args)
+    }
+
+    /// The full command, without stdio set up.
+    pub fn command(&self) -> Result<Command> {
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(self.args()?);
+        Ok(cmd)
+    }
+}
+
+/// What a QEMU exit status means (isa-debug-exit exits with `(value << 1) | 1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0x10: dom0 powered off.
+    Poweroff,
+    /// 0x11: dom0 rebooted.
+    Reboot,
+    /// 0x12: dom0 crashed or was killed for a fault.
+    Crash,
+    /// 0x13: boot error.
+    BootError,
+    /// 0x14: microkernel panic.
+    Panic,
+    /// Anything else (QEMU itself failed, a triple fault with -no-reboot exits 0...).
+    Other(i32),
+}
+
+impl Exit {
+    /// Decodes a QEMU exit status.
+    pub fn from_status(status: i32) -> Exit {
+        match status {
+            33 => Exit::Poweroff,
+            35 => Exit::Reboot,
+            37 => Exit::Crash,
+            39 => Exit::BootError,
+            41 => Exit::Panic,
+            other => Exit::Other(other),
+        }
+    }
+
+    /// The QEMU exit status this stands for.
+    pub fn status(self) -> i32 {
+        match self {
+            Exit::Poweroff => 33,
+            Exit::Reboot => 35,
+            Exit::Crash => 37,
+            Exit::BootError => 39,
+            Exit::Panic => 41,
+            Exit::Other(status) => status,
+        }
+    }
+
+    /// The exit code of `cargo xtask run` (docs/interfaces.md).
+    pub fn run_exit_code(self) -> u8 {
+        match self {
+            Exit::Poweroff => 0,
+            Exit::Reboot => 2,
+            Exit::Crash => 3,
+            Exit::BootError => 4,
+            Exit::Panic => 5,
+            Exit::Other(_) => 1,
+        }
+    }
+
+    /// One line for the user.
+    pub fn describe(self) -> String {
+        match self {
+            Exit::Poweroff => "dom0 powered off".into(),
+            Exit::Reboot => "dom0 rebooted".into(),
+            Exit::Crash => "dom0 crashed".into(),
+            Exit::BootError => "boot error".into(),
+            Exit::Panic => "microkernel panic".into(),
+            Exit::Other(status) => format!("QEMU exited with status {status}"),
+        }
+    }
+}
+
+/// Everything a scripted run saw.
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    /// All serial output, lossily decoded.
+    pub output: String,
+    /// The exit status; None on timeout (or if killed by a signal).
+    pub status: Option<i32>,
+    /// Whether the run hit its timeout and was killed.
+    pub timed_out: bool,
+    /// What the process wrote to stderr.
+    pub stderr: String,
+    /// Wall time from spawn to exit (or kill).
+    pub elapsed: Duration,
+    /// Wall time from spawn to the first prompt.
+    pub first_prompt: Option<Duration>,
+}
+
+impl Session {
+    /// The output split into lines, `\r` dropped; a last partial line (the prompt) included.
+    pub fn lines(&self) -> Vec<String> {
+        split_lines(&self.output)
+    }
+}
+
+/// Splits serial output into lines without their `\r\n`, keeping a partial last line.
+pub fn split_lines(output: &str) -> Vec<String> {
+    let mut lines: Vec<String> = output
+        .split('\n')
+        .map(|line| line.trim_end_matches('\r').to_string())
+        .collect();
+    if lines.last().is_some_and(|last| last.is_empty()) {
+        lines.pop();
+    }
+    lines
+}
+
+/// After the process exits, how long to wait for its stdout to reach end of file (a
+/// grandchild may still hold it open).
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+const POLL: Duration = Duration::from_millis(20);
+
+/// Counts prompts in a growing buffer without rescanning what it has already seen.
+struct PromptCounter {
+    prompt: Vec<u8>,
+    scanned: usize,
+    seen: usize,
+}
+
+impl PromptCounter {
+    fn update(&mut self, buffer: &[u8]) {
+        let len = self.prompt.len();
+        while let Some(found) = buffer[self.scanned..]
+            .windows(len)
+            .position(|w| w == self.prompt)
+        {
+            self.seen += 1;
+            self.scanned += found + len;
+        }
+        // Keep the last len-1 bytes: a prompt may straddle two reads.
+        self.scanned = self.scanned.max(buffer.len().saturating_sub(len - 1));
+    }
+}
+
+/// Runs `cmd` with piped stdio. `inputs[i]` (plus a newline) is written once the prompt has
+/// appeared `i + 1` times, so no input reaches the UART before the guest reads it. The
+/// process is killed when `timeout` expires; stdout is read to its end either way.
+pub fn run_scripted(
+    mut cmd: Command,
+    prompt: &str,
+    inputs: &[String],
+    timeout: Duration,
+) -> Result<Session> {
+    assert!(!prompt.is_empty(), "the prompt must not be empty");
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    let mut stdin = child.stdin.take();
+    let mut stdout = child.stdout.take().context("no stdout pipe")?;
+    let mut stderr = child.stderr.take().context("no stderr pipe")?;
+
+    let (chunks_tx, chunks) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            if chunks_tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let (stderr_tx, stderr_rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stderr.read_to_end(&mut all);
+        let _ = stderr_tx.send(all);
+    });
+
+    let deadline = start + timeout;
+    let mut output = Vec::new();
+    let mut prompts = PromptCounter {
+        prompt: prompt.as_bytes().to_vec(),
+        scanned: 0,
+        seen: 0,
+    };
+    let mut first_prompt = None;
+    let mut sent = 0;
+    let mut status = None;
+    let mut timed_out = false;
+    let mut eof = false;
+
+    loop {
+        match chunks.recv_timeout(POLL) {
+            Ok(chunk) => {
+                output.extend_from_slice(&chunk);
+                prompts.update(&output);
+                if prompts.seen > 0 && first_prompt.is_none() {
+                    first_prompt = Some(start.elapsed());
+                }
+                while sent < inputs.len() && prompts.seen > sent {
+                    if let Some(pipe) = stdin.as_mut() {
+                        // A closed pipe only means the process is going away.
+                        let line = format!("{}\n", inputs[sent]);
+                        let _ = pipe.write_all(line.as_bytes()).and_then(|()| pipe.flush());
+                    }
+                    sent += 1;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => eof = true,
+        }
+        if let Some(exit) = child.try_wait().context("waiting for the process")? {
+            status = exit.code();
+            break;
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            kill(&mut child);
+            break;
+        }
+        if eof {
+            std::thread::sleep(POLL);
+        }
+    }
+    let elapsed = start.elapsed();
+    drop(stdin);
+
+    // Read the console to its end (bounded: a grandchild may keep the pipe open).
+    let drain_until = Instant::now() + DRAIN_GRACE;
+    while !eof {
+        let left = drain_until.saturating_duration_since(Instant::now());
+        match chunks.recv_timeout(left) {
+            Ok(chunk) => output.extend_from_slice(&chunk),
+            Err(RecvTimeoutError::Disconnected) => eof = true,
+            Err(RecvTimeoutError::Timeout) => break,
+        }
+    }
+    let stderr = stderr_rx.recv_timeout(DRAIN_GRACE).unwrap_or_default();
+
+    Ok(Session {
+        output: String::from_utf8_lossy(&output).into_owned(),
+        status: if timed_out { None } else { status },
+        timed_out,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        elapsed,
+        first_prompt,
+    })
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,241 @@
+//! Tests of the QEMU command line, the exit statuses and the scripted runner (with shell
+//! scripts standing in for QEMU).
+
+use super::*;
+
+fn kernel_config(modules: Vec<Module>) -> QemuConfig {
+    QemuConfig {
+        boot: Boot::Kernel {
+            kernel: PathBuf::from("/w/target/boot/microkernel.elf32"),
+            xen_cmdline: "loglvl=all".into(),
+            modules,
+        },
+        memory_mib: 256,
+        accel: Accel::Tcg,
+        serial: Serial::Stdio,
+    }
+}
+
+fn value_after<'a>(args: &'a [String], flag: &str) -> &'a str {
+    let at = args
+        .iter()
+        .position(|a| a == flag)
+        .unwrap_or_else(|| panic!("no {flag} in {args:?}"));
+    &args[at + 1]
+}
+
+#[test]
+fn kernel_command_line() {
+    let modules = vec![
+        Module {
+            path: "/w/k/dom0".into(),
+            cmdline: "console=hvc0 answer=42".into(),
+        },
+        Module::named(Path::new("/w/k/hello")),
+        Module::named(Path::new("/w/k/abi-test")),
+    ];
+    let args = kernel_config(modules).args().unwrap();
+    let joined = args.join(" ");
+    assert!(joined.starts_with(
+        "-machine pc -cpu max -smp 1 -display none -no-reboot -nic none \
+         -device isa-debug-exit,iobase=0xf4,iosize=0x04 -m 256 -accel tcg -serial stdio"
+    ));
+    assert_eq!(
+        value_after(&args, "-kernel"),
+        "/w/target/boot/microkernel.elf32"
+    );
+    assert_eq!(value_after(&args, "-append"), "loglvl=all");
+    assert_eq!(
+        value_after(&args, "-initrd"),
+        "/w/k/dom0 console=hvc0 answer=42,/w/k/hello hello,/w/k/abi-test abi-test"
+    );
+    assert!(!args.contains(&"-cdrom".to_string()));
+}
+
+#[test]
+fn commas_are_doubled_in_initrd() {
+    let modules = vec![Module {
+        path: "/w/dom0".into(),
+        cmdline: "a=1,2".into(),
+    }];
+    let args = kernel_config(modules).args().unwrap();
+    assert_eq!(value_after(&args, "-initrd"), "/w/dom0 a=1,,2");
+}
+
+#[test]
+fn module_without_cmdline_and_no_modules() {
+    let modules = vec![Module {
+        path: "/w/dom0".into(),
+        cmdline: String::new(),
+    }];
+    assert_eq!(
+        value_after(&kernel_config(modules).args().unwrap(), "-initrd"),
+        "/w/dom0"
+    );
+    assert!(!kernel_config(vec![])
+        .args()
+        .unwrap()
+        .contains(&"-initrd".to_string()));
+}
+
+#[test]
+fn module_path_with_space_is_refused() {
+    let modules = vec![Module::named(Path::new("/my dir/dom0"))];
+    assert!(kernel_config(modules).args().is_err());
+}
+
+#[test]
+fn iso_kvm_and_monitor() {
+    let config = QemuConfig {
+        boot: Boot::Iso("/w/target/boot/microkernel.iso".into()),
+        memory_mib: 512,
+        accel: Accel::Kvm,
+        serial: Serial::MonitorAndStdio,
+    };
+    let args = config.args().unwrap();
+    assert_eq!(
+        value_after(&args, "-cdrom"),
+        "/w/target/boot/microkernel.iso"
+    );
+    assert_eq!(value_after(&args, "-accel"), "kvm");
+    assert_eq!(value_after(&args, "-serial"), "mon:stdio");
+    assert_eq!(value_after(&args, "-m"), "512");
+    assert!(!args.contains(&"-kernel".to_string()));
+    assert!(!args.contains(&"-initrd".to_string()));
+}
+
+#[test]
+fn exit_statuses_map_to_run_exit_codes() {
+    let table = [
+        (33, 0),
+        (35, 2),
+        (37, 3),
+        (39, 4),
+        (41, 5),
+        (0, 1),
+        (1, 1),
+        (3, 1),
+    ];
+    for (status, code) in table {
+        let exit = Exit::from_status(status);
+        assert_eq!(exit.run_exit_code(), code, "status {status}");
+        assert_eq!(exit.status(), status);
+    }
+    assert_eq!(Exit::from_status(35).describe(), "dom0 rebooted");
+    assert!(Exit::from_status(7).describe().contains('7'));
+}
+
+#[test]
+fn lines_keep_partial_last_line() {
+    assert_eq!(split_lines("a\r\nb\ndom0> "), ["a", "b", "dom0> "]);
+    assert_eq!(split_lines("a\n"), ["a"]);
+    assert!(split_lines("").is_empty());
+}
+
+#[test]
+fn prompt_counter_sees_prompts_across_reads() {
+    let mut counter = PromptCounter {
+        prompt: PROMPT.as_bytes().to_vec(),
+        scanned: 0,
+        seen: 0,
+    };
+    let mut buffer = b"boot\ndom".to_vec();
+    counter.update(&buffer);
+    assert_eq!(counter.seen, 0);
+    buffer.extend_from_slice(b"0> info\ndom0> ");
+    counter.update(&buffer);
+    assert_eq!(counter.seen, 2);
+    counter.update(&buffer);
+    assert_eq!(counter.seen, 2, "no prompt counted twice");
+}
+
+fn bash(script: &str) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", script]);
+    cmd
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn scripted_input_follows_prompts() {
+    // Input sent before the first prompt would be read by the first `read -t`.
+    let script = r#"if read -t 1 early; then echo "early: $early"; fi
+        printf 'dom0> '; read a; echo "got $a"
+        printf 'dom0> '; read b; echo "got $b"; echo oops >&2; exit 33"#;
+    let inputs = strings(&["info", "shutdown"]);
+    let session = run_scripted(bash(script), PROMPT, &inputs, Duration::from_secs(20)).unwrap();
+    assert_eq!(
+        session.lines(),
+        ["dom0> got info", "dom0> got shutdown"],
+        "{session:?}"
+    );
+    assert_eq!(session.status, Some(33));
+    assert!(!session.timed_out);
+    assert_eq!(session.stderr, "oops\n");
+    let first = session.first_prompt.expect("prompt seen");
+    assert!(
+        first >= Duration::from_millis(900),
+        "prompt after the early read: {first:?}"
+    );
+}
+
+#[test]
+fn timeout_kills_and_keeps_output() {
+    let start = Instant::now();
+    let session = run_scripted(
+        bash("echo a; printf 'dom0> '; exec sleep 30"),
+        PROMPT,
+        &[],
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    assert!(session.timed_out);
+    assert_eq!(session.status, None);
+    assert_eq!(session.lines(), ["a", "dom0> "]);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn timeout_with_a_grandchild_holding_stdout() {
+    // sh forks sleep, which keeps the pipe open after sh is killed: the drain is bounded.
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "echo a; sleep 6; echo b"]);
+    let start = Instant::now();
+    let session = run_scripted(cmd, PROMPT, &[], Duration::from_millis(500)).unwrap();
+    assert!(session.timed_out);
+    assert_eq!(session.lines(), ["a"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn unanswered_inputs_and_exit_status() {
+    // The process ends before prompting: nothing is sent, the status is kept.
+    let inputs = strings(&["never sent"]);
+    let session = run_scripted(
+        bash("echo done; exit 37"),
+        PROMPT,
+        &inputs,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(session.status, Some(37));
+    assert_eq!(session.lines(), ["done"]);
+    assert!(session.first_prompt.is_none());
+}
+
+#[test]
+fn missing_program_is_an_error() {
+    let cmd = Command::new("surely-no-such-qemu-binary");
+    assert!(run_scripted(cmd, PROMPT, &[], Duration::from_secs(1)).is_err());
+}

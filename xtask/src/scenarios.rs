@@ -1,0 +1,264 @@
+//! The boot scenarios `cargo xtask test` runs: one struct literal per scenario.
+//!
+//! Each scenario boots QEMU with a dom0 (and modules), types its `input` lines one per
+//! `dom0> ` prompt, and passes when every `expect` regex matches a line, in order (each
+//! on a later line than the one before), no line matches a `forbid` regex, QEMU exits
+//! with `exit`, and the optional `check` agrees. Lines have their `\r\n` removed.
+
+use crate::expect::CheckInput;
+use crate::qemu::Exit;
+use std::time::Duration;
+
+/// A kernel image a scenario boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Image {
+    /// The built dom0.
+    Dom0,
+    /// A built pv-guest binary (`hello`, `hello-low`, `abi-test`, `fault`, `bench`).
+    Guest(&'static str),
+    /// 4 KiB of text: something that is not an ELF image.
+    NotElf,
+}
+
+/// A custom check run after the expectations passed.
+pub type Check = fn(&CheckInput) -> Result<(), String>;
+
+/// One boot and what it must print.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// What `--filter` matches and the report names.
+    pub name: &'static str,
+    /// The first module: dom0's kernel.
+    pub dom0: Image,
+    /// The modules after dom0 (their command line is their name).
+    pub modules: &'static [Image],
+    /// dom0's command line.
+    pub cmdline: &'static str,
+    /// The microkernel's command line.
+    pub xen_cmdline: &'static str,
+    /// QEMU's `-m`.
+    pub memory_mib: u32,
+    /// Boot the GRUB ISO (dom0 + hello, default command lines) instead of `-kernel`.
+    pub iso: bool,
+    /// Lines typed at the prompt, the n-th after the n-th prompt.
+    pub input: &'static [&'static str],
+    /// QEMU is killed after this long (and the scenario fails).
+    pub timeout: Duration,
+    /// Regexes that must match lines in this order.
+    pub expect: &'static [&'static str],
+    /// Regexes that must match no line.
+    pub forbid: &'static [&'static str],
+    /// The expected QEMU exit.
+    pub exit: Exit,
+    /// A further check over the matched lines and their captured groups.
+    pub check: Option<Check>,
+}
+
+/// What a scenario is unless it says otherwise.
+pub const DEFAULT: Scenario = Scenario {
+    name: "",
+    dom0: Image::Dom0,
+    modules: &[],
+    cmdline: "",
+    xen_cmdline: "",
+    memory_mib: 256,
+    iso: false,
+    input: &[],
+    timeout: Duration::from_secs(30),
+    expect: &[],
+    forbid: &["PANIC"],
+    exit: Exit::Poweroff,
+    check: None,
+};
+
+/// The dom0 `info` memory total lies within 2 MiB below QEMU's `-m`.
+fn memory_total_matches_qemu(input: &CheckInput) -> Result<(), String> {
+    let kib: u64 = input
+        .group("memory: total", 1)?
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let mem_kib = u64::from(input.scenario.memory_mib) * 1024;
+    let low = mem_kib.saturating_sub(2 * 1024);
+    if (low..=mem_kib).contains(&kib) {
+        Ok(())
+    } else {
+        Err(format!(
+            "memory total {kib} KiB is not within [{low}, {mem_kib}] KiB (-m {})",
+            input.scenario.memory_mib
+        ))
+    }
+}
+
+/// The base of the fault scenarios: the fault guest as dom0, its command line picks the
+/// faulting instruction, and the microkernel kills it.
+const FAULT: Scenario = Scenario {
+    dom0: Image::Guest("fault"),
+    exit: Exit::Crash,
+    ..DEFAULT
+};
+
+const GP_CRASH: &str = r"\(mk\) d0 crashed: vector 13 #GP rip=0x[0-9a-f]+ error=0x0\b";
+const CRASH_STOP: &str = r"\(mk\) d0 stopped; no domains left to run; powering off \(crash\)";
+
+/// Every scenario, in the order they are started.
+pub fn all() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "boot-prompt",
+            modules: &[Image::Guest("hello")],
+            input: &["info", "help", "bogus", "shutdown"],
+            expect: &[
+                r"\(mk\) microkernel .* booting",
+                r"dom0: modules: 1",
+                r"dom0: up in [0-9]+\.[0-9]{3} ms",
+                r"dom0> ",
+                r"memory: total ([0-9]+) KiB",
+                r"unknown command 'bogus'",
+                r"dom0: powering off",
+                r"\(mk\) d0 shutdown: poweroff",
+            ],
+            check: Some(memory_total_matches_qemu),
+            ..DEFAULT
+        },
+        Scenario {
+            name: "dom0-cmdline-modules",
+            cmdline: "console=hvc0 answer=42",
+            modules: &[Image::Guest("hello"), Image::Guest("abi-test")],
+            input: &["shutdown"],
+            expect: &[
+                r#"dom0: cmdline: "console=hvc0 answer=42""#,
+                r"dom0: modules: 2",
+                r#"dom0: module 0: [0-9]+ bytes "hello""#,
+                r#"dom0: module 1: [0-9]+ bytes "abi-test""#,
+                r"dom0: powering off",
+            ],
+            ..DEFAULT
+        },
+        Scenario {
+            name: "guest-top-2g-as-dom0",
+            dom0: Image::Guest("hello"),
+            expect: &[r"hello: running at 0xffffffff8"],
+            ..DEFAULT
+        },
+        Scenario {
+            name: "guest-low-as-dom0",
+            dom0: Image::Guest("hello-low"),
+            expect: &[r"hello: running at 0x4"],
+            ..DEFAULT
+        },
+        Scenario {
+            name: "abi-test",
+            dom0: Image::Guest("abi-test"),
+            expect: &[r"TESTS DONE [0-9]+ passed, 0 failed"],
+            forbid: &["PANIC", r"TEST .* FAIL"],
+            ..DEFAULT
+        },
+        Scenario {
+            name: "fault-cli",
+            cmdline: "cli",
+            expect: &[GP_CRASH, CRASH_STOP],
+            ..FAULT
+        },
+        Scenario {
+            name: "fault-hlt",
+            cmdline: "hlt",
+            expect: &[GP_CRASH, CRASH_STOP],
+            ..FAULT
+        },
+        Scenario {
+            name: "fault-cr3",
+            cmdline: "cr3",
+            expect: &[GP_CRASH, CRASH_STOP],
+            ..FAULT
+        },
+        Scenario {
+            name: "fault-hv-read",
+            cmdline: "hv-read",
+            expect: &[
+                r"\(mk\) d0 crashed: vector 14 #PF rip=0x[0-9a-f]+ error=0x5 cr2=0xffff830000000000\b",
+                CRASH_STOP,
+            ],
+            ..FAULT
+        },
+        Scenario {
+            name: "fault-m2p-write",
+            cmdline: "m2p-write",
+            expect: &[
+                r"\(mk\) d0 crashed: vector 14 #PF rip=0x[0-9a-f]+ error=0x7 cr2=0xffff800000000000\b",
+                CRASH_STOP,
+            ],
+            ..FAULT
+        },
+        Scenario {
+            name: "fault-ud2",
+            cmdline: "ud2",
+            expect: &[r"\(mk\) d0 crashed: vector 6 #UD rip=0x[0-9a-f]+ error=0x0\b", CRASH_STOP],
+            ..FAULT
+        },
+        Scenario {
+            name: "boot-not-elf",
+            dom0: Image::NotElf,
+            expect: &[r"\(mk\) boot error: .*dom0 kernel is not an ELF image"],
+            exit: Exit::BootError,
+            ..DEFAULT
+        },
+        Scenario {
+            name: "iso-boot",
+            iso: true,
+            input: &["shutdown"],
+            timeout: Duration::from_secs(60),
+            expect: &[r"dom0> ", r"dom0: powering off"],
+            ..DEFAULT
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_well_formed() {
+        let all = all();
+        for (i, scenario) in all.iter().enumerate() {
+            assert!(!scenario.name.is_empty());
+            assert!(
+                all[..i].iter().all(|other| other.name != scenario.name),
+                "duplicate {}",
+                scenario.name
+            );
+            assert!(
+                !scenario.expect.is_empty(),
+                "{} expects nothing",
+                scenario.name
+            );
+            for pattern in scenario.expect.iter().chain(scenario.forbid) {
+                regex::Regex::new(pattern).unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
+            }
+        }
+    }
+
+    #[test]
+    fn memory_check_bounds() {
+        let scenario = Scenario {
+            name: "m",
+            memory_mib: 256,
+            ..DEFAULT
+        };
+        let run = |kib: u64| {
+            let lines = vec![format!("memory: total {kib} KiB (x MiB)")];
+            let hits =
+                crate::expect::match_in_order(&lines, &[r"memory: total ([0-9]+) KiB"]).unwrap();
+            memory_total_matches_qemu(&CheckInput {
+                scenario: &scenario,
+                lines: &lines,
+                hits: &hits,
+            })
+        };
+        assert!(run(262_144).is_ok());
+        assert!(run(261_500).is_ok());
+        assert!(run(260_096).is_ok());
+        assert!(run(260_095).is_err());
+        assert!(run(262_145).is_err());
+    }
+}
