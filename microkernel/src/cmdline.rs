@@ -2,11 +2,23 @@
 
 use core::fmt;
 
+/// A deliberate microkernel fault, to check in QEMU that the fault paths print a register
+/// dump and stop the machine cleanly (never a triple fault).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelfTest {
+    /// `selftest=page-fault`: read an unmapped hypervisor address.
+    PageFault,
+    /// `selftest=double-fault`: take an exception with an unusable stack (needs the #DF IST).
+    DoubleFault,
+}
+
 /// Options the microkernel understands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// Memory for dom0 in bytes (`dom0_mem=`), if given.
     pub dom0_mem: Option<u64>,
+    /// A fault to provoke after boot (`selftest=`), if given.
+    pub selftest: Option<SelfTest>,
 }
 
 /// A command-line option the microkernel cannot use.
@@ -72,6 +84,12 @@ pub fn parse(args: &[u8]) -> Result<Options, OptionError> {
                 return Err(OptionError::new(word, "dom0 needs at least 4M"));
             }
             o.dom0_mem = Some(size);
+        } else if name == b"selftest" {
+            o.selftest = Some(match value {
+                b"page-fault" => SelfTest::PageFault,
+                b"double-fault" => SelfTest::DoubleFault,
+                _ => return Err(OptionError::new(word, "expected page-fault or double-fault")),
+            });
         }
     }
     Ok(o)
@@ -104,5 +122,7 @@ mod tests {
         assert_eq!(e.to_string(), "bad option 'dom0_mem=lots': expected a size such as 512M or 1G");
         assert!(parse(b"dom0_mem=1M").is_err());
         assert!(parse(b"dom0_mem=").is_err());
+        assert_eq!(parse(b"selftest=double-fault").unwrap().selftest, Some(SelfTest::DoubleFault));
+        assert!(parse(b"selftest=explode").is_err());
     }
 }

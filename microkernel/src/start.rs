@@ -119,11 +119,32 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
     };
     let entry = dom0_build::build_dom0(&mut machine, &bi, &opts, &hv)
         .unwrap_or_else(|e| boot_error(format_args!("{e}")));
+    if let Some(t) = opts.selftest {
+        self_test(t);
+    }
     let l4 = machine.domains[0].l4_mfn;
     *MACHINE.lock() = Some(machine);
     paging::switch_to(l4);
     mkprintln!("starting dom0");
     crate::arch::enter_guest_first_time(entry)
+}
+
+/// Provokes a microkernel fault on purpose (see `cmdline::SelfTest`).
+fn self_test(t: crate::cmdline::SelfTest) {
+    mkprintln!("selftest: provoking a microkernel {:?}", t);
+    match t {
+        // SAFETY: deliberately reads an address the hypervisor never maps (the low half of
+        // its own address space after the switch); the #PF handler reports it and stops the
+        // machine, so nothing after the read runs.
+        crate::cmdline::SelfTest::PageFault => unsafe {
+            core::ptr::read_volatile(0x10 as *const u64);
+        },
+        // SAFETY: deliberately points rsp at unmapped memory and faults: the CPU cannot
+        // push the #PF frame, raises #DF, which runs on its own IST stack, reports and stops.
+        crate::cmdline::SelfTest::DoubleFault => unsafe {
+            core::arch::asm!("mov rsp, 0x1000", "push rax", options(noreturn));
+        },
+    }
 }
 
 #[panic_handler]
