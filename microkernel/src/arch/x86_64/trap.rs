@@ -65,19 +65,23 @@ pub fn enter_guest_first_time(f: GuestFrame) -> ! {
     }
 }
 
+/// A page fault hit a guest copy.
+#[derive(Clone, Copy, Debug)]
+pub struct CopyFault;
+
 /// Copies `len` bytes between a hypervisor buffer and guest virtual memory, turning a page
-/// fault into `Err(())`. One side must be a hypervisor buffer valid for `len` bytes.
+/// fault into `Err(CopyFault)`. One side must be a hypervisor buffer valid for `len` bytes.
 ///
 /// # Safety
 /// `dst`/`src`: the hypervisor side must be valid for `len` bytes; the guest side must
 /// have been checked by `GuestRange` (outside the hypervisor slice), and the current page
 /// tables must be the guest's.
-pub unsafe fn copy_with_fixup(dst: *mut u8, src: *const u8, len: usize) -> Result<(), ()> {
+pub unsafe fn copy_with_fixup(dst: *mut u8, src: *const u8, len: usize) -> Result<(), CopyFault> {
     // SAFETY: per the contract above; a fault on the guest side is fixed up by
     // exception_entry and reported as a return value of 1.
     match unsafe { guest_copy(dst, src, len) } {
         0 => Ok(()),
-        _ => Err(()),
+        _ => Err(CopyFault),
     }
 }
 
