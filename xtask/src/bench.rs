@@ -6,7 +6,9 @@
 
 use crate::build::{build_kernels, Layout};
 use crate::deps;
-use crate::qemu::{run_scripted, Accel, Boot, Module, QemuConfig, Serial, Session, PROMPT};
+use crate::qemu::{
+    run_scripted, Accel, Boot, InputMode, Module, QemuConfig, Serial, Session, PROMPT,
+};
 use anyhow::{bail, Context, Result};
 use regex::Regex;
 use serde::Serialize;
@@ -163,7 +165,13 @@ fn boot(
         accel,
         serial: Serial::Stdio,
     };
-    run_scripted(config.command()?, PROMPT, inputs, timeout)
+    run_scripted(
+        config.command()?,
+        PROMPT,
+        inputs,
+        InputMode::AtPrompts,
+        timeout,
+    )
 }
 
 fn tail(session: &Session) -> String {

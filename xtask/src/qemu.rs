@@ -282,13 +282,25 @@ impl PromptCounter {
     }
 }
 
-/// Runs `cmd` with piped stdio. `inputs[i]` (plus a newline) is written once the prompt has
-/// appeared `i + 1` times, so no input reaches the UART before the guest reads it. The
-/// process is killed when `timeout` expires; stdout is read to its end either way.
+/// When a scripted run writes its input lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InputMode {
+    /// `inputs[i]` (plus a newline) is written once the prompt has appeared `i + 1` times,
+    /// so no input reaches the UART before the guest reads it.
+    #[default]
+    AtPrompts,
+    /// Every line (each plus a newline) is written at once right after spawning, and stdin
+    /// is then closed: what `printf 'info\nshutdown\n' | cargo xtask run` does.
+    Upfront,
+}
+
+/// Runs `cmd` with piped stdio, writing `inputs` as `mode` says. The process is killed when
+/// `timeout` expires; stdout is read to its end either way.
 pub fn run_scripted(
     mut cmd: Command,
     prompt: &str,
     inputs: &[String],
+    mode: InputMode,
     timeout: Duration,
 ) -> Result<Session> {
     assert!(!prompt.is_empty(), "the prompt must not be empty");
@@ -300,6 +312,17 @@ pub fn run_scripted(
         .spawn()
         .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
     let mut stdin = child.stdin.take();
+    if mode == InputMode::Upfront {
+        if let Some(mut pipe) = stdin.take() {
+            let all: String = inputs.iter().map(|line| format!("{line}\n")).collect();
+            // Written from a thread: a pipe buffer smaller than the input must not block the
+            // reader below. A closed pipe only means the process is going away. Dropping the
+            // pipe at the end closes QEMU's stdin.
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(all.as_bytes()).and_then(|()| pipe.flush());
+            });
+        }
+    }
     let mut stdout = child.stdout.take().context("no stdout pipe")?;
     let mut stderr = child.stderr.take().context("no stderr pipe")?;
 
@@ -340,7 +363,7 @@ pub fn run_scripted(
                 if prompts.seen > 0 && first_prompt.is_none() {
                     first_prompt = Some(start.elapsed());
                 }
-                while sent < inputs.len() && prompts.seen > sent {
+                while mode == InputMode::AtPrompts && sent < inputs.len() && prompts.seen > sent {
                     if let Some(pipe) = stdin.as_mut() {
                         // A closed pipe only means the process is going away.
                         let line = format!("{}\n", inputs[sent]);

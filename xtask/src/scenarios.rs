@@ -1,12 +1,14 @@
 //! The boot scenarios `cargo xtask test` runs: one struct literal per scenario.
 //!
 //! Each scenario boots QEMU with a dom0 (and modules), types its `input` lines one per
-//! `dom0> ` prompt, and passes when every `expect` regex matches a line, in order (each
-//! on a later line than the one before), no line matches a `forbid` regex, QEMU exits
-//! with `exit`, and the optional `check` agrees. Lines have their `\r\n` removed.
+//! `dom0> ` prompt (or, with `InputMode::Upfront`, writes them all at spawn and closes
+//! stdin, as a shell pipe would), and passes when every `expect` regex matches a line, in
+//! order (each on a later line than the one before), no line matches a `forbid` regex,
+//! QEMU exits with `exit`, and the optional `check` agrees. Lines have their `\r\n`
+//! removed.
 
 use crate::expect::CheckInput;
-use crate::qemu::Exit;
+use crate::qemu::{Exit, InputMode};
 use std::time::Duration;
 
 /// A kernel image a scenario boots.
@@ -40,8 +42,10 @@ pub struct Scenario {
     pub memory_mib: u32,
     /// Boot the GRUB ISO (dom0 + hello, default command lines) instead of `-kernel`.
     pub iso: bool,
-    /// Lines typed at the prompt, the n-th after the n-th prompt.
+    /// Lines typed at the prompt, the n-th after the n-th prompt (see `input_mode`).
     pub input: &'static [&'static str],
+    /// When `input` is written: at the prompts, or all at once at spawn.
+    pub input_mode: InputMode,
     /// QEMU is killed after this long (and the scenario fails).
     pub timeout: Duration,
     /// Regexes that must match lines in this order.
@@ -64,6 +68,7 @@ pub const DEFAULT: Scenario = Scenario {
     memory_mib: 256,
     iso: false,
     input: &[],
+    input_mode: InputMode::AtPrompts,
     timeout: Duration::from_secs(30),
     expect: &[],
     forbid: &["PANIC"],
@@ -230,6 +235,11 @@ mod tests {
             assert!(
                 !scenario.expect.is_empty(),
                 "{} expects nothing",
+                scenario.name
+            );
+            assert!(
+                scenario.input_mode == InputMode::AtPrompts || !scenario.input.is_empty(),
+                "{} writes its input up front but has none",
                 scenario.name
             );
             for pattern in scenario.expect.iter().chain(scenario.forbid) {

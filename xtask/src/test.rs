@@ -210,8 +210,8 @@ fn run_one(layout: &Layout, scenario: &Scenario) -> Result<(), String> {
         .and_then(|config| config.command())
         .map_err(|e| format!("{e:#}"))?;
     let inputs: Vec<String> = scenario.input.iter().map(|s| s.to_string()).collect();
-    let session =
-        run_scripted(cmd, PROMPT, &inputs, scenario.timeout).map_err(|e| format!("{e:#}"))?;
+    let session = run_scripted(cmd, PROMPT, &inputs, scenario.input_mode, scenario.timeout)
+        .map_err(|e| format!("{e:#}"))?;
     judge(scenario, &session).map_err(|why| failure_report(&why, &session))
 }
 

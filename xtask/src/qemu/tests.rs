@@ -166,7 +166,14 @@ fn scripted_input_follows_prompts() {
         printf 'dom0> '; read a; echo "got $a"
         printf 'dom0> '; read b; echo "got $b"; echo oops >&2; exit 33"#;
     let inputs = strings(&["info", "shutdown"]);
-    let session = run_scripted(bash(script), PROMPT, &inputs, Duration::from_secs(20)).unwrap();
+    let session = run_scripted(
+        bash(script),
+        PROMPT,
+        &inputs,
+        InputMode::AtPrompts,
+        Duration::from_secs(20),
+    )
+    .unwrap();
     assert_eq!(
         session.lines(),
         ["dom0> got info", "dom0> got shutdown"],
@@ -183,12 +190,36 @@ fn scripted_input_follows_prompts() {
 }
 
 #[test]
+fn upfront_input_is_written_at_once_then_closed() {
+    // Nothing is read at a prompt: both lines are there before the first one, and then
+    // stdin is at end of file (read's status 1; a timeout would give more than 128).
+    let script = r#"read -t 5 a; read -t 5 b; read -t 5 c; echo "status $?"
+        printf 'dom0> '; echo "got $a $b"; exit 33"#;
+    let inputs = strings(&["info", "shutdown"]);
+    let session = run_scripted(
+        bash(script),
+        PROMPT,
+        &inputs,
+        InputMode::Upfront,
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    assert_eq!(
+        session.lines(),
+        ["status 1", "dom0> got info shutdown"],
+        "{session:?}"
+    );
+    assert_eq!(session.status, Some(33));
+}
+
+#[test]
 fn timeout_kills_and_keeps_output() {
     let start = Instant::now();
     let session = run_scripted(
         bash("echo a; printf 'dom0> '; exec sleep 30"),
         PROMPT,
         &[],
+        InputMode::AtPrompts,
         Duration::from_secs(1),
     )
     .unwrap();
@@ -208,7 +239,14 @@ fn timeout_with_a_grandchild_holding_stdout() {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", "echo a; sleep 6; echo b"]);
     let start = Instant::now();
-    let session = run_scripted(cmd, PROMPT, &[], Duration::from_millis(500)).unwrap();
+    let session = run_scripted(
+        cmd,
+        PROMPT,
+        &[],
+        InputMode::AtPrompts,
+        Duration::from_millis(500),
+    )
+    .unwrap();
     assert!(session.timed_out);
     assert_eq!(session.lines(), ["a"]);
     assert!(
@@ -226,6 +264,7 @@ fn unanswered_inputs_and_exit_status() {
         bash("echo done; exit 37"),
         PROMPT,
         &inputs,
+        InputMode::AtPrompts,
         Duration::from_secs(10),
     )
     .unwrap();
@@ -237,5 +276,12 @@ fn unanswered_inputs_and_exit_status() {
 #[test]
 fn missing_program_is_an_error() {
     let cmd = Command::new("surely-no-such-qemu-binary");
-    assert!(run_scripted(cmd, PROMPT, &[], Duration::from_secs(1)).is_err());
+    assert!(run_scripted(
+        cmd,
+        PROMPT,
+        &[],
+        InputMode::AtPrompts,
+        Duration::from_secs(1)
+    )
+    .is_err());
 }
