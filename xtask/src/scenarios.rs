@@ -102,6 +102,20 @@ const FAULT: Scenario = Scenario {
     ..DEFAULT
 };
 
+/// The base of the microkernel fault scenarios: `selftest=` makes the microkernel fault in
+/// ring 0 before dom0 starts; it must print its panic and register dump and stop the
+/// machine with the panic code. (A triple fault would make QEMU exit 0 with -no-reboot,
+/// which fails the exit check.)
+const SELFTEST: Scenario = Scenario {
+    forbid: &[],
+    exit: Exit::Panic,
+    ..DEFAULT
+};
+
+/// The register dump line of a microkernel fault, taken in ring 0 (the hypervisor's cs).
+const MK_REGS: &str = r"\(mk\) rip=[0-9a-f]{16} cs=e008";
+const MK_STOP: &str = r"\(mk\) stopping the machine";
+
 const GP_CRASH: &str = r"\(mk\) d0 crashed: vector 13 #GP rip=0x[0-9a-f]+ error=0x0\b";
 const CRASH_STOP: &str = r"\(mk\) d0 stopped; no domains left to run; powering off \(crash\)";
 
@@ -201,6 +215,104 @@ pub fn all() -> Vec<Scenario> {
             ..FAULT
         },
         Scenario {
+            name: "shutdown-reboot",
+            cmdline: "reboot",
+            expect: &[r"fault: about to reboot", r"\(mk\) d0 shutdown: reboot"],
+            forbid: &["PANIC", "fault: survived"],
+            exit: Exit::Reboot,
+            ..FAULT
+        },
+        Scenario {
+            name: "shutdown-crash",
+            cmdline: "crash",
+            expect: &[r"fault: about to crash", r"\(mk\) d0 shutdown: crash"],
+            forbid: &["PANIC", "fault: survived"],
+            ..FAULT
+        },
+        Scenario {
+            name: "shutdown-guest-panic",
+            cmdline: "panic",
+            expect: &[
+                r"panic: deliberate panic from the fault guest",
+                r"\(mk\) d0 shutdown: crash",
+            ],
+            forbid: &["PANIC", "fault: survived"],
+            ..FAULT
+        },
+        Scenario {
+            name: "shutdown-bad-reason",
+            cmdline: "bad-shutdown",
+            // -22 is -EINVAL: the undefined reason is refused and the guest carries on.
+            expect: &[
+                r"fault: shutdown\(77\) returned -22$",
+                r"\(mk\) d0 shutdown: poweroff",
+            ],
+            forbid: &["PANIC", r"\(mk\) d0 shutdown: (reboot|crash)"],
+            exit: Exit::Poweroff,
+            ..FAULT
+        },
+        Scenario {
+            name: "mk-page-fault",
+            xen_cmdline: "selftest=page-fault",
+            expect: &[
+                r"\(mk\) selftest: provoking",
+                r"\(mk\) PANIC: microkernel fault: vector 14 #PF",
+                MK_REGS,
+                MK_STOP,
+            ],
+            ..SELFTEST
+        },
+        Scenario {
+            name: "mk-double-fault",
+            xen_cmdline: "selftest=double-fault",
+            expect: &[
+                r"\(mk\) selftest: provoking",
+                r"\(mk\) PANIC: microkernel fault: vector 8 #DF",
+                MK_REGS,
+                MK_STOP,
+            ],
+            ..SELFTEST
+        },
+        Scenario {
+            name: "dom0-mem-32m",
+            xen_cmdline: "dom0_mem=32M",
+            input: &["shutdown"],
+            expect: &[
+                r"\(mk\) dom0: 8192 pages \(32 MiB\)",
+                r"dom0: start_info: nr_pages=8192 \(32 MiB\)",
+                r"dom0> ",
+                r"dom0: powering off",
+            ],
+            ..DEFAULT
+        },
+        Scenario {
+            name: "dom0-mem-not-a-size",
+            xen_cmdline: "dom0_mem=lots",
+            expect: &[
+                r"\(mk\) boot error: bad option 'dom0_mem=lots': expected a size such as 512M or 1G$",
+            ],
+            exit: Exit::BootError,
+            ..DEFAULT
+        },
+        Scenario {
+            name: "dom0-mem-too-big",
+            xen_cmdline: "dom0_mem=100G",
+            expect: &[r"\(mk\) boot error: .*dom0_mem=.*free"],
+            exit: Exit::BootError,
+            ..DEFAULT
+        },
+        Scenario {
+            name: "piped-input",
+            input: &["info", "shutdown"],
+            input_mode: InputMode::Upfront,
+            expect: &[
+                r"memory: total [0-9]+ KiB",
+                r"dom0: powering off",
+                r"\(mk\) d0 shutdown: poweroff",
+            ],
+            ..DEFAULT
+        },
+        Scenario {
             name: "boot-not-elf",
             dom0: Image::NotElf,
             expect: &[r"\(mk\) boot error: .*dom0 kernel is not an ELF image"],
@@ -212,7 +324,14 @@ pub fn all() -> Vec<Scenario> {
             iso: true,
             input: &["shutdown"],
             timeout: Duration::from_secs(60),
-            expect: &[r"dom0> ", r"dom0: powering off"],
+            // The ISO carries dom0 and the hello guest (test.rs, `prepare`). A lone module
+            // reaches dom0 as Xen's initrd, which has no command line: hence "".
+            expect: &[
+                r"dom0: modules: 1$",
+                r#"dom0: module 0: [1-9][0-9]* bytes ""$"#,
+                r"dom0> ",
+                r"dom0: powering off",
+            ],
             ..DEFAULT
         },
     ]
