@@ -118,7 +118,7 @@ pub struct PhysInfo {
 
 const _: () = assert!(core::mem::size_of::<PhysInfo>() == 48);
 
-/// Input of `SYSCTL_BENCH` (8 bytes).
+/// Input and output of `SYSCTL_BENCH` (24 bytes).
 #[repr(C)]
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
@@ -128,6 +128,56 @@ pub struct BenchOp {
     pub op: u32,
     /// Padding, zero.
     pub _pad: u32,
+    /// In: the operation's argument (a count for the in-kernel baselines).
+    pub arg: u64,
+    /// Out: the operation's result (cycles for the in-kernel baselines).
+    pub result: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<BenchOp>() == 8);
+const _: () = assert!(core::mem::size_of::<BenchOp>() == 24);
+
+/// `SYSCTL_BENCH` op: the microkernel writes `arg` page-table entries directly into a
+/// scratch L1 table of its own (no validation) and returns the cycles taken in `result`.
+/// The baseline for the cost of a validated `pt_update`.
+pub const BENCH_DIRECT_PTE_WRITES: u32 = 3;
+
+/// `SYSCTL_BENCH` op: the microkernel builds, in frames of its own, a 4-level address space
+/// mapping `arg` pages (allocating and zeroing the tables, writing every entry), tears it
+/// down, and returns the cycles the build took in `result`. The baseline for a guest
+/// building the same through `pt_update` batches.
+pub const BENCH_DIRECT_BUILD: u32 = 4;
+
+/// `SYSCTL_MEMSTATS`: the calling domain's frame accounting, as [`MemStats`].
+pub const SYSCTL_MEMSTATS: u32 = 4;
+
+/// Output of `SYSCTL_MEMSTATS` (80 bytes): how the calling domain's frames are typed and
+/// referenced. A guest that builds and tears down page tables can check that every count
+/// returns to where it started.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct MemStats {
+    /// Frames the domain owns.
+    pub owned: u64,
+    /// Frames typed (and validated) as L1, L2, L3, L4 tables.
+    pub l1: u64,
+    /// See `l1`.
+    pub l2: u64,
+    /// See `l1`.
+    pub l3: u64,
+    /// See `l1`.
+    pub l4: u64,
+    /// Frames typed writable (mapped writable somewhere).
+    pub writable: u64,
+    /// Pinned frames.
+    pub pinned: u64,
+    /// Sum of the type counts of all owned frames.
+    pub type_refs: u64,
+    /// Sum of the general reference counts of all owned frames.
+    pub refs: u64,
+    /// Frames released to the hypervisor since boot by this domain (reservation decreases).
+    pub released: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<MemStats>() == 80);

@@ -171,11 +171,11 @@ fn sysctl_bench_request() {
         SYSCTL_BENCH,
         &BenchOp {
             op: BENCH_BARE_SYSCALL_ON,
-            _pad: 0,
+            ..BenchOp::default()
         },
     );
     assert_eq!(s.cmd, 0x100);
-    assert_eq!(s.bench_op(), BenchOp { op: 1, _pad: 0 });
+    assert_eq!(s.bench_op(), BenchOp { op: 1, ..BenchOp::default() });
     assert_eq!(&s.as_bytes()[8..16], &[1, 0, 0, 0, 0, 0, 0, 0]);
 }
 

@@ -279,10 +279,9 @@ pub fn physinfo() -> Result<PhysInfo, Errno> {
     Ok(op.physinfo())
 }
 
-/// `SYSCTL_BENCH` with sub-op `op` (`BENCH_*`).
-pub fn bench_op(op: u32) -> Result<(), Errno> {
-    sysctl(&mut Sysctl::with_payload(
-        SYSCTL_BENCH,
-        &BenchOp { op, _pad: 0 },
-    ))
+/// `SYSCTL_BENCH` with sub-op `op` (`BENCH_*`) and its argument; returns its result.
+pub fn bench_op(op: u32, arg: u64) -> Result<u64, Errno> {
+    let mut s = Sysctl::with_payload(SYSCTL_BENCH, &BenchOp { op, arg, ..BenchOp::default() });
+    sysctl(&mut s)?;
+    Ok(s.bench_op().result)
 }

@@ -55,6 +55,14 @@ pub trait Platform: GuestMemory {
     fn command_line(&self) -> &[u8];
     /// Build facts.
     fn build_facts(&self) -> BuildFacts;
+    /// Runs an in-kernel benchmark baseline (`BENCH_DIRECT_*`) of size `arg`; returns cycles.
+    fn bench_baseline(&mut self, _op: u32, _arg: u64) -> Result<u64, Errno> {
+        Err(Errno::ENOSYS)
+    }
+    /// The calling domain's frame accounting.
+    fn memstats(&mut self) -> Result<hypercall_abi::sysctl::MemStats, Errno> {
+        Err(Errno::ENOSYS)
+    }
 }
 
 /// Decodes and runs one hypercall; returns the value for the guest's rax.

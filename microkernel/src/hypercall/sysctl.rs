@@ -25,12 +25,28 @@ pub(super) fn sysctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
             Ok(0)
         }
         SYSCTL_BENCH => {
-            let (b, _) = BenchOp::read_from_prefix(&op.u[..]).map_err(|_| Errno::EINVAL)?;
-            match b.op {
-                BENCH_BARE_SYSCALL_ON => p.set_bare_syscall(true),
-                BENCH_BARE_SYSCALL_OFF => p.set_bare_syscall(false),
+            let (mut b, _) = BenchOp::read_from_prefix(&op.u[..]).map_err(|_| Errno::EINVAL)?;
+            b.result = match b.op {
+                BENCH_BARE_SYSCALL_ON => {
+                    p.set_bare_syscall(true);
+                    0
+                }
+                BENCH_BARE_SYSCALL_OFF => {
+                    p.set_bare_syscall(false);
+                    0
+                }
+                BENCH_DIRECT_PTE_WRITES | BENCH_DIRECT_BUILD => p.bench_baseline(b.op, b.arg)?,
                 _ => return Err(Errno::EINVAL),
-            }
+            };
+            op.u[..core::mem::size_of::<BenchOp>()].copy_from_slice(b.as_bytes());
+            write_guest(p, arg, &op)?;
+            Ok(0)
+        }
+        SYSCTL_MEMSTATS => {
+            let stats = p.memstats()?;
+            let bytes = stats.as_bytes();
+            op.u[..bytes.len()].copy_from_slice(bytes);
+            write_guest(p, arg, &op)?;
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),

@@ -76,10 +76,10 @@ fn main(_si: &'static StartInfo) {
     let rdtsc_overhead = measure(|| {});
     let null = measure(null_hypercall);
 
-    let bare = match hypercall::bench_op(BENCH_BARE_SYSCALL_ON) {
-        Ok(()) => {
+    let bare = match hypercall::bench_op(BENCH_BARE_SYSCALL_ON, 0) {
+        Ok(_) => {
             let bare = measure(bare_syscall);
-            if let Err(e) = hypercall::bench_op(BENCH_BARE_SYSCALL_OFF) {
+            if let Err(e) = hypercall::bench_op(BENCH_BARE_SYSCALL_OFF, 0) {
                 println!("BENCH ERROR sysctl(BENCH_BARE_SYSCALL_OFF) failed: {e}");
             }
             Some(bare)
