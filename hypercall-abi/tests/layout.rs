@@ -17,7 +17,7 @@ use hypercall_abi::shared_info::{
     ArchSharedInfo, ArchVcpuInfo, SharedInfo, VcpuInfo, VcpuTimeInfo,
 };
 use hypercall_abi::start_info::{MultibootModList, StartInfo, StartInfoConsole};
-use hypercall_abi::sysctl::{BenchOp, PhysInfo, Sysctl};
+use hypercall_abi::sysctl::{BenchOp, MemStats, PhysInfo, Sysctl};
 use hypercall_abi::version::{
     XenCapabilitiesInfo, XenChangesetInfo, XenCommandline, XenCompileInfo, XenDomainHandle,
     XenExtraversion, XenFeatureInfo, XenPlatformParameters,
@@ -264,7 +264,19 @@ fn sysctl_structs_have_the_documented_layout() {
         nr_domains: 40,
         _pad: 44,
     });
-    layout!(BenchOp, size 8, align 4, { op: 0, _pad: 4 });
+    layout!(BenchOp, size 24, align 8, { op: 0, _pad: 4, arg: 8, result: 16 });
+    layout!(MemStats, size 80, align 8, {
+        owned: 0,
+        l1: 8,
+        l2: 16,
+        l3: 24,
+        l4: 32,
+        writable: 40,
+        pinned: 48,
+        type_refs: 56,
+        refs: 64,
+        released: 72,
+    });
 }
 
 #[test]

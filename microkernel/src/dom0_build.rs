@@ -157,6 +157,8 @@ pub fn build_dom0(m: &mut Machine, bi: &BootInfo, opts: &Options, hv: &Hyperviso
         p2m,
         shared_info_mfn,
         l4_mfn: built.l4_mfn,
+        gs_base_user: 0,
+        cr2: 0,
     });
     Ok(frame)
 }

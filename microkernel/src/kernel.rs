@@ -6,6 +6,7 @@ use crate::arch::console;
 use crate::arch::exit::{exit, ExitCode};
 use crate::arch::x86_64::{cpu, time as hwtime, trap};
 use crate::arch::GuestFrame;
+use crate::emulate;
 use crate::guest_access::{GuestMemory, GuestRange};
 use crate::hypercall::{self, BuildFacts, Caller, Platform};
 use crate::mm::frame_alloc::FrameAllocator;
@@ -45,6 +46,10 @@ pub struct Domain {
     pub shared_info_mfn: u64,
     /// Machine frame of the top-level page table.
     pub l4_mfn: u64,
+    /// The guest's GS base for its user mode (swapped in when it returns to user mode).
+    pub gs_base_user: u64,
+    /// The guest's last page-fault address, as `mov %cr2` reads it.
+    pub cr2: u64,
 }
 
 /// Everything the microkernel owns after boot.
@@ -153,6 +158,115 @@ pub fn hypercall(f: &mut GuestFrame) {
     if m.domains[cur].state != DomState::Running {
         drop(guard);
         domain_stopped(cur);
+    }
+}
+
+/// A guest exception: emulate the instruction if it is one a PV kernel may use, otherwise
+/// stop the domain with the one-line report. Returns only when the guest may resume.
+pub fn guest_exception(f: &mut GuestFrame) {
+    let kind = match (f.vector, f.error) {
+        (13, 0) => emulate::FaultKind::GeneralProtection,
+        (6, _) => emulate::FaultKind::InvalidOpcode,
+        _ => guest_fault(f, ""),
+    };
+    let mut bytes = [0u8; emulate::MAX_INSN];
+    // Read as much of the instruction as is mapped (a fetch near the end of a mapping may
+    // be short; the decoder refuses what it cannot see).
+    let mut n = emulate::MAX_INSN;
+    while n > 0 {
+        let ok = GuestRange::new(f.rip, n as u64).is_ok()
+            // SAFETY: a hypervisor buffer of n bytes; the guest range was checked; the
+            // current page tables are the faulting guest's.
+            && unsafe { trap::copy_with_fixup(bytes.as_mut_ptr(), f.rip as *const u8, n) }.is_ok();
+        if ok {
+            break;
+        }
+        n -= 1;
+    }
+    let Some(insn) = emulate::decode(&bytes[..n], kind) else { guest_fault(f, "") };
+    let mut guard = MACHINE.lock();
+    let m = guard.as_mut().expect("guest exception before boot finished");
+    let cur = m.current;
+    let mut env = MachineEmu { dom: &mut m.domains[cur] };
+    let mut regs = FrameRegs(f);
+    if emulate::execute(insn, &mut regs, &mut env).is_err() {
+        drop(guard);
+        guest_fault(f, "");
+    }
+}
+
+/// `emulate::Regs` over a guest frame.
+struct FrameRegs<'a>(&'a mut GuestFrame);
+
+impl emulate::Regs for FrameRegs<'_> {
+    fn gpr(&self, n: u8) -> u64 {
+        let f = &self.0;
+        [f.rax, f.rcx, f.rdx, f.rbx, f.rsp, f.rbp, f.rsi, f.rdi, f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15]
+            [n as usize & 15]
+    }
+    fn set_gpr(&mut self, n: u8, v: u64) {
+        let f = &mut *self.0;
+        let r = match n & 15 {
+            0 => &mut f.rax,
+            1 => &mut f.rcx,
+            2 => &mut f.rdx,
+            3 => &mut f.rbx,
+            4 => &mut f.rsp,
+            5 => &mut f.rbp,
+            6 => &mut f.rsi,
+            7 => &mut f.rdi,
+            8 => &mut f.r8,
+            9 => &mut f.r9,
+            10 => &mut f.r10,
+            11 => &mut f.r11,
+            12 => &mut f.r12,
+            13 => &mut f.r13,
+            14 => &mut f.r14,
+            _ => &mut f.r15,
+        };
+        *r = v;
+    }
+    fn advance(&mut self, len: u8) {
+        self.0.rip = self.0.rip.wrapping_add(len as u64);
+    }
+}
+
+/// `emulate::EmuEnv` for the running guest.
+struct MachineEmu<'a> {
+    dom: &'a mut Domain,
+}
+
+impl emulate::EmuEnv for MachineEmu<'_> {
+    fn guest_cr3(&self) -> u64 {
+        cpu::read_cr3()
+    }
+    fn guest_cr0(&self) -> u64 {
+        cpu::read_cr0() & !(1 << 3) // TS is the guest's own business (fpu_taskswitch)
+    }
+    fn guest_cr2(&self) -> u64 {
+        self.dom.cr2
+    }
+    fn guest_cr4(&self) -> u64 {
+        // PAE, PGE, OSFXSR, OSXMMEXCPT, OSXSAVE: what a guest may assume is on.
+        cpu::read_cr4() & ((1 << 5) | (1 << 7) | (1 << 9) | (1 << 10) | (1 << 18))
+    }
+    fn read_base(&self, msr: u32) -> u64 {
+        match msr {
+            emulate::MSR_FS_BASE => cpu::fs_base(),
+            emulate::MSR_GS_BASE => cpu::guest_gs_base(),
+            _ => self.dom.gs_base_user,
+        }
+    }
+    fn write_base(&mut self, msr: u32, v: u64) {
+        match msr {
+            emulate::MSR_FS_BASE => cpu::set_fs_base(v),
+            emulate::MSR_GS_BASE => cpu::set_guest_gs_base(v),
+            _ => self.dom.gs_base_user = v,
+        }
+    }
+    fn host_cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+        [r.eax, r.ebx, r.ecx, r.edx]
     }
 }
 

@@ -10,6 +10,7 @@
 extern crate alloc;
 
 pub mod cmdline;
+pub mod emulate;
 pub mod guest_access;
 pub mod hypercall;
 pub mod mm;

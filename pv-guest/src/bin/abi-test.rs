@@ -422,8 +422,77 @@ fn start_info(t: &mut Tests, si: &'static StartInfo) {
     t.report("m2p", outcome);
 }
 
+/// The privileged instructions the microkernel emulates for a PV kernel.
+fn emulation(t: &mut Tests, si: &'static StartInfo) {
+    // mov %cr3, %rax: the machine address of the current top level, which is the frame
+    // behind start_info.pt_base.
+    let cr3: u64;
+    // SAFETY: reading CR3 from ring 3 faults (#GP) and the microkernel emulates it; no
+    // memory is touched.
+    unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nostack)) };
+    let pfn = (si.pt_base - virt_base()) / 4096;
+    // SAFETY: mfn_list maps nr_pages entries in the initial region and pfn < nr_pages.
+    let mfn = unsafe { read_u64(si.mfn_list + pfn * 8) };
+    t.report(
+        "emulate_mov_from_cr3",
+        ensure(cr3 == mfn << 12, || format!("cr3 {cr3:#x}, L4 frame {:#x}", mfn << 12)),
+    );
+
+    // CPUID through Xen's forced-emulation prefix.
+    let (mut eax, mut ebx, mut ecx, mut edx) = (0x4000_0000u64, 0u64, 0u64, 0u64);
+    // SAFETY: ud2 + "xen" + cpuid raises #UD, which the microkernel recognises and emulates
+    // as CPUID; only the four named registers change. rbx is saved around it because LLVM
+    // reserves it.
+    unsafe {
+        core::arch::asm!(
+            "mov {tmp}, rbx",
+            "ud2",
+            ".ascii \"xen\"",
+            "cpuid",
+            "xchg {tmp}, rbx",
+            tmp = out(reg) ebx,
+            inout("rax") eax,
+            inout("rcx") ecx,
+            out("rdx") edx,
+            options(nostack)
+        )
+    };
+    let mut sig = [0u8; 12];
+    sig[..4].copy_from_slice(&(ebx as u32).to_le_bytes());
+    sig[4..8].copy_from_slice(&(ecx as u32).to_le_bytes());
+    sig[8..].copy_from_slice(&(edx as u32).to_le_bytes());
+    t.report(
+        "emulate_forced_cpuid",
+        ensure(&sig == b"XenVMMXenVMM" && eax >= 0x4000_0002, || {
+            format!("signature {:?} max leaf {eax:#x}", String::from_utf8_lossy(&sig))
+        }),
+    );
+
+    // wrmsr/rdmsr of FS_BASE round trip.
+    let want = 0x0000_1234_5678_9000u64;
+    let got_lo: u32;
+    let got_hi: u32;
+    // SAFETY: wrmsr/rdmsr raise #GP in ring 3 and the microkernel emulates the FS base
+    // MSR; nothing in this guest uses FS.
+    unsafe {
+        core::arch::asm!(
+            "wrmsr",
+            "xor eax, eax",
+            "xor edx, edx",
+            "rdmsr",
+            in("ecx") 0xc000_0100u32,
+            inout("eax") want as u32 => got_lo,
+            inout("edx") (want >> 32) as u32 => got_hi,
+            options(nostack)
+        )
+    };
+    let got = ((got_hi as u64) << 32) | got_lo as u64;
+    t.report("emulate_fs_base_msr", ensure(got == want, || format!("read back {got:#x}")));
+}
+
 fn main(si: &'static StartInfo) {
     let mut t = Tests::default();
+    emulation(&mut t, si);
     unknown_hypercalls(&mut t);
     xen_version(&mut t);
     console_io(&mut t);

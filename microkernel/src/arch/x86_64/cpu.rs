@@ -39,7 +39,8 @@ fn wrmsr(msr: u32, v: u64) {
 }
 
 fn rdmsr(msr: u32) -> u64 {
-    // SAFETY: reading EFER has no side effects.
+    // SAFETY: callers read only EFER and the segment-base MSRs, which exist on every
+    // x86_64 CPU and have no side effects when read.
     unsafe { Msr::new(msr).read() }
 }
 
@@ -82,4 +83,40 @@ pub fn init(stack_top: u64) {
 pub fn set_bare_syscall(on: bool) {
     let entry = if on { syscall_entry_bare as *const () } else { syscall_entry as *const () };
     wrmsr(IA32_LSTAR, entry as u64);
+}
+
+/// Machine address of the current top-level page table.
+pub fn read_cr3() -> u64 {
+    x86_64::registers::control::Cr3::read_raw().0.start_address().as_u64()
+}
+
+/// CR0 as the hardware has it.
+pub fn read_cr0() -> u64 {
+    Cr0::read_raw()
+}
+
+/// CR4 as the hardware has it.
+pub fn read_cr4() -> u64 {
+    Cr4::read_raw()
+}
+
+/// The FS base (the guest's: the microkernel does not use FS).
+pub fn fs_base() -> u64 {
+    rdmsr(0xc000_0100)
+}
+
+/// Sets the FS base for the guest.
+pub fn set_fs_base(v: u64) {
+    wrmsr(0xc000_0100, v);
+}
+
+/// The guest's active GS base. While the microkernel runs, GS points at the per-CPU block
+/// and the guest's GS base waits in KERNEL_GS_BASE until the `swapgs` on the way out.
+pub fn guest_gs_base() -> u64 {
+    rdmsr(IA32_KERNEL_GS_BASE)
+}
+
+/// Sets the guest's active GS base (see `guest_gs_base`).
+pub fn set_guest_gs_base(v: u64) {
+    wrmsr(IA32_KERNEL_GS_BASE, v);
 }

@@ -121,7 +121,8 @@ extern "C" fn exception_entry(f: &mut GuestFrame) {
         return;
     }
     if f.cs & 3 == 3 {
-        crate::kernel::guest_fault(f, "");
+        crate::kernel::guest_exception(f);
+        return;
     }
     let (fault_ip, fixup) = (addr_of!(guest_copy_fault_ip) as u64, addr_of!(guest_copy_fixup) as u64);
     if f.vector == 14 && f.rip == fault_ip {
