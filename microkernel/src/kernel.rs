@@ -145,6 +145,98 @@ impl Platform for MachinePlatform<'_> {
     fn build_facts(&self) -> BuildFacts {
         BuildFacts { compiler: env!("MK_COMPILER"), changeset: env!("MK_CHANGESET"), date: env!("MK_DATE") }
     }
+
+    fn bench_baseline(&mut self, op: u32, arg: u64) -> Result<u64, Errno> {
+        use hypercall_abi::sysctl::{BENCH_DIRECT_BUILD, BENCH_DIRECT_PTE_WRITES};
+        match op {
+            BENCH_DIRECT_PTE_WRITES => bench::direct_pte_writes(&mut self.m.frames, arg),
+            BENCH_DIRECT_BUILD => bench::direct_build(&mut self.m.frames, arg),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+}
+
+/// In-kernel baselines for `cargo xtask bench`: the same work as a guest's `pt_update`
+/// batches, done by the microkernel with plain stores and no validation.
+mod bench {
+    use super::*;
+    use crate::arch::directmap;
+
+    /// Most entries or pages one baseline run may ask for.
+    const MAX_ARG: u64 = 1 << 20;
+
+    fn alloc_zeroed(frames: &mut FrameAllocator<'static>) -> Result<u64, Errno> {
+        let mfn = frames.alloc().ok_or(Errno::ENOMEM)?;
+        // SAFETY: a frame just taken from the allocator: RAM, direct-mapped, ours alone.
+        unsafe { core::ptr::write_bytes(directmap(mfn << 12), 0, 4096) };
+        Ok(mfn)
+    }
+
+    fn entry(mfn: u64, index: u64) -> *mut u64 {
+        // SAFETY: callers pass frames they allocated and index < 512, so the pointer stays
+        // inside that direct-mapped frame.
+        unsafe { (directmap(mfn << 12) as *mut u64).add(index as usize) }
+    }
+
+    fn store(mfn: u64, index: u64, v: u64) {
+        // SAFETY: see `entry`; the frame is a private scratch page table never loaded in CR3.
+        unsafe { core::ptr::write_volatile(entry(mfn, index), v) }
+    }
+
+    /// Writes `n` entries into a scratch L1 table; returns the cycles taken.
+    pub fn direct_pte_writes(frames: &mut FrameAllocator<'static>, n: u64) -> Result<u64, Errno> {
+        if n == 0 || n > MAX_ARG {
+            return Err(Errno::EINVAL);
+        }
+        let l1 = alloc_zeroed(frames)?;
+        let t0 = hwtime::rdtsc();
+        for i in 0..n {
+            store(l1, i % 512, ((l1 + i) << 12) | 0x67);
+        }
+        let t1 = hwtime::rdtsc();
+        frames.free(l1).map_err(|_| Errno::EINVAL)?;
+        Ok(t1 - t0)
+    }
+
+    /// Builds a 4-level address space mapping `n` pages (tables allocated and zeroed, every
+    /// entry written), then frees it; returns the cycles the build took.
+    pub fn direct_build(frames: &mut FrameAllocator<'static>, n: u64) -> Result<u64, Errno> {
+        if n == 0 || n > 512 * 512 {
+            return Err(Errno::EINVAL);
+        }
+        let mut tables: Vec<u64> = Vec::with_capacity(3 + n.div_ceil(512) as usize);
+        let t0 = hwtime::rdtsc();
+        let built = build_into(frames, &mut tables, n);
+        let t1 = hwtime::rdtsc();
+        // Free what was allocated even when the build ran out of frames.
+        for t in tables {
+            frames.free(t).map_err(|_| Errno::EINVAL)?;
+        }
+        built?;
+        Ok(t1 - t0)
+    }
+
+    fn build_into(frames: &mut FrameAllocator<'static>, tables: &mut Vec<u64>, n: u64) -> Result<(), Errno> {
+        let mut table = |frames: &mut FrameAllocator<'static>| -> Result<u64, Errno> {
+            let t = alloc_zeroed(frames)?;
+            tables.push(t);
+            Ok(t)
+        };
+        let l4 = table(frames)?;
+        let l3 = table(frames)?;
+        let l2 = table(frames)?;
+        store(l4, 1, (l3 << 12) | 0x67);
+        store(l3, 0, (l2 << 12) | 0x67);
+        let mut l1 = 0;
+        for i in 0..n {
+            if i % 512 == 0 {
+                l1 = table(frames)?;
+                store(l2, i / 512, (l1 << 12) | 0x67);
+            }
+            store(l1, i % 512, ((l4 + i) << 12) | 0x67);
+        }
+        Ok(())
+    }
 }
 
 /// Runs the hypercall in `f` for the current domain.

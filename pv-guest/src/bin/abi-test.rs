@@ -18,7 +18,9 @@ use pv_guest::hypercall_abi::errno::Errno;
 use pv_guest::hypercall_abi::hypercall::Hypercall;
 use pv_guest::hypercall_abi::sched::SCHEDOP_YIELD;
 use pv_guest::hypercall_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
-use pv_guest::hypercall_abi::sysctl::{PhysInfo, Sysctl, SYSCTL_PHYSINFO};
+use pv_guest::hypercall_abi::sysctl::{
+    PhysInfo, Sysctl, BENCH_DIRECT_BUILD, BENCH_DIRECT_PTE_WRITES, SYSCTL_PHYSINFO,
+};
 use pv_guest::hypercall_abi::version::{
     XenCompileInfo, XenFeatureInfo, XENFEAT_DOM0, XENVER_CAPABILITIES, XENVER_CHANGESET,
     XENVER_COMPILE_INFO, XENVER_EXTRAVERSION, XENVER_GET_FEATURES, XENVER_PAGESIZE,
@@ -322,6 +324,21 @@ fn sysctl(t: &mut Tests) {
         Err(e) => e.to_ret(),
     };
     t.report("sysctl_bad_interface_version", expect_ret(ret, EACCES));
+
+    // The in-kernel bench baselines run, return cycles, and give back every frame.
+    let free_before = hypercall::physinfo().map(|p| p.free_pages);
+    let writes = hypercall::bench_op(BENCH_DIRECT_PTE_WRITES, 512);
+    let build = hypercall::bench_op(BENCH_DIRECT_BUILD, 1024);
+    let free_after = hypercall::physinfo().map(|p| p.free_pages);
+    t.report(
+        "sysctl_bench_baselines",
+        ensure(
+            matches!(writes, Ok(c) if c > 0) && matches!(build, Ok(c) if c > 0) && free_before == free_after,
+            || format!("writes {writes:?} build {build:?} free {free_before:?} -> {free_after:?}"),
+        ),
+    );
+    let bad = hypercall::bench_op(BENCH_DIRECT_BUILD, 0).map_err(|e| e.to_ret());
+    t.report("sysctl_bench_bad_arg", ensure(bad == Err(-22), || format!("got {bad:?}")));
 }
 
 /// Reads a u64 from a virtual address that the start of day maps for us.
