@@ -1,7 +1,9 @@
-//! Memory operation numbers (`XENMEM_*`, the `cmd` of `memory_op`, in `memory.h`).
+//! Memory operations (`memory_op`, `memory.h`): the `XENMEM_*` numbers and the argument
+//! structures the hypervisor implements for PV guests.
 //!
-//! Numbers only for now; the argument structs come with the memory work.
 //! Number 8 (`XENMEM_translate_gpfn_list`) is retired.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Add frames to the domain's reservation.
 pub const XENMEM_INCREASE_RESERVATION: u32 = 0;
@@ -59,3 +61,132 @@ pub const XENMEM_GET_VNUMAINFO: u32 = 26;
 pub const XENMEM_RESERVED_DEVICE_MEMORY_MAP: u32 = 27;
 /// Map a resource (ioreq server, grant table, trace buffer) of a domain.
 pub const XENMEM_ACQUIRE_RESOURCE: u32 = 28;
+
+/// `memory_op`'s `cmd` carries a start extent above this shift (Xen's
+/// `MEMOP_EXTENT_SHIFT`, `xen/hypercall.h`): a preempted reservation operation is
+/// continued with `cmd = op | (extents_done << MEMOP_EXTENT_SHIFT)`.
+pub const MEMOP_EXTENT_SHIFT: u32 = 6;
+/// Mask of the operation number in `memory_op`'s `cmd` (`MEMOP_CMD_MASK`).
+pub const MEMOP_CMD_MASK: u64 = (1 << MEMOP_EXTENT_SHIFT) - 1;
+
+/// `XENMEMF_address_bits(x)`: the allocation must lie below `2^x` bytes (0: anywhere).
+pub const fn xenmemf_address_bits(x: u32) -> u32 {
+    x
+}
+/// `XENMEMF_get_address_bits(flags)`.
+pub const fn xenmemf_get_address_bits(flags: u32) -> u32 {
+    flags & 0xff
+}
+/// `XENMEMF_node(n)`: allocate from NUMA node `n`.
+pub const fn xenmemf_node(n: u32) -> u32 {
+    (n + 1) << 8
+}
+/// `XENMEMF_populate_on_demand`: populate with populate-on-demand entries (HVM).
+pub const XENMEMF_POPULATE_ON_DEMAND: u32 = 1 << 16;
+/// `XENMEMF_exact_node_request`: only from the node given.
+pub const XENMEMF_EXACT_NODE_REQUEST: u32 = 1 << 17;
+/// `XENMEMF_vnode`: the node given is a virtual node.
+pub const XENMEMF_VNODE: u32 = 1 << 18;
+
+/// `struct xen_memory_reservation` (32 bytes): the argument of
+/// `XENMEM_increase_reservation`, `XENMEM_decrease_reservation` and
+/// `XENMEM_populate_physmap`.
+///
+/// `extent_start` is a guest pointer to an array of `xen_pfn_t` (u64): machine
+/// frames out (increase), machine frames in (decrease, for a PV guest), or
+/// pseudo-physical frames in and machine frames out (populate).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct XenMemoryReservation {
+    /// Guest pointer to the extent list (`XEN_GUEST_HANDLE(xen_pfn_t)`).
+    pub extent_start: u64,
+    /// Number of extents.
+    pub nr_extents: u64,
+    /// Each extent is `2^extent_order` pages.
+    pub extent_order: u32,
+    /// `XENMEMF_*` flags.
+    pub mem_flags: u32,
+    /// The domain whose reservation changes (`DOMID_SELF` for the caller).
+    pub domid: u16,
+    /// Padding (implicit in C), zero.
+    pub _pad: [u16; 3],
+}
+
+const _: () = assert!(core::mem::size_of::<XenMemoryReservation>() == 32);
+
+/// `struct xen_memory_domain` (2 bytes): the argument of
+/// `XENMEM_current_reservation`, `XENMEM_maximum_reservation` and
+/// `XENMEM_maximum_gpfn`.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct XenMemoryDomain {
+    /// The domain asked about (`DOMID_SELF` for the caller).
+    pub domid: u16,
+}
+
+const _: () = assert!(core::mem::size_of::<XenMemoryDomain>() == 2);
+
+/// `struct xen_memory_map` (16 bytes): the argument of `XENMEM_memory_map` and
+/// `XENMEM_machine_memory_map`.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct XenMemoryMap {
+    /// In: entries the buffer can hold. Out: entries stored.
+    pub nr_entries: u32,
+    /// Padding (implicit in C), zero.
+    pub _pad: u32,
+    /// Guest pointer to an array of [`E820Entry`].
+    pub buffer: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<XenMemoryMap>() == 16);
+
+/// One entry of a memory map in the BIOS INT 15h E820 format (Xen's
+/// `struct __packed e820entry`, 20 bytes: no padding between entries).
+#[repr(C, packed)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct E820Entry {
+    /// First byte of the range.
+    pub addr: u64,
+    /// Length in bytes.
+    pub size: u64,
+    /// `E820_*` type.
+    pub kind: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<E820Entry>() == 20);
+
+/// E820 type: usable RAM.
+pub const E820_RAM: u32 = 1;
+/// E820 type: reserved.
+pub const E820_RESERVED: u32 = 2;
+/// E820 type: ACPI tables, reclaimable.
+pub const E820_ACPI: u32 = 3;
+/// E820 type: ACPI non-volatile storage.
+pub const E820_NVS: u32 = 4;
+/// E820 type: unusable.
+pub const E820_UNUSABLE: u32 = 5;
+
+/// `struct xen_machphys_mapping` (24 bytes): the argument of
+/// `XENMEM_machphys_mapping`, where the read-only M2P table lies in every PV
+/// guest's address space.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct XenMachphysMapping {
+    /// First virtual address of the table.
+    pub v_start: u64,
+    /// End (exclusive) of the table.
+    pub v_end: u64,
+    /// Largest machine frame number the table can be looked up with.
+    pub max_mfn: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<XenMachphysMapping>() == 24);

@@ -6,14 +6,15 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// One request of the `pt_update` hypercall (Xen's `mmu_update` and its
 /// `struct mmu_update`; this project calls the hypercall `pt_update`).
 ///
-/// `ptr[1:0]` selects the command (`MMU_*`); the rest of `ptr` is a machine
-/// address. The hypercall takes `(reqs, count, done_out, foreigndom)`.
+/// `ptr[2:0]` selects the command (`MMU_*`, see [`MMU_UPDATE_CMD_MASK`]); the
+/// rest of `ptr` is a machine address. The hypercall takes
+/// `(reqs, count, done_out, foreigndom)`.
 #[repr(C)]
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
 )]
 pub struct MmuUpdate {
-    /// Command in bits 1:0; machine address of the PTE (or frame) above.
+    /// Command in bits 2:0; machine address of the PTE (or frame) above.
     pub ptr: u64,
     /// New PTE contents (or, for `MMU_MACHPHYS_UPDATE`, the PFN).
     pub val: u64,
@@ -22,7 +23,12 @@ pub struct MmuUpdate {
 const _: () = assert!(core::mem::size_of::<MmuUpdate>() == 16);
 
 /// Mask of the command bits in [`MmuUpdate::ptr`].
-pub const MMU_UPDATE_CMD_MASK: u64 = 3;
+///
+/// `xen.h` documents the command as `ptr[1:0]`, but `do_mmu_update` decodes
+/// `ptr & (sizeof(l1_pgentry_t) - 1)`, that is `ptr[2:0]`: an entry pointer is
+/// 8-byte aligned, so a misaligned pointer reads as a command (4..=7 are
+/// unknown and refused with `-ENOSYS`).
+pub const MMU_UPDATE_CMD_MASK: u64 = 7;
 /// Checked `*ptr = val`; `ptr` is the machine address of a PTE.
 pub const MMU_NORMAL_PT_UPDATE: u64 = 0;
 /// `M2P[ptr >> PAGE_SHIFT] = val`: set the PFN of a machine frame.
@@ -32,8 +38,19 @@ pub const MMU_PT_UPDATE_PRESERVE_AD: u64 = 2;
 /// As `MMU_NORMAL_PT_UPDATE`, but `val` is not translated through the foreign domain.
 pub const MMU_PT_UPDATE_NO_TRANSLATE: u64 = 3;
 
+/// Set in the `count` argument of `pt_update` and `mmuext_op` when the
+/// hypervisor continues a preempted batch (Xen's `MMU_UPDATE_PREEMPTED`,
+/// `~(~0U >> 1)` in `asm/hypercall.h`): the rest of `count` is what remains, and
+/// the number already done is read back from `*done_out`.
+pub const MMU_UPDATE_PREEMPTED: u32 = 1 << 31;
+
+/// `pt_update`'s `foreigndom`: bits 15:0 name the domain whose frames the
+/// entries map (`DOMID_SELF` for the caller); bits 31:16, when non-zero, are
+/// one more than the id of the domain that owns the page tables.
+pub const FOREIGNDOM_PT_OWNER_SHIFT: u32 = 16;
+
 impl MmuUpdate {
-    /// The command (`MMU_*`) in `ptr[1:0]`.
+    /// The command (`MMU_*`) in `ptr[2:0]`.
     pub const fn cmd(&self) -> u64 {
         self.ptr & MMU_UPDATE_CMD_MASK
     }
@@ -234,3 +251,21 @@ pub const UVMF_MULTI: u64 = 0;
 pub const UVMF_LOCAL: u64 = 0;
 /// Flush all vCPUs' TLBs.
 pub const UVMF_ALL: u64 = 1 << 2;
+
+/// One entry of a `multicall` batch (`struct multicall_entry` in `xen.h`, 64
+/// bytes on x86_64): the hypercall number, where its result goes, and up to six
+/// arguments (x86_64 hypercalls use the first five).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct MulticallEntry {
+    /// Hypercall number.
+    pub op: u64,
+    /// Written by the hypervisor: the call's return value.
+    pub result: u64,
+    /// Arguments, in register order (rdi, rsi, rdx, r10, r8, r9).
+    pub args: [u64; 6],
+}
+
+const _: () = assert!(core::mem::size_of::<MulticallEntry>() == 64);
