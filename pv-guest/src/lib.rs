@@ -5,6 +5,8 @@
 //! - `hypercall`: typed hypercalls through the hypercall page;
 //! - [`console`]: `print!`/`println!` over `console_io`;
 //! - `heap` (the `#[global_allocator]`), the panic handler, `time` (rdtsc);
+//! - [`mm`]: the memory layer (p2m, frame allocator, batched `pt_update`, address spaces;
+//!   portable and host-tested, with thin hypercall glue in `mm::xen`);
 //! - portable, host-tested helpers: [`mod@start_info`], [`modules`], [`mod@line`],
 //!   [`text`], [`stats`].
 //!
@@ -27,8 +29,11 @@
 //! ```
 #![no_std]
 
+extern crate alloc;
+
 pub mod console;
 pub mod line;
+pub mod mm;
 pub mod modules;
 pub mod start_info;
 pub mod stats;
