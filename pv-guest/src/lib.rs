@@ -48,6 +48,8 @@ mod panic;
 #[cfg(target_os = "none")]
 pub mod start;
 #[cfg(target_os = "none")]
+pub mod testing;
+#[cfg(target_os = "none")]
 pub mod time;
 
 pub use hypercall_abi;
