@@ -1,7 +1,18 @@
-//! Machine memory: which physical ranges are free at boot, and the frame allocator.
+//! Machine memory: which physical ranges are free at boot, the frame allocator, and direct
+//! paging (per-frame accounting and the validated page-table operations).
 
 pub mod boot_mem;
 pub mod frame_alloc;
+pub mod ops;
+pub mod page_info;
+pub mod pt;
+pub mod teardown;
+pub mod validate;
+
+#[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
+mod rules_tests;
 
 /// Size of a page and of a frame.
 pub const PAGE_SIZE: u64 = 4096;

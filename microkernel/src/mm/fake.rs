@@ -1,0 +1,338 @@
+//! A fake machine for host tests of direct paging: frame contents in a map, a frame source
+//! with a free set, the M2P, and records of flushes and CR3 loads; plus [`Env`], which
+//! bundles it with a frame table and a domain, and an invariant checker that recomputes
+//! every count from scratch.
+extern crate std;
+
+use super::page_info::{DomainMm, FrameTable, Level, PageInfo, PageType};
+use super::pt::{Mm, MmMachine};
+use super::validate::{check_flags, entry_mfn, is_hypervisor_slot, present};
+use hypercall_abi::layout::{pte, PT_ENTRIES};
+use std::boxed::Box;
+use std::collections::{BTreeSet, HashMap};
+use std::vec::Vec;
+
+/// Frames the fake machine has (mfn 0..NR_FRAMES).
+pub const NR_FRAMES: u64 = 96;
+/// Frames 0..FIRST_FREE are RAM the "hypervisor" keeps: never in the frame source.
+pub const FIRST_FREE: u64 = 4;
+/// A hole in RAM (device memory): mfns HOLE.start..HOLE.end are not RAM.
+pub const HOLE: core::ops::Range<u64> = 80..84;
+/// The fake machine has a 36-bit physical address width.
+pub const MAX_MFN: u64 = (1 << 24) - 1;
+
+/// The hypervisor's entry for L4 slot `slot` in the fake machine.
+pub const fn hv_l4e(slot: usize) -> u64 {
+    0x0000_00f0_0000_0000 | ((slot as u64) << 12) | 0x63
+}
+
+/// The fake machine.
+pub struct FakeMachine {
+    /// Frame contents (absent: all zero).
+    pub mem: HashMap<u64, Box<[u64; PT_ENTRIES]>>,
+    /// The frame source.
+    pub free: BTreeSet<u64>,
+    /// M2P entries set.
+    pub m2p: HashMap<u64, u64>,
+    /// Full TLB flushes.
+    pub flushes: u64,
+    /// Addresses flushed one by one.
+    pub invlpgs: Vec<u64>,
+    /// CR3 loads, in order.
+    pub cr3_loads: Vec<u64>,
+    /// Cache flushes.
+    pub wbinvds: u64,
+    /// Frames released, in order.
+    pub released: Vec<u64>,
+}
+
+impl FakeMachine {
+    /// A machine whose frame source holds every RAM frame from [`FIRST_FREE`] on.
+    pub fn new() -> Self {
+        FakeMachine {
+            mem: HashMap::new(),
+            free: (FIRST_FREE..NR_FRAMES).filter(|m| !HOLE.contains(m)).collect(),
+            m2p: HashMap::new(),
+            flushes: 0,
+            invlpgs: Vec::new(),
+            cr3_loads: Vec::new(),
+            wbinvds: 0,
+            released: Vec::new(),
+        }
+    }
+
+    /// Frame `mfn`'s contents (writable; created zeroed).
+    pub fn frame(&mut self, mfn: u64) -> &mut [u64; PT_ENTRIES] {
+        self.mem.entry(mfn).or_insert_with(|| Box::new([0; PT_ENTRIES]))
+    }
+}
+
+impl Default for FakeMachine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MmMachine for FakeMachine {
+    fn read_pte(&self, mfn: u64, index: usize) -> u64 {
+        assert!(mfn < NR_FRAMES && !HOLE.contains(&mfn), "read of non-RAM frame {mfn:#x}");
+        self.mem.get(&mfn).map_or(0, |f| f[index])
+    }
+    fn write_pte(&mut self, mfn: u64, index: usize, val: u64) {
+        assert!(mfn < NR_FRAMES && !HOLE.contains(&mfn), "write to non-RAM frame {mfn:#x}");
+        assert!(!self.free.contains(&mfn), "write to free frame {mfn:#x}");
+        self.frame(mfn)[index] = val;
+    }
+    fn zero_frame(&mut self, mfn: u64) {
+        self.mem.remove(&mfn);
+    }
+    fn copy_frame(&mut self, dst: u64, src: u64) {
+        let s = self.mem.get(&src).map_or([0; PT_ENTRIES], |f| **f);
+        *self.frame(dst) = s;
+    }
+    fn is_ram(&self, mfn: u64) -> bool {
+        mfn < NR_FRAMES && !HOLE.contains(&mfn)
+    }
+    fn max_mfn(&self) -> u64 {
+        MAX_MFN
+    }
+    fn hypervisor_l4e(&self, slot: usize) -> u64 {
+        hv_l4e(slot)
+    }
+    fn set_m2p(&mut self, mfn: u64, pfn: u64) {
+        self.m2p.insert(mfn, pfn);
+    }
+    fn alloc_frame(&mut self) -> Option<u64> {
+        let mfn = self.free.pop_first()?;
+        self.mem.remove(&mfn);
+        Some(mfn)
+    }
+    fn release_frame(&mut self, mfn: u64) {
+        assert!(mfn >= FIRST_FREE && self.is_ram(mfn), "released frame {mfn:#x} was never handed out");
+        assert!(self.free.insert(mfn), "frame {mfn:#x} released twice");
+        self.mem.remove(&mfn);
+        self.released.push(mfn);
+    }
+    fn flush_tlb(&mut self) {
+        self.flushes += 1;
+    }
+    fn invlpg(&mut self, va: u64) {
+        self.invlpgs.push(va);
+    }
+    fn load_cr3(&mut self, mfn: u64) {
+        self.cr3_loads.push(mfn);
+    }
+    fn wbinvd(&mut self) {
+        self.wbinvds += 1;
+    }
+}
+
+/// A present entry for `mfn` with `flags`.
+pub const fn pte_for(mfn: u64, flags: u64) -> u64 {
+    (mfn << 12) | flags
+}
+
+/// Read-only present entry flags.
+pub const RO: u64 = pte::PRESENT | pte::USER | pte::ACCESSED;
+/// Read-write present entry flags.
+pub const RW: u64 = RO | pte::RW;
+
+/// A frame table, a domain and a fake machine: everything an [`Mm`] needs.
+pub struct Env {
+    /// Every frame's accounting (its storage is leaked: tests only).
+    pub frames: FrameTable<'static>,
+    /// The domain under test.
+    pub dom: DomainMm,
+    /// The machine.
+    pub mach: FakeMachine,
+}
+
+/// A frame's accounting as the rules see it: owner, counts, live type, flags (not the
+/// last-type and flush-stamp bookkeeping, which only decides when to flush TLBs).
+pub type Accounting = (Option<u16>, u32, u32, PageType, bool, bool, bool, bool);
+
+/// Everything observable, for "nothing changed" checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pages: Vec<Accounting>,
+    mem: Vec<(u64, [u64; PT_ENTRIES])>,
+    dom: DomainMm,
+    free: BTreeSet<u64>,
+    m2p: Vec<(u64, u64)>,
+}
+
+impl Env {
+    /// Domain 1 (or 0 if `privileged`) with room for `max_pages` frames and none yet.
+    pub fn new(privileged: bool, max_pages: u64) -> Self {
+        let store: &'static mut [PageInfo] = Box::leak(std::vec![PageInfo::FREE; NR_FRAMES as usize].into_boxed_slice());
+        Env {
+            frames: FrameTable::new(store),
+            dom: DomainMm::new(if privileged { 0 } else { 1 }, privileged, max_pages),
+            mach: FakeMachine::new(),
+        }
+    }
+
+    /// The operation view.
+    pub fn mm(&mut self) -> Mm<'_, 'static> {
+        Mm { frames: &mut self.frames, dom: &mut self.dom, mach: &mut self.mach }
+    }
+
+    /// Gives the domain `n` frames from the frame source.
+    pub fn give(&mut self, n: usize) -> Vec<u64> {
+        (0..n).map(|_| self.mm().increase_reservation().expect("frame source empty")).collect()
+    }
+
+    /// Writes frame memory directly, as a guest would have through a writable mapping
+    /// before the frame became a table.
+    pub fn poke(&mut self, mfn: u64, index: usize, val: u64) {
+        self.mach.frame(mfn)[index] = val;
+    }
+
+    /// Reads frame memory.
+    pub fn peek(&self, mfn: u64, index: usize) -> u64 {
+        self.mach.read_pte(mfn, index)
+    }
+
+    /// The accounting of `mfn`.
+    pub fn page(&self, mfn: u64) -> PageInfo {
+        *self.frames.get(mfn).unwrap()
+    }
+
+    /// Everything observable.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut mem: Vec<_> = self.mach.mem.iter().filter(|(_, f)| f.iter().any(|&e| e != 0)).map(|(&m, f)| (m, **f)).collect();
+        mem.sort();
+        let mut m2p: Vec<_> = self.mach.m2p.iter().map(|(&a, &b)| (a, b)).collect();
+        m2p.sort();
+        Snapshot {
+            pages: (0..NR_FRAMES)
+                .map(|m| {
+                    let p = self.page(m);
+                    (p.owner(), p.count(), p.type_count(), p.page_type(), p.is_validated(), p.is_pinned(), p.is_allocated(), p.is_shared())
+                })
+                .collect(),
+            mem,
+            dom: self.dom.clone(),
+            free: self.mach.free.clone(),
+            m2p,
+        }
+    }
+
+    /// Builds a 4-level tree mapping `data` (read-write) from virtual address 0 with fresh
+    /// frames (L4, L3, L2, L1), without validating anything; returns [l4, l3, l2, l1].
+    pub fn build_tree(&mut self, data: &[u64]) -> [u64; 4] {
+        let t = self.give(4);
+        self.poke(t[0], 0, pte_for(t[1], RW));
+        self.poke(t[1], 0, pte_for(t[2], RW));
+        self.poke(t[2], 0, pte_for(t[3], RW));
+        for (i, &d) in data.iter().enumerate() {
+            self.poke(t[3], i, pte_for(d, RW));
+        }
+        [t[0], t[1], t[2], t[3]]
+    }
+
+    /// Recomputes every count from the validated tables, pins, base pointers, allocation
+    /// and sharing, and checks it against the stored accounting; checks the typing rules
+    /// (nothing both a live page table and mapped writable, types agree with every holder),
+    /// the entry rules of every validated table, ownership and the frame source.
+    pub fn check_invariants(&self) {
+        let n = NR_FRAMES as usize;
+        let id = self.dom.id();
+        let mut count = std::vec![0u64; n];
+        let mut types = std::vec![0u64; n];
+        let mut want: Vec<Option<PageType>> = std::vec![None; n];
+        let expect = |want: &mut Vec<Option<PageType>>, mfn: u64, ty: PageType, why: &str| {
+            let w = &mut want[mfn as usize];
+            assert!(w.is_none() || *w == Some(ty), "mfn {mfn:#x} held as {ty:?} ({why}) and as {w:?}");
+            *w = Some(ty);
+        };
+        for mfn in 0..NR_FRAMES {
+            let p = self.page(mfn);
+            let m = mfn as usize;
+            assert_eq!(p.owner().is_some(), p.count() > 0, "mfn {mfn:#x}: owner iff referenced: {p:?}");
+            assert!(p.count() >= p.type_count(), "mfn {mfn:#x}: fewer refs than type refs: {p:?}");
+            assert_eq!(p.type_count() > 0, p.is_validated(), "mfn {mfn:#x}: validated iff typed: {p:?}");
+            if p.owner().is_none() {
+                assert!(!p.is_pinned() && !p.is_allocated() && !p.is_shared(), "free mfn {mfn:#x} has flags: {p:?}");
+                continue;
+            }
+            assert_eq!(p.owner(), Some(id), "mfn {mfn:#x} owned by a domain that does not exist");
+            assert!(self.mach.is_ram(mfn) && mfn >= FIRST_FREE, "owned mfn {mfn:#x} not from the frame source");
+            assert!(!self.mach.free.contains(&mfn), "owned mfn {mfn:#x} is also free");
+            count[m] += u64::from(p.is_allocated());
+            if p.is_shared() {
+                count[m] += 1;
+                types[m] += 1;
+                expect(&mut want, mfn, PageType::Writable, "shared");
+            }
+            if p.is_pinned() {
+                count[m] += 1;
+                types[m] += 1;
+                let l = p.page_type();
+                assert!(l.level().is_some(), "pinned mfn {mfn:#x} is not a table: {p:?}");
+                expect(&mut want, mfn, l, "pin");
+            }
+            let Some(level) = p.page_type().level() else { continue };
+            for i in 0..PT_ENTRIES {
+                let e = self.peek(mfn, i);
+                if level == Level::L4 && is_hypervisor_slot(i) {
+                    assert_eq!(e, hv_l4e(i), "L4 {mfn:#x} slot {i} is not the hypervisor's");
+                    continue;
+                }
+                if !present(e) {
+                    continue;
+                }
+                assert_eq!(check_flags(level, e, self.dom.privileged()), Ok(()), "bad entry {e:#x} in {level:?} {mfn:#x}[{i}]");
+                assert!(e & pte::USER != 0, "entry without USER in {mfn:#x}[{i}]");
+                assert!(level == Level::L1 || e & pte::ACCESSED != 0, "upper entry without A in {mfn:#x}[{i}]");
+                let t = entry_mfn(e);
+                assert!(t <= MAX_MFN);
+                if level == Level::L1 {
+                    if !self.mach.is_ram(t) {
+                        assert!(self.dom.privileged(), "unprivileged device mapping {e:#x}");
+                        continue;
+                    }
+                    assert!(self.frames.owned_by(t, id), "{mfn:#x}[{i}] maps unowned {t:#x}");
+                    count[t as usize] += 1;
+                    if e & pte::RW != 0 {
+                        types[t as usize] += 1;
+                        expect(&mut want, t, PageType::Writable, "RW L1 entry");
+                    }
+                } else {
+                    if t == mfn {
+                        assert_eq!(e & pte::RW, 0, "writable linear entry in {mfn:#x}[{i}]");
+                        continue;
+                    }
+                    assert!(self.frames.owned_by(t, id), "{mfn:#x}[{i}] references unowned {t:#x}");
+                    count[t as usize] += 1;
+                    types[t as usize] += 1;
+                    expect(&mut want, t, level.lower().unwrap().page_type(), "upper entry");
+                }
+            }
+        }
+        for base in [self.dom.kernel_base(), self.dom.user_base()] {
+            if base != 0 {
+                count[base as usize] += 1;
+                types[base as usize] += 1;
+                expect(&mut want, base, PageType::L4, "base pointer");
+            }
+        }
+        let mut tot = 0;
+        for mfn in 0..NR_FRAMES {
+            let p = self.page(mfn);
+            let m = mfn as usize;
+            assert_eq!(u64::from(p.count()), count[m], "mfn {mfn:#x} general count: {p:?}");
+            assert_eq!(u64::from(p.type_count()), types[m], "mfn {mfn:#x} type count: {p:?}");
+            if let Some(ty) = want[m] {
+                assert_eq!(p.page_type(), ty, "mfn {mfn:#x} type");
+            }
+            if p.owner().is_some() && !p.is_shared() {
+                tot += 1;
+            }
+        }
+        assert_eq!(self.dom.tot_pages(), tot, "tot_pages");
+        for &f in &self.mach.free {
+            assert_eq!(self.page(f).owner(), None, "free frame {f:#x} is owned");
+        }
+    }
+}

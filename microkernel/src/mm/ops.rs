@@ -1,0 +1,365 @@
+//! The operations the memory hypercalls expose, over an [`Mm`]: checked entry updates
+//! (Xen's `mod_lN_entry`), M2P updates, pins, base pointers, page clear and copy,
+//! `update_va_mapping`'s walk, and reservation changes.
+//!
+//! Each public operation either succeeds or fails with nothing changed, and flushes TLBs
+//! before returning if it released a frame.
+
+use super::page_info::{Level, PageType};
+use super::pt::Mm;
+use super::validate::{adjust, check_flags, entry_mfn, is_hypervisor_slot, present, FASTPATH_BITS};
+use hypercall_abi::errno::Errno;
+use hypercall_abi::layout::{pte, HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
+
+/// Bits the CPU sets in an entry by itself.
+const AD_BITS: u64 = pte::ACCESSED | pte::DIRTY;
+
+/// Highest canonical lower-half address plus one.
+const LOWER_HALF_END: u64 = 1 << 47;
+
+/// Whether `va` is a canonical guest address: the lower half, or the upper half above the
+/// hypervisor's slice (which starts the upper half).
+pub const fn is_guest_va(va: u64) -> bool {
+    va < LOWER_HALF_END || va >= HYPERVISOR_VIRT_END
+}
+
+const _: () = assert!(HYPERVISOR_VIRT_START == 0xffff_8000_0000_0000);
+
+impl Mm<'_, '_> {
+    /// `MMU_NORMAL_PT_UPDATE` / `MMU_PT_UPDATE_PRESERVE_AD`: writes `val` into the entry at
+    /// machine address `ptr` (its low 3 bits are ignored). The frame must be this domain's;
+    /// if it is a validated page table the update goes through the level's rules; if it
+    /// can take the writable type it is plain data and is written as is (as Xen does).
+    /// Returns the level updated (`None` for a data write).
+    pub fn normal_update(&mut self, ptr: u64, val: u64, preserve_ad: bool) -> Result<Option<Level>, Errno> {
+        self.settled(|mm| {
+            let mfn = ptr >> 12;
+            let index = ((ptr & 0xfff) >> 3) as usize;
+            if !mm.get_page(mfn) {
+                return Err(Errno::EINVAL);
+            }
+            let p = *mm.frames.page(mfn);
+            let r = match p.page_type().level() {
+                Some(level) if p.is_validated() => mm.mod_entry(level, mfn, index, val, preserve_ad).map(|_| Some(level)),
+                _ => match mm.get_type(mfn, PageType::Writable) {
+                    Ok(()) => {
+                        mm.mach.write_pte(mfn, index, val);
+                        mm.put_type(mfn);
+                        Ok(None)
+                    }
+                    Err(_) => Err(Errno::EINVAL),
+                },
+            };
+            mm.put_page(mfn);
+            r
+        })
+    }
+
+    /// Replaces entry `index` of validated `level` table `table` with `new`: validate the
+    /// new entry (taking its references), write it, then drop what the old one held. A
+    /// change of bits that carry no reference (A, D, NX, software bits) skips the
+    /// revalidation, as Xen's fast path.
+    pub(super) fn mod_entry(&mut self, level: Level, table: u64, index: usize, new: u64, preserve_ad: bool) -> Result<(), Errno> {
+        if level == Level::L4 && is_hypervisor_slot(index) {
+            return Err(Errno::EINVAL);
+        }
+        let old = self.mach.read_pte(table, index);
+        let ad = if preserve_ad { old & AD_BITS } else { 0 };
+        if !present(new) {
+            self.mach.write_pte(table, index, new | ad);
+            self.put_entry(level, table, old);
+            return Ok(());
+        }
+        check_flags(level, new, self.dom.privileged())?;
+        let new = adjust(level, new) | ad;
+        if present(old) && (old ^ new) & !FASTPATH_BITS == 0 {
+            self.mach.write_pte(table, index, new);
+            return Ok(());
+        }
+        self.get_entry(level, table, new)?;
+        self.mach.write_pte(table, index, new);
+        self.put_entry(level, table, old);
+        Ok(())
+    }
+
+    /// `MMU_MACHPHYS_UPDATE`: `M2P[mfn] = pfn` for a frame this domain owns (`EINVAL`
+    /// otherwise).
+    pub fn machphys_update(&mut self, mfn: u64, pfn: u64) -> Result<(), Errno> {
+        if !self.owned(mfn) {
+            return Err(Errno::EINVAL);
+        }
+        self.mach.set_m2p(mfn, pfn);
+        Ok(())
+    }
+
+    /// `MMUEXT_PIN_Ln_TABLE`: takes a general and a `level` type reference (validating the
+    /// table) and marks it pinned. Not owned: `EINVAL`; already pinned: `EINVAL`; a table
+    /// that cannot take the type: the validation's errno.
+    pub fn pin(&mut self, mfn: u64, level: Level) -> Result<(), Errno> {
+        self.settled(|mm| {
+            if !mm.get_page(mfn) {
+                return Err(Errno::EINVAL);
+            }
+            if let Err(e) = mm.get_type(mfn, level.page_type()) {
+                mm.put_page(mfn);
+                return Err(e);
+            }
+            if mm.frames.page(mfn).is_pinned() {
+                mm.put_type(mfn);
+                mm.put_page(mfn);
+                return Err(Errno::EINVAL);
+            }
+            mm.frames.page_mut(mfn).set_pinned(true);
+            Ok(())
+        })
+    }
+
+    /// `MMUEXT_UNPIN_TABLE`: drops the pin's references. Not owned or not pinned: `EINVAL`.
+    /// A table still referenced elsewhere (an upper entry, a base pointer) stays validated
+    /// and read-only, as in Xen: the pin was only one of its references.
+    pub fn unpin(&mut self, mfn: u64) -> Result<(), Errno> {
+        self.settled(|mm| {
+            if !mm.owned(mfn) || !mm.frames.page(mfn).is_pinned() {
+                return Err(Errno::EINVAL);
+            }
+            mm.frames.page_mut(mfn).set_pinned(false);
+            mm.put_type(mfn);
+            mm.put_page(mfn);
+            Ok(())
+        })
+    }
+
+    /// Takes a general and an L4 type reference on `mfn` for a base pointer.
+    fn get_base(&mut self, mfn: u64) -> Result<(), Errno> {
+        if !self.get_page(mfn) {
+            return Err(Errno::EINVAL);
+        }
+        if let Err(e) = self.get_type(mfn, PageType::L4) {
+            self.put_page(mfn);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn put_base(&mut self, mfn: u64) {
+        if mfn != 0 {
+            self.put_type(mfn);
+            self.put_page(mfn);
+        }
+    }
+
+    /// `MMUEXT_NEW_BASEPTR`: makes `mfn` the kernel base pointer and loads it into CR3. The
+    /// new frame takes a general and an L4 type reference (so it is validated as an L4); a
+    /// frame that cannot be one (not owned, mapped writable, holding a bad entry) fails
+    /// with nothing changed. The old base pointer's references go after the switch.
+    pub fn new_baseptr(&mut self, mfn: u64) -> Result<(), Errno> {
+        self.switch_base(mfn, true)
+    }
+
+    /// As [`Mm::new_baseptr`] without loading CR3: for the domain builder, which installs
+    /// the first base pointer before the domain ever runs.
+    pub fn install_baseptr(&mut self, mfn: u64) -> Result<(), Errno> {
+        self.switch_base(mfn, false)
+    }
+
+    fn switch_base(&mut self, mfn: u64, load: bool) -> Result<(), Errno> {
+        self.settled(|mm| {
+            let old = mm.dom.kernel_base();
+            if mfn != old {
+                mm.get_base(mfn)?;
+                mm.dom.set_kernel_base(mfn);
+            }
+            if load {
+                mm.mach.load_cr3(mfn);
+                mm.frames.note_flush();
+            }
+            if mfn != old {
+                mm.put_base(old);
+            }
+            Ok(())
+        })
+    }
+
+    /// `MMUEXT_NEW_USER_BASEPTR`: as [`Mm::new_baseptr`] for the user-mode base pointer,
+    /// without a CR3 load; 0 removes it.
+    pub fn new_user_baseptr(&mut self, mfn: u64) -> Result<(), Errno> {
+        self.settled(|mm| {
+            let old = mm.dom.user_base();
+            if mfn == old {
+                return Ok(());
+            }
+            if mfn != 0 {
+                mm.get_base(mfn)?;
+            }
+            mm.dom.set_user_base(mfn);
+            mm.put_base(old);
+            Ok(())
+        })
+    }
+
+    /// Takes a general and a writable-type reference on `mfn` (`EINVAL` if either fails).
+    fn get_writable(&mut self, mfn: u64) -> Result<(), Errno> {
+        if !self.get_page(mfn) {
+            return Err(Errno::EINVAL);
+        }
+        if self.get_type(mfn, PageType::Writable).is_err() {
+            self.put_page(mfn);
+            return Err(Errno::EINVAL);
+        }
+        Ok(())
+    }
+
+    /// `MMUEXT_CLEAR_PAGE`: zeroes a frame this domain owns that can take the writable
+    /// type (`EINVAL` otherwise).
+    pub fn clear_page(&mut self, mfn: u64) -> Result<(), Errno> {
+        self.settled(|mm| {
+            mm.get_writable(mfn)?;
+            mm.mach.zero_frame(mfn);
+            mm.put_type(mfn);
+            mm.put_page(mfn);
+            Ok(())
+        })
+    }
+
+    /// `MMUEXT_COPY_PAGE`: copies owned frame `src` over owned frame `dst`, which must be
+    /// able to take the writable type (`EINVAL` otherwise).
+    pub fn copy_page(&mut self, dst: u64, src: u64) -> Result<(), Errno> {
+        self.settled(|mm| {
+            if !mm.get_page(src) {
+                return Err(Errno::EINVAL);
+            }
+            if let Err(e) = mm.get_writable(dst) {
+                mm.put_page(src);
+                return Err(e);
+            }
+            mm.mach.copy_frame(dst, src);
+            mm.put_type(dst);
+            mm.put_page(dst);
+            mm.put_page(src);
+            Ok(())
+        })
+    }
+
+    /// The L1 table and index that translate `va` through the kernel base pointer: walks
+    /// the validated tables; `EINVAL` if `va` is not a guest address or no L1 maps it.
+    pub fn l1_entry_for(&self, va: u64) -> Result<(u64, usize), Errno> {
+        if !is_guest_va(va) {
+            return Err(Errno::EINVAL);
+        }
+        let mut table = self.dom.kernel_base();
+        if table == 0 {
+            return Err(Errno::EINVAL);
+        }
+        for level in [Level::L4, Level::L3, Level::L2] {
+            let e = self.mach.read_pte(table, level.index(va));
+            if !present(e) {
+                return Err(Errno::EINVAL);
+            }
+            table = entry_mfn(e);
+            if !self.owned(table) {
+                return Err(Errno::EINVAL);
+            }
+        }
+        // A walk through a linear entry ends on a higher-level table: only a real L1 will do.
+        let p = self.frames.page(table);
+        if p.page_type() != PageType::L1 || !p.is_validated() {
+            return Err(Errno::EINVAL);
+        }
+        Ok((table, Level::L1.index(va)))
+    }
+
+    /// `update_va_mapping`'s update: the L1 entry for `va` becomes `val`, through the L1
+    /// rules. Flushing is the caller's.
+    pub fn update_va_mapping(&mut self, va: u64, val: u64) -> Result<(), Errno> {
+        self.settled(|mm| {
+            let (l1, index) = mm.l1_entry_for(va)?;
+            if !mm.get_page(l1) {
+                return Err(Errno::EINVAL);
+            }
+            let r = mm.mod_entry(Level::L1, l1, index, val, false);
+            mm.put_page(l1);
+            r
+        })
+    }
+
+    /// Flushes this domain's TLBs (`MMUEXT_TLB_FLUSH_*`, `UVMF_TLB_FLUSH`).
+    pub fn flush_tlb(&mut self) {
+        self.mach.flush_tlb();
+        self.frames.note_flush();
+    }
+
+    /// Flushes one guest address (`MMUEXT_INVLPG_*`, `UVMF_INVLPG`); a non-guest address
+    /// is ignored, as Xen's `__addr_ok` check does.
+    pub fn invlpg(&mut self, va: u64) {
+        if is_guest_va(va) {
+            self.mach.invlpg(va);
+        }
+    }
+
+    /// Writes back and invalidates caches (`MMUEXT_FLUSH_CACHE*`).
+    pub fn wbinvd(&mut self) {
+        self.mach.wbinvd();
+    }
+
+    /// One frame of `XENMEM_increase_reservation`: a zeroed frame from the frame source,
+    /// now in this domain's reservation; `ENOMEM` at `max_pages` or when none is left.
+    pub fn increase_reservation(&mut self) -> Result<u64, Errno> {
+        if self.dom.tot_pages() >= self.dom.max_pages() {
+            return Err(Errno::ENOMEM);
+        }
+        let mfn = self.mach.alloc_frame().ok_or(Errno::ENOMEM)?;
+        if self.frames.assign(mfn, self.dom).is_err() {
+            // The frame source handed out a frame the table does not see as free: refuse it
+            // rather than share it.
+            self.mach.release_frame(mfn);
+            return Err(Errno::ENOMEM);
+        }
+        Ok(mfn)
+    }
+
+    /// One frame of `XENMEM_populate_physmap`: as [`Mm::increase_reservation`], and
+    /// `M2P[mfn] = pfn`.
+    pub fn populate_physmap(&mut self, pfn: u64) -> Result<u64, Errno> {
+        let mfn = self.increase_reservation()?;
+        self.mach.set_m2p(mfn, pfn);
+        Ok(mfn)
+    }
+
+    /// One frame of `XENMEM_decrease_reservation` (a PV guest names machine frames): the
+    /// frame must be in this domain's reservation (`EINVAL` otherwise). Its pin, if any,
+    /// and its allocation reference go; it returns to the frame source when its last
+    /// reference does (at once, unless a page table or base pointer still uses it).
+    pub fn decrease_reservation(&mut self, mfn: u64) -> Result<(), Errno> {
+        self.settled(|mm| {
+            if !mm.owned(mfn) || !mm.frames.page(mfn).is_allocated() || !mm.get_page(mfn) {
+                return Err(Errno::EINVAL);
+            }
+            if mm.frames.page(mfn).is_pinned() {
+                mm.frames.page_mut(mfn).set_pinned(false);
+                mm.put_type(mfn);
+                mm.put_page(mfn);
+            }
+            mm.frames.page_mut(mfn).set_allocated(false);
+            mm.mach.set_m2p(mfn, hypercall_abi::types::INVALID_M2P_ENTRY);
+            mm.put_page(mfn);
+            mm.put_page(mfn);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_addresses_exclude_the_hypervisor_slice_and_the_hole() {
+        assert!(is_guest_va(0));
+        assert!(is_guest_va(0x7fff_ffff_ffff));
+        assert!(!is_guest_va(0x8000_0000_0000));
+        assert!(!is_guest_va(HYPERVISOR_VIRT_START));
+        assert!(!is_guest_va(HYPERVISOR_VIRT_END - 1));
+        assert!(is_guest_va(HYPERVISOR_VIRT_END));
+        assert!(is_guest_va(0xffff_ffff_8000_0000));
+    }
+}

@@ -1,0 +1,107 @@
+//! Direct paging, as Xen's PV guests do it: guests write their own page tables in frames
+//! they own, and every change is validated here so that no guest can map what it does not
+//! own, write a page table, or touch the hypervisor's slots.
+//!
+//! An operation runs over an [`Mm`]: the frame table, the calling domain's state and the
+//! machine services of [`MmMachine`]. The rules are split by responsibility:
+//! - [`super::validate`]: what an entry may hold, and taking and dropping the references
+//!   of entries, types and whole tables (Xen's `get_page_from_lNe`, `get_page_type`,
+//!   `put_page_type`);
+//! - [`super::ops`]: the operations the hypercalls expose (Xen's `mod_lN_entry`, pin,
+//!   base pointers, `update_va_mapping`, reservations);
+//! - [`super::teardown`]: giving back everything a dying domain holds.
+//!
+//! Nothing here recurses without bound: taking a table's type validates its entries, each
+//! of which may take the type of a table one level down, and dropping works the same way,
+//! so the depth is at most the four levels.
+//!
+//! ## Error numbers (as Xen 4.19's `xen/arch/x86/mm.c`, except where noted)
+//! - A bad bit in a present entry (global, superpage, PWT/PCD above L1, bits 52..62, cache
+//!   bits in an unprivileged L1 entry): `EINVAL` (`mod_lN_entry`, "Bad L%d flags").
+//!   Deviation: Xen allows the global bit and bits 52..62 in L1 entries; we refuse them.
+//! - An address above the machine's physical width (`mfn > max_mfn`): `EINVAL`, at every
+//!   level. Deviation: Xen sends it to the MMIO path and answers `EPERM`.
+//! - L1 entry to a frame that is not RAM: allowed without references for a privileged
+//!   domain; `EPERM` otherwise (`get_page_from_l1e`, "non-privileged attempt to map MMIO").
+//! - L1 entry to RAM the domain does not own, or read-write to a frame that cannot take the
+//!   writable type (a page table): `EBUSY` (`get_page_from_l1e`'s `could_not_pin`).
+//! - L2..L4 entry to a frame not owned, not RAM, or of the wrong type (including a linear
+//!   entry to another table of the same level): `EINVAL` (`get_page_and_type_from_mfn`);
+//!   a failure inside the validation of the referenced table passes its own errno up.
+//! - Linear entry (to the table itself) with RW: `EINVAL` (`get_lN_linear_pagetable`).
+//! - Update of an L4 slot in 256..=271: `EINVAL` ("L4 update in Xen-private area").
+
+use super::page_info::{DomainMm, FrameTable};
+
+/// What page-table management needs from the machine. The microkernel implements it over
+/// the direct map, the frame allocator, the M2P and the CPU; host tests over a fake.
+/// Methods take frame numbers the core has already checked (covered by the frame table
+/// and RAM, unless said otherwise).
+pub trait MmMachine {
+    /// Reads entry `index` (0..512) of frame `mfn`.
+    fn read_pte(&self, mfn: u64, index: usize) -> u64;
+    /// Writes entry `index` (0..512) of frame `mfn`.
+    fn write_pte(&mut self, mfn: u64, index: usize, val: u64);
+    /// Fills frame `mfn` with zeroes.
+    fn zero_frame(&mut self, mfn: u64);
+    /// Copies frame `src` over frame `dst`.
+    fn copy_frame(&mut self, dst: u64, src: u64);
+    /// Whether `mfn` (any value) is RAM. Fixed for the machine's life; true for every frame
+    /// the hypervisor uses or hands out, false for holes and device memory.
+    fn is_ram(&self, mfn: u64) -> bool;
+    /// Highest frame number the machine's physical address width can name.
+    fn max_mfn(&self) -> u64;
+    /// The hypervisor's entry for L4 slot `slot` (256..=271), written into every guest L4.
+    fn hypervisor_l4e(&self, slot: usize) -> u64;
+    /// Sets `M2P[mfn] = pfn`.
+    fn set_m2p(&mut self, mfn: u64, pfn: u64);
+    /// Takes a frame from the frame source: zeroed, covered by the frame table, free.
+    fn alloc_frame(&mut self) -> Option<u64>;
+    /// Gives frame `mfn` back to the frame source (scrubbing it there). The core flushes
+    /// TLBs ([`MmMachine::flush_tlb`]) before the operation that released it returns.
+    fn release_frame(&mut self, mfn: u64);
+    /// Flushes every TLB entry that may translate a guest address of this domain, on every
+    /// CPU that may hold one.
+    fn flush_tlb(&mut self);
+    /// Flushes the translation of guest address `va` (canonical, outside the hypervisor's
+    /// slice).
+    fn invlpg(&mut self, va: u64);
+    /// Loads `mfn` (a validated L4 of this domain) into CR3; flushes the TLB as a side effect.
+    fn load_cr3(&mut self, mfn: u64);
+    /// Writes back and invalidates the caches.
+    fn wbinvd(&mut self);
+}
+
+/// One memory-management operation's view: the frame table, the domain it acts for, and
+/// the machine.
+pub struct Mm<'x, 'f> {
+    /// Every frame's accounting.
+    pub frames: &'x mut FrameTable<'f>,
+    /// The domain whose tables and frames are acted on (the caller).
+    pub dom: &'x mut DomainMm,
+    /// The machine.
+    pub mach: &'x mut dyn MmMachine,
+}
+
+impl Mm<'_, '_> {
+    /// Runs `f` then flushes TLBs if it released a frame: a released frame must not stay
+    /// reachable through a stale translation once it can be handed out again.
+    pub(super) fn settled<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let r = f(self);
+        if self.frames.release_pending() {
+            self.mach.flush_tlb();
+            self.frames.note_flush();
+        }
+        r
+    }
+
+    /// Whether `mfn` is RAM covered by the frame table.
+    pub(super) fn is_ram(&self, mfn: u64) -> bool {
+        mfn < self.frames.nr_frames() && self.mach.is_ram(mfn)
+    }
+
+    /// Whether `mfn` is covered and owned by this domain.
+    pub(super) fn owned(&self, mfn: u64) -> bool {
+        self.frames.owned_by(mfn, self.dom.id())
+    }
+}
