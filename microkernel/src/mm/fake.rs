@@ -151,14 +151,72 @@ pub struct Env {
 /// last-type and flush-stamp bookkeeping, which only decides when to flush TLBs).
 pub type Accounting = (Option<u16>, u32, u32, PageType, bool, bool, bool, bool);
 
-/// Everything observable, for "nothing changed" checks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Everything observable, for "nothing changed" checks. Frame contents compare equal when
+/// they differ only by USER/ACCESSED bits that validation forced on (Xen's
+/// `adjust_guest_lNe` writes them back too, even when an enclosing validation later fails).
+#[derive(Clone, Debug)]
 pub struct Snapshot {
     pages: Vec<Accounting>,
     mem: Vec<(u64, [u64; PT_ENTRIES])>,
     dom: DomainMm,
     free: BTreeSet<u64>,
     m2p: Vec<(u64, u64)>,
+}
+
+/// Whether entry `a` became `b` only by having USER/ACCESSED forced on.
+fn same_entry(a: u64, b: u64) -> bool {
+    a == b || (present(a) && b == a | (b & (pte::USER | pte::ACCESSED)))
+}
+
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Snapshot) -> bool {
+        let (ma, mb): (HashMap<_, _>, HashMap<_, _>) = (self.mem.iter().cloned().collect(), other.mem.iter().cloned().collect());
+        let zero = [0; PT_ENTRIES];
+        let frames_same = ma.keys().chain(mb.keys()).all(|m| {
+            let (fa, fb) = (ma.get(m).unwrap_or(&zero), mb.get(m).unwrap_or(&zero));
+            fa.iter().zip(fb.iter()).all(|(&a, &b)| same_entry(a, b) || same_entry(b, a))
+        });
+        frames_same && self.pages == other.pages && self.dom == other.dom && self.free == other.free && self.m2p == other.m2p
+    }
+}
+
+impl Snapshot {
+    /// What differs between two snapshots, readably.
+    pub fn diff(&self, other: &Snapshot) -> std::string::String {
+        use std::fmt::Write;
+        let mut out = std::string::String::new();
+        for (m, (a, b)) in self.pages.iter().zip(&other.pages).enumerate() {
+            if a != b {
+                let _ = writeln!(out, "mfn {m:#x}: {a:?} -> {b:?}");
+            }
+        }
+        let (ma, mb): (HashMap<_, _>, HashMap<_, _>) = (self.mem.iter().cloned().collect(), other.mem.iter().cloned().collect());
+        for (m, fa) in &ma {
+            let fb = mb.get(m).copied().unwrap_or([0; PT_ENTRIES]);
+            for i in 0..PT_ENTRIES {
+                if !same_entry(fa[i], fb[i]) {
+                    let _ = writeln!(out, "mem {m:#x}[{i}]: {:#x} -> {:#x}", fa[i], fb[i]);
+                }
+            }
+        }
+        for (m, fb) in &mb {
+            if !ma.contains_key(m) {
+                for (i, e) in fb.iter().enumerate().filter(|(_, e)| **e != 0) {
+                    let _ = writeln!(out, "mem {m:#x}[{i}]: 0 -> {e:#x}");
+                }
+            }
+        }
+        if self.dom != other.dom {
+            let _ = writeln!(out, "dom: {:?} -> {:?}", self.dom, other.dom);
+        }
+        if self.free != other.free {
+            let _ = writeln!(out, "free: {:?} -> {:?}", self.free, other.free);
+        }
+        if self.m2p != other.m2p {
+            let _ = writeln!(out, "m2p: {:?} -> {:?}", self.m2p, other.m2p);
+        }
+        out
+    }
 }
 
 impl Env {
@@ -273,8 +331,9 @@ impl Env {
                 expect(&mut want, mfn, l, "pin");
             }
             let Some(level) = p.page_type().level() else { continue };
-            for i in 0..PT_ENTRIES {
-                let e = self.peek(mfn, i);
+            let zero = [0u64; PT_ENTRIES];
+            let frame: &[u64; PT_ENTRIES] = self.mach.mem.get(&mfn).map_or(&zero, |f| &**f);
+            for (i, &e) in frame.iter().enumerate() {
                 if level == Level::L4 && is_hypervisor_slot(i) {
                     assert_eq!(e, hv_l4e(i), "L4 {mfn:#x} slot {i} is not the hypervisor's");
                     continue;

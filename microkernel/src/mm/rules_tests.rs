@@ -31,7 +31,8 @@ fn at(mfn: u64, i: usize) -> u64 {
 fn refused(env: &mut Env, err: Errno, what: &str, f: impl FnOnce(&mut Env) -> Result<(), Errno>) {
     let before = env.snapshot();
     assert_eq!(f(env), Err(err), "{what}");
-    assert_eq!(env.snapshot(), before, "{what}: state changed");
+    let after = env.snapshot();
+    assert!(after == before, "{what}: state changed:\n{}", before.diff(&after));
     env.check_invariants();
 }
 
