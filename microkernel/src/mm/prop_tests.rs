@@ -208,7 +208,7 @@ fn run(seed: u64, steps: usize, privileged: bool, tally: &mut BTreeMap<&'static 
                     let owned_before = env.dom.tot_pages();
                     let r = env.mm().relinquish();
                     assert_eq!(r.forced, 0, "seed {seed:#x} step {step}: teardown had to force counts");
-                    assert_eq!(r.released >= owned_before, true);
+                    assert!(r.released >= owned_before, "teardown released {} of {owned_before}", r.released);
                     check_all_returned(&env);
                     env.give(8 + rng.below(24) as usize);
                     ("teardown", Ok(()))
