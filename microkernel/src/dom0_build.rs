@@ -7,6 +7,7 @@ use crate::arch::{directmap, GuestFrame};
 use crate::cmdline::Options;
 use crate::kernel::{DomState, Domain, Machine};
 use crate::mkprintln;
+use crate::mm::page_info::{DomainMm, Level};
 use crate::multiboot::BootInfo;
 use alloc::format;
 use alloc::string::String;
@@ -72,10 +73,12 @@ pub fn build_dom0(m: &mut Machine, bi: &BootInfo, opts: &Options, hv: &Hyperviso
     };
     let nr_pages = bytes / 4096;
 
-    // Frames, scrubbed, with their M2P entries.
+    // Frames, scrubbed, given to dom0 in the frame table, with their M2P entries.
+    let mut dom_mm = DomainMm::new(0, true, nr_pages);
     let mut p2m = Vec::with_capacity(nr_pages as usize);
     for pfn in 0..nr_pages {
         let mfn = m.frames.alloc().ok_or("out of memory while allocating dom0's frames")?;
+        m.frame_table.assign(mfn, &mut dom_mm).map_err(|e| format!("frame {mfn:#x} for dom0: {e:?}"))?;
         // SAFETY: a frame just taken from the allocator: RAM, direct-mapped, ours alone.
         unsafe { core::ptr::write_bytes(directmap(mfn << 12), 0, 4096) };
         paging::set_m2p(mfn, pfn, hv.m2p_entries);
@@ -83,6 +86,9 @@ pub fn build_dom0(m: &mut Machine, bi: &BootInfo, opts: &Options, hv: &Hyperviso
     }
 
     let shared_info_mfn = m.frames.alloc().ok_or("out of memory for dom0's shared_info")?;
+    m.frame_table
+        .share_with_guest(shared_info_mfn, &mut dom_mm)
+        .map_err(|e| format!("sharing shared_info with dom0: {e:?}"))?;
     // SAFETY: a fresh frame; SharedInfo (3136 bytes) fits in it and has no invalid bit
     // patterns; nothing else references the frame yet.
     unsafe {
@@ -157,8 +163,17 @@ pub fn build_dom0(m: &mut Machine, bi: &BootInfo, opts: &Options, hv: &Hyperviso
         p2m,
         shared_info_mfn,
         l4_mfn: built.l4_mfn,
+        mm: dom_mm,
         gs_base_user: 0,
         cr2: 0,
     });
+    // The start-of-day tables become what they are to the hypervisor: the L4 is validated
+    // (and with it every table and mapping below it), pinned, and installed as the base.
+    let idx = m.domains.len() - 1;
+    m.with_mm(idx, |mm| {
+        mm.pin(built.l4_mfn, Level::L4)?;
+        mm.install_baseptr(built.l4_mfn)
+    })
+    .map_err(|e| format!("dom0's start-of-day page tables do not validate: {}", e.name()))?;
     Ok(frame)
 }

@@ -10,6 +10,9 @@ use crate::emulate;
 use crate::guest_access::{GuestMemory, GuestRange};
 use crate::hypercall::{self, BuildFacts, Caller, Platform};
 use crate::mm::frame_alloc::FrameAllocator;
+use crate::mm::page_info::{DomainMm, FrameTable};
+use crate::mm::pt::Mm;
+use crate::mm_machine::{MachineMm, RamMap};
 use crate::multiboot::CmdLine;
 use crate::time::TimeScale;
 use alloc::vec::Vec;
@@ -44,8 +47,10 @@ pub struct Domain {
     pub p2m: Vec<u64>,
     /// Machine frame of shared_info.
     pub shared_info_mfn: u64,
-    /// Machine frame of the top-level page table.
+    /// Machine frame of the top-level page table it was built with.
     pub l4_mfn: u64,
+    /// Reservation, base pointers and memory-management settings.
+    pub mm: DomainMm,
     /// The guest's GS base for its user mode (swapped in when it returns to user mode).
     pub gs_base_user: u64,
     /// The guest's last page-fault address, as `mov %cr2` reads it.
@@ -56,6 +61,16 @@ pub struct Domain {
 pub struct Machine {
     /// Machine frames.
     pub frames: FrameAllocator<'static>,
+    /// Accounting of every frame (owner, type, references).
+    pub frame_table: FrameTable<'static>,
+    /// RAM ranges of the memory map.
+    pub ram: RamMap,
+    /// The hypervisor's L4 slots 256..=271, copied into every guest L4.
+    pub hv_slots: [u64; 16],
+    /// Entries in the M2P table.
+    pub m2p_entries: u64,
+    /// Highest frame number the CPU can address.
+    pub max_mfn: u64,
     /// Usable RAM reported by the loader, in pages.
     pub total_pages: u64,
     /// TSC frequency.
@@ -71,6 +86,19 @@ pub struct Machine {
 }
 
 impl Machine {
+    /// Runs `f` over a memory-management view for domain `idx`.
+    pub fn with_mm<R>(&mut self, idx: usize, f: impl FnOnce(&mut Mm<'_, '_>) -> R) -> R {
+        let mut mach = MachineMm {
+            frames: &mut self.frames,
+            ram: &self.ram,
+            slots: &self.hv_slots,
+            m2p_entries: self.m2p_entries,
+            max_mfn: self.max_mfn,
+        };
+        let mut mm = Mm { frames: &mut self.frame_table, dom: &mut self.domains[idx].mm, mach: &mut mach };
+        f(&mut mm)
+    }
+
     /// Nanoseconds since microkernel entry.
     pub fn now_ns(&self) -> u64 {
         TimeScale::for_frequency(self.tsc_khz * 1000).ticks_to_ns(hwtime::rdtsc().wrapping_sub(self.boot_tsc))
@@ -144,6 +172,11 @@ impl Platform for MachinePlatform<'_> {
 
     fn build_facts(&self) -> BuildFacts {
         BuildFacts { compiler: env!("MK_COMPILER"), changeset: env!("MK_CHANGESET"), date: env!("MK_DATE") }
+    }
+
+    fn memstats(&mut self) -> Result<hypercall_abi::sysctl::MemStats, Errno> {
+        let d = &self.m.domains[self.m.current];
+        Ok(self.m.frame_table.stats(&d.mm))
     }
 
     fn bench_baseline(&mut self, op: u32, arg: u64) -> Result<u64, Errno> {

@@ -24,4 +24,6 @@ mod dom0_build;
 #[cfg(target_os = "none")]
 mod kernel;
 #[cfg(target_os = "none")]
+mod mm_machine;
+#[cfg(target_os = "none")]
 mod start;

@@ -6,6 +6,8 @@ use crate::arch::x86_64::{cpu, gdt, idt, paging, pic, time as hwtime};
 use crate::kernel::{Machine, MACHINE};
 use crate::mm::boot_mem::{FreeRanges, Range};
 use crate::mm::frame_alloc::FrameAllocator;
+use crate::mm::page_info::{FrameTable, PageInfo};
+use crate::mm_machine::RamMap;
 use crate::multiboot::{self, PhysRead};
 use crate::{cmdline, dom0_build, mkprintln};
 use alloc::vec::Vec;
@@ -77,6 +79,18 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
     let mut free = FreeRanges::new(&bi.regions, &reserved);
     let total_bytes: u64 = bi.regions.iter().filter(|r| r.is_available()).map(|r| r.len).sum();
 
+    // The frame table: one PageInfo per frame up to the top of RAM.
+    let nr_frames = free.top() / 4096;
+    let ft_bytes = FrameTable::bytes_for(nr_frames);
+    let ft_at = free
+        .carve(ft_bytes, BOOT_MAPPED)
+        .unwrap_or_else(|| boot_error(format_args!("no room below 4 GiB for the frame table")));
+    // SAFETY: carved out of free RAM below 4 GiB, so nothing else uses it; mapped by the
+    // boot direct map and later the real one; PageInfo is plain data and FrameTable::new
+    // initialises every entry before use. It lives for the rest of the run.
+    let frame_table = FrameTable::new(unsafe {
+        core::slice::from_raw_parts_mut(paging::directmap(ft_at) as *mut PageInfo, nr_frames as usize)
+    });
     let words = FrameAllocator::words_for(free.top() / 4096);
     let bitmap_bytes = (words * 8) as u64;
     let bitmaps = free
@@ -110,6 +124,11 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
 
     let mut machine = Machine {
         frames,
+        frame_table,
+        ram: RamMap::new(&bi.regions),
+        hv_slots: hv.slots,
+        m2p_entries,
+        max_mfn: crate::mm_machine::cpu_max_mfn(),
         total_pages: total_bytes / 4096,
         tsc_khz,
         boot_tsc,

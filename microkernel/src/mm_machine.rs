@@ -1,0 +1,133 @@
+//! The machine side of direct paging: `MmMachine` over the direct map, the frame
+//! allocator, the M2P and the CPU's TLB.
+
+use crate::arch::directmap;
+use crate::arch::x86_64::paging;
+use crate::mm::frame_alloc::FrameAllocator;
+use crate::mm::pt::MmMachine;
+
+/// RAM ranges from the loader's memory map, as frame numbers `[start, end)`.
+pub struct RamMap {
+    ranges: heapless::Vec<(u64, u64), 64>,
+}
+
+impl RamMap {
+    /// The available regions of the memory map.
+    pub fn new(regions: &[crate::multiboot::MemRegion]) -> Self {
+        let mut ranges = heapless::Vec::new();
+        for r in regions.iter().filter(|r| r.is_available()) {
+            let start = r.base.div_ceil(4096);
+            let end = (r.base + r.len) / 4096;
+            if start < end {
+                let _ = ranges.push((start, end));
+            }
+        }
+        RamMap { ranges }
+    }
+
+    /// Whether `mfn` is RAM (whoever uses it).
+    pub fn contains(&self, mfn: u64) -> bool {
+        self.ranges.iter().any(|&(s, e)| (s..e).contains(&mfn))
+    }
+}
+
+/// Everything `MmMachine` needs, borrowed from the machine for one operation.
+pub struct MachineMm<'a> {
+    /// Frame source.
+    pub frames: &'a mut FrameAllocator<'static>,
+    /// RAM ranges.
+    pub ram: &'a RamMap,
+    /// The hypervisor's L4 slots 256..=271.
+    pub slots: &'a [u64; 16],
+    /// Entries in the M2P.
+    pub m2p_entries: u64,
+    /// Highest frame number the CPU's physical address width can name.
+    pub max_mfn: u64,
+}
+
+fn pte(mfn: u64, index: usize) -> *mut u64 {
+    assert!(index < 512);
+    // SAFETY: the core only names frames it checked are RAM covered by the frame table,
+    // which the direct map maps; the index stays inside the frame.
+    unsafe { (directmap(mfn << 12) as *mut u64).add(index) }
+}
+
+impl MmMachine for MachineMm<'_> {
+    fn read_pte(&self, mfn: u64, index: usize) -> u64 {
+        // SAFETY: see `pte`; entries are plain u64s, read with one aligned load.
+        unsafe { core::ptr::read_volatile(pte(mfn, index)) }
+    }
+
+    fn write_pte(&mut self, mfn: u64, index: usize, val: u64) {
+        // SAFETY: see `pte`; one aligned 8-byte store, so the MMU never sees half an entry.
+        unsafe { core::ptr::write_volatile(pte(mfn, index), val) }
+    }
+
+    fn zero_frame(&mut self, mfn: u64) {
+        // SAFETY: a RAM frame the core owns the accounting of, direct-mapped, whole page.
+        unsafe { core::ptr::write_bytes(directmap(mfn << 12), 0, 4096) }
+    }
+
+    fn copy_frame(&mut self, dst: u64, src: u64) {
+        if dst == src {
+            return;
+        }
+        // SAFETY: two distinct direct-mapped RAM frames, one page each.
+        unsafe { core::ptr::copy_nonoverlapping(directmap(src << 12), directmap(dst << 12), 4096) }
+    }
+
+    fn is_ram(&self, mfn: u64) -> bool {
+        self.ram.contains(mfn)
+    }
+
+    fn max_mfn(&self) -> u64 {
+        self.max_mfn
+    }
+
+    fn hypervisor_l4e(&self, slot: usize) -> u64 {
+        self.slots[slot - 256]
+    }
+
+    fn set_m2p(&mut self, mfn: u64, pfn: u64) {
+        if mfn < self.m2p_entries {
+            paging::set_m2p(mfn, pfn, self.m2p_entries);
+        }
+    }
+
+    fn alloc_frame(&mut self) -> Option<u64> {
+        let mfn = self.frames.alloc()?;
+        self.zero_frame(mfn);
+        Some(mfn)
+    }
+
+    fn release_frame(&mut self, mfn: u64) {
+        // Scrub on the way back, so the next owner never sees this one's data.
+        self.zero_frame(mfn);
+        self.set_m2p(mfn, hypercall_abi::types::INVALID_M2P_ENTRY);
+        let _ = self.frames.free(mfn);
+    }
+
+    fn flush_tlb(&mut self) {
+        x86_64::instructions::tlb::flush_all();
+    }
+
+    fn invlpg(&mut self, va: u64) {
+        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va));
+    }
+
+    fn load_cr3(&mut self, mfn: u64) {
+        paging::switch_to(mfn);
+    }
+
+    fn wbinvd(&mut self) {
+        // SAFETY: write-back-and-invalidate has no effect on memory contents or mappings.
+        unsafe { core::arch::asm!("wbinvd", options(nostack)) }
+    }
+}
+
+/// Highest frame number the CPU can address (CPUID 0x80000008 physical address bits).
+pub fn cpu_max_mfn() -> u64 {
+    let max_ext = core::arch::x86_64::__cpuid(0x8000_0000).eax;
+    let bits = if max_ext >= 0x8000_0008 { core::arch::x86_64::__cpuid(0x8000_0008).eax & 0xff } else { 36 };
+    (1u64 << bits.clamp(32, 52)) / 4096 - 1
+}
