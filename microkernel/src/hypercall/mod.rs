@@ -5,11 +5,15 @@
 //! hostile ones, is exercised by host tests with a fake platform.
 
 mod console;
+mod memory;
+mod mm;
+mod multicall;
 mod sched;
 mod sysctl;
 mod version;
 
 use crate::guest_access::GuestMemory;
+use crate::mm::pt::Mm;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall::Hypercall;
 use hypercall_abi::sched::ShutdownReason;
@@ -63,11 +67,44 @@ pub trait Platform: GuestMemory {
     fn memstats(&mut self) -> Result<hypercall_abi::sysctl::MemStats, Errno> {
         Err(Errno::ENOSYS)
     }
+    /// Calls `f` once with the memory-management view of the calling domain: the frame
+    /// table, the domain's [`crate::mm::page_info::DomainMm`] and the machine's
+    /// [`crate::mm::pt::MmMachine`]. `f` must not be called more than once per call.
+    /// Default: no direct paging (`ENOSYS` for every memory hypercall).
+    fn with_mm(&mut self, _f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
+    /// Most entries a preemptible batch (`pt_update`, `mmuext_op`, reservation
+    /// `memory_op`s) handles in one entry before it asks for a [`Platform::continuation`].
+    /// Default: never preempt.
+    fn preempt_chunk(&self) -> u32 {
+        u32::MAX
+    }
+    /// Arranges for the guest to make hypercall `nr` again with `args` when it resumes (Xen's
+    /// `hypercall_create_continuation`): the guest's argument registers become `args` and
+    /// its `rip` goes back to the `syscall` instruction. The handler returns `nr`, which
+    /// `dispatch` leaves in `rax`. Called at most once per hypercall, never inside a
+    /// `multicall`.
+    fn continuation(&mut self, _nr: u64, _args: [u64; 5]) {}
 }
 
 /// Decodes and runs one hypercall; returns the value for the guest's rax.
 pub fn dispatch(p: &mut impl Platform, nr: u64, args: [u64; 5]) -> i64 {
+    dispatch_call(p, nr, args, true)
+}
+
+/// [`dispatch`], saying whether long batches may be preempted (not inside a `multicall`,
+/// which makes no continuations).
+fn dispatch_call(p: &mut impl Platform, nr: u64, args: [u64; 5], preemptible: bool) -> i64 {
     let r = match Hypercall::try_from(nr) {
+        Ok(Hypercall::PtUpdate) => mm::pt_update(p, preemptible, args),
+        Ok(Hypercall::MmuextOp) => mm::mmuext_op(p, preemptible, args),
+        Ok(Hypercall::UpdateVaMapping) => mm::update_va_mapping(p, args[0], args[1], args[2]),
+        Ok(Hypercall::VmAssist) => mm::vm_assist(p, args[0] as u32, args[1] as u32),
+        Ok(Hypercall::MemoryOp) => memory::memory_op(p, preemptible, args[0], args[1]),
+        Ok(Hypercall::Multicall) if preemptible => multicall::multicall(p, args[0], args[1]),
+        // A multicall inside a multicall (Xen: "Multicall reentry is disallowed").
+        Ok(Hypercall::Multicall) => Err(Errno::EINVAL),
         Ok(Hypercall::ConsoleIo) => console::console_io(p, args[0] as u32, args[1] as u32, args[2]),
         Ok(Hypercall::XenVersion) => version::xen_version(p, args[0] as u32, args[1]),
         Ok(Hypercall::SchedOp) => sched::sched_op(p, args[0] as u32, args[1]),
@@ -98,6 +135,12 @@ pub(crate) mod fake {
         pub shutdown: Option<ShutdownReason>,
         pub bare: bool,
         pub yields: u32,
+        /// Direct paging state (none: memory hypercalls get `ENOSYS`).
+        pub mm: Option<crate::mm::fake::Env>,
+        /// What `preempt_chunk` answers.
+        pub chunk: u32,
+        /// Continuations asked for, in order.
+        pub continuations: Vec<(u64, [u64; 5])>,
     }
 
     impl FakePlatform {
@@ -110,7 +153,24 @@ pub(crate) mod fake {
                 shutdown: None,
                 bare: false,
                 yields: 0,
+                mm: None,
+                chunk: u32::MAX,
+                continuations: Vec::new(),
             }
+        }
+
+        /// A platform whose caller has direct-paging state (a fake machine, no frames yet,
+        /// room for `max_pages`) and `len` bytes of guest memory at [`BASE`].
+        pub fn new_with_mm(privileged: bool, max_pages: u64, len: usize) -> Self {
+            let mut p = FakePlatform::new(privileged);
+            p.mem = std::vec![0; len];
+            p.mm = Some(crate::mm::fake::Env::new(privileged, max_pages));
+            p
+        }
+
+        /// The direct-paging state.
+        pub fn env(&mut self) -> &mut crate::mm::fake::Env {
+            self.mm.as_mut().expect("platform without mm")
         }
 
         fn span(&self, r: GuestRange) -> Result<core::ops::Range<usize>, Errno> {
@@ -176,6 +236,17 @@ pub(crate) mod fake {
         fn build_facts(&self) -> BuildFacts {
             BuildFacts { compiler: "rustc test", changeset: "abc123", date: "today" }
         }
+        fn with_mm(&mut self, f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno> {
+            let env = self.mm.as_mut().ok_or(Errno::ENOSYS)?;
+            f(env.mm());
+            Ok(())
+        }
+        fn preempt_chunk(&self) -> u32 {
+            self.chunk
+        }
+        fn continuation(&mut self, nr: u64, args: [u64; 5]) {
+            self.continuations.push((nr, args));
+        }
     }
 }
 
@@ -187,7 +258,7 @@ mod tests {
     #[test]
     fn unknown_and_unimplemented_numbers_get_enosys() {
         let mut p = FakePlatform::new(true);
-        for nr in [1u64, 12, 43, 44, 56, 63, 64, 127, 1000, u64::MAX] {
+        for nr in [43u64, 44, 56, 63, 64, 127, 1000, u64::MAX] {
             assert_eq!(dispatch(&mut p, nr, [0; 5]), Errno::ENOSYS.to_ret(), "hypercall {nr}");
         }
     }

@@ -1,0 +1,126 @@
+//! `memory_op` (12): the domain's reservation (increase, decrease, populate), what it may
+//! hold, its memory map, and where the M2P is, as Xen's `do_memory_op` and
+//! `arch_memory_op` for a PV guest.
+//!
+//! The reservation operations answer the number of extents done (never an errno once the
+//! work has started: a frame that cannot be had or given back just ends the run, as in
+//! Xen) and continue themselves after [`Platform::preempt_chunk`] extents, with the done
+//! count in `cmd >> MEMOP_EXTENT_SHIFT`. Deviations from Xen, before any work: an
+//! unreadable argument is `EFAULT`, another domain is `EPERM`/`ESRCH`, an extent order
+//! other than 0 is `EINVAL` (Xen answers the start extent for all three).
+
+use super::mm::{check_self, with_mm};
+use super::Platform;
+use crate::guest_access::{read_guest, write_guest, GuestRange};
+use hypercall_abi::errno::Errno;
+use hypercall_abi::hypercall::Hypercall;
+use hypercall_abi::layout::{MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
+use hypercall_abi::memory::*;
+
+/// `memory_op(cmd, arg)`.
+pub(super) fn memory_op(p: &mut impl Platform, preemptible: bool, cmd: u64, arg: u64) -> Result<i64, Errno> {
+    let op = (cmd & MEMOP_CMD_MASK) as u32;
+    let start = cmd >> MEMOP_EXTENT_SHIFT;
+    match op {
+        XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => {
+            reservation(p, preemptible, op, start, arg)
+        }
+        _ if start != 0 => Err(Errno::EINVAL),
+        XENMEM_MAXIMUM_RAM_PAGE => with_mm(p, |mm| mm.frames.nr_frames() as i64),
+        XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
+            let d: XenMemoryDomain = read_guest(p, arg)?;
+            check_self(p.caller(), d.domid)?;
+            with_mm(p, |mm| if op == XENMEM_CURRENT_RESERVATION { mm.dom.tot_pages() } else { mm.dom.max_pages() } as i64)
+        }
+        XENMEM_MEMORY_MAP => memory_map(p, arg),
+        XENMEM_MACHPHYS_MAPPING => {
+            let max_mfn = with_mm(p, |mm| mm.frames.nr_frames().saturating_sub(1))?;
+            let m = XenMachphysMapping { v_start: MACH2PHYS_VIRT_START, v_end: MACH2PHYS_VIRT_END, max_mfn };
+            write_guest(p, arg, &m)?;
+            Ok(0)
+        }
+        // XENMEM_exchange and everything else: not implemented.
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// `XENMEM_memory_map`: the domain's pseudo-physical map is one RAM range covering its
+/// maximum reservation.
+fn memory_map(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
+    let mut map: XenMemoryMap = read_guest(p, arg)?;
+    let max_pages = with_mm(p, |mm| mm.dom.max_pages())?;
+    let entries = [E820Entry { addr: 0, size: max_pages << 12, kind: E820_RAM }];
+    let n = (map.nr_entries as usize).min(entries.len());
+    for (i, e) in entries[..n].iter().enumerate() {
+        write_guest(p, map.buffer + (i * core::mem::size_of::<E820Entry>()) as u64, e)?;
+    }
+    map.nr_entries = n as u32;
+    write_guest(p, arg, &map)?;
+    Ok(0)
+}
+
+/// The reservation operations.
+fn reservation(p: &mut impl Platform, preemptible: bool, op: u32, start: u64, arg: u64) -> Result<i64, Errno> {
+    let r: XenMemoryReservation = read_guest(p, arg)?;
+    let n = r.nr_extents;
+    // Too many to encode a continuation, or nothing left: Xen answers the start extent.
+    if n > u64::from(u32::MAX >> MEMOP_EXTENT_SHIFT) || start >= n {
+        return Ok(start as i64);
+    }
+    check_self(p.caller(), r.domid)?;
+    if r.extent_order != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let list = r.extent_start;
+    let no_list = op == XENMEM_INCREASE_RESERVATION && list == 0;
+    if !no_list && GuestRange::new(list, n * 8).is_err() {
+        return Ok(start as i64);
+    }
+    let limit = if preemptible { u64::from(p.preempt_chunk().max(1)) } else { u64::MAX };
+    let mut i = start;
+    while i < n {
+        if i - start >= limit {
+            let next = u64::from(op) | (i << MEMOP_EXTENT_SHIFT);
+            p.continuation(Hypercall::MemoryOp as u64, [next, arg, 0, 0, 0]);
+            return Ok(Hypercall::MemoryOp as i64);
+        }
+        let slot = list + i * 8;
+        let ok = match op {
+            XENMEM_DECREASE_RESERVATION => match read_guest::<u64>(p, slot) {
+                Ok(mfn) => with_mm(p, |mm| mm.decrease_reservation(mfn))?.is_ok(),
+                Err(_) => false,
+            },
+            XENMEM_POPULATE_PHYSMAP => match read_guest::<u64>(p, slot) {
+                Ok(pfn) => match with_mm(p, |mm| mm.populate_physmap(pfn))? {
+                    Ok(mfn) => hand_out(p, slot, mfn)?,
+                    Err(_) => false,
+                },
+                Err(_) => false,
+            },
+            _ => match with_mm(p, |mm| mm.increase_reservation())? {
+                Ok(_) if no_list => true,
+                Ok(mfn) => hand_out(p, slot, mfn)?,
+                Err(_) => false,
+            },
+        };
+        if !ok {
+            break;
+        }
+        i += 1;
+    }
+    Ok(i as i64)
+}
+
+/// Tells the guest the machine frame it got; if that cannot be written, the frame goes
+/// straight back (a frame the guest cannot name would be lost to it).
+fn hand_out(p: &mut impl Platform, slot: u64, mfn: u64) -> Result<bool, Errno> {
+    if write_guest(p, slot, &mfn).is_ok() {
+        return Ok(true);
+    }
+    with_mm(p, |mm| mm.decrease_reservation(mfn))?.ok();
+    Ok(false)
+}
+
+#[cfg(test)]
+#[path = "memory_tests.rs"]
+mod tests;

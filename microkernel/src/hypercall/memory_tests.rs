@@ -1,0 +1,158 @@
+//! Host tests of `memory_op` through the fake platform.
+extern crate std;
+
+use super::super::dispatch;
+use super::super::fake::{FakePlatform, BASE};
+use super::super::mm::tests::{get, put};
+use crate::mm::fake::NR_FRAMES;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::hypercall::Hypercall;
+use hypercall_abi::layout::MACH2PHYS_VIRT_START;
+use hypercall_abi::memory::*;
+use hypercall_abi::types::{DOMID_SELF, INVALID_M2P_ENTRY};
+use std::vec::Vec;
+
+const ARG: u64 = 0x100;
+const LIST: u64 = 0x1000;
+
+fn err(e: Errno) -> i64 {
+    e.to_ret()
+}
+
+fn mem_op(p: &mut FakePlatform, cmd: u64, arg: u64) -> i64 {
+    dispatch(p, Hypercall::MemoryOp as u64, [cmd, arg, 0, 0, 0])
+}
+
+fn reservation(p: &mut FakePlatform, op: u32, list: &[u64], nr: u64, order: u32, domid: u16) -> i64 {
+    put(p, LIST, list);
+    let r = XenMemoryReservation { extent_start: BASE + LIST, nr_extents: nr, extent_order: order, mem_flags: 0, domid, _pad: [0; 3] };
+    put(p, ARG, &r);
+    mem_op(p, op.into(), BASE + ARG)
+}
+
+fn list(p: &FakePlatform, n: usize) -> Vec<u64> {
+    (0..n).map(|i| get(p, LIST + 8 * i as u64)).collect()
+}
+
+#[test]
+fn increase_stops_at_max_pages_and_hands_out_frames() {
+    let mut p = FakePlatform::new_with_mm(false, 5, 0x4000);
+    assert_eq!(reservation(&mut p, XENMEM_INCREASE_RESERVATION, &[0; 8], 3, 0, DOMID_SELF), 3);
+    let got = list(&p, 3);
+    for &m in &got {
+        assert_eq!(p.env().page(m).owner(), Some(1));
+    }
+    assert_eq!(reservation(&mut p, XENMEM_INCREASE_RESERVATION, &[0; 8], 8, 0, 1), 2, "two more fit");
+    assert_eq!(p.env().dom.tot_pages(), 5);
+    assert_eq!(reservation(&mut p, XENMEM_INCREASE_RESERVATION, &[0; 8], 8, 0, DOMID_SELF), 0);
+    p.env().check_invariants();
+    // Current and maximum reservation agree.
+    put(&mut p, ARG, &XenMemoryDomain { domid: DOMID_SELF });
+    assert_eq!(mem_op(&mut p, XENMEM_CURRENT_RESERVATION.into(), BASE + ARG), 5);
+    assert_eq!(mem_op(&mut p, XENMEM_MAXIMUM_RESERVATION.into(), BASE + ARG), 5);
+}
+
+#[test]
+fn reservation_arguments_are_checked_before_any_work() {
+    let mut p = FakePlatform::new_with_mm(false, 16, 0x4000);
+    assert_eq!(reservation(&mut p, XENMEM_INCREASE_RESERVATION, &[], 2, 1, DOMID_SELF), err(Errno::EINVAL), "order 1");
+    assert_eq!(reservation(&mut p, XENMEM_INCREASE_RESERVATION, &[], 2, 0, 0), err(Errno::EPERM), "dom0's");
+    assert_eq!(mem_op(&mut p, XENMEM_INCREASE_RESERVATION.into(), 0x10), err(Errno::EFAULT));
+    // An extent list the guest cannot hold: nothing done.
+    let r = XenMemoryReservation { extent_start: 0xffff_8000_0000_0000, nr_extents: 2, ..Default::default() };
+    put(&mut p, ARG, &XenMemoryReservation { domid: DOMID_SELF, ..r });
+    assert_eq!(mem_op(&mut p, XENMEM_POPULATE_PHYSMAP.into(), BASE + ARG), 0);
+    assert_eq!(p.env().dom.tot_pages(), 0);
+    // Increase without a list is allowed.
+    let r = XenMemoryReservation { extent_start: 0, nr_extents: 2, domid: DOMID_SELF, ..Default::default() };
+    put(&mut p, ARG, &r);
+    assert_eq!(mem_op(&mut p, XENMEM_INCREASE_RESERVATION.into(), BASE + ARG), 2);
+    // A list that ends in unwritable memory: the frame that could not be named goes back.
+    let at = p.mem.len() as u64 - 8;
+    let r = XenMemoryReservation { extent_start: BASE + at, nr_extents: 1, domid: DOMID_SELF, ..Default::default() };
+    put(&mut p, ARG, &r);
+    assert_eq!(mem_op(&mut p, XENMEM_INCREASE_RESERVATION.into(), BASE + ARG), 1);
+    let r = XenMemoryReservation { extent_start: BASE + at + 8, nr_extents: 1, domid: DOMID_SELF, ..Default::default() };
+    put(&mut p, ARG, &r);
+    assert_eq!(mem_op(&mut p, XENMEM_INCREASE_RESERVATION.into(), BASE + ARG), 0);
+    assert_eq!(p.env().dom.tot_pages(), 3);
+    p.env().check_invariants();
+    let mut p0 = FakePlatform::new_with_mm(true, 16, 0x4000);
+    assert_eq!(reservation(&mut p0, XENMEM_INCREASE_RESERVATION, &[], 2, 0, 3), err(Errno::ESRCH), "no dom3");
+}
+
+#[test]
+fn decrease_takes_back_only_the_domains_frames() {
+    let mut p = FakePlatform::new_with_mm(false, 16, 0x4000);
+    let mine = p.env().give(3);
+    let l = [mine[0], mine[1], 2, mine[2]];
+    assert_eq!(reservation(&mut p, XENMEM_DECREASE_RESERVATION, &l, 4, 0, DOMID_SELF), 2, "stops at a frame not ours");
+    assert_eq!(p.env().page(mine[0]).owner(), None);
+    assert!(p.env().mach.free.contains(&mine[1]));
+    assert_eq!(p.env().page(mine[2]).owner(), Some(1));
+    assert_eq!(p.env().dom.tot_pages(), 1);
+    p.env().check_invariants();
+}
+
+#[test]
+fn populate_maps_pfns_to_new_frames() {
+    let mut p = FakePlatform::new_with_mm(false, 16, 0x4000);
+    assert_eq!(reservation(&mut p, XENMEM_POPULATE_PHYSMAP, &[10, 11, 12], 3, 0, DOMID_SELF), 3);
+    let got = list(&p, 3);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(p.env().mach.m2p.get(m), Some(&(10 + i as u64)));
+    }
+    assert_eq!(reservation(&mut p, XENMEM_DECREASE_RESERVATION, &got, 3, 0, DOMID_SELF), 3);
+    assert_eq!(p.env().mach.m2p.get(&got[0]), Some(&INVALID_M2P_ENTRY));
+    p.env().check_invariants();
+}
+
+#[test]
+fn long_reservations_continue_with_the_start_extent_in_cmd() {
+    let mut p = FakePlatform::new_with_mm(false, 64, 0x4000);
+    p.chunk = 16;
+    let r = reservation(&mut p, XENMEM_INCREASE_RESERVATION, &[0; 40], 40, 0, DOMID_SELF);
+    assert_eq!(r, Hypercall::MemoryOp as i64);
+    let (nr, args) = p.continuations.pop().unwrap();
+    assert_eq!((nr, args[0], args[1]), (Hypercall::MemoryOp as u64, u64::from(XENMEM_INCREASE_RESERVATION) | (16 << MEMOP_EXTENT_SHIFT), BASE + ARG));
+    assert_eq!(dispatch(&mut p, nr, args), Hypercall::MemoryOp as i64);
+    let (nr, args) = p.continuations.pop().unwrap();
+    assert_eq!(args[0] >> MEMOP_EXTENT_SHIFT, 32);
+    assert_eq!(dispatch(&mut p, nr, args), 40, "the answer counts every extent");
+    assert!(p.continuations.is_empty());
+    let got = list(&p, 40);
+    assert!(got.iter().all(|&m| m != 0 && p.env().page(m).owner() == Some(1)));
+    assert_eq!(p.env().dom.tot_pages(), 40);
+}
+
+#[test]
+fn queries_and_the_memory_map() {
+    let mut p = FakePlatform::new_with_mm(false, 300, 0x4000);
+    assert_eq!(mem_op(&mut p, XENMEM_MAXIMUM_RAM_PAGE.into(), 0), NR_FRAMES as i64);
+    assert_eq!(mem_op(&mut p, u64::from(XENMEM_MAXIMUM_RAM_PAGE) | 1 << MEMOP_EXTENT_SHIFT, 0), err(Errno::EINVAL));
+    put(&mut p, ARG, &XenMemoryDomain { domid: 0 });
+    assert_eq!(mem_op(&mut p, XENMEM_CURRENT_RESERVATION.into(), BASE + ARG), err(Errno::EPERM));
+    put(&mut p, ARG, &XenMemoryDomain { domid: 1 });
+    assert_eq!(mem_op(&mut p, XENMEM_MAXIMUM_RESERVATION.into(), BASE + ARG), 300);
+    assert_eq!(mem_op(&mut p, XENMEM_MAXIMUM_RESERVATION.into(), 0x10), err(Errno::EFAULT));
+
+    put(&mut p, ARG, &XenMemoryMap { nr_entries: 4, _pad: 0, buffer: BASE + LIST });
+    assert_eq!(mem_op(&mut p, XENMEM_MEMORY_MAP.into(), BASE + ARG), 0);
+    assert_eq!(get::<XenMemoryMap>(&p, ARG).nr_entries, 1);
+    let e: E820Entry = get(&p, LIST);
+    assert_eq!({ e.addr }, 0);
+    assert_eq!({ e.size }, 300 * 4096);
+    assert_eq!({ e.kind }, E820_RAM);
+    put(&mut p, ARG, &XenMemoryMap { nr_entries: 0, _pad: 0, buffer: BASE + LIST });
+    assert_eq!(mem_op(&mut p, XENMEM_MEMORY_MAP.into(), BASE + ARG), 0);
+    assert_eq!(get::<XenMemoryMap>(&p, ARG).nr_entries, 0);
+    put(&mut p, ARG, &XenMemoryMap { nr_entries: 1, _pad: 0, buffer: 0x10 });
+    assert_eq!(mem_op(&mut p, XENMEM_MEMORY_MAP.into(), BASE + ARG), err(Errno::EFAULT));
+
+    assert_eq!(mem_op(&mut p, XENMEM_MACHPHYS_MAPPING.into(), BASE + ARG), 0);
+    let m: XenMachphysMapping = get(&p, ARG);
+    assert_eq!((m.v_start, m.max_mfn), (MACH2PHYS_VIRT_START, NR_FRAMES - 1));
+
+    assert_eq!(mem_op(&mut p, XENMEM_EXCHANGE.into(), BASE + ARG), err(Errno::ENOSYS));
+    assert_eq!(mem_op(&mut p, 63, BASE + ARG), err(Errno::ENOSYS));
+}

@@ -1,0 +1,283 @@
+//! The page-table hypercalls: `pt_update` (1, Xen's `mmu_update`), `mmuext_op` (26),
+//! `update_va_mapping` (14) and `vm_assist` (21), as Xen's `do_mmu_update`,
+//! `do_mmuext_op`, `do_update_va_mapping` and `do_vm_assist` present them; the rules
+//! themselves are [`crate::mm`]'s.
+//!
+//! Batches stop at the first bad entry with its errno (earlier entries stay applied) and
+//! report in `*pdone` how many were done. A preemptible batch handles at most
+//! [`Platform::preempt_chunk`] entries per entry into the hypervisor, then continues
+//! itself: the guest re-executes the hypercall with the request pointer advanced and
+//! `count = remaining | MMU_UPDATE_PREEMPTED`, and the count done so far accumulates in
+//! `*pdone` (read back when the flag is set), exactly as Xen.
+
+use super::{Caller, Platform};
+use crate::guest_access::{read_guest, write_guest, GuestRange};
+use crate::mm::page_info::Level;
+use crate::mm::pt::Mm;
+use hypercall_abi::arch::{VMASST_CMD_DISABLE, VMASST_CMD_ENABLE, VMASST_TYPE_M2P_STRICT, VMASST_TYPE_RUNSTATE_UPDATE_FLAG};
+use hypercall_abi::errno::Errno;
+use hypercall_abi::hypercall::Hypercall;
+use hypercall_abi::mmu::*;
+use hypercall_abi::types::DOMID_SELF;
+use zerocopy::IntoBytes;
+
+/// Requests read from the guest in one copy.
+const READ_BATCH: usize = 32;
+
+/// Runs `f` over the caller's memory-management view; `ENOSYS` if the platform has none.
+pub(super) fn with_mm<P: Platform + ?Sized, R>(p: &mut P, f: impl FnOnce(&mut Mm<'_, '_>) -> R) -> Result<R, Errno> {
+    let mut f = Some(f);
+    let mut out = None;
+    p.with_mm(&mut |mut mm: Mm<'_, '_>| {
+        if let Some(f) = f.take() {
+            out = Some(f(&mut mm));
+        }
+    })?;
+    out.ok_or(Errno::ENOSYS)
+}
+
+/// Whether `domid` names the caller (`DOMID_SELF` or its own id). Another domain may be
+/// named only by a privileged caller (`EPERM` otherwise), and none exists yet (`ESRCH`).
+pub(super) fn check_self(c: Caller, domid: u16) -> Result<(), Errno> {
+    if domid == DOMID_SELF || domid == c.domid {
+        Ok(())
+    } else if !c.privileged {
+        Err(Errno::EPERM)
+    } else {
+        Err(Errno::ESRCH)
+    }
+}
+
+/// The `(count, done)` a batch starts from: a continued batch carries
+/// `MMU_UPDATE_PREEMPTED` in `count` and its count done so far in `*pdone`.
+fn batch_start(p: &mut impl Platform, count: u32, pdone: u64) -> (u32, u32) {
+    if count & MMU_UPDATE_PREEMPTED == 0 {
+        return (count, 0);
+    }
+    // As Xen, a done count that cannot be read restarts from zero.
+    let done = if pdone != 0 { read_guest::<u32>(p, pdone).unwrap_or(0) } else { 0 };
+    (count & !MMU_UPDATE_PREEMPTED, done)
+}
+
+/// Ends a batch: asks for a continuation if it stopped at the chunk limit, and adds the
+/// entries done in this entry to `*pdone` (a failed write is ignored, as in Xen).
+#[allow(clippy::too_many_arguments)] // each is one of the hypercall's own arguments
+fn batch_end(
+    p: &mut impl Platform,
+    nr: Hypercall,
+    args: [u64; 5],
+    entry_size: u64,
+    count: u32,
+    done: u32,
+    i: u32,
+    rc: Result<(), Errno>,
+    preempted: bool,
+) -> Result<i64, Errno> {
+    let mut ret = rc.map(|_| 0);
+    if preempted {
+        let rest = [args[0] + u64::from(i) * entry_size, u64::from((count - i) | MMU_UPDATE_PREEMPTED), args[2], args[3], args[4]];
+        p.continuation(nr as u64, rest);
+        ret = Ok(nr as i64);
+    }
+    if args[2] != 0 {
+        let _ = write_guest(p, args[2], &done.wrapping_add(i));
+    }
+    ret
+}
+
+/// One `pt_update` request.
+fn apply_update(mm: &mut Mm<'_, '_>, req: MmuUpdate) -> Result<Option<Level>, Errno> {
+    match req.cmd() {
+        MMU_NORMAL_PT_UPDATE => mm.normal_update(req.addr(), req.val, false),
+        MMU_PT_UPDATE_PRESERVE_AD => mm.normal_update(req.addr(), req.val, true),
+        MMU_MACHPHYS_UPDATE => mm.machphys_update(req.ptr >> 12, req.val).map(|_| None),
+        // MMU_PT_UPDATE_NO_TRANSLATE (3) and a misaligned pointer (4..=7).
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// `pt_update(reqs, count, pdone, foreigndom)`.
+pub(super) fn pt_update(p: &mut impl Platform, preemptible: bool, args: [u64; 5]) -> Result<i64, Errno> {
+    let (reqs, pdone, foreigndom) = (args[0], args[2], args[3] as u32);
+    let (count, done) = batch_start(p, args[1] as u32, pdone);
+    GuestRange::new(reqs, u64::from(count) * 16)?;
+    let c = p.caller();
+    let pt_owner = foreigndom >> FOREIGNDOM_PT_OWNER_SHIFT;
+    if pt_owner != 0 {
+        check_self(c, (pt_owner - 1) as u16)?;
+    }
+    check_self(c, foreigndom as u16)?;
+
+    let limit = if preemptible { p.preempt_chunk().max(1) } else { u32::MAX };
+    let (mut i, mut rc, mut upper) = (0u32, Ok(()), false);
+    while i < count && i < limit {
+        let n = (count - i).min(limit - i).min(READ_BATCH as u32) as usize;
+        let mut buf = [MmuUpdate::default(); READ_BATCH];
+        let at = reqs + u64::from(i) * 16;
+        let got = if p.copy_from_guest(GuestRange::new(at, n as u64 * 16)?, buf[..n].as_mut_bytes()).is_ok() {
+            n
+        } else {
+            // Find exactly which request faults: the ones before it are done.
+            match read_guest::<MmuUpdate>(p, at) {
+                Ok(r) => {
+                    buf[0] = r;
+                    1
+                }
+                Err(e) => {
+                    rc = Err(e);
+                    break;
+                }
+            }
+        };
+        let (ok, err, up) = with_mm(p, |mm| {
+            let mut up = false;
+            for (k, req) in buf[..got].iter().enumerate() {
+                match apply_update(mm, *req) {
+                    Ok(level) => up |= level.is_some_and(|l| l != Level::L1),
+                    Err(e) => return (k, Some(e), up),
+                }
+            }
+            (got, None, up)
+        })?;
+        i += ok as u32;
+        upper |= up;
+        if let Some(e) = err {
+            rc = Err(e);
+            break;
+        }
+    }
+    if upper {
+        // Upper-level entries changed: flush, so that linear page-table mappings (and the
+        // guest's view through them) are current before anything else runs (Xen's
+        // `flush_linear_pt`).
+        with_mm(p, |mm| mm.flush_tlb())?;
+    }
+    let preempted = rc.is_ok() && i < count;
+    batch_end(p, Hypercall::PtUpdate, args, 16, count, done, i, rc, preempted)
+}
+
+/// Reads the first word of a guest vCPU bitmap (one vCPU per domain for now).
+fn vcpu_mask(p: &mut impl Platform, addr: u64) -> Result<u64, Errno> {
+    read_guest::<u64>(p, addr)
+}
+
+/// One `mmuext_op`.
+fn apply_ext(p: &mut impl Platform, op: MmuextOp) -> Result<(), Errno> {
+    let Ok(cmd) = MmuextCmd::try_from(op.cmd) else {
+        return Err(Errno::ENOSYS);
+    };
+    let pin = |p: &mut _, level| with_mm(p, |mm| mm.pin(op.arg1, level))?;
+    match cmd {
+        MmuextCmd::PinL1Table => pin(p, Level::L1),
+        MmuextCmd::PinL2Table => pin(p, Level::L2),
+        MmuextCmd::PinL3Table => pin(p, Level::L3),
+        MmuextCmd::PinL4Table => pin(p, Level::L4),
+        MmuextCmd::UnpinTable => with_mm(p, |mm| mm.unpin(op.arg1))?,
+        MmuextCmd::NewBaseptr => with_mm(p, |mm| mm.new_baseptr(op.arg1))?,
+        MmuextCmd::NewUserBaseptr => with_mm(p, |mm| mm.new_user_baseptr(op.arg1))?,
+        MmuextCmd::TlbFlushLocal | MmuextCmd::TlbFlushAll => with_mm(p, |mm| mm.flush_tlb()),
+        MmuextCmd::InvlpgLocal | MmuextCmd::InvlpgAll => with_mm(p, |mm| mm.invlpg(op.arg1)),
+        MmuextCmd::TlbFlushMulti | MmuextCmd::InvlpgMulti => {
+            // Xen turns an unreadable vCPU mask into EINVAL here.
+            let mask = vcpu_mask(p, op.arg2).map_err(|_| Errno::EINVAL)?;
+            if mask & 1 == 0 {
+                return Ok(());
+            }
+            if cmd == MmuextCmd::TlbFlushMulti {
+                with_mm(p, |mm| mm.flush_tlb())
+            } else {
+                with_mm(p, |mm| mm.invlpg(op.arg1))
+            }
+        }
+        MmuextCmd::FlushCache | MmuextCmd::FlushCacheGlobal => {
+            if !p.caller().privileged {
+                return Err(Errno::EPERM);
+            }
+            with_mm(p, |mm| mm.wbinvd())
+        }
+        // No descriptor tables yet: only "no LDT" can be set.
+        MmuextCmd::SetLdt => {
+            if op.arg2 as u32 == 0 {
+                Ok(())
+            } else {
+                Err(Errno::EINVAL)
+            }
+        }
+        MmuextCmd::ClearPage => with_mm(p, |mm| mm.clear_page(op.arg1))?,
+        MmuextCmd::CopyPage => with_mm(p, |mm| mm.copy_page(op.arg1, op.arg2))?,
+        // Removed from Xen; 4.19 answers EOPNOTSUPP.
+        MmuextCmd::MarkSuper | MmuextCmd::UnmarkSuper => Err(Errno::EOPNOTSUPP),
+    }
+}
+
+/// `mmuext_op(ops, count, pdone, foreigndom)`.
+pub(super) fn mmuext_op(p: &mut impl Platform, preemptible: bool, args: [u64; 5]) -> Result<i64, Errno> {
+    let (ops, pdone) = (args[0], args[2]);
+    let (count, done) = batch_start(p, args[1] as u32, pdone);
+    GuestRange::new(ops, u64::from(count) * 24)?;
+    check_self(p.caller(), args[3] as u16)?;
+
+    let limit = if preemptible { p.preempt_chunk().max(1) } else { u32::MAX };
+    let (mut i, mut rc) = (0u32, Ok(()));
+    while i < count && i < limit {
+        let r = read_guest::<MmuextOp>(p, ops + u64::from(i) * 24).and_then(|op| apply_ext(p, op));
+        if let Err(e) = r {
+            rc = Err(e);
+            break;
+        }
+        i += 1;
+    }
+    let preempted = rc.is_ok() && i < count;
+    batch_end(p, Hypercall::MmuextOp, args, 24, count, done, i, rc, preempted)
+}
+
+/// `update_va_mapping(va, val, flags)`: the L1 entry that maps `va` in the current
+/// kernel tables becomes `val`, then the flush `flags` ask for. Bad flags (flush type 3),
+/// checked first, are `EINVAL`; an unreadable vCPU bitmap is `EFAULT`, also before
+/// anything changes.
+pub(super) fn update_va_mapping(p: &mut impl Platform, va: u64, val: u64, flags: u64) -> Result<i64, Errno> {
+    let kind = flags & UVMF_FLUSHTYPE_MASK;
+    let target = flags & !UVMF_FLUSHTYPE_MASK;
+    if kind == UVMF_FLUSHTYPE_MASK {
+        return Err(Errno::EINVAL);
+    }
+    let flush = match target {
+        _ if kind == UVMF_NONE => false,
+        UVMF_LOCAL | UVMF_ALL => true,
+        bitmap => vcpu_mask(p, bitmap)? & 1 != 0,
+    };
+    with_mm(p, |mm| {
+        mm.update_va_mapping(va, val)?;
+        match kind {
+            UVMF_TLB_FLUSH if flush => mm.flush_tlb(),
+            UVMF_INVLPG if flush => mm.invlpg(va),
+            _ => {}
+        }
+        Ok(0)
+    })?
+}
+
+/// The `VMASST_TYPE_*` this kernel honours (records): the runstate update flag and the
+/// strict M2P. Writable page tables and everything else are `EINVAL`.
+const VMASST_VALID: u64 = (1 << VMASST_TYPE_RUNSTATE_UPDATE_FLAG) | (1 << VMASST_TYPE_M2P_STRICT);
+
+/// `vm_assist(cmd, type)`.
+pub(super) fn vm_assist(p: &mut impl Platform, cmd: u32, kind: u32) -> Result<i64, Errno> {
+    if kind >= 64 || VMASST_VALID & (1 << kind) == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let bit = 1u64 << kind;
+    with_mm(p, |mm| {
+        let bits = mm.dom.vm_assist();
+        match cmd {
+            VMASST_CMD_ENABLE => mm.dom.set_vm_assist(bits | bit),
+            VMASST_CMD_DISABLE => mm.dom.set_vm_assist(bits & !bit),
+            _ => return Err(Errno::ENOSYS),
+        }
+        Ok(0)
+    })?
+}
+
+#[cfg(test)]
+#[path = "mm_tests.rs"]
+pub(crate) mod tests;
