@@ -47,7 +47,8 @@ pub trait MmMachine {
     /// Copies frame `src` over frame `dst`.
     fn copy_frame(&mut self, dst: u64, src: u64);
     /// Whether `mfn` (any value) is RAM. Fixed for the machine's life; true for every frame
-    /// the hypervisor uses or hands out, false for holes and device memory.
+    /// the hypervisor uses or hands out (whether or not the frame table covers it), false
+    /// for holes and device memory, which a privileged domain may map.
     fn is_ram(&self, mfn: u64) -> bool;
     /// Highest frame number the machine's physical address width can name.
     fn max_mfn(&self) -> u64;
@@ -95,9 +96,10 @@ impl Mm<'_, '_> {
         r
     }
 
-    /// Whether `mfn` is RAM covered by the frame table.
+    /// Whether `mfn` is RAM. RAM the frame table does not cover (it should cover all) is
+    /// still RAM: nobody owns it, so no entry may map it, not even a privileged domain's.
     pub(super) fn is_ram(&self, mfn: u64) -> bool {
-        mfn < self.frames.nr_frames() && self.mach.is_ram(mfn)
+        self.mach.is_ram(mfn)
     }
 
     /// Whether `mfn` is covered and owned by this domain.

@@ -458,3 +458,21 @@ fn teardown_returns_every_frame_even_through_cycles() {
     assert_eq!(env.mach.free, all, "every frame back in the frame source");
     env.check_invariants();
 }
+
+#[test]
+fn ram_the_frame_table_does_not_cover_is_nobodys() {
+    // A frame table shorter than RAM: frames 90..96 are RAM nobody may map, not even dom0
+    // as device memory.
+    let store: &'static mut [super::page_info::PageInfo] =
+        std::boxed::Box::leak(std::vec![super::page_info::PageInfo::FREE; 90].into_boxed_slice());
+    let mut frames = super::page_info::FrameTable::new(store);
+    let mut dom = super::page_info::DomainMm::new(0, true, 16);
+    let mut mach = FakeMachine::new();
+    let mut mm = super::pt::Mm { frames: &mut frames, dom: &mut dom, mach: &mut mach };
+    let l1 = mm.increase_reservation().unwrap();
+    mm.pin(l1, Level::L1).unwrap();
+    assert_eq!(mm.normal_update(at(l1, 0), pte_for(95, RO), false), Err(Errno::EBUSY));
+    assert_eq!(mm.normal_update(at(l1, 0), pte_for(HOLE.start, RO), false), Ok(Some(Level::L1)), "a hole is device memory");
+    assert_eq!(mm.normal_update(at(95, 0), 0, false), Err(Errno::EINVAL));
+    assert_eq!(mm.pin(95, Level::L1), Err(Errno::EINVAL));
+}
