@@ -22,7 +22,8 @@
 //! - An address above the machine's physical width (`mfn > max_mfn`): `EINVAL`, at every
 //!   level. Deviation: Xen sends it to the MMIO path and answers `EPERM`.
 //! - L1 entry to a frame that is not RAM: allowed without references for a privileged
-//!   domain; `EPERM` otherwise (`get_page_from_l1e`, "non-privileged attempt to map MMIO").
+//!   domain, unless the hypervisor keeps it ([`MmMachine::reserved_mmio`]); `EPERM`
+//!   otherwise (`get_page_from_l1e`, "non-privileged attempt to map MMIO").
 //! - L1 entry to RAM the domain does not own, or read-write to a frame that cannot take the
 //!   writable type (a page table): `EBUSY` (`get_page_from_l1e`'s `could_not_pin`).
 //! - L2..L4 entry to a frame not owned, not RAM, or of the wrong type (including a linear
@@ -50,6 +51,13 @@ pub trait MmMachine {
     /// the hypervisor uses or hands out (whether or not the frame table covers it), false
     /// for holes and device memory, which a privileged domain may map.
     fn is_ram(&self, mfn: u64) -> bool;
+    /// Whether non-RAM frame `mfn` is device memory the hypervisor keeps for itself, which
+    /// not even a privileged domain may map (Xen's `iomem_deny_access` for dom0). Default:
+    /// the x86 interrupt-controller window 0xFEC0_0000..0xFEF0_0000 (I/O APICs, HPET,
+    /// local APIC, MSI addresses).
+    fn reserved_mmio(&self, mfn: u64) -> bool {
+        (0xfec00..0xfef00).contains(&mfn)
+    }
     /// Highest frame number the machine's physical address width can name.
     fn max_mfn(&self) -> u64;
     /// The hypervisor's entry for L4 slot `slot` (256..=271), written into every guest L4.

@@ -200,6 +200,9 @@ fn memory_past_the_end_and_device_memory() {
     after = env.snapshot();
     assert_eq!(after, before);
     refused(&mut env, Errno::EINVAL, "privileged L1 past the physical width", |e| update(e, at(l1, 4), pte_for(MAX_MFN + 1, RO)));
+    refused(&mut env, Errno::EPERM, "the local APIC is the hypervisor's", |e| update(e, at(l1, 4), pte_for(0xfee00, RW)));
+    refused(&mut env, Errno::EPERM, "an I/O APIC is the hypervisor's", |e| update(e, at(l1, 4), pte_for(0xfec00, RO)));
+    update(&mut env, at(l1, 4), pte_for(0xfebf0, RW | pte::PCD)).unwrap();
     refused(&mut env, Errno::EINVAL, "privileged L2 entry to device memory", |e| update(e, at(l2, 4), pte_for(HOLE.start, RW)));
 }
 

@@ -180,8 +180,9 @@ impl Mm<'_, '_> {
         match level.lower() {
             None => {
                 if !self.is_ram(mfn) {
-                    // Device memory: a privileged domain maps it without references.
-                    return if self.dom.privileged() { Ok(()) } else { Err(Errno::EPERM) };
+                    // Device memory: a privileged domain maps it without references, except
+                    // what the hypervisor keeps for itself.
+                    return if self.dom.privileged() && !self.mach.reserved_mmio(mfn) { Ok(()) } else { Err(Errno::EPERM) };
                 }
                 if !self.get_page(mfn) {
                     return Err(Errno::EBUSY);
