@@ -17,13 +17,14 @@ use hypercall_abi::hypercall::Hypercall;
 use hypercall_abi::layout::{MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
 use hypercall_abi::memory::*;
 
-/// `memory_op(cmd, arg)`.
-pub(super) fn memory_op(p: &mut impl Platform, preemptible: bool, cmd: u64, arg: u64) -> Result<i64, Errno> {
+/// `memory_op(cmd, arg)` (`args[2..]` are unused, and kept as they are by a continuation).
+pub(super) fn memory_op(p: &mut impl Platform, preemptible: bool, args: [u64; 5]) -> Result<i64, Errno> {
+    let (cmd, arg) = (args[0], args[1]);
     let op = (cmd & MEMOP_CMD_MASK) as u32;
     let start = cmd >> MEMOP_EXTENT_SHIFT;
     match op {
         XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => {
-            reservation(p, preemptible, op, start, arg)
+            reservation(p, preemptible, op, start, args)
         }
         _ if start != 0 => Err(Errno::EINVAL),
         XENMEM_MAXIMUM_RAM_PAGE => with_mm(p, |mm| mm.frames.nr_frames() as i64),
@@ -60,8 +61,8 @@ fn memory_map(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
 }
 
 /// The reservation operations.
-fn reservation(p: &mut impl Platform, preemptible: bool, op: u32, start: u64, arg: u64) -> Result<i64, Errno> {
-    let r: XenMemoryReservation = read_guest(p, arg)?;
+fn reservation(p: &mut impl Platform, preemptible: bool, op: u32, start: u64, args: [u64; 5]) -> Result<i64, Errno> {
+    let r: XenMemoryReservation = read_guest(p, args[1])?;
     let n = r.nr_extents;
     // Too many to encode a continuation, or nothing left: Xen answers the start extent.
     if n > u64::from(u32::MAX >> MEMOP_EXTENT_SHIFT) || start >= n {
@@ -81,7 +82,7 @@ fn reservation(p: &mut impl Platform, preemptible: bool, op: u32, start: u64, ar
     while i < n {
         if i - start >= limit {
             let next = u64::from(op) | (i << MEMOP_EXTENT_SHIFT);
-            p.continuation(Hypercall::MemoryOp as u64, [next, arg, 0, 0, 0]);
+            p.continuation(Hypercall::MemoryOp as u64, [next, args[1], args[2], args[3], args[4]]);
             return Ok(Hypercall::MemoryOp as i64);
         }
         let slot = list + i * 8;

@@ -101,7 +101,7 @@ fn dispatch_call(p: &mut impl Platform, nr: u64, args: [u64; 5], preemptible: bo
         Ok(Hypercall::MmuextOp) => mm::mmuext_op(p, preemptible, args),
         Ok(Hypercall::UpdateVaMapping) => mm::update_va_mapping(p, args[0], args[1], args[2]),
         Ok(Hypercall::VmAssist) => mm::vm_assist(p, args[0] as u32, args[1] as u32),
-        Ok(Hypercall::MemoryOp) => memory::memory_op(p, preemptible, args[0], args[1]),
+        Ok(Hypercall::MemoryOp) => memory::memory_op(p, preemptible, args),
         Ok(Hypercall::Multicall) if preemptible => multicall::multicall(p, args[0], args[1]),
         // A multicall inside a multicall (Xen: "Multicall reentry is disallowed").
         Ok(Hypercall::Multicall) => Err(Errno::EINVAL),
