@@ -171,27 +171,36 @@ impl Mm<'_, '_> {
 
     /// Takes the references present entry `e` of `table` (a `level` table) needs, after
     /// checking it against the rules. On failure nothing is held.
+    ///
+    /// A frame the domain owns is RAM (frames are only ever given from the frame source), so
+    /// ownership, a frame-table lookup, settles the common case; the machine is asked
+    /// whether a frame is RAM only for frames the domain does not own.
     pub(super) fn get_entry(&mut self, level: Level, table: u64, e: u64) -> Result<(), Errno> {
         check_flags(level, e, self.dom.privileged())?;
         let mfn = entry_mfn(e);
-        if mfn > self.mach.max_mfn() {
-            return Err(Errno::EINVAL);
-        }
         match level.lower() {
             None => {
-                if !self.is_ram(mfn) {
-                    // Device memory: a privileged domain maps it without references, except
-                    // what the hypervisor keeps for itself.
-                    return if self.dom.privileged() && !self.mach.reserved_mmio(mfn) { Ok(()) } else { Err(Errno::EPERM) };
+                if self.get_page(mfn) {
+                    if e & pte::RW != 0 && self.get_type(mfn, PageType::Writable).is_err() {
+                        self.put_page(mfn);
+                        return Err(Errno::EBUSY);
+                    }
+                    return Ok(());
                 }
-                if !self.get_page(mfn) {
+                if mfn > self.mach.max_mfn() {
+                    return Err(Errno::EINVAL);
+                }
+                if self.is_ram(mfn) {
+                    // RAM that is not ours (or a count that would overflow).
                     return Err(Errno::EBUSY);
                 }
-                if e & pte::RW != 0 && self.get_type(mfn, PageType::Writable).is_err() {
-                    self.put_page(mfn);
-                    return Err(Errno::EBUSY);
+                // Device memory: a privileged domain maps it without references, except what
+                // the hypervisor keeps for itself.
+                if self.dom.privileged() && !self.mach.reserved_mmio(mfn) {
+                    Ok(())
+                } else {
+                    Err(Errno::EPERM)
                 }
-                Ok(())
             }
             Some(lower) => {
                 if mfn == table {
@@ -199,7 +208,8 @@ impl Mm<'_, '_> {
                     // table's own count never keeps it alive.
                     return if e & pte::RW != 0 { Err(Errno::EINVAL) } else { Ok(()) };
                 }
-                if !self.is_ram(mfn) || !self.get_page(mfn) {
+                // Not ours, not RAM, past the physical width: all EINVAL at this level.
+                if !self.get_page(mfn) {
                     return Err(Errno::EINVAL);
                 }
                 if let Err(err) = self.get_type(mfn, lower.page_type()) {
@@ -212,18 +222,20 @@ impl Mm<'_, '_> {
     }
 
     /// Drops what entry `e` of `table` (a `level` table) holds: the mirror of
-    /// [`Mm::get_entry`] for an entry it accepted.
+    /// [`Mm::get_entry`] for an entry it accepted. Such an entry holds references exactly
+    /// when its frame is owned by the domain (device memory never is; a referenced frame
+    /// stays owned while referenced).
     pub(super) fn put_entry(&mut self, level: Level, table: u64, e: u64) {
         if !present(e) {
             return;
         }
         let mfn = entry_mfn(e);
-        if !self.is_ram(mfn) {
-            debug_assert_eq!(level, Level::L1, "non-RAM frame {mfn:#x} in an upper-level entry");
-            return;
-        }
         match level.lower() {
             None => {
+                if !self.owned(mfn) {
+                    debug_assert!(!self.is_ram(mfn), "L1 entry to RAM {mfn:#x} not owned");
+                    return;
+                }
                 if e & pte::RW != 0 {
                     self.put_type(mfn);
                 }
@@ -232,6 +244,7 @@ impl Mm<'_, '_> {
                 if mfn == table {
                     return;
                 }
+                debug_assert!(self.owned(mfn), "upper entry to {mfn:#x} not owned");
                 self.put_type(mfn);
             }
         }
