@@ -32,14 +32,19 @@ impl Mm<'_, '_> {
     /// can take the writable type it is plain data and is written as is (as Xen does).
     /// Returns the level updated (`None` for a data write).
     pub fn normal_update(&mut self, ptr: u64, val: u64, preserve_ad: bool) -> Result<Option<Level>, Errno> {
+        // No temporary reference on the frame written (Xen takes one): a validated table's
+        // count cannot reach zero while one of its entries changes, because the holders of
+        // its type (entries one level up, pins, base pointers) each hold a general reference
+        // too, and dropping an entry's references only reaches levels below; a data write
+        // drops nothing but its own transient writable reference.
         self.settled(|mm| {
             let mfn = ptr >> 12;
             let index = ((ptr & 0xfff) >> 3) as usize;
-            if !mm.get_page(mfn) {
+            if !mm.owned(mfn) {
                 return Err(Errno::EINVAL);
             }
             let p = *mm.frames.page(mfn);
-            let r = match p.page_type().level() {
+            match p.page_type().level() {
                 Some(level) if p.is_validated() => mm.mod_entry(level, mfn, index, val, preserve_ad).map(|_| Some(level)),
                 _ => match mm.get_type(mfn, PageType::Writable) {
                     Ok(()) => {
@@ -49,9 +54,7 @@ impl Mm<'_, '_> {
                     }
                     Err(_) => Err(Errno::EINVAL),
                 },
-            };
-            mm.put_page(mfn);
-            r
+            }
         })
     }
 
@@ -76,7 +79,7 @@ impl Mm<'_, '_> {
             self.mach.write_pte(table, index, new);
             return Ok(());
         }
-        self.get_entry(level, table, new)?;
+        self.take_entry_refs(level, table, new)?;
         self.mach.write_pte(table, index, new);
         self.put_entry(level, table, old);
         Ok(())
@@ -272,13 +275,9 @@ impl Mm<'_, '_> {
     /// rules. Flushing is the caller's.
     pub fn update_va_mapping(&mut self, va: u64, val: u64) -> Result<(), Errno> {
         self.settled(|mm| {
+            // As in `normal_update`, the L1 cannot lose its last reference meanwhile.
             let (l1, index) = mm.l1_entry_for(va)?;
-            if !mm.get_page(l1) {
-                return Err(Errno::EINVAL);
-            }
-            let r = mm.mod_entry(Level::L1, l1, index, val, false);
-            mm.put_page(l1);
-            r
+            mm.mod_entry(Level::L1, l1, index, val, false)
         })
     }
 

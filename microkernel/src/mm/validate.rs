@@ -177,6 +177,11 @@ impl Mm<'_, '_> {
     /// whether a frame is RAM only for frames the domain does not own.
     pub(super) fn get_entry(&mut self, level: Level, table: u64, e: u64) -> Result<(), Errno> {
         check_flags(level, e, self.dom.privileged())?;
+        self.take_entry_refs(level, table, e)
+    }
+
+    /// [`Mm::get_entry`] for an entry whose flags [`check_flags`] already accepted.
+    pub(super) fn take_entry_refs(&mut self, level: Level, table: u64, e: u64) -> Result<(), Errno> {
         let mfn = entry_mfn(e);
         match level.lower() {
             None => {
