@@ -189,6 +189,8 @@ fn apply_ext(p: &mut impl Platform, op: MmuextOp) -> Result<(), Errno> {
                 with_mm(p, |mm| mm.invlpg(op.arg1))
             }
         }
+        // Privileged only. Xen 4.19 refuses FLUSH_CACHE with EACCES and FLUSH_CACHE_GLOBAL
+        // with EINVAL (`cache_flush_permitted`); this project answers EPERM for both.
         MmuextCmd::FlushCache | MmuextCmd::FlushCacheGlobal => {
             if !p.caller().privileged {
                 return Err(Errno::EPERM);
