@@ -108,8 +108,18 @@ impl Machine {
 /// The machine, once booted.
 pub static MACHINE: Mutex<Option<Machine>> = Mutex::new(None);
 
+/// Requests a long batch handles in one hypercall entry before it continues in another:
+/// bounds the time spent with interrupts off (and, with several vCPUs, the latency others
+/// see), at the cost of one extra entry per chunk.
+const PREEMPT_CHUNK: u32 = 1024;
+
+/// Length of the `syscall` instruction: a continuation moves the guest's rip back by it.
+const SYSCALL_LEN: u64 = 2;
+
 struct MachinePlatform<'a> {
     m: &'a mut Machine,
+    /// A continuation the handler asked for: the hypercall and its new arguments.
+    continuation: Option<(u64, [u64; 5])>,
 }
 
 impl GuestMemory for MachinePlatform<'_> {
@@ -172,6 +182,22 @@ impl Platform for MachinePlatform<'_> {
 
     fn build_facts(&self) -> BuildFacts {
         BuildFacts { compiler: env!("MK_COMPILER"), changeset: env!("MK_CHANGESET"), date: env!("MK_DATE") }
+    }
+
+    fn with_mm(&mut self, f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno> {
+        let cur = self.m.current;
+        self.m.with_mm(cur, |mm| {
+            f(Mm { frames: &mut *mm.frames, dom: &mut *mm.dom, mach: &mut *mm.mach });
+        });
+        Ok(())
+    }
+
+    fn preempt_chunk(&self) -> u32 {
+        PREEMPT_CHUNK
+    }
+
+    fn continuation(&mut self, nr: u64, args: [u64; 5]) {
+        self.continuation = Some((nr, args));
     }
 
     fn memstats(&mut self) -> Result<hypercall_abi::sysctl::MemStats, Errno> {
@@ -277,8 +303,15 @@ pub fn hypercall(f: &mut GuestFrame) {
     let mut guard = MACHINE.lock();
     let m = guard.as_mut().expect("hypercall before boot finished");
     let nr = f.rax;
-    let mut p = MachinePlatform { m };
+    let mut p = MachinePlatform { m, continuation: None };
     f.rax = hypercall::dispatch(&mut p, nr, [f.rdi, f.rsi, f.rdx, f.r10, f.r8]) as u64;
+    if let Some((nr, a)) = p.continuation {
+        // Xen's hypercall continuation: the guest executes the same `syscall` again, with
+        // the arguments the handler left for the rest of the work.
+        f.rip = f.rip.wrapping_sub(SYSCALL_LEN);
+        f.rax = nr;
+        (f.rdi, f.rsi, f.rdx, f.r10, f.r8) = (a[0], a[1], a[2], a[3], a[4]);
+    }
     let cur = m.current;
     if m.domains[cur].state != DomState::Running {
         drop(guard);
