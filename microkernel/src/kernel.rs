@@ -192,6 +192,18 @@ impl Platform for MachinePlatform<'_> {
         Ok(())
     }
 
+    fn set_segment_base(&mut self, which: hypercall::SegmentBase, value: u64) -> Result<(), Errno> {
+        match which {
+            hypercall::SegmentBase::Fs => cpu::set_fs_base(value),
+            hypercall::SegmentBase::GsKernel => cpu::set_guest_gs_base(value),
+            hypercall::SegmentBase::GsUser => {
+                let cur = self.m.current;
+                self.m.domains[cur].gs_base_user = value;
+            }
+        }
+        Ok(())
+    }
+
     fn preempt_chunk(&self) -> u32 {
         PREEMPT_CHUNK
     }

@@ -8,6 +8,9 @@ mod console;
 mod memory;
 mod mm;
 mod multicall;
+mod segment;
+
+pub use segment::SegmentBase;
 mod sched;
 mod sysctl;
 mod version;
@@ -86,6 +89,10 @@ pub trait Platform: GuestMemory {
     /// `dispatch` leaves in `rax`. Called at most once per hypercall, never inside a
     /// `multicall`.
     fn continuation(&mut self, _nr: u64, _args: [u64; 5]) {}
+    /// Sets one of the calling vCPU's segment bases (value checked canonical).
+    fn set_segment_base(&mut self, _which: SegmentBase, _value: u64) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
 }
 
 /// Decodes and runs one hypercall; returns the value for the guest's rax.
@@ -108,6 +115,7 @@ fn dispatch_call(p: &mut impl Platform, nr: u64, args: [u64; 5], preemptible: bo
         Ok(Hypercall::ConsoleIo) => console::console_io(p, args[0] as u32, args[1] as u32, args[2]),
         Ok(Hypercall::XenVersion) => version::xen_version(p, args[0] as u32, args[1]),
         Ok(Hypercall::SchedOp) => sched::sched_op(p, args[0] as u32, args[1]),
+        Ok(Hypercall::SetSegmentBase) => segment::set_segment_base(p, args[0] as u32, args[1]),
         Ok(Hypercall::Sysctl) => sysctl::sysctl(p, args[0]),
         _ => Err(Errno::ENOSYS),
     };
@@ -141,6 +149,8 @@ pub(crate) mod fake {
         pub chunk: u32,
         /// Continuations asked for, in order.
         pub continuations: Vec<(u64, [u64; 5])>,
+        /// Segment bases set, in order.
+        pub segment_bases: Vec<(SegmentBase, u64)>,
     }
 
     impl FakePlatform {
@@ -156,6 +166,7 @@ pub(crate) mod fake {
                 mm: None,
                 chunk: u32::MAX,
                 continuations: Vec::new(),
+                segment_bases: Vec::new(),
             }
         }
 
@@ -246,6 +257,10 @@ pub(crate) mod fake {
         }
         fn continuation(&mut self, nr: u64, args: [u64; 5]) {
             self.continuations.push((nr, args));
+        }
+        fn set_segment_base(&mut self, which: SegmentBase, value: u64) -> Result<(), Errno> {
+            self.segment_bases.push((which, value));
+            Ok(())
         }
     }
 }

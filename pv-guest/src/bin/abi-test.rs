@@ -505,6 +505,25 @@ fn emulation(t: &mut Tests, si: &'static StartInfo) {
     };
     let got = ((got_hi as u64) << 32) | got_lo as u64;
     t.report("emulate_fs_base_msr", ensure(got == want, || format!("read back {got:#x}")));
+
+    // set_segment_base(SEGBASE_GS_KERNEL) is the GS base rdmsr(GS_BASE) then reads; a
+    // non-canonical base is refused.
+    let gs = 0xffff_ffff_8123_4000u64;
+    // SAFETY: set_segment_base takes two integers; this guest does not use GS.
+    let ret = unsafe { hypercall_via_page(Hypercall::SetSegmentBase as u64, 2, gs, 0, 0, 0) };
+    let (lo, hi): (u32, u32);
+    // SAFETY: rdmsr raises #GP in ring 3 and the microkernel emulates the GS base MSR.
+    unsafe {
+        core::arch::asm!("rdmsr", in("ecx") 0xc000_0101u32, out("eax") lo, out("edx") hi, options(nostack, nomem))
+    };
+    let read = ((hi as u64) << 32) | lo as u64;
+    t.report(
+        "set_segment_base_gs_kernel",
+        ensure(ret == 0 && read == gs, || format!("ret {ret}, rdmsr(GS_BASE) {read:#x}")),
+    );
+    // SAFETY: as above.
+    let bad = unsafe { hypercall_via_page(Hypercall::SetSegmentBase as u64, 0, 0x0000_8000_0000_0000, 0, 0, 0) };
+    t.report("set_segment_base_noncanonical", expect_ret(bad, -22));
 }
 
 fn main(si: &'static StartInfo) {
