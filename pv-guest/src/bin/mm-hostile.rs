@@ -6,8 +6,9 @@
 //! (`get_page_from_l1e`'s `could_not_pin`); bad flags, a hypervisor slot, a type conflict
 //! in a table entry or a pin, pinning twice and a base pointer that is not a valid L4 are
 //! `-EINVAL`; an unknown `pt_update` command (a pointer not 8-byte aligned reads as one) is
-//! `-ENOSYS`; a frame number past the machine's last frame is `-EINVAL` (where Xen would
-//! treat it as device memory, which dom0 may map; the microkernel bounds it first).
+//! `-ENOSYS`; a frame number past what the machine can address is `-EINVAL`. (The frame
+//! right after the last RAM frame is not one: it is a hole or firmware-reserved, which is
+//! device memory that dom0 may map, as in Xen; the guest checks that too.)
 //! After every refusal the entry it aimed at is checked unchanged, and at the end the
 //! frame accounting (`SYSCTL_MEMSTATS`) must equal what it was at the start.
 //!
@@ -275,11 +276,31 @@ fn run(t: &mut Tests, mm: &mut GuestMm, si: &StartInfo, max_mfn: u64) -> Result<
     );
     t.report("unknown_mmuext_op", ext(14, a.frame.mfn.0, ENOSYS));
 
-    // Past the end of memory: no frame there at all, device memory included (dom0 may map
-    // device memory, so this is the bounds check, not the privilege check).
+    // Past the end of memory: the last frame an entry can name, beyond any machine's
+    // physical address width (Xen refuses it with -EINVAL as INVALID_MFN; the microkernel
+    // bounds every frame number by the CPU's address width first).
     t.report(
         "mfn_past_end_of_memory",
-        refused(a.pte, make_entry(Mfn(max_mfn + 1), DATA_RW_FLAGS), EINVAL)
+        refused(
+            a.pte,
+            make_entry(Mfn(pte::ADDR_MASK >> 12), DATA_RW_FLAGS),
+            EINVAL,
+        )
+        .and(unchanged(mm, &a, ea)),
+    );
+    // The frame after the last RAM frame (physinfo's max_mfn + 1) is not RAM: a hole or
+    // firmware-reserved memory, which counts as device memory and dom0 may map, as in Xen
+    // (an unprivileged domain would get -EPERM). Mapped read-only, never touched, put back.
+    let device = update_va_mapping_raw(
+        a.va,
+        make_entry(Mfn(max_mfn + 1), DATA_RO_FLAGS),
+        UVMF_INVLPG,
+    );
+    let back = update_va_mapping_raw(a.va, ea & !AD, UVMF_INVLPG);
+    t.report(
+        "after_last_ram_frame_is_device_memory_for_dom0",
+        expect_ret(device, 0)
+            .and(expect_ret(back, 0))
             .and(unchanged(mm, &a, ea)),
     );
 
