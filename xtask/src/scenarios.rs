@@ -16,7 +16,8 @@ use std::time::Duration;
 pub enum Image {
     /// The built dom0.
     Dom0,
-    /// A built pv-guest binary (`hello`, `hello-low`, `abi-test`, `fault`, `bench`).
+    /// A built pv-guest binary (`hello`, `hello-low`, `abi-test`, `fault`, `bench`,
+    /// `mm-test`, `mm-hostile`).
     Guest(&'static str),
     /// 4 KiB of text: something that is not an ELF image.
     NotElf,
@@ -170,6 +171,47 @@ pub fn all() -> Vec<Scenario> {
             dom0: Image::Guest("abi-test"),
             expect: &[r"TESTS DONE [0-9]+ passed, 0 failed"],
             forbid: &["PANIC", r"TEST .* FAIL"],
+            ..DEFAULT
+        },
+        Scenario {
+            name: "mm-test",
+            dom0: Image::Guest("mm-test"),
+            // The checks that matter most, in the order the guest makes them, so a guest that
+            // skips a part fails here rather than passing quietly.
+            expect: &[
+                r"TEST mov_from_cr3 PASS",
+                r"TEST as_build PASS",
+                r"TEST as_switch_cr3 PASS",
+                r"TEST as_pattern PASS",
+                r"TEST as_alias PASS",
+                r"TEST as_teardown PASS",
+                r"TEST as_memstats_restored PASS",
+                r"TEST reservation_populate PASS",
+                r"TEST multicall_update_va_mapping PASS",
+                r"TESTS DONE [0-9]+ passed, 0 failed",
+                r"\(mk\) d0 shutdown: poweroff",
+            ],
+            forbid: &["PANIC", r"TEST .* FAIL", r"\(mk\) d0 crashed"],
+            timeout: Duration::from_secs(90),
+            ..DEFAULT
+        },
+        Scenario {
+            name: "mm-hostile",
+            dom0: Image::Guest("mm-hostile"),
+            // Every refusal has its errno checked by the guest; the microkernel and the guest
+            // must both still be running at the end.
+            expect: &[
+                r"TEST pt_frame_writable_l4 PASS",
+                r"TEST batch_bad_middle PASS",
+                r"TEST new_baseptr_unvalidated PASS",
+                r"TEST still_works PASS",
+                r"TEST memstats_unchanged PASS",
+                r"mm-hostile: still running after every refusal",
+                r"TESTS DONE [0-9]+ passed, 0 failed",
+                r"\(mk\) d0 shutdown: poweroff",
+            ],
+            forbid: &["PANIC", r"TEST .* FAIL", r"\(mk\) d0 crashed"],
+            timeout: Duration::from_secs(60),
             ..DEFAULT
         },
         Scenario {
