@@ -23,7 +23,7 @@
 #![forbid(unsafe_code)]
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use hypercall_abi::layout::{
@@ -71,6 +71,11 @@ pub struct AddressSpace {
     l4_pinned: bool,
     /// Tables by (level, first address they cover).
     tables: BTreeMap<(u8, u64), Table>,
+    /// Every table frame of this space (the L4 included), for the writable-mapping check.
+    table_mfns: BTreeSet<u64>,
+    /// The L1 that took the last mapping: (first address it covers, frame). Consecutive
+    /// mappings mostly share one, and skip the walk.
+    last_l1: Option<(u64, Frame)>,
     /// Top-level slots copied from another space.
     shared: Vec<usize>,
     queue: Box<UpdateQueue>,
@@ -96,6 +101,8 @@ impl AddressSpace {
             l4,
             l4_pinned: false,
             tables: BTreeMap::new(),
+            table_mfns: BTreeSet::from([l4.mfn.0]),
+            last_l1: None,
             shared: Vec::new(),
             queue: Box::new(UpdateQueue::new()),
             clears: alloc::vec![ext_op(MMUEXT_CLEAR_PAGE, l4.mfn.0)],
@@ -139,7 +146,7 @@ impl AddressSpace {
 
     /// Whether `mfn` is one of this space's own table frames.
     pub fn is_table(&self, mfn: Mfn) -> bool {
-        self.l4.mfn == mfn || self.tables.values().any(|t| t.frame.mfn == mfn)
+        self.table_mfns.contains(&mfn.0)
     }
 
     /// The frame of the level-`level` table covering `va`, if there is one.
@@ -215,6 +222,7 @@ impl AddressSpace {
             .ok_or(MmError::WrongState("parent table missing"))?;
         let frame = frames.alloc_frame().ok_or(MmError::OutOfFrames)?;
         self.clears.push(ext_op(MMUEXT_CLEAR_PAGE, frame.mfn.0));
+        self.table_mfns.insert(frame.mfn.0);
         self.tables.insert(
             key,
             Table {
@@ -247,9 +255,17 @@ impl AddressSpace {
         if writable && self.is_table(mfn) {
             return Err(MmError::TableMappedWritable(mfn));
         }
-        self.ensure_table(mmu, frames, 3, va)?;
-        self.ensure_table(mmu, frames, 2, va)?;
-        let l1 = self.ensure_table(mmu, frames, 1, va)?;
+        let l1_base = va & !(entry_span(2) - 1);
+        let l1 = match self.last_l1 {
+            Some((base, frame)) if base == l1_base => frame,
+            _ => {
+                self.ensure_table(mmu, frames, 3, va)?;
+                self.ensure_table(mmu, frames, 2, va)?;
+                let frame = self.ensure_table(mmu, frames, 1, va)?;
+                self.last_l1 = Some((l1_base, frame));
+                frame
+            }
+        };
         let flags = if writable {
             DATA_RW_FLAGS
         } else {
@@ -387,6 +403,8 @@ impl AddressSpace {
                 frames.free_frame(t.frame);
             }
         }
+        self.table_mfns.clear();
+        self.last_l1 = None;
         frames.free_frame(self.l4);
         self.state = State::TornDown;
         Ok(())
