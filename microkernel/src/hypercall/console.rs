@@ -8,6 +8,8 @@ use hypercall_abi::errno::Errno;
 /// Bytes copied per step, so the hypervisor's buffer stays small.
 const CHUNK: usize = 128;
 
+// Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
+#[inline(never)]
 pub(super) fn console_io(p: &mut impl Platform, cmd: u32, count: u32, buf: u64) -> Result<i64, Errno> {
     let range = GuestRange::new(buf, count as u64);
     match cmd {

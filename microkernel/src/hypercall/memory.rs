@@ -18,6 +18,8 @@ use hypercall_abi::layout::{MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
 use hypercall_abi::memory::*;
 
 /// `memory_op(cmd, arg)` (`args[2..]` are unused, and kept as they are by a continuation).
+// Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
+#[inline(never)]
 pub(super) fn memory_op(p: &mut impl Platform, preemptible: bool, args: [u64; 5]) -> Result<i64, Errno> {
     let (cmd, arg) = (args[0], args[1]);
     let op = (cmd & MEMOP_CMD_MASK) as u32;

@@ -97,6 +97,8 @@ fn apply_update(mm: &mut Mm<'_, '_>, req: MmuUpdate) -> Result<Option<Level>, Er
 }
 
 /// `pt_update(reqs, count, pdone, foreigndom)`.
+// Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
+#[inline(never)]
 pub(super) fn pt_update(p: &mut impl Platform, preemptible: bool, args: [u64; 5]) -> Result<i64, Errno> {
     let (reqs, pdone, foreigndom) = (args[0], args[2], args[3] as u32);
     let (count, done) = batch_start(p, args[1] as u32, pdone);
@@ -213,6 +215,8 @@ fn apply_ext(p: &mut impl Platform, op: MmuextOp) -> Result<(), Errno> {
 }
 
 /// `mmuext_op(ops, count, pdone, foreigndom)`.
+// Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
+#[inline(never)]
 pub(super) fn mmuext_op(p: &mut impl Platform, preemptible: bool, args: [u64; 5]) -> Result<i64, Errno> {
     let (ops, pdone) = (args[0], args[2]);
     let (count, done) = batch_start(p, args[1] as u32, pdone);
@@ -237,6 +241,8 @@ pub(super) fn mmuext_op(p: &mut impl Platform, preemptible: bool, args: [u64; 5]
 /// kernel tables becomes `val`, then the flush `flags` ask for. Bad flags (flush type 3),
 /// checked first, are `EINVAL`; an unreadable vCPU bitmap is `EFAULT`, also before
 /// anything changes.
+// Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
+#[inline(never)]
 pub(super) fn update_va_mapping(p: &mut impl Platform, va: u64, val: u64, flags: u64) -> Result<i64, Errno> {
     let kind = flags & UVMF_FLUSHTYPE_MASK;
     let target = flags & !UVMF_FLUSHTYPE_MASK;
@@ -264,6 +270,8 @@ pub(super) fn update_va_mapping(p: &mut impl Platform, va: u64, val: u64, flags:
 const VMASST_VALID: u64 = (1 << VMASST_TYPE_RUNSTATE_UPDATE_FLAG) | (1 << VMASST_TYPE_M2P_STRICT);
 
 /// `vm_assist(cmd, type)`.
+// Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
+#[inline(never)]
 pub(super) fn vm_assist(p: &mut impl Platform, cmd: u32, kind: u32) -> Result<i64, Errno> {
     if kind >= 64 || VMASST_VALID & (1 << kind) == 0 {
         return Err(Errno::EINVAL);

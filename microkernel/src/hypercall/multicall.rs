@@ -15,6 +15,8 @@ const ENTRY: u64 = core::mem::size_of::<MulticallEntry>() as u64;
 
 /// `multicall(calls, nr_calls)`: 0, or `EFAULT` if an entry cannot be read or its result
 /// written (the entries before it have run).
+// Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
+#[inline(never)]
 pub(super) fn multicall(p: &mut impl Platform, calls: u64, nr: u64) -> Result<i64, Errno> {
     let nr = u64::from(nr as u32);
     GuestRange::new(calls, nr * ENTRY)?;

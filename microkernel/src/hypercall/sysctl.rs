@@ -7,6 +7,8 @@ use hypercall_abi::errno::Errno;
 use hypercall_abi::sysctl::*;
 use zerocopy::{FromBytes, IntoBytes};
 
+// Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
+#[inline(never)]
 pub(super) fn sysctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
     // Policy before anything else: an unprivileged caller learns nothing, changes nothing.
     if !p.caller().privileged {
