@@ -147,6 +147,12 @@ pub const BENCH_DIRECT_PTE_WRITES: u32 = 3;
 /// building the same through `pt_update` batches.
 pub const BENCH_DIRECT_BUILD: u32 = 4;
 
+/// `SYSCTL_BENCH` op: the microkernel runs `arg` validated entry updates itself (the same
+/// code `pt_update` runs per request, on a scratch L1 table of the calling domain, with no
+/// hypercall, no copy and no batching around it) and returns the cycles in `result`. The
+/// baseline that separates the hypercall and batching overhead from validation itself.
+pub const BENCH_KERNEL_VALIDATED_UPDATES: u32 = 5;
+
 /// `SYSCTL_MEMSTATS`: the calling domain's frame accounting, as [`MemStats`].
 pub const SYSCTL_MEMSTATS: u32 = 4;
 

@@ -37,7 +37,9 @@ pub(super) fn sysctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
                     p.set_bare_syscall(false);
                     0
                 }
-                BENCH_DIRECT_PTE_WRITES | BENCH_DIRECT_BUILD => p.bench_baseline(b.op, b.arg)?,
+                BENCH_DIRECT_PTE_WRITES | BENCH_DIRECT_BUILD | BENCH_KERNEL_VALIDATED_UPDATES => {
+                    p.bench_baseline(b.op, b.arg)?
+                }
                 _ => return Err(Errno::EINVAL),
             };
             op.u[..core::mem::size_of::<BenchOp>()].copy_from_slice(b.as_bytes());

@@ -7,6 +7,7 @@
 //! BENCH bare_syscall_sysret <b> cycles
 //! BENCH rdtsc_overhead <r> cycles
 //! BENCH pt_update_batch_<n>_per_entry <v> cycles direct_pte_write <b>   (n = 1, 8, 64, 512)
+//! BENCH pt_update_batch_<n>_vs_in_kernel <v> cycles kernel_validated_update <b>
 //! BENCH build_1024_entries <v> cycles direct_build_1024 <b>
 //! BENCH DONE
 //! ```

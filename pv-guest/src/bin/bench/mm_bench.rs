@@ -8,7 +8,9 @@ use alloc::vec::Vec;
 
 use pv_guest::hypercall;
 use pv_guest::hypercall_abi::mmu::MmuUpdate;
-use pv_guest::hypercall_abi::sysctl::{BENCH_DIRECT_BUILD, BENCH_DIRECT_PTE_WRITES};
+use pv_guest::hypercall_abi::sysctl::{
+    BENCH_DIRECT_BUILD, BENCH_DIRECT_PTE_WRITES, BENCH_KERNEL_VALIDATED_UPDATES,
+};
 use pv_guest::mm::xen::{pt_update_raw, GuestMm, XenMmu};
 use pv_guest::mm::{entry_maddr, make_entry, AddressSpace, Frame, DATA_RW_FLAGS, PAGE_SIZE};
 use pv_guest::println;
@@ -61,6 +63,9 @@ fn take_frames(mm: &mut GuestMm, n: usize) -> Result<Vec<Frame>, String> {
 /// pinned L1 between frame sets `a` and `b`.
 fn batches(mm: &mut GuestMm, a: &[Frame], b: &[Frame]) -> Result<(), String> {
     let direct = baseline(BENCH_DIRECT_PTE_WRITES, 512, 512)?;
+    // The same validated update run by the microkernel itself, 2 x 512 of them (both
+    // frame sets, as the batches alternate): what is left is validation alone.
+    let validated = baseline(BENCH_KERNEL_VALIDATED_UPDATES, 1024, 1024)?;
     let mut mmu = XenMmu;
     let mut space = {
         let mut frames = mm.table_frames();
@@ -111,6 +116,11 @@ fn batches(mm: &mut GuestMm, a: &[Frame], b: &[Frame]) -> Result<(), String> {
             "BENCH pt_update_batch_{n}_per_entry {} cycles direct_pte_write {}",
             tenths(v),
             tenths(direct)
+        );
+        println!(
+            "BENCH pt_update_batch_{n}_vs_in_kernel {} cycles kernel_validated_update {}",
+            tenths(v),
+            tenths(validated)
         );
     }
     let mut frames = mm.table_frames();
