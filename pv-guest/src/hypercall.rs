@@ -63,10 +63,10 @@ pub unsafe fn hypercall_via_page(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5
     );
     let stub = hypercall_page_addr() + nr as usize * HYPERCALL_STUB_SIZE;
     let ret: i64;
-    // SAFETY: `stub` is a stub written by the domain builder in our (executable) hypercall
-    // page; it only performs `syscall` and `ret`, using the stack (a return address) and the
-    // registers declared here. Memory effects of the hypercall itself are the caller's
-    // responsibility (see # Safety), hence no `nomem`/`readonly`.
+    // Memory effects of the hypercall itself are the caller's responsibility (see # Safety),
+    // hence no `nomem`/`readonly`.
+    // SAFETY: `stub` is a builder-written stub in our executable hypercall page; it only does
+    // `syscall` and `ret`, using the stack (a return address) and the registers declared here.
     unsafe {
         asm!(
             "call {stub}",

@@ -28,34 +28,34 @@ use crate::hypercall::{check, hypercall_via_page};
 
 /// `pt_update(reqs, count, &done, DOMID_SELF)`; returns the raw result and the done count.
 pub fn pt_update_raw(reqs: &[MmuUpdate]) -> (i64, u32) {
-    let mut done: u32 = 0;
-    // SAFETY: the hypervisor reads `reqs.len()` requests from `reqs` and writes the done
-    // count into `done`, both ours; the requests act on page tables, which the hypervisor
-    // validates (a bad one is refused, not applied).
-    let ret = unsafe {
-        hypercall_via_page(
-            Hypercall::PtUpdate as u64,
-            reqs.as_ptr() as u64,
-            reqs.len() as u64,
-            (&raw mut done) as u64,
-            u64::from(DOMID_SELF),
-            0,
-        )
-    };
-    (ret, done)
+    // SAFETY: the requests act on page tables, which the hypervisor validates (a bad one is
+    // refused, not applied).
+    unsafe { batch_call(Hypercall::PtUpdate, reqs) }
 }
 
 /// `mmuext_op(ops, count, &done, DOMID_SELF)`; returns the raw result and the done count.
 pub fn mmuext_raw(ops: &[MmuextOp]) -> (i64, u32) {
+    // SAFETY: the operations act on frames the hypervisor checks we own. Switching the base
+    // pointer keeps this code mapped only if the new tables map it, which the callers
+    // (AddressSpace shares the kernel's slot) ensure.
+    unsafe { batch_call(Hypercall::MmuextOp, ops) }
+}
+
+/// A batched call of the `(items, count, &done, DOMID_SELF)` shape; returns the raw result
+/// and the done count.
+///
+/// # Safety
+/// What the items ask for must be sound for this guest (the hypervisor refuses what breaks
+/// isolation, not what breaks the guest's own memory).
+unsafe fn batch_call<T>(nr: Hypercall, items: &[T]) -> (i64, u32) {
     let mut done: u32 = 0;
-    // SAFETY: as for `pt_update_raw`; the operations act on frames the hypervisor checks
-    // we own. Switching the base pointer keeps this code mapped only if the new tables
-    // map it, which the callers (AddressSpace shares the kernel's slot) ensure.
+    // SAFETY: the hypervisor reads `items.len()` items from `items` and writes the done
+    // count into `done`, both ours; the rest is the caller's contract.
     let ret = unsafe {
         hypercall_via_page(
-            Hypercall::MmuextOp as u64,
-            ops.as_ptr() as u64,
-            ops.len() as u64,
+            nr as u64,
+            items.as_ptr() as u64,
+            items.len() as u64,
             (&raw mut done) as u64,
             u64::from(DOMID_SELF),
             0,
