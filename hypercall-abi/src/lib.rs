@@ -29,6 +29,7 @@
 pub mod arch;
 pub mod callback;
 pub mod console_io;
+pub mod domctl;
 pub mod elfnote;
 pub mod errno;
 pub mod event_channel;

@@ -288,3 +288,25 @@ fn id_newtypes_are_their_c_types() {
     assert_eq!((size_of::<GrantRef>(), align_of::<GrantRef>()), (4, 4));
     assert_eq!((size_of::<VcpuId>(), align_of::<VcpuId>()), (4, 4));
 }
+
+#[test]
+fn domctl_structs_have_the_documented_layout() {
+    use hypercall_abi::domctl::{CreateDomain, DomainInfo, Domctl, MaxMem, SetVcpuContext};
+    // Our own ABI (domctl.rs), not Xen's.
+    layout!(Domctl, size 144, align 4, { cmd: 0, interface_version: 4, domain: 8, _pad: 10, u: 16 });
+    layout!(CreateDomain, size 48, align 8, { max_vcpus: 0, flags: 4, max_pages: 8, name: 16 });
+    layout!(DomainInfo, size 80, align 8, {
+        domain: 0,
+        _pad0: 2,
+        flags: 4,
+        shutdown_reason: 8,
+        max_vcpus: 12,
+        tot_pages: 16,
+        max_pages: 24,
+        shared_info_frame: 32,
+        cpu_time_ns: 40,
+        name: 48,
+    });
+    layout!(MaxMem, size 8, align 8, { max_pages: 0 });
+    layout!(SetVcpuContext, size 16, align 8, { vcpu: 0, _pad: 4, ctxt: 8 });
+}
