@@ -5,7 +5,10 @@
 use crate::arch::x86_64::paging::{self, HypervisorSpace};
 use crate::arch::{directmap, GuestFrame};
 use crate::cmdline::Options;
-use crate::kernel::{DomState, Domain, Machine};
+use crate::domain::{init_shared_info, Domain, Vcpu};
+use crate::hypercall::DomainName;
+use crate::kernel::Machine;
+use hypercall_abi::domctl::DOMAIN_NAME_LEN;
 use crate::mkprintln;
 use crate::mm::page_info::{DomainMm, Level};
 use crate::multiboot::BootInfo;
@@ -16,7 +19,6 @@ use domain_builder::build::{BootModule, BuildError, BuildParams, GuestMemory};
 use domain_builder::layout::{self, DomainKind, LayoutRequest, ModuleSpec};
 use hypercall_abi::layout::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
 use hypercall_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
-use hypercall_abi::shared_info::SharedInfo;
 
 /// Smallest and largest dom0 when `dom0_mem=` is not given.
 const DOM0_MIN_DEFAULT: u64 = 16 << 20;
@@ -89,21 +91,7 @@ pub fn build_dom0(m: &mut Machine, bi: &BootInfo, opts: &Options, hv: &Hyperviso
     m.frame_table
         .share_with_guest(shared_info_mfn, &mut dom_mm)
         .map_err(|e| format!("sharing shared_info with dom0: {e:?}"))?;
-    // SAFETY: a fresh frame; SharedInfo (3136 bytes) fits in it and has no invalid bit
-    // patterns; nothing else references the frame yet.
-    unsafe {
-        core::ptr::write_bytes(directmap(shared_info_mfn << 12), 0, 4096);
-        let si = &mut *(directmap(shared_info_mfn << 12) as *mut SharedInfo);
-        si.vcpu_info[0].evtchn_upcall_mask = 1;
-        let scale = crate::time::TimeScale::for_frequency(m.tsc_khz * 1000);
-        let t = &mut si.vcpu_info[0].time;
-        t.version = 2;
-        t.tsc_timestamp = m.boot_tsc;
-        t.system_time = 0;
-        t.tsc_to_system_mul = scale.mul_frac;
-        t.tsc_shift = scale.shift;
-        si.arch.max_pfn = nr_pages;
-    }
+    init_shared_info(shared_info_mfn, m.tsc_khz, m.boot_tsc, nr_pages);
 
     // The other boot modules go to dom0 (one: as Xen's initrd; more: as a module package).
     let modules: Vec<BootModule<'_>> = bi.modules[1..]
@@ -156,17 +144,14 @@ pub fn build_dom0(m: &mut Machine, bi: &BootInfo, opts: &Options, hv: &Hyperviso
         rflags: 0x202,
         ..GuestFrame::default()
     };
-    m.domains.push(Domain {
-        id: 0,
-        privileged: true,
-        state: DomState::Running,
-        p2m,
-        shared_info_mfn,
-        l4_mfn: built.l4_mfn,
-        mm: dom_mm,
-        gs_base_user: 0,
-        cr2: 0,
-    });
+    let mut name = [0u8; DOMAIN_NAME_LEN];
+    name[..8].copy_from_slice(b"Domain-0");
+    let mut dom0 = Domain::new(0, DomainName::parse(&name).expect("a valid name"), true, 1, nr_pages);
+    dom0.mm = dom_mm;
+    dom0.shared_info_mfn = shared_info_mfn;
+    dom0.pause_count = 0;
+    dom0.vcpus[0] = Vcpu { frame, started: true, ..Vcpu::default() };
+    m.domains.push(dom0);
     // The start-of-day tables become what they are to the hypervisor: the L4 is validated
     // (and with it every table and mapping below it), pinned, and installed as the base.
     let idx = m.domains.len() - 1;

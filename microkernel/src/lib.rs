@@ -22,6 +22,12 @@ pub mod arch;
 #[cfg(target_os = "none")]
 mod dom0_build;
 #[cfg(target_os = "none")]
+mod domain;
+#[cfg(target_os = "none")]
+mod kbench;
+#[cfg(target_os = "none")]
+mod platform;
+#[cfg(target_os = "none")]
 mod kernel;
 #[cfg(target_os = "none")]
 mod mm_machine;

@@ -17,6 +17,8 @@ use linked_list_allocator::LockedHeap;
 
 /// Physical address the image is loaded at (linker.ld PHYS_BASE).
 const PHYS_BASE: u64 = 0x10_0000;
+/// Scheduler time slice.
+const SLICE_MS: u32 = 10;
 /// The microkernel's heap.
 const HEAP_SIZE: u64 = 8 << 20;
 /// Boot structures and carve-outs must lie here: the boot page tables map 4 GiB.
@@ -134,14 +136,18 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
         boot_tsc,
         cmdline: bi.cmdline,
         domains: Vec::new(),
-        current: 0,
+        current: (0, 0),
+        slice_start: 0,
     };
     let entry = dom0_build::build_dom0(&mut machine, &bi, &opts, &hv)
         .unwrap_or_else(|e| boot_error(format_args!("{e}")));
     if let Some(t) = opts.selftest {
         self_test(t);
     }
-    let l4 = machine.domains[0].l4_mfn;
+    let l4 = machine.domains[0].mm.kernel_base();
+    let ticks = crate::arch::x86_64::apic::start_timer(machine.tsc_khz, SLICE_MS);
+    mkprintln!("scheduler: round robin, {} ms slices (APIC timer, {} ticks/ms)", SLICE_MS, ticks);
+    machine.slice_start = hwtime::rdtsc();
     *MACHINE.lock() = Some(machine);
     paging::switch_to(l4);
     mkprintln!("starting dom0");

@@ -9,6 +9,9 @@ mod memory;
 mod mm;
 mod multicall;
 mod segment;
+mod domctl;
+
+pub use domctl::{DomainControl, DomainName};
 
 pub use segment::SegmentBase;
 mod sched;
@@ -89,6 +92,8 @@ pub trait Platform: GuestMemory {
     /// `dispatch` leaves in `rax`. Called at most once per hypercall, never inside a
     /// `multicall`.
     fn continuation(&mut self, _nr: u64, _args: [u64; 5]) {}
+    /// The domain control operations (called only for privileged callers).
+    fn domain_control(&mut self) -> &mut dyn DomainControl;
     /// Sets one of the calling vCPU's segment bases (value checked canonical).
     fn set_segment_base(&mut self, _which: SegmentBase, _value: u64) -> Result<(), Errno> {
         Err(Errno::ENOSYS)
@@ -115,6 +120,7 @@ fn dispatch_call(p: &mut impl Platform, nr: u64, args: [u64; 5], preemptible: bo
         Ok(Hypercall::ConsoleIo) => console::console_io(p, args[0] as u32, args[1] as u32, args[2]),
         Ok(Hypercall::XenVersion) => version::xen_version(p, args[0] as u32, args[1]),
         Ok(Hypercall::SchedOp) => sched::sched_op(p, args[0] as u32, args[1]),
+        Ok(Hypercall::Domctl) => domctl::domctl(p, args[0]),
         Ok(Hypercall::SetSegmentBase) => segment::set_segment_base(p, args[0] as u32, args[1]),
         Ok(Hypercall::Sysctl) => sysctl::sysctl(p, args[0]),
         _ => Err(Errno::ENOSYS),
@@ -151,6 +157,8 @@ pub(crate) mod fake {
         pub continuations: Vec<(u64, [u64; 5])>,
         /// Segment bases set, in order.
         pub segment_bases: Vec<(SegmentBase, u64)>,
+        /// Domain control operations carried out, as text.
+        pub domctl_calls: Vec<std::string::String>,
     }
 
     impl FakePlatform {
@@ -167,6 +175,7 @@ pub(crate) mod fake {
                 chunk: u32::MAX,
                 continuations: Vec::new(),
                 segment_bases: Vec::new(),
+                domctl_calls: Vec::new(),
             }
         }
 
@@ -258,10 +267,45 @@ pub(crate) mod fake {
         fn continuation(&mut self, nr: u64, args: [u64; 5]) {
             self.continuations.push((nr, args));
         }
+        fn domain_control(&mut self) -> &mut dyn DomainControl {
+            self
+        }
         fn set_segment_base(&mut self, which: SegmentBase, value: u64) -> Result<(), Errno> {
             self.segment_bases.push((which, value));
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+impl DomainControl for fake::FakePlatform {
+    fn create_domain(&mut self, name: DomainName, _: u32, _: u64) -> Result<u16, Errno> {
+        self.domctl_calls.push(std::format!("create {}", name.as_str()));
+        Ok(7)
+    }
+    fn destroy_domain(&mut self, domid: u16) -> Result<(), Errno> {
+        self.domctl_calls.push(std::format!("destroy {domid}"));
+        Ok(())
+    }
+    fn pause_domain(&mut self, domid: u16, pause: bool) -> Result<(), Errno> {
+        self.domctl_calls.push(std::format!("{} {domid}", if pause { "pause" } else { "unpause" }));
+        Ok(())
+    }
+    fn domain_info(&mut self, domid: u16) -> Result<hypercall_abi::domctl::DomainInfo, Errno> {
+        self.domctl_calls.push(std::format!("info {domid}"));
+        Err(Errno::ESRCH)
+    }
+    fn set_max_mem(&mut self, domid: u16, max: u64) -> Result<(), Errno> {
+        self.domctl_calls.push(std::format!("max_mem {domid} {max}"));
+        Ok(())
+    }
+    fn set_vcpu_context(&mut self, domid: u16, vcpu: u32, _: &hypercall_abi::arch::VcpuGuestContext) -> Result<(), Errno> {
+        self.domctl_calls.push(std::format!("context {domid} {vcpu}"));
+        Ok(())
+    }
+    fn remote_shutdown(&mut self, domid: u16, reason: ShutdownReason) -> Result<(), Errno> {
+        self.domctl_calls.push(std::format!("shutdown {domid} {reason:?}"));
+        Ok(())
     }
 }
 

@@ -23,6 +23,7 @@ pub(super) fn sched_op(p: &mut impl Platform, cmd: u32, arg: u64) -> Result<i64,
                 _ => Err(Errno::EOPNOTSUPP),
             }
         }
+        SchedOp::RemoteShutdown => super::domctl::remote_shutdown(p, arg),
         _ => Err(Errno::ENOSYS),
     }
 }

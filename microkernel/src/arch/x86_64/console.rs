@@ -41,6 +41,23 @@ pub fn write_bytes(bytes: &[u8]) {
     }
 }
 
+/// Writes one line of a guest's console output as `[name] line`.
+pub fn write_prefixed_line(name: &str, line: &[u8]) {
+    let _g = LOCK.lock();
+    put(b'[');
+    for &b in name.as_bytes() {
+        put(b);
+    }
+    put(b']');
+    put(b' ');
+    for &b in line {
+        // Control characters other than tab would let a guest rewrite other lines.
+        put(if b == b'\t' || (0x20..0x7f).contains(&b) { b } else { b'.' });
+    }
+    put(b'\r');
+    put(b'\n');
+}
+
 /// Takes bytes that have arrived, without waiting.
 pub fn read_bytes(buf: &mut [u8]) -> usize {
     let mut n = 0;

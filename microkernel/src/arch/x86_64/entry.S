@@ -191,6 +191,12 @@ exc_\n:
     EXC_NOERR 46
     EXC_NOERR 47
 
+    /* The local APIC's timer and spurious vectors. */
+    .globl exc_240
+    .globl exc_255
+    EXC_NOERR 240
+    EXC_NOERR 255
+
     .section .rodata.exception_stubs, "a"
     .balign 8
     .globl exception_stubs

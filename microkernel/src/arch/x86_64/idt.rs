@@ -13,6 +13,8 @@ const STUBS: usize = 48;
 
 extern "C" {
     static exception_stubs: [u64; STUBS];
+    fn exc_240();
+    fn exc_255();
 }
 
 #[repr(C, align(16))]
@@ -46,6 +48,8 @@ pub fn init() {
             };
             idt[v] = gate(h, ist);
         }
+        idt[super::apic::TIMER_VECTOR as usize] = gate(exc_240 as *const () as u64, 0);
+        idt[super::apic::SPURIOUS_VECTOR as usize] = gate(exc_255 as *const () as u64, 0);
         let ptr = DescriptorTablePointer {
             limit: (core::mem::size_of::<Idt>() - 1) as u16,
             base: VirtAddr::new(idt.as_ptr() as u64),

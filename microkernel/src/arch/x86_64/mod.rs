@@ -1,5 +1,6 @@
 //! x86_64: boot, descriptor tables, entry and exit paths, paging, serial, timer sources.
 
+pub mod apic;
 pub mod console;
 pub mod cpu;
 pub mod exit;

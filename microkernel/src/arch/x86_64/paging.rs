@@ -117,6 +117,15 @@ pub fn init(frames: &mut FrameAllocator<'_>, ram: &[(u64, u64)], m2p_entries: u6
         }
     }
 
+    // The local APIC's registers, uncached.
+    map4k(
+        &mut m,
+        &mut fa,
+        super::apic::APIC_VA,
+        super::apic::phys_base(),
+        F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::NO_CACHE | F::WRITE_THROUGH,
+    );
+
     // M2P: fresh frames filled with INVALID, mapped twice.
     let m2p_pages = (m2p_entries * 8).div_ceil(4096);
     for i in 0..m2p_pages {

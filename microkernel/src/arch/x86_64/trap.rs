@@ -95,11 +95,12 @@ fn canonical(a: u64) -> bool {
 #[no_mangle]
 extern "C" fn hypercall_from_guest(f: &mut GuestFrame) -> u64 {
     crate::kernel::hypercall(f);
-    // Never hand ring 3 IOPL, NT, VM, AC, or a cleared IF.
-    f.rflags = (f.rflags | 0x200 | 0x2) & !(0x3000 | 0x4000 | 0x2_0000 | 0x4_0000 | 0x1_0000);
     if !canonical(f.rip) || !canonical(f.rsp) {
+        // The frame now belongs to whichever vCPU runs next.
         crate::kernel::guest_fault(f, "non-canonical return address");
     }
+    // Never hand ring 3 IOPL, NT, VM, AC, or a cleared IF.
+    f.rflags = (f.rflags | 0x200 | 0x2) & !(0x3000 | 0x4000 | 0x2_0000 | 0x4_0000 | 0x1_0000);
     (f.vector == SYSCALL_VECTOR) as u64
 }
 
@@ -118,6 +119,16 @@ pub fn vector_name(v: u64) -> &'static str {
 extern "C" fn exception_entry(f: &mut GuestFrame) {
     if (32..48).contains(&f.vector) {
         pic::eoi(f.vector);
+        return;
+    }
+    if f.vector == super::apic::SPURIOUS_VECTOR {
+        return;
+    }
+    if f.vector == super::apic::TIMER_VECTOR {
+        super::apic::eoi();
+        if f.cs & 3 == 3 {
+            crate::kernel::timer_tick(f);
+        }
         return;
     }
     if f.cs & 3 == 3 {

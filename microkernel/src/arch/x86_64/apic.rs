@@ -1,0 +1,59 @@
+//! The local APIC: its timer gives the scheduler a tick, so a guest that never yields
+//! cannot keep the CPU. xAPIC registers through a mapping in the hypervisor's slice.
+
+use super::time::rdtsc;
+
+/// Where the APIC's registers are mapped (the vmap area of Xen's layout).
+pub const APIC_VA: u64 = 0xffff_82c0_0000_0000;
+/// Vector of the timer interrupt.
+pub const TIMER_VECTOR: u64 = 0xf0;
+/// Vector of spurious interrupts.
+pub const SPURIOUS_VECTOR: u64 = 0xff;
+
+const REG_TPR: u64 = 0x80;
+const REG_EOI: u64 = 0xb0;
+const REG_SVR: u64 = 0xf0;
+const REG_LVT_TIMER: u64 = 0x320;
+const REG_TIMER_INIT: u64 = 0x380;
+const REG_TIMER_CUR: u64 = 0x390;
+const REG_TIMER_DIV: u64 = 0x3e0;
+
+fn write(reg: u64, v: u32) {
+    // SAFETY: APIC_VA maps the local APIC's 4 KiB register page (uncached) for the whole
+    // run; `reg` is one of the architectural register offsets above, 16-byte aligned.
+    unsafe { core::ptr::write_volatile((APIC_VA + reg) as *mut u32, v) }
+}
+
+fn read(reg: u64) -> u32 {
+    // SAFETY: as in `write`.
+    unsafe { core::ptr::read_volatile((APIC_VA + reg) as *const u32) }
+}
+
+/// Physical address of the local APIC (IA32_APIC_BASE).
+pub fn phys_base() -> u64 {
+    // SAFETY: reading IA32_APIC_BASE has no side effects; every x86_64 CPU has it.
+    unsafe { x86_64::registers::model_specific::Msr::new(0x1b).read() & 0x000f_ffff_ffff_f000 }
+}
+
+/// Enables the APIC and starts a periodic timer every `period_ms`; returns timer ticks per
+/// millisecond (measured against the TSC, which runs at `tsc_khz`).
+pub fn start_timer(tsc_khz: u64, period_ms: u32) -> u32 {
+    write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);
+    write(REG_TPR, 0);
+    write(REG_TIMER_DIV, 0b1011); // divide by 1
+    write(REG_LVT_TIMER, 0x1_0000 | TIMER_VECTOR as u32); // masked, one shot
+    write(REG_TIMER_INIT, u32::MAX);
+    let t0 = rdtsc();
+    while rdtsc().wrapping_sub(t0) < tsc_khz * 5 {
+        core::hint::spin_loop();
+    }
+    let per_ms = ((u32::MAX - read(REG_TIMER_CUR)) / 5).max(1);
+    write(REG_LVT_TIMER, 0x2_0000 | TIMER_VECTOR as u32); // periodic
+    write(REG_TIMER_INIT, per_ms.saturating_mul(period_ms));
+    per_ms
+}
+
+/// Signals the end of the interrupt being handled.
+pub fn eoi() {
+    write(REG_EOI, 0);
+}

@@ -1,0 +1,338 @@
+//! Domains and vCPUs as the microkernel keeps them, and what the control operations of
+//! `domctl` do to them (dom0's toolstack drives these; see hypercall-abi's domctl.rs).
+
+use crate::arch::directmap;
+use crate::arch::x86_64::cpu;
+use crate::arch::GuestFrame;
+use crate::hypercall::{DomainControl, DomainName};
+use crate::kernel::Machine;
+use crate::mkprintln;
+use crate::mm::page_info::{DomainMm, Level};
+use alloc::vec::Vec;
+use hypercall_abi::arch::VcpuGuestContext;
+use hypercall_abi::domctl::*;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::layout::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
+use hypercall_abi::sched::ShutdownReason;
+use hypercall_abi::shared_info::SharedInfo;
+use hypercall_abi::types::DOMID_FIRST_RESERVED;
+
+/// Where a domain is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DomState {
+    /// Runnable (unless paused).
+    Running,
+    /// Shut itself down (or was asked to).
+    Shutdown(ShutdownReason),
+    /// Stopped for a fault.
+    Crashed,
+    /// Destroyed; some of its frames are still referenced by another domain.
+    Dying,
+}
+
+/// A virtual CPU's state while it is not running.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Vcpu {
+    /// Registers (the frame it last left the CPU with, or its initial state).
+    pub frame: GuestFrame,
+    /// Has an initial state: may run.
+    pub started: bool,
+    /// FS base.
+    pub fs_base: u64,
+    /// GS base while the guest kernel runs.
+    pub gs_base_kernel: u64,
+    /// GS base for the guest's user mode.
+    pub gs_base_user: u64,
+    /// Last page-fault address, as `mov %cr2` reads it.
+    pub cr2: u64,
+}
+
+/// Most bytes of a console line kept before it is printed anyway.
+pub const CONSOLE_LINE: usize = 160;
+
+/// A domain as the microkernel keeps it.
+pub struct Domain {
+    /// Domain id.
+    pub id: u16,
+    /// Name (printed before its console lines).
+    pub name: DomainName,
+    /// Control privilege.
+    pub privileged: bool,
+    /// Life state.
+    pub state: DomState,
+    /// Pauses by the toolstack (a count).
+    pub pause_count: u32,
+    /// vCPUs.
+    pub vcpus: Vec<Vcpu>,
+    /// Machine frame of shared_info.
+    pub shared_info_mfn: u64,
+    /// Reservation, base pointers and memory-management settings.
+    pub mm: DomainMm,
+    /// CPU time used, in TSC ticks.
+    pub cpu_ticks: u64,
+    /// Console output not yet printed (waiting for its newline).
+    pub console_line: heapless::Vec<u8, CONSOLE_LINE>,
+}
+
+impl Domain {
+    /// A new, paused domain with no memory and `max_vcpus` unstarted vCPUs.
+    pub fn new(id: u16, name: DomainName, privileged: bool, max_vcpus: u32, max_pages: u64) -> Self {
+        Domain {
+            id,
+            name,
+            privileged,
+            state: DomState::Running,
+            pause_count: 1,
+            vcpus: (0..max_vcpus).map(|_| Vcpu::default()).collect(),
+            shared_info_mfn: 0,
+            mm: DomainMm::new(id, privileged, max_pages),
+            cpu_ticks: 0,
+            console_line: heapless::Vec::new(),
+        }
+    }
+
+    /// Whether vCPU `v` may be scheduled.
+    pub fn runnable(&self, v: usize) -> bool {
+        self.state == DomState::Running && self.pause_count == 0 && self.vcpus.get(v).is_some_and(|c| c.started)
+    }
+
+    /// `DOMINF_*` flags, the shutdown reason.
+    fn info_flags(&self, current: bool) -> (u32, u32) {
+        let mut f = 0;
+        let mut reason = 0;
+        match self.state {
+            DomState::Running => {}
+            DomState::Shutdown(r) => {
+                f |= DOMINF_SHUTDOWN;
+                reason = r as u32;
+            }
+            DomState::Crashed => {
+                f |= DOMINF_CRASHED;
+                reason = ShutdownReason::Crash as u32;
+            }
+            DomState::Dying => f |= DOMINF_DYING,
+        }
+        if self.pause_count > 0 {
+            f |= DOMINF_PAUSED;
+        }
+        if current {
+            f |= DOMINF_RUNNING;
+        }
+        if self.privileged {
+            f |= DOMINF_PRIVILEGED;
+        }
+        (f, reason)
+    }
+}
+
+/// Fills a fresh `shared_info`: events masked on every vCPU, vCPU 0's time info.
+pub fn init_shared_info(mfn: u64, tsc_khz: u64, boot_tsc: u64, max_pfn: u64) {
+    // SAFETY: a frame just allocated for this domain's shared_info: RAM, direct-mapped,
+    // referenced by nothing else yet; SharedInfo (3136 bytes) fits and is plain data.
+    unsafe {
+        core::ptr::write_bytes(directmap(mfn << 12), 0, 4096);
+        let si = &mut *(directmap(mfn << 12) as *mut SharedInfo);
+        for v in si.vcpu_info.iter_mut() {
+            v.evtchn_upcall_mask = 1;
+        }
+        let scale = crate::time::TimeScale::for_frequency(tsc_khz * 1000);
+        let t = &mut si.vcpu_info[0].time;
+        t.version = 2;
+        t.tsc_timestamp = boot_tsc;
+        t.system_time = 0;
+        t.tsc_to_system_mul = scale.mul_frac;
+        t.tsc_shift = scale.shift;
+        si.arch.max_pfn = max_pfn;
+    }
+}
+
+fn canonical(v: u64) -> bool {
+    let top = v >> 47;
+    top == 0 || top == 0x1_ffff
+}
+
+impl Machine {
+    fn live_idx(&self, domid: u16) -> Result<usize, Errno> {
+        let i = self.idx(domid).ok_or(Errno::ESRCH)?;
+        if self.domains[i].state == DomState::Dying {
+            return Err(Errno::ESRCH);
+        }
+        Ok(i)
+    }
+}
+
+impl DomainControl for Machine {
+    fn create_domain(&mut self, name: DomainName, max_vcpus: u32, max_pages: u64) -> Result<u16, Errno> {
+        if self.domains.iter().any(|d| d.state != DomState::Dying && d.name == name) {
+            return Err(Errno::EEXIST);
+        }
+        let id = (1..DOMID_FIRST_RESERVED).find(|id| self.idx(*id).is_none()).ok_or(Errno::ENOSPC)?;
+        let mut d = Domain::new(id, name, false, max_vcpus, max_pages);
+        let si = self.frames.alloc().ok_or(Errno::ENOMEM)?;
+        if let Err(e) = self.frame_table.share_with_guest(si, &mut d.mm) {
+            let _ = self.frames.free(si);
+            return Err(e);
+        }
+        init_shared_info(si, self.tsc_khz, self.boot_tsc, 0);
+        d.shared_info_mfn = si;
+        mkprintln!("d{} ({}) created: {} vCPU(s), up to {} pages", id, name.as_str(), max_vcpus, max_pages);
+        self.domains.push(d);
+        Ok(id)
+    }
+
+    fn destroy_domain(&mut self, domid: u16) -> Result<(), Errno> {
+        let i = self.live_idx(domid)?;
+        if self.domains[i].privileged {
+            return Err(Errno::EPERM);
+        }
+        self.domains[i].state = DomState::Dying;
+        for v in self.domains[i].vcpus.iter_mut() {
+            v.started = false;
+        }
+        let r = self.with_mm(i, |mm| mm.relinquish());
+        let name = self.domains[i].name;
+        mkprintln!("d{} ({}) destroyed: {} frames returned", domid, name.as_str(), r.released);
+        self.reap();
+        Ok(())
+    }
+
+    fn pause_domain(&mut self, domid: u16, pause: bool) -> Result<(), Errno> {
+        let i = self.live_idx(domid)?;
+        let d = &mut self.domains[i];
+        if pause {
+            d.pause_count = d.pause_count.checked_add(1).ok_or(Errno::EINVAL)?;
+        } else {
+            d.pause_count = d.pause_count.checked_sub(1).ok_or(Errno::EINVAL)?;
+        }
+        Ok(())
+    }
+
+    fn domain_info(&mut self, domid: u16) -> Result<DomainInfo, Errno> {
+        let cur = self.current.0;
+        let d = self.domains.iter().filter(|d| d.id >= domid).min_by_key(|d| d.id).ok_or(Errno::ESRCH)?;
+        let (flags, shutdown_reason) = d.info_flags(d.id == cur);
+        Ok(DomainInfo {
+            domain: d.id,
+            _pad0: 0,
+            flags,
+            shutdown_reason,
+            max_vcpus: d.vcpus.len() as u32,
+            tot_pages: d.mm.tot_pages(),
+            max_pages: d.mm.max_pages(),
+            shared_info_frame: d.shared_info_mfn,
+            cpu_time_ns: self.ticks_to_ns(d.cpu_ticks),
+            name: d.name.raw(),
+        })
+    }
+
+    fn set_max_mem(&mut self, domid: u16, max_pages: u64) -> Result<(), Errno> {
+        let i = self.live_idx(domid)?;
+        let mm = &mut self.domains[i].mm;
+        if max_pages < mm.tot_pages() {
+            return Err(Errno::EINVAL);
+        }
+        mm.set_max_pages(max_pages);
+        Ok(())
+    }
+
+    fn set_vcpu_context(&mut self, domid: u16, vcpu: u32, c: &VcpuGuestContext) -> Result<(), Errno> {
+        let i = self.live_idx(domid)?;
+        let d = &self.domains[i];
+        if d.pause_count == 0 || d.state != DomState::Running {
+            return Err(Errno::EBUSY);
+        }
+        // Secondary vCPUs come up through VCPUOP_initialise/up, which arrive with events.
+        if vcpu != 0 || d.vcpus.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        if d.vcpus[0].started {
+            return Err(Errno::EBUSY);
+        }
+        let r = &c.user_regs;
+        if r.cs != FLAT_KERNEL_CS || r.ss != FLAT_KERNEL_SS || !canonical(r.rip) || !canonical(r.rsp) {
+            return Err(Errno::EINVAL);
+        }
+        for b in [c.fs_base, c.gs_base_kernel, c.gs_base_user] {
+            if !canonical(b) {
+                return Err(Errno::EINVAL);
+            }
+        }
+        let l4 = c.ctrlreg[3] >> 12;
+        self.with_mm(i, |mm| {
+            mm.pin(l4, Level::L4)?;
+            if let Err(e) = mm.install_baseptr(l4) {
+                let _ = mm.unpin(l4);
+                return Err(e);
+            }
+            Ok(())
+        })?;
+        let frame = GuestFrame {
+            r15: r.r15,
+            r14: r.r14,
+            r13: r.r13,
+            r12: r.r12,
+            rbp: r.rbp,
+            rbx: r.rbx,
+            r11: r.r11,
+            r10: r.r10,
+            r9: r.r9,
+            r8: r.r8,
+            rax: r.rax,
+            rcx: r.rcx,
+            rdx: r.rdx,
+            rsi: r.rsi,
+            rdi: r.rdi,
+            vector: 0,
+            error: 0,
+            rip: r.rip,
+            cs: FLAT_KERNEL_CS as u64,
+            rflags: (r.rflags | 0x202) & !(0x3000 | 0x4000 | 0x2_0000 | 0x4_0000 | 0x1_0000 | 0x100),
+            rsp: r.rsp,
+            ss: FLAT_KERNEL_SS as u64,
+        };
+        let v = &mut self.domains[i].vcpus[0];
+        *v = Vcpu {
+            frame,
+            started: true,
+            fs_base: c.fs_base,
+            gs_base_kernel: c.gs_base_kernel,
+            gs_base_user: c.gs_base_user,
+            cr2: 0,
+        };
+        Ok(())
+    }
+
+    fn remote_shutdown(&mut self, domid: u16, reason: ShutdownReason) -> Result<(), Errno> {
+        let i = self.live_idx(domid)?;
+        let d = &mut self.domains[i];
+        if d.state == DomState::Running {
+            d.state = DomState::Shutdown(reason);
+            mkprintln!("d{} ({}) shutdown: {} (asked by dom0)", d.id, d.name.as_str(), reason_name(reason));
+        }
+        Ok(())
+    }
+}
+
+/// The word for a shutdown reason in console lines.
+pub fn reason_name(r: ShutdownReason) -> &'static str {
+    match r {
+        ShutdownReason::Poweroff => "poweroff",
+        ShutdownReason::Reboot => "reboot",
+        ShutdownReason::Suspend => "suspend",
+        ShutdownReason::Crash => "crash",
+        ShutdownReason::Watchdog => "watchdog",
+        ShutdownReason::SoftReset => "soft_reset",
+    }
+}
+
+/// Saves the running vCPU's segment bases (the ones not in the frame).
+pub fn save_bases(v: &mut Vcpu) {
+    v.fs_base = cpu::fs_base();
+    v.gs_base_kernel = cpu::guest_gs_base();
+}
+
+/// Loads a vCPU's segment bases.
+pub fn load_bases(v: &Vcpu) {
+    cpu::set_fs_base(v.fs_base);
+    cpu::set_guest_gs_base(v.gs_base_kernel);
+}

@@ -1,0 +1,220 @@
+//! `domctl` (privileged, our own layout under Xen's number 36) and `SCHEDOP_remote_shutdown`:
+//! the control operations dom0's toolstack builds and manages domains with. This file
+//! decodes and checks; the machine carries them out through [`Platform`].
+
+use super::Platform;
+use crate::guest_access::{read_guest, write_guest, GuestRange};
+use alloc::boxed::Box;
+use hypercall_abi::arch::VcpuGuestContext;
+use hypercall_abi::domctl::*;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::sched::{SchedRemoteShutdown, ShutdownReason};
+use zerocopy::{FromZeros, IntoBytes};
+
+/// A checked domain name: 1..=31 bytes, printable ASCII, no blanks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomainName {
+    bytes: [u8; DOMAIN_NAME_LEN],
+    len: usize,
+}
+
+impl DomainName {
+    /// Reads a NUL-terminated name; `EINVAL` if empty, unterminated or not printable.
+    pub fn parse(raw: &[u8; DOMAIN_NAME_LEN]) -> Result<Self, Errno> {
+        let len = raw.iter().position(|&b| b == 0).ok_or(Errno::EINVAL)?;
+        if len == 0 || !raw[..len].iter().all(|b| b.is_ascii_graphic()) {
+            return Err(Errno::EINVAL);
+        }
+        let mut bytes = [0u8; DOMAIN_NAME_LEN];
+        bytes[..len].copy_from_slice(&raw[..len]);
+        Ok(DomainName { bytes, len })
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("?")
+    }
+
+    /// The name as the ABI carries it (NUL-padded).
+    pub fn raw(&self) -> [u8; DOMAIN_NAME_LEN] {
+        self.bytes
+    }
+}
+
+/// What the machine does for the control operations. Each is called only for a privileged
+/// caller, with arguments already decoded and range-checked.
+pub trait DomainControl {
+    /// Creates a paused domain with no memory; returns its id.
+    fn create_domain(&mut self, name: DomainName, max_vcpus: u32, max_pages: u64) -> Result<u16, Errno>;
+    /// Destroys domain `domid` (not the caller).
+    fn destroy_domain(&mut self, domid: u16) -> Result<(), Errno>;
+    /// Pauses (`true`) or unpauses domain `domid`.
+    fn pause_domain(&mut self, domid: u16, pause: bool) -> Result<(), Errno>;
+    /// Information about the domain with the smallest id `>= domid`.
+    fn domain_info(&mut self, domid: u16) -> Result<DomainInfo, Errno>;
+    /// Sets the maximum pages of `domid`.
+    fn set_max_mem(&mut self, domid: u16, max_pages: u64) -> Result<(), Errno>;
+    /// Sets the initial state of vCPU `vcpu` of `domid`.
+    fn set_vcpu_context(&mut self, domid: u16, vcpu: u32, ctxt: &VcpuGuestContext) -> Result<(), Errno>;
+    /// Asks `domid` to shut down with `reason`, as if it had done so itself.
+    fn remote_shutdown(&mut self, domid: u16, reason: ShutdownReason) -> Result<(), Errno>;
+}
+
+pub(super) fn domctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
+    // Policy before anything else: an unprivileged caller learns nothing, changes nothing.
+    if !p.caller().privileged {
+        return Err(Errno::EPERM);
+    }
+    let mut op: Domctl = read_guest(p, arg)?;
+    if op.interface_version != DOMCTL_INTERFACE_VERSION {
+        return Err(Errno::EACCES);
+    }
+    let target = op.domain;
+    let caller = p.caller().domid;
+    let not_self = || if target == caller { Err(Errno::EINVAL) } else { Ok(()) };
+    match op.cmd {
+        DOMCTL_CREATEDOMAIN => {
+            let c: CreateDomain = op.read_payload();
+            let name = DomainName::parse(&c.name)?;
+            if c.max_vcpus == 0 || c.max_vcpus > MAX_VCPUS || c.max_pages == 0 || c.flags != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let id = p.domain_control().create_domain(name, c.max_vcpus, c.max_pages)?;
+            op.domain = id;
+            write_guest(p, arg, &op)?;
+            Ok(0)
+        }
+        DOMCTL_DESTROYDOMAIN => {
+            not_self()?;
+            p.domain_control().destroy_domain(target)?;
+            Ok(0)
+        }
+        DOMCTL_PAUSEDOMAIN | DOMCTL_UNPAUSEDOMAIN => {
+            not_self()?;
+            p.domain_control().pause_domain(target, op.cmd == DOMCTL_PAUSEDOMAIN)?;
+            Ok(0)
+        }
+        DOMCTL_GETDOMAININFO => {
+            let info = p.domain_control().domain_info(target)?;
+            op.domain = info.domain;
+            op.write_payload(&info);
+            write_guest(p, arg, &op)?;
+            Ok(0)
+        }
+        DOMCTL_MAX_MEM => {
+            let m: MaxMem = op.read_payload();
+            p.domain_control().set_max_mem(target, m.max_pages)?;
+            Ok(0)
+        }
+        DOMCTL_SETVCPUCONTEXT => {
+            not_self()?;
+            let s: SetVcpuContext = op.read_payload();
+            // 5 KiB: on the heap, not on the hypervisor stack.
+            let mut ctxt = Box::new(VcpuGuestContext::new_zeroed());
+            let r = GuestRange::new(s.ctxt, core::mem::size_of::<VcpuGuestContext>() as u64)?;
+            p.copy_from_guest(r, ctxt.as_mut_bytes())?;
+            p.domain_control().set_vcpu_context(target, s.vcpu, &ctxt)?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// `SCHEDOP_remote_shutdown(arg)`: privileged.
+pub(super) fn remote_shutdown(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
+    if !p.caller().privileged {
+        return Err(Errno::EPERM);
+    }
+    let r: SchedRemoteShutdown = read_guest(p, arg)?;
+    let reason = ShutdownReason::try_from(r.reason).map_err(|_| Errno::EINVAL)?;
+    if r.domain_id == p.caller().domid {
+        return Err(Errno::EINVAL);
+    }
+    p.domain_control().remote_shutdown(r.domain_id, reason)?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::dispatch;
+    use super::super::fake::*;
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec::Vec;
+
+    const DOMCTL: u64 = 36;
+    const SCHED_OP: u64 = 29;
+
+    fn put(p: &mut FakePlatform, d: &Domctl) {
+        p.mem[..core::mem::size_of::<Domctl>()].copy_from_slice(d.as_bytes());
+    }
+
+    fn name(s: &str) -> [u8; DOMAIN_NAME_LEN] {
+        let mut n = [0u8; DOMAIN_NAME_LEN];
+        n[..s.len()].copy_from_slice(s.as_bytes());
+        n
+    }
+
+    fn create(name_: &str) -> Domctl {
+        Domctl::with_payload(
+            DOMCTL_CREATEDOMAIN,
+            0,
+            &CreateDomain { max_vcpus: 1, flags: 0, max_pages: 256, name: name(name_) },
+        )
+    }
+
+    #[test]
+    fn unprivileged_callers_change_nothing() {
+        let mut p = FakePlatform::new(false);
+        put(&mut p, &create("guest"));
+        let before = p.mem.clone();
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EPERM.to_ret());
+        p.mem[..8].copy_from_slice(&SchedRemoteShutdown { domain_id: 0, _pad: 0, reason: 0 }.as_bytes()[..8]);
+        assert_eq!(dispatch(&mut p, SCHED_OP, [4, BASE, 0, 0, 0]), Errno::EPERM.to_ret());
+        assert!(p.domctl_calls.is_empty());
+        let _ = before;
+    }
+
+    #[test]
+    fn create_checks_its_arguments_and_returns_the_id() {
+        let mut p = FakePlatform::new(true);
+        put(&mut p, &create("guest-1"));
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), 0);
+        let out: Domctl = zerocopy::FromBytes::read_from_prefix(&p.mem[..]).unwrap().0;
+        assert_eq!(out.domain, 7, "the fake hands out 7");
+        for bad in [
+            CreateDomain { max_vcpus: 0, flags: 0, max_pages: 1, name: name("a") },
+            CreateDomain { max_vcpus: 33, flags: 0, max_pages: 1, name: name("a") },
+            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 0, name: name("a") },
+            CreateDomain { max_vcpus: 1, flags: 1, max_pages: 1, name: name("a") },
+            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name("") },
+            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name("two words") },
+            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: [b'x'; DOMAIN_NAME_LEN] },
+        ] {
+            put(&mut p, &Domctl::with_payload(DOMCTL_CREATEDOMAIN, 0, &bad));
+            assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EINVAL.to_ret(), "{bad:?}");
+        }
+        assert_eq!(p.domctl_calls, Vec::from(["create guest-1".to_string()]));
+    }
+
+    #[test]
+    fn version_self_target_and_unknown_commands() {
+        let mut p = FakePlatform::new(true);
+        let mut d = Domctl::new(DOMCTL_PAUSEDOMAIN, 3);
+        d.interface_version = 1;
+        put(&mut p, &d);
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EACCES.to_ret());
+        for cmd in [DOMCTL_DESTROYDOMAIN, DOMCTL_PAUSEDOMAIN, DOMCTL_UNPAUSEDOMAIN, DOMCTL_SETVCPUCONTEXT] {
+            put(&mut p, &Domctl::new(cmd, 0));
+            assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EINVAL.to_ret(), "cmd {cmd} on dom0");
+        }
+        put(&mut p, &Domctl::new(999, 3));
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::ENOSYS.to_ret());
+        assert_eq!(dispatch(&mut p, DOMCTL, [0xffff_8300_0000_0000, 0, 0, 0, 0]), Errno::EFAULT.to_ret());
+        put(&mut p, &Domctl::new(DOMCTL_PAUSEDOMAIN, 3));
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), 0);
+        put(&mut p, &Domctl::with_payload(DOMCTL_SETVCPUCONTEXT, 3, &SetVcpuContext { vcpu: 0, _pad: 0, ctxt: 0x10 }));
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EFAULT.to_ret(), "context unreadable");
+        assert_eq!(p.domctl_calls, Vec::from(["pause 3".to_string()]));
+    }
+}

@@ -1,0 +1,234 @@
+//! The hypercall handlers' view of the machine ([`Platform`]) and the emulator's
+//! ([`emulate::Regs`], [`emulate::EmuEnv`]), for the running vCPU.
+
+use crate::arch::console;
+use crate::arch::x86_64::{cpu, trap};
+use crate::arch::GuestFrame;
+use crate::domain::{DomState, Vcpu};
+use crate::emulate;
+use crate::guest_access::{GuestMemory, GuestRange};
+use crate::hypercall::{self, BuildFacts, Caller, DomainControl, Platform};
+use crate::kbench;
+use crate::kernel::Machine;
+use crate::mm::pt::Mm;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::sched::ShutdownReason;
+use hypercall_abi::sysctl::PhysInfo;
+
+/// Requests a long batch handles in one hypercall entry before it continues in another:
+/// bounds the time spent with interrupts off (and, with several vCPUs, the latency others
+/// see), at the cost of one extra entry per chunk.
+const PREEMPT_CHUNK: u32 = 1024;
+
+/// The hypercall handlers' view of the machine, for one hypercall of the running vCPU.
+pub struct MachinePlatform<'a> {
+    /// The machine.
+    pub m: &'a mut Machine,
+    /// A continuation the handler asked for: the hypercall and its new arguments.
+    pub continuation: Option<(u64, [u64; 5])>,
+    /// The caller gave up the CPU (`SCHEDOP_yield`).
+    pub yielded: bool,
+}
+
+impl GuestMemory for MachinePlatform<'_> {
+    fn copy_from_guest(&mut self, src: GuestRange, buf: &mut [u8]) -> Result<(), Errno> {
+        // SAFETY: `buf` is a hypervisor buffer of exactly src.len() bytes; `src` was checked
+        // by GuestRange and the current page tables are the calling guest's.
+        unsafe { trap::copy_with_fixup(buf.as_mut_ptr(), src.addr() as *const u8, buf.len()) }
+            .map_err(|_| Errno::EFAULT)
+    }
+
+    fn copy_to_guest(&mut self, dst: GuestRange, buf: &[u8]) -> Result<(), Errno> {
+        // SAFETY: as above, in the other direction; CR0.WP makes read-only guest pages fault.
+        unsafe { trap::copy_with_fixup(dst.addr() as *mut u8, buf.as_ptr(), buf.len()) }.map_err(|_| Errno::EFAULT)
+    }
+}
+
+impl Platform for MachinePlatform<'_> {
+    fn caller(&self) -> Caller {
+        let d = self.m.cur();
+        Caller { domid: d.id, privileged: d.privileged }
+    }
+
+    fn console_write(&mut self, bytes: &[u8]) {
+        let d = self.m.cur_mut();
+        if d.privileged {
+            console::write_bytes(bytes);
+            return;
+        }
+        // Other domains' lines carry their name, and are printed whole so that two
+        // domains' output never interleaves inside a line.
+        for &b in bytes {
+            if b != b'\n' {
+                let _ = d.console_line.push(b);
+            }
+            if b == b'\n' || d.console_line.is_full() {
+                console::write_prefixed_line(d.name.as_str(), &d.console_line);
+                d.console_line.clear();
+            }
+        }
+    }
+
+    fn console_read(&mut self, buf: &mut [u8]) -> usize {
+        console::read_bytes(buf)
+    }
+
+    fn physinfo(&self) -> PhysInfo {
+        PhysInfo {
+            nr_cpus: 1,
+            cpu_khz: self.m.tsc_khz as u32,
+            total_pages: self.m.total_pages,
+            free_pages: self.m.frames.free_frames(),
+            max_mfn: self.m.frames.max_frame().saturating_sub(1),
+            uptime_ns: self.m.now_ns(),
+            nr_domains: self.m.domains.iter().filter(|d| d.state != DomState::Dying).count() as u32,
+            _pad: 0,
+        }
+    }
+
+    fn set_bare_syscall(&mut self, on: bool) {
+        cpu::set_bare_syscall(on);
+    }
+
+    fn shutdown(&mut self, reason: ShutdownReason) {
+        self.m.cur_mut().state = DomState::Shutdown(reason);
+    }
+
+    fn yield_cpu(&mut self) {
+        self.yielded = true;
+    }
+
+    fn domain_control(&mut self) -> &mut dyn DomainControl {
+        &mut *self.m
+    }
+
+    fn command_line(&self) -> &[u8] {
+        self.m.cmdline.args()
+    }
+
+    fn build_facts(&self) -> BuildFacts {
+        BuildFacts { compiler: env!("MK_COMPILER"), changeset: env!("MK_CHANGESET"), date: env!("MK_DATE") }
+    }
+
+    fn with_mm(&mut self, f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno> {
+        let cur = self.m.cur_idx();
+        self.m.with_mm(cur, |mm| {
+            f(Mm { frames: &mut *mm.frames, dom: &mut *mm.dom, mach: &mut *mm.mach });
+        });
+        Ok(())
+    }
+
+    fn set_segment_base(&mut self, which: hypercall::SegmentBase, value: u64) -> Result<(), Errno> {
+        match which {
+            hypercall::SegmentBase::Fs => cpu::set_fs_base(value),
+            hypercall::SegmentBase::GsKernel => cpu::set_guest_gs_base(value),
+            hypercall::SegmentBase::GsUser => {
+                self.m.cur_vcpu_mut().gs_base_user = value;
+            }
+        }
+        Ok(())
+    }
+
+    fn preempt_chunk(&self) -> u32 {
+        PREEMPT_CHUNK
+    }
+
+    fn continuation(&mut self, nr: u64, args: [u64; 5]) {
+        self.continuation = Some((nr, args));
+    }
+
+    fn memstats(&mut self) -> Result<hypercall_abi::sysctl::MemStats, Errno> {
+        let i = self.m.cur_idx();
+        Ok(self.m.frame_table.stats(&self.m.domains[i].mm))
+    }
+
+    fn bench_baseline(&mut self, op: u32, arg: u64) -> Result<u64, Errno> {
+        use hypercall_abi::sysctl::{BENCH_DIRECT_BUILD, BENCH_DIRECT_PTE_WRITES, BENCH_KERNEL_VALIDATED_UPDATES};
+        match op {
+            BENCH_DIRECT_PTE_WRITES => kbench::direct_pte_writes(&mut self.m.frames, arg),
+            BENCH_DIRECT_BUILD => kbench::direct_build(&mut self.m.frames, arg),
+            BENCH_KERNEL_VALIDATED_UPDATES => {
+                let cur = self.m.cur_idx();
+                self.m.with_mm(cur, |mm| kbench::validated_updates(mm, arg))
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+}
+
+/// `emulate::Regs` over a guest frame.
+pub struct FrameRegs<'a>(pub &'a mut GuestFrame);
+
+impl emulate::Regs for FrameRegs<'_> {
+    fn gpr(&self, n: u8) -> u64 {
+        let f = &self.0;
+        [f.rax, f.rcx, f.rdx, f.rbx, f.rsp, f.rbp, f.rsi, f.rdi, f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15]
+            [n as usize & 15]
+    }
+    fn set_gpr(&mut self, n: u8, v: u64) {
+        let f = &mut *self.0;
+        let r = match n & 15 {
+            0 => &mut f.rax,
+            1 => &mut f.rcx,
+            2 => &mut f.rdx,
+            3 => &mut f.rbx,
+            4 => &mut f.rsp,
+            5 => &mut f.rbp,
+            6 => &mut f.rsi,
+            7 => &mut f.rdi,
+            8 => &mut f.r8,
+            9 => &mut f.r9,
+            10 => &mut f.r10,
+            11 => &mut f.r11,
+            12 => &mut f.r12,
+            13 => &mut f.r13,
+            14 => &mut f.r14,
+            _ => &mut f.r15,
+        };
+        *r = v;
+    }
+    fn advance(&mut self, len: u8) {
+        self.0.rip = self.0.rip.wrapping_add(len as u64);
+    }
+}
+
+/// `emulate::EmuEnv` for the running guest.
+pub struct MachineEmu<'a> {
+    /// The faulting vCPU.
+    pub vcpu: &'a mut Vcpu,
+}
+
+impl emulate::EmuEnv for MachineEmu<'_> {
+    fn guest_cr3(&self) -> u64 {
+        cpu::read_cr3()
+    }
+    fn guest_cr0(&self) -> u64 {
+        cpu::read_cr0() & !(1 << 3) // TS is the guest's own business (fpu_taskswitch)
+    }
+    fn guest_cr2(&self) -> u64 {
+        self.vcpu.cr2
+    }
+    fn guest_cr4(&self) -> u64 {
+        // PAE, PGE, OSFXSR, OSXMMEXCPT, OSXSAVE: what a guest may assume is on.
+        cpu::read_cr4() & ((1 << 5) | (1 << 7) | (1 << 9) | (1 << 10) | (1 << 18))
+    }
+    fn read_base(&self, msr: u32) -> u64 {
+        match msr {
+            emulate::MSR_FS_BASE => cpu::fs_base(),
+            emulate::MSR_GS_BASE => cpu::guest_gs_base(),
+            _ => self.vcpu.gs_base_user,
+        }
+    }
+    fn write_base(&mut self, msr: u32, v: u64) {
+        match msr {
+            emulate::MSR_FS_BASE => cpu::set_fs_base(v),
+            emulate::MSR_GS_BASE => cpu::set_guest_gs_base(v),
+            _ => self.vcpu.gs_base_user = v,
+        }
+    }
+    fn host_cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+        [r.eax, r.ebx, r.ecx, r.edx]
+    }
+}
+
