@@ -5,6 +5,8 @@
 //! - `hypercall`: typed hypercalls through the hypercall page;
 //! - [`console`]: `print!`/`println!` over `console_io`;
 //! - `heap` (the `#[global_allocator]`), the panic handler, `time` (rdtsc);
+//! - [`domctl`]: the toolstack's control calls (privileged), and [`foreign`]: another
+//!   domain's memory while building it (populate, a window of foreign mappings);
 //! - [`mm`]: the memory layer (p2m, frame allocator, batched `pt_update`, address spaces;
 //!   portable and host-tested, with thin hypercall glue in `mm::xen`);
 //! - portable, host-tested helpers: [`mod@start_info`], [`modules`], [`mod@line`],
@@ -32,6 +34,8 @@
 extern crate alloc;
 
 pub mod console;
+pub mod domctl;
+pub mod foreign;
 pub mod line;
 pub mod mm;
 pub mod modules;
