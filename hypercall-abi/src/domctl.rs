@@ -147,7 +147,7 @@ pub const DOMINF_PRIVILEGED: u32 = 1 << 5;
 /// The domain was stopped for a fault (crashed); [`DomainInfo::shutdown_reason`] is crash.
 pub const DOMINF_CRASHED: u32 = 1 << 6;
 
-/// Output of `DOMCTL_GETDOMAININFO` (80 bytes).
+/// Output of `DOMCTL_GETDOMAININFO` (88 bytes).
 #[repr(C)]
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
@@ -173,9 +173,12 @@ pub struct DomainInfo {
     pub cpu_time_ns: u64,
     /// Name, NUL-terminated.
     pub name: [u8; DOMAIN_NAME_LEN],
+    /// System time (ns since the microkernel started) at which the domain executed its
+    /// first instruction; 0 if it has not run yet.
+    pub first_run_ns: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<DomainInfo>() == 80);
+const _: () = assert!(core::mem::size_of::<DomainInfo>() == 88);
 
 /// Input of `DOMCTL_MAX_MEM` (8 bytes).
 #[repr(C)]

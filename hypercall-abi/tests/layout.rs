@@ -295,7 +295,7 @@ fn domctl_structs_have_the_documented_layout() {
     // Our own ABI (domctl.rs), not Xen's.
     layout!(Domctl, size 144, align 4, { cmd: 0, interface_version: 4, domain: 8, _pad: 10, u: 16 });
     layout!(CreateDomain, size 48, align 8, { max_vcpus: 0, flags: 4, max_pages: 8, name: 16 });
-    layout!(DomainInfo, size 80, align 8, {
+    layout!(DomainInfo, size 88, align 8, {
         domain: 0,
         _pad0: 2,
         flags: 4,
@@ -306,6 +306,7 @@ fn domctl_structs_have_the_documented_layout() {
         shared_info_frame: 32,
         cpu_time_ns: 40,
         name: 48,
+        first_run_ns: 80,
     });
     layout!(MaxMem, size 8, align 8, { max_pages: 0 });
     layout!(SetVcpuContext, size 16, align 8, { vcpu: 0, _pad: 4, ctxt: 8 });

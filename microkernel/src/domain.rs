@@ -72,6 +72,8 @@ pub struct Domain {
     pub cpu_ticks: u64,
     /// Console output not yet printed (waiting for its newline).
     pub console_line: heapless::Vec<u8, CONSOLE_LINE>,
+    /// TSC when it first ran (0: not yet).
+    pub first_run_tsc: u64,
 }
 
 impl Domain {
@@ -88,6 +90,7 @@ impl Domain {
             mm: DomainMm::new(id, privileged, max_pages),
             cpu_ticks: 0,
             console_line: heapless::Vec::new(),
+            first_run_tsc: 0,
         }
     }
 
@@ -222,6 +225,10 @@ impl DomainControl for Machine {
             shared_info_frame: d.shared_info_mfn,
             cpu_time_ns: self.ticks_to_ns(d.cpu_ticks),
             name: d.name.raw(),
+            first_run_ns: match d.first_run_tsc {
+                0 => 0,
+                t => self.ticks_to_ns(t.wrapping_sub(self.boot_tsc)),
+            },
         })
     }
 

@@ -148,6 +148,9 @@ impl Machine {
             domain::save_bases(v);
         }
         let i = self.idx(next.0).expect("picked a live domain");
+        if self.domains[i].first_run_tsc == 0 {
+            self.domains[i].first_run_tsc = now;
+        }
         let d = &self.domains[i];
         let v = &d.vcpus[next.1];
         *f = v.frame;
