@@ -32,6 +32,21 @@ impl Mm<'_, '_> {
     /// can take the writable type it is plain data and is written as is (as Xen does).
     /// Returns the level updated (`None` for a data write).
     pub fn normal_update(&mut self, ptr: u64, val: u64, preserve_ad: bool) -> Result<Option<Level>, Errno> {
+        self.normal_update_as(ptr, val, preserve_ad, self.dom.id())
+    }
+
+    /// [`Mm::normal_update`] with page owner `pg_owner` (`pt_update`'s `foreigndom`, Xen's
+    /// `pg_owner`): a new L1 entry maps a frame of `pg_owner` instead of this domain's,
+    /// taking a general reference on it, and the writable type if read-write (`EBUSY` if
+    /// it cannot take it: one of the owner's page tables is never writable here either).
+    /// The entry is still written into this domain's own table; upper-level entries still
+    /// reference this domain's own tables. A page owner other than this domain needs a
+    /// privileged domain (`EPERM`); that the page owner exists and is not privileged is
+    /// the caller's to check (the hypercall layer does, before any state changes).
+    pub fn normal_update_as(&mut self, ptr: u64, val: u64, preserve_ad: bool, pg_owner: u16) -> Result<Option<Level>, Errno> {
+        if pg_owner != self.dom.id() && !self.dom.privileged() {
+            return Err(Errno::EPERM);
+        }
         // No temporary reference on the frame written (Xen takes one): a validated table's
         // count cannot reach zero while one of its entries changes, because the holders of
         // its type (entries one level up, pins, base pointers) each hold a general reference
@@ -45,7 +60,9 @@ impl Mm<'_, '_> {
             }
             let p = *mm.frames.page(mfn);
             match p.page_type().level() {
-                Some(level) if p.is_validated() => mm.mod_entry(level, mfn, index, val, preserve_ad).map(|_| Some(level)),
+                Some(level) if p.is_validated() => {
+                    mm.mod_entry(level, mfn, index, val, preserve_ad, pg_owner).map(|_| Some(level))
+                }
                 _ => match mm.get_type(mfn, PageType::Writable) {
                     Ok(()) => {
                         mm.mach.write_pte(mfn, index, val);
@@ -61,8 +78,16 @@ impl Mm<'_, '_> {
     /// Replaces entry `index` of validated `level` table `table` with `new`: validate the
     /// new entry (taking its references), write it, then drop what the old one held. A
     /// change of bits that carry no reference (A, D, NX, software bits) skips the
-    /// revalidation, as Xen's fast path.
-    pub(super) fn mod_entry(&mut self, level: Level, table: u64, index: usize, new: u64, preserve_ad: bool) -> Result<(), Errno> {
+    /// revalidation, as Xen's fast path. A new L1 entry maps a frame of `pg_owner`.
+    pub(super) fn mod_entry(
+        &mut self,
+        level: Level,
+        table: u64,
+        index: usize,
+        new: u64,
+        preserve_ad: bool,
+        pg_owner: u16,
+    ) -> Result<(), Errno> {
         if level == Level::L4 && is_hypervisor_slot(index) {
             return Err(Errno::EINVAL);
         }
@@ -79,7 +104,7 @@ impl Mm<'_, '_> {
             self.mach.write_pte(table, index, new);
             return Ok(());
         }
-        self.take_entry_refs(level, table, new)?;
+        self.take_entry_refs(level, table, new, pg_owner)?;
         self.mach.write_pte(table, index, new);
         self.put_entry(level, table, old);
         Ok(())
@@ -88,7 +113,16 @@ impl Mm<'_, '_> {
     /// `MMU_MACHPHYS_UPDATE`: `M2P[mfn] = pfn` for a frame this domain owns (`EINVAL`
     /// otherwise).
     pub fn machphys_update(&mut self, mfn: u64, pfn: u64) -> Result<(), Errno> {
-        if !self.owned(mfn) {
+        self.machphys_update_as(mfn, pfn, self.dom.id())
+    }
+
+    /// [`Mm::machphys_update`] for a frame of page owner `pg_owner` (as in Xen, the frame
+    /// must be the page owner's); another page owner needs a privileged domain (`EPERM`).
+    pub fn machphys_update_as(&mut self, mfn: u64, pfn: u64, pg_owner: u16) -> Result<(), Errno> {
+        if pg_owner != self.dom.id() && !self.dom.privileged() {
+            return Err(Errno::EPERM);
+        }
+        if !self.frames.owned_by(mfn, pg_owner) {
             return Err(Errno::EINVAL);
         }
         self.mach.set_m2p(mfn, pfn);
@@ -277,7 +311,7 @@ impl Mm<'_, '_> {
         self.settled(|mm| {
             // As in `normal_update`, the L1 cannot lose its last reference meanwhile.
             let (l1, index) = mm.l1_entry_for(va)?;
-            mm.mod_entry(Level::L1, l1, index, val, false)
+            mm.mod_entry(Level::L1, l1, index, val, false, mm.dom.id())
         })
     }
 

@@ -17,7 +17,16 @@
 //!   `type_count` is zero, which is what keeps a page table from being writable anywhere.
 //!   Every type reference comes with a general reference from the same holder, so
 //!   `count >= type_count` always.
+//!
+//! References may come from another domain: a privileged domain's L1 entries may map the
+//! frames of a domain it builds (a *page owner*, Xen's `pg_owner`). Such a frame can outlive
+//! its owner's allocation reference, and its last reference may then be dropped while the
+//! operation runs for the other domain. The frame still goes back to the frame source at
+//! once, but the owner's accounting cannot be reached from there: the release is recorded
+//! in the frame table ([`FrameTable::pop_foreign_release`]) and the machine charges it to
+//! the owner ([`DomainMm::charge_foreign_release`]) when the operation is over.
 
+use alloc::vec::Vec;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::sysctl::MemStats;
 
@@ -215,12 +224,23 @@ pub struct DomainMm {
     user_base: u64,
     vm_assist: u64,
     released: u64,
+    shared_pages: u64,
 }
 
 impl DomainMm {
     /// A domain with no frames yet.
     pub const fn new(id: u16, privileged: bool, max_pages: u64) -> Self {
-        DomainMm { id, privileged, tot_pages: 0, max_pages, kernel_base: 0, user_base: 0, vm_assist: 0, released: 0 }
+        DomainMm {
+            id,
+            privileged,
+            tot_pages: 0,
+            max_pages,
+            kernel_base: 0,
+            user_base: 0,
+            vm_assist: 0,
+            released: 0,
+            shared_pages: 0,
+        }
     }
 
     /// Domain id.
@@ -234,9 +254,24 @@ impl DomainMm {
     }
 
     /// Frames in the domain's reservation: given to it and not yet released (shared
-    /// hypervisor frames are not counted, as in Xen).
+    /// hypervisor frames are not counted, as in Xen). As in Xen, a frame counts until it
+    /// goes back to the frame source, not until its allocation reference goes: a frame the
+    /// domain gave back that a page table (its own, or another domain's mapping) still
+    /// references stays counted until that last reference goes.
     pub fn tot_pages(&self) -> u64 {
         self.tot_pages
+    }
+
+    /// Hypervisor frames shared with the domain (`shared_info`) that it still owns.
+    pub fn shared_pages(&self) -> u64 {
+        self.shared_pages
+    }
+
+    /// Frames the domain owns: [`DomainMm::tot_pages`] and its shared frames. After
+    /// [`super::pt::Mm::relinquish`], the frames other domains still reference; a dying
+    /// domain is gone (its id free again) once this is zero.
+    pub fn frames_owned(&self) -> u64 {
+        self.tot_pages + self.shared_pages
     }
 
     /// Most frames the reservation may hold.
@@ -285,9 +320,36 @@ impl DomainMm {
     pub(super) fn frame_released(&mut self, counted: bool) {
         if counted {
             self.tot_pages = self.tot_pages.saturating_sub(1);
+        } else {
+            self.shared_pages = self.shared_pages.saturating_sub(1);
         }
         self.released += 1;
     }
+
+    /// Charges releases of this domain's frames that another domain's operation made (see
+    /// [`FrameTable::pop_foreign_release`]): they leave its reservation and count as
+    /// released by it, exactly as if it had dropped their last reference itself.
+    pub fn charge_foreign_release(&mut self, r: ForeignRelease) {
+        debug_assert_eq!(r.owner, self.id, "release of d{} charged to d{}", r.owner, self.id);
+        debug_assert!(r.counted <= r.frames && r.counted <= self.tot_pages && r.frames - r.counted <= self.shared_pages);
+        self.tot_pages = self.tot_pages.saturating_sub(r.counted);
+        self.shared_pages = self.shared_pages.saturating_sub(r.frames - r.counted);
+        self.released += r.frames;
+    }
+}
+
+/// Frames of domain `owner` that went back to the frame source during an operation of
+/// another domain, which dropped their last reference (a foreign mapping outliving the
+/// owner's allocation reference). The machine charges them to the owner
+/// ([`DomainMm::charge_foreign_release`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForeignRelease {
+    /// The domain that owned the frames.
+    pub owner: u16,
+    /// Frames released.
+    pub frames: u64,
+    /// How many of them were in its reservation (the others were shared hypervisor frames).
+    pub counted: u64,
 }
 
 /// The accounting of every machine frame, indexed by mfn, over storage the caller gives
@@ -299,6 +361,10 @@ pub struct FrameTable<'a> {
     clock: u32,
     /// A frame went back to the frame source since the last flush.
     release_pending: bool,
+    /// Releases to charge to owners other than the domain an operation ran for, one entry
+    /// per owner. Empty between operations (the machine drains it); it grows (on the heap)
+    /// only when one operation releases frames of more owners than any before.
+    foreign_releases: Vec<ForeignRelease>,
 }
 
 impl<'a> FrameTable<'a> {
@@ -310,7 +376,7 @@ impl<'a> FrameTable<'a> {
     /// A table over `pages` (every frame free).
     pub fn new(pages: &'a mut [PageInfo]) -> Self {
         pages.fill(PageInfo::FREE);
-        FrameTable { pages, clock: 1, release_pending: false }
+        FrameTable { pages, clock: 1, release_pending: false, foreign_releases: Vec::new() }
     }
 
     /// Number of frames covered (one past the highest mfn).
@@ -323,9 +389,40 @@ impl<'a> FrameTable<'a> {
         self.pages.get(usize::try_from(mfn).ok()?)
     }
 
-    /// Whether `mfn` is covered and owned by `domid`.
+    /// Whether `mfn` is covered and owned by `domid` (never true of a free frame, whatever
+    /// `domid` is).
     pub fn owned_by(&self, mfn: u64, domid: u16) -> bool {
-        self.get(mfn).is_some_and(|p| p.owner == domid)
+        self.get(mfn).is_some_and(|p| p.owner == domid && domid != NO_OWNER)
+    }
+
+    /// Takes one recorded release of frames whose owner is not the domain the operation
+    /// that released them ran for. **Machine contract:** after every operation over an
+    /// [`super::pt::Mm`] (any domain's view, hypercall or not), before anything else uses
+    /// the frame table or a domain id can be reused, pop every entry and charge it to its
+    /// owner with [`DomainMm::charge_foreign_release`]. The owner always still exists: a
+    /// domain that owns frames is kept (dying, if destroyed) until
+    /// [`DomainMm::frames_owned`] is zero.
+    pub fn pop_foreign_release(&mut self) -> Option<ForeignRelease> {
+        self.foreign_releases.pop()
+    }
+
+    /// Whether releases are waiting to be charged to their owners.
+    pub fn has_foreign_releases(&self) -> bool {
+        !self.foreign_releases.is_empty()
+    }
+
+    /// Records that a frame of `owner` was released by another domain's operation.
+    pub(super) fn note_foreign_release(&mut self, owner: u16, counted: bool) {
+        let i = match self.foreign_releases.iter().position(|r| r.owner == owner) {
+            Some(i) => i,
+            None => {
+                self.foreign_releases.push(ForeignRelease { owner, frames: 0, counted: 0 });
+                self.foreign_releases.len() - 1
+            }
+        };
+        let r = &mut self.foreign_releases[i];
+        r.frames += 1;
+        r.counted += u64::from(counted);
     }
 
     pub(super) fn page(&self, mfn: u64) -> &PageInfo {
@@ -380,6 +477,7 @@ impl<'a> FrameTable<'a> {
         p.type_count = 1;
         p.set_validated(true);
         p.set_flag(F_SHARED, true);
+        dom.shared_pages += 1;
         Ok(())
     }
 

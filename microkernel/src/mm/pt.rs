@@ -26,6 +26,11 @@
 //!   otherwise (`get_page_from_l1e`, "non-privileged attempt to map MMIO").
 //! - L1 entry to RAM the domain does not own, or read-write to a frame that cannot take the
 //!   writable type (a page table): `EBUSY` (`get_page_from_l1e`'s `could_not_pin`).
+//! - With a page owner (`pt_update`'s `foreigndom`, Xen's `pg_owner`): an L1 entry must map
+//!   a frame of the page owner instead (`EBUSY` otherwise, the caller's own frames
+//!   included, as Xen); device memory is `EPERM` (the page owner's access counts); a page
+//!   owner other than the caller needs a privileged caller (`EPERM`). Upper-level entries
+//!   ignore the page owner: they reference the caller's own tables.
 //! - L2..L4 entry to a frame not owned, not RAM, or of the wrong type (including a linear
 //!   entry to another table of the same level): `EINVAL` (`get_page_and_type_from_mfn`);
 //!   a failure inside the validation of the referenced table passes its own errno up.
@@ -83,6 +88,12 @@ pub trait MmMachine {
 
 /// One memory-management operation's view: the frame table, the domain it acts for, and
 /// the machine.
+///
+/// **Machine contract.** Whoever builds one must, once the operation is over, charge the
+/// releases it recorded for other owners: pop them with
+/// [`FrameTable::pop_foreign_release`] and apply each to its owner's [`DomainMm`] with
+/// [`DomainMm::charge_foreign_release`]. Only operations of a privileged domain (which may
+/// hold foreign mappings) ever record any.
 pub struct Mm<'x, 'f> {
     /// Every frame's accounting.
     pub frames: &'x mut FrameTable<'f>,

@@ -8,6 +8,12 @@
 //! which drops what their entries hold, including reference cycles through read-only
 //! mappings of page tables. A forced pass (top level first) then catches anything still
 //! typed, and the allocation references go last.
+//!
+//! Frames another (privileged) domain still maps survive that: their remaining references
+//! are that domain's, so they stay owned by the dying domain, and go back to the frame
+//! source, charged to it, when the last mapping goes (see
+//! [`super::page_info::FrameTable::pop_foreign_release`]). Until then the dying domain, its
+//! id and its [`super::page_info::DomainMm`] must be kept.
 
 use super::page_info::Level;
 use super::pt::Mm;
@@ -17,14 +23,20 @@ use super::pt::Mm;
 pub struct Relinquished {
     /// Frames returned to the frame source.
     pub released: u64,
-    /// Frames whose counts had to be forced to zero because no legitimate holder was left
-    /// to drop them: always 0 unless the accounting is broken.
+    /// Page tables whose type had to be forced down because no legitimate holder was left
+    /// to drop it: always 0 unless the accounting is broken.
     pub forced: u64,
+    /// Frames still owned because other domains reference them (foreign mappings; the
+    /// general references and any writable type left are theirs). Equal to
+    /// [`super::page_info::DomainMm::frames_owned`] afterwards. The machine keeps the
+    /// domain (dying) until that reaches zero as their releases are charged to it.
+    pub held: u64,
 }
 
 impl Mm<'_, '_> {
-    /// Drops everything this domain holds and returns all its frames to the frame source.
-    /// Afterwards it owns nothing, its counts are all zero and it has no base pointers.
+    /// Drops everything this domain holds and returns its frames to the frame source,
+    /// except those other domains still reference ([`Relinquished::held`]): afterwards it
+    /// holds no reference itself, has no base pointers and owns only those.
     ///
     /// Call it only when no CPU runs on the domain's page tables (CR3 switched to the
     /// hypervisor's own tables first): its top-level tables go back to the frame source.
@@ -83,18 +95,12 @@ impl Mm<'_, '_> {
                 }
             }
 
-            // Writable types held by entries of tables that are gone, or references from
-            // nowhere: force the frame back (never happens while the accounting holds).
-            for mfn in 0..n {
-                if owned(mm, mfn) {
-                    forced += 1;
-                    let p = mm.frames.page_mut(mfn);
-                    p.type_count = 0;
-                    p.count = 1;
-                    mm.put_page(mfn);
-                }
-            }
+            // What is still owned is referenced from outside the domain: only another
+            // domain's L1 entries can reference a frame they do not own, and they take no
+            // page-table type. Those references are the other domain's to drop.
         });
-        Relinquished { released: self.dom.released() - released_before, forced }
+        let held = (0..self.frames.nr_frames()).filter(|&m| self.owned(m)).count() as u64;
+        debug_assert_eq!(held, self.dom.frames_owned(), "d{}: owned frames and accounting disagree", self.dom.id());
+        Relinquished { released: self.dom.released() - released_before, forced, held }
     }
 }

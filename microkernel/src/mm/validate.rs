@@ -69,7 +69,13 @@ impl Mm<'_, '_> {
     /// Takes a general reference on `mfn` if this domain owns it (false otherwise, or if the
     /// count would overflow).
     pub(super) fn get_page(&mut self, mfn: u64) -> bool {
-        if !self.owned(mfn) {
+        self.get_page_of(mfn, self.dom.id())
+    }
+
+    /// Takes a general reference on `mfn` if domain `owner` owns it (Xen's
+    /// `get_page(page, pg_owner)`).
+    pub(super) fn get_page_of(&mut self, mfn: u64, owner: u16) -> bool {
+        if !self.frames.owned_by(mfn, owner) {
             return false;
         }
         let p = self.frames.page_mut(mfn);
@@ -97,11 +103,16 @@ impl Mm<'_, '_> {
 
     /// Hands unreferenced frame `mfn` back: its M2P entry becomes invalid, the frame leaves
     /// its owner and goes to the frame source; TLBs are flushed before the operation ends.
+    /// The release is charged to the owner: directly if the operation runs for it, through
+    /// the frame table's foreign releases otherwise (a foreign mapping was the last holder).
     pub(super) fn release(&mut self, mfn: u64) {
         let p = *self.frames.page(mfn);
         debug_assert_eq!(p.type_count, 0, "mfn {mfn:#x} released with type references");
-        debug_assert_eq!(p.owner(), Some(self.dom.id()), "mfn {mfn:#x} released by another domain");
-        self.dom.frame_released(!p.is_shared());
+        match p.owner() {
+            Some(owner) if owner == self.dom.id() => self.dom.frame_released(!p.is_shared()),
+            Some(owner) => self.frames.note_foreign_release(owner, !p.is_shared()),
+            None => debug_assert!(false, "mfn {mfn:#x} released without an owner"),
+        }
         self.frames.clear(mfn);
         self.frames.set_release_pending();
         self.mach.set_m2p(mfn, hypercall_abi::types::INVALID_M2P_ENTRY);
@@ -170,22 +181,30 @@ impl Mm<'_, '_> {
     }
 
     /// Takes the references present entry `e` of `table` (a `level` table) needs, after
-    /// checking it against the rules. On failure nothing is held.
+    /// checking it against the rules; an L1 entry maps this domain's own frames. On failure
+    /// nothing is held. (Validation of a whole table goes through here, so a table holding
+    /// an entry to another domain's frame cannot be validated again: as in Xen, foreign
+    /// entries are written one by one with a page owner, into tables already validated.)
     ///
     /// A frame the domain owns is RAM (frames are only ever given from the frame source), so
     /// ownership, a frame-table lookup, settles the common case; the machine is asked
     /// whether a frame is RAM only for frames the domain does not own.
     pub(super) fn get_entry(&mut self, level: Level, table: u64, e: u64) -> Result<(), Errno> {
         check_flags(level, e, self.dom.privileged())?;
-        self.take_entry_refs(level, table, e)
+        self.take_entry_refs(level, table, e, self.dom.id())
     }
 
-    /// [`Mm::get_entry`] for an entry whose flags [`check_flags`] already accepted.
-    pub(super) fn take_entry_refs(&mut self, level: Level, table: u64, e: u64) -> Result<(), Errno> {
+    /// [`Mm::get_entry`] for an entry whose flags [`check_flags`] already accepted, with
+    /// `pg_owner` the domain whose frames an L1 entry may map (Xen's `pg_owner`): this
+    /// domain, or a domain a privileged caller builds (the caller checked that). Upper-level
+    /// entries always reference this domain's own tables. With a foreign page owner, device
+    /// memory is refused (`EPERM`: it is the page owner's access that counts, as Xen's
+    /// `iomem_access_permitted(pg_owner, ..)`, and an unprivileged owner has none).
+    pub(super) fn take_entry_refs(&mut self, level: Level, table: u64, e: u64, pg_owner: u16) -> Result<(), Errno> {
         let mfn = entry_mfn(e);
         match level.lower() {
             None => {
-                if self.get_page(mfn) {
+                if self.get_page_of(mfn, pg_owner) {
                     if e & pte::RW != 0 && self.get_type(mfn, PageType::Writable).is_err() {
                         self.put_page(mfn);
                         return Err(Errno::EBUSY);
@@ -196,12 +215,12 @@ impl Mm<'_, '_> {
                     return Err(Errno::EINVAL);
                 }
                 if self.is_ram(mfn) {
-                    // RAM that is not ours (or a count that would overflow).
+                    // RAM that is not the page owner's (or a count that would overflow).
                     return Err(Errno::EBUSY);
                 }
                 // Device memory: a privileged domain maps it without references, except what
                 // the hypervisor keeps for itself.
-                if self.dom.privileged() && !self.mach.reserved_mmio(mfn) {
+                if pg_owner == self.dom.id() && self.dom.privileged() && !self.mach.reserved_mmio(mfn) {
                     Ok(())
                 } else {
                     Err(Errno::EPERM)
@@ -227,9 +246,12 @@ impl Mm<'_, '_> {
     }
 
     /// Drops what entry `e` of `table` (a `level` table) holds: the mirror of
-    /// [`Mm::get_entry`] for an entry it accepted. Such an entry holds references exactly
-    /// when its frame is owned by the domain (device memory never is; a referenced frame
-    /// stays owned while referenced).
+    /// [`Mm::take_entry_refs`] for an entry it accepted, whatever page owner it was taken
+    /// with. The rule: an L1 entry holds references exactly when its frame is covered by
+    /// the frame table and has an owner (this domain or, for a privileged domain's foreign
+    /// mapping, another). Device memory never has one; a referenced frame keeps its owner
+    /// while referenced, even past the owner's teardown. An upper entry always references
+    /// an owned table (or its own table, linear, without a reference).
     pub(super) fn put_entry(&mut self, level: Level, table: u64, e: u64) {
         if !present(e) {
             return;
@@ -237,8 +259,8 @@ impl Mm<'_, '_> {
         let mfn = entry_mfn(e);
         match level.lower() {
             None => {
-                if !self.owned(mfn) {
-                    debug_assert!(!self.is_ram(mfn), "L1 entry to RAM {mfn:#x} not owned");
+                if self.frames.get(mfn).and_then(|p| p.owner()).is_none() {
+                    debug_assert!(!self.is_ram(mfn), "L1 entry to RAM {mfn:#x} nobody owns");
                     return;
                 }
                 if e & pte::RW != 0 {
