@@ -1,11 +1,14 @@
 //! A fake machine for host tests of direct paging: frame contents in a map, a frame source
 //! with a free set, the M2P, and records of flushes and CR3 loads; plus [`Env`], which
-//! bundles it with a frame table and a domain, and an invariant checker that recomputes
-//! every count from scratch.
+//! bundles it with a frame table and domains (the one under test, and others a privileged
+//! one may map the frames of), plays the machine's part of the contract (charging foreign
+//! releases to their owners, keeping dying domains until they own nothing), and checks
+//! invariants by recomputing every count from scratch.
 extern crate std;
 
 use super::page_info::{DomainMm, FrameTable, Level, PageInfo, PageType};
 use super::pt::{Mm, MmMachine};
+use super::teardown::Relinquished;
 use super::validate::{check_flags, entry_mfn, is_hypervisor_slot, present};
 use hypercall_abi::layout::{pte, PT_ENTRIES};
 use std::boxed::Box;
@@ -137,12 +140,25 @@ pub const RO: u64 = pte::PRESENT | pte::USER | pte::ACCESSED;
 /// Read-write present entry flags.
 pub const RW: u64 = RO | pte::RW;
 
-/// A frame table, a domain and a fake machine: everything an [`Mm`] needs.
+/// A domain other than [`Env::dom`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherDomain {
+    /// Its memory-management state.
+    pub mm: DomainMm,
+    /// Torn down, kept because other domains still reference some of its frames.
+    pub dying: bool,
+}
+
+/// A frame table, domains and a fake machine: everything an [`Mm`] needs.
 pub struct Env {
     /// Every frame's accounting (its storage is leaked: tests only).
     pub frames: FrameTable<'static>,
-    /// The domain under test.
+    /// The domain under test (the caller of the hypercall tests).
     pub dom: DomainMm,
+    /// Other domains, by creation order.
+    pub others: Vec<OtherDomain>,
+    /// The last state of domains that are gone (dying, then owning nothing).
+    pub gone: Vec<DomainMm>,
     /// The machine.
     pub mach: FakeMachine,
 }
@@ -159,6 +175,8 @@ pub struct Snapshot {
     pages: Vec<Accounting>,
     mem: Vec<(u64, [u64; PT_ENTRIES])>,
     dom: DomainMm,
+    others: Vec<OtherDomain>,
+    pending: bool,
     free: BTreeSet<u64>,
     m2p: Vec<(u64, u64)>,
 }
@@ -176,7 +194,13 @@ impl PartialEq for Snapshot {
             let (fa, fb) = (ma.get(m).unwrap_or(&zero), mb.get(m).unwrap_or(&zero));
             fa.iter().zip(fb.iter()).all(|(&a, &b)| same_entry(a, b) || same_entry(b, a))
         });
-        frames_same && self.pages == other.pages && self.dom == other.dom && self.free == other.free && self.m2p == other.m2p
+        frames_same
+            && self.pages == other.pages
+            && self.dom == other.dom
+            && self.others == other.others
+            && self.pending == other.pending
+            && self.free == other.free
+            && self.m2p == other.m2p
     }
 }
 
@@ -209,6 +233,12 @@ impl Snapshot {
         if self.dom != other.dom {
             let _ = writeln!(out, "dom: {:?} -> {:?}", self.dom, other.dom);
         }
+        if self.pending != other.pending {
+            let _ = writeln!(out, "foreign releases pending: {} -> {}", self.pending, other.pending);
+        }
+        if self.others != other.others {
+            let _ = writeln!(out, "others: {:?} -> {:?}", self.others, other.others);
+        }
         if self.free != other.free {
             let _ = writeln!(out, "free: {:?} -> {:?}", self.free, other.free);
         }
@@ -226,13 +256,84 @@ impl Env {
         Env {
             frames: FrameTable::new(store),
             dom: DomainMm::new(if privileged { 0 } else { 1 }, privileged, max_pages),
+            others: Vec::new(),
+            gone: Vec::new(),
             mach: FakeMachine::new(),
         }
     }
 
-    /// The operation view.
+    /// The operation view of [`Env::dom`].
     pub fn mm(&mut self) -> Mm<'_, 'static> {
         Mm { frames: &mut self.frames, dom: &mut self.dom, mach: &mut self.mach }
+    }
+
+    /// Creates another domain with no frames; returns its id (the smallest free one).
+    pub fn add_domain(&mut self, privileged: bool, max_pages: u64) -> u16 {
+        let id = (0..u16::MAX).find(|&id| self.dom_of(id).is_none()).unwrap();
+        self.others.push(OtherDomain { mm: DomainMm::new(id, privileged, max_pages), dying: false });
+        id
+    }
+
+    /// Domain `id`'s state, dying or not.
+    pub fn dom_of(&self, id: u16) -> Option<&DomainMm> {
+        if self.dom.id() == id {
+            return Some(&self.dom);
+        }
+        self.others.iter().find(|o| o.mm.id() == id).map(|o| &o.mm)
+    }
+
+    /// Domain `id`'s state, mutable.
+    pub fn dom_of_mut(&mut self, id: u16) -> Option<&mut DomainMm> {
+        if self.dom.id() == id {
+            return Some(&mut self.dom);
+        }
+        self.others.iter_mut().find(|o| o.mm.id() == id).map(|o| &mut o.mm)
+    }
+
+    /// Whether domain `id` exists and is not dying.
+    pub fn is_live(&self, id: u16) -> bool {
+        self.dom.id() == id || self.others.iter().any(|o| o.mm.id() == id && !o.dying)
+    }
+
+    /// Whether domain `id` is dying.
+    pub fn is_dying(&self, id: u16) -> bool {
+        self.others.iter().any(|o| o.mm.id() == id && o.dying)
+    }
+
+    /// The operation view of domain `id` (which must exist).
+    pub fn mm_of(&mut self, id: u16) -> Mm<'_, 'static> {
+        let dom = if self.dom.id() == id {
+            &mut self.dom
+        } else {
+            &mut self.others.iter_mut().find(|o| o.mm.id() == id).expect("no such domain").mm
+        };
+        Mm { frames: &mut self.frames, dom, mach: &mut self.mach }
+    }
+
+    /// The machine's part after an operation: charges every recorded foreign release to
+    /// its owner, then forgets dying domains that own nothing any more.
+    pub fn settle(&mut self) {
+        while let Some(r) = self.frames.pop_foreign_release() {
+            self.dom_of_mut(r.owner).expect("release charged to a domain that is gone").charge_foreign_release(r);
+        }
+        let (gone, kept): (Vec<_>, Vec<_>) = self.others.drain(..).partition(|o| o.dying && o.mm.frames_owned() == 0);
+        self.others = kept;
+        self.gone.extend(gone.into_iter().map(|o| o.mm));
+    }
+
+    /// Tears domain `id` (not [`Env::dom`]) down; it stays, dying, while other domains
+    /// still reference its frames.
+    pub fn destroy(&mut self, id: u16) -> Relinquished {
+        assert_ne!(id, self.dom.id());
+        let r = self.mm_of(id).relinquish();
+        self.others.iter_mut().find(|o| o.mm.id() == id).unwrap().dying = true;
+        self.settle();
+        r
+    }
+
+    /// Gives domain `id` `n` frames from the frame source.
+    pub fn give_to(&mut self, id: u16, n: usize) -> Vec<u64> {
+        (0..n).map(|_| self.mm_of(id).increase_reservation().expect("frame source empty")).collect()
     }
 
     /// Gives the domain `n` frames from the frame source.
@@ -271,6 +372,8 @@ impl Env {
                 .collect(),
             mem,
             dom: self.dom.clone(),
+            others: self.others.clone(),
+            pending: self.frames.has_foreign_releases(),
             free: self.mach.free.clone(),
             m2p,
         }
@@ -290,12 +393,16 @@ impl Env {
     }
 
     /// Recomputes every count from the validated tables, pins, base pointers, allocation
-    /// and sharing, and checks it against the stored accounting; checks the typing rules
-    /// (nothing both a live page table and mapped writable, types agree with every holder),
-    /// the entry rules of every validated table, ownership and the frame source.
+    /// and sharing of every domain, and checks it against the stored accounting; checks the
+    /// typing rules (nothing both a live page table and mapped writable, types agree with
+    /// every holder), the entry rules of every validated table (foreign frames only in a
+    /// privileged domain's L1 entries, and only of an unprivileged owner), ownership, each
+    /// domain's accounting (`tot_pages` and `shared_pages` are the frames it owns), dying
+    /// domains (nothing held but by others) and the frame source. Foreign releases must
+    /// have been charged ([`Env::settle`]).
     pub fn check_invariants(&self) {
         let n = NR_FRAMES as usize;
-        let id = self.dom.id();
+        assert!(!self.frames.has_foreign_releases(), "foreign releases not charged");
         let mut count = std::vec![0u64; n];
         let mut types = std::vec![0u64; n];
         let mut want: Vec<Option<PageType>> = std::vec![None; n];
@@ -304,21 +411,35 @@ impl Env {
             assert!(w.is_none() || *w == Some(ty), "mfn {mfn:#x} held as {ty:?} ({why}) and as {w:?}");
             *w = Some(ty);
         };
+        let mut owned: HashMap<u16, (u64, u64)> = HashMap::new();
         for mfn in 0..NR_FRAMES {
             let p = self.page(mfn);
             let m = mfn as usize;
             assert_eq!(p.owner().is_some(), p.count() > 0, "mfn {mfn:#x}: owner iff referenced: {p:?}");
             assert!(p.count() >= p.type_count(), "mfn {mfn:#x}: fewer refs than type refs: {p:?}");
             assert_eq!(p.type_count() > 0, p.is_validated(), "mfn {mfn:#x}: validated iff typed: {p:?}");
-            if p.owner().is_none() {
+            let Some(id) = p.owner() else {
                 assert!(!p.is_pinned() && !p.is_allocated() && !p.is_shared(), "free mfn {mfn:#x} has flags: {p:?}");
                 continue;
+            };
+            let dom = self.dom_of(id).unwrap_or_else(|| panic!("mfn {mfn:#x} owned by d{id}, which does not exist"));
+            let dying = self.is_dying(id);
+            let o = owned.entry(id).or_default();
+            if p.is_shared() {
+                o.1 += 1;
+            } else {
+                o.0 += 1;
             }
-            assert_eq!(p.owner(), Some(id), "mfn {mfn:#x} owned by a domain that does not exist");
             assert!(self.mach.is_ram(mfn) && mfn >= FIRST_FREE, "owned mfn {mfn:#x} not from the frame source");
             assert!(!self.mach.free.contains(&mfn), "owned mfn {mfn:#x} is also free");
+            if dying {
+                assert!(!p.is_pinned() && !p.is_allocated(), "dying d{id} still holds mfn {mfn:#x}: {p:?}");
+                assert!(matches!(p.page_type(), PageType::None | PageType::Writable), "dying d{id}'s {mfn:#x} is a table");
+            }
             count[m] += u64::from(p.is_allocated());
-            if p.is_shared() {
+            // The hypervisor's references on a shared frame go with the domain's teardown;
+            // the flag stays, so the frame's release is charged as a shared one.
+            if p.is_shared() && !dying {
                 count[m] += 1;
                 types[m] += 1;
                 expect(&mut want, mfn, PageType::Writable, "shared");
@@ -341,17 +462,25 @@ impl Env {
                 if !present(e) {
                     continue;
                 }
-                assert_eq!(check_flags(level, e, self.dom.privileged()), Ok(()), "bad entry {e:#x} in {level:?} {mfn:#x}[{i}]");
+                assert_eq!(check_flags(level, e, dom.privileged()), Ok(()), "bad entry {e:#x} in {level:?} {mfn:#x}[{i}]");
                 assert!(e & pte::USER != 0, "entry without USER in {mfn:#x}[{i}]");
                 assert!(level == Level::L1 || e & pte::ACCESSED != 0, "upper entry without A in {mfn:#x}[{i}]");
                 let t = entry_mfn(e);
                 assert!(t <= MAX_MFN);
                 if level == Level::L1 {
+                    // The rule `put_entry` relies on: an L1 entry holds references exactly
+                    // when its frame is covered by the frame table and has an owner.
                     if !self.mach.is_ram(t) {
-                        assert!(self.dom.privileged(), "unprivileged device mapping {e:#x}");
+                        assert!(dom.privileged(), "unprivileged device mapping {e:#x}");
+                        assert!(self.frames.get(t).and_then(|p| p.owner()).is_none(), "device frame {t:#x} has an owner");
                         continue;
                     }
-                    assert!(self.frames.owned_by(t, id), "{mfn:#x}[{i}] maps unowned {t:#x}");
+                    let to = self.frames.get(t).and_then(|p| p.owner());
+                    assert!(to.is_some(), "{mfn:#x}[{i}] maps RAM {t:#x}, which nobody owns");
+                    if to != Some(id) {
+                        let other = self.dom_of(to.unwrap()).unwrap();
+                        assert!(dom.privileged() && !other.privileged(), "d{id}'s {mfn:#x}[{i}] maps d{}'s {t:#x}", other.id());
+                    }
                     count[t as usize] += 1;
                     if e & pte::RW != 0 {
                         types[t as usize] += 1;
@@ -362,21 +491,32 @@ impl Env {
                         assert_eq!(e & pte::RW, 0, "writable linear entry in {mfn:#x}[{i}]");
                         continue;
                     }
-                    assert!(self.frames.owned_by(t, id), "{mfn:#x}[{i}] references unowned {t:#x}");
+                    assert!(self.frames.owned_by(t, id), "{mfn:#x}[{i}] references {t:#x}, not d{id}'s");
                     count[t as usize] += 1;
                     types[t as usize] += 1;
                     expect(&mut want, t, level.lower().unwrap().page_type(), "upper entry");
                 }
             }
         }
-        for base in [self.dom.kernel_base(), self.dom.user_base()] {
-            if base != 0 {
-                count[base as usize] += 1;
-                types[base as usize] += 1;
-                expect(&mut want, base, PageType::L4, "base pointer");
+        let doms = core::iter::once(&self.dom).chain(self.others.iter().map(|o| &o.mm));
+        for dom in doms {
+            let id = dom.id();
+            if self.is_dying(id) {
+                assert_eq!((dom.kernel_base(), dom.user_base()), (0, 0), "dying d{id} has base pointers");
+                assert!(dom.frames_owned() > 0, "dying d{id} owns nothing but was kept");
             }
+            for base in [dom.kernel_base(), dom.user_base()] {
+                if base != 0 {
+                    assert!(self.frames.owned_by(base, id), "d{id}'s base pointer {base:#x} is not its own");
+                    count[base as usize] += 1;
+                    types[base as usize] += 1;
+                    expect(&mut want, base, PageType::L4, "base pointer");
+                }
+            }
+            let (tot, shared) = owned.get(&id).copied().unwrap_or_default();
+            assert_eq!(dom.tot_pages(), tot, "d{id} tot_pages");
+            assert_eq!(dom.shared_pages(), shared, "d{id} shared_pages");
         }
-        let mut tot = 0;
         for mfn in 0..NR_FRAMES {
             let p = self.page(mfn);
             let m = mfn as usize;
@@ -385,11 +525,7 @@ impl Env {
             if let Some(ty) = want[m] {
                 assert_eq!(p.page_type(), ty, "mfn {mfn:#x} type");
             }
-            if p.owner().is_some() && !p.is_shared() {
-                tot += 1;
-            }
         }
-        assert_eq!(self.dom.tot_pages(), tot, "tot_pages");
         for &f in &self.mach.free {
             assert_eq!(self.page(f).owner(), None, "free frame {f:#x} is owned");
         }

@@ -12,6 +12,8 @@ pub mod validate;
 #[cfg(test)]
 pub(crate) mod fake;
 #[cfg(test)]
+mod foreign_tests;
+#[cfg(test)]
 mod prop_tests;
 #[cfg(test)]
 mod rules_tests;
