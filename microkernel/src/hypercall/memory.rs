@@ -6,10 +6,17 @@
 //! work has started: a frame that cannot be had or given back just ends the run, as in
 //! Xen) and continue themselves after [`Platform::preempt_chunk`] extents, with the done
 //! count in `cmd >> MEMOP_EXTENT_SHIFT`. Deviations from Xen, before any work: an
-//! unreadable argument is `EFAULT`, another domain is `EPERM`/`ESRCH`, an extent order
-//! other than 0 is `EINVAL` (Xen answers the start extent for all three).
+//! unreadable argument is `EFAULT`, a domain that cannot be named is `EPERM`/`ESRCH`, an
+//! extent order other than 0 is `EINVAL` (Xen answers the start extent for all three).
+//!
+//! The reservation operations and the current/maximum reservation queries may name
+//! another domain: a privileged caller (`EPERM` otherwise) building an existing domain
+//! (`ESRCH` otherwise, dying ones included). They then act on that domain's reservation
+//! as if it had asked itself: its `max_pages` limits, its `tot_pages` counts, the frames
+//! must be its own, the M2P entries of populated frames are set; the frames are handed
+//! out to the caller's list.
 
-use super::mm::{check_self, with_mm};
+use super::mm::{resolve_domain, with_mm, with_mm_for};
 use super::Platform;
 use crate::guest_access::{read_guest, write_guest, GuestRange};
 use hypercall_abi::errno::Errno;
@@ -32,8 +39,8 @@ pub(super) fn memory_op(p: &mut impl Platform, preemptible: bool, args: [u64; 5]
         XENMEM_MAXIMUM_RAM_PAGE => with_mm(p, |mm| mm.frames.nr_frames() as i64),
         XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
             let d: XenMemoryDomain = read_guest(p, arg)?;
-            check_self(p.caller(), d.domid)?;
-            with_mm(p, |mm| if op == XENMEM_CURRENT_RESERVATION { mm.dom.tot_pages() } else { mm.dom.max_pages() } as i64)
+            let target = resolve_domain(p, d.domid)?;
+            with_mm_for(p, target, |mm| if op == XENMEM_CURRENT_RESERVATION { mm.dom.tot_pages() } else { mm.dom.max_pages() } as i64)
         }
         XENMEM_MEMORY_MAP => memory_map(p, arg),
         XENMEM_MACHPHYS_MAPPING => {
@@ -70,7 +77,7 @@ fn reservation(p: &mut impl Platform, preemptible: bool, op: u32, start: u64, ar
     if n > u64::from(u32::MAX >> MEMOP_EXTENT_SHIFT) || start >= n {
         return Ok(start as i64);
     }
-    check_self(p.caller(), r.domid)?;
+    let target = resolve_domain(p, r.domid)?;
     if r.extent_order != 0 {
         return Err(Errno::EINVAL);
     }
@@ -90,19 +97,19 @@ fn reservation(p: &mut impl Platform, preemptible: bool, op: u32, start: u64, ar
         let slot = list + i * 8;
         let ok = match op {
             XENMEM_DECREASE_RESERVATION => match read_guest::<u64>(p, slot) {
-                Ok(mfn) => with_mm(p, |mm| mm.decrease_reservation(mfn))?.is_ok(),
+                Ok(mfn) => with_mm_for(p, target, |mm| mm.decrease_reservation(mfn))?.is_ok(),
                 Err(_) => false,
             },
             XENMEM_POPULATE_PHYSMAP => match read_guest::<u64>(p, slot) {
-                Ok(pfn) => match with_mm(p, |mm| mm.populate_physmap(pfn))? {
-                    Ok(mfn) => hand_out(p, slot, mfn)?,
+                Ok(pfn) => match with_mm_for(p, target, |mm| mm.populate_physmap(pfn))? {
+                    Ok(mfn) => hand_out(p, target, slot, mfn)?,
                     Err(_) => false,
                 },
                 Err(_) => false,
             },
-            _ => match with_mm(p, |mm| mm.increase_reservation())? {
+            _ => match with_mm_for(p, target, |mm| mm.increase_reservation())? {
                 Ok(_) if no_list => true,
-                Ok(mfn) => hand_out(p, slot, mfn)?,
+                Ok(mfn) => hand_out(p, target, slot, mfn)?,
                 Err(_) => false,
             },
         };
@@ -114,13 +121,13 @@ fn reservation(p: &mut impl Platform, preemptible: bool, op: u32, start: u64, ar
     Ok(i as i64)
 }
 
-/// Tells the guest the machine frame it got; if that cannot be written, the frame goes
-/// straight back (a frame the guest cannot name would be lost to it).
-fn hand_out(p: &mut impl Platform, slot: u64, mfn: u64) -> Result<bool, Errno> {
+/// Tells the caller the machine frame `target` got; if that cannot be written, the frame
+/// goes straight back (a frame nobody can name would be lost).
+fn hand_out(p: &mut impl Platform, target: Option<u16>, slot: u64, mfn: u64) -> Result<bool, Errno> {
     if write_guest(p, slot, &mfn).is_ok() {
         return Ok(true);
     }
-    with_mm(p, |mm| mm.decrease_reservation(mfn))?.ok();
+    with_mm_for(p, target, |mm| mm.decrease_reservation(mfn))?.ok();
     Ok(false)
 }
 

@@ -9,8 +9,12 @@
 //! itself: the guest re-executes the hypercall with the request pointer advanced and
 //! `count = remaining | MMU_UPDATE_PREEMPTED`, and the count done so far accumulates in
 //! `*pdone` (read back when the flag is set), exactly as Xen.
+//!
+//! `foreigndom` (as Xen's): `pt_update`'s names a page owner, a domain whose frames the
+//! batch's L1 entries map into the caller's own tables (dom0 building a domain); see
+//! [`page_owner`] for who may name whom. `mmuext_op`'s may only name the caller.
 
-use super::{Caller, Platform};
+use super::Platform;
 use crate::guest_access::{read_guest, write_guest, GuestRange};
 use crate::mm::page_info::Level;
 use crate::mm::pt::Mm;
@@ -36,16 +40,51 @@ pub(super) fn with_mm<P: Platform + ?Sized, R>(p: &mut P, f: impl FnOnce(&mut Mm
     out.ok_or(Errno::ENOSYS)
 }
 
-/// Whether `domid` names the caller (`DOMID_SELF` or its own id). Another domain may be
-/// named only by a privileged caller (`EPERM` otherwise), and none exists yet (`ESRCH`).
-pub(super) fn check_self(c: Caller, domid: u16) -> Result<(), Errno> {
+/// Runs `f` over the view of `target`: the caller's ([`Platform::with_mm`]) for `None`,
+/// another domain's ([`Platform::with_mm_of`]) for `Some(domid)`, as [`resolve_domain`]
+/// gave it.
+pub(super) fn with_mm_for<P: Platform + ?Sized, R>(
+    p: &mut P,
+    target: Option<u16>,
+    f: impl FnOnce(&mut Mm<'_, '_>) -> R,
+) -> Result<R, Errno> {
+    let Some(domid) = target else { return with_mm(p, f) };
+    let mut f = Some(f);
+    let mut out = None;
+    p.with_mm_of(domid, &mut |mut mm: Mm<'_, '_>| {
+        if let Some(f) = f.take() {
+            out = Some(f(&mut mm));
+        }
+    })?;
+    out.ok_or(Errno::ESRCH)
+}
+
+/// The domain a `domid` argument names: `None` for the caller (`DOMID_SELF` or its own
+/// id), `Some(domid)` for another domain, which only a privileged caller may name
+/// (`EPERM`, checked first so an unprivileged caller learns nothing about other domains)
+/// and which must exist and not be dying (`ESRCH`, Xen's `rcu_lock_domain_by_id`).
+pub(super) fn resolve_domain<P: Platform + ?Sized>(p: &mut P, domid: u16) -> Result<Option<u16>, Errno> {
+    let c = p.caller();
     if domid == DOMID_SELF || domid == c.domid {
-        Ok(())
-    } else if !c.privileged {
-        Err(Errno::EPERM)
-    } else {
-        Err(Errno::ESRCH)
+        return Ok(None);
     }
+    if !c.privileged {
+        return Err(Errno::EPERM);
+    }
+    with_mm_for(p, Some(domid), |_| ())?;
+    Ok(Some(domid))
+}
+
+/// The page owner `pt_update`'s `foreigndom` names (Xen's `get_pg_owner`): `None` for the
+/// caller; another domain only for a privileged caller (`EPERM`), existing (`ESRCH`) and
+/// not privileged itself (`EINVAL`: dom0 maps the frames of the domains it builds, never
+/// another control domain's; Xen leaves that to XSM).
+fn page_owner<P: Platform + ?Sized>(p: &mut P, domid: u16) -> Result<Option<u16>, Errno> {
+    let target = resolve_domain(p, domid)?;
+    if target.is_some() && with_mm_for(p, target, |mm| mm.dom.privileged())? {
+        return Err(Errno::EINVAL);
+    }
+    Ok(target)
 }
 
 /// The `(count, done)` a batch starts from: a continued batch carries
@@ -85,12 +124,12 @@ fn batch_end(
     ret
 }
 
-/// One `pt_update` request.
-fn apply_update(mm: &mut Mm<'_, '_>, req: MmuUpdate) -> Result<Option<Level>, Errno> {
+/// One `pt_update` request, with page owner `pg_owner`.
+fn apply_update(mm: &mut Mm<'_, '_>, req: MmuUpdate, pg_owner: u16) -> Result<Option<Level>, Errno> {
     match req.cmd() {
-        MMU_NORMAL_PT_UPDATE => mm.normal_update(req.addr(), req.val, false),
-        MMU_PT_UPDATE_PRESERVE_AD => mm.normal_update(req.addr(), req.val, true),
-        MMU_MACHPHYS_UPDATE => mm.machphys_update(req.ptr >> 12, req.val).map(|_| None),
+        MMU_NORMAL_PT_UPDATE => mm.normal_update_as(req.addr(), req.val, false, pg_owner),
+        MMU_PT_UPDATE_PRESERVE_AD => mm.normal_update_as(req.addr(), req.val, true, pg_owner),
+        MMU_MACHPHYS_UPDATE => mm.machphys_update_as(req.ptr >> 12, req.val, pg_owner).map(|_| None),
         // MMU_PT_UPDATE_NO_TRANSLATE (3) and a misaligned pointer (4..=7).
         _ => Err(Errno::ENOSYS),
     }
@@ -103,12 +142,14 @@ pub(super) fn pt_update(p: &mut impl Platform, preemptible: bool, args: [u64; 5]
     let (reqs, pdone, foreigndom) = (args[0], args[2], args[3] as u32);
     let (count, done) = batch_start(p, args[1] as u32, pdone);
     GuestRange::new(reqs, u64::from(count) * 16)?;
-    let c = p.caller();
+    // Bits 31:16, if set, name the domain whose tables are written (plus one): only the
+    // caller's own (another, existing one: EINVAL; Xen allows it for a domain with paging
+    // assistance, which PV guests here never have). Bits 15:0 name the page owner.
     let pt_owner = foreigndom >> FOREIGNDOM_PT_OWNER_SHIFT;
-    if pt_owner != 0 {
-        check_self(c, (pt_owner - 1) as u16)?;
+    if pt_owner != 0 && resolve_domain(p, (pt_owner - 1) as u16)?.is_some() {
+        return Err(Errno::EINVAL);
     }
-    check_self(c, foreigndom as u16)?;
+    let pg_owner = page_owner(p, foreigndom as u16)?;
 
     let limit = if preemptible { p.preempt_chunk().max(1) } else { u32::MAX };
     let (mut i, mut rc, mut upper) = (0u32, Ok(()), false);
@@ -132,9 +173,9 @@ pub(super) fn pt_update(p: &mut impl Platform, preemptible: bool, args: [u64; 5]
             }
         };
         let (ok, err, up) = with_mm(p, |mm| {
-            let mut up = false;
+            let (mut up, owner) = (false, pg_owner.unwrap_or(mm.dom.id()));
             for (k, req) in buf[..got].iter().enumerate() {
-                match apply_update(mm, *req) {
+                match apply_update(mm, *req, owner) {
                     Ok(level) => up |= level.is_some_and(|l| l != Level::L1),
                     Err(e) => return (k, Some(e), up),
                 }
@@ -221,7 +262,13 @@ pub(super) fn mmuext_op(p: &mut impl Platform, preemptible: bool, args: [u64; 5]
     let (ops, pdone) = (args[0], args[2]);
     let (count, done) = batch_start(p, args[1] as u32, pdone);
     GuestRange::new(ops, u64::from(count) * 24)?;
-    check_self(p.caller(), args[3] as u16)?;
+    // Another domain: refused. Xen lets a privileged caller pin and unpin the tables of the
+    // domain named (and answers EPERM for most other ops); here dom0 builds a domain's
+    // tables in the domain's frames through `pt_update` with it as page owner, and the
+    // domain's L4 is pinned and installed by `DOMCTL_SETVCPUCONTEXT`.
+    if resolve_domain(p, args[3] as u16)?.is_some() {
+        return Err(Errno::EINVAL);
+    }
 
     let limit = if preemptible { p.preempt_chunk().max(1) } else { u32::MAX };
     let (mut i, mut rc) = (0u32, Ok(()));

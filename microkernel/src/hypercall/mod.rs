@@ -80,6 +80,21 @@ pub trait Platform: GuestMemory {
     fn with_mm(&mut self, _f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno> {
         Err(Errno::ENOSYS)
     }
+    /// As [`Platform::with_mm`], with the view of domain `domid` (its
+    /// [`crate::mm::page_info::DomainMm`]) instead of the caller's: for a privileged
+    /// caller's operations on a domain it builds (`memory_op` with that `domid`), and to
+    /// look at a page owner before mapping its frames (whether it is privileged). `ESRCH`
+    /// unless `domid` exists and is not dying; it may be the caller itself. Handlers call
+    /// it only for a privileged caller.
+    ///
+    /// The machine's side, for this and for [`Platform::with_mm`]: after `f` returns, pop
+    /// every [`crate::mm::page_info::FrameTable::pop_foreign_release`] and charge it to its
+    /// owner ([`crate::mm::page_info::DomainMm::charge_foreign_release`]); a dying owner
+    /// whose [`crate::mm::page_info::DomainMm::frames_owned`] is then zero is gone (its id
+    /// free). Default: no other domain (`ESRCH`).
+    fn with_mm_of(&mut self, _domid: u16, _f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno> {
+        Err(Errno::ESRCH)
+    }
     /// Most entries a preemptible batch (`pt_update`, `mmuext_op`, reservation
     /// `memory_op`s) handles in one entry before it asks for a [`Platform::continuation`].
     /// Default: never preempt.
@@ -259,6 +274,16 @@ pub(crate) mod fake {
         fn with_mm(&mut self, f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno> {
             let env = self.mm.as_mut().ok_or(Errno::ENOSYS)?;
             f(env.mm());
+            env.settle();
+            Ok(())
+        }
+        fn with_mm_of(&mut self, domid: u16, f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno> {
+            let env = self.mm.as_mut().ok_or(Errno::ESRCH)?;
+            if !env.is_live(domid) {
+                return Err(Errno::ESRCH);
+            }
+            f(env.mm_of(domid));
+            env.settle();
             Ok(())
         }
         fn preempt_chunk(&self) -> u32 {
