@@ -156,3 +156,42 @@ fn queries_and_the_memory_map() {
     assert_eq!(mem_op(&mut p, XENMEM_EXCHANGE.into(), BASE + ARG), err(Errno::ENOSYS));
     assert_eq!(mem_op(&mut p, 63, BASE + ARG), err(Errno::ENOSYS));
 }
+
+#[test]
+fn dom0_populates_and_decreases_a_domain_it_builds() {
+    let mut p = FakePlatform::new_with_mm(true, 16, 0x4000);
+    let g = p.env().add_domain(false, 4);
+    assert_eq!(reservation(&mut p, XENMEM_POPULATE_PHYSMAP, &[10, 11, 12, 13, 14], 5, 0, g), 4, "the target's max_pages");
+    let got = list(&p, 4);
+    let env = p.env();
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(env.page(*m).owner(), Some(g));
+        assert_eq!(env.mach.m2p.get(m), Some(&(10 + i as u64)));
+    }
+    assert_eq!((env.dom_of(g).unwrap().tot_pages(), env.dom.tot_pages()), (4, 0));
+    env.check_invariants();
+    put(&mut p, ARG, &XenMemoryDomain { domid: g });
+    assert_eq!(mem_op(&mut p, XENMEM_CURRENT_RESERVATION.into(), BASE + ARG), 4);
+    assert_eq!(mem_op(&mut p, XENMEM_MAXIMUM_RESERVATION.into(), BASE + ARG), 4);
+    // Decrease names the target's frames; dom0's own are not the target's.
+    let own = p.env().give(1)[0];
+    assert_eq!(reservation(&mut p, XENMEM_DECREASE_RESERVATION, &[got[0], own, got[1]], 3, 0, g), 1);
+    assert_eq!(p.env().dom_of(g).unwrap().tot_pages(), 3);
+    assert_eq!(p.env().dom_of(g).unwrap().released(), 1);
+    assert_eq!(p.env().page(own).owner(), Some(0));
+    assert_eq!(reservation(&mut p, XENMEM_INCREASE_RESERVATION, &[0; 2], 2, 0, g), 1);
+    p.env().check_invariants();
+    // Nobody else's, nobody's that is not there.
+    assert_eq!(reservation(&mut p, XENMEM_POPULATE_PHYSMAP, &[1], 1, 0, 9), err(Errno::ESRCH));
+    put(&mut p, ARG, &XenMemoryDomain { domid: 9 });
+    assert_eq!(mem_op(&mut p, XENMEM_CURRENT_RESERVATION.into(), BASE + ARG), err(Errno::ESRCH));
+    p.env().destroy(g);
+    assert_eq!(reservation(&mut p, XENMEM_POPULATE_PHYSMAP, &[1], 1, 0, g), err(Errno::ESRCH), "gone");
+    // An unprivileged caller naming a domain that exists.
+    let mut u = FakePlatform::new_with_mm(false, 16, 0x4000);
+    let other = u.env().add_domain(false, 4);
+    assert_eq!(reservation(&mut u, XENMEM_POPULATE_PHYSMAP, &[1], 1, 0, other), err(Errno::EPERM));
+    put(&mut u, ARG, &XenMemoryDomain { domid: other });
+    assert_eq!(mem_op(&mut u, XENMEM_MAXIMUM_RESERVATION.into(), BASE + ARG), err(Errno::EPERM));
+    assert_eq!(u.env().dom_of(other).unwrap().tot_pages(), 0);
+}

@@ -138,6 +138,91 @@ fn foreign_domains_need_privilege_and_do_not_exist() {
     assert_eq!(pt_update(&mut p, &req, 0).0, 0, "dom0 naming itself");
 }
 
+/// dom0 with a validated tree (see [`with_tree`]) and domain 1 (unprivileged) with `n`
+/// frames; returns the platform, dom0's L1 and domain 1's frames.
+fn dom0_building(n: usize) -> (FakePlatform, u64, Vec<u64>) {
+    let (mut p, [.., l1], _) = with_tree(true);
+    let env = p.env();
+    let g = env.add_domain(false, 32);
+    assert_eq!(g, 1);
+    let frames = env.give_to(g, n);
+    (p, l1, frames)
+}
+
+#[test]
+fn dom0_maps_the_frames_of_a_domain_it_builds() {
+    let (mut p, l1, g) = dom0_building(3);
+    let dom0_before = p.env().dom.clone();
+    let reqs = [
+        MmuUpdate { ptr: entry(l1, 5), val: pte_for(g[0], RW) },
+        MmuUpdate { ptr: entry(l1, 6), val: pte_for(g[1], RO) },
+        MmuUpdate { ptr: (g[2] << 12) | MMU_MACHPHYS_UPDATE, val: 42 },
+    ];
+    assert_eq!(pt_update(&mut p, &reqs, 1), (0, 3));
+    let env = p.env();
+    assert_eq!((env.page(g[0]).owner(), env.page(g[0]).count(), env.page(g[0]).page_type()), (Some(1), 2, PageType::Writable));
+    assert_eq!((env.page(g[1]).count(), env.page(g[1]).type_count()), (2, 0));
+    assert_eq!(env.mach.m2p.get(&g[2]), Some(&42));
+    assert_eq!(env.dom, dom0_before, "nothing charged to dom0");
+    env.check_invariants();
+    // Under a page owner, dom0's own frames are not to be had: the batch stops there.
+    let own = p.env().give(1)[0];
+    let reqs = [
+        MmuUpdate { ptr: entry(l1, 7), val: pte_for(g[2], RO) },
+        MmuUpdate { ptr: entry(l1, 8), val: pte_for(own, RW) },
+    ];
+    assert_eq!(pt_update(&mut p, &reqs, 1), (err(Errno::EBUSY), 1));
+    // The owner's page table is never writable in dom0.
+    p.env().mm_of(1).pin(g[2], Level::L1).unwrap();
+    let rw = [MmuUpdate { ptr: entry(l1, 9), val: pte_for(g[2], RW) }];
+    assert_eq!(pt_update(&mut p, &rw, 1), (err(Errno::EBUSY), 0));
+    // Unmapping needs no page owner.
+    let unmap: Vec<MmuUpdate> = (5..=7).map(|i| MmuUpdate { ptr: entry(l1, i), val: 0 }).collect();
+    assert_eq!(pt_update(&mut p, &unmap, DOMID_SELF.into()), (0, 3));
+    assert_eq!(p.env().page(g[0]).count(), 1);
+    p.env().check_invariants();
+}
+
+#[test]
+fn who_may_be_named_as_page_owner() {
+    let (mut p, l1, g) = dom0_building(1);
+    let req = [MmuUpdate { ptr: entry(l1, 3), val: pte_for(g[0], RO) }];
+    let other_dom0 = p.env().add_domain(true, 8);
+    let before = p.env().snapshot();
+    assert_eq!(pt_update(&mut p, &req, other_dom0.into()).0, err(Errno::EINVAL), "a privileged page owner");
+    assert_eq!(pt_update(&mut p, &req, 9).0, err(Errno::ESRCH), "no domain 9");
+    assert_eq!(pt_update(&mut p, &req, 1 | (2 << 16)).0, err(Errno::EINVAL), "domain 1's tables");
+    assert_eq!(pt_update(&mut p, &req, 1 | (10 << 16)).0, err(Errno::ESRCH), "domain 9's tables");
+    // mmuext_op acts on the caller's own tables only.
+    put(&mut p, REQS, &[op(MMUEXT_PIN_L1_TABLE, g[0], 0)]);
+    assert_eq!(dispatch(&mut p, Hypercall::MmuextOp as u64, [BASE + REQS, 1, 0, 1, 0]), err(Errno::EINVAL));
+    assert_eq!(dispatch(&mut p, Hypercall::MmuextOp as u64, [BASE + REQS, 1, 0, 9, 0]), err(Errno::ESRCH));
+    assert!(p.env().snapshot() == before, "the refusals changed nothing");
+    // A dying domain cannot be named any more.
+    let mapped = [MmuUpdate { ptr: entry(l1, 4), val: pte_for(g[0], RO) }];
+    assert_eq!(pt_update(&mut p, &mapped, 1), (0, 1));
+    let r = p.env().destroy(1);
+    assert_eq!(r.held, 1);
+    assert_eq!(pt_update(&mut p, &req, 1).0, err(Errno::ESRCH), "dying");
+    // dom0's unmap is the last reference: the frame goes back, charged to domain 1, which
+    // is then gone.
+    assert_eq!(pt_update(&mut p, &[MmuUpdate { ptr: entry(l1, 4), val: 0 }], DOMID_SELF.into()), (0, 1));
+    let env = p.env();
+    assert!(env.dom_of(1).is_none() && env.mach.free.contains(&g[0]));
+    assert_eq!(env.gone.last().map(|d| (d.id(), d.released(), d.tot_pages())), Some((1, 1, 0)));
+    env.check_invariants();
+    // An unprivileged caller naming a domain that exists: EPERM, and nothing changes.
+    let (mut p, [.., l1], _) = with_tree(false);
+    let d0 = p.env().add_domain(false, 8);
+    let f = p.env().give_to(d0, 1)[0];
+    let before_u = p.env().snapshot();
+    let req = [MmuUpdate { ptr: entry(l1, 3), val: pte_for(f, RO) }];
+    assert_eq!(pt_update(&mut p, &req, d0.into()).0, err(Errno::EPERM));
+    put(&mut p, REQS, &[op(MMUEXT_TLB_FLUSH_LOCAL, 0, 0)]);
+    assert_eq!(dispatch(&mut p, Hypercall::MmuextOp as u64, [BASE + REQS, 1, 0, d0.into(), 0]), err(Errno::EPERM));
+    assert!(p.env().snapshot() == before_u);
+}
+
 #[test]
 fn upper_level_updates_flush_the_tlb() {
     let (mut p, [l4, _, _, l1], data) = with_tree(false);
