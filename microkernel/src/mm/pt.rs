@@ -75,7 +75,10 @@ pub trait MmMachine {
     /// TLBs ([`MmMachine::flush_tlb`]) before the operation that released it returns.
     fn release_frame(&mut self, mfn: u64);
     /// Flushes every TLB entry that may translate a guest address of this domain, on every
-    /// CPU that may hold one.
+    /// CPU that may hold one. Since a privileged domain may map this domain's frames
+    /// (foreign mappings), a flush for a type change or a release must also reach that
+    /// domain's translations: on one CPU, the full flush of the local TLB does; with
+    /// several, every CPU that ran a domain holding foreign mappings too.
     fn flush_tlb(&mut self);
     /// Flushes the translation of guest address `va` (canonical, outside the hypervisor's
     /// slice).
