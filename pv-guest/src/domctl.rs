@@ -98,7 +98,14 @@ mod calls {
         // SAFETY: the hypervisor reads and writes only the `Domctl` we own; a command that
         // names a further buffer (setvcpucontext) is built by the wrapper that owns it.
         let ret = unsafe {
-            hypercall_via_page(Hypercall::Domctl as u64, (op as *mut Domctl) as u64, 0, 0, 0, 0)
+            hypercall_via_page(
+                Hypercall::Domctl as u64,
+                (op as *mut Domctl) as u64,
+                0,
+                0,
+                0,
+                0,
+            )
         };
         check(ret).map(|_| ())
     }
@@ -179,7 +186,11 @@ mod calls {
             _pad: 0,
             ctxt: (ctxt as *const VcpuGuestContext) as u64,
         };
-        domctl(&mut Domctl::with_payload(DOMCTL_SETVCPUCONTEXT, dom.0, &payload))
+        domctl(&mut Domctl::with_payload(
+            DOMCTL_SETVCPUCONTEXT,
+            dom.0,
+            &payload,
+        ))
     }
 
     /// `SCHEDOP_remote_shutdown`: asks the hypervisor to shut `dom` down with `reason`.

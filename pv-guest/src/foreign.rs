@@ -35,8 +35,11 @@ const BATCH: usize = ENTRIES;
 pub trait ForeignMmu: Mmu {
     /// `pt_update(reqs, foreigndom)`: entries in our tables mapping frames of `foreigndom`
     /// (`DOMID_SELF` for our own); `Err` names how many requests were done.
-    fn pt_update_foreign(&mut self, reqs: &[MmuUpdate], foreigndom: u16)
-        -> Result<(), BatchFailure>;
+    fn pt_update_foreign(
+        &mut self,
+        reqs: &[MmuUpdate],
+        foreigndom: u16,
+    ) -> Result<(), BatchFailure>;
 }
 
 /// A run of page slots in this domain's address space for mapping another domain's frames.
@@ -219,19 +222,22 @@ impl ForeignWindow {
         let mut reqs = Vec::with_capacity(BATCH.min(self.mapped));
         for first in (0..self.mapped).step_by(BATCH) {
             reqs.clear();
-            reqs.extend((first..self.mapped.min(first + BATCH)).map(|slot| MmuUpdate {
-                ptr: entry_maddr(self.l1s[slot / ENTRIES], slot % ENTRIES),
-                val: 0,
-            }));
-            mmu.pt_update_foreign(&reqs, DOMID_SELF).map_err(|failure| {
-                let index = failure.done.min(reqs.len() - 1);
-                MmError::Update {
-                    request: reqs[index],
-                    index,
-                    applied: index,
-                    errno: failure.errno,
-                }
-            })?;
+            reqs.extend(
+                (first..self.mapped.min(first + BATCH)).map(|slot| MmuUpdate {
+                    ptr: entry_maddr(self.l1s[slot / ENTRIES], slot % ENTRIES),
+                    val: 0,
+                }),
+            );
+            mmu.pt_update_foreign(&reqs, DOMID_SELF)
+                .map_err(|failure| {
+                    let index = failure.done.min(reqs.len() - 1);
+                    MmError::Update {
+                        request: reqs[index],
+                        index,
+                        applied: index,
+                        errno: failure.errno,
+                    }
+                })?;
         }
         run_ext(mmu, &[ext_op(MMUEXT_TLB_FLUSH_LOCAL, 0)])?;
         self.mapped = 0;
@@ -316,7 +322,9 @@ mod guest {
             // Rust reference to the window's pages exists (they are only reached through
             // these copies, under `&mut self`). The target is being built and does not run,
             // so nothing else writes the page meanwhile.
-            unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), page.add(offset), bytes.len()) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(bytes.as_ptr(), page.add(offset), bytes.len())
+            };
             Some(())
         }
 
@@ -337,7 +345,9 @@ mod guest {
             }
             let page = self.slot_ptr(slot)?;
             // SAFETY: as in `write`, reading.
-            unsafe { core::ptr::copy_nonoverlapping(page.add(offset), out.as_mut_ptr(), out.len()) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(page.add(offset), out.as_mut_ptr(), out.len())
+            };
             Some(())
         }
     }
