@@ -1,11 +1,24 @@
-//! dom0's portable logic: shell command parsing and the text of its reports. Everything here
-//! is plain data in, text out, so it is unit-tested on the host; the kernel (`main.rs`)
-//! feeds it hypercall results and console input.
+//! dom0's portable logic: the shell and the `xl` toolstack (config files, the boot archive,
+//! the domain builder over a [`builder::Control`] trait, domain watching, `xl list`), and
+//! the text of its reports. Everything here is plain data in, text out, so it is
+//! unit-tested on the host; the kernel (`main.rs`) implements `Control` with hypercalls and
+//! feeds it console input.
 #![no_std]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
+pub mod archive;
+pub mod builder;
+pub mod config;
 pub mod report;
 pub mod shell;
+pub mod toolstack;
+pub mod watch;
+pub mod xl;
+
+#[cfg(test)]
+mod testutil;
 
 /// The longest shell line, in bytes; further input is dropped (with a bell).
 pub const MAX_LINE: usize = 256;

@@ -1,0 +1,548 @@
+//! dom0's domain builder: `xl create` from a config file to a running guest, over the
+//! privileged control calls ([`Control`]) and the shared start-of-day implementation in
+//! `domain-builder` (the same code the microkernel builds dom0 with).
+//!
+//! The sequence (hypercall-abi's `domctl` module documents the calls):
+//! 1. read the config and the kernel from the boot files, and check, before anything is
+//!    created, everything that can be checked: the kernel is a PV kernel, the name is free,
+//!    there is enough free memory, the initial region fits in it, dom0 has room for the p2m;
+//! 2. create the domain (paused), populate pfns `0..nr_pages` in batches (pfns in, machine
+//!    frames out: the p2m), read its `shared_info` frame;
+//! 3. map its initial region into dom0 ([`Control::write_foreign`]), write it with
+//!    [`domain_builder::build::build`], unmap;
+//! 4. set vCPU 0's registers (entry, boot stack, start_info, the L4 in `cr3`), unpause.
+//!
+//! A failure after step 2 began destroys the domain: nothing is left half-created.
+#![forbid(unsafe_code)]
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use domain_builder::build::{BootModule, BuildError, BuildParams, BuiltDomain, GuestMemory};
+use domain_builder::elf::{parse_kernel, ElfError};
+use domain_builder::layout::{plan, DomainKind, LayoutError, LayoutRequest, ModuleSpec};
+use hypercall_abi::arch::{VcpuGuestContext, VGCF_IN_KERNEL, VGCF_ONLINE};
+use hypercall_abi::domctl::DomainInfo;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::layout::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
+use hypercall_abi::sched::ShutdownReason;
+use hypercall_abi::sysctl::PhysInfo;
+use pv_guest::mm::MmError;
+use zerocopy::FromZeros;
+
+use crate::archive::{BootFiles, LookupError};
+use crate::config::{self, Config, ConfigError};
+use crate::xl::display_name;
+
+/// Pfns per `populate_physmap` call.
+pub const POPULATE_BATCH: usize = 1024;
+
+/// Initial rflags: IF and the reserved bit 1 (Xen's builder sets IF only; bit 1 always
+/// reads as one).
+pub const INITIAL_RFLAGS: u64 = 0x202;
+
+/// What dom0's builder and `xl` need from the hypervisor. The kernel implements it with
+/// hypercalls; host tests with a fake.
+pub trait Control {
+    /// `SYSCTL_PHYSINFO`.
+    fn physinfo(&mut self) -> Result<PhysInfo, Errno>;
+    /// Every domain, in id order (`DOMCTL_GETDOMAININFO` walk).
+    fn domains(&mut self) -> Result<Vec<DomainInfo>, Errno>;
+    /// `DOMCTL_GETDOMAININFO` for exactly `dom`.
+    fn domain_info(&mut self, dom: u16) -> Result<DomainInfo, Errno>;
+    /// `DOMCTL_CREATEDOMAIN`: the new id.
+    fn create_domain(&mut self, name: &str, max_vcpus: u32, max_pages: u64) -> Result<u16, Errno>;
+    /// `DOMCTL_DESTROYDOMAIN`.
+    fn destroy_domain(&mut self, dom: u16) -> Result<(), Errno>;
+    /// `DOMCTL_PAUSEDOMAIN`.
+    fn pause_domain(&mut self, dom: u16) -> Result<(), Errno>;
+    /// `DOMCTL_UNPAUSEDOMAIN`.
+    fn unpause_domain(&mut self, dom: u16) -> Result<(), Errno>;
+    /// `SCHEDOP_remote_shutdown`.
+    fn shutdown_domain(&mut self, dom: u16, reason: ShutdownReason) -> Result<(), Errno>;
+    /// `XENMEM_populate_physmap` for `dom`: pfns in, machine frames out; the count done.
+    fn populate(&mut self, dom: u16, list: &mut [u64]) -> Result<u64, Errno>;
+    /// `DOMCTL_SETVCPUCONTEXT`.
+    fn set_vcpu_context(
+        &mut self,
+        dom: u16,
+        vcpu: u32,
+        ctxt: &VcpuGuestContext,
+    ) -> Result<(), Errno>;
+    /// The hypervisor's L4 entries (slots 256..=271) to put in a new domain's L4; the
+    /// hypervisor writes its own over them when it validates the table.
+    fn hypervisor_l4_slots(&mut self) -> [u64; 16];
+    /// Maps `mfns` (frames of `dom`: pfn `i` is `mfns[i]`) into dom0, runs `write` over
+    /// them, and unmaps them all again, whatever `write` returned.
+    fn write_foreign(
+        &mut self,
+        dom: u16,
+        mfns: &[u64],
+        write: &mut dyn FnMut(&mut dyn GuestMemory) -> Result<BuiltDomain, BuildError>,
+    ) -> Result<BuiltDomain, ForeignError>;
+}
+
+/// Why [`Control::write_foreign`] failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ForeignError {
+    /// The frames could not be mapped.
+    Map(MmError),
+    /// The builder failed (the frames were unmapped).
+    Build(BuildError),
+    /// The frames could not all be unmapped.
+    Unmap(MmError),
+}
+
+impl fmt::Display for ForeignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForeignError::Map(e) => write!(f, "mapping its memory into dom0: {e}"),
+            ForeignError::Build(e) => write!(f, "writing its initial region: {e}"),
+            ForeignError::Unmap(e) => write!(f, "unmapping its memory from dom0: {e}"),
+        }
+    }
+}
+
+/// `&mut dyn GuestMemory` as a `GuestMemory` (the builder takes a sized one).
+struct DynMemory<'a>(&'a mut dyn GuestMemory);
+
+impl GuestMemory for DynMemory<'_> {
+    fn write(&mut self, pfn: u64, offset: usize, bytes: &[u8]) -> Result<(), BuildError> {
+        self.0.write(pfn, offset, bytes)
+    }
+    fn zero(&mut self, pfn: u64) -> Result<(), BuildError> {
+        self.0.zero(pfn)
+    }
+}
+
+/// The step a creation failed at, once the domain existed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// `XENMEM_populate_physmap`.
+    Populate,
+    /// `DOMCTL_GETDOMAININFO` of the new domain.
+    Info,
+    /// Mapping, writing and unmapping the initial region.
+    Write,
+    /// `DOMCTL_SETVCPUCONTEXT`.
+    VcpuContext,
+    /// `DOMCTL_UNPAUSEDOMAIN`.
+    Unpause,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Populate => "populating its memory",
+            Step::Info => "reading its domain info",
+            Step::Write => "building it",
+            Step::VcpuContext => "setting vCPU 0's registers",
+            Step::Unpause => "unpausing it",
+        })
+    }
+}
+
+/// Why `xl create` did not create a domain. Displays as the one line to print.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreateError {
+    /// No boot file has the name.
+    NoFile {
+        /// What was asked for (`what` names the role: config file, kernel, ramdisk).
+        name: String,
+        /// "config file", "kernel" or "ramdisk".
+        what: &'static str,
+        /// The config file naming it (for kernel and ramdisk).
+        config: Option<String>,
+        /// The boot files there are.
+        known: Vec<String>,
+    },
+    /// Several archive members have the base name.
+    Ambiguous {
+        /// The name.
+        name: String,
+        /// Their paths.
+        matches: Vec<String>,
+    },
+    /// The config file is wrong.
+    Config {
+        /// Its name.
+        file: String,
+        /// The problem.
+        error: ConfigError,
+    },
+    /// The kernel is not a PV kernel we can build.
+    BadKernel {
+        /// The config file.
+        config: String,
+        /// The kernel's name.
+        kernel: String,
+        /// Why.
+        error: ElfError,
+    },
+    /// A domain of that name exists.
+    Duplicate {
+        /// The name.
+        name: String,
+        /// Its id, when known (the hypervisor's `EEXIST` does not say).
+        id: Option<u16>,
+    },
+    /// Less free memory than the domain needs.
+    NoMemory {
+        /// The domain.
+        name: String,
+        /// Pages it needs.
+        needed: u64,
+        /// Pages free.
+        free: u64,
+    },
+    /// The initial region does not fit in the domain's memory.
+    Layout {
+        /// The domain.
+        name: String,
+        /// Why.
+        error: LayoutError,
+    },
+    /// dom0's heap cannot hold the p2m.
+    Dom0Heap {
+        /// The domain.
+        name: String,
+        /// Its memory in MiB.
+        memory_mib: u64,
+    },
+    /// A hypercall before the domain existed failed (physinfo, the domain list, create).
+    Hypercall {
+        /// The domain.
+        name: String,
+        /// What was being done.
+        doing: &'static str,
+        /// The hypervisor's answer.
+        errno: Errno,
+    },
+    /// A step after the domain existed failed; the domain was destroyed (or not: `cleanup`).
+    Failed {
+        /// The domain.
+        name: String,
+        /// Its id.
+        id: u16,
+        /// The step.
+        step: Step,
+        /// What went wrong.
+        detail: String,
+        /// The destroy that followed.
+        cleanup: Result<(), Errno>,
+    },
+}
+
+impl fmt::Display for CreateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CreateError::NoFile {
+                name,
+                what,
+                config,
+                known,
+            } => {
+                match config {
+                    Some(c) => write!(f, "xl: {c}: {what} '{name}': no boot file of that name")?,
+                    None => write!(f, "xl: no boot file named '{name}'")?,
+                }
+                if known.is_empty() {
+                    f.write_str(" (there are no boot files)")
+                } else {
+                    const SHOWN: usize = 8;
+                    f.write_str(" (boot files: ")?;
+                    for (i, n) in known.iter().take(SHOWN).enumerate() {
+                        let sep = if i == 0 { "" } else { ", " };
+                        write!(f, "{sep}{}", pv_guest::text::Lossy(n.as_bytes()))?;
+                    }
+                    if known.len() > SHOWN {
+                        write!(f, ", and {} more", known.len() - SHOWN)?;
+                    }
+                    f.write_str(")")
+                }
+            }
+            CreateError::Ambiguous { name, matches } => {
+                write!(f, "xl: '{name}' names several archive members:")?;
+                for m in matches {
+                    write!(f, " {m}")?;
+                }
+                Ok(())
+            }
+            CreateError::Config { file, error } => write!(f, "xl: {}", error.in_file(file)),
+            CreateError::BadKernel {
+                config,
+                kernel,
+                error,
+            } => write!(
+                f,
+                "xl: {config}: kernel '{kernel}' cannot be loaded: {error}"
+            ),
+            CreateError::Duplicate { name, id } => match id {
+                Some(id) => write!(f, "xl: a domain named '{name}' already exists (id {id})"),
+                None => write!(f, "xl: a domain named '{name}' already exists"),
+            },
+            CreateError::NoMemory { name, needed, free } => write!(
+                f,
+                "xl: not enough free memory for '{name}': it needs {} MiB, {} MiB are free",
+                needed >> 8,
+                free >> 8
+            ),
+            CreateError::Layout { name, error } => {
+                write!(f, "xl: '{name}' does not fit in its memory: {error}")
+            }
+            CreateError::Dom0Heap { name, memory_mib } => write!(
+                f,
+                "xl: dom0 has no room for the frame list of '{name}' ({memory_mib} MiB)"
+            ),
+            CreateError::Hypercall { name, doing, errno } => {
+                write!(f, "xl: cannot create '{name}': {doing} failed: {errno}")
+            }
+            CreateError::Failed {
+                name,
+                id,
+                step,
+                detail,
+                cleanup,
+            } => {
+                write!(f, "xl: creating '{name}' failed while {step}: {detail}; ")?;
+                match cleanup {
+                    Ok(()) => write!(f, "domain {id} destroyed"),
+                    Err(e) => write!(f, "destroying domain {id} failed too: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// A domain `xl create` made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created {
+    /// Its id.
+    pub id: u16,
+    /// Its configuration.
+    pub config: Config,
+    /// Left paused (`-p`).
+    pub paused: bool,
+}
+
+/// vCPU 0's registers for a freshly built domain, as Xen's builder sets them (rip the
+/// entry, rsp the top of the boot stack, rsi start_info, the flat ring-3 kernel selectors,
+/// IF set, `kernel_ss:kernel_sp` the same stack, in kernel mode and online) with the L4 in
+/// `cr3` (`ctrlreg[3] = mfn << 12`).
+pub fn initial_context(built: &BuiltDomain) -> VcpuGuestContext {
+    let mut ctxt = VcpuGuestContext::new_zeroed();
+    ctxt.flags = VGCF_IN_KERNEL | VGCF_ONLINE;
+    let regs = &mut ctxt.user_regs;
+    regs.rip = built.entry;
+    regs.rsp = built.stack_top;
+    regs.rsi = built.start_info_va;
+    regs.cs = FLAT_KERNEL_CS;
+    regs.ss = FLAT_KERNEL_SS;
+    regs.rflags = INITIAL_RFLAGS;
+    ctxt.kernel_ss = u64::from(FLAT_KERNEL_SS);
+    ctxt.kernel_sp = built.stack_top;
+    ctxt.ctrlreg[3] = built.l4_mfn << 12;
+    ctxt
+}
+
+/// Looks a boot file up, as a `CreateError` when it is not there.
+fn find_file<'a>(
+    files: &BootFiles<'a>,
+    name: &str,
+    what: &'static str,
+    config: Option<&str>,
+) -> Result<&'a [u8], CreateError> {
+    match files.find(name) {
+        Ok(f) => Ok(f.data),
+        Err(LookupError::NotFound) => Err(CreateError::NoFile {
+            name: String::from(name),
+            what,
+            config: config.map(String::from),
+            known: files.names(),
+        }),
+        Err(LookupError::Ambiguous(matches)) => Err(CreateError::Ambiguous {
+            name: String::from(name),
+            matches,
+        }),
+    }
+}
+
+/// `xl create FILE`: reads the config from the boot files, builds the domain and starts it
+/// (or leaves it paused). Warnings about the config are written to `out` first.
+pub fn create(
+    ctl: &mut impl Control,
+    files: &BootFiles<'_>,
+    file: &str,
+    paused: bool,
+    out: &mut dyn fmt::Write,
+) -> Result<Created, CreateError> {
+    // 1. Everything that can be checked before the domain exists.
+    let text = find_file(files, file, "config file", None)?;
+    let parsed = config::parse(text).map_err(|error| CreateError::Config {
+        file: String::from(file),
+        error,
+    })?;
+    for w in &parsed.warnings {
+        let _ = writeln!(out, "xl: {}", w.in_file(file));
+    }
+    if parsed.more_warnings > 0 {
+        let _ = writeln!(
+            out,
+            "xl: {file}: warning: {} more unknown keys ignored",
+            parsed.more_warnings
+        );
+    }
+    let cfg = parsed.config;
+    let name = cfg.name.clone();
+    let image = find_file(files, &cfg.kernel, "kernel", Some(file))?;
+    let ramdisk = match &cfg.ramdisk {
+        Some(r) => Some(find_file(files, r, "ramdisk", Some(file))?),
+        None => None,
+    };
+    let kernel = parse_kernel(image).map_err(|error| CreateError::BadKernel {
+        config: String::from(file),
+        kernel: cfg.kernel.clone(),
+        error,
+    })?;
+    let hypercall = |doing: &'static str| {
+        let name = name.clone();
+        move |errno| CreateError::Hypercall { name, doing, errno }
+    };
+    let domains = ctl.domains().map_err(hypercall("listing the domains"))?;
+    if let Some(d) = domains.iter().find(|d| display_name(d) == name) {
+        return Err(CreateError::Duplicate {
+            name,
+            id: Some(d.domain),
+        });
+    }
+    let nr_pages = cfg.nr_pages();
+    let free = ctl
+        .physinfo()
+        .map_err(hypercall("reading free memory"))?
+        .free_pages;
+    if free < nr_pages {
+        return Err(CreateError::NoMemory {
+            name,
+            needed: nr_pages,
+            free,
+        });
+    }
+    let modules: Vec<BootModule<'_>> = ramdisk
+        .map(|data| BootModule { data, cmdline: b"" })
+        .into_iter()
+        .collect();
+    let specs: Vec<ModuleSpec<'_>> = modules.iter().map(BootModule::spec).collect();
+    let layout = plan(
+        &kernel,
+        &LayoutRequest {
+            nr_pages,
+            modules: &specs,
+            domain: DomainKind::Guest,
+        },
+    )
+    .map_err(|error| CreateError::Layout {
+        name: name.clone(),
+        error,
+    })?;
+    let mut p2m: Vec<u64> = Vec::new();
+    usize::try_from(nr_pages)
+        .ok()
+        .and_then(|n| p2m.try_reserve_exact(n).ok())
+        .ok_or_else(|| CreateError::Dom0Heap {
+            name: name.clone(),
+            memory_mib: cfg.memory_mib,
+        })?;
+    p2m.extend(0..nr_pages);
+
+    // 2. The domain, paused, with its memory.
+    let id = ctl
+        .create_domain(&name, cfg.vcpus, cfg.max_pages())
+        .map_err(|errno| match errno {
+            Errno::EEXIST => CreateError::Duplicate {
+                name: name.clone(),
+                id: None,
+            },
+            errno => CreateError::Hypercall {
+                name: name.clone(),
+                doing: "DOMCTL_createdomain",
+                errno,
+            },
+        })?;
+    match build_created(
+        ctl, id, &cfg, image, &kernel, &layout, &modules, &mut p2m, paused,
+    ) {
+        Ok(()) => Ok(Created {
+            id,
+            config: cfg,
+            paused,
+        }),
+        Err((step, detail)) => Err(CreateError::Failed {
+            name,
+            id,
+            step,
+            detail,
+            cleanup: ctl.destroy_domain(id),
+        }),
+    }
+}
+
+/// Steps 2 to 4 for domain `id`; on failure, the step and what went wrong.
+#[allow(clippy::too_many_arguments)] // One call site; a struct would only rename them.
+fn build_created(
+    ctl: &mut impl Control,
+    id: u16,
+    cfg: &Config,
+    image: &[u8],
+    kernel: &domain_builder::elf::KernelInfo,
+    layout: &domain_builder::layout::Layout,
+    modules: &[BootModule<'_>],
+    p2m: &mut [u64],
+    paused: bool,
+) -> Result<(), (Step, String)> {
+    let errno = |step: Step| move |e: Errno| (step, alloc::format!("{e}"));
+    for chunk in p2m.chunks_mut(POPULATE_BATCH) {
+        let wanted = chunk.len() as u64;
+        let done = ctl.populate(id, chunk).map_err(errno(Step::Populate))?;
+        if done != wanted {
+            return Err((
+                Step::Populate,
+                alloc::format!("the hypervisor gave {done} of {wanted} frames (ENOMEM)"),
+            ));
+        }
+    }
+    let info = ctl.domain_info(id).map_err(errno(Step::Info))?;
+    let p2m: &[u64] = p2m;
+    let params = BuildParams {
+        p2m,
+        hypervisor_l4_slots: ctl.hypervisor_l4_slots(),
+        shared_info_maddr: info.shared_info_frame << 12,
+        flags: 0,
+        store_evtchn: 0,
+        console_evtchn: 0,
+        modules,
+        cmdline: cfg.cmdline.as_bytes(),
+    };
+    let region = usize::try_from(layout.nr_region_pages())
+        .ok()
+        .and_then(|n| p2m.get(..n))
+        .ok_or((
+            Step::Write,
+            String::from("the initial region is larger than the domain"),
+        ))?;
+    let mut write = |mem: &mut dyn GuestMemory| {
+        domain_builder::build::build(image, kernel, layout, &params, &mut DynMemory(mem))
+    };
+    let built = ctl
+        .write_foreign(id, region, &mut write)
+        .map_err(|e| (Step::Write, alloc::format!("{e}")))?;
+    ctl.set_vcpu_context(id, 0, &initial_context(&built))
+        .map_err(errno(Step::VcpuContext))?;
+    if !paused {
+        ctl.unpause_domain(id).map_err(errno(Step::Unpause))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

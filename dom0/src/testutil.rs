@@ -1,0 +1,496 @@
+//! Test helpers shared by the builder and toolstack tests: a tiny PV kernel ELF, tar
+//! archives, and a fake hypervisor ([`FakeControl`]) that keeps domains, machine frames and
+//! free memory the way the real one does, with failures to inject at every step.
+
+extern crate std;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::string::String;
+use std::vec;
+use std::vec::Vec;
+
+use domain_builder::build::{BuildError, BuiltDomain, GuestMemory};
+use hypercall_abi::arch::VcpuGuestContext;
+use hypercall_abi::domctl::{
+    DomainInfo, DOMINF_BLOCKED, DOMINF_PAUSED, DOMINF_PRIVILEGED, DOMINF_RUNNING, DOMINF_SHUTDOWN,
+};
+use hypercall_abi::errno::Errno;
+use hypercall_abi::sched::ShutdownReason;
+use hypercall_abi::sysctl::PhysInfo;
+use pv_guest::mm::MmError;
+
+use crate::builder::{Control, ForeignError};
+
+/// Where the test kernel is linked (as pv-guest's guests).
+pub const BASE: u64 = 0xffff_ffff_8000_0000;
+/// Its entry point.
+pub const ENTRY: u64 = BASE + 0x40;
+/// Its code bytes (at BASE).
+pub const CODE: &[u8] = b"\x90\x90\x0f\x0b test kernel text";
+
+fn note(out: &mut Vec<u8>, kind: u32, desc: &[u8]) {
+    out.extend_from_slice(&4u32.to_le_bytes());
+    out.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+    out.extend_from_slice(&kind.to_le_bytes());
+    out.extend_from_slice(b"Xen\0");
+    out.extend_from_slice(desc);
+    out.resize(out.len().next_multiple_of(4), 0);
+}
+
+/// A minimal PV kernel: one PT_LOAD of 0x3000 bytes (the code, then zeros) at [`BASE`], a
+/// hypercall page at `BASE + 0x1000`, and the Xen notes pv-guest's guests carry.
+pub fn kernel_elf() -> Vec<u8> {
+    let mut notes = Vec::new();
+    note(&mut notes, 6, b"rust-pv\0");
+    note(&mut notes, 8, b"generic\0");
+    note(&mut notes, 5, b"xen-3.0\0");
+    note(&mut notes, 3, &BASE.to_le_bytes());
+    note(&mut notes, 4, &BASE.to_le_bytes());
+    note(&mut notes, 1, &ENTRY.to_le_bytes());
+    note(&mut notes, 2, &(BASE + 0x1000).to_le_bytes());
+    let notes_at = 64 + 2 * 56;
+    let data_at = 0x1000;
+    let mut out = vec![0u8; data_at];
+    out[..4].copy_from_slice(b"\x7fELF");
+    out[4] = 2;
+    out[5] = 1;
+    out[6] = 1;
+    let put = |out: &mut Vec<u8>, at: usize, bytes: &[u8]| {
+        out[at..at + bytes.len()].copy_from_slice(bytes)
+    };
+    put(&mut out, 16, &2u16.to_le_bytes()); // ET_EXEC
+    put(&mut out, 18, &62u16.to_le_bytes()); // x86_64
+    put(&mut out, 20, &1u32.to_le_bytes());
+    put(&mut out, 24, &ENTRY.to_le_bytes());
+    put(&mut out, 32, &64u64.to_le_bytes());
+    put(&mut out, 52, &64u16.to_le_bytes());
+    put(&mut out, 54, &56u16.to_le_bytes());
+    put(&mut out, 56, &2u16.to_le_bytes());
+    put(&mut out, 58, &64u16.to_le_bytes());
+    let phdr = |out: &mut Vec<u8>,
+                at: usize,
+                p_type: u32,
+                offset: u64,
+                addr: u64,
+                filesz: u64,
+                memsz: u64| {
+        put(out, at, &p_type.to_le_bytes());
+        put(out, at + 4, &5u32.to_le_bytes());
+        put(out, at + 8, &offset.to_le_bytes());
+        put(out, at + 16, &addr.to_le_bytes());
+        put(out, at + 24, &addr.to_le_bytes());
+        put(out, at + 32, &filesz.to_le_bytes());
+        put(out, at + 40, &memsz.to_le_bytes());
+        put(out, at + 48, &0x1000u64.to_le_bytes());
+    };
+    phdr(
+        &mut out,
+        64,
+        4,
+        notes_at as u64,
+        0,
+        notes.len() as u64,
+        notes.len() as u64,
+    );
+    phdr(
+        &mut out,
+        64 + 56,
+        1,
+        data_at as u64,
+        BASE,
+        CODE.len() as u64,
+        0x3000,
+    );
+    put(&mut out, notes_at, &notes);
+    out.extend_from_slice(CODE);
+    out
+}
+
+/// A ustar archive of regular files.
+pub fn tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data) in files {
+        let mut h = vec![0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        h[124..135].copy_from_slice(std::format!("{:011o}", data.len()).as_bytes());
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..155].copy_from_slice(std::format!("{sum:06o}\0").as_bytes());
+        out.extend(h);
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(512), 0);
+    }
+    out.extend([0u8; 1024]);
+    out
+}
+
+/// A step at which [`FakeControl`] fails, once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fail {
+    /// `create_domain` answers this.
+    Create(Errno),
+    /// `populate` answers this.
+    Populate(Errno),
+    /// `populate` gives one frame fewer than asked.
+    PopulateShort,
+    /// `domain_info` of the new domain answers this.
+    Info(Errno),
+    /// Mapping the frames fails.
+    Map,
+    /// Unmapping the frames fails (after a successful write).
+    Unmap,
+    /// `set_vcpu_context` answers this.
+    VcpuContext(Errno),
+    /// `unpause_domain` answers this.
+    Unpause(Errno),
+    /// `destroy_domain` answers this.
+    Destroy(Errno),
+    /// `domains` answers this.
+    List(Errno),
+}
+
+/// A domain of the fake hypervisor.
+#[derive(Clone, Debug)]
+pub struct FakeDomain {
+    /// What getdomaininfo says.
+    pub info: DomainInfo,
+    /// Its frames, by pfn.
+    pub p2m: BTreeMap<u64, u64>,
+    /// vCPU 0's context, once set.
+    pub ctxt: Option<VcpuGuestContext>,
+    /// Pause count.
+    pub pauses: u32,
+}
+
+/// The fake hypervisor.
+pub struct FakeControl {
+    /// Domains by id (dom0 is id 0).
+    pub domains: BTreeMap<u16, FakeDomain>,
+    /// Machine memory: frame contents (frames never written are absent, reading as garbage).
+    pub memory: BTreeMap<u64, Vec<u8>>,
+    /// Free frames.
+    pub free_pages: u64,
+    /// Total frames.
+    pub total_pages: u64,
+    /// The next machine frame handed out.
+    pub next_mfn: u64,
+    /// Failures still to inject.
+    pub fail: Vec<Fail>,
+    /// Every call, by name and domain (for order checks).
+    pub calls: Vec<(&'static str, u16)>,
+    /// Frames mapped into dom0 right now.
+    pub mapped: BTreeSet<u64>,
+    /// Most frames mapped at once.
+    pub max_mapped: usize,
+}
+
+impl FakeControl {
+    /// A machine with `total_pages` frames, `free_pages` of them free, and dom0.
+    pub fn new(total_pages: u64, free_pages: u64) -> Self {
+        let mut dom0 = DomainInfo {
+            domain: 0,
+            flags: DOMINF_PRIVILEGED | DOMINF_RUNNING,
+            max_vcpus: 1,
+            tot_pages: total_pages - free_pages,
+            cpu_time_ns: 3_000_000_000,
+            ..DomainInfo::default()
+        };
+        dom0.name[..4].copy_from_slice(b"dom0");
+        let mut domains = BTreeMap::new();
+        domains.insert(
+            0,
+            FakeDomain {
+                info: dom0,
+                p2m: BTreeMap::new(),
+                ctxt: None,
+                pauses: 0,
+            },
+        );
+        FakeControl {
+            domains,
+            memory: BTreeMap::new(),
+            free_pages,
+            total_pages,
+            next_mfn: 0x10_0000,
+            fail: Vec::new(),
+            calls: Vec::new(),
+            mapped: BTreeSet::new(),
+            max_mapped: 0,
+        }
+    }
+
+    /// Takes the injected failure `f` if it matches.
+    fn failing(&mut self, f: impl Fn(&Fail) -> bool) -> Option<Fail> {
+        let i = self.fail.iter().position(f)?;
+        Some(self.fail.remove(i))
+    }
+
+    fn dom(&mut self, dom: u16) -> Result<&mut FakeDomain, Errno> {
+        self.domains.get_mut(&dom).ok_or(Errno::ESRCH)
+    }
+
+    /// The domain named `name`.
+    pub fn by_name(&self, name: &str) -> Option<&FakeDomain> {
+        self.domains
+            .values()
+            .find(|d| pv_guest::domctl::name_bytes(&d.info) == name.as_bytes())
+    }
+
+    /// Reads `len` bytes of guest `dom`'s pfn `pfn` at `offset`.
+    pub fn read(&self, dom: u16, pfn: u64, offset: usize, len: usize) -> Vec<u8> {
+        let mfn = self.domains[&dom].p2m[&pfn];
+        self.memory[&mfn][offset..offset + len].to_vec()
+    }
+
+    /// Marks `dom` as shut down with `reason` (what a guest's SCHEDOP_shutdown does).
+    pub fn guest_shuts_down(&mut self, dom: u16, reason: u32) {
+        let d = self.domains.get_mut(&dom).expect("domain exists");
+        d.info.flags = (d.info.flags & !(DOMINF_RUNNING | DOMINF_BLOCKED)) | DOMINF_SHUTDOWN;
+        d.info.shutdown_reason = reason;
+    }
+}
+
+/// Guest memory through the fake's machine memory, checking each frame is mapped.
+struct FakeMem<'a> {
+    memory: &'a mut BTreeMap<u64, Vec<u8>>,
+    mfns: &'a [u64],
+}
+
+impl FakeMem<'_> {
+    fn frame(&mut self, pfn: u64) -> Result<&mut Vec<u8>, BuildError> {
+        let mfn = *self
+            .mfns
+            .get(pfn as usize)
+            .ok_or(BuildError::GuestMemory { pfn })?;
+        Ok(self.memory.entry(mfn).or_insert_with(|| vec![0xa5; 4096]))
+    }
+}
+
+impl GuestMemory for FakeMem<'_> {
+    fn write(&mut self, pfn: u64, offset: usize, bytes: &[u8]) -> Result<(), BuildError> {
+        assert!(offset + bytes.len() <= 4096);
+        self.frame(pfn)?[offset..offset + bytes.len()].copy_from_slice(bytes);
+        Ok(())
+    }
+    fn zero(&mut self, pfn: u64) -> Result<(), BuildError> {
+        self.frame(pfn)?.fill(0);
+        Ok(())
+    }
+}
+
+impl Control for FakeControl {
+    fn physinfo(&mut self) -> Result<PhysInfo, Errno> {
+        self.calls.push(("physinfo", 0));
+        Ok(PhysInfo {
+            nr_cpus: 1,
+            cpu_khz: 3_000_000,
+            total_pages: self.total_pages,
+            free_pages: self.free_pages,
+            max_mfn: self.next_mfn,
+            uptime_ns: 1,
+            nr_domains: self.domains.len() as u32,
+            _pad: 0,
+        })
+    }
+
+    fn domains(&mut self) -> Result<Vec<DomainInfo>, Errno> {
+        if let Some(Fail::List(e)) = self.failing(|f| matches!(f, Fail::List(_))) {
+            return Err(e);
+        }
+        Ok(self.domains.values().map(|d| d.info).collect())
+    }
+
+    fn domain_info(&mut self, dom: u16) -> Result<DomainInfo, Errno> {
+        if dom != 0 {
+            if let Some(Fail::Info(e)) = self.failing(|f| matches!(f, Fail::Info(_))) {
+                return Err(e);
+            }
+        }
+        Ok(self.dom(dom)?.info)
+    }
+
+    fn create_domain(&mut self, name: &str, max_vcpus: u32, max_pages: u64) -> Result<u16, Errno> {
+        self.calls.push(("create", 0));
+        if let Some(Fail::Create(e)) = self.failing(|f| matches!(f, Fail::Create(_))) {
+            return Err(e);
+        }
+        if self.by_name(name).is_some() {
+            return Err(Errno::EEXIST);
+        }
+        let id = (1..)
+            .find(|i| !self.domains.contains_key(i))
+            .ok_or(Errno::ENOSPC)?;
+        let mut info = DomainInfo {
+            domain: id,
+            flags: DOMINF_PAUSED,
+            max_vcpus,
+            max_pages,
+            shared_info_frame: 0x777 + u64::from(id),
+            ..DomainInfo::default()
+        };
+        info.name[..name.len()].copy_from_slice(name.as_bytes());
+        self.domains.insert(
+            id,
+            FakeDomain {
+                info,
+                p2m: BTreeMap::new(),
+                ctxt: None,
+                pauses: 1,
+            },
+        );
+        Ok(id)
+    }
+
+    fn destroy_domain(&mut self, dom: u16) -> Result<(), Errno> {
+        self.calls.push(("destroy", dom));
+        if let Some(Fail::Destroy(e)) = self.failing(|f| matches!(f, Fail::Destroy(_))) {
+            return Err(e);
+        }
+        if dom == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let d = self.domains.remove(&dom).ok_or(Errno::ESRCH)?;
+        assert!(
+            d.p2m.values().all(|m| !self.mapped.contains(m)),
+            "destroying a domain whose frames dom0 still maps"
+        );
+        self.free_pages += d.p2m.len() as u64;
+        for mfn in d.p2m.values() {
+            self.memory.remove(mfn);
+        }
+        Ok(())
+    }
+
+    fn pause_domain(&mut self, dom: u16) -> Result<(), Errno> {
+        self.calls.push(("pause", dom));
+        let d = self.dom(dom)?;
+        d.pauses += 1;
+        d.info.flags = (d.info.flags & !(DOMINF_RUNNING | DOMINF_BLOCKED)) | DOMINF_PAUSED;
+        Ok(())
+    }
+
+    fn unpause_domain(&mut self, dom: u16) -> Result<(), Errno> {
+        self.calls.push(("unpause", dom));
+        if let Some(Fail::Unpause(e)) = self.failing(|f| matches!(f, Fail::Unpause(_))) {
+            return Err(e);
+        }
+        let d = self.dom(dom)?;
+        if d.pauses == 0 {
+            return Err(Errno::EINVAL);
+        }
+        d.pauses -= 1;
+        if d.pauses == 0 {
+            d.info.flags = (d.info.flags & !DOMINF_PAUSED) | DOMINF_BLOCKED;
+        }
+        Ok(())
+    }
+
+    fn shutdown_domain(&mut self, dom: u16, reason: ShutdownReason) -> Result<(), Errno> {
+        self.calls.push(("shutdown", dom));
+        self.dom(dom)?;
+        self.guest_shuts_down(dom, reason as u32);
+        Ok(())
+    }
+
+    fn populate(&mut self, dom: u16, list: &mut [u64]) -> Result<u64, Errno> {
+        self.calls.push(("populate", dom));
+        if let Some(Fail::Populate(e)) = self.failing(|f| matches!(f, Fail::Populate(_))) {
+            return Err(e);
+        }
+        let short = self.failing(|f| *f == Fail::PopulateShort).is_some();
+        let want = if short { list.len() - 1 } else { list.len() };
+        let mut done = 0;
+        for slot in list.iter_mut().take(want) {
+            if self.free_pages == 0 {
+                break;
+            }
+            let pfn = *slot;
+            let mfn = self.next_mfn;
+            self.next_mfn += 1;
+            self.free_pages -= 1;
+            let d = self.dom(dom)?;
+            assert!(
+                d.p2m.insert(pfn, mfn).is_none(),
+                "pfn {pfn} populated twice"
+            );
+            d.info.tot_pages += 1;
+            *slot = mfn;
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    fn set_vcpu_context(
+        &mut self,
+        dom: u16,
+        vcpu: u32,
+        ctxt: &VcpuGuestContext,
+    ) -> Result<(), Errno> {
+        self.calls.push(("setvcpucontext", dom));
+        if let Some(Fail::VcpuContext(e)) = self.failing(|f| matches!(f, Fail::VcpuContext(_))) {
+            return Err(e);
+        }
+        assert_eq!(vcpu, 0);
+        // The L4 must be the domain's and no longer mapped in dom0.
+        let l4 = ctxt.ctrlreg[3] >> 12;
+        assert!(
+            !self.mapped.contains(&l4),
+            "L4 still mapped writable in dom0"
+        );
+        let d = self.dom(dom)?;
+        if !d.p2m.values().any(|&m| m == l4) {
+            return Err(Errno::EINVAL);
+        }
+        d.ctxt = Some(*ctxt);
+        Ok(())
+    }
+
+    fn hypervisor_l4_slots(&mut self) -> [u64; 16] {
+        [0x1234_5000 | 0x63; 16]
+    }
+
+    fn write_foreign(
+        &mut self,
+        dom: u16,
+        mfns: &[u64],
+        write: &mut dyn FnMut(&mut dyn GuestMemory) -> Result<BuiltDomain, BuildError>,
+    ) -> Result<BuiltDomain, ForeignError> {
+        self.calls.push(("map", dom));
+        if self.failing(|f| *f == Fail::Map).is_some() {
+            return Err(ForeignError::Map(MmError::OutOfFrames));
+        }
+        let owned: BTreeSet<u64> = self
+            .dom(dom)
+            .map_err(|_| ForeignError::Map(MmError::OutOfFrames))?
+            .p2m
+            .values()
+            .copied()
+            .collect();
+        assert!(
+            mfns.iter().all(|m| owned.contains(m)),
+            "mapping frames the domain does not own"
+        );
+        self.mapped.extend(mfns.iter().copied());
+        self.max_mapped = self.max_mapped.max(self.mapped.len());
+        let result = write(&mut FakeMem {
+            memory: &mut self.memory,
+            mfns,
+        });
+        if self.failing(|f| *f == Fail::Unmap).is_some() {
+            // Nothing stays mapped in the fake, but the error is reported.
+            self.mapped.clear();
+            return Err(ForeignError::Unmap(MmError::OutOfFrames));
+        }
+        self.mapped.clear();
+        self.calls.push(("unmap", dom));
+        result.map_err(ForeignError::Build)
+    }
+}
+
+/// Output written to a String, for comparing lines.
+pub fn lines(out: &str) -> Vec<String> {
+    out.lines().map(String::from).collect()
+}

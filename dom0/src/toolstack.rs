@@ -1,0 +1,302 @@
+//! The `xl` subcommands run against a [`Control`]: create, list, destroy, pause, unpause,
+//! shutdown, and the polling that notices stopped domains and applies their actions. Output
+//! goes to a `fmt::Write`, one line per fact or error, so host tests read exactly what the
+//! console shows.
+#![forbid(unsafe_code)]
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::{self, Write};
+
+use hypercall_abi::domctl::DomainInfo;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::sched::ShutdownReason;
+
+use crate::archive::BootFiles;
+use crate::builder::{self, Control};
+use crate::config::StopAction;
+use crate::watch::{Stop, Watcher};
+use crate::xl::{
+    crashed, display_name, stopped, ListHeader, ListLine, ReasonWord, Target, XlCommand, XlHelp,
+    DOM0_NAME,
+};
+
+/// What the caller does after [`Toolstack::run`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing more.
+    Done,
+    /// Print the hypervisor facts (`xl info`: the caller owns that report).
+    Info,
+    /// Wait on domain `id` until it stops or the user detaches (`xl create -c`).
+    Attach {
+        /// The domain.
+        id: u16,
+        /// Its name.
+        name: String,
+    },
+}
+
+/// How an attached wait ends, from [`Toolstack::poll_attached`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttachEnd {
+    /// Still running: keep waiting.
+    Running,
+    /// It stopped (the line saying so was written).
+    Stopped,
+}
+
+/// The toolstack: the hypervisor, the boot files and the watched domains.
+pub struct Toolstack<'f, C> {
+    /// The hypervisor.
+    pub ctl: C,
+    /// Where configs and kernels come from.
+    pub files: BootFiles<'f>,
+    /// Domains being watched for stops.
+    pub watcher: Watcher,
+    /// The last poll failed (reported once until one succeeds).
+    poll_failed: bool,
+}
+
+/// The verbs of the one-domain subcommands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verb {
+    Destroy,
+    Pause,
+    Unpause,
+    Shutdown,
+}
+
+impl Verb {
+    fn word(self) -> &'static str {
+        match self {
+            Verb::Destroy => "destroy",
+            Verb::Pause => "pause",
+            Verb::Unpause => "unpause",
+            Verb::Shutdown => "shutdown",
+        }
+    }
+
+    fn done(self) -> &'static str {
+        match self {
+            Verb::Destroy => "destroyed",
+            Verb::Pause => "paused",
+            Verb::Unpause => "unpaused",
+            Verb::Shutdown => "asked to shut down",
+        }
+    }
+}
+
+impl<'f, C: Control> Toolstack<'f, C> {
+    /// A toolstack over `ctl` reading files from `files`.
+    pub fn new(ctl: C, files: BootFiles<'f>) -> Self {
+        Toolstack {
+            ctl,
+            files,
+            watcher: Watcher::new(),
+            poll_failed: false,
+        }
+    }
+
+    /// Runs one `xl` subcommand, writing its lines to `out`.
+    pub fn run(&mut self, cmd: &XlCommand<'_>, out: &mut dyn Write) -> Outcome {
+        match *cmd {
+            XlCommand::Help => {
+                let _ = write!(out, "{XlHelp}");
+                Outcome::Done
+            }
+            XlCommand::Info => Outcome::Info,
+            XlCommand::List(target) => {
+                self.list(target, out);
+                Outcome::Done
+            }
+            XlCommand::Create {
+                file,
+                attach,
+                paused,
+            } => self.create(file, attach, paused, out),
+            XlCommand::Destroy(t) => self.one_domain(t, Verb::Destroy, out),
+            XlCommand::Pause(t) => self.one_domain(t, Verb::Pause, out),
+            XlCommand::Unpause(t) => self.one_domain(t, Verb::Unpause, out),
+            XlCommand::Shutdown(t) => self.one_domain(t, Verb::Shutdown, out),
+        }
+    }
+
+    fn create(&mut self, file: &str, attach: bool, paused: bool, out: &mut dyn Write) -> Outcome {
+        match builder::create(&mut self.ctl, &self.files, file, paused, out) {
+            Ok(created) => {
+                let c = &created.config;
+                self.watcher
+                    .watch(created.id, &c.name, c.on_poweroff, c.on_crash);
+                let _ = writeln!(
+                    out,
+                    "xl: domain {} ({}) created{}",
+                    c.name,
+                    created.id,
+                    if paused { ", paused" } else { "" }
+                );
+                if attach {
+                    Outcome::Attach {
+                        id: created.id,
+                        name: c.name.clone(),
+                    }
+                } else {
+                    Outcome::Done
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "{e}");
+                Outcome::Done
+            }
+        }
+    }
+
+    /// The domain list, or the line saying why there is none.
+    fn domains(&mut self, out: &mut dyn Write) -> Option<Vec<DomainInfo>> {
+        match self.ctl.domains() {
+            Ok(list) => Some(list),
+            Err(e) => {
+                let _ = writeln!(out, "xl: cannot list the domains: {e}");
+                None
+            }
+        }
+    }
+
+    fn list(&mut self, target: Option<&str>, out: &mut dyn Write) {
+        let Some(domains) = self.domains(out) else {
+            return;
+        };
+        let shown: Vec<&DomainInfo> = match target {
+            Some(t) => match Target::parse(t).resolve(&domains) {
+                Ok(d) => alloc::vec![d],
+                Err(e) => {
+                    let _ = writeln!(out, "{e}");
+                    return;
+                }
+            },
+            None => domains.iter().collect(),
+        };
+        let _ = writeln!(out, "{ListHeader}");
+        for d in shown {
+            let _ = writeln!(out, "{}", ListLine(d));
+        }
+    }
+
+    fn one_domain(&mut self, target: &str, verb: Verb, out: &mut dyn Write) -> Outcome {
+        let Some(domains) = self.domains(out) else {
+            return Outcome::Done;
+        };
+        let d = match Target::parse(target).resolve(&domains) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = writeln!(out, "{e}");
+                return Outcome::Done;
+            }
+        };
+        let (id, name) = (d.domain, display_name(d));
+        if id == 0 {
+            let _ = writeln!(out, "xl: cannot {} {DOM0_NAME}", verb.word());
+            return Outcome::Done;
+        }
+        let result = match verb {
+            Verb::Destroy => self.ctl.destroy_domain(id),
+            Verb::Pause => self.ctl.pause_domain(id),
+            Verb::Unpause => self.ctl.unpause_domain(id),
+            Verb::Shutdown => self.ctl.shutdown_domain(id, ShutdownReason::Poweroff),
+        };
+        let _ = match result {
+            Ok(()) => {
+                if verb == Verb::Destroy {
+                    self.watcher.forget(id);
+                }
+                writeln!(out, "xl: domain {name} ({id}) {}", verb.done())
+            }
+            Err(Errno::EINVAL) if verb == Verb::Unpause => {
+                writeln!(out, "xl: domain {name} ({id}) is not paused")
+            }
+            Err(e) => writeln!(out, "xl: {} {name} ({id}) failed: {e}", verb.word()),
+        };
+        Outcome::Done
+    }
+
+    /// Looks for domains that stopped, reports each once and applies its action. A failing
+    /// domain list is reported once (until a poll succeeds again) and yields no stops.
+    /// Until dom0 has created a domain (or after all it created are gone) there is nothing
+    /// to look for, and no hypercall is made.
+    pub fn poll(&mut self, out: &mut dyn Write) -> Vec<Stop> {
+        if self.watcher.is_empty() {
+            return Vec::new();
+        }
+        let domains = match self.ctl.domains() {
+            Ok(list) => list,
+            Err(e) => {
+                if !self.poll_failed {
+                    let _ = writeln!(out, "xl: cannot watch the domains: {e}");
+                }
+                self.poll_failed = true;
+                return Vec::new();
+            }
+        };
+        self.poll_failed = false;
+        let stops = self.watcher.scan(&domains);
+        for s in &stops {
+            let _ = writeln!(out, "{s}");
+            if s.action == StopAction::Destroy {
+                match self.ctl.destroy_domain(s.id) {
+                    Ok(()) => self.watcher.forget(s.id),
+                    Err(e) => {
+                        let _ = writeln!(
+                            out,
+                            "xl: destroying domain {} ({}) failed: {e}",
+                            s.name, s.id
+                        );
+                    }
+                }
+            }
+        }
+        stops
+    }
+
+    /// One turn of an attached wait on domain `id`: polls, and ends the wait (saying
+    /// `xl: NAME stopped (why)`) once the domain has stopped or is gone.
+    pub fn poll_attached(&mut self, id: u16, name: &str, out: &mut dyn Write) -> AttachEnd {
+        let stops = self.poll(out);
+        if let Some(s) = stops.iter().find(|s| s.id == id) {
+            let _ = writeln!(out, "xl: {name} stopped ({})", s.why());
+            return AttachEnd::Stopped;
+        }
+        match self.ctl.domain_info(id) {
+            Err(Errno::ESRCH) => {
+                let _ = writeln!(out, "xl: {name} stopped (gone)");
+                AttachEnd::Stopped
+            }
+            Ok(d) if display_name(&d) != name => {
+                let _ = writeln!(out, "xl: {name} stopped (gone)");
+                AttachEnd::Stopped
+            }
+            // Stopped, but reported before the wait began.
+            Ok(d) if stopped(&d) => {
+                let why: &dyn fmt::Display = if crashed(&d) {
+                    &"crashed"
+                } else {
+                    &ReasonWord(d.shutdown_reason)
+                };
+                let _ = writeln!(out, "xl: {name} stopped ({why})");
+                AttachEnd::Stopped
+            }
+            _ => AttachEnd::Running,
+        }
+    }
+}
+
+/// `xl: detached from NAME`.
+pub struct Detached<'a>(pub &'a str);
+
+impl fmt::Display for Detached<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "xl: detached from {}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests;

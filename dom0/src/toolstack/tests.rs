@@ -1,0 +1,251 @@
+//! Tests of the `xl` subcommands and the stop polling against the fake hypervisor, by the
+//! exact lines they print.
+
+extern crate std;
+
+use super::*;
+use crate::testutil::{kernel_elf, lines, tar, Fail, FakeControl};
+use crate::xl;
+use hypercall_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};
+use std::string::String;
+
+const CONFIGS: &[(&str, &str)] = &[
+    ("hello.cfg", "name = \"hello\"\nkernel = \"hello\"\nmemory = 8\n"),
+    ("keep.cfg", "name = \"keep\"\nkernel = \"hello\"\nmemory = 8\non_crash = \"preserve\"\non_poweroff = 'preserve'\n"),
+    ("other.cfg", "name = \"other\"\nkernel = \"hello\"\nmemory = 8\n"),
+];
+
+fn boot_data() -> (Vec<u8>, Vec<u8>) {
+    let entries: Vec<(&str, &[u8])> = CONFIGS.iter().map(|(n, t)| (*n, t.as_bytes())).collect();
+    (kernel_elf(), tar(&entries))
+}
+
+/// Runs an `xl ...` line; returns what it printed and the outcome.
+fn xl_line(ts: &mut Toolstack<'_, FakeControl>, line: &str) -> (Vec<String>, Outcome) {
+    let cmd = xl::parse(line.split_whitespace().skip(1)).expect("a valid xl line");
+    let mut out = String::new();
+    let outcome = ts.run(&cmd, &mut out);
+    (lines(&out), outcome)
+}
+
+fn xl_out(ts: &mut Toolstack<'_, FakeControl>, line: &str) -> Vec<String> {
+    xl_line(ts, line).0
+}
+
+fn poll(ts: &mut Toolstack<'_, FakeControl>) -> Vec<String> {
+    let mut out = String::new();
+    ts.poll(&mut out);
+    lines(&out)
+}
+
+#[test]
+fn create_list_pause_unpause_destroy() {
+    let (kernel, archive) = boot_data();
+    let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(65536, 60000), files);
+    assert_eq!(
+        xl_out(&mut ts, "xl create hello.cfg"),
+        ["xl: domain hello (1) created"]
+    );
+    assert_eq!(
+        xl_out(&mut ts, "xl create -p other.cfg"),
+        ["xl: domain other (2) created, paused"]
+    );
+    assert_eq!(
+        xl_out(&mut ts, "xl list"),
+        [
+            "Name                                        ID   Mem VCPUs     State    Time(s)",
+            "Domain-0                                     0    21     1     r-----       3.0",
+            "hello                                        1     8     1     -b----       0.0",
+            "other                                        2     8     1     --p---       0.0",
+        ]
+    );
+    assert_eq!(
+        xl_out(&mut ts, "xl pause hello"),
+        ["xl: domain hello (1) paused"]
+    );
+    assert_eq!(
+        xl_out(&mut ts, "xl list 1")[1],
+        "hello                                        1     8     1     --p---       0.0"
+    );
+    assert_eq!(
+        xl_out(&mut ts, "xl unpause 1"),
+        ["xl: domain hello (1) unpaused"]
+    );
+    assert_eq!(
+        xl_out(&mut ts, "xl unpause hello"),
+        ["xl: domain hello (1) is not paused"]
+    );
+    assert_eq!(
+        xl_out(&mut ts, "xl destroy other"),
+        ["xl: domain other (2) destroyed"]
+    );
+    assert_eq!(
+        xl_out(&mut ts, "xl destroy other"),
+        ["xl: no domain named 'other'"]
+    );
+    assert_eq!(xl_out(&mut ts, "xl list 2"), ["xl: no domain with id 2"]);
+    assert_eq!(
+        xl_out(&mut ts, "xl destroy hello"),
+        ["xl: domain hello (1) destroyed"]
+    );
+    // Every frame is back.
+    assert_eq!(ts.ctl.free_pages, 60000);
+    assert_eq!(ts.ctl.domains.len(), 1);
+    // Nothing stopped, nothing to report.
+    assert!(poll(&mut ts).is_empty());
+}
+
+#[test]
+fn dom0_is_not_a_target() {
+    let mut ts = Toolstack::new(FakeControl::new(100, 50), BootFiles::default());
+    for verb in ["destroy", "pause", "unpause", "shutdown"] {
+        for name in ["Domain-0", "0"] {
+            assert_eq!(
+                xl_out(&mut ts, &std::format!("xl {verb} {name}")),
+                [std::format!("xl: cannot {verb} Domain-0")]
+            );
+        }
+    }
+    assert!(ts.ctl.calls.iter().all(|c| c.0 == "physinfo"));
+}
+
+#[test]
+fn stops_are_reported_once_and_their_actions_applied() {
+    let (kernel, archive) = boot_data();
+    let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(65536, 60000), files);
+    xl_out(&mut ts, "xl create hello.cfg");
+    xl_out(&mut ts, "xl create keep.cfg");
+    xl_out(&mut ts, "xl create other.cfg");
+    ts.ctl.guest_shuts_down(1, SHUTDOWN_POWEROFF);
+    ts.ctl.guest_shuts_down(2, SHUTDOWN_CRASH);
+    assert_eq!(
+        poll(&mut ts),
+        [
+            "xl: domain hello (1) shut down: poweroff",
+            "xl: domain keep (2) crashed; preserved (xl destroy keep removes it)",
+        ]
+    );
+    // hello is gone (on_poweroff destroy), keep stays (preserve) and other runs on.
+    assert!(!ts.ctl.domains.contains_key(&1));
+    assert_eq!(
+        xl_out(&mut ts, "xl list keep")[1],
+        "keep                                         2     8     1     ----c-       0.0"
+    );
+    assert!(ts.ctl.domains.contains_key(&3));
+    assert!(poll(&mut ts).is_empty());
+    assert_eq!(
+        xl_out(&mut ts, "xl destroy keep"),
+        ["xl: domain keep (2) destroyed"]
+    );
+    // xl shutdown: the request, then the poll sees it.
+    assert_eq!(
+        xl_out(&mut ts, "xl shutdown other"),
+        ["xl: domain other (3) asked to shut down"]
+    );
+    assert_eq!(poll(&mut ts), ["xl: domain other (3) shut down: poweroff"]);
+    assert_eq!(ts.ctl.free_pages, 60000);
+}
+
+#[test]
+fn a_failing_poll_is_said_once() {
+    let mut ts = Toolstack::new(FakeControl::new(100, 50), BootFiles::default());
+    // Nothing watched: no hypercall at all.
+    ts.ctl.fail.push(Fail::List(Errno::ENOSYS));
+    assert!(poll(&mut ts).is_empty());
+    assert_eq!(ts.ctl.fail.len(), 1);
+    // A watched domain (domain 0 stands in: it stays listed).
+    ts.watcher
+        .watch(0, "Domain-0", StopAction::Destroy, StopAction::Destroy);
+    ts.ctl.fail.push(Fail::List(Errno::ENOSYS));
+    assert_eq!(poll(&mut ts), ["xl: cannot watch the domains: ENOSYS"]);
+    assert!(poll(&mut ts).is_empty());
+    assert!(poll(&mut ts).is_empty());
+    ts.ctl.fail.push(Fail::List(Errno::ENOSYS));
+    assert_eq!(poll(&mut ts), ["xl: cannot watch the domains: ENOSYS"]);
+    ts.ctl.fail.push(Fail::List(Errno::EPERM));
+    assert_eq!(
+        xl_out(&mut ts, "xl list"),
+        ["xl: cannot list the domains: EPERM"]
+    );
+}
+
+#[test]
+fn a_failed_destroy_is_said() {
+    let (kernel, archive) = boot_data();
+    let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(65536, 60000), files);
+    xl_out(&mut ts, "xl create hello.cfg");
+    ts.ctl.fail.push(Fail::Destroy(Errno::EBUSY));
+    assert_eq!(
+        xl_out(&mut ts, "xl destroy hello"),
+        ["xl: destroy hello (1) failed: EBUSY"]
+    );
+    ts.ctl.guest_shuts_down(1, SHUTDOWN_POWEROFF);
+    ts.ctl.fail.push(Fail::Destroy(Errno::EBUSY));
+    assert_eq!(
+        poll(&mut ts),
+        [
+            "xl: domain hello (1) shut down: poweroff",
+            "xl: destroying domain hello (1) failed: EBUSY",
+        ]
+    );
+}
+
+#[test]
+fn attaching_waits_for_the_stop() {
+    let (kernel, archive) = boot_data();
+    let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(65536, 60000), files);
+    let (out, outcome) = xl_line(&mut ts, "xl create -c hello.cfg");
+    assert_eq!(out, ["xl: domain hello (1) created"]);
+    assert_eq!(
+        outcome,
+        Outcome::Attach {
+            id: 1,
+            name: "hello".into()
+        }
+    );
+    let mut out = String::new();
+    assert_eq!(ts.poll_attached(1, "hello", &mut out), AttachEnd::Running);
+    assert_eq!(out, "");
+    ts.ctl.guest_shuts_down(1, SHUTDOWN_POWEROFF);
+    assert_eq!(ts.poll_attached(1, "hello", &mut out), AttachEnd::Stopped);
+    assert_eq!(
+        lines(&out),
+        [
+            "xl: domain hello (1) shut down: poweroff",
+            "xl: hello stopped (poweroff)"
+        ]
+    );
+    // A preserved domain that crashed before the wait began still ends it.
+    let (_, outcome) = xl_line(&mut ts, "xl create -c keep.cfg");
+    assert!(matches!(outcome, Outcome::Attach { id: 1, .. }));
+    ts.ctl.guest_shuts_down(1, SHUTDOWN_CRASH);
+    poll(&mut ts);
+    let mut out = String::new();
+    assert_eq!(ts.poll_attached(1, "keep", &mut out), AttachEnd::Stopped);
+    assert_eq!(out, "xl: keep stopped (crashed)\n");
+    // A domain that vanished.
+    let mut out = String::new();
+    assert_eq!(ts.poll_attached(9, "ghost", &mut out), AttachEnd::Stopped);
+    assert_eq!(out, "xl: ghost stopped (gone)\n");
+    assert_eq!(
+        std::format!("{}", Detached("hello")),
+        "xl: detached from hello"
+    );
+}
+
+#[test]
+fn help_and_info() {
+    let mut ts = Toolstack::new(FakeControl::new(100, 50), BootFiles::default());
+    let (out, outcome) = xl_line(&mut ts, "xl help");
+    assert_eq!(out.len(), xl::SUBCOMMANDS.len());
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(xl_line(&mut ts, "xl info").1, Outcome::Info);
+    assert_eq!(
+        xl_out(&mut ts, "xl create nothing.cfg"),
+        ["xl: no boot file named 'nothing.cfg' (there are no boot files)"]
+    );
+}

@@ -1,0 +1,381 @@
+//! The `xl` command at dom0's prompt: its subcommands and their arguments, domains named
+//! by name or id, and the text of `xl list` (Xen's columns and state letters).
+#![forbid(unsafe_code)]
+
+use alloc::string::String;
+use core::fmt;
+
+use hypercall_abi::domctl::{
+    DomainInfo, DOMINF_BLOCKED, DOMINF_CRASHED, DOMINF_DYING, DOMINF_PAUSED, DOMINF_RUNNING,
+    DOMINF_SHUTDOWN,
+};
+use hypercall_abi::sched::{ShutdownReason, SHUTDOWN_CRASH};
+use pv_guest::domctl::name_bytes;
+
+/// The name `xl list` gives dom0, as Xen's toolstack does.
+pub const DOM0_NAME: &str = "Domain-0";
+
+/// A parsed `xl` line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XlCommand<'a> {
+    /// `xl help` (or `xl` alone).
+    Help,
+    /// `xl info`.
+    Info,
+    /// `xl list [NAME|ID]`.
+    List(Option<&'a str>),
+    /// `xl create [-c] [-p] FILE`.
+    Create {
+        /// The config file (a boot file name).
+        file: &'a str,
+        /// `-c`: wait on the guest's output until it stops or Ctrl-] is typed.
+        attach: bool,
+        /// `-p`: leave it paused.
+        paused: bool,
+    },
+    /// `xl destroy NAME|ID`.
+    Destroy(&'a str),
+    /// `xl pause NAME|ID`.
+    Pause(&'a str),
+    /// `xl unpause NAME|ID`.
+    Unpause(&'a str),
+    /// `xl shutdown NAME|ID`: ask it to power off.
+    Shutdown(&'a str),
+}
+
+/// Why an `xl` line was not understood; displays as the one line to print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XlUsage<'a> {
+    /// Not a subcommand.
+    UnknownSubcommand(&'a str),
+    /// An option the subcommand does not take.
+    UnknownOption {
+        /// The subcommand.
+        sub: &'static str,
+        /// The option.
+        option: &'a str,
+    },
+    /// A required argument is missing.
+    Missing {
+        /// The subcommand.
+        sub: &'static str,
+        /// What it needs.
+        what: &'static str,
+    },
+    /// One argument too many.
+    Extra {
+        /// The subcommand.
+        sub: &'static str,
+        /// The first extra word.
+        arg: &'a str,
+    },
+}
+
+impl fmt::Display for XlUsage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            XlUsage::UnknownSubcommand(word) => {
+                write!(
+                    f,
+                    "xl: unknown subcommand '{word}'; type 'xl help' for the list"
+                )
+            }
+            XlUsage::UnknownOption { sub, option } => {
+                write!(f, "xl {sub}: unknown option '{option}'")
+            }
+            XlUsage::Missing { sub, what } => write!(f, "xl {sub}: missing {what}"),
+            XlUsage::Extra { sub, arg } => write!(f, "xl {sub}: unexpected argument '{arg}'"),
+        }
+    }
+}
+
+/// One subcommand for `xl help`.
+#[derive(Clone, Copy, Debug)]
+pub struct Subcommand {
+    /// Name.
+    pub name: &'static str,
+    /// Arguments, as the user types them.
+    pub args: &'static str,
+    /// One line of explanation.
+    pub summary: &'static str,
+}
+
+/// Every subcommand, in the order `xl help` lists them.
+pub const SUBCOMMANDS: [Subcommand; 8] = [
+    Subcommand {
+        name: "create",
+        args: "[-c] [-p] FILE",
+        summary: "create a domain from config FILE (-c: wait on its output, Ctrl-] detaches; -p: leave it paused)",
+    },
+    Subcommand {
+        name: "list",
+        args: "[NAME|ID]",
+        summary: "list domains: name, id, memory (MiB), vCPUs, state, CPU time",
+    },
+    Subcommand {
+        name: "destroy",
+        args: "NAME|ID",
+        summary: "stop a domain at once and free its memory",
+    },
+    Subcommand {
+        name: "pause",
+        args: "NAME|ID",
+        summary: "stop scheduling a domain",
+    },
+    Subcommand {
+        name: "unpause",
+        args: "NAME|ID",
+        summary: "schedule a paused domain again",
+    },
+    Subcommand {
+        name: "shutdown",
+        args: "NAME|ID",
+        summary: "ask a domain to power off",
+    },
+    Subcommand {
+        name: "info",
+        args: "",
+        summary: "hypervisor version, memory, uptime, domains and cpus",
+    },
+    Subcommand {
+        name: "help",
+        args: "",
+        summary: "list these subcommands",
+    },
+];
+
+/// The `xl help` text.
+pub struct XlHelp;
+
+impl fmt::Display for XlHelp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in SUBCOMMANDS {
+            let usage = alloc::format!("{} {}", s.name, s.args);
+            writeln!(f, "  xl {:<24}{}", usage.trim_end(), s.summary)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses the words after `xl`.
+pub fn parse<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<XlCommand<'a>, XlUsage<'a>> {
+    let Some(sub) = words.next() else {
+        return Ok(XlCommand::Help);
+    };
+    let one_domain = |name: &'static str, words: &mut dyn Iterator<Item = &'a str>| {
+        let target = words.next().ok_or(XlUsage::Missing {
+            sub: name,
+            what: "a domain name or id",
+        })?;
+        if target.starts_with('-') {
+            return Err(XlUsage::UnknownOption {
+                sub: name,
+                option: target,
+            });
+        }
+        no_more(name, words)?;
+        Ok(target)
+    };
+    match sub {
+        "help" | "-h" | "--help" => no_more("help", &mut words).map(|()| XlCommand::Help),
+        "info" => no_more("info", &mut words).map(|()| XlCommand::Info),
+        "list" => {
+            let target = words.next();
+            if let Some(option) = target.filter(|t| t.starts_with('-')) {
+                return Err(XlUsage::UnknownOption {
+                    sub: "list",
+                    option,
+                });
+            }
+            no_more("list", &mut words)?;
+            Ok(XlCommand::List(target))
+        }
+        "create" => {
+            let (mut attach, mut paused, mut file) = (false, false, None);
+            for word in words {
+                match word {
+                    "-c" => attach = true,
+                    "-p" => paused = true,
+                    "-cp" | "-pc" => (attach, paused) = (true, true),
+                    _ if word.starts_with('-') => {
+                        return Err(XlUsage::UnknownOption {
+                            sub: "create",
+                            option: word,
+                        })
+                    }
+                    _ if file.is_some() => {
+                        return Err(XlUsage::Extra {
+                            sub: "create",
+                            arg: word,
+                        })
+                    }
+                    _ => file = Some(word),
+                }
+            }
+            let file = file.ok_or(XlUsage::Missing {
+                sub: "create",
+                what: "a config file name",
+            })?;
+            Ok(XlCommand::Create {
+                file,
+                attach,
+                paused,
+            })
+        }
+        "destroy" => one_domain("destroy", &mut words).map(XlCommand::Destroy),
+        "pause" => one_domain("pause", &mut words).map(XlCommand::Pause),
+        "unpause" => one_domain("unpause", &mut words).map(XlCommand::Unpause),
+        "shutdown" => one_domain("shutdown", &mut words).map(XlCommand::Shutdown),
+        other => Err(XlUsage::UnknownSubcommand(other)),
+    }
+}
+
+fn no_more<'a>(
+    sub: &'static str,
+    words: &mut dyn Iterator<Item = &'a str>,
+) -> Result<(), XlUsage<'a>> {
+    match words.next() {
+        None => Ok(()),
+        Some(arg) => Err(XlUsage::Extra { sub, arg }),
+    }
+}
+
+/// A domain as the user names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// All digits: an id (too large for one: matches nothing).
+    Id(u32),
+    /// Anything else: a name (`Domain-0` is dom0).
+    Name(&'a str),
+}
+
+impl<'a> Target<'a> {
+    /// Reads a `NAME|ID` argument. Names cannot be all digits (the config parser refuses
+    /// them), so digits are always an id.
+    pub fn parse(word: &'a str) -> Target<'a> {
+        if !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()) {
+            Target::Id(word.parse().unwrap_or(u32::MAX))
+        } else {
+            Target::Name(word)
+        }
+    }
+
+    /// The domain it names among `domains`.
+    pub fn resolve<'d>(
+        &self,
+        domains: &'d [DomainInfo],
+    ) -> Result<&'d DomainInfo, NoSuchDomain<'a>> {
+        domains
+            .iter()
+            .find(|d| match *self {
+                Target::Id(id) => u32::from(d.domain) == id,
+                Target::Name(name) => display_name(d) == name,
+            })
+            .ok_or(NoSuchDomain(*self))
+    }
+}
+
+/// `xl: no domain named 'x'` / `xl: no domain with id 7`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoSuchDomain<'a>(pub Target<'a>);
+
+impl fmt::Display for NoSuchDomain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Target::Id(id) => write!(f, "xl: no domain with id {id}"),
+            Target::Name(name) => write!(f, "xl: no domain named '{name}'"),
+        }
+    }
+}
+
+/// A domain's name as `xl` shows it: `Domain-0` for dom0, otherwise its own (invalid
+/// UTF-8 replaced, control characters escaped).
+pub fn display_name(info: &DomainInfo) -> String {
+    if info.domain == 0 {
+        return String::from(DOM0_NAME);
+    }
+    alloc::format!("{}", pv_guest::text::Lossy(name_bytes(info)))
+}
+
+/// Whether the domain stopped because it crashed (a fault, or a shutdown with reason crash).
+pub fn crashed(info: &DomainInfo) -> bool {
+    info.flags & DOMINF_CRASHED != 0
+        || (info.flags & DOMINF_SHUTDOWN != 0 && info.shutdown_reason == SHUTDOWN_CRASH)
+}
+
+/// Whether the domain has stopped running for good (shut down or crashed), dying or not.
+pub fn stopped(info: &DomainInfo) -> bool {
+    info.flags & (DOMINF_SHUTDOWN | DOMINF_CRASHED) != 0
+}
+
+/// The six state columns of `xl list`: `r` running, `b` blocked, `p` paused, `s` shut
+/// down, `c` crashed, `d` dying, each `-` when not so.
+pub fn state_letters(info: &DomainInfo) -> [u8; 6] {
+    let f = info.flags;
+    let crash = crashed(info);
+    let on = |set: bool, letter: u8| if set { letter } else { b'-' };
+    [
+        on(f & DOMINF_RUNNING != 0, b'r'),
+        on(f & DOMINF_BLOCKED != 0, b'b'),
+        on(f & DOMINF_PAUSED != 0, b'p'),
+        on(f & DOMINF_SHUTDOWN != 0 && !crash, b's'),
+        on(crash, b'c'),
+        on(f & DOMINF_DYING != 0, b'd'),
+    ]
+}
+
+/// A shutdown reason's word (`poweroff`, `reboot`, ..., `reason <n>` for others).
+pub struct ReasonWord(pub u32);
+
+impl fmt::Display for ReasonWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let word = match ShutdownReason::try_from(self.0) {
+            Ok(ShutdownReason::Poweroff) => "poweroff",
+            Ok(ShutdownReason::Reboot) => "reboot",
+            Ok(ShutdownReason::Suspend) => "suspend",
+            Ok(ShutdownReason::Crash) => "crash",
+            Ok(ShutdownReason::Watchdog) => "watchdog",
+            Ok(ShutdownReason::SoftReset) => "soft_reset",
+            Err(_) => return write!(f, "reason {}", self.0),
+        };
+        f.write_str(word)
+    }
+}
+
+/// The header of `xl list`.
+pub struct ListHeader;
+
+impl fmt::Display for ListHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<40} {:>5} {:>5} {:>5}     {:<6}  {:>8}",
+            "Name", "ID", "Mem", "VCPUs", "State", "Time(s)"
+        )
+    }
+}
+
+/// One line of `xl list`: memory in MiB, CPU time in seconds with one decimal (as xl).
+pub struct ListLine<'a>(pub &'a DomainInfo);
+
+impl fmt::Display for ListLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        let state = state_letters(d);
+        let tenths = d.cpu_time_ns / 100_000_000;
+        let time = alloc::format!("{}.{}", tenths / 10, tenths % 10);
+        write!(
+            f,
+            "{:<40} {:>5} {:>5} {:>5}     {}  {:>8}",
+            display_name(d),
+            d.domain,
+            d.tot_pages >> 8,
+            d.max_vcpus,
+            core::str::from_utf8(&state).unwrap_or("------"),
+            time
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,188 @@
+//! Tests of `xl` parsing, domain naming and the `xl list` text.
+
+extern crate std;
+
+use super::*;
+use hypercall_abi::domctl::DOMINF_PRIVILEGED;
+use hypercall_abi::sched::SHUTDOWN_POWEROFF;
+use std::format;
+use std::vec::Vec;
+
+fn xl(line: &str) -> Result<XlCommand<'_>, XlUsage<'_>> {
+    parse(line.split_whitespace())
+}
+
+fn usage(line: &str) -> std::string::String {
+    format!("{}", xl(line).unwrap_err())
+}
+
+#[test]
+fn subcommands_and_arguments() {
+    assert_eq!(xl(""), Ok(XlCommand::Help));
+    assert_eq!(xl("help"), Ok(XlCommand::Help));
+    assert_eq!(xl("info"), Ok(XlCommand::Info));
+    assert_eq!(xl("list"), Ok(XlCommand::List(None)));
+    assert_eq!(xl("list web"), Ok(XlCommand::List(Some("web"))));
+    assert_eq!(
+        xl("create hello.cfg"),
+        Ok(XlCommand::Create {
+            file: "hello.cfg",
+            attach: false,
+            paused: false
+        })
+    );
+    assert_eq!(
+        xl("create -c hello.cfg"),
+        Ok(XlCommand::Create {
+            file: "hello.cfg",
+            attach: true,
+            paused: false
+        })
+    );
+    assert_eq!(
+        xl("create hello.cfg -p"),
+        Ok(XlCommand::Create {
+            file: "hello.cfg",
+            attach: false,
+            paused: true
+        })
+    );
+    assert_eq!(
+        xl("create -cp a"),
+        Ok(XlCommand::Create {
+            file: "a",
+            attach: true,
+            paused: true
+        })
+    );
+    assert_eq!(xl("destroy 3"), Ok(XlCommand::Destroy("3")));
+    assert_eq!(xl("pause web"), Ok(XlCommand::Pause("web")));
+    assert_eq!(xl("unpause web"), Ok(XlCommand::Unpause("web")));
+    assert_eq!(xl("shutdown web"), Ok(XlCommand::Shutdown("web")));
+}
+
+#[test]
+fn usage_errors_are_one_line() {
+    assert_eq!(
+        usage("frob"),
+        "xl: unknown subcommand 'frob'; type 'xl help' for the list"
+    );
+    assert_eq!(usage("create"), "xl create: missing a config file name");
+    assert_eq!(usage("create -c"), "xl create: missing a config file name");
+    assert_eq!(usage("create -x a"), "xl create: unknown option '-x'");
+    assert_eq!(usage("create a b"), "xl create: unexpected argument 'b'");
+    assert_eq!(usage("destroy"), "xl destroy: missing a domain name or id");
+    assert_eq!(usage("pause a b"), "xl pause: unexpected argument 'b'");
+    assert_eq!(usage("shutdown -w a"), "xl shutdown: unknown option '-w'");
+    assert_eq!(usage("list -l"), "xl list: unknown option '-l'");
+    assert_eq!(usage("list a b"), "xl list: unexpected argument 'b'");
+    assert_eq!(usage("info x"), "xl info: unexpected argument 'x'");
+    assert_eq!(usage("help me"), "xl help: unexpected argument 'me'");
+}
+
+#[test]
+fn help_names_every_subcommand() {
+    let text = format!("{XlHelp}");
+    assert_eq!(text.lines().count(), SUBCOMMANDS.len());
+    for s in SUBCOMMANDS {
+        assert!(text.contains(&format!("  xl {}", s.name)), "{}", s.name);
+        assert!(
+            xl(s.name).is_ok() || xl(&format!("{} x", s.name)).is_ok(),
+            "{}",
+            s.name
+        );
+    }
+}
+
+fn dom(id: u16, name: &str, flags: u32) -> DomainInfo {
+    let mut d = DomainInfo {
+        domain: id,
+        flags,
+        max_vcpus: 1,
+        tot_pages: 32768,
+        cpu_time_ns: 1_234_567_890,
+        ..DomainInfo::default()
+    };
+    d.name[..name.len()].copy_from_slice(name.as_bytes());
+    d
+}
+
+#[test]
+fn targets_by_name_or_id() {
+    let list = [
+        dom(0, "dom0", DOMINF_PRIVILEGED | DOMINF_RUNNING),
+        dom(1, "web", 0),
+        dom(12, "db", 0),
+    ];
+    assert_eq!(Target::parse("12").resolve(&list).unwrap().domain, 12);
+    assert_eq!(Target::parse("db").resolve(&list).unwrap().domain, 12);
+    assert_eq!(Target::parse("Domain-0").resolve(&list).unwrap().domain, 0);
+    assert_eq!(Target::parse("0").resolve(&list).unwrap().domain, 0);
+    let missing = |t: &str| format!("{}", Target::parse(t).resolve(&list).unwrap_err());
+    assert_eq!(missing("7"), "xl: no domain with id 7");
+    assert_eq!(missing("99999999999"), "xl: no domain with id 4294967295");
+    assert_eq!(missing("dom0"), "xl: no domain named 'dom0'");
+    assert_eq!(missing("Web"), "xl: no domain named 'Web'");
+    assert_eq!(Target::parse("007"), Target::Id(7));
+}
+
+#[test]
+fn state_letters_follow_xl() {
+    let letters = |flags: u32, reason: u32| {
+        let mut d = dom(1, "x", flags);
+        d.shutdown_reason = reason;
+        std::string::String::from_utf8(state_letters(&d).to_vec()).unwrap()
+    };
+    assert_eq!(letters(0, 0), "------");
+    assert_eq!(letters(DOMINF_RUNNING, 0), "r-----");
+    assert_eq!(letters(DOMINF_BLOCKED, 0), "-b----");
+    assert_eq!(letters(DOMINF_PAUSED, 0), "--p---");
+    assert_eq!(letters(DOMINF_SHUTDOWN, SHUTDOWN_POWEROFF), "---s--");
+    assert_eq!(letters(DOMINF_SHUTDOWN, SHUTDOWN_CRASH), "----c-");
+    assert_eq!(letters(DOMINF_CRASHED, SHUTDOWN_CRASH), "----c-");
+    assert_eq!(letters(DOMINF_DYING | DOMINF_SHUTDOWN, 0), "---s-d");
+    assert_eq!(letters(u32::MAX, SHUTDOWN_CRASH), "rbp-cd");
+}
+
+#[test]
+fn list_lines() {
+    assert_eq!(
+        format!("{ListHeader}"),
+        "Name                                        ID   Mem VCPUs     State    Time(s)"
+    );
+    let lines: Vec<_> = [
+        dom(0, "whatever", DOMINF_PRIVILEGED | DOMINF_RUNNING),
+        dom(3, "hello", DOMINF_BLOCKED),
+    ]
+    .iter()
+    .map(|d| format!("{}", ListLine(d)))
+    .collect();
+    assert_eq!(
+        lines,
+        [
+            "Domain-0                                     0   128     1     r-----       1.2",
+            "hello                                        3   128     1     -b----       1.2",
+        ]
+    );
+    // Hostile names: control characters escaped, invalid UTF-8 replaced, no NUL.
+    let mut d = dom(4, "a\x1b[2Jb", 0);
+    assert!(format!("{}", ListLine(&d)).starts_with("a\\x1b[2Jb "));
+    d.name = [0xff; 32];
+    assert!(format!("{}", ListLine(&d)).starts_with('\u{fffd}'));
+    // Large numbers keep their columns' order.
+    let mut big = dom(32767, "big", 0);
+    big.tot_pages = u64::MAX;
+    big.cpu_time_ns = u64::MAX;
+    big.max_vcpus = u32::MAX;
+    let line = format!("{}", ListLine(&big));
+    assert!(line.ends_with("18446744073.7"), "{line}");
+}
+
+#[test]
+fn reasons() {
+    assert_eq!(format!("{}", ReasonWord(0)), "poweroff");
+    assert_eq!(format!("{}", ReasonWord(1)), "reboot");
+    assert_eq!(format!("{}", ReasonWord(3)), "crash");
+    assert_eq!(format!("{}", ReasonWord(5)), "soft_reset");
+    assert_eq!(format!("{}", ReasonWord(77)), "reason 77");
+}
