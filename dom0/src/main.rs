@@ -1,13 +1,25 @@
-//! dom0: the privileged domain's kernel. For now: the start-of-day banner and a console
-//! shell (`help`, `info`, `version`, `shutdown`) over console_io.
+//! dom0: the privileged domain's kernel: the start-of-day banner and a console shell
+//! (`help`, `info`, `version`, `xl ...`, `shutdown`) over console_io.
 //!
-//! The parsing and report text live in the `dom0` library (host-tested); this file does the
-//! hypercalls and the console loop.
+//! The parsing, the toolstack and the report text live in the `dom0` library (host-tested);
+//! this file does the hypercalls and the console loop, and `xen_control` gives the toolstack
+//! the hypervisor.
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+mod xen_control;
+
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use dom0::archive::BootFiles;
 use dom0::report::{HypervisorVersion, Info, StartInfoLine, UpLine, VersionDetails};
 use dom0::shell::{self, Command, Help};
+use dom0::toolstack::{AttachEnd, Detached, Outcome, Toolstack};
+use dom0::xl::XlCommand;
 use dom0::{BANNER, MAX_LINE};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::version::{
@@ -17,8 +29,11 @@ use hypercall_abi::version::{
 use pv_guest::console::write_bytes;
 use pv_guest::hypercall::{self, check, console_io_read, sched_shutdown, sched_yield};
 use pv_guest::line::{Action, LineEditor};
+use pv_guest::mm::xen::GuestMm;
 use pv_guest::text::Lossy;
+use pv_guest::time::rdtsc;
 use pv_guest::{print, println, start_info, ShutdownReason, StartInfo};
+use xen_control::XenControl;
 
 const PROMPT: &str = "dom0> ";
 
@@ -102,82 +117,202 @@ fn version() -> Result<(), Errno> {
     Ok(())
 }
 
-/// Runs one shell line.
-fn run(line: &str) {
-    let command = shell::parse(line);
-    if let Some(error) = shell::error_line(&command) {
-        println!("{error}");
-        return;
+/// The longest time between two looks at the domain list, in milliseconds of CPU time.
+const POLL_MS: u64 = 5;
+/// Cycles between polls when the CPU frequency is unknown.
+const POLL_CYCLES_FALLBACK: u64 = 10_000_000;
+/// Ctrl-]: ends `xl create -c`'s wait, as it ends `xl console`.
+const DETACH: u8 = 0x1d;
+
+/// The console shell: the line editor, input read but not yet handled, and the toolstack.
+struct Shell {
+    editor: LineEditor<MAX_LINE>,
+    /// Bytes read from the console and not yet fed to the editor (typed ahead while a
+    /// command ran, e.g. during `xl create -c`).
+    pending: VecDeque<u8>,
+    read_failed: bool,
+    toolstack: Toolstack<'static, XenControl>,
+    poll_cycles: u64,
+    next_poll: u64,
+}
+
+impl Shell {
+    /// Reads what console input there is into `pending`; whether any came.
+    fn read_input(&mut self) -> bool {
+        let mut input = [0u8; 64];
+        match console_io_read(&mut input) {
+            Ok(n) => {
+                self.pending.extend(&input[..n]);
+                n > 0
+            }
+            Err(e) => {
+                if !self.read_failed {
+                    println!("dom0: console read failed: {e}; no input");
+                    self.read_failed = true;
+                }
+                false
+            }
+        }
     }
-    let result = match command {
-        Command::Help => {
-            print!("{Help}");
-            Ok(())
+
+    /// Whether it is time to look at the domains again (at most every POLL_MS).
+    fn poll_due(&mut self) -> bool {
+        let now = rdtsc();
+        if now < self.next_poll {
+            return false;
         }
-        Command::Info => info(),
-        Command::Version => version(),
-        Command::Shutdown => {
-            println!("dom0: powering off");
-            sched_shutdown(ShutdownReason::Poweroff)
+        self.next_poll = now.saturating_add(self.poll_cycles);
+        true
+    }
+
+    /// At the prompt: reports domains that stopped, on lines of their own, then shows the
+    /// prompt and the line being typed again.
+    fn poll_at_prompt(&mut self) {
+        let mut out = String::new();
+        self.toolstack.poll(&mut out);
+        if !out.is_empty() {
+            print!("\n{out}{PROMPT}{}", self.editor.line());
         }
-        Command::Empty | Command::Unknown(_) | Command::UnexpectedArgument { .. } => Ok(()),
-    };
-    if let Err(e) = result {
-        println!("{}: hypercall failed: {e}", line.trim());
+    }
+
+    /// `xl create -c`: waits until the domain stops or Ctrl-] is typed; other input is kept
+    /// for the prompt.
+    fn attach(&mut self, id: u16, name: &str) {
+        loop {
+            self.read_input();
+            if let Some(at) = self.pending.iter().position(|&b| b == DETACH) {
+                self.pending.remove(at);
+                println!("{}", Detached(name));
+                return;
+            }
+            if self.poll_due() {
+                let mut out = String::new();
+                let end = self.toolstack.poll_attached(id, name, &mut out);
+                print!("{out}");
+                if end == AttachEnd::Stopped {
+                    return;
+                }
+            }
+            let _ = sched_yield();
+        }
+    }
+
+    /// Runs one `xl` line.
+    fn xl(&mut self, command: &XlCommand<'_>) -> Result<(), Errno> {
+        let mut out = String::new();
+        let outcome = self.toolstack.run(command, &mut out);
+        print!("{out}");
+        match outcome {
+            Outcome::Done => Ok(()),
+            Outcome::Info => info(),
+            Outcome::Attach { id, name } => {
+                self.attach(id, &name);
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs one shell line.
+    fn run(&mut self, line: &str) {
+        let command = shell::parse(line);
+        if let Some(error) = shell::error_line(&command) {
+            println!("{error}");
+            return;
+        }
+        let result = match command {
+            Command::Help => {
+                print!("{Help}");
+                Ok(())
+            }
+            Command::Info => info(),
+            Command::Version => version(),
+            Command::Shutdown => {
+                println!("dom0: powering off");
+                sched_shutdown(ShutdownReason::Poweroff)
+            }
+            Command::Xl(xl) => self.xl(&xl),
+            Command::Empty
+            | Command::Unknown(_)
+            | Command::UnexpectedArgument { .. }
+            | Command::XlUsage(_) => Ok(()),
+        };
+        if let Err(e) = result {
+            println!("{}: hypercall failed: {e}", line.trim());
+        }
+    }
+
+    /// The console loop: read input without blocking, edit the line, run it on Enter;
+    /// between keys, look at the domains and yield.
+    fn run_forever(mut self) -> ! {
+        print!("{PROMPT}");
+        loop {
+            if self.pending.is_empty() && !self.read_input() {
+                if self.poll_due() {
+                    self.poll_at_prompt();
+                }
+                let _ = sched_yield();
+                continue;
+            }
+            // Echo is collected per batch so a pasted line goes out in one write.
+            let mut echo: Vec<u8> = Vec::new();
+            while let Some(byte) = self.pending.pop_front() {
+                match self.editor.feed(byte) {
+                    Action::None => {}
+                    Action::Echo(b) => echo.push(b),
+                    Action::Erase => echo.extend_from_slice(b"\x08 \x08"),
+                    Action::Full => echo.push(0x07),
+                    Action::Submit => {
+                        write_bytes(&echo);
+                        echo.clear();
+                        println!();
+                        let line = String::from(self.editor.line());
+                        self.editor.clear();
+                        self.run(&line);
+                        print!("{PROMPT}");
+                    }
+                }
+            }
+            write_bytes(&echo);
+        }
     }
 }
 
-/// The console loop: read input without blocking (yielding when there is none), edit the
-/// line, run it on Enter.
-fn shell() -> ! {
-    let mut editor = LineEditor::<MAX_LINE>::new();
-    let mut input = [0u8; 64];
-    let mut read_failed = false;
-    print!("{PROMPT}");
-    loop {
-        let n = match console_io_read(&mut input) {
-            Ok(n) => n,
-            Err(e) => {
-                if !read_failed {
-                    println!("dom0: console read failed: {e}; no input");
-                    read_failed = true;
-                }
-                0
-            }
-        };
-        if n == 0 {
-            let _ = sched_yield();
-            continue;
-        }
-        // Echo is collected per read so a pasted line goes out in one write.
-        let mut echo = [0u8; 3 * 64];
-        let mut echo_len = 0;
-        for &byte in &input[..n] {
-            let out: &[u8] = match editor.feed(byte) {
-                Action::None => b"",
-                Action::Echo(_) => core::slice::from_ref(&byte),
-                Action::Erase => b"\x08 \x08",
-                Action::Full => b"\x07",
-                Action::Submit => {
-                    write_bytes(&echo[..echo_len]);
-                    echo_len = 0;
-                    println!();
-                    run(editor.line());
-                    editor.clear();
-                    print!("{PROMPT}");
-                    b""
-                }
-            };
-            echo[echo_len..echo_len + out.len()].copy_from_slice(out);
-            echo_len += out.len();
-        }
-        write_bytes(&echo[..echo_len]);
+/// The boot files: every module dom0 was given, by name; archives among them that cannot
+/// be read to their end are reported.
+fn boot_files(si: &'static StartInfo) -> BootFiles<'static> {
+    let files = BootFiles::new(start_info::modules(si).map(|m| (m.cmdline, m.bytes)));
+    for (name, error) in files.damaged() {
+        println!(
+            "dom0: warning: archive \"{}\": {error}; members after it are ignored",
+            Lossy(name.as_bytes())
+        );
     }
+    files
 }
 
 fn main(si: &'static StartInfo) -> ! {
     banner(si);
-    match hypercall::physinfo() {
+    let phys = hypercall::physinfo();
+    let mm = match &phys {
+        Ok(p) => GuestMm::init(si, Some(p.max_mfn)),
+        Err(_) => GuestMm::init(si, None),
+    };
+    let mm = mm
+        .map_err(|e| println!("dom0: memory layer: {e}; xl create cannot build domains"))
+        .ok();
+    let poll_cycles = match &phys {
+        Ok(p) if p.cpu_khz > 0 => u64::from(p.cpu_khz) * POLL_MS,
+        _ => POLL_CYCLES_FALLBACK,
+    };
+    let shell = Shell {
+        editor: LineEditor::new(),
+        pending: VecDeque::new(),
+        read_failed: false,
+        toolstack: Toolstack::new(XenControl::new(mm), boot_files(si)),
+        poll_cycles,
+        next_poll: 0,
+    };
+    match phys {
         Ok(phys) => println!(
             "{}",
             UpLine {
@@ -186,7 +321,7 @@ fn main(si: &'static StartInfo) -> ! {
         ),
         Err(e) => println!("dom0: sysctl physinfo failed: {e}"),
     }
-    shell()
+    shell.run_forever()
 }
 
 pv_guest::entry!(main);

@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use crate::xl::{self, XlCommand, XlUsage};
+
 /// A parsed shell line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
@@ -15,6 +17,10 @@ pub enum Command<'a> {
     Version,
     /// `shutdown`: power the machine off.
     Shutdown,
+    /// `xl ...`: the toolstack.
+    Xl(XlCommand<'a>),
+    /// An `xl` line that is not understood.
+    XlUsage(XlUsage<'a>),
     /// A known command given arguments it does not take.
     UnexpectedArgument {
         /// The command.
@@ -36,7 +42,7 @@ pub struct CommandInfo {
 }
 
 /// Every command, in the order `help` lists them.
-pub const COMMANDS: [CommandInfo; 4] = [
+pub const COMMANDS: [CommandInfo; 5] = [
     CommandInfo {
         name: "help",
         summary: "list the commands",
@@ -48,6 +54,10 @@ pub const COMMANDS: [CommandInfo; 4] = [
     CommandInfo {
         name: "version",
         summary: "hypervisor version details (xen_version)",
+    },
+    CommandInfo {
+        name: "xl",
+        summary: "manage domains: create, list, destroy, pause... ('xl help' lists them)",
     },
     CommandInfo {
         name: "shutdown",
@@ -66,6 +76,12 @@ pub fn parse(line: &str) -> Command<'_> {
         "info" => (Command::Info, "info"),
         "version" => (Command::Version, "version"),
         "shutdown" => (Command::Shutdown, "shutdown"),
+        "xl" => {
+            return match xl::parse(words) {
+                Ok(c) => Command::Xl(c),
+                Err(u) => Command::XlUsage(u),
+            }
+        }
         _ => return Command::Unknown(word),
     };
     match words.next() {
@@ -96,6 +112,7 @@ pub fn error_line<'a>(command: &Command<'a>) -> Option<ErrorLine<'a>> {
         Command::UnexpectedArgument { command, argument } => {
             Some(ErrorLine::Argument { command, argument })
         }
+        Command::XlUsage(usage) => Some(ErrorLine::Xl(usage)),
         _ => None,
     }
 }
@@ -112,6 +129,8 @@ pub enum ErrorLine<'a> {
         /// The extra word.
         argument: &'a str,
     },
+    /// An `xl` usage error (its own line).
+    Xl(XlUsage<'a>),
 }
 
 impl fmt::Display for ErrorLine<'_> {
@@ -123,6 +142,7 @@ impl fmt::Display for ErrorLine<'_> {
             ErrorLine::Argument { command, argument } => {
                 write!(f, "{command}: unexpected argument '{argument}'")
             }
+            ErrorLine::Xl(usage) => write!(f, "{usage}"),
         }
     }
 }
@@ -139,6 +159,11 @@ mod tests {
         assert_eq!(parse("  info  "), Command::Info);
         assert_eq!(parse("\tversion"), Command::Version);
         assert_eq!(parse("shutdown"), Command::Shutdown);
+        assert_eq!(parse("xl"), Command::Xl(XlCommand::Help));
+        assert_eq!(
+            parse(" xl  destroy  hello "),
+            Command::Xl(XlCommand::Destroy("hello"))
+        );
         assert_eq!(parse(""), Command::Empty);
         assert_eq!(parse("   \t "), Command::Empty);
     }
@@ -167,6 +192,11 @@ mod tests {
             format!("{}", error_line(&parse("shutdown now")).unwrap()),
             "shutdown: unexpected argument 'now'"
         );
+        assert_eq!(
+            format!("{}", error_line(&parse("xl frob")).unwrap()),
+            "xl: unknown subcommand 'frob'; type 'xl help' for the list"
+        );
+        assert_eq!(error_line(&parse("xl list")), None);
         assert_eq!(error_line(&parse("help")), None);
         assert_eq!(error_line(&parse("")), None);
     }
