@@ -155,7 +155,8 @@ fn canonical(v: u64) -> bool {
 }
 
 impl Machine {
-    fn live_idx(&self, domid: u16) -> Result<usize, Errno> {
+    /// Index of domain `domid` if it exists and is not dying.
+    pub(crate) fn live_idx(&self, domid: u16) -> Result<usize, Errno> {
         let i = self.idx(domid).ok_or(Errno::ESRCH)?;
         if self.domains[i].state == DomState::Dying {
             return Err(Errno::ESRCH);
@@ -194,7 +195,17 @@ impl DomainControl for Machine {
         }
         let r = self.with_mm(i, |mm| mm.relinquish());
         let name = self.domains[i].name;
-        mkprintln!("d{} ({}) destroyed: {} frames returned", domid, name.as_str(), r.released);
+        if r.held == 0 {
+            mkprintln!("d{} ({}) destroyed: {} frames returned", domid, name.as_str(), r.released);
+        } else {
+            mkprintln!(
+                "d{} ({}) destroyed: {} frames returned, {} still mapped by another domain",
+                domid,
+                name.as_str(),
+                r.released,
+                r.held
+            );
+        }
         self.reap();
         Ok(())
     }

@@ -94,7 +94,14 @@ impl Machine {
             max_mfn: self.max_mfn,
         };
         let mut mm = Mm { frames: &mut self.frame_table, dom: &mut self.domains[idx].mm, mach: &mut mach };
-        f(&mut mm)
+        let r = f(&mut mm);
+        // Frames whose last reference another domain dropped are charged to their owners.
+        while let Some(rel) = self.frame_table.pop_foreign_release() {
+            if let Some(d) = self.domains.iter_mut().find(|d| d.id == rel.owner) {
+                d.mm.charge_foreign_release(rel);
+            }
+        }
+        r
     }
 
     /// Converts TSC ticks to nanoseconds.
@@ -107,9 +114,10 @@ impl Machine {
         self.ticks_to_ns(hwtime::rdtsc().wrapping_sub(self.boot_tsc))
     }
 
-    /// Forgets dying domains that no longer hold any frame, which frees their ids.
+    /// Forgets dying domains that no longer own any frame (some may outlive the domain
+    /// while another domain still maps them), which frees their ids.
     pub fn reap(&mut self) {
-        self.domains.retain(|d| !(d.state == DomState::Dying && d.mm.tot_pages() == 0));
+        self.domains.retain(|d| !(d.state == DomState::Dying && d.mm.frames_owned() == 0));
     }
 
     /// The next vCPU to run after the current one, round robin over every runnable vCPU;
@@ -182,6 +190,8 @@ pub fn hypercall(f: &mut GuestFrame) {
         f.rax = nr;
         (f.rdi, f.rsi, f.rdx, f.r10, f.r8) = (a[0], a[1], a[2], a[3], a[4]);
     }
+    // A hypercall may have dropped the last foreign reference to a dying domain's frame.
+    m.reap();
     let state = m.cur().state;
     if state != DomState::Running {
         domain_stopped(m);

@@ -129,6 +129,12 @@ impl Platform for MachinePlatform<'_> {
         Ok(())
     }
 
+    fn with_mm_of(&mut self, domid: u16, f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno> {
+        let i = self.m.live_idx(domid)?;
+        self.m.with_mm(i, |mm| f(Mm { frames: &mut *mm.frames, dom: &mut *mm.dom, mach: &mut *mm.mach }));
+        Ok(())
+    }
+
     fn preempt_chunk(&self) -> u32 {
         PREEMPT_CHUNK
     }
