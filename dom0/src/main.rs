@@ -14,6 +14,7 @@ mod xen_control;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 
 use dom0::archive::BootFiles;
 use dom0::report::{HypervisorVersion, Info, StartInfoLine, UpLine, VersionDetails};
@@ -124,6 +125,48 @@ const POLL_CYCLES_FALLBACK: u64 = 10_000_000;
 /// Ctrl-]: ends `xl create -c`'s wait, as it ends `xl console`.
 const DETACH: u8 = 0x1d;
 
+/// The console as a `fmt::Write` for the toolstack: each line goes out whole (guest output
+/// cannot land inside it) as soon as it is complete, so it comes before what the hypervisor
+/// prints about what follows it; the first is preceded by `lead`.
+struct Console {
+    lead: &'static str,
+    wrote: bool,
+    line: String,
+}
+
+impl Console {
+    fn after(lead: &'static str) -> Self {
+        Console {
+            lead,
+            wrote: false,
+            line: String::new(),
+        }
+    }
+}
+
+impl fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.line.push_str(s);
+        if let Some(end) = self.line.rfind('\n') {
+            let lead = if self.wrote { "" } else { self.lead };
+            self.wrote = true;
+            print!("{lead}{}", &self.line[..=end]);
+            self.line.drain(..=end);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Console {
+    /// What is left of an unfinished line.
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            let lead = if self.wrote { "" } else { self.lead };
+            print!("{lead}{}", self.line);
+        }
+    }
+}
+
 /// The console shell: the line editor, input read but not yet handled, and the toolstack.
 struct Shell {
     editor: LineEditor<MAX_LINE>,
@@ -168,10 +211,10 @@ impl Shell {
     /// At the prompt: reports domains that stopped, on lines of their own, then shows the
     /// prompt and the line being typed again.
     fn poll_at_prompt(&mut self) {
-        let mut out = String::new();
+        let mut out = Console::after("\n");
         self.toolstack.poll(&mut out);
-        if !out.is_empty() {
-            print!("\n{out}{PROMPT}{}", self.editor.line());
+        if out.wrote {
+            print!("{PROMPT}{}", self.editor.line());
         }
     }
 
@@ -186,9 +229,9 @@ impl Shell {
                 return;
             }
             if self.poll_due() {
-                let mut out = String::new();
-                let end = self.toolstack.poll_attached(id, name, &mut out);
-                print!("{out}");
+                let end = self
+                    .toolstack
+                    .poll_attached(id, name, &mut Console::after(""));
                 if end == AttachEnd::Stopped {
                     return;
                 }
@@ -199,9 +242,7 @@ impl Shell {
 
     /// Runs one `xl` line.
     fn xl(&mut self, command: &XlCommand<'_>) -> Result<(), Errno> {
-        let mut out = String::new();
-        let outcome = self.toolstack.run(command, &mut out);
-        print!("{out}");
+        let outcome = self.toolstack.run(command, &mut Console::after(""));
         match outcome {
             Outcome::Done => Ok(()),
             Outcome::Info => info(),
