@@ -9,7 +9,21 @@ use std::process::Command;
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 
 /// The example and test guests of the pv-guest crate.
-pub const GUESTS: &[&str] = &["hello", "hello-low", "abi-test", "fault", "bench", "mm-test", "mm-hostile"];
+pub const GUESTS: &[&str] = &[
+    "hello",
+    "hello-low",
+    "abi-test",
+    "fault",
+    "bench",
+    "mm-test",
+    "mm-hostile",
+    "spinner",
+    "counter",
+    "pattern",
+    "scanner",
+    "probe",
+    "crasher",
+];
 
 /// Where the workspace and its build outputs are.
 #[derive(Debug, Clone)]
