@@ -23,6 +23,7 @@ pub const GUESTS: &[&str] = &[
     "scanner",
     "probe",
     "crasher",
+    "idler",
 ];
 
 /// Where the workspace and its build outputs are.
