@@ -23,7 +23,7 @@ use domain_builder::build::{BootModule, BuildError, BuildParams, BuiltDomain, Gu
 use domain_builder::elf::{parse_kernel, ElfError};
 use domain_builder::layout::{plan, DomainKind, LayoutError, LayoutRequest, ModuleSpec};
 use hypercall_abi::arch::{VcpuGuestContext, VGCF_IN_KERNEL, VGCF_ONLINE};
-use hypercall_abi::domctl::DomainInfo;
+use hypercall_abi::domctl::{DomainInfo, DOMAIN_NAME_LEN};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::layout::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
 use hypercall_abi::sched::ShutdownReason;
@@ -377,6 +377,19 @@ pub fn create(
     paused: bool,
     out: &mut dyn fmt::Write,
 ) -> Result<Created, CreateError> {
+    create_suffixed(ctl, files, file, "", paused, out)
+}
+
+/// [`create`] with `suffix` appended to the config's domain name (`bench-create` makes
+/// `idler-1`, `idler-2`... from one config); a name that becomes too long is a config error.
+pub fn create_suffixed(
+    ctl: &mut impl Control,
+    files: &BootFiles<'_>,
+    file: &str,
+    suffix: &str,
+    paused: bool,
+    out: &mut dyn fmt::Write,
+) -> Result<Created, CreateError> {
     // 1. Everything that can be checked before the domain exists.
     let text = find_file(files, file, "config file", None)?;
     let parsed = config::parse(text).map_err(|error| CreateError::Config {
@@ -393,7 +406,23 @@ pub fn create(
             parsed.more_warnings
         );
     }
-    let cfg = parsed.config;
+    let mut cfg = parsed.config;
+    if !suffix.is_empty() {
+        cfg.name.push_str(suffix);
+        if cfg.name.len() >= DOMAIN_NAME_LEN {
+            return Err(CreateError::Config {
+                file: String::from(file),
+                error: ConfigError {
+                    line: None,
+                    message: alloc::format!(
+                        "name: \"{}\" (with the suffix) is longer than {} characters",
+                        pv_guest::text::Lossy(cfg.name.as_bytes()),
+                        DOMAIN_NAME_LEN - 1
+                    ),
+                },
+            });
+        }
+    }
     let name = cfg.name.clone();
     let image = find_file(files, &cfg.kernel, "kernel", Some(file))?;
     let ramdisk = match &cfg.ramdisk {
