@@ -9,6 +9,7 @@
 extern crate alloc;
 
 pub mod archive;
+pub mod bench;
 pub mod builder;
 pub mod config;
 pub mod report;

@@ -185,6 +185,10 @@ pub struct FakeControl {
     pub mapped: BTreeSet<u64>,
     /// Most frames mapped at once.
     pub max_mapped: usize,
+    /// System time `physinfo` reports next (ns).
+    pub clock_ns: u64,
+    /// How far the clock moves on at each `physinfo` (0: it stands still).
+    pub clock_step_ns: u64,
 }
 
 impl FakeControl {
@@ -219,6 +223,23 @@ impl FakeControl {
             calls: Vec::new(),
             mapped: BTreeSet::new(),
             max_mapped: 0,
+            clock_ns: 1,
+            clock_step_ns: 0,
+        }
+    }
+
+    /// What a turn of the scheduler does: every unpaused domain that never ran and has not
+    /// stopped runs its first instruction now (`first_run_ns` is set to the clock).
+    pub fn run_guests(&mut self) {
+        let now = self.clock_ns;
+        for d in self.domains.values_mut() {
+            if d.info.domain != 0
+                && d.pauses == 0
+                && d.info.first_run_ns == 0
+                && d.info.flags & DOMINF_SHUTDOWN == 0
+            {
+                d.info.first_run_ns = now;
+            }
         }
     }
 
@@ -284,13 +305,15 @@ impl GuestMemory for FakeMem<'_> {
 impl Control for FakeControl {
     fn physinfo(&mut self) -> Result<PhysInfo, Errno> {
         self.calls.push(("physinfo", 0));
+        let uptime_ns = self.clock_ns;
+        self.clock_ns += self.clock_step_ns;
         Ok(PhysInfo {
             nr_cpus: 1,
             cpu_khz: 3_000_000,
             total_pages: self.total_pages,
             free_pages: self.free_pages,
             max_mfn: self.next_mfn,
-            uptime_ns: 1,
+            uptime_ns,
             nr_domains: self.domains.len() as u32,
             _pad: 0,
         })
