@@ -1,5 +1,6 @@
 //! dom0: the privileged domain's kernel: the start-of-day banner and a console shell
-//! (`help`, `info`, `version`, `xl ...`, `shutdown`) over console_io.
+//! (`help`, `info`, `version`, `xl ...`, `shutdown`, and the `bench-create` benchmark) over
+//! console_io.
 //!
 //! The parsing, the toolstack and the report text live in the `dom0` library (host-tested);
 //! this file does the hypercalls and the console loop, and `xen_control` gives the toolstack
@@ -253,6 +254,22 @@ impl Shell {
         }
     }
 
+    /// `bench-create COUNT FILE`: dom0 yields while it waits for each domain's first
+    /// instruction, so the wait is a turn of the round robin through the domains running.
+    fn bench_create(&mut self, count: u32, file: &str) {
+        let toolstack = &mut self.toolstack;
+        dom0::bench::create_many(
+            &mut toolstack.ctl,
+            &toolstack.files,
+            file,
+            count,
+            &mut |_| {
+                let _ = sched_yield();
+            },
+            &mut Console::after(""),
+        );
+    }
+
     /// Runs one shell line.
     fn run(&mut self, line: &str) {
         let command = shell::parse(line);
@@ -272,10 +289,15 @@ impl Shell {
                 sched_shutdown(ShutdownReason::Poweroff)
             }
             Command::Xl(xl) => self.xl(&xl),
+            Command::BenchCreate { count, file } => {
+                self.bench_create(count, file);
+                Ok(())
+            }
             Command::Empty
             | Command::Unknown(_)
             | Command::UnexpectedArgument { .. }
-            | Command::XlUsage(_) => Ok(()),
+            | Command::XlUsage(_)
+            | Command::BenchUsage => Ok(()),
         };
         if let Err(e) = result {
             println!("{}: hypercall failed: {e}", line.trim());

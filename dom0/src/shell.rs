@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use crate::bench;
 use crate::xl::{self, XlCommand, XlUsage};
 
 /// A parsed shell line.
@@ -19,6 +20,15 @@ pub enum Command<'a> {
     Shutdown,
     /// `xl ...`: the toolstack.
     Xl(XlCommand<'a>),
+    /// `bench-create N CONFIG`: the domain-creation benchmark (`crate::bench`).
+    BenchCreate {
+        /// Domains to create (1 to [`bench::MAX_COUNT`]).
+        count: u32,
+        /// The xl config they are created from.
+        file: &'a str,
+    },
+    /// A `bench-create` line without a valid count and config.
+    BenchUsage,
     /// An `xl` line that is not understood.
     XlUsage(XlUsage<'a>),
     /// A known command given arguments it does not take.
@@ -42,7 +52,7 @@ pub struct CommandInfo {
 }
 
 /// Every command, in the order `help` lists them.
-pub const COMMANDS: [CommandInfo; 5] = [
+pub const COMMANDS: [CommandInfo; 6] = [
     CommandInfo {
         name: "help",
         summary: "list the commands",
@@ -63,6 +73,11 @@ pub const COMMANDS: [CommandInfo; 5] = [
         name: "shutdown",
         summary: "power the machine off",
     },
+    CommandInfo {
+        name: "bench-create",
+        summary: "benchmark: 'bench-create N CONFIG' times N new domains to their first \
+                  instruction",
+    },
 ];
 
 /// Parses one line: the first whitespace-separated word is the command.
@@ -82,6 +97,19 @@ pub fn parse(line: &str) -> Command<'_> {
                 Err(u) => Command::XlUsage(u),
             }
         }
+        "bench-create" => {
+            let count = words.next().and_then(|w| w.parse::<u32>().ok());
+            return match (count, words.next()) {
+                (Some(count @ 1..=bench::MAX_COUNT), Some(file)) => match words.next() {
+                    None => Command::BenchCreate { count, file },
+                    Some(argument) => Command::UnexpectedArgument {
+                        command: "bench-create",
+                        argument,
+                    },
+                },
+                _ => Command::BenchUsage,
+            };
+        }
         _ => return Command::Unknown(word),
     };
     match words.next() {
@@ -99,7 +127,7 @@ pub struct Help;
 impl fmt::Display for Help {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in COMMANDS {
-            writeln!(f, "  {:<10}{}", c.name, c.summary)?;
+            writeln!(f, "  {:<14}{}", c.name, c.summary)?;
         }
         Ok(())
     }
@@ -113,6 +141,7 @@ pub fn error_line<'a>(command: &Command<'a>) -> Option<ErrorLine<'a>> {
             Some(ErrorLine::Argument { command, argument })
         }
         Command::XlUsage(usage) => Some(ErrorLine::Xl(usage)),
+        Command::BenchUsage => Some(ErrorLine::BenchUsage),
         _ => None,
     }
 }
@@ -131,6 +160,8 @@ pub enum ErrorLine<'a> {
     },
     /// An `xl` usage error (its own line).
     Xl(XlUsage<'a>),
+    /// `bench-create: usage: ...`
+    BenchUsage,
 }
 
 impl fmt::Display for ErrorLine<'_> {
@@ -143,6 +174,11 @@ impl fmt::Display for ErrorLine<'_> {
                 write!(f, "{command}: unexpected argument '{argument}'")
             }
             ErrorLine::Xl(usage) => write!(f, "{usage}"),
+            ErrorLine::BenchUsage => write!(
+                f,
+                "bench-create: usage: bench-create N CONFIG (N from 1 to {})",
+                bench::MAX_COUNT
+            ),
         }
     }
 }
@@ -163,6 +199,13 @@ mod tests {
         assert_eq!(
             parse(" xl  destroy  hello "),
             Command::Xl(XlCommand::Destroy("hello"))
+        );
+        assert_eq!(
+            parse("bench-create 100 idler.cfg"),
+            Command::BenchCreate {
+                count: 100,
+                file: "idler.cfg"
+            }
         );
         assert_eq!(parse(""), Command::Empty);
         assert_eq!(parse("   \t "), Command::Empty);
@@ -196,6 +239,24 @@ mod tests {
             format!("{}", error_line(&parse("xl frob")).unwrap()),
             "xl: unknown subcommand 'frob'; type 'xl help' for the list"
         );
+        for bad in [
+            "bench-create",
+            "bench-create 10",
+            "bench-create 0 idler.cfg",
+            "bench-create 1001 idler.cfg",
+            "bench-create many idler.cfg",
+        ] {
+            assert_eq!(
+                format!("{}", error_line(&parse(bad)).unwrap()),
+                "bench-create: usage: bench-create N CONFIG (N from 1 to 1000)",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            format!("{}", error_line(&parse("bench-create 2 a.cfg b")).unwrap()),
+            "bench-create: unexpected argument 'b'"
+        );
+        assert_eq!(error_line(&parse("bench-create 1000 a.cfg")), None);
         assert_eq!(error_line(&parse("xl list")), None);
         assert_eq!(error_line(&parse("help")), None);
         assert_eq!(error_line(&parse("")), None);
