@@ -1,8 +1,10 @@
-//! `cargo xtask bench`: runs the bench guest and a normal boot, writes target/bench/latest.json.
+//! `cargo xtask bench`: runs the bench guest, a normal boot and dom0's domain-creation
+//! benchmark, writes target/bench/latest.json.
 //!
-//! The bench guest prints `BENCH <name> <value> <unit> [<baseline-name> <baseline-value>]`
-//! lines and `BENCH DONE`; each figure is reported with its ratio to the baseline measured
-//! in the same run (under TCG only ratios from one run mean much). Timing is never asserted.
+//! The bench guest and dom0's `bench-create` print
+//! `BENCH <name> <value> <unit> [<baseline-name> <baseline-value>]` lines and `BENCH DONE`;
+//! each figure is reported with its ratio to the baseline measured in the same run (under
+//! TCG only ratios from one run mean much). Timing is never asserted.
 
 use crate::build::{build_kernels, Layout};
 use crate::deps;
@@ -17,6 +19,17 @@ use std::time::Duration;
 
 const BENCH_TIMEOUT: Duration = Duration::from_secs(300);
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+const CREATE_TIMEOUT: Duration = Duration::from_secs(240);
+/// Memory of the usual boots, MiB.
+const MEMORY_MIB: u32 = 256;
+/// Memory of the creation benchmark, MiB: dom0 takes a quarter of what is free, the
+/// idlers 4 MiB each.
+const CREATE_MEMORY_MIB: u32 = 1024;
+/// Domains `bench-create` makes and keeps running.
+const CREATE_COUNT: u32 = 100;
+/// The guest and its config (dom0/configs).
+const IDLER: &str = "idler";
+const IDLER_CONFIG: &str = "idler.cfg";
 
 /// Options of `cargo xtask bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -117,7 +130,7 @@ pub fn boot_records(session: &Session) -> Vec<Record> {
 /// A table of the records.
 pub fn table(records: &[Record]) -> String {
     let mut out = format!(
-        "{:<32} {:>14} {:<8} {:<28} {:>8}\n",
+        "{:<36} {:>14} {:<8} {:<40} {:>8}\n",
         "name", "value", "unit", "baseline", "ratio"
     );
     for r in records {
@@ -127,7 +140,7 @@ pub fn table(records: &[Record]) -> String {
         };
         let ratio = r.ratio.map(|x| format!("{x:.2}")).unwrap_or_default();
         out += &format!(
-            "{:<32} {:>14} {:<8} {:<28} {:>8}\n",
+            "{:<36} {:>14} {:<8} {:<40} {:>8}\n",
             r.name,
             r.value.to_string(),
             r.unit,
@@ -138,11 +151,14 @@ pub fn table(records: &[Record]) -> String {
     out
 }
 
+/// Boots `dom0` (a kernel's name) with `modules` and `memory_mib` of RAM, typing `inputs`
+/// at its prompts.
 fn boot(
     layout: &Layout,
     accel: Accel,
     dom0: &str,
-    modules: &[&str],
+    modules: Vec<Module>,
+    memory_mib: u32,
     inputs: &[String],
     timeout: Duration,
 ) -> Result<Session> {
@@ -150,18 +166,14 @@ fn boot(
         path: layout.kernel(dom0),
         cmdline: String::new(),
     }];
-    all.extend(
-        modules
-            .iter()
-            .map(|name| Module::named(&layout.kernel(name))),
-    );
+    all.extend(modules);
     let config = QemuConfig {
         boot: Boot::Kernel {
             kernel: layout.microkernel_elf32(),
             xen_cmdline: String::new(),
             modules: all,
         },
-        memory_mib: 256,
+        memory_mib,
         accel,
         serial: Serial::Stdio,
     };
@@ -179,6 +191,27 @@ fn tail(session: &Session) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
+/// Why a session gave no `BENCH DONE`: a timeout or its exit status.
+fn ending(session: &Session) -> String {
+    if session.timed_out {
+        "timed out".to_string()
+    } else {
+        format!("exit status {:?}", session.status)
+    }
+}
+
+/// The modules of the creation benchmark: the idler kernel and its config, by file name.
+fn create_modules(layout: &Layout) -> Result<Vec<Module>> {
+    let kernel = layout.kernel(IDLER);
+    let config = layout.root.join("dom0").join("configs").join(IDLER_CONFIG);
+    for path in [&kernel, &config] {
+        if !path.is_file() {
+            bail!("{} is missing", path.display());
+        }
+    }
+    Ok(vec![Module::named(&kernel), Module::named(&config)])
+}
+
 /// Runs both boots, writes the JSON, prints the table.
 pub fn main(args: BenchArgs) -> Result<()> {
     let layout = build_kernels()?;
@@ -188,7 +221,15 @@ pub fn main(args: BenchArgs) -> Result<()> {
         "xtask: running the bench guest (up to {} s)",
         BENCH_TIMEOUT.as_secs()
     );
-    let bench = boot(&layout, args.accel, "bench", &[], &[], BENCH_TIMEOUT)?;
+    let bench = boot(
+        &layout,
+        args.accel,
+        "bench",
+        Vec::new(),
+        MEMORY_MIB,
+        &[],
+        BENCH_TIMEOUT,
+    )?;
     let (mut records, done) = parse_bench(&bench.lines())?;
     eprintln!(
         "xtask: the bench guest ran for {:.1} s",
@@ -200,29 +241,59 @@ pub fn main(args: BenchArgs) -> Result<()> {
         &layout,
         args.accel,
         "dom0",
-        &["hello"],
+        vec![Module::named(&layout.kernel("hello"))],
+        MEMORY_MIB,
         &["shutdown".into()],
         BOOT_TIMEOUT,
     )?;
     records.extend(boot_records(&normal));
 
+    eprintln!(
+        "xtask: dom0 creating {CREATE_COUNT} {IDLER} domains (up to {} s)",
+        CREATE_TIMEOUT.as_secs()
+    );
+    let create = boot(
+        &layout,
+        args.accel,
+        "dom0",
+        create_modules(&layout)?,
+        CREATE_MEMORY_MIB,
+        &[
+            format!("bench-create {CREATE_COUNT} {IDLER_CONFIG}"),
+            "shutdown".into(),
+        ],
+        CREATE_TIMEOUT,
+    )?;
+    let (create_records, create_done) = parse_bench(&create.lines())?;
+    records.extend(create_records);
+    eprintln!(
+        "xtask: the creation benchmark ran for {:.1} s",
+        create.elapsed.as_secs_f64()
+    );
+
     let dir = layout.target.join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // The per-domain lines of bench-create show the whole curve, not just its ends.
+    let log = dir.join("bench-create.log");
+    std::fs::write(&log, &create.output).with_context(|| format!("writing {}", log.display()))?;
     let path = dir.join("latest.json");
     let json = serde_json::to_string_pretty(&records).context("encoding the records")?;
     std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     print!("{}", table(&records));
-    println!("wrote {}", path.display());
+    println!("wrote {} and {}", path.display(), log.display());
 
     if !done {
         bail!(
             "the bench guest did not print BENCH DONE ({}); its last lines:\n{}",
-            if bench.timed_out {
-                "timed out".to_string()
-            } else {
-                format!("exit status {:?}", bench.status)
-            },
+            ending(&bench),
             tail(&bench)
+        );
+    }
+    if !create_done {
+        bail!(
+            "dom0's bench-create did not print BENCH DONE ({}); its last lines:\n{}",
+            ending(&create),
+            tail(&create)
         );
     }
     if normal.first_prompt.is_none() {
