@@ -127,8 +127,12 @@ pub fn judge(scenario: &Scenario, session: &Session) -> Result<(), String> {
             Err(unmatched) => format!("; {}", unmatched.message),
             Ok(_) => String::new(),
         };
+        let stalled = match &session.stalled_at {
+            Some(step) => format!("; the input was still {step}"),
+            None => String::new(),
+        };
         return Err(format!(
-            "timed out after {} s{waiting}",
+            "timed out after {} s{waiting}{stalled}",
             scenario.timeout.as_secs()
         ));
     }

@@ -234,6 +234,8 @@ pub struct Session {
     pub elapsed: Duration,
     /// Wall time from spawn to the first prompt.
     pub first_prompt: Option<Duration>,
+    /// The input step not yet done when the run ended (scripted input only), described.
+    pub stalled_at: Option<String>,
 }
 
 impl Session {
@@ -282,11 +284,74 @@ impl PromptCounter {
     }
 }
 
+/// Marks an input entry that is not typed but waits: until a whole output line that ended
+/// after the previous line was typed (or after the line that met the previous wait) matches
+/// the regex after this prefix. Scenarios write it
+/// with `wait_for!` (scenarios.rs). A NUL never reaches a console line.
+pub const WAIT_FOR: &str = "\0wait-for ";
+/// Marks an input entry that is not typed but lets this many milliseconds pass (host time)
+/// before the next entry; written with `sleep_ms!`. Nothing is asserted about time: it only
+/// gives the guests time to show what they do meanwhile.
+pub const SLEEP_MS: &str = "\0sleep-ms ";
+
+/// One entry of a scripted run's input.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A line typed at the next prompt.
+    Line(String),
+    /// Wait for an output line that matches.
+    WaitFor(regex::Regex),
+    /// Let time pass.
+    Sleep(Duration),
+}
+
+impl Step {
+    fn parse(entry: &str) -> Result<Step> {
+        if let Some(pattern) = entry.strip_prefix(WAIT_FOR) {
+            let regex = regex::Regex::new(pattern)
+                .with_context(|| format!("bad wait-for regex `{pattern}`"))?;
+            Ok(Step::WaitFor(regex))
+        } else if let Some(ms) = entry.strip_prefix(SLEEP_MS) {
+            let ms: u64 = ms
+                .parse()
+                .with_context(|| format!("bad sleep-ms value `{ms}`"))?;
+            Ok(Step::Sleep(Duration::from_millis(ms)))
+        } else if entry.starts_with('\0') {
+            bail!("input entry {entry:?} starts with NUL but is no known step");
+        } else {
+            Ok(Step::Line(entry.to_string()))
+        }
+    }
+
+    /// How a failure report names the step.
+    fn describe(&self) -> String {
+        match self {
+            Step::Line(line) => format!("typing `{line}` at the next prompt"),
+            Step::WaitFor(regex) => format!("waiting for a line matching `{}`", regex.as_str()),
+            Step::Sleep(d) => format!("sleeping {} ms", d.as_millis()),
+        }
+    }
+}
+
+/// Whether a whole line of `output` at or after byte `from` matches `regex`; `from` moves
+/// past the whole lines already looked at, so each line is tried once.
+fn whole_line_matches(output: &[u8], from: &mut usize, regex: &regex::Regex) -> bool {
+    while let Some(len) = output[*from..].iter().position(|&b| b == b'\n') {
+        let line = String::from_utf8_lossy(&output[*from..*from + len]);
+        *from += len + 1;
+        if regex.is_match(line.trim_end_matches('\r')) {
+            return true;
+        }
+    }
+    false
+}
+
 /// When a scripted run writes its input lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InputMode {
-    /// `inputs[i]` (plus a newline) is written once the prompt has appeared `i + 1` times,
-    /// so no input reaches the UART before the guest reads it.
+    /// The n-th typed line (plus a newline) is written once the prompt has appeared n times,
+    /// so no input reaches the UART before the guest reads it. `WAIT_FOR` and `SLEEP_MS`
+    /// entries hold back the entries after them.
     #[default]
     AtPrompts,
     /// Every line (each plus a newline) is written at once right after spawning, and stdin
@@ -295,7 +360,8 @@ pub enum InputMode {
 }
 
 /// Runs `cmd` with piped stdio, writing `inputs` as `mode` says. The process is killed when
-/// `timeout` expires; stdout is read to its end either way.
+/// `timeout` expires; stdout is read to its end either way. Waits and sleeps (`WAIT_FOR`,
+/// `SLEEP_MS`) are for `InputMode::AtPrompts` only.
 pub fn run_scripted(
     mut cmd: Command,
     prompt: &str,
@@ -304,6 +370,13 @@ pub fn run_scripted(
     timeout: Duration,
 ) -> Result<Session> {
     assert!(!prompt.is_empty(), "the prompt must not be empty");
+    let steps: Vec<Step> = inputs
+        .iter()
+        .map(|entry| Step::parse(entry))
+        .collect::<Result<_>>()?;
+    if mode == InputMode::Upfront && steps.iter().any(|s| !matches!(s, Step::Line(_))) {
+        bail!("waits and sleeps need input written at the prompts");
+    }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -350,7 +423,13 @@ pub fn run_scripted(
         seen: 0,
     };
     let mut first_prompt = None;
-    let mut sent = 0;
+    let mut script = Script {
+        steps: &steps,
+        next: 0,
+        typed: 0,
+        mark: 0,
+        sleep_until: None,
+    };
     let mut status = None;
     let mut timed_out = false;
     let mut eof = false;
@@ -363,17 +442,12 @@ pub fn run_scripted(
                 if prompts.seen > 0 && first_prompt.is_none() {
                     first_prompt = Some(start.elapsed());
                 }
-                while mode == InputMode::AtPrompts && sent < inputs.len() && prompts.seen > sent {
-                    if let Some(pipe) = stdin.as_mut() {
-                        // A closed pipe only means the process is going away.
-                        let line = format!("{}\n", inputs[sent]);
-                        let _ = pipe.write_all(line.as_bytes()).and_then(|()| pipe.flush());
-                    }
-                    sent += 1;
-                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => eof = true,
+        }
+        if mode == InputMode::AtPrompts {
+            script.advance(&output, prompts.seen, stdin.as_mut());
         }
         if let Some(exit) = child.try_wait().context("waiting for the process")? {
             status = exit.code();
@@ -403,7 +477,11 @@ pub fn run_scripted(
     }
     let stderr = stderr_rx.recv_timeout(DRAIN_GRACE).unwrap_or_default();
 
+    let stalled_at = (mode == InputMode::AtPrompts)
+        .then(|| script.steps.get(script.next).map(Step::describe))
+        .flatten();
     Ok(Session {
+        stalled_at,
         output: String::from_utf8_lossy(&output).into_owned(),
         status: if timed_out { None } else { status },
         timed_out,
@@ -411,6 +489,61 @@ pub fn run_scripted(
         elapsed,
         first_prompt,
     })
+}
+
+/// Where a scripted run is in its input.
+struct Script<'a> {
+    steps: &'a [Step],
+    /// The step to do next.
+    next: usize,
+    /// Lines typed so far.
+    typed: usize,
+    /// Where a wait looks: the start of the line under way when the last line was typed, or
+    /// just after the line that met the last wait.
+    mark: usize,
+    /// The end of the sleep under way.
+    sleep_until: Option<Instant>,
+}
+
+impl Script<'_> {
+    /// Does every step that can be done now.
+    fn advance(&mut self, output: &[u8], prompts_seen: usize, mut stdin: Option<&mut impl Write>) {
+        while let Some(step) = self.steps.get(self.next) {
+            match step {
+                Step::Line(line) => {
+                    if prompts_seen <= self.typed {
+                        return;
+                    }
+                    if let Some(pipe) = stdin.as_mut() {
+                        // A closed pipe only means the process is going away.
+                        let line = format!("{line}\n");
+                        let _ = pipe.write_all(line.as_bytes()).and_then(|()| pipe.flush());
+                    }
+                    self.typed += 1;
+                    // Whole lines that end after this: the line under way included.
+                    self.mark = output
+                        .iter()
+                        .rposition(|&b| b == b'\n')
+                        .map_or(0, |at| at + 1);
+                }
+                Step::WaitFor(regex) => {
+                    if !whole_line_matches(output, &mut self.mark, regex) {
+                        return;
+                    }
+                }
+                Step::Sleep(duration) => {
+                    let until = *self
+                        .sleep_until
+                        .get_or_insert_with(|| Instant::now() + *duration);
+                    if Instant::now() < until {
+                        return;
+                    }
+                    self.sleep_until = None;
+                }
+            }
+            self.next += 1;
+        }
+    }
 }
 
 fn kill(child: &mut Child) {

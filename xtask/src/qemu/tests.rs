@@ -285,3 +285,122 @@ fn missing_program_is_an_error() {
     )
     .is_err());
 }
+
+#[test]
+fn wait_for_holds_back_the_next_line() {
+    // The second prompt comes at once, but the line after the wait is only typed once
+    // "ready" is printed: `read -t 0` finds no input waiting before that.
+    let script = r#"printf 'dom0> '; read a; echo "got $a"; printf 'dom0> '; sleep 0.5
+        if read -t 0; then echo early; fi; echo "ready now"; read b; echo "got $b"; exit 33"#;
+    let inputs = vec![
+        "first".to_string(),
+        format!("{WAIT_FOR}^dom0> ready"),
+        "second".to_string(),
+    ];
+    let session = run_scripted(
+        bash(script),
+        PROMPT,
+        &inputs,
+        InputMode::AtPrompts,
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    assert_eq!(
+        session.lines(),
+        ["dom0> got first", "dom0> ready now", "got second"],
+        "{session:?}"
+    );
+    assert_eq!(session.stalled_at, None);
+}
+
+#[test]
+fn wait_for_looks_only_after_the_previous_line() {
+    // "ready" printed before the line is typed does not count; the one after it does.
+    let script = r#"echo ready 0; printf 'dom0> '; read a; sleep 0.3; echo "ready 1"
+        printf 'dom0> '; read b; echo "got $b"; exit 33"#;
+    let inputs = vec![
+        "first".to_string(),
+        format!("{WAIT_FOR}ready"),
+        "second".to_string(),
+    ];
+    let session = run_scripted(
+        bash(script),
+        PROMPT,
+        &inputs,
+        InputMode::AtPrompts,
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    assert_eq!(
+        session.lines(),
+        ["ready 0", "dom0> ready 1", "dom0> got second"]
+    );
+}
+
+#[test]
+fn sleep_lets_time_pass_before_the_next_line() {
+    let script = r#"printf 'dom0> '; read a; s=$(date +%s%N); printf 'dom0> '; read b
+        e=$(date +%s%N); echo "waited $(( (e - s) / 1000000 )) ms for $b"; exit 33"#;
+    let inputs = vec![
+        "first".to_string(),
+        format!("{SLEEP_MS}400"),
+        "second".to_string(),
+    ];
+    let session = run_scripted(
+        bash(script),
+        PROMPT,
+        &inputs,
+        InputMode::AtPrompts,
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    let last = session.lines().pop().unwrap();
+    let ms: u64 = last
+        .trim_start_matches("dom0> dom0> waited ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{last:?}"));
+    assert!(ms >= 380, "{last}");
+    assert!(last.ends_with("for second"), "{last}");
+}
+
+#[test]
+fn an_unmet_wait_is_reported_and_bad_steps_are_refused() {
+    let inputs = vec![format!("{WAIT_FOR}never"), "unsent".to_string()];
+    let session = run_scripted(
+        bash("printf 'dom0> '; sleep 5"),
+        PROMPT,
+        &inputs,
+        InputMode::AtPrompts,
+        Duration::from_millis(500),
+    )
+    .unwrap();
+    assert!(session.timed_out);
+    assert_eq!(
+        session.stalled_at.as_deref(),
+        Some("waiting for a line matching `never`")
+    );
+    for bad in [
+        format!("{WAIT_FOR}("),
+        format!("{SLEEP_MS}soon"),
+        "\0nap 3".to_string(),
+    ] {
+        let run = run_scripted(
+            bash("exit 33"),
+            PROMPT,
+            std::slice::from_ref(&bad),
+            InputMode::AtPrompts,
+            Duration::from_secs(5),
+        );
+        assert!(run.is_err(), "{bad:?}");
+    }
+    let upfront = run_scripted(
+        bash("exit 33"),
+        PROMPT,
+        &[format!("{SLEEP_MS}1")],
+        InputMode::Upfront,
+        Duration::from_secs(5),
+    );
+    assert!(upfront.is_err());
+}
