@@ -5,22 +5,28 @@
 //! stdin, as a shell pipe would), and passes when every `expect` regex matches a line, in
 //! order (each on a later line than the one before), no line matches a `forbid` regex,
 //! QEMU exits with `exit`, and the optional `check` agrees. Lines have their `\r\n`
-//! removed.
+//! removed. Input entries made with `wait_for!` or `sleep_ms!` (scenarios/xl.rs) are not
+//! typed: they hold back the entries after them until a line matches, or for a while.
+//! The `xl` scenarios live in `scenarios/xl.rs`.
 
 use crate::expect::CheckInput;
 use crate::qemu::{Exit, InputMode};
 use std::time::Duration;
+
+mod xl;
 
 /// A kernel image a scenario boots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Image {
     /// The built dom0.
     Dom0,
-    /// A built pv-guest binary (`hello`, `hello-low`, `abi-test`, `fault`, `bench`,
-    /// `mm-test`, `mm-hostile`).
+    /// A built pv-guest binary (one of `build::GUESTS`).
     Guest(&'static str),
     /// 4 KiB of text: something that is not an ELF image.
     NotElf,
+    /// A file of `xtask/configs/` (an xl domain config), by its file name, which is also
+    /// its module name.
+    Config(&'static str),
 }
 
 /// A custom check run after the expectations passed.
@@ -122,7 +128,7 @@ const CRASH_STOP: &str = r"\(mk\) d0 stopped; no domains left to run; powering o
 
 /// Every scenario, in the order they are started.
 pub fn all() -> Vec<Scenario> {
-    vec![
+    let mut all = vec![
         Scenario {
             name: "boot-prompt",
             modules: &[Image::Guest("hello")],
@@ -376,7 +382,9 @@ pub fn all() -> Vec<Scenario> {
             ],
             ..DEFAULT
         },
-    ]
+    ];
+    all.extend(xl::scenarios());
+    all
 }
 
 #[cfg(test)]

@@ -174,11 +174,17 @@ fn write_not_elf(layout: &Layout) -> Result<()> {
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// `xtask/configs`: the xl configs scenarios give dom0 as modules.
+pub fn configs_dir(layout: &Layout) -> PathBuf {
+    layout.root.join("xtask").join("configs")
+}
+
 fn image_path(layout: &Layout, image: Image) -> Result<PathBuf> {
     let path = match image {
         Image::Dom0 => layout.kernel("dom0"),
         Image::Guest(name) => layout.kernel(name),
         Image::NotElf => not_elf_path(layout),
+        Image::Config(name) => configs_dir(layout).join(name),
     };
     if !path.is_file() {
         bail!(

@@ -1,0 +1,823 @@
+//! The `xl` scenarios: dom0 creates, lists, pauses, destroys guests built from the test
+//! guests (spinner, counter, pattern, scanner, probe, crasher) and the configs in
+//! `xtask/configs/`, and the checks that look at more than one line.
+//!
+//! Guest lines reach the console whole, as `[<name>] <line>`, but may follow a prompt on
+//! the same line (`dom0> [counter] counter: 7`), so guest patterns are never anchored at
+//! the start. dom0's own lines (`xl: ...`, `xl list` rows) are whole lines.
+//!
+//! A new guest runs as soon as `xl create` unpauses it, which is before dom0 prints
+//! `xl: domain NAME (ID) created`: its first lines may come before that line or after it.
+//! So expectations chain only lines whose order is certain (dom0's own lines; a guest's
+//! lines among themselves; a guest's line before dom0's report of its end), and the
+//! `wait_for!` entries, which make the run stall (and fail) without them, stand for the
+//! rest.
+
+use super::{Image, Scenario, DEFAULT};
+use crate::expect::CheckInput;
+use regex::Regex;
+use std::time::Duration;
+
+/// An input entry that waits for a whole output line matching the regex (see
+/// `qemu::WAIT_FOR`) before the entries after it.
+macro_rules! wait_for {
+    ($regex:expr) => {
+        concat!("\0wait-for ", $regex)
+    };
+}
+
+/// An input entry that lets `$ms` milliseconds pass before the entries after it (see
+/// `qemu::SLEEP_MS`).
+macro_rules! sleep_ms {
+    ($ms:literal) => {
+        concat!("\0sleep-ms ", $ms)
+    };
+}
+
+/// An `xl list` row: name, then id, memory (MiB), vCPUs, the six state letters, CPU time.
+/// `$state` is a regex for the letters (`r` running, `b` blocked, `p` paused, `s` shut
+/// down, `c` crashed, `d` dying): `[-r][-b]----` for a domain that runs or may run.
+macro_rules! list_row {
+    ($name:literal, $mib:literal, $state:literal) => {
+        concat!(
+            "^",
+            $name,
+            r" +[0-9]+ +",
+            $mib,
+            r" +1 +",
+            $state,
+            r" +[0-9]+\.[0-9]$"
+        )
+    };
+}
+
+/// Any `xl list` row, with the name, memory and state letters captured.
+const ANY_ROW: &str = r"^(\S+) +([0-9]+) +([0-9]+) +[0-9]+ +([-rbpscd]{6}) +([0-9]+)\.([0-9])$";
+/// The header of `xl list`.
+const LIST_HEADER: &str = r"^Name +ID +Mem +VCPUs +State +Time\(s\)$";
+/// dom0's `info` memory line, with the free KiB captured.
+const INFO_FREE: &str = r"^memory: total [0-9]+ KiB \([0-9]+ MiB\), free ([0-9]+) KiB";
+/// A counter line, with its number captured.
+const COUNTER_LINE: &str = r"\[counter\] counter: ([0-9]+)$";
+
+/// The `xl` scenarios, in the order they are started.
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "xl-three-guests",
+            modules: &[
+                Image::Guest("counter"),
+                Image::Guest("spinner"),
+                Image::Guest("probe"),
+                Image::Config("counter.cfg"),
+                Image::Config("spinner.cfg"),
+                Image::Config("probe.cfg"),
+            ],
+            input: &[
+                "xl create counter.cfg",
+                wait_for!(r"\[counter\] counter: "),
+                "xl create spinner.cfg",
+                wait_for!(r"\[spinner\] spinner: spinning$"),
+                "xl create probe.cfg",
+                wait_for!(r"\[probe\] TESTS DONE [0-9]+ passed, 0 failed$"),
+                wait_for!(r"^xl: domain probe \([0-9]+\) shut down"),
+                "xl list",
+                "xl pause counter",
+                "xl list",
+                // The counter would print a dozen lines meanwhile if it ran.
+                sleep_ms!(400),
+                "xl list",
+                "info",
+                "xl list",
+                "xl unpause counter",
+                wait_for!(r"\[counter\] counter: "),
+                "xl list",
+                "xl destroy spinner",
+                "xl list",
+                "xl destroy probe",
+                "xl destroy counter",
+                "xl list",
+                "shutdown",
+            ],
+            expect: &[
+                r"^xl: domain counter \([0-9]+\) created$",
+                r"^xl: domain spinner \([0-9]+\) created$",
+                r"^xl: domain probe \([0-9]+\) created$",
+                r"^xl: domain probe \([0-9]+\) shut down: poweroff; preserved",
+                // All four, with their states: dom0 lists, so it is the one running.
+                LIST_HEADER,
+                list_row!("Domain-0", "[0-9]+", "r-----"),
+                list_row!("counter", "16", "-[-b]----"),
+                list_row!("spinner", "16", "-[-b]----"),
+                list_row!("probe", "16", "---s--"),
+                r"^xl: domain counter \([0-9]+\) paused$",
+                list_row!("counter", "16", "-[-b]p---"),
+                list_row!("counter", "16", "-[-b]p---"),
+                list_row!("counter", "16", "-[-b]p---"),
+                r"^xl: domain counter \([0-9]+\) unpaused$",
+                r"\[counter\] counter: ",
+                list_row!("counter", "16", "-[-b]----"),
+                r"^xl: domain spinner \([0-9]+\) destroyed$",
+                LIST_HEADER,
+                r"^xl: domain probe \([0-9]+\) destroyed$",
+                r"^xl: domain counter \([0-9]+\) destroyed$",
+                LIST_HEADER,
+                list_row!("Domain-0", "[0-9]+", "r-----"),
+                r"^dom0: powering off$",
+                r"\(mk\) d0 shutdown: poweroff",
+            ],
+            forbid: &[
+                "PANIC",
+                r"\[probe\] TEST .* FAIL",
+                "intruder",
+                r"\(mk\) d[0-9]+ crashed",
+                r"^xl: .*(failed|cannot)",
+            ],
+            check: Some(three_guests),
+            timeout: Duration::from_secs(30),
+            ..DEFAULT
+        },
+        Scenario {
+            name: "xl-spinner-does-not-starve-dom0",
+            modules: &[Image::Guest("spinner"), Image::Config("spinner.cfg")],
+            input: &[
+                "xl create spinner.cfg",
+                wait_for!(r"\[spinner\] spinner: spinning$"),
+                "info",
+                "xl list",
+                sleep_ms!(500),
+                "version",
+                "help",
+                "xl list",
+                "info",
+                "shutdown",
+            ],
+            expect: &[
+                r"^xl: domain spinner \([0-9]+\) created$",
+                r"^domains: 2$",
+                list_row!("spinner", "16", "-[-b]----"),
+                r"^version: Xen-compatible",
+                r"^  xl ",
+                list_row!("spinner", "16", "-[-b]----"),
+                r"^domains: 2$",
+                r"^dom0: powering off$",
+                r"\(mk\) d0 shutdown: poweroff",
+            ],
+            check: Some(spinner_got_the_cpu),
+            timeout: Duration::from_secs(30),
+            ..DEFAULT
+        },
+        Scenario {
+            name: "xl-crash-is-contained",
+            modules: &[
+                Image::Guest("counter"),
+                Image::Guest("crasher"),
+                Image::Config("counter.cfg"),
+                Image::Config("crasher.cfg"),
+                Image::Config("crasher-destroy.cfg"),
+            ],
+            input: &[
+                "xl create counter.cfg",
+                wait_for!(r"\[counter\] counter: "),
+                "xl create crasher.cfg",
+                wait_for!(r"^xl: domain crasher \([0-9]+\) crashed"),
+                "xl create crasher-destroy.cfg",
+                wait_for!(r"^xl: domain crasher2 \([0-9]+\) crashed"),
+                // The counter runs on after both crashes.
+                wait_for!(r"\[counter\] counter: "),
+                "xl list",
+                "xl destroy crasher",
+                "xl list",
+                "shutdown",
+            ],
+            expect: &[
+                r"^xl: domain counter \([0-9]+\) created$",
+                r"\[crasher\] crasher: about to fault$",
+                r"\(mk\) d([0-9]+) crashed: vector 6 #UD rip=0x[0-9a-f]+ error=0x0\b",
+                r"^xl: domain crasher \(([0-9]+)\) crashed; preserved \(xl destroy crasher removes it\)$",
+                r"\[crasher2\] crasher: about to fault$",
+                r"\(mk\) d([0-9]+) crashed: vector 6 #UD",
+                r"^xl: domain crasher2 \(([0-9]+)\) crashed$",
+                COUNTER_LINE,
+                LIST_HEADER,
+                list_row!("Domain-0", "[0-9]+", "r-----"),
+                list_row!("counter", "16", "[-r][-b]----"),
+                list_row!("crasher", "16", "----c-"),
+                r"^xl: domain crasher \([0-9]+\) destroyed$",
+                LIST_HEADER,
+                list_row!("counter", "16", "[-r][-b]----"),
+                r"^dom0: powering off$",
+                r"\(mk\) d0 shutdown: poweroff",
+            ],
+            forbid: &[
+                "PANIC",
+                "crasher: survived",
+                r"\(mk\) d0 crashed",
+                r"^xl: .*(failed|cannot)",
+            ],
+            check: Some(crash_contained),
+            timeout: Duration::from_secs(30),
+            ..DEFAULT
+        },
+        Scenario {
+            name: "xl-unprivileged-eperm",
+            modules: &[Image::Guest("probe"), Image::Config("probe.cfg")],
+            input: &[
+                "xl create probe.cfg",
+                wait_for!(r"^xl: domain probe \([0-9]+\) shut down"),
+                "xl list",
+                "info",
+                "shutdown",
+            ],
+            // The checks that matter most, in the order the probe makes them.
+            expect: &[
+                r"\[probe\] TEST domctl_create_eperm PASS$",
+                r"\[probe\] TEST domctl_destroy_dom0_eperm PASS$",
+                r"\[probe\] TEST domctl_pause_dom0_eperm PASS$",
+                r"\[probe\] TEST domctl_getdomaininfo_dom0_eperm PASS$",
+                r"\[probe\] TEST domctl_destroy_nobody_eperm PASS$",
+                r"\[probe\] TEST domctl_setvcpucontext_eperm PASS$",
+                r"\[probe\] TEST sysctl_physinfo_eperm PASS$",
+                r"\[probe\] TEST console_io_read_eperm PASS$",
+                r"\[probe\] TEST sched_remote_shutdown_dom0_eperm PASS$",
+                r"\[probe\] TEST memory_populate_physmap_dom0_eperm PASS$",
+                r"\[probe\] TEST pt_update_foreign_dom0_eperm PASS$",
+                r"\[probe\] TEST pt_update_self_still_works PASS$",
+                r"\[probe\] TEST still_running PASS$",
+                r"\[probe\] probe: still running after every refusal$",
+                r"\[probe\] TESTS DONE ([0-9]+) passed, 0 failed$",
+                r"^xl: domain probe \([0-9]+\) shut down: poweroff; preserved",
+                // Nothing changed: dom0 runs, unpaused, and no other domain appeared.
+                LIST_HEADER,
+                list_row!("Domain-0", "[0-9]+", "r-----"),
+                list_row!("probe", "16", "---s--"),
+                r"^domains: 2$",
+                r"^dom0: powering off$",
+                r"\(mk\) d0 shutdown: poweroff",
+            ],
+            forbid: &["PANIC", r"\[probe\] TEST .* FAIL", "intruder"],
+            check: Some(probe_ran_every_check),
+            timeout: Duration::from_secs(30),
+            ..DEFAULT
+        },
+        Scenario {
+            name: "xl-scrub",
+            // dom0 takes a quarter of 128 MiB; the two 64 MiB guests cannot both fit in the
+            // rest, so the scanner gets frames the pattern guest wrote (`scrub_overlap`).
+            memory_mib: 128,
+            modules: &[
+                Image::Guest("pattern"),
+                Image::Guest("scanner"),
+                Image::Config("pattern.cfg"),
+                Image::Config("scanner.cfg"),
+            ],
+            input: &[
+                "info",
+                "xl create pattern.cfg",
+                wait_for!(r"\[pattern\] pattern: wrote"),
+                "xl destroy pattern",
+                "xl create scanner.cfg",
+                wait_for!(r"^xl: domain scanner \([0-9]+\) shut down"),
+                "xl destroy scanner",
+                "info",
+                "shutdown",
+            ],
+            expect: &[
+                INFO_FREE,
+                r"\[pattern\] pattern: wrote ([0-9]+) pages$",
+                r"^xl: domain pattern \([0-9]+\) destroyed$",
+                r"\[scanner\] scanner: ([0-9]+) pages scanned, 0 with the old pattern$",
+                r"\[scanner\] scanner: 0 pages not zero$",
+                r"^xl: domain scanner \([0-9]+\) shut down: poweroff",
+                r"^xl: domain scanner \([0-9]+\) destroyed$",
+                INFO_FREE,
+                r"^dom0: powering off$",
+            ],
+            forbid: &["PANIC", "failed", r"\(mk\) d[0-9]+ crashed"],
+            check: Some(scrub_overlap),
+            timeout: Duration::from_secs(30),
+            ..DEFAULT
+        },
+        Scenario {
+            name: "xl-create-destroy-100",
+            modules: &[Image::Guest("hello"), Image::Config("small.cfg")],
+            input: create_destroy_input(CREATE_DESTROY_CYCLES),
+            expect: &[
+                INFO_FREE,
+                r"^xl: domain small \([0-9]+\) created$",
+                r"^xl: domain small \([0-9]+\) destroyed$",
+                LIST_HEADER,
+                list_row!("Domain-0", "[0-9]+", "r-----"),
+                INFO_FREE,
+                r"^domains: 1$",
+                r"^dom0: powering off$",
+            ],
+            forbid: &["PANIC", r"^xl: .*(failed|cannot|not enough)", "crashed"],
+            check: Some(create_destroy_balanced),
+            timeout: Duration::from_secs(60),
+            ..DEFAULT
+        },
+        Scenario {
+            name: "xl-bad-config",
+            modules: &[
+                Image::Guest("hello"),
+                Image::Guest("counter"),
+                Image::Config("bad-memory.cfg"),
+                Image::Config("unknown-kernel.cfg"),
+                Image::Config("too-big.cfg"),
+                Image::Config("counter.cfg"),
+                Image::Config("duplicate.cfg"),
+            ],
+            input: &[
+                "info",
+                "xl create bad-memory.cfg",
+                "xl create unknown-kernel.cfg",
+                "xl create too-big.cfg",
+                "xl create no-such.cfg",
+                "info",
+                "xl create counter.cfg",
+                "info",
+                "xl create duplicate.cfg",
+                "info",
+                "xl list",
+                "shutdown",
+            ],
+            expect: &[
+                INFO_FREE,
+                r"^xl: bad-memory\.cfg:4: memory: expected a number of MiB, got lots$",
+                r"^xl: unknown-kernel\.cfg: kernel 'no-such-kernel': no boot file of that name",
+                r"^xl: not enough free memory for 'toobig': it needs 65536 MiB, [0-9]+ MiB are free$",
+                r"^xl: no boot file named 'no-such\.cfg'",
+                INFO_FREE,
+                r"^xl: domain counter \([0-9]+\) created$",
+                INFO_FREE,
+                r"^xl: a domain named 'counter' already exists",
+                INFO_FREE,
+                LIST_HEADER,
+                list_row!("Domain-0", "[0-9]+", "r-----"),
+                list_row!("counter", "16", "[-r][-b]----"),
+                r"^dom0: powering off$",
+            ],
+            forbid: &["PANIC", "badmem", "nokernel", r"\(mk\) d[0-9]+ \(toobig\)"],
+            check: Some(bad_configs_leave_nothing),
+            timeout: Duration::from_secs(30),
+            ..DEFAULT
+        },
+    ]
+}
+
+/// Create/destroy cycles of `xl-create-destroy-100`.
+const CREATE_DESTROY_CYCLES: usize = 100;
+
+/// `info`, then `cycles` times: create the small guest, wait until it has printed (it ran),
+/// destroy it; then `xl list`, `info` and `shutdown`.
+fn create_destroy_input(cycles: usize) -> &'static [&'static str] {
+    let mut input = vec!["info"];
+    for _ in 0..cycles {
+        input.extend([
+            "xl create small.cfg",
+            wait_for!(r"\[small\] hello: nr_pages="),
+            "xl destroy small",
+        ]);
+    }
+    input.extend(["xl list", "info", "shutdown"]);
+    // Scenarios are built once per xtask run; leaking this one table keeps `input` a
+    // plain static slice like every other scenario's.
+    Box::leak(input.into_boxed_slice())
+}
+
+/// A compiled regex of this file's own patterns.
+fn re(pattern: &str) -> Regex {
+    Regex::new(pattern).unwrap_or_else(|e| panic!("bad regex `{pattern}`: {e}"))
+}
+
+/// One `xl list` output: its rows, each `(name, id, MiB, state, tenths of a second)`, and
+/// the index of its header line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Listing {
+    header: usize,
+    rows: Vec<(String, u32, u64, String, u64)>,
+}
+
+impl Listing {
+    fn row(&self, name: &str) -> Option<&(String, u32, u64, String, u64)> {
+        self.rows.iter().find(|r| r.0 == name)
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.rows.iter().map(|r| r.0.as_str()).collect()
+    }
+}
+
+/// Every `xl list` output: a header and the rows after it, skipping guest lines that came
+/// in between, up to the first other line.
+fn listings(lines: &[String]) -> Vec<Listing> {
+    let (header, row) = (re(LIST_HEADER), re(ANY_ROW));
+    let mut out = Vec::new();
+    for (at, line) in lines.iter().enumerate() {
+        if !header.is_match(line) {
+            continue;
+        }
+        let mut rows = Vec::new();
+        for line in &lines[at + 1..] {
+            if line.starts_with('[') {
+                continue;
+            }
+            let Some(c) = row.captures(line) else { break };
+            let num = |i: usize| c[i].parse::<u64>().unwrap_or(u64::MAX);
+            rows.push((
+                c[1].to_string(),
+                num(2) as u32,
+                num(3),
+                c[4].to_string(),
+                num(5) * 10 + num(6),
+            ));
+        }
+        out.push(Listing { header: at, rows });
+    }
+    out
+}
+
+/// Indices of the lines matching `pattern`.
+fn lines_matching(lines: &[String], pattern: &str) -> Vec<usize> {
+    let regex = re(pattern);
+    (0..lines.len())
+        .filter(|&i| regex.is_match(&lines[i]))
+        .collect()
+}
+
+/// The counter's numbers, with their line indices.
+fn counter_lines(lines: &[String]) -> Vec<(usize, u64)> {
+    let regex = re(COUNTER_LINE);
+    lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| Some((i, regex.captures(l)?[1].parse().ok()?)))
+        .collect()
+}
+
+/// The one line matching `pattern`, or why there is not exactly one.
+fn only_line(lines: &[String], pattern: &str) -> Result<usize, String> {
+    match lines_matching(lines, pattern)[..] {
+        [one] => Ok(one),
+        ref many => Err(format!(
+            "{} lines match `{pattern}`, expected one",
+            many.len()
+        )),
+    }
+}
+
+/// While the counter is paused (from dom0's `paused` line to the last listing that shows it
+/// paused, across a 400 ms sleep) it prints nothing; it runs before and after, and after the
+/// unpause it goes on from where it stopped (the next number), not from the start. The
+/// spinner is gone from every listing after its destroy, and only dom0 is left at the end.
+fn three_guests(input: &CheckInput) -> Result<(), String> {
+    let lines = input.lines;
+    let paused = only_line(lines, r"^xl: domain counter \([0-9]+\) paused$")?;
+    let unpaused = only_line(lines, r"^xl: domain counter \([0-9]+\) unpaused$")?;
+    let all = listings(lines);
+    let last_paused = all
+        .iter()
+        .filter(|l| l.header > paused && l.header < unpaused)
+        .filter(|l| l.row("counter").is_some_and(|r| r.3.contains('p')))
+        .map(|l| l.header + l.rows.len())
+        .max()
+        .ok_or("no listing shows the counter paused")?;
+    let counts = counter_lines(lines);
+    if let Some((at, n)) = counts
+        .iter()
+        .find(|(at, _)| (paused..=last_paused).contains(at))
+    {
+        return Err(format!(
+            "the counter printed `counter: {n}` (line {}) while paused (lines {}..={})",
+            at + 1,
+            paused + 1,
+            last_paused + 1
+        ));
+    }
+    let before = counts.iter().rev().find(|(at, _)| *at < paused);
+    let after = counts.iter().find(|(at, _)| *at > unpaused);
+    match (before, after) {
+        (Some((_, b)), Some((_, a))) if *a == b + 1 => {}
+        (b, a) => {
+            return Err(format!(
+                "the counter's last line before the pause and first after the unpause are \
+                 {b:?} and {a:?} (line index, number): expected consecutive numbers"
+            ))
+        }
+    }
+    let destroyed = only_line(lines, r"^xl: domain spinner \([0-9]+\) destroyed$")?;
+    for l in all.iter().filter(|l| l.header > destroyed) {
+        if l.row("spinner").is_some() {
+            return Err(format!(
+                "the listing at line {} still shows the destroyed spinner: {:?}",
+                l.header + 1,
+                l.names()
+            ));
+        }
+    }
+    let last = all.last().ok_or("no listing")?;
+    if last.names() != ["Domain-0"] {
+        return Err(format!(
+            "after every guest was destroyed, xl list shows {:?}",
+            last.names()
+        ));
+    }
+    Ok(())
+}
+
+/// The spinner used CPU time (it runs) while dom0 kept answering.
+fn spinner_got_the_cpu(input: &CheckInput) -> Result<(), String> {
+    let all = listings(input.lines);
+    let tenths = all
+        .iter()
+        .filter_map(|l| l.row("spinner"))
+        .map(|r| r.4)
+        .max()
+        .ok_or("no listing shows the spinner")?;
+    if tenths == 0 {
+        return Err("the spinner's CPU time stayed at 0.0 s across a 500 ms sleep".into());
+    }
+    Ok(())
+}
+
+/// The id in the one `xl: domain NAME (ID) created` line.
+fn created_id(lines: &[String], name: &str) -> Result<String, String> {
+    let pattern = format!(r"^xl: domain {name} \(([0-9]+)\) created$");
+    let at = only_line(lines, &pattern)?;
+    Ok(re(&pattern)
+        .captures(&lines[at])
+        .map_or(String::new(), |c| c[1].to_string()))
+}
+
+/// The microkernel's crash lines name the domains xl created; the crasher destroyed on its
+/// crash is in no listing; the preserved one is in the first and not after its destroy.
+fn crash_contained(input: &CheckInput) -> Result<(), String> {
+    let created = created_id(input.lines, "crasher")?;
+    let crashed_mk = input.group(r"\(mk\) d([0-9]+) crashed: vector 6 #UD rip", 1)?;
+    let crashed_xl = input.group(r"crasher \(([0-9]+)\) crashed; preserved", 1)?;
+    if created != crashed_mk || created != crashed_xl {
+        return Err(format!(
+            "crasher created as {created}, the microkernel says d{crashed_mk} crashed, xl says {crashed_xl}"
+        ));
+    }
+    let created2 = created_id(input.lines, "crasher2")?;
+    let crashed2 = input.group(r"crasher2 \(([0-9]+)\) crashed$", 1)?;
+    if created2 != crashed2 {
+        return Err(format!(
+            "crasher2 created as {created2}, xl says {crashed2} crashed"
+        ));
+    }
+    let all = listings(input.lines);
+    if let Some(l) = all.iter().find(|l| l.row("crasher2").is_some()) {
+        return Err(format!(
+            "crasher2 (on_crash = destroy) is still listed at line {}: {:?}",
+            l.header + 1,
+            l.names()
+        ));
+    }
+    match all.last() {
+        Some(l) if l.names() == ["Domain-0", "counter"] => Ok(()),
+        other => Err(format!(
+            "the last listing should be Domain-0 and counter, it is {:?}",
+            other.map(Listing::names)
+        )),
+    }
+}
+
+/// Least number of checks the probe must have made (and passed).
+const PROBE_MIN_CHECKS: u32 = 20;
+
+/// The probe made (and passed) all its checks, not just a few.
+fn probe_ran_every_check(input: &CheckInput) -> Result<(), String> {
+    created_id(input.lines, "probe")?;
+    let passed: u32 = input
+        .group(r"TESTS DONE ([0-9]+) passed", 1)?
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let lines = lines_matching(input.lines, r"\[probe\] TEST \S+ PASS$").len();
+    if passed < PROBE_MIN_CHECKS || lines != passed as usize {
+        return Err(format!(
+            "the probe says {passed} passed and printed {lines} PASS lines; expected at least {PROBE_MIN_CHECKS} of each, equal"
+        ));
+    }
+    Ok(())
+}
+
+fn number(input: &CheckInput, hit: usize, group: usize) -> Result<u64, String> {
+    input
+        .hits
+        .get(hit)
+        .and_then(|h| h.groups.get(group).cloned().flatten())
+        .ok_or_else(|| format!("expectation {hit} has no group {group}"))?
+        .parse()
+        .map_err(|e| format!("expectation {hit} group {group}: {e}"))
+}
+
+/// Least number of pages the scanner must have been given that the pattern guest wrote:
+/// 16 MiB.
+const SCRUB_MIN_OVERLAP: u64 = 4096;
+
+/// The scanner's clean result means something only if it looked at frames the pattern
+/// guest wrote: the two guests' pages cannot all fit in the memory that was free, so they
+/// share at least `written + scanned - free` frames. Memory is back where it was at the end.
+fn scrub_overlap(input: &CheckInput) -> Result<(), String> {
+    let free_kib = number(input, 0, 1)?;
+    let written = number(input, 1, 1)?;
+    let scanned = number(input, 3, 1)?;
+    let free_end = number(input, 7, 1)?;
+    let forced = (written + scanned).saturating_sub(free_kib / 4);
+    if forced < SCRUB_MIN_OVERLAP {
+        return Err(format!(
+            "{written} pages written and {scanned} scanned fit in {} free pages: they share \
+             only {forced} frames for sure (want at least {SCRUB_MIN_OVERLAP})",
+            free_kib / 4
+        ));
+    }
+    if free_end != free_kib {
+        return Err(format!(
+            "free memory was {free_kib} KiB before the guests and {free_end} KiB after"
+        ));
+    }
+    Ok(())
+}
+
+/// Every cycle created, ran and destroyed its guest, and free memory ended exactly where it
+/// started.
+fn create_destroy_balanced(input: &CheckInput) -> Result<(), String> {
+    let lines = input.lines;
+    let created = lines_matching(lines, r"^xl: domain small \([0-9]+\) created$").len();
+    let ran = lines_matching(lines, r"\[small\] hello: nr_pages=").len();
+    let destroyed = lines_matching(lines, r"^xl: domain small \([0-9]+\) destroyed$").len();
+    if [created, ran, destroyed] != [CREATE_DESTROY_CYCLES; 3] {
+        return Err(format!(
+            "{created} created, {ran} ran, {destroyed} destroyed; expected {CREATE_DESTROY_CYCLES} of each"
+        ));
+    }
+    let (start, end) = (number(input, 0, 1)?, number(input, 5, 1)?);
+    if start != end {
+        return Err(format!(
+            "free memory: {start} KiB before the {CREATE_DESTROY_CYCLES} cycles, {end} KiB after"
+        ));
+    }
+    match listings(lines).last() {
+        Some(l) if l.names() == ["Domain-0"] => Ok(()),
+        other => Err(format!(
+            "the last listing should be Domain-0 alone, it is {:?}",
+            other.map(Listing::names)
+        )),
+    }
+}
+
+/// Each refused create is one line, followed by the prompt; the refused ones took no memory
+/// (free is the same before and after them, and again before and after the duplicate);
+/// the listing holds dom0 and the one counter only.
+fn bad_configs_leave_nothing(input: &CheckInput) -> Result<(), String> {
+    for hit in [1, 2, 3, 4, 8] {
+        let at = input.hits[hit].line;
+        let next = input.lines[at + 1..]
+            .iter()
+            .find(|l| !l.starts_with('['))
+            .map(String::as_str)
+            .unwrap_or("");
+        if !next.starts_with("dom0> ") {
+            return Err(format!(
+                "the error `{}` is followed by `{next}`, not by the prompt",
+                input.lines[at]
+            ));
+        }
+    }
+    let (before, after) = (number(input, 0, 1)?, number(input, 5, 1)?);
+    if before != after {
+        return Err(format!(
+            "free memory {before} KiB before the refused creates, {after} KiB after"
+        ));
+    }
+    let (with_counter, after_dup) = (number(input, 7, 1)?, number(input, 9, 1)?);
+    if with_counter != after_dup {
+        return Err(format!(
+            "free memory {with_counter} KiB before the duplicate, {after_dup} KiB after"
+        ));
+    }
+    match listings(input.lines).last() {
+        Some(l) if l.names() == ["Domain-0", "counter"] => Ok(()),
+        other => Err(format!(
+            "the listing should be Domain-0 and counter, it is {:?}",
+            other.map(Listing::names)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qemu::{SLEEP_MS, WAIT_FOR};
+
+    #[test]
+    fn step_macros_match_the_runner() {
+        assert_eq!(wait_for!("x"), format!("{WAIT_FOR}x"));
+        assert_eq!(sleep_ms!("5"), format!("{SLEEP_MS}5"));
+    }
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(String::from).collect()
+    }
+
+    const LISTING: &str = "dom0> xl list\n\
+        Name                                        ID   Mem VCPUs     State    Time(s)\n\
+        Domain-0                                     0    61     1     r-----       0.3\n\
+        [counter] counter: 5\n\
+        counter                                      1    16     1     --p---      12.5\n\
+        dom0> ";
+
+    #[test]
+    fn listings_skip_guest_lines() {
+        let all = listings(&lines(LISTING));
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].header, 1);
+        assert_eq!(all[0].names(), ["Domain-0", "counter"]);
+        assert_eq!(
+            all[0].row("counter"),
+            Some(&("counter".to_string(), 1, 16, "--p---".to_string(), 125))
+        );
+        assert!(re(list_row!("counter", "16", "-[-b]p---")).is_match(&lines(LISTING)[4]));
+        assert!(!re(list_row!("counter", "16", "[-r][-b]----")).is_match(&lines(LISTING)[4]));
+        assert_eq!(counter_lines(&lines(LISTING)), [(3, 5)]);
+    }
+
+    #[test]
+    fn create_destroy_input_has_every_cycle() {
+        let input = create_destroy_input(3);
+        assert_eq!(input.len(), 1 + 3 * 3 + 3);
+        assert_eq!(input[1], "xl create small.cfg");
+        assert!(input[2].starts_with(WAIT_FOR));
+        assert_eq!(input[input.len() - 1], "shutdown");
+    }
+
+    /// Runs `name`'s expectations and check over `output`, as `judge` would.
+    fn check(name: &str, output: &str) -> Result<(), String> {
+        let scenario = scenarios()
+            .into_iter()
+            .find(|s| s.name == name)
+            .expect("scenario");
+        let lines = crate::qemu::split_lines(output);
+        let hits = crate::expect::match_in_order(&lines, scenario.expect).map_err(|u| u.message)?;
+        (scenario.check.expect("a check"))(&CheckInput {
+            scenario: &scenario,
+            lines: &lines,
+            hits: &hits,
+        })
+    }
+
+    /// A real run of `xl-three-guests`.
+    const THREE_GUESTS: &str = include_str!("xl/three-guests.log");
+    /// A real run of `xl-scrub`.
+    const SCRUB: &str = include_str!("xl/scrub.log");
+
+    #[test]
+    fn pause_check_sees_a_counter_that_ran_or_restarted() {
+        check("xl-three-guests", THREE_GUESTS).unwrap();
+        let ran = THREE_GUESTS.replace(
+            "xl: domain counter (1) paused\n",
+            "xl: domain counter (1) paused\n[counter] counter: 9\n",
+        );
+        let err = check("xl-three-guests", &ran).unwrap_err();
+        assert!(err.contains("while paused"), "{err}");
+        let restarted = THREE_GUESTS.replace("[counter] counter: 9\n", "[counter] counter: 1\n");
+        let err = check("xl-three-guests", &restarted).unwrap_err();
+        assert!(err.contains("consecutive"), "{err}");
+        let lingering = THREE_GUESTS.replace(
+            "dom0> xl destroy p[counter] counter: 10",
+            "spinner                                      2    16     1     -----d       0.4\n\
+             dom0> xl destroy p[counter] counter: 10",
+        );
+        let err = check("xl-three-guests", &lingering).unwrap_err();
+        assert!(err.contains("destroyed spinner"), "{err}");
+    }
+
+    #[test]
+    fn scrub_check_wants_overlap_and_memory_back() {
+        check("xl-scrub", SCRUB).unwrap();
+        let small = SCRUB.replace("wrote 15805 pages", "wrote 6000 pages");
+        let err = check("xl-scrub", &small).unwrap_err();
+        assert!(err.contains("share only"), "{err}");
+        let leak = SCRUB.replace(
+            "free 90112 KiB (88 MiB)\nuptime: 0.445",
+            "free 90108 KiB (87 MiB)\nuptime: 0.445",
+        );
+        let err = check("xl-scrub", &leak).unwrap_err();
+        assert!(err.contains("90108 KiB after"), "{err}");
+    }
+
+    #[test]
+    fn configs_exist() {
+        let dir = crate::test::configs_dir(&crate::build::Layout::workspace());
+        for scenario in scenarios() {
+            for image in scenario.modules {
+                if let Image::Config(name) = image {
+                    assert!(dir.join(name).is_file(), "{}: {name}", scenario.name);
+                }
+            }
+        }
+    }
+}
