@@ -6,12 +6,17 @@
 
 use super::{inb, outb};
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Mutex;
 
 const COM1: u16 = 0x3f8;
 
 /// Serialises writers so lines do not interleave.
 static LOCK: Mutex<()> = Mutex::new(());
+
+/// Whether the last byte written ended a line (so a guest's line can start on its own
+/// line rather than inside dom0's prompt or echo).
+static AT_LINE_START: AtomicBool = AtomicBool::new(true);
 
 /// Programs COM1 for 115200 8N1, interrupts off, FIFO off.
 pub fn init() {
@@ -28,6 +33,7 @@ fn put(b: u8) {
         core::hint::spin_loop();
     }
     outb(COM1, b);
+    AT_LINE_START.store(b == b'\n', Ordering::Relaxed);
 }
 
 /// Writes raw bytes (guest console output), turning "\n" into "\r\n".
@@ -44,6 +50,10 @@ pub fn write_bytes(bytes: &[u8]) {
 /// Writes one line of a guest's console output as `[name] line`.
 pub fn write_prefixed_line(name: &str, line: &[u8]) {
     let _g = LOCK.lock();
+    if !AT_LINE_START.load(Ordering::Relaxed) {
+        put(b'\r');
+        put(b'\n');
+    }
     put(b'[');
     for &b in name.as_bytes() {
         put(b);
