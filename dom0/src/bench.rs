@@ -13,8 +13,10 @@
 //!   the round robin through the k - 1 domains already running.
 //!
 //! `build` (start to built) is the toolstack's and the hypervisor's work on the domain,
-//! apart from scheduling; `to_first` (start to first instruction) is the figure of the
-//! issue. Nothing is asserted about the times: they are measurements.
+//! without the wait for the CPU after the unpause (but a timer tick during a long build
+//! still lets the running domains have their turn, and that counts); `to_first` (start to
+//! first instruction) is the figure of the issue. Nothing is asserted about the times: they
+//! are measurements.
 //!
 //! [`DomainInfo::first_run_ns`]: hypercall_abi::domctl::DomainInfo::first_run_ns
 #![forbid(unsafe_code)]
