@@ -15,6 +15,7 @@ use crate::domain::{self, reason_name, DomState, Domain, Vcpu};
 use crate::emulate;
 use crate::guest_access::GuestRange;
 use crate::hypercall;
+use hypercall_abi::hypercall::Hypercall;
 use crate::mm::frame_alloc::FrameAllocator;
 use crate::mm::page_info::FrameTable;
 use crate::mm::pt::Mm;
@@ -190,8 +191,14 @@ pub fn hypercall(f: &mut GuestFrame) {
         f.rax = nr;
         (f.rdi, f.rsi, f.rdx, f.r10, f.r8) = (a[0], a[1], a[2], a[3], a[4]);
     }
-    // A hypercall may have dropped the last foreign reference to a dying domain's frame.
-    m.reap();
+    // A memory or control hypercall may have dropped the last foreign reference to a dying
+    // domain's frame; the others cannot, and stay off this path.
+    if matches!(
+        hypercall_abi::hypercall::Hypercall::try_from(nr),
+        Ok(Hypercall::PtUpdate | Hypercall::MmuextOp | Hypercall::UpdateVaMapping | Hypercall::MemoryOp | Hypercall::Multicall)
+    ) {
+        m.reap();
+    }
     let state = m.cur().state;
     if state != DomState::Running {
         domain_stopped(m);
