@@ -114,6 +114,9 @@ impl GuestMemory for DynMemory<'_> {
     fn zero(&mut self, pfn: u64) -> Result<(), BuildError> {
         self.0.zero(pfn)
     }
+    fn frames_scrubbed(&self) -> bool {
+        self.0.frames_scrubbed()
+    }
 }
 
 /// The step a creation failed at, once the domain existed.

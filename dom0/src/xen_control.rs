@@ -93,6 +93,11 @@ impl GuestMemory for WindowMemory<'_> {
         let slot = usize::try_from(pfn).map_err(|_| BuildError::GuestMemory { pfn })?;
         self.0.zero(slot).ok_or(BuildError::GuestMemory { pfn })
     }
+
+    /// The frames came from `populate_physmap`, which hands out scrubbed frames.
+    fn frames_scrubbed(&self) -> bool {
+        true
+    }
 }
 
 impl Control for XenControl {

@@ -34,6 +34,11 @@ pub trait GuestMemory {
     fn write(&mut self, pfn: u64, offset: usize, bytes: &[u8]) -> Result<(), BuildError>;
     /// Fill frame `pfn` with zeros.
     fn zero(&mut self, pfn: u64) -> Result<(), BuildError>;
+    /// Whether every frame already reads as zero (freshly scrubbed by the hypervisor), so
+    /// the builder need not zero what it does not write. Default: no.
+    fn frames_scrubbed(&self) -> bool {
+        false
+    }
 }
 
 /// One boot module: its bytes and its command line (without NUL).
@@ -195,7 +200,15 @@ fn write_va(
 
 /// Zero every page of `region`.
 fn zero_region(mem: &mut impl GuestMemory, region: Region) -> Result<(), BuildError> {
-    (region.pfn..region.pfn + region.pages()).try_for_each(|pfn| mem.zero(pfn))
+    zero_pfns(mem, region.pfn..region.pfn + region.pages())
+}
+
+/// Zeroes frames `pfns`, unless the memory says its frames are already zero.
+fn zero_pfns(mem: &mut impl GuestMemory, pfns: core::ops::Range<u64>) -> Result<(), BuildError> {
+    if mem.frames_scrubbed() {
+        return Ok(());
+    }
+    pfns.into_iter().try_for_each(|pfn| mem.zero(pfn))
 }
 
 /// Check that `layout` was planned for `kernel` and `params`.
@@ -343,7 +356,7 @@ pub fn build(
 
     // Any pages between VIRT_BASE and the kernel, then the kernel: zero them, then copy
     // the file bytes (bss and gaps stay zero).
-    (0..layout.kernel.pfn).try_for_each(|pfn| mem.zero(pfn))?;
+    zero_pfns(mem, 0..layout.kernel.pfn)?;
     zero_region(mem, layout.kernel)?;
     for segment in &kernel.segments {
         if segment.filesz > 0 {
@@ -379,7 +392,7 @@ pub fn build(
     // The stack page and the padding up to v_end.
     let stack_pfn = layout.stack.pfn;
     let end_pfn = layout.nr_region_pages();
-    (stack_pfn..end_pfn).try_for_each(|pfn| mem.zero(pfn))?;
+    zero_pfns(mem, stack_pfn..end_pfn)?;
 
     let l4_pfn = layout
         .pt_frames

@@ -44,6 +44,11 @@ impl GuestMemory for DirectMem<'_> {
         Ok(())
     }
 
+    /// Every frame was zeroed when it was allocated, just before the build.
+    fn frames_scrubbed(&self) -> bool {
+        true
+    }
+
     fn zero(&mut self, pfn: u64) -> Result<(), BuildError> {
         let mfn = *self.p2m.get(pfn as usize).ok_or(BuildError::GuestMemory { pfn })?;
         // SAFETY: as in `write`, for the whole frame.

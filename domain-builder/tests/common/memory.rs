@@ -12,6 +12,9 @@ pub const PAGE: usize = 4096;
 pub struct FakeMemory {
     pub frames: BTreeMap<u64, Box<[u8; PAGE]>>,
     pub fail_on: Option<u64>,
+    /// Claim every frame is already zero (and count the `zero` calls made anyway).
+    pub scrubbed: bool,
+    pub zero_calls: u64,
 }
 
 impl FakeMemory {
@@ -22,6 +25,20 @@ impl FakeMemory {
         FakeMemory {
             frames,
             fail_on: None,
+            scrubbed: false,
+            zero_calls: 0,
+        }
+    }
+
+    /// Memory whose frames are all zero and which says so, as a hypervisor's freshly
+    /// scrubbed frames are.
+    pub fn scrubbed(nr_pages: u64) -> Self {
+        let frames = (0..nr_pages).map(|pfn| (pfn, Box::new([0u8; PAGE]))).collect();
+        FakeMemory {
+            frames,
+            fail_on: None,
+            scrubbed: true,
+            zero_calls: 0,
         }
     }
 
@@ -44,8 +61,13 @@ impl GuestMemory for FakeMemory {
     }
 
     fn zero(&mut self, pfn: u64) -> Result<(), BuildError> {
+        self.zero_calls += 1;
         self.frame(pfn)?.fill(0);
         Ok(())
+    }
+
+    fn frames_scrubbed(&self) -> bool {
+        self.scrubbed
     }
 }
 
