@@ -1,6 +1,9 @@
 //! Event channel operation numbers (`EVTCHNOP_*` in `event_channel.h`) and virtual IRQ numbers (`VIRQ_*` in `xen.h`).
 //!
-//! Numbers only for now; the argument structs come with the event channel work.
+//! The argument structs follow `event_channel.h` (Xen 4.19) field for field; explicit `_pad`
+//! fields stand where C has implicit padding.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Connect a local port to a remote domain's unbound port.
 pub const EVTCHNOP_BIND_INTERDOMAIN: u32 = 0;
@@ -77,3 +80,181 @@ pub const VIRQ_ARCH_6: u32 = 22;
 pub const VIRQ_ARCH_7: u32 = 23;
 /// Number of virtual IRQs (`NR_VIRQS`).
 pub const NR_VIRQS: u32 = 24;
+
+/// `EVTCHNSTAT_closed`: the port is not in use.
+pub const EVTCHNSTAT_CLOSED: u32 = 0;
+/// `EVTCHNSTAT_unbound`: the port waits for an interdomain connection.
+pub const EVTCHNSTAT_UNBOUND: u32 = 1;
+/// `EVTCHNSTAT_interdomain`: the port is connected to a remote domain.
+pub const EVTCHNSTAT_INTERDOMAIN: u32 = 2;
+/// `EVTCHNSTAT_pirq`: the port is bound to a physical IRQ.
+pub const EVTCHNSTAT_PIRQ: u32 = 3;
+/// `EVTCHNSTAT_virq`: the port is bound to a virtual IRQ.
+pub const EVTCHNSTAT_VIRQ: u32 = 4;
+/// `EVTCHNSTAT_ipi`: the port is bound to an inter-vCPU IPI.
+pub const EVTCHNSTAT_IPI: u32 = 5;
+
+/// Argument of `EVTCHNOP_alloc_unbound` (`struct evtchn_alloc_unbound`, 8 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnAllocUnbound {
+    /// IN: domain to allocate in (`DOMID_SELF` unless privileged).
+    pub dom: u16,
+    /// IN: domain allowed to bind to the port (`DOMID_SELF` allowed: loopback).
+    pub remote_dom: u16,
+    /// OUT: the allocated port.
+    pub port: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnAllocUnbound>() == 8);
+
+/// Argument of `EVTCHNOP_bind_interdomain` (`struct evtchn_bind_interdomain`, 12 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnBindInterdomain {
+    /// IN: the remote domain (`DOMID_SELF` allowed: loopback).
+    pub remote_dom: u16,
+    /// Padding (implicit in C), zero.
+    pub _pad: u16,
+    /// IN: the remote domain's unbound port.
+    pub remote_port: u32,
+    /// OUT: the fresh local port.
+    pub local_port: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnBindInterdomain>() == 12);
+
+/// Argument of `EVTCHNOP_bind_virq` (`struct evtchn_bind_virq`, 12 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnBindVirq {
+    /// IN: a `VIRQ_*` number.
+    pub virq: u32,
+    /// IN: the vCPU to bind on (0 for global virtual IRQs).
+    pub vcpu: u32,
+    /// OUT: the allocated port.
+    pub port: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnBindVirq>() == 12);
+
+/// Argument of `EVTCHNOP_bind_ipi` (`struct evtchn_bind_ipi`, 8 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnBindIpi {
+    /// IN: the vCPU the port notifies.
+    pub vcpu: u32,
+    /// OUT: the allocated port.
+    pub port: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnBindIpi>() == 8);
+
+/// Argument of `EVTCHNOP_close` (`struct evtchn_close`, 4 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnClose {
+    /// IN: the local port to close.
+    pub port: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnClose>() == 4);
+
+/// Argument of `EVTCHNOP_send` (`struct evtchn_send`, 4 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnSend {
+    /// IN: the local port whose remote end is notified.
+    pub port: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnSend>() == 4);
+
+/// The `u` union of [`EvtchnStatus`] (8 bytes, 4-aligned).
+///
+/// Readings by status: `unbound.dom` and `interdomain.dom` are the low 16 bits of `word0`,
+/// `interdomain.port` is `word1`, `pirq` and `virq` are `word0`.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnStatusUnion {
+    /// First word: a domain id (low 16 bits), a PIRQ or a VIRQ.
+    pub word0: u32,
+    /// Second word: the remote port of an interdomain channel.
+    pub word1: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnStatusUnion>() == 8);
+
+/// Argument of `EVTCHNOP_status` (`struct evtchn_status`, 24 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnStatus {
+    /// IN: the domain owning the port (`DOMID_SELF` unless privileged).
+    pub dom: u16,
+    /// Padding (implicit in C), zero.
+    pub _pad: u16,
+    /// IN: the port.
+    pub port: u32,
+    /// OUT: an `EVTCHNSTAT_*` value.
+    pub status: u32,
+    /// OUT: the vCPU the port notifies.
+    pub vcpu: u32,
+    /// OUT: details by status.
+    pub u: EvtchnStatusUnion,
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnStatus>() == 24);
+
+/// Argument of `EVTCHNOP_bind_vcpu` (`struct evtchn_bind_vcpu`, 8 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnBindVcpu {
+    /// IN: the port.
+    pub port: u32,
+    /// IN: the vCPU it should notify.
+    pub vcpu: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnBindVcpu>() == 8);
+
+/// Argument of `EVTCHNOP_unmask` (`struct evtchn_unmask`, 4 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnUnmask {
+    /// IN: the local port to unmask.
+    pub port: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnUnmask>() == 4);
+
+/// Argument of `EVTCHNOP_reset` (`struct evtchn_reset`, 2 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnReset {
+    /// IN: the domain whose ports are all closed (`DOMID_SELF` unless privileged).
+    pub dom: u16,
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnReset>() == 2);

@@ -9,6 +9,10 @@
 use core::mem::{align_of, offset_of, size_of};
 
 use hypercall_abi::arch::{CpuUserRegs, IretContext, TrapInfo, VcpuGuestContext};
+use hypercall_abi::event_channel::{
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVcpu, EvtchnBindVirq,
+    EvtchnClose, EvtchnReset, EvtchnSend, EvtchnStatus, EvtchnStatusUnion, EvtchnUnmask,
+};
 use hypercall_abi::mmu::{MmuUpdate, MmuextOp};
 use hypercall_abi::sched::{
     SchedPinOverride, SchedPoll, SchedRemoteShutdown, SchedShutdown, SchedWatchdog,
@@ -310,4 +314,33 @@ fn domctl_structs_have_the_documented_layout() {
     });
     layout!(MaxMem, size 8, align 8, { max_pages: 0 });
     layout!(SetVcpuContext, size 16, align 8, { vcpu: 0, _pad: 4, ctxt: 8 });
+}
+
+#[test]
+fn event_channel_structs_match_xen() {
+    layout!(EvtchnAllocUnbound, size 8, align 4, { dom: 0, remote_dom: 2, port: 4 });
+    layout!(EvtchnBindInterdomain, size 12, align 4, {
+        remote_dom: 0,
+        _pad: 2,
+        remote_port: 4,
+        local_port: 8,
+    });
+    layout!(EvtchnBindVirq, size 12, align 4, { virq: 0, vcpu: 4, port: 8 });
+    layout!(EvtchnBindIpi, size 8, align 4, { vcpu: 0, port: 4 });
+    layout!(EvtchnClose, size 4, align 4, { port: 0 });
+    layout!(EvtchnSend, size 4, align 4, { port: 0 });
+    // The union: unbound.dom and interdomain.dom at +0 (u16), interdomain.port at +4,
+    // pirq and virq at +0; 8 bytes, 4-aligned, at offset 16.
+    layout!(EvtchnStatusUnion, size 8, align 4, { word0: 0, word1: 4 });
+    layout!(EvtchnStatus, size 24, align 4, {
+        dom: 0,
+        _pad: 2,
+        port: 4,
+        status: 8,
+        vcpu: 12,
+        u: 16,
+    });
+    layout!(EvtchnBindVcpu, size 8, align 4, { port: 0, vcpu: 4 });
+    layout!(EvtchnUnmask, size 4, align 4, { port: 0 });
+    layout!(EvtchnReset, size 2, align 2, { dom: 0 });
 }
