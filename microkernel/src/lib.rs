@@ -16,6 +16,7 @@ pub mod hypercall;
 pub mod mm;
 pub mod multiboot;
 pub mod time;
+pub mod traps;
 
 #[cfg(target_os = "none")]
 pub mod arch;

@@ -1,0 +1,104 @@
+//! The `iret` hypercall (Xen's `do_iret`): the guest kernel pushes a `struct iret_context`
+//! and asks the hypervisor to return through it, to its own kernel or to a user process.
+
+use hypercall_abi::arch::{IretContext, VGCF_IN_SYSCALL};
+use hypercall_abi::layout::{FLAT_RING3_CS32, FLAT_RING3_CS64, FLAT_RING3_SS64};
+
+use super::{is_canonical, rflags, GuestMode};
+
+/// First selector of the GDT page reserved for the hypervisor
+/// (`FIRST_RESERVED_GDT_ENTRY << 3`); only the flat ring-3 selectors there are the guest's.
+const FIRST_RESERVED_SELECTOR: u16 = 0xe000;
+
+/// The state `iret` returns to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IretReturn {
+    /// `rip`, canonical.
+    pub rip: u64,
+    /// `cs`, RPL 3.
+    pub cs: u16,
+    /// Sanitised `rflags`: IOPL 0, VM 0, IF 1, bit 1 set, only defined bits.
+    pub rflags: u64,
+    /// `rsp`, canonical.
+    pub rsp: u64,
+    /// `ss`, RPL 3.
+    pub ss: u16,
+    /// `rax` (the hypercall's return value, so the guest sees its own `rax`).
+    pub rax: u64,
+    /// `rcx` and `r11` to restore; `None` with `VGCF_in_syscall`, when the guest accepts
+    /// their loss and the machine may return with `sysret`.
+    pub rcx_r11: Option<(u64, u64)>,
+    /// New `evtchn_upcall_mask`: the inverse of the frame's IF.
+    pub upcall_mask: u8,
+    /// The guest mode returned to; `User` from `Kernel` means the machine switches to the
+    /// user page table and user GS base (Xen's `toggle_guest_mode`).
+    pub mode: GuestMode,
+    /// Virtual IOPL bits from the frame, for a guest with `VMASST_TYPE_architectural_iopl`.
+    pub iopl: u64,
+}
+
+/// Why the frame was refused; the machine crashes the domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IretError {
+    /// Returning to user mode with no user page table (Xen crashes the domain too).
+    NoUserPageTable,
+    /// `rip` or `rsp` is not canonical (`iretq` or `sysret` would fault in the hypervisor).
+    NonCanonical,
+    /// A selector is null or names a hypervisor segment.
+    BadSelector,
+}
+
+fn guest_selector(sel: u16, allowed: &[u16]) -> bool {
+    if sel & !3 == 0 {
+        return false;
+    }
+    // A local (LDT) selector or one below the reserved page is the guest's own descriptor;
+    // the CPU checks its DPL against ring 3. Above, only the flat ring-3 ones.
+    let local = sel & 4 != 0;
+    local || sel < FIRST_RESERVED_SELECTOR || allowed.contains(&sel)
+}
+
+/// Decodes and sanitises the frame the guest pushed (read from its `rsp` by the machine).
+///
+/// As in Xen: `cs & 3 == 3` returns to user mode (the bounce frame clears the RPL of a
+/// kernel-mode `cs`); selectors get RPL 3 forced; `rflags` loses IOPL and VM and gains IF;
+/// the event mask comes from the frame's IF; without `VGCF_in_syscall` `rcx` and `r11` are
+/// restored. Beyond Xen, a selector naming a hypervisor segment or a non-canonical
+/// `rip`/`rsp` is refused here rather than left to fault on the way out.
+pub fn decode_iret(ctx: &IretContext, has_user_page_table: bool) -> Result<IretReturn, IretError> {
+    let mode = if ctx.cs & 3 == 3 {
+        GuestMode::User
+    } else {
+        GuestMode::Kernel
+    };
+    if mode == GuestMode::User && !has_user_page_table {
+        return Err(IretError::NoUserPageTable);
+    }
+    if !is_canonical(ctx.rip) || !is_canonical(ctx.rsp) {
+        return Err(IretError::NonCanonical);
+    }
+    if ctx.cs > 0xffff || ctx.ss > 0xffff {
+        return Err(IretError::BadSelector);
+    }
+    let cs = ctx.cs as u16 | 3;
+    let ss = ctx.ss as u16 | 3;
+    if !guest_selector(cs, &[FLAT_RING3_CS64, FLAT_RING3_CS32])
+        || !guest_selector(ss, &[FLAT_RING3_SS64])
+    {
+        return Err(IretError::BadSelector);
+    }
+    let rflags_out =
+        (ctx.rflags & rflags::ALL & !(rflags::IOPL | rflags::VM)) | rflags::IF | rflags::MBS;
+    Ok(IretReturn {
+        rip: ctx.rip,
+        cs,
+        rflags: rflags_out,
+        rsp: ctx.rsp,
+        ss,
+        rax: ctx.rax,
+        rcx_r11: (ctx.flags & VGCF_IN_SYSCALL == 0).then_some((ctx.rcx, ctx.r11)),
+        upcall_mask: u8::from(ctx.rflags & rflags::IF == 0),
+        mode,
+        iopl: ctx.rflags & rflags::IOPL,
+    })
+}
