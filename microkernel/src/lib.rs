@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod cmdline;
 pub mod emulate;
+pub mod event;
 pub mod guest_access;
 pub mod hypercall;
 pub mod mm;

@@ -1,0 +1,364 @@
+//! The multi-domain registry and the `EVTCHNOP_*` operations over it.
+
+use alloc::collections::BTreeMap;
+
+use hypercall_abi::errno::Errno;
+use hypercall_abi::event_channel::{NR_VIRQS, VIRQ_DEBUG, VIRQ_TIMER, VIRQ_XENOPROF, VIRQ_XENPMU};
+use hypercall_abi::{DomId, Port, VcpuId};
+
+use super::table::{ChannelStatus, PortState, PortTable};
+use super::{DomainConfig, Notification, PortLayout};
+
+/// One domain's event channel state.
+#[derive(Debug)]
+struct DomainEvents<L> {
+    privileged: bool,
+    /// Set by the machine while a controller has the domain paused; a foreign reset needs it.
+    controller_paused: bool,
+    ports: PortTable,
+    layout: L,
+}
+
+impl<L: PortLayout> DomainEvents<L> {
+    fn set_pending(&mut self, dom: DomId, port: Port, vcpu: VcpuId) -> Notification {
+        let delivery = self.layout.set_pending(vcpu, port);
+        Notification {
+            dom,
+            vcpu,
+            port,
+            delivery,
+        }
+    }
+}
+
+/// Every domain's ports, by domain id: the state behind `event_channel_op`.
+///
+/// Operations take the calling domain and return Xen's errno on failure; checks run before
+/// any state changes, so a failed call leaves no trace.
+#[derive(Debug)]
+pub struct EventChannels<L> {
+    domains: BTreeMap<DomId, DomainEvents<L>>,
+}
+
+impl<L> Default for EventChannels<L> {
+    fn default() -> Self {
+        EventChannels {
+            domains: BTreeMap::new(),
+        }
+    }
+}
+
+/// Whether a virtual IRQ is global (bound on vCPU 0, delivered to the port's notify vCPU)
+/// rather than per-vCPU (`virq_is_global`; x86 treats the architectural VIRQs as global).
+pub fn virq_is_global(virq: u32) -> bool {
+    !matches!(virq, VIRQ_TIMER | VIRQ_DEBUG | VIRQ_XENOPROF | VIRQ_XENPMU)
+}
+
+impl<L: PortLayout> EventChannels<L> {
+    /// No domains.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers domain `dom` with its layout. `-EEXIST` if present, `-EINVAL` for a reserved
+    /// id or no vCPUs.
+    pub fn add_domain(&mut self, dom: DomId, config: DomainConfig, layout: L) -> Result<(), Errno> {
+        if dom.is_reserved() || config.vcpus == 0 {
+            return Err(Errno::EINVAL);
+        }
+        if self.domains.contains_key(&dom) {
+            return Err(Errno::EEXIST);
+        }
+        let ports = PortTable::new(&config, layout.max_ports());
+        let events = DomainEvents {
+            privileged: config.privileged,
+            controller_paused: false,
+            ports,
+            layout,
+        };
+        self.domains.insert(dom, events);
+        Ok(())
+    }
+
+    /// Closes all of `dom`'s ports (remote ends of its interdomain channels become unbound
+    /// for it, as Xen's `evtchn_destroy`) and forgets it, returning its layout.
+    pub fn remove_domain(&mut self, dom: DomId) -> Option<L> {
+        self.close_all(dom);
+        self.domains.remove(&dom).map(|d| d.layout)
+    }
+
+    /// Records whether a controller has `dom` paused (needed for a foreign `reset`).
+    pub fn set_controller_paused(&mut self, dom: DomId, paused: bool) -> Result<(), Errno> {
+        self.domain_mut(dom)?.controller_paused = paused;
+        Ok(())
+    }
+
+    /// `dom`'s layout (for 2-level, its view of shared-info memory).
+    pub fn layout(&self, dom: DomId) -> Option<&L> {
+        self.domains.get(&dom).map(|d| &d.layout)
+    }
+
+    /// `dom`'s layout, mutably.
+    pub fn layout_mut(&mut self, dom: DomId) -> Option<&mut L> {
+        self.domains.get_mut(&dom).map(|d| &mut d.layout)
+    }
+
+    /// The state of `dom`'s `port`, as the hypervisor sees it (no permission check).
+    pub fn port_state(&self, dom: DomId, port: Port) -> Option<PortState> {
+        self.domains
+            .get(&dom)?
+            .ports
+            .get(port)
+            .ok()
+            .map(|c| c.state)
+    }
+
+    fn domain(&self, dom: DomId) -> Result<&DomainEvents<L>, Errno> {
+        self.domains.get(&dom).ok_or(Errno::ESRCH)
+    }
+
+    fn domain_mut(&mut self, dom: DomId) -> Result<&mut DomainEvents<L>, Errno> {
+        self.domains.get_mut(&dom).ok_or(Errno::ESRCH)
+    }
+
+    /// `DOMID_SELF` means the caller.
+    fn resolve(caller: DomId, dom: DomId) -> DomId {
+        if dom == DomId::SELF {
+            caller
+        } else {
+            dom
+        }
+    }
+
+    /// Xen's `XSM_TARGET` default: a domain acts on itself, a privileged one on any.
+    fn check_target(&self, caller: DomId, target: DomId) -> Result<(), Errno> {
+        if caller == target || self.domain(caller)?.privileged {
+            Ok(())
+        } else {
+            Err(Errno::EPERM)
+        }
+    }
+
+    /// `EVTCHNOP_alloc_unbound`: a fresh port in `dom` that `remote_dom` may bind to.
+    ///
+    /// `-ESRCH` unknown `dom`, `-ENOSPC` no free port, `-EPERM` foreign `dom` for an
+    /// unprivileged caller (in Xen's order). `remote_dom` is not checked: it need not exist yet.
+    pub fn alloc_unbound(
+        &mut self,
+        caller: DomId,
+        dom: DomId,
+        remote_dom: DomId,
+    ) -> Result<Port, Errno> {
+        let dom = Self::resolve(caller, dom);
+        let port = self.domain(dom)?.ports.free_port()?;
+        self.check_target(caller, dom)?;
+        let remote = Self::resolve(caller, remote_dom);
+        self.domain_mut(dom)?
+            .ports
+            .set(port, PortState::Unbound { remote }, VcpuId(0));
+        Ok(port)
+    }
+
+    /// `EVTCHNOP_bind_interdomain`: connects a fresh local port to `remote_dom`'s unbound
+    /// `remote_port`, which must accept the caller.
+    ///
+    /// `-ESRCH` unknown remote domain, `-ENOSPC` no free local port, `-EINVAL` remote port out
+    /// of range or not unbound for the caller. As Xen, the local port is set pending (events
+    /// sent to the unbound end were dropped); the returned notification says so.
+    pub fn bind_interdomain(
+        &mut self,
+        caller: DomId,
+        remote_dom: DomId,
+        remote_port: Port,
+    ) -> Result<(Port, Notification), Errno> {
+        let rdom = Self::resolve(caller, remote_dom);
+        self.domain(rdom)?;
+        let lport = self.domain(caller)?.ports.free_port()?;
+        let rchan = self.domain(rdom)?.ports.get(remote_port)?;
+        if rchan.state != (PortState::Unbound { remote: caller }) {
+            return Err(Errno::EINVAL);
+        }
+        let local = self.domain_mut(caller)?;
+        local.ports.set(
+            lport,
+            PortState::Interdomain {
+                remote: rdom,
+                remote_port,
+            },
+            VcpuId(0),
+        );
+        let remote = self.domain_mut(rdom)?;
+        remote.ports.set(
+            remote_port,
+            PortState::Interdomain {
+                remote: caller,
+                remote_port: lport,
+            },
+            rchan.notify_vcpu,
+        );
+        let local = self.domain_mut(caller)?;
+        Ok((lport, local.set_pending(caller, lport, VcpuId(0))))
+    }
+
+    /// `EVTCHNOP_bind_virq`: a fresh port for `virq` on `vcpu`.
+    ///
+    /// `-EINVAL` virq out of range or a global virq on a vCPU other than 0, `-ENOENT` no such
+    /// vCPU, `-EEXIST` virq already bound on that vCPU, `-ENOSPC` no free port.
+    pub fn bind_virq(&mut self, caller: DomId, virq: u32, vcpu: VcpuId) -> Result<Port, Errno> {
+        if virq >= NR_VIRQS || (virq_is_global(virq) && vcpu.0 != 0) {
+            return Err(Errno::EINVAL);
+        }
+        let d = self.domain_mut(caller)?;
+        if vcpu.0 >= d.ports.vcpus() {
+            return Err(Errno::ENOENT);
+        }
+        if d.ports.virq_port(vcpu, virq) != 0 {
+            return Err(Errno::EEXIST);
+        }
+        let port = d.ports.free_port()?;
+        d.ports.set(port, PortState::Virq { virq }, vcpu);
+        d.ports.set_virq_port(vcpu, virq, port.0);
+        Ok(port)
+    }
+
+    /// `EVTCHNOP_bind_ipi`: a fresh port notifying `vcpu`. `-ENOENT` no such vCPU,
+    /// `-ENOSPC` no free port.
+    pub fn bind_ipi(&mut self, caller: DomId, vcpu: VcpuId) -> Result<Port, Errno> {
+        let d = self.domain_mut(caller)?;
+        if vcpu.0 >= d.ports.vcpus() {
+            return Err(Errno::ENOENT);
+        }
+        let port = d.ports.free_port()?;
+        d.ports.set(port, PortState::Ipi, vcpu);
+        Ok(port)
+    }
+
+    /// `EVTCHNOP_send`: an interdomain port makes the remote end pending, an IPI port itself;
+    /// on an unbound port the event is dropped (`Ok(None)`).
+    ///
+    /// `-EINVAL` port out of range, free, reserved or bound to a VIRQ (as Xen: VIRQs are
+    /// raised by the hypervisor, see [`Self::raise_virq`]).
+    pub fn send(&mut self, caller: DomId, port: Port) -> Result<Option<Notification>, Errno> {
+        let chan = self.domain(caller)?.ports.get(port)?;
+        match chan.state {
+            PortState::Interdomain {
+                remote,
+                remote_port,
+            } => {
+                let rd = self.domain_mut(remote)?;
+                let vcpu = rd.ports.get(remote_port)?.notify_vcpu;
+                Ok(Some(rd.set_pending(remote, remote_port, vcpu)))
+            }
+            PortState::Ipi => {
+                let d = self.domain_mut(caller)?;
+                Ok(Some(d.set_pending(caller, port, chan.notify_vcpu)))
+            }
+            PortState::Unbound { .. } => Ok(None),
+            PortState::Free | PortState::Reserved | PortState::Virq { .. } => Err(Errno::EINVAL),
+        }
+    }
+
+    /// The hypervisor raises `virq` for `dom`'s `vcpu` (`send_guest_vcpu_virq`, or for a
+    /// global virq `send_guest_global_virq`, whose binding lives on vCPU 0 and which notifies
+    /// the port's vCPU). `None` if nothing is bound.
+    pub fn raise_virq(&mut self, dom: DomId, vcpu: VcpuId, virq: u32) -> Option<Notification> {
+        if virq >= NR_VIRQS {
+            return None;
+        }
+        let d = self.domains.get_mut(&dom)?;
+        let table_vcpu = if virq_is_global(virq) {
+            VcpuId(0)
+        } else {
+            vcpu
+        };
+        if table_vcpu.0 >= d.ports.vcpus() {
+            return None;
+        }
+        let port = Port(d.ports.virq_port(table_vcpu, virq));
+        if port.0 == 0 {
+            return None;
+        }
+        let notify = d.ports.get(port).ok()?.notify_vcpu;
+        Some(d.set_pending(dom, port, notify))
+    }
+
+    /// `EVTCHNOP_close`: frees `port`; an interdomain peer goes back to unbound for the
+    /// caller. `-EINVAL` port out of range, free or reserved.
+    pub fn close(&mut self, caller: DomId, port: Port) -> Result<(), Errno> {
+        let chan = self.domain(caller)?.ports.get(port)?;
+        match chan.state {
+            PortState::Free | PortState::Reserved => return Err(Errno::EINVAL),
+            PortState::Virq { virq } => self.domain_mut(caller)?.ports.unbind_virq(virq, port),
+            PortState::Interdomain {
+                remote,
+                remote_port,
+            } => {
+                if let Ok(rd) = self.domain_mut(remote) {
+                    let peer = rd.ports.get(remote_port)?;
+                    rd.ports.set(
+                        remote_port,
+                        PortState::Unbound { remote: caller },
+                        peer.notify_vcpu,
+                    );
+                }
+            }
+            PortState::Unbound { .. } | PortState::Ipi => {}
+        }
+        let d = self.domain_mut(caller)?;
+        // Xen's evtchn_free: a stale pending bit must not fire when the port is reused.
+        d.layout.clear_pending(port);
+        d.ports.set(port, PortState::Free, VcpuId(0));
+        Ok(())
+    }
+
+    /// `EVTCHNOP_status` of `dom`'s `port`. `-ESRCH` unknown domain, `-EINVAL` port out of
+    /// range, `-EPERM` a foreign domain for an unprivileged caller (in Xen's order).
+    pub fn status(&self, caller: DomId, dom: DomId, port: Port) -> Result<ChannelStatus, Errno> {
+        let dom = Self::resolve(caller, dom);
+        let chan = self.domain(dom)?.ports.get(port)?;
+        self.check_target(caller, dom)?;
+        Ok(ChannelStatus {
+            state: chan.state,
+            vcpu: chan.notify_vcpu,
+        })
+    }
+
+    /// `EVTCHNOP_unmask`: clears the mask and delivers a pending event. As Xen, any port
+    /// below the limit may be unmasked whatever its state; `-EINVAL` past it.
+    pub fn unmask(&mut self, caller: DomId, port: Port) -> Result<Notification, Errno> {
+        let d = self.domain_mut(caller)?;
+        let vcpu = d.ports.get(port)?.notify_vcpu;
+        let delivery = d.layout.unmask(vcpu, port);
+        Ok(Notification {
+            dom: caller,
+            vcpu,
+            port,
+            delivery,
+        })
+    }
+
+    /// `EVTCHNOP_reset`: closes every port of `dom`. `-ESRCH` unknown domain, `-EPERM` a
+    /// foreign domain for an unprivileged caller, `-EINVAL` a foreign domain that its
+    /// controller has not paused.
+    pub fn reset(&mut self, caller: DomId, dom: DomId) -> Result<(), Errno> {
+        let dom = Self::resolve(caller, dom);
+        let target = self.domain(dom)?;
+        let paused = target.controller_paused;
+        self.check_target(caller, dom)?;
+        if dom != caller && !paused {
+            return Err(Errno::EINVAL);
+        }
+        self.close_all(dom);
+        Ok(())
+    }
+
+    fn close_all(&mut self, dom: DomId) {
+        let Some(d) = self.domains.get(&dom) else {
+            return;
+        };
+        for port in 1..d.ports.touched() {
+            // Free ports answer -EINVAL, which is what "already closed" means here.
+            let _ = self.close(dom, Port(port));
+        }
+    }
+}
