@@ -55,12 +55,15 @@ pub struct ExceptionBounce {
     pub cr2: Option<u64>,
 }
 
+/// Slots in the largest frame, the failsafe callback's.
+pub(super) const MAX_FRAME_WORDS: usize = 11;
+
 /// The bytes to write below the guest kernel stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BounceFrame {
-    range: GuestRange,
-    words: [u64; 8],
-    len: usize,
+    pub(super) range: GuestRange,
+    pub(super) words: [u64; MAX_FRAME_WORDS],
+    pub(super) len: usize,
 }
 
 impl BounceFrame {
@@ -69,9 +72,10 @@ impl BounceFrame {
         &self.words[..self.len]
     }
 
-    /// The frame as little-endian bytes, lowest address first (56 or 64 bytes).
-    pub fn to_bytes(&self) -> ([u8; 64], usize) {
-        let mut out = [0u8; 64];
+    /// The frame as little-endian bytes, lowest address first, and how many of them are
+    /// used (56 or 64 for a bounce frame, 88 for a failsafe frame).
+    pub fn to_bytes(&self) -> ([u8; MAX_FRAME_WORDS * 8], usize) {
+        let mut out = [0u8; MAX_FRAME_WORDS * 8];
         for (chunk, w) in out.chunks_exact_mut(8).zip(self.words()) {
             chunk.copy_from_slice(&w.to_le_bytes());
         }
@@ -165,7 +169,7 @@ pub fn create_bounce_frame(
     saved_rflags |= iopl & rflags::IOPL;
     let cs_slot = u64::from(saved_cs) | (u64::from(upcall_mask) << 32);
 
-    let mut words = [0u64; 8];
+    let mut words = [0u64; MAX_FRAME_WORDS];
     let mut i = 0;
     let mut push = |w: u64| {
         words[i] = w;

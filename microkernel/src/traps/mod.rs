@@ -13,6 +13,7 @@
 
 mod bounce;
 mod callbacks;
+mod failsafe;
 mod iret;
 mod softint;
 mod table;
@@ -22,6 +23,7 @@ pub use bounce::{
     BounceRequest, Delivery, EntryState, ExceptionBounce, InterruptedState,
 };
 pub use callbacks::{CallbackRegister, CallbackUnregister, Callbacks, CALLBACKF_MASK_EVENTS};
+pub use failsafe::{create_failsafe_frame, DataSelectors};
 pub use iret::{decode_iret, IretError, IretReturn};
 pub use softint::{permit_softint, software_interrupt, SoftInt};
 pub use table::{SetTrapTable, TrapTable, TrapTableError, TRAP_TABLE_BATCH};

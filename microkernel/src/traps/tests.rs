@@ -767,3 +767,76 @@ fn address_predicates() {
     assert!(!is_guest_address(HYPERVISOR_VIRT_START) && !is_guest_address(HYPERVISOR_VIRT_END - 1));
     assert!(is_guest_address(HYPERVISOR_VIRT_END) && is_guest_address(u64::MAX));
 }
+
+// ---- failsafe ----
+
+#[test]
+fn failsafe_frame_layout_and_masking() {
+    let mut cb = Callbacks::default();
+    let mut t = TrapTable::new();
+    let segs = DataSelectors {
+        ds: 0x2b,
+        es: 0x2b,
+        fs: 0,
+        gs: 0x63,
+    };
+    let s = user_state();
+    assert_eq!(
+        create_failsafe_frame(&s, GuestMode::User, KSTACK, 0, 0, segs, &cb),
+        Err(BounceError::NoHandler)
+    );
+    cb.register(
+        &mut t,
+        &reg(CALLBACKTYPE_FAILSAFE, CALLBACKF_MASK_EVENTS, HANDLER),
+    )
+    .unwrap();
+    let d = create_failsafe_frame(&s, GuestMode::User, KSTACK + 4, 0, 0, segs, &cb).unwrap();
+    assert_eq!(d.frame.addr(), KSTACK - 88);
+    assert_eq!(
+        d.frame.words(),
+        &[
+            0x1111,
+            0x2222,
+            0x2b,
+            0x2b,
+            0,
+            0x63,
+            0x40_1234,
+            u64::from(FLAT_USER_CS),
+            0x246 | rflags::TF | rflags::AC | (1 << 40), // 64 bits kept, IOPL gone
+            0x7fff_0000_1008,
+            u64::from(FLAT_USER_SS),
+        ]
+    );
+    assert_eq!(d.frame.to_bytes().1, 88);
+    assert_eq!(d.entry.rip, HANDLER);
+    assert_eq!(d.entry.rsp, KSTACK - 88);
+    assert_eq!(d.upcall_mask, 1);
+    assert!(d.switch_to_kernel);
+    // From kernel mode with events masked: RPL cleared, mask saved, IF clear.
+    let k = InterruptedState {
+        cs: FLAT_KERNEL_CS,
+        rsp: KSTACK - 0x200,
+        rflags: 0x202,
+        ..s
+    };
+    let d = create_failsafe_frame(&k, GuestMode::Kernel, 0, 1, 0, segs, &cb).unwrap();
+    assert_eq!(
+        d.frame.words()[7],
+        u64::from(FLAT_KERNEL_CS & !3) | (1 << 32)
+    );
+    assert_eq!(d.frame.words()[8], 0x002);
+    // A kernel stack in the hypervisor slice is refused.
+    assert_eq!(
+        create_failsafe_frame(
+            &s,
+            GuestMode::User,
+            HYPERVISOR_VIRT_END + 16,
+            0,
+            0,
+            segs,
+            &cb
+        ),
+        Err(BounceError::BadStack)
+    );
+}
