@@ -317,11 +317,11 @@ mod guest {
                 return None;
             }
             let page = self.slot_ptr(slot)?;
-            // SAFETY: `slot` is mapped writable by `map` to a frame of the target domain
-            // (which the hypervisor let us map), `offset..end` lies within the page, and no
-            // Rust reference to the window's pages exists (they are only reached through
-            // these copies, under `&mut self`). The target is being built and does not run,
-            // so nothing else writes the page meanwhile.
+            // No Rust reference to the window's pages exists (they are only reached through
+            // these copies, under `&mut self`), and the target is being built and does not
+            // run, so nothing else writes the page meanwhile.
+            // SAFETY: `slot` is mapped writable by `map` to a frame of the target domain (the
+            // hypervisor let us map it), and `offset..end` lies within the page.
             unsafe {
                 core::ptr::copy_nonoverlapping(bytes.as_ptr(), page.add(offset), bytes.len())
             };
