@@ -8,6 +8,7 @@ use crate::hypercall::{DomainControl, DomainName};
 use crate::kernel::Machine;
 use crate::mkprintln;
 use crate::mm::page_info::{DomainMm, Level};
+use crate::traps::TrapTable;
 use alloc::vec::Vec;
 use hypercall_abi::arch::VcpuGuestContext;
 use hypercall_abi::domctl::*;
@@ -31,7 +32,7 @@ pub enum DomState {
 }
 
 /// A virtual CPU's state while it is not running.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Vcpu {
     /// Registers (the frame it last left the CPU with, or its initial state).
     pub frame: GuestFrame,
@@ -45,6 +46,10 @@ pub struct Vcpu {
     pub gs_base_user: u64,
     /// Last page-fault address, as `mov %cr2` reads it.
     pub cr2: u64,
+    /// The guest's virtual IDT (`set_trap_table`).
+    pub traps: TrapTable,
+    /// The guest kernel's stack for events that arrive in guest user mode (`stack_switch`).
+    pub kernel_sp: u64,
 }
 
 /// Most bytes of a console line kept before it is printed anyway.
@@ -315,7 +320,8 @@ impl DomainControl for Machine {
             fs_base: c.fs_base,
             gs_base_kernel: c.gs_base_kernel,
             gs_base_user: c.gs_base_user,
-            cr2: 0,
+            kernel_sp: c.kernel_sp,
+            ..Vcpu::default()
         };
         Ok(())
     }
@@ -340,6 +346,35 @@ pub fn reason_name(r: ShutdownReason) -> &'static str {
         ShutdownReason::Crash => "crash",
         ShutdownReason::Watchdog => "watchdog",
         ShutdownReason::SoftReset => "soft_reset",
+    }
+}
+
+/// Reads vCPU `v`'s `evtchn_upcall_mask` in the domain's shared_info.
+pub fn upcall_mask(shared_info_mfn: u64, v: usize) -> u8 {
+    if v >= 32 {
+        return 1;
+    }
+    // SAFETY: the domain's shared_info frame is RAM the hypervisor keeps for the domain's
+    // life, direct-mapped; one byte read of vcpu_info[v].evtchn_upcall_mask (v < 32).
+    unsafe {
+        let si = directmap(shared_info_mfn << 12) as *const SharedInfo;
+        core::ptr::read_volatile(core::ptr::addr_of!((*si).vcpu_info[v].evtchn_upcall_mask))
+    }
+}
+
+/// Sets vCPU `v`'s `evtchn_upcall_mask`, and for a page fault `arch.cr2`, in shared_info.
+pub fn set_upcall_mask_and_cr2(shared_info_mfn: u64, v: usize, mask: u8, cr2: Option<u64>) {
+    if v >= 32 {
+        return;
+    }
+    // SAFETY: as in `upcall_mask`; two plain stores into vcpu_info[v], which the guest
+    // only reads or updates with single-byte/word accesses of its own.
+    unsafe {
+        let si = directmap(shared_info_mfn << 12) as *mut SharedInfo;
+        core::ptr::write_volatile(core::ptr::addr_of_mut!((*si).vcpu_info[v].evtchn_upcall_mask), mask);
+        if let Some(a) = cr2 {
+            core::ptr::write_volatile(core::ptr::addr_of_mut!((*si).vcpu_info[v].arch.cr2), a);
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use crate::mm_machine::{MachineMm, RamMap};
 use crate::multiboot::CmdLine;
 use crate::platform::{FrameRegs, MachineEmu, MachinePlatform};
 use crate::time::TimeScale;
+use crate::traps::{self, GuestMode, InterruptedState, SoftInt};
 use alloc::vec::Vec;
 use hypercall_abi::sched::ShutdownReason;
 use spin::Mutex;
@@ -181,9 +182,28 @@ pub fn hypercall(f: &mut GuestFrame) {
     let mut guard = MACHINE.lock();
     let m = guard.as_mut().expect("hypercall before boot finished");
     let nr = f.rax;
-    let mut p = MachinePlatform { m, continuation: None, yielded: false };
+    let mut p = MachinePlatform { m, continuation: None, yielded: false, rsp: f.rsp, iret: None };
     f.rax = hypercall::dispatch(&mut p, nr, [f.rdi, f.rsi, f.rdx, f.r10, f.r8]) as u64;
-    let (continuation, yielded) = (p.continuation, p.yielded);
+    let (continuation, yielded, iret) = (p.continuation, p.yielded, p.iret);
+    match iret {
+        Some(Ok(to)) => {
+            // Return to where the bounced exception (or event) interrupted the guest, with
+            // every register as it was: through iretq, since rcx and r11 are restored.
+            (f.rip, f.cs, f.rflags, f.rsp, f.ss, f.rax) =
+                (to.rip, to.cs as u64, to.rflags, to.rsp, to.ss as u64, to.rax);
+            if let Some((rcx, r11)) = to.rcx_r11 {
+                (f.rcx, f.r11) = (rcx, r11);
+            }
+            f.vector = 0;
+            let (si, v) = (m.cur().shared_info_mfn, m.current.1);
+            domain::set_upcall_mask_and_cr2(si, v, to.upcall_mask, None);
+        }
+        Some(Err(e)) => {
+            crate::mkprintln!("d{} crashed: iret with a bad frame ({:?}) rip={:#x}", m.cur().id, e, f.rip);
+            m.cur_mut().state = DomState::Crashed;
+        }
+        None => {}
+    }
     if let Some((nr, a)) = continuation {
         // Xen's hypercall continuation: the guest executes the same `syscall` again, with
         // the arguments the handler left for the rest of the work.
@@ -222,7 +242,7 @@ pub fn guest_exception(f: &mut GuestFrame) {
     let kind = match (f.vector, f.error) {
         (13, 0) => emulate::FaultKind::GeneralProtection,
         (6, _) => emulate::FaultKind::InvalidOpcode,
-        _ => return guest_fault(f, ""),
+        _ => return bounce_or_fault(f),
     };
     let mut bytes = [0u8; emulate::MAX_INSN];
     // Read as much of the instruction as is mapped (a fetch near the end of a mapping may
@@ -238,7 +258,7 @@ pub fn guest_exception(f: &mut GuestFrame) {
         }
         n -= 1;
     }
-    let Some(insn) = emulate::decode(&bytes[..n], kind) else { return guest_fault(f, "") };
+    let Some(insn) = emulate::decode(&bytes[..n], kind) else { return bounce_or_fault(f) };
     let ok = {
         let mut guard = MACHINE.lock();
         let m = guard.as_mut().expect("guest exception before boot finished");
@@ -246,8 +266,56 @@ pub fn guest_exception(f: &mut GuestFrame) {
         emulate::execute(insn, &mut FrameRegs(f), &mut env).is_ok()
     };
     if !ok {
+        bounce_or_fault(f);
+    }
+}
+
+/// Delivers the exception in `f` to the guest's own handler (a bounce frame on its kernel
+/// stack, as Xen does); with no handler, or no stack to put the frame on, the domain stops.
+fn bounce_or_fault(f: &mut GuestFrame) {
+    let delivered = {
+        let mut guard = MACHINE.lock();
+        let m = guard.as_mut().expect("guest exception before boot finished");
+        bounce(m, f)
+    };
+    if !delivered {
         guest_fault(f, "");
     }
+}
+
+fn bounce(m: &mut Machine, f: &mut GuestFrame) -> bool {
+    let (i, vi) = (m.cur_idx(), m.current.1);
+    let si = m.domains[i].shared_info_mfn;
+    let v = &mut m.domains[i].vcpus[vi];
+    let vector = f.vector as u8;
+    let fault_addr = if vector == traps::vector::PF { trap::cr2() } else { 0 };
+    // `int $n` arrives as #GP with error (n << 3) | 2: deliver it if the guest's table allows.
+    let (request, cr2, rip) = match traps::software_interrupt(&v.traps, f.error as u32, GuestMode::Kernel) {
+        SoftInt::Deliver { request, .. } if vector == traps::vector::GP => (request, None, f.rip.wrapping_add(2)),
+        _ => {
+            let e = traps::exception(&v.traps, vector, f.error as u32, fault_addr, GuestMode::Kernel);
+            (e.request, e.cr2, f.rip)
+        }
+    };
+    let state = InterruptedState { rip, cs: f.cs as u16, rflags: f.rflags, rsp: f.rsp, ss: f.ss as u16, rcx: f.rcx, r11: f.r11 };
+    let mask = domain::upcall_mask(si, vi);
+    let Ok(d) = traps::create_bounce_frame(&state, GuestMode::Kernel, v.kernel_sp, mask, 0, &request) else {
+        return false;
+    };
+    let (bytes, len) = d.frame.to_bytes();
+    let r = d.frame.range();
+    // SAFETY: a hypervisor buffer of `len` bytes; the destination was checked by GuestRange
+    // (inside create_bounce_frame) and the current page tables are the faulting guest's; a
+    // fault while writing (no stack there) is caught by the fixup and reported here.
+    if unsafe { trap::copy_with_fixup(r.addr() as *mut u8, bytes.as_ptr(), len) }.is_err() {
+        return false;
+    }
+    if let Some(a) = cr2 {
+        v.cr2 = a;
+    }
+    (f.rip, f.cs, f.rflags, f.rsp, f.ss) = (d.entry.rip, d.entry.cs as u64, d.entry.rflags, d.entry.rsp, d.entry.ss as u64);
+    domain::set_upcall_mask_and_cr2(si, vi, d.upcall_mask, cr2);
+    true
 }
 
 /// Stops the current domain for a fault it took (or a state it cannot be resumed from),

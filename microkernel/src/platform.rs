@@ -28,12 +28,19 @@ pub struct MachinePlatform<'a> {
     pub continuation: Option<(u64, [u64; 5])>,
     /// The caller gave up the CPU (`SCHEDOP_yield`).
     pub yielded: bool,
+    /// The caller's rsp at the hypercall.
+    pub rsp: u64,
+    /// The hypercall was an `iret`: the state to return to (or why the frame was refused).
+    pub iret: Option<Result<crate::traps::IretReturn, crate::traps::IretError>>,
 }
 
-impl GuestMemory for MachinePlatform<'_> {
+/// Guest memory of the running vCPU, through the exception-fixup copy.
+pub struct GuestCopy;
+
+impl GuestMemory for GuestCopy {
     fn copy_from_guest(&mut self, src: GuestRange, buf: &mut [u8]) -> Result<(), Errno> {
         // SAFETY: `buf` is a hypervisor buffer of exactly src.len() bytes; `src` was checked
-        // by GuestRange and the current page tables are the calling guest's.
+        // by GuestRange and the current page tables are the running guest's.
         unsafe { trap::copy_with_fixup(buf.as_mut_ptr(), src.addr() as *const u8, buf.len()) }
             .map_err(|_| Errno::EFAULT)
     }
@@ -41,6 +48,16 @@ impl GuestMemory for MachinePlatform<'_> {
     fn copy_to_guest(&mut self, dst: GuestRange, buf: &[u8]) -> Result<(), Errno> {
         // SAFETY: as above, in the other direction; CR0.WP makes read-only guest pages fault.
         unsafe { trap::copy_with_fixup(dst.addr() as *mut u8, buf.as_ptr(), buf.len()) }.map_err(|_| Errno::EFAULT)
+    }
+}
+
+impl GuestMemory for MachinePlatform<'_> {
+    fn copy_from_guest(&mut self, src: GuestRange, buf: &mut [u8]) -> Result<(), Errno> {
+        GuestCopy.copy_from_guest(src, buf)
+    }
+
+    fn copy_to_guest(&mut self, dst: GuestRange, buf: &[u8]) -> Result<(), Errno> {
+        GuestCopy.copy_to_guest(dst, buf)
     }
 }
 
@@ -133,6 +150,23 @@ impl Platform for MachinePlatform<'_> {
         let i = self.m.live_idx(domid)?;
         self.m.with_mm(i, |mm| f(Mm { frames: &mut *mm.frames, dom: &mut *mm.dom, mach: &mut *mm.mach }));
         Ok(())
+    }
+
+    fn set_trap_table(&mut self, table: u64) -> Result<crate::traps::SetTrapTable, crate::traps::TrapTableError> {
+        self.m.cur_vcpu_mut().traps.set_from_guest(&mut GuestCopy, table)
+    }
+
+    fn set_kernel_stack(&mut self, sp: u64) -> Result<(), Errno> {
+        self.m.cur_vcpu_mut().kernel_sp = sp;
+        Ok(())
+    }
+
+    fn caller_rsp(&self) -> u64 {
+        self.rsp
+    }
+
+    fn iret(&mut self, to: Result<crate::traps::IretReturn, crate::traps::IretError>) {
+        self.iret = Some(to);
     }
 
     fn preempt_chunk(&self) -> u32 {

@@ -9,6 +9,7 @@ mod memory;
 mod mm;
 mod multicall;
 mod segment;
+mod traps;
 mod domctl;
 
 pub use domctl::{DomainControl, DomainName};
@@ -109,6 +110,21 @@ pub trait Platform: GuestMemory {
     fn continuation(&mut self, _nr: u64, _args: [u64; 5]) {}
     /// The domain control operations (called only for privileged callers).
     fn domain_control(&mut self) -> &mut dyn DomainControl;
+    /// `set_trap_table` on the calling vCPU's trap table (entries read from `table`).
+    fn set_trap_table(&mut self, _table: u64) -> Result<crate::traps::SetTrapTable, crate::traps::TrapTableError> {
+        Err(crate::traps::TrapTableError { installed: 0, errno: Errno::ENOSYS })
+    }
+    /// Records the guest kernel's stack pointer for events arriving in guest user mode.
+    fn set_kernel_stack(&mut self, _sp: u64) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
+    /// The caller's stack pointer at the hypercall (where `iret` finds its frame).
+    fn caller_rsp(&self) -> u64 {
+        0
+    }
+    /// Ends the hypercall as an `iret` to the decoded state; a refused frame crashes the
+    /// caller, as Xen's `do_iret`.
+    fn iret(&mut self, _to: Result<crate::traps::IretReturn, crate::traps::IretError>) {}
     /// Sets one of the calling vCPU's segment bases (value checked canonical).
     fn set_segment_base(&mut self, _which: SegmentBase, _value: u64) -> Result<(), Errno> {
         Err(Errno::ENOSYS)
@@ -136,6 +152,9 @@ fn dispatch_call(p: &mut impl Platform, nr: u64, args: [u64; 5], preemptible: bo
         Ok(Hypercall::XenVersion) => version::xen_version(p, args[0] as u32, args[1]),
         Ok(Hypercall::SchedOp) => sched::sched_op(p, args[0] as u32, args[1]),
         Ok(Hypercall::Domctl) => domctl::domctl(p, args[0]),
+        Ok(Hypercall::SetTrapTable) => traps::set_trap_table(p, preemptible, args[0]),
+        Ok(Hypercall::StackSwitch) => traps::stack_switch(p, args[0], args[1]),
+        Ok(Hypercall::Iret) => traps::iret(p),
         Ok(Hypercall::SetSegmentBase) => segment::set_segment_base(p, args[0] as u32, args[1]),
         Ok(Hypercall::Sysctl) => sysctl::sysctl(p, args[0]),
         _ => Err(Errno::ENOSYS),

@@ -23,11 +23,15 @@ struct Idt([[u64; 2]; 256]);
 static mut IDT: Idt = Idt([[0; 2]; 256]);
 
 fn gate(handler: u64, ist: u8) -> [u64; 2] {
-    // Present, DPL 0, 64-bit interrupt gate (IF cleared on entry).
+    gate_dpl(handler, ist, 0)
+}
+
+fn gate_dpl(handler: u64, ist: u8, dpl: u64) -> [u64; 2] {
+    // Present, DPL `dpl`, 64-bit interrupt gate (IF cleared on entry).
     let low = (handler & 0xffff)
         | ((HYPERVISOR_CS as u64) << 16)
         | ((ist as u64 & 7) << 32)
-        | (0x8e << 40)
+        | ((0x8e | (dpl << 5)) << 40)
         | (((handler >> 16) & 0xffff) << 48);
     [low, handler >> 32]
 }
@@ -46,7 +50,9 @@ pub fn init() {
                 18 => IST_MACHINE_CHECK,
                 _ => 0,
             };
-            idt[v] = gate(h, ist);
+            // `int3` and `into` may be executed by a guest (ring 3) and reach its own
+            // handlers as vectors 3 and 4, as on Xen; every other `int $n` is a #GP.
+            idt[v] = if v == 3 || v == 4 { gate_dpl(h, ist, 3) } else { gate(h, ist) };
         }
         idt[super::apic::TIMER_VECTOR as usize] = gate(exc_240 as *const () as u64, 0);
         idt[super::apic::SPURIOUS_VECTOR as usize] = gate(exc_255 as *const () as u64, 0);

@@ -1,0 +1,43 @@
+//! `set_trap_table`, `stack_switch` and `iret`: a PV kernel registers its exception
+//! handlers, says where its stack is, and returns from a bounced exception. The frame
+//! logic is `crate::traps`; this file decodes the calls.
+
+use super::Platform;
+use crate::guest_access::read_guest;
+use crate::traps::{decode_iret, SetTrapTable};
+use hypercall_abi::arch::IretContext;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::hypercall::Hypercall;
+use hypercall_abi::layout::FLAT_KERNEL_SS;
+
+pub(super) fn set_trap_table(p: &mut impl Platform, preemptible: bool, table: u64) -> Result<i64, Errno> {
+    let mut at = table;
+    loop {
+        match p.set_trap_table(at) {
+            Ok(SetTrapTable::Done { .. }) => return Ok(0),
+            Ok(SetTrapTable::Preempted { next, .. }) if preemptible => {
+                p.continuation(Hypercall::SetTrapTable as u64, [next, 0, 0, 0, 0]);
+                return Ok(Hypercall::SetTrapTable as i64);
+            }
+            Ok(SetTrapTable::Preempted { next, .. }) => at = next,
+            Err(e) => return Err(e.errno),
+        }
+    }
+}
+
+pub(super) fn stack_switch(p: &mut impl Platform, ss: u64, sp: u64) -> Result<i64, Errno> {
+    // The guest kernel's stack segment is the flat ring-3 one (any RPL the guest writes).
+    if ss & !3 != u64::from(FLAT_KERNEL_SS & !3) {
+        return Err(Errno::EINVAL);
+    }
+    p.set_kernel_stack(sp)?;
+    Ok(0)
+}
+
+pub(super) fn iret(p: &mut impl Platform) -> Result<i64, Errno> {
+    let ctx: IretContext = read_guest(p, p.caller_rsp())?;
+    let r = decode_iret(&ctx, false);
+    let rax = ctx.rax as i64;
+    p.iret(r);
+    Ok(rax)
+}
