@@ -41,3 +41,33 @@ pub(super) fn iret(p: &mut impl Platform) -> Result<i64, Errno> {
     p.iret(r);
     Ok(rax)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::dispatch;
+    use super::super::fake::*;
+    use hypercall_abi::errno::Errno;
+
+    const SET_TRAP_TABLE: u64 = 0;
+    const STACK_SWITCH: u64 = 3;
+    const IRET: u64 = 23;
+
+    #[test]
+    fn stack_switch_wants_the_flat_kernel_stack_segment() {
+        let mut p = FakePlatform::new(false);
+        // The fake platform keeps no vCPU state: a good call reaches it and gets ENOSYS.
+        assert_eq!(dispatch(&mut p, STACK_SWITCH, [0xe02b, 0x1000, 0, 0, 0]), Errno::ENOSYS.to_ret());
+        assert_eq!(dispatch(&mut p, STACK_SWITCH, [0xe029, 0x1000, 0, 0, 0]), Errno::ENOSYS.to_ret(), "any RPL");
+        for ss in [0u64, 0xe010, 0xe033, 0xffff] {
+            assert_eq!(dispatch(&mut p, STACK_SWITCH, [ss, 0x1000, 0, 0, 0]), Errno::EINVAL.to_ret(), "ss {ss:#x}");
+        }
+    }
+
+    #[test]
+    fn iret_reads_its_frame_at_the_caller_stack() {
+        // The fake's caller rsp is 0, below its guest memory: the frame is unreadable.
+        let mut p = FakePlatform::new(false);
+        assert_eq!(dispatch(&mut p, IRET, [0; 5]), Errno::EFAULT.to_ret());
+        assert_eq!(dispatch(&mut p, SET_TRAP_TABLE, [BASE, 0, 0, 0, 0]), Errno::ENOSYS.to_ret());
+    }
+}
