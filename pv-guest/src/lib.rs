@@ -5,6 +5,7 @@
 //! - `hypercall`: typed hypercalls through the hypercall page;
 //! - [`console`]: `print!`/`println!` over `console_io`;
 //! - `heap` (the `#[global_allocator]`), the panic handler, `time` (rdtsc);
+//! - `traps`: exception handlers through the trap table (`set_trap_table`, `iret`);
 //! - [`domctl`]: the toolstack's control calls (privileged), and [`foreign`]: another
 //!   domain's memory while building it (populate, a window of foreign mappings);
 //! - [`mm`]: the memory layer (p2m, frame allocator, batched `pt_update`, address spaces;
@@ -55,6 +56,8 @@ pub mod start;
 pub mod testing;
 #[cfg(target_os = "none")]
 pub mod time;
+#[cfg(target_os = "none")]
+pub mod traps;
 
 pub use hypercall_abi;
 pub use hypercall_abi::sched::ShutdownReason;

@@ -24,6 +24,7 @@ pub const GUESTS: &[&str] = &[
     "probe",
     "crasher",
     "idler",
+    "traps-test",
 ];
 
 /// Where the workspace and its build outputs are.
