@@ -289,11 +289,25 @@ fn bounce(m: &mut Machine, f: &mut GuestFrame) -> bool {
     let v = &mut m.domains[i].vcpus[vi];
     let vector = f.vector as u8;
     let fault_addr = if vector == traps::vector::PF { trap::cr2() } else { 0 };
+    // A #GP with the IDT bit set comes from `int $n`. Take n from the instruction (CD ib)
+    // rather than from the error code, which emulators do not all compute the same way;
+    // the guest then sees the architectural (n << 3) | 2.
+    let mut error = f.error as u32;
+    if vector == traps::vector::GP && error & 3 == 2 {
+        let mut insn = [0u8; 2];
+        let readable = GuestRange::new(f.rip, 2).is_ok()
+            // SAFETY: a 2-byte hypervisor buffer; the guest range was checked; the current
+            // page tables are the faulting guest's.
+            && unsafe { trap::copy_with_fixup(insn.as_mut_ptr(), f.rip as *const u8, 2) }.is_ok();
+        if readable && insn[0] == 0xcd {
+            error = (u32::from(insn[1]) << 3) | 2;
+        }
+    }
     // `int $n` arrives as #GP with error (n << 3) | 2: deliver it if the guest's table allows.
-    let (request, cr2, rip) = match traps::software_interrupt(&v.traps, f.error as u32, GuestMode::Kernel) {
+    let (request, cr2, rip) = match traps::software_interrupt(&v.traps, error, GuestMode::Kernel) {
         SoftInt::Deliver { request, .. } if vector == traps::vector::GP => (request, None, f.rip.wrapping_add(2)),
         _ => {
-            let e = traps::exception(&v.traps, vector, f.error as u32, fault_addr, GuestMode::Kernel);
+            let e = traps::exception(&v.traps, vector, error, fault_addr, GuestMode::Kernel);
             (e.request, e.cr2, f.rip)
         }
     };

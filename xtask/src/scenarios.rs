@@ -180,6 +180,24 @@ pub fn all() -> Vec<Scenario> {
             ..DEFAULT
         },
         Scenario {
+            name: "traps",
+            dom0: Image::Guest("traps-test"),
+            // Each exception the guest raises, in order, so one it skips fails here.
+            expect: &[
+                r"TEST set_trap_table PASS",
+                r"TEST divide_error PASS",
+                r"TEST int3 PASS",
+                r"TEST ud2 PASS",
+                r"TEST cli_gp PASS",
+                r"TEST page_fault PASS",
+                r"TEST int80_gp PASS",
+                r"TEST handler_count PASS",
+                r"TESTS DONE [0-9]+ passed, 0 failed",
+            ],
+            forbid: &["PANIC", r"TEST .* FAIL", "crashed"],
+            ..DEFAULT
+        },
+        Scenario {
             name: "mm-test",
             dom0: Image::Guest("mm-test"),
             // The checks that matter most, in the order the guest makes them, so a guest that

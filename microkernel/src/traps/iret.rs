@@ -77,9 +77,9 @@ pub fn decode_iret(ctx: &IretContext, has_user_page_table: bool) -> Result<IretR
     if !is_canonical(ctx.rip) || !is_canonical(ctx.rsp) {
         return Err(IretError::NonCanonical);
     }
-    if ctx.cs > 0xffff || ctx.ss > 0xffff {
-        return Err(IretError::BadSelector);
-    }
+    // Only the low 16 bits are the selector (Xen's do_iret keeps just those): a bounce
+    // frame's cs slot carries the saved upcall mask in bits 32..39, and guests hand the
+    // frame back as it was.
     let cs = ctx.cs as u16 | 3;
     let ss = ctx.ss as u16 | 3;
     if !guest_selector(cs, &[FLAT_RING3_CS64, FLAT_RING3_CS32])
