@@ -50,6 +50,10 @@ pub struct Vcpu {
     pub traps: TrapTable,
     /// The guest kernel's stack for events that arrive in guest user mode (`stack_switch`).
     pub kernel_sp: u64,
+    /// x87/SSE registers while the vCPU is not running.
+    pub fpu: crate::arch::x86_64::fpu::FpuState,
+    /// Virtual CR0.TS (`fpu_taskswitch`): its next FPU instruction raises #NM.
+    pub fpu_ts: bool,
 }
 
 /// Most bytes of a console line kept before it is printed anyway.

@@ -9,6 +9,7 @@
 //! its place, so every exit path (sysret or iret) simply resumes whatever is in the frame.
 
 use crate::arch::exit::{exit, ExitCode};
+use crate::arch::x86_64::fpu::{self, FpuState};
 use crate::arch::x86_64::{paging, time as hwtime, trap};
 use crate::arch::GuestFrame;
 use crate::domain::{self, reason_name, DomState, Domain, Vcpu};
@@ -152,12 +153,24 @@ impl Machine {
         if next == cur {
             return;
         }
+        // The outgoing vCPU's FPU state goes to its own area (a vCPU that is gone has its
+        // state saved into a scratch area that nobody will see).
+        let ni = self.idx(next.0).expect("picked a live domain");
+        let mut out = match self.idx(cur.0) {
+            Some(i) => {
+                let v = &mut self.domains[i].vcpus[cur.1];
+                v.frame = *f;
+                domain::save_bases(v);
+                core::mem::take(&mut v.fpu)
+            }
+            None => FpuState::default(),
+        };
+        let n = &self.domains[ni].vcpus[next.1];
+        fpu::switch(&mut out, &n.fpu, n.fpu_ts);
         if let Some(i) = self.idx(cur.0) {
-            let v = &mut self.domains[i].vcpus[cur.1];
-            v.frame = *f;
-            domain::save_bases(v);
+            self.domains[i].vcpus[cur.1].fpu = out;
         }
-        let i = self.idx(next.0).expect("picked a live domain");
+        let i = ni;
         if self.domains[i].first_run_tsc == 0 {
             self.domains[i].first_run_tsc = now;
         }

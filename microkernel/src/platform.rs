@@ -156,6 +156,11 @@ impl Platform for MachinePlatform<'_> {
         self.m.cur_vcpu_mut().traps.set_from_guest(&mut GuestCopy, table)
     }
 
+    fn fpu_taskswitch(&mut self, set: bool) {
+        self.m.cur_vcpu_mut().fpu_ts = set;
+        crate::arch::x86_64::fpu::set_task_switched(set);
+    }
+
     fn set_kernel_stack(&mut self, sp: u64) -> Result<(), Errno> {
         self.m.cur_vcpu_mut().kernel_sp = sp;
         Ok(())
@@ -243,7 +248,8 @@ impl emulate::EmuEnv for MachineEmu<'_> {
         cpu::read_cr3()
     }
     fn guest_cr0(&self) -> u64 {
-        cpu::read_cr0() & !(1 << 3) // TS is the guest's own business (fpu_taskswitch)
+        // TS is the guest's virtual one (fpu_taskswitch).
+        (cpu::read_cr0() & !(1 << 3)) | if self.vcpu.fpu_ts { 1 << 3 } else { 0 }
     }
     fn guest_cr2(&self) -> u64 {
         self.vcpu.cr2

@@ -25,6 +25,7 @@ pub const GUESTS: &[&str] = &[
     "crasher",
     "idler",
     "traps-test",
+    "fpu-test",
 ];
 
 /// Where the workspace and its build outputs are.

@@ -114,6 +114,8 @@ pub trait Platform: GuestMemory {
     fn set_trap_table(&mut self, _table: u64) -> Result<crate::traps::SetTrapTable, crate::traps::TrapTableError> {
         Err(crate::traps::TrapTableError { installed: 0, errno: Errno::ENOSYS })
     }
+    /// Sets (`true`) or clears the calling vCPU's virtual CR0.TS.
+    fn fpu_taskswitch(&mut self, _set: bool) {}
     /// Records the guest kernel's stack pointer for events arriving in guest user mode.
     fn set_kernel_stack(&mut self, _sp: u64) -> Result<(), Errno> {
         Err(Errno::ENOSYS)
@@ -154,6 +156,10 @@ fn dispatch_call(p: &mut impl Platform, nr: u64, args: [u64; 5], preemptible: bo
         Ok(Hypercall::Domctl) => domctl::domctl(p, args[0]),
         Ok(Hypercall::SetTrapTable) => traps::set_trap_table(p, preemptible, args[0]),
         Ok(Hypercall::StackSwitch) => traps::stack_switch(p, args[0], args[1]),
+        Ok(Hypercall::FpuTaskswitch) => {
+            p.fpu_taskswitch(args[0] as u32 != 0);
+            Ok(0)
+        }
         Ok(Hypercall::Iret) => traps::iret(p),
         Ok(Hypercall::SetSegmentBase) => segment::set_segment_base(p, args[0] as u32, args[1]),
         Ok(Hypercall::Sysctl) => sysctl::sysctl(p, args[0]),

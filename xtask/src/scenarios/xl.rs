@@ -220,6 +220,28 @@ pub fn scenarios() -> Vec<Scenario> {
             ..DEFAULT
         },
         Scenario {
+            name: "xl-fpu-isolation",
+            modules: &[Image::Guest("fpu-test"), Image::Config("fpu-a.cfg"), Image::Config("fpu-b.cfg")],
+            input: &[
+                "xl create fpu-a.cfg",
+                "xl create fpu-b.cfg",
+                wait_for!(r"^xl: domain fpu-a \([0-9]+\) shut down"),
+                wait_for!(r"^xl: domain fpu-b \([0-9]+\) shut down"),
+                "shutdown",
+            ],
+            // Two domains fill the same SSE registers with different patterns and yield to
+            // each other thousands of times: each must find its own values at the end.
+            expect: &[
+                // Either may finish first; each prints its line once.
+                r"\[fpu-[ab]\] TEST fpu_isolated PASS$",
+                r"\[fpu-[ab]\] TEST fpu_isolated PASS$",
+                r"dom0: powering off",
+            ],
+            forbid: &[r"TEST .* FAIL", "crashed", "PANIC"],
+            timeout: Duration::from_secs(120),
+            ..DEFAULT
+        },
+        Scenario {
             name: "xl-unprivileged-eperm",
             modules: &[Image::Guest("probe"), Image::Config("probe.cfg")],
             input: &[

@@ -70,9 +70,16 @@ pub fn init(stack_top: u64) {
     wrmsr(IA32_EFER, rdmsr(IA32_EFER) | 1); // SCE (boot.S set it too)
 
     // SAFETY: WP makes ring 0 honour read-only guest pages (the copy routine relies on it);
-    // SMEP stops ring 0 from executing guest (user) pages. Neither changes any mapping.
+    // SMEP stops ring 0 from executing guest (user) pages; the FPU bits only let guests use
+    // x87/SSE (the microkernel itself is built without SSE). None changes any mapping.
     unsafe {
         Cr0::update(|f| f.insert(Cr0Flags::WRITE_PROTECT));
+        // Guests may use the FPU and SSE; their state is switched with each vCPU (fpu.rs).
+        Cr0::update(|f| {
+            f.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
+            f.insert(Cr0Flags::MONITOR_COPROCESSOR | Cr0Flags::NUMERIC_ERROR);
+        });
+        Cr4::update(|f| f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
         if has_smep() {
             Cr4::update(|f| f.insert(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION));
         }
