@@ -6,6 +6,8 @@
 //! - [`console`]: `print!`/`println!` over `console_io`;
 //! - `heap` (the `#[global_allocator]`), the panic handler, `time` (rdtsc);
 //! - `traps`: exception handlers through the trap table (`set_trap_table`, `iret`);
+//! - `events`: event channels (shared info page, the event callback and its 2-level
+//!   dispatcher, per-port handlers, `event_channel_op`);
 //! - [`domctl`]: the toolstack's control calls (privileged), and [`foreign`]: another
 //!   domain's memory while building it (populate, a window of foreign mappings);
 //! - [`mm`]: the memory layer (p2m, frame allocator, batched `pt_update`, address spaces;
@@ -44,6 +46,8 @@ pub mod start_info;
 pub mod stats;
 pub mod text;
 
+#[cfg(target_os = "none")]
+pub mod events;
 #[cfg(target_os = "none")]
 pub mod heap;
 #[cfg(target_os = "none")]

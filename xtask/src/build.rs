@@ -26,6 +26,7 @@ pub const GUESTS: &[&str] = &[
     "idler",
     "traps-test",
     "fpu-test",
+    "events-test",
 ];
 
 /// Where the workspace and its build outputs are.
