@@ -157,6 +157,13 @@ pub fn build_dom0(m: &mut Machine, bi: &BootInfo, opts: &Options, hv: &Hyperviso
     dom0.pause_count = 0;
     dom0.vcpus[0] = Vcpu { frame, started: true, ..Vcpu::default() };
     m.domains.push(dom0);
+    m.events
+        .add_domain(
+            hypercall_abi::types::DomId(0),
+            crate::event::DomainConfig::control(1),
+            crate::events_machine::MachineLayout::new(crate::events_machine::SharedInfoEvents::new(shared_info_mfn)),
+        )
+        .map_err(|e| format!("dom0's event channels: {}", e.name()))?;
     // The start-of-day tables become what they are to the hypervisor: the L4 is validated
     // (and with it every table and mapping below it), pinned, and installed as the base.
     let idx = m.domains.len() - 1;

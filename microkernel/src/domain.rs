@@ -50,6 +50,8 @@ pub struct Vcpu {
     pub traps: TrapTable,
     /// The guest kernel's stack for events that arrive in guest user mode (`stack_switch`).
     pub kernel_sp: u64,
+    /// Event, failsafe and syscall callbacks (`callback_op`).
+    pub callbacks: crate::traps::Callbacks,
     /// x87/SSE registers while the vCPU is not running.
     pub fpu: crate::arch::x86_64::fpu::FpuState,
     /// Virtual CR0.TS (`fpu_taskswitch`): its next FPU instruction raises #NM.
@@ -182,11 +184,18 @@ impl DomainControl for Machine {
         let id = (1..DOMID_FIRST_RESERVED).find(|id| self.idx(*id).is_none()).ok_or(Errno::ENOSPC)?;
         let mut d = Domain::new(id, name, false, max_vcpus, max_pages);
         let si = self.frames.alloc().ok_or(Errno::ENOMEM)?;
-        if let Err(e) = self.frame_table.share_with_guest(si, &mut d.mm) {
+        init_shared_info(si, self.tsc_khz, self.boot_tsc, 0);
+        let layout = crate::events_machine::MachineLayout::new(crate::events_machine::SharedInfoEvents::new(si));
+        let dom = hypercall_abi::types::DomId(id);
+        if let Err(e) = self.events.add_domain(dom, crate::event::DomainConfig::guest(max_vcpus), layout) {
             let _ = self.frames.free(si);
             return Err(e);
         }
-        init_shared_info(si, self.tsc_khz, self.boot_tsc, 0);
+        if let Err(e) = self.frame_table.share_with_guest(si, &mut d.mm) {
+            self.events.remove_domain(dom);
+            let _ = self.frames.free(si);
+            return Err(e);
+        }
         d.shared_info_mfn = si;
         mkprintln!("d{} ({}) created: {} vCPU(s), up to {} pages", id, name.as_str(), max_vcpus, max_pages);
         self.domains.push(d);
@@ -199,6 +208,8 @@ impl DomainControl for Machine {
             return Err(Errno::EPERM);
         }
         self.domains[i].state = DomState::Dying;
+        // Its ports close (remote ends go back to unbound) before its shared_info goes.
+        self.events.remove_domain(hypercall_abi::types::DomId(domid));
         for v in self.domains[i].vcpus.iter_mut() {
             v.started = false;
         }
@@ -363,6 +374,18 @@ pub fn upcall_mask(shared_info_mfn: u64, v: usize) -> u8 {
     unsafe {
         let si = directmap(shared_info_mfn << 12) as *const SharedInfo;
         core::ptr::read_volatile(core::ptr::addr_of!((*si).vcpu_info[v].evtchn_upcall_mask))
+    }
+}
+
+/// Reads vCPU `v`'s `evtchn_upcall_pending` in the domain's shared_info.
+pub fn upcall_pending(shared_info_mfn: u64, v: usize) -> bool {
+    if v >= 32 {
+        return false;
+    }
+    // SAFETY: as in `upcall_mask`, for the pending flag.
+    unsafe {
+        let si = directmap(shared_info_mfn << 12) as *const SharedInfo;
+        core::ptr::read_volatile(core::ptr::addr_of!((*si).vcpu_info[v].evtchn_upcall_pending)) != 0
     }
 }
 

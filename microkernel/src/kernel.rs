@@ -23,6 +23,8 @@ use crate::mm::pt::Mm;
 use crate::mm_machine::{MachineMm, RamMap};
 use crate::multiboot::CmdLine;
 use crate::platform::{FrameRegs, MachineEmu, MachinePlatform};
+use crate::event::EventChannels;
+use crate::events_machine::MachineLayout;
 use crate::time::TimeScale;
 use crate::traps::{self, GuestMode, InterruptedState, SoftInt};
 use alloc::vec::Vec;
@@ -57,6 +59,8 @@ pub struct Machine {
     pub current: (u16, usize),
     /// TSC when the running vCPU got the CPU.
     pub slice_start: u64,
+    /// Every domain's event channels.
+    pub events: EventChannels<MachineLayout>,
 }
 
 impl Machine {
@@ -239,6 +243,37 @@ pub fn hypercall(f: &mut GuestFrame) {
     if state != DomState::Running || yielded {
         m.schedule(f);
     }
+    deliver_events(m, f);
+}
+
+/// On the way back to a guest: if its vCPU has an event upcall pending and not masked, and
+/// a callback registered, enter the callback through a bounce frame (Xen's
+/// `test_all_events`). The callback returns with `iret`.
+fn deliver_events(m: &mut Machine, f: &mut GuestFrame) {
+    let (i, vi) = (m.cur_idx(), m.current.1);
+    let si = m.domains[i].shared_info_mfn;
+    if vi >= 32 || !domain::upcall_pending(si, vi) || domain::upcall_mask(si, vi) != 0 {
+        return;
+    }
+    let v = &mut m.domains[i].vcpus[vi];
+    let request = traps::event_upcall(&v.callbacks);
+    if request.handler == 0 {
+        return;
+    }
+    let state = InterruptedState { rip: f.rip, cs: f.cs as u16, rflags: f.rflags, rsp: f.rsp, ss: f.ss as u16, rcx: f.rcx, r11: f.r11 };
+    let Ok(d) = traps::create_bounce_frame(&state, GuestMode::Kernel, v.kernel_sp, 0, 0, &request) else {
+        return;
+    };
+    let (bytes, len) = d.frame.to_bytes();
+    let r = d.frame.range();
+    // SAFETY: a hypervisor buffer of `len` bytes to a checked guest range, with the running
+    // guest's page tables loaded; a fault is caught and the event stays pending.
+    if unsafe { trap::copy_with_fixup(r.addr() as *mut u8, bytes.as_ptr(), len) }.is_err() {
+        return;
+    }
+    (f.rip, f.cs, f.rflags, f.rsp, f.ss) = (d.entry.rip, d.entry.cs as u64, d.entry.rflags, d.entry.rsp, d.entry.ss as u64);
+    f.vector = 0;
+    domain::set_upcall_mask_and_cr2(si, vi, d.upcall_mask, None);
 }
 
 /// A timer tick from a guest: the running vCPU's slice is over.
@@ -246,6 +281,7 @@ pub fn timer_tick(f: &mut GuestFrame) {
     let mut guard = MACHINE.lock();
     if let Some(m) = guard.as_mut() {
         m.schedule(f);
+        deliver_events(m, f);
     }
 }
 

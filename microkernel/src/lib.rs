@@ -26,6 +26,8 @@ mod dom0_build;
 #[cfg(target_os = "none")]
 mod domain;
 #[cfg(target_os = "none")]
+mod events_machine;
+#[cfg(target_os = "none")]
 mod kbench;
 #[cfg(target_os = "none")]
 mod platform;

@@ -156,6 +156,25 @@ impl Platform for MachinePlatform<'_> {
         self.m.cur_vcpu_mut().traps.set_from_guest(&mut GuestCopy, table)
     }
 
+    fn event_channel_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
+        let caller = hypercall_abi::types::DomId(self.m.cur().id);
+        // A notification needs no action here: the notified vCPU finds its upcall pending
+        // when it next returns to its guest (one CPU; blocking arrives with SCHEDOP_block).
+        crate::hypercall::evtchn::event_channel_op(&mut self.m.events, &mut GuestCopy, caller, cmd, arg)?;
+        Ok(0)
+    }
+
+    fn callback_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
+        let v = self.m.cur_vcpu_mut();
+        v.callbacks.callback_op(&mut v.traps, &mut GuestCopy, cmd, arg)?;
+        Ok(0)
+    }
+
+    fn set_callbacks(&mut self, event: u64, failsafe: u64, syscall: u64) -> Result<i64, Errno> {
+        self.m.cur_vcpu_mut().callbacks.set_callbacks(event, failsafe, syscall)?;
+        Ok(0)
+    }
+
     fn fpu_taskswitch(&mut self, set: bool) {
         self.m.cur_vcpu_mut().fpu_ts = set;
         crate::arch::x86_64::fpu::set_task_switched(set);

@@ -12,7 +12,7 @@ mod layout;
 mod table;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 

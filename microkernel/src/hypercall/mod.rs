@@ -9,6 +9,7 @@ mod memory;
 mod mm;
 mod multicall;
 mod segment;
+pub mod evtchn;
 mod traps;
 mod domctl;
 
@@ -114,6 +115,18 @@ pub trait Platform: GuestMemory {
     fn set_trap_table(&mut self, _table: u64) -> Result<crate::traps::SetTrapTable, crate::traps::TrapTableError> {
         Err(crate::traps::TrapTableError { installed: 0, errno: Errno::ENOSYS })
     }
+    /// `event_channel_op(cmd, arg)` for the caller (the machine runs the event engine).
+    fn event_channel_op(&mut self, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
+        Err(Errno::ENOSYS)
+    }
+    /// `callback_op(cmd, arg)` for the calling vCPU.
+    fn callback_op(&mut self, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
+        Err(Errno::ENOSYS)
+    }
+    /// `set_callbacks(event, failsafe, syscall)` for the calling vCPU.
+    fn set_callbacks(&mut self, _event: u64, _failsafe: u64, _syscall: u64) -> Result<i64, Errno> {
+        Err(Errno::ENOSYS)
+    }
     /// Sets (`true`) or clears the calling vCPU's virtual CR0.TS.
     fn fpu_taskswitch(&mut self, _set: bool) {}
     /// Records the guest kernel's stack pointer for events arriving in guest user mode.
@@ -156,6 +169,9 @@ fn dispatch_call(p: &mut impl Platform, nr: u64, args: [u64; 5], preemptible: bo
         Ok(Hypercall::Domctl) => domctl::domctl(p, args[0]),
         Ok(Hypercall::SetTrapTable) => traps::set_trap_table(p, preemptible, args[0]),
         Ok(Hypercall::StackSwitch) => traps::stack_switch(p, args[0], args[1]),
+        Ok(Hypercall::EventChannelOp) => p.event_channel_op(args[0] as u32, args[1]),
+        Ok(Hypercall::CallbackOp) => p.callback_op(args[0] as u32, args[1]),
+        Ok(Hypercall::SetCallbacks) => p.set_callbacks(args[0], args[1], args[2]),
         Ok(Hypercall::FpuTaskswitch) => {
             p.fpu_taskswitch(args[0] as u32 != 0);
             Ok(0)
