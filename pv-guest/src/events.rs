@@ -24,7 +24,7 @@
 //! is set again.
 
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use hypercall_abi::callback::{CALLBACKOP_REGISTER, CALLBACKTYPE_EVENT};
 use hypercall_abi::errno::Errno;
@@ -84,6 +84,8 @@ static HANDLERS: [AtomicPtr<()>; NR_EVENT_CHANNELS_2L] =
 
 /// Events delivered to ports without a handler.
 static STRAY: AtomicU64 = AtomicU64::new(0);
+/// The last port an event arrived on without a handler (`u32::MAX`: none).
+static LAST_STRAY: AtomicU32 = AtomicU32::new(u32::MAX);
 /// Upcalls entered.
 static UPCALLS: AtomicU64 = AtomicU64::new(0);
 
@@ -225,9 +227,12 @@ pub fn register_callback() -> Result<(), Errno> {
     check(callback_register_raw(&arg)).map(|_| ())
 }
 
-/// Maps the shared info page, registers the callback and unmasks upcalls on vCPU 0.
+/// Maps the shared info page, masks every port, registers the callback and unmasks
+/// upcalls on vCPU 0. Ports then deliver once [`unmask`]ed, as in Linux: bind, set the
+/// handler, unmask.
 pub fn init(si: &StartInfo) -> Result<(), Errno> {
     map_shared_info(si)?;
+    mask_all();
     register_callback()?;
     enable_upcalls();
     Ok(())
@@ -283,6 +288,14 @@ pub fn mask(port: u32) {
     mask_word(w).fetch_or(bit, Ordering::SeqCst);
 }
 
+/// Sets every port's mask bit (Linux's `xen_evtchn_mask_all`): a port delivers only once
+/// its owner has set a handler and unmasked it.
+pub fn mask_all() {
+    for w in 0..NR_EVENT_CHANNELS_2L / 64 {
+        mask_word(w).store(!0, Ordering::SeqCst);
+    }
+}
+
 /// Whether `port`'s mask bit is set.
 pub fn is_masked(port: u32) -> bool {
     let (w, bit) = split(port % NR_PORTS);
@@ -298,6 +311,12 @@ pub fn is_pending(port: u32) -> bool {
 /// Events delivered to ports without a handler.
 pub fn stray_events() -> u64 {
     STRAY.load(Ordering::Relaxed)
+}
+
+/// The last port an event arrived on without a handler, if any.
+pub fn last_stray_port() -> Option<u32> {
+    let p = LAST_STRAY.load(Ordering::Relaxed);
+    (p != u32::MAX).then_some(p)
 }
 
 /// Upcalls entered so far.
@@ -339,6 +358,7 @@ fn run_handler(port: u32) {
     let h = HANDLERS[port as usize].load(Ordering::Acquire);
     if h.is_null() {
         STRAY.fetch_add(1, Ordering::Relaxed);
+        LAST_STRAY.store(port, Ordering::Relaxed);
         return;
     }
     // SAFETY: only `set_handler` stores into HANDLERS, and only `PortHandler` values.
