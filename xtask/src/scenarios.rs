@@ -198,6 +198,31 @@ pub fn all() -> Vec<Scenario> {
             ..DEFAULT
         },
         Scenario {
+            name: "events",
+            dom0: Image::Guest("events-test"),
+            // Each check, in order, so one the guest skips fails here.
+            expect: &[
+                r"TEST init PASS",
+                r"TEST loopback_pair PASS",
+                r"TEST status_interdomain PASS",
+                r"TEST bind_notifies PASS",
+                r"TEST send_10000 PASS",
+                r"TEST masked_no_delivery PASS",
+                r"TEST unmask_delivers PASS",
+                r"TEST bind_not_unbound PASS",
+                r"TEST send_out_of_range PASS",
+                r"TEST unmask_out_of_range PASS",
+                r"TEST close PASS",
+                r"TEST send_closed PASS",
+                r"TEST stray_events PASS",
+                r"TESTS DONE [0-9]+ passed, 0 failed",
+                r"\(mk\) d0 shutdown: poweroff",
+            ],
+            forbid: &["PANIC", r"TEST .* FAIL", "crashed"],
+            timeout: Duration::from_secs(90),
+            ..DEFAULT
+        },
+        Scenario {
             name: "mm-test",
             dom0: Image::Guest("mm-test"),
             // The checks that matter most, in the order the guest makes them, so a guest that
