@@ -52,6 +52,11 @@ pub struct Vcpu {
     pub kernel_sp: u64,
     /// Event, failsafe and syscall callbacks (`callback_op`).
     pub callbacks: crate::traps::Callbacks,
+    /// Blocked in `SCHEDOP_block` until an event is pending.
+    pub blocked: bool,
+    /// One-shot timer (`set_timer_op`): system time in ns at which VIRQ_TIMER is raised;
+    /// 0 for none.
+    pub timer_ns: u64,
     /// x87/SSE registers while the vCPU is not running.
     pub fpu: crate::arch::x86_64::fpu::FpuState,
     /// Virtual CR0.TS (`fpu_taskswitch`): its next FPU instruction raises #NM.
@@ -107,7 +112,9 @@ impl Domain {
 
     /// Whether vCPU `v` may be scheduled.
     pub fn runnable(&self, v: usize) -> bool {
-        self.state == DomState::Running && self.pause_count == 0 && self.vcpus.get(v).is_some_and(|c| c.started)
+        self.state == DomState::Running
+            && self.pause_count == 0
+            && self.vcpus.get(v).is_some_and(|c| c.started && !c.blocked)
     }
 
     /// `DOMINF_*` flags, the shutdown reason.

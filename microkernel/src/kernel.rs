@@ -127,6 +127,55 @@ impl Machine {
         self.domains.retain(|d| !(d.state == DomState::Dying && d.mm.frames_owned() == 0));
     }
 
+    /// Raises VIRQ_TIMER for every vCPU whose one-shot timer has expired.
+    pub fn run_timers(&mut self) {
+        let now = self.now_ns();
+        for i in 0..self.domains.len() {
+            for v in 0..self.domains[i].vcpus.len() {
+                let t = self.domains[i].vcpus[v].timer_ns;
+                if t != 0 && t <= now {
+                    self.domains[i].vcpus[v].timer_ns = 0;
+                    let dom = hypercall_abi::types::DomId(self.domains[i].id);
+                    let vcpu = hypercall_abi::types::VcpuId(v as u32);
+                    if let Some(n) = self.events.raise_virq(dom, vcpu, hypercall_abi::event_channel::VIRQ_TIMER) {
+                        self.wake(n);
+                    }
+                }
+            }
+        }
+    }
+
+    /// An event became pending for `n`'s vCPU: if it is blocked, it can run again.
+    pub fn wake(&mut self, n: crate::event::Notification) {
+        if let Some(i) = self.idx(n.dom.0) {
+            let si = self.domains[i].shared_info_mfn;
+            let v = n.vcpu.0 as usize;
+            if let Some(c) = self.domains[i].vcpus.get_mut(v) {
+                if c.blocked && domain::upcall_pending(si, v) {
+                    c.blocked = false;
+                }
+            }
+        }
+    }
+
+    /// Whether any domain other than a stopped one has a started vCPU (blocked or not):
+    /// something may still become runnable, so the CPU idles rather than stopping.
+    fn anything_alive(&self) -> bool {
+        self.domains.iter().any(|d| d.state == DomState::Running && d.vcpus.iter().any(|v| v.started))
+    }
+
+    /// Nothing can run: wait for interrupts (the timer tick) until a vCPU can.
+    fn idle(&mut self) -> (u16, usize) {
+        loop {
+            x86_64::instructions::interrupts::enable_and_hlt();
+            x86_64::instructions::interrupts::disable();
+            self.run_timers();
+            if let Some(next) = self.pick_next() {
+                return next;
+            }
+        }
+    }
+
     /// The next vCPU to run after the current one, round robin over every runnable vCPU;
     /// the current one again if it is the only one, `None` if nothing can run.
     fn pick_next(&self) -> Option<(u16, usize)> {
@@ -143,11 +192,14 @@ impl Machine {
     /// of the current vCPU is saved into it and replaced by the next one's.
     fn schedule(&mut self, f: &mut GuestFrame) {
         let now = hwtime::rdtsc();
-        let Some(next) = self.pick_next() else {
-            // Only dom0's end stops the machine, and dom0 is runnable while it lives (it
-            // cannot be paused and does not block yet); nothing runnable means it is gone.
-            crate::mkprintln!("no runnable vCPU left; powering off");
-            exit(ExitCode::Crash)
+        let next = match self.pick_next() {
+            Some(n) => n,
+            // Everyone is blocked (or paused): idle until a timer or an event wakes one.
+            None if self.anything_alive() => self.idle(),
+            None => {
+                crate::mkprintln!("no runnable vCPU left; powering off");
+                exit(ExitCode::Crash)
+            }
         };
         let cur = self.current;
         if let Some(i) = self.idx(cur.0) {
@@ -280,6 +332,7 @@ fn deliver_events(m: &mut Machine, f: &mut GuestFrame) {
 pub fn timer_tick(f: &mut GuestFrame) {
     let mut guard = MACHINE.lock();
     if let Some(m) = guard.as_mut() {
+        m.run_timers();
         m.schedule(f);
         deliver_events(m, f);
     }

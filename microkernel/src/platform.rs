@@ -160,7 +160,9 @@ impl Platform for MachinePlatform<'_> {
         let caller = hypercall_abi::types::DomId(self.m.cur().id);
         // A notification needs no action here: the notified vCPU finds its upcall pending
         // when it next returns to its guest (one CPU; blocking arrives with SCHEDOP_block).
-        crate::hypercall::evtchn::event_channel_op(&mut self.m.events, &mut GuestCopy, caller, cmd, arg)?;
+        if let Some(n) = crate::hypercall::evtchn::event_channel_op(&mut self.m.events, &mut GuestCopy, caller, cmd, arg)? {
+            self.m.wake(n);
+        }
         Ok(0)
     }
 
@@ -173,6 +175,24 @@ impl Platform for MachinePlatform<'_> {
     fn set_callbacks(&mut self, event: u64, failsafe: u64, syscall: u64) -> Result<i64, Errno> {
         self.m.cur_vcpu_mut().callbacks.set_callbacks(event, failsafe, syscall)?;
         Ok(0)
+    }
+
+    fn set_timer(&mut self, deadline_ns: u64) {
+        self.m.cur_vcpu_mut().timer_ns = deadline_ns;
+        // A deadline already past fires at once (Xen's set_timer_op).
+        self.m.run_timers();
+    }
+
+    fn block(&mut self) {
+        let (i, v) = (self.m.cur_idx(), self.m.current.1);
+        let si = self.m.domains[i].shared_info_mfn;
+        // Xen's SCHEDOP_block: events are unmasked, and the vCPU sleeps only if none is
+        // pending already (it is then delivered on the way back).
+        crate::domain::set_upcall_mask_and_cr2(si, v, 0, None);
+        if !crate::domain::upcall_pending(si, v) {
+            self.m.domains[i].vcpus[v].blocked = true;
+            self.yielded = true;
+        }
     }
 
     fn fpu_taskswitch(&mut self, set: bool) {

@@ -127,6 +127,10 @@ pub trait Platform: GuestMemory {
     fn set_callbacks(&mut self, _event: u64, _failsafe: u64, _syscall: u64) -> Result<i64, Errno> {
         Err(Errno::ENOSYS)
     }
+    /// Arms (or with 0 cancels) the calling vCPU's one-shot timer at system time `deadline_ns`.
+    fn set_timer(&mut self, _deadline_ns: u64) {}
+    /// Blocks the calling vCPU until an event is pending (unmasking its events).
+    fn block(&mut self) {}
     /// Sets (`true`) or clears the calling vCPU's virtual CR0.TS.
     fn fpu_taskswitch(&mut self, _set: bool) {}
     /// Records the guest kernel's stack pointer for events arriving in guest user mode.
@@ -169,6 +173,10 @@ fn dispatch_call(p: &mut impl Platform, nr: u64, args: [u64; 5], preemptible: bo
         Ok(Hypercall::Domctl) => domctl::domctl(p, args[0]),
         Ok(Hypercall::SetTrapTable) => traps::set_trap_table(p, preemptible, args[0]),
         Ok(Hypercall::StackSwitch) => traps::stack_switch(p, args[0], args[1]),
+        Ok(Hypercall::SetTimerOp) => {
+            p.set_timer(args[0]);
+            Ok(0)
+        }
         Ok(Hypercall::EventChannelOp) => p.event_channel_op(args[0] as u32, args[1]),
         Ok(Hypercall::CallbackOp) => p.callback_op(args[0] as u32, args[1]),
         Ok(Hypercall::SetCallbacks) => p.set_callbacks(args[0], args[1], args[2]),

@@ -24,6 +24,10 @@ pub(super) fn sched_op(p: &mut impl Platform, cmd: u32, arg: u64) -> Result<i64,
             }
         }
         SchedOp::RemoteShutdown => super::domctl::remote_shutdown(p, arg),
+        SchedOp::Block => {
+            p.block();
+            Ok(0)
+        }
         _ => Err(Errno::ENOSYS),
     }
 }
