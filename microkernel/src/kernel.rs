@@ -164,9 +164,27 @@ impl Machine {
         self.domains.iter().any(|d| d.state == DomState::Running && d.vcpus.iter().any(|v| v.started))
     }
 
-    /// Nothing can run: wait for interrupts (the timer tick) until a vCPU can.
+    /// When the running vCPU's slice ends, in system time (ns).
+    fn slice_end_ns(&self) -> u64 {
+        self.ticks_to_ns(self.slice_start.wrapping_sub(self.boot_tsc)) + SLICE_NS
+    }
+
+    /// Arms the APIC timer for the next thing that needs the CPU: the end of the running
+    /// vCPU's slice or the earliest vCPU timer, whichever comes first.
+    pub fn rearm(&self) {
+        let earliest = self
+            .domains
+            .iter()
+            .flat_map(|d| d.vcpus.iter().map(|v| v.timer_ns))
+            .filter(|&t| t != 0)
+            .fold(self.slice_end_ns(), u64::min);
+        crate::arch::x86_64::apic::arm_ns(earliest.saturating_sub(self.now_ns()));
+    }
+
+    /// Nothing can run: wait for interrupts (the timer) until a vCPU can.
     fn idle(&mut self) -> (u16, usize) {
         loop {
+            self.rearm();
             x86_64::instructions::interrupts::enable_and_hlt();
             x86_64::instructions::interrupts::disable();
             self.run_timers();
@@ -241,6 +259,9 @@ impl Machine {
 
 /// The machine, once booted.
 pub static MACHINE: Mutex<Option<Machine>> = Mutex::new(None);
+
+/// A vCPU's time slice.
+pub const SLICE_NS: u64 = 10_000_000;
 
 /// Length of the `syscall` instruction: a continuation moves the guest's rip back by it.
 const SYSCALL_LEN: u64 = 2;
@@ -333,8 +354,14 @@ pub fn timer_tick(f: &mut GuestFrame) {
     let mut guard = MACHINE.lock();
     if let Some(m) = guard.as_mut() {
         m.run_timers();
-        m.schedule(f);
+        // The interrupt may be for a vCPU's timer rather than the end of the slice: only
+        // rotate when the slice is over (or the running vCPU can no longer run).
+        let cur_runnable = m.idx(m.current.0).is_some_and(|i| m.domains[i].runnable(m.current.1));
+        if m.now_ns() >= m.slice_end_ns() || !cur_runnable {
+            m.schedule(f);
+        }
         deliver_events(m, f);
+        m.rearm();
     }
 }
 

@@ -179,8 +179,10 @@ impl Platform for MachinePlatform<'_> {
 
     fn set_timer(&mut self, deadline_ns: u64) {
         self.m.cur_vcpu_mut().timer_ns = deadline_ns;
-        // A deadline already past fires at once (Xen's set_timer_op).
+        // A deadline already past fires at once (Xen's set_timer_op); a later one may be
+        // earlier than what the APIC timer is armed for.
         self.m.run_timers();
+        self.m.rearm();
     }
 
     fn block(&mut self) {

@@ -147,7 +147,7 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
     }
     let l4 = machine.domains[0].mm.kernel_base();
     let ticks = crate::arch::x86_64::apic::start_timer(machine.tsc_khz, SLICE_MS);
-    mkprintln!("scheduler: round robin, {} ms slices (APIC timer, {} ticks/ms)", SLICE_MS, ticks);
+    mkprintln!("scheduler: round robin, {} ms slices (APIC one-shot timer, {} ticks/ms)", SLICE_MS, ticks);
     machine.slice_start = hwtime::rdtsc();
     *MACHINE.lock() = Some(machine);
     paging::switch_to(l4);

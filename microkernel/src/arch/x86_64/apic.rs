@@ -2,6 +2,10 @@
 //! cannot keep the CPU. xAPIC registers through a mapping in the hypervisor's slice.
 
 use super::time::rdtsc;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// Timer ticks per millisecond, measured at boot.
+static TICKS_PER_MS: AtomicU32 = AtomicU32::new(0);
 
 /// Where the APIC's registers are mapped (the vmap area of Xen's layout).
 pub const APIC_VA: u64 = 0xffff_82c0_0000_0000;
@@ -35,9 +39,10 @@ pub fn phys_base() -> u64 {
     unsafe { x86_64::registers::model_specific::Msr::new(0x1b).read() & 0x000f_ffff_ffff_f000 }
 }
 
-/// Enables the APIC and starts a periodic timer every `period_ms`; returns timer ticks per
-/// millisecond (measured against the TSC, which runs at `tsc_khz`).
-pub fn start_timer(tsc_khz: u64, period_ms: u32) -> u32 {
+/// Enables the APIC, measures its timer against the TSC (which runs at `tsc_khz`) and arms
+/// it once, `first_ms` from now; returns timer ticks per millisecond. From then on the
+/// timer is one-shot: the scheduler re-arms it for its next deadline with [`arm_ns`].
+pub fn start_timer(tsc_khz: u64, first_ms: u32) -> u32 {
     write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);
     write(REG_TPR, 0);
     write(REG_TIMER_DIV, 0b1011); // divide by 1
@@ -48,9 +53,18 @@ pub fn start_timer(tsc_khz: u64, period_ms: u32) -> u32 {
         core::hint::spin_loop();
     }
     let per_ms = ((u32::MAX - read(REG_TIMER_CUR)) / 5).max(1);
-    write(REG_LVT_TIMER, 0x2_0000 | TIMER_VECTOR as u32); // periodic
-    write(REG_TIMER_INIT, per_ms.saturating_mul(period_ms));
+    TICKS_PER_MS.store(per_ms, Ordering::Relaxed);
+    write(REG_LVT_TIMER, TIMER_VECTOR as u32); // one shot, unmasked
+    write(REG_TIMER_INIT, per_ms.saturating_mul(first_ms));
     per_ms
+}
+
+/// Arms the one-shot timer to fire `ns` nanoseconds from now (at least 20 us, so a deadline
+/// just missed still gets its interrupt; at most what the counter holds).
+pub fn arm_ns(ns: u64) {
+    let per_ms = u64::from(TICKS_PER_MS.load(Ordering::Relaxed).max(1));
+    let ticks = (ns.max(20_000) as u128 * per_ms as u128 / 1_000_000).clamp(1, u32::MAX as u128);
+    write(REG_TIMER_INIT, ticks as u32);
 }
 
 /// Signals the end of the interrupt being handled.
