@@ -8,8 +8,9 @@
 //!   (`callback_op(CALLBACKOP_register, CALLBACKTYPE_event, CALLBACKF_mask_events)`).
 //! - [`init`] does both and unmasks upcalls on vCPU 0 (domains start with them masked).
 //! - [`set_handler`] binds a Rust handler to a port; [`mask`], [`unmask`], [`is_pending`],
-//!   [`is_masked`] work on a port's bits; [`alloc_unbound`], [`bind_interdomain`], [`send`],
-//!   [`close`], [`status`] and [`unmask`] are the `event_channel_op` calls.
+//!   [`is_masked`] work on a port's bits; [`alloc_unbound`], [`bind_interdomain`],
+//!   [`bind_virq`], [`send`], [`close`], [`status`] and [`unmask`] are the
+//!   `event_channel_op` calls.
 //!
 //! The hypervisor enters the callback like an exception handler without error code: at rsp
 //! `rcx, r11, rip, cs, rflags, rsp, ss`, with upcalls masked (`evtchn_upcall_mask = 1`). The
@@ -29,9 +30,9 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use hypercall_abi::callback::{CALLBACKOP_REGISTER, CALLBACKTYPE_EVENT};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::event_channel::{
-    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnClose, EvtchnSend, EvtchnStatus, EvtchnUnmask,
-    EVTCHNOP_ALLOC_UNBOUND, EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_CLOSE, EVTCHNOP_SEND,
-    EVTCHNOP_STATUS, EVTCHNOP_UNMASK,
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnClose, EvtchnSend,
+    EvtchnStatus, EvtchnUnmask, EVTCHNOP_ALLOC_UNBOUND, EVTCHNOP_BIND_INTERDOMAIN,
+    EVTCHNOP_BIND_VIRQ, EVTCHNOP_CLOSE, EVTCHNOP_SEND, EVTCHNOP_STATUS, EVTCHNOP_UNMASK,
 };
 use hypercall_abi::hypercall::{Hypercall, HYPERCALL_STUB_SIZE};
 use hypercall_abi::mmu::UVMF_INVLPG;
@@ -410,6 +411,18 @@ pub fn bind_interdomain(remote_dom: u16, remote_port: u32) -> Result<u32, Errno>
     };
     check(op(EVTCHNOP_BIND_INTERDOMAIN, &mut arg))?;
     Ok(arg.local_port)
+}
+
+/// `EVTCHNOP_bind_virq`: binds virtual IRQ `virq` on `vcpu` to a new port (masked, as
+/// every port after [`init`]: set a handler, then [`unmask`]).
+pub fn bind_virq(virq: u32, vcpu: u32) -> Result<u32, Errno> {
+    let mut arg = EvtchnBindVirq {
+        virq,
+        vcpu,
+        port: 0,
+    };
+    check(op(EVTCHNOP_BIND_VIRQ, &mut arg))?;
+    Ok(arg.port)
 }
 
 /// `EVTCHNOP_send`; returns the raw result.
