@@ -27,6 +27,7 @@ pub const GUESTS: &[&str] = &[
     "traps-test",
     "fpu-test",
     "events-test",
+    "time-test",
 ];
 
 /// Where the workspace and its build outputs are.

@@ -1,0 +1,199 @@
+//! time-test: checks system time, the one-shot timer and blocking (run as dom0).
+//!
+//! Maps the shared info page, registers the event callback, binds `VIRQ_TIMER` on vCPU 0.
+//! Then: system time is sane and monotonic over 1000 reads; `sleep_ns(50 ms)` wakes after
+//! at least 50 ms and at most 50 + 15 ms of system time; three 20 ms sleeps in a row each
+//! do too; a deadline in the past fires at once (< 5 ms); `set_timer_op(0)` cancels a
+//! 10 ms timer (nothing fires while we spin 30 ms, then a 30 ms guard timer set after
+//! cancelling another 10 ms one fires exactly once, no earlier than 30 ms). Measured
+//! wake-ups are printed as `NOTE` lines.
+//!
+//! Prints `TEST <name> PASS|FAIL <why>`, then `TESTS DONE <p> passed, <f> failed`, and
+//! powers off.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+
+use pv_guest::events;
+use pv_guest::hypercall::sched_yield;
+use pv_guest::testing::{ensure, Outcome, Tests};
+use pv_guest::time::{self, now_ns, NS_PER_MS};
+use pv_guest::{println, StartInfo};
+
+/// Slack allowed past a deadline before a wake-up counts as late.
+const LATE_NS: u64 = 15 * NS_PER_MS;
+/// A deadline in the past must fire within this.
+const AT_ONCE_NS: u64 = 5 * NS_PER_MS;
+
+fn ms(ns: u64) -> String {
+    format!("{}.{:03} ms", ns / NS_PER_MS, (ns % NS_PER_MS) / 1000)
+}
+
+fn err(what: &str, e: pv_guest::hypercall_abi::errno::Errno) -> String {
+    format!("{what}: -{}", e.name())
+}
+
+fn check_init(si: &StartInfo) -> Result<u32, String> {
+    events::init(si).map_err(|e| err("events::init", e))?;
+    let port = time::init_timer().map_err(|e| err("bind VIRQ_TIMER", e))?;
+    ensure(port != 0 && port < events::NR_PORTS, || {
+        format!("VIRQ_TIMER bound to port {port}")
+    })?;
+    ensure(!events::is_masked(port), || {
+        "timer port still masked".into()
+    })?;
+    Ok(port)
+}
+
+fn check_time_info() -> Outcome {
+    let t = time::time_info();
+    println!(
+        "NOTE time info: version {} tsc_timestamp {} system_time {} mul {:#x} shift {} flags {:#x}",
+        t.version, t.tsc_timestamp, t.system_time, t.tsc_to_system_mul, t.tsc_shift, t.flags
+    );
+    ensure(t.version & 1 == 0, || format!("version {} odd", t.version))?;
+    ensure(t.version != 0, || "version 0: never published".into())?;
+    ensure(t.tsc_to_system_mul != 0, || "tsc_to_system_mul 0".into())?;
+    let at = time::system_time_at(&t, t.tsc_timestamp);
+    ensure(at == t.system_time, || {
+        format!("system time at tsc_timestamp {at}, want {}", t.system_time)
+    })
+}
+
+fn check_monotonic() -> Outcome {
+    let first = now_ns();
+    let mut prev = first;
+    for i in 0..1000 {
+        let n = now_ns();
+        ensure(n >= prev, || {
+            format!(
+                "read {i}: {n} < previous {prev} (went back {} ns)",
+                prev - n
+            )
+        })?;
+        prev = n;
+    }
+    ensure(prev > first, || {
+        format!("no progress over 1000 reads ({first})")
+    })
+}
+
+/// Sleeps `d` and checks the wake-up is in `[d, d + LATE_NS]`; returns the measured time.
+fn sleep_checked(name: &str, d: u64) -> Result<u64, String> {
+    let fires = time::timer_fires();
+    let t0 = now_ns();
+    time::sleep_ns(d).map_err(|e| err("sleep_ns", e))?;
+    let dt = now_ns() - t0;
+    println!("NOTE {name} asked {} woke after {}", ms(d), ms(dt));
+    ensure(dt >= d, || {
+        format!("woke early: after {} of {}", ms(dt), ms(d))
+    })?;
+    ensure(dt <= d + LATE_NS, || {
+        format!("woke late: after {} of {}", ms(dt), ms(d))
+    })?;
+    let got = time::timer_fires() - fires;
+    ensure(got == 1, || format!("{got} timer events for one sleep"))?;
+    Ok(dt)
+}
+
+fn check_past_deadline() -> Outcome {
+    let fires = time::timer_fires();
+    let t0 = now_ns();
+    let deadline = t0.saturating_sub(NS_PER_MS).max(1);
+    time::sleep_until(deadline).map_err(|e| err("sleep_until(past)", e))?;
+    let dt = now_ns() - t0;
+    println!("NOTE past_deadline fired after {}", ms(dt));
+    ensure(dt < AT_ONCE_NS, || format!("fired after {}", ms(dt)))?;
+    let got = time::timer_fires() - fires;
+    ensure(got == 1, || format!("{got} timer events"))
+}
+
+/// Arms 10 ms, cancels, spins (yielding) 30 ms: nothing may fire or be pending.
+fn check_cancel_spin(port: u32) -> Outcome {
+    let fires = time::timer_fires();
+    let t0 = now_ns();
+    time::set_timer_op(t0 + 10 * NS_PER_MS).map_err(|e| err("set_timer_op(+10 ms)", e))?;
+    time::set_timer_op(0).map_err(|e| err("set_timer_op(0)", e))?;
+    while now_ns() - t0 < 30 * NS_PER_MS {
+        let _ = sched_yield();
+    }
+    let got = time::timer_fires() - fires;
+    ensure(got == 0, || format!("{got} timer events after cancelling"))?;
+    ensure(!events::is_pending(port), || {
+        "timer port pending after cancelling".into()
+    })
+}
+
+/// Arms 10 ms, cancels, then sleeps on a 30 ms guard timer: exactly one fire, no earlier
+/// than 30 ms.
+fn check_cancel_guard() -> Outcome {
+    let fires = time::timer_fires();
+    let t0 = now_ns();
+    time::set_timer_op(t0 + 10 * NS_PER_MS).map_err(|e| err("set_timer_op(+10 ms)", e))?;
+    time::set_timer_op(0).map_err(|e| err("set_timer_op(0)", e))?;
+    time::sleep_until(t0 + 30 * NS_PER_MS).map_err(|e| err("sleep_until(+30 ms)", e))?;
+    let dt = now_ns() - t0;
+    println!("NOTE cancel_guard woke after {}", ms(dt));
+    ensure(dt >= 30 * NS_PER_MS, || {
+        format!("woke after {}: the cancelled 10 ms timer fired", ms(dt))
+    })?;
+    ensure(dt <= 30 * NS_PER_MS + LATE_NS, || {
+        format!("guard late: woke after {}", ms(dt))
+    })?;
+    let got = time::timer_fires() - fires;
+    ensure(got == 1, || {
+        format!("{got} timer events, want 1 (the guard)")
+    })
+}
+
+fn main(si: &'static StartInfo) {
+    let mut t = Tests::default();
+    let port = match check_init(si) {
+        Ok(p) => {
+            t.report("init", Ok(()));
+            p
+        }
+        Err(e) => {
+            t.report("init", Err(e));
+            t.done();
+            return;
+        }
+    };
+    println!("time-test: VIRQ_TIMER on port {port}");
+    t.report("time_info", check_time_info());
+    t.report("monotonic_1000", check_monotonic());
+    t.report(
+        "sleep_50ms",
+        sleep_checked("sleep_50ms", 50 * NS_PER_MS).map(|_| ()),
+    );
+    t.report("sleep_20ms_x3", {
+        let mut r = Ok(());
+        for i in 0..3 {
+            if let Err(e) = sleep_checked(&format!("sleep_20ms_{i}"), 20 * NS_PER_MS) {
+                r = Err(format!("sleep {i}: {e}"));
+                break;
+            }
+        }
+        r
+    });
+    t.report("past_deadline", check_past_deadline());
+    t.report("cancel_spin", check_cancel_spin(port));
+    t.report("cancel_guard", check_cancel_guard());
+    t.report(
+        "stray_events",
+        ensure(events::stray_events() == 0, || {
+            format!(
+                "{} stray events, last on port {:?}",
+                events::stray_events(),
+                events::last_stray_port()
+            )
+        }),
+    );
+    t.done();
+}
+
+pv_guest::entry!(main);
