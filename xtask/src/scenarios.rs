@@ -223,6 +223,27 @@ pub fn all() -> Vec<Scenario> {
             ..DEFAULT
         },
         Scenario {
+            name: "time",
+            dom0: Image::Guest("time-test"),
+            // Each check, in order, so one the guest skips fails here.
+            expect: &[
+                r"TEST init PASS",
+                r"TEST time_info PASS",
+                r"TEST monotonic_1000 PASS",
+                r"TEST sleep_50ms PASS",
+                r"TEST sleep_20ms_x3 PASS",
+                r"TEST past_deadline PASS",
+                r"TEST cancel_spin PASS",
+                r"TEST cancel_guard PASS",
+                r"TEST stray_events PASS",
+                r"TESTS DONE [0-9]+ passed, 0 failed",
+                r"\(mk\) d0 shutdown: poweroff",
+            ],
+            forbid: &["PANIC", r"TEST .* FAIL", "crashed"],
+            timeout: Duration::from_secs(90),
+            ..DEFAULT
+        },
+        Scenario {
             name: "mm-test",
             dom0: Image::Guest("mm-test"),
             // The checks that matter most, in the order the guest makes them, so a guest that
