@@ -22,7 +22,8 @@ use crate::mm::page_info::FrameTable;
 use crate::mm::pt::Mm;
 use crate::mm_machine::{MachineMm, RamMap};
 use crate::multiboot::CmdLine;
-use crate::platform::{FrameRegs, MachineEmu, MachinePlatform};
+use crate::guest_access::GuestMemory;
+use crate::platform::{FrameRegs, GuestCopy, MachineEmu, MachinePlatform};
 use crate::event::EventChannels;
 use crate::events_machine::MachineLayout;
 use crate::time::TimeScale;
@@ -330,23 +331,42 @@ fn deliver_events(m: &mut Machine, f: &mut GuestFrame) {
     }
     let v = &mut m.domains[i].vcpus[vi];
     let request = traps::event_upcall(&v.callbacks);
-    if request.handler == 0 {
-        return;
+    if request.handler != 0 {
+        // A frame that cannot be written leaves the event pending.
+        enter_bounce(f, f.rip, v, si, vi, 0, &request, None);
     }
-    let state = InterruptedState { rip: f.rip, cs: f.cs as u16, rflags: f.rflags, rsp: f.rsp, ss: f.ss as u16, rcx: f.rcx, r11: f.r11 };
-    let Ok(d) = traps::create_bounce_frame(&state, GuestMode::Kernel, v.kernel_sp, 0, 0, &request) else {
-        return;
+}
+
+/// Enters the guest handler of `request`: Xen's bounce frame for the interrupted state in
+/// `f` (resuming at `rip`) goes on the guest's stack, `f` becomes the handler's entry state,
+/// and the vCPU's upcall mask (and cr2 for a page fault) are updated. False, with nothing
+/// changed, when there is no handler or no writable stack for the frame.
+#[allow(clippy::too_many_arguments)] // the pieces of one bounce, each from a different owner
+fn enter_bounce(
+    f: &mut GuestFrame,
+    rip: u64,
+    v: &mut Vcpu,
+    si: u64,
+    vi: usize,
+    mask: u8,
+    request: &traps::BounceRequest,
+    cr2: Option<u64>,
+) -> bool {
+    let state = InterruptedState { rip, cs: f.cs as u16, rflags: f.rflags, rsp: f.rsp, ss: f.ss as u16, rcx: f.rcx, r11: f.r11 };
+    let Ok(d) = traps::create_bounce_frame(&state, GuestMode::Kernel, v.kernel_sp, mask, 0, request) else {
+        return false;
     };
     let (bytes, len) = d.frame.to_bytes();
-    let r = d.frame.range();
-    // SAFETY: a hypervisor buffer of `len` bytes to a checked guest range, with the running
-    // guest's page tables loaded; a fault is caught and the event stays pending.
-    if unsafe { trap::copy_with_fixup(r.addr() as *mut u8, bytes.as_ptr(), len) }.is_err() {
-        return;
+    if GuestCopy.copy_to_guest(d.frame.range(), &bytes[..len]).is_err() {
+        return false;
+    }
+    if let Some(a) = cr2 {
+        v.cr2 = a;
     }
     (f.rip, f.cs, f.rflags, f.rsp, f.ss) = (d.entry.rip, d.entry.cs as u64, d.entry.rflags, d.entry.rsp, d.entry.ss as u64);
     f.vector = 0;
-    domain::set_upcall_mask_and_cr2(si, vi, d.upcall_mask, None);
+    domain::set_upcall_mask_and_cr2(si, vi, d.upcall_mask, cr2);
+    true
 }
 
 /// A timer tick from a guest: the running vCPU's slice is over.
@@ -378,10 +398,7 @@ pub fn guest_exception(f: &mut GuestFrame) {
     // be short; the decoder refuses what it cannot see).
     let mut n = emulate::MAX_INSN;
     while n > 0 {
-        let ok = GuestRange::new(f.rip, n as u64).is_ok()
-            // SAFETY: a hypervisor buffer of n bytes; the guest range was checked; the
-            // current page tables are the faulting guest's.
-            && unsafe { trap::copy_with_fixup(bytes.as_mut_ptr(), f.rip as *const u8, n) }.is_ok();
+        let ok = GuestRange::new(f.rip, n as u64).and_then(|r| GuestCopy.copy_from_guest(r, &mut bytes[..n])).is_ok();
         if ok {
             break;
         }
@@ -424,10 +441,7 @@ fn bounce(m: &mut Machine, f: &mut GuestFrame) -> bool {
     let mut error = f.error as u32;
     if vector == traps::vector::GP && error & 3 == 2 {
         let mut insn = [0u8; 2];
-        let readable = GuestRange::new(f.rip, 2).is_ok()
-            // SAFETY: a 2-byte hypervisor buffer; the guest range was checked; the current
-            // page tables are the faulting guest's.
-            && unsafe { trap::copy_with_fixup(insn.as_mut_ptr(), f.rip as *const u8, 2) }.is_ok();
+        let readable = GuestRange::new(f.rip, 2).and_then(|r| GuestCopy.copy_from_guest(r, &mut insn)).is_ok();
         if readable && insn[0] == 0xcd {
             error = (u32::from(insn[1]) << 3) | 2;
         }
@@ -440,25 +454,8 @@ fn bounce(m: &mut Machine, f: &mut GuestFrame) -> bool {
             (e.request, e.cr2, f.rip)
         }
     };
-    let state = InterruptedState { rip, cs: f.cs as u16, rflags: f.rflags, rsp: f.rsp, ss: f.ss as u16, rcx: f.rcx, r11: f.r11 };
     let mask = domain::upcall_mask(si, vi);
-    let Ok(d) = traps::create_bounce_frame(&state, GuestMode::Kernel, v.kernel_sp, mask, 0, &request) else {
-        return false;
-    };
-    let (bytes, len) = d.frame.to_bytes();
-    let r = d.frame.range();
-    // SAFETY: a hypervisor buffer of `len` bytes; the destination was checked by GuestRange
-    // (inside create_bounce_frame) and the current page tables are the faulting guest's; a
-    // fault while writing (no stack there) is caught by the fixup and reported here.
-    if unsafe { trap::copy_with_fixup(r.addr() as *mut u8, bytes.as_ptr(), len) }.is_err() {
-        return false;
-    }
-    if let Some(a) = cr2 {
-        v.cr2 = a;
-    }
-    (f.rip, f.cs, f.rflags, f.rsp, f.ss) = (d.entry.rip, d.entry.cs as u64, d.entry.rflags, d.entry.rsp, d.entry.ss as u64);
-    domain::set_upcall_mask_and_cr2(si, vi, d.upcall_mask, cr2);
-    true
+    enter_bounce(f, rip, v, si, vi, mask, &request, cr2)
 }
 
 /// Stops the current domain for a fault it took (or a state it cannot be resumed from),
