@@ -320,6 +320,13 @@ pub fn last_stray_port() -> Option<u32> {
     (p != u32::MAX).then_some(p)
 }
 
+/// A test check: no event arrived on a port without a handler.
+pub fn check_no_stray_events() -> crate::testing::Outcome {
+    crate::testing::ensure(stray_events() == 0, || {
+        alloc::format!("{} stray events, last on port {:?}", stray_events(), last_stray_port())
+    })
+}
+
 /// Upcalls entered so far.
 pub fn upcalls() -> u64 {
     UPCALLS.load(Ordering::Relaxed)

@@ -232,16 +232,7 @@ fn main(si: &'static StartInfo) {
     );
     t.report("send_closed", expect_ret(events::send_raw(a), einval));
     t.report("close_closed", expect_ret(events::close_raw(a), einval));
-    t.report(
-        "stray_events",
-        ensure(events::stray_events() == 0, || {
-            format!(
-                "{} stray events, last on port {:?}",
-                events::stray_events(),
-                events::last_stray_port()
-            )
-        }),
-    );
+    t.report("stray_events", events::check_no_stray_events());
     t.done();
 }
 

@@ -183,16 +183,7 @@ fn main(si: &'static StartInfo) {
     t.report("past_deadline", check_past_deadline());
     t.report("cancel_spin", check_cancel_spin(port));
     t.report("cancel_guard", check_cancel_guard());
-    t.report(
-        "stray_events",
-        ensure(events::stray_events() == 0, || {
-            format!(
-                "{} stray events, last on port {:?}",
-                events::stray_events(),
-                events::last_stray_port()
-            )
-        }),
-    );
+    t.report("stray_events", events::check_no_stray_events());
     t.done();
 }
 
