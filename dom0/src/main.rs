@@ -5,6 +5,10 @@
 //! The parsing, the toolstack and the report text live in the `dom0` library (host-tested);
 //! this file does the hypercalls and the console loop, and `xen_control` gives the toolstack
 //! the hypervisor.
+//!
+//! Between keys dom0 sleeps in `SCHEDOP_block`: `VIRQ_CONSOLE` wakes it when input arrives
+//! and `VIRQ_DOM_EXC` when a domain shuts down or crashes (then it looks at the domains).
+//! Should binding those fail, it falls back to polling with `SCHEDOP_yield`.
 #![no_std]
 #![no_main]
 
@@ -16,6 +20,7 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use dom0::archive::BootFiles;
 use dom0::report::{HypervisorVersion, Info, StartInfoLine, UpLine, VersionDetails};
@@ -33,7 +38,9 @@ use pv_guest::hypercall::{self, check, console_io_read, sched_shutdown, sched_yi
 use pv_guest::line::{Action, LineEditor};
 use pv_guest::mm::xen::GuestMm;
 use pv_guest::text::Lossy;
-use pv_guest::time::rdtsc;
+use pv_guest::events;
+use pv_guest::hypercall_abi::event_channel::{VIRQ_CONSOLE, VIRQ_DOM_EXC};
+use pv_guest::time::{self, rdtsc};
 use pv_guest::{print, println, start_info, ShutdownReason, StartInfo};
 use xen_control::XenControl;
 
@@ -168,6 +175,40 @@ impl Drop for Console {
     }
 }
 
+/// Set by either VIRQ handler: something to look at (input, or a domain's end).
+static WAKE: AtomicBool = AtomicBool::new(false);
+/// Set by the `VIRQ_DOM_EXC` handler: a domain shut down, crashed or was destroyed.
+static DOM_EXC: AtomicBool = AtomicBool::new(false);
+
+fn on_console(_port: u32) {
+    WAKE.store(true, Ordering::SeqCst);
+}
+
+fn on_dom_exc(_port: u32) {
+    DOM_EXC.store(true, Ordering::SeqCst);
+    WAKE.store(true, Ordering::SeqCst);
+}
+
+/// Binds `virq` to `handler` and unmasks it.
+fn bind(virq: u32, handler: events::PortHandler) -> Result<u32, Errno> {
+    let port = events::bind_virq(virq, 0)?;
+    events::set_handler(port, handler)?;
+    events::unmask(port)?;
+    Ok(port)
+}
+
+/// Sets up the event channels dom0 sleeps on; whether it can block (otherwise it polls).
+fn init_events(si: &StartInfo) -> bool {
+    let r = events::init(si).and_then(|()| bind(VIRQ_CONSOLE, on_console)).and_then(|_| bind(VIRQ_DOM_EXC, on_dom_exc));
+    match r {
+        Ok(_) => true,
+        Err(e) => {
+            println!("dom0: event channels: {e}; polling the console instead");
+            false
+        }
+    }
+}
+
 /// The console shell: the line editor, input read but not yet handled, and the toolstack.
 struct Shell {
     editor: LineEditor<MAX_LINE>,
@@ -178,6 +219,8 @@ struct Shell {
     toolstack: Toolstack<'static, XenControl>,
     poll_cycles: u64,
     next_poll: u64,
+    /// Sleeps on VIRQ_CONSOLE and VIRQ_DOM_EXC (else polls with yield).
+    blocking: bool,
 }
 
 impl Shell {
@@ -196,6 +239,31 @@ impl Shell {
                 }
                 false
             }
+        }
+    }
+
+    /// Waits for something to do: blocks until a VIRQ handler ran, or (without event
+    /// channels) yields once.
+    fn wait(&mut self) {
+        if self.blocking {
+            if time::block_until(&WAKE).is_err() {
+                let _ = sched_yield();
+            }
+            // Cleared after waking and before the next read: an event after this point
+            // sets it again, so none is lost.
+            WAKE.store(false, Ordering::SeqCst);
+        } else {
+            let _ = sched_yield();
+        }
+    }
+
+    /// Whether to look at the domains now: VIRQ_DOM_EXC said something changed, or
+    /// (polling) POLL_MS have passed.
+    fn stops_due(&mut self) -> bool {
+        if self.blocking {
+            DOM_EXC.swap(false, Ordering::SeqCst)
+        } else {
+            self.poll_due()
         }
     }
 
@@ -229,7 +297,7 @@ impl Shell {
                 println!("{}", Detached(name));
                 return;
             }
-            if self.poll_due() {
+            if self.stops_due() {
                 let end = self
                     .toolstack
                     .poll_attached(id, name, &mut Console::after(""));
@@ -237,7 +305,7 @@ impl Shell {
                     return;
                 }
             }
-            let _ = sched_yield();
+            self.wait();
         }
     }
 
@@ -305,15 +373,15 @@ impl Shell {
     }
 
     /// The console loop: read input without blocking, edit the line, run it on Enter;
-    /// between keys, look at the domains and yield.
+    /// between keys, look at the domains when one stopped, and sleep.
     fn run_forever(mut self) -> ! {
         print!("{PROMPT}");
         loop {
             if self.pending.is_empty() && !self.read_input() {
-                if self.poll_due() {
+                if self.stops_due() {
                     self.poll_at_prompt();
                 }
-                let _ = sched_yield();
+                self.wait();
                 continue;
             }
             // Echo is collected per batch so a pasted line goes out in one write.
@@ -367,6 +435,7 @@ fn main(si: &'static StartInfo) -> ! {
         Ok(p) if p.cpu_khz > 0 => u64::from(p.cpu_khz) * POLL_MS,
         _ => POLL_CYCLES_FALLBACK,
     };
+    let blocking = init_events(si);
     let shell = Shell {
         editor: LineEditor::new(),
         pending: VecDeque::new(),
@@ -374,6 +443,7 @@ fn main(si: &'static StartInfo) -> ! {
         toolstack: Toolstack::new(XenControl::new(mm), boot_files(si)),
         poll_cycles,
         next_poll: 0,
+        blocking,
     };
     match phys {
         Ok(phys) => println!(

@@ -1,6 +1,7 @@
-//! vCPU operation numbers (`VCPUOP_*`, the `cmd` of `vcpu_op`, in `vcpu.h`).
-//!
-//! Numbers only for now; the argument structs come with the vCPU work.
+//! vCPU operations (`VCPUOP_*`, the `cmd` of `vcpu_op`, in `vcpu.h`): numbers, and the
+//! argument structs of the timer operations.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Initialise a vCPU's context from a [`crate::VcpuGuestContext`].
 pub const VCPUOP_INITIALISE: u32 = 0;
@@ -34,3 +35,32 @@ pub const VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA: u32 = 13;
 pub const VCPUOP_REGISTER_RUNSTATE_PHYS_AREA: u32 = 14;
 /// As `VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA`, by guest physical address.
 pub const VCPUOP_REGISTER_VCPU_TIME_PHYS_AREA: u32 = 15;
+
+/// Argument of `VCPUOP_set_periodic_timer` (`struct vcpu_set_periodic_timer`, 8 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct VcpuSetPeriodicTimer {
+    /// Period in ns; at least 1 ms.
+    pub period_ns: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<VcpuSetPeriodicTimer>() == 8);
+
+/// Argument of `VCPUOP_set_singleshot_timer` (`struct vcpu_set_singleshot_timer`, 16 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct VcpuSetSingleshotTimer {
+    /// Absolute system time (ns) at which `VIRQ_TIMER` is raised.
+    pub timeout_abs_ns: u64,
+    /// `VCPU_SSHOTTMR_*`.
+    pub flags: u32,
+    /// Padding (implicit in C), zero.
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<VcpuSetSingleshotTimer>() == 16);
+
+/// `VCPU_SSHOTTMR_future`: fail with `-ETIME` if the timeout is already past.
+pub const VCPU_SSHOTTMR_FUTURE: u32 = 1;
+/// Shortest period of `VCPUOP_set_periodic_timer`, ns (Xen's `MILLISECS(1)`).
+pub const MIN_PERIODIC_NS: u64 = 1_000_000;

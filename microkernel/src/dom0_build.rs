@@ -96,7 +96,7 @@ pub fn build_dom0(m: &mut Machine, bi: &BootInfo, opts: &Options, hv: &Hyperviso
     m.frame_table
         .share_with_guest(shared_info_mfn, &mut dom_mm)
         .map_err(|e| format!("sharing shared_info with dom0: {e:?}"))?;
-    init_shared_info(shared_info_mfn, m.tsc_khz, m.boot_tsc, nr_pages);
+    init_shared_info(shared_info_mfn, m.tsc_khz, m.boot_tsc, nr_pages, m.wallclock);
 
     // The other boot modules go to dom0 (one: as Xen's initrd; more: as a module package).
     let modules: Vec<BootModule<'_>> = bi.modules[1..]

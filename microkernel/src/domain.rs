@@ -57,10 +57,33 @@ pub struct Vcpu {
     /// One-shot timer (`set_timer_op`): system time in ns at which VIRQ_TIMER is raised;
     /// 0 for none.
     pub timer_ns: u64,
+    /// Period of the periodic timer (`VCPUOP_set_periodic_timer`), ns; 0 for none.
+    pub periodic_ns: u64,
+    /// When the periodic timer next raises VIRQ_TIMER (system time, ns; 0 for never).
+    pub periodic_next_ns: u64,
+    /// In `SCHEDOP_poll` (with `blocked` set): the ports and the timeout.
+    pub poll: Option<Poll>,
     /// x87/SSE registers while the vCPU is not running.
     pub fpu: crate::arch::x86_64::fpu::FpuState,
     /// Virtual CR0.TS (`fpu_taskswitch`): its next FPU instruction raises #NM.
     pub fpu_ts: bool,
+}
+
+/// What a vCPU in `SCHEDOP_poll` waits for.
+#[derive(Clone, Debug, Default)]
+pub struct Poll {
+    /// Ports whose event ends the poll, masked or not.
+    pub ports: heapless::Vec<u32, { crate::hypercall::sched::MAX_POLL_PORTS }>,
+    /// System time (ns) at which the poll ends anyway; 0 for never.
+    pub deadline_ns: u64,
+}
+
+impl Vcpu {
+    /// Ends a block or poll: the vCPU may run again.
+    pub fn unblock(&mut self) {
+        self.blocked = false;
+        self.poll = None;
+    }
 }
 
 /// Most bytes of a console line kept before it is printed anyway.
@@ -146,8 +169,9 @@ impl Domain {
     }
 }
 
-/// Fills a fresh `shared_info`: events masked on every vCPU, vCPU 0's time info.
-pub fn init_shared_info(mfn: u64, tsc_khz: u64, boot_tsc: u64, max_pfn: u64) {
+/// Fills a fresh `shared_info`: events masked on every vCPU, vCPU 0's time info, the wall
+/// clock.
+pub fn init_shared_info(mfn: u64, tsc_khz: u64, boot_tsc: u64, max_pfn: u64, wc: crate::time::WallClock) {
     // SAFETY: a frame just allocated for this domain's shared_info: RAM, direct-mapped,
     // referenced by nothing else yet; SharedInfo (3136 bytes) fits and is plain data.
     unsafe {
@@ -164,6 +188,11 @@ pub fn init_shared_info(mfn: u64, tsc_khz: u64, boot_tsc: u64, max_pfn: u64) {
         t.tsc_to_system_mul = scale.mul_frac;
         t.tsc_shift = scale.shift;
         si.arch.max_pfn = max_pfn;
+        // Set once, before the guest can look: an even version, never changed after.
+        si.wc_version = 2;
+        si.wc_sec = wc.sec as u32;
+        si.wc_sec_hi = (wc.sec >> 32) as u32;
+        si.wc_nsec = wc.nsec;
     }
 }
 
@@ -191,7 +220,7 @@ impl DomainControl for Machine {
         let id = (1..DOMID_FIRST_RESERVED).find(|id| self.idx(*id).is_none()).ok_or(Errno::ENOSPC)?;
         let mut d = Domain::new(id, name, false, max_vcpus, max_pages);
         let si = self.frames.alloc().ok_or(Errno::ENOMEM)?;
-        init_shared_info(si, self.tsc_khz, self.boot_tsc, 0);
+        init_shared_info(si, self.tsc_khz, self.boot_tsc, 0, self.wallclock);
         let layout = crate::events_machine::MachineLayout::new(crate::events_machine::SharedInfoEvents::new(si));
         let dom = hypercall_abi::types::DomId(id);
         if let Err(e) = self.events.add_domain(dom, crate::event::DomainConfig::guest(max_vcpus), layout) {
@@ -234,6 +263,7 @@ impl DomainControl for Machine {
             );
         }
         self.reap();
+        self.raise_dom0_virq(hypercall_abi::event_channel::VIRQ_DOM_EXC);
         Ok(())
     }
 
@@ -354,6 +384,7 @@ impl DomainControl for Machine {
         if d.state == DomState::Running {
             d.state = DomState::Shutdown(reason);
             mkprintln!("d{} ({}) shutdown: {} (asked by dom0)", d.id, d.name.as_str(), reason_name(reason));
+            self.raise_dom0_virq(hypercall_abi::event_channel::VIRQ_DOM_EXC);
         }
         Ok(())
     }

@@ -62,6 +62,8 @@ pub struct Machine {
     pub slice_start: u64,
     /// Every domain's event channels.
     pub events: EventChannels<MachineLayout>,
+    /// Wall-clock time at system time zero, from the RTC (published in `shared_info`).
+    pub wallclock: crate::time::WallClock,
 }
 
 impl Machine {
@@ -128,14 +130,30 @@ impl Machine {
         self.domains.retain(|d| !(d.state == DomState::Dying && d.mm.frames_owned() == 0));
     }
 
-    /// Raises VIRQ_TIMER for every vCPU whose one-shot timer has expired.
+    /// Raises VIRQ_TIMER for every vCPU whose one-shot (or periodic) timer has expired,
+    /// and ends the `SCHEDOP_poll` of every vCPU whose poll timeout passed.
     pub fn run_timers(&mut self) {
         let now = self.now_ns();
         for i in 0..self.domains.len() {
             for v in 0..self.domains[i].vcpus.len() {
-                let t = self.domains[i].vcpus[v].timer_ns;
+                let c = &mut self.domains[i].vcpus[v];
+                if c.poll.as_ref().is_some_and(|p| p.deadline_ns != 0 && p.deadline_ns <= now) {
+                    c.unblock();
+                }
+                let mut fire = false;
+                if c.timer_ns != 0 && c.timer_ns <= now {
+                    c.timer_ns = 0;
+                    fire = true;
+                }
+                let t = c.periodic_next_ns;
                 if t != 0 && t <= now {
-                    self.domains[i].vcpus[v].timer_ns = 0;
+                    // Next period after the deadline, or after now if the CPU was away
+                    // for more than a period (missed periods are not made up, as Xen).
+                    let next = t.saturating_add(c.periodic_ns);
+                    c.periodic_next_ns = if next > now { next } else { now.saturating_add(c.periodic_ns) };
+                    fire = true;
+                }
+                if fire {
                     let dom = hypercall_abi::types::DomId(self.domains[i].id);
                     let vcpu = hypercall_abi::types::VcpuId(v as u32);
                     if let Some(n) = self.events.raise_virq(dom, vcpu, hypercall_abi::event_channel::VIRQ_TIMER) {
@@ -146,17 +164,36 @@ impl Machine {
         }
     }
 
-    /// An event became pending for `n`'s vCPU: if it is blocked, it can run again.
-    pub fn wake(&mut self, n: crate::event::Notification) {
-        if let Some(i) = self.idx(n.dom.0) {
-            let si = self.domains[i].shared_info_mfn;
-            let v = n.vcpu.0 as usize;
-            if let Some(c) = self.domains[i].vcpus.get_mut(v) {
-                if c.blocked && domain::upcall_pending(si, v) {
-                    c.blocked = false;
-                }
-            }
+    /// An event became pending for `n`'s vCPU: if it is blocked and the event is one it
+    /// waits for (any upcall for `SCHEDOP_block`; also a port it polls, masked or not, for
+    /// `SCHEDOP_poll`), it can run again. Whether it woke.
+    pub fn wake(&mut self, n: crate::event::Notification) -> bool {
+        let Some(i) = self.idx(n.dom.0) else { return false };
+        let si = self.domains[i].shared_info_mfn;
+        let v = n.vcpu.0 as usize;
+        let Some(c) = self.domains[i].vcpus.get_mut(v) else { return false };
+        let polled = n.delivery.newly_pending && c.poll.as_ref().is_some_and(|p| p.ports.contains(&n.port.0));
+        if c.blocked && (domain::upcall_pending(si, v) || polled) {
+            c.unblock();
+            return true;
         }
+        false
+    }
+
+    /// Raises global virtual IRQ `virq` for dom0 (Xen's `send_global_virq` to the hardware
+    /// domain); whether that woke it.
+    pub fn raise_dom0_virq(&mut self, virq: u32) -> bool {
+        let dom0 = hypercall_abi::types::DomId(0);
+        match self.events.raise_virq(dom0, hypercall_abi::types::VcpuId(0), virq) {
+            Some(n) => self.wake(n),
+            None => false,
+        }
+    }
+
+    /// Console input arrived since the last look: raise `VIRQ_CONSOLE` for dom0. Whether
+    /// that woke it.
+    pub fn note_console_input(&mut self) -> bool {
+        crate::arch::console::take_input_arrived() && self.raise_dom0_virq(hypercall_abi::event_channel::VIRQ_CONSOLE)
     }
 
     /// Whether any domain other than a stopped one has a started vCPU (blocked or not):
@@ -176,7 +213,7 @@ impl Machine {
         let earliest = self
             .domains
             .iter()
-            .flat_map(|d| d.vcpus.iter().map(|v| v.timer_ns))
+            .flat_map(|d| d.vcpus.iter().flat_map(|v| [v.timer_ns, v.periodic_next_ns, v.poll.as_ref().map_or(0, |p| p.deadline_ns)]))
             .filter(|&t| t != 0)
             .fold(self.slice_end_ns(), u64::min);
         crate::arch::x86_64::apic::arm_ns(earliest.saturating_sub(self.now_ns()));
@@ -188,6 +225,7 @@ impl Machine {
             self.rearm();
             x86_64::instructions::interrupts::enable_and_hlt();
             x86_64::instructions::interrupts::disable();
+            self.note_console_input();
             self.run_timers();
             if let Some(next) = self.pick_next() {
                 return next;
@@ -369,10 +407,25 @@ fn enter_bounce(
     true
 }
 
+/// Console input arrived while a guest ran: raise `VIRQ_CONSOLE` for dom0, and if that
+/// woke it, let it run now (its shell answers a key at once rather than after the running
+/// vCPU's slice), as Xen's schedulers boost a waking vCPU.
+pub fn console_input(f: &mut GuestFrame) {
+    let mut guard = MACHINE.lock();
+    if let Some(m) = guard.as_mut() {
+        if m.note_console_input() && m.current.0 != 0 {
+            m.schedule(f);
+        }
+        deliver_events(m, f);
+        m.rearm();
+    }
+}
+
 /// A timer tick from a guest: the running vCPU's slice is over.
 pub fn timer_tick(f: &mut GuestFrame) {
     let mut guard = MACHINE.lock();
     if let Some(m) = guard.as_mut() {
+        m.note_console_input();
         m.run_timers();
         // The interrupt may be for a vCPU's timer rather than the end of the slice: only
         // rotate when the slice is over (or the running vCPU can no longer run).
@@ -522,4 +575,6 @@ fn domain_stopped(m: &mut Machine) {
         }
         exit(code)
     }
+    // The toolstack hears of it (Xen's VIRQ_DOM_EXC from domain_shutdown).
+    m.raise_dom0_virq(hypercall_abi::event_channel::VIRQ_DOM_EXC);
 }

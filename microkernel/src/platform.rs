@@ -87,7 +87,10 @@ impl Platform for MachinePlatform<'_> {
     }
 
     fn console_read(&mut self, buf: &mut [u8]) -> usize {
-        console::read_bytes(buf)
+        let n = console::read_bytes(buf);
+        // Bytes the read moved in from the UART may have had their interrupt taken already.
+        self.m.note_console_input();
+        n
     }
 
     fn physinfo(&self) -> PhysInfo {
@@ -195,6 +198,46 @@ impl Platform for MachinePlatform<'_> {
             self.m.domains[i].vcpus[v].blocked = true;
             self.yielded = true;
         }
+    }
+
+    fn poll(&mut self, ports: &[u32], deadline_ns: u64) -> Result<(), Errno> {
+        let dom = hypercall_abi::types::DomId(self.m.cur().id);
+        for &port in ports {
+            if self.m.events.poll_pending(dom, hypercall_abi::types::Port(port))? {
+                return Ok(());
+            }
+        }
+        let mut poll = crate::domain::Poll { ports: heapless::Vec::new(), deadline_ns };
+        // At most MAX_POLL_PORTS ports arrive here: the vector holds them all.
+        let _ = poll.ports.extend_from_slice(ports);
+        let v = self.m.cur_vcpu_mut();
+        v.poll = Some(poll);
+        v.blocked = true;
+        self.yielded = true;
+        // A timeout already past ends the poll at the next look at the timers.
+        self.m.run_timers();
+        self.m.rearm();
+        Ok(())
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.m.now_ns()
+    }
+
+    fn vcpu_ids(&self) -> (u32, u32) {
+        (self.m.current.1 as u32, self.m.cur().vcpus.len() as u32)
+    }
+
+    fn vcpu_is_up(&self, v: u32) -> bool {
+        self.m.cur().vcpus.get(v as usize).is_some_and(|c| c.started)
+    }
+
+    fn set_periodic_timer(&mut self, period_ns: u64) {
+        let now = self.m.now_ns();
+        let v = self.m.cur_vcpu_mut();
+        v.periodic_ns = period_ns;
+        v.periodic_next_ns = if period_ns == 0 { 0 } else { now.saturating_add(period_ns) };
+        self.m.rearm();
     }
 
     fn fpu_taskswitch(&mut self, set: bool) {

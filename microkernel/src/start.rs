@@ -118,6 +118,18 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
 
     let tsc_khz = hwtime::calibrate_tsc_khz();
     mkprintln!("tsc: {}.{:03} MHz", tsc_khz / 1000, tsc_khz % 1000);
+    let rtc = crate::arch::x86_64::rtc::read();
+    let system_ns = crate::time::TimeScale::for_frequency(tsc_khz * 1000).ticks_to_ns(hwtime::rdtsc().wrapping_sub(boot_tsc));
+    let wallclock = match crate::time::rtc_to_unix(&rtc) {
+        Some(secs) => {
+            mkprintln!("wall clock: {} s since the epoch (RTC)", secs);
+            crate::time::WallClock::at_system_zero(secs, system_ns)
+        }
+        None => {
+            mkprintln!("wall clock: the RTC holds no valid time ({:?}); guests see the epoch", rtc);
+            crate::time::WallClock::default()
+        }
+    };
 
     let ram: Vec<(u64, u64)> = bi.regions.iter().filter(|r| r.is_available()).map(|r| (r.base, r.len)).collect();
     let m2p_entries = frames.max_frame();
@@ -139,6 +151,7 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
         current: (0, 0),
         slice_start: 0,
         events: crate::event::EventChannels::new(),
+        wallclock,
     };
     let entry = dom0_build::build_dom0(&mut machine, &bi, &opts, &hv)
         .unwrap_or_else(|e| boot_error(format_args!("{e}")));
@@ -150,6 +163,10 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
     mkprintln!("scheduler: round robin, {} ms slices (APIC one-shot timer, {} ticks/ms)", SLICE_MS, ticks);
     machine.slice_start = hwtime::rdtsc();
     *MACHINE.lock() = Some(machine);
+    // Console input by interrupt from here on (interrupts stay off until dom0 runs).
+    crate::arch::x86_64::apic::accept_pic_interrupts();
+    pic::unmask_master(console::COM1_IRQ);
+    console::enable_rx_interrupt();
     paging::switch_to(l4);
     mkprintln!("starting dom0");
     crate::arch::enter_guest_first_time(entry)

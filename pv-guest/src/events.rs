@@ -465,6 +465,34 @@ pub fn unmask(port: u32) -> Result<(), Errno> {
     check(unmask_raw(port)).map(|_| ())
 }
 
+/// `SCHEDOP_poll`: sleeps until one of `ports` is pending (masked or not), an upcall is
+/// pending, or system time reaches `deadline_ns` (0: no timeout); returns at once if one
+/// of them is already pending. Unlike `SCHEDOP_block` it leaves the upcall mask alone, so
+/// with upcalls masked it waits for these ports without running handlers; the caller looks
+/// at [`is_pending`] afterwards (a return does not say which, or whether the time ran out).
+/// At most 128 ports (`-EINVAL` past that, or for a port out of range).
+pub fn poll(ports: &[u32], deadline_ns: u64) -> Result<(), Errno> {
+    let arg = hypercall_abi::sched::SchedPoll {
+        ports: ports.as_ptr() as u64,
+        nr_ports: u32::try_from(ports.len()).map_err(|_| Errno::EINVAL)?,
+        _pad: 0,
+        timeout: deadline_ns,
+    };
+    // SAFETY: SCHEDOP_poll reads `arg` and the `ports` slice it points to, both live for
+    // the call; it writes no guest memory.
+    let ret = unsafe {
+        hypercall_via_page(
+            Hypercall::SchedOp as u64,
+            u64::from(hypercall_abi::sched::SCHEDOP_POLL),
+            (&raw const arg) as u64,
+            0,
+            0,
+            0,
+        )
+    };
+    check(ret).map(|_| ())
+}
+
 /// `EVTCHNOP_status` of our `port`; returns the raw result and the struct.
 pub fn status_raw(port: u32) -> (i64, EvtchnStatus) {
     let mut arg = EvtchnStatus {

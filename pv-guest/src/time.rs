@@ -11,6 +11,11 @@
 //! - [`block`] is `SCHEDOP_block`: sleep until an event is pending, upcalls unmasked.
 //! - [`init_timer`] binds `VIRQ_TIMER` on vCPU 0 to a handler that counts fires and sets
 //!   a flag; [`sleep_ns`] and [`sleep_until`] arm the timer and block until it fired.
+//! - [`wall_clock`] is the time of day: `shared_info`'s wall clock at system time zero
+//!   (from the hypervisor's RTC, read under `wc_version`) plus [`now_ns`].
+//! - [`set_singleshot_timer`], [`stop_singleshot_timer`], [`set_periodic_timer`] and
+//!   [`stop_periodic_timer`] are the `vcpu_op` timer calls (the one-shot timer is the
+//!   same one `set_timer_op` arms).
 
 use core::arch::asm;
 use core::ptr::addr_of;
@@ -21,6 +26,10 @@ use hypercall_abi::event_channel::VIRQ_TIMER;
 use hypercall_abi::hypercall::Hypercall;
 use hypercall_abi::sched::SCHEDOP_BLOCK;
 use hypercall_abi::shared_info::VcpuTimeInfo;
+use hypercall_abi::vcpu::{
+    VcpuSetPeriodicTimer, VcpuSetSingleshotTimer, VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER,
+    VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER, VCPU_SSHOTTMR_FUTURE,
+};
 
 use crate::events;
 use crate::hypercall::{check, hypercall_via_page};
@@ -95,6 +104,84 @@ pub fn system_time_at(t: &VcpuTimeInfo, tsc: u64) -> u64 {
 pub fn now_ns() -> u64 {
     let t = time_info();
     system_time_at(&t, rdtsc())
+}
+
+/// Wall-clock time now: seconds and nanoseconds since the Unix epoch (UTC).
+///
+/// # Panics
+/// If the shared info page is not mapped.
+pub fn wall_clock() -> (u64, u32) {
+    let si = events::shared_info().expect("time: shared info page not mapped");
+    let (sec, nsec) = loop {
+        // SAFETY: the page stays mapped for good; the hypervisor may update the wall clock
+        // under `wc_version` (odd while it writes), so every field is a volatile load.
+        let (v1, sec, sec_hi, nsec, v2) = unsafe {
+            let v1 = addr_of!((*si).wc_version).read_volatile();
+            core::sync::atomic::fence(Ordering::Acquire);
+            let sec = addr_of!((*si).wc_sec).read_volatile();
+            let sec_hi = addr_of!((*si).wc_sec_hi).read_volatile();
+            let nsec = addr_of!((*si).wc_nsec).read_volatile();
+            core::sync::atomic::fence(Ordering::Acquire);
+            (v1, sec, sec_hi, nsec, addr_of!((*si).wc_version).read_volatile())
+        };
+        if v1 & 1 == 0 && v1 == v2 {
+            break ((u64::from(sec_hi) << 32) | u64::from(sec), nsec);
+        }
+        core::hint::spin_loop();
+    };
+    let total = u128::from(sec) * 1_000_000_000 + u128::from(nsec) + u128::from(now_ns());
+    ((total / 1_000_000_000) as u64, (total % 1_000_000_000) as u32)
+}
+
+/// The civil date and time (UTC) of `secs` since the epoch: (year, month, day, hour,
+/// minute, second).
+pub fn civil_from_unix(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, (rem / 3600) as u32, (rem % 3600 / 60) as u32, (rem % 60) as u32)
+}
+
+fn vcpu_op(cmd: u32, arg: u64) -> i64 {
+    // SAFETY: vcpu_op reads at most the argument struct the caller passes by address (a
+    // live local of the wrappers below) and writes nothing.
+    unsafe { hypercall_via_page(Hypercall::VcpuOp as u64, u64::from(cmd), 0, arg, 0, 0) }
+}
+
+/// `VCPUOP_set_singleshot_timer` on vCPU 0: VIRQ_TIMER at absolute system time
+/// `deadline_ns`; with `future_only`, `-ETIME` if that time has already passed.
+pub fn set_singleshot_timer(deadline_ns: u64, future_only: bool) -> Result<(), Errno> {
+    let arg = VcpuSetSingleshotTimer {
+        timeout_abs_ns: deadline_ns,
+        flags: if future_only { VCPU_SSHOTTMR_FUTURE } else { 0 },
+        _pad: 0,
+    };
+    check(vcpu_op(VCPUOP_SET_SINGLESHOT_TIMER, addr_of!(arg) as u64)).map(|_| ())
+}
+
+/// `VCPUOP_stop_singleshot_timer` on vCPU 0.
+pub fn stop_singleshot_timer() -> Result<(), Errno> {
+    check(vcpu_op(VCPUOP_STOP_SINGLESHOT_TIMER, 0)).map(|_| ())
+}
+
+/// `VCPUOP_set_periodic_timer` on vCPU 0: VIRQ_TIMER every `period_ns` (at least 1 ms).
+pub fn set_periodic_timer(period_ns: u64) -> Result<(), Errno> {
+    let arg = VcpuSetPeriodicTimer { period_ns };
+    check(vcpu_op(VCPUOP_SET_PERIODIC_TIMER, addr_of!(arg) as u64)).map(|_| ())
+}
+
+/// `VCPUOP_stop_periodic_timer` on vCPU 0.
+pub fn stop_periodic_timer() -> Result<(), Errno> {
+    check(vcpu_op(VCPUOP_STOP_PERIODIC_TIMER, 0)).map(|_| ())
 }
 
 /// `set_timer_op(deadline)`; returns the raw result.

@@ -282,6 +282,14 @@ impl<L: PortLayout> EventChannels<L> {
         Some(d.set_pending(dom, port, notify))
     }
 
+    /// Whether `caller`'s `port` is pending, for `SCHEDOP_poll` (Xen's `evtchn_port_poll`
+    /// check and `evtchn_port_is_pending`). `-EINVAL` for a port out of the domain's range.
+    pub fn poll_pending(&self, caller: DomId, port: Port) -> Result<bool, Errno> {
+        let d = self.domain(caller)?;
+        d.ports.get(port)?;
+        Ok(d.layout.is_pending(port))
+    }
+
     /// `EVTCHNOP_close`: frees `port`; an interdomain peer goes back to unbound for the
     /// caller. `-EINVAL` port out of range, free or reserved.
     pub fn close(&mut self, caller: DomId, port: Port) -> Result<(), Errno> {

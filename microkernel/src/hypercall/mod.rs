@@ -16,8 +16,9 @@ mod domctl;
 pub use domctl::{DomainControl, DomainName};
 
 pub use segment::SegmentBase;
-mod sched;
+pub mod sched;
 mod sysctl;
+mod vcpu;
 mod version;
 
 use crate::guest_access::GuestMemory;
@@ -131,6 +132,28 @@ pub trait Platform: GuestMemory {
     fn set_timer(&mut self, _deadline_ns: u64) {}
     /// Blocks the calling vCPU until an event is pending (unmasking its events).
     fn block(&mut self) {}
+    /// `SCHEDOP_poll` for the calling vCPU over `ports` (already copied in, at most
+    /// [`sched::MAX_POLL_PORTS`]): `-EINVAL` if one is out of the caller's range; returns at
+    /// once if one is pending; otherwise blocks until one becomes pending, an upcall is
+    /// pending, or system time reaches `deadline_ns` (0: no timeout). The upcall mask is
+    /// left as it is.
+    fn poll(&mut self, _ports: &[u32], _deadline_ns: u64) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
+    /// System time now, in ns.
+    fn now_ns(&self) -> u64 {
+        0
+    }
+    /// The calling vCPU's number and how many vCPUs its domain has.
+    fn vcpu_ids(&self) -> (u32, u32) {
+        (0, 1)
+    }
+    /// Whether vCPU `v` of the caller's domain is up (has been given a context).
+    fn vcpu_is_up(&self, _v: u32) -> bool {
+        true
+    }
+    /// Sets (or with 0 stops) the calling vCPU's periodic timer.
+    fn set_periodic_timer(&mut self, _period_ns: u64) {}
     /// Sets (`true`) or clears the calling vCPU's virtual CR0.TS.
     fn fpu_taskswitch(&mut self, _set: bool) {}
     /// Records the guest kernel's stack pointer for events arriving in guest user mode.
@@ -187,6 +210,7 @@ fn dispatch_call(p: &mut impl Platform, nr: u64, args: [u64; 5], preemptible: bo
         Ok(Hypercall::Iret) => traps::iret(p),
         Ok(Hypercall::SetSegmentBase) => segment::set_segment_base(p, args[0] as u32, args[1]),
         Ok(Hypercall::Sysctl) => sysctl::sysctl(p, args[0]),
+        Ok(Hypercall::VcpuOp) => vcpu::vcpu_op(p, args[0] as u32, args[1] as u32, args[2]),
         _ => Err(Errno::ENOSYS),
     };
     match r {
@@ -223,6 +247,14 @@ pub(crate) mod fake {
         pub segment_bases: Vec<(SegmentBase, u64)>,
         /// Domain control operations carried out, as text.
         pub domctl_calls: Vec<std::string::String>,
+        /// Timer settings made, in order: `("oneshot" | "periodic", value)`.
+        pub timers: Vec<(&'static str, u64)>,
+        /// Polls made: ports and deadline.
+        pub polls: Vec<(Vec<u32>, u64)>,
+        /// Ports the fake event engine has (`poll` refuses ports at or past this).
+        pub ports: u32,
+        /// System time.
+        pub now: u64,
     }
 
     impl FakePlatform {
@@ -240,6 +272,10 @@ pub(crate) mod fake {
                 continuations: Vec::new(),
                 segment_bases: Vec::new(),
                 domctl_calls: Vec::new(),
+                timers: Vec::new(),
+                polls: Vec::new(),
+                ports: 4096,
+                now: 1_000_000_000,
             }
         }
 
@@ -346,6 +382,28 @@ pub(crate) mod fake {
         }
         fn set_segment_base(&mut self, which: SegmentBase, value: u64) -> Result<(), Errno> {
             self.segment_bases.push((which, value));
+            Ok(())
+        }
+        fn set_timer(&mut self, deadline_ns: u64) {
+            self.timers.push(("oneshot", deadline_ns));
+        }
+        fn set_periodic_timer(&mut self, period_ns: u64) {
+            self.timers.push(("periodic", period_ns));
+        }
+        fn now_ns(&self) -> u64 {
+            self.now
+        }
+        fn vcpu_ids(&self) -> (u32, u32) {
+            (0, 2)
+        }
+        fn vcpu_is_up(&self, v: u32) -> bool {
+            v == 0
+        }
+        fn poll(&mut self, ports: &[u32], deadline_ns: u64) -> Result<(), Errno> {
+            if ports.iter().any(|&p| p >= self.ports) {
+                return Err(Errno::EINVAL);
+            }
+            self.polls.push((ports.to_vec(), deadline_ns));
             Ok(())
         }
     }

@@ -1,9 +1,33 @@
-//! `sched_op`: yield and shutdown (block and poll arrive with event channels).
+//! `sched_op`: yield, block, poll and shutdown.
 
 use super::Platform;
-use crate::guest_access::read_guest;
+use crate::guest_access::{read_guest, GuestRange};
 use hypercall_abi::errno::Errno;
-use hypercall_abi::sched::{SchedOp, SchedShutdown, ShutdownReason};
+use hypercall_abi::sched::{SchedOp, SchedPoll, SchedShutdown, ShutdownReason};
+
+/// Most ports one `SCHEDOP_poll` may name (Xen's limit).
+pub const MAX_POLL_PORTS: usize = 128;
+
+/// `SCHEDOP_poll`: `-EINVAL` past [`MAX_POLL_PORTS`], `-EFAULT` if the array cannot be
+/// read; the port checks and the wait are the machine's ([`Platform::poll`]).
+fn poll(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
+    let req: SchedPoll = read_guest(p, arg)?;
+    let n = req.nr_ports as usize;
+    if n > MAX_POLL_PORTS {
+        return Err(Errno::EINVAL);
+    }
+    let mut bytes = [0u8; MAX_POLL_PORTS * 4];
+    if n > 0 {
+        let range = GuestRange::new(req.ports, n as u64 * 4)?;
+        p.copy_from_guest(range, &mut bytes[..n * 4])?;
+    }
+    let mut ports = [0u32; MAX_POLL_PORTS];
+    for (port, b) in ports.iter_mut().zip(bytes[..n * 4].chunks_exact(4)) {
+        *port = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    p.poll(&ports[..n], req.timeout)?;
+    Ok(0)
+}
 
 pub(super) fn sched_op(p: &mut impl Platform, cmd: u32, arg: u64) -> Result<i64, Errno> {
     match SchedOp::try_from(cmd).map_err(|_| Errno::ENOSYS)? {
@@ -28,6 +52,7 @@ pub(super) fn sched_op(p: &mut impl Platform, cmd: u32, arg: u64) -> Result<i64,
             p.block();
             Ok(0)
         }
+        SchedOp::Poll => poll(p, arg),
         _ => Err(Errno::ENOSYS),
     }
 }
@@ -62,5 +87,41 @@ mod tests {
         assert_eq!(dispatch(&mut p, SCHED_OP, [2, BASE, 0, 0, 0]), Errno::EOPNOTSUPP.to_ret());
         assert_eq!(dispatch(&mut p, SCHED_OP, [99, 0, 0, 0, 0]), Errno::ENOSYS.to_ret());
         assert_eq!(p.shutdown, None);
+    }
+
+    /// A `sched_poll` at BASE naming `n` ports at BASE + 64.
+    fn poll_arg(p: &mut FakePlatform, ports: &[u32], n: u32, timeout: u64) {
+        p.mem[..8].copy_from_slice(&(BASE + 64).to_le_bytes());
+        p.mem[8..12].copy_from_slice(&n.to_le_bytes());
+        p.mem[16..24].copy_from_slice(&timeout.to_le_bytes());
+        for (i, port) in ports.iter().enumerate() {
+            p.mem[64 + 4 * i..68 + 4 * i].copy_from_slice(&port.to_le_bytes());
+        }
+    }
+
+    #[test]
+    fn poll_copies_the_ports_and_timeout() {
+        let mut p = FakePlatform::new(false);
+        poll_arg(&mut p, &[3, 9, 4095], 3, 77);
+        assert_eq!(dispatch(&mut p, SCHED_OP, [3, BASE, 0, 0, 0]), 0);
+        poll_arg(&mut p, &[], 0, 5);
+        assert_eq!(dispatch(&mut p, SCHED_OP, [3, BASE, 0, 0, 0]), 0);
+        assert_eq!(p.polls, [(std::vec![3, 9, 4095], 77), (std::vec![], 5)]);
+    }
+
+    #[test]
+    fn hostile_polls_are_refused() {
+        let mut p = FakePlatform::new(false);
+        // Too many ports, a port out of range, an array that runs off guest memory, an
+        // unreadable argument.
+        poll_arg(&mut p, &[1], 129, 0);
+        assert_eq!(dispatch(&mut p, SCHED_OP, [3, BASE, 0, 0, 0]), Errno::EINVAL.to_ret());
+        poll_arg(&mut p, &[1, 4096], 2, 0);
+        assert_eq!(dispatch(&mut p, SCHED_OP, [3, BASE, 0, 0, 0]), Errno::EINVAL.to_ret());
+        poll_arg(&mut p, &[1], 128, 0);
+        p.mem[..8].copy_from_slice(&(BASE + 0x4000 - 8).to_le_bytes());
+        assert_eq!(dispatch(&mut p, SCHED_OP, [3, BASE, 0, 0, 0]), Errno::EFAULT.to_ret());
+        assert_eq!(dispatch(&mut p, SCHED_OP, [3, 0x10, 0, 0, 0]), Errno::EFAULT.to_ret());
+        assert!(p.polls.is_empty());
     }
 }

@@ -18,6 +18,7 @@ const REG_TPR: u64 = 0x80;
 const REG_EOI: u64 = 0xb0;
 const REG_SVR: u64 = 0xf0;
 const REG_LVT_TIMER: u64 = 0x320;
+const REG_LVT_LINT0: u64 = 0x350;
 const REG_TIMER_INIT: u64 = 0x380;
 const REG_TIMER_CUR: u64 = 0x390;
 const REG_TIMER_DIV: u64 = 0x3e0;
@@ -65,6 +66,12 @@ pub fn arm_ns(ns: u64) {
     let per_ms = u64::from(TICKS_PER_MS.load(Ordering::Relaxed).max(1));
     let ticks = (ns.max(20_000) as u128 * per_ms as u128 / 1_000_000).clamp(1, u32::MAX as u128);
     write(REG_TIMER_INIT, ticks as u32);
+}
+
+/// Lets the legacy PIC's interrupts in through LINT0 (ExtINT delivery, unmasked), as the
+/// BIOS usually leaves it; set explicitly since a boot loader need not.
+pub fn accept_pic_interrupts() {
+    write(REG_LVT_LINT0, 0x700);
 }
 
 /// Signals the end of the interrupt being handled.

@@ -9,6 +9,7 @@ pub mod gdt;
 pub mod idt;
 pub mod paging;
 pub mod pic;
+pub mod rtc;
 pub mod time;
 pub mod trap;
 

@@ -117,6 +117,15 @@ pub fn vector_name(v: u64) -> &'static str {
 /// Called by entry.S for every exception and interrupt.
 #[no_mangle]
 extern "C" fn exception_entry(f: &mut GuestFrame) {
+    if f.vector == pic::vector_of(super::console::COM1_IRQ) {
+        super::console::rx_interrupt();
+        pic::eoi(f.vector);
+        // In ring 0 this is the idle loop, which raises VIRQ_CONSOLE itself.
+        if f.cs & 3 == 3 {
+            crate::kernel::console_input(f);
+        }
+        return;
+    }
     if (32..48).contains(&f.vector) {
         pic::eoi(f.vector);
         return;

@@ -1,0 +1,122 @@
+//! `vcpu_op`: the per-vCPU timers and `is_up` (Xen's `do_vcpu_op`, `common/domain.c`).
+//!
+//! Bringing vCPUs up and down, and registering `vcpu_info` or runstate areas, are not
+//! offered: they answer `-ENOSYS`, as for a Xen that lacks them.
+
+use super::Platform;
+use crate::guest_access::read_guest;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::vcpu::*;
+
+/// Longest timer period accepted (Xen's `STIME_DELTA_MAX`, about 146 years).
+const STIME_DELTA_MAX: u64 = 1 << 62;
+
+pub(super) fn vcpu_op(p: &mut impl Platform, cmd: u32, vcpu: u32, arg: u64) -> Result<i64, Errno> {
+    let (current, count) = p.vcpu_ids();
+    if vcpu >= count {
+        return Err(Errno::ENOENT);
+    }
+    match cmd {
+        VCPUOP_IS_UP => Ok(i64::from(p.vcpu_is_up(vcpu))),
+        VCPUOP_SET_PERIODIC_TIMER | VCPUOP_STOP_PERIODIC_TIMER | VCPUOP_SET_SINGLESHOT_TIMER
+        | VCPUOP_STOP_SINGLESHOT_TIMER
+            if vcpu != current =>
+        {
+            // Xen allows the periodic timer of another vCPU of the domain; with one
+            // running vCPU per domain here, only the caller's own timers are offered.
+            Err(Errno::EINVAL)
+        }
+        VCPUOP_SET_PERIODIC_TIMER => {
+            let set: VcpuSetPeriodicTimer = read_guest(p, arg)?;
+            if !(MIN_PERIODIC_NS..=STIME_DELTA_MAX).contains(&set.period_ns) {
+                return Err(Errno::EINVAL);
+            }
+            p.set_periodic_timer(set.period_ns);
+            Ok(0)
+        }
+        VCPUOP_STOP_PERIODIC_TIMER => {
+            p.set_periodic_timer(0);
+            Ok(0)
+        }
+        VCPUOP_SET_SINGLESHOT_TIMER => {
+            let set: VcpuSetSingleshotTimer = read_guest(p, arg)?;
+            if set.flags & VCPU_SSHOTTMR_FUTURE != 0 && set.timeout_abs_ns < p.now_ns() {
+                return Err(Errno::ETIME);
+            }
+            p.set_timer(set.timeout_abs_ns);
+            Ok(0)
+        }
+        VCPUOP_STOP_SINGLESHOT_TIMER => {
+            p.set_timer(0);
+            Ok(0)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::dispatch;
+    use super::super::fake::*;
+    use hypercall_abi::errno::Errno;
+    use hypercall_abi::vcpu::*;
+
+    const VCPU_OP: u64 = 24;
+
+    fn put(p: &mut FakePlatform, bytes: &[u8]) {
+        p.mem[..bytes.len()].copy_from_slice(bytes);
+    }
+
+    #[test]
+    fn singleshot_timer_set_and_stop() {
+        let mut p = FakePlatform::new(false);
+        let mut arg = [0u8; 16];
+        arg[..8].copy_from_slice(&2_000_000_000u64.to_le_bytes());
+        arg[8..12].copy_from_slice(&VCPU_SSHOTTMR_FUTURE.to_le_bytes());
+        put(&mut p, &arg);
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_SET_SINGLESHOT_TIMER as u64, 0, BASE, 0, 0]), 0);
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_STOP_SINGLESHOT_TIMER as u64, 0, 0, 0, 0]), 0);
+        assert_eq!(p.timers, [("oneshot", 2_000_000_000), ("oneshot", 0)]);
+    }
+
+    #[test]
+    fn singleshot_in_the_past_with_future_flag_is_etime() {
+        let mut p = FakePlatform::new(false);
+        let mut arg = [0u8; 16];
+        arg[..8].copy_from_slice(&5u64.to_le_bytes());
+        arg[8..12].copy_from_slice(&VCPU_SSHOTTMR_FUTURE.to_le_bytes());
+        put(&mut p, &arg);
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_SET_SINGLESHOT_TIMER as u64, 0, BASE, 0, 0]), Errno::ETIME.to_ret());
+        // Without the flag a past deadline is accepted (it fires at once).
+        arg[8..12].copy_from_slice(&0u32.to_le_bytes());
+        put(&mut p, &arg);
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_SET_SINGLESHOT_TIMER as u64, 0, BASE, 0, 0]), 0);
+        assert_eq!(p.timers, [("oneshot", 5)]);
+    }
+
+    #[test]
+    fn periodic_timer_bounds() {
+        let mut p = FakePlatform::new(false);
+        put(&mut p, &999_999u64.to_le_bytes());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_SET_PERIODIC_TIMER as u64, 0, BASE, 0, 0]), Errno::EINVAL.to_ret());
+        put(&mut p, &10_000_000u64.to_le_bytes());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_SET_PERIODIC_TIMER as u64, 0, BASE, 0, 0]), 0);
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_STOP_PERIODIC_TIMER as u64, 0, 0, 0, 0]), 0);
+        assert_eq!(p.timers, [("periodic", 10_000_000), ("periodic", 0)]);
+    }
+
+    #[test]
+    fn hostile_vcpu_ops_change_nothing() {
+        let mut p = FakePlatform::new(false);
+        // vCPU out of range, another vCPU's one-shot timer, unreadable argument, unknown op.
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_IS_UP as u64, 2, 0, 0, 0]), Errno::ENOENT.to_ret());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_SET_SINGLESHOT_TIMER as u64, 1, BASE, 0, 0]), Errno::EINVAL.to_ret());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_SET_SINGLESHOT_TIMER as u64, 0, 0x10, 0, 0]), Errno::EFAULT.to_ret());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_SET_PERIODIC_TIMER as u64, 0, u64::MAX - 3, 0, 0]), Errno::EFAULT.to_ret());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_UP as u64, 0, 0, 0, 0]), Errno::ENOSYS.to_ret());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [99, 0, 0, 0, 0]), Errno::ENOSYS.to_ret());
+        assert!(p.timers.is_empty());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_IS_UP as u64, 0, 0, 0, 0]), 1);
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_IS_UP as u64, 1, 0, 0, 0]), 0);
+    }
+}
