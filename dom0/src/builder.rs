@@ -51,8 +51,15 @@ pub trait Control {
     fn domains(&mut self) -> Result<Vec<DomainInfo>, Errno>;
     /// `DOMCTL_GETDOMAININFO` for exactly `dom`.
     fn domain_info(&mut self, dom: u16) -> Result<DomainInfo, Errno>;
-    /// `DOMCTL_CREATEDOMAIN`: the new id.
-    fn create_domain(&mut self, name: &str, max_vcpus: u32, max_pages: u64) -> Result<u16, Errno>;
+    /// `DOMCTL_CREATEDOMAIN`: the new id. `max_evtchn_port` is the highest event channel
+    /// port it may use.
+    fn create_domain(
+        &mut self,
+        name: &str,
+        max_vcpus: u32,
+        max_pages: u64,
+        max_evtchn_port: u32,
+    ) -> Result<u16, Errno>;
     /// `DOMCTL_DESTROYDOMAIN`.
     fn destroy_domain(&mut self, dom: u16) -> Result<(), Errno>;
     /// `DOMCTL_PAUSEDOMAIN`.
@@ -489,7 +496,7 @@ pub fn create_suffixed(
 
     // 2. The domain, paused, with its memory.
     let id = ctl
-        .create_domain(&name, cfg.vcpus, cfg.max_pages())
+        .create_domain(&name, cfg.vcpus, cfg.max_pages(), cfg.max_event_channels)
         .map_err(|errno| match errno {
             Errno::EEXIST => CreateError::Duplicate {
                 name: name.clone(),

@@ -11,7 +11,9 @@
 //! Keys: `name` (required), `kernel` (required), `memory` (MiB, default 128), `maxmem`
 //! (MiB, default = memory), `vcpus` (default 1), `cmdline` (or, as in xl, `root` and
 //! `extra` joined as `root=<root> <extra>`), `ramdisk`, `on_poweroff` and `on_crash`
-//! (`destroy`, the default, or `preserve`). Any other key is warned about and ignored.
+//! (`destroy`, the default, or `preserve`), `max_event_channels` (the highest event channel
+//! port the guest may use, 1 to 4095; default 1023 as in xl). Any other key is warned about
+//! and ignored.
 //!
 //! Every problem is one [`ConfigError`] naming its line; the input is untrusted (it arrives
 //! in a boot module), so nothing in it can make the parser panic, loop or recurse deeply.
@@ -23,6 +25,11 @@ use core::fmt;
 
 use hypercall_abi::domctl::{DOMAIN_NAME_LEN, MAX_VCPUS};
 use hypercall_abi::start_info::MAX_GUEST_CMDLINE;
+
+/// `max_event_channels` when the file gives none (xl's default).
+pub const DEFAULT_MAX_EVENT_CHANNELS: u32 = 1023;
+/// Highest `max_event_channels`: the last port of the 2-level ABI.
+pub const MAX_EVENT_CHANNELS: u32 = 4095;
 
 /// `memory` when the file gives none (xl's default).
 pub const DEFAULT_MEMORY_MIB: u64 = 128;
@@ -76,6 +83,8 @@ pub struct Config {
     pub on_poweroff: StopAction,
     /// After a crash.
     pub on_crash: StopAction,
+    /// Highest event channel port (1 to [`MAX_EVENT_CHANNELS`]).
+    pub max_event_channels: u32,
 }
 
 impl Config {
@@ -559,6 +568,7 @@ struct Found {
     extra: Option<(usize, String)>,
     on_poweroff: Option<(usize, StopAction)>,
     on_crash: Option<(usize, StopAction)>,
+    max_event_channels: Option<(usize, u32)>,
 }
 
 /// Stores `value` unless the key was set before.
@@ -685,6 +695,7 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
                 | "extra"
                 | "on_poweroff"
                 | "on_crash"
+                | "max_event_channels"
         );
         if !known {
             if warnings.len() < MAX_WARNINGS {
@@ -720,6 +731,20 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
                     }
                 };
                 set_once(&mut f.vcpus, &key, line, n)?
+            }
+            "max_event_channels" => {
+                let n = match value {
+                    Value::Int(n) if (1..=u64::from(MAX_EVENT_CHANNELS)).contains(&n) => n as u32,
+                    other => {
+                        return Err(ConfigError::at(
+                            line,
+                            alloc::format!(
+                                "max_event_channels: expected a number from 1 to {MAX_EVENT_CHANNELS}, got {other}"
+                            ),
+                        ))
+                    }
+                };
+                set_once(&mut f.max_event_channels, &key, line, n)?
             }
             "cmdline" => {
                 let s = string_value(&key, line, value, "a command line")?;
@@ -810,6 +835,9 @@ fn finish(
             cmdline,
             on_poweroff: found.on_poweroff.map_or(StopAction::Destroy, |(_, a)| a),
             on_crash: found.on_crash.map_or(StopAction::Destroy, |(_, a)| a),
+            max_event_channels: found
+                .max_event_channels
+                .map_or(DEFAULT_MAX_EVENT_CHANNELS, |(_, n)| n),
         },
         warnings,
         more_warnings,

@@ -335,7 +335,13 @@ impl Control for FakeControl {
         Ok(self.dom(dom)?.info)
     }
 
-    fn create_domain(&mut self, name: &str, max_vcpus: u32, max_pages: u64) -> Result<u16, Errno> {
+    fn create_domain(
+        &mut self,
+        name: &str,
+        max_vcpus: u32,
+        max_pages: u64,
+        _max_evtchn_port: u32,
+    ) -> Result<u16, Errno> {
         self.calls.push(("create", 0));
         if let Some(Fail::Create(e)) = self.failing(|f| matches!(f, Fail::Create(_))) {
             return Err(e);

@@ -113,8 +113,14 @@ impl Control for XenControl {
         domctl::domain_info(DomId(dom))
     }
 
-    fn create_domain(&mut self, name: &str, max_vcpus: u32, max_pages: u64) -> Result<u16, Errno> {
-        domctl::create_domain(name, max_vcpus, max_pages).map(|d| d.0)
+    fn create_domain(
+        &mut self,
+        name: &str,
+        max_vcpus: u32,
+        max_pages: u64,
+        max_evtchn_port: u32,
+    ) -> Result<u16, Errno> {
+        domctl::create_domain(name, max_vcpus, max_pages, max_evtchn_port).map(|d| d.0)
     }
 
     fn destroy_domain(&mut self, dom: u16) -> Result<(), Errno> {

@@ -114,7 +114,7 @@ impl Domctl {
     }
 }
 
-/// Input of `DOMCTL_CREATEDOMAIN` (48 bytes).
+/// Input of `DOMCTL_CREATEDOMAIN` (56 bytes).
 #[repr(C)]
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
@@ -128,9 +128,15 @@ pub struct CreateDomain {
     pub max_pages: u64,
     /// Name, NUL-terminated (printed before the domain's console lines).
     pub name: [u8; DOMAIN_NAME_LEN],
+    /// Highest event channel port the domain may use (Xen's `max_evtchn_port`; xl's
+    /// `max_event_channels`): allocating past it fails with `-ENOSPC`. Capped by the
+    /// 2-level ABI's 4096 ports; 0 means that cap.
+    pub max_evtchn_port: u32,
+    /// Padding, zero.
+    pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<CreateDomain>() == 48);
+const _: () = assert!(core::mem::size_of::<CreateDomain>() == 56);
 
 /// [`DomainInfo::flags`]: the domain is dying (destroyed, frames still referenced).
 pub const DOMINF_DYING: u32 = 1 << 0;

@@ -213,7 +213,7 @@ impl Machine {
 }
 
 impl DomainControl for Machine {
-    fn create_domain(&mut self, name: DomainName, max_vcpus: u32, max_pages: u64) -> Result<u16, Errno> {
+    fn create_domain(&mut self, name: DomainName, max_vcpus: u32, max_pages: u64, max_evtchn_port: u32) -> Result<u16, Errno> {
         if self.domains.iter().any(|d| d.state != DomState::Dying && d.name == name) {
             return Err(Errno::EEXIST);
         }
@@ -223,7 +223,11 @@ impl DomainControl for Machine {
         init_shared_info(si, self.tsc_khz, self.boot_tsc, 0, self.wallclock);
         let layout = crate::events_machine::MachineLayout::new(crate::events_machine::SharedInfoEvents::new(si));
         let dom = hypercall_abi::types::DomId(id);
-        if let Err(e) = self.events.add_domain(dom, crate::event::DomainConfig::guest(max_vcpus), layout) {
+        let mut config = crate::event::DomainConfig::guest(max_vcpus);
+        if max_evtchn_port != 0 {
+            config.port_limit = max_evtchn_port.saturating_add(1).min(crate::event::DEFAULT_PORT_LIMIT);
+        }
+        if let Err(e) = self.events.add_domain(dom, config, layout) {
             let _ = self.frames.free(si);
             return Err(e);
         }
@@ -233,7 +237,14 @@ impl DomainControl for Machine {
             return Err(e);
         }
         d.shared_info_mfn = si;
-        mkprintln!("d{} ({}) created: {} vCPU(s), up to {} pages", id, name.as_str(), max_vcpus, max_pages);
+        mkprintln!(
+            "d{} ({}) created: {} vCPU(s), up to {} pages, event channel ports 1..{}",
+            id,
+            name.as_str(),
+            max_vcpus,
+            max_pages,
+            config.port_limit - 1
+        );
         self.domains.push(d);
         Ok(id)
     }

@@ -142,6 +142,7 @@ pub fn rtc_to_unix(r: &RtcRegisters) -> Option<u64> {
 mod tests {
     use super::*;
 
+    #[allow(clippy::too_many_arguments)] // one per RTC register, in the order the test reads
     fn regs(sec: u8, min: u8, hour: u8, day: u8, month: u8, year: u8, century: Option<u8>, status_b: u8) -> RtcRegisters {
         RtcRegisters { sec, min, hour, day, month, year, century, status_b }
     }

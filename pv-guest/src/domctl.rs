@@ -116,13 +116,21 @@ mod calls {
     }
 
     /// `DOMCTL_CREATEDOMAIN`: a new domain, paused and without memory, named `name`, with
-    /// `max_vcpus` vCPUs and room for `max_pages` pages. `EEXIST` if the name is taken.
-    pub fn create_domain(name: &str, max_vcpus: u32, max_pages: u64) -> Result<DomId, Errno> {
+    /// `max_vcpus` vCPUs, room for `max_pages` pages and event channel ports up to
+    /// `max_evtchn_port` (0: all the ABI has). `EEXIST` if the name is taken.
+    pub fn create_domain(
+        name: &str,
+        max_vcpus: u32,
+        max_pages: u64,
+        max_evtchn_port: u32,
+    ) -> Result<DomId, Errno> {
         let payload = CreateDomain {
             max_vcpus,
             flags: 0,
             max_pages,
             name: encode_name(name)?,
+            max_evtchn_port,
+            _pad: 0,
         };
         let mut op = Domctl::with_payload(DOMCTL_CREATEDOMAIN, 0, &payload);
         domctl(&mut op)?;

@@ -34,10 +34,13 @@ fn minimal_config_takes_the_defaults() {
             cmdline: String::new(),
             on_poweroff: StopAction::Destroy,
             on_crash: StopAction::Destroy,
+            max_event_channels: 1023,
         }
     );
     assert!(p.warnings.is_empty());
     assert_eq!(p.config.nr_pages(), 128 * 256);
+    let p = ok("name = \"hello\"\nkernel = \"hello\"\nmax_event_channels = 40\n");
+    assert_eq!(p.config.max_event_channels, 40);
 }
 
 #[test]
@@ -148,6 +151,18 @@ fn bad_values_name_the_line_and_the_problem() {
         (
             "vcpus = \"2\"",
             "t.cfg:3: vcpus: expected a number from 1 to 32, got \"2\"",
+        ),
+        (
+            "max_event_channels = 0",
+            "t.cfg:3: max_event_channels: expected a number from 1 to 4095, got 0",
+        ),
+        (
+            "max_event_channels = 4096",
+            "t.cfg:3: max_event_channels: expected a number from 1 to 4095, got 4096",
+        ),
+        (
+            "max_event_channels = 40\nmax_event_channels = 41",
+            "t.cfg:4: max_event_channels: set again (first on line 3)",
         ),
         (
             "on_crash = \"restart\"",

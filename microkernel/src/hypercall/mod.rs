@@ -411,7 +411,7 @@ pub(crate) mod fake {
 
 #[cfg(test)]
 impl DomainControl for fake::FakePlatform {
-    fn create_domain(&mut self, name: DomainName, _: u32, _: u64) -> Result<u16, Errno> {
+    fn create_domain(&mut self, name: DomainName, _: u32, _: u64, _: u32) -> Result<u16, Errno> {
         self.domctl_calls.push(std::format!("create {}", name.as_str()));
         Ok(7)
     }

@@ -8,6 +8,14 @@
 //! cancelling another 10 ms one fires exactly once, no earlier than 30 ms). Measured
 //! wake-ups are printed as `NOTE` lines.
 //!
+//! Then the rest of the time and polling ABI: the wall clock reads as a date after 2024
+//! and advances with system time; `VCPUOP_set_singleshot_timer` fires like `set_timer_op`,
+//! and refuses a past deadline with `-ETIME` when asked to; a 2 ms periodic timer fires
+//! about five times in 11 ms and not after it is stopped; `SCHEDOP_poll` returns at once
+//! for a pending port, waits for a masked port's event with upcalls masked (no upcall
+//! runs), ends at its timeout with nothing pending, and refuses a port out of range or
+//! more than 128 ports with `-EINVAL`.
+//!
 //! Prints `TEST <name> PASS|FAIL <why>`, then `TESTS DONE <p> passed, <f> failed`, and
 //! powers off.
 #![no_std]
@@ -21,6 +29,7 @@ use alloc::string::String;
 use pv_guest::events;
 use pv_guest::hypercall::sched_yield;
 use pv_guest::testing::{ensure, Outcome, Tests};
+use pv_guest::hypercall_abi::errno::Errno;
 use pv_guest::time::{self, now_ns, NS_PER_MS};
 use pv_guest::{println, StartInfo};
 
@@ -150,6 +159,109 @@ fn check_cancel_guard() -> Outcome {
     })
 }
 
+/// 2024-01-01T00:00:00Z: any clock before it is wrong.
+const YEAR_2024: u64 = 1_704_067_200;
+
+fn check_wall_clock() -> Outcome {
+    let (s1, n1) = time::wall_clock();
+    let (y, mo, d, h, mi, sec) = time::civil_from_unix(s1);
+    println!("NOTE wall clock: {y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{sec:02} UTC ({s1}.{n1:09})");
+    ensure(s1 >= YEAR_2024, || format!("wall clock {s1} is before 2024"))?;
+    let t0 = now_ns();
+    while now_ns() - t0 < 10 * NS_PER_MS {
+        core::hint::spin_loop();
+    }
+    let (s2, n2) = time::wall_clock();
+    let d_ns = (s2 as i128 * 1_000_000_000 + n2 as i128) - (s1 as i128 * 1_000_000_000 + n1 as i128);
+    ensure((10_000_000..20_000_000).contains(&d_ns), || format!("wall clock advanced {d_ns} ns over 10 ms of system time"))
+}
+
+fn check_singleshot() -> Outcome {
+    let before = time::timer_fires();
+    let deadline = now_ns() + 5 * NS_PER_MS;
+    time::set_singleshot_timer(deadline, true).map_err(|e| err("set_singleshot_timer", e))?;
+    while time::timer_fires() == before {
+        time::block().map_err(|e| err("block", e))?;
+    }
+    let woke = now_ns();
+    ensure(woke >= deadline, || format!("fired {} early", ms(deadline - woke)))?;
+    ensure(woke - deadline < LATE_NS, || format!("fired {} late", ms(woke - deadline)))?;
+    match time::set_singleshot_timer(now_ns() - NS_PER_MS, true) {
+        Err(Errno::ETIME) => {}
+        other => return Err(format!("past deadline with VCPU_SSHOTTMR_future gave {other:?}, not -ETIME")),
+    }
+    // Set, then stopped: nothing fires.
+    let before = time::timer_fires();
+    time::set_singleshot_timer(now_ns() + 2 * NS_PER_MS, false).map_err(|e| err("set_singleshot_timer", e))?;
+    time::stop_singleshot_timer().map_err(|e| err("stop_singleshot_timer", e))?;
+    let t0 = now_ns();
+    while now_ns() - t0 < 6 * NS_PER_MS {
+        let _ = sched_yield();
+    }
+    ensure(time::timer_fires() == before, || "a stopped one-shot timer fired".into())
+}
+
+fn check_periodic() -> Outcome {
+    let before = time::timer_fires();
+    let t0 = now_ns();
+    time::set_periodic_timer(2 * NS_PER_MS).map_err(|e| err("set_periodic_timer", e))?;
+    while now_ns() - t0 < 11 * NS_PER_MS {
+        time::block().map_err(|e| err("block", e))?;
+    }
+    time::stop_periodic_timer().map_err(|e| err("stop_periodic_timer", e))?;
+    let fired = time::timer_fires() - before;
+    ensure((4..=6).contains(&fired), || format!("{fired} periodic fires in 11 ms at a 2 ms period"))?;
+    match time::set_periodic_timer(NS_PER_MS / 2) {
+        Err(Errno::EINVAL) => {}
+        other => return Err(format!("a 0.5 ms period gave {other:?}, not -EINVAL")),
+    }
+    let after = time::timer_fires();
+    let t1 = now_ns();
+    while now_ns() - t1 < 6 * NS_PER_MS {
+        let _ = sched_yield();
+    }
+    ensure(time::timer_fires() == after, || "the stopped periodic timer fired".into())
+}
+
+fn check_poll(timer_port: u32) -> Outcome {
+    // A pending port: back at once, with upcalls masked so it stays pending.
+    events::disable_upcalls();
+    let upcalls = events::upcalls();
+    time::set_timer_op(now_ns() + 3 * NS_PER_MS).map_err(|e| err("set_timer_op", e))?;
+    let t0 = now_ns();
+    events::poll(&[timer_port], 0).map_err(|e| err("poll(timer)", e))?;
+    let waited = now_ns() - t0;
+    let pending = events::is_pending(timer_port);
+    ensure(pending, || "poll returned with the timer port not pending".into())?;
+    ensure(waited >= 2 * NS_PER_MS, || format!("poll for the timer returned after {}", ms(waited)))?;
+    ensure(events::upcalls() == upcalls, || "an upcall ran during the poll with upcalls masked".into())?;
+    let t1 = now_ns();
+    events::poll(&[timer_port], 0).map_err(|e| err("poll(pending)", e))?;
+    ensure(now_ns() - t1 < AT_ONCE_NS, || "poll on a pending port did not return at once".into())?;
+    // Nothing pending among the polled ports: the timeout ends it.
+    let spare = events::alloc_unbound(pv_guest::hypercall_abi::types::DOMID_SELF).map_err(|e| err("alloc_unbound", e))?;
+    let t2 = now_ns();
+    events::poll(&[spare], t2 + 4 * NS_PER_MS).map_err(|e| err("poll(timeout)", e))?;
+    let waited = now_ns() - t2;
+    ensure((4 * NS_PER_MS..4 * NS_PER_MS + LATE_NS).contains(&waited), || format!("poll with a 4 ms timeout returned after {}", ms(waited)))?;
+    ensure(!events::is_pending(spare), || "the spare port became pending".into())?;
+    // Hostile polls.
+    match events::poll(&[spare, events::NR_PORTS], 0) {
+        Err(Errno::EINVAL) => {}
+        other => return Err(format!("poll of an out-of-range port gave {other:?}")),
+    }
+    let many = [spare; 129];
+    match events::poll(&many, 0) {
+        Err(Errno::EINVAL) => {}
+        other => return Err(format!("poll of 129 ports gave {other:?}")),
+    }
+    events::close(spare).map_err(|e| err("close", e))?;
+    // The timer event is still pending: unmasking upcalls delivers it now.
+    events::enable_upcalls();
+    events::force_callback();
+    ensure(events::upcalls() > upcalls, || "the pending timer event was not delivered after unmasking".into())
+}
+
 fn main(si: &'static StartInfo) {
     let mut t = Tests::default();
     let port = match check_init(si) {
@@ -183,6 +295,10 @@ fn main(si: &'static StartInfo) {
     t.report("past_deadline", check_past_deadline());
     t.report("cancel_spin", check_cancel_spin(port));
     t.report("cancel_guard", check_cancel_guard());
+    t.report("wall_clock", check_wall_clock());
+    t.report("singleshot", check_singleshot());
+    t.report("periodic", check_periodic());
+    t.report("poll", check_poll(port));
     t.report("stray_events", events::check_no_stray_events());
     t.done();
 }

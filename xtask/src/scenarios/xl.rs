@@ -386,6 +386,53 @@ pub fn scenarios() -> Vec<Scenario> {
             timeout: Duration::from_secs(30),
             ..DEFAULT
         },
+        Scenario {
+            name: "xl-port-limit",
+            modules: &[
+                Image::Guest("counter"),
+                Image::Guest("portlimit"),
+                Image::Config("counter.cfg"),
+                Image::Config("portlimit-40.cfg"),
+                Image::Config("portlimit-default.cfg"),
+                Image::Config("portlimit-max.cfg"),
+            ],
+            // The counter runs throughout; each portlimit guest fills its port table to
+            // its limit (40, xl's default 1023, the ABI's 4095) and is refused past it.
+            input: &[
+                "xl create counter.cfg",
+                wait_for!(r"\[counter\] counter: "),
+                "xl create portlimit-40.cfg",
+                wait_for!(r"\[plimit40\] portlimit: done$"),
+                "xl create portlimit-default.cfg",
+                wait_for!(r"\[plimitdef\] portlimit: done$"),
+                "xl create portlimit-max.cfg",
+                wait_for!(r"\[plimitmax\] portlimit: done$"),
+                wait_for!(r"\[counter\] counter: "),
+                "xl list",
+                "shutdown",
+            ],
+            expect: &[
+                r"\(mk\) d[0-9]+ \(plimit40\) created: 1 vCPU\(s\), up to [0-9]+ pages, event channel ports 1\.\.40$",
+                r"\[plimit40\] TEST fill PASS$",
+                r"\[plimit40\] TEST refill PASS$",
+                r"\[plimit40\] TEST still_works PASS$",
+                r"\[plimit40\] TEST close_all PASS$",
+                r"\[plimit40\] TESTS DONE 4 passed, 0 failed$",
+                r"\(mk\) d[0-9]+ \(plimitdef\) created: .*event channel ports 1\.\.1023$",
+                r"\[plimitdef\] TESTS DONE 4 passed, 0 failed$",
+                r"\(mk\) d[0-9]+ \(plimitmax\) created: .*event channel ports 1\.\.4095$",
+                r"\[plimitmax\] TESTS DONE 4 passed, 0 failed$",
+                // The others kept working: the counter still counts, dom0 still answers.
+                r"\[counter\] counter: ",
+                LIST_HEADER,
+                list_row!("Domain-0", "[0-9]+", "r-----"),
+                list_row!("counter", "16", "[-r][-b]----"),
+                r"^dom0: powering off$",
+            ],
+            forbid: &["PANIC", r"TEST .* FAIL", "crashed"],
+            timeout: Duration::from_secs(90),
+            ..DEFAULT
+        },
     ]
 }
 

@@ -26,7 +26,7 @@ pub const fn vector_of(irq: u8) -> u64 {
 
 /// Unmasks ISA IRQ `irq` (0..8, the master PIC; the others stay masked).
 pub fn unmask_master(irq: u8) {
-    outb(0x21, 0xff & !(1u8 << (irq & 7)));
+    outb(0x21, !(1u8 << (irq & 7)));
 }
 
 /// Acknowledges an interrupt on vector `v` in 32..47.
