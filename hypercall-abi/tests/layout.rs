@@ -238,6 +238,13 @@ fn sched_structs_match_xen() {
 }
 
 #[test]
+fn vcpu_timer_structs_match_xen() {
+    use hypercall_abi::vcpu::{VcpuSetPeriodicTimer, VcpuSetSingleshotTimer};
+    layout!(VcpuSetPeriodicTimer, size 8, align 8, { period_ns: 0 });
+    layout!(VcpuSetSingleshotTimer, size 16, align 8, { timeout_abs_ns: 0, flags: 8, _pad: 12 });
+}
+
+#[test]
 fn version_types_match_xen() {
     layout!(XenCompileInfo, size 144, align 1, {
         compiler: 0,
@@ -298,7 +305,7 @@ fn domctl_structs_have_the_documented_layout() {
     use hypercall_abi::domctl::{CreateDomain, DomainInfo, Domctl, MaxMem, SetVcpuContext};
     // Our own ABI (domctl.rs), not Xen's.
     layout!(Domctl, size 144, align 4, { cmd: 0, interface_version: 4, domain: 8, _pad: 10, u: 16 });
-    layout!(CreateDomain, size 48, align 8, { max_vcpus: 0, flags: 4, max_pages: 8, name: 16 });
+    layout!(CreateDomain, size 56, align 8, { max_vcpus: 0, flags: 4, max_pages: 8, name: 16, max_evtchn_port: 48, _pad: 52 });
     layout!(DomainInfo, size 88, align 8, {
         domain: 0,
         _pad0: 2,

@@ -161,6 +161,9 @@ impl Domain {
         }
         if current {
             f |= DOMINF_RUNNING;
+        } else if self.state == DomState::Running && self.vcpus.iter().any(|v| v.started) && self.vcpus.iter().filter(|v| v.started).all(|v| v.blocked) {
+            // Xen's rule: blocked when every vCPU that can run is blocked.
+            f |= DOMINF_BLOCKED;
         }
         if self.privileged {
             f |= DOMINF_PRIVILEGED;

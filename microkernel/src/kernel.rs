@@ -248,20 +248,25 @@ impl Machine {
     /// Gives the CPU to the next runnable vCPU (possibly the current one): the frame `f`
     /// of the current vCPU is saved into it and replaced by the next one's.
     fn schedule(&mut self, f: &mut GuestFrame) {
-        let now = hwtime::rdtsc();
+        let mut now = hwtime::rdtsc();
+        let cur = self.current;
+        if let Some(i) = self.idx(cur.0) {
+            self.domains[i].cpu_ticks += now.wrapping_sub(self.slice_start);
+        }
         let next = match self.pick_next() {
             Some(n) => n,
             // Everyone is blocked (or paused): idle until a timer or an event wakes one.
-            None if self.anything_alive() => self.idle(),
+            // The time idle is nobody's.
+            None if self.anything_alive() => {
+                let n = self.idle();
+                now = hwtime::rdtsc();
+                n
+            }
             None => {
                 crate::mkprintln!("no runnable vCPU left; powering off");
                 exit(ExitCode::Crash)
             }
         };
-        let cur = self.current;
-        if let Some(i) = self.idx(cur.0) {
-            self.domains[i].cpu_ticks += now.wrapping_sub(self.slice_start);
-        }
         self.slice_start = now;
         if next == cur {
             return;

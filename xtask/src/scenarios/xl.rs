@@ -387,6 +387,28 @@ pub fn scenarios() -> Vec<Scenario> {
             ..DEFAULT
         },
         Scenario {
+            name: "xl-idle-blocks",
+            modules: &[Image::Guest("idler"), Image::Config("sleeper.cfg")],
+            // dom0 sleeps between keys (VIRQ_CONSOLE) and the sleeper in SCHEDOP_block:
+            // over 3 s of waiting neither gets CPU time, and the sleeper shows blocked.
+            input: &[
+                sleep_ms!(1500),
+                "xl create sleeper.cfg",
+                sleep_ms!(1500),
+                "xl list",
+                "shutdown",
+            ],
+            expect: &[
+                r"^xl: domain sleeper \([0-9]+\) created$",
+                LIST_HEADER,
+                r"^Domain-0 +0 +[0-9]+ +1 +r----- +0\.[0-2]$",
+                list_row!("sleeper", "8", "-b----"),
+                r"^dom0: powering off$",
+            ],
+            timeout: Duration::from_secs(30),
+            ..DEFAULT
+        },
+        Scenario {
             name: "xl-port-limit",
             modules: &[
                 Image::Guest("counter"),
