@@ -28,6 +28,7 @@ pub const GUESTS: &[&str] = &[
     "fpu-test",
     "events-test",
     "time-test",
+    "user-test",
 ];
 
 /// Where the workspace and its build outputs are.

@@ -198,6 +198,31 @@ pub fn all() -> Vec<Scenario> {
             ..DEFAULT
         },
         Scenario {
+            name: "user-mode",
+            dom0: Image::Guest("user-test"),
+            // Each check, in order, so one the guest skips fails here.
+            expect: &[
+                r"TEST user_space PASS",
+                r"TEST syscalls_1000 PASS",
+                r"TEST user_data PASS",
+                r"TEST user_reads_kernel PASS",
+                r"TEST ud2_from_user PASS",
+                r"TEST int80_dpl0_gp PASS",
+                r"TEST int80_dpl3 PASS",
+                r"TEST cli_gp PASS",
+                r"TEST mov_cr3_gp PASS",
+                r"TEST gs_bases PASS",
+                r"TEST event_in_user PASS",
+                r"TEST syscall_no_callback PASS",
+                r"TEST kernel_gs_kept PASS",
+                r"TESTS DONE 13 passed, 0 failed",
+                r"d0 shutdown: poweroff",
+            ],
+            forbid: &["PANIC", r"TEST .* FAIL", "crashed"],
+            timeout: Duration::from_secs(60),
+            ..DEFAULT
+        },
+        Scenario {
             name: "events",
             dom0: Image::Guest("events-test"),
             // Each check, in order, so one the guest skips fails here.
