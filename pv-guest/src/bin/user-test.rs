@@ -22,7 +22,11 @@
 //!   kernel's handler (which sees user mode interrupted) and the process resumes with every
 //!   register it had;
 //! - `syscall_no_callback`: with no syscall callback registered, `syscall` is #UD at the
-//!   instruction (Xen 4.10 and later).
+//!   instruction (Xen 4.10 and later);
+//! - `forced_cpuid`: the forced-emulation CPUID (not privileged) is emulated for user mode.
+//!
+//! With `bad-kernel-stack` on its command line it registers a kernel stack mapped nowhere
+//! and enters a process that makes a syscall: the hypervisor must crash the domain.
 //!
 //! Prints `TEST <name> PASS|FAIL <why>`, then `TESTS DONE <p> passed, <f> failed`, and
 //! powers off.
@@ -163,6 +167,18 @@ u_event:
     syscall
     ud2
 
+    .globl u_cpuid
+u_cpuid:
+    movl $0x40000000, %eax
+    xorl %ecx, %ecx
+    ud2
+    .ascii "xen"
+    cpuid
+    movq %rbx, %rdi
+    movl $60, %eax
+    syscall
+    ud2
+
     .globl u_bare_syscall
 u_bare_syscall:
     syscall
@@ -186,6 +202,7 @@ unsafe extern "C" {
     static u_mov_cr3: u8;
     static u_gs: u8;
     static u_event: u8;
+    static u_cpuid: u8;
     static u_bare_syscall: u8;
 }
 
@@ -435,6 +452,13 @@ fn check_event(p: &Process) -> Outcome {
     Ok(())
 }
 
+/// The forced-emulation CPUID is not privileged: Xen emulates it for user mode too.
+fn check_forced_cpuid() -> Outcome {
+    let mut regs = regs_at(&raw const u_cpuid);
+    let ebx = run_to_exit(&mut regs)?;
+    ensure(ebx == 0x566e_6558, || format!("leaf 0x40000000 ebx {ebx:#x}, want 0x566e6558 (\"XenV\")"))
+}
+
 fn check_no_callback() -> Outcome {
     user::register_syscall_callback(0, 0).map_err(|e| format!("unregistering: {e:?}"))?;
     let mut regs = regs_at(&raw const u_bare_syscall);
@@ -454,8 +478,12 @@ fn setup(si: &'static StartInfo) -> Result<(GuestMm, Process), alloc::string::St
     Ok((mm, p))
 }
 
+/// Kernel stack for the `bad-kernel-stack` run: canonical, but mapped in neither page table.
+const UNMAPPED_KERNEL_STACK: u64 = 0x1000_0000;
+
 fn main(si: &'static StartInfo) {
     let mut t = Tests::default();
+    let bad_stack = pv_guest::start_info::cmdline(si).split_whitespace().any(|w| w == "bad-kernel-stack");
     let (_mm, p) = match setup(si) {
         Ok(x) => {
             t.report("user_space", Ok(()));
@@ -467,6 +495,18 @@ fn main(si: &'static StartInfo) {
             return;
         }
     };
+    if bad_stack {
+        // The hypervisor cannot write the syscall's frame: it must crash the domain (here
+        // the machine) with one line, never fault itself.
+        println!("user-test: kernel stack {UNMAPPED_KERNEL_STACK:#x}, then a syscall from user mode");
+        let r = user::stack_switch(UNMAPPED_KERNEL_STACK).map_err(|e| format!("{e:?}"));
+        let mut regs = regs_at(&raw const u_read);
+        regs.rdi = DATA_VA;
+        let exit = r.map(|()| user::enter(&mut regs));
+        t.report("bad_kernel_stack_survived", Err(format!("came back with {exit:?}")));
+        t.done();
+        return;
+    }
     t.report("syscalls_1000", check_syscalls());
     t.report("user_data", check_user_data(&p));
     t.report("user_reads_kernel", check_user_reads_kernel());
@@ -477,6 +517,7 @@ fn main(si: &'static StartInfo) {
     t.report("mov_cr3_gp", check_privileged(&raw const u_mov_cr3));
     t.report("gs_bases", check_gs(&p));
     t.report("event_in_user", check_event(&p));
+    t.report("forced_cpuid", check_forced_cpuid());
     t.report("syscall_no_callback", check_no_callback());
     t.report("kernel_gs_kept", {
         let v = kernel_gs_word();
