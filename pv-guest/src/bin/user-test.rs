@@ -23,6 +23,9 @@
 //!   register it had;
 //! - `syscall_no_callback`: with no syscall callback registered, `syscall` is #UD at the
 //!   instruction (Xen 4.10 and later);
+//! - `long_run`: a process that runs for many time slices (timer interrupts, and switches
+//!   to other domains when there are any, arrive in user mode) ends with its count and
+//!   registers right;
 //! - `forced_cpuid`: the forced-emulation CPUID (not privileged) is emulated for user mode.
 //!
 //! With `bad-kernel-stack` on its command line it registers a kernel stack mapped nowhere
@@ -63,6 +66,7 @@ const SYS_EXIT: u64 = 60;
 const DATA_WORD: u64 = 0x0;
 const USER_GS_AREA: u64 = 0x100;
 const EVENT_FLAG: u64 = 0x200;
+const LONG_COUNTER: u64 = 0x300;
 
 const DATA_MAGIC: u64 = 0x7573_6572_6461_7461; // "userdata"
 const USER_GS_MAGIC: u64 = 0x7573_6572_6773_2121; // "usergs!!"
@@ -167,6 +171,16 @@ u_event:
     syscall
     ud2
 
+    .globl u_long
+u_long:
+1:  incq (%rsi)
+    decq %rdi
+    jnz 1b
+    movq (%rsi), %rdi
+    movl $60, %eax
+    syscall
+    ud2
+
     .globl u_cpuid
 u_cpuid:
     movl $0x40000000, %eax
@@ -203,6 +217,7 @@ unsafe extern "C" {
     static u_gs: u8;
     static u_event: u8;
     static u_cpuid: u8;
+    static u_long: u8;
     static u_bare_syscall: u8;
 }
 
@@ -425,8 +440,14 @@ fn check_event(p: &Process) -> Outcome {
     // Give up after some 10^10 TSC ticks (seconds) if the event never comes.
     regs.rdi = time::rdtsc() + 10_000_000_000;
     let before = regs;
-    time::set_timer_op(time::now_ns() + 2_000_000).map_err(|e| format!("set_timer_op: {e:?}"))?;
-    let exit = user::run(&mut regs, &mut |_| Action::Exit, &mut unexpected);
+    // Events stay masked from arming the timer to the `iret` into the process (which
+    // unmasks them from the frame's IF): should the timer fire before, the upcall is
+    // pending and delivered as the process starts, still interrupting user mode.
+    events::disable_upcalls();
+    let armed = time::set_timer_op(time::now_ns() + 5_000_000);
+    let exit = armed.map(|()| user::run(&mut regs, &mut |_| Action::Exit, &mut unexpected));
+    events::enable_upcalls();
+    let exit = exit.map_err(|e| format!("set_timer_op: {e:?}"))?;
     FLAG_KVA.store(0, Ordering::SeqCst);
     let _ = events::close(port);
     ensure(exit == Exit::Syscall && regs.syscall_nr() == SYS_REPORT, || format!("ended with {exit:?} rax {:#x}", regs.rax))?;
@@ -448,6 +469,43 @@ fn check_event(p: &Process) -> Outcome {
     ];
     for (name, got, want) in pairs {
         ensure(got == want, || format!("{name} is {got:#x} after the event, was {want:#x}"))?;
+    }
+    Ok(())
+}
+
+/// Iterations of the long run: well over one 10 ms time slice under QEMU's TCG.
+const LONG_ITERATIONS: u64 = 5_000_000;
+
+/// A process that runs for many time slices: timer interrupts (and, with other domains
+/// running, switches to them) arrive in user mode and it must resume each time on its own
+/// page table with its registers.
+fn check_long_run(p: &Process) -> Outcome {
+    p.write_data(LONG_COUNTER, 0);
+    let mut regs = regs_at(&raw const u_long);
+    (regs.rdi, regs.rsi) = (LONG_ITERATIONS, DATA_VA + LONG_COUNTER);
+    let magic = |i: u64| 0x1ced_0000_0000_0000 | (i * 0x0101_0101);
+    (regs.rbx, regs.rbp, regs.rdx, regs.r8, regs.r9, regs.r10) = (magic(1), magic(2), magic(3), magic(4), magic(5), magic(6));
+    (regs.r12, regs.r13, regs.r14, regs.r15) = (magic(8), magic(9), magic(10), magic(11));
+    let before = regs;
+    let start = time::now_ns();
+    let count = run_to_exit(&mut regs)?;
+    let ms = (time::now_ns() - start) / 1_000_000;
+    println!("user-test: long run took {ms} ms");
+    ensure(count == LONG_ITERATIONS, || format!("counter {count}, want {LONG_ITERATIONS}"))?;
+    let pairs = [
+        ("rbx", regs.rbx, before.rbx),
+        ("rbp", regs.rbp, before.rbp),
+        ("rdx", regs.rdx, before.rdx),
+        ("r8", regs.r8, before.r8),
+        ("r9", regs.r9, before.r9),
+        ("r10", regs.r10, before.r10),
+        ("r12", regs.r12, before.r12),
+        ("r13", regs.r13, before.r13),
+        ("r14", regs.r14, before.r14),
+        ("r15", regs.r15, before.r15),
+    ];
+    for (name, got, want) in pairs {
+        ensure(got == want, || format!("{name} is {got:#x} after the run, was {want:#x}"))?;
     }
     Ok(())
 }
@@ -517,6 +575,7 @@ fn main(si: &'static StartInfo) {
     t.report("mov_cr3_gp", check_privileged(&raw const u_mov_cr3));
     t.report("gs_bases", check_gs(&p));
     t.report("event_in_user", check_event(&p));
+    t.report("long_run", check_long_run(&p));
     t.report("forced_cpuid", check_forced_cpuid());
     t.report("syscall_no_callback", check_no_callback());
     t.report("kernel_gs_kept", {
