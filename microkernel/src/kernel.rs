@@ -403,20 +403,23 @@ fn enter_bounce(
 ) -> Result<(), BounceFailure> {
     let si = d.shared_info_mfn;
     let v = &mut d.vcpus[vi];
-    let fail = |why| BounceFailure { from_user: v.mode == GuestMode::User, kernel_sp: v.kernel_sp, why };
     let state = InterruptedState { rip, cs: f.cs as u16, rflags: f.rflags, rsp: f.rsp, ss: f.ss as u16, rcx: f.rcx, r11: f.r11 };
-    let delivery = traps::create_bounce_frame(&state, v.mode, v.kernel_sp, mask, 0, request).map_err(|e| {
-        fail(match e {
-            traps::BounceError::BadStack => "bounce frame outside guest space",
-            traps::BounceError::NoHandler => "no handler registered",
-        })
-    })?;
-    let failure = fail("bounce frame not writable");
-    if delivery.switch_to_kernel {
-        // The kernel stack is mapped in the kernel's page table, not necessarily in the
-        // process's: switch before writing the frame.
+    let built = traps::create_bounce_frame(&state, v.mode, v.kernel_sp, mask, 0, request);
+    let failure =
+        BounceFailure { from_user: v.mode == GuestMode::User, kernel_sp: v.kernel_sp, why: "bounce frame not writable" };
+    if v.mode == GuestMode::User {
+        // As Xen's create_bounce_frame, back to kernel mode before anything else (a failure
+        // then crashes the domain): the kernel stack is mapped in the kernel's page table,
+        // not necessarily in the process's.
         domain::toggle_guest_mode(v, &d.mm);
     }
+    let delivery = built.map_err(|e| BounceFailure {
+        why: match e {
+            traps::BounceError::BadStack => "bounce frame outside guest space",
+            traps::BounceError::NoHandler => "no handler registered",
+        },
+        ..failure
+    })?;
     let (bytes, len) = delivery.frame.to_bytes();
     if GuestCopy.copy_to_guest(delivery.frame.range(), &bytes[..len]).is_err() {
         return Err(failure);
