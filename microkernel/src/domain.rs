@@ -8,7 +8,7 @@ use crate::hypercall::{DomainControl, DomainName};
 use crate::kernel::Machine;
 use crate::mkprintln;
 use crate::mm::page_info::{DomainMm, Level};
-use crate::traps::TrapTable;
+use crate::traps::{GsBases, GuestMode, TrapTable};
 use alloc::vec::Vec;
 use hypercall_abi::arch::VcpuGuestContext;
 use hypercall_abi::domctl::*;
@@ -38,12 +38,13 @@ pub struct Vcpu {
     pub frame: GuestFrame,
     /// Has an initial state: may run.
     pub started: bool,
-    /// FS base.
+    /// FS base (one for both guest modes, as in Xen).
     pub fs_base: u64,
-    /// GS base while the guest kernel runs.
-    pub gs_base_kernel: u64,
-    /// GS base for the guest's user mode.
-    pub gs_base_user: u64,
+    /// The GS bases of guest kernel and user mode. While the vCPU runs, the CPU holds the
+    /// base of its current mode and that field here is stale (see [`save_bases`]).
+    pub gs: GsBases,
+    /// Guest kernel or guest user mode (Xen's `TF_kernel_mode`).
+    pub mode: GuestMode,
     /// Last page-fault address, as `mov %cr2` reads it.
     pub cr2: u64,
     /// The guest's virtual IDT (`set_trap_table`).
@@ -384,8 +385,7 @@ impl DomainControl for Machine {
             frame,
             started: true,
             fs_base: c.fs_base,
-            gs_base_kernel: c.gs_base_kernel,
-            gs_base_user: c.gs_base_user,
+            gs: GsBases { kernel: c.gs_base_kernel, user: c.gs_base_user },
             kernel_sp: c.kernel_sp,
             ..Vcpu::default()
         };
@@ -457,14 +457,50 @@ pub fn set_upcall_mask_and_cr2(shared_info_mfn: u64, v: usize, mask: u8, cr2: Op
     }
 }
 
-/// Saves the running vCPU's segment bases (the ones not in the frame).
+/// Saves the running vCPU's segment bases (the ones not in the frame); the CPU's guest GS
+/// base is that of the vCPU's current mode.
 pub fn save_bases(v: &mut Vcpu) {
     v.fs_base = cpu::fs_base();
-    v.gs_base_kernel = cpu::guest_gs_base();
+    v.gs.set(v.mode, cpu::guest_gs_base());
 }
 
-/// Loads a vCPU's segment bases.
+/// Loads a vCPU's segment bases: the GS base of the mode it is in.
 pub fn load_bases(v: &Vcpu) {
     cpu::set_fs_base(v.fs_base);
-    cpu::set_guest_gs_base(v.gs_base_kernel);
+    cpu::set_guest_gs_base(v.gs.of(v.mode));
+}
+
+/// The top-level table the vCPU's current mode runs on.
+pub fn page_table_base(mm: &DomainMm, v: &Vcpu) -> u64 {
+    crate::traps::page_table_base(v.mode, mm.kernel_base(), mm.user_base())
+}
+
+/// Xen's `toggle_guest_mode` for the running vCPU `v` of the domain whose memory state is
+/// `mm`: the other mode's GS base and page table are loaded. Entering user mode needs a
+/// user base pointer (the `iret` decoder refused the switch otherwise).
+pub fn toggle_guest_mode(v: &mut Vcpu, mm: &DomainMm) {
+    let load = v.gs.toggle(v.mode, cpu::guest_gs_base());
+    v.mode = v.mode.toggled();
+    cpu::set_guest_gs_base(load);
+    let base = page_table_base(mm, v);
+    debug_assert!(base != 0, "guest mode without a page table");
+    crate::arch::x86_64::paging::switch_to(base);
+}
+
+/// Sets GS base `which` of the running vCPU `v`: in the CPU when it is the base of the
+/// current mode, in `v` otherwise.
+pub fn set_gs_base(v: &mut Vcpu, which: GuestMode, value: u64) {
+    v.gs.set(which, value);
+    if which == v.mode {
+        cpu::set_guest_gs_base(value);
+    }
+}
+
+/// GS base `which` of the running vCPU `v` (from the CPU when it is the current mode's).
+pub fn gs_base(v: &Vcpu, which: GuestMode) -> u64 {
+    if which == v.mode {
+        cpu::guest_gs_base()
+    } else {
+        v.gs.of(which)
+    }
 }

@@ -27,7 +27,7 @@ use crate::platform::{FrameRegs, GuestCopy, MachineEmu, MachinePlatform};
 use crate::event::EventChannels;
 use crate::events_machine::MachineLayout;
 use crate::time::TimeScale;
-use crate::traps::{self, GuestMode, InterruptedState, SoftInt};
+use crate::traps::{self, GuestMode, InterruptedState, SoftInt, SyscallRoute};
 use alloc::vec::Vec;
 use hypercall_abi::sched::ShutdownReason;
 use spin::Mutex;
@@ -295,8 +295,9 @@ impl Machine {
         let d = &self.domains[i];
         let v = &d.vcpus[next.1];
         *f = v.frame;
+        // The mode the vCPU left in: its kernel or one of its processes.
         domain::load_bases(v);
-        paging::switch_to(d.mm.kernel_base());
+        paging::switch_to(domain::page_table_base(&d.mm, v));
         self.current = next;
     }
 }
@@ -315,6 +316,17 @@ const SYSCALL_LEN: u64 = 2;
 pub fn hypercall(f: &mut GuestFrame) {
     let mut guard = MACHINE.lock();
     let m = guard.as_mut().expect("hypercall before boot finished");
+    // Xen's lstar_enter: only the guest kernel makes hypercalls; a `syscall` from one of
+    // its processes enters the kernel's syscall callback.
+    let route = {
+        let v = m.cur_vcpu_mut();
+        traps::route_syscall(v.mode, &v.callbacks, &v.traps)
+    };
+    if route != SyscallRoute::Hypercall {
+        syscall_from_user(m, f, route);
+        deliver_events(m, f);
+        return;
+    }
     let nr = f.rax;
     let mut p = MachinePlatform { m, continuation: None, yielded: false, rsp: f.rsp, iret: None };
     f.rax = hypercall::dispatch(&mut p, nr, [f.rdi, f.rsi, f.rdx, f.r10, f.r8]) as u64;
@@ -329,8 +341,14 @@ pub fn hypercall(f: &mut GuestFrame) {
                 (f.rcx, f.r11) = (rcx, r11);
             }
             f.vector = 0;
-            let (si, v) = (m.cur().shared_info_mfn, m.current.1);
-            domain::set_upcall_mask_and_cr2(si, v, to.upcall_mask, None);
+            let (i, vi) = (m.cur_idx(), m.current.1);
+            let d = &mut m.domains[i];
+            domain::set_upcall_mask_and_cr2(d.shared_info_mfn, vi, to.upcall_mask, None);
+            if to.mode != d.vcpus[vi].mode {
+                // Only kernel mode makes hypercalls, so this enters user mode; the decoder
+                // refused it when there is no user page table.
+                domain::toggle_guest_mode(&mut d.vcpus[vi], &d.mm);
+            }
         }
         Some(Err(e)) => {
             crate::mkprintln!("d{} crashed: iret with a bad frame ({:?}) rip={:#x}", m.cur().id, e, f.rip);
@@ -372,44 +390,120 @@ fn deliver_events(m: &mut Machine, f: &mut GuestFrame) {
     if vi >= 32 || !domain::upcall_pending(si, vi) || domain::upcall_mask(si, vi) != 0 {
         return;
     }
-    let v = &mut m.domains[i].vcpus[vi];
-    let request = traps::event_upcall(&v.callbacks);
-    if request.handler != 0 {
-        // A frame that cannot be written leaves the event pending.
-        enter_bounce(f, f.rip, v, si, vi, 0, &request, None);
+    let d = &mut m.domains[i];
+    let request = traps::event_upcall(&d.vcpus[vi].callbacks);
+    if request.handler == 0 {
+        return;
+    }
+    if let Err(e) = enter_bounce(d, vi, f, f.rip, 0, &request, None) {
+        // From kernel mode a frame that cannot be written leaves the event pending. From
+        // user mode the vCPU is in kernel mode already, with no frame to return through:
+        // Xen crashes the domain (`create_bounce_frame`), and so do we.
+        if e.from_user {
+            crash_current(m, f, format_args!("event upcall from user mode: {}", e));
+            deliver_events(m, f);
+        }
     }
 }
 
-/// Enters the guest handler of `request`: Xen's bounce frame for the interrupted state in
-/// `f` (resuming at `rip`) goes on the guest's stack, `f` becomes the handler's entry state,
-/// and the vCPU's upcall mask (and cr2 for a page fault) are updated. False, with nothing
-/// changed, when there is no handler or no writable stack for the frame.
+/// Why [`enter_bounce`] could not enter the guest handler.
+#[derive(Clone, Copy, Debug)]
+struct BounceFailure {
+    /// The vCPU was in guest user mode (it is in kernel mode now).
+    from_user: bool,
+    /// The registered kernel stack (`stack_switch`), where a frame from user mode goes.
+    kernel_sp: u64,
+    /// What went wrong.
+    why: &'static str,
+}
+
+impl core::fmt::Display for BounceFailure {
+    fn fmt(&self, out: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.from_user {
+            write!(out, "{} (kernel stack {:#x})", self.why, self.kernel_sp)
+        } else {
+            out.write_str(self.why)
+        }
+    }
+}
+
+/// Enters the guest handler of `request` for vCPU `vi` of `d` (the running one): Xen's
+/// bounce frame for the interrupted state in `f` (resuming at `rip`) goes on the guest
+/// kernel's stack, `f` becomes the handler's entry state, and the vCPU's upcall mask (and
+/// cr2 for a page fault) are updated. From guest user mode the vCPU first returns to kernel
+/// mode (page table and GS base, Xen's `toggle_guest_mode`) and the frame goes below its
+/// registered kernel stack. On failure `f` is unchanged; from kernel mode nothing else is
+/// either, from user mode the vCPU stays in kernel mode and the caller crashes the domain.
 #[allow(clippy::too_many_arguments)] // the pieces of one bounce, each from a different owner
 fn enter_bounce(
+    d: &mut Domain,
+    vi: usize,
     f: &mut GuestFrame,
     rip: u64,
-    v: &mut Vcpu,
-    si: u64,
-    vi: usize,
     mask: u8,
     request: &traps::BounceRequest,
     cr2: Option<u64>,
-) -> bool {
+) -> Result<(), BounceFailure> {
+    let si = d.shared_info_mfn;
+    let v = &mut d.vcpus[vi];
     let state = InterruptedState { rip, cs: f.cs as u16, rflags: f.rflags, rsp: f.rsp, ss: f.ss as u16, rcx: f.rcx, r11: f.r11 };
-    let Ok(d) = traps::create_bounce_frame(&state, GuestMode::Kernel, v.kernel_sp, mask, 0, request) else {
-        return false;
-    };
-    let (bytes, len) = d.frame.to_bytes();
-    if GuestCopy.copy_to_guest(d.frame.range(), &bytes[..len]).is_err() {
-        return false;
+    let built = traps::create_bounce_frame(&state, v.mode, v.kernel_sp, mask, 0, request);
+    let failure =
+        BounceFailure { from_user: v.mode == GuestMode::User, kernel_sp: v.kernel_sp, why: "bounce frame not writable" };
+    if v.mode == GuestMode::User {
+        // As Xen's create_bounce_frame, back to kernel mode before anything else (a failure
+        // then crashes the domain): the kernel stack is mapped in the kernel's page table,
+        // not necessarily in the process's.
+        domain::toggle_guest_mode(v, &d.mm);
+    }
+    let delivery = built.map_err(|e| BounceFailure {
+        why: match e {
+            traps::BounceError::BadStack => "bounce frame outside guest space",
+            traps::BounceError::NoHandler => "no handler registered",
+        },
+        ..failure
+    })?;
+    let (bytes, len) = delivery.frame.to_bytes();
+    if GuestCopy.copy_to_guest(delivery.frame.range(), &bytes[..len]).is_err() {
+        return Err(failure);
     }
     if let Some(a) = cr2 {
         v.cr2 = a;
     }
-    (f.rip, f.cs, f.rflags, f.rsp, f.ss) = (d.entry.rip, d.entry.cs as u64, d.entry.rflags, d.entry.rsp, d.entry.ss as u64);
+    let e = delivery.entry;
+    (f.rip, f.cs, f.rflags, f.rsp, f.ss) = (e.rip, e.cs as u64, e.rflags, e.rsp, e.ss as u64);
     f.vector = 0;
-    domain::set_upcall_mask_and_cr2(si, vi, d.upcall_mask, cr2);
-    true
+    domain::set_upcall_mask_and_cr2(si, vi, delivery.upcall_mask, cr2);
+    Ok(())
+}
+
+/// A `syscall` from guest user mode (`route` is not a hypercall): bounce into the guest
+/// kernel's syscall callback, or raise #UD at the `syscall` when it registered none, as
+/// Xen's `lstar_enter` does. A bounce that fails crashes the domain.
+fn syscall_from_user(m: &mut Machine, f: &mut GuestFrame, route: SyscallRoute) {
+    let (request, rip, what) = match route {
+        // The frame's rip is the instruction after the syscall (rcx), its rflags r11.
+        SyscallRoute::Callback(r) => (r, f.rip, "syscall"),
+        SyscallRoute::InvalidOpcode(r) => (r, f.rip.wrapping_sub(SYSCALL_LEN), "syscall without a callback (#UD)"),
+        SyscallRoute::Hypercall => return,
+    };
+    let (i, vi) = (m.cur_idx(), m.current.1);
+    let mask = domain::upcall_mask(m.domains[i].shared_info_mfn, vi);
+    match enter_bounce(&mut m.domains[i], vi, f, rip, mask, &request, None) {
+        // Xen's virtual SYSCALL_MASK clears DF for the callback (not for the #UD).
+        Ok(()) if matches!(route, SyscallRoute::Callback(_)) => f.rflags &= !traps::rflags::DF,
+        Ok(()) => {}
+        Err(e) => crash_current(m, f, format_args!("{} from user mode: {}", what, e)),
+    }
+}
+
+/// Crashes the running domain with the one-line report and gives the CPU to the next
+/// vCPU (dom0's end stops the machine).
+fn crash_current(m: &mut Machine, f: &mut GuestFrame, why: core::fmt::Arguments<'_>) {
+    crate::mkprintln!("d{} crashed: {} rip={:#x}", m.cur().id, why, f.rip);
+    m.cur_mut().state = DomState::Crashed;
+    domain_stopped(m);
+    m.schedule(f);
 }
 
 /// Console input arrived while a guest ran: raise `VIRQ_CONSOLE` for dom0, and if that
@@ -466,8 +560,12 @@ pub fn guest_exception(f: &mut GuestFrame) {
     let ok = {
         let mut guard = MACHINE.lock();
         let m = guard.as_mut().expect("guest exception before boot finished");
-        let mut env = MachineEmu { vcpu: m.cur_vcpu_mut() };
-        emulate::execute(insn, &mut FrameRegs(f), &mut env).is_ok()
+        let vcpu = m.cur_vcpu_mut();
+        // Xen emulates privileged instructions for the guest kernel only: its processes get
+        // the #GP. The forced-emulation CPUID is not privileged and is emulated in both
+        // modes (Xen refuses it to user mode only with CPUID faulting, which we lack).
+        let allowed = vcpu.mode == GuestMode::Kernel || matches!(insn, emulate::Insn::ForcedCpuid { .. });
+        allowed && emulate::execute(insn, &mut FrameRegs(f), &mut MachineEmu { vcpu }).is_ok()
     };
     if !ok {
         bounce_or_fault(f);
@@ -477,25 +575,33 @@ pub fn guest_exception(f: &mut GuestFrame) {
 /// Delivers the exception in `f` to the guest's own handler (a bounce frame on its kernel
 /// stack, as Xen does); with no handler, or no stack to put the frame on, the domain stops.
 fn bounce_or_fault(f: &mut GuestFrame) {
-    let delivered = {
+    let result = {
         let mut guard = MACHINE.lock();
         let m = guard.as_mut().expect("guest exception before boot finished");
         bounce(m, f)
     };
-    if !delivered {
-        guest_fault(f, "");
+    match result {
+        Ok(()) => {}
+        Err(e) if e.from_user => {
+            let why = alloc::format!("vector {} {} from user mode: {}", f.vector, trap::vector_name(f.vector), e);
+            guest_fault(f, &why);
+        }
+        Err(_) => guest_fault(f, ""),
     }
 }
 
-fn bounce(m: &mut Machine, f: &mut GuestFrame) -> bool {
+fn bounce(m: &mut Machine, f: &mut GuestFrame) -> Result<(), BounceFailure> {
     let (i, vi) = (m.cur_idx(), m.current.1);
-    let si = m.domains[i].shared_info_mfn;
-    let v = &mut m.domains[i].vcpus[vi];
+    let d = &mut m.domains[i];
+    let si = d.shared_info_mfn;
+    let v = &d.vcpus[vi];
+    let mode = v.mode;
     let vector = f.vector as u8;
     let fault_addr = if vector == traps::vector::PF { trap::cr2() } else { 0 };
     // A #GP with the IDT bit set comes from `int $n`. Take n from the instruction (CD ib)
     // rather than from the error code, which emulators do not all compute the same way;
-    // the guest then sees the architectural (n << 3) | 2.
+    // the guest then sees the architectural (n << 3) | 2. (Read before any mode switch:
+    // the instruction is in the interrupted mode's address space.)
     let mut error = f.error as u32;
     if vector == traps::vector::GP && error & 3 == 2 {
         let mut insn = [0u8; 2];
@@ -504,16 +610,18 @@ fn bounce(m: &mut Machine, f: &mut GuestFrame) -> bool {
             error = (u32::from(insn[1]) << 3) | 2;
         }
     }
-    // `int $n` arrives as #GP with error (n << 3) | 2: deliver it if the guest's table allows.
-    let (request, cr2, rip) = match traps::software_interrupt(&v.traps, error, GuestMode::Kernel) {
+    // `int $n` arrives as #GP with error (n << 3) | 2: deliver it if the guest's table
+    // allows it from the interrupted mode (DPL 1 for the kernel, 3 for user mode); a page
+    // fault's user bit is the guest mode's.
+    let (request, cr2, rip) = match traps::software_interrupt(&v.traps, error, mode) {
         SoftInt::Deliver { request, .. } if vector == traps::vector::GP => (request, None, f.rip.wrapping_add(2)),
         _ => {
-            let e = traps::exception(&v.traps, vector, error, fault_addr, GuestMode::Kernel);
+            let e = traps::exception(&v.traps, vector, error, fault_addr, mode);
             (e.request, e.cr2, f.rip)
         }
     };
     let mask = domain::upcall_mask(si, vi);
-    enter_bounce(f, rip, v, si, vi, mask, &request, cr2)
+    enter_bounce(d, vi, f, rip, mask, &request, cr2)
 }
 
 /// Stops the current domain for a fault it took (or a state it cannot be resumed from),

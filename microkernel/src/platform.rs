@@ -11,6 +11,7 @@ use crate::hypercall::{self, BuildFacts, Caller, DomainControl, Platform};
 use crate::kbench;
 use crate::kernel::Machine;
 use crate::mm::pt::Mm;
+use crate::traps::GuestMode;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::sched::ShutdownReason;
 use hypercall_abi::sysctl::PhysInfo;
@@ -141,10 +142,8 @@ impl Platform for MachinePlatform<'_> {
     fn set_segment_base(&mut self, which: hypercall::SegmentBase, value: u64) -> Result<(), Errno> {
         match which {
             hypercall::SegmentBase::Fs => cpu::set_fs_base(value),
-            hypercall::SegmentBase::GsKernel => cpu::set_guest_gs_base(value),
-            hypercall::SegmentBase::GsUser => {
-                self.m.cur_vcpu_mut().gs_base_user = value;
-            }
+            hypercall::SegmentBase::GsKernel => crate::domain::set_gs_base(self.m.cur_vcpu_mut(), GuestMode::Kernel, value),
+            hypercall::SegmentBase::GsUser => crate::domain::set_gs_base(self.m.cur_vcpu_mut(), GuestMode::User, value),
         }
         Ok(())
     }
@@ -254,6 +253,10 @@ impl Platform for MachinePlatform<'_> {
         self.rsp
     }
 
+    fn has_user_page_table(&self) -> bool {
+        self.m.cur().mm.user_base() != 0
+    }
+
     fn iret(&mut self, to: Result<crate::traps::IretReturn, crate::traps::IretError>) {
         self.iret = Some(to);
     }
@@ -342,18 +345,20 @@ impl emulate::EmuEnv for MachineEmu<'_> {
         // PAE, PGE, OSFXSR, OSXMMEXCPT, OSXSAVE: what a guest may assume is on.
         cpu::read_cr4() & ((1 << 5) | (1 << 7) | (1 << 9) | (1 << 10) | (1 << 18))
     }
+    // Only the guest kernel's instructions are emulated: GS_BASE is the kernel's base and
+    // the shadow GS base the user's, as after Xen's `swapgs` in `toggle_guest_mode`.
     fn read_base(&self, msr: u32) -> u64 {
         match msr {
             emulate::MSR_FS_BASE => cpu::fs_base(),
-            emulate::MSR_GS_BASE => cpu::guest_gs_base(),
-            _ => self.vcpu.gs_base_user,
+            emulate::MSR_GS_BASE => crate::domain::gs_base(&*self.vcpu, GuestMode::Kernel),
+            _ => crate::domain::gs_base(&*self.vcpu, GuestMode::User),
         }
     }
     fn write_base(&mut self, msr: u32, v: u64) {
         match msr {
             emulate::MSR_FS_BASE => cpu::set_fs_base(v),
-            emulate::MSR_GS_BASE => cpu::set_guest_gs_base(v),
-            _ => self.vcpu.gs_base_user = v,
+            emulate::MSR_GS_BASE => crate::domain::set_gs_base(self.vcpu, GuestMode::Kernel, v),
+            _ => crate::domain::set_gs_base(self.vcpu, GuestMode::User, v),
         }
     }
     fn host_cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {

@@ -6,6 +6,8 @@
 //! - [`console`]: `print!`/`println!` over `console_io`;
 //! - `heap` (the `#[global_allocator]`), the panic handler, `time` (rdtsc);
 //! - `traps`: exception handlers through the trap table (`set_trap_table`, `iret`);
+//! - `user`: the kernel's user processes (Xen's PV user mode: a user page table, the
+//!   syscall callback, entering and leaving a process);
 //! - `events`: event channels (shared info page, the event callback and its 2-level
 //!   dispatcher, per-port handlers, `event_channel_op`);
 //! - [`domctl`]: the toolstack's control calls (privileged), and [`foreign`]: another
@@ -62,6 +64,8 @@ pub mod testing;
 pub mod time;
 #[cfg(target_os = "none")]
 pub mod traps;
+#[cfg(target_os = "none")]
+pub mod user;
 
 pub use hypercall_abi;
 pub use hypercall_abi::sched::ShutdownReason;

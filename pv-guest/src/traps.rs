@@ -17,7 +17,8 @@
 //! and jumps to the `iret` stub of the hypercall page, which pushes rcx, r11 and rax and
 //! does `syscall`: the hypervisor resumes at the frame's rip with every register restored.
 //!
-//! A trap on a vector without a handler prints a line and crashes the domain.
+//! A trap on a vector without a handler prints a line and crashes the domain. A trap whose
+//! frame says user mode (RPL-3 `cs`) goes to [`crate::user`] instead, whatever the vector.
 
 use alloc::vec::Vec;
 use core::arch::{asm, global_asm};
@@ -184,6 +185,11 @@ extern "C" fn dispatch(vector: u64, frame: *mut u64) -> u64 {
             (None, &mut *frame.add(2).cast::<ExceptionFrame>())
         }
     };
+    // From one of the kernel's processes (guest user mode: the frame keeps cs's RPL 3):
+    // back to the kernel code that entered it, which decides.
+    if exception.cs & 3 == 3 {
+        crate::user::exception_from_user(vector, error_code, frame);
+    }
     let handler = HANDLERS[usize::from(vector)].load(Ordering::Acquire);
     if handler.is_null() {
         println!(
@@ -229,6 +235,24 @@ pub fn install(entries: &[(u8, Handler)]) -> Result<(), Errno> {
             0,
             0,
         )
+    };
+    check(ret).map(|_| ())
+}
+
+/// Points the trap-table entries of the given `(vector, dpl)` pairs at their entry stubs
+/// without registering a handler: exceptions from user mode ([`crate::user`]) need only
+/// the stub; one from the kernel on such a vector finds no handler and crashes the domain.
+/// `dpl` decides who may raise the vector with `int $n`: 3 lets user mode, 1 or more the
+/// kernel (Xen's `permit_softint`).
+pub fn install_entries(entries: &[(u8, u8)]) -> Result<(), Errno> {
+    let mut table: Vec<TrapInfo> = entries
+        .iter()
+        .map(|&(vector, dpl)| TrapInfo::new(vector, dpl, true, FLAT_KERNEL_CS64, stub_address(vector)))
+        .collect();
+    table.push(TrapInfo::new(0, 0, false, 0, 0));
+    // SAFETY: the hypervisor only reads the table, up to and including its terminator.
+    let ret = unsafe {
+        hypercall_via_page(Hypercall::SetTrapTable as u64, table.as_ptr() as u64, 0, 0, 0, 0)
     };
     check(ret).map(|_| ())
 }

@@ -29,6 +29,7 @@ pub const GUESTS: &[&str] = &[
     "events-test",
     "time-test",
     "portlimit",
+    "user-test",
 ];
 
 /// Where the workspace and its build outputs are.

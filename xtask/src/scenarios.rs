@@ -198,6 +198,47 @@ pub fn all() -> Vec<Scenario> {
             ..DEFAULT
         },
         Scenario {
+            name: "user-mode",
+            dom0: Image::Guest("user-test"),
+            // Each check, in order, so one the guest skips fails here.
+            expect: &[
+                r"TEST user_space PASS",
+                r"TEST syscalls_1000 PASS",
+                r"TEST user_data PASS",
+                r"TEST user_reads_kernel PASS",
+                r"TEST ud2_from_user PASS",
+                r"TEST int80_dpl0_gp PASS",
+                r"TEST int80_dpl3 PASS",
+                r"TEST cli_gp PASS",
+                r"TEST mov_cr3_gp PASS",
+                r"TEST gs_bases PASS",
+                r"TEST event_in_user PASS",
+                r"TEST long_run PASS",
+                r"TEST forced_cpuid PASS",
+                r"TEST syscall_no_callback PASS",
+                r"TEST kernel_gs_kept PASS",
+                r"TESTS DONE 15 passed, 0 failed",
+                r"d0 shutdown: poweroff",
+            ],
+            forbid: &["PANIC", r"TEST .* FAIL", "crashed"],
+            timeout: Duration::from_secs(60),
+            ..DEFAULT
+        },
+        Scenario {
+            name: "user-mode-bad-stack",
+            dom0: Image::Guest("user-test"),
+            cmdline: "bad-kernel-stack",
+            // A syscall from user mode whose frame cannot be written crashes the domain,
+            // after the switch to kernel mode (the stack is the kernel's to provide).
+            expect: &[
+                r"TEST user_space PASS",
+                r"\(mk\) d0 crashed: syscall from user mode: bounce frame not writable \(kernel stack 0x10000000\) rip=0x40[0-9a-f]{4}$",
+                CRASH_STOP,
+            ],
+            forbid: &["PANIC", "TEST bad_kernel_stack_survived"],
+            ..FAULT
+        },
+        Scenario {
             name: "events",
             dom0: Image::Guest("events-test"),
             // Each check, in order, so one the guest skips fails here.

@@ -164,6 +164,11 @@ pub trait Platform: GuestMemory {
     fn caller_rsp(&self) -> u64 {
         0
     }
+    /// Whether the caller registered a user page table (`MMUEXT_NEW_USER_BASEPTR`): `iret`
+    /// to user mode needs one.
+    fn has_user_page_table(&self) -> bool {
+        false
+    }
     /// Ends the hypercall as an `iret` to the decoded state; a refused frame crashes the
     /// caller, as Xen's `do_iret`.
     fn iret(&mut self, _to: Result<crate::traps::IretReturn, crate::traps::IretError>) {}

@@ -36,7 +36,7 @@ pub(super) fn stack_switch(p: &mut impl Platform, ss: u64, sp: u64) -> Result<i6
 
 pub(super) fn iret(p: &mut impl Platform) -> Result<i64, Errno> {
     let ctx: IretContext = read_guest(p, p.caller_rsp())?;
-    let r = decode_iret(&ctx, false);
+    let r = decode_iret(&ctx, p.has_user_page_table());
     let rax = ctx.rax as i64;
     p.iret(r);
     Ok(rax)

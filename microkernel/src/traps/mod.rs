@@ -15,6 +15,7 @@ mod bounce;
 mod callbacks;
 mod failsafe;
 mod iret;
+mod mode;
 mod softint;
 mod table;
 
@@ -25,15 +26,17 @@ pub use bounce::{
 pub use callbacks::{CallbackRegister, CallbackUnregister, Callbacks, CALLBACKF_MASK_EVENTS};
 pub use failsafe::{create_failsafe_frame, DataSelectors};
 pub use iret::{decode_iret, IretError, IretReturn};
+pub use mode::{page_table_base, route_syscall, GsBases, SyscallRoute};
 pub use softint::{permit_softint, software_interrupt, SoftInt};
 pub use table::{SetTrapTable, TrapTable, TrapTableError, TRAP_TABLE_BATCH};
 
 use hypercall_abi::layout::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 
 /// Which half of the guest the vCPU is running: its kernel or one of its user processes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GuestMode {
-    /// Guest kernel mode (Xen's `TF_kernel_mode`).
+    /// Guest kernel mode (Xen's `TF_kernel_mode`); every vCPU starts in it.
+    #[default]
     Kernel,
     /// Guest user mode: the user page table and user GS base are loaded.
     User,
@@ -47,6 +50,8 @@ pub mod rflags {
     pub const TF: u64 = 1 << 8;
     /// Interrupt enable.
     pub const IF: u64 = 1 << 9;
+    /// Direction flag.
+    pub const DF: u64 = 1 << 10;
     /// I/O privilege level, bits 12..13.
     pub const IOPL: u64 = 3 << 12;
     /// Nested task.
@@ -69,6 +74,8 @@ pub mod vector {
     pub const NMI: u8 = 2;
     /// Breakpoint (`int3`).
     pub const BP: u8 = 3;
+    /// Invalid opcode.
+    pub const UD: u8 = 6;
     /// Double fault.
     pub const DF: u8 = 8;
     /// Invalid TSS.

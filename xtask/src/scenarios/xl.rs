@@ -243,6 +243,39 @@ pub fn scenarios() -> Vec<Scenario> {
             ..DEFAULT
         },
         Scenario {
+            name: "xl-user-mode-with-spinner",
+            modules: &[
+                Image::Guest("spinner"),
+                Image::Guest("user-test"),
+                Image::Config("spinner.cfg"),
+                Image::Config("user-test.cfg"),
+            ],
+            input: &[
+                "xl create spinner.cfg",
+                wait_for!(r"\[spinner\] spinner: spinning$"),
+                "xl create user-test.cfg",
+                wait_for!(r"^xl: domain user-test \([0-9]+\) shut down"),
+                "xl list",
+                "shutdown",
+            ],
+            // user-test's processes are preempted in user mode by a domain that never
+            // yields: each switch back must restore the user page table and GS base.
+            expect: &[
+                r"\[user-test\] TEST user_space PASS$",
+                r"\[user-test\] TEST syscalls_1000 PASS$",
+                r"\[user-test\] TEST gs_bases PASS$",
+                r"\[user-test\] TEST event_in_user PASS$",
+                r"\[user-test\] TEST long_run PASS$",
+                r"\[user-test\] TESTS DONE 15 passed, 0 failed$",
+                list_row!("spinner", "16", "-[-b]----"),
+                r"^dom0: powering off$",
+                r"\(mk\) d0 shutdown: poweroff",
+            ],
+            forbid: &[r"TEST .* FAIL", "crashed", "PANIC"],
+            timeout: Duration::from_secs(120),
+            ..DEFAULT
+        },
+        Scenario {
             name: "xl-unprivileged-eperm",
             modules: &[Image::Guest("probe"), Image::Config("probe.cfg")],
             input: &[
