@@ -185,7 +185,11 @@ impl Machine {
     /// Nothing can run: wait for interrupts (the timer) until a vCPU can.
     fn idle(&mut self) -> (u16, usize) {
         loop {
-            self.rearm();
+            // No vCPU runs, so no slice can end: wake for the earliest vCPU timer only (with
+            // none, as late as the counter allows). `rearm` would use the blocked vCPU's old
+            // slice end, and once that had passed the loop woke every 20 us.
+            let earliest = self.domains.iter().flat_map(|d| d.vcpus.iter().map(|v| v.timer_ns)).filter(|&t| t != 0).min();
+            crate::arch::x86_64::apic::arm_ns(earliest.map_or(u64::MAX, |t| t.saturating_sub(self.now_ns())));
             x86_64::instructions::interrupts::enable_and_hlt();
             x86_64::instructions::interrupts::disable();
             self.run_timers();
@@ -225,6 +229,9 @@ impl Machine {
             self.domains[i].cpu_ticks += now.wrapping_sub(self.slice_start);
         }
         self.slice_start = now;
+        // A new slice: arm its end (a hypercall that blocked or yielded gets here without a
+        // tick, and after `idle` the one-shot timer has fired and is disarmed).
+        self.rearm();
         if next == cur {
             return;
         }
