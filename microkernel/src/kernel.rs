@@ -214,24 +214,29 @@ impl Machine {
     /// Gives the CPU to the next runnable vCPU (possibly the current one): the frame `f`
     /// of the current vCPU is saved into it and replaced by the next one's.
     fn schedule(&mut self, f: &mut GuestFrame) {
-        let now = hwtime::rdtsc();
+        let mut now = hwtime::rdtsc();
+        let cur = self.current;
+        if let Some(i) = self.idx(cur.0) {
+            self.domains[i].cpu_ticks += now.wrapping_sub(self.slice_start);
+        }
         let next = match self.pick_next() {
             Some(n) => n,
-            // Everyone is blocked (or paused): idle until a timer or an event wakes one.
-            None if self.anything_alive() => self.idle(),
+            // Everyone is blocked (or paused): idle until a timer or an event wakes one. The
+            // idle time is nobody's; the woken vCPU's slice starts when it wakes, and is armed
+            // here, since the one-shot timer that ended the idle is now disarmed.
+            None if self.anything_alive() => {
+                let next = self.idle();
+                now = hwtime::rdtsc();
+                self.slice_start = now;
+                self.rearm();
+                next
+            }
             None => {
                 crate::mkprintln!("no runnable vCPU left; powering off");
                 exit(ExitCode::Crash)
             }
         };
-        let cur = self.current;
-        if let Some(i) = self.idx(cur.0) {
-            self.domains[i].cpu_ticks += now.wrapping_sub(self.slice_start);
-        }
         self.slice_start = now;
-        // A new slice: arm its end (a hypercall that blocked or yielded gets here without a
-        // tick, and after `idle` the one-shot timer has fired and is disarmed).
-        self.rearm();
         if next == cur {
             return;
         }
