@@ -9,9 +9,12 @@
 //! rcx and r11 from the bounce frame, pushes the `iret` flags word and jumps to the `iret`
 //! stub of the hypercall page. The difference is the kit's own cost; the rest is the
 //! microkernel's (exception entry, bounce frame, `iret` hypercall, exit by `iretq`).
+//! After the bare gate is switched off, one `int3` must reach a counting handler once
+//! (`BENCH ERROR` otherwise).
 
 use alloc::format;
 use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use pv_guest::hypercall::{self, check, hypercall_via_page};
 use pv_guest::hypercall_abi::arch::TrapInfo;
@@ -54,6 +57,28 @@ unsafe extern "C" {
 
 /// The kit's handler: nothing to do (the frame already resumes after the `int3`).
 fn empty_handler(_trap: &mut Trap<'_>) {}
+
+/// Runs of `counting_handler`.
+static COUNTED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts its runs: shows that `BENCH_BARE_EXCEPTION_OFF` gave `int3` back to the guest.
+fn counting_handler(_trap: &mut Trap<'_>) {
+    COUNTED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// After the bare gate is off again, one `int3` must reach the guest's handler once.
+fn check_gate_restored() {
+    if let Err(e) = traps::install(&[(VECTOR_BP, counting_handler)]) {
+        println!("BENCH ERROR set_trap_table (counting #BP handler) failed: {e}");
+        return;
+    }
+    let before = COUNTED.load(Ordering::Relaxed);
+    int3();
+    let runs = COUNTED.load(Ordering::Relaxed) - before;
+    if runs != 1 {
+        println!("BENCH ERROR after BENCH_BARE_EXCEPTION_OFF int3 reached the handler {runs} times");
+    }
+}
 
 /// One `int3` from the guest kernel.
 #[inline(always)]
@@ -111,8 +136,9 @@ pub fn run() {
     let bare = match hypercall::bench_op(BENCH_BARE_EXCEPTION_ON, 0) {
         Ok(_) => {
             let bare = measure(int3);
-            if let Err(e) = hypercall::bench_op(BENCH_BARE_EXCEPTION_OFF, 0) {
-                println!("BENCH ERROR sysctl(BENCH_BARE_EXCEPTION_OFF) failed: {e}");
+            match hypercall::bench_op(BENCH_BARE_EXCEPTION_OFF, 0) {
+                Ok(_) => check_gate_restored(),
+                Err(e) => println!("BENCH ERROR sysctl(BENCH_BARE_EXCEPTION_OFF) failed: {e}"),
             }
             Some(bare)
         }
