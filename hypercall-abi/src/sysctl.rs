@@ -153,6 +153,16 @@ pub const BENCH_DIRECT_BUILD: u32 = 4;
 /// baseline that separates the hypercall and batching overhead from validation itself.
 pub const BENCH_KERNEL_VALIDATED_UPDATES: u32 = 5;
 
+/// [`BenchOp::op`]: point IDT vector 3 (#BP) at a stub that does nothing but `iretq`
+/// (`exc_bare_iret` in the microkernel's entry.S), keeping the gate's DPL 3, so that `int3`
+/// from ring 3 is a bare hardware exception round trip: ring 3 -> ring 0 -> ring 3, no
+/// microkernel code and no bounce to the guest. The baseline for the cost of bouncing an
+/// exception to the guest's own handler. While it is on, nobody's `int3` reaches a handler.
+pub const BENCH_BARE_EXCEPTION_ON: u32 = 6;
+
+/// [`BenchOp::op`]: restore the real #BP gate (the microkernel's exception entry).
+pub const BENCH_BARE_EXCEPTION_OFF: u32 = 7;
+
 /// `SYSCTL_MEMSTATS`: the calling domain's frame accounting, as [`MemStats`].
 pub const SYSCTL_MEMSTATS: u32 = 4;
 

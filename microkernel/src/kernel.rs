@@ -207,22 +207,30 @@ impl Machine {
         self.ticks_to_ns(self.slice_start.wrapping_sub(self.boot_tsc)) + SLICE_NS
     }
 
-    /// Arms the APIC timer for the next thing that needs the CPU: the end of the running
-    /// vCPU's slice or the earliest vCPU timer, whichever comes first.
-    pub fn rearm(&self) {
-        let earliest = self
-            .domains
+    /// The earliest deadline of any vCPU: one-shot and periodic timers, poll timeouts.
+    fn earliest_timer(&self) -> Option<u64> {
+        self.domains
             .iter()
             .flat_map(|d| d.vcpus.iter().flat_map(|v| [v.timer_ns, v.periodic_next_ns, v.poll.as_ref().map_or(0, |p| p.deadline_ns)]))
             .filter(|&t| t != 0)
-            .fold(self.slice_end_ns(), u64::min);
+            .min()
+    }
+
+    /// Arms the APIC timer for the next thing that needs the CPU: the end of the running
+    /// vCPU's slice or the earliest vCPU timer, whichever comes first.
+    pub fn rearm(&self) {
+        let earliest = self.earliest_timer().map_or(self.slice_end_ns(), |t| t.min(self.slice_end_ns()));
         crate::arch::x86_64::apic::arm_ns(earliest.saturating_sub(self.now_ns()));
     }
 
     /// Nothing can run: wait for interrupts (the timer) until a vCPU can.
     fn idle(&mut self) -> (u16, usize) {
         loop {
-            self.rearm();
+            // No vCPU runs, so no slice can end: wake for the earliest vCPU timer only (with
+            // none, as late as the counter allows). `rearm` would use the blocked vCPU's old
+            // slice end, and once that had passed the loop woke every 20 us.
+            let earliest = self.earliest_timer();
+            crate::arch::x86_64::apic::arm_ns(earliest.map_or(u64::MAX, |t| t.saturating_sub(self.now_ns())));
             x86_64::instructions::interrupts::enable_and_hlt();
             x86_64::instructions::interrupts::disable();
             self.note_console_input();
@@ -255,12 +263,15 @@ impl Machine {
         }
         let next = match self.pick_next() {
             Some(n) => n,
-            // Everyone is blocked (or paused): idle until a timer or an event wakes one.
-            // The time idle is nobody's.
+            // Everyone is blocked (or paused): idle until a timer or an event wakes one. The
+            // idle time is nobody's; the woken vCPU's slice starts when it wakes, and is armed
+            // here, since the one-shot timer that ended the idle is now disarmed.
             None if self.anything_alive() => {
-                let n = self.idle();
+                let next = self.idle();
                 now = hwtime::rdtsc();
-                n
+                self.slice_start = now;
+                self.rearm();
+                next
             }
             None => {
                 crate::mkprintln!("no runnable vCPU left; powering off");

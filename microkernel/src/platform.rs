@@ -111,6 +111,10 @@ impl Platform for MachinePlatform<'_> {
         cpu::set_bare_syscall(on);
     }
 
+    fn set_bare_exception(&mut self, on: bool) {
+        crate::arch::x86_64::idt::set_bare_breakpoint(on);
+    }
+
     fn shutdown(&mut self, reason: ShutdownReason) {
         self.m.cur_mut().state = DomState::Shutdown(reason);
     }

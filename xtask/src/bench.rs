@@ -77,7 +77,9 @@ fn number(text: &str) -> Result<Number> {
         .with_context(|| format!("{text:?} is not a number"))
 }
 
-/// Parses the BENCH lines; the bool says whether `BENCH DONE` was seen.
+/// Parses the BENCH lines; the bool says whether `BENCH DONE` was seen. Values may be
+/// integers or decimals, negative too (a wake-up before its deadline), in any unit.
+/// `BENCH ERROR ...` lines are free text and are skipped (the run's log shows them).
 pub fn parse_bench(lines: &[String]) -> Result<(Vec<Record>, bool)> {
     let line_re =
         Regex::new(r"^BENCH (\S+) (\S+) (\S+)(?: (\S+) (\S+))?\s*$").expect("valid regex");
@@ -86,6 +88,9 @@ pub fn parse_bench(lines: &[String]) -> Result<(Vec<Record>, bool)> {
         let line = line.trim_end();
         if line == "BENCH DONE" {
             return Ok((records, true));
+        }
+        if line.starts_with("BENCH ERROR ") {
+            continue;
         }
         let Some(caps) = line_re.captures(line) else {
             continue;
@@ -339,6 +344,27 @@ mod tests {
         assert!(parse_bench(&lines("BENCH a lots ms\n")).is_err());
         let (records, _) = parse_bench(&lines("BENCH a 5 ms b 0\n")).unwrap();
         assert_eq!(records[0].ratio, None, "no ratio against a zero baseline");
+    }
+
+    #[test]
+    fn percentile_lines_in_ns() {
+        let out = "BENCH timer_wakeup_p99 812345 ns timer_expired_wakeup_p99 20500\n\
+                   BENCH timer_wakeup_p50 61.25 us timer_expired_wakeup_p50 12.5\n\
+                   BENCH timer_wakeup_min -1200 ns\n\
+                   BENCH ERROR timer wake-ups failed: -EINVAL\n\
+                   BENCH ERROR 3 of 400 timed wake-ups came before their deadline\n\
+                   BENCH DONE\n";
+        let (records, done) = parse_bench(&lines(out)).unwrap();
+        assert!(done);
+        assert_eq!(records.len(), 3, "ERROR lines are not figures: {records:?}");
+        assert_eq!(records[0].unit, "ns");
+        assert_eq!(records[0].value.as_u64(), Some(812_345));
+        assert_eq!(records[0].baseline.as_deref(), Some("timer_expired_wakeup_p99"));
+        assert!((records[0].ratio.unwrap() - 812_345.0 / 20_500.0).abs() < 1e-9);
+        assert_eq!(records[1].unit, "us");
+        assert_eq!(records[1].value.as_f64(), Some(61.25));
+        assert_eq!(records[1].ratio, Some(4.9));
+        assert_eq!(records[2].value.as_i64(), Some(-1200));
     }
 
     #[test]

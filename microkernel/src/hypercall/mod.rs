@@ -60,6 +60,8 @@ pub trait Platform: GuestMemory {
     fn physinfo(&self) -> PhysInfo;
     /// Switches the bare syscall entry used by the benchmark on or off.
     fn set_bare_syscall(&mut self, on: bool);
+    /// Switches the bare #BP gate (`int3` returns at once) used by the benchmark on or off.
+    fn set_bare_exception(&mut self, on: bool);
     /// Marks the calling domain shut down; takes effect when the hypercall returns.
     fn shutdown(&mut self, reason: ShutdownReason);
     /// Gives up the CPU (returns at once if nothing else can run).
@@ -241,6 +243,7 @@ pub(crate) mod fake {
         pub input: Vec<u8>,
         pub shutdown: Option<ShutdownReason>,
         pub bare: bool,
+        pub bare_exception: bool,
         pub yields: u32,
         /// Direct paging state (none: memory hypercalls get `ENOSYS`).
         pub mm: Option<crate::mm::fake::Env>,
@@ -271,6 +274,7 @@ pub(crate) mod fake {
                 input: Vec::new(),
                 shutdown: None,
                 bare: false,
+                bare_exception: false,
                 yields: 0,
                 mm: None,
                 chunk: u32::MAX,
@@ -348,6 +352,9 @@ pub(crate) mod fake {
         }
         fn set_bare_syscall(&mut self, on: bool) {
             self.bare = on;
+        }
+        fn set_bare_exception(&mut self, on: bool) {
+            self.bare_exception = on;
         }
         fn shutdown(&mut self, reason: ShutdownReason) {
             self.shutdown = Some(reason);

@@ -1,5 +1,6 @@
 //! `sysctl` (privileged, our own layout under Xen's number 35): machine facts for dom0's
-//! tools, and the switch for the bare-syscall benchmark entry.
+//! tools, the switches for the bare-syscall and bare-exception benchmark entries, and the
+//! in-kernel benchmark baselines.
 
 use super::Platform;
 use crate::guest_access::{read_guest, write_guest};
@@ -35,6 +36,14 @@ pub(super) fn sysctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
                 }
                 BENCH_BARE_SYSCALL_OFF => {
                     p.set_bare_syscall(false);
+                    0
+                }
+                BENCH_BARE_EXCEPTION_ON => {
+                    p.set_bare_exception(true);
+                    0
+                }
+                BENCH_BARE_EXCEPTION_OFF => {
+                    p.set_bare_exception(false);
                     0
                 }
                 BENCH_DIRECT_PTE_WRITES | BENCH_DIRECT_BUILD | BENCH_KERNEL_VALIDATED_UPDATES => {
@@ -116,8 +125,31 @@ mod tests {
         put(&mut p, &s);
         assert_eq!(dispatch(&mut p, SYSCTL, [BASE, 0, 0, 0, 0]), 0);
         assert!(!p.bare);
-        s.u[..4].copy_from_slice(&7u32.to_le_bytes());
+        assert!(!p.bare_exception, "the syscall switch leaves the #BP gate alone");
+        s.u[..4].copy_from_slice(&0x7777u32.to_le_bytes());
         put(&mut p, &s);
         assert_eq!(dispatch(&mut p, SYSCTL, [BASE, 0, 0, 0, 0]), Errno::EINVAL.to_ret());
+    }
+
+    #[test]
+    fn bare_exception_switch() {
+        let mut p = FakePlatform::new(true);
+        let mut s = req(SYSCTL_BENCH);
+        s.u[..4].copy_from_slice(&BENCH_BARE_EXCEPTION_ON.to_le_bytes());
+        put(&mut p, &s);
+        assert_eq!(dispatch(&mut p, SYSCTL, [BASE, 0, 0, 0, 0]), 0);
+        assert!(p.bare_exception);
+        assert!(!p.bare, "the #BP switch leaves the syscall entry alone");
+        s.u[..4].copy_from_slice(&BENCH_BARE_EXCEPTION_OFF.to_le_bytes());
+        put(&mut p, &s);
+        assert_eq!(dispatch(&mut p, SYSCTL, [BASE, 0, 0, 0, 0]), 0);
+        assert!(!p.bare_exception);
+
+        // Only dom0: an unprivileged caller cannot turn its own int3 (or anyone's) bare.
+        let mut u = FakePlatform::new(false);
+        s.u[..4].copy_from_slice(&BENCH_BARE_EXCEPTION_ON.to_le_bytes());
+        put(&mut u, &s);
+        assert_eq!(dispatch(&mut u, SYSCTL, [BASE, 0, 0, 0, 0]), Errno::EPERM.to_ret());
+        assert!(!u.bare_exception);
     }
 }

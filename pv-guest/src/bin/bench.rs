@@ -1,5 +1,6 @@
 //! bench: measures the cost of a null hypercall beside a bare ring 3 -> ring 0 -> ring 3
-//! round trip, in TSC cycles (run as dom0; needs SYSCTL_BENCH).
+//! round trip, in TSC cycles, and the other figures below, each beside a baseline from the
+//! same boot (run as dom0; needs SYSCTL_BENCH).
 //!
 //! Output (see docs/interfaces.md):
 //! ```text
@@ -9,6 +10,14 @@
 //! BENCH pt_update_batch_<n>_per_entry <v> cycles direct_pte_write <b>   (n = 1, 8, 64, 512)
 //! BENCH pt_update_batch_<n>_vs_in_kernel <v> cycles kernel_validated_update <b>
 //! BENCH build_1024_entries <v> cycles direct_build_1024 <b>
+//! BENCH exception_bounce_int3 <v> cycles bare_exception_int3 <b>
+//! BENCH exception_bounce_int3_minimal <v> cycles bare_exception_int3 <b>
+//! BENCH bare_exception_int3 <b> cycles
+//! BENCH timer_wakeup_p50 <v> ns timer_expired_wakeup_p50 <b>
+//! BENCH timer_wakeup_p99 <v> ns timer_expired_wakeup_p99 <b>
+//! BENCH timer_expired_wakeup_p50 <b> ns
+//! BENCH timer_expired_wakeup_p99 <b> ns
+//! BENCH timer_wakeup_max <v> ns
 //! BENCH DONE
 //! ```
 //! Each figure is the median of individually timed samples; the rdtsc overhead is included
@@ -20,6 +29,18 @@
 //! 4-level address space with the `AddressSpace` builder (tables cleared, entries batched,
 //! tables pinned; teardown not timed) beside the microkernel doing the same build directly
 //! (`BENCH_DIRECT_BUILD`).
+//!
+//! The exception figures (see `trap_bench`): `int3` in the guest kernel, bounced by the
+//! microkernel to the guest's #BP handler and back through the `iret` hypercall, with the
+//! kit's generic handler path (`exception_bounce_int3`) and with a minimal assembly handler
+//! that goes straight to the `iret` stub (`_minimal`), beside the bare hardware round trip
+//! ring 3 -> ring 0 -> ring 3 of the same `int3` (`BENCH_BARE_EXCEPTION_ON`: the #BP gate
+//! points at a lone `iretq`).
+//!
+//! The timer figures (see `timer_bench`), in ns of system time, 400 samples each: p50, p99
+//! and the worst of how late the guest runs again after a `set_timer_op` deadline 1-1.5 ms
+//! ahead, blocked in `SCHEDOP_block`, beside the same path for a deadline already past
+//! (raised at once, `SCHEDOP_block` returns at once).
 #![no_std]
 #![no_main]
 
@@ -27,6 +48,10 @@ extern crate alloc;
 
 #[path = "bench/mm_bench.rs"]
 mod mm_bench;
+#[path = "bench/timer_bench.rs"]
+mod timer_bench;
+#[path = "bench/trap_bench.rs"]
+mod trap_bench;
 
 use alloc::vec::Vec;
 use core::arch::asm;
@@ -116,6 +141,8 @@ fn main(si: &'static StartInfo) {
     if let Err(e) = mm_bench::run(si) {
         println!("BENCH ERROR page-table figures: {e}");
     }
+    trap_bench::run();
+    timer_bench::run(si);
     println!("BENCH DONE");
 }
 

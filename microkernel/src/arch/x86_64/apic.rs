@@ -49,11 +49,19 @@ pub fn start_timer(tsc_khz: u64, first_ms: u32) -> u32 {
     write(REG_TIMER_DIV, 0b1011); // divide by 1
     write(REG_LVT_TIMER, 0x1_0000 | TIMER_VECTOR as u32); // masked, one shot
     write(REG_TIMER_INIT, u32::MAX);
+    // Count between two reads of the current count, each followed by a TSC read, rather
+    // than from the write: under TCG the first pass through this code (its translation)
+    // takes tens of microseconds, which the count from the write would include and the
+    // TSC window not (that made the timer fire about 1% late).
+    let c0 = read(REG_TIMER_CUR);
     let t0 = rdtsc();
     while rdtsc().wrapping_sub(t0) < tsc_khz * 5 {
         core::hint::spin_loop();
     }
-    let per_ms = ((u32::MAX - read(REG_TIMER_CUR)) / 5).max(1);
+    let c1 = read(REG_TIMER_CUR);
+    let t1 = rdtsc();
+    let ticks = u64::from(c0.wrapping_sub(c1));
+    let per_ms = (ticks * tsc_khz / t1.wrapping_sub(t0).max(1)).clamp(1, u64::from(u32::MAX)) as u32;
     TICKS_PER_MS.store(per_ms, Ordering::Relaxed);
     write(REG_LVT_TIMER, TIMER_VECTOR as u32); // one shot, unmasked
     write(REG_TIMER_INIT, per_ms.saturating_mul(first_ms));

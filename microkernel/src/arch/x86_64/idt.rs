@@ -1,6 +1,7 @@
 //! The IDT: every exception vector goes to a stub in entry.S, which builds a GuestFrame
 //! and calls `exception_entry` (trap.rs). #DF, NMI and #MC run on their own IST stacks so
 //! that a broken stack still yields a register dump instead of a triple fault.
+//! [`set_bare_breakpoint`] swaps the #BP gate for the benchmark's bare `iretq` stub.
 
 use super::gdt::{HYPERVISOR_CS, IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
 use core::ptr::addr_of;
@@ -15,6 +16,7 @@ extern "C" {
     static exception_stubs: [u64; STUBS];
     fn exc_240();
     fn exc_255();
+    fn exc_bare_iret();
 }
 
 #[repr(C, align(16))]
@@ -36,6 +38,11 @@ fn gate_dpl(handler: u64, ist: u8, dpl: u64) -> [u64; 2] {
     [low, handler >> 32]
 }
 
+/// The #BP gate: DPL 3, so that `int3` from a guest kernel (ring 3) reaches `handler`.
+fn breakpoint_gate(handler: u64) -> [u64; 2] {
+    gate_dpl(handler, 0, 3)
+}
+
 /// Fills and loads the IDT.
 pub fn init() {
     // SAFETY: `exception_stubs` is a read-only table of code addresses defined in entry.S;
@@ -52,7 +59,11 @@ pub fn init() {
             };
             // `int3` and `into` may be executed by a guest (ring 3) and reach its own
             // handlers as vectors 3 and 4, as on Xen; every other `int $n` is a #GP.
-            idt[v] = if v == 3 || v == 4 { gate_dpl(h, ist, 3) } else { gate(h, ist) };
+            idt[v] = match v {
+                3 => breakpoint_gate(h),
+                4 => gate_dpl(h, ist, 3),
+                _ => gate(h, ist),
+            };
         }
         idt[super::apic::TIMER_VECTOR as usize] = gate(exc_240 as *const () as u64, 0);
         idt[super::apic::SPURIOUS_VECTOR as usize] = gate(exc_255 as *const () as u64, 0);
@@ -61,5 +72,20 @@ pub fn init() {
             base: VirtAddr::new(idt.as_ptr() as u64),
         };
         lidt(&ptr);
+    }
+}
+
+/// Points vector 3 (#BP) at `exc_bare_iret` (`on`), a stub that only does `iretq`, or back
+/// at its real stub. The benchmark's floor for an exception round trip (sysctl
+/// `BENCH_BARE_EXCEPTION_ON`/`_OFF`): while it is on, `int3` from anywhere resumes after the
+/// instruction without entering the microkernel or any guest handler.
+pub fn set_bare_breakpoint(on: bool) {
+    // SAFETY: `exception_stubs` is read-only code addresses (entry.S). The IDT entry is
+    // rewritten with interrupts off (we run inside a hypercall) on the only CPU, so no
+    // delivery can read a half-written gate; the IDTR already points at this table, and the
+    // CPU reads gates from memory at each delivery, so no reload is needed.
+    unsafe {
+        let handler = if on { exc_bare_iret as *const () as u64 } else { (*addr_of!(exception_stubs))[3] };
+        (*core::ptr::addr_of_mut!(IDT)).0[3] = breakpoint_gate(handler);
     }
 }
