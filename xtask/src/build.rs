@@ -28,6 +28,7 @@ pub const GUESTS: &[&str] = &[
     "fpu-test",
     "events-test",
     "time-test",
+    "pingpong",
 ];
 
 /// Where the workspace and its build outputs are.
