@@ -257,9 +257,10 @@ pub fn scenarios() -> Vec<Scenario> {
                 wait_for!(r"\[pong\] pingpong: pong bound port "),
                 // While they bounce events, dom0 still answers.
                 "xl list",
-                // Either may finish first: two done lines, whichever they are.
-                wait_for!(r"\[(ping|pong)\] pingpong: done$"),
-                wait_for!(r"\[(ping|pong)\] pingpong: done$"),
+                // Either may finish first: two shutdowns, whichever they are (the
+                // microkernel's lines: dom0 may report them only after the next command).
+                wait_for!(r"\(mk\) d[12] \((ping|pong)\) shutdown: "),
+                wait_for!(r"\(mk\) d[12] \((ping|pong)\) shutdown: "),
                 "xl list",
                 "shutdown",
             ],
@@ -275,7 +276,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 list_row!("pong", "16", "[-r][-b]----"),
                 r"\[ping\] pingpong: ping sent ([0-9]+) received ([0-9]+)$",
                 r"\[ping\] pingpong: done$",
-                r"^xl: domain ping \(1\) shut down: poweroff",
+                r"\(mk\) d1 \(ping\) shutdown: poweroff$",
                 LIST_HEADER,
                 list_row!("ping", "16", "---s--"),
                 list_row!("pong", "16", "---s--"),
@@ -946,14 +947,17 @@ mod tests {
             dom0> [pong] pingpong: pong received 100000 sent 100000\n\
             [ping] pingpong: ping sent 100000 received 100000\n\
             [ping] pingpong: done\n\
+            (mk) d1 (ping) shutdown: poweroff\n\
             [pong] pingpong: done\n\
-            xl: domain ping (1) shut down: poweroff; preserved\n\
-            xl: domain pong (2) shut down: poweroff; preserved\n\
-            dom0> xl list\n\
+            (mk) d2 (pong) shutdown: poweroff\n\
+            xl list\n\
             Name                                        ID   Mem VCPUs     State    Time(s)\n\
             Domain-0                                     0    61     1     r-----       0.3\n\
             ping                                         1    16     1     ---s--       9.5\n\
             pong                                         2    16     1     ---s--       9.4\n\
+            dom0> \n\
+            xl: domain ping (1) shut down: poweroff; preserved\n\
+            xl: domain pong (2) shut down: poweroff; preserved\n\
             dom0> shutdown\n\
             dom0: powering off\n\
             (mk) d0 shutdown: poweroff\n";
