@@ -49,6 +49,9 @@
 
 extern crate alloc;
 
+#[path = "pingpong/args.rs"]
+mod args;
+
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -58,12 +61,13 @@ use pv_guest::events;
 use pv_guest::hypercall::{sched_yield, xen_version_raw};
 use pv_guest::hypercall_abi::errno::Errno;
 use pv_guest::hypercall_abi::event_channel::VIRQ_TIMER;
-use pv_guest::hypercall_abi::types::DOMID_FIRST_RESERVED;
 use pv_guest::hypercall_abi::version::XENVER_VERSION;
 use pv_guest::start_info::cmdline;
 use pv_guest::stats::{median, sample};
 use pv_guest::time::{self, now_ns, rdtsc, NS_PER_MS};
 use pv_guest::{println, ShutdownReason, StartInfo};
+
+use args::{parse_args, Args, Role};
 
 /// Highest port pong tries when looking for ping's.
 const SCAN_PORTS: u32 = 64;
@@ -79,70 +83,10 @@ const STALL_NS: u64 = 10_000 * NS_PER_MS;
 const LINGER_NS: u64 = 100 * NS_PER_MS;
 /// Period of the watchdog timer that bounds every block.
 const WATCHDOG_NS: u64 = 100 * NS_PER_MS;
-/// Largest `count=`.
-const MAX_COUNT: u64 = 10_000_000;
 /// Samples of the yield round trip and of the null hypercall (bench mode).
 const BENCH_SAMPLES: usize = 20_000;
 /// Untimed iterations before those.
 const BENCH_WARMUP: usize = 1_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Ping,
-    Pong,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Args {
-    role: Role,
-    peer: u16,
-    count: u64,
-    bench: bool,
-}
-
-/// Parses `role=ping|pong peer=<domid> count=<n> [bench]`, each word once, nothing else.
-fn parse_args(line: &str) -> Result<Args, String> {
-    let (mut role, mut peer, mut count, mut bench) = (None, None, None, false);
-    for word in line.split_whitespace() {
-        let (key, value) = word.split_once('=').unwrap_or((word, ""));
-        match (key, value) {
-            ("bench", "") if !bench => bench = true,
-            ("role", v) if role.is_none() => {
-                role = Some(match v {
-                    "ping" => Role::Ping,
-                    "pong" => Role::Pong,
-                    _ => return Err(format!("role must be ping or pong, not '{v}'")),
-                })
-            }
-            ("peer", v) if peer.is_none() => {
-                peer = Some(
-                    v.parse::<u16>()
-                        .ok()
-                        .filter(|&d| d < DOMID_FIRST_RESERVED)
-                        .ok_or_else(|| format!("peer must be a domain id, not '{v}'"))?,
-                )
-            }
-            ("count", v) if count.is_none() => {
-                count = Some(
-                    v.parse::<u64>()
-                        .ok()
-                        .filter(|n| (1..=MAX_COUNT).contains(n))
-                        .ok_or_else(|| format!("count must be 1 to {MAX_COUNT}, not '{v}'"))?,
-                )
-            }
-            ("role" | "peer" | "count" | "bench", _) => {
-                return Err(format!("'{word}' repeated or malformed"))
-            }
-            _ => return Err(format!("unknown word '{word}'")),
-        }
-    }
-    Ok(Args {
-        role: role.ok_or("role= is missing")?,
-        peer: peer.ok_or("peer= is missing")?,
-        count: count.ok_or("count= is missing")?,
-        bench,
-    })
-}
 
 /// Set by every handler: the main loop re-checks what it waits for.
 static WAKE: AtomicBool = AtomicBool::new(false);
