@@ -1,5 +1,5 @@
-//! `cargo xtask bench`: runs the bench guest, a normal boot and dom0's domain-creation
-//! benchmark, writes target/bench/latest.json.
+//! `cargo xtask bench`: runs the bench guest, a normal boot, dom0's domain-creation
+//! benchmark and the two-domain event benchmark (`events`), writes target/bench/latest.json.
 //!
 //! The bench guest and dom0's `bench-create` print
 //! `BENCH <name> <value> <unit> [<baseline-name> <baseline-value>]` lines and `BENCH DONE`;
@@ -16,6 +16,8 @@ use regex::Regex;
 use serde::Serialize;
 use serde_json::Number;
 use std::time::Duration;
+
+mod events;
 
 const BENCH_TIMEOUT: Duration = Duration::from_secs(300);
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -276,11 +278,25 @@ pub fn main(args: BenchArgs) -> Result<()> {
         create.elapsed.as_secs_f64()
     );
 
+    eprintln!(
+        "xtask: two domains bouncing events (up to {} s)",
+        events::TIMEOUT.as_secs()
+    );
+    let pingpong = events::run(&layout, args.accel)?;
+    records.extend(pingpong.records);
+    eprintln!(
+        "xtask: the event benchmark ran for {:.1} s",
+        pingpong.session.elapsed.as_secs_f64()
+    );
+
     let dir = layout.target.join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // The per-domain lines of bench-create show the whole curve, not just its ends.
     let log = dir.join("bench-create.log");
     std::fs::write(&log, &create.output).with_context(|| format!("writing {}", log.display()))?;
+    let pingpong_log = dir.join("pingpong.log");
+    std::fs::write(&pingpong_log, &pingpong.session.output)
+        .with_context(|| format!("writing {}", pingpong_log.display()))?;
     let path = dir.join("latest.json");
     let json = serde_json::to_string_pretty(&records).context("encoding the records")?;
     std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
@@ -299,6 +315,13 @@ pub fn main(args: BenchArgs) -> Result<()> {
             "dom0's bench-create did not print BENCH DONE ({}); its last lines:\n{}",
             ending(&create),
             tail(&create)
+        );
+    }
+    if !pingpong.done {
+        bail!(
+            "the pingpong guest did not print BENCH DONE ({}); its last lines:\n{}",
+            ending(&pingpong.session),
+            tail(&pingpong.session)
         );
     }
     if normal.first_prompt.is_none() {

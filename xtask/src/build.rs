@@ -30,6 +30,7 @@ pub const GUESTS: &[&str] = &[
     "time-test",
     "portlimit",
     "user-test",
+    "pingpong",
 ];
 
 /// Where the workspace and its build outputs are.

@@ -276,6 +276,74 @@ pub fn scenarios() -> Vec<Scenario> {
             ..DEFAULT
         },
         Scenario {
+            name: "xl-pingpong",
+            modules: &[
+                Image::Guest("pingpong"),
+                Image::Config("ping.cfg"),
+                Image::Config("pong.cfg"),
+            ],
+            input: &[
+                // ping first (domain 1), so that its port exists when pong (domain 2) looks.
+                "xl create ping.cfg",
+                wait_for!(r"\[ping\] pingpong: ping port [0-9]+ for domain 2$"),
+                "xl create pong.cfg",
+                wait_for!(r"\[pong\] pingpong: pong bound port "),
+                // While they bounce events, dom0 still answers.
+                "xl list",
+                // Either may finish first: two shutdowns, whichever they are (the
+                // microkernel's lines: dom0 may report them only after the next command).
+                wait_for!(r"\(mk\) d[12] \((ping|pong)\) shutdown: "),
+                wait_for!(r"\(mk\) d[12] \((ping|pong)\) shutdown: "),
+                "xl list",
+                "shutdown",
+            ],
+            // Ping's lines and pong's handshake line are in a certain order (pong binds
+            // after ping's port line, ping connects after pong's bound line); pong's end
+            // lines may come before or after ping's, so `pingpong_exact` finds them.
+            expect: &[
+                r"\[ping\] pingpong: ping port ([0-9]+) for domain 2$",
+                r"\[pong\] pingpong: pong bound port ([0-9]+) of domain 1 as [0-9]+$",
+                // dom0 lists both while they run: before ping's result.
+                LIST_HEADER,
+                list_row!("ping", "16", "[-r][-b]----"),
+                list_row!("pong", "16", "[-r][-b]----"),
+                r"\[ping\] pingpong: ping sent ([0-9]+) received ([0-9]+)$",
+                r"\[ping\] pingpong: done$",
+                r"\(mk\) d1 \(ping\) shutdown: poweroff$",
+                LIST_HEADER,
+                list_row!("ping", "16", "---s--"),
+                list_row!("pong", "16", "---s--"),
+                r"^dom0: powering off$",
+                r"\(mk\) d0 shutdown: poweroff",
+            ],
+            forbid: &[
+                "PANIC",
+                "crashed",
+                r"pingpong: .*(timed out|stalled|failed|stray|refused|bad command line)",
+            ],
+            check: Some(pingpong_exact),
+            timeout: Duration::from_secs(PINGPONG_TIMEOUT_S),
+            ..DEFAULT
+        },
+        Scenario {
+            name: "xl-pingpong-bad-cmdline",
+            modules: &[Image::Guest("pingpong"), Image::Config("pingpong-bad.cfg")],
+            input: &[
+                "xl create pingpong-bad.cfg",
+                wait_for!(r"^xl: domain badpp \([0-9]+\) crashed"),
+                "shutdown",
+            ],
+            expect: &[
+                r#"\[badpp\] pingpong: bad command line "role=pong peer=1 count=lots": count must be 1 to 10000000, not 'lots'$"#,
+                r"\(mk\) d1 \(badpp\) shutdown: crash$",
+                r"^xl: domain badpp \(1\) crashed",
+                r"^dom0: powering off$",
+            ],
+            // It stops at the command line: no port, no bind.
+            forbid: &["PANIC", r"pingpong: (ping|pong) ", "pingpong: done"],
+            ..DEFAULT
+        },
+        Scenario {
             name: "xl-unprivileged-eperm",
             modules: &[Image::Guest("probe"), Image::Config("probe.cfg")],
             input: &[
@@ -710,6 +778,41 @@ fn crash_contained(input: &CheckInput) -> Result<(), String> {
     }
 }
 
+/// Round trips of `xl-pingpong` (`count=` in ping.cfg and pong.cfg).
+const PINGPONG_COUNT: u64 = 100_000;
+/// `xl-pingpong`'s timeout: about 3x the 9 to 15 s the whole run took under TCG on a busy
+/// 2-core host (the 100000 round trips about 110 us each, dom0 polling in between).
+const PINGPONG_TIMEOUT_S: u64 = 45;
+
+/// The two guests counted exactly `PINGPONG_COUNT` events each way (a lost or extra event
+/// makes one of the four numbers differ), pong bound ping's printed port, and both ended.
+fn pingpong_exact(input: &CheckInput) -> Result<(), String> {
+    let lines = input.lines;
+    let (ping_port, bound_port) = (number(input, 0, 1)?, number(input, 1, 1)?);
+    if ping_port != bound_port {
+        return Err(format!(
+            "ping allocated port {ping_port} but pong bound port {bound_port}"
+        ));
+    }
+    let (ping_sent, ping_received) = (number(input, 5, 1)?, number(input, 5, 2)?);
+    let pong_re = re(r"\[pong\] pingpong: pong received ([0-9]+) sent ([0-9]+)$");
+    let at = only_line(lines, pong_re.as_str())?;
+    let caps = pong_re.captures(&lines[at]).ok_or("pong's line does not match")?;
+    let (pong_received, pong_sent): (u64, u64) = (
+        caps[1].parse().map_err(|e| format!("{e}"))?,
+        caps[2].parse().map_err(|e| format!("{e}"))?,
+    );
+    only_line(lines, r"\[pong\] pingpong: done$")?;
+    let got = [ping_sent, pong_received, pong_sent, ping_received];
+    if got != [PINGPONG_COUNT; 4] {
+        return Err(format!(
+            "ping sent {ping_sent}, pong received {pong_received} and sent {pong_sent}, \
+             ping received {ping_received}; expected {PINGPONG_COUNT} each"
+        ));
+    }
+    Ok(())
+}
+
 /// Least number of checks the probe must have made (and passed).
 const PROBE_MIN_CHECKS: u32 = 20;
 
@@ -932,6 +1035,54 @@ mod tests {
         );
         let err = check("xl-scrub", &leak).unwrap_err();
         assert!(err.contains("90108 KiB after"), "{err}");
+    }
+
+    #[test]
+    fn pingpong_check_wants_exact_counts() {
+        let ok = "[ping] pingpong: ping port 3 for domain 2\n\
+            [pong] pingpong: pong bound port 3 of domain 1 as 2\n\
+            dom0> xl list\n\
+            Name                                        ID   Mem VCPUs     State    Time(s)\n\
+            Domain-0                                     0    61     1     r-----       0.3\n\
+            ping                                         1    16     1     ------       1.5\n\
+            pong                                         2    16     1     -b----       1.4\n\
+            dom0> [pong] pingpong: pong received 100000 sent 100000\n\
+            [ping] pingpong: ping sent 100000 received 100000\n\
+            [ping] pingpong: done\n\
+            (mk) d1 (ping) shutdown: poweroff\n\
+            [pong] pingpong: done\n\
+            (mk) d2 (pong) shutdown: poweroff\n\
+            xl list\n\
+            Name                                        ID   Mem VCPUs     State    Time(s)\n\
+            Domain-0                                     0    61     1     r-----       0.3\n\
+            ping                                         1    16     1     ---s--       9.5\n\
+            pong                                         2    16     1     ---s--       9.4\n\
+            dom0> \n\
+            xl: domain ping (1) shut down: poweroff; preserved\n\
+            xl: domain pong (2) shut down: poweroff; preserved\n\
+            dom0> shutdown\n\
+            dom0: powering off\n\
+            (mk) d0 shutdown: poweroff\n";
+        check("xl-pingpong", ok).unwrap();
+        let lost = ok.replace("pong received 100000", "pong received 99999");
+        let err = check("xl-pingpong", &lost).unwrap_err();
+        assert!(err.contains("pong received 99999"), "{err}");
+        let extra = ok.replace("received 100000\n[ping]", "received 100001\n[ping]");
+        assert!(check("xl-pingpong", &extra).is_err());
+        let wrong_port = ok.replace("bound port 3", "bound port 4");
+        let err = check("xl-pingpong", &wrong_port).unwrap_err();
+        assert!(err.contains("port 4"), "{err}");
+        let no_pong = ok.replace("[pong] pingpong: done\n", "");
+        assert!(check("xl-pingpong", &no_pong).is_err());
+    }
+
+    #[test]
+    fn pingpong_configs_name_the_count() {
+        let dir = crate::test::configs_dir(&crate::build::Layout::workspace());
+        for (cfg, peer) in [("ping.cfg", 2), ("pong.cfg", 1)] {
+            let text = std::fs::read_to_string(dir.join(cfg)).unwrap();
+            assert!(text.contains(&format!("peer={peer} count={PINGPONG_COUNT}\"")), "{cfg}");
+        }
     }
 
     #[test]

@@ -1,0 +1,447 @@
+//! pingpong: two domains bounce events over one interdomain event channel and count them
+//! exactly; with `bench`, they also time the round trip against a yield-based floor.
+//!
+//! Command line: `role=ping|pong peer=<domid> count=<n> [bench]` (every word once; `n`
+//! from 1 to 10000000). A bad command line prints `pingpong: bad command line "<line>":
+//! <why>` and shuts down with reason crash.
+//!
+//! Handshake (interim, until the store exists to publish the port): `ping` allocates an
+//! unbound port for `peer` and prints `pingpong: ping port <p> for domain <peer>`; `pong`
+//! tries `bind_interdomain(peer, p)` for p in 1..=64, and repeats the scan (yielding in
+//! between) for up to [`SCAN_NS`] in case ping has not run yet; if no port accepts it,
+//! it prints `pingpong: pong found no port of domain <peer> open to it` and crashes.
+//! Binding sets pong's new port pending once (as Xen); pong waits for that event (not
+//! counted), prints `pingpong: pong bound port <p> of domain <peer> as <local>` and sends
+//! one "hello" event (not counted); ping, once it has the hello, prints
+//! `pingpong: connected`.
+//!
+//! Ping-pong: strictly alternating, because a 2-level event sent while the previous one is
+//! still pending is merged into it: ping sends and blocks (`time::block_until`) until its
+//! handler has seen the reply; pong's handler counts each event and replies from the
+//! handler, after the dispatcher has cleared the pending bit. Both sides count every
+//! event sent and received after the handshake; at the end each lingers [`LINGER_NS`] so a
+//! late extra event is counted too, then prints `pingpong: ping sent <s> received <r>` /
+//! `pingpong: pong received <r> sent <s>` (all equal to `count` when nothing was lost or
+//! added), `pingpong: done`, and powers off. A round trip that takes more than
+//! [`ROUND_TRIP_NS`] (a lost event) makes ping print `pingpong: ping round trip <i> of
+//! <n> timed out` and its counts; pong, when nothing arrives for [`STALL_NS`], prints
+//! `pingpong: pong stalled after <r> of <n> events` and its counts. Those, an event on a
+//! port without a handler, a refused send or counts other than expected end with
+//! `pingpong: failed: <why>` and a crash. Every wait is bounded by a watchdog:
+//! `VIRQ_TIMER`, re-armed every [`WATCHDOG_NS`] while waiting.
+//!
+//! Bench mode (`bench`), ping side after the ping-pong phase, every sample individually
+//! timed with rdtsc, medians printed as
+//! `BENCH event_round_trip_2dom <v> cycles yield_round_trip_2dom <floor>` (each of the
+//! `count` round trips: send, block until the reply was handled),
+//! `BENCH yield_round_trip_2dom <floor> cycles` (ping's `SCHEDOP_yield` while pong yields in
+//! a loop: two null hypercalls and two domain switches, plus a turn of every other
+//! runnable domain, dom0 included while it polls), `BENCH hypercall_null_domU <n> cycles`
+//! (ping's `xen_version`), `BENCH yield_pong_blocked <y> cycles hypercall_null_domU <n>`
+//! (ping's yield while pong is blocked: near the null hypercall when no other domain is
+//! runnable, a round trip through it when one is), then `BENCH DONE`. The phases are
+//! driven by events: after `count` round trips, ping's next event tells pong to start
+//! yielding; pong acknowledges with one event once in its loop, and ping's following event
+//! stops it. So in bench mode ping sends `count + 2` and receives `count + 1` events, pong
+//! the reverse; ping checks that and prints `BENCH ERROR <why>` if not.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+#[path = "pingpong/args.rs"]
+mod args;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use pv_guest::events;
+use pv_guest::hypercall::{sched_yield, xen_version_raw};
+use pv_guest::hypercall_abi::errno::Errno;
+use pv_guest::hypercall_abi::event_channel::VIRQ_TIMER;
+use pv_guest::hypercall_abi::version::XENVER_VERSION;
+use pv_guest::start_info::cmdline;
+use pv_guest::stats::{median, sample};
+use pv_guest::time::{self, now_ns, rdtsc, NS_PER_MS};
+use pv_guest::{println, ShutdownReason, StartInfo};
+
+use args::{parse_args, Args, Role};
+
+/// Highest port pong tries when looking for ping's.
+const SCAN_PORTS: u32 = 64;
+/// How long pong keeps scanning for ping's port.
+const SCAN_NS: u64 = 5_000 * NS_PER_MS;
+/// How long ping waits for pong's hello.
+const HELLO_NS: u64 = 10_000 * NS_PER_MS;
+/// A round trip slower than this is taken for a lost event.
+const ROUND_TRIP_NS: u64 = 5_000 * NS_PER_MS;
+/// Pong gives up when no event arrives for this long (longer than a ping timeout).
+const STALL_NS: u64 = 10_000 * NS_PER_MS;
+/// How long each side waits after its last event for extra ones.
+const LINGER_NS: u64 = 100 * NS_PER_MS;
+/// Period of the watchdog timer that bounds every block.
+const WATCHDOG_NS: u64 = 100 * NS_PER_MS;
+/// Samples of the yield round trip and of the null hypercall (bench mode).
+const BENCH_SAMPLES: usize = 20_000;
+/// Untimed iterations before those.
+const BENCH_WARMUP: usize = 1_000;
+
+/// Set by every handler: the main loop re-checks what it waits for.
+static WAKE: AtomicBool = AtomicBool::new(false);
+/// Set by the watchdog timer's handler; starts set so the first wait arms the timer.
+static WATCHDOG_FIRED: AtomicBool = AtomicBool::new(true);
+/// Our end of the channel (`u64::MAX` until known).
+static PORT: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Pong: the bind notification arrived (it is not counted).
+static BOUND_SEEN: AtomicBool = AtomicBool::new(false);
+/// Ping: pong's hello arrived (it is not counted).
+static HELLO_SEEN: AtomicBool = AtomicBool::new(false);
+/// Events received on the channel after the handshake.
+static RECEIVED: AtomicU64 = AtomicU64::new(0);
+/// Events sent on the channel after the handshake.
+static SENT: AtomicU64 = AtomicU64::new(0);
+/// Sends the hypervisor refused.
+static SEND_ERRORS: AtomicU64 = AtomicU64::new(0);
+/// Pong: `count` from the command line, for its handler.
+static COUNT: AtomicU64 = AtomicU64::new(0);
+/// Pong, bench mode: ping asked it to start yielding / to stop.
+static YIELD_START: AtomicBool = AtomicBool::new(false);
+static YIELD_STOP: AtomicBool = AtomicBool::new(false);
+/// Pong runs in bench mode (its handler then knows the two control events).
+static BENCH: AtomicBool = AtomicBool::new(false);
+
+fn on_watchdog(_port: u32) {
+    WATCHDOG_FIRED.store(true, Ordering::SeqCst);
+    WAKE.store(true, Ordering::SeqCst);
+}
+
+/// Sends on our port, counting it (or the refusal).
+fn send_counted() {
+    let port = PORT.load(Ordering::SeqCst) as u32;
+    match events::send(port) {
+        Ok(()) => SENT.fetch_add(1, Ordering::SeqCst),
+        Err(_) => SEND_ERRORS.fetch_add(1, Ordering::SeqCst),
+    };
+}
+
+fn on_ping_port(_port: u32) {
+    if HELLO_SEEN.swap(true, Ordering::SeqCst) {
+        RECEIVED.fetch_add(1, Ordering::SeqCst);
+    }
+    WAKE.store(true, Ordering::SeqCst);
+}
+
+fn on_pong_port(_port: u32) {
+    if BOUND_SEEN.swap(true, Ordering::SeqCst) {
+        let r = RECEIVED.fetch_add(1, Ordering::SeqCst) + 1;
+        let count = COUNT.load(Ordering::SeqCst);
+        if r <= count {
+            // The dispatcher cleared our pending bit before calling us, and ping sends its
+            // next event only after this reply: nothing can merge.
+            send_counted();
+        } else if BENCH.load(Ordering::SeqCst) && r == count + 1 {
+            YIELD_START.store(true, Ordering::SeqCst);
+        } else if BENCH.load(Ordering::SeqCst) && r == count + 2 {
+            YIELD_STOP.store(true, Ordering::SeqCst);
+        }
+        // Anything beyond is an extra event: counted, not answered.
+    }
+    WAKE.store(true, Ordering::SeqCst);
+}
+
+/// Blocks (`SCHEDOP_block` through `time::block_until`) until `done()` holds or
+/// `timeout_ns` of system time passed; `Ok(false)` on timeout. `WAKE` is cleared before
+/// `done` is checked, so an event handled after the check still ends the block at once.
+fn wait(done: impl Fn() -> bool, timeout_ns: u64) -> Result<bool, Errno> {
+    let deadline = now_ns().saturating_add(timeout_ns);
+    loop {
+        WAKE.store(false, Ordering::SeqCst);
+        if done() {
+            return Ok(true);
+        }
+        let now = now_ns();
+        if now >= deadline {
+            return Ok(false);
+        }
+        if WATCHDOG_FIRED.swap(false, Ordering::SeqCst) {
+            time::set_timer_op(now + WATCHDOG_NS.min(deadline - now))?;
+        }
+        time::block_until(&WAKE)?;
+    }
+}
+
+/// Maps shared info, registers the callback, binds the watchdog timer.
+fn init_events(si: &StartInfo) -> Result<(), String> {
+    events::init(si).map_err(|e| format!("events::init: -{}", e.name()))?;
+    let t = events::bind_virq(VIRQ_TIMER, 0).map_err(|e| format!("bind_virq: -{}", e.name()))?;
+    events::set_handler(t, on_watchdog).map_err(|e| format!("set_handler: -{}", e.name()))?;
+    events::unmask(t).map_err(|e| format!("unmask: -{}", e.name()))
+}
+
+/// (sent, received) after the handshake.
+fn counts() -> (u64, u64) {
+    (SENT.load(Ordering::SeqCst), RECEIVED.load(Ordering::SeqCst))
+}
+
+fn print_counts(a: &Args) {
+    let (sent, received) = counts();
+    match a.role {
+        Role::Ping => println!("pingpong: ping sent {sent} received {received}"),
+        Role::Pong => println!("pingpong: pong received {received} sent {sent}"),
+    }
+    let refused = SEND_ERRORS.load(Ordering::SeqCst);
+    if refused != 0 {
+        println!("pingpong: {refused} sends refused");
+    }
+}
+
+/// Lingers for late extras, prints the counts and checks for stray events.
+fn finish(a: &Args) -> Result<(), String> {
+    wait(|| false, LINGER_NS).map_err(|e| format!("wait: -{}", e.name()))?;
+    print_counts(a);
+    let stray = events::stray_events();
+    if stray != 0 {
+        return Err(format!(
+            "{stray} stray events, last on port {:?}",
+            events::last_stray_port()
+        ));
+    }
+    if SEND_ERRORS.load(Ordering::SeqCst) != 0 {
+        return Err("a send was refused".into());
+    }
+    Ok(())
+}
+
+fn ping(si: &StartInfo, a: &Args) -> Result<(), String> {
+    init_events(si)?;
+    let port = events::alloc_unbound(a.peer)
+        .map_err(|e| format!("alloc_unbound({}): -{}", a.peer, e.name()))?;
+    // Handler before unmask: nothing can be delivered to the masked port before it.
+    PORT.store(u64::from(port), Ordering::SeqCst);
+    events::set_handler(port, on_ping_port).map_err(|e| format!("set_handler: -{}", e.name()))?;
+    events::unmask(port).map_err(|e| format!("unmask: -{}", e.name()))?;
+    println!("pingpong: ping port {port} for domain {}", a.peer);
+    let hello = wait(|| HELLO_SEEN.load(Ordering::SeqCst), HELLO_NS)
+        .map_err(|e| format!("wait: -{}", e.name()))?;
+    if !hello {
+        return Err(format!(
+            "no hello from domain {} within {} s",
+            a.peer,
+            HELLO_NS / 1_000_000_000
+        ));
+    }
+    println!("pingpong: connected");
+
+    let mut round_trips: Vec<u32> = Vec::new();
+    if a.bench {
+        round_trips.reserve(a.count as usize);
+    }
+    for i in 1..=a.count {
+        let start = rdtsc();
+        send_counted();
+        let replied = wait(|| RECEIVED.load(Ordering::SeqCst) >= i, ROUND_TRIP_NS)
+            .map_err(|e| format!("wait: -{}", e.name()))?;
+        let end = rdtsc();
+        if !replied {
+            println!("pingpong: ping round trip {i} of {} timed out", a.count);
+            print_counts(a);
+            return Err("a round trip timed out".into());
+        }
+        if a.bench {
+            round_trips.push(sample(start, end));
+        }
+    }
+    if a.bench {
+        bench(a, &mut round_trips)?;
+    }
+    finish(a)?;
+    let (sent, received) = counts();
+    let want = if a.bench {
+        (a.count + 2, a.count + 1)
+    } else {
+        (a.count, a.count)
+    };
+    if (sent, received) != want {
+        return Err(format!(
+            "sent {sent} received {received}, want {} and {}",
+            want.0, want.1
+        ));
+    }
+    Ok(())
+}
+
+/// Times `op` `BENCH_SAMPLES` times individually (after a warm-up); the median.
+fn measure(mut op: impl FnMut()) -> u32 {
+    for _ in 0..BENCH_WARMUP {
+        op();
+    }
+    let mut samples: Vec<u32> = Vec::with_capacity(BENCH_SAMPLES);
+    for _ in 0..BENCH_SAMPLES {
+        let start = rdtsc();
+        op();
+        let end = rdtsc();
+        samples.push(sample(start, end));
+    }
+    median(&mut samples).unwrap_or(0)
+}
+
+/// Ping's bench phases after the ping-pong: null hypercall and yield (pong blocked), then
+/// the yield round trip (pong yielding in a loop), then the BENCH lines.
+fn bench(a: &Args, round_trips: &mut [u32]) -> Result<(), String> {
+    let event_rt = median(round_trips).unwrap_or(0);
+    let null = measure(|| {
+        // SAFETY: XENVER_version takes no argument and touches no guest memory.
+        unsafe {
+            xen_version_raw(XENVER_VERSION, core::ptr::null_mut());
+        }
+    });
+    // With pong blocked, a yield only switches if another domain (dom0 polling its
+    // console) is runnable: beside the null hypercall this shows whether one is.
+    let yield_alone = measure(|| {
+        let _ = sched_yield();
+    });
+    // Start pong's yield loop and wait for its acknowledgement (sent from inside the loop).
+    send_counted();
+    let acked = wait(|| RECEIVED.load(Ordering::SeqCst) > a.count, ROUND_TRIP_NS)
+        .map_err(|e| format!("wait: -{}", e.name()))?;
+    if !acked {
+        println!("BENCH ERROR pong did not start yielding");
+        return Err("pong did not acknowledge the yield phase".into());
+    }
+    let yield_rt = measure(|| {
+        let _ = sched_yield();
+    });
+    send_counted();
+    println!("BENCH event_round_trip_2dom {event_rt} cycles yield_round_trip_2dom {yield_rt}");
+    println!("BENCH yield_round_trip_2dom {yield_rt} cycles");
+    println!("BENCH hypercall_null_domU {null} cycles");
+    println!("BENCH yield_pong_blocked {yield_alone} cycles hypercall_null_domU {null}");
+    let (sent, received) = counts();
+    if (sent, received) != (a.count + 2, a.count + 1) {
+        println!(
+            "BENCH ERROR ping sent {sent} received {received}, want {} and {}",
+            a.count + 2,
+            a.count + 1
+        );
+    }
+    println!("BENCH DONE");
+    Ok(())
+}
+
+/// Binds to ping's unbound port: scans ports 1..=SCAN_PORTS until one accepts us,
+/// retrying for up to SCAN_NS.
+fn find_ping_port(peer: u16) -> Result<(u32, u32), String> {
+    let deadline = now_ns().saturating_add(SCAN_NS);
+    loop {
+        for p in 1..=SCAN_PORTS {
+            if let Ok(local) = events::bind_interdomain(peer, p) {
+                return Ok((p, local));
+            }
+        }
+        if now_ns() >= deadline {
+            return Err(format!("pong found no port of domain {peer} open to it"));
+        }
+        let _ = sched_yield();
+    }
+}
+
+fn pong(si: &StartInfo, a: &Args) -> Result<(), String> {
+    COUNT.store(a.count, Ordering::SeqCst);
+    BENCH.store(a.bench, Ordering::SeqCst);
+    init_events(si)?;
+    let (remote, local) = find_ping_port(a.peer)?;
+    // The new port is masked and pending (the bind notification): handler first, then
+    // unmask, and wait for that one event before anything else can arrive.
+    PORT.store(u64::from(local), Ordering::SeqCst);
+    events::set_handler(local, on_pong_port).map_err(|e| format!("set_handler: -{}", e.name()))?;
+    events::unmask(local).map_err(|e| format!("unmask: -{}", e.name()))?;
+    let bound = wait(|| BOUND_SEEN.load(Ordering::SeqCst), ROUND_TRIP_NS)
+        .map_err(|e| format!("wait: -{}", e.name()))?;
+    if !bound {
+        return Err("the bind notification never arrived".into());
+    }
+    println!(
+        "pingpong: pong bound port {remote} of domain {} as {local}",
+        a.peer
+    );
+    events::send(local).map_err(|e| format!("send hello: -{}", e.name()))?;
+
+    // Every event until `count`, each within STALL_NS of the previous one.
+    loop {
+        let seen = RECEIVED.load(Ordering::SeqCst);
+        if seen >= a.count {
+            break;
+        }
+        let more = wait(|| RECEIVED.load(Ordering::SeqCst) != seen, STALL_NS)
+            .map_err(|e| format!("wait: -{}", e.name()))?;
+        if !more {
+            println!("pingpong: pong stalled after {seen} of {} events", a.count);
+            print_counts(a);
+            return Err("no event from ping".into());
+        }
+    }
+    if a.bench {
+        let start = wait(|| YIELD_START.load(Ordering::SeqCst), STALL_NS)
+            .map_err(|e| format!("wait: -{}", e.name()))?;
+        if !start {
+            print_counts(a);
+            return Err("ping never started the yield phase".into());
+        }
+        send_counted();
+        // Only yields here: ping's stop event is delivered on the way back from one.
+        // The clock is read every 256 yields only, to keep the loop a bare yield.
+        let give_up = now_ns().saturating_add(STALL_NS);
+        let mut yields = 0u32;
+        while !YIELD_STOP.load(Ordering::SeqCst) {
+            yields = yields.wrapping_add(1);
+            if yields.is_multiple_of(256) && now_ns() >= give_up {
+                print_counts(a);
+                return Err("ping never ended the yield phase".into());
+            }
+            let _ = sched_yield();
+        }
+    }
+    finish(a)?;
+    let (sent, received) = counts();
+    let want = if a.bench {
+        (a.count + 1, a.count + 2)
+    } else {
+        (a.count, a.count)
+    };
+    if (sent, received) != want {
+        return Err(format!(
+            "sent {sent} received {received}, want {} and {}",
+            want.0, want.1
+        ));
+    }
+    Ok(())
+}
+
+fn main(si: &'static StartInfo) -> ShutdownReason {
+    let line = cmdline(si);
+    let a = match parse_args(line) {
+        Ok(a) => a,
+        Err(why) => {
+            println!("pingpong: bad command line \"{line}\": {why}");
+            return ShutdownReason::Crash;
+        }
+    };
+    let result = match a.role {
+        Role::Ping => ping(si, &a),
+        Role::Pong => pong(si, &a),
+    };
+    match result {
+        Ok(()) => {
+            println!("pingpong: done");
+            ShutdownReason::Poweroff
+        }
+        Err(why) => {
+            println!("pingpong: failed: {why}");
+            ShutdownReason::Crash
+        }
+    }
+}
+
+pv_guest::entry!(main);
