@@ -50,6 +50,9 @@ pub struct Machine {
     pub total_pages: u64,
     /// TSC frequency.
     pub tsc_khz: u64,
+    /// TSC ticks to nanoseconds (from `tsc_khz`; computed once, used on every hypercall
+    /// that looks at the time).
+    pub scale: TimeScale,
     /// TSC at microkernel entry (system time zero).
     pub boot_tsc: u64,
     /// The microkernel's command line (image name first).
@@ -64,6 +67,8 @@ pub struct Machine {
     pub events: EventChannels<MachineLayout>,
     /// Wall-clock time at system time zero, from the RTC (published in `shared_info`).
     pub wallclock: crate::time::WallClock,
+    /// System time (ns) at which the APIC timer is armed to fire; 0 or past: not armed.
+    pub armed_at_ns: u64,
 }
 
 impl Machine {
@@ -116,7 +121,7 @@ impl Machine {
 
     /// Converts TSC ticks to nanoseconds.
     pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
-        TimeScale::for_frequency(self.tsc_khz * 1000).ticks_to_ns(ticks)
+        self.scale.ticks_to_ns(ticks)
     }
 
     /// Nanoseconds since microkernel entry.
@@ -218,9 +223,26 @@ impl Machine {
 
     /// Arms the APIC timer for the next thing that needs the CPU: the end of the running
     /// vCPU's slice or the earliest vCPU timer, whichever comes first.
-    pub fn rearm(&self) {
+    pub fn rearm(&mut self) {
         let earliest = self.earliest_timer().map_or(self.slice_end_ns(), |t| t.min(self.slice_end_ns()));
-        crate::arch::x86_64::apic::arm_ns(earliest.saturating_sub(self.now_ns()));
+        self.arm_at(earliest);
+    }
+
+    /// Makes sure the APIC timer fires no later than system time `deadline`. The APIC is
+    /// written only when the interrupt armed already would come too late (or has fired): a
+    /// write costs far more than an early interrupt that finds nothing to do and re-arms.
+    pub fn arm_at(&mut self, deadline: u64) {
+        let now = self.now_ns();
+        // The interrupt may come a little before the TSC says it is due: once it has come,
+        // nothing is armed, whatever the clock says.
+        if crate::arch::x86_64::apic::take_fired() {
+            self.armed_at_ns = 0;
+        }
+        if self.armed_at_ns > now && self.armed_at_ns <= deadline {
+            return;
+        }
+        let programmed = crate::arch::x86_64::apic::arm_ns(deadline.saturating_sub(now));
+        self.armed_at_ns = now.saturating_add(programmed);
     }
 
     /// Nothing can run: wait for interrupts (the timer) until a vCPU can.
@@ -230,7 +252,7 @@ impl Machine {
             // none, as late as the counter allows). `rearm` would use the blocked vCPU's old
             // slice end, and once that had passed the loop woke every 20 us.
             let earliest = self.earliest_timer();
-            crate::arch::x86_64::apic::arm_ns(earliest.map_or(u64::MAX, |t| t.saturating_sub(self.now_ns())));
+            self.arm_at(earliest.unwrap_or(u64::MAX));
             x86_64::instructions::interrupts::enable_and_hlt();
             x86_64::instructions::interrupts::disable();
             self.note_console_input();

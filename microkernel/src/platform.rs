@@ -210,6 +210,10 @@ impl Platform for MachinePlatform<'_> {
                 return Ok(());
             }
         }
+        if deadline_ns != 0 && deadline_ns <= self.m.now_ns() {
+            // The timeout has passed already: nothing to wait for.
+            return Ok(());
+        }
         let mut poll = crate::domain::Poll { ports: heapless::Vec::new(), deadline_ns };
         // At most MAX_POLL_PORTS ports arrive here: the vector holds them all.
         let _ = poll.ports.extend_from_slice(ports);
@@ -217,9 +221,9 @@ impl Platform for MachinePlatform<'_> {
         v.poll = Some(poll);
         v.blocked = true;
         self.yielded = true;
-        // A timeout already past ends the poll at the next look at the timers.
-        self.m.run_timers();
-        self.m.rearm();
+        if deadline_ns != 0 {
+            self.m.arm_at(deadline_ns);
+        }
         Ok(())
     }
 

@@ -145,6 +145,7 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
         max_mfn: crate::mm_machine::cpu_max_mfn(),
         total_pages: total_bytes / 4096,
         tsc_khz,
+        scale: crate::time::TimeScale::for_frequency(tsc_khz * 1000),
         boot_tsc,
         cmdline: bi.cmdline,
         domains: Vec::new(),
@@ -152,6 +153,7 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
         slice_start: 0,
         events: crate::event::EventChannels::new(),
         wallclock,
+        armed_at_ns: 0,
     };
     let entry = dom0_build::build_dom0(&mut machine, &bi, &opts, &hv)
         .unwrap_or_else(|e| boot_error(format_args!("{e}")));

@@ -309,6 +309,13 @@ pub fn is_pending(port: u32) -> bool {
     pending_word(w).load(Ordering::SeqCst) & bit != 0
 }
 
+/// Clears `port`'s pending bit (what the upcall dispatcher does before a handler runs): for
+/// a guest that takes a port's events with [`poll`] and upcalls masked.
+pub fn clear_pending(port: u32) {
+    let (w, bit) = split(port % NR_PORTS);
+    pending_word(w).fetch_and(!bit, Ordering::SeqCst);
+}
+
 /// Events delivered to ports without a handler.
 pub fn stray_events() -> u64 {
     STRAY.load(Ordering::Relaxed)

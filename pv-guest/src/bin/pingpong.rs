@@ -42,8 +42,13 @@
 //! runnable, a round trip through it when one is), then `BENCH DONE`. The phases are
 //! driven by events: after `count` round trips, ping's next event tells pong to start
 //! yielding; pong acknowledges with one event once in its loop, and ping's following event
-//! stops it. So in bench mode ping sends `count + 2` and receives `count + 1` events, pong
-//! the reverse; ping checks that and prints `BENCH ERROR <why>` if not.
+//! stops it; pong then masks its upcalls and acknowledges again. Then the poll phase:
+//! `count` more round trips with upcalls masked on both sides, each side waiting with
+//! `SCHEDOP_poll` on the port and clearing its pending bit itself (no upcall, no `iret`):
+//! `BENCH event_round_trip_2dom_poll <v> cycles yield_round_trip_2dom <floor>`. So in bench
+//! mode ping sends and receives `count + 2` events through its handler, pong the same, and
+//! each `count` more in the poll phase; ping checks its counts and prints
+//! `BENCH ERROR <why>` if one is off.
 #![no_std]
 #![no_main]
 
@@ -111,6 +116,34 @@ static YIELD_START: AtomicBool = AtomicBool::new(false);
 static YIELD_STOP: AtomicBool = AtomicBool::new(false);
 /// Pong runs in bench mode (its handler then knows the two control events).
 static BENCH: AtomicBool = AtomicBool::new(false);
+/// Events received and sent in the poll phase (bench mode).
+static POLL_RECEIVED: AtomicU64 = AtomicU64::new(0);
+static POLL_SENT: AtomicU64 = AtomicU64::new(0);
+
+/// Poll phase: waits with upcalls masked until our port is pending (`SCHEDOP_poll`, bounded
+/// by `timeout_ns`), then clears it; whether it came.
+fn poll_for_event(timeout_ns: u64) -> Result<bool, Errno> {
+    let port = PORT.load(Ordering::SeqCst) as u32;
+    let deadline = now_ns().saturating_add(timeout_ns);
+    while !events::is_pending(port) {
+        if now_ns() >= deadline {
+            return Ok(false);
+        }
+        events::poll(&[port], deadline)?;
+    }
+    events::clear_pending(port);
+    POLL_RECEIVED.fetch_add(1, Ordering::SeqCst);
+    Ok(true)
+}
+
+/// Poll phase: sends on our port, counting it.
+fn poll_send() {
+    let port = PORT.load(Ordering::SeqCst) as u32;
+    match events::send(port) {
+        Ok(()) => POLL_SENT.fetch_add(1, Ordering::SeqCst),
+        Err(_) => SEND_ERRORS.fetch_add(1, Ordering::SeqCst),
+    };
+}
 
 fn on_watchdog(_port: u32) {
     WATCHDOG_FIRED.store(true, Ordering::SeqCst);
@@ -259,7 +292,7 @@ fn ping(si: &StartInfo, a: &Args) -> Result<(), String> {
     finish(a)?;
     let (sent, received) = counts();
     let want = if a.bench {
-        (a.count + 2, a.count + 1)
+        (a.count + 2, a.count + 2)
     } else {
         (a.count, a.count)
     };
@@ -313,17 +346,41 @@ fn bench(a: &Args, round_trips: &mut [u32]) -> Result<(), String> {
     let yield_rt = measure(|| {
         let _ = sched_yield();
     });
+    // Stop pong's yield loop; it masks its upcalls for the poll phase and acknowledges.
     send_counted();
+    let acked = wait(|| RECEIVED.load(Ordering::SeqCst) > a.count + 1, ROUND_TRIP_NS)
+        .map_err(|e| format!("wait: -{}", e.name()))?;
+    if !acked {
+        println!("BENCH ERROR pong did not start the poll phase");
+        return Err("pong did not acknowledge the poll phase".into());
+    }
+    events::disable_upcalls();
+    let mut polled: Vec<u32> = Vec::with_capacity(a.count as usize);
+    for i in 1..=a.count {
+        let start = rdtsc();
+        poll_send();
+        let replied = poll_for_event(ROUND_TRIP_NS).map_err(|e| format!("poll: -{}", e.name()))?;
+        let end = rdtsc();
+        if !replied {
+            events::enable_upcalls();
+            println!("BENCH ERROR poll round trip {i} of {} timed out", a.count);
+            return Err("a poll round trip timed out".into());
+        }
+        polled.push(sample(start, end));
+    }
+    events::enable_upcalls();
+    let poll_rt = median(&mut polled).unwrap_or(0);
     println!("BENCH event_round_trip_2dom {event_rt} cycles yield_round_trip_2dom {yield_rt}");
+    println!("BENCH event_round_trip_2dom_poll {poll_rt} cycles yield_round_trip_2dom {yield_rt}");
     println!("BENCH yield_round_trip_2dom {yield_rt} cycles");
     println!("BENCH hypercall_null_domU {null} cycles");
     println!("BENCH yield_pong_blocked {yield_alone} cycles hypercall_null_domU {null}");
     let (sent, received) = counts();
-    if (sent, received) != (a.count + 2, a.count + 1) {
+    let polled = (POLL_SENT.load(Ordering::SeqCst), POLL_RECEIVED.load(Ordering::SeqCst));
+    if (sent, received) != (a.count + 2, a.count + 2) || polled != (a.count, a.count) {
         println!(
-            "BENCH ERROR ping sent {sent} received {received}, want {} and {}",
-            a.count + 2,
-            a.count + 1
+            "BENCH ERROR ping sent {sent} received {received}, polled {polled:?}, want {} each",
+            a.count + 2
         );
     }
     println!("BENCH DONE");
@@ -402,11 +459,28 @@ fn pong(si: &StartInfo, a: &Args) -> Result<(), String> {
             }
             let _ = sched_yield();
         }
+        // The poll phase: upcalls masked, the port's events taken with SCHEDOP_poll.
+        events::disable_upcalls();
+        send_counted();
+        for i in 1..=a.count {
+            let got = poll_for_event(STALL_NS).map_err(|e| format!("poll: -{}", e.name()))?;
+            if !got {
+                events::enable_upcalls();
+                println!("pingpong: pong poll phase stalled after {} of {} events", i - 1, a.count);
+                return Err("no event from ping in the poll phase".into());
+            }
+            poll_send();
+        }
+        events::enable_upcalls();
+        let polled = (POLL_RECEIVED.load(Ordering::SeqCst), POLL_SENT.load(Ordering::SeqCst));
+        if polled != (a.count, a.count) {
+            return Err(format!("poll phase received and sent {polled:?}, want {} each", a.count));
+        }
     }
     finish(a)?;
     let (sent, received) = counts();
     let want = if a.bench {
-        (a.count + 1, a.count + 2)
+        (a.count + 2, a.count + 2)
     } else {
         (a.count, a.count)
     };

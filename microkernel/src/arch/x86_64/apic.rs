@@ -6,6 +6,18 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Timer ticks per millisecond, measured at boot.
 static TICKS_PER_MS: AtomicU32 = AtomicU32::new(0);
+/// The one-shot timer fired since [`take_fired`] last looked.
+static FIRED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Records that the timer interrupt came (called by the interrupt entry).
+pub fn note_fired() {
+    FIRED.store(true, Ordering::SeqCst);
+}
+
+/// Whether the timer fired since the last call: nothing is armed any more.
+pub fn take_fired() -> bool {
+    FIRED.swap(false, Ordering::SeqCst)
+}
 
 /// Where the APIC's registers are mapped (the vmap area of Xen's layout).
 pub const APIC_VA: u64 = 0xffff_82c0_0000_0000;
@@ -69,11 +81,16 @@ pub fn start_timer(tsc_khz: u64, first_ms: u32) -> u32 {
 }
 
 /// Arms the one-shot timer to fire `ns` nanoseconds from now (at least 20 us, so a deadline
-/// just missed still gets its interrupt; at most what the counter holds).
-pub fn arm_ns(ns: u64) {
+/// just missed still gets its interrupt; at most what the counter holds). Returns the delay
+/// actually programmed, in ns.
+///
+/// Each call is a write to the APIC, which under TCG costs tens of thousands of cycles:
+/// callers skip it when an interrupt early enough is armed already.
+pub fn arm_ns(ns: u64) -> u64 {
     let per_ms = u64::from(TICKS_PER_MS.load(Ordering::Relaxed).max(1));
     let ticks = (ns.max(20_000) as u128 * per_ms as u128 / 1_000_000).clamp(1, u32::MAX as u128);
     write(REG_TIMER_INIT, ticks as u32);
+    (ticks * 1_000_000 / per_ms as u128) as u64
 }
 
 /// Lets the legacy PIC's interrupts in through LINT0 (ExtINT delivery, unmasked), as the

@@ -135,6 +135,7 @@ extern "C" fn exception_entry(f: &mut GuestFrame) {
     }
     if f.vector == super::apic::TIMER_VECTOR {
         super::apic::eoi();
+        super::apic::note_fired();
         if f.cs & 3 == 3 {
             crate::kernel::timer_tick(f);
         }
