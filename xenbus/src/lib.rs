@@ -1,8 +1,9 @@
-//! The I/O plane between domains: the shared request/response ring, the xenstore wire
-//! protocol and store engine, the store client, the front/back state machine, and the
-//! block, net and console ring formats.
-//!
-//! Not written yet: it arrives with the store and split-driver issues. The crate exists now
-//! so the workspace has its final shape.
+//! The I/O plane between domains (placeholder overview, completed below).
 #![no_std]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod path;
+pub mod store;
+pub mod wire;
