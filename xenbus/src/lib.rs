@@ -4,6 +4,10 @@
 
 extern crate alloc;
 
+pub mod client;
 pub mod path;
+pub mod ring;
+pub mod service;
+pub mod state;
 pub mod store;
 pub mod wire;
