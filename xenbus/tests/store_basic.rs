@@ -265,3 +265,50 @@ fn introduce_release_and_privileged_operations() {
     assert_eq!(req(&mut st, &mut d0, MsgType::Release, 0, &s("4")), Err(XsError::ENOENT));
     assert_eq!(st.handle(g.id, &Message::new(MsgType::Read, 1, 0, s("x")).to_bytes()), Err(HandleError::NoConnection));
 }
+
+#[test]
+fn large_directory_needs_directory_part() {
+    let mut st = Store::new();
+    let mut d0 = dom(&mut st, 0);
+    let mut names = Vec::new();
+    for i in 0..300 {
+        let n = format!("child-with-a-long-name-{i:04}");
+        req(&mut st, &mut d0, MsgType::Mkdir, 0, &s(&format!("/big/{n}"))).unwrap();
+        names.push(n);
+    }
+    names.sort();
+    assert_eq!(req(&mut st, &mut d0, MsgType::Directory, 0, &s("/big")), Err(XsError::E2BIG));
+    let mut got: Vec<String> = Vec::new();
+    let mut offset = 0usize;
+    let mut parts = 0;
+    loop {
+        let r = req(&mut st, &mut d0, MsgType::DirectoryPart, 0, &join_nul(&[b"/big", offset.to_string().as_bytes()])).unwrap();
+        assert!(r.len() <= PAYLOAD_MAX);
+        parts += 1;
+        let gen_end = r.iter().position(|&b| b == 0).unwrap();
+        let body = &r[gen_end + 1..];
+        let done = body.ends_with(b"\0\0") || body == b"\0";
+        let list = if done { &body[..body.len() - 1] } else { body };
+        offset += list.len();
+        got.extend(list.split(|&b| b == 0).filter(|x| !x.is_empty()).map(|x| String::from_utf8(x.to_vec()).unwrap()));
+        if done {
+            break;
+        }
+    }
+    assert!(parts >= 2);
+    assert_eq!(got, names);
+    // An offset inside a name, or past the end, is refused.
+    assert_eq!(req(&mut st, &mut d0, MsgType::DirectoryPart, 0, &join_nul(&[b"/big", b"3"])), Err(XsError::EINVAL));
+    assert_eq!(req(&mut st, &mut d0, MsgType::DirectoryPart, 0, &join_nul(&[b"/big", b"999999"])), Err(XsError::EINVAL));
+}
+
+#[test]
+fn introduce_creates_a_home_owned_by_the_domain_and_tells_watchers() {
+    let mut st = Store::new();
+    let mut d0 = dom(&mut st, 0);
+    watch(&mut st, &mut d0, "/local/domain", "doms").unwrap();
+    events(&mut st, &d0);
+    let mut g = dom(&mut st, 9);
+    assert_eq!(req(&mut st, &mut g, MsgType::GetPerms, 0, &s("/local/domain/9")), Ok(b"n9\0".to_vec()));
+    assert_eq!(events(&mut st, &d0), vec![("/local/domain/9".to_string(), "doms".to_string())]);
+}

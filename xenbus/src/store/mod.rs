@@ -156,8 +156,13 @@ impl Store {
     fn create_as_dom0(&mut self, p: &str) {
         let mut view = tree::View { tree: &mut self.tree, tx: None, tx_limit: usize::MAX };
         let ctx = ops::Ctx { domid: DomId(0), privileged: true, quotas: self.default_quotas };
-        // Creating under dom0's own tree cannot fail: dom0 has no quota and owns `/`.
-        let _ = ops::mkdir(&mut view, &ctx, p);
+        // Creating as dom0 cannot fail: dom0 has no quota and may write everywhere; the paths
+        // are our own constants and `/local/domain/<id>`.
+        if let Ok(events) = ops::mkdir(&mut view, &ctx, p) {
+            for (path, perms, exact) in events {
+                self.fire(&path, &perms, exact);
+            }
+        }
     }
 
     /// Limits used for domains without their own ([`Store::set_quotas`]).

@@ -89,7 +89,8 @@ impl TxState {
         self.reads.len() + self.writes.len()
     }
 
-    /// Whether every node this transaction touched is unchanged in `tree`.
+    /// Whether any node this transaction touched has changed in `tree` since it was first
+    /// touched (optimistic concurrency: such a commit fails with `EAGAIN`).
     pub(crate) fn conflicts_with(&self, tree: &Tree) -> bool {
         self.reads.iter().any(|(p, g)| tree.generation_of(p) != *g)
     }
