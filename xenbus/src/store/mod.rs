@@ -283,6 +283,12 @@ impl Store {
         Some(m)
     }
 
+    /// Connections with replies or events waiting to go out: serve these after handling a
+    /// request, since a change may have fired watches of other domains.
+    pub fn connections_with_output(&self) -> Vec<ConnId> {
+        self.conns.iter().filter(|(_, c)| !c.out.is_empty()).map(|(id, _)| *id).collect()
+    }
+
     /// Watch events dropped on `conn` because its queue was full.
     pub fn dropped_events(&self, conn: ConnId) -> u64 {
         self.conns.get(&conn).map_or(0, |c| c.dropped_events)
