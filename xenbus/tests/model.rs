@@ -101,7 +101,7 @@ fn random_sequences_match_the_model() {
         let mut g = dom(&mut st, 1);
         let mut m = Model::default();
         for _ in 0..150 {
-            if rng.next() % 10 == 0 {
+            if rng.next().is_multiple_of(10) {
                 // A transaction nobody else disturbs always commits; an aborted one changes
                 // nothing.
                 let tx = tx_start(&mut st, &mut g).unwrap();
@@ -109,7 +109,7 @@ fn random_sequences_match_the_model() {
                 for _ in 0..(rng.next() % 6) {
                     step(&mut st, &mut g, tx, &mut tm, &mut rng);
                 }
-                let commit = rng.next() % 3 != 0;
+                let commit = !rng.next().is_multiple_of(3);
                 assert_eq!(tx_end(&mut st, &mut g, tx, commit), Ok(b"OK\0".to_vec()));
                 if commit {
                     m = tm;
@@ -133,7 +133,7 @@ fn random_hostile_bytes_never_break_the_store() {
     for _ in 0..5000 {
         let len = (rng.next() % 40) as usize;
         let mut bytes: Vec<u8> = (0..len).map(|_| (rng.next() % 256) as u8).collect();
-        if rng.next() % 2 == 0 && bytes.len() >= 16 {
+        if rng.next().is_multiple_of(2) && bytes.len() >= 16 {
             // A plausible header: small type, matching length.
             bytes[0..4].copy_from_slice(&((rng.next() % 30) as u32).to_le_bytes());
             bytes[8..12].copy_from_slice(&((rng.next() % 3) as u32).to_le_bytes());

@@ -187,3 +187,34 @@ fn transaction_node_quota_bounds_a_transaction() {
     }
     assert!(refused);
 }
+
+#[test]
+fn transactions_belong_to_their_connection_and_die_with_it() {
+    let mut st = Store::new();
+    let mut g1 = dom(&mut st, 1);
+    let mut g2 = dom(&mut st, 2);
+    let tx = tx_start(&mut st, &mut g1).unwrap();
+    write_tx(&mut st, &mut g1, tx, "x", b"1").unwrap();
+    // Another domain cannot use or end it, even with the right number.
+    assert_eq!(req(&mut st, &mut g2, MsgType::Read, tx, &s("/local/domain/1/x")), Err(XsError::ENOENT));
+    assert_eq!(tx_end(&mut st, &mut g2, tx, true), Err(XsError::ENOENT));
+    // Released: the transaction and its writes are gone; a new incarnation starts clean.
+    assert!(st.release_domain(DomId(1)));
+    let mut g1 = dom(&mut st, 1);
+    assert_eq!(tx_end(&mut st, &mut g1, tx, true), Err(XsError::ENOENT));
+    assert_eq!(read(&mut st, &mut g1, "x"), Err(XsError::ENOENT));
+}
+
+#[test]
+fn transaction_sees_its_own_removals_and_commits_them() {
+    let mut st = Store::new();
+    let mut g = dom(&mut st, 1);
+    write(&mut st, &mut g, "a/b/c", b"1").unwrap();
+    let tx = tx_start(&mut st, &mut g).unwrap();
+    req(&mut st, &mut g, MsgType::Rm, tx, &s("a")).unwrap();
+    assert_eq!(req(&mut st, &mut g, MsgType::Read, tx, &s("a/b/c")), Err(XsError::ENOENT));
+    assert_eq!(read(&mut st, &mut g, "a/b/c"), Ok(b"1".to_vec()));
+    tx_end(&mut st, &mut g, tx, true).unwrap();
+    assert_eq!(read(&mut st, &mut g, "a"), Err(XsError::ENOENT));
+    assert_eq!(st.nodes_owned(DomId(1)), 1);
+}
