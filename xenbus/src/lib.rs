@@ -80,8 +80,8 @@
 //! # Differences from xenstored
 //!
 //! Documented where they live: children are listed in name order, not creation order;
-//! the value-size quota counts the value only; quotas are checked when an operation runs,
-//! not again at commit; `XS_SET_TARGET`, `XS_CONTROL`, features and quota messages answer
+//! the value-size quota counts the value only; the watch quota admits exactly 128 (xenstored's
+//! `>` check admits one more); `XS_SET_TARGET`, `XS_CONTROL`, features and quota messages answer
 //! `ENOSYS`; unread watch events are bounded by count, not memory and time.
 #![no_std]
 #![forbid(unsafe_code)]

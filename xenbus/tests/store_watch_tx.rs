@@ -218,3 +218,24 @@ fn transaction_sees_its_own_removals_and_commits_them() {
     assert_eq!(read(&mut st, &mut g, "a"), Err(XsError::ENOENT));
     assert_eq!(st.nodes_owned(DomId(1)), 1);
 }
+
+#[test]
+fn node_quota_is_checked_again_at_commit() {
+    let mut st = Store::new();
+    let mut g = dom(&mut st, 1);
+    write(&mut st, &mut g, "p", b"").unwrap();
+    write(&mut st, &mut g, "q", b"").unwrap();
+    st.set_quotas(DomId(1), xenbus::store::Quotas { nodes: 5, ..Default::default() });
+    // Home, p and q are three nodes; two transactions each add two under different
+    // parents, so they do not conflict, and each fits the quota alone.
+    let t1 = tx_start(&mut st, &mut g).unwrap();
+    let t2 = tx_start(&mut st, &mut g).unwrap();
+    write_tx(&mut st, &mut g, t1, "p/a", b"").unwrap();
+    write_tx(&mut st, &mut g, t1, "p/b", b"").unwrap();
+    write_tx(&mut st, &mut g, t2, "q/c", b"").unwrap();
+    write_tx(&mut st, &mut g, t2, "q/d", b"").unwrap();
+    assert_eq!(tx_end(&mut st, &mut g, t1, true), Ok(b"OK\0".to_vec()));
+    assert_eq!(tx_end(&mut st, &mut g, t2, true), Err(XsError::ENOSPC));
+    assert_eq!(st.nodes_owned(DomId(1)), 5);
+    assert_eq!(read(&mut st, &mut g, "q/c"), Err(XsError::ENOENT));
+}

@@ -450,10 +450,18 @@ impl Store {
             _ => return Err(XsError::EINVAL),
         };
         let c = self.conns.get_mut(&conn).ok_or(XsError::EINVAL)?;
+        let privileged = c.privileged;
         let tx = c.txs.remove(&tx_id).ok_or(XsError::ENOENT)?;
         if commit {
             if tx.conflicts_with(&self.tree) {
                 return Err(XsError::EAGAIN);
+            }
+            // Other transactions may have committed nodes since this one checked its quota.
+            let over = |(d, delta): (&DomId, &isize)| {
+                *delta > 0 && self.tree.owned_by(*d).saturating_add_signed(*delta) > self.quotas(*d).nodes
+            };
+            if !privileged && tx.owned_delta.iter().any(over) {
+                return Err(XsError::ENOSPC);
             }
             let events = tx.apply(&mut self.tree);
             for (path, perms, exact) in events {
