@@ -158,3 +158,32 @@ fn page_too_small_is_refused() {
     let page = LocalPage::new(INTERFACE_SIZE - 1);
     assert!(matches!(XsRingEnd::new(Side::Server, &page), Err(RingError::PageTooSmall)));
 }
+
+#[test]
+fn a_change_by_one_guest_reaches_another_guests_ring() {
+    let mut st = Store::new();
+    let c1 = st.introduce_domain(DomId(1));
+    let c2 = st.introduce_domain(DomId(2));
+    let (mut p1, mut p2) = (LocalPage::new(4096), LocalPage::new(4096));
+    let mut e1 = XsRingEnd::new(Side::Server, &p1).unwrap();
+    let mut e2 = XsRingEnd::new(Side::Server, &p2).unwrap();
+    // Domain 1 shares a directory with domain 2; domain 2 watches it.
+    let mut setperm = s("/local/domain/1");
+    setperm.extend_from_slice(b"n1\0r2\0");
+    guest_put(&mut p1, &Message::new(MsgType::SetPerms, 1, 0, setperm).to_bytes());
+    serve(&mut st, c1, &mut e1, &mut p1).unwrap();
+    let watch = xenbus::wire::join_nul(&[b"/local/domain/1", b"peer"]);
+    guest_put(&mut p2, &Message::new(MsgType::Watch, 1, 0, watch).to_bytes());
+    serve(&mut st, c2, &mut e2, &mut p2).unwrap();
+    assert_eq!(split_messages(&guest_take(&mut p2)).len(), 2, "reply and initial event");
+    let mut w = s("state");
+    w.extend_from_slice(b"4");
+    guest_put(&mut p1, &Message::new(MsgType::Write, 2, 0, w).to_bytes());
+    serve(&mut st, c1, &mut e1, &mut p1).unwrap();
+    assert_eq!(st.connections_with_output(), vec![c2]);
+    assert!(serve(&mut st, c2, &mut e2, &mut p2).unwrap().notify());
+    let got = split_messages(&guest_take(&mut p2));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header.msg_type, MsgType::WatchEvent as u32);
+    assert_eq!(got[0].payload, b"/local/domain/1/state\0peer\0");
+}
