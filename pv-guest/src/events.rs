@@ -93,47 +93,28 @@ static UPCALLS: AtomicU64 = AtomicU64::new(0);
 // The upcall entry stub: the trap common path's save/restore, without a vector or error
 // code, ending in the iret hypercall.
 global_asm!(
+    concat!(
     r#"
     .section .text.pv_guest_events, "ax", @progbits
     .balign 16
     .globl pv_guest_event_upcall
 pv_guest_event_upcall:
     pushq %rax
-    pushq %rbx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+"#,
+    push_regs_after_rax!(),
+    r#"
     movq %rsp, %rbp
     andq $-16, %rsp
     cld
     call {dispatch}
     movq %rbp, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rbx
-    popq %rax
-    popq %rcx
-    popq %r11
+"#,
+    pop_regs_rax_rcx_r11!(),
+    r#"
     pushq $0
     jmp hypercall_page + {iret_offset}
-"#,
+"#
+    ),
     dispatch = sym dispatch,
     iret_offset = const Hypercall::Iret as usize * HYPERCALL_STUB_SIZE,
     options(att_syntax),

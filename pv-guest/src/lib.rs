@@ -55,6 +55,9 @@ pub mod text;
 mod pingpong_args;
 
 #[cfg(target_os = "none")]
+#[macro_use]
+mod entry_asm;
+#[cfg(target_os = "none")]
 pub mod events;
 #[cfg(target_os = "none")]
 pub mod heap;

@@ -93,6 +93,7 @@ static HANDLERS: [AtomicPtr<()>; NR_VECTORS] =
 // common path. The dispatcher returns whether the frame has an error code; `test` sets ZF
 // from it, and nothing until the `jz` changes flags (mov and pop do not).
 global_asm!(
+    concat!(
     r#"
     .section .text.pv_guest_traps, "ax", @progbits
     .balign 16
@@ -109,18 +110,9 @@ pv_guest_trap_stubs:
 
     .balign 16
 pv_guest_trap_common:
-    pushq %rbx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+"#,
+    push_regs_after_rax!(),
+    r#"
     movq %rsp, %rbp
     movl %eax, %edi
     leaq 13*8(%rsp), %rsi
@@ -129,27 +121,16 @@ pv_guest_trap_common:
     call {dispatch}
     testq %rax, %rax
     movq %rbp, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rbx
-    popq %rax
-    popq %rcx
-    popq %r11
+"#,
+    pop_regs_rax_rcx_r11!(),
+    r#"
     jz 2f
     leaq 8(%rsp), %rsp
 2:
     pushq $0
     jmp hypercall_page + {iret_offset}
-"#,
+"#
+    ),
     nr_vectors = const NR_VECTORS,
     stride = const STUB_STRIDE,
     dispatch = sym dispatch,

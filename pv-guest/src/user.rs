@@ -176,6 +176,7 @@ static EXIT_CS: AtomicU64 = AtomicU64::new(0);
 // on the kernel stack; save the registers the way the trap common path does (the frame
 // then sits 13 words above) and hand them to Rust, which never returns.
 global_asm!(
+    concat!(
     r#"
     .section .text.pv_guest_user, "ax", @progbits
     .balign 16
@@ -228,24 +229,16 @@ pv_guest_user_back_to_kernel:
     .globl pv_guest_user_syscall_entry
 pv_guest_user_syscall_entry:
     pushq %rax
-    pushq %rbx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+"#,
+    push_regs_after_rax!(),
+    r#"
     movq %rsp, %rdi
     andq $-16, %rsp
     cld
     call {syscall_from_user}
     ud2
-"#,
+"#
+    ),
     user_ss = const FLAT_USER_SS64,
     user_cs = const FLAT_USER_CS64,
     iret_offset = const Hypercall::Iret as usize * HYPERCALL_STUB_SIZE,
