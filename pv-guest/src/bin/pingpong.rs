@@ -230,7 +230,9 @@ fn print_counts(a: &Args) {
     }
 }
 
-/// Lingers for late extras, prints the counts and checks for stray events.
+/// Lingers for late events, prints the counts and checks them: no stray event, no refused
+/// send, and as many events each way as the protocol sends (`count`, plus the two control
+/// events and their acknowledgements in bench mode).
 fn finish(a: &Args) -> Result<(), String> {
     wait(|| false, LINGER_NS).map_err(|e| format!("wait: -{}", e.name()))?;
     print_counts(a);
@@ -243,6 +245,11 @@ fn finish(a: &Args) -> Result<(), String> {
     }
     if SEND_ERRORS.load(Ordering::SeqCst) != 0 {
         return Err("a send was refused".into());
+    }
+    let (sent, received) = counts();
+    let want = if a.bench { a.count + 2 } else { a.count };
+    if (sent, received) != (want, want) {
+        return Err(format!("sent {sent} received {received}, want {want} each"));
     }
     Ok(())
 }
@@ -289,20 +296,7 @@ fn ping(si: &StartInfo, a: &Args) -> Result<(), String> {
     if a.bench {
         bench(a, &mut round_trips)?;
     }
-    finish(a)?;
-    let (sent, received) = counts();
-    let want = if a.bench {
-        (a.count + 2, a.count + 2)
-    } else {
-        (a.count, a.count)
-    };
-    if (sent, received) != want {
-        return Err(format!(
-            "sent {sent} received {received}, want {} and {}",
-            want.0, want.1
-        ));
-    }
-    Ok(())
+    finish(a)
 }
 
 /// Times `op` `BENCH_SAMPLES` times individually (after a warm-up); the median.
@@ -477,20 +471,7 @@ fn pong(si: &StartInfo, a: &Args) -> Result<(), String> {
             return Err(format!("poll phase received and sent {polled:?}, want {} each", a.count));
         }
     }
-    finish(a)?;
-    let (sent, received) = counts();
-    let want = if a.bench {
-        (a.count + 2, a.count + 2)
-    } else {
-        (a.count, a.count)
-    };
-    if (sent, received) != want {
-        return Err(format!(
-            "sent {sent} received {received}, want {} and {}",
-            want.0, want.1
-        ));
-    }
-    Ok(())
+    finish(a)
 }
 
 fn main(si: &'static StartInfo) -> ShutdownReason {
