@@ -12,6 +12,7 @@ pub mod archive;
 pub mod bench;
 pub mod builder;
 pub mod config;
+pub mod console;
 pub mod report;
 pub mod shell;
 pub mod toolstack;
