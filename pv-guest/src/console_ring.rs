@@ -159,6 +159,15 @@ pub fn set_out_prod(value: u32) {
     }
 }
 
+/// `out_prod` as this guest last published it (test guests).
+pub fn out_prod() -> u32 {
+    let ring = RING.load(Ordering::Acquire);
+    if ring == 0 {
+        return 0;
+    }
+    index(ring, OUT_PROD).load(Ordering::Acquire)
+}
+
 /// `out_cons` as dom0 last published it (test guests).
 pub fn out_cons() -> u32 {
     let ring = RING.load(Ordering::Acquire);

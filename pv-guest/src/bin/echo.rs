@@ -51,6 +51,10 @@ fn main(si: &'static StartInfo) -> ! {
         && events::set_handler(port, on_console).is_ok()
         && events::unmask(port).is_ok();
     if corrupt {
+        // Let dom0 show the banner first.
+        while console_ring::out_cons() != console_ring::out_prod() {
+            let _ = sched_yield();
+        }
         let cons = console_ring::out_cons();
         console_ring::set_out_prod(cons.wrapping_add(100_000));
         println!("echo: corrupted my console ring");

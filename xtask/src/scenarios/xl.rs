@@ -34,6 +34,14 @@ macro_rules! sleep_ms {
     };
 }
 
+/// An input entry typed at once, as it is (no prompt awaited, no newline added): keys for
+/// a guest while `xl console` is attached (see `qemu::TYPE_RAW`).
+macro_rules! type_raw {
+    ($text:expr) => {
+        concat!("\0type ", $text)
+    };
+}
+
 /// An `xl list` row: name, then id, memory (MiB), vCPUs, the six state letters, CPU time.
 /// `$state` is a regex for the letters (`r` running, `b` blocked, `p` paused, `s` shut
 /// down, `c` crashed, `d` dying): `[-r][-b]----` for a domain that runs or may run.
@@ -556,7 +564,89 @@ pub fn scenarios() -> Vec<Scenario> {
             timeout: Duration::from_secs(90),
             ..DEFAULT
         },
+        Scenario {
+            name: "xl-console",
+            modules: &[Image::Guest("echo"), Image::Config("echo.cfg")],
+            // The echo guest prints through its console ring: dom0's back-end shows its
+            // banner as a `[echo]` line; `xl console echo` replays the banner from the log
+            // (raw), then a typed line goes to the guest's input ring and comes back raw;
+            // Ctrl-] detaches and the prompt is back.
+            input: &[
+                "xl create echo.cfg",
+                wait_for!(r"\[echo\] echo: ready on console port [0-9]+ \(ring\)"),
+                "xl console echo",
+                wait_for!(r"^echo: ready on console port [0-9]+ \(ring\), type a line$"),
+                type_raw!("hello console\n"),
+                wait_for!(r"^echo: hello console$"),
+                type_raw!("\x1d"),
+                wait_for!(r"^xl: detached from echo$"),
+                "xl list",
+                "xl destroy echo",
+                "shutdown",
+            ],
+            expect: &[
+                r"^xl: domain echo \([0-9]+\) created$",
+                r"\[echo\] echo: ready on console port [0-9]+ \(ring\), type a line$",
+                r"^echo: ready on console port [0-9]+ \(ring\), type a line$",
+                r"^echo: hello console$",
+                r"^xl: detached from echo$",
+                LIST_HEADER,
+                list_row!("echo", "8", "-[-b]----"),
+                // Its ring was unmapped first: every frame went back.
+                r"\(mk\) d[0-9]+ \(echo\) destroyed: [0-9]+ frames returned$",
+                r"^xl: domain echo \([0-9]+\) destroyed$",
+                r"^dom0: powering off$",
+            ],
+            forbid: &["PANIC", "crashed", r"^xl: .*(failed|cannot|corrupt)"],
+            timeout: Duration::from_secs(30),
+            ..DEFAULT
+        },
+        Scenario {
+            name: "xl-console-hostile",
+            modules: &[
+                Image::Guest("echo"),
+                Image::Guest("counter"),
+                Image::Config("counter.cfg"),
+                Image::Config("conspam.cfg"),
+            ],
+            // conspam writes garbage indices into its console ring: dom0 says so once,
+            // stops serving that ring, and keeps serving the counter's and answering.
+            input: &[
+                "xl create counter.cfg",
+                wait_for!(r"\[counter\] counter: "),
+                "xl create conspam.cfg",
+                wait_for!(r"^xl: console of conspam: ring indices corrupt"),
+                wait_for!(r"\[counter\] counter: "),
+                sleep_ms!(300),
+                "xl list",
+                "xl destroy conspam",
+                wait_for!(r"\[counter\] counter: "),
+                "shutdown",
+            ],
+            expect: &[
+                r"^xl: domain counter \([0-9]+\) created$",
+                r"^xl: domain conspam \([0-9]+\) created$",
+                r"\[conspam\] echo: ready on console port [0-9]+ \(ring\)",
+                r"^xl: console of conspam: ring indices corrupt \(cons [0-9]+ prod [0-9]+\); no longer served$",
+                r"\[counter\] counter: ",
+                LIST_HEADER,
+                list_row!("counter", "16", "[-r][-b]----"),
+                list_row!("conspam", "8", "-[-b]----"),
+                r"^xl: domain conspam \([0-9]+\) destroyed$",
+                r"\[counter\] counter: ",
+                r"^dom0: powering off$",
+            ],
+            forbid: &["PANIC", "crashed"],
+            check: Some(corrupt_said_once),
+            timeout: Duration::from_secs(30),
+            ..DEFAULT
+        },
     ]
+}
+
+/// dom0 reports a corrupt console ring once, however often the guest signals.
+fn corrupt_said_once(input: &CheckInput) -> Result<(), String> {
+    only_line(input.lines, r"^xl: console of conspam: ring indices corrupt").map(|_| ())
 }
 
 /// Create/destroy cycles of `xl-create-destroy-100`.
