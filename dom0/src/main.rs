@@ -514,14 +514,15 @@ impl Shell {
         print!("{PROMPT}");
         self.mid_line = true;
         loop {
+            // Guests' output first, before dom0's report of their end and before the input
+            // that came meanwhile is handled: what a guest printed before something dom0
+            // saw is printed before dom0 acts on it.
+            let stops = self.stops_due();
+            self.serve_consoles(stops || !self.blocking, None);
+            if stops {
+                self.poll_at_prompt();
+            }
             if self.pending.is_empty() && !self.read_input() {
-                // Guests' output first: a guest's last lines come before dom0's report of
-                // its end.
-                let stops = self.stops_due();
-                self.serve_consoles(stops || !self.blocking, None);
-                if stops {
-                    self.poll_at_prompt();
-                }
                 self.wait();
                 continue;
             }
