@@ -73,12 +73,11 @@ fn main(si: &'static StartInfo) -> ! {
         }
         for &b in &buf[..n] {
             match b {
-                b'\r' | b'\n' => {
-                    if !line.is_empty() {
-                        println!("echo: {}", Lossy(&line));
-                        line.clear();
-                    }
+                b'\r' | b'\n' if !line.is_empty() => {
+                    println!("echo: {}", Lossy(&line));
+                    line.clear();
                 }
+                b'\r' | b'\n' => {}
                 _ if line.len() < 200 => line.push(b),
                 _ => {}
             }
