@@ -263,16 +263,24 @@ impl Machine {
         }
     }
 
-    /// The next vCPU to run after the current one, round robin over every runnable vCPU;
-    /// the current one again if it is the only one, `None` if nothing can run.
+    /// The next vCPU to run after the current one, round robin over every runnable vCPU in
+    /// (domain id, vCPU) order; the current one again if it is the only one, `None` if
+    /// nothing can run. (No allocation: this runs on every switch.)
     fn pick_next(&self) -> Option<(u16, usize)> {
-        let runnable: Vec<(u16, usize)> = self
-            .domains
-            .iter()
-            .flat_map(|d| (0..d.vcpus.len()).filter(|&v| d.runnable(v)).map(move |v| (d.id, v)))
-            .collect();
-        let after = runnable.iter().position(|&c| c > self.current).unwrap_or(0);
-        runnable.get(after).copied().or_else(|| runnable.first().copied())
+        let mut after: Option<(u16, usize)> = None;
+        let mut first: Option<(u16, usize)> = None;
+        for d in &self.domains {
+            for v in (0..d.vcpus.len()).filter(|&v| d.runnable(v)) {
+                let c = (d.id, v);
+                if c > self.current && after.is_none_or(|a| c < a) {
+                    after = Some(c);
+                }
+                if first.is_none_or(|f| c < f) {
+                    first = Some(c);
+                }
+            }
+        }
+        after.or(first)
     }
 
     /// Gives the CPU to the next runnable vCPU (possibly the current one): the frame `f`
