@@ -241,6 +241,7 @@ impl DomainControl for Machine {
             return Err(e);
         }
         d.shared_info_mfn = si;
+        self.grants.add_domain(id, grant_tables::Limits::default());
         mkprintln!(
             "d{} ({}) created: {} vCPU(s), up to {} pages, event channel ports 1..{}",
             id,
@@ -263,6 +264,18 @@ impl DomainControl for Machine {
         self.events.remove_domain(hypercall_abi::types::DomId(domid));
         for v in self.domains[i].vcpus.iter_mut() {
             v.started = false;
+        }
+        // Its grants go before its memory (the table frames are given back with it): its
+        // mappings release their pins in their granters' tables, and other domains'
+        // mappings of its grants become orphans (their frames live on in their entries).
+        let g = self.grants.remove_domain(&mut crate::grants_machine::DirectEntries, domid);
+        if g.mappings_released + g.mappings_orphaned > 0 {
+            mkprintln!(
+                "d{} grants: {} own mappings released, {} mappings of its grants orphaned",
+                domid,
+                g.mappings_released,
+                g.mappings_orphaned
+            );
         }
         let r = self.with_mm(i, |mm| mm.relinquish());
         let name = self.domains[i].name;

@@ -64,6 +64,8 @@ pub struct Machine {
     pub events: EventChannels<MachineLayout>,
     /// Wall-clock time at system time zero, from the RTC (published in `shared_info`).
     pub wallclock: crate::time::WallClock,
+    /// Every domain's grant table and maptrack.
+    pub grants: grant_tables::Grants,
 }
 
 impl Machine {

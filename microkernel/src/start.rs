@@ -152,6 +152,7 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
         slice_start: 0,
         events: crate::event::EventChannels::new(),
         wallclock,
+        grants: grant_tables::Grants::new(),
     };
     let entry = dom0_build::build_dom0(&mut machine, &bi, &opts, &hv)
         .unwrap_or_else(|e| boot_error(format_args!("{e}")));

@@ -93,6 +93,15 @@ impl MmMachine for FakeMachine {
         let s = self.mem.get(&src).map_or([0; PT_ENTRIES], |f| **f);
         *self.frame(dst) = s;
     }
+    fn copy_bytes(&mut self, dst: u64, dst_off: usize, src: u64, src_off: usize, len: usize) {
+        let bytes = |f: &[u64; PT_ENTRIES]| f.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
+        let s = bytes(&self.mem.get(&src).map_or([0; PT_ENTRIES], |f| **f));
+        let mut d = bytes(self.frame(dst));
+        d[dst_off..dst_off + len].copy_from_slice(&s[src_off..src_off + len]);
+        for (i, w) in self.frame(dst).iter_mut().enumerate() {
+            *w = u64::from_le_bytes(d[i * 8..i * 8 + 8].try_into().unwrap());
+        }
+    }
     fn is_ram(&self, mfn: u64) -> bool {
         mfn < NR_FRAMES && !HOLE.contains(&mfn)
     }
