@@ -305,7 +305,7 @@ fn domctl_structs_have_the_documented_layout() {
     use hypercall_abi::domctl::{CreateDomain, DomainInfo, Domctl, MaxMem, SetVcpuContext};
     // Our own ABI (domctl.rs), not Xen's.
     layout!(Domctl, size 144, align 4, { cmd: 0, interface_version: 4, domain: 8, _pad: 10, u: 16 });
-    layout!(CreateDomain, size 56, align 8, { max_vcpus: 0, flags: 4, max_pages: 8, name: 16, max_evtchn_port: 48, _pad: 52 });
+    layout!(CreateDomain, size 64, align 8, { max_vcpus: 0, flags: 4, max_pages: 8, name: 16, max_evtchn_port: 48, max_grant_frames: 52, max_maptrack_frames: 56, _pad: 60 });
     layout!(DomainInfo, size 88, align 8, {
         domain: 0,
         _pad0: 2,

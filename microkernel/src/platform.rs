@@ -178,6 +178,11 @@ impl Platform for MachinePlatform<'_> {
         self.m.grant_unmap(host_addr, dev_bus_addr, handle)
     }
 
+    fn grant_flush_tlb(&mut self) {
+        let cur = self.m.cur_idx();
+        self.m.with_mm(cur, |mm| mm.flush_tlb());
+    }
+
     fn grant_copy(&mut self, op: &hypercall_abi::grant_table::GnttabCopy) -> Result<(), i16> {
         self.m.grant_copy(op)
     }
@@ -299,8 +304,12 @@ impl Platform for MachinePlatform<'_> {
     }
 
     fn bench_baseline(&mut self, op: u32, arg: u64) -> Result<u64, Errno> {
-        use hypercall_abi::sysctl::{BENCH_DIRECT_BUILD, BENCH_DIRECT_PTE_WRITES, BENCH_KERNEL_VALIDATED_UPDATES};
+        use hypercall_abi::sysctl::{BENCH_DIRECT_BUILD, BENCH_DIRECT_PTE_WRITES, BENCH_KERNEL_MAP_UNMAP_32, BENCH_KERNEL_VALIDATED_UPDATES};
         match op {
+            BENCH_KERNEL_MAP_UNMAP_32 => {
+                let cur = self.m.cur_idx();
+                self.m.with_mm(cur, |mm| kbench::map_unmap_32(mm, arg))
+            }
             BENCH_DIRECT_PTE_WRITES => kbench::direct_pte_writes(&mut self.m.frames, arg),
             BENCH_DIRECT_BUILD => kbench::direct_build(&mut self.m.frames, arg),
             BENCH_KERNEL_VALIDATED_UPDATES => {

@@ -11,7 +11,7 @@
 
 use super::mm::resolve_domain;
 use super::Platform;
-use crate::guest_access::{read_guest, write_guest};
+use crate::guest_access::{read_guest, write_guest, GuestRange};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::grant_table::*;
 use hypercall_abi::hypercall::Hypercall;
@@ -51,9 +51,20 @@ pub(super) fn grant_table_op(p: &mut impl Platform, preemptible: bool, args: [u6
                 Err(st) => op.status = st,
             }
         }),
-        GNTTABOP_UNMAP_GRANT_REF => batch(p, preemptible, args, |p, op: &mut GnttabUnmapGrantRef| {
-            op.status = status(p.grant_unmap(op.host_addr, op.dev_bus_addr, op.handle));
-        }),
+        GNTTABOP_UNMAP_GRANT_REF => {
+            // Host mappings removed in the batch are flushed from the TLB once, at its end
+            // (Xen's `gnttab_flush_tlb` after each batch of unmaps): the guest cannot run
+            // before, and a frame whose last reference went is flushed at once anyway.
+            let mut removed = false;
+            let r = batch(p, preemptible, args, |p, op: &mut GnttabUnmapGrantRef| {
+                op.status = status(p.grant_unmap(op.host_addr, op.dev_bus_addr, op.handle));
+                removed |= op.status == GNTST_OKAY && op.host_addr != 0;
+            });
+            if removed {
+                p.grant_flush_tlb();
+            }
+            r
+        }
         GNTTABOP_COPY => batch(p, preemptible, args, |p, op: &mut GnttabCopy| {
             op.status = status(p.grant_copy(op));
         }),
@@ -118,9 +129,14 @@ pub(super) fn grant_table_op(p: &mut impl Platform, preemptible: bool, args: [u6
     }
 }
 
-/// Runs `count` operations of type `T` at `uop`, each read, handled by `f` (which sets its
-/// status) and written back; continues itself after [`Platform::preempt_chunk`] of them.
-fn batch<P: Platform, T: FromBytes + IntoBytes + Immutable>(
+/// Operations read from (and written back to) the guest in one copy.
+const READ_BATCH: usize = 32;
+
+/// Runs `count` operations of type `T` at `uop`, each handled by `f` (which sets its
+/// status) and written back, [`READ_BATCH`] at a time in one copy each way; continues
+/// itself after [`Platform::preempt_chunk`] of them. An argument that cannot be read or
+/// written back ends the hypercall with `EFAULT` (the operations before it are done).
+fn batch<P: Platform, T: FromBytes + IntoBytes + Immutable + Copy + Default>(
     p: &mut P,
     preemptible: bool,
     args: [u64; 5],
@@ -129,15 +145,30 @@ fn batch<P: Platform, T: FromBytes + IntoBytes + Immutable>(
     let (uop, count) = (args[1], args[2] as u32);
     let size = core::mem::size_of::<T>() as u64;
     let limit = if preemptible { p.preempt_chunk().max(1) } else { u32::MAX };
-    for i in 0..count {
+    let mut i = 0u32;
+    while i < count {
         let at = uop.wrapping_add(u64::from(i) * size);
-        if i == limit {
+        if i >= limit {
             p.continuation(Hypercall::GrantTableOp as u64, [args[0], at, u64::from(count - i), 0, 0]);
             return Ok(Hypercall::GrantTableOp as i64);
         }
-        let mut op: T = read_guest(p, at)?;
-        f(p, &mut op);
-        write_guest(p, at, &op)?;
+        let n = (count - i).min(limit - i).min(READ_BATCH as u32) as usize;
+        let mut buf = [T::default(); READ_BATCH];
+        let whole = GuestRange::new(at, n as u64 * size).and_then(|r| p.copy_from_guest(r, buf[..n].as_mut_bytes()));
+        // A chunk that cannot be read whole is done one by one, so that exactly the
+        // operations before the unreadable one are done.
+        let n = if whole.is_ok() {
+            n
+        } else {
+            buf[0] = read_guest(p, at)?;
+            1
+        };
+        for op in buf[..n].iter_mut() {
+            f(p, op);
+        }
+        let back = GuestRange::new(at, n as u64 * size)?;
+        p.copy_to_guest(back, buf[..n].as_bytes())?;
+        i += n as u32;
     }
     Ok(0)
 }

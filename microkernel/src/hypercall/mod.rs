@@ -131,6 +131,8 @@ pub trait Platform: GuestMemory {
     fn grant_unmap(&mut self, _host_addr: u64, _dev_bus_addr: u64, _handle: u32) -> Result<(), i16> {
         Err(hypercall_abi::grant_table::GNTST_BAD_HANDLE)
     }
+    /// Flushes the caller's TLB after a batch of grant unmaps (which do not flush one by one).
+    fn grant_flush_tlb(&mut self) {}
     /// One `GNTTABOP_copy` for the caller.
     fn grant_copy(&mut self, _op: &hypercall_abi::grant_table::GnttabCopy) -> Result<(), i16> {
         Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
@@ -447,7 +449,7 @@ pub(crate) mod fake {
 
 #[cfg(test)]
 impl DomainControl for fake::FakePlatform {
-    fn create_domain(&mut self, name: DomainName, _: u32, _: u64, _: u32) -> Result<u16, Errno> {
+    fn create_domain(&mut self, name: DomainName, _: u32, _: u64, _: u32, _: grant_tables::Limits) -> Result<u16, Errno> {
         self.domctl_calls.push(std::format!("create {}", name.as_str()));
         Ok(7)
     }

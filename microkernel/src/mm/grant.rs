@@ -37,14 +37,20 @@ impl Mm<'_, '_> {
             let old = mm.mach.read_pte(l1, index);
             mm.mach.write_pte(l1, index, new);
             mm.put_entry(Level::L1, l1, old);
-            mm.mach.invlpg(va);
+            // A non-present entry is never cached in a TLB: only a replaced mapping needs
+            // flushing.
+            if present(old) {
+                mm.mach.invlpg(va);
+            }
             Ok(())
         })
     }
 
     /// Removes the grant mapping of `mfn` at `va` (Xen's `replace_grant_va_mapping` with
     /// no new frame): `GNTST_general_error`, with nothing changed, unless the entry for
-    /// `va` is present and maps `mfn`.
+    /// `va` is present and maps `mfn`. The translation of `va` is not flushed here: the
+    /// caller flushes once per batch before the guest runs again (a frame whose last
+    /// reference went is flushed at once, as always).
     pub fn grant_unmap(&mut self, va: u64, mfn: u64) -> Result<(), i16> {
         self.settled(|mm| {
             let (l1, index) = mm.l1_entry_for(va).map_err(|_| GNTST_GENERAL_ERROR)?;
@@ -54,7 +60,6 @@ impl Mm<'_, '_> {
             }
             mm.mach.write_pte(l1, index, 0);
             mm.put_entry(Level::L1, l1, old);
-            mm.mach.invlpg(va);
             Ok(())
         })
     }

@@ -349,8 +349,11 @@ pub fn scenarios() -> Vec<Scenario> {
             // Each side's lines are in order; the two sides interleave.
             expect: &[
                 INFO_FREE,
+                r"\(mk\) d1 \(grant-g\) grant limits: 4 grant frames, 1024 maptrack frames$",
                 r"\[grant-g\] TEST set_version_2_enosys PASS$",
+                r"\[grant-g\] TEST setup_past_limit PASS$",
                 r"\[grant-g\] grant-test: granter granted refs 8 9 10 to domain 2$",
+                r"\(mk\) d2 \(grant-m\) grant limits: 64 grant frames, 1 maptrack frames$",
                 r"\[grant-m\] TEST map_readonly_grant_writable PASS$",
                 r"\[grant-m\] TEST copy_to_grant PASS$",
                 r"\[grant-g\] TEST end_access_refused_while_mapped PASS$",
