@@ -13,8 +13,8 @@
 //! `extra` joined as `root=<root> <extra>`), `ramdisk`, `on_poweroff` and `on_crash`
 //! (`destroy`, the default, or `preserve`), `max_event_channels` (the highest event channel
 //! port the guest may use, 1 to 4095; default 1023 as in xl), `max_grant_frames` (grant-table
-//! frames, 1 to 1024) and `max_maptrack_frames` (maptrack frames, 1 to 16384), both
-//! defaulting to the hypervisor's (64 and 1024, Xen's). Any other key is warned about and
+//! frames, 1 to 256) and `max_maptrack_frames` (maptrack frames of 256 handles, 1 to 1024),
+//! both defaulting to the hypervisor's (64 and 64). Any other key is warned about and
 //! ignored.
 //!
 //! Every problem is one [`ConfigError`] naming its line; the input is untrusted (it arrives
@@ -34,9 +34,9 @@ pub const DEFAULT_MAX_EVENT_CHANNELS: u32 = 1023;
 pub const MAX_EVENT_CHANNELS: u32 = 4095;
 
 /// Highest `max_grant_frames` (the hypervisor's hard limit).
-pub const MAX_GRANT_FRAMES: u32 = 1024;
+pub const MAX_GRANT_FRAMES: u32 = 256;
 /// Highest `max_maptrack_frames` (the hypervisor's hard limit).
-pub const MAX_MAPTRACK_FRAMES: u32 = 16384;
+pub const MAX_MAPTRACK_FRAMES: u32 = 1024;
 
 /// `memory` when the file gives none (xl's default).
 pub const DEFAULT_MEMORY_MIB: u64 = 128;

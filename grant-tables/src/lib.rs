@@ -39,13 +39,19 @@ use hypercall_abi::grant_table::*;
 
 /// Xen's default `max_grant_frames` (`gnttab_max_frames`): 64 frames, 32768 v1 entries.
 pub const DEFAULT_MAX_GRANT_FRAMES: u32 = 64;
-/// Xen's default `max_maptrack_frames` (`gnttab_max_maptrack_frames`): 1024.
-pub const DEFAULT_MAX_MAPTRACK_FRAMES: u32 = 1024;
+/// Default `max_maptrack_frames`: 64 frames, 16384 mapping handles. Deviation: Xen's
+/// default (`gnttab_max_maptrack_frames`) is 1024, but its handles live in a large xenheap;
+/// here they come from the microkernel's 8 MiB heap, and 1024 frames' worth (262144 handles
+/// of 24 bytes, about 6 MiB) would let one domain that maps its own grants over and over
+/// starve every other allocation. 16384 handles (384 KiB at most) still cover hundreds of
+/// front-end rings' worth of mapped pages; dom0 may give a domain more at creation.
+pub const DEFAULT_MAX_MAPTRACK_FRAMES: u32 = 64;
 /// Most grant frames a domain may be configured with: bounds the hypervisor memory a
-/// domain's active table can take (512 entries of 16 bytes per frame).
-pub const MAX_GRANT_FRAMES_LIMIT: u32 = 1024;
-/// Most maptrack frames a domain may be configured with.
-pub const MAX_MAPTRACK_FRAMES_LIMIT: u32 = 16384;
+/// domain's active table can take (512 entries of 8 bytes per frame: 1 MiB at most).
+pub const MAX_GRANT_FRAMES_LIMIT: u32 = 256;
+/// Most maptrack frames a domain may be configured with (Xen's default, about 6 MiB of
+/// handles at most).
+pub const MAX_MAPTRACK_FRAMES_LIMIT: u32 = 1024;
 /// Mapping handles per maptrack frame (Xen's `MAPTRACK_PER_PAGE`: 16-byte `grant_mapping`).
 pub const MAPTRACK_PER_FRAME: u32 = 4096 / 16;
 /// v1 entries per grant frame.
@@ -223,7 +229,7 @@ impl Grants {
         }
         let readonly = req.flags & GNTMAP_READONLY != 0;
         let frame = table.pin(mem, req.gref, mapper, readonly, true)?;
-        let m = Mapping { granter: req.granter, gref: req.gref, frame, readonly, host_addr: req.host_addr, flags: req.flags, orphan: false };
+        let m = Mapping { granter: req.granter, gref: req.gref, frame, readonly, host_addr: req.host_addr, orphan: false };
         match maptrack.insert(m) {
             Some(handle) => Ok(MapGrant { handle, frame, readonly }),
             None => {

@@ -16,8 +16,6 @@ pub struct Mapping {
     pub readonly: bool,
     /// Where it was mapped.
     pub host_addr: u64,
-    /// The `GNTMAP_*` it was mapped with.
-    pub flags: u32,
     /// The granter is gone: unmapping touches no table.
     pub orphan: bool,
 }
@@ -49,6 +47,8 @@ impl Maptrack {
         !self.free.is_empty() || (self.entries.len() as u32) < self.max_handles
     }
 
+    /// Stores `m` under a free handle; `None` at the limit or when the hypervisor's heap
+    /// cannot grow the table (never a panic: the mapper gets `GNTST_no_space`).
     pub(crate) fn insert(&mut self, m: Mapping) -> Option<u32> {
         if let Some(h) = self.free.pop() {
             self.entries[h as usize] = Some(m);
@@ -57,6 +57,9 @@ impl Maptrack {
         if self.entries.len() as u32 >= self.max_handles {
             return None;
         }
+        // The free list must be able to take every handle back without allocating.
+        self.entries.try_reserve(1).ok()?;
+        self.free.try_reserve(self.entries.len() + 1 - self.free.len()).ok()?;
         self.entries.push(Some(m));
         Some(self.entries.len() as u32 - 1)
     }
@@ -69,6 +72,7 @@ impl Maptrack {
     pub(crate) fn remove(&mut self, handle: u32) {
         if let Some(e) = self.entries.get_mut(handle as usize) {
             if e.take().is_some() {
+                // Capacity for every handle was reserved when it was first handed out.
                 self.free.push(handle);
             }
         }

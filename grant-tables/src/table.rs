@@ -36,18 +36,21 @@ impl Limits {
     }
 }
 
-/// The hypervisor's record of one entry while it is pinned.
+/// The hypervisor's record of one entry while it is pinned (8 bytes: a full 64-frame table
+/// takes 256 KiB of the hypervisor's heap).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Active {
-    /// Read-only pins (read-only maps and copy sources).
-    read_pins: u32,
-    /// Writable pins (writable maps and copy destinations).
-    write_pins: u32,
+    /// Read-only pins (read-only maps and copy sources), at most [`MAX_PINS`].
+    read_pins: u8,
+    /// Writable pins (writable maps and copy destinations), at most [`MAX_PINS`].
+    write_pins: u8,
     /// The domain the entry is pinned for.
     domid: u16,
-    /// The frame, as the entry named it at the first pin.
-    frame: u64,
+    /// The frame, as the entry named it at the first pin (v1 frames are 32 bits).
+    frame: u32,
 }
+
+const _: () = assert!(core::mem::size_of::<Active>() == 8);
 
 /// A domain's grant table (v1).
 pub struct GrantTable {
@@ -84,12 +87,12 @@ impl GrantTable {
 
     /// Read and write pins of `gref` (0, 0 if not pinned or out of range).
     pub fn pins(&self, gref: u32) -> (u32, u32) {
-        self.active.get(gref as usize).map_or((0, 0), |a| (a.read_pins, a.write_pins))
+        self.active.get(gref as usize).map_or((0, 0), |a| (u32::from(a.read_pins), u32::from(a.write_pins)))
     }
 
     /// Entries pinned now.
     pub fn pinned_entries(&self) -> usize {
-        self.active.iter().filter(|a| a.read_pins + a.write_pins > 0).count()
+        self.active.iter().filter(|a| a.read_pins > 0 || a.write_pins > 0).count()
     }
 
     /// Grows to `nr_frames` frames taken from `alloc` (Xen's `gnttab_grow_table`).
@@ -98,6 +101,9 @@ impl GrantTable {
             return Err(GNTST_GENERAL_ERROR);
         }
         while self.nr_frames() < nr_frames {
+            // Room first (the heap may be short: an error, never a panic), then the frame.
+            self.frames.try_reserve(1).map_err(|_| GNTST_GENERAL_ERROR)?;
+            self.active.try_reserve(ENTRIES_PER_FRAME as usize).map_err(|_| GNTST_GENERAL_ERROR)?;
             let f = alloc().ok_or(GNTST_GENERAL_ERROR)?;
             self.frames.push(f);
             self.active.resize(self.nr_entries() as usize, Active::default());
@@ -116,10 +122,10 @@ impl GrantTable {
             return Err(GNTST_BAD_GNTREF);
         }
         let a = self.active[gref as usize];
-        let pinned = a.read_pins + a.write_pins > 0;
+        let pinned = a.read_pins > 0 || a.write_pins > 0;
         // Already pinned: for the same domain only, and not past the counters (Xen: "Bad
         // domain, or risk of counter overflow").
-        if pinned && (a.domid != user || a.read_pins >= MAX_PINS || a.write_pins >= MAX_PINS) {
+        if pinned && (a.domid != user || u32::from(a.read_pins) >= MAX_PINS || u32::from(a.write_pins) >= MAX_PINS) {
             return Err(GNTST_GENERAL_ERROR);
         }
         let (slot_frame, slot) = self.locate(gref);
@@ -130,14 +136,14 @@ impl GrantTable {
         let a = &mut self.active[gref as usize];
         if !pinned {
             a.domid = user;
-            a.frame = u64::from(mem.read(slot_frame, slot).1);
+            a.frame = mem.read(slot_frame, slot).1;
         }
         if readonly {
             a.read_pins += 1;
         } else {
             a.write_pins += 1;
         }
-        Ok(a.frame)
+        Ok(u64::from(a.frame))
     }
 
     /// Drops a pin taken by [`GrantTable::pin`]; clears `GTF_writing` with the last write
@@ -157,7 +163,7 @@ impl GrantTable {
         if !readonly && a.write_pins == 0 {
             mem.clear_flags(f, slot, GTF_WRITING);
         }
-        if a.read_pins + a.write_pins == 0 {
+        if a.read_pins == 0 && a.write_pins == 0 {
             mem.clear_flags(f, slot, GTF_READING);
         }
     }

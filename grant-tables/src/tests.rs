@@ -89,7 +89,7 @@ const RO: u32 = GNTMAP_HOST_MAP | GNTMAP_READONLY;
 #[test]
 fn limits_default_to_xens_and_are_configurable() {
     let d = Limits::default();
-    assert_eq!((d.max_grant_frames, d.max_maptrack_frames, d.max_entries()), (64, 1024, 32768));
+    assert_eq!((d.max_grant_frames, d.max_maptrack_frames, d.max_entries()), (64, 64, 32768));
     assert_eq!(Limits::from_request(0, 0), Some(d));
     assert_eq!(Limits::from_request(4, 1), Some(Limits { max_grant_frames: 4, max_maptrack_frames: 1 }));
     assert_eq!(Limits::from_request(MAX_GRANT_FRAMES_LIMIT + 1, 0), None);

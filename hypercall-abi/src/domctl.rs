@@ -133,10 +133,11 @@ pub struct CreateDomain {
     /// 2-level ABI's 4096 ports; 0 means that cap.
     pub max_evtchn_port: u32,
     /// Most grant-table frames (Xen's `max_grant_frames`, xl's key of the same name); 0
-    /// means the default, 64 (32768 v1 entries). At most 1024.
+    /// means the default, 64 (32768 v1 entries). At most 256.
     pub max_grant_frames: u32,
     /// Most maptrack frames, of 256 mapping handles each (Xen's `max_maptrack_frames`, xl's
-    /// key of the same name); 0 means the default, 1024. At most 16384.
+    /// key of the same name); 0 means the default, 64 (Xen's is 1024; see the grant-tables
+    /// crate). At most 1024.
     pub max_maptrack_frames: u32,
     /// Padding, zero.
     pub _pad: u32,

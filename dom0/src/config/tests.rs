@@ -171,19 +171,19 @@ fn bad_values_name_the_line_and_the_problem() {
         ),
         (
             "max_grant_frames = 0",
-            "t.cfg:3: max_grant_frames: expected a number from 1 to 1024, got 0",
+            "t.cfg:3: max_grant_frames: expected a number from 1 to 256, got 0",
         ),
         (
-            "max_grant_frames = 1025",
-            "t.cfg:3: max_grant_frames: expected a number from 1 to 1024, got 1025",
+            "max_grant_frames = 257",
+            "t.cfg:3: max_grant_frames: expected a number from 1 to 256, got 257",
         ),
         (
-            "max_maptrack_frames = 16385",
-            "t.cfg:3: max_maptrack_frames: expected a number from 1 to 16384, got 16385",
+            "max_maptrack_frames = 1025",
+            "t.cfg:3: max_maptrack_frames: expected a number from 1 to 1024, got 1025",
         ),
         (
             "max_maptrack_frames = \"8\"",
-            "t.cfg:3: max_maptrack_frames: expected a number from 1 to 16384, got \"8\"",
+            "t.cfg:3: max_maptrack_frames: expected a number from 1 to 1024, got \"8\"",
         ),
         (
             "max_grant_frames = 2\nmax_grant_frames = 3",

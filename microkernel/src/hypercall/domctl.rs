@@ -194,8 +194,8 @@ mod tests {
             CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name("two words"), max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 0, _pad: 0 },
             CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: [b'x'; DOMAIN_NAME_LEN], max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 0, _pad: 0 },
             CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name("a"), max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 0, _pad: 1 },
-            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name("a"), max_evtchn_port: 0, max_grant_frames: 1025, max_maptrack_frames: 0, _pad: 0 },
-            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name("a"), max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 16385, _pad: 0 },
+            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name("a"), max_evtchn_port: 0, max_grant_frames: 257, max_maptrack_frames: 0, _pad: 0 },
+            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name("a"), max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 1025, _pad: 0 },
         ] {
             put(&mut p, &Domctl::with_payload(DOMCTL_CREATEDOMAIN, 0, &bad));
             assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EINVAL.to_ret(), "{bad:?}");

@@ -349,7 +349,7 @@ pub fn scenarios() -> Vec<Scenario> {
             // Each side's lines are in order; the two sides interleave.
             expect: &[
                 INFO_FREE,
-                r"\(mk\) d1 \(grant-g\) grant limits: 4 grant frames, 1024 maptrack frames$",
+                r"\(mk\) d1 \(grant-g\) grant limits: 4 grant frames, 64 maptrack frames$",
                 r"\[grant-g\] TEST set_version_2_enosys PASS$",
                 r"\[grant-g\] TEST setup_past_limit PASS$",
                 r"\[grant-g\] grant-test: granter granted refs 8 9 10 to domain 2$",
