@@ -113,6 +113,8 @@ mod tests {
         env.mm().new_baseptr(t[0]).unwrap();
         let g = env.add_domain(false, 32);
         let frames = env.give_to(g, n);
+        env.grant_mappings = true;
+        env.check_invariants();
         (env, t, g, frames)
     }
 
@@ -122,6 +124,7 @@ mod tests {
     fn writable_grant_mapping_holds_type_and_reference_until_unmap() {
         let (mut env, [.., l1], g, f) = mapper_and_granter(2);
         assert_eq!(env.mm().grant_map(VA, f[0], g, false), Ok(()));
+        env.check_invariants();
         let p = env.page(f[0]);
         assert_eq!((p.owner(), p.count(), p.page_type()), (Some(g), 2, PageType::Writable));
         assert_ne!(env.peek(l1, 5) & pte::RW, 0);
@@ -131,6 +134,7 @@ mod tests {
         assert_eq!(env.mm().grant_unmap(VA, f[1]), Err(GNTST_GENERAL_ERROR));
         assert_eq!(env.mm().grant_unmap(VA + 4096, f[0]), Err(GNTST_GENERAL_ERROR));
         assert_eq!(env.mm().grant_unmap(VA, f[0]), Ok(()));
+        env.check_invariants();
         let p = env.page(f[0]);
         assert_eq!((p.count(), p.type_count()), (1, 0));
         assert_eq!(env.mm().grant_unmap(VA, f[0]), Err(GNTST_GENERAL_ERROR), "double unmap");
@@ -154,11 +158,13 @@ mod tests {
         let r = env.destroy(g);
         assert_eq!(r.held, 1, "one frame still mapped by the mapper");
         assert!(env.is_dying(g));
+        env.check_invariants();
         let before = env.mach.free.len();
         env.mm().grant_unmap(VA, f[1]).unwrap();
         env.settle();
         assert_eq!(env.mach.free.len(), before + 1, "the frame went back at the last unmap");
         assert!(!env.is_dying(g), "the dead granter is forgotten once it owns nothing");
+        env.check_invariants();
     }
 
     #[test]
@@ -182,5 +188,20 @@ mod tests {
         assert_eq!(env.mm().grant_copy(f[0], me, 0, f[1], g, 0, 8), Err(GNTST_BAD_PAGE));
         assert_eq!(env.mm().grant_copy(f[0], g, 0, l1, me, 0, 8), Err(GNTST_BAD_PAGE), "into a page table");
         assert_eq!((env.page(f[0]).count(), env.page(f[1]).count(), env.page(f[1]).type_count()), (1, 1, 0));
+        env.check_invariants();
+    }
+
+    #[test]
+    fn mapper_teardown_drops_grant_references() {
+        let (mut env, _, g, f) = mapper_and_granter(2);
+        env.mm().grant_map(VA, f[0], g, false).unwrap();
+        env.mm().grant_map(VA + 4096, f[1], g, true).unwrap();
+        env.check_invariants();
+        // The mapper (the env's own domain) gives everything back: only the granter's
+        // allocation references are left on its frames.
+        env.mm().relinquish();
+        env.settle();
+        let (a, b) = (env.page(f[0]), env.page(f[1]));
+        assert_eq!((a.count(), a.type_count(), b.count(), b.type_count()), (1, 0, 1, 0));
     }
 }
