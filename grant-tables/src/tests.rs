@@ -329,3 +329,30 @@ fn granter_death_orphans_mappings_which_still_unmap() {
     w.g.add_domain(GRANTER, Limits::default());
     assert_eq!(w.g.query_size(GRANTER), Ok((0, 64)));
 }
+
+#[test]
+fn copy_between_two_granters_pins_both_then_neither() {
+    let mut w = World::new();
+    w.setup(OTHER, 1);
+    w.grant(8, GTF_PERMIT_ACCESS | GTF_READONLY, MAPPER, 0x777);
+    let of = w.g.table(OTHER).unwrap().frames()[0];
+    w.mem.e.insert((of, 8), (header(GTF_PERMIT_ACCESS, MAPPER), 0x888));
+    let src = w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 8, false).unwrap();
+    let dst = w.g.copy_acquire(&mut w.mem, MAPPER, OTHER, 8, true).unwrap();
+    assert_eq!((src, dst), (0x777, 0x888));
+    assert_eq!(header_flags(w.mem.read(of, 8).0), GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING);
+    // Released in either order, each side's flags go back.
+    w.g.copy_release(&mut w.mem, OTHER, 8, true);
+    w.g.copy_release(&mut w.mem, GRANTER, 8, false);
+    assert_eq!(header_flags(w.mem.read(of, 8).0), GTF_PERMIT_ACCESS);
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READONLY);
+    assert_eq!(w.g.table(GRANTER).unwrap().pinned_entries() + w.g.table(OTHER).unwrap().pinned_entries(), 0);
+    // A copy pin on an entry mapped by the same domain stacks on the map's pin.
+    w.grant(9, GTF_PERMIT_ACCESS, MAPPER, 0x999);
+    let m = w.map(9, RW).unwrap();
+    w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 9, false).unwrap();
+    w.g.copy_release(&mut w.mem, GRANTER, 9, false);
+    assert_eq!(w.flags(9), GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING, "still mapped");
+    w.g.unmap_release(&mut w.mem, MAPPER, m.handle).unwrap();
+    assert_eq!(w.flags(9), GTF_PERMIT_ACCESS);
+}

@@ -53,6 +53,8 @@ const NO_DOMAIN: u16 = 999;
 /// Where the mapper writes into page A, and what.
 const MAPPER_OFF: usize = 2048;
 const MAPPER_BYTE: u8 = 0x5a;
+/// Where the grant-to-grant copy lands in page A.
+const BOTH_OFF: usize = 3500;
 /// Where the mapper's copy lands in page A.
 const COPY_OFF: usize = 3000;
 const COPY_LEN: usize = 64;
@@ -216,6 +218,10 @@ fn mapper(t: &mut Tests, mm: &mut GuestMm, peer: u16) {
     cp[0] = GnttabCopy { source: grant::copy_local(local.mfn.0, 0), dest: grant::copy_gref(peer, REF_A, COPY_OFF as u16), len: COPY_LEN as u16, flags: GNTCOPY_DEST_GREF, ..Default::default() };
     let r = grant::copy(&mut cp);
     t.report("copy_to_grant", ensure(r.is_ok() && cp[0].status == 0, || format!("{r:?} {}", cp[0].status)).and(bytes_are(va_ro, COPY_OFF..COPY_OFF + COPY_LEN, |_| COPY_BYTE)));
+    // Both sides granted: B (read-only) into A, without touching a local frame.
+    cp[0] = GnttabCopy { source: grant::copy_gref(peer, REF_B, 0), dest: grant::copy_gref(peer, REF_A, BOTH_OFF as u16), len: 32, flags: GNTCOPY_SOURCE_GREF | GNTCOPY_DEST_GREF, ..Default::default() };
+    let r = grant::copy(&mut cp);
+    t.report("copy_grant_to_grant", ensure(r.is_ok() && cp[0].status == 0, || format!("{r:?} {}", cp[0].status)).and(bytes_are(va_ro, BOTH_OFF..BOTH_OFF + 32, |i| pattern_b(i - BOTH_OFF))));
     let hostile = [
         ("copy_past_page", GnttabCopy { source: grant::copy_gref(peer, REF_B, 4000), dest: grant::copy_local(local.mfn.0, 0), len: 200, flags: GNTCOPY_SOURCE_GREF, ..Default::default() }, GNTST_BAD_COPY_ARG),
         ("copy_into_readonly_grant", GnttabCopy { source: grant::copy_local(local.mfn.0, 0), dest: grant::copy_gref(peer, REF_B, 0), len: 8, flags: GNTCOPY_DEST_GREF, ..Default::default() }, GNTST_GENERAL_ERROR),
