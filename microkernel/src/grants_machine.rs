@@ -61,16 +61,14 @@ impl Machine {
     /// One map for the running domain.
     pub fn grant_map(&mut self, req: MapRequest) -> Result<(u32, u64), i16> {
         let me = self.cur().id;
-        // A dying or unknown granter: GNTST_bad_domain (Xen: rcu_lock_domain_by_id fails;
-        // DOMID_SELF is not accepted here either).
-        if self.live_idx(req.granter).is_err() {
-            return Err(GNTST_BAD_DOMAIN);
-        }
         // Only host mappings: a device-only mapping would hold no page-table entry, and the
         // frame references of a mapping live in its entry.
         if req.flags & GNTMAP_HOST_MAP == 0 && req.flags & GNTMAP_DEVICE_MAP != 0 {
             return Err(GNTST_GENERAL_ERROR);
         }
+        // The registry holds exactly the live domains (a domain leaves it when destroyed),
+        // so an unknown or dying granter is GNTST_bad_domain there, after the flags are
+        // checked, in Xen's order (DOMID_SELF is no domain here either, as in Xen).
         let g = self.grants.map_acquire(&mut DirectEntries, me, req)?;
         let cur = self.cur_idx();
         if let Err(st) = self.with_mm(cur, |mm| mm.grant_map(req.host_addr, g.frame, req.granter, g.readonly)) {
