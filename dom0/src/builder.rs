@@ -52,13 +52,16 @@ pub trait Control {
     /// `DOMCTL_GETDOMAININFO` for exactly `dom`.
     fn domain_info(&mut self, dom: u16) -> Result<DomainInfo, Errno>;
     /// `DOMCTL_CREATEDOMAIN`: the new id. `max_evtchn_port` is the highest event channel
-    /// port it may use.
+    /// port it may use; `max_grant_frames` and `max_maptrack_frames` its grant limits (0:
+    /// the hypervisor's defaults).
     fn create_domain(
         &mut self,
         name: &str,
         max_vcpus: u32,
         max_pages: u64,
         max_evtchn_port: u32,
+        max_grant_frames: u32,
+        max_maptrack_frames: u32,
     ) -> Result<u16, Errno>;
     /// `DOMCTL_DESTROYDOMAIN`.
     fn destroy_domain(&mut self, dom: u16) -> Result<(), Errno>;
@@ -535,7 +538,7 @@ pub fn create_suffixed(
 
     // 2. The domain, paused, with its memory.
     let id = ctl
-        .create_domain(&name, cfg.vcpus, cfg.max_pages(), cfg.max_event_channels)
+        .create_domain(&name, cfg.vcpus, cfg.max_pages(), cfg.max_event_channels, cfg.max_grant_frames, cfg.max_maptrack_frames)
         .map_err(|errno| match errno {
             Errno::EEXIST => CreateError::Duplicate {
                 name: name.clone(),

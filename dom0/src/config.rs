@@ -12,8 +12,10 @@
 //! (MiB, default = memory), `vcpus` (default 1), `cmdline` (or, as in xl, `root` and
 //! `extra` joined as `root=<root> <extra>`), `ramdisk`, `on_poweroff` and `on_crash`
 //! (`destroy`, the default, or `preserve`), `max_event_channels` (the highest event channel
-//! port the guest may use, 1 to 4095; default 1023 as in xl). Any other key is warned about
-//! and ignored.
+//! port the guest may use, 1 to 4095; default 1023 as in xl), `max_grant_frames` (grant-table
+//! frames, 1 to 256) and `max_maptrack_frames` (maptrack frames of 256 handles, 1 to 1024),
+//! both defaulting to the hypervisor's (64 and 64). Any other key is warned about and
+//! ignored.
 //!
 //! Every problem is one [`ConfigError`] naming its line; the input is untrusted (it arrives
 //! in a boot module), so nothing in it can make the parser panic, loop or recurse deeply.
@@ -30,6 +32,11 @@ use hypercall_abi::start_info::MAX_GUEST_CMDLINE;
 pub const DEFAULT_MAX_EVENT_CHANNELS: u32 = 1023;
 /// Highest `max_event_channels`: the last port of the 2-level ABI.
 pub const MAX_EVENT_CHANNELS: u32 = 4095;
+
+/// Highest `max_grant_frames` (the hypervisor's hard limit).
+pub const MAX_GRANT_FRAMES: u32 = 256;
+/// Highest `max_maptrack_frames` (the hypervisor's hard limit).
+pub const MAX_MAPTRACK_FRAMES: u32 = 1024;
 
 /// `memory` when the file gives none (xl's default).
 pub const DEFAULT_MEMORY_MIB: u64 = 128;
@@ -85,6 +92,10 @@ pub struct Config {
     pub on_crash: StopAction,
     /// Highest event channel port (1 to [`MAX_EVENT_CHANNELS`]).
     pub max_event_channels: u32,
+    /// Grant-table frames (1 to [`MAX_GRANT_FRAMES`]; 0: the hypervisor's default).
+    pub max_grant_frames: u32,
+    /// Maptrack frames (1 to [`MAX_MAPTRACK_FRAMES`]; 0: the hypervisor's default).
+    pub max_maptrack_frames: u32,
 }
 
 impl Config {
@@ -569,6 +580,8 @@ struct Found {
     on_poweroff: Option<(usize, StopAction)>,
     on_crash: Option<(usize, StopAction)>,
     max_event_channels: Option<(usize, u32)>,
+    max_grant_frames: Option<(usize, u32)>,
+    max_maptrack_frames: Option<(usize, u32)>,
 }
 
 /// Stores `value` unless the key was set before.
@@ -696,6 +709,8 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
                 | "on_poweroff"
                 | "on_crash"
                 | "max_event_channels"
+                | "max_grant_frames"
+                | "max_maptrack_frames"
         );
         if !known {
             if warnings.len() < MAX_WARNINGS {
@@ -745,6 +760,20 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
                     }
                 };
                 set_once(&mut f.max_event_channels, &key, line, n)?
+            }
+            "max_grant_frames" | "max_maptrack_frames" => {
+                let max = if key == "max_grant_frames" { MAX_GRANT_FRAMES } else { MAX_MAPTRACK_FRAMES };
+                let n = match value {
+                    Value::Int(n) if (1..=u64::from(max)).contains(&n) => n as u32,
+                    other => {
+                        return Err(ConfigError::at(
+                            line,
+                            alloc::format!("{key}: expected a number from 1 to {max}, got {other}"),
+                        ))
+                    }
+                };
+                let slot = if key == "max_grant_frames" { &mut f.max_grant_frames } else { &mut f.max_maptrack_frames };
+                set_once(slot, &key, line, n)?
             }
             "cmdline" => {
                 let s = string_value(&key, line, value, "a command line")?;
@@ -838,6 +867,8 @@ fn finish(
             max_event_channels: found
                 .max_event_channels
                 .map_or(DEFAULT_MAX_EVENT_CHANNELS, |(_, n)| n),
+            max_grant_frames: found.max_grant_frames.map_or(0, |(_, n)| n),
+            max_maptrack_frames: found.max_maptrack_frames.map_or(0, |(_, n)| n),
         },
         warnings,
         more_warnings,

@@ -350,6 +350,8 @@ impl Control for FakeControl {
         max_vcpus: u32,
         max_pages: u64,
         _max_evtchn_port: u32,
+        _max_grant_frames: u32,
+        _max_maptrack_frames: u32,
     ) -> Result<u16, Errno> {
         self.calls.push(("create", 0));
         if let Some(Fail::Create(e)) = self.failing(|f| matches!(f, Fail::Create(_))) {

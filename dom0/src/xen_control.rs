@@ -248,8 +248,10 @@ impl Control for XenControl {
         max_vcpus: u32,
         max_pages: u64,
         max_evtchn_port: u32,
+        max_grant_frames: u32,
+        max_maptrack_frames: u32,
     ) -> Result<u16, Errno> {
-        domctl::create_domain(name, max_vcpus, max_pages, max_evtchn_port).map(|d| d.0)
+        domctl::create_domain(name, max_vcpus, max_pages, max_evtchn_port, max_grant_frames, max_maptrack_frames).map(|d| d.0)
     }
 
     fn destroy_domain(&mut self, dom: u16) -> Result<(), Errno> {

@@ -1,8 +1,306 @@
-//! Grant tables (v1): a granter's reference allocator and the rules that decide whether a
-//! map, unmap or copy is allowed, as pure logic the microkernel calls.
+//! Grant tables (v1): the rules that decide whether a map, unmap or copy is allowed, as
+//! pure logic the microkernel calls (Xen's `xen/common/grant_table.c`).
 //!
-//! Not written yet: it arrives with the grant-table issue. The crate exists now so the
-//! workspace has its final shape and the microkernel's dependency graph does not change
-//! when it lands.
+//! The split of state follows Xen:
+//! - the **shared table** (v1 entries `{flags, domid, frame}`) lives in frames the granter
+//!   writes; the hypervisor reads it and flips `GTF_reading`/`GTF_writing` with a bounded
+//!   compare-and-exchange loop over [`EntryMemory`], since the granter may change the entry
+//!   at any moment;
+//! - the **active table** ([`GrantTable`]) is hypervisor-private: per reference, how many
+//!   read and write pins it has, for which domain and which frame (fixed at the first pin);
+//! - the **maptrack** ([`Maptrack`]) is per mapping domain: one handle per mapping.
+//!
+//! What this crate does not do is touch page tables or frame references: the machine
+//! installs the host mapping (taking the frame references the page-type rules ask for) and
+//! undoes a map it could not complete with [`Grants::map_abort`]. A mapping's frame
+//! references belong to its page-table entry, so the frame lives until the last entry that
+//! maps it goes, whatever happens to the grant state.
+//!
+//! Domain death is handled on both sides ([`Grants::remove_domain`]): the dead domain's own
+//! mappings release their pins in the granters' tables (clearing the in-use flags), and
+//! other domains' mappings of its grants become orphans that unmap without touching a table
+//! that no longer exists.
 #![no_std]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod maptrack;
+mod table;
+
+#[cfg(test)]
+mod tests;
+
+pub use maptrack::{Mapping, Maptrack};
+pub use table::{GrantTable, Limits};
+
+use alloc::vec::Vec;
+use hypercall_abi::grant_table::*;
+
+/// Xen's default `max_grant_frames` (`gnttab_max_frames`): 64 frames, 32768 v1 entries.
+pub const DEFAULT_MAX_GRANT_FRAMES: u32 = 64;
+/// Default `max_maptrack_frames`: 64 frames, 16384 mapping handles. Deviation: Xen's
+/// default (`gnttab_max_maptrack_frames`) is 1024, but its handles live in a large xenheap;
+/// here they come from the microkernel's 8 MiB heap, and 1024 frames' worth (262144 handles
+/// of 24 bytes, about 6 MiB) would let one domain that maps its own grants over and over
+/// starve every other allocation. 16384 handles (384 KiB at most) still cover hundreds of
+/// front-end rings' worth of mapped pages; dom0 may give a domain more at creation.
+pub const DEFAULT_MAX_MAPTRACK_FRAMES: u32 = 64;
+/// Most grant frames a domain may be configured with: bounds the hypervisor memory a
+/// domain's active table can take (512 entries of 8 bytes per frame: 1 MiB at most).
+pub const MAX_GRANT_FRAMES_LIMIT: u32 = 256;
+/// Most maptrack frames a domain may be configured with (Xen's default, about 6 MiB of
+/// handles at most).
+pub const MAX_MAPTRACK_FRAMES_LIMIT: u32 = 1024;
+/// Mapping handles per maptrack frame (Xen's `MAPTRACK_PER_PAGE`: 16-byte `grant_mapping`).
+pub const MAPTRACK_PER_FRAME: u32 = 4096 / 16;
+/// v1 entries per grant frame.
+pub const ENTRIES_PER_FRAME: u32 = GRANT_ENTRIES_V1_PER_FRAME;
+/// Retries of the compare-and-exchange on a shared entry before giving up with
+/// `GNTST_general_error` (Xen: "Shared grant entry is unstable", after 4 retries): a granter
+/// that keeps rewriting its entry cannot livelock the hypervisor.
+pub const MAX_ENTRY_RETRIES: u32 = 4;
+/// Most pins of one kind (read or write) an active entry may hold (Xen's 8-bit `GNTPIN_*`
+/// counters, refused once the top bit would be set).
+pub const MAX_PINS: u32 = 0x7f;
+
+/// A `GNTST_*` status code (negative).
+pub type Status = i16;
+
+/// The granter's shared entries, which it may change at any moment. The machine implements
+/// it over the table frames (atomics through the direct map); tests over a fake that can
+/// change an entry between a read and the exchange.
+pub trait EntryMemory {
+    /// Reads entry `slot` (0..512) of table frame `frame`: its header (`flags` in bits 0..16,
+    /// `domid` in bits 16..32) and its `frame` field, each read once.
+    fn read(&mut self, frame: u64, slot: usize) -> (u32, u32);
+    /// Atomically replaces the header of entry `slot` of `frame` with `new` if it is `old`;
+    /// returns the header found (equal to `old` on success).
+    fn cmpxchg_header(&mut self, frame: u64, slot: usize, old: u32, new: u32) -> u32;
+    /// Atomically clears `bits` in the flags of entry `slot` of `frame`.
+    fn clear_flags(&mut self, frame: u64, slot: usize, bits: u16);
+}
+
+/// The flags half of an entry header.
+pub const fn header_flags(h: u32) -> u16 {
+    h as u16
+}
+
+/// The domid half of an entry header.
+pub const fn header_domid(h: u32) -> u16 {
+    (h >> 16) as u16
+}
+
+/// An entry header from its halves.
+pub const fn header(flags: u16, domid: u16) -> u32 {
+    flags as u32 | (domid as u32) << 16
+}
+
+/// A `GNTTABOP_map_grant_ref` request, as the machine decoded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapRequest {
+    /// `GNTMAP_*`.
+    pub flags: u32,
+    /// The granter's reference.
+    pub gref: u32,
+    /// The granting domain.
+    pub granter: u16,
+    /// Where the host mapping goes.
+    pub host_addr: u64,
+}
+
+/// A map the grant rules allowed: the machine now installs the host mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapGrant {
+    /// Maptrack handle (returned to the guest).
+    pub handle: u32,
+    /// The granted frame (fixed at the entry's first pin).
+    pub frame: u64,
+    /// Whether the mapping is read-only.
+    pub readonly: bool,
+}
+
+/// Every domain's grant state.
+#[derive(Default)]
+pub struct Grants {
+    doms: Vec<DomainGrants>,
+}
+
+/// One domain's grant state: its table (as granter) and its maptrack (as mapper).
+struct DomainGrants {
+    id: u16,
+    table: GrantTable,
+    maptrack: Maptrack,
+}
+
+/// What [`Grants::remove_domain`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// The dead domain's table frames (the machine gives them back with the domain's memory).
+    pub table_frames: Vec<u64>,
+    /// Its own mappings whose pins went back to their granters.
+    pub mappings_released: u32,
+    /// Other domains' mappings of its grants that became orphans.
+    pub mappings_orphaned: u32,
+}
+
+impl Grants {
+    /// No domains.
+    pub const fn new() -> Self {
+        Grants { doms: Vec::new() }
+    }
+
+    fn pos(&self, id: u16) -> Option<usize> {
+        self.doms.iter().position(|d| d.id == id)
+    }
+
+    /// Adds domain `id` with `limits` (its table starts with no frames).
+    pub fn add_domain(&mut self, id: u16, limits: Limits) {
+        if self.pos(id).is_none() {
+            self.doms.push(DomainGrants { id, table: GrantTable::new(limits), maptrack: Maptrack::new(limits) });
+        }
+    }
+
+    /// Whether domain `id` has grant state.
+    pub fn has_domain(&self, id: u16) -> bool {
+        self.pos(id).is_some()
+    }
+
+    /// Domain `id`'s table.
+    pub fn table(&self, id: u16) -> Option<&GrantTable> {
+        self.pos(id).map(|i| &self.doms[i].table)
+    }
+
+    /// Domain `id`'s maptrack.
+    pub fn maptrack(&self, id: u16) -> Option<&Maptrack> {
+        self.pos(id).map(|i| &self.doms[i].maptrack)
+    }
+
+    /// The mapper's maptrack and the granter's table, which may belong to the same domain.
+    fn pair(&mut self, mapper: u16, granter: u16) -> Option<(&mut Maptrack, &mut GrantTable)> {
+        let (m, g) = (self.pos(mapper)?, self.pos(granter)?);
+        if m == g {
+            let d = &mut self.doms[m];
+            return Some((&mut d.maptrack, &mut d.table));
+        }
+        let (lo, hi) = self.doms.split_at_mut(m.max(g));
+        let (a, b) = (&mut lo[m.min(g)], &mut hi[0]);
+        Some(if m < g { (&mut a.maptrack, &mut b.table) } else { (&mut b.maptrack, &mut a.table) })
+    }
+
+    /// `GNTTABOP_setup_table` for domain `id`: grows its table to at least `nr_frames`
+    /// frames, taking new frames from `alloc`; returns every table frame. Over the limit:
+    /// `GNTST_general_error` (as Xen, nothing grown); `alloc` out of frames: the frames
+    /// already added stay, `GNTST_general_error`.
+    pub fn setup_table(&mut self, id: u16, nr_frames: u32, alloc: &mut dyn FnMut() -> Option<u64>) -> Result<&[u64], Status> {
+        let i = self.pos(id).ok_or(GNTST_BAD_DOMAIN)?;
+        self.doms[i].table.grow(nr_frames, alloc)?;
+        Ok(self.doms[i].table.frames())
+    }
+
+    /// `GNTTABOP_query_size`: (frames now, most frames).
+    pub fn query_size(&self, id: u16) -> Result<(u32, u32), Status> {
+        let t = self.table(id).ok_or(GNTST_BAD_DOMAIN)?;
+        Ok((t.nr_frames(), t.limits().max_grant_frames))
+    }
+
+    /// `GNTTABOP_map_grant_ref`, the grant half (Xen's `map_grant_ref` up to the host
+    /// mapping), in Xen's order of checks: neither `GNTMAP_host_map` nor `device_map`:
+    /// `GNTST_bad_gntref`; `GNTMAP_contains_pte` (not supported: `GNTST_general_error`);
+    /// unknown granter: `GNTST_bad_domain`; no handle left: `GNTST_no_space`; reference past
+    /// the table: `GNTST_bad_gntref`; an entry not granting access to the mapper, or
+    /// read-only mapped writable, or unstable, or pinned for another domain or too often:
+    /// `GNTST_general_error`. On success the entry is pinned (`GTF_reading`, and
+    /// `GTF_writing` for a writable map, set in the shared entry) and a handle allocated;
+    /// the machine then installs the host mapping, or calls [`Grants::map_abort`].
+    pub fn map_acquire(&mut self, mem: &mut dyn EntryMemory, mapper: u16, req: MapRequest) -> Result<MapGrant, Status> {
+        if req.flags & (GNTMAP_HOST_MAP | GNTMAP_DEVICE_MAP) == 0 {
+            return Err(GNTST_BAD_GNTREF);
+        }
+        if req.flags & GNTMAP_CONTAINS_PTE != 0 {
+            return Err(GNTST_GENERAL_ERROR);
+        }
+        if !self.has_domain(req.granter) {
+            return Err(GNTST_BAD_DOMAIN);
+        }
+        let (maptrack, table) = self.pair(mapper, req.granter).ok_or(GNTST_BAD_DOMAIN)?;
+        if !maptrack.has_room() {
+            return Err(GNTST_NO_SPACE);
+        }
+        let readonly = req.flags & GNTMAP_READONLY != 0;
+        let frame = table.pin(mem, req.gref, mapper, readonly, true)?;
+        let m = Mapping { granter: req.granter, gref: req.gref, frame, readonly, host_addr: req.host_addr, orphan: false };
+        match maptrack.insert(m) {
+            Some(handle) => Ok(MapGrant { handle, frame, readonly }),
+            None => {
+                table.unpin(mem, req.gref, readonly);
+                Err(GNTST_NO_SPACE)
+            }
+        }
+    }
+
+    /// Undoes a [`Grants::map_acquire`] whose host mapping could not be made.
+    pub fn map_abort(&mut self, mem: &mut dyn EntryMemory, mapper: u16, handle: u32) {
+        let _ = self.unmap_release(mem, mapper, handle);
+    }
+
+    /// The mapping behind `handle` of `mapper` (`GNTST_bad_handle` if none), for the machine
+    /// to check and remove the host mapping before [`Grants::unmap_release`].
+    pub fn mapping(&self, mapper: u16, handle: u32) -> Result<Mapping, Status> {
+        self.maptrack(mapper).ok_or(GNTST_BAD_HANDLE)?.get(handle).ok_or(GNTST_BAD_HANDLE)
+    }
+
+    /// `GNTTABOP_unmap_grant_ref`, the grant half: frees `handle` and drops its pin in the
+    /// granter's table, clearing `GTF_writing` with the last write pin and `GTF_reading`
+    /// with the last pin (Xen's `unmap_common_complete`). An orphan (granter gone) only
+    /// frees the handle. `GNTST_bad_handle` for a handle not in use (double unmap included).
+    pub fn unmap_release(&mut self, mem: &mut dyn EntryMemory, mapper: u16, handle: u32) -> Result<Mapping, Status> {
+        let m = self.mapping(mapper, handle)?;
+        if !m.orphan {
+            if let Some((_, table)) = self.pair(mapper, m.granter) {
+                table.unpin(mem, m.gref, m.readonly);
+            }
+        }
+        let i = self.pos(mapper).ok_or(GNTST_BAD_HANDLE)?;
+        self.doms[i].maptrack.remove(handle);
+        Ok(m)
+    }
+
+    /// `GNTTABOP_copy`, one side that is a grant reference: checks and pins `gref` of
+    /// `granter` for `caller` (read for a source, write for a destination), as Xen's
+    /// `acquire_grant_for_copy`; returns the frame. Unknown granter: `GNTST_bad_domain`;
+    /// the rest as [`Grants::map_acquire`]. Release with [`Grants::copy_release`].
+    pub fn copy_acquire(&mut self, mem: &mut dyn EntryMemory, caller: u16, granter: u16, gref: u32, write: bool) -> Result<u64, Status> {
+        let i = self.pos(granter).ok_or(GNTST_BAD_DOMAIN)?;
+        self.doms[i].table.pin(mem, gref, caller, !write, false)
+    }
+
+    /// Drops the pin of a [`Grants::copy_acquire`].
+    pub fn copy_release(&mut self, mem: &mut dyn EntryMemory, granter: u16, gref: u32, write: bool) {
+        if let Some(i) = self.pos(granter) {
+            self.doms[i].table.unpin(mem, gref, !write);
+        }
+    }
+
+    /// Forgets domain `id` (it is being destroyed), on both sides: each of its own
+    /// mappings drops its pin in its granter's table (the granter sees the in-use flags
+    /// clear; the host mappings go with the domain's page tables), and every other domain's
+    /// mapping of its grants becomes an orphan, unmapped later without touching a table.
+    /// Returns its table frames for the machine to give back.
+    pub fn remove_domain(&mut self, mem: &mut dyn EntryMemory, id: u16) -> Removed {
+        let mut r = Removed::default();
+        let Some(i) = self.pos(id) else { return r };
+        let handles: Vec<u32> = self.doms[i].maptrack.handles().collect();
+        for h in handles {
+            if self.unmap_release(mem, id, h).is_ok() {
+                r.mappings_released += 1;
+            }
+        }
+        let d = self.doms.swap_remove(i);
+        for other in self.doms.iter_mut() {
+            r.mappings_orphaned += other.maptrack.orphan_granter(id);
+        }
+        r.table_frames = d.table.frames().to_vec();
+        r
+    }
+}

@@ -114,7 +114,7 @@ impl Domctl {
     }
 }
 
-/// Input of `DOMCTL_CREATEDOMAIN` (56 bytes).
+/// Input of `DOMCTL_CREATEDOMAIN` (64 bytes).
 #[repr(C)]
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
@@ -132,11 +132,18 @@ pub struct CreateDomain {
     /// `max_event_channels`): allocating past it fails with `-ENOSPC`. Capped by the
     /// 2-level ABI's 4096 ports; 0 means that cap.
     pub max_evtchn_port: u32,
+    /// Most grant-table frames (Xen's `max_grant_frames`, xl's key of the same name); 0
+    /// means the default, 64 (32768 v1 entries). At most 256.
+    pub max_grant_frames: u32,
+    /// Most maptrack frames, of 256 mapping handles each (Xen's `max_maptrack_frames`, xl's
+    /// key of the same name); 0 means the default, 64 (Xen's is 1024; see the grant-tables
+    /// crate). At most 1024.
+    pub max_maptrack_frames: u32,
     /// Padding, zero.
     pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<CreateDomain>() == 56);
+const _: () = assert!(core::mem::size_of::<CreateDomain>() == 64);
 
 /// [`DomainInfo::flags`]: the domain is dying (destroyed, frames still referenced).
 pub const DOMINF_DYING: u32 = 1 << 0;

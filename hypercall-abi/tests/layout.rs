@@ -305,7 +305,7 @@ fn domctl_structs_have_the_documented_layout() {
     use hypercall_abi::domctl::{CreateDomain, DomainInfo, Domctl, MaxMem, SetVcpuContext};
     // Our own ABI (domctl.rs), not Xen's.
     layout!(Domctl, size 144, align 4, { cmd: 0, interface_version: 4, domain: 8, _pad: 10, u: 16 });
-    layout!(CreateDomain, size 56, align 8, { max_vcpus: 0, flags: 4, max_pages: 8, name: 16, max_evtchn_port: 48, _pad: 52 });
+    layout!(CreateDomain, size 64, align 8, { max_vcpus: 0, flags: 4, max_pages: 8, name: 16, max_evtchn_port: 48, max_grant_frames: 52, max_maptrack_frames: 56, _pad: 60 });
     layout!(DomainInfo, size 88, align 8, {
         domain: 0,
         _pad0: 2,
@@ -350,4 +350,22 @@ fn event_channel_structs_match_xen() {
     layout!(EvtchnBindVcpu, size 8, align 4, { port: 0, vcpu: 4 });
     layout!(EvtchnUnmask, size 4, align 4, { port: 0 });
     layout!(EvtchnReset, size 2, align 2, { dom: 0 });
+}
+
+#[test]
+fn grant_table_structs_match_xen() {
+    use hypercall_abi::grant_table::*;
+    layout!(GrantEntryV1, size 8, align 4, { flags: 0, domid: 2, frame: 4 });
+    layout!(GnttabMapGrantRef, size 32, align 8, {
+        host_addr: 0, flags: 8, r#ref: 12, dom: 16, status: 18, handle: 20, dev_bus_addr: 24,
+    });
+    layout!(GnttabUnmapGrantRef, size 24, align 8, { host_addr: 0, dev_bus_addr: 8, handle: 16, status: 20 });
+    layout!(GnttabSetupTable, size 24, align 8, { dom: 0, nr_frames: 4, status: 8, frame_list: 16 });
+    layout!(GnttabQuerySize, size 16, align 4, { dom: 0, nr_frames: 4, max_nr_frames: 8, status: 12 });
+    layout!(GnttabSetVersion, size 4, align 4, { version: 0 });
+    layout!(GnttabCopyPtr, size 16, align 8, { u: 0, domid: 8, offset: 10 });
+    layout!(GnttabCopy, size 40, align 8, { source: 0, dest: 16, len: 32, flags: 34, status: 36 });
+    assert_eq!((GNTST_BAD_DOMAIN, GNTST_BAD_GNTREF, GNTST_BAD_HANDLE, GNTST_PERMISSION_DENIED), (-2, -3, -4, -8));
+    assert_eq!((GTF_READONLY, GTF_READING, GTF_WRITING), (4, 8, 16));
+    assert_eq!((GNTMAP_HOST_MAP, GNTMAP_READONLY, GNTMAP_CONTAINS_PTE), (2, 4, 16));
 }

@@ -164,6 +164,7 @@ pub fn build_dom0(m: &mut Machine, bi: &BootInfo, opts: &Options, hv: &Hyperviso
             crate::events_machine::MachineLayout::new(crate::events_machine::SharedInfoEvents::new(shared_info_mfn)),
         )
         .map_err(|e| format!("dom0's event channels: {}", e.name()))?;
+    m.grants.add_domain(0, grant_tables::Limits::default());
     // The start-of-day tables become what they are to the hypervisor: the L4 is validated
     // (and with it every table and mapping below it), pinned, and installed as the base.
     let idx = m.domains.len() - 1;

@@ -217,7 +217,7 @@ impl Machine {
 }
 
 impl DomainControl for Machine {
-    fn create_domain(&mut self, name: DomainName, max_vcpus: u32, max_pages: u64, max_evtchn_port: u32) -> Result<u16, Errno> {
+    fn create_domain(&mut self, name: DomainName, max_vcpus: u32, max_pages: u64, max_evtchn_port: u32, grants: grant_tables::Limits) -> Result<u16, Errno> {
         if self.domains.iter().any(|d| d.state != DomState::Dying && d.name == name) {
             return Err(Errno::EEXIST);
         }
@@ -241,6 +241,7 @@ impl DomainControl for Machine {
             return Err(e);
         }
         d.shared_info_mfn = si;
+        self.grants.add_domain(id, grants);
         mkprintln!(
             "d{} ({}) created: {} vCPU(s), up to {} pages, event channel ports 1..{}",
             id,
@@ -249,6 +250,15 @@ impl DomainControl for Machine {
             max_pages,
             config.port_limit - 1
         );
+        if grants != grant_tables::Limits::default() {
+            mkprintln!(
+                "d{} ({}) grant limits: {} grant frames, {} maptrack frames",
+                id,
+                name.as_str(),
+                grants.max_grant_frames,
+                grants.max_maptrack_frames
+            );
+        }
         self.domains.push(d);
         Ok(id)
     }
@@ -263,6 +273,18 @@ impl DomainControl for Machine {
         self.events.remove_domain(hypercall_abi::types::DomId(domid));
         for v in self.domains[i].vcpus.iter_mut() {
             v.started = false;
+        }
+        // Its grants go before its memory (the table frames are given back with it): its
+        // mappings release their pins in their granters' tables, and other domains'
+        // mappings of its grants become orphans (their frames live on in their entries).
+        let g = self.grants.remove_domain(&mut crate::grants_machine::DirectEntries, domid);
+        if g.mappings_released + g.mappings_orphaned > 0 {
+            mkprintln!(
+                "d{} grants: {} own mappings released, {} mappings of its grants orphaned",
+                domid,
+                g.mappings_released,
+                g.mappings_orphaned
+            );
         }
         let r = self.with_mm(i, |mm| mm.relinquish());
         let name = self.domains[i].name;

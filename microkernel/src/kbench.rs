@@ -102,6 +102,48 @@ pub fn validated_updates(mm: &mut Mm<'_, '_>, n: u64) -> Result<u64, Errno> {
     result
 }
 
+/// Frames mapped and unmapped per round of [`map_unmap_32`].
+const MAP_BATCH: u64 = 32;
+
+/// Maps 32 scratch data frames into a pinned scratch L1 of the calling domain through the
+/// validated entry update and unmaps them again, `rounds` times; returns the cycles.
+/// Every frame and reference it takes is given back.
+pub fn map_unmap_32(mm: &mut Mm<'_, '_>, rounds: u64) -> Result<u64, Errno> {
+    use crate::mm::page_info::Level;
+    if rounds == 0 || rounds > MAX_ARG / MAP_BATCH {
+        return Err(Errno::EINVAL);
+    }
+    let n = 1 + MAP_BATCH as usize;
+    let max = mm.dom.max_pages();
+    mm.dom.set_max_pages(max + n as u64);
+    let mut got = Vec::with_capacity(n);
+    let result = (|| {
+        for _ in 0..n {
+            got.push(mm.increase_reservation()?);
+        }
+        let l1 = got[0];
+        mm.pin(l1, Level::L1)?;
+        let flags = 0x67; // present, writable, user, accessed, dirty
+        let t0 = hwtime::rdtsc();
+        for _ in 0..rounds {
+            for i in 0..MAP_BATCH {
+                mm.normal_update((l1 << 12) + i * 8, (got[1 + i as usize] << 12) | flags, false)?;
+            }
+            for i in 0..MAP_BATCH {
+                mm.normal_update((l1 << 12) + i * 8, 0, false)?;
+            }
+        }
+        let t1 = hwtime::rdtsc();
+        mm.unpin(l1)?;
+        Ok(t1 - t0)
+    })();
+    for f in got {
+        let _ = mm.decrease_reservation(f);
+    }
+    mm.dom.set_max_pages(max);
+    result
+}
+
 fn build_into(frames: &mut FrameAllocator<'static>, tables: &mut Vec<u64>, n: u64) -> Result<(), Errno> {
     let mut table = |frames: &mut FrameAllocator<'static>| -> Result<u64, Errno> {
         let t = alloc_zeroed(frames)?;

@@ -69,6 +69,8 @@ pub struct Machine {
     pub wallclock: crate::time::WallClock,
     /// System time (ns) at which the APIC timer is armed to fire; 0 or past: not armed.
     pub armed_at_ns: u64,
+    /// Every domain's grant table and maptrack.
+    pub grants: grant_tables::Grants,
 }
 
 impl Machine {

@@ -28,6 +28,8 @@ mod domain;
 #[cfg(target_os = "none")]
 mod events_machine;
 #[cfg(target_os = "none")]
+mod grants_machine;
+#[cfg(target_os = "none")]
 mod kbench;
 #[cfg(target_os = "none")]
 mod platform;

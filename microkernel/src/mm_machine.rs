@@ -76,6 +76,12 @@ impl MmMachine for MachineMm<'_> {
         unsafe { core::ptr::copy_nonoverlapping(directmap(src << 12), directmap(dst << 12), 4096) }
     }
 
+    fn copy_bytes(&mut self, dst: u64, dst_off: usize, src: u64, src_off: usize, len: usize) {
+        // SAFETY: two direct-mapped RAM frames (possibly the same); the core checked that
+        // both ranges lie inside their page; `copy` allows overlap.
+        unsafe { core::ptr::copy(directmap(src << 12).add(src_off), directmap(dst << 12).add(dst_off), len) }
+    }
+
     fn is_ram(&self, mfn: u64) -> bool {
         self.ram.contains(mfn)
     }

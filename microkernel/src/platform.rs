@@ -162,6 +162,31 @@ impl Platform for MachinePlatform<'_> {
         self.m.cur_vcpu_mut().traps.set_from_guest(&mut GuestCopy, table)
     }
 
+    fn grant_setup_table(&mut self, domid: u16, nr_frames: u32) -> Result<alloc::vec::Vec<u64>, i16> {
+        self.m.grant_setup_table(domid, nr_frames)
+    }
+
+    fn grant_query_size(&mut self, domid: u16) -> Result<(u32, u32), i16> {
+        self.m.grants.query_size(domid)
+    }
+
+    fn grant_map(&mut self, req: grant_tables::MapRequest) -> Result<(u32, u64), i16> {
+        self.m.grant_map(req)
+    }
+
+    fn grant_unmap(&mut self, host_addr: u64, dev_bus_addr: u64, handle: u32) -> Result<(), i16> {
+        self.m.grant_unmap(host_addr, dev_bus_addr, handle)
+    }
+
+    fn grant_flush_tlb(&mut self) {
+        let cur = self.m.cur_idx();
+        self.m.with_mm(cur, |mm| mm.flush_tlb());
+    }
+
+    fn grant_copy(&mut self, op: &hypercall_abi::grant_table::GnttabCopy) -> Result<(), i16> {
+        self.m.grant_copy(op)
+    }
+
     fn event_channel_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
         let caller = hypercall_abi::types::DomId(self.m.cur().id);
         // A notification needs no action here: the notified vCPU finds its upcall pending
@@ -283,8 +308,12 @@ impl Platform for MachinePlatform<'_> {
     }
 
     fn bench_baseline(&mut self, op: u32, arg: u64) -> Result<u64, Errno> {
-        use hypercall_abi::sysctl::{BENCH_DIRECT_BUILD, BENCH_DIRECT_PTE_WRITES, BENCH_KERNEL_VALIDATED_UPDATES};
+        use hypercall_abi::sysctl::{BENCH_DIRECT_BUILD, BENCH_DIRECT_PTE_WRITES, BENCH_KERNEL_MAP_UNMAP_32, BENCH_KERNEL_VALIDATED_UPDATES};
         match op {
+            BENCH_KERNEL_MAP_UNMAP_32 => {
+                let cur = self.m.cur_idx();
+                self.m.with_mm(cur, |mm| kbench::map_unmap_32(mm, arg))
+            }
             BENCH_DIRECT_PTE_WRITES => kbench::direct_pte_writes(&mut self.m.frames, arg),
             BENCH_DIRECT_BUILD => kbench::direct_build(&mut self.m.frames, arg),
             BENCH_KERNEL_VALIDATED_UPDATES => {

@@ -154,6 +154,7 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
         events: crate::event::EventChannels::new(),
         wallclock,
         armed_at_ns: 0,
+        grants: grant_tables::Grants::new(),
     };
     let entry = dom0_build::build_dom0(&mut machine, &bi, &opts, &hv)
         .unwrap_or_else(|e| boot_error(format_args!("{e}")));

@@ -117,12 +117,16 @@ mod calls {
 
     /// `DOMCTL_CREATEDOMAIN`: a new domain, paused and without memory, named `name`, with
     /// `max_vcpus` vCPUs, room for `max_pages` pages and event channel ports up to
-    /// `max_evtchn_port` (0: all the ABI has). `EEXIST` if the name is taken.
+    /// `max_evtchn_port` (0: all the ABI has), and grant-table and maptrack limits of
+    /// `max_grant_frames` and `max_maptrack_frames` frames (0: the defaults, 64 and 1024).
+    /// `EEXIST` if the name is taken.
     pub fn create_domain(
         name: &str,
         max_vcpus: u32,
         max_pages: u64,
         max_evtchn_port: u32,
+        max_grant_frames: u32,
+        max_maptrack_frames: u32,
     ) -> Result<DomId, Errno> {
         let payload = CreateDomain {
             max_vcpus,
@@ -130,6 +134,8 @@ mod calls {
             max_pages,
             name: encode_name(name)?,
             max_evtchn_port,
+            max_grant_frames,
+            max_maptrack_frames,
             _pad: 0,
         };
         let mut op = Domctl::with_payload(DOMCTL_CREATEDOMAIN, 0, &payload);

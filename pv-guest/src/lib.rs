@@ -42,6 +42,7 @@ extern crate alloc;
 pub mod console;
 pub mod domctl;
 pub mod foreign;
+pub mod grant;
 pub mod line;
 pub mod mm;
 pub mod modules;

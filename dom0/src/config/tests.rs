@@ -35,12 +35,17 @@ fn minimal_config_takes_the_defaults() {
             on_poweroff: StopAction::Destroy,
             on_crash: StopAction::Destroy,
             max_event_channels: 1023,
+            max_grant_frames: 0,
+            max_maptrack_frames: 0,
         }
     );
     assert!(p.warnings.is_empty());
     assert_eq!(p.config.nr_pages(), 128 * 256);
     let p = ok("name = \"hello\"\nkernel = \"hello\"\nmax_event_channels = 40\n");
     assert_eq!(p.config.max_event_channels, 40);
+    let p = ok("name = \"hello\"\nkernel = \"hello\"\nmax_grant_frames = 4\nmax_maptrack_frames = 0x10\n");
+    assert_eq!((p.config.max_grant_frames, p.config.max_maptrack_frames), (4, 16));
+    assert!(p.warnings.is_empty(), "xl's grant keys are known");
 }
 
 #[test]
@@ -163,6 +168,26 @@ fn bad_values_name_the_line_and_the_problem() {
         (
             "max_event_channels = 40\nmax_event_channels = 41",
             "t.cfg:4: max_event_channels: set again (first on line 3)",
+        ),
+        (
+            "max_grant_frames = 0",
+            "t.cfg:3: max_grant_frames: expected a number from 1 to 256, got 0",
+        ),
+        (
+            "max_grant_frames = 257",
+            "t.cfg:3: max_grant_frames: expected a number from 1 to 256, got 257",
+        ),
+        (
+            "max_maptrack_frames = 1025",
+            "t.cfg:3: max_maptrack_frames: expected a number from 1 to 1024, got 1025",
+        ),
+        (
+            "max_maptrack_frames = \"8\"",
+            "t.cfg:3: max_maptrack_frames: expected a number from 1 to 1024, got \"8\"",
+        ),
+        (
+            "max_grant_frames = 2\nmax_grant_frames = 3",
+            "t.cfg:4: max_grant_frames: set again (first on line 3)",
         ),
         (
             "on_crash = \"restart\"",

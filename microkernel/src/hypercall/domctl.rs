@@ -45,7 +45,8 @@ impl DomainName {
 /// caller, with arguments already decoded and range-checked.
 pub trait DomainControl {
     /// Creates a paused domain with no memory; returns its id.
-    fn create_domain(&mut self, name: DomainName, max_vcpus: u32, max_pages: u64, max_evtchn_port: u32) -> Result<u16, Errno>;
+    /// `grants` are its grant-table and maptrack limits.
+    fn create_domain(&mut self, name: DomainName, max_vcpus: u32, max_pages: u64, max_evtchn_port: u32, grants: grant_tables::Limits) -> Result<u16, Errno>;
     /// Destroys domain `domid` (not the caller).
     fn destroy_domain(&mut self, domid: u16) -> Result<(), Errno>;
     /// Pauses (`true`) or unpauses domain `domid`.
@@ -79,7 +80,9 @@ pub(super) fn domctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
             if c.max_vcpus == 0 || c.max_vcpus > MAX_VCPUS || c.max_pages == 0 || c.flags != 0 || c._pad != 0 {
                 return Err(Errno::EINVAL);
             }
-            let id = p.domain_control().create_domain(name, c.max_vcpus, c.max_pages, c.max_evtchn_port)?;
+            // 0 picks Xen's defaults; past the hard limits is EINVAL.
+            let grants = grant_tables::Limits::from_request(c.max_grant_frames, c.max_maptrack_frames).ok_or(Errno::EINVAL)?;
+            let id = p.domain_control().create_domain(name, c.max_vcpus, c.max_pages, c.max_evtchn_port, grants)?;
             op.domain = id;
             write_guest(p, arg, &op)?;
             Ok(0)
@@ -159,7 +162,7 @@ mod tests {
         Domctl::with_payload(
             DOMCTL_CREATEDOMAIN,
             0,
-            &CreateDomain { max_vcpus: 1, flags: 0, max_pages: 256, name: name(name_), max_evtchn_port: 0, _pad: 0 },
+            &CreateDomain { max_vcpus: 1, flags: 0, max_pages: 256, name: name(name_), max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 0, _pad: 0 },
         )
     }
 
@@ -183,14 +186,16 @@ mod tests {
         let out: Domctl = zerocopy::FromBytes::read_from_prefix(&p.mem[..]).unwrap().0;
         assert_eq!(out.domain, 7, "the fake hands out 7");
         for bad in [
-            CreateDomain { max_vcpus: 0, flags: 0, max_pages: 1, name: name("a"), max_evtchn_port: 0, _pad: 0 },
-            CreateDomain { max_vcpus: 33, flags: 0, max_pages: 1, name: name("a"), max_evtchn_port: 0, _pad: 0 },
-            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 0, name: name("a"), max_evtchn_port: 0, _pad: 0 },
-            CreateDomain { max_vcpus: 1, flags: 1, max_pages: 1, name: name("a"), max_evtchn_port: 0, _pad: 0 },
-            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name(""), max_evtchn_port: 0, _pad: 0 },
-            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name("two words"), max_evtchn_port: 0, _pad: 0 },
-            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: [b'x'; DOMAIN_NAME_LEN], max_evtchn_port: 0, _pad: 0 },
-            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name("a"), max_evtchn_port: 0, _pad: 1 },
+            CreateDomain { max_vcpus: 0, flags: 0, max_pages: 1, name: name("a"), max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 0, _pad: 0 },
+            CreateDomain { max_vcpus: 33, flags: 0, max_pages: 1, name: name("a"), max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 0, _pad: 0 },
+            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 0, name: name("a"), max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 0, _pad: 0 },
+            CreateDomain { max_vcpus: 1, flags: 1, max_pages: 1, name: name("a"), max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 0, _pad: 0 },
+            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name(""), max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 0, _pad: 0 },
+            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name("two words"), max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 0, _pad: 0 },
+            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: [b'x'; DOMAIN_NAME_LEN], max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 0, _pad: 0 },
+            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name("a"), max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 0, _pad: 1 },
+            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name("a"), max_evtchn_port: 0, max_grant_frames: 257, max_maptrack_frames: 0, _pad: 0 },
+            CreateDomain { max_vcpus: 1, flags: 0, max_pages: 1, name: name("a"), max_evtchn_port: 0, max_grant_frames: 0, max_maptrack_frames: 1025, _pad: 0 },
         ] {
             put(&mut p, &Domctl::with_payload(DOMCTL_CREATEDOMAIN, 0, &bad));
             assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EINVAL.to_ret(), "{bad:?}");

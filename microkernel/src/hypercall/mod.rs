@@ -5,6 +5,7 @@
 //! hostile ones, is exercised by host tests with a fake platform.
 
 mod console;
+mod grant;
 mod memory;
 mod mm;
 mod multicall;
@@ -112,6 +113,30 @@ pub trait Platform: GuestMemory {
     /// `dispatch` leaves in `rax`. Called at most once per hypercall, never inside a
     /// `multicall`.
     fn continuation(&mut self, _nr: u64, _args: [u64; 5]) {}
+    /// `GNTTABOP_setup_table` for domain `domid` (resolved and allowed): grows its grant
+    /// table to at least `nr_frames` frames (shared with it writable) and returns them all.
+    fn grant_setup_table(&mut self, _domid: u16, _nr_frames: u32) -> Result<alloc::vec::Vec<u64>, i16> {
+        Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
+    }
+    /// `GNTTABOP_query_size` for domain `domid` (resolved and allowed): frames now, most.
+    fn grant_query_size(&mut self, _domid: u16) -> Result<(u32, u32), i16> {
+        Ok((1, grant_tables::DEFAULT_MAX_GRANT_FRAMES))
+    }
+    /// One `GNTTABOP_map_grant_ref` for the caller: returns the handle and the frame's
+    /// machine address.
+    fn grant_map(&mut self, _req: grant_tables::MapRequest) -> Result<(u32, u64), i16> {
+        Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
+    }
+    /// One `GNTTABOP_unmap_grant_ref` for the caller.
+    fn grant_unmap(&mut self, _host_addr: u64, _dev_bus_addr: u64, _handle: u32) -> Result<(), i16> {
+        Err(hypercall_abi::grant_table::GNTST_BAD_HANDLE)
+    }
+    /// Flushes the caller's TLB after a batch of grant unmaps (which do not flush one by one).
+    fn grant_flush_tlb(&mut self) {}
+    /// One `GNTTABOP_copy` for the caller.
+    fn grant_copy(&mut self, _op: &hypercall_abi::grant_table::GnttabCopy) -> Result<(), i16> {
+        Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
+    }
     /// The domain control operations (called only for privileged callers).
     fn domain_control(&mut self) -> &mut dyn DomainControl;
     /// `set_trap_table` on the calling vCPU's trap table (entries read from `table`).
@@ -216,6 +241,7 @@ fn dispatch_call(p: &mut impl Platform, nr: u64, args: [u64; 5], preemptible: bo
         }
         Ok(Hypercall::Iret) => traps::iret(p),
         Ok(Hypercall::SetSegmentBase) => segment::set_segment_base(p, args[0] as u32, args[1]),
+        Ok(Hypercall::GrantTableOp) => grant::grant_table_op(p, preemptible, args),
         Ok(Hypercall::Sysctl) => sysctl::sysctl(p, args[0]),
         Ok(Hypercall::VcpuOp) => vcpu::vcpu_op(p, args[0] as u32, args[1] as u32, args[2]),
         _ => Err(Errno::ENOSYS),
@@ -423,7 +449,7 @@ pub(crate) mod fake {
 
 #[cfg(test)]
 impl DomainControl for fake::FakePlatform {
-    fn create_domain(&mut self, name: DomainName, _: u32, _: u64, _: u32) -> Result<u16, Errno> {
+    fn create_domain(&mut self, name: DomainName, _: u32, _: u64, _: u32, _: grant_tables::Limits) -> Result<u16, Errno> {
         self.domctl_calls.push(std::format!("create {}", name.as_str()));
         Ok(7)
     }

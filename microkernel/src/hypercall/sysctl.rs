@@ -46,7 +46,7 @@ pub(super) fn sysctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
                     p.set_bare_exception(false);
                     0
                 }
-                BENCH_DIRECT_PTE_WRITES | BENCH_DIRECT_BUILD | BENCH_KERNEL_VALIDATED_UPDATES => {
+                BENCH_DIRECT_PTE_WRITES | BENCH_DIRECT_BUILD | BENCH_KERNEL_VALIDATED_UPDATES | BENCH_KERNEL_MAP_UNMAP_32 => {
                     p.bench_baseline(b.op, b.arg)?
                 }
                 _ => return Err(Errno::EINVAL),

@@ -93,6 +93,15 @@ impl MmMachine for FakeMachine {
         let s = self.mem.get(&src).map_or([0; PT_ENTRIES], |f| **f);
         *self.frame(dst) = s;
     }
+    fn copy_bytes(&mut self, dst: u64, dst_off: usize, src: u64, src_off: usize, len: usize) {
+        let bytes = |f: &[u64; PT_ENTRIES]| f.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
+        let s = bytes(&self.mem.get(&src).map_or([0; PT_ENTRIES], |f| **f));
+        let mut d = bytes(self.frame(dst));
+        d[dst_off..dst_off + len].copy_from_slice(&s[src_off..src_off + len]);
+        for (i, w) in self.frame(dst).iter_mut().enumerate() {
+            *w = u64::from_le_bytes(d[i * 8..i * 8 + 8].try_into().unwrap());
+        }
+    }
     fn is_ram(&self, mfn: u64) -> bool {
         mfn < NR_FRAMES && !HOLE.contains(&mfn)
     }
@@ -161,6 +170,9 @@ pub struct Env {
     pub gone: Vec<DomainMm>,
     /// The machine.
     pub mach: FakeMachine,
+    /// Whether unprivileged domains may hold L1 entries to other domains' frames (grant
+    /// mappings, made through `Mm::grant_map` once the grant rules allowed them).
+    pub grant_mappings: bool,
 }
 
 /// A frame's accounting as the rules see it: owner, counts, live type, flags (not the
@@ -259,6 +271,7 @@ impl Env {
             others: Vec::new(),
             gone: Vec::new(),
             mach: FakeMachine::new(),
+            grant_mappings: false,
         }
     }
 
@@ -479,7 +492,8 @@ impl Env {
                     assert!(to.is_some(), "{mfn:#x}[{i}] maps RAM {t:#x}, which nobody owns");
                     if to != Some(id) {
                         let other = self.dom_of(to.unwrap()).unwrap();
-                        assert!(dom.privileged() && !other.privileged(), "d{id}'s {mfn:#x}[{i}] maps d{}'s {t:#x}", other.id());
+                        let foreign = dom.privileged() && !other.privileged();
+                        assert!(foreign || self.grant_mappings, "d{id}'s {mfn:#x}[{i}] maps d{}'s {t:#x}", other.id());
                     }
                     count[t as usize] += 1;
                     if e & pte::RW != 0 {

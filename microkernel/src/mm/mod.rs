@@ -3,6 +3,7 @@
 
 pub mod boot_mem;
 pub mod frame_alloc;
+pub mod grant;
 pub mod ops;
 pub mod page_info;
 pub mod pt;

@@ -52,6 +52,10 @@ pub trait MmMachine {
     fn zero_frame(&mut self, mfn: u64);
     /// Copies frame `src` over frame `dst`.
     fn copy_frame(&mut self, dst: u64, src: u64);
+    /// Copies `len` bytes from offset `src_off` of frame `src` to offset `dst_off` of frame
+    /// `dst` (the core checked that both ranges stay inside their frame; the frames may be
+    /// the same, the ranges may overlap).
+    fn copy_bytes(&mut self, dst: u64, dst_off: usize, src: u64, src_off: usize, len: usize);
     /// Whether `mfn` (any value) is RAM. Fixed for the machine's life; true for every frame
     /// the hypervisor uses or hands out (whether or not the frame table covers it), false
     /// for holes and device memory, which a privileged domain may map.

@@ -18,6 +18,8 @@
 //! BENCH timer_expired_wakeup_p50 <b> ns
 //! BENCH timer_expired_wakeup_p99 <b> ns
 //! BENCH timer_wakeup_max <v> ns
+//! BENCH grant_map_unmap_32_per_page <v> cycles kernel_map_unmap_per_page <b>
+//! BENCH grant_copy_4k <v> GB/s memcpy_4k <b>
 //! BENCH DONE
 //! ```
 //! Each figure is the median of individually timed samples; the rdtsc overhead is included
@@ -46,6 +48,8 @@
 
 extern crate alloc;
 
+#[path = "bench/grant_bench.rs"]
+mod grant_bench;
 #[path = "bench/mm_bench.rs"]
 mod mm_bench;
 #[path = "bench/timer_bench.rs"]
@@ -59,6 +63,7 @@ use core::arch::asm;
 use pv_guest::hypercall::{self, xen_version_raw};
 use pv_guest::hypercall_abi::sysctl::{BENCH_BARE_SYSCALL_OFF, BENCH_BARE_SYSCALL_ON};
 use pv_guest::hypercall_abi::version::XENVER_VERSION;
+use pv_guest::mm::xen::GuestMm;
 use pv_guest::stats::{median, sample};
 use pv_guest::time::rdtsc;
 use pv_guest::{println, StartInfo};
@@ -138,8 +143,17 @@ fn main(si: &'static StartInfo) {
         None => println!("BENCH hypercall_null_xen_version {null} cycles"),
     }
     println!("BENCH rdtsc_overhead {rdtsc_overhead} cycles");
-    if let Err(e) = mm_bench::run(si) {
-        println!("BENCH ERROR page-table figures: {e}");
+    let max_mfn = hypercall::physinfo().map(|p| p.max_mfn).ok();
+    match GuestMm::init(si, max_mfn) {
+        Ok(mut mm) => {
+            if let Err(e) = mm_bench::run(&mut mm) {
+                println!("BENCH ERROR page-table figures: {e}");
+            }
+            if let Err(e) = grant_bench::run(&mut mm) {
+                println!("BENCH ERROR grant figures: {e}");
+            }
+        }
+        Err(e) => println!("BENCH ERROR memory init: {e}"),
     }
     trap_bench::run();
     timer_bench::run(si);

@@ -58,7 +58,7 @@ fn domctls(t: &mut Tests) {
     // Never printed: a scenario forbids this name anywhere on the console.
     t.report(
         "domctl_create_eperm",
-        eperm(create_domain("intruder", 1, 256, 0)),
+        eperm(create_domain("intruder", 1, 256, 0, 0, 0)),
     );
     for (who, dom) in [("dom0", DOM0), ("nobody", NOBODY)] {
         t.report(

@@ -339,6 +339,53 @@ pub fn scenarios() -> Vec<Scenario> {
             ..DEFAULT
         },
         Scenario {
+            name: "xl-grant-share",
+            modules: &[
+                Image::Guest("grant-test"),
+                Image::Config("grant-g.cfg"),
+                Image::Config("grant-m.cfg"),
+            ],
+            input: &[
+                "info",
+                // The granter first (domain 1): its references exist when the mapper looks.
+                "xl create grant-g.cfg",
+                wait_for!(r"\[grant-g\] grant-test: granter granted refs 8 9 10 to domain 2$"),
+                "xl create grant-m.cfg",
+                wait_for!(r"\[grant-g\] grant-test: granter waiting for destroy$"),
+                // Destroyed while the mapper still maps two of its pages.
+                "xl destroy grant-g",
+                wait_for!(r"\(mk\) d2 \(grant-m\) shutdown: "),
+                "xl destroy grant-m",
+                "info",
+                "shutdown",
+            ],
+            // Each side's lines are in order; the two sides interleave.
+            expect: &[
+                INFO_FREE,
+                r"\(mk\) d1 \(grant-g\) grant limits: 4 grant frames, 64 maptrack frames$",
+                r"\[grant-g\] TEST set_version_2_enosys PASS$",
+                r"\[grant-g\] TEST setup_past_limit PASS$",
+                r"\[grant-g\] grant-test: granter granted refs 8 9 10 to domain 2$",
+                r"\(mk\) d2 \(grant-m\) grant limits: 64 grant frames, 1 maptrack frames$",
+                r"\[grant-m\] TEST map_readonly_grant_writable PASS$",
+                r"\[grant-m\] TEST copy_to_grant PASS$",
+                r"\[grant-g\] TEST end_access_refused_while_mapped PASS$",
+                r"\[grant-g\] TEST end_access_after_unmap PASS$",
+                r"\[grant-g\] TESTS DONE [0-9]+ passed, 0 failed$",
+                r"\(mk\) d1 \(grant-g\) destroyed: [0-9]+ frames returned, 2 still mapped by another domain$",
+                r"\[grant-m\] TEST frame_alive_after_granter_destroyed PASS$",
+                r"\[grant-m\] TEST unmap_after_granter_destroyed PASS$",
+                r"\[grant-m\] TESTS DONE [0-9]+ passed, 0 failed$",
+                r"\(mk\) d2 \(grant-m\) destroyed: [0-9]+ frames returned$",
+                INFO_FREE,
+                r"^dom0: powering off$",
+            ],
+            forbid: &[r"TEST .* FAIL", "PANIC", "crashed", "timed out"],
+            check: Some(grant_leaves_nothing),
+            timeout: Duration::from_secs(120),
+            ..DEFAULT
+        },
+        Scenario {
             name: "xl-pingpong-bad-cmdline",
             modules: &[Image::Guest("pingpong"), Image::Config("pingpong-bad.cfg")],
             input: &[
@@ -904,6 +951,17 @@ fn crash_contained(input: &CheckInput) -> Result<(), String> {
             other.map(Listing::names)
         )),
     }
+}
+
+/// `xl-grant-share`: every frame of both guests, the granted ones the mapper still mapped
+/// when the granter died included, is free again once both are gone.
+fn grant_leaves_nothing(input: &CheckInput) -> Result<(), String> {
+    let last = input.hits.len() - 2;
+    let (before, after) = (number(input, 0, 1)?, number(input, last, 1)?);
+    if before != after {
+        return Err(format!("free memory {before} KiB before the grant guests, {after} KiB after"));
+    }
+    Ok(())
 }
 
 /// Round trips of `xl-pingpong` (`count=` in ping.cfg and pong.cfg).

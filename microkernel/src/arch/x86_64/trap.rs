@@ -47,6 +47,7 @@ extern "C" {
     fn enter_guest(frame: *const GuestFrame) -> !;
     fn guest_copy(dst: *mut u8, src: *const u8, len: usize) -> u64;
     static guest_copy_fault_ip: u8;
+    static guest_copy_fault_ip_tail: u8;
     static guest_copy_fixup: u8;
 }
 
@@ -146,7 +147,8 @@ extern "C" fn exception_entry(f: &mut GuestFrame) {
         return;
     }
     let (fault_ip, fixup) = (addr_of!(guest_copy_fault_ip) as u64, addr_of!(guest_copy_fixup) as u64);
-    if f.vector == 14 && f.rip == fault_ip {
+    let fault_ip_tail = addr_of!(guest_copy_fault_ip_tail) as u64;
+    if f.vector == 14 && (f.rip == fault_ip || f.rip == fault_ip_tail) {
         f.rip = fixup;
         return;
     }

@@ -17,7 +17,6 @@ use pv_guest::println;
 use pv_guest::stats::median;
 use pv_guest::testing::describe;
 use pv_guest::time::rdtsc;
-use pv_guest::StartInfo;
 
 /// Batch sizes measured.
 const BATCHES: [usize; 4] = [1, 8, 64, 512];
@@ -237,14 +236,12 @@ fn build_guest_side(mm: &mut GuestMm, data: &[Frame]) -> Result<(), String> {
 }
 
 /// Runs both page-table figures.
-pub fn run(si: &'static StartInfo) -> Result<(), String> {
-    let max_mfn = hypercall::physinfo().map(|p| p.max_mfn).ok();
-    let mut mm = GuestMm::init(si, max_mfn).map_err(|e| format!("{e}"))?;
-    let a = take_frames(&mut mm, 512)?;
-    let b = take_frames(&mut mm, 512)?;
-    let r1 = batches(&mut mm, &a, &b);
+pub fn run(mm: &mut GuestMm) -> Result<(), String> {
+    let a = take_frames(mm, 512)?;
+    let b = take_frames(mm, 512)?;
+    let r1 = batches(mm, &a, &b);
     let data: Vec<Frame> = a.iter().chain(b.iter()).copied().collect();
-    let r2 = build(&mut mm, &data).and(build_guest_side(&mut mm, &data));
+    let r2 = build(mm, &data).and(build_guest_side(mm, &data));
     data.into_iter().for_each(|f| mm.free(f));
     r1.and(r2)
 }

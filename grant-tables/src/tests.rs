@@ -1,0 +1,358 @@
+//! Rule-by-rule tests of the grant logic over a fake shared table, hostile inputs included.
+extern crate std;
+
+use super::*;
+use std::collections::BTreeMap;
+use std::vec;
+
+/// Shared entries of every table frame; `meddle` rewrites an entry just before the next
+/// exchanges on it (a granter changing its entry mid-map).
+#[derive(Default)]
+struct FakeEntries {
+    e: BTreeMap<(u64, usize), (u32, u32)>,
+    meddle: Vec<(u64, usize, u32)>,
+    exchanges: u32,
+}
+
+impl EntryMemory for FakeEntries {
+    fn read(&mut self, frame: u64, slot: usize) -> (u32, u32) {
+        *self.e.get(&(frame, slot)).unwrap_or(&(0, 0))
+    }
+    fn cmpxchg_header(&mut self, frame: u64, slot: usize, old: u32, new: u32) -> u32 {
+        self.exchanges += 1;
+        if let Some(i) = self.meddle.iter().position(|m| (m.0, m.1) == (frame, slot)) {
+            let (_, _, h) = self.meddle.remove(i);
+            self.e.entry((frame, slot)).or_default().0 = h;
+        }
+        let cur = self.e.entry((frame, slot)).or_default();
+        let seen = cur.0;
+        if seen == old {
+            cur.0 = new;
+        }
+        seen
+    }
+    fn clear_flags(&mut self, frame: u64, slot: usize, bits: u16) {
+        self.e.entry((frame, slot)).or_default().0 &= !u32::from(bits);
+    }
+}
+
+const GRANTER: u16 = 1;
+const MAPPER: u16 = 2;
+const OTHER: u16 = 3;
+
+struct World {
+    g: Grants,
+    mem: FakeEntries,
+    next_frame: u64,
+}
+
+impl World {
+    fn new() -> Self {
+        let mut g = Grants::new();
+        for d in [GRANTER, MAPPER, OTHER] {
+            g.add_domain(d, Limits::default());
+        }
+        let mut w = World { g, mem: FakeEntries::default(), next_frame: 0x1000 };
+        w.setup(GRANTER, 1);
+        w
+    }
+    fn setup(&mut self, d: u16, n: u32) -> Vec<u64> {
+        let mut next = self.next_frame;
+        let r = self.g.setup_table(d, n, &mut || {
+            next += 1;
+            Some(next)
+        });
+        self.next_frame = next;
+        r.unwrap().to_vec()
+    }
+    /// The granter writes entry `gref`.
+    fn grant(&mut self, gref: u32, flags: u16, domid: u16, frame: u32) {
+        let t = self.g.table(GRANTER).unwrap().frames().to_vec();
+        let f = t[(gref / ENTRIES_PER_FRAME) as usize];
+        self.mem.e.insert((f, (gref % ENTRIES_PER_FRAME) as usize), (header(flags, domid), frame));
+    }
+    fn flags(&mut self, gref: u32) -> u16 {
+        let f = self.g.table(GRANTER).unwrap().frames()[(gref / ENTRIES_PER_FRAME) as usize];
+        header_flags(self.mem.read(f, (gref % ENTRIES_PER_FRAME) as usize).0)
+    }
+    fn map(&mut self, gref: u32, flags: u32) -> Result<MapGrant, Status> {
+        self.map_from(GRANTER, gref, flags)
+    }
+    fn map_from(&mut self, granter: u16, gref: u32, flags: u32) -> Result<MapGrant, Status> {
+        self.g.map_acquire(&mut self.mem, MAPPER, MapRequest { flags, gref, granter, host_addr: 0x4000_0000 })
+    }
+}
+
+const RW: u32 = GNTMAP_HOST_MAP;
+const RO: u32 = GNTMAP_HOST_MAP | GNTMAP_READONLY;
+
+#[test]
+fn limits_default_to_xens_and_are_configurable() {
+    let d = Limits::default();
+    assert_eq!((d.max_grant_frames, d.max_maptrack_frames, d.max_entries()), (64, 64, 32768));
+    assert_eq!(Limits::from_request(0, 0), Some(d));
+    assert_eq!(Limits::from_request(4, 1), Some(Limits { max_grant_frames: 4, max_maptrack_frames: 1 }));
+    assert_eq!(Limits::from_request(MAX_GRANT_FRAMES_LIMIT + 1, 0), None);
+    assert_eq!(Limits::from_request(0, MAX_MAPTRACK_FRAMES_LIMIT + 1), None);
+}
+
+#[test]
+fn setup_grows_to_the_limit_and_no_further() {
+    let mut w = World::new();
+    assert_eq!(w.g.query_size(GRANTER), Ok((1, 64)));
+    let f = w.setup(GRANTER, 3);
+    assert_eq!(f.len(), 3);
+    assert_eq!(w.setup(GRANTER, 2), f, "never shrinks");
+    assert_eq!(w.g.setup_table(GRANTER, 65, &mut || Some(1)), Err(GNTST_GENERAL_ERROR));
+    assert_eq!(w.g.query_size(GRANTER), Ok((3, 64)));
+    assert_eq!(w.g.setup_table(9, 1, &mut || Some(1)), Err(GNTST_BAD_DOMAIN));
+    assert_eq!(w.g.query_size(9), Err(GNTST_BAD_DOMAIN));
+    // Out of frames: what was added stays.
+    assert_eq!(w.g.setup_table(GRANTER, 10, &mut || None), Err(GNTST_GENERAL_ERROR));
+    let mut small = Grants::new();
+    small.add_domain(5, Limits::from_request(2, 0).unwrap());
+    assert_eq!(small.query_size(5), Ok((0, 2)));
+    assert_eq!(small.setup_table(5, 3, &mut || Some(7)), Err(GNTST_GENERAL_ERROR));
+}
+
+#[test]
+fn map_sets_in_use_flags_and_unmap_clears_them() {
+    let mut w = World::new();
+    w.grant(8, GTF_PERMIT_ACCESS, MAPPER, 0x777);
+    let m = w.map(8, RW).unwrap();
+    assert_eq!((m.frame, m.readonly), (0x777, false));
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING);
+    let r = w.map(8, RO).unwrap();
+    assert_ne!(r.handle, m.handle);
+    assert_eq!(w.g.table(GRANTER).unwrap().pins(8), (1, 1));
+    w.g.unmap_release(&mut w.mem, MAPPER, m.handle).unwrap();
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READING, "writing clears with the last write pin");
+    w.g.unmap_release(&mut w.mem, MAPPER, r.handle).unwrap();
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS, "reading clears with the last pin");
+    assert_eq!(w.g.maptrack(MAPPER).unwrap().in_use(), 0);
+}
+
+#[test]
+fn map_checks_come_in_xens_order() {
+    let mut w = World::new();
+    w.grant(8, GTF_PERMIT_ACCESS | GTF_READONLY, MAPPER, 0x777);
+    w.grant(9, GTF_PERMIT_ACCESS, OTHER, 0x778);
+    w.grant(10, GTF_INVALID, MAPPER, 0x779);
+    w.grant(11, GTF_ACCEPT_TRANSFER, MAPPER, 0x77a);
+    w.grant(12, GTF_PERMIT_ACCESS | GTF_SUB_PAGE, MAPPER, 0x77b);
+    // Neither host nor device map.
+    assert_eq!(w.map(8, GNTMAP_READONLY), Err(GNTST_BAD_GNTREF));
+    assert_eq!(w.map(8, RO | GNTMAP_CONTAINS_PTE), Err(GNTST_GENERAL_ERROR));
+    assert_eq!(w.map_from(42, 8, RO), Err(GNTST_BAD_DOMAIN));
+    // Out of range: past the frames set up, and far past.
+    assert_eq!(w.map(ENTRIES_PER_FRAME, RO), Err(GNTST_BAD_GNTREF));
+    assert_eq!(w.map(u32::MAX, RO), Err(GNTST_BAD_GNTREF));
+    // A read-only grant mapped writable.
+    assert_eq!(w.map(8, RW), Err(GNTST_GENERAL_ERROR));
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READONLY, "a refused map leaves no flag");
+    // Granted to someone else; not a grant; a transfer; a sub-page grant mapped.
+    for gref in [9, 10, 11, 12] {
+        assert_eq!(w.map(gref, RO), Err(GNTST_GENERAL_ERROR), "gref {gref}");
+    }
+    // A domain other than the mapper may not map the mapper's grant either.
+    let r = w.g.map_acquire(&mut w.mem, OTHER, MapRequest { flags: RO, gref: 8, granter: GRANTER, host_addr: 0 });
+    assert_eq!(r, Err(GNTST_GENERAL_ERROR));
+    assert_eq!(w.g.maptrack(MAPPER).unwrap().in_use(), 0, "no handle leaked by refusals");
+    assert!(w.map(8, RO).is_ok());
+}
+
+#[test]
+fn pinned_entry_serves_its_domain_only_and_bounds_pins() {
+    let mut w = World::new();
+    w.grant(8, GTF_PERMIT_ACCESS, MAPPER, 0x777);
+    w.map(8, RO).unwrap();
+    // The granter re-grants the entry to OTHER while it is mapped: OTHER is refused
+    // (pinned for MAPPER), and MAPPER's further read-only maps use the pinned frame.
+    w.grant(8, GTF_PERMIT_ACCESS | GTF_READING, OTHER, 0x999);
+    let r = w.g.map_acquire(&mut w.mem, OTHER, MapRequest { flags: RO, gref: 8, granter: GRANTER, host_addr: 0 });
+    assert_eq!(r, Err(GNTST_GENERAL_ERROR));
+    assert_eq!(w.map(8, RO).unwrap().frame, 0x777);
+    // A first write pin checks the entry again: now granted to OTHER, refused.
+    assert_eq!(w.map(8, RW), Err(GNTST_GENERAL_ERROR));
+    for _ in 2..MAX_PINS {
+        w.map(8, RO).unwrap();
+    }
+    assert_eq!(w.map(8, RO), Err(GNTST_GENERAL_ERROR), "pin counter overflow refused");
+}
+
+#[test]
+fn granter_changing_its_entry_mid_map() {
+    let mut w = World::new();
+    w.grant(8, GTF_PERMIT_ACCESS, MAPPER, 0x777);
+    let f = w.g.table(GRANTER).unwrap().frames()[0];
+    // The granter makes it read-only between our read and our exchange: the retry sees it
+    // and refuses the writable map.
+    w.mem.meddle.push((f, 8, header(GTF_PERMIT_ACCESS | GTF_READONLY, MAPPER)));
+    assert_eq!(w.map(8, RW), Err(GNTST_GENERAL_ERROR));
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READONLY);
+    // A benign change (a cache bit) is retried and the map succeeds.
+    w.grant(8, GTF_PERMIT_ACCESS, MAPPER, 0x777);
+    w.mem.meddle.push((f, 8, header(GTF_PERMIT_ACCESS | GTF_PWT, MAPPER)));
+    w.map(8, RW).unwrap();
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_PWT | GTF_READING | GTF_WRITING);
+    // A granter rewriting it every time: bounded retries, then general error.
+    w.grant(9, GTF_PERMIT_ACCESS, MAPPER, 0x777);
+    for i in 0..=MAX_ENTRY_RETRIES {
+        w.mem.meddle.push((f, 9, header(GTF_PERMIT_ACCESS | (((i as u16 + 1) & 1) << 5), MAPPER)));
+    }
+    w.mem.exchanges = 0;
+    // Each exchange consumes one meddle: alternate so every exchange fails.
+    assert_eq!(w.map(9, RO), Err(GNTST_GENERAL_ERROR));
+    assert_eq!(w.mem.exchanges, MAX_ENTRY_RETRIES + 1);
+}
+
+#[test]
+fn unmap_bad_and_double_handles() {
+    let mut w = World::new();
+    w.grant(8, GTF_PERMIT_ACCESS, MAPPER, 0x777);
+    assert_eq!(w.g.unmap_release(&mut w.mem, MAPPER, 0), Err(GNTST_BAD_HANDLE));
+    assert_eq!(w.g.unmap_release(&mut w.mem, MAPPER, u32::MAX), Err(GNTST_BAD_HANDLE));
+    let m = w.map(8, RW).unwrap();
+    assert_eq!(w.g.mapping(OTHER, m.handle), Err(GNTST_BAD_HANDLE), "handles are per mapper");
+    assert_eq!(w.g.mapping(MAPPER, m.handle).unwrap().frame, 0x777);
+    w.g.unmap_release(&mut w.mem, MAPPER, m.handle).unwrap();
+    assert_eq!(w.g.unmap_release(&mut w.mem, MAPPER, m.handle), Err(GNTST_BAD_HANDLE));
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS);
+    assert_eq!(w.g.table(GRANTER).unwrap().pins(8), (0, 0));
+}
+
+#[test]
+fn map_abort_undoes_everything() {
+    let mut w = World::new();
+    w.grant(8, GTF_PERMIT_ACCESS, MAPPER, 0x777);
+    let m = w.map(8, RW).unwrap();
+    w.g.map_abort(&mut w.mem, MAPPER, m.handle);
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS);
+    assert_eq!(w.g.maptrack(MAPPER).unwrap().in_use(), 0);
+}
+
+#[test]
+fn maptrack_limit_gives_no_space() {
+    let mut g = Grants::new();
+    g.add_domain(GRANTER, Limits::default());
+    g.add_domain(MAPPER, Limits::from_request(0, 1).unwrap());
+    let mut mem = FakeEntries::default();
+    let f = g.setup_table(GRANTER, 1, &mut || Some(0x50)).unwrap()[0];
+    for r in 0..2u32 {
+        mem.e.insert((f, r as usize), (header(GTF_PERMIT_ACCESS, MAPPER), 0x700 + r));
+    }
+    let req = |gref| MapRequest { flags: RO, gref, granter: GRANTER, host_addr: 0 };
+    let mut handles = vec![];
+    for _ in 0..MAPTRACK_PER_FRAME / 2 {
+        handles.push(g.map_acquire(&mut mem, MAPPER, req(0)).unwrap().handle);
+        handles.push(g.map_acquire(&mut mem, MAPPER, req(1)).unwrap().handle);
+        if handles.len() >= MAX_PINS as usize * 2 - 2 {
+            break;
+        }
+    }
+    // Pins are bounded per entry before handles run out with 2 entries; use more entries.
+    for r in 2..ENTRIES_PER_FRAME {
+        mem.e.insert((f, r as usize), (header(GTF_PERMIT_ACCESS, MAPPER), 0x700 + r));
+    }
+    let mut r = 2;
+    while handles.len() < MAPTRACK_PER_FRAME as usize {
+        handles.push(g.map_acquire(&mut mem, MAPPER, req(r)).unwrap().handle);
+        r += 1;
+    }
+    assert_eq!(g.map_acquire(&mut mem, MAPPER, req(r)), Err(GNTST_NO_SPACE));
+    g.unmap_release(&mut mem, MAPPER, handles[5]).unwrap();
+    assert_eq!(g.map_acquire(&mut mem, MAPPER, req(r)).unwrap().handle, handles[5], "freed handle reused");
+}
+
+#[test]
+fn copy_pins_for_the_copy_only() {
+    let mut w = World::new();
+    w.grant(8, GTF_PERMIT_ACCESS | GTF_READONLY, MAPPER, 0x777);
+    w.grant(9, GTF_PERMIT_ACCESS, MAPPER, 0x778);
+    assert_eq!(w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 8, false), Ok(0x777));
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READONLY | GTF_READING);
+    w.g.copy_release(&mut w.mem, GRANTER, 8, false);
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READONLY);
+    assert_eq!(w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 8, true), Err(GNTST_GENERAL_ERROR), "read-only as destination");
+    assert_eq!(w.g.copy_acquire(&mut w.mem, OTHER, GRANTER, 9, true), Err(GNTST_GENERAL_ERROR), "granted to another");
+    assert_eq!(w.g.copy_acquire(&mut w.mem, MAPPER, 42, 9, true), Err(GNTST_BAD_DOMAIN));
+    assert_eq!(w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 4096, true), Err(GNTST_BAD_GNTREF));
+    assert_eq!(w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 9, true), Ok(0x778));
+    w.g.copy_release(&mut w.mem, GRANTER, 9, true);
+    assert_eq!(w.flags(9), GTF_PERMIT_ACCESS);
+    // A sub-page flag does not stop a copy (v1 ignores it there, as Xen).
+    w.grant(12, GTF_PERMIT_ACCESS | GTF_SUB_PAGE, MAPPER, 0x77b);
+    assert!(w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 12, false).is_ok());
+}
+
+#[test]
+fn loopback_grant_to_self() {
+    let mut w = World::new();
+    w.grant(8, GTF_PERMIT_ACCESS, GRANTER, 0x777);
+    let m = w.g.map_acquire(&mut w.mem, GRANTER, MapRequest { flags: RW, gref: 8, granter: GRANTER, host_addr: 0 }).unwrap();
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING);
+    w.g.unmap_release(&mut w.mem, GRANTER, m.handle).unwrap();
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS);
+}
+
+#[test]
+fn mapper_death_releases_its_pins() {
+    let mut w = World::new();
+    w.grant(8, GTF_PERMIT_ACCESS, MAPPER, 0x777);
+    w.grant(9, GTF_PERMIT_ACCESS, MAPPER, 0x778);
+    w.map(8, RW).unwrap();
+    w.map(9, RO).unwrap();
+    let r = w.g.remove_domain(&mut w.mem, MAPPER);
+    assert_eq!((r.mappings_released, r.mappings_orphaned), (2, 0));
+    assert_eq!((w.flags(8), w.flags(9)), (GTF_PERMIT_ACCESS, GTF_PERMIT_ACCESS));
+    assert_eq!(w.g.table(GRANTER).unwrap().pinned_entries(), 0);
+    assert!(!w.g.has_domain(MAPPER));
+    assert_eq!(w.map(8, RO), Err(GNTST_BAD_DOMAIN), "mapper gone");
+}
+
+#[test]
+fn granter_death_orphans_mappings_which_still_unmap() {
+    let mut w = World::new();
+    w.grant(8, GTF_PERMIT_ACCESS, MAPPER, 0x777);
+    let m = w.map(8, RW).unwrap();
+    let frames = w.g.table(GRANTER).unwrap().frames().to_vec();
+    let r = w.g.remove_domain(&mut w.mem, GRANTER);
+    assert_eq!(r.table_frames, frames);
+    assert_eq!((r.mappings_released, r.mappings_orphaned), (0, 1));
+    let before = w.mem.e.clone();
+    let gone = w.g.unmap_release(&mut w.mem, MAPPER, m.handle).unwrap();
+    assert!(gone.orphan);
+    assert_eq!(w.mem.e, before, "an orphan unmap writes no table");
+    assert_eq!(w.g.unmap_release(&mut w.mem, MAPPER, m.handle), Err(GNTST_BAD_HANDLE));
+    assert_eq!(w.map(8, RO), Err(GNTST_BAD_DOMAIN));
+    // A new domain with the same id has a fresh table.
+    w.g.add_domain(GRANTER, Limits::default());
+    assert_eq!(w.g.query_size(GRANTER), Ok((0, 64)));
+}
+
+#[test]
+fn copy_between_two_granters_pins_both_then_neither() {
+    let mut w = World::new();
+    w.setup(OTHER, 1);
+    w.grant(8, GTF_PERMIT_ACCESS | GTF_READONLY, MAPPER, 0x777);
+    let of = w.g.table(OTHER).unwrap().frames()[0];
+    w.mem.e.insert((of, 8), (header(GTF_PERMIT_ACCESS, MAPPER), 0x888));
+    let src = w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 8, false).unwrap();
+    let dst = w.g.copy_acquire(&mut w.mem, MAPPER, OTHER, 8, true).unwrap();
+    assert_eq!((src, dst), (0x777, 0x888));
+    assert_eq!(header_flags(w.mem.read(of, 8).0), GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING);
+    // Released in either order, each side's flags go back.
+    w.g.copy_release(&mut w.mem, OTHER, 8, true);
+    w.g.copy_release(&mut w.mem, GRANTER, 8, false);
+    assert_eq!(header_flags(w.mem.read(of, 8).0), GTF_PERMIT_ACCESS);
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READONLY);
+    assert_eq!(w.g.table(GRANTER).unwrap().pinned_entries() + w.g.table(OTHER).unwrap().pinned_entries(), 0);
+    // A copy pin on an entry mapped by the same domain stacks on the map's pin.
+    w.grant(9, GTF_PERMIT_ACCESS, MAPPER, 0x999);
+    let m = w.map(9, RW).unwrap();
+    w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 9, false).unwrap();
+    w.g.copy_release(&mut w.mem, GRANTER, 9, false);
+    assert_eq!(w.flags(9), GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING, "still mapped");
+    w.g.unmap_release(&mut w.mem, MAPPER, m.handle).unwrap();
+    assert_eq!(w.flags(9), GTF_PERMIT_ACCESS);
+}

@@ -1,0 +1,245 @@
+//! `grant_table_op` (hypercall 20): decodes each `GNTTABOP_*`, runs batches of maps,
+//! unmaps and copies one operation at a time with each status written back (as Xen's
+//! `do_grant_table_op`), and leaves the work to the machine through [`Platform`], which
+//! applies the rules of the `grant-tables` crate and the page-type rules of [`crate::mm`].
+//!
+//! Errors of the hypercall itself are errnos (`EINVAL` for a bad count, `EFAULT` for an
+//! argument that cannot be read or written back); the outcome of each operation is its
+//! `GNTST_*` status. A batch longer than [`Platform::preempt_chunk`] continues itself: the
+//! guest re-executes the hypercall with the pointer advanced and the count reduced, as Xen's
+//! `hypercall_create_continuation` in `do_grant_table_op`.
+
+use super::mm::resolve_domain;
+use super::Platform;
+use crate::guest_access::{read_guest, write_guest, GuestRange};
+use hypercall_abi::errno::Errno;
+use hypercall_abi::grant_table::*;
+use hypercall_abi::hypercall::Hypercall;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+/// The domain a setup or query names, as a status: `GNTST_permission_denied` for another
+/// domain without privilege, `GNTST_bad_domain` for one that does not exist.
+fn target_domain(p: &mut impl Platform, dom: u16) -> Result<u16, i16> {
+    match resolve_domain(p, dom) {
+        Ok(None) => Ok(p.caller().domid),
+        Ok(Some(d)) => Ok(d),
+        Err(Errno::EPERM) => Err(GNTST_PERMISSION_DENIED),
+        Err(_) => Err(GNTST_BAD_DOMAIN),
+    }
+}
+
+fn status<T>(r: Result<T, i16>) -> i16 {
+    r.err().unwrap_or(GNTST_OKAY)
+}
+
+/// `grant_table_op(cmd, uop, count)`.
+pub(super) fn grant_table_op(p: &mut impl Platform, preemptible: bool, args: [u64; 5]) -> Result<i64, Errno> {
+    let (cmd, uop, count) = (args[0] as u32, args[1], args[2] as u32);
+    // Xen: `if ( (int)count < 0 ) return -EINVAL;`
+    if (count as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    match cmd {
+        GNTTABOP_MAP_GRANT_REF => batch(p, preemptible, args, |p, op: &mut GnttabMapGrantRef| {
+            let req = grant_tables::MapRequest { flags: op.flags, gref: op.r#ref, granter: op.dom, host_addr: op.host_addr };
+            match p.grant_map(req) {
+                Ok((handle, maddr)) => {
+                    op.status = GNTST_OKAY;
+                    op.handle = handle;
+                    op.dev_bus_addr = if op.flags & GNTMAP_DEVICE_MAP != 0 { maddr } else { 0 };
+                }
+                Err(st) => op.status = st,
+            }
+        }),
+        GNTTABOP_UNMAP_GRANT_REF => {
+            // Host mappings removed in the batch are flushed from the TLB once, at its end
+            // (Xen's `gnttab_flush_tlb` after each batch of unmaps): the guest cannot run
+            // before, and a frame whose last reference went is flushed at once anyway.
+            let mut removed = false;
+            let r = batch(p, preemptible, args, |p, op: &mut GnttabUnmapGrantRef| {
+                op.status = status(p.grant_unmap(op.host_addr, op.dev_bus_addr, op.handle));
+                removed |= op.status == GNTST_OKAY && op.host_addr != 0;
+            });
+            if removed {
+                p.grant_flush_tlb();
+            }
+            r
+        }
+        GNTTABOP_COPY => batch(p, preemptible, args, |p, op: &mut GnttabCopy| {
+            op.status = status(p.grant_copy(op));
+        }),
+        // Xen: these take exactly one argument.
+        GNTTABOP_SETUP_TABLE | GNTTABOP_QUERY_SIZE | GNTTABOP_SET_VERSION | GNTTABOP_GET_VERSION if count != 1 => {
+            Err(Errno::EINVAL)
+        }
+        GNTTABOP_SETUP_TABLE => {
+            let mut op: GnttabSetupTable = read_guest(p, uop)?;
+            op.status = match target_domain(p, op.dom).and_then(|d| p.grant_setup_table(d, op.nr_frames)) {
+                Ok(frames) => {
+                    // Xen: a frame list that cannot be written is GNTST_bad_virt_addr.
+                    let n = (op.nr_frames as usize).min(frames.len());
+                    let list = op.frame_list;
+                    let ok = frames[..n].iter().enumerate().all(|(i, f)| write_guest(p, list.wrapping_add(i as u64 * 8), f).is_ok());
+                    if ok { GNTST_OKAY } else { GNTST_BAD_VIRT_ADDR }
+                }
+                Err(st) => st,
+            };
+            write_guest(p, uop, &op)?;
+            Ok(0)
+        }
+        GNTTABOP_QUERY_SIZE => {
+            let mut op: GnttabQuerySize = read_guest(p, uop)?;
+            match target_domain(p, op.dom).and_then(|d| p.grant_query_size(d)) {
+                Ok((n, max)) => {
+                    op.nr_frames = n;
+                    op.max_nr_frames = max;
+                    op.status = GNTST_OKAY;
+                }
+                Err(st) => op.status = st,
+            }
+            write_guest(p, uop, &op)?;
+            Ok(0)
+        }
+        GNTTABOP_SET_VERSION => {
+            let mut op: GnttabSetVersion = read_guest(p, uop)?;
+            // Xen's gnttab_set_version: neither 1 nor 2 is -EINVAL; 2 where only v1 is
+            // available (max_grant_version 1) is -ENOSYS, "Behave as before set_version
+            // was introduced"; 1 (the version in use) succeeds. The version in use is
+            // written back in every case.
+            let r = match op.version {
+                1 => Ok(0),
+                2 => Err(Errno::ENOSYS),
+                _ => Err(Errno::EINVAL),
+            };
+            op.version = 1;
+            write_guest(p, uop, &op)?;
+            r
+        }
+        GNTTABOP_GET_VERSION => {
+            // struct gnttab_get_version { domid_t dom; uint16_t pad; uint32_t version; }
+            let mut op: [u16; 4] = read_guest(p, uop)?;
+            target_domain(p, op[0]).map_err(|_| Errno::ESRCH)?;
+            op[2] = 1;
+            op[3] = 0;
+            write_guest(p, uop, &op)?;
+            Ok(0)
+        }
+        // Transfers, v2 status frames, swaps, dumps and Arm cache flushes are not provided.
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// Operations read from (and written back to) the guest in one copy.
+const READ_BATCH: usize = 32;
+
+/// Runs `count` operations of type `T` at `uop`, each handled by `f` (which sets its
+/// status) and written back, [`READ_BATCH`] at a time in one copy each way; continues
+/// itself after [`Platform::preempt_chunk`] of them. An argument that cannot be read or
+/// written back ends the hypercall with `EFAULT` (the operations before it are done).
+fn batch<P: Platform, T: FromBytes + IntoBytes + Immutable + Copy + Default>(
+    p: &mut P,
+    preemptible: bool,
+    args: [u64; 5],
+    mut f: impl FnMut(&mut P, &mut T),
+) -> Result<i64, Errno> {
+    let (uop, count) = (args[1], args[2] as u32);
+    let size = core::mem::size_of::<T>() as u64;
+    let limit = if preemptible { p.preempt_chunk().max(1) } else { u32::MAX };
+    let mut i = 0u32;
+    while i < count {
+        let at = uop.wrapping_add(u64::from(i) * size);
+        if i >= limit {
+            p.continuation(Hypercall::GrantTableOp as u64, [args[0], at, u64::from(count - i), 0, 0]);
+            return Ok(Hypercall::GrantTableOp as i64);
+        }
+        let n = (count - i).min(limit - i).min(READ_BATCH as u32) as usize;
+        let mut buf = [T::default(); READ_BATCH];
+        let whole = GuestRange::new(at, n as u64 * size).and_then(|r| p.copy_from_guest(r, buf[..n].as_mut_bytes()));
+        // A chunk that cannot be read whole is done one by one, so that exactly the
+        // operations before the unreadable one are done.
+        let n = if whole.is_ok() {
+            n
+        } else {
+            buf[0] = read_guest(p, at)?;
+            1
+        };
+        for op in buf[..n].iter_mut() {
+            f(p, op);
+        }
+        let back = GuestRange::new(at, n as u64 * size)?;
+        p.copy_to_guest(back, buf[..n].as_bytes())?;
+        i += n as u32;
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake::*;
+    use super::super::dispatch;
+    use super::*;
+    use zerocopy::FromZeros;
+
+    const NR: u64 = Hypercall::GrantTableOp as u64;
+
+    #[test]
+    fn set_version_accepts_1_and_refuses_2_like_xen_without_v2() {
+        let mut p = FakePlatform::new(false);
+        for (v, ret) in [(1u32, 0), (2, Errno::ENOSYS.to_ret()), (0, Errno::EINVAL.to_ret()), (3, Errno::EINVAL.to_ret())] {
+            write_guest(&mut p, BASE, &GnttabSetVersion { version: v }).unwrap();
+            assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_SET_VERSION), BASE, 1, 0, 0]), ret, "version {v}");
+            let back: GnttabSetVersion = read_guest(&mut p, BASE).unwrap();
+            assert_eq!(back.version, 1, "the version in use is written back");
+        }
+        assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_SET_VERSION), BASE, 2, 0, 0]), Errno::EINVAL.to_ret());
+    }
+
+    #[test]
+    fn counts_and_unknown_ops() {
+        let mut p = FakePlatform::new(false);
+        assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_MAP_GRANT_REF), BASE, 0x8000_0000, 0, 0]), Errno::EINVAL.to_ret());
+        assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_QUERY_SIZE), BASE, 0, 0, 0]), Errno::EINVAL.to_ret());
+        for cmd in [GNTTABOP_TRANSFER, GNTTABOP_DUMP_TABLE, GNTTABOP_GET_STATUS_FRAMES, GNTTABOP_SWAP_GRANT_REF, 99] {
+            assert_eq!(dispatch(&mut p, NR, [u64::from(cmd), BASE, 1, 0, 0]), Errno::ENOSYS.to_ret(), "cmd {cmd}");
+        }
+        // A batch that cannot be read.
+        assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_COPY), 0x10, 1, 0, 0]), Errno::EFAULT.to_ret());
+    }
+
+    #[test]
+    fn statuses_are_written_back_per_op_and_long_batches_continue() {
+        let mut p = FakePlatform::new(false);
+        p.chunk = 2;
+        let mut ops = [GnttabUnmapGrantRef::new_zeroed(); 3];
+        ops[1].handle = 7;
+        for (i, op) in ops.iter().enumerate() {
+            write_guest(&mut p, BASE + i as u64 * 24, op).unwrap();
+        }
+        // The fake platform refuses every unmap as a bad handle.
+        let r = dispatch(&mut p, NR, [u64::from(GNTTABOP_UNMAP_GRANT_REF), BASE, 3, 0, 0]);
+        assert_eq!(r, NR as i64);
+        assert_eq!(p.continuations, std::vec![(NR, [u64::from(GNTTABOP_UNMAP_GRANT_REF), BASE + 48, 1, 0, 0])]);
+        for i in 0..2 {
+            let op: GnttabUnmapGrantRef = read_guest(&mut p, BASE + i * 24).unwrap();
+            assert_eq!(op.status, GNTST_BAD_HANDLE);
+        }
+        let third: GnttabUnmapGrantRef = read_guest(&mut p, BASE + 48).unwrap();
+        assert_eq!(third.status, 0, "not done yet");
+    }
+
+    #[test]
+    fn setup_and_query_name_domains_like_xen() {
+        let mut p = FakePlatform::new(false);
+        let mut q = GnttabQuerySize::new_zeroed();
+        q.dom = 0;
+        write_guest(&mut p, BASE, &q).unwrap();
+        assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_QUERY_SIZE), BASE, 1, 0, 0]), 0);
+        let back: GnttabQuerySize = read_guest(&mut p, BASE).unwrap();
+        assert_eq!(back.status, GNTST_PERMISSION_DENIED, "another domain, unprivileged");
+        q.dom = hypercall_abi::types::DOMID_SELF;
+        write_guest(&mut p, BASE, &q).unwrap();
+        assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_QUERY_SIZE), BASE, 1, 0, 0]), 0);
+        let back: GnttabQuerySize = read_guest(&mut p, BASE).unwrap();
+        assert_eq!((back.status, back.nr_frames, back.max_nr_frames), (GNTST_OKAY, 1, 64));
+    }
+}

@@ -1,0 +1,207 @@
+//! The page-table half of grant mappings and grant copies (Xen's
+//! `create_grant_pv_mapping`, `replace_grant_pv_mapping` and the frame side of
+//! `gnttab_copy`); the grant rules themselves are the `grant-tables` crate's.
+//!
+//! A grant mapping is an L1 entry of the mapper's own tables that maps a frame of the
+//! granter: it holds the same references as a foreign mapping (a general reference, and
+//! the writable type if read-write, so a granted frame mapped writable can never become one
+//! of the granter's page tables), and those references belong to the entry. So the frame
+//! lives until the last entry mapping it goes, whether the granter ended its grant, gave
+//! the frame back or died meanwhile (its release is then charged to the granter through
+//! [`super::page_info::FrameTable::pop_foreign_release`]).
+
+use super::page_info::{Level, PageType};
+use super::pt::Mm;
+use super::validate::{entry_mfn, present};
+use hypercall_abi::grant_table::{GNTST_BAD_PAGE, GNTST_GENERAL_ERROR};
+use hypercall_abi::layout::pte;
+
+/// Page size, the bound of a copy's offset plus length.
+const PAGE: usize = 4096;
+
+impl Mm<'_, '_> {
+    /// Maps frame `mfn` of domain `granter` at `va` in this domain's current kernel tables,
+    /// read-only or read-write, replacing whatever that entry held (Xen's
+    /// `create_grant_va_mapping`). `GNTST_bad_page` if `granter` does not own `mfn`;
+    /// `GNTST_general_error` if no validated L1 maps `va`, or if a read-write mapping
+    /// cannot take the writable type (the frame is one of the granter's page tables).
+    pub fn grant_map(&mut self, va: u64, mfn: u64, granter: u16, readonly: bool) -> Result<(), i16> {
+        if !self.frames.owned_by(mfn, granter) {
+            return Err(GNTST_BAD_PAGE);
+        }
+        self.settled(|mm| {
+            let (l1, index) = mm.l1_entry_for(va).map_err(|_| GNTST_GENERAL_ERROR)?;
+            let rw = if readonly { 0 } else { pte::RW };
+            let new = (mfn << 12) | pte::PRESENT | pte::USER | pte::ACCESSED | pte::DIRTY | rw | pte::NX;
+            mm.take_entry_refs(Level::L1, l1, new, granter).map_err(|_| GNTST_GENERAL_ERROR)?;
+            let old = mm.mach.read_pte(l1, index);
+            mm.mach.write_pte(l1, index, new);
+            mm.put_entry(Level::L1, l1, old);
+            // A non-present entry is never cached in a TLB: only a replaced mapping needs
+            // flushing.
+            if present(old) {
+                mm.mach.invlpg(va);
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes the grant mapping of `mfn` at `va` (Xen's `replace_grant_va_mapping` with
+    /// no new frame): `GNTST_general_error`, with nothing changed, unless the entry for
+    /// `va` is present and maps `mfn`. The translation of `va` is not flushed here: the
+    /// caller flushes once per batch before the guest runs again (a frame whose last
+    /// reference went is flushed at once, as always).
+    pub fn grant_unmap(&mut self, va: u64, mfn: u64) -> Result<(), i16> {
+        self.settled(|mm| {
+            let (l1, index) = mm.l1_entry_for(va).map_err(|_| GNTST_GENERAL_ERROR)?;
+            let old = mm.mach.read_pte(l1, index);
+            if !present(old) || entry_mfn(old) != mfn {
+                return Err(GNTST_GENERAL_ERROR);
+            }
+            mm.mach.write_pte(l1, index, 0);
+            mm.put_entry(Level::L1, l1, old);
+            Ok(())
+        })
+    }
+
+    /// Copies `len` bytes from offset `src_off` of frame `src` (owned by `src_owner`) to
+    /// offset `dst_off` of frame `dst` (owned by `dst_owner`), holding a general reference
+    /// on both and the writable type on the destination for the copy (Xen's
+    /// `gnttab_copy_claim_buf` and `gnttab_copy_buf`). `GNTST_bad_copy_arg` past the page;
+    /// `GNTST_bad_page` for a frame its owner does not own, or a destination that cannot be
+    /// written (a page table).
+    #[allow(clippy::too_many_arguments)] // the two sides of a copy, as Xen's gnttab_copy
+    pub fn grant_copy(&mut self, src: u64, src_owner: u16, src_off: usize, dst: u64, dst_owner: u16, dst_off: usize, len: usize) -> Result<(), i16> {
+        if src_off + len > PAGE || dst_off + len > PAGE {
+            return Err(hypercall_abi::grant_table::GNTST_BAD_COPY_ARG);
+        }
+        self.settled(|mm| {
+            if !mm.get_page_of(src, src_owner) {
+                return Err(GNTST_BAD_PAGE);
+            }
+            if !mm.get_page_of(dst, dst_owner) {
+                mm.put_page(src);
+                return Err(GNTST_BAD_PAGE);
+            }
+            if mm.get_type(dst, PageType::Writable).is_err() {
+                mm.put_page(dst);
+                mm.put_page(src);
+                return Err(GNTST_BAD_PAGE);
+            }
+            mm.mach.copy_bytes(dst, dst_off, src, src_off, len);
+            mm.put_type(dst);
+            mm.put_page(dst);
+            mm.put_page(src);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::super::fake::*;
+    use super::*;
+    use hypercall_abi::grant_table::GNTST_BAD_COPY_ARG;
+
+    /// Mapper (domain 1, unprivileged) with a validated tree whose L1 maps one data frame
+    /// at va 0 and is the kernel base; granter (domain 2) with `n` frames.
+    fn mapper_and_granter(n: usize) -> (Env, [u64; 4], u16, std::vec::Vec<u64>) {
+        let mut env = Env::new(false, 64);
+        let data = env.give(1);
+        let t = env.build_tree(&data);
+        env.mm().new_baseptr(t[0]).unwrap();
+        let g = env.add_domain(false, 32);
+        let frames = env.give_to(g, n);
+        env.grant_mappings = true;
+        env.check_invariants();
+        (env, t, g, frames)
+    }
+
+    const VA: u64 = 5 << 12;
+
+    #[test]
+    fn writable_grant_mapping_holds_type_and_reference_until_unmap() {
+        let (mut env, [.., l1], g, f) = mapper_and_granter(2);
+        assert_eq!(env.mm().grant_map(VA, f[0], g, false), Ok(()));
+        env.check_invariants();
+        let p = env.page(f[0]);
+        assert_eq!((p.owner(), p.count(), p.page_type()), (Some(g), 2, PageType::Writable));
+        assert_ne!(env.peek(l1, 5) & pte::RW, 0);
+        // The granter cannot make it a page table while it is mapped writable.
+        assert!(env.mm_of(g).pin(f[0], Level::L1).is_err());
+        // Unmap must name the frame mapped there.
+        assert_eq!(env.mm().grant_unmap(VA, f[1]), Err(GNTST_GENERAL_ERROR));
+        assert_eq!(env.mm().grant_unmap(VA + 4096, f[0]), Err(GNTST_GENERAL_ERROR));
+        assert_eq!(env.mm().grant_unmap(VA, f[0]), Ok(()));
+        env.check_invariants();
+        let p = env.page(f[0]);
+        assert_eq!((p.count(), p.type_count()), (1, 0));
+        assert_eq!(env.mm().grant_unmap(VA, f[0]), Err(GNTST_GENERAL_ERROR), "double unmap");
+    }
+
+    #[test]
+    fn read_only_mapping_takes_no_type_and_may_map_a_page_table() {
+        let (mut env, _, g, f) = mapper_and_granter(1);
+        assert_eq!(env.mm().grant_map(VA, f[0], g, true), Ok(()));
+        assert_eq!(env.page(f[0]).type_count(), 0);
+        env.mm_of(g).pin(f[0], Level::L1).unwrap();
+        // Now a writable mapping is refused: it is a page table.
+        assert_eq!(env.mm().grant_map(VA + 4096, f[0], g, false), Err(GNTST_GENERAL_ERROR));
+        env.mm_of(g).unpin(f[0]).unwrap();
+    }
+
+    #[test]
+    fn frame_outlives_its_dead_granter_until_the_last_unmap() {
+        let (mut env, _, g, f) = mapper_and_granter(3);
+        env.mm().grant_map(VA, f[1], g, false).unwrap();
+        let r = env.destroy(g);
+        assert_eq!(r.held, 1, "one frame still mapped by the mapper");
+        assert!(env.is_dying(g));
+        env.check_invariants();
+        let before = env.mach.free.len();
+        env.mm().grant_unmap(VA, f[1]).unwrap();
+        env.settle();
+        assert_eq!(env.mach.free.len(), before + 1, "the frame went back at the last unmap");
+        assert!(!env.is_dying(g), "the dead granter is forgotten once it owns nothing");
+        env.check_invariants();
+    }
+
+    #[test]
+    fn map_refuses_frames_the_granter_does_not_own_and_bad_addresses() {
+        let (mut env, [.., l1], g, f) = mapper_and_granter(1);
+        assert_eq!(env.mm().grant_map(VA, l1, g, true), Err(GNTST_BAD_PAGE), "mapper's own frame named as granter's");
+        assert_eq!(env.mm().grant_map(1 << 40, f[0], g, true), Err(GNTST_GENERAL_ERROR), "no L1 there");
+        assert_eq!(env.mm().grant_map(0xffff_8000_0000_0000, f[0], g, true), Err(GNTST_GENERAL_ERROR), "hypervisor slice");
+        assert_eq!(env.page(f[0]).count(), 1);
+    }
+
+    #[test]
+    fn copy_checks_bounds_owners_and_destination_type() {
+        let (mut env, [.., l1], g, f) = mapper_and_granter(2);
+        let me = env.dom.id();
+        env.poke(f[0], 1, 0x1122_3344_5566_7788);
+        assert_eq!(env.mm().grant_copy(f[0], g, 8, f[1], g, 16, 8), Ok(()));
+        assert_eq!(env.peek(f[1], 2), 0x1122_3344_5566_7788);
+        assert_eq!(env.mm().grant_copy(f[0], g, 4090, f[1], g, 0, 8), Err(GNTST_BAD_COPY_ARG));
+        assert_eq!(env.mm().grant_copy(f[0], g, 0, f[1], g, 4089, 8), Err(GNTST_BAD_COPY_ARG));
+        assert_eq!(env.mm().grant_copy(f[0], me, 0, f[1], g, 0, 8), Err(GNTST_BAD_PAGE));
+        assert_eq!(env.mm().grant_copy(f[0], g, 0, l1, me, 0, 8), Err(GNTST_BAD_PAGE), "into a page table");
+        assert_eq!((env.page(f[0]).count(), env.page(f[1]).count(), env.page(f[1]).type_count()), (1, 1, 0));
+        env.check_invariants();
+    }
+
+    #[test]
+    fn mapper_teardown_drops_grant_references() {
+        let (mut env, _, g, f) = mapper_and_granter(2);
+        env.mm().grant_map(VA, f[0], g, false).unwrap();
+        env.mm().grant_map(VA + 4096, f[1], g, true).unwrap();
+        env.check_invariants();
+        // The mapper (the env's own domain) gives everything back: only the granter's
+        // allocation references are left on its frames.
+        env.mm().relinquish();
+        env.settle();
+        let (a, b) = (env.page(f[0]), env.page(f[1]));
+        assert_eq!((a.count(), a.type_count(), b.count(), b.type_count()), (1, 0, 1, 0));
+    }
+}
