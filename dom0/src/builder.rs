@@ -88,6 +88,40 @@ pub trait Control {
         mfns: &[u64],
         write: &mut dyn FnMut(&mut dyn GuestMemory) -> Result<BuiltDomain, BuildError>,
     ) -> Result<BuiltDomain, ForeignError>;
+    /// `EVTCHNOP_alloc_unbound {dom: guest, remote_dom: 0}` (the privileged form, Xen's
+    /// toolstack's way): a port of `guest`, unbound, that dom0 may bind.
+    fn alloc_guest_port(&mut self, guest: u16) -> Result<u32, Errno>;
+    /// `EVTCHNOP_bind_interdomain(guest, port)`: dom0's local port. The implementation
+    /// closes it when the domain is destroyed.
+    fn bind_guest_port(&mut self, guest: u16, port: u32) -> Result<u32, Errno>;
+    /// The domain is built (not yet unpaused): the console back-end starts serving its
+    /// ring. [`Control::destroy_domain`] stops serving it and unmaps the ring first.
+    fn connect_console(
+        &mut self,
+        dom: u16,
+        name: &str,
+        channels: &DomainChannels,
+    ) -> Result<(), Errno>;
+}
+
+/// A guest's two rings and event channels, made by the builder: the xenstore ring (for the
+/// store service, which attaches to `store_port_local` and maps `store_mfn`) and the
+/// console ring (served by dom0's console back-end). Kept per domain in
+/// [`crate::toolstack::Toolstack::channels`] until the domain is destroyed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DomainChannels {
+    /// The guest's end of the store channel (`start_info.store_evtchn`).
+    pub store_port: u32,
+    /// dom0's end of it.
+    pub store_port_local: u32,
+    /// The store ring page (`start_info.store_mfn`).
+    pub store_mfn: u64,
+    /// The guest's end of the console channel (`start_info.console.domU.evtchn`).
+    pub console_port: u32,
+    /// dom0's end of it.
+    pub console_port_local: u32,
+    /// The console ring page (`start_info.console.domU.mfn`).
+    pub console_mfn: u64,
 }
 
 /// Why [`Control::write_foreign`] failed.
@@ -133,6 +167,8 @@ pub enum Step {
     Populate,
     /// `DOMCTL_GETDOMAININFO` of the new domain.
     Info,
+    /// Making its store and console event channels.
+    Channels,
     /// Mapping, writing and unmapping the initial region.
     Write,
     /// `DOMCTL_SETVCPUCONTEXT`.
@@ -146,6 +182,7 @@ impl fmt::Display for Step {
         f.write_str(match self {
             Step::Populate => "populating its memory",
             Step::Info => "reading its domain info",
+            Step::Channels => "making its event channels",
             Step::Write => "building it",
             Step::VcpuContext => "setting vCPU 0's registers",
             Step::Unpause => "unpausing it",
@@ -334,6 +371,8 @@ pub struct Created {
     pub config: Config,
     /// Left paused (`-p`).
     pub paused: bool,
+    /// Its store and console rings and channels.
+    pub channels: DomainChannels,
 }
 
 /// vCPU 0's registers for a freshly built domain, as Xen's builder sets them (rip the
@@ -511,10 +550,11 @@ pub fn create_suffixed(
     match build_created(
         ctl, id, &cfg, image, &kernel, &layout, &modules, &mut p2m, paused,
     ) {
-        Ok(()) => Ok(Created {
+        Ok(channels) => Ok(Created {
             id,
             config: cfg,
             paused,
+            channels,
         }),
         Err((step, detail)) => Err(CreateError::Failed {
             name,
@@ -524,6 +564,28 @@ pub fn create_suffixed(
             cleanup: ctl.destroy_domain(id),
         }),
     }
+}
+
+/// The store and console channels of domain `id` (rings at `store_mfn`, `console_mfn`):
+/// the guest's ends allocated for dom0, and dom0's ends bound to them.
+fn make_channels(
+    ctl: &mut impl Control,
+    id: u16,
+    store_mfn: u64,
+    console_mfn: u64,
+) -> Result<DomainChannels, Errno> {
+    let store_port = ctl.alloc_guest_port(id)?;
+    let store_port_local = ctl.bind_guest_port(id, store_port)?;
+    let console_port = ctl.alloc_guest_port(id)?;
+    let console_port_local = ctl.bind_guest_port(id, console_port)?;
+    Ok(DomainChannels {
+        store_port,
+        store_port_local,
+        store_mfn,
+        console_port,
+        console_port_local,
+        console_mfn,
+    })
 }
 
 /// Steps 2 to 4 for domain `id`; on failure, the step and what went wrong.
@@ -538,7 +600,7 @@ fn build_created(
     modules: &[BootModule<'_>],
     p2m: &mut [u64],
     paused: bool,
-) -> Result<(), (Step, String)> {
+) -> Result<DomainChannels, (Step, String)> {
     let errno = |step: Step| move |e: Errno| (step, alloc::format!("{e}"));
     for chunk in p2m.chunks_mut(POPULATE_BATCH) {
         let wanted = chunk.len() as u64;
@@ -552,13 +614,26 @@ fn build_created(
     }
     let info = ctl.domain_info(id).map_err(errno(Step::Info))?;
     let p2m: &[u64] = p2m;
+    let frame = |pfn: u64| {
+        usize::try_from(pfn)
+            .ok()
+            .and_then(|i| p2m.get(i).copied())
+            .ok_or((Step::Channels, String::from("a ring page is outside the domain")))
+    };
+    let channels = make_channels(
+        ctl,
+        id,
+        frame(layout.store_pfn())?,
+        frame(layout.console_pfn())?,
+    )
+    .map_err(errno(Step::Channels))?;
     let params = BuildParams {
         p2m,
         hypervisor_l4_slots: ctl.hypervisor_l4_slots(),
         shared_info_maddr: info.shared_info_frame << 12,
         flags: 0,
-        store_evtchn: 0,
-        console_evtchn: 0,
+        store_evtchn: channels.store_port,
+        console_evtchn: channels.console_port,
         modules,
         cmdline: cfg.cmdline.as_bytes(),
     };
@@ -577,10 +652,12 @@ fn build_created(
         .map_err(|e| (Step::Write, alloc::format!("{e}")))?;
     ctl.set_vcpu_context(id, 0, &initial_context(&built))
         .map_err(errno(Step::VcpuContext))?;
+    ctl.connect_console(id, &cfg.name, &channels)
+        .map_err(errno(Step::Channels))?;
     if !paused {
         ctl.unpause_domain(id).map_err(errno(Step::Unpause))?;
     }
-    Ok(())
+    Ok(channels)
 }
 
 #[cfg(test)]

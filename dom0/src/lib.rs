@@ -1,6 +1,6 @@
 //! dom0's portable logic: the shell and the `xl` toolstack (config files, the boot archive,
-//! the domain builder over a [`builder::Control`] trait, domain watching, `xl list`), and
-//! the text of its reports. Everything here is plain data in, text out, so it is
+//! the domain builder over a [`builder::Control`] trait, domain watching, `xl list`), the
+//! console back-end's ring logic ([`console`]), and the text of its reports. Everything here is plain data in, text out, so it is
 //! unit-tested on the host; the kernel (`main.rs`) implements `Control` with hypercalls and
 //! feeds it console input.
 #![no_std]
@@ -12,6 +12,7 @@ pub mod archive;
 pub mod bench;
 pub mod builder;
 pub mod config;
+pub mod console;
 pub mod report;
 pub mod shell;
 pub mod toolstack;

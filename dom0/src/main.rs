@@ -6,9 +6,12 @@
 //! this file does the hypercalls and the console loop, and `xen_control` gives the toolstack
 //! the hypervisor.
 //!
-//! Between keys dom0 sleeps in `SCHEDOP_block`: `VIRQ_CONSOLE` wakes it when input arrives
-//! and `VIRQ_DOM_EXC` when a domain shuts down or crashes (then it looks at the domains).
-//! Should binding those fail, it falls back to polling with `SCHEDOP_yield`.
+//! Between keys dom0 sleeps in `SCHEDOP_block`: `VIRQ_CONSOLE` wakes it when input arrives,
+//! `VIRQ_DOM_EXC` when a domain shuts down or crashes (then it looks at the domains), and a
+//! guest's console event channel when that guest wrote to its console ring (then the
+//! console back-end drains it: `[name] line` lines, or raw output while `xl console` is
+//! attached to it). Should binding those fail, it falls back to polling with
+//! `SCHEDOP_yield`.
 #![no_std]
 #![no_main]
 
@@ -20,9 +23,10 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use dom0::archive::BootFiles;
+use dom0::console::{corrupt_line, Drained};
 use dom0::report::{HypervisorVersion, Info, StartInfoLine, UpLine, VersionDetails};
 use dom0::shell::{self, Command, Help};
 use dom0::toolstack::{AttachEnd, Detached, Outcome, Toolstack};
@@ -189,6 +193,30 @@ fn on_dom_exc(_port: u32) {
     WAKE.store(true, Ordering::SeqCst);
 }
 
+/// dom0's ports on which a guest signalled console output (bit `p % 64` of word `p / 64`).
+static CONSOLE_PORTS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+
+/// A guest's console event: its ring has output (or room for input).
+fn on_guest_console(port: u32) {
+    if let Some(word) = CONSOLE_PORTS.get((port / 64) as usize) {
+        word.fetch_or(1 << (port % 64), Ordering::SeqCst);
+    }
+    WAKE.store(true, Ordering::SeqCst);
+}
+
+/// Takes the ports whose consoles signalled since the last call.
+fn take_console_ports() -> Vec<u32> {
+    let mut ports = Vec::new();
+    for (w, word) in CONSOLE_PORTS.iter().enumerate() {
+        let mut bits = word.swap(0, Ordering::SeqCst);
+        while bits != 0 {
+            ports.push(w as u32 * 64 + bits.trailing_zeros());
+            bits &= bits - 1;
+        }
+    }
+    ports
+}
+
 /// Binds `virq` to `handler` and unmasks it.
 fn bind(virq: u32, handler: events::PortHandler) -> Result<u32, Errno> {
     let port = events::bind_virq(virq, 0)?;
@@ -221,6 +249,9 @@ struct Shell {
     next_poll: u64,
     /// Sleeps on VIRQ_CONSOLE and VIRQ_DOM_EXC (else polls with yield).
     blocking: bool,
+    /// The serial line is not at a line start (a prompt, echo, or raw guest output): a
+    /// guest's `[name] line` starts on a new line.
+    mid_line: bool,
 }
 
 impl Shell {
@@ -280,24 +311,129 @@ impl Shell {
     /// At the prompt: reports domains that stopped, on lines of their own, then shows the
     /// prompt and the line being typed again.
     fn poll_at_prompt(&mut self) {
-        let mut out = Console::after("\n");
+        let mut out = Console::after(if self.mid_line { "\n" } else { "" });
         self.toolstack.poll(&mut out);
         if out.wrote {
             print!("{PROMPT}{}", self.editor.line());
+            self.mid_line = true;
         }
     }
 
-    /// `xl create -c`: waits until the domain stops or Ctrl-] is typed; other input is kept
-    /// for the prompt.
+    /// Ends a partial line on the serial console.
+    fn end_line(&mut self) {
+        if self.mid_line {
+            println!();
+            self.mid_line = false;
+        }
+    }
+
+    /// The console back-end's turn: drains the rings of the guests that signalled (every
+    /// ring with `all`), printing each guest's whole lines as `[name] line`, or the raw
+    /// output of the `attached` one (the others' output then only goes to their logs),
+    /// and notifies each guest whose ring it emptied.
+    fn serve_consoles(&mut self, all: bool, attached: Option<u16>) {
+        let ports = take_console_ports();
+        let consoles = &mut self.toolstack.ctl.consoles;
+        let doms: Vec<u16> = if all {
+            consoles.by_dom.keys().copied().collect()
+        } else {
+            ports.iter().filter_map(|&p| consoles.by_port(p)).collect()
+        };
+        let mid_line = &mut self.mid_line;
+        let mut notify = Vec::new();
+        for dom in doms {
+            let Some(c) = consoles.by_dom.get_mut(&dom) else {
+                continue;
+            };
+            let raw = attached == Some(dom);
+            let shown = raw || attached.is_none();
+            let mut emit = |b: &[u8]| {
+                if !shown || b.is_empty() {
+                    return;
+                }
+                if !raw && *mid_line {
+                    write_bytes(b"\n");
+                }
+                write_bytes(b);
+                *mid_line = b.last() != Some(&b'\n');
+            };
+            match c.drain(raw, &mut emit) {
+                Drained::Read(_) => notify.push(c.local_port),
+                Drained::Broke(corrupt) if !shown => {
+                    if *mid_line {
+                        write_bytes(b"\n");
+                    }
+                    write_bytes(corrupt_line(&c.name, corrupt).as_bytes());
+                    *mid_line = false;
+                    // Its events would only wake dom0 for nothing now.
+                    events::mask(c.local_port);
+                }
+                Drained::Broke(_) => events::mask(c.local_port),
+                Drained::Nothing => {}
+            }
+        }
+        for port in notify {
+            let _ = events::send(port);
+        }
+    }
+
+    /// Typed bytes for domain `id`'s console: how many were taken (all of them when it
+    /// has no console served, or a broken one: they are dropped).
+    fn console_input(&mut self, id: u16, bytes: &[u8]) -> usize {
+        let Some(c) = self.toolstack.ctl.consoles.by_dom.get_mut(&id) else {
+            return bytes.len();
+        };
+        if c.broken {
+            return bytes.len();
+        }
+        let mid_line = &mut self.mid_line;
+        let n = c.input(bytes, &mut |b: &[u8]| {
+            write_bytes(b);
+            *mid_line = false;
+        });
+        if n > 0 {
+            let _ = events::send(c.local_port);
+        }
+        if c.broken {
+            bytes.len()
+        } else {
+            n
+        }
+    }
+
+    /// `xl console` and `xl create -c`: shows the domain's recent output, then its output
+    /// live, and sends typed input to it, until it stops or Ctrl-] is typed.
     fn attach(&mut self, id: u16, name: &str) {
+        if let Some(c) = self.toolstack.ctl.consoles.by_dom.get_mut(&id) {
+            let log = c.log();
+            c.forget_line();
+            write_bytes(&log);
+            if let Some(&last) = log.last() {
+                self.mid_line = last != b'\n';
+            }
+        }
         loop {
             self.read_input();
-            if let Some(at) = self.pending.iter().position(|&b| b == DETACH) {
-                self.pending.remove(at);
+            let detach = self.pending.iter().position(|&b| b == DETACH);
+            let upto = detach.unwrap_or(self.pending.len());
+            if upto > 0 {
+                let bytes: Vec<u8> = self.pending.iter().take(upto).copied().collect();
+                let taken = self.console_input(id, &bytes);
+                // Bytes typed before Ctrl-] that the guest has no room for are dropped.
+                let taken = if detach.is_some() { upto } else { taken };
+                self.pending.drain(..taken);
+            }
+            if detach.is_some() {
+                self.pending.pop_front();
+                self.serve_consoles(true, Some(id));
+                self.end_line();
                 println!("{}", Detached(name));
                 return;
             }
-            if self.stops_due() {
+            let stops = self.stops_due();
+            self.serve_consoles(stops || !self.blocking, Some(id));
+            if stops {
+                self.end_line();
                 let end = self
                     .toolstack
                     .poll_attached(id, name, &mut Console::after(""));
@@ -376,11 +512,17 @@ impl Shell {
     /// between keys, look at the domains when one stopped, and sleep.
     fn run_forever(mut self) -> ! {
         print!("{PROMPT}");
+        self.mid_line = true;
         loop {
+            // Guests' output first, before dom0's report of their end and before the input
+            // that came meanwhile is handled: what a guest printed before something dom0
+            // saw is printed before dom0 acts on it.
+            let stops = self.stops_due();
+            self.serve_consoles(stops || !self.blocking, None);
+            if stops {
+                self.poll_at_prompt();
+            }
             if self.pending.is_empty() && !self.read_input() {
-                if self.stops_due() {
-                    self.poll_at_prompt();
-                }
                 self.wait();
                 continue;
             }
@@ -396,10 +538,13 @@ impl Shell {
                         write_bytes(&echo);
                         echo.clear();
                         println!();
+                        self.mid_line = false;
                         let line = String::from(self.editor.line());
                         self.editor.clear();
                         self.run(&line);
+                        self.end_line();
                         print!("{PROMPT}");
+                        self.mid_line = true;
                     }
                 }
             }
@@ -440,10 +585,11 @@ fn main(si: &'static StartInfo) -> ! {
         editor: LineEditor::new(),
         pending: VecDeque::new(),
         read_failed: false,
-        toolstack: Toolstack::new(XenControl::new(mm), boot_files(si)),
+        toolstack: Toolstack::new(XenControl::new(mm, on_guest_console), boot_files(si)),
         poll_cycles,
         next_poll: 0,
         blocking,
+        mid_line: false,
     };
     match phys {
         Ok(phys) => println!(

@@ -189,6 +189,12 @@ pub struct FakeControl {
     pub clock_ns: u64,
     /// How far the clock moves on at each `physinfo` (0: it stands still).
     pub clock_step_ns: u64,
+    /// Ports allocated in each domain (the next is one more).
+    pub ports: BTreeMap<u16, u32>,
+    /// dom0's ports bound to guests: local port -> (guest, guest's port).
+    pub bound: BTreeMap<u32, (u16, u32)>,
+    /// Consoles being served, by domain.
+    pub consoles: BTreeMap<u16, crate::builder::DomainChannels>,
 }
 
 impl FakeControl {
@@ -225,6 +231,9 @@ impl FakeControl {
             max_mapped: 0,
             clock_ns: 1,
             clock_step_ns: 0,
+            ports: BTreeMap::new(),
+            bound: BTreeMap::new(),
+            consoles: BTreeMap::new(),
         }
     }
 
@@ -382,6 +391,9 @@ impl Control for FakeControl {
             return Err(Errno::EINVAL);
         }
         let d = self.domains.remove(&dom).ok_or(Errno::ESRCH)?;
+        self.consoles.remove(&dom);
+        self.bound.retain(|_, (g, _)| *g != dom);
+        self.ports.remove(&dom);
         assert!(
             d.p2m.values().all(|m| !self.mapped.contains(m)),
             "destroying a domain whose frames dom0 still maps"
@@ -516,6 +528,37 @@ impl Control for FakeControl {
         self.mapped.clear();
         self.calls.push(("unmap", dom));
         result.map_err(ForeignError::Build)
+    }
+
+    fn alloc_guest_port(&mut self, guest: u16) -> Result<u32, Errno> {
+        self.calls.push(("alloc_guest_port", guest));
+        if !self.domains.contains_key(&guest) {
+            return Err(Errno::ESRCH);
+        }
+        let next = self.ports.entry(guest).or_insert(0);
+        *next += 1;
+        Ok(*next)
+    }
+
+    fn bind_guest_port(&mut self, guest: u16, port: u32) -> Result<u32, Errno> {
+        self.calls.push(("bind_guest_port", guest));
+        if self.ports.get(&guest).is_none_or(|&n| port == 0 || port > n) {
+            return Err(Errno::EINVAL);
+        }
+        let local = 100 + self.bound.len() as u32;
+        self.bound.insert(local, (guest, port));
+        Ok(local)
+    }
+
+    fn connect_console(
+        &mut self,
+        dom: u16,
+        _name: &str,
+        channels: &crate::builder::DomainChannels,
+    ) -> Result<(), Errno> {
+        self.calls.push(("connect_console", dom));
+        self.consoles.insert(dom, *channels);
+        Ok(())
     }
 }
 

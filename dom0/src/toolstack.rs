@@ -4,6 +4,7 @@
 //! console shows.
 #![forbid(unsafe_code)]
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
@@ -13,7 +14,7 @@ use hypercall_abi::errno::Errno;
 use hypercall_abi::sched::ShutdownReason;
 
 use crate::archive::BootFiles;
-use crate::builder::{self, Control};
+use crate::builder::{self, Control, DomainChannels};
 use crate::config::StopAction;
 use crate::watch::{Stop, Watcher};
 use crate::xl::{
@@ -28,7 +29,8 @@ pub enum Outcome {
     Done,
     /// Print the hypervisor facts (`xl info`: the caller owns that report).
     Info,
-    /// Wait on domain `id` until it stops or the user detaches (`xl create -c`).
+    /// Attach to domain `id`'s console until it stops or the user detaches (`xl create
+    /// -c`, `xl console`).
     Attach {
         /// The domain.
         id: u16,
@@ -54,6 +56,9 @@ pub struct Toolstack<'f, C> {
     pub files: BootFiles<'f>,
     /// Domains being watched for stops.
     pub watcher: Watcher,
+    /// The store and console channels of each domain this toolstack built, until it is
+    /// destroyed (the store service finds its ring and port here).
+    pub channels: BTreeMap<u16, DomainChannels>,
     /// The last poll failed (reported once until one succeeds).
     poll_failed: bool,
 }
@@ -94,6 +99,7 @@ impl<'f, C: Control> Toolstack<'f, C> {
             ctl,
             files,
             watcher: Watcher::new(),
+            channels: BTreeMap::new(),
             poll_failed: false,
         }
     }
@@ -119,7 +125,34 @@ impl<'f, C: Control> Toolstack<'f, C> {
             XlCommand::Pause(t) => self.one_domain(t, Verb::Pause, out),
             XlCommand::Unpause(t) => self.one_domain(t, Verb::Unpause, out),
             XlCommand::Shutdown(t) => self.one_domain(t, Verb::Shutdown, out),
+            XlCommand::Console(t) => self.console(t, out),
         }
+    }
+
+    /// `xl console NAME|ID`: attach, if the domain has a console this dom0 serves.
+    fn console(&mut self, target: &str, out: &mut dyn Write) -> Outcome {
+        let Some(domains) = self.domains(out) else {
+            return Outcome::Done;
+        };
+        let d = match Target::parse(target).resolve(&domains) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = writeln!(out, "{e}");
+                return Outcome::Done;
+            }
+        };
+        let (id, name) = (d.domain, display_name(d));
+        if !self.channels.contains_key(&id) {
+            let _ = writeln!(out, "xl: {name} ({id}) has no console ring served by dom0");
+            return Outcome::Done;
+        }
+        Outcome::Attach { id, name }
+    }
+
+    /// Forgets a destroyed domain.
+    fn forget(&mut self, id: u16) {
+        self.watcher.forget(id);
+        self.channels.remove(&id);
     }
 
     fn create(&mut self, file: &str, attach: bool, paused: bool, out: &mut dyn Write) -> Outcome {
@@ -128,6 +161,7 @@ impl<'f, C: Control> Toolstack<'f, C> {
                 let c = &created.config;
                 self.watcher
                     .watch(created.id, &c.name, c.on_poweroff, c.on_crash);
+                self.channels.insert(created.id, created.channels);
                 let _ = writeln!(
                     out,
                     "xl: domain {} ({}) created{}",
@@ -207,7 +241,7 @@ impl<'f, C: Control> Toolstack<'f, C> {
         let _ = match result {
             Ok(()) => {
                 if verb == Verb::Destroy {
-                    self.watcher.forget(id);
+                    self.forget(id);
                 }
                 writeln!(out, "xl: domain {name} ({id}) {}", verb.done())
             }
@@ -243,7 +277,7 @@ impl<'f, C: Control> Toolstack<'f, C> {
             let _ = writeln!(out, "{s}");
             if s.action == StopAction::Destroy {
                 match self.ctl.destroy_domain(s.id) {
-                    Ok(()) => self.watcher.forget(s.id),
+                    Ok(()) => self.forget(s.id),
                     Err(e) => {
                         let _ = writeln!(
                             out,

@@ -5,10 +5,18 @@
 //! The window sits just past dom0's initial region, 2 MiB aligned, under the bootstrap L2
 //! that maps the region (entries the builder leaves empty). Its L1 tables come from dom0's
 //! frames that are mapped nowhere and stay for the next build.
+//!
+//! It also holds the console back-end's machine half: the guests' console rings, each
+//! mapped for the life of its domain in a second window (one slot per guest, the 2 MiB
+//! after the build window), dom0's ends of each guest's event channels, and the
+//! [`Consoles`] served; destroying a domain drains its ring one last time, unmaps it and
+//! closes dom0's ports before the hypervisor destroys it.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use dom0::builder::{Control, ForeignError};
+use dom0::builder::{Control, DomainChannels, ForeignError};
+use dom0::console::{Consoles, GuestConsole, RingPage};
 use domain_builder::build::{BuildError, BuiltDomain, GuestMemory};
 use hypercall_abi::arch::VcpuGuestContext;
 use hypercall_abi::domctl::DomainInfo;
@@ -18,6 +26,7 @@ use hypercall_abi::sched::ShutdownReason;
 use hypercall_abi::sysctl::PhysInfo;
 use hypercall_abi::types::DomId;
 use pv_guest::domctl;
+use pv_guest::events;
 use pv_guest::foreign::{populate_physmap_foreign, ForeignWindow};
 use pv_guest::hypercall;
 use pv_guest::mm::xen::{GuestMm, XenMmu};
@@ -29,48 +38,166 @@ use pv_guest::mm::{entry_span, table_index, MmError, ENTRIES, PAGE_SIZE};
 /// tighter limit.
 const WINDOW_PAGES: usize = 16384;
 
+/// Slots of the ring window: guests whose consoles can be served at once.
+const RING_SLOTS: usize = ENTRIES;
+
+/// A guest's console ring page, mapped in the ring window.
+pub struct MappedRing {
+    /// Its virtual address in dom0.
+    va: u64,
+}
+
+impl RingPage for MappedRing {
+    fn read(&self, offset: usize, buf: &mut [u8]) {
+        for (i, b) in buf.iter_mut().enumerate() {
+            let at = (offset + i).min(PAGE_SIZE as usize - 1);
+            // SAFETY: `va` is a page mapped writable by `connect_console` until
+            // `release_console` unmaps it (after the last use of this value); `at` stays
+            // inside it. Volatile: the guest changes the page at any time.
+            *b = unsafe { core::ptr::read_volatile((self.va + at as u64) as *const u8) };
+        }
+    }
+
+    fn write(&mut self, offset: usize, bytes: &[u8]) {
+        for (i, &b) in bytes.iter().enumerate() {
+            let at = (offset + i).min(PAGE_SIZE as usize - 1);
+            // SAFETY: as in `read`; the page is the guest's ring, which dom0 may write.
+            unsafe { core::ptr::write_volatile((self.va + at as u64) as *mut u8, b) };
+        }
+    }
+}
+
 /// The hypervisor, as the toolstack sees it.
 pub struct XenControl {
     /// dom0's own memory (frames for the window's tables, its bootstrap tables).
     mm: Option<GuestMm>,
     /// Made on first use.
     window: Option<ForeignWindow>,
+    /// The console rings' window, made on first use.
+    rings: Option<ForeignWindow>,
+    /// Which domain each ring slot maps.
+    ring_slots: [Option<u16>; RING_SLOTS],
+    /// dom0's ports bound to each guest's channels.
+    bound: BTreeMap<u16, Vec<u32>>,
+    /// The consoles served.
+    pub consoles: Consoles<MappedRing>,
+    /// Runs on an event from a guest's console (set when serving starts).
+    on_console: events::PortHandler,
 }
 
 impl XenControl {
-    /// Over dom0's memory layer, if it could be set up.
-    pub fn new(mm: Option<GuestMm>) -> Self {
-        XenControl { mm, window: None }
+    /// Over dom0's memory layer, if it could be set up; `on_console` runs on a console
+    /// event (with dom0's port).
+    pub fn new(mm: Option<GuestMm>, on_console: events::PortHandler) -> Self {
+        XenControl {
+            mm,
+            window: None,
+            rings: None,
+            ring_slots: [None; RING_SLOTS],
+            bound: BTreeMap::new(),
+            consoles: Consoles::default(),
+            on_console,
+        }
+    }
+
+    /// Where the build window goes: its base, its pages and the L2 covering it.
+    fn build_window_place(&self) -> Result<(u64, usize), MmError> {
+        let mm = self
+            .mm
+            .as_ref()
+            .ok_or(MmError::WrongState("dom0's memory layer is not available"))?;
+        let span = entry_span(2);
+        let region_end = mm.layout.virt_base + mm.layout.region_end_pfn * PAGE_SIZE;
+        let base = region_end.next_multiple_of(span);
+        // Up to the end of the 1 GiB the L2 covers.
+        let room = ((base | (entry_span(3) - 1)) - base + 1) / PAGE_SIZE;
+        Ok((base, WINDOW_PAGES.min(room as usize)))
+    }
+
+    /// A window of `pages` at `base` whose L2 entries are free.
+    fn new_window(&self, base: u64, pages: usize) -> Result<ForeignWindow, MmError> {
+        let mm = self
+            .mm
+            .as_ref()
+            .ok_or(MmError::WrongState("dom0's memory layer is not available"))?;
+        let l2 = mm.boot_table_for(2, base).ok_or(MmError::WrongState(
+            "no page table covers the foreign window",
+        ))?;
+        let table = mm
+            .read_table(l2)
+            .ok_or(MmError::WrongState("the foreign window's L2 is unreadable"))?;
+        let first = table_index(base, 2);
+        let last = first + pages.div_ceil(ENTRIES);
+        if table
+            .get(first..last)
+            .is_none_or(|e| e.iter().any(|&e| e != 0))
+        {
+            return Err(MmError::WrongState("the foreign window's place is in use"));
+        }
+        ForeignWindow::new(base, l2, pages)
+    }
+
+    /// The ring window (the 2 MiB after the build window), made on first use.
+    fn ring_window(&mut self) -> Result<&mut ForeignWindow, MmError> {
+        if self.rings.is_none() {
+            let (base, pages) = self.build_window_place()?;
+            let ring_base = base + (pages as u64 * PAGE_SIZE).next_multiple_of(entry_span(2));
+            self.rings = Some(self.new_window(ring_base, RING_SLOTS)?);
+        }
+        self.rings
+            .as_mut()
+            .ok_or(MmError::WrongState("no ring window"))
+    }
+
+    /// Maps `dom`'s console ring and starts serving it.
+    fn serve_console(&mut self, dom: u16, name: &str, ch: &DomainChannels) -> Result<(), Errno> {
+        let slot = self
+            .ring_slots
+            .iter()
+            .position(Option::is_none)
+            .ok_or(Errno::ENOSPC)?;
+        self.ring_window().map_err(|e| e.errno().unwrap_or(Errno::ENOMEM))?;
+        let (Some(mm), Some(rings)) = (self.mm.as_mut(), self.rings.as_mut()) else {
+            return Err(Errno::ENOMEM);
+        };
+        rings
+            .map_slot(&mut XenMmu, &mut mm.table_frames(), slot, dom, ch.console_mfn)
+            .map_err(|e| e.errno().unwrap_or(Errno::ENOMEM))?;
+        self.ring_slots[slot] = Some(dom);
+        let va = rings.slot_va(slot);
+        self.consoles.by_dom.insert(
+            dom,
+            GuestConsole::new(name, ch.console_port_local, MappedRing { va }),
+        );
+        events::set_handler(ch.console_port_local, self.on_console)?;
+        events::unmask(ch.console_port_local)
+    }
+
+    /// Stops serving `dom`'s console (its last output printed first), unmaps its ring and
+    /// closes dom0's ports to it.
+    fn release_domain(&mut self, dom: u16) {
+        if let Some(mut c) = self.consoles.by_dom.remove(&dom) {
+            let mut emit = |b: &[u8]| pv_guest::console::write_bytes(b);
+            c.drain(false, &mut emit);
+            c.flush_line(&mut emit);
+        }
+        if let Some(slot) = self.ring_slots.iter().position(|&d| d == Some(dom)) {
+            if let Some(rings) = self.rings.as_mut() {
+                if rings.unmap_slot(&mut XenMmu, slot).is_ok() {
+                    self.ring_slots[slot] = None;
+                }
+            }
+        }
+        for port in self.bound.remove(&dom).unwrap_or_default() {
+            let _ = events::close(port);
+        }
     }
 
     /// The window, made on first use.
     fn window(&mut self) -> Result<&mut ForeignWindow, MmError> {
         if self.window.is_none() {
-            let mm = self
-                .mm
-                .as_ref()
-                .ok_or(MmError::WrongState("dom0's memory layer is not available"))?;
-            let span = entry_span(2);
-            let region_end = mm.layout.virt_base + mm.layout.region_end_pfn * PAGE_SIZE;
-            let base = region_end.next_multiple_of(span);
-            // Up to the end of the 1 GiB the L2 covers.
-            let room = ((base | (entry_span(3) - 1)) - base + 1) / PAGE_SIZE;
-            let pages = WINDOW_PAGES.min(room as usize);
-            let l2 = mm.boot_table_for(2, base).ok_or(MmError::WrongState(
-                "no page table covers the foreign window",
-            ))?;
-            let table = mm
-                .read_table(l2)
-                .ok_or(MmError::WrongState("the foreign window's L2 is unreadable"))?;
-            let first = table_index(base, 2);
-            let last = first + pages.div_ceil(ENTRIES);
-            if table
-                .get(first..last)
-                .is_none_or(|e| e.iter().any(|&e| e != 0))
-            {
-                return Err(MmError::WrongState("the foreign window's place is in use"));
-            }
-            self.window = Some(ForeignWindow::new(base, l2, pages)?);
+            let (base, pages) = self.build_window_place()?;
+            self.window = Some(self.new_window(base, pages)?);
         }
         self.window
             .as_mut()
@@ -124,6 +251,8 @@ impl Control for XenControl {
     }
 
     fn destroy_domain(&mut self, dom: u16) -> Result<(), Errno> {
+        // Unmapped first, so the domain's frames all go back at once.
+        self.release_domain(dom);
         domctl::destroy_domain(DomId(dom))
     }
 
@@ -183,5 +312,24 @@ impl Control for XenControl {
         let built = write(&mut WindowMemory(window));
         window.unmap(&mut mmu).map_err(ForeignError::Unmap)?;
         built.map_err(ForeignError::Build)
+    }
+
+    fn alloc_guest_port(&mut self, guest: u16) -> Result<u32, Errno> {
+        events::alloc_unbound_in(guest, 0)
+    }
+
+    fn bind_guest_port(&mut self, guest: u16, port: u32) -> Result<u32, Errno> {
+        let local = events::bind_interdomain(guest, port)?;
+        self.bound.entry(guest).or_default().push(local);
+        Ok(local)
+    }
+
+    fn connect_console(
+        &mut self,
+        dom: u16,
+        name: &str,
+        channels: &DomainChannels,
+    ) -> Result<(), Errno> {
+        self.serve_console(dom, name, channels)
     }
 }

@@ -41,6 +41,9 @@ pub enum XlCommand<'a> {
     Unpause(&'a str),
     /// `xl shutdown NAME|ID`: ask it to power off.
     Shutdown(&'a str),
+    /// `xl console NAME|ID`: show its console (recent output, then live; input goes to it)
+    /// until Ctrl-] or its end.
+    Console(&'a str),
 }
 
 /// Why an `xl` line was not understood; displays as the one line to print.
@@ -101,7 +104,7 @@ pub struct Subcommand {
 }
 
 /// Every subcommand, in the order `xl help` lists them.
-pub const SUBCOMMANDS: [Subcommand; 8] = [
+pub const SUBCOMMANDS: [Subcommand; 9] = [
     Subcommand {
         name: "create",
         args: "[-c] [-p] FILE",
@@ -131,6 +134,11 @@ pub const SUBCOMMANDS: [Subcommand; 8] = [
         name: "shutdown",
         args: "NAME|ID",
         summary: "ask a domain to power off",
+    },
+    Subcommand {
+        name: "console",
+        args: "NAME|ID",
+        summary: "attach to a domain's console: its recent output, then live; Ctrl-] detaches",
     },
     Subcommand {
         name: "info",
@@ -226,6 +234,7 @@ pub fn parse<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<XlCommand<'
         "pause" => one_domain("pause", &mut words).map(XlCommand::Pause),
         "unpause" => one_domain("unpause", &mut words).map(XlCommand::Unpause),
         "shutdown" => one_domain("shutdown", &mut words).map(XlCommand::Shutdown),
+        "console" => one_domain("console", &mut words).map(XlCommand::Console),
         other => Err(XlUsage::UnknownSubcommand(other)),
     }
 }

@@ -1,4 +1,5 @@
-//! Console output: `print!`/`println!` over `console_io(CONSOLEIO_write)`, buffered by line.
+//! Console output: `print!`/`println!` over a domU's console ring (`console_ring`) or
+//! `console_io(CONSOLEIO_write)` (dom0, guests without a ring), buffered by line.
 //!
 //! The buffering ([`LineBuffer`]) is portable and host-tested; the global console that sends
 //! through the hypercall exists on the guest target only.
@@ -80,9 +81,13 @@ mod global {
 
     static CONSOLE: Mutex<LineBuffer<LINE_BUFFER_SIZE>> = Mutex::new(LineBuffer::new());
 
-    /// Sends bytes to the hypervisor console, retrying short writes; errors are dropped
-    /// (there is nowhere else to report them).
+    /// Sends bytes to the console ring if this domU has one, else to the hypervisor
+    /// console, retrying short writes; errors are dropped (there is nowhere else to report
+    /// them).
     pub fn write_raw(mut bytes: &[u8]) {
+        if crate::console_ring::write(bytes) {
+            return;
+        }
         while !bytes.is_empty() {
             match crate::hypercall::console_io_write(bytes) {
                 Ok(n) if n > 0 && n <= bytes.len() => bytes = &bytes[n..],
@@ -130,6 +135,13 @@ mod global {
 
 #[cfg(target_os = "none")]
 pub use global::{_print, emergency_print, write_bytes, write_raw};
+
+/// Reads typed input from this domU's console ring into `buf` (non-blocking): the count, 0
+/// when none is waiting or there is no ring (dom0 reads with `console_io` instead).
+#[cfg(target_os = "none")]
+pub fn read(buf: &mut [u8]) -> usize {
+    crate::console_ring::read(buf)
+}
 
 /// Prints to the hypervisor console.
 #[macro_export]

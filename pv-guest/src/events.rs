@@ -415,6 +415,19 @@ pub fn alloc_unbound(remote_dom: u16) -> Result<u32, Errno> {
     Ok(arg.port)
 }
 
+/// `EVTCHNOP_alloc_unbound` in domain `dom` for `remote_dom` (privileged when `dom` is
+/// another domain): how Xen's toolstack makes a guest's end of a channel to dom0
+/// (`dom` = the guest, `remote_dom` = 0), which dom0 then binds with [`bind_interdomain`].
+pub fn alloc_unbound_in(dom: u16, remote_dom: u16) -> Result<u32, Errno> {
+    let mut arg = EvtchnAllocUnbound {
+        dom,
+        remote_dom,
+        port: 0,
+    };
+    check(op(EVTCHNOP_ALLOC_UNBOUND, &mut arg))?;
+    Ok(arg.port)
+}
+
 /// `EVTCHNOP_bind_interdomain` to `remote_dom`'s unbound `remote_port`: the local port.
 pub fn bind_interdomain(remote_dom: u16, remote_port: u32) -> Result<u32, Errno> {
     let mut arg = EvtchnBindInterdomain {

@@ -213,6 +213,54 @@ impl ForeignWindow {
         Ok(())
     }
 
+    /// Maps one frame of domain `dom` writable at `slot`, for a long-lived mapping (a
+    /// back-end's view of a guest's ring page). A window used this way is used only by slot
+    /// (its [`ForeignWindow::map`] range stays empty); the caller keeps which slots are
+    /// taken.
+    pub fn map_slot(
+        &mut self,
+        mmu: &mut impl ForeignMmu,
+        frames: &mut impl FrameSource,
+        slot: usize,
+        dom: u16,
+        mfn: u64,
+    ) -> Result<(), MmError> {
+        if slot >= self.max_pages || self.mapped != 0 {
+            return Err(MmError::WrongState("no such slot in the foreign window"));
+        }
+        self.ensure_tables(mmu, frames, slot + 1)?;
+        let req = MmuUpdate {
+            ptr: entry_maddr(self.l1s[slot / ENTRIES], slot % ENTRIES),
+            val: make_entry(Mfn(mfn), DATA_RW_FLAGS),
+        };
+        mmu.pt_update_foreign(&[req], dom)
+            .map_err(|failure| MmError::Update {
+                request: req,
+                index: 0,
+                applied: 0,
+                errno: failure.errno,
+            })
+    }
+
+    /// Clears `slot` (mapped by [`ForeignWindow::map_slot`]) and flushes this CPU's TLB.
+    pub fn unmap_slot(&mut self, mmu: &mut impl ForeignMmu, slot: usize) -> Result<(), MmError> {
+        let Some(&l1) = self.l1s.get(slot / ENTRIES) else {
+            return Ok(());
+        };
+        let req = MmuUpdate {
+            ptr: entry_maddr(l1, slot % ENTRIES),
+            val: 0,
+        };
+        mmu.pt_update_foreign(&[req], DOMID_SELF)
+            .map_err(|failure| MmError::Update {
+                request: req,
+                index: 0,
+                applied: 0,
+                errno: failure.errno,
+            })?;
+        run_ext(mmu, &[ext_op(MMUEXT_TLB_FLUSH_LOCAL, 0)])
+    }
+
     /// Clears every mapped slot and flushes this CPU's TLB. On failure the slots count as
     /// still mapped (clearing an empty entry again is harmless), so a retry is safe.
     pub fn unmap(&mut self, mmu: &mut impl ForeignMmu) -> Result<(), MmError> {
@@ -506,6 +554,26 @@ mod tests {
         assert!(w.map(&mut mmu, &mut f, 8, &mfns[..1]).is_err());
         w.unmap(&mut mmu).unwrap();
         assert_eq!(mmu.entries.len(), 2);
+    }
+
+    #[test]
+    fn single_slots_map_and_unmap_alone() {
+        let mut mmu = Fake::default();
+        let mut f = frames();
+        let mut w = ForeignWindow::new(BASE, L2, 512).unwrap();
+        w.map_slot(&mut mmu, &mut f, 5, 3, 0x9000).unwrap();
+        w.map_slot(&mut mmu, &mut f, 9, 4, 0x9100).unwrap();
+        assert_eq!(w.l1_tables().len(), 1);
+        assert_eq!(w.mapped(), 0);
+        let l1 = w.l1_tables()[0];
+        let at = |slot: usize| entry_maddr(l1, slot);
+        assert_eq!(mmu.entries[&at(5)], (make_entry(Mfn(0x9000), DATA_RW_FLAGS), 3));
+        w.unmap_slot(&mut mmu, 5).unwrap();
+        assert!(!mmu.entries.contains_key(&at(5)), "cleared");
+        assert_eq!(mmu.entries[&at(9)], (make_entry(Mfn(0x9100), DATA_RW_FLAGS), 4));
+        assert_eq!(mmu.ext.last(), Some(&ext_op(MMUEXT_TLB_FLUSH_LOCAL, 0)));
+        // Past the window: refused.
+        assert!(w.map_slot(&mut mmu, &mut f, 512, 3, 0x9000).is_err());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! - start of day (`start`): `_start`, boot stack, hypercall page, Xen ELF notes, and
 //!   [`entry!`];
 //! - `hypercall`: typed hypercalls through the hypercall page;
-//! - [`console`]: `print!`/`println!` over `console_io`;
+//! - [`console`]: `print!`/`println!` over `console_io`, or a domU's console ring
+//!   (`console_ring`) when start_info names one;
 //! - `heap` (the `#[global_allocator]`), the panic handler, `time` (rdtsc);
 //! - `traps`: exception handlers through the trap table (`set_trap_table`, `iret`);
 //! - `user`: the kernel's user processes (Xen's PV user mode: a user page table, the
@@ -54,6 +55,8 @@ pub mod text;
 #[path = "bin/pingpong/args.rs"]
 mod pingpong_args;
 
+#[cfg(target_os = "none")]
+pub mod console_ring;
 #[cfg(target_os = "none")]
 pub mod events;
 #[cfg(target_os = "none")]

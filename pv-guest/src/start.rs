@@ -134,7 +134,8 @@ extern "C" fn pv_guest_start(si: *const StartInfo) -> ! {
         crate::hypercall::sched_shutdown(ShutdownReason::Crash);
     }
     START_INFO.store((si as *const StartInfo).cast_mut(), Ordering::Release);
-    // The console needs no setup (its buffer is a static); the heap does.
+    // A domU prints through its console ring from here on; the heap needs setting up.
+    crate::console_ring::init(si);
     crate::heap::init();
     // SAFETY: `__pv_guest_main` is defined by `entry!` with exactly this signature; a guest
     // binary that does not use `entry!` fails to link.

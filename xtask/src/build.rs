@@ -31,6 +31,7 @@ pub const GUESTS: &[&str] = &[
     "portlimit",
     "user-test",
     "pingpong",
+    "echo",
 ];
 
 /// Where the workspace and its build outputs are.

@@ -296,6 +296,10 @@ pub const WAIT_FOR: &str = "\0wait-for ";
 /// before the next entry; written with `sleep_ms!`. Nothing is asserted about time: it only
 /// gives the guests time to show what they do meanwhile.
 pub const SLEEP_MS: &str = "\0sleep-ms ";
+/// Marks an input entry whose text (after this prefix) is written as it is, at once, not
+/// at a prompt and with no newline added: keys for a guest while `xl console` is attached
+/// (no prompt shows then), Ctrl-] included. Written with `type_raw!`.
+pub const TYPE_RAW: &str = "\0type ";
 
 /// One entry of a scripted run's input.
 #[derive(Debug, Clone)]
@@ -306,6 +310,8 @@ enum Step {
     WaitFor(regex::Regex),
     /// Let time pass.
     Sleep(Duration),
+    /// Bytes written at once, as they are.
+    Raw(String),
 }
 
 impl Step {
@@ -319,6 +325,8 @@ impl Step {
                 .parse()
                 .with_context(|| format!("bad sleep-ms value `{ms}`"))?;
             Ok(Step::Sleep(Duration::from_millis(ms)))
+        } else if let Some(text) = entry.strip_prefix(TYPE_RAW) {
+            Ok(Step::Raw(text.to_string()))
         } else if entry.starts_with('\0') {
             bail!("input entry {entry:?} starts with NUL but is no known step");
         } else {
@@ -332,6 +340,7 @@ impl Step {
             Step::Line(line) => format!("typing `{line}` at the next prompt"),
             Step::WaitFor(regex) => format!("waiting for a line matching `{}`", regex.as_str()),
             Step::Sleep(d) => format!("sleeping {} ms", d.as_millis()),
+            Step::Raw(text) => format!("typing {text:?}"),
         }
     }
 }
@@ -524,6 +533,16 @@ impl Script<'_> {
                     }
                     self.typed += 1;
                     // Whole lines that end after this: the line under way included.
+                    self.mark = output
+                        .iter()
+                        .rposition(|&b| b == b'\n')
+                        .map_or(0, |at| at + 1);
+                }
+                Step::Raw(text) => {
+                    if let Some(pipe) = stdin.as_mut() {
+                        let _ = pipe.write_all(text.as_bytes()).and_then(|()| pipe.flush());
+                    }
+                    // Later waits look at lines that end after these keys.
                     self.mark = output
                         .iter()
                         .rposition(|&b| b == b'\n')

@@ -113,9 +113,31 @@ fn a_built_domain_is_what_the_guest_expects() {
         .collect();
     assert_eq!(order.first(), Some(&"create"));
     assert_eq!(
-        &order[order.len() - 4..],
-        ["map", "unmap", "setvcpucontext", "unpause"]
+        &order[order.len() - 9..],
+        [
+            "alloc_guest_port",
+            "bind_guest_port",
+            "alloc_guest_port",
+            "bind_guest_port",
+            "map",
+            "unmap",
+            "setvcpucontext",
+            "connect_console",
+            "unpause"
+        ]
     );
+    // The guest's ends of the store and console channels are in start_info, the rings'
+    // frames are the ones the record keeps, and dom0 bound its ends to them.
+    let ch = created.channels;
+    assert_eq!((ch.store_port, ch.console_port), (1, 2));
+    assert_eq!(si.store_evtchn, ch.store_port);
+    assert_eq!(si.store_mfn, ch.store_mfn);
+    assert_eq!(si.console.domu_evtchn(), ch.console_port);
+    assert_eq!(si.console.domu_mfn(), ch.console_mfn);
+    assert_eq!(ctl.bound[&ch.store_port_local], (1, 1));
+    assert_eq!(ctl.bound[&ch.console_port_local], (1, 2));
+    assert_eq!(ctl.consoles[&1], ch);
+    assert!(d.p2m.values().any(|&m| m == ch.console_mfn));
     assert_eq!(
         order.iter().filter(|&&c| c == "populate").count(),
         4,

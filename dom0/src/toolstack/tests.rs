@@ -194,6 +194,38 @@ fn a_failed_destroy_is_said() {
 }
 
 #[test]
+fn console_attaches_to_served_domains_only() {
+    let (kernel, archive) = boot_data();
+    let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(65536, 60000), files);
+    xl_out(&mut ts, "xl create hello.cfg");
+    let ch = ts.channels[&1];
+    assert_eq!(ts.ctl.consoles[&1], ch);
+    for line in ["xl console hello", "xl console 1"] {
+        let (out, outcome) = xl_line(&mut ts, line);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(
+            outcome,
+            Outcome::Attach {
+                id: 1,
+                name: "hello".into()
+            }
+        );
+    }
+    assert_eq!(xl_out(&mut ts, "xl console nobody"), ["xl: no domain named 'nobody'"]);
+    assert_eq!(
+        xl_out(&mut ts, "xl console Domain-0"),
+        ["xl: Domain-0 (0) has no console ring served by dom0"]
+    );
+    // Destroyed: its record and its console go.
+    xl_out(&mut ts, "xl destroy hello");
+    assert!(ts.channels.is_empty());
+    assert!(ts.ctl.consoles.is_empty());
+    assert!(ts.ctl.bound.is_empty());
+    assert_eq!(xl_out(&mut ts, "xl console hello"), ["xl: no domain named 'hello'"]);
+}
+
+#[test]
 fn attaching_waits_for_the_stop() {
     let (kernel, archive) = boot_data();
     let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);

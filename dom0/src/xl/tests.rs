@@ -59,6 +59,8 @@ fn subcommands_and_arguments() {
     assert_eq!(xl("pause web"), Ok(XlCommand::Pause("web")));
     assert_eq!(xl("unpause web"), Ok(XlCommand::Unpause("web")));
     assert_eq!(xl("shutdown web"), Ok(XlCommand::Shutdown("web")));
+    assert_eq!(xl("console web"), Ok(XlCommand::Console("web")));
+    assert_eq!(xl("console 3"), Ok(XlCommand::Console("3")));
 }
 
 #[test]
@@ -75,6 +77,9 @@ fn usage_errors_are_one_line() {
     assert_eq!(usage("pause a b"), "xl pause: unexpected argument 'b'");
     assert_eq!(usage("shutdown -w a"), "xl shutdown: unknown option '-w'");
     assert_eq!(usage("list -l"), "xl list: unknown option '-l'");
+    assert_eq!(usage("console"), "xl console: missing a domain name or id");
+    assert_eq!(usage("console a b"), "xl console: unexpected argument 'b'");
+    assert_eq!(usage("console -n a"), "xl console: unknown option '-n'");
     assert_eq!(usage("list a b"), "xl list: unexpected argument 'b'");
     assert_eq!(usage("info x"), "xl info: unexpected argument 'x'");
     assert_eq!(usage("help me"), "xl help: unexpected argument 'me'");

@@ -404,3 +404,32 @@ fn an_unmet_wait_is_reported_and_bad_steps_are_refused() {
     );
     assert!(upfront.is_err());
 }
+
+#[test]
+fn raw_keys_go_out_at_once_without_a_prompt() {
+    // After one prompt, the script reads a raw line with no prompt before it (as a guest
+    // attached with `xl console` does), then one byte (Ctrl-]), then prompts again.
+    let script = r#"printf 'dom0> '; read a; echo "attached to $a"; read b; echo "guest got $b"
+        c=$(dd bs=1 count=1 2>/dev/null | od -An -tx1 | tr -d ' '); echo "key $c"
+        printf 'dom0> '; read d; echo "then $d"; exit 33"#;
+    let inputs = vec![
+        "console".to_string(),
+        format!("{WAIT_FOR}attached to console$"),
+        format!("{TYPE_RAW}hello\n"),
+        format!("{WAIT_FOR}^guest got hello$"),
+        format!("{TYPE_RAW}\x1d"),
+        "list".to_string(),
+    ];
+    let session = run_scripted(
+        bash(script),
+        PROMPT,
+        &inputs,
+        InputMode::AtPrompts,
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    assert_eq!(
+        session.lines(),
+        ["dom0> attached to console", "guest got hello", "key 1d", "dom0> then list"]
+    );
+}
