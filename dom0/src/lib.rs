@@ -17,6 +17,7 @@ pub mod report;
 pub mod shell;
 pub mod toolstack;
 pub mod watch;
+pub mod xenstore;
 pub mod xl;
 
 #[cfg(test)]
