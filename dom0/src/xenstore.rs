@@ -253,6 +253,12 @@ impl<P: SharedMem> StoreService<P> {
         self.events.pop_front()
     }
 
+    /// Whether dom0's connection has watch events waiting.
+    pub fn has_event(&mut self) -> bool {
+        self.drain_local();
+        !self.events.is_empty()
+    }
+
     /// One request on dom0's local connection; its reply's payload or error.
     pub fn request(&mut self, ty: MsgType, payload: Vec<u8>) -> Result<Vec<u8>, XsError> {
         let id = self.next_req;
