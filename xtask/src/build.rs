@@ -32,6 +32,7 @@ pub const GUESTS: &[&str] = &[
     "user-test",
     "pingpong",
     "echo",
+    "store-test",
 ];
 
 /// Where the workspace and its build outputs are.
