@@ -276,8 +276,9 @@ impl XenControl {
             c.drain(false, &mut emit);
             c.flush_line(&mut emit);
         }
-        // Out of the store (its home removed, `@releaseDomain` fired) before its page goes.
-        drop(self.store.release(dom));
+        // Out of the store (its home removed, `@releaseDomain` fired) before its page goes;
+        // the page value is only an address: the slot is unmapped below.
+        let _page = self.store.release(dom);
         for slot in 0..RING_SLOTS {
             if self.ring_slots[slot] != Some(dom) {
                 continue;

@@ -43,6 +43,9 @@ struct GuestRing<P> {
     end: XsRingEnd,
     /// `None` once disconnected.
     conn: Option<ConnId>,
+    /// The last serve that found work published replies or events: an empty event after
+    /// it is the guest saying it read them (room freed), not a ping to answer.
+    published: bool,
 }
 
 /// What one [`StoreService::serve`] call asks the kernel to do.
@@ -53,7 +56,8 @@ pub struct Served {
     /// Guests just disconnected: their port (mask it) and the line to print.
     pub disconnected: Vec<(u32, String)>,
     /// dom0 ports that signalled while there was nothing to do: answered with an event
-    /// anyway (the guest may use it as an event round trip; see docs/architecture.md).
+    /// anyway (the guest may use it as an event round trip; see docs/architecture.md),
+    /// except right after replies went out (that event is the guest saying it read them).
     pub echo: Vec<u32>,
 }
 
@@ -143,7 +147,7 @@ impl<P: SharedMem> StoreService<P> {
         let home = domain_path(DomId(dom));
         let _ = self.write(&format!("{home}/name"), name.as_bytes());
         let _ = self.write(&format!("{home}/domid"), format!("{dom}").as_bytes());
-        self.guests.insert(dom, GuestRing { name: String::from(name), port, page, end, conn: Some(conn) });
+        self.guests.insert(dom, GuestRing { name: String::from(name), port, page, end, conn: Some(conn), published: false });
         Ok(())
     }
 
@@ -198,6 +202,7 @@ impl<P: SharedMem> StoreService<P> {
                         progress = true;
                         progressed.insert(dom);
                         notify.insert(g.port);
+                        g.published = o.bytes_out > 0;
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -216,9 +221,14 @@ impl<P: SharedMem> StoreService<P> {
         }
         self.drain_local();
         for dom in signalled {
-            if let Some(g) = self.guests.get(&dom) {
+            if let Some(g) = self.guests.get_mut(&dom) {
                 if g.conn.is_some() && !progressed.contains(&dom) {
-                    out.echo.push(g.port);
+                    // The first empty event after replies went out is the guest's "read
+                    // them"; answer only the ones after that.
+                    if !g.published {
+                        out.echo.push(g.port);
+                    }
+                    g.published = false;
                 }
             }
         }

@@ -217,6 +217,10 @@ fn a_signal_with_nothing_to_do_is_echoed() {
     let served = s.serve(&[10]);
     assert!(served.echo.is_empty());
     assert_eq!(served.notify, [10]);
+    g[0].receive();
+    // The guest's "I read the reply" event is not answered; a later empty one is.
+    assert_eq!(s.serve(&[10]), Served::default());
+    assert_eq!(s.serve(&[10]).echo, [10]);
     // Unknown ports are ignored.
     assert_eq!(s.serve(&[99]), Served::default());
 }

@@ -13,9 +13,9 @@
 //! - `solo`: its own home, the quota and the transactions, then powers off.
 //! - `garbage`: one good request, then an impossible `req_prod` in its ring and events on
 //!   the store channel; prints `store-test: garbage written` and idles.
-//! - `bench`: median cycles of an event round trip through dom0's store service (an event
-//!   on the store channel with no request: dom0 answers with an event), an `XS_READ` and an
-//!   `XS_WRITE`, as `BENCH` lines, then `BENCH DONE`.
+//! - `bench`: median cycles (of 1001) of an event round trip through dom0's store service
+//!   (an event on the store channel with no request: dom0 answers with an event), an
+//!   `XS_READ` and an `XS_WRITE`, as `BENCH` lines, then `BENCH DONE`.
 #![no_std]
 #![no_main]
 
@@ -37,7 +37,7 @@ use xenbus::wire::XsError;
 /// Xen's default node quota per domain.
 const QUOTA_NODES: usize = 1000;
 /// Round trips timed per figure.
-const BENCH_ROUNDS: usize = 201;
+const BENCH_ROUNDS: usize = 1001;
 
 fn err(e: ClientError) -> String {
     match e {
@@ -236,31 +236,49 @@ fn bench(si: &StartInfo, c: &mut StoreClient, home: &str) {
     // request and answers with an event (see docs/architecture.md). A doorbell of our own
     // on the same port; the client's is idle meanwhile.
     let bell = StoreDoorbell::new(si);
-    let mut ping = Vec::new();
-    for _ in 0..BENCH_ROUNDS {
-        events::clear_pending(bell.port());
-        let t0 = rdtsc();
-        bell.ring();
-        bell.wait_event();
-        ping.push(rdtsc() - t0);
-    }
     let node = format!("{home}/bench");
     let _ = c.write(TxId::NONE, &node, b"0123456789");
-    let mut reads = Vec::new();
-    let mut writes = Vec::new();
+    let (mut ping, mut reads, mut writes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unanswered = 0;
+    // Interleaved, so that a slow stretch of the host weighs on the three figures alike.
     for _ in 0..BENCH_ROUNDS {
+        // dom0 does not answer the event a guest sends after reading a reply (it says
+        // "room freed"): if ours merged with that one, it goes unanswered. Time out,
+        // count it and ring again.
+        let _ = time::sleep_ns(100_000);
+        loop {
+            events::clear_pending(bell.port());
+            let t0 = rdtsc();
+            bell.ring();
+            let deadline = time::now_ns() + 5_000_000;
+            while !events::is_pending(bell.port()) && time::now_ns() < deadline {
+                let _ = events::poll(&[bell.port()], deadline);
+            }
+            if events::is_pending(bell.port()) {
+                events::clear_pending(bell.port());
+                ping.push(rdtsc() - t0);
+                break;
+            }
+            unanswered += 1;
+            if unanswered > BENCH_ROUNDS {
+                println!("BENCH ERROR dom0 does not answer events on the store channel");
+                return;
+            }
+        }
         let t0 = rdtsc();
         let _ = c.read(TxId::NONE, &node);
         reads.push(rdtsc() - t0);
-    }
-    for _ in 0..BENCH_ROUNDS {
         let t0 = rdtsc();
         let _ = c.write(TxId::NONE, &node, b"0123456789");
         writes.push(rdtsc() - t0);
     }
     let ping = median(ping);
-    println!("BENCH store_read {} cycles event_round_trip_2dom_poll {ping}", median(reads));
-    println!("BENCH store_write {} cycles event_round_trip_2dom_poll {ping}", median(writes));
+    // Not `event_round_trip_2dom_poll`: that is the pingpong figure (two domUs), which
+    // this boot does not measure; this one's other end is dom0's store service.
+    println!("store-test: {unanswered} events merged with a \"room freed\" one and rung again");
+    println!("BENCH event_round_trip_dom0_poll {ping} cycles");
+    println!("BENCH store_read {} cycles event_round_trip_dom0_poll {ping}", median(reads));
+    println!("BENCH store_write {} cycles event_round_trip_dom0_poll {ping}", median(writes));
     println!("BENCH DONE");
 }
 

@@ -1,6 +1,6 @@
 //! The store figures of `cargo xtask bench`: dom0 creates store-test in bench mode
 //! (dom0/configs/store-bench.cfg), which prints `[store-bench] BENCH store_read ...` and
-//! `store_write` beside `event_round_trip_2dom_poll`, measured in the same boot: a bare
+//! `store_write` beside `event_round_trip_dom0_poll`, measured in the same boot: a bare
 //! event on the store channel that dom0's service answers with an event (no request, no
 //! store work), then `BENCH DONE`.
 
@@ -10,7 +10,7 @@ use crate::qemu::{Accel, Module, Session, WAIT_FOR};
 use anyhow::{bail, Result};
 use std::time::Duration;
 
-/// 3 x 201 round trips take well under a second under TCG; room for a loaded host.
+/// 3 x 1001 round trips take a few seconds under TCG; room for a loaded host.
 pub const TIMEOUT: Duration = Duration::from_secs(120);
 const KERNEL: &str = "store-test";
 const CONFIG: &str = "store-bench.cfg";
@@ -70,7 +70,7 @@ mod tests {
 
     #[test]
     fn takes_the_guests_lines_only() {
-        let out = "dom0> [store-bench] BENCH store_read 9000 cycles event_round_trip_2dom_poll 4500\n\
+        let out = "dom0> [store-bench] BENCH store_read 9000 cycles event_round_trip_dom0_poll 4500\n\
                    BENCH not_from_the_guest 2 x\n\
                    [store-bench] BENCH DONE\n";
         let (records, done) = parse_bench(&guest_bench_lines(&crate::qemu::split_lines(out))).unwrap();
