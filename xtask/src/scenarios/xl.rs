@@ -589,6 +589,13 @@ pub fn scenarios() -> Vec<Scenario> {
                 wait_for!(r"^xl: detached from echo$"),
                 "xl list",
                 "xl destroy echo",
+                // `xl create -c` attaches the same way: the banner comes raw.
+                "xl create -c echo.cfg",
+                wait_for!(r"^echo: ready on console port [0-9]+ \(ring\), type a line$"),
+                type_raw!("again\r"),
+                wait_for!(r"^echo: again$"),
+                type_raw!("\x1d"),
+                wait_for!(r"^xl: detached from echo$"),
                 "shutdown",
             ],
             expect: &[
@@ -602,6 +609,10 @@ pub fn scenarios() -> Vec<Scenario> {
                 // Its ring was unmapped first: every frame went back.
                 r"\(mk\) d[0-9]+ \(echo\) destroyed: [0-9]+ frames returned$",
                 r"^xl: domain echo \([0-9]+\) destroyed$",
+                r"^xl: domain echo \([0-9]+\) created$",
+                r"^echo: ready on console port [0-9]+ \(ring\), type a line$",
+                r"^echo: again$",
+                r"^xl: detached from echo$",
                 r"^dom0: powering off$",
             ],
             forbid: &["PANIC", "crashed", r"^xl: .*(failed|cannot|corrupt)"],
