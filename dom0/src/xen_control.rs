@@ -44,8 +44,8 @@ use pv_guest::mm::{entry_span, table_index, MmError, ENTRIES, PAGE_SIZE};
 /// tighter limit.
 const WINDOW_PAGES: usize = 16384;
 
-/// Slots of the ring window: guests whose consoles can be served at once (8 MiB of
-/// address space; `bench-create` makes up to 1000 domains). L1 tables are made only up
+/// Slots of the ring window: two per guest (console and store rings), so 1024 guests
+/// served at once (8 MiB of address space; `bench-create` makes up to 1000 domains). L1 tables are made only up
 /// to the highest slot used.
 const RING_SLOTS: usize = 4 * ENTRIES;
 
@@ -281,13 +281,13 @@ impl XenControl {
         // Out of the store (its home removed, `@releaseDomain` fired) before its page goes;
         // the page value is only an address: the slot is unmapped below.
         let _page = self.store.release(dom);
-        for slot in 0..RING_SLOTS {
-            if self.ring_slots[slot] != Some(dom) {
+        for (slot, mapped) in self.ring_slots.iter_mut().enumerate() {
+            if *mapped != Some(dom) {
                 continue;
             }
             if let Some(rings) = self.rings.as_mut() {
                 if rings.unmap_slot(&mut XenMmu, slot).is_ok() {
-                    self.ring_slots[slot] = None;
+                    *mapped = None;
                 }
             }
         }
