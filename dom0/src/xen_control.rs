@@ -256,6 +256,8 @@ impl XenControl {
             .introduce(dom, name, ch.store_port_local, MappedStorePage { va })
             .map_err(|_| Errno::EEXIST)?;
         events::set_handler(ch.store_port_local, self.on_store)?;
+        // Binding left our end pending; the guest, still paused, has sent nothing.
+        events::clear_pending(ch.store_port_local);
         events::unmask(ch.store_port_local)
     }
 

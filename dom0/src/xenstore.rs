@@ -46,6 +46,10 @@ struct GuestRing<P> {
     /// The last serve that found work published replies or events: an empty event after
     /// it is the guest saying it read them (room freed), not a ping to answer.
     published: bool,
+    /// The guest has sent a request: a guest that never used its store gets no event
+    /// from the service (spurious ones, like the pending bit a fresh binding sets, would
+    /// wake a guest that has no handler for them).
+    active: bool,
 }
 
 /// What one [`StoreService::serve`] call asks the kernel to do.
@@ -147,7 +151,7 @@ impl<P: SharedMem> StoreService<P> {
         let home = domain_path(DomId(dom));
         let _ = self.write(&format!("{home}/name"), name.as_bytes());
         let _ = self.write(&format!("{home}/domid"), format!("{dom}").as_bytes());
-        self.guests.insert(dom, GuestRing { name: String::from(name), port, page, end, conn: Some(conn), published: false });
+        self.guests.insert(dom, GuestRing { name: String::from(name), port, page, end, conn: Some(conn), published: false, active: false });
         Ok(())
     }
 
@@ -203,6 +207,7 @@ impl<P: SharedMem> StoreService<P> {
                         progressed.insert(dom);
                         notify.insert(g.port);
                         g.published = o.bytes_out > 0;
+                        g.active |= o.requests > 0;
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -225,7 +230,7 @@ impl<P: SharedMem> StoreService<P> {
                 if g.conn.is_some() && !progressed.contains(&dom) {
                     // The first empty event after replies went out is the guest's "read
                     // them"; answer only the ones after that.
-                    if !g.published {
+                    if !g.published && g.active {
                         out.echo.push(g.port);
                     }
                     g.published = false;

@@ -210,6 +210,12 @@ fn an_oversized_or_garbled_header_disconnects() {
 #[test]
 fn a_signal_with_nothing_to_do_is_echoed() {
     let (mut s, mut g) = service_with(&[(1, "a", 10)]);
+    // Not before the guest has used its store (a fresh binding's pending bit).
+    assert_eq!(s.serve(&[10]), Served::default());
+    g[0].send(MsgType::Read, b"name\0");
+    s.serve(&[10]);
+    g[0].receive();
+    s.serve(&[10]);
     let served = s.serve(&[10]);
     assert_eq!(served.echo, [10]);
     assert!(served.notify.is_empty());
