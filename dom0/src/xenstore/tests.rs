@@ -253,3 +253,16 @@ fn values_are_escaped() {
     let s = alloc::format!("{}", Escaped(b"a\\b\n\x01\"z"));
     assert_eq!(s, "a\\\\b\\n\\x01\"z");
 }
+
+#[test]
+fn ls_of_the_root_and_of_bad_paths() {
+    let (mut s, _) = service_with(&[]);
+    assert_eq!(
+        ls(&mut s, "/"),
+        "local = \"\"\n domain = \"\"\n  0 = \"\"\n   domid = \"0\"\n   name = \"Domain-0\"\n"
+    );
+    let mut out = String::new();
+    assert_eq!(s.ls("/nope", &mut out), Err(XsError::ENOENT));
+    assert_eq!(s.ls("//x", &mut out), Err(XsError::EINVAL));
+    assert!(out.is_empty());
+}
