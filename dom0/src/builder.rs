@@ -105,6 +105,10 @@ pub trait Control {
         name: &str,
         channels: &DomainChannels,
     ) -> Result<(), Errno>;
+    /// The domain is built (not yet unpaused): the store service maps its store ring,
+    /// introduces it (`/local/domain/<id>` with `name` and `domid`, owned by the domain)
+    /// and serves its ring. [`Control::destroy_domain`] releases it and removes its home.
+    fn connect_store(&mut self, dom: u16, name: &str, channels: &DomainChannels) -> Result<(), Errno>;
 }
 
 /// A guest's two rings and event channels, made by the builder: the xenstore ring (for the
@@ -656,6 +660,8 @@ fn build_created(
     ctl.set_vcpu_context(id, 0, &initial_context(&built))
         .map_err(errno(Step::VcpuContext))?;
     ctl.connect_console(id, &cfg.name, &channels)
+        .map_err(errno(Step::Channels))?;
+    ctl.connect_store(id, &cfg.name, &channels)
         .map_err(errno(Step::Channels))?;
     if !paused {
         ctl.unpause_domain(id).map_err(errno(Step::Unpause))?;

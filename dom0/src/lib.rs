@@ -1,8 +1,9 @@
 //! dom0's portable logic: the shell and the `xl` toolstack (config files, the boot archive,
 //! the domain builder over a [`builder::Control`] trait, domain watching, `xl list`), the
-//! console back-end's ring logic ([`console`]), and the text of its reports. Everything here is plain data in, text out, so it is
-//! unit-tested on the host; the kernel (`main.rs`) implements `Control` with hypercalls and
-//! feeds it console input.
+//! console back-end's ring logic ([`console`]), the store service ([`xenstore`]: the store,
+//! dom0's local connection, each guest's ring), and the text of its reports. Everything here
+//! is plain data in, text out, so it is unit-tested on the host; the kernel (`main.rs`)
+//! implements `Control` with hypercalls and feeds it console input.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -17,6 +18,7 @@ pub mod report;
 pub mod shell;
 pub mod toolstack;
 pub mod watch;
+pub mod xenstore;
 pub mod xl;
 
 #[cfg(test)]

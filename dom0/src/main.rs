@@ -10,7 +10,8 @@
 //! `VIRQ_DOM_EXC` when a domain shuts down or crashes (then it looks at the domains), and a
 //! guest's console event channel when that guest wrote to its console ring (then the
 //! console back-end drains it: `[name] line` lines, or raw output while `xl console` is
-//! attached to it). Should binding those fail, it falls back to polling with
+//! attached to it), or its store event channel (then the store service serves its ring,
+//! and every ring with replies or watch events waiting). Should binding those fail, it falls back to polling with
 //! `SCHEDOP_yield`.
 #![no_std]
 #![no_main]
@@ -28,7 +29,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use dom0::archive::BootFiles;
 use dom0::console::{corrupt_line, Drained};
 use dom0::report::{HypervisorVersion, Info, StartInfoLine, UpLine, VersionDetails};
-use dom0::shell::{self, Command, Help};
+use dom0::shell::{self, Command, Help, XsCommand};
 use dom0::toolstack::{AttachEnd, Detached, Outcome, Toolstack};
 use dom0::xl::XlCommand;
 use dom0::{BANNER, MAX_LINE};
@@ -204,10 +205,26 @@ fn on_guest_console(port: u32) {
     WAKE.store(true, Ordering::SeqCst);
 }
 
+/// dom0's ports on which a guest signalled its store ring (as `CONSOLE_PORTS`).
+static STORE_PORTS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+
+/// A guest's store event: requests in its ring (or room for replies).
+fn on_guest_store(port: u32) {
+    if let Some(word) = STORE_PORTS.get((port / 64) as usize) {
+        word.fetch_or(1 << (port % 64), Ordering::SeqCst);
+    }
+    WAKE.store(true, Ordering::SeqCst);
+}
+
 /// Takes the ports whose consoles signalled since the last call.
 fn take_console_ports() -> Vec<u32> {
+    take_ports(&CONSOLE_PORTS)
+}
+
+/// Takes the ports set in `set` since the last call.
+fn take_ports(set: &[AtomicU64; 64]) -> Vec<u32> {
     let mut ports = Vec::new();
-    for (w, word) in CONSOLE_PORTS.iter().enumerate() {
+    for (w, word) in set.iter().enumerate() {
         let mut bits = word.swap(0, Ordering::SeqCst);
         while bits != 0 {
             ports.push(w as u32 * 64 + bits.trailing_zeros());
@@ -377,6 +394,84 @@ impl Shell {
         }
     }
 
+    /// The store service's turn: serves the rings of the guests that signalled and every
+    /// ring with replies or watch events waiting, notifies them, and drops (with one line
+    /// each) the rings that lied.
+    fn serve_stores(&mut self) {
+        let ports = take_ports(&STORE_PORTS);
+        let served = self.toolstack.ctl.store.serve(&ports);
+        for (port, line) in &served.disconnected {
+            events::mask(*port);
+            self.end_line();
+            println!("{line}");
+        }
+        for &port in served.notify.iter().chain(&served.echo) {
+            let _ = events::send(port);
+        }
+    }
+
+    /// Runs one `xenstore-*` command as dom0.
+    fn xenstore(&mut self, command: XsCommand<'_>) {
+        let name = command.name();
+        let store = &mut self.toolstack.ctl.store;
+        let result = match command {
+            XsCommand::Ls(path) => store.ls(path, &mut Console::after("")).map(|()| None),
+            XsCommand::Read(path) => store.read(path).map(Some),
+            XsCommand::Write(path, value) => store.write(path, value.as_bytes()).map(|()| None),
+            XsCommand::Rm(path) => store.rm(path).map(|()| None),
+            XsCommand::Watch(path) => {
+                self.xenstore_watch(path);
+                return;
+            }
+        };
+        let path = match command {
+            XsCommand::Ls(p) | XsCommand::Read(p) | XsCommand::Write(p, _) | XsCommand::Rm(p) | XsCommand::Watch(p) => p,
+        };
+        match result {
+            Ok(Some(value)) => println!("{}", Lossy(&value)),
+            Ok(None) => {}
+            Err(e) => println!("{name}: {path}: {}", e.name()),
+        }
+        // A change may have fired guests' watches.
+        self.serve_stores();
+    }
+
+    /// `xenstore-watch PATH`: prints the path of each event (the first at once) until
+    /// Ctrl-] is typed; domains keep being watched and served meanwhile.
+    fn xenstore_watch(&mut self, path: &str) {
+        const TOKEN: &str = "dom0-xenstore-watch";
+        if let Err(e) = self.toolstack.ctl.store.watch(path, TOKEN) {
+            println!("xenstore-watch: {path}: {}", e.name());
+            return;
+        }
+        loop {
+            while let Some((p, token)) = self.toolstack.ctl.store.take_event() {
+                if token == TOKEN {
+                    println!("{p}");
+                }
+            }
+            self.read_input();
+            if let Some(at) = self.pending.iter().position(|&b| b == DETACH) {
+                // Keys typed before Ctrl-] are dropped, as an interrupted command's are.
+                self.pending.drain(..=at);
+                break;
+            }
+            self.pending.clear();
+            let stops = self.stops_due();
+            self.serve_consoles(stops || !self.blocking, None);
+            if stops {
+                self.end_line();
+                self.toolstack.poll(&mut Console::after(""));
+            }
+            self.serve_stores();
+            if self.toolstack.ctl.store.has_event() {
+                continue;
+            }
+            self.wait();
+        }
+        let _ = self.toolstack.ctl.store.unwatch(path, TOKEN);
+    }
+
     /// Typed bytes for domain `id`'s console: how many were taken (all of them when it
     /// has no console served, or a broken one: they are dropped).
     fn console_input(&mut self, id: u16, bytes: &[u8]) -> usize {
@@ -432,6 +527,7 @@ impl Shell {
             }
             let stops = self.stops_due();
             self.serve_consoles(stops || !self.blocking, Some(id));
+            self.serve_stores();
             if stops {
                 self.end_line();
                 let end = self
@@ -507,6 +603,10 @@ impl Shell {
                 sched_shutdown(ShutdownReason::Poweroff)
             }
             Command::Xl(xl) => self.xl(&xl),
+            Command::Xenstore(c) => {
+                self.xenstore(c);
+                Ok(())
+            }
             Command::BenchCreate { count, file } => {
                 self.bench_create(count, file);
                 Ok(())
@@ -515,6 +615,7 @@ impl Shell {
             | Command::Unknown(_)
             | Command::UnexpectedArgument { .. }
             | Command::XlUsage(_)
+            | Command::XenstoreUsage(_)
             | Command::BenchUsage => Ok(()),
         };
         if let Err(e) = result {
@@ -536,6 +637,7 @@ impl Shell {
             if stops {
                 self.poll_at_prompt();
             }
+            self.serve_stores();
             if self.pending.is_empty() && !self.read_input() {
                 self.wait();
                 continue;
@@ -599,7 +701,7 @@ fn main(si: &'static StartInfo) -> ! {
         editor: LineEditor::new(),
         pending: VecDeque::new(),
         read_failed: false,
-        toolstack: Toolstack::new(XenControl::new(mm, on_guest_console), boot_files(si)),
+        toolstack: Toolstack::new(XenControl::new(mm, on_guest_console, on_guest_store), boot_files(si)),
         poll_cycles,
         next_poll: 0,
         blocking,

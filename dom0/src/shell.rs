@@ -31,6 +31,10 @@ pub enum Command<'a> {
     BenchUsage,
     /// An `xl` line that is not understood.
     XlUsage(XlUsage<'a>),
+    /// `xenstore-ls/read/write/rm/watch`: the store, as dom0.
+    Xenstore(XsCommand<'a>),
+    /// A `xenstore-*` line with missing or extra words: the command's name.
+    XenstoreUsage(&'static str),
     /// A known command given arguments it does not take.
     UnexpectedArgument {
         /// The command.
@@ -40,6 +44,70 @@ pub enum Command<'a> {
     },
     /// A word that is not a command.
     Unknown(&'a str),
+}
+
+/// A `xenstore-*` command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XsCommand<'a> {
+    /// `xenstore-ls [PATH]`: the tree under PATH (default `/`).
+    Ls(&'a str),
+    /// `xenstore-read PATH`.
+    Read(&'a str),
+    /// `xenstore-write PATH VALUE` (VALUE: the rest of the line, spaces kept).
+    Write(&'a str, &'a str),
+    /// `xenstore-rm PATH`.
+    Rm(&'a str),
+    /// `xenstore-watch PATH`: prints each event's path until Ctrl-].
+    Watch(&'a str),
+}
+
+impl XsCommand<'_> {
+    /// The command's name, which starts its error lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            XsCommand::Ls(_) => "xenstore-ls",
+            XsCommand::Read(_) => "xenstore-read",
+            XsCommand::Write(..) => "xenstore-write",
+            XsCommand::Rm(_) => "xenstore-rm",
+            XsCommand::Watch(_) => "xenstore-watch",
+        }
+    }
+}
+
+/// The usage of each `xenstore-*` command.
+pub fn xenstore_usage(name: &str) -> &'static str {
+    match name {
+        "xenstore-ls" => "xenstore-ls [PATH]",
+        "xenstore-read" => "xenstore-read PATH",
+        "xenstore-write" => "xenstore-write PATH VALUE",
+        "xenstore-rm" => "xenstore-rm PATH",
+        _ => "xenstore-watch PATH (Ctrl-] stops it)",
+    }
+}
+
+/// Parses the words after a `xenstore-*` command; `rest` is the line after the path (the
+/// value of `xenstore-write`).
+fn parse_xenstore<'a>(name: &'static str, line: &'a str) -> Command<'a> {
+    let mut words = line.split_whitespace();
+    words.next();
+    let path = words.next();
+    let extra = words.next();
+    let usage = Command::XenstoreUsage(name);
+    match (name, path, extra) {
+        ("xenstore-ls", None, _) => Command::Xenstore(XsCommand::Ls("/")),
+        ("xenstore-ls", Some(p), None) => Command::Xenstore(XsCommand::Ls(p)),
+        ("xenstore-read", Some(p), None) => Command::Xenstore(XsCommand::Read(p)),
+        ("xenstore-rm", Some(p), None) => Command::Xenstore(XsCommand::Rm(p)),
+        ("xenstore-watch", Some(p), None) => Command::Xenstore(XsCommand::Watch(p)),
+        ("xenstore-write", Some(p), Some(_)) => {
+            // The value is everything after the path, inner spaces kept.
+            let after_path = line.trim_start();
+            let after_path = after_path[name.len()..].trim_start();
+            let value = after_path[p.len()..].trim();
+            Command::Xenstore(XsCommand::Write(p, value))
+        }
+        _ => usage,
+    }
 }
 
 /// One entry of the command table.
@@ -52,7 +120,7 @@ pub struct CommandInfo {
 }
 
 /// Every command, in the order `help` lists them.
-pub const COMMANDS: [CommandInfo; 6] = [
+pub const COMMANDS: [CommandInfo; 11] = [
     CommandInfo {
         name: "help",
         summary: "list the commands",
@@ -68,6 +136,26 @@ pub const COMMANDS: [CommandInfo; 6] = [
     CommandInfo {
         name: "xl",
         summary: "manage domains: create, list, destroy, pause... ('xl help' lists them)",
+    },
+    CommandInfo {
+        name: "xenstore-ls",
+        summary: "'xenstore-ls [PATH]': the store's tree under PATH, 'name = \"value\"' lines",
+    },
+    CommandInfo {
+        name: "xenstore-read",
+        summary: "'xenstore-read PATH': a node's value",
+    },
+    CommandInfo {
+        name: "xenstore-write",
+        summary: "'xenstore-write PATH VALUE': write a node (created with its parents)",
+    },
+    CommandInfo {
+        name: "xenstore-rm",
+        summary: "'xenstore-rm PATH': remove a node and everything under it",
+    },
+    CommandInfo {
+        name: "xenstore-watch",
+        summary: "'xenstore-watch PATH': print the path of each change under PATH until Ctrl-]",
     },
     CommandInfo {
         name: "shutdown",
@@ -97,6 +185,11 @@ pub fn parse(line: &str) -> Command<'_> {
                 Err(u) => Command::XlUsage(u),
             }
         }
+        "xenstore-ls" => return parse_xenstore("xenstore-ls", line),
+        "xenstore-read" => return parse_xenstore("xenstore-read", line),
+        "xenstore-write" => return parse_xenstore("xenstore-write", line),
+        "xenstore-rm" => return parse_xenstore("xenstore-rm", line),
+        "xenstore-watch" => return parse_xenstore("xenstore-watch", line),
         "bench-create" => {
             let count = words.next().and_then(|w| w.parse::<u32>().ok());
             return match (count, words.next()) {
@@ -127,7 +220,7 @@ pub struct Help;
 impl fmt::Display for Help {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in COMMANDS {
-            writeln!(f, "  {:<14}{}", c.name, c.summary)?;
+            writeln!(f, "  {:<16}{}", c.name, c.summary)?;
         }
         Ok(())
     }
@@ -142,6 +235,7 @@ pub fn error_line<'a>(command: &Command<'a>) -> Option<ErrorLine<'a>> {
         }
         Command::XlUsage(usage) => Some(ErrorLine::Xl(usage)),
         Command::BenchUsage => Some(ErrorLine::BenchUsage),
+        Command::XenstoreUsage(name) => Some(ErrorLine::Xenstore(name)),
         _ => None,
     }
 }
@@ -162,6 +256,8 @@ pub enum ErrorLine<'a> {
     Xl(XlUsage<'a>),
     /// `bench-create: usage: ...`
     BenchUsage,
+    /// `xenstore-...: usage: ...`
+    Xenstore(&'static str),
 }
 
 impl fmt::Display for ErrorLine<'_> {
@@ -179,6 +275,7 @@ impl fmt::Display for ErrorLine<'_> {
                 "bench-create: usage: bench-create N CONFIG (N from 1 to {})",
                 bench::MAX_COUNT
             ),
+            ErrorLine::Xenstore(name) => write!(f, "{name}: usage: {}", xenstore_usage(name)),
         }
     }
 }
@@ -260,6 +357,34 @@ mod tests {
         assert_eq!(error_line(&parse("xl list")), None);
         assert_eq!(error_line(&parse("help")), None);
         assert_eq!(error_line(&parse("")), None);
+    }
+
+    #[test]
+    fn xenstore_commands() {
+        assert_eq!(parse("xenstore-ls"), Command::Xenstore(XsCommand::Ls("/")));
+        assert_eq!(parse(" xenstore-ls /local/domain "), Command::Xenstore(XsCommand::Ls("/local/domain")));
+        assert_eq!(parse("xenstore-read /a/b"), Command::Xenstore(XsCommand::Read("/a/b")));
+        assert_eq!(parse("xenstore-rm /a"), Command::Xenstore(XsCommand::Rm("/a")));
+        assert_eq!(parse("xenstore-watch @releaseDomain"), Command::Xenstore(XsCommand::Watch("@releaseDomain")));
+        assert_eq!(parse("xenstore-write /a/b hello"), Command::Xenstore(XsCommand::Write("/a/b", "hello")));
+        assert_eq!(
+            parse("  xenstore-write  /a/b  two  words "),
+            Command::Xenstore(XsCommand::Write("/a/b", "two  words"))
+        );
+        for (bad, name) in [
+            ("xenstore-read", "xenstore-read"),
+            ("xenstore-read /a /b", "xenstore-read"),
+            ("xenstore-write /a", "xenstore-write"),
+            ("xenstore-rm", "xenstore-rm"),
+            ("xenstore-watch", "xenstore-watch"),
+            ("xenstore-ls /a /b", "xenstore-ls"),
+        ] {
+            assert_eq!(parse(bad), Command::XenstoreUsage(name), "{bad}");
+        }
+        assert_eq!(
+            format!("{}", error_line(&parse("xenstore-write /a")).unwrap()),
+            "xenstore-write: usage: xenstore-write PATH VALUE"
+        );
     }
 
     #[test]

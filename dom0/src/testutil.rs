@@ -562,6 +562,16 @@ impl Control for FakeControl {
         self.consoles.insert(dom, *channels);
         Ok(())
     }
+
+    fn connect_store(
+        &mut self,
+        dom: u16,
+        _name: &str,
+        _channels: &crate::builder::DomainChannels,
+    ) -> Result<(), Errno> {
+        self.calls.push(("connect_store", dom));
+        Ok(())
+    }
 }
 
 /// Output written to a String, for comparing lines.

@@ -11,12 +11,18 @@
 //! after the build window), dom0's ends of each guest's event channels, and the
 //! [`Consoles`] served; destroying a domain drains its ring one last time, unmaps it and
 //! closes dom0's ports before the hypervisor destroys it.
+//!
+//! And the store service's machine half: each guest's store ring page, mapped for the life
+//! of its domain in a slot of the same ring window, under a [`StoreService`] (the portable
+//! half); destroying a domain releases it from the store, removes its home, and unmaps the
+//! page.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use dom0::builder::{Control, DomainChannels, ForeignError};
 use dom0::console::{Consoles, GuestConsole, RingPage};
+use dom0::xenstore::StoreService;
 use domain_builder::build::{BuildError, BuiltDomain, GuestMemory};
 use hypercall_abi::arch::VcpuGuestContext;
 use hypercall_abi::domctl::DomainInfo;
@@ -38,8 +44,8 @@ use pv_guest::mm::{entry_span, table_index, MmError, ENTRIES, PAGE_SIZE};
 /// tighter limit.
 const WINDOW_PAGES: usize = 16384;
 
-/// Slots of the ring window: guests whose consoles can be served at once (8 MiB of
-/// address space; `bench-create` makes up to 1000 domains). L1 tables are made only up
+/// Slots of the ring window: two per guest (console and store rings), so 1024 guests
+/// served at once (8 MiB of address space; `bench-create` makes up to 1000 domains). L1 tables are made only up
 /// to the highest slot used.
 const RING_SLOTS: usize = 4 * ENTRIES;
 
@@ -69,6 +75,70 @@ impl RingPage for MappedRing {
     }
 }
 
+/// A guest's store ring page, mapped in the ring window.
+pub struct MappedStorePage {
+    /// Its virtual address in dom0.
+    va: u64,
+}
+
+impl MappedStorePage {
+    /// The address of `len` bytes at `offset`, kept inside the page (the ring code passes
+    /// only its own constant offsets; clamping makes a wrong one harmless).
+    fn at(&self, offset: usize, len: usize) -> u64 {
+        let page = PAGE_SIZE as usize;
+        self.va + offset.min(page - len.min(page)) as u64
+    }
+}
+
+impl xenbus::ring::SharedMem for MappedStorePage {
+    fn size(&self) -> usize {
+        PAGE_SIZE as usize
+    }
+
+    fn read_u32(&self, offset: usize) -> u32 {
+        let p = self.at(offset & !3, 4) as *const u32;
+        // SAFETY: `va` is a page mapped writable by `connect_store` until `release_domain`
+        // unmaps it (after the service dropped this value); `p` is 4-byte aligned inside
+        // it. Volatile: the guest changes the page at any time, and we read it once.
+        unsafe { core::ptr::read_volatile(p) }
+    }
+
+    fn write_u32(&mut self, offset: usize, value: u32) {
+        let p = self.at(offset & !3, 4) as *mut u32;
+        // SAFETY: as in `read_u32`; dom0 may write the guest's ring page.
+        unsafe { core::ptr::write_volatile(p, value) }
+    }
+
+    fn read_bytes(&self, offset: usize, out: &mut [u8]) {
+        let base = self.at(offset, out.len());
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: as in `read_u32`; `base + i` stays inside the page (`at` clamps).
+            *b = unsafe { core::ptr::read_volatile((base + i as u64) as *const u8) };
+        }
+    }
+
+    fn write_bytes(&mut self, offset: usize, data: &[u8]) {
+        let base = self.at(offset, data.len());
+        for (i, &b) in data.iter().enumerate() {
+            // SAFETY: as in `read_bytes`.
+            unsafe { core::ptr::write_volatile((base + i as u64) as *mut u8, b) };
+        }
+    }
+
+    fn read_barrier(&self) {
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::Acquire);
+    }
+
+    fn write_barrier(&self) {
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::Release);
+    }
+
+    fn full_barrier(&self) {
+        // mfence: our index store must be visible before we read the guest's.
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The hypervisor, as the toolstack sees it.
 pub struct XenControl {
     /// dom0's own memory (frames for the window's tables, its bootstrap tables).
@@ -85,12 +155,20 @@ pub struct XenControl {
     pub consoles: Consoles<MappedRing>,
     /// Runs on an event from a guest's console (set when serving starts).
     on_console: events::PortHandler,
+    /// The store, dom0's connection to it and the guests' rings.
+    pub store: StoreService<MappedStorePage>,
+    /// Runs on an event from a guest's store channel.
+    on_store: events::PortHandler,
 }
 
 impl XenControl {
     /// Over dom0's memory layer, if it could be set up; `on_console` runs on a console
-    /// event (with dom0's port).
-    pub fn new(mm: Option<GuestMm>, on_console: events::PortHandler) -> Self {
+    /// event, `on_store` on a store event (with dom0's port).
+    pub fn new(
+        mm: Option<GuestMm>,
+        on_console: events::PortHandler,
+        on_store: events::PortHandler,
+    ) -> Self {
         XenControl {
             mm,
             window: None,
@@ -99,6 +177,8 @@ impl XenControl {
             bound: BTreeMap::new(),
             consoles: Consoles::default(),
             on_console,
+            store: StoreService::new(),
+            on_store,
         }
     }
 
@@ -151,8 +231,8 @@ impl XenControl {
             .ok_or(MmError::WrongState("no ring window"))
     }
 
-    /// Maps `dom`'s console ring and starts serving it.
-    fn serve_console(&mut self, dom: u16, name: &str, ch: &DomainChannels) -> Result<(), Errno> {
+    /// Maps `dom`'s frame `mfn` in a free slot of the ring window; its address.
+    fn map_ring(&mut self, dom: u16, mfn: u64) -> Result<u64, Errno> {
         let slot = self
             .ring_slots
             .iter()
@@ -163,10 +243,27 @@ impl XenControl {
             return Err(Errno::ENOMEM);
         };
         rings
-            .map_slot(&mut XenMmu, &mut mm.table_frames(), slot, dom, ch.console_mfn)
+            .map_slot(&mut XenMmu, &mut mm.table_frames(), slot, dom, mfn)
             .map_err(|e| e.errno().unwrap_or(Errno::ENOMEM))?;
         self.ring_slots[slot] = Some(dom);
-        let va = rings.slot_va(slot);
+        Ok(rings.slot_va(slot))
+    }
+
+    /// Maps `dom`'s store ring and starts serving it.
+    fn serve_store(&mut self, dom: u16, name: &str, ch: &DomainChannels) -> Result<(), Errno> {
+        let va = self.map_ring(dom, ch.store_mfn)?;
+        self.store
+            .introduce(dom, name, ch.store_port_local, MappedStorePage { va })
+            .map_err(|_| Errno::EEXIST)?;
+        events::set_handler(ch.store_port_local, self.on_store)?;
+        // Binding left our end pending; the guest, still paused, has sent nothing.
+        events::clear_pending(ch.store_port_local);
+        events::unmask(ch.store_port_local)
+    }
+
+    /// Maps `dom`'s console ring and starts serving it.
+    fn serve_console(&mut self, dom: u16, name: &str, ch: &DomainChannels) -> Result<(), Errno> {
+        let va = self.map_ring(dom, ch.console_mfn)?;
         self.consoles.by_dom.insert(
             dom,
             GuestConsole::new(name, ch.console_port_local, MappedRing { va }),
@@ -183,10 +280,16 @@ impl XenControl {
             c.drain(false, &mut emit);
             c.flush_line(&mut emit);
         }
-        if let Some(slot) = self.ring_slots.iter().position(|&d| d == Some(dom)) {
+        // Out of the store (its home removed, `@releaseDomain` fired) before its page goes;
+        // the page value is only an address: the slot is unmapped below.
+        let _page = self.store.release(dom);
+        for (slot, mapped) in self.ring_slots.iter_mut().enumerate() {
+            if *mapped != Some(dom) {
+                continue;
+            }
             if let Some(rings) = self.rings.as_mut() {
                 if rings.unmap_slot(&mut XenMmu, slot).is_ok() {
-                    self.ring_slots[slot] = None;
+                    *mapped = None;
                 }
             }
         }
@@ -335,5 +438,9 @@ impl Control for XenControl {
         channels: &DomainChannels,
     ) -> Result<(), Errno> {
         self.serve_console(dom, name, channels)
+    }
+
+    fn connect_store(&mut self, dom: u16, name: &str, channels: &DomainChannels) -> Result<(), Errno> {
+        self.serve_store(dom, name, channels)
     }
 }

@@ -13,6 +13,8 @@
 //!   dispatcher, per-port handlers, `event_channel_op`);
 //! - [`domctl`]: the toolstack's control calls (privileged), and [`foreign`]: another
 //!   domain's memory while building it (populate, a window of foreign mappings);
+//! - `xenbus`: the store front-end (the store ring and event channel from `start_info`
+//!   under `xenbus::client::Client`);
 //! - [`mm`]: the memory layer (p2m, frame allocator, batched `pt_update`, address spaces;
 //!   portable and host-tested, with thin hypercall glue in `mm::xen`);
 //! - portable, host-tested helpers: [`mod@start_info`], [`modules`], [`mod@line`],
@@ -79,6 +81,8 @@ pub mod time;
 pub mod traps;
 #[cfg(target_os = "none")]
 pub mod user;
+#[cfg(target_os = "none")]
+pub mod xenbus;
 
 pub use hypercall_abi;
 pub use hypercall_abi::sched::ShutdownReason;

@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: runs the bench guest, a normal boot, dom0's domain-creation
-//! benchmark and the two-domain event benchmark (`events`), writes target/bench/latest.json.
+//! benchmark, the two-domain event benchmark (`events`) and the store round trips
+//! (`store`), writes target/bench/latest.json.
 //!
 //! The bench guest and dom0's `bench-create` print
 //! `BENCH <name> <value> <unit> [<baseline-name> <baseline-value>]` lines and `BENCH DONE`;
@@ -18,6 +19,7 @@ use serde_json::Number;
 use std::time::Duration;
 
 mod events;
+mod store;
 
 const BENCH_TIMEOUT: Duration = Duration::from_secs(300);
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -289,6 +291,10 @@ pub fn main(args: BenchArgs) -> Result<()> {
         pingpong.session.elapsed.as_secs_f64()
     );
 
+    eprintln!("xtask: store round trips (up to {} s)", store::TIMEOUT.as_secs());
+    let store = store::run(&layout, args.accel)?;
+    records.extend(store.records);
+
     let dir = layout.target.join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // The per-domain lines of bench-create show the whole curve, not just its ends.
@@ -322,6 +328,13 @@ pub fn main(args: BenchArgs) -> Result<()> {
             "the pingpong guest did not print BENCH DONE ({}); its last lines:\n{}",
             ending(&pingpong.session),
             tail(&pingpong.session)
+        );
+    }
+    if !store.done {
+        bail!(
+            "the store bench guest did not print BENCH DONE ({}); its last lines:\n{}",
+            ending(&store.session),
+            tail(&store.session)
         );
     }
     if normal.first_prompt.is_none() {

@@ -33,6 +33,7 @@ pub const GUESTS: &[&str] = &[
     "pingpong",
     "echo",
     "grant-test",
+    "store-test",
 ];
 
 /// Where the workspace and its build outputs are.

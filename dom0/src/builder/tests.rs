@@ -113,7 +113,7 @@ fn a_built_domain_is_what_the_guest_expects() {
         .collect();
     assert_eq!(order.first(), Some(&"create"));
     assert_eq!(
-        &order[order.len() - 9..],
+        &order[order.len() - 10..],
         [
             "alloc_guest_port",
             "bind_guest_port",
@@ -123,6 +123,7 @@ fn a_built_domain_is_what_the_guest_expects() {
             "unmap",
             "setvcpucontext",
             "connect_console",
+            "connect_store",
             "unpause"
         ]
     );

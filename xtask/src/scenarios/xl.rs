@@ -706,6 +706,117 @@ pub fn scenarios() -> Vec<Scenario> {
             timeout: Duration::from_secs(30),
             ..DEFAULT
         },
+        Scenario {
+            name: "xl-store",
+            modules: &[
+                Image::Guest("store-test"),
+                Image::Config("store-a.cfg"),
+                Image::Config("store-b.cfg"),
+            ],
+            // store-a (domain 1) watches `/` and waits; store-b (domain 2) writes in its own
+            // home; dom0 writes store-a's `peer` node, which store-a sees through its watch
+            // (and nothing of store-b's), then it tries store-b's home (EACCES), the quota
+            // and transactions. dom0 lists and reads the store, tells store-b to power off
+            // while `xenstore-watch @releaseDomain` runs, destroys store-a, and lists again:
+            // no node of either is left.
+            input: &[
+                "xl create store-a.cfg",
+                wait_for!(r"\[store-a\] store-test: waiting for peer$"),
+                "xl create store-b.cfg",
+                wait_for!(r"\[store-b\] TESTS DONE [0-9]+ passed, [0-9]+ failed$"),
+                "xenstore-write /local/domain/1/peer 2",
+                wait_for!(r"\[store-a\] TESTS DONE [0-9]+ passed, [0-9]+ failed$"),
+                "xenstore-ls /local/domain",
+                "xenstore-read /local/domain/1/data/x",
+                "xenstore-read /local/domain/1/nothing",
+                "xenstore-write /local/domain/2/exit 1500",
+                "xenstore-watch @releaseDomain",
+                wait_for!(r"^xl: domain store-b \(2\) shut down: poweroff$"),
+                sleep_ms!(300),
+                type_raw!("\x1d"),
+                "xl destroy store-a",
+                "xenstore-ls /local/domain",
+                "shutdown",
+            ],
+            expect: &[
+                r"^xl: domain store-a \(1\) created$",
+                r"^xl: domain store-b \(2\) created$",
+                r"\[store-a\] TEST watch-root-no-foreign-node PASS$",
+                r"\[store-a\] TEST watch-sees-dom0-write PASS$",
+                r"\[store-a\] TEST foreign-read-eacces PASS$",
+                r"\[store-a\] TEST foreign-write-eacces PASS$",
+                r"\[store-a\] TEST quota-nodes PASS$",
+                r"\[store-a\] TEST quota-plus-one-refused PASS$",
+                r"\[store-a\] TEST transaction-conflict-eagain PASS$",
+                r"\[store-a\] TEST transaction-retry-commits PASS$",
+                r"\[store-a\] TESTS DONE [0-9]+ passed, 0 failed$",
+                // xenstore-ls: one space of indent per level, children in name order.
+                r#"^0 = ""$"#,
+                r#"^ name = "Domain-0"$"#,
+                r#"^1 = ""$"#,
+                r#"^ data = ""$"#,
+                r#"^  x = "value of /local/domain/1"$"#,
+                r#"^ name = "store-a"$"#,
+                r#"^ peer = "2"$"#,
+                r#"^2 = ""$"#,
+                r#"^ name = "store-b"$"#,
+                r"^value of /local/domain/1$",
+                r"^xenstore-read: /local/domain/1/nothing: ENOENT$",
+                r"^@releaseDomain$",
+                r"^xl: domain store-b \(2\) shut down: poweroff$",
+                r"^@releaseDomain$",
+                r"^xl: domain store-a \(1\) destroyed$",
+                r#"^0 = ""$"#,
+                r"^dom0: powering off$",
+            ],
+            forbid: &["PANIC", r"TEST .* FAIL", "crashed", "disconnected"],
+            check: Some(store_left_nothing),
+            timeout: Duration::from_secs(120),
+            ..DEFAULT
+        },
+        Scenario {
+            name: "xl-store-garbage",
+            modules: &[
+                Image::Guest("store-test"),
+                Image::Config("store-garbage.cfg"),
+                Image::Config("store-solo.cfg"),
+            ],
+            // store-garbage makes one good request, then writes an impossible req_prod and
+            // signals three times: dom0 says so once and drops its ring; store-solo, created
+            // after, is served to the end; dom0 still answers.
+            input: &[
+                "xl create store-garbage.cfg",
+                wait_for!(r"^xl: store ring of store-garbage: .*; disconnected$"),
+                wait_for!(r"\[store-garbage\] store-test: garbage written$"),
+                "xl create store-solo.cfg",
+                wait_for!(r"\[store-solo\] TESTS DONE [0-9]+ passed, [0-9]+ failed$"),
+                "xl list",
+                "xenstore-read /local/domain/1/name",
+                "xl destroy store-garbage",
+                "xenstore-ls /local/domain",
+                "shutdown",
+            ],
+            expect: &[
+                r"^xl: domain store-garbage \(1\) created$",
+                r"\[store-garbage\] TEST domain-path PASS$",
+                r"^xl: store ring of store-garbage: impossible index \(prod [0-9]+, cons [0-9]+\); disconnected$",
+                r"\[store-garbage\] store-test: garbage written$",
+                r"^xl: domain store-solo \(2\) created$",
+                r"\[store-solo\] TEST quota-nodes PASS$",
+                r"\[store-solo\] TEST transaction-retry-commits PASS$",
+                r"\[store-solo\] TESTS DONE [0-9]+ passed, 0 failed$",
+                LIST_HEADER,
+                list_row!("store-garbage", "8", "-[-b]----"),
+                r"^store-garbage$",
+                r"^xl: domain store-garbage \(1\) destroyed$",
+                r#"^0 = ""$"#,
+                r"^dom0: powering off$",
+            ],
+            forbid: &["PANIC", r"TEST .* FAIL", "crashed"],
+            check: Some(store_garbage_said_once),
+            timeout: Duration::from_secs(90),
+            ..DEFAULT
+        },
     ]
 }
 
@@ -725,6 +836,30 @@ fn badpp_said_why(input: &CheckInput) -> Result<(), String> {
 /// dom0 reports a corrupt console ring once, however often the guest signals.
 fn corrupt_said_once(input: &CheckInput) -> Result<(), String> {
     only_line(input.lines, r"^xl: console of conspam: ring indices corrupt").map(|_| ())
+}
+
+/// After the last destroy, `xenstore-ls /local/domain` shows dom0's home only; and
+/// `@releaseDomain` fired (the first line is the watch's initial firing).
+fn store_left_nothing(input: &CheckInput) -> Result<(), String> {
+    let destroyed = only_line(input.lines, r"^xl: domain store-a \(1\) destroyed$")?;
+    let after = &input.lines[destroyed..];
+    let left: Vec<&String> = after
+        .iter()
+        .filter(|l| re(r#"^[1-9][0-9]* = ""$"#).is_match(l))
+        .collect();
+    if !left.is_empty() {
+        return Err(format!("nodes left behind: {left:?}"));
+    }
+    let releases = lines_matching(input.lines, r"^@releaseDomain$").len();
+    if releases < 2 {
+        return Err(format!("@releaseDomain printed {releases} times, want the initial firing and one more"));
+    }
+    Ok(())
+}
+
+/// The disconnect is said once, however often the guest signals.
+fn store_garbage_said_once(input: &CheckInput) -> Result<(), String> {
+    only_line(input.lines, r"store ring of store-garbage").map(|_| ())
 }
 
 /// Create/destroy cycles of `xl-create-destroy-100`.
