@@ -5,15 +5,16 @@
 //! from 1 to 10000000). A bad command line prints `pingpong: bad command line "<line>":
 //! <why>` and shuts down with reason crash.
 //!
-//! Handshake (interim, until the store exists to publish the port): `ping` allocates an
-//! unbound port for `peer` and prints `pingpong: ping port <p> for domain <peer>`; `pong`
-//! tries `bind_interdomain(peer, p)` for p in 1..=64, and repeats the scan (yielding in
-//! between) for up to [`SCAN_NS`] in case ping has not run yet; if no port accepts it,
-//! it prints `pingpong: pong found no port of domain <peer> open to it` and crashes.
-//! Binding sets pong's new port pending once (as Xen); pong waits for that event (not
-//! counted), prints `pingpong: pong bound port <p> of domain <peer> as <local>` and sends
-//! one "hello" event (not counted); ping, once it has the hello, prints
-//! `pingpong: connected`.
+//! Handshake, through the store (as split drivers do): `ping` allocates an unbound port for
+//! `peer`, writes it to `data/pingpong-port` in its store home (`/local/domain/<ping>`),
+//! readable by `peer` alone (permissions `n<ping> r<peer>`), and prints `pingpong: ping
+//! port <p> for domain <peer>`; `pong` asks the store for ping's home (`GET_DOMAIN_PATH`),
+//! reads the node (yielding and reading again for up to [`PUBLISH_NS`] in case ping has not
+//! written it yet; if it never appears it prints `pingpong: pong found no port of domain
+//! <peer> in the store` and crashes) and binds to the port. Binding sets pong's new port
+//! pending once (as Xen); pong waits for that event (not counted), prints `pingpong: pong
+//! bound port <p> of domain <peer> as <local>` and sends one "hello" event (not counted);
+//! ping, once it has the hello, prints `pingpong: connected`.
 //!
 //! Ping-pong: strictly alternating, because a 2-level event sent while the previous one is
 //! still pending is merged into it: ping sends and blocks (`time::block_until`) until its
@@ -59,6 +60,7 @@ mod args;
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -70,14 +72,19 @@ use pv_guest::hypercall_abi::version::XENVER_VERSION;
 use pv_guest::start_info::cmdline;
 use pv_guest::stats::{median, sample};
 use pv_guest::time::{self, now_ns, rdtsc, NS_PER_MS};
+use pv_guest::hypercall_abi::types::DomId;
 use pv_guest::{println, ShutdownReason, StartInfo};
+use xenbus::client::{ClientError, TxId};
+use xenbus::path::{Perm, Perms};
+use xenbus::wire::XsError;
 
 use args::{parse_args, Args, Role};
 
 /// Highest port pong tries when looking for ping's.
-const SCAN_PORTS: u32 = 64;
-/// How long pong keeps scanning for ping's port.
-const SCAN_NS: u64 = 5_000 * NS_PER_MS;
+/// Where ping publishes its port, relative to its store home.
+const PORT_NODE: &str = "data/pingpong-port";
+/// How long pong keeps looking for ping's port in the store.
+const PUBLISH_NS: u64 = 5_000 * NS_PER_MS;
 /// How long ping waits for pong's hello.
 const HELLO_NS: u64 = 10_000 * NS_PER_MS;
 /// A round trip slower than this is taken for a lost event.
@@ -262,6 +269,7 @@ fn ping(si: &StartInfo, a: &Args) -> Result<(), String> {
     PORT.store(u64::from(port), Ordering::SeqCst);
     events::set_handler(port, on_ping_port).map_err(|e| format!("set_handler: -{}", e.name()))?;
     events::unmask(port).map_err(|e| format!("unmask: -{}", e.name()))?;
+    publish_port(si, a.peer, port)?;
     println!("pingpong: ping port {port} for domain {}", a.peer);
     let hello = wait(|| HELLO_SEEN.load(Ordering::SeqCst), HELLO_NS)
         .map_err(|e| format!("wait: -{}", e.name()))?;
@@ -381,20 +389,46 @@ fn bench(a: &Args, round_trips: &mut [u32]) -> Result<(), String> {
     Ok(())
 }
 
-/// Binds to ping's unbound port: scans ports 1..=SCAN_PORTS until one accepts us,
-/// retrying for up to SCAN_NS.
-fn find_ping_port(peer: u16) -> Result<(u32, u32), String> {
-    let deadline = now_ns().saturating_add(SCAN_NS);
+/// Ping: writes `port` to [`PORT_NODE`] in its store home, readable by `peer` only.
+fn publish_port(si: &StartInfo, peer: u16, port: u32) -> Result<(), String> {
+    let mut xs = pv_guest::xenbus::connect(si).map_err(|e| format!("store: -{}", e.name()))?;
+    let me = xs.read(TxId::NONE, "domid").map_err(|e| format!("store read domid: {e:?}"))?;
+    let me: u16 = core::str::from_utf8(&me)
+        .ok()
+        .and_then(|s| s.trim_end_matches('\0').parse().ok())
+        .ok_or("store: my domid is not a number")?;
+    xs.write(TxId::NONE, PORT_NODE, format!("{port}").as_bytes())
+        .map_err(|e| format!("store write {PORT_NODE}: {e:?}"))?;
+    let perms = Perms { entries: vec![(DomId(me), Perm::None), (DomId(peer), Perm::Read)] };
+    xs.set_perms(TxId::NONE, PORT_NODE, &perms).map_err(|e| format!("store set_perms {PORT_NODE}: {e:?}"))
+}
+
+/// Pong: reads ping's port from the store (waiting up to [`PUBLISH_NS`] for it) and binds
+/// to it; (ping's port, ours).
+fn find_ping_port(si: &StartInfo, peer: u16) -> Result<(u32, u32), String> {
+    let mut xs = pv_guest::xenbus::connect(si).map_err(|e| format!("store: -{}", e.name()))?;
+    let home = xs.get_domain_path(DomId(peer)).map_err(|e| format!("store get_domain_path: {e:?}"))?;
+    let path = format!("{home}/{PORT_NODE}");
+    let deadline = now_ns().saturating_add(PUBLISH_NS);
     loop {
-        for p in 1..=SCAN_PORTS {
-            if let Ok(local) = events::bind_interdomain(peer, p) {
+        match xs.read(TxId::NONE, &path) {
+            Ok(v) => {
+                let p: u32 = core::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.trim_end_matches('\0').parse().ok())
+                    .ok_or_else(|| format!("{path} holds no port number"))?;
+                let local = events::bind_interdomain(peer, p)
+                    .map_err(|e| format!("bind_interdomain({peer}, {p}): -{}", e.name()))?;
                 return Ok((p, local));
             }
+            Err(ClientError::Store(XsError::ENOENT)) if now_ns() < deadline => {
+                let _ = sched_yield();
+            }
+            Err(ClientError::Store(XsError::ENOENT)) => {
+                return Err(format!("pong found no port of domain {peer} in the store"));
+            }
+            Err(e) => return Err(format!("store read {path}: {e:?}")),
         }
-        if now_ns() >= deadline {
-            return Err(format!("pong found no port of domain {peer} open to it"));
-        }
-        let _ = sched_yield();
     }
 }
 
@@ -402,7 +436,7 @@ fn pong(si: &StartInfo, a: &Args) -> Result<(), String> {
     COUNT.store(a.count, Ordering::SeqCst);
     BENCH.store(a.bench, Ordering::SeqCst);
     init_events(si)?;
-    let (remote, local) = find_ping_port(a.peer)?;
+    let (remote, local) = find_ping_port(si, a.peer)?;
     // The new port is masked and pending (the bind notification): handler first, then
     // unmask, and wait for that one event before anything else can arrive.
     PORT.store(u64::from(local), Ordering::SeqCst);
