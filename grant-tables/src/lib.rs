@@ -25,12 +25,14 @@
 
 extern crate alloc;
 
+mod copy;
 mod maptrack;
 mod table;
 
 #[cfg(test)]
 mod tests;
 
+pub use copy::{CopyBatch, CopyFrames, CopyGrants, CopySide};
 pub use maptrack::{Mapping, Maptrack};
 pub use table::{GrantTable, Limits};
 
@@ -220,9 +222,7 @@ impl Grants {
         if req.flags & GNTMAP_CONTAINS_PTE != 0 {
             return Err(GNTST_GENERAL_ERROR);
         }
-        if !self.has_domain(req.granter) {
-            return Err(GNTST_BAD_DOMAIN);
-        }
+        // An unknown granter (or mapper) is GNTST_bad_domain.
         let (maptrack, table) = self.pair(mapper, req.granter).ok_or(GNTST_BAD_DOMAIN)?;
         if !maptrack.has_room() {
             return Err(GNTST_NO_SPACE);
