@@ -143,32 +143,37 @@ impl MmMachine for MachineMm<'_> {
 ///
 /// The library `memcpy`/`memmove` of this target is `rep movsq`, which QEMU's TCG runs one
 /// iteration per translated block: a 4 KiB grant copy measured 4950 cycles that way and
-/// 3200 with this loop. The accesses are volatile so that the compiler neither turns the
+/// about 3000 with this loop (32 words per iteration did a little better than 8). The accesses are volatile so that the compiler neither turns the
 /// loop back into a `memcpy` call nor assumes the guest's frames hold still.
 ///
 /// # Safety
 ///
 /// `src` and `dst` must be valid, 8-aligned and non-overlapping for `words` words.
 unsafe fn copy_words(dst: *mut u64, src: *const u64, words: usize) {
+    /// Words per loop iteration: each iteration is one translated block under TCG.
+    const UNROLL: usize = 32;
     let mut i = 0;
-    while i + 8 <= words {
-        // SAFETY: i + 8 <= words, so words i..i + 8 lie inside both ranges (caller's contract).
-        unsafe {
-            let v = [
-                core::ptr::read_volatile(src.add(i)),
-                core::ptr::read_volatile(src.add(i + 1)),
-                core::ptr::read_volatile(src.add(i + 2)),
-                core::ptr::read_volatile(src.add(i + 3)),
-                core::ptr::read_volatile(src.add(i + 4)),
-                core::ptr::read_volatile(src.add(i + 5)),
-                core::ptr::read_volatile(src.add(i + 6)),
-                core::ptr::read_volatile(src.add(i + 7)),
-            ];
-            for (k, w) in v.into_iter().enumerate() {
-                core::ptr::write_volatile(dst.add(i + k), w);
+    while i + UNROLL <= words {
+        for j in (i..i + UNROLL).step_by(8) {
+            // SAFETY: j + 8 <= i + UNROLL <= words, so words j..j + 8 lie inside both
+            // ranges (caller's contract).
+            unsafe {
+                let v = [
+                    core::ptr::read_volatile(src.add(j)),
+                    core::ptr::read_volatile(src.add(j + 1)),
+                    core::ptr::read_volatile(src.add(j + 2)),
+                    core::ptr::read_volatile(src.add(j + 3)),
+                    core::ptr::read_volatile(src.add(j + 4)),
+                    core::ptr::read_volatile(src.add(j + 5)),
+                    core::ptr::read_volatile(src.add(j + 6)),
+                    core::ptr::read_volatile(src.add(j + 7)),
+                ];
+                for (k, w) in v.into_iter().enumerate() {
+                    core::ptr::write_volatile(dst.add(j + k), w);
+                }
             }
         }
-        i += 8;
+        i += UNROLL;
     }
     while i < words {
         // SAFETY: i < words (caller's contract).
