@@ -62,7 +62,8 @@ impl Machine {
 
     /// One map for the running domain; `walk` is the chunk's last page-table walk.
     pub fn grant_map(&mut self, req: MapRequest, walk: &mut WalkHint) -> Result<(u32, u64), i16> {
-        let me = self.cur().id;
+        let cur = self.cur_idx();
+        let me = self.domains[cur].id;
         // Only host mappings: a device-only mapping would hold no page-table entry, and the
         // frame references of a mapping live in its entry.
         if req.flags & GNTMAP_HOST_MAP == 0 && req.flags & GNTMAP_DEVICE_MAP != 0 {
@@ -72,7 +73,6 @@ impl Machine {
         // so an unknown or dying granter is GNTST_bad_domain there, after the flags are
         // checked, in Xen's order (DOMID_SELF is no domain here either, as in Xen).
         let g = self.grants.map_acquire(&mut DirectEntries, me, req)?;
-        let cur = self.cur_idx();
         if let Err(st) = self.with_mm(cur, |mm| mm.grant_map_walked(walk, req.host_addr, g.frame, req.granter, g.readonly)) {
             self.grants.map_abort(&mut DirectEntries, me, g.handle);
             return Err(st);
@@ -84,13 +84,13 @@ impl Machine {
     /// `host_addr` must map the frame (`GNTST_general_error` otherwise, the mapping stays,
     /// as Xen), then the pins go.
     pub fn grant_unmap(&mut self, host_addr: u64, dev_bus_addr: u64, handle: u32, walk: &mut WalkHint) -> Result<(), i16> {
-        let me = self.cur().id;
+        let cur = self.cur_idx();
+        let me = self.domains[cur].id;
         let m = self.grants.mapping(me, handle)?;
         if dev_bus_addr != 0 && dev_bus_addr != m.frame << 12 {
             return Err(GNTST_BAD_DEV_ADDR);
         }
         if host_addr != 0 {
-            let cur = self.cur_idx();
             self.with_mm(cur, |mm| mm.grant_unmap_walked(walk, host_addr, m.frame))?;
         }
         self.grants.unmap_release(&mut DirectEntries, me, handle).map(|_| ())
@@ -103,7 +103,8 @@ impl Machine {
     /// stay held in `held` for the next copy of the chunk (`grant_copy_finish` gives them
     /// back).
     pub fn grant_copy(&mut self, op: &GnttabCopy, held: &mut CopyBatch) -> Result<(), i16> {
-        let me = self.cur().id;
+        let cur = self.cur_idx();
+        let me = self.domains[cur].id;
         let len = usize::from(op.len);
         if usize::from(op.source.offset) + len > 4096 || usize::from(op.dest.offset) + len > 4096 {
             return Err(GNTST_BAD_COPY_ARG);
@@ -118,7 +119,6 @@ impl Machine {
         let src = side(self, &op.source, op.flags & GNTCOPY_SOURCE_GREF != 0)?;
         let dst = side(self, &op.dest, op.flags & GNTCOPY_DEST_GREF != 0)?;
         let (so, doff) = (usize::from(op.source.offset), usize::from(op.dest.offset));
-        let cur = self.cur_idx();
         // The grant state leaves the machine for the copy, so that the pins and the frame
         // references can be taken in Xen's order inside one memory operation.
         let mut grants = core::mem::take(&mut self.grants);
@@ -135,8 +135,8 @@ impl Machine {
         if !held.holds_any() {
             return;
         }
-        let me = self.cur().id;
         let cur = self.cur_idx();
+        let me = self.domains[cur].id;
         let mut grants = core::mem::take(&mut self.grants);
         self.with_mm(cur, |mm| {
             let mut g = CopyGrants { grants: &mut grants, mem: &mut DirectEntries, caller: me };
