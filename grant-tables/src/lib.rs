@@ -25,12 +25,14 @@
 
 extern crate alloc;
 
+mod copy;
 mod maptrack;
 mod table;
 
 #[cfg(test)]
 mod tests;
 
+pub use copy::{CopyBatch, CopyFrames, CopyGrants, CopySide};
 pub use maptrack::{Mapping, Maptrack};
 pub use table::{GrantTable, Limits};
 
@@ -220,9 +222,7 @@ impl Grants {
         if req.flags & GNTMAP_CONTAINS_PTE != 0 {
             return Err(GNTST_GENERAL_ERROR);
         }
-        if !self.has_domain(req.granter) {
-            return Err(GNTST_BAD_DOMAIN);
-        }
+        // An unknown granter (or mapper) is GNTST_bad_domain.
         let (maptrack, table) = self.pair(mapper, req.granter).ok_or(GNTST_BAD_DOMAIN)?;
         if !maptrack.has_room() {
             return Err(GNTST_NO_SPACE);
@@ -255,13 +255,14 @@ impl Grants {
     /// with the last pin (Xen's `unmap_common_complete`). An orphan (granter gone) only
     /// frees the handle. `GNTST_bad_handle` for a handle not in use (double unmap included).
     pub fn unmap_release(&mut self, mem: &mut dyn EntryMemory, mapper: u16, handle: u32) -> Result<Mapping, Status> {
-        let m = self.mapping(mapper, handle)?;
+        let i = self.pos(mapper).ok_or(GNTST_BAD_HANDLE)?;
+        let m = self.doms[i].maptrack.get(handle).ok_or(GNTST_BAD_HANDLE)?;
         if !m.orphan {
-            if let Some((_, table)) = self.pair(mapper, m.granter) {
-                table.unpin(mem, m.gref, m.readonly);
+            let g = if m.granter == mapper { Some(i) } else { self.pos(m.granter) };
+            if let Some(g) = g {
+                self.doms[g].table.unpin(mem, m.gref, m.readonly);
             }
         }
-        let i = self.pos(mapper).ok_or(GNTST_BAD_HANDLE)?;
         self.doms[i].maptrack.remove(handle);
         Ok(m)
     }

@@ -160,11 +160,17 @@ impl GrantTable {
             return;
         }
         *pins -= 1;
+        // One atomic clear of both flags when the last pin goes (Xen's
+        // `reduce_status_for_pin` also clears them together).
+        let mut clear = 0;
         if !readonly && a.write_pins == 0 {
-            mem.clear_flags(f, slot, GTF_WRITING);
+            clear |= GTF_WRITING;
         }
         if a.read_pins == 0 && a.write_pins == 0 {
-            mem.clear_flags(f, slot, GTF_READING);
+            clear |= GTF_READING;
+        }
+        if clear != 0 {
+            mem.clear_flags(f, slot, clear);
         }
     }
 }

@@ -356,3 +356,146 @@ fn copy_between_two_granters_pins_both_then_neither() {
     w.g.unmap_release(&mut w.mem, MAPPER, m.handle).unwrap();
     assert_eq!(w.flags(9), GTF_PERMIT_ACCESS);
 }
+
+/// Frames for copies: owners, frames that refuse the writable type, references held.
+#[derive(Default)]
+struct FakeFrames {
+    owner: BTreeMap<u64, u16>,
+    no_write: Vec<u64>,
+    refs: BTreeMap<u64, (u32, u32)>,
+    copies: Vec<(u64, u64)>,
+}
+
+impl CopyFrames for FakeFrames {
+    fn claim(&mut self, frame: u64, owner: u16, write: bool) -> Result<(), Status> {
+        if self.owner.get(&frame) != Some(&owner) || (write && self.no_write.contains(&frame)) {
+            return Err(GNTST_BAD_PAGE);
+        }
+        let r = self.refs.entry(frame).or_default();
+        r.0 += 1;
+        r.1 += u32::from(write);
+        Ok(())
+    }
+    fn release(&mut self, frame: u64, write: bool) {
+        let r = self.refs.get_mut(&frame).expect("released a frame never claimed");
+        r.0 -= 1;
+        r.1 -= u32::from(write);
+    }
+    fn copy(&mut self, dst: u64, _: usize, src: u64, _: usize, _: usize) {
+        self.copies.push((src, dst));
+    }
+}
+
+impl FakeFrames {
+    fn held(&self) -> u32 {
+        self.refs.values().map(|r| r.0 + r.1).sum()
+    }
+}
+
+/// A world for copies: granter's refs 1 (read-only, frame 0x701), 2 (0x702), 3 (0x703),
+/// OTHER's ref 1 (0x801); MAPPER's own frames 0x901..0x904, 0x904 refusing the writable
+/// type.
+fn copy_world() -> (World, FakeFrames) {
+    let mut w = World::new();
+    w.setup(OTHER, 1);
+    w.grant(1, GTF_PERMIT_ACCESS | GTF_READONLY, MAPPER, 0x701);
+    w.grant(2, GTF_PERMIT_ACCESS, MAPPER, 0x702);
+    w.grant(3, GTF_PERMIT_ACCESS, MAPPER, 0x703);
+    let of = w.g.table(OTHER).unwrap().frames()[0];
+    w.mem.e.insert((of, 1), (header(GTF_PERMIT_ACCESS, MAPPER), 0x801));
+    let mut f = FakeFrames::default();
+    for fr in [0x701, 0x702, 0x703] {
+        f.owner.insert(fr, GRANTER);
+    }
+    f.owner.insert(0x801, OTHER);
+    for fr in 0x901..=0x904 {
+        f.owner.insert(fr, MAPPER);
+    }
+    f.no_write.push(0x904);
+    (w, f)
+}
+
+fn gref(dom: u16, gref: u64) -> CopySide {
+    CopySide::Gref { dom, gref }
+}
+
+fn local(frame: u64) -> CopySide {
+    CopySide::Frame { dom: MAPPER, frame }
+}
+
+fn no_pins(w: &World) -> bool {
+    w.g.table(GRANTER).unwrap().pinned_entries() + w.g.table(OTHER).unwrap().pinned_entries() == 0
+}
+
+#[test]
+fn held_copy_sides_give_every_op_its_own_status() {
+    let ops = [
+        (gref(GRANTER, 1), local(0x901)),
+        (gref(GRANTER, 1), local(0x902)),
+        (gref(GRANTER, 1), gref(GRANTER, 1)), // read-only ref as destination
+        (gref(GRANTER, 1), local(0x904)),     // destination refuses the writable type
+        (gref(GRANTER, 1), local(0x902)),
+        (gref(OTHER, 1), local(0x903)),        // another granter
+        (gref(GRANTER, 1 << 32), local(0x901)), // reference past u32
+        (gref(GRANTER, 4096), local(0x901)),  // past the table
+        (gref(42, 2), local(0x901)),          // unknown granter
+        (local(0x701), local(0x901)),         // the granter's frame named as ours
+        (gref(GRANTER, 2), gref(GRANTER, 2)), // one entry as both sides
+        (gref(GRANTER, 2), gref(OTHER, 1)),
+        (gref(GRANTER, 3), gref(OTHER, 1)),
+        (local(0x901), gref(GRANTER, 3)),
+    ];
+    // Each op alone, everything given back after it: the statuses to match.
+    let (mut w, mut f) = copy_world();
+    let alone: Vec<_> = ops
+        .iter()
+        .map(|&(s, d)| {
+            let mut b = CopyBatch::new();
+            let mut g = CopyGrants { grants: &mut w.g, mem: &mut w.mem, caller: MAPPER };
+            let r = b.copy(&mut g, &mut f, s, 0, d, 0, 8);
+            b.finish(&mut g, &mut f);
+            r
+        })
+        .collect();
+    assert!(no_pins(&w) && f.held() == 0);
+    assert_eq!(alone.iter().filter(|r| r.is_err()).count(), 6, "{alone:?}");
+    let copies_alone = f.copies.clone();
+    // The same ops in one batch.
+    let (mut w, mut f) = copy_world();
+    let mut b = CopyBatch::new();
+    let mut g = CopyGrants { grants: &mut w.g, mem: &mut w.mem, caller: MAPPER };
+    let batched: Vec<_> = ops.iter().map(|&(s, d)| b.copy(&mut g, &mut f, s, 0, d, 0, 8)).collect();
+    assert_eq!(batched, alone);
+    assert_eq!(f.copies, copies_alone);
+    assert!(b.holds_any());
+    b.finish(&mut g, &mut f);
+    assert!(!b.holds_any());
+    assert!(no_pins(&w) && f.held() == 0, "everything given back");
+    for r in 1..=3 {
+        assert_eq!(w.flags(r) & (GTF_READING | GTF_WRITING), 0, "ref {r}");
+    }
+}
+
+#[test]
+fn a_held_side_is_pinned_once_and_kept_only_while_named() {
+    let (mut w, mut f) = copy_world();
+    let mut b = CopyBatch::new();
+    let mut g = CopyGrants { grants: &mut w.g, mem: &mut w.mem, caller: MAPPER };
+    for d in [0x901, 0x902, 0x903] {
+        b.copy(&mut g, &mut f, gref(GRANTER, 2), 0, local(d), 0, 8).unwrap();
+    }
+    assert_eq!(g.grants.table(GRANTER).unwrap().pins(2), (1, 0), "one read pin for the three copies");
+    assert_eq!(f.refs[&0x702], (1, 0));
+    assert_eq!((f.refs[&0x901], f.refs[&0x902], f.refs[&0x903]), ((0, 0), (0, 0), (1, 1)), "only the last destination held");
+    // A failing op leaves what was held before it, and takes nothing.
+    assert_eq!(b.copy(&mut g, &mut f, gref(GRANTER, 2), 0, local(0x904), 0, 8), Err(GNTST_BAD_PAGE));
+    assert_eq!(g.grants.table(GRANTER).unwrap().pins(2), (1, 0));
+    assert_eq!(f.held(), 1, "the source's reference only (the old destination went when not named)");
+    // A new source pin that fails at its frame gives its pin back.
+    f.owner.insert(0x703, OTHER);
+    assert_eq!(b.copy(&mut g, &mut f, gref(GRANTER, 3), 0, local(0x901), 0, 8), Err(GNTST_BAD_PAGE));
+    assert_eq!(g.grants.table(GRANTER).unwrap().pins(3), (0, 0));
+    b.finish(&mut g, &mut f);
+    assert!(no_pins(&w) && f.held() == 0);
+    assert_eq!(w.flags(2), GTF_PERMIT_ACCESS);
+}

@@ -6,7 +6,9 @@
 use crate::arch::directmap;
 use crate::kernel::Machine;
 use core::sync::atomic::{AtomicU32, Ordering};
-use grant_tables::{EntryMemory, MapRequest};
+use crate::mm::grant::WalkHint;
+use crate::mm::pt::Mm;
+use grant_tables::{CopyBatch, CopyFrames, CopyGrants, CopySide, EntryMemory, MapRequest};
 use hypercall_abi::grant_table::*;
 use hypercall_abi::types::DOMID_SELF;
 
@@ -58,9 +60,10 @@ impl Machine {
         Ok(got.to_vec())
     }
 
-    /// One map for the running domain.
-    pub fn grant_map(&mut self, req: MapRequest) -> Result<(u32, u64), i16> {
-        let me = self.cur().id;
+    /// One map for the running domain; `walk` is the chunk's last page-table walk.
+    pub fn grant_map(&mut self, req: MapRequest, walk: &mut WalkHint) -> Result<(u32, u64), i16> {
+        let cur = self.cur_idx();
+        let me = self.domains[cur].id;
         // Only host mappings: a device-only mapping would hold no page-table entry, and the
         // frame references of a mapping live in its entry.
         if req.flags & GNTMAP_HOST_MAP == 0 && req.flags & GNTMAP_DEVICE_MAP != 0 {
@@ -70,8 +73,7 @@ impl Machine {
         // so an unknown or dying granter is GNTST_bad_domain there, after the flags are
         // checked, in Xen's order (DOMID_SELF is no domain here either, as in Xen).
         let g = self.grants.map_acquire(&mut DirectEntries, me, req)?;
-        let cur = self.cur_idx();
-        if let Err(st) = self.with_mm(cur, |mm| mm.grant_map(req.host_addr, g.frame, req.granter, g.readonly)) {
+        if let Err(st) = self.with_mm(cur, |mm| mm.grant_map_walked(walk, req.host_addr, g.frame, req.granter, g.readonly)) {
             self.grants.map_abort(&mut DirectEntries, me, g.handle);
             return Err(st);
         }
@@ -81,15 +83,15 @@ impl Machine {
     /// One unmap for the running domain: the handle is checked, then the entry at
     /// `host_addr` must map the frame (`GNTST_general_error` otherwise, the mapping stays,
     /// as Xen), then the pins go.
-    pub fn grant_unmap(&mut self, host_addr: u64, dev_bus_addr: u64, handle: u32) -> Result<(), i16> {
-        let me = self.cur().id;
+    pub fn grant_unmap(&mut self, host_addr: u64, dev_bus_addr: u64, handle: u32, walk: &mut WalkHint) -> Result<(), i16> {
+        let cur = self.cur_idx();
+        let me = self.domains[cur].id;
         let m = self.grants.mapping(me, handle)?;
         if dev_bus_addr != 0 && dev_bus_addr != m.frame << 12 {
             return Err(GNTST_BAD_DEV_ADDR);
         }
         if host_addr != 0 {
-            let cur = self.cur_idx();
-            self.with_mm(cur, |mm| mm.grant_unmap(host_addr, m.frame))?;
+            self.with_mm(cur, |mm| mm.grant_unmap_walked(walk, host_addr, m.frame))?;
         }
         self.grants.unmap_release(&mut DirectEntries, me, handle).map(|_| ())
     }
@@ -97,52 +99,67 @@ impl Machine {
     /// One copy for the running domain (Xen's `gnttab_copy_one`): bounds first
     /// (`GNTST_bad_copy_arg`), then each side's domain (a local frame only with
     /// `DOMID_SELF`: `GNTST_permission_denied`; an unknown one `GNTST_bad_domain`), then the
-    /// grants are pinned for the copy, the frames checked and the bytes copied.
-    pub fn grant_copy(&mut self, op: &GnttabCopy) -> Result<(), i16> {
-        let me = self.cur().id;
+    /// grants are pinned for the copy, the frames checked and the bytes copied. The sides
+    /// stay held in `held` for the next copy of the chunk (`grant_copy_finish` gives them
+    /// back).
+    pub fn grant_copy(&mut self, op: &GnttabCopy, held: &mut CopyBatch) -> Result<(), i16> {
+        let cur = self.cur_idx();
+        let me = self.domains[cur].id;
         let len = usize::from(op.len);
         if usize::from(op.source.offset) + len > 4096 || usize::from(op.dest.offset) + len > 4096 {
             return Err(GNTST_BAD_COPY_ARG);
         }
-        let side = |m: &Machine, ptr: &GnttabCopyPtr, gref: bool| -> Result<u16, i16> {
+        let side = |m: &Machine, ptr: &GnttabCopyPtr, gref: bool| -> Result<CopySide, i16> {
             if !gref {
-                return if ptr.domid == DOMID_SELF { Ok(me) } else { Err(GNTST_PERMISSION_DENIED) };
+                return if ptr.domid == DOMID_SELF { Ok(CopySide::Frame { dom: me, frame: ptr.u }) } else { Err(GNTST_PERMISSION_DENIED) };
             }
             let d = if ptr.domid == DOMID_SELF { me } else { ptr.domid };
-            m.live_idx(d).map(|_| d).map_err(|_| GNTST_BAD_DOMAIN)
+            m.live_idx(d).map(|_| CopySide::Gref { dom: d, gref: ptr.u }).map_err(|_| GNTST_BAD_DOMAIN)
         };
-        let (src_gref, dst_gref) = (op.flags & GNTCOPY_SOURCE_GREF != 0, op.flags & GNTCOPY_DEST_GREF != 0);
-        let src_dom = side(self, &op.source, src_gref)?;
-        let dst_dom = side(self, &op.dest, dst_gref)?;
-        let src = if src_gref {
-            let gref = u32::try_from(op.source.u).map_err(|_| GNTST_BAD_GNTREF)?;
-            self.grants.copy_acquire(&mut DirectEntries, me, src_dom, gref, false)?
-        } else {
-            op.source.u
-        };
-        let dst = if dst_gref {
-            let gref = u32::try_from(op.dest.u).map_err(|_| GNTST_BAD_GNTREF);
-            match gref.and_then(|g| self.grants.copy_acquire(&mut DirectEntries, me, dst_dom, g, true)) {
-                Ok(f) => f,
-                Err(st) => {
-                    if src_gref {
-                        self.grants.copy_release(&mut DirectEntries, src_dom, op.source.u as u32, false);
-                    }
-                    return Err(st);
-                }
-            }
-        } else {
-            op.dest.u
-        };
-        let cur = self.cur_idx();
+        let src = side(self, &op.source, op.flags & GNTCOPY_SOURCE_GREF != 0)?;
+        let dst = side(self, &op.dest, op.flags & GNTCOPY_DEST_GREF != 0)?;
         let (so, doff) = (usize::from(op.source.offset), usize::from(op.dest.offset));
-        let r = self.with_mm(cur, |mm| mm.grant_copy(src, src_dom, so, dst, dst_dom, doff, len));
-        if src_gref {
-            self.grants.copy_release(&mut DirectEntries, src_dom, op.source.u as u32, false);
-        }
-        if dst_gref {
-            self.grants.copy_release(&mut DirectEntries, dst_dom, op.dest.u as u32, true);
-        }
+        // The grant state leaves the machine for the copy, so that the pins and the frame
+        // references can be taken in Xen's order inside one memory operation.
+        let mut grants = core::mem::take(&mut self.grants);
+        let r = self.with_mm(cur, |mm| {
+            let mut g = CopyGrants { grants: &mut grants, mem: &mut DirectEntries, caller: me };
+            held.copy(&mut g, &mut CopyMm(mm), src, so, dst, doff, len)
+        });
+        self.grants = grants;
         r
+    }
+
+    /// Gives back the copy sides `held` still holds (end of a chunk of copies).
+    pub fn grant_copy_finish(&mut self, held: &mut CopyBatch) {
+        if !held.holds_any() {
+            return;
+        }
+        let cur = self.cur_idx();
+        let me = self.domains[cur].id;
+        let mut grants = core::mem::take(&mut self.grants);
+        self.with_mm(cur, |mm| {
+            let mut g = CopyGrants { grants: &mut grants, mem: &mut DirectEntries, caller: me };
+            held.finish(&mut g, &mut CopyMm(mm));
+        });
+        self.grants = grants;
+    }
+}
+
+/// The frame half of a copy over the running domain's memory operations.
+struct CopyMm<'m, 'a, 'b>(&'m mut Mm<'a, 'b>);
+
+impl CopyFrames for CopyMm<'_, '_, '_> {
+    fn claim(&mut self, frame: u64, owner: u16, write: bool) -> Result<(), i16> {
+        self.0.grant_copy_claim(frame, owner, write)
+    }
+
+    fn release(&mut self, frame: u64, write: bool) {
+        self.0.grant_copy_release(frame, write);
+    }
+
+    fn copy(&mut self, dst: u64, dst_off: usize, src: u64, src_off: usize, len: usize) {
+        // The machine checked the bounds before anything was claimed.
+        let _ = self.0.grant_copy_bytes(dst, dst_off, src, src_off, len);
     }
 }

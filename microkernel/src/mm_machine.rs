@@ -77,9 +77,17 @@ impl MmMachine for MachineMm<'_> {
     }
 
     fn copy_bytes(&mut self, dst: u64, dst_off: usize, src: u64, src_off: usize, len: usize) {
+        let (s, d) = (directmap(src << 12).wrapping_add(src_off), directmap(dst << 12).wrapping_add(dst_off));
+        let disjoint = src != dst || src_off + len <= dst_off || dst_off + len <= src_off;
+        if disjoint && (src_off | dst_off | len).is_multiple_of(8) {
+            // SAFETY: two direct-mapped RAM frames whose ranges the core checked lie inside
+            // their pages, 8-aligned and not overlapping.
+            unsafe { copy_words(d as *mut u64, s as *const u64, len / 8) };
+            return;
+        }
         // SAFETY: two direct-mapped RAM frames (possibly the same); the core checked that
         // both ranges lie inside their page; `copy` allows overlap.
-        unsafe { core::ptr::copy(directmap(src << 12).add(src_off), directmap(dst << 12).add(dst_off), len) }
+        unsafe { core::ptr::copy(s, d, len) }
     }
 
     fn is_ram(&self, mfn: u64) -> bool {
@@ -128,6 +136,49 @@ impl MmMachine for MachineMm<'_> {
     fn wbinvd(&mut self) {
         // SAFETY: write-back-and-invalidate has no effect on memory contents or mappings.
         unsafe { core::arch::asm!("wbinvd", options(nostack)) }
+    }
+}
+
+/// Copies `words` 8-byte words from `src` to `dst`, eight at a time through registers.
+///
+/// The library `memcpy`/`memmove` of this target is `rep movsq`, which QEMU's TCG runs one
+/// iteration per translated block: a 4 KiB grant copy measured 4950 cycles that way and
+/// about 3000 with this loop (32 words per iteration did a little better than 8). The accesses are volatile so that the compiler neither turns the
+/// loop back into a `memcpy` call nor assumes the guest's frames hold still.
+///
+/// # Safety
+///
+/// `src` and `dst` must be valid, 8-aligned and non-overlapping for `words` words.
+unsafe fn copy_words(dst: *mut u64, src: *const u64, words: usize) {
+    /// Words per loop iteration: each iteration is one translated block under TCG.
+    const UNROLL: usize = 32;
+    let mut i = 0;
+    while i + UNROLL <= words {
+        for j in (i..i + UNROLL).step_by(8) {
+            // SAFETY: j + 8 <= i + UNROLL <= words, so words j..j + 8 lie inside both
+            // ranges (caller's contract).
+            unsafe {
+                let v = [
+                    core::ptr::read_volatile(src.add(j)),
+                    core::ptr::read_volatile(src.add(j + 1)),
+                    core::ptr::read_volatile(src.add(j + 2)),
+                    core::ptr::read_volatile(src.add(j + 3)),
+                    core::ptr::read_volatile(src.add(j + 4)),
+                    core::ptr::read_volatile(src.add(j + 5)),
+                    core::ptr::read_volatile(src.add(j + 6)),
+                    core::ptr::read_volatile(src.add(j + 7)),
+                ];
+                for (k, w) in v.into_iter().enumerate() {
+                    core::ptr::write_volatile(dst.add(j + k), w);
+                }
+            }
+        }
+        i += UNROLL;
+    }
+    while i < words {
+        // SAFETY: i < words (caller's contract).
+        unsafe { core::ptr::write_volatile(dst.add(i), core::ptr::read_volatile(src.add(i))) };
+        i += 1;
     }
 }
 

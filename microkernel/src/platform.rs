@@ -170,21 +170,28 @@ impl Platform for MachinePlatform<'_> {
         self.m.grants.query_size(domid)
     }
 
-    fn grant_map(&mut self, req: grant_tables::MapRequest) -> Result<(u32, u64), i16> {
-        self.m.grant_map(req)
+    fn grant_map(&mut self, req: grant_tables::MapRequest, batch: &mut hypercall::GrantBatch) -> Result<(u32, u64), i16> {
+        self.m.grant_map(req, &mut batch.walk)
     }
 
-    fn grant_unmap(&mut self, host_addr: u64, dev_bus_addr: u64, handle: u32) -> Result<(), i16> {
-        self.m.grant_unmap(host_addr, dev_bus_addr, handle)
+    fn grant_unmap(&mut self, host_addr: u64, dev_bus_addr: u64, handle: u32, batch: &mut hypercall::GrantBatch) -> Result<(), i16> {
+        self.m.grant_unmap(host_addr, dev_bus_addr, handle, &mut batch.walk)
     }
 
-    fn grant_flush_tlb(&mut self) {
+    fn grant_flush_tlb(&mut self, vas: Option<&[u64]>) {
         let cur = self.m.cur_idx();
-        self.m.with_mm(cur, |mm| mm.flush_tlb());
+        self.m.with_mm(cur, |mm| match vas {
+            Some(vas) => vas.iter().for_each(|&va| mm.invlpg(va)),
+            None => mm.flush_tlb(),
+        });
     }
 
-    fn grant_copy(&mut self, op: &hypercall_abi::grant_table::GnttabCopy) -> Result<(), i16> {
-        self.m.grant_copy(op)
+    fn grant_copy(&mut self, op: &hypercall_abi::grant_table::GnttabCopy, batch: &mut hypercall::GrantBatch) -> Result<(), i16> {
+        self.m.grant_copy(op, &mut batch.copies)
+    }
+
+    fn grant_batch_end(&mut self, batch: &mut hypercall::GrantBatch) {
+        self.m.grant_copy_finish(&mut batch.copies);
     }
 
     fn event_channel_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {

@@ -8,8 +8,13 @@
 //! `GNTST_*` status. A batch longer than [`Platform::preempt_chunk`] continues itself: the
 //! guest re-executes the hypercall with the pointer advanced and the count reduced, as Xen's
 //! `hypercall_create_continuation` in `do_grant_table_op`.
+//!
+//! Each chunk of operations read in one copy shares a [`GrantBatch`] (the last page-table
+//! walk, the copy sides held from one copy to the next, as Xen's `gnttab_copy_buf`), which
+//! [`Platform::grant_batch_end`] empties before the chunk's statuses are written back.
 
 use super::mm::resolve_domain;
+use crate::mm::grant::WalkHint;
 use super::Platform;
 use crate::guest_access::{read_guest, write_guest, GuestRange};
 use hypercall_abi::errno::Errno;
@@ -40,9 +45,9 @@ pub(super) fn grant_table_op(p: &mut impl Platform, preemptible: bool, args: [u6
         return Err(Errno::EINVAL);
     }
     match cmd {
-        GNTTABOP_MAP_GRANT_REF => batch(p, preemptible, args, |p, op: &mut GnttabMapGrantRef| {
+        GNTTABOP_MAP_GRANT_REF => batch(p, preemptible, args, |p, op: &mut GnttabMapGrantRef, b| {
             let req = grant_tables::MapRequest { flags: op.flags, gref: op.r#ref, granter: op.dom, host_addr: op.host_addr };
-            match p.grant_map(req) {
+            match p.grant_map(req, b) {
                 Ok((handle, maddr)) => {
                     op.status = GNTST_OKAY;
                     op.handle = handle;
@@ -55,18 +60,24 @@ pub(super) fn grant_table_op(p: &mut impl Platform, preemptible: bool, args: [u6
             // Host mappings removed in the batch are flushed from the TLB once, at its end
             // (Xen's `gnttab_flush_tlb` after each batch of unmaps): the guest cannot run
             // before, and a frame whose last reference went is flushed at once anyway.
-            let mut removed = false;
-            let r = batch(p, preemptible, args, |p, op: &mut GnttabUnmapGrantRef| {
-                op.status = status(p.grant_unmap(op.host_addr, op.dev_bus_addr, op.handle));
-                removed |= op.status == GNTST_OKAY && op.host_addr != 0;
+            // Up to FLUSH_ONE_BY_ONE addresses are flushed one by one, more all at once.
+            let mut removed = heapless::Vec::<u64, FLUSH_ONE_BY_ONE>::new();
+            let mut too_many = false;
+            let r = batch(p, preemptible, args, |p, op: &mut GnttabUnmapGrantRef, b| {
+                op.status = status(p.grant_unmap(op.host_addr, op.dev_bus_addr, op.handle, b));
+                if op.status == GNTST_OKAY && op.host_addr != 0 {
+                    too_many |= removed.push(op.host_addr).is_err();
+                }
             });
-            if removed {
-                p.grant_flush_tlb();
+            if too_many {
+                p.grant_flush_tlb(None);
+            } else if !removed.is_empty() {
+                p.grant_flush_tlb(Some(&removed));
             }
             r
         }
-        GNTTABOP_COPY => batch(p, preemptible, args, |p, op: &mut GnttabCopy| {
-            op.status = status(p.grant_copy(op));
+        GNTTABOP_COPY => batch(p, preemptible, args, |p, op: &mut GnttabCopy, b| {
+            op.status = status(p.grant_copy(op, b));
         }),
         // Xen: these take exactly one argument.
         GNTTABOP_SETUP_TABLE | GNTTABOP_QUERY_SIZE | GNTTABOP_SET_VERSION | GNTTABOP_GET_VERSION if count != 1 => {
@@ -132,6 +143,23 @@ pub(super) fn grant_table_op(p: &mut impl Platform, preemptible: bool, args: [u6
 /// Operations read from (and written back to) the guest in one copy.
 const READ_BATCH: usize = 32;
 
+/// Most unmapped addresses flushed from the TLB one by one after a batch of unmaps; past
+/// that the whole TLB is flushed. Under emulation a full flush cost about 9300 cycles
+/// plus the refill of every translation the guest and the microkernel then touch; one
+/// address's flush costs a few hundred.
+const FLUSH_ONE_BY_ONE: usize = 64;
+
+/// State kept across one chunk of grant operations of one hypercall, given back by
+/// [`Platform::grant_batch_end`] at the end of the chunk: the last walk to an L1 table
+/// (maps and unmaps) and the copy sides held from one copy to the next.
+#[derive(Default)]
+pub struct GrantBatch {
+    /// The last page-table walk of the chunk's maps or unmaps.
+    pub walk: WalkHint,
+    /// The sides held between copies.
+    pub copies: grant_tables::CopyBatch,
+}
+
 /// Runs `count` operations of type `T` at `uop`, each handled by `f` (which sets its
 /// status) and written back, [`READ_BATCH`] at a time in one copy each way; continues
 /// itself after [`Platform::preempt_chunk`] of them. An argument that cannot be read or
@@ -140,7 +168,7 @@ fn batch<P: Platform, T: FromBytes + IntoBytes + Immutable + Copy + Default>(
     p: &mut P,
     preemptible: bool,
     args: [u64; 5],
-    mut f: impl FnMut(&mut P, &mut T),
+    mut f: impl FnMut(&mut P, &mut T, &mut GrantBatch),
 ) -> Result<i64, Errno> {
     let (uop, count) = (args[1], args[2] as u32);
     let size = core::mem::size_of::<T>() as u64;
@@ -163,9 +191,11 @@ fn batch<P: Platform, T: FromBytes + IntoBytes + Immutable + Copy + Default>(
             buf[0] = read_guest(p, at)?;
             1
         };
+        let mut held = GrantBatch::default();
         for op in buf[..n].iter_mut() {
-            f(p, op);
+            f(p, op, &mut held);
         }
+        p.grant_batch_end(&mut held);
         let back = GuestRange::new(at, n as u64 * size)?;
         p.copy_to_guest(back, buf[..n].as_bytes())?;
         i += n as u32;
@@ -225,6 +255,55 @@ mod tests {
         }
         let third: GnttabUnmapGrantRef = read_guest(&mut p, BASE + 48).unwrap();
         assert_eq!(third.status, 0, "not done yet");
+    }
+
+    #[test]
+    fn every_chunk_of_copies_ends_before_statuses_go_back_or_the_batch_continues() {
+        let mut p = FakePlatform::new(false);
+        p.chunk = 40;
+        let mut ops = [GnttabCopy::new_zeroed(); 45];
+        ops[33].source.offset = 1;
+        for (i, op) in ops.iter().enumerate() {
+            write_guest(&mut p, BASE + i as u64 * 40, op).unwrap();
+        }
+        let r = dispatch(&mut p, NR, [u64::from(GNTTABOP_COPY), BASE, 45, 0, 0]);
+        assert_eq!(r, NR as i64, "continued after 40");
+        assert_eq!(p.grant_batch_ends, std::vec![32, 7], "chunks of 32 and 8 (one failed), all given back");
+        assert_eq!(p.grant_held, 0);
+        let failed: GnttabCopy = read_guest(&mut p, BASE + 33 * 40).unwrap();
+        assert_eq!(failed.status, GNTST_BAD_COPY_ARG);
+        // Nothing is held when the statuses cannot be written back either.
+        p.grant_batch_ends.clear();
+        p.chunk = u32::MAX;
+        let end = BASE + 0x4000 - 2 * 40;
+        for i in 0..2 {
+            write_guest(&mut p, end + i * 40, &GnttabCopy::new_zeroed()).unwrap();
+        }
+        // A batch of 3 whose last op lies past guest memory: two done one by one.
+        assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_COPY), end, 3, 0, 0]), Errno::EFAULT.to_ret());
+        assert_eq!(p.grant_batch_ends, std::vec![1, 1]);
+        assert_eq!(p.grant_held, 0);
+    }
+
+    #[test]
+    fn unmapped_addresses_are_flushed_one_by_one_up_to_a_limit() {
+        let mut p = FakePlatform::new(false);
+        p.grant_unmap_ok = true;
+        let mut op = GnttabUnmapGrantRef::new_zeroed();
+        for i in 0..FLUSH_ONE_BY_ONE as u64 + 2 {
+            op.host_addr = if i == 1 { 0 } else { 0x1000 * (i + 1) };
+            write_guest(&mut p, BASE + i * 24, &op).unwrap();
+        }
+        assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_UNMAP_GRANT_REF), BASE, 3, 0, 0]), 0);
+        assert_eq!(p.grant_flushes, std::vec![Some(std::vec![0x1000, 0x3000])], "no host mapping, nothing to flush");
+        p.grant_flushes.clear();
+        let n = FLUSH_ONE_BY_ONE as u64 + 2;
+        assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_UNMAP_GRANT_REF), BASE, n, 0, 0]), 0);
+        assert_eq!(p.grant_flushes, std::vec![None], "too many: everything at once");
+        p.grant_flushes.clear();
+        p.grant_unmap_ok = false;
+        assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_UNMAP_GRANT_REF), BASE, 3, 0, 0]), 0);
+        assert!(p.grant_flushes.is_empty(), "nothing unmapped, nothing flushed");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod traps;
 mod domctl;
 
 pub use domctl::{DomainControl, DomainName};
+pub use grant::GrantBatch;
 
 pub use segment::SegmentBase;
 pub mod sched;
@@ -123,20 +124,24 @@ pub trait Platform: GuestMemory {
         Ok((1, grant_tables::DEFAULT_MAX_GRANT_FRAMES))
     }
     /// One `GNTTABOP_map_grant_ref` for the caller: returns the handle and the frame's
-    /// machine address.
-    fn grant_map(&mut self, _req: grant_tables::MapRequest) -> Result<(u32, u64), i16> {
+    /// machine address. `batch` is the state kept across one chunk of operations.
+    fn grant_map(&mut self, _req: grant_tables::MapRequest, _batch: &mut GrantBatch) -> Result<(u32, u64), i16> {
         Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
     }
     /// One `GNTTABOP_unmap_grant_ref` for the caller.
-    fn grant_unmap(&mut self, _host_addr: u64, _dev_bus_addr: u64, _handle: u32) -> Result<(), i16> {
+    fn grant_unmap(&mut self, _host_addr: u64, _dev_bus_addr: u64, _handle: u32, _batch: &mut GrantBatch) -> Result<(), i16> {
         Err(hypercall_abi::grant_table::GNTST_BAD_HANDLE)
     }
-    /// Flushes the caller's TLB after a batch of grant unmaps (which do not flush one by one).
-    fn grant_flush_tlb(&mut self) {}
-    /// One `GNTTABOP_copy` for the caller.
-    fn grant_copy(&mut self, _op: &hypercall_abi::grant_table::GnttabCopy) -> Result<(), i16> {
+    /// Flushes the caller's TLB after a batch of grant unmaps (which do not flush one by
+    /// one): the translations of `vas` only, or all of them for `None`.
+    fn grant_flush_tlb(&mut self, _vas: Option<&[u64]>) {}
+    /// One `GNTTABOP_copy` for the caller; the sides it claims may stay held in `batch`.
+    fn grant_copy(&mut self, _op: &hypercall_abi::grant_table::GnttabCopy, _batch: &mut GrantBatch) -> Result<(), i16> {
         Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
     }
+    /// Ends a chunk of grant operations: gives back whatever `batch` holds. Called after
+    /// every chunk, whatever its operations' outcomes, before statuses are written back.
+    fn grant_batch_end(&mut self, _batch: &mut GrantBatch) {}
     /// The domain control operations (called only for privileged callers).
     fn domain_control(&mut self) -> &mut dyn DomainControl;
     /// `set_trap_table` on the calling vCPU's trap table (entries read from `table`).
@@ -289,6 +294,14 @@ pub(crate) mod fake {
         pub ports: u32,
         /// System time.
         pub now: u64,
+        /// Grant copies done and not yet given back by `grant_batch_end`.
+        pub grant_held: u32,
+        /// At each `grant_batch_end`: how many copies it gave back.
+        pub grant_batch_ends: Vec<u32>,
+        /// Whether grant unmaps succeed (else `GNTST_bad_handle`).
+        pub grant_unmap_ok: bool,
+        /// TLB flushes after grant unmaps: the addresses, `None` for everything.
+        pub grant_flushes: Vec<Option<Vec<u64>>>,
     }
 
     impl FakePlatform {
@@ -311,6 +324,10 @@ pub(crate) mod fake {
                 polls: Vec::new(),
                 ports: 4096,
                 now: 1_000_000_000,
+                grant_held: 0,
+                grant_batch_ends: Vec::new(),
+                grant_unmap_ok: false,
+                grant_flushes: Vec::new(),
             }
         }
 
@@ -411,6 +428,23 @@ pub(crate) mod fake {
         }
         fn preempt_chunk(&self) -> u32 {
             self.chunk
+        }
+        fn grant_unmap(&mut self, _host_addr: u64, _dev_bus_addr: u64, _handle: u32, _batch: &mut GrantBatch) -> Result<(), i16> {
+            if self.grant_unmap_ok { Ok(()) } else { Err(hypercall_abi::grant_table::GNTST_BAD_HANDLE) }
+        }
+        fn grant_flush_tlb(&mut self, vas: Option<&[u64]>) {
+            self.grant_flushes.push(vas.map(<[u64]>::to_vec));
+        }
+        fn grant_copy(&mut self, op: &hypercall_abi::grant_table::GnttabCopy, _batch: &mut GrantBatch) -> Result<(), i16> {
+            // Offset 1 fails, to show a failed copy still ends its chunk.
+            if op.source.offset == 1 {
+                return Err(hypercall_abi::grant_table::GNTST_BAD_COPY_ARG);
+            }
+            self.grant_held += 1;
+            Ok(())
+        }
+        fn grant_batch_end(&mut self, _batch: &mut GrantBatch) {
+            self.grant_batch_ends.push(core::mem::take(&mut self.grant_held));
         }
         fn continuation(&mut self, nr: u64, args: [u64; 5]) {
             self.continuations.push((nr, args));

@@ -12,8 +12,9 @@
 
 use super::page_info::{Level, PageType};
 use super::pt::Mm;
+use super::ops::is_guest_va;
 use super::validate::{entry_mfn, present};
-use hypercall_abi::grant_table::{GNTST_BAD_PAGE, GNTST_GENERAL_ERROR};
+use hypercall_abi::grant_table::{GNTST_BAD_COPY_ARG, GNTST_BAD_PAGE, GNTST_GENERAL_ERROR};
 use hypercall_abi::layout::pte;
 
 /// Page size, the bound of a copy's offset plus length.
@@ -26,11 +27,16 @@ impl Mm<'_, '_> {
     /// `GNTST_general_error` if no validated L1 maps `va`, or if a read-write mapping
     /// cannot take the writable type (the frame is one of the granter's page tables).
     pub fn grant_map(&mut self, va: u64, mfn: u64, granter: u16, readonly: bool) -> Result<(), i16> {
+        self.grant_map_walked(&mut WalkHint::default(), va, mfn, granter, readonly)
+    }
+
+    /// [`Mm::grant_map`], with the walk to the L1 of `va` taken from (and left in) `hint`.
+    pub fn grant_map_walked(&mut self, hint: &mut WalkHint, va: u64, mfn: u64, granter: u16, readonly: bool) -> Result<(), i16> {
         if !self.frames.owned_by(mfn, granter) {
             return Err(GNTST_BAD_PAGE);
         }
         self.settled(|mm| {
-            let (l1, index) = mm.l1_entry_for(va).map_err(|_| GNTST_GENERAL_ERROR)?;
+            let (l1, index) = mm.grant_l1_entry(hint, va)?;
             let rw = if readonly { 0 } else { pte::RW };
             let new = (mfn << 12) | pte::PRESENT | pte::USER | pte::ACCESSED | pte::DIRTY | rw | pte::NX;
             mm.take_entry_refs(Level::L1, l1, new, granter).map_err(|_| GNTST_GENERAL_ERROR)?;
@@ -52,8 +58,13 @@ impl Mm<'_, '_> {
     /// caller flushes once per batch before the guest runs again (a frame whose last
     /// reference went is flushed at once, as always).
     pub fn grant_unmap(&mut self, va: u64, mfn: u64) -> Result<(), i16> {
+        self.grant_unmap_walked(&mut WalkHint::default(), va, mfn)
+    }
+
+    /// [`Mm::grant_unmap`], with the walk to the L1 of `va` taken from (and left in) `hint`.
+    pub fn grant_unmap_walked(&mut self, hint: &mut WalkHint, va: u64, mfn: u64) -> Result<(), i16> {
         self.settled(|mm| {
-            let (l1, index) = mm.l1_entry_for(va).map_err(|_| GNTST_GENERAL_ERROR)?;
+            let (l1, index) = mm.grant_l1_entry(hint, va)?;
             let old = mm.mach.read_pte(l1, index);
             if !present(old) || entry_mfn(old) != mfn {
                 return Err(GNTST_GENERAL_ERROR);
@@ -73,28 +84,91 @@ impl Mm<'_, '_> {
     #[allow(clippy::too_many_arguments)] // the two sides of a copy, as Xen's gnttab_copy
     pub fn grant_copy(&mut self, src: u64, src_owner: u16, src_off: usize, dst: u64, dst_owner: u16, dst_off: usize, len: usize) -> Result<(), i16> {
         if src_off + len > PAGE || dst_off + len > PAGE {
-            return Err(hypercall_abi::grant_table::GNTST_BAD_COPY_ARG);
+            return Err(GNTST_BAD_COPY_ARG);
         }
+        self.grant_copy_claim(src, src_owner, false)?;
+        if let Err(st) = self.grant_copy_claim(dst, dst_owner, true) {
+            self.grant_copy_release(src, false);
+            return Err(st);
+        }
+        let r = self.grant_copy_bytes(dst, dst_off, src, src_off, len);
+        self.grant_copy_release(dst, true);
+        self.grant_copy_release(src, false);
+        r
+    }
+
+    /// One side of a copy (Xen's `gnttab_copy_claim_buf`, frame half): a general reference
+    /// on `mfn`, which `owner` must own, and for a destination (`write`) the writable type;
+    /// `GNTST_bad_page` otherwise, with nothing taken.
+    pub fn grant_copy_claim(&mut self, mfn: u64, owner: u16, write: bool) -> Result<(), i16> {
         self.settled(|mm| {
-            if !mm.get_page_of(src, src_owner) {
+            if !mm.get_page_of(mfn, owner) {
                 return Err(GNTST_BAD_PAGE);
             }
-            if !mm.get_page_of(dst, dst_owner) {
-                mm.put_page(src);
+            if write && mm.get_type(mfn, PageType::Writable).is_err() {
+                mm.put_page(mfn);
                 return Err(GNTST_BAD_PAGE);
             }
-            if mm.get_type(dst, PageType::Writable).is_err() {
-                mm.put_page(dst);
-                mm.put_page(src);
-                return Err(GNTST_BAD_PAGE);
-            }
-            mm.mach.copy_bytes(dst, dst_off, src, src_off, len);
-            mm.put_type(dst);
-            mm.put_page(dst);
-            mm.put_page(src);
             Ok(())
         })
     }
+
+    /// Drops what [`Mm::grant_copy_claim`] took.
+    pub fn grant_copy_release(&mut self, mfn: u64, write: bool) {
+        self.settled(|mm| {
+            if write {
+                mm.put_type(mfn);
+            }
+            mm.put_page(mfn);
+        })
+    }
+
+    /// Copies between two claimed frames; `GNTST_bad_copy_arg` past the page.
+    pub fn grant_copy_bytes(&mut self, dst: u64, dst_off: usize, src: u64, src_off: usize, len: usize) -> Result<(), i16> {
+        if src_off + len > PAGE || dst_off + len > PAGE {
+            return Err(GNTST_BAD_COPY_ARG);
+        }
+        self.mach.copy_bytes(dst, dst_off, src, src_off, len);
+        Ok(())
+    }
+
+    /// The L1 entry for `va` in this domain's kernel tables, as [`Mm::l1_entry_for`]
+    /// (`GNTST_general_error` where that fails), reusing `hint`'s walk when it covers `va`.
+    fn grant_l1_entry(&self, hint: &mut WalkHint, va: u64) -> Result<(u64, usize), i16> {
+        let base = self.dom.kernel_base();
+        let region = va >> L1_SPAN_SHIFT;
+        if hint.l1 != 0 && hint.base == base && hint.region == region && is_guest_va(va) {
+            // Grant maps and unmaps write L1 entries only: the L4, L3 and L2 entries of the
+            // walk, and the ownership of the tables they name, are as the walk found them.
+            // That the table is still a validated L1 is checked anyway (one lookup).
+            let p = self.frames.page(hint.l1);
+            if p.page_type() == PageType::L1 && p.is_validated() {
+                return Ok((hint.l1, Level::L1.index(va)));
+            }
+        }
+        let (l1, index) = self.l1_entry_for(va).map_err(|_| GNTST_GENERAL_ERROR)?;
+        *hint = WalkHint { base, region, l1 };
+        Ok((l1, index))
+    }
+}
+
+/// Bits of the address range one L1 table translates (2 MiB).
+const L1_SPAN_SHIFT: u32 = 21;
+
+/// The last walk of a batch of grant maps or unmaps, kept for the next operation of the
+/// same batch when its address lies under the same L1 (Xen's batches re-walk for each
+/// operation; here the walk was a third of a map's cost under emulation). Valid only
+/// within one batch of grant maps or unmaps of one domain: those write L1 entries and
+/// nothing else, so the upper levels cannot change under it. Start each batch with
+/// `WalkHint::default()`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WalkHint {
+    /// The kernel base table the walk started from.
+    base: u64,
+    /// `va >> L1_SPAN_SHIFT` of the walk.
+    region: u64,
+    /// The L1 found; 0 for none.
+    l1: u64,
 }
 
 #[cfg(test)]
@@ -102,7 +176,6 @@ mod tests {
     extern crate std;
     use super::super::fake::*;
     use super::*;
-    use hypercall_abi::grant_table::GNTST_BAD_COPY_ARG;
 
     /// Mapper (domain 1, unprivileged) with a validated tree whose L1 maps one data frame
     /// at va 0 and is the kernel base; granter (domain 2) with `n` frames.
@@ -187,6 +260,46 @@ mod tests {
         assert_eq!(env.mm().grant_copy(f[0], g, 0, f[1], g, 4089, 8), Err(GNTST_BAD_COPY_ARG));
         assert_eq!(env.mm().grant_copy(f[0], me, 0, f[1], g, 0, 8), Err(GNTST_BAD_PAGE));
         assert_eq!(env.mm().grant_copy(f[0], g, 0, l1, me, 0, 8), Err(GNTST_BAD_PAGE), "into a page table");
+        assert_eq!((env.page(f[0]).count(), env.page(f[1]).count(), env.page(f[1]).type_count()), (1, 1, 0));
+        env.check_invariants();
+    }
+
+    #[test]
+    fn a_batch_walk_serves_its_l1_only_with_the_same_outcomes() {
+        let (mut env, [.., l1], g, f) = mapper_and_granter(3);
+        let mut hint = WalkHint::default();
+        for (i, &fr) in f.iter().enumerate() {
+            assert_eq!(env.mm().grant_map_walked(&mut hint, VA + i as u64 * 4096, fr, g, false), Ok(()));
+        }
+        assert_eq!(hint.l1, l1);
+        env.check_invariants();
+        // Addresses under no L1, or outside the guest's half, fail as without the hint.
+        assert_eq!(env.mm().grant_map_walked(&mut hint, 1 << 40, f[0], g, true), Err(GNTST_GENERAL_ERROR));
+        assert_eq!(env.mm().grant_map_walked(&mut hint, 0xffff_8000_0000_0000, f[0], g, true), Err(GNTST_GENERAL_ERROR));
+        assert_eq!(env.mm().grant_unmap_walked(&mut hint, VA, f[1]), Err(GNTST_GENERAL_ERROR), "another frame there");
+        for (i, &fr) in f.iter().enumerate() {
+            assert_eq!(env.mm().grant_unmap_walked(&mut hint, VA + i as u64 * 4096, fr), Ok(()));
+        }
+        env.check_invariants();
+        assert!(f.iter().all(|&fr| env.page(fr).count() == 1 && env.page(fr).type_count() == 0));
+        // A hint whose table is no longer a validated L1 is not trusted.
+        let stale = WalkHint { base: env.dom.kernel_base(), region: VA >> L1_SPAN_SHIFT, l1: f[0] };
+        assert_eq!(env.mm().grant_map_walked(&mut { stale }, VA, f[1], g, true), Ok(()));
+        env.mm().grant_unmap(VA, f[1]).unwrap();
+    }
+
+    #[test]
+    fn copy_claims_take_and_give_back_references() {
+        let (mut env, [.., l1], g, f) = mapper_and_granter(2);
+        let me = env.dom.id();
+        assert_eq!(env.mm().grant_copy_claim(f[0], g, false), Ok(()));
+        assert_eq!(env.mm().grant_copy_claim(f[1], g, true), Ok(()));
+        assert_eq!((env.page(f[0]).count(), env.page(f[1]).count(), env.page(f[1]).type_count()), (2, 2, 1));
+        assert_eq!(env.mm().grant_copy_claim(l1, me, true), Err(GNTST_BAD_PAGE), "a page table");
+        assert_eq!(env.mm().grant_copy_claim(f[0], me, false), Err(GNTST_BAD_PAGE), "not its owner");
+        assert_eq!(env.mm().grant_copy_bytes(f[1], 4095, f[0], 0, 2), Err(GNTST_BAD_COPY_ARG));
+        env.mm().grant_copy_release(f[1], true);
+        env.mm().grant_copy_release(f[0], false);
         assert_eq!((env.page(f[0]).count(), env.page(f[1]).count(), env.page(f[1]).type_count()), (1, 1, 0));
         env.check_invariants();
     }
