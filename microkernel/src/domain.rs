@@ -480,16 +480,25 @@ pub fn set_upcall_mask_and_cr2(shared_info_mfn: u64, v: usize, mask: u8, cr2: Op
 }
 
 /// Saves the running vCPU's segment bases (the ones not in the frame); the CPU's guest GS
-/// base is that of the vCPU's current mode.
-pub fn save_bases(v: &mut Vcpu) {
-    v.fs_base = cpu::fs_base();
-    v.gs.set(v.mode, cpu::guest_gs_base());
+/// base is that of the vCPU's current mode. Returns what the CPU holds: (FS, guest GS).
+pub fn save_bases(v: &mut Vcpu) -> (u64, u64) {
+    let (fs, gs) = (cpu::fs_base(), cpu::guest_gs_base());
+    v.fs_base = fs;
+    v.gs.set(v.mode, gs);
+    (fs, gs)
 }
 
-/// Loads a vCPU's segment bases: the GS base of the mode it is in.
-pub fn load_bases(v: &Vcpu) {
-    cpu::set_fs_base(v.fs_base);
-    cpu::set_guest_gs_base(v.gs.of(v.mode));
+/// Loads a vCPU's segment bases: the GS base of the mode it is in. `held` is what the CPU
+/// holds already (from [`save_bases`]), if known: an MSR write costs far more than a
+/// compare, and guests that share a base (zero, typically) need none.
+pub fn load_bases(v: &Vcpu, held: Option<(u64, u64)>) {
+    let (fs, gs) = (v.fs_base, v.gs.of(v.mode));
+    if held.is_none_or(|(f, _)| f != fs) {
+        cpu::set_fs_base(fs);
+    }
+    if held.is_none_or(|(_, g)| g != gs) {
+        cpu::set_guest_gs_base(gs);
+    }
 }
 
 /// The top-level table the vCPU's current mode runs on.
