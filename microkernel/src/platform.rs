@@ -239,11 +239,14 @@ impl Platform for MachinePlatform<'_> {
             // The timeout has passed already: nothing to wait for.
             return Ok(());
         }
-        let mut poll = crate::domain::Poll { ports: heapless::Vec::new(), deadline_ns };
+        let v = self.m.cur_vcpu_mut();
+        // Filled in place: a `Poll` is over 512 bytes, and moving one costs thousands of
+        // cycles under emulation.
+        let poll = v.poll.get_or_insert_with(crate::domain::Poll::default);
+        poll.ports.clear();
+        poll.deadline_ns = deadline_ns;
         // At most MAX_POLL_PORTS ports arrive here: the vector holds them all.
         let _ = poll.ports.extend_from_slice(ports);
-        let v = self.m.cur_vcpu_mut();
-        v.poll = Some(poll);
         v.blocked = true;
         self.yielded = true;
         if deadline_ns != 0 {
