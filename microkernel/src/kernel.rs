@@ -144,7 +144,7 @@ impl Machine {
         for i in 0..self.domains.len() {
             for v in 0..self.domains[i].vcpus.len() {
                 let c = &mut self.domains[i].vcpus[v];
-                if c.poll.as_ref().is_some_and(|p| p.deadline_ns != 0 && p.deadline_ns <= now) {
+                if c.polling().is_some_and(|p| p.deadline_ns != 0 && p.deadline_ns <= now) {
                     c.unblock();
                 }
                 let mut fire = false;
@@ -179,7 +179,7 @@ impl Machine {
         let si = self.domains[i].shared_info_mfn;
         let v = n.vcpu.0 as usize;
         let Some(c) = self.domains[i].vcpus.get_mut(v) else { return false };
-        let polled = n.delivery.newly_pending && c.poll.as_ref().is_some_and(|p| p.ports.contains(&n.port.0));
+        let polled = n.delivery.newly_pending && c.polling().is_some_and(|p| p.ports.contains(&n.port.0));
         if c.blocked && (domain::upcall_pending(si, v) || polled) {
             c.unblock();
             return true;
@@ -218,7 +218,7 @@ impl Machine {
     fn earliest_timer(&self) -> Option<u64> {
         self.domains
             .iter()
-            .flat_map(|d| d.vcpus.iter().flat_map(|v| [v.timer_ns, v.periodic_next_ns, v.poll.as_ref().map_or(0, |p| p.deadline_ns)]))
+            .flat_map(|d| d.vcpus.iter().flat_map(|v| [v.timer_ns, v.periodic_next_ns, v.polling().map_or(0, |p| p.deadline_ns)]))
             .filter(|&t| t != 0)
             .min()
     }

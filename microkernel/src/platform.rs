@@ -240,13 +240,13 @@ impl Platform for MachinePlatform<'_> {
             return Ok(());
         }
         let v = self.m.cur_vcpu_mut();
-        // Filled in place: a `Poll` is over 512 bytes, and moving one costs thousands of
-        // cycles under emulation.
-        let poll = v.poll.get_or_insert_with(crate::domain::Poll::default);
-        poll.ports.clear();
-        poll.deadline_ns = deadline_ns;
+        // Filled in place: a `Poll` is over 512 bytes, and moving (or zero-filling) one
+        // costs thousands of cycles under emulation.
+        v.poll.ports.clear();
         // At most MAX_POLL_PORTS ports arrive here: the vector holds them all.
-        let _ = poll.ports.extend_from_slice(ports);
+        let _ = v.poll.ports.extend_from_slice(ports);
+        v.poll.deadline_ns = deadline_ns;
+        v.poll.active = true;
         v.blocked = true;
         self.yielded = true;
         if deadline_ns != 0 {
