@@ -62,8 +62,10 @@ pub struct Vcpu {
     pub periodic_ns: u64,
     /// When the periodic timer next raises VIRQ_TIMER (system time, ns; 0 for never).
     pub periodic_next_ns: u64,
-    /// In `SCHEDOP_poll` (with `blocked` set): the ports and the timeout.
-    pub poll: Option<Poll>,
+    /// What `SCHEDOP_poll` waits for, when [`Poll::active`] (with `blocked` set); see
+    /// [`Vcpu::polling`]. Kept in place between polls: building a fresh one zero-filled
+    /// its 512-byte port array on every poll.
+    pub poll: Poll,
     /// x87/SSE registers while the vCPU is not running.
     pub fpu: crate::arch::x86_64::fpu::FpuState,
     /// Virtual CR0.TS (`fpu_taskswitch`): its next FPU instruction raises #NM.
@@ -73,6 +75,8 @@ pub struct Vcpu {
 /// What a vCPU in `SCHEDOP_poll` waits for.
 #[derive(Clone, Debug, Default)]
 pub struct Poll {
+    /// The vCPU is in `SCHEDOP_poll`: the fields below are its wait.
+    pub active: bool,
     /// Ports whose event ends the poll, masked or not.
     pub ports: heapless::Vec<u32, { crate::hypercall::sched::MAX_POLL_PORTS }>,
     /// System time (ns) at which the poll ends anyway; 0 for never.
@@ -83,7 +87,12 @@ impl Vcpu {
     /// Ends a block or poll: the vCPU may run again.
     pub fn unblock(&mut self) {
         self.blocked = false;
-        self.poll = None;
+        self.poll.active = false;
+    }
+
+    /// The `SCHEDOP_poll` this vCPU is in, if any.
+    pub fn polling(&self) -> Option<&Poll> {
+        self.poll.active.then_some(&self.poll)
     }
 }
 
@@ -480,16 +489,25 @@ pub fn set_upcall_mask_and_cr2(shared_info_mfn: u64, v: usize, mask: u8, cr2: Op
 }
 
 /// Saves the running vCPU's segment bases (the ones not in the frame); the CPU's guest GS
-/// base is that of the vCPU's current mode.
-pub fn save_bases(v: &mut Vcpu) {
-    v.fs_base = cpu::fs_base();
-    v.gs.set(v.mode, cpu::guest_gs_base());
+/// base is that of the vCPU's current mode. Returns what the CPU holds: (FS, guest GS).
+pub fn save_bases(v: &mut Vcpu) -> (u64, u64) {
+    let (fs, gs) = (cpu::fs_base(), cpu::guest_gs_base());
+    v.fs_base = fs;
+    v.gs.set(v.mode, gs);
+    (fs, gs)
 }
 
-/// Loads a vCPU's segment bases: the GS base of the mode it is in.
-pub fn load_bases(v: &Vcpu) {
-    cpu::set_fs_base(v.fs_base);
-    cpu::set_guest_gs_base(v.gs.of(v.mode));
+/// Loads a vCPU's segment bases: the GS base of the mode it is in. `held` is what the CPU
+/// holds already (from [`save_bases`]), if known: an MSR write costs far more than a
+/// compare, and guests that share a base (zero, typically) need none.
+pub fn load_bases(v: &Vcpu, held: Option<(u64, u64)>) {
+    let (fs, gs) = (v.fs_base, v.gs.of(v.mode));
+    if held.is_none_or(|(f, _)| f != fs) {
+        cpu::set_fs_base(fs);
+    }
+    if held.is_none_or(|(_, g)| g != gs) {
+        cpu::set_guest_gs_base(gs);
+    }
 }
 
 /// The top-level table the vCPU's current mode runs on.

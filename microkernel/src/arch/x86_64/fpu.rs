@@ -23,6 +23,12 @@ impl Default for FpuState {
 }
 
 fn set_ts(on: bool) {
+    // A CR0 write is costly under emulation (and serialising on hardware): skip it when TS
+    // already has the wanted value, as on most switches between guests that do not use
+    // `fpu_taskswitch`.
+    if Cr0::read().contains(Cr0Flags::TASK_SWITCHED) == on {
+        return;
+    }
     // SAFETY: CR0.TS only decides whether the next FPU instruction raises #NM; the
     // microkernel runs no FPU instruction except fxsave/fxrstor, done with TS clear below.
     unsafe {
@@ -30,21 +36,26 @@ fn set_ts(on: bool) {
     }
 }
 
-/// Saves the running vCPU's FPU state into `save` and loads `load`'s; then sets CR0.TS as
-/// the incoming vCPU's virtual TS says.
-pub fn switch(save: &mut FpuState, load: &FpuState, load_ts: bool) {
+/// Saves the running vCPU's FPU state into its own area `save` (in place: no 512-byte copy
+/// through a temporary), leaving TS clear for the [`restore`] that follows.
+pub fn save(save: &mut FpuState) {
     set_ts(false);
-    // SAFETY: both areas are 512 bytes, 16-byte aligned (repr(align(16))), and owned by the
-    // vCPUs being switched; TS is clear, so fxsave/fxrstor cannot fault with #NM, and a
-    // state produced by fxsave or the default above is always valid for fxrstor.
+    // SAFETY: the area is 512 bytes, 16-byte aligned (repr(align(16))), and owned by the
+    // outgoing vCPU; TS is clear, so fxsave cannot fault with #NM.
     unsafe {
-        core::arch::asm!(
-            "fxsave64 [{s}]",
-            "fxrstor64 [{l}]",
-            s = in(reg) save.0.as_mut_ptr(),
-            l = in(reg) load.0.as_ptr(),
-            options(nostack)
-        );
+        core::arch::asm!("fxsave64 [{s}]", s = in(reg) save.0.as_mut_ptr(), options(nostack));
+    }
+}
+
+/// Loads the incoming vCPU's FPU state from its area `load`; then sets CR0.TS as its
+/// virtual TS says.
+pub fn restore(load: &FpuState, load_ts: bool) {
+    set_ts(false);
+    // SAFETY: the area is 512 bytes, 16-byte aligned, owned by the incoming vCPU; TS is
+    // clear, so fxrstor cannot fault with #NM, and a state produced by fxsave or the
+    // default above is always valid for fxrstor.
+    unsafe {
+        core::arch::asm!("fxrstor64 [{l}]", l = in(reg) load.0.as_ptr(), options(nostack));
     }
     set_ts(load_ts);
 }
