@@ -685,6 +685,9 @@ pub fn scenarios() -> Vec<Scenario> {
                 sleep_ms!(300),
                 "xl list",
                 "xl destroy conspam",
+                // The destroy's report waits for a last pass over the rings, so a counter
+                // line may come just before it: wait for one after it.
+                wait_for!(r"^xl: domain conspam \([0-9]+\) destroyed$"),
                 wait_for!(r"\[counter\] counter: "),
                 "shutdown",
             ],
