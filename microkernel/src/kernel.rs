@@ -234,13 +234,27 @@ impl Machine {
     /// written only when the interrupt armed already would come too late (or has fired): a
     /// write costs far more than an early interrupt that finds nothing to do and re-arms.
     pub fn arm_at(&mut self, deadline: u64) {
+        self.arm(deadline, false);
+    }
+
+    /// Makes the APIC timer fire at system time `deadline` (within 20 us), not earlier:
+    /// for the idle loop, where an earlier interrupt (the end of the slice of the vCPU that
+    /// just blocked) would cost a second wake-up of the host just before the deadline and
+    /// make the wake-up late.
+    fn arm_exactly(&mut self, deadline: u64) {
+        self.arm(deadline, true);
+    }
+
+    fn arm(&mut self, deadline: u64, exactly: bool) {
         let now = self.now_ns();
         // The interrupt may come a little before the TSC says it is due: once it has come,
         // nothing is armed, whatever the clock says.
         if crate::arch::x86_64::apic::take_fired() {
             self.armed_at_ns = 0;
         }
-        if self.armed_at_ns > now && self.armed_at_ns <= deadline {
+        let armed = self.armed_at_ns;
+        let good_enough = if exactly { armed.abs_diff(deadline) < 20_000 } else { armed <= deadline };
+        if armed > now && good_enough {
             return;
         }
         let programmed = crate::arch::x86_64::apic::arm_ns(deadline.saturating_sub(now));
@@ -254,7 +268,7 @@ impl Machine {
             // none, as late as the counter allows). `rearm` would use the blocked vCPU's old
             // slice end, and once that had passed the loop woke every 20 us.
             let earliest = self.earliest_timer();
-            self.arm_at(earliest.unwrap_or(u64::MAX));
+            self.arm_exactly(earliest.unwrap_or(u64::MAX));
             x86_64::instructions::interrupts::enable_and_hlt();
             x86_64::instructions::interrupts::disable();
             self.note_console_input();
