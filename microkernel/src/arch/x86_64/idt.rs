@@ -80,10 +80,10 @@ pub fn init() {
 /// `BENCH_BARE_EXCEPTION_ON`/`_OFF`): while it is on, `int3` from anywhere resumes after the
 /// instruction without entering the microkernel or any guest handler.
 pub fn set_bare_breakpoint(on: bool) {
-    // SAFETY: `exception_stubs` is read-only code addresses (entry.S). The IDT entry is
-    // rewritten with interrupts off (we run inside a hypercall) on the only CPU, so no
-    // delivery can read a half-written gate; the IDTR already points at this table, and the
-    // CPU reads gates from memory at each delivery, so no reload is needed.
+    // The IDTR already points at this table and the CPU reads gates from memory at each
+    // delivery, so no reload is needed.
+    // SAFETY: `exception_stubs` is read-only code addresses (entry.S); the gate is rewritten
+    // with interrupts off (inside a hypercall) on the only CPU: no delivery sees half of it.
     unsafe {
         let handler = if on { exc_bare_iret as *const () as u64 } else { (*addr_of!(exception_stubs))[3] };
         (*core::ptr::addr_of_mut!(IDT)).0[3] = breakpoint_gate(handler);

@@ -83,10 +83,10 @@ fn check_gate_restored() {
 /// One `int3` from the guest kernel.
 #[inline(always)]
 fn int3() {
-    // SAFETY: whichever #BP path is in force (the kit's handler, the minimal one, or the
-    // bare hardware gate) resumes right after the instruction with every register and the
-    // flags as they were; the bounce frame is written below rsp, which the target's
-    // disabled red zone leaves free (and `nostack` is not claimed).
+    // The bounce frame is written below rsp, which the target's disabled red zone leaves
+    // free (and `nostack` is not claimed).
+    // SAFETY: whichever #BP path is in force (the kit's handler, the minimal one, the bare
+    // gate) resumes right after the instruction with every register and flag as it was.
     unsafe { asm!("int3") };
 }
 
