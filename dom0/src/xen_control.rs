@@ -36,6 +36,7 @@ use pv_guest::events;
 use pv_guest::foreign::{populate_physmap_foreign, ForeignWindow};
 use pv_guest::hypercall;
 use pv_guest::mm::xen::{GuestMm, XenMmu};
+use pv_guest::shared_page::SharedPage;
 use pv_guest::mm::{entry_span, table_index, MmError, ENTRIES, PAGE_SIZE};
 
 /// Most pages the window maps at once (64 MiB): the largest initial region it can build.
@@ -75,70 +76,6 @@ impl RingPage for MappedRing {
     }
 }
 
-/// A guest's store ring page, mapped in the ring window.
-pub struct MappedStorePage {
-    /// Its virtual address in dom0.
-    va: u64,
-}
-
-impl MappedStorePage {
-    /// The address of `len` bytes at `offset`, kept inside the page (the ring code passes
-    /// only its own constant offsets; clamping makes a wrong one harmless).
-    fn at(&self, offset: usize, len: usize) -> u64 {
-        let page = PAGE_SIZE as usize;
-        self.va + offset.min(page - len.min(page)) as u64
-    }
-}
-
-impl xenbus::ring::SharedMem for MappedStorePage {
-    fn size(&self) -> usize {
-        PAGE_SIZE as usize
-    }
-
-    fn read_u32(&self, offset: usize) -> u32 {
-        let p = self.at(offset & !3, 4) as *const u32;
-        // SAFETY: `va` is a page mapped writable by `connect_store` until `release_domain`
-        // unmaps it (after the service dropped this value); `p` is 4-byte aligned inside
-        // it. Volatile: the guest changes the page at any time, and we read it once.
-        unsafe { core::ptr::read_volatile(p) }
-    }
-
-    fn write_u32(&mut self, offset: usize, value: u32) {
-        let p = self.at(offset & !3, 4) as *mut u32;
-        // SAFETY: as in `read_u32`; dom0 may write the guest's ring page.
-        unsafe { core::ptr::write_volatile(p, value) }
-    }
-
-    fn read_bytes(&self, offset: usize, out: &mut [u8]) {
-        let base = self.at(offset, out.len());
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: as in `read_u32`; `base + i` stays inside the page (`at` clamps).
-            *b = unsafe { core::ptr::read_volatile((base + i as u64) as *const u8) };
-        }
-    }
-
-    fn write_bytes(&mut self, offset: usize, data: &[u8]) {
-        let base = self.at(offset, data.len());
-        for (i, &b) in data.iter().enumerate() {
-            // SAFETY: as in `read_bytes`.
-            unsafe { core::ptr::write_volatile((base + i as u64) as *mut u8, b) };
-        }
-    }
-
-    fn read_barrier(&self) {
-        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::Acquire);
-    }
-
-    fn write_barrier(&self) {
-        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::Release);
-    }
-
-    fn full_barrier(&self) {
-        // mfence: our index store must be visible before we read the guest's.
-        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 /// The hypervisor, as the toolstack sees it.
 pub struct XenControl {
     /// dom0's own memory (frames for the window's tables, its bootstrap tables).
@@ -156,7 +93,7 @@ pub struct XenControl {
     /// Runs on an event from a guest's console (set when serving starts).
     on_console: events::PortHandler,
     /// The store, dom0's connection to it and the guests' rings.
-    pub store: StoreService<MappedStorePage>,
+    pub store: StoreService<SharedPage>,
     /// Runs on an event from a guest's store channel.
     on_store: events::PortHandler,
 }
@@ -252,8 +189,12 @@ impl XenControl {
     /// Maps `dom`'s store ring and starts serving it.
     fn serve_store(&mut self, dom: u16, name: &str, ch: &DomainChannels) -> Result<(), Errno> {
         let va = self.map_ring(dom, ch.store_mfn)?;
+        // SAFETY: `va` is the guest's store page, just mapped writable in the ring window;
+        // it stays mapped until `release_domain` unmaps it, after the service has dropped
+        // this value; only the service and the guest touch it.
+        let page = unsafe { SharedPage::new(va) };
         self.store
-            .introduce(dom, name, ch.store_port_local, MappedStorePage { va })
+            .introduce(dom, name, ch.store_port_local, page)
             .map_err(|_| Errno::EEXIST)?;
         events::set_handler(ch.store_port_local, self.on_store)?;
         // Binding left our end pending; the guest, still paused, has sent nothing.

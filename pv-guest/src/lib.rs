@@ -66,6 +66,8 @@ pub mod console_ring;
 #[cfg(target_os = "none")]
 pub mod events;
 #[cfg(target_os = "none")]
+pub mod shared_page;
+#[cfg(target_os = "none")]
 pub mod heap;
 #[cfg(target_os = "none")]
 pub mod hypercall;

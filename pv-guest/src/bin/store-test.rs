@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 
 use pv_guest::testing::{ensure, Tests};
 use pv_guest::time::{self, rdtsc};
-use pv_guest::xenbus::{self as store, StoreClient, StoreDoorbell, StorePage};
+use pv_guest::xenbus::{self as store, StoreClient, StoreDoorbell};
 use pv_guest::{events, println, start_info, StartInfo};
 use xenbus::client::{ClientError, TxId};
 use xenbus::ring::xenstore::REQ_PROD;
@@ -283,7 +283,7 @@ fn bench(si: &StartInfo, c: &mut StoreClient, home: &str) {
 }
 
 fn garbage(si: &StartInfo) {
-    let Ok(mut page) = StorePage::find(si) else { return };
+    let Ok(mut page) = store::store_page(si) else { return };
     let prod = page.read_u32(REQ_PROD);
     page.write_u32(REQ_PROD, prod.wrapping_add(5000));
     let bell = StoreDoorbell::new(si);
