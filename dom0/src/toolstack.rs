@@ -129,19 +129,24 @@ impl<'f, C: Control> Toolstack<'f, C> {
         }
     }
 
-    /// `xl console NAME|ID`: attach, if the domain has a console this dom0 serves.
-    fn console(&mut self, target: &str, out: &mut dyn Write) -> Outcome {
-        let Some(domains) = self.domains(out) else {
-            return Outcome::Done;
-        };
-        let d = match Target::parse(target).resolve(&domains) {
-            Ok(d) => d,
+    /// The id and display name of the domain `target` (a name or an id) names; `None`, with
+    /// the one-line reason written to `out`, if the list fails or no domain matches.
+    fn resolve(&mut self, target: &str, out: &mut dyn Write) -> Option<(u16, String)> {
+        let domains = self.domains(out)?;
+        match Target::parse(target).resolve(&domains) {
+            Ok(d) => Some((d.domain, display_name(d))),
             Err(e) => {
                 let _ = writeln!(out, "{e}");
-                return Outcome::Done;
+                None
             }
+        }
+    }
+
+    /// `xl console NAME|ID`: attach, if the domain has a console this dom0 serves.
+    fn console(&mut self, target: &str, out: &mut dyn Write) -> Outcome {
+        let Some((id, name)) = self.resolve(target, out) else {
+            return Outcome::Done;
         };
-        let (id, name) = (d.domain, display_name(d));
         if !self.channels.contains_key(&id) {
             let _ = writeln!(out, "xl: {name} ({id}) has no console ring served by dom0");
             return Outcome::Done;
@@ -217,17 +222,9 @@ impl<'f, C: Control> Toolstack<'f, C> {
     }
 
     fn one_domain(&mut self, target: &str, verb: Verb, out: &mut dyn Write) -> Outcome {
-        let Some(domains) = self.domains(out) else {
+        let Some((id, name)) = self.resolve(target, out) else {
             return Outcome::Done;
         };
-        let d = match Target::parse(target).resolve(&domains) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = writeln!(out, "{e}");
-                return Outcome::Done;
-            }
-        };
-        let (id, name) = (d.domain, display_name(d));
         if id == 0 {
             let _ = writeln!(out, "xl: cannot {} {DOM0_NAME}", verb.word());
             return Outcome::Done;
