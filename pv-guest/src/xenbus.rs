@@ -9,10 +9,18 @@
 //!   it. The port is masked, so store events never run an upcall handler.
 //! - [`connect`] builds the client: `pv_guest::xenbus::connect(si)?.read(TxId::NONE, "name")`.
 //!
+//! - [`publish_to`] and [`read_from`] hand a value (a port, a grant reference) from one
+//!   domain to another through the store: written in the first one's home, readable by the
+//!   second only.
+//!
 //! Needs [`crate::events::init`] first (the pending and mask bits live in shared_info).
 
 
-use ::xenbus::client::{Client, Doorbell, RingTransport};
+use ::xenbus::client::{Client, ClientError, Doorbell, RingTransport, TxId};
+use ::xenbus::path::{Perm, Perms};
+use ::xenbus::wire::XsError;
+use alloc::vec::Vec;
+use hypercall_abi::types::DomId;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::layout::MACH2PHYS_VIRT_START;
 use hypercall_abi::start_info::StartInfo;
@@ -99,4 +107,39 @@ pub fn connect(si: &StartInfo) -> Result<StoreClient, Errno> {
     let page = store_page(si)?;
     let bell = StoreDoorbell::new(si);
     RingTransport::new(page, bell).map(Client::new).map_err(|_| Errno::EINVAL)
+}
+
+/// Our own domain id, as the toolstack wrote it in our home (`domid`).
+pub fn own_domid(xs: &mut StoreClient) -> Result<u16, ClientError> {
+    let v = xs.read(TxId::NONE, "domid")?;
+    core::str::from_utf8(&v)
+        .ok()
+        .and_then(|s| s.trim_end_matches('\0').parse().ok())
+        .ok_or(ClientError::Protocol)
+}
+
+/// Writes `value` at `node` (relative to our home) so that domain `peer` alone may read
+/// it (permissions `n<us> r<peer>`): how a domain hands another one a port or a grant
+/// reference, as split drivers do.
+pub fn publish_to(xs: &mut StoreClient, node: &str, value: &[u8], peer: u16) -> Result<(), ClientError> {
+    let me = own_domid(xs)?;
+    xs.write(TxId::NONE, node, value)?;
+    let perms = Perms { entries: alloc::vec![(DomId(me), Perm::None), (DomId(peer), Perm::Read)] };
+    xs.set_perms(TxId::NONE, node, &perms)
+}
+
+/// Reads `node` under domain `peer`'s home, yielding and reading again for up to
+/// `timeout_ns` of system time while it does not exist yet (`ENOENT`).
+pub fn read_from(xs: &mut StoreClient, peer: u16, node: &str, timeout_ns: u64) -> Result<Vec<u8>, ClientError> {
+    let home = xs.get_domain_path(DomId(peer))?;
+    let path = alloc::format!("{home}/{node}");
+    let deadline = crate::time::now_ns().saturating_add(timeout_ns);
+    loop {
+        match xs.read(TxId::NONE, &path) {
+            Err(ClientError::Store(XsError::ENOENT)) if crate::time::now_ns() < deadline => {
+                let _ = crate::hypercall::sched_yield();
+            }
+            r => return r,
+        }
+    }
 }

@@ -3,11 +3,13 @@
 //!
 //! Command line: `role=granter peer=<domid>` or `role=mapper peer=<domid>`.
 //!
-//! Handshake (interim, until the store exists to publish references): the granter sets up
-//! a one-frame table and always grants, in this order, reference 8 (page A, read-write),
-//! 9 (page B, read-only), 10 (page C, read-write: the mailbox) to `peer`, and 11 (page A)
-//! to a domain that does not exist; then prints `grant-test: granter granted refs 8 9 10
-//! to domain <peer>`. The mapper is created after that line. The two then talk through
+//! Handshake: the granter sets up a one-frame table and grants, in this order, page A
+//! (read-write), page B (read-only) and page C (read-write: the mailbox) to `peer`, and page
+//! A again to a domain that does not exist (references 8, 9, 10 and 11 on a fresh table);
+//! it publishes the first three references through the store, as split drivers do
+//! (`data/grant-refs` in its home, readable by `peer` only), then prints `grant-test:
+//! granter granted refs 8 9 10 to domain <peer>`. The mapper reads the references from the
+//! store (`refs_from_store`; waiting for them if need be). The two then talk through
 //! the mailbox's first two words (word 0 written by the mapper, word 1 by the granter),
 //! each waiting with `SCHEDOP_yield` for at most [`WAIT_NS`]:
 //! 1. the mapper maps A read-write and read-only, B and C, checks the patterns, writes
@@ -41,11 +43,13 @@ use pv_guest::{println, ShutdownReason, StartInfo};
 
 /// Longest wait for the other side.
 const WAIT_NS: u64 = 20_000 * NS_PER_MS;
-/// The references the granter always uses (see the handshake).
+/// The references the granter gets for its grants on a fresh table (see the handshake).
 const REF_A: u32 = 8;
 const REF_B: u32 = 9;
 const REF_C: u32 = 10;
 const REF_ELSEWHERE: u32 = 11;
+/// Where the granter publishes its references, relative to its store home.
+const REFS_NODE: &str = "data/grant-refs";
 /// The granter's `max_grant_frames` (grant-g.cfg).
 const GRANT_FRAMES: u32 = 4;
 /// A domain that does not exist.
@@ -112,7 +116,7 @@ fn status(got: Result<u32, i16>, want: i16) -> Outcome {
     }
 }
 
-fn granter(t: &mut Tests, mm: &mut GuestMm, peer: u16) {
+fn granter(t: &mut Tests, si: &StartInfo, mm: &mut GuestMm, peer: u16) {
     t.report("set_version_1", expect_ret(grant::set_version(1).0, 0));
     let (r2, v) = grant::set_version(2);
     t.report("set_version_2_enosys", expect_ret(r2, -38).and(ensure(v == 1, || format!("version {v}"))));
@@ -143,6 +147,15 @@ fn granter(t: &mut Tests, mm: &mut GuestMm, peer: u16) {
     if refs != [Some(REF_A), Some(REF_B), Some(REF_C), Some(REF_ELSEWHERE)] {
         return t.report("grant_refs", Err(format!("{refs:?}")));
     }
+    let published = pv_guest::xenbus::connect(si)
+        .map_err(|e| format!("store: -{}", e.name()))
+        .and_then(|mut xs| {
+            let refs = format!("{REF_A} {REF_B} {REF_C}");
+            pv_guest::xenbus::publish_to(&mut xs, REFS_NODE, refs.as_bytes(), peer).map_err(|e| format!("{e:?}"))
+        });
+    if let Err(e) = published {
+        return t.report("publish_refs", Err(e));
+    }
     println!("grant-test: granter granted refs 8 9 10 to domain {peer}");
     if !wait(|| mailbox(va_c, 0).load(core::sync::atomic::Ordering::Acquire) >= 1) {
         return t.report("mapper_stage_1", Err("timed out".into()));
@@ -170,7 +183,26 @@ fn granter(t: &mut Tests, mm: &mut GuestMm, peer: u16) {
     }
 }
 
-fn mapper(t: &mut Tests, mm: &mut GuestMm, peer: u16) {
+/// The mapper: the granter's references, from the store (waiting up to [`WAIT_NS`]).
+fn refs_from_store(si: &StartInfo, peer: u16) -> Result<[u32; 3], alloc::string::String> {
+    let mut xs = pv_guest::xenbus::connect(si).map_err(|e| format!("store: -{}", e.name()))?;
+    let v = pv_guest::xenbus::read_from(&mut xs, peer, REFS_NODE, WAIT_NS).map_err(|e| format!("{REFS_NODE}: {e:?}"))?;
+    let text = core::str::from_utf8(&v).map_err(|_| format!("{REFS_NODE}: not text"))?;
+    let mut refs = text.trim_end_matches('\0').split(' ').map(|r| r.parse::<u32>());
+    match (refs.next(), refs.next(), refs.next(), refs.next()) {
+        (Some(Ok(a)), Some(Ok(b)), Some(Ok(c)), None) => Ok([a, b, c]),
+        _ => Err(format!("{REFS_NODE}: \"{text}\" is not three references")),
+    }
+}
+
+fn mapper(t: &mut Tests, si: &StartInfo, mm: &mut GuestMm, peer: u16) {
+    let (ref_a, ref_b, ref_c) = match refs_from_store(si, peer) {
+        Ok([a, b, c]) => {
+            t.report("refs_from_store", Ok(()));
+            (a, b, c)
+        }
+        Err(e) => return t.report("refs_from_store", Err(e)),
+    };
     let vas: alloc::vec::Vec<(pv_guest::mm::Frame, u64)> = (0..6).filter_map(|_| mm.alloc_mapped()).collect();
     if vas.len() < 6 {
         return t.report("pages", Err("no padding pages".into()));
@@ -178,19 +210,19 @@ fn mapper(t: &mut Tests, mm: &mut GuestMm, peer: u16) {
     let (va_rw, va_ro, va_b, va_c, va_x) = (vas[0].1, vas[1].1, vas[2].1, vas[3].1, vas[4].1);
     let (local, va_local) = vas[5];
     // Hostile maps first: nothing may be left mapped by them.
-    t.report("map_unknown_domain", status(grant::map_one(va_x, NO_DOMAIN, REF_A, true), GNTST_BAD_DOMAIN));
+    t.report("map_unknown_domain", status(grant::map_one(va_x, NO_DOMAIN, ref_a, true), GNTST_BAD_DOMAIN));
     t.report("map_ref_out_of_range", status(grant::map_one(va_x, peer, 512, true), GNTST_BAD_GNTREF));
     t.report("map_ref_far_out_of_range", status(grant::map_one(va_x, peer, 1 << 30, true), GNTST_BAD_GNTREF));
-    t.report("map_readonly_grant_writable", status(grant::map_one(va_x, peer, REF_B, false), GNTST_GENERAL_ERROR));
+    t.report("map_readonly_grant_writable", status(grant::map_one(va_x, peer, ref_b, false), GNTST_GENERAL_ERROR));
     t.report("map_grant_for_another_domain", status(grant::map_one(va_x, peer, REF_ELSEWHERE, true), GNTST_GENERAL_ERROR));
-    t.report("map_bad_address", status(grant::map_one(0xffff_8000_0000_0000, peer, REF_A, true), GNTST_GENERAL_ERROR));
+    t.report("map_bad_address", status(grant::map_one(0xffff_8000_0000_0000, peer, ref_a, true), GNTST_GENERAL_ERROR));
     t.report("unmap_bad_handle", status(grant::unmap_one(va_x, 9999).map(|_| 0), GNTST_BAD_HANDLE));
     // The real maps, in one batch.
     let mut ops = [
-        grant::map_op(va_rw, peer, REF_A, false),
-        grant::map_op(va_ro, peer, REF_A, true),
-        grant::map_op(va_b, peer, REF_B, true),
-        grant::map_op(va_c, peer, REF_C, false),
+        grant::map_op(va_rw, peer, ref_a, false),
+        grant::map_op(va_ro, peer, ref_a, true),
+        grant::map_op(va_b, peer, ref_b, true),
+        grant::map_op(va_c, peer, ref_c, false),
     ];
     let r = grant::map_grants(&mut ops);
     let st: alloc::vec::Vec<i16> = ops.iter().map(|o| o.status).collect();
@@ -209,24 +241,24 @@ fn mapper(t: &mut Tests, mm: &mut GuestMm, peer: u16) {
     for i in 0..4096 {
         write(va_local, i, 0);
     }
-    let mut cp = [GnttabCopy { source: grant::copy_gref(peer, REF_B, 100), dest: grant::copy_local(local.mfn.0, 50), len: 200, flags: GNTCOPY_SOURCE_GREF, ..Default::default() }];
+    let mut cp = [GnttabCopy { source: grant::copy_gref(peer, ref_b, 100), dest: grant::copy_local(local.mfn.0, 50), len: 200, flags: GNTCOPY_SOURCE_GREF, ..Default::default() }];
     let r = grant::copy(&mut cp);
     t.report("copy_from_grant", ensure(r.is_ok() && cp[0].status == 0, || format!("{r:?} {}", cp[0].status)).and(bytes_are(va_local, 50..250, |i| pattern_b(i + 50))));
     for i in 0..COPY_LEN {
         write(va_local, i, COPY_BYTE);
     }
-    cp[0] = GnttabCopy { source: grant::copy_local(local.mfn.0, 0), dest: grant::copy_gref(peer, REF_A, COPY_OFF as u16), len: COPY_LEN as u16, flags: GNTCOPY_DEST_GREF, ..Default::default() };
+    cp[0] = GnttabCopy { source: grant::copy_local(local.mfn.0, 0), dest: grant::copy_gref(peer, ref_a, COPY_OFF as u16), len: COPY_LEN as u16, flags: GNTCOPY_DEST_GREF, ..Default::default() };
     let r = grant::copy(&mut cp);
     t.report("copy_to_grant", ensure(r.is_ok() && cp[0].status == 0, || format!("{r:?} {}", cp[0].status)).and(bytes_are(va_ro, COPY_OFF..COPY_OFF + COPY_LEN, |_| COPY_BYTE)));
     // Both sides granted: B (read-only) into A, without touching a local frame.
-    cp[0] = GnttabCopy { source: grant::copy_gref(peer, REF_B, 0), dest: grant::copy_gref(peer, REF_A, BOTH_OFF as u16), len: 32, flags: GNTCOPY_SOURCE_GREF | GNTCOPY_DEST_GREF, ..Default::default() };
+    cp[0] = GnttabCopy { source: grant::copy_gref(peer, ref_b, 0), dest: grant::copy_gref(peer, ref_a, BOTH_OFF as u16), len: 32, flags: GNTCOPY_SOURCE_GREF | GNTCOPY_DEST_GREF, ..Default::default() };
     let r = grant::copy(&mut cp);
     t.report("copy_grant_to_grant", ensure(r.is_ok() && cp[0].status == 0, || format!("{r:?} {}", cp[0].status)).and(bytes_are(va_ro, BOTH_OFF..BOTH_OFF + 32, |i| pattern_b(i - BOTH_OFF))));
     let hostile = [
-        ("copy_past_page", GnttabCopy { source: grant::copy_gref(peer, REF_B, 4000), dest: grant::copy_local(local.mfn.0, 0), len: 200, flags: GNTCOPY_SOURCE_GREF, ..Default::default() }, GNTST_BAD_COPY_ARG),
-        ("copy_into_readonly_grant", GnttabCopy { source: grant::copy_local(local.mfn.0, 0), dest: grant::copy_gref(peer, REF_B, 0), len: 8, flags: GNTCOPY_DEST_GREF, ..Default::default() }, GNTST_GENERAL_ERROR),
+        ("copy_past_page", GnttabCopy { source: grant::copy_gref(peer, ref_b, 4000), dest: grant::copy_local(local.mfn.0, 0), len: 200, flags: GNTCOPY_SOURCE_GREF, ..Default::default() }, GNTST_BAD_COPY_ARG),
+        ("copy_into_readonly_grant", GnttabCopy { source: grant::copy_local(local.mfn.0, 0), dest: grant::copy_gref(peer, ref_b, 0), len: 8, flags: GNTCOPY_DEST_GREF, ..Default::default() }, GNTST_GENERAL_ERROR),
         ("copy_foreign_frame_not_self", GnttabCopy { source: GnttabCopyPtr { u: local.mfn.0, domid: peer, offset: 0, _pad: 0 }, dest: grant::copy_local(local.mfn.0, 0), len: 8, flags: 0, ..Default::default() }, GNTST_PERMISSION_DENIED),
-        ("copy_unknown_domain", GnttabCopy { source: grant::copy_gref(NO_DOMAIN, REF_B, 0), dest: grant::copy_local(local.mfn.0, 0), len: 8, flags: GNTCOPY_SOURCE_GREF, ..Default::default() }, GNTST_BAD_DOMAIN),
+        ("copy_unknown_domain", GnttabCopy { source: grant::copy_gref(NO_DOMAIN, ref_b, 0), dest: grant::copy_local(local.mfn.0, 0), len: 8, flags: GNTCOPY_SOURCE_GREF, ..Default::default() }, GNTST_BAD_DOMAIN),
         ("copy_bad_ref", GnttabCopy { source: grant::copy_gref(peer, 4096, 0), dest: grant::copy_local(local.mfn.0, 0), len: 8, flags: GNTCOPY_SOURCE_GREF, ..Default::default() }, GNTST_BAD_GNTREF),
         ("copy_not_my_frame", GnttabCopy { source: grant::copy_local(1, 0), dest: grant::copy_local(local.mfn.0, 0), len: 8, flags: 0, ..Default::default() }, GNTST_BAD_PAGE),
     ];
@@ -250,7 +282,7 @@ fn mapper(t: &mut Tests, mm: &mut GuestMm, peer: u16) {
     println!("grant-test: mapper holding page B while the granter is destroyed");
     // The granter is gone once a copy from its grant names an unknown domain.
     let gone = wait(|| {
-        let mut cp = [GnttabCopy { source: grant::copy_gref(peer, REF_B, 0), dest: grant::copy_local(local.mfn.0, 0), len: 8, flags: GNTCOPY_SOURCE_GREF, ..Default::default() }];
+        let mut cp = [GnttabCopy { source: grant::copy_gref(peer, ref_b, 0), dest: grant::copy_local(local.mfn.0, 0), len: 8, flags: GNTCOPY_SOURCE_GREF, ..Default::default() }];
         grant::copy(&mut cp).is_ok() && cp[0].status == GNTST_BAD_DOMAIN
     });
     t.report("granter_destroyed", ensure(gone, || "still there".into()));
@@ -277,9 +309,10 @@ fn main(si: &'static StartInfo) -> ShutdownReason {
         return ShutdownReason::Crash;
     };
     let mut t = Tests::default();
-    // The clock (for the bounded waits) reads the shared info page.
-    if let Err(e) = pv_guest::events::map_shared_info(si) {
-        t.report("map_shared_info", Err(format!("{e:?}")));
+    // The clock (for the bounded waits) reads the shared info page; the store client needs
+    // the event channels.
+    if let Err(e) = pv_guest::events::init(si) {
+        t.report("events_init", Err(format!("{e:?}")));
         t.done();
         return ShutdownReason::Crash;
     }
@@ -292,8 +325,8 @@ fn main(si: &'static StartInfo) -> ShutdownReason {
         }
     };
     match role {
-        "granter" => granter(&mut t, &mut mm, peer),
-        "mapper" => mapper(&mut t, &mut mm, peer),
+        "granter" => granter(&mut t, si, &mut mm, peer),
+        "mapper" => mapper(&mut t, si, &mut mm, peer),
         _ => {
             println!("grant-test: bad command line \"{line}\"");
             return ShutdownReason::Crash;

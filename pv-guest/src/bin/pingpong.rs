@@ -60,7 +60,6 @@ mod args;
 
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -72,10 +71,8 @@ use pv_guest::hypercall_abi::version::XENVER_VERSION;
 use pv_guest::start_info::cmdline;
 use pv_guest::stats::{median, sample};
 use pv_guest::time::{self, now_ns, rdtsc, NS_PER_MS};
-use pv_guest::hypercall_abi::types::DomId;
 use pv_guest::{println, ShutdownReason, StartInfo};
-use xenbus::client::{ClientError, TxId};
-use xenbus::path::{Perm, Perms};
+use xenbus::client::ClientError;
 use xenbus::wire::XsError;
 
 use args::{parse_args, Args, Role};
@@ -392,44 +389,27 @@ fn bench(a: &Args, round_trips: &mut [u32]) -> Result<(), String> {
 /// Ping: writes `port` to [`PORT_NODE`] in its store home, readable by `peer` only.
 fn publish_port(si: &StartInfo, peer: u16, port: u32) -> Result<(), String> {
     let mut xs = pv_guest::xenbus::connect(si).map_err(|e| format!("store: -{}", e.name()))?;
-    let me = xs.read(TxId::NONE, "domid").map_err(|e| format!("store read domid: {e:?}"))?;
-    let me: u16 = core::str::from_utf8(&me)
-        .ok()
-        .and_then(|s| s.trim_end_matches('\0').parse().ok())
-        .ok_or("store: my domid is not a number")?;
-    xs.write(TxId::NONE, PORT_NODE, format!("{port}").as_bytes())
-        .map_err(|e| format!("store write {PORT_NODE}: {e:?}"))?;
-    let perms = Perms { entries: vec![(DomId(me), Perm::None), (DomId(peer), Perm::Read)] };
-    xs.set_perms(TxId::NONE, PORT_NODE, &perms).map_err(|e| format!("store set_perms {PORT_NODE}: {e:?}"))
+    pv_guest::xenbus::publish_to(&mut xs, PORT_NODE, format!("{port}").as_bytes(), peer)
+        .map_err(|e| format!("store: publishing {PORT_NODE}: {e:?}"))
 }
 
 /// Pong: reads ping's port from the store (waiting up to [`PUBLISH_NS`] for it) and binds
 /// to it; (ping's port, ours).
 fn find_ping_port(si: &StartInfo, peer: u16) -> Result<(u32, u32), String> {
     let mut xs = pv_guest::xenbus::connect(si).map_err(|e| format!("store: -{}", e.name()))?;
-    let home = xs.get_domain_path(DomId(peer)).map_err(|e| format!("store get_domain_path: {e:?}"))?;
-    let path = format!("{home}/{PORT_NODE}");
-    let deadline = now_ns().saturating_add(PUBLISH_NS);
-    loop {
-        match xs.read(TxId::NONE, &path) {
-            Ok(v) => {
-                let p: u32 = core::str::from_utf8(&v)
-                    .ok()
-                    .and_then(|s| s.trim_end_matches('\0').parse().ok())
-                    .ok_or_else(|| format!("{path} holds no port number"))?;
-                let local = events::bind_interdomain(peer, p)
-                    .map_err(|e| format!("bind_interdomain({peer}, {p}): -{}", e.name()))?;
-                return Ok((p, local));
-            }
-            Err(ClientError::Store(XsError::ENOENT)) if now_ns() < deadline => {
-                let _ = sched_yield();
-            }
-            Err(ClientError::Store(XsError::ENOENT)) => {
-                return Err(format!("pong found no port of domain {peer} in the store"));
-            }
-            Err(e) => return Err(format!("store read {path}: {e:?}")),
+    let v = match pv_guest::xenbus::read_from(&mut xs, peer, PORT_NODE, PUBLISH_NS) {
+        Ok(v) => v,
+        Err(ClientError::Store(XsError::ENOENT)) => {
+            return Err(format!("pong found no port of domain {peer} in the store"))
         }
-    }
+        Err(e) => return Err(format!("store read {PORT_NODE} of domain {peer}: {e:?}")),
+    };
+    let p: u32 = core::str::from_utf8(&v)
+        .ok()
+        .and_then(|s| s.trim_end_matches('\0').parse().ok())
+        .ok_or_else(|| format!("{PORT_NODE} of domain {peer} holds no port number"))?;
+    let local = events::bind_interdomain(peer, p).map_err(|e| format!("bind_interdomain({peer}, {p}): -{}", e.name()))?;
+    Ok((p, local))
 }
 
 fn pong(si: &StartInfo, a: &Args) -> Result<(), String> {

@@ -367,6 +367,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 r"\[grant-g\] TEST setup_past_limit PASS$",
                 r"\[grant-g\] grant-test: granter granted refs 8 9 10 to domain 2$",
                 r"\(mk\) d2 \(grant-m\) grant limits: 64 grant frames, 1 maptrack frames$",
+                r"\[grant-m\] TEST refs_from_store PASS$",
                 r"\[grant-m\] TEST map_readonly_grant_writable PASS$",
                 r"\[grant-m\] TEST copy_to_grant PASS$",
                 r"\[grant-g\] TEST end_access_refused_while_mapped PASS$",
