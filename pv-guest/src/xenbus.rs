@@ -120,23 +120,28 @@ pub fn own_domid(xs: &mut StoreClient) -> Result<u16, ClientError> {
 
 /// Writes `value` at `node` (relative to our home) so that domain `peer` alone may read
 /// it (permissions `n<us> r<peer>`): how a domain hands another one a port or a grant
-/// reference, as split drivers do.
+/// reference, as split drivers do. The write and the permissions are one transaction, so
+/// the peer never finds the node before it may read it.
 pub fn publish_to(xs: &mut StoreClient, node: &str, value: &[u8], peer: u16) -> Result<(), ClientError> {
     let me = own_domid(xs)?;
-    xs.write(TxId::NONE, node, value)?;
     let perms = Perms { entries: alloc::vec![(DomId(me), Perm::None), (DomId(peer), Perm::Read)] };
-    xs.set_perms(TxId::NONE, node, &perms)
+    xs.transaction(|c, tx| {
+        c.write(tx, node, value)?;
+        c.set_perms(tx, node, &perms)
+    })
 }
 
 /// Reads `node` under domain `peer`'s home, yielding and reading again for up to
-/// `timeout_ns` of system time while it does not exist yet (`ENOENT`).
+/// `timeout_ns` of system time while it is not there yet. Until the peer has published it,
+/// the store answers `EACCES` rather than `ENOENT` (the peer's home is not ours to read,
+/// and the store does not tell what exists in it), so both mean "not yet".
 pub fn read_from(xs: &mut StoreClient, peer: u16, node: &str, timeout_ns: u64) -> Result<Vec<u8>, ClientError> {
     let home = xs.get_domain_path(DomId(peer))?;
     let path = alloc::format!("{home}/{node}");
     let deadline = crate::time::now_ns().saturating_add(timeout_ns);
     loop {
         match xs.read(TxId::NONE, &path) {
-            Err(ClientError::Store(XsError::ENOENT)) if crate::time::now_ns() < deadline => {
+            Err(ClientError::Store(XsError::ENOENT | XsError::EACCES)) if crate::time::now_ns() < deadline => {
                 let _ = crate::hypercall::sched_yield();
             }
             r => return r,

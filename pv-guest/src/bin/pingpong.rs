@@ -7,10 +7,11 @@
 //!
 //! Handshake, through the store (as split drivers do): `ping` allocates an unbound port for
 //! `peer`, writes it to `data/pingpong-port` in its store home (`/local/domain/<ping>`),
-//! readable by `peer` alone (permissions `n<ping> r<peer>`), and prints `pingpong: ping
-//! port <p> for domain <peer>`; `pong` asks the store for ping's home (`GET_DOMAIN_PATH`),
-//! reads the node (yielding and reading again for up to [`PUBLISH_NS`] in case ping has not
-//! written it yet; if it never appears it prints `pingpong: pong found no port of domain
+//! readable by `peer` alone (permissions `n<ping> r<peer>`, in one transaction), having
+//! printed `pingpong: ping port <p> for domain <peer>` just before; `pong` asks the store
+//! for ping's home (`GET_DOMAIN_PATH`) and reads the node (yielding and reading again for
+//! up to [`PUBLISH_NS`] while ping has not written it yet: the store says `ENOENT` or, as
+//! ping's home is not pong's to read, `EACCES`; if it never appears it prints `pingpong: pong found no port of domain
 //! <peer> in the store` and crashes) and binds to the port. Binding sets pong's new port
 //! pending once (as Xen); pong waits for that event (not counted), prints `pingpong: pong
 //! bound port <p> of domain <peer> as <local>` and sends one "hello" event (not counted);
@@ -266,8 +267,9 @@ fn ping(si: &StartInfo, a: &Args) -> Result<(), String> {
     PORT.store(u64::from(port), Ordering::SeqCst);
     events::set_handler(port, on_ping_port).map_err(|e| format!("set_handler: -{}", e.name()))?;
     events::unmask(port).map_err(|e| format!("unmask: -{}", e.name()))?;
-    publish_port(si, a.peer, port)?;
+    // Said before it is published: pong cannot bind (and say so) before this line is out.
     println!("pingpong: ping port {port} for domain {}", a.peer);
+    publish_port(si, a.peer, port)?;
     let hello = wait(|| HELLO_SEEN.load(Ordering::SeqCst), HELLO_NS)
         .map_err(|e| format!("wait: -{}", e.name()))?;
     if !hello {
@@ -399,7 +401,7 @@ fn find_ping_port(si: &StartInfo, peer: u16) -> Result<(u32, u32), String> {
     let mut xs = pv_guest::xenbus::connect(si).map_err(|e| format!("store: -{}", e.name()))?;
     let v = match pv_guest::xenbus::read_from(&mut xs, peer, PORT_NODE, PUBLISH_NS) {
         Ok(v) => v,
-        Err(ClientError::Store(XsError::ENOENT)) => {
+        Err(ClientError::Store(XsError::ENOENT | XsError::EACCES)) => {
             return Err(format!("pong found no port of domain {peer} in the store"))
         }
         Err(e) => return Err(format!("store read {PORT_NODE} of domain {peer}: {e:?}")),
