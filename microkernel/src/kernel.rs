@@ -554,6 +554,12 @@ fn syscall_from_user(m: &mut Machine, f: &mut GuestFrame, route: SyscallRoute) {
 /// vCPU (dom0's end stops the machine).
 fn crash_current(m: &mut Machine, f: &mut GuestFrame, why: core::fmt::Arguments<'_>) {
     crate::mkprintln!("d{} crashed: {} rip={:#x}", m.cur().id, why, f.rip);
+    stop_crashed(m, f);
+}
+
+/// Marks the current domain crashed (its line already printed), reports it, and gives the
+/// CPU to another vCPU (dom0's end stops the machine).
+fn stop_crashed(m: &mut Machine, f: &mut GuestFrame) {
     m.cur_mut().state = DomState::Crashed;
     domain_stopped(m);
     m.schedule(f);
@@ -577,7 +583,6 @@ pub fn console_input(f: &mut GuestFrame) {
 pub fn timer_tick(f: &mut GuestFrame) {
     let mut guard = MACHINE.lock();
     if let Some(m) = guard.as_mut() {
-        m.note_console_input();
         m.run_timers();
         // The interrupt may be for a vCPU's timer rather than the end of the slice: only
         // rotate when the slice is over (or the running vCPU can no longer run).
@@ -688,8 +693,9 @@ pub fn guest_fault(f: &mut GuestFrame, why: &str) {
         m.cur_vcpu_mut().cr2 = trap::cr2();
     }
     if !why.is_empty() {
-        crate::mkprintln!("d{} crashed: {} rip={:#x}", id, why, f.rip);
-    } else if f.vector == 14 {
+        return crash_current(m, f, format_args!("{why}"));
+    }
+    if f.vector == 14 {
         crate::mkprintln!(
             "d{} crashed: vector {} {} rip={:#x} error={:#x} cr2={:#x}",
             id,
@@ -709,9 +715,7 @@ pub fn guest_fault(f: &mut GuestFrame, why: &str) {
             f.error
         );
     }
-    m.cur_mut().state = DomState::Crashed;
-    domain_stopped(m);
-    m.schedule(f);
+    stop_crashed(m, f);
 }
 
 /// The current domain stopped running: report it; if it is dom0, stop the machine.
