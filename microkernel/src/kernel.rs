@@ -497,10 +497,27 @@ fn enter_bounce(
     request: &traps::BounceRequest,
     cr2: Option<u64>,
 ) -> Result<(), BounceFailure> {
+    let v = &d.vcpus[vi];
+    let built = traps::create_bounce_frame(&interrupted(f, rip), v.mode, v.kernel_sp, mask, 0, request);
+    enter_delivery(d, vi, f, built, cr2)
+}
+
+/// The guest state in `f`, resuming at `rip`, as the bounce frames see it.
+fn interrupted(f: &GuestFrame, rip: u64) -> InterruptedState {
+    InterruptedState { rip, cs: f.cs as u16, rflags: f.rflags, rsp: f.rsp, ss: f.ss as u16, rcx: f.rcx, r11: f.r11 }
+}
+
+/// Applies a bounce (or failsafe) frame `built` for vCPU `vi` of `d` (the running one), as
+/// [`enter_bounce`] describes.
+fn enter_delivery(
+    d: &mut Domain,
+    vi: usize,
+    f: &mut GuestFrame,
+    built: Result<traps::Delivery, traps::BounceError>,
+    cr2: Option<u64>,
+) -> Result<(), BounceFailure> {
     let si = d.shared_info_mfn;
     let v = &mut d.vcpus[vi];
-    let state = InterruptedState { rip, cs: f.cs as u16, rflags: f.rflags, rsp: f.rsp, ss: f.ss as u16, rcx: f.rcx, r11: f.r11 };
-    let built = traps::create_bounce_frame(&state, v.mode, v.kernel_sp, mask, 0, request);
     let failure =
         BounceFailure { from_user: v.mode == GuestMode::User, kernel_sp: v.kernel_sp, why: "bounce frame not writable" };
     if v.mode == GuestMode::User {
@@ -530,6 +547,30 @@ fn enter_bounce(
     Ok(())
 }
 
+/// The return to the guest faulted in the hypervisor (`iretq` refused a selector the
+/// guest chose): `f` holds the state it was returning to and `vector` the fault. As Xen's
+/// fixup of that `iretq`, enter the guest's failsafe callback with a frame describing that
+/// state and its data selectors, for the guest to repair; with no failsafe callback (or no
+/// stack to put the frame on) the domain crashes. The machine goes on either way.
+pub fn iret_fault(f: &mut GuestFrame, vector: u64, segs: traps::DataSelectors) {
+    let mut guard = MACHINE.lock();
+    let m = guard.as_mut().expect("guest return before boot finished");
+    let (i, vi) = (m.cur_idx(), m.current.1);
+    let d = &mut m.domains[i];
+    let mask = domain::upcall_mask(d.shared_info_mfn, vi);
+    let v = &d.vcpus[vi];
+    let built = traps::create_failsafe_frame(&interrupted(f, f.rip), v.mode, v.kernel_sp, mask, 0, segs, &v.callbacks);
+    if let Err(e) = enter_delivery(d, vi, f, built, None) {
+        let (cs, ss) = (f.cs, f.ss);
+        crash_current(
+            m,
+            f,
+            format_args!("return to the guest faulted ({}, cs={:#x} ss={:#x}) and no failsafe callback could run: {}", trap::vector_name(vector), cs, ss, e),
+        );
+    }
+    deliver_events(m, f);
+}
+
 /// A `syscall` from guest user mode (`route` is not a hypercall): bounce into the guest
 /// kernel's syscall callback, or raise #UD at the `syscall` when it registered none, as
 /// Xen's `lstar_enter` does. A bounce that fails crashes the domain.
@@ -542,11 +583,10 @@ fn syscall_from_user(m: &mut Machine, f: &mut GuestFrame, route: SyscallRoute) {
     };
     let (i, vi) = (m.cur_idx(), m.current.1);
     let mask = domain::upcall_mask(m.domains[i].shared_info_mfn, vi);
-    match enter_bounce(&mut m.domains[i], vi, f, rip, mask, &request, None) {
-        // Xen's virtual SYSCALL_MASK clears DF for the callback (not for the #UD).
-        Ok(()) if matches!(route, SyscallRoute::Callback(_)) => f.rflags &= !traps::rflags::DF,
-        Ok(()) => {}
-        Err(e) => crash_current(m, f, format_args!("{} from user mode: {}", what, e)),
+    // Every bounce clears DF (Xen's virtual SYSCALL_MASK for the callback, the bounce
+    // frame's own rule for the #UD).
+    if let Err(e) = enter_bounce(&mut m.domains[i], vi, f, rip, mask, &request, None) {
+        crash_current(m, f, format_args!("{} from user mode: {}", what, e));
     }
 }
 

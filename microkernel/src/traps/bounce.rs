@@ -12,7 +12,7 @@ use hypercall_abi::layout::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
 
 use super::callbacks::Callbacks;
 use super::table::TrapTable;
-use super::{rflags, vector, GuestMode, EXCEPTIONS_WITH_ERROR_CODE, PFEC_USER_MODE};
+use super::{handler_entry_rflags, rflags, vector, GuestMode, EXCEPTIONS_WITH_ERROR_CODE, PFEC_USER_MODE};
 use crate::guest_access::GuestRange;
 
 /// Register state at the moment the guest was interrupted.
@@ -100,7 +100,7 @@ pub struct EntryState {
     pub rip: u64,
     /// `FLAT_KERNEL_CS`.
     pub cs: u16,
-    /// Interrupted `rflags` without TF, NT, RF, VM, AC and IOPL, with IF and bit 1 set.
+    /// Interrupted `rflags` without DF, TF, NT, RF, VM, AC and IOPL, with IF and bit 1 set.
     pub rflags: u64,
     /// The frame's address.
     pub rsp: u64,
@@ -186,10 +186,7 @@ pub fn create_bounce_frame(
     push(state.rsp);
     push(u64::from(state.ss));
 
-    let entry_rflags = (state.rflags
-        & !(rflags::AC | rflags::VM | rflags::RF | rflags::NT | rflags::TF | rflags::IOPL))
-        | rflags::IF
-        | rflags::MBS;
+    let entry_rflags = handler_entry_rflags(state.rflags);
     Ok(Delivery {
         frame: BounceFrame { range, words, len },
         entry: EntryState {

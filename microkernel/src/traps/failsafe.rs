@@ -13,7 +13,7 @@ use super::bounce::{
     BounceError, BounceFrame, Delivery, EntryState, InterruptedState, MAX_FRAME_WORDS,
 };
 use super::callbacks::Callbacks;
-use super::{rflags, GuestMode};
+use super::{handler_entry_rflags, rflags, GuestMode};
 use crate::guest_access::GuestRange;
 
 /// The data selectors that failed to load, in the order the frame holds them.
@@ -71,10 +71,7 @@ pub fn create_failsafe_frame(
         state.rsp,
         u64::from(state.ss),
     ];
-    let entry_rflags = (state.rflags
-        & !(rflags::AC | rflags::VM | rflags::RF | rflags::NT | rflags::TF | rflags::IOPL))
-        | rflags::IF
-        | rflags::MBS;
+    let entry_rflags = handler_entry_rflags(state.rflags);
     Ok(Delivery {
         frame: BounceFrame {
             range,

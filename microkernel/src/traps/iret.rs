@@ -2,13 +2,8 @@
 //! and asks the hypervisor to return through it, to its own kernel or to a user process.
 
 use hypercall_abi::arch::{IretContext, VGCF_IN_SYSCALL};
-use hypercall_abi::layout::{FLAT_RING3_CS32, FLAT_RING3_CS64, FLAT_RING3_SS64};
 
 use super::{is_canonical, rflags, GuestMode};
-
-/// First selector of the GDT page reserved for the hypervisor
-/// (`FIRST_RESERVED_GDT_ENTRY << 3`); only the flat ring-3 selectors there are the guest's.
-const FIRST_RESERVED_SELECTOR: u16 = 0xe000;
 
 /// The state `iret` returns to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,18 +39,6 @@ pub enum IretError {
     NoUserPageTable,
     /// `rip` or `rsp` is not canonical (`iretq` or `sysret` would fault in the hypervisor).
     NonCanonical,
-    /// A selector is null or names a hypervisor segment.
-    BadSelector,
-}
-
-fn guest_selector(sel: u16, allowed: &[u16]) -> bool {
-    if sel & !3 == 0 {
-        return false;
-    }
-    // A local (LDT) selector or one below the reserved page is the guest's own descriptor;
-    // the CPU checks its DPL against ring 3. Above, only the flat ring-3 ones.
-    let local = sel & 4 != 0;
-    local || sel < FIRST_RESERVED_SELECTOR || allowed.contains(&sel)
 }
 
 /// Decodes and sanitises the frame the guest pushed (read from its `rsp` by the machine).
@@ -63,8 +46,12 @@ fn guest_selector(sel: u16, allowed: &[u16]) -> bool {
 /// As in Xen: `cs & 3 == 3` returns to user mode (the bounce frame clears the RPL of a
 /// kernel-mode `cs`); selectors get RPL 3 forced; `rflags` loses IOPL and VM and gains IF;
 /// the event mask comes from the frame's IF; without `VGCF_in_syscall` `rcx` and `r11` are
-/// restored. Beyond Xen, a selector naming a hypervisor segment or a non-canonical
-/// `rip`/`rsp` is refused here rather than left to fault on the way out.
+/// restored. Beyond Xen, a non-canonical `rip`/`rsp` is refused here.
+///
+/// Selectors are not looked up, as in Xen: whether `cs` and `ss` can be loaded is decided
+/// by the CPU's own checks when `iretq` returns to the guest, and a refusal there (an empty
+/// or hypervisor descriptor, a null `ss`) enters the guest's failsafe callback, or crashes
+/// the domain that has none, never the machine (the fixup in entry.S, `kernel::iret_fault`).
 pub fn decode_iret(ctx: &IretContext, has_user_page_table: bool) -> Result<IretReturn, IretError> {
     let mode = if ctx.cs & 3 == 3 {
         GuestMode::User
@@ -82,11 +69,6 @@ pub fn decode_iret(ctx: &IretContext, has_user_page_table: bool) -> Result<IretR
     // frame back as it was.
     let cs = ctx.cs as u16 | 3;
     let ss = ctx.ss as u16 | 3;
-    if !guest_selector(cs, &[FLAT_RING3_CS64, FLAT_RING3_CS32])
-        || !guest_selector(ss, &[FLAT_RING3_SS64])
-    {
-        return Err(IretError::BadSelector);
-    }
     let rflags_out =
         (ctx.rflags & rflags::ALL & !(rflags::IOPL | rflags::VM)) | rflags::IF | rflags::MBS;
     Ok(IretReturn {

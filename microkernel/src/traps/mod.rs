@@ -113,6 +113,17 @@ pub const EXCEPTIONS_WITH_ERROR_CODE: u32 = (1 << vector::DF)
 /// Page-fault error code bit: the access came from user mode (`PFEC_user_mode`).
 pub const PFEC_USER_MODE: u32 = 1 << 2;
 
+/// The `rflags` a guest handler (exception, event, callback) starts with: the interrupted
+/// ones without DF, TF, NT, RF, VM, AC and IOPL, with IF and bit 1 set. DF is cleared as
+/// Xen's `create_bounce_frame` does, so that a handler written in C (or Rust) never starts
+/// with string instructions running downwards because the interrupted code left DF set.
+pub const fn handler_entry_rflags(interrupted: u64) -> u64 {
+    (interrupted
+        & !(rflags::DF | rflags::AC | rflags::VM | rflags::RF | rflags::NT | rflags::TF | rflags::IOPL))
+        | rflags::IF
+        | rflags::MBS
+}
+
 /// Whether `addr` is canonical with 48-bit virtual addresses.
 pub const fn is_canonical(addr: u64) -> bool {
     let top = addr >> 47;

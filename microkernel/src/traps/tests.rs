@@ -655,7 +655,7 @@ fn iret_sanitises_flags_and_masks_from_if() {
 }
 
 #[test]
-fn iret_forces_rpl3_and_refuses_hypervisor_selectors() {
+fn iret_forces_rpl3_and_leaves_loading_to_the_cpu() {
     // RPL 0 on the flat selectors: forced to 3 (and cs RPL 0 means kernel mode).
     let mut c = iret_ctx();
     c.cs = u64::from(FLAT_KERNEL_CS & !3);
@@ -665,21 +665,20 @@ fn iret_forces_rpl3_and_refuses_hypervisor_selectors() {
         (r.cs, r.ss, r.mode),
         (FLAT_KERNEL_CS, FLAT_KERNEL_SS, GuestMode::Kernel)
     );
+    // Selectors the CPU will refuse are passed on with RPL 3, as Xen's do_iret: the
+    // `iretq` faults and the guest's failsafe callback runs (QEMU scenario iret-failsafe).
+    // Never with RPL 0: the return cannot reach ring 0 whatever the descriptor says.
     for (cs, ss) in [
         (u64::from(HYPERVISOR_CS), u64::from(FLAT_USER_SS)),
         (u64::from(FLAT_USER_CS), u64::from(HYPERVISOR_DS)),
-        (u64::from(HYPERVISOR_CS | 3), u64::from(FLAT_USER_SS)),
         (0, u64::from(FLAT_USER_SS)),
-        (u64::from(FLAT_USER_CS), 3),
+        (u64::from(FLAT_USER_CS), 0xb),
     ] {
         let mut c = iret_ctx();
         c.cs = cs;
         c.ss = ss;
-        assert_eq!(
-            decode_iret(&c, true),
-            Err(IretError::BadSelector),
-            "{cs:#x}:{ss:#x}"
-        );
+        let r = decode_iret(&c, true).expect("decoded");
+        assert_eq!((r.cs, r.ss), (cs as u16 | 3, ss as u16 | 3), "{cs:#x}:{ss:#x}");
     }
 }
 
@@ -850,4 +849,21 @@ fn failsafe_frame_layout_and_masking() {
         ),
         Err(BounceError::BadStack)
     );
+}
+
+#[test]
+fn handlers_start_with_df_and_ac_clear_and_the_frame_keeps_the_interrupted_df() {
+    // A guest that runs `std` (and sets AC) before faulting: its handler must not inherit
+    // them, while the saved rflags shows them so that `iret` restores them.
+    let req = BounceRequest { handler: HANDLER, mask_events: false, error_code: None };
+    let mut st = user_state();
+    st.rflags |= rflags::DF | rflags::AC | rflags::TF | rflags::NT;
+    let d = create_bounce_frame(&st, GuestMode::User, KSTACK, 0, 0, &req).unwrap();
+    assert_eq!(d.entry.rflags & (rflags::DF | rflags::AC | rflags::TF | rflags::NT), 0);
+    assert_eq!(d.entry.rflags & rflags::IF, rflags::IF);
+    assert_eq!(d.frame.words()[4] & rflags::DF, rflags::DF);
+    let mut cb = Callbacks::default();
+    cb.failsafe = HANDLER;
+    let fs = create_failsafe_frame(&st, GuestMode::User, KSTACK, 0, 0, DataSelectors::default(), &cb).unwrap();
+    assert_eq!(fs.entry.rflags & (rflags::DF | rflags::AC), 0);
 }

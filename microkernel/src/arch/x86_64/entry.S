@@ -10,6 +10,7 @@
 
     .set FRAME_CS, 144
     .set SYSCALL_VECTOR, 0x100
+    .set IRET_FAULT, 0x200
 
 .macro PUSH_GPRS
     pushq %rdi
@@ -109,12 +110,16 @@ cstar_entry:
     call exception_entry
     jmp return_to_guest
 
-/* Leave for ring 3 through the frame at rsp. */
+/* Leave for ring 3 through the frame at rsp. The iretq may fault in ring 0 on state the
+ * guest chose (a selector it cannot load): exception_common turns that into an exception
+ * of the guest at the state it was returning to (see there). */
     .globl return_to_guest
+    .globl iret_to_guest
 return_to_guest:
     POP_GPRS
     addq $16, %rsp
     swapgs
+iret_to_guest:
     iretq
 
 /* enter_guest(frame): start running the guest described by `frame` (at the stack top). */
@@ -123,9 +128,17 @@ enter_guest:
     movq %rdi, %rsp
     jmp return_to_guest
 
+/* Interrupt gates clear IF, TF and NT but keep the interrupted DF and AC: the guest
+ * controls both. Rust code (and the compiler's memcpy, `rep movs`) assumes DF clear, so a
+ * guest's `std; ud2` would otherwise make every copy run downwards over the hypervisor
+ * stack. Load a known rflags (only the reserved bit 1) before anything else; the iretq at
+ * the end restores the interrupted context's own flags. */
 exception_common:
+    pushq $2
+    popfq
     testb $3, 24(%rsp)                  /* cs of the interrupted context */
-    jz 1f
+    jz 2f
+.Lfrom_guest:
     swapgs
 1:  PUSH_GPRS
     movq %rsp, %rdi
@@ -135,6 +148,40 @@ exception_common:
     POP_GPRS
     addq $16, %rsp
     iretq
+
+/* A fault in ring 0. If it is the iretq of return_to_guest (Xen's .Lft0 and its fixup to
+ * the failsafe callback), the guest's registers are live, GS is the guest's, and the
+ * guest's iret frame is where the faulting iretq found it (the saved rsp). Copy that frame
+ * over this one's rip..ss and mark the vector with IRET_FAULT: it now reads as an
+ * exception the guest took at the state it was returning to, and goes the guest's way. */
+2:  pushq %rax
+    leaq iret_to_guest(%rip), %rax
+    cmpq %rax, 24(%rsp)                 /* rip, above the saved rax */
+    jne 3f
+    /* Only a fault of the iretq itself: #NP, #SS or #GP (an NMI or #MC arriving just
+     * before it has the same rip but is not the guest's doing). */
+    cmpq $11, 8(%rsp)
+    jb 3f
+    cmpq $13, 8(%rsp)
+    ja 3f
+    pushq %rbx
+    movq 56(%rsp), %rbx                 /* the faulting iretq's rsp: the guest's frame */
+    movq 0(%rbx), %rax
+    movq %rax, 32(%rsp)                 /* rip */
+    movq 8(%rbx), %rax
+    movq %rax, 40(%rsp)                 /* cs */
+    movq 16(%rbx), %rax
+    movq %rax, 48(%rsp)                 /* rflags */
+    movq 24(%rbx), %rax
+    movq %rax, 56(%rsp)                 /* rsp */
+    movq 32(%rbx), %rax
+    movq %rax, 64(%rsp)                 /* ss */
+    popq %rbx
+    popq %rax
+    orq $IRET_FAULT, 0(%rsp)            /* vector */
+    jmp .Lfrom_guest
+3:  popq %rax
+    jmp 1b
 
 .macro EXC_NOERR n
 exc_\n:

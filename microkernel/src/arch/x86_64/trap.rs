@@ -115,9 +115,24 @@ pub fn vector_name(v: u64) -> &'static str {
     N.get(v as usize).copied().unwrap_or("IRQ")
 }
 
+/// Marks, in `GuestFrame::vector`, a fault of the `iretq` returning to a guest (entry.S).
+pub const IRET_FAULT: u64 = 0x200;
+
+/// The data selectors loaded now: the guest's, which the microkernel never changes.
+fn data_selectors() -> crate::traps::DataSelectors {
+    use x86_64::instructions::segmentation::{Segment, DS, ES, FS, GS};
+    crate::traps::DataSelectors { ds: DS::get_reg().0, es: ES::get_reg().0, fs: FS::get_reg().0, gs: GS::get_reg().0 }
+}
+
 /// Called by entry.S for every exception and interrupt.
 #[no_mangle]
 extern "C" fn exception_entry(f: &mut GuestFrame) {
+    if f.vector & IRET_FAULT != 0 {
+        f.vector &= !IRET_FAULT;
+        let vector = f.vector;
+        crate::kernel::iret_fault(f, vector, data_selectors());
+        return;
+    }
     if f.vector == pic::vector_of(super::console::COM1_IRQ) {
         super::console::rx_interrupt();
         pic::eoi(f.vector);
