@@ -250,6 +250,26 @@ impl Grants {
         self.maptrack(mapper).ok_or(GNTST_BAD_HANDLE)?.get(handle).ok_or(GNTST_BAD_HANDLE)
     }
 
+    /// The mapping `GNTTABOP_unmap_grant_ref {host_addr, dev_bus_addr, handle}` of `mapper`
+    /// may remove, checked before anything changes: the handle must be in use
+    /// (`GNTST_bad_handle`), a non-zero `dev_bus_addr` must be the frame's machine address
+    /// (`GNTST_bad_dev_addr`), and `host_addr` must be the address the mapping was made at
+    /// (`GNTST_general_error`). Every mapping here is a host mapping, so `host_addr = 0`
+    /// cannot release one: the page-table entry, the handle and the granter's in-use flags
+    /// go together or not at all, else a mapper would keep access to a page its granter
+    /// believes free (the XSA-224 class). The machine then checks that the entry at
+    /// `host_addr` still maps the frame, clears it and calls [`Grants::unmap_release`].
+    pub fn unmap_target(&self, mapper: u16, handle: u32, host_addr: u64, dev_bus_addr: u64) -> Result<Mapping, Status> {
+        let m = self.mapping(mapper, handle)?;
+        if dev_bus_addr != 0 && dev_bus_addr != m.frame << 12 {
+            return Err(GNTST_BAD_DEV_ADDR);
+        }
+        if host_addr == 0 || host_addr != m.host_addr {
+            return Err(GNTST_GENERAL_ERROR);
+        }
+        Ok(m)
+    }
+
     /// `GNTTABOP_unmap_grant_ref`, the grant half: frees `handle` and drops its pin in the
     /// granter's table, clearing `GTF_writing` with the last write pin and `GTF_reading`
     /// with the last pin (Xen's `unmap_common_complete`). An orphan (granter gone) only

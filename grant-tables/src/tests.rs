@@ -207,6 +207,30 @@ fn granter_changing_its_entry_mid_map() {
 }
 
 #[test]
+fn unmap_must_name_the_address_it_was_mapped_at() {
+    // XSA-224 class: an unmap with host_addr 0, or through another address, must neither
+    // free the handle nor drop the pin; the mapping stays whole until a real unmap.
+    let mut w = World::new();
+    w.grant(8, GTF_PERMIT_ACCESS, MAPPER, 0x777);
+    let m = w.map(8, RW).unwrap();
+    for (host, dev, want) in [
+        (0, 0, GNTST_GENERAL_ERROR),
+        (0x4000_1000, 0, GNTST_GENERAL_ERROR),
+        (0x4000_0000, 0x778 << 12, GNTST_BAD_DEV_ADDR),
+        (0, 0x777 << 12, GNTST_GENERAL_ERROR),
+    ] {
+        assert_eq!(w.g.unmap_target(MAPPER, m.handle, host, dev).map(|_| ()), Err(want), "{host:#x} {dev:#x}");
+        assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING, "pin kept");
+        assert_eq!(w.g.maptrack(MAPPER).unwrap().in_use(), 1, "handle kept");
+    }
+    assert_eq!(w.g.unmap_target(OTHER, m.handle, 0x4000_0000, 0).map(|_| ()), Err(GNTST_BAD_HANDLE));
+    let t = w.g.unmap_target(MAPPER, m.handle, 0x4000_0000, 0x777 << 12).unwrap();
+    assert_eq!(t.frame, 0x777);
+    w.g.unmap_release(&mut w.mem, MAPPER, m.handle).unwrap();
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS);
+}
+
+#[test]
 fn unmap_bad_and_double_handles() {
     let mut w = World::new();
     w.grant(8, GTF_PERMIT_ACCESS, MAPPER, 0x777);

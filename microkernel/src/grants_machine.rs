@@ -80,19 +80,15 @@ impl Machine {
         Ok((g.handle, g.frame << 12))
     }
 
-    /// One unmap for the running domain: the handle is checked, then the entry at
-    /// `host_addr` must map the frame (`GNTST_general_error` otherwise, the mapping stays,
-    /// as Xen), then the pins go.
+    /// One unmap for the running domain: the mapping is found by its handle and checked
+    /// against the arguments ([`grant_tables::Grants::unmap_target`]), the entry at
+    /// `host_addr` must still map the frame (`GNTST_general_error` otherwise, and nothing
+    /// changes, as Xen), then the entry is cleared and the pins go.
     pub fn grant_unmap(&mut self, host_addr: u64, dev_bus_addr: u64, handle: u32, walk: &mut WalkHint) -> Result<(), i16> {
         let cur = self.cur_idx();
         let me = self.domains[cur].id;
-        let m = self.grants.mapping(me, handle)?;
-        if dev_bus_addr != 0 && dev_bus_addr != m.frame << 12 {
-            return Err(GNTST_BAD_DEV_ADDR);
-        }
-        if host_addr != 0 {
-            self.with_mm(cur, |mm| mm.grant_unmap_walked(walk, host_addr, m.frame))?;
-        }
+        let m = self.grants.unmap_target(me, handle, host_addr, dev_bus_addr)?;
+        self.with_mm(cur, |mm| mm.grant_unmap_walked(walk, host_addr, m.frame))?;
         self.grants.unmap_release(&mut DirectEntries, me, handle).map(|_| ())
     }
 
