@@ -142,7 +142,10 @@ impl<L: PortLayout> EventChannels<L> {
     /// `EVTCHNOP_alloc_unbound`: a fresh port in `dom` that `remote_dom` may bind to.
     ///
     /// `-ESRCH` unknown `dom`, `-ENOSPC` no free port, `-EPERM` foreign `dom` for an
-    /// unprivileged caller (in Xen's order). `remote_dom` is not checked: it need not exist yet.
+    /// unprivileged caller, `-ESRCH` unknown `remote_dom` (in Xen's order; the last is the
+    /// check Xen's XSM policies make, e.g. SILO's `silo_evtchn_unbound`, where the default
+    /// policy makes none: a port reserved for a domain that does not exist would wait for
+    /// whichever domain gets that id next).
     pub fn alloc_unbound(
         &mut self,
         caller: DomId,
@@ -153,6 +156,7 @@ impl<L: PortLayout> EventChannels<L> {
         let port = self.domain(dom)?.ports.free_port()?;
         self.check_target(caller, dom)?;
         let remote = Self::resolve(caller, remote_dom);
+        self.domain(remote)?;
         self.domain_mut(dom)?
             .ports
             .set(port, PortState::Unbound { remote }, VcpuId(0));

@@ -59,8 +59,6 @@ fn alloc_unbound_gives_lowest_free_port_after_reserved_zero() {
         e.port_state(A, Port(2)),
         Some(PortState::Unbound { remote: A })
     );
-    // A remote domain that does not exist yet is allowed, as in Xen.
-    assert_eq!(e.alloc_unbound(A, DomId::SELF, DomId(77)), Ok(Port(3)));
     e.close(A, Port(1)).unwrap();
     assert_eq!(e.alloc_unbound(A, DomId::SELF, B), Ok(Port(1)));
 }
@@ -70,6 +68,9 @@ fn alloc_unbound_hostile() {
     let mut e = engine();
     assert_eq!(e.alloc_unbound(A, B, A), Err(Errno::EPERM));
     assert_eq!(e.alloc_unbound(A, DomId(9), A), Err(Errno::ESRCH));
+    // A remote domain that does not exist: ESRCH, and no port is used up.
+    assert_eq!(e.alloc_unbound(A, DomId::SELF, DomId(77)), Err(Errno::ESRCH));
+    assert_eq!(e.port_state(A, Port(1)), Some(PortState::Free));
     assert_eq!(e.port_state(B, Port(1)), Some(PortState::Free));
     // The control domain may allocate in another domain.
     assert_eq!(e.alloc_unbound(D0, B, D0), Ok(Port(1)));

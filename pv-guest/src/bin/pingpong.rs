@@ -261,8 +261,18 @@ fn finish(a: &Args) -> Result<(), String> {
 
 fn ping(si: &StartInfo, a: &Args) -> Result<(), String> {
     init_events(si)?;
-    let port = events::alloc_unbound(a.peer)
-        .map_err(|e| format!("alloc_unbound({}): -{}", a.peer, e.name()))?;
+    // The peer may not exist yet (both are created back to back): a port is reserved only
+    // for a domain that exists (`ESRCH` otherwise), so wait for it as for its store node.
+    let deadline = now_ns() + PUBLISH_NS;
+    let port = loop {
+        match events::alloc_unbound(a.peer) {
+            Err(Errno::ESRCH) if now_ns() < deadline => {
+                let _ = sched_yield();
+            }
+            r => break r,
+        }
+    }
+    .map_err(|e| format!("alloc_unbound({}): -{}", a.peer, e.name()))?;
     // Handler before unmask: nothing can be delivered to the masked port before it.
     PORT.store(u64::from(port), Ordering::SeqCst);
     events::set_handler(port, on_ping_port).map_err(|e| format!("set_handler: -{}", e.name()))?;
