@@ -312,6 +312,17 @@ impl Platform for MachinePlatform<'_> {
         self.continuation = Some((nr, args));
     }
 
+    fn take_continuation(&mut self) -> Option<(u64, [u64; 5])> {
+        self.continuation.take()
+    }
+
+    /// Other work is due when the APIC timer is due: the end of the running vCPU's slice
+    /// or a vCPU timer, whichever the timer is armed for (with interrupts off, the
+    /// interrupt waits for the guest's return). No cost on the hypercalls that never ask.
+    fn preempt_check(&self) -> bool {
+        self.m.now_ns() >= self.m.armed_at_ns
+    }
+
     fn memstats(&mut self) -> Result<hypercall_abi::sysctl::MemStats, Errno> {
         let i = self.m.cur_idx();
         Ok(self.m.frame_table.stats(&self.m.domains[i].mm))

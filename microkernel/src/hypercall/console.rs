@@ -4,9 +4,15 @@ use super::Platform;
 use crate::guest_access::GuestRange;
 use hypercall_abi::console_io::{CONSOLEIO_READ, CONSOLEIO_WRITE};
 use hypercall_abi::errno::Errno;
+use hypercall_abi::hypercall::Hypercall;
 
 /// Bytes copied per step, so the hypervisor's buffer stays small.
 const CHUNK: usize = 128;
+
+/// Most bytes one entry writes before the call continues itself: a guest asking for
+/// gigabytes holds the CPU (and the serial line) for one bounded step at a time, and the
+/// scheduler runs others between the steps.
+const WRITE_PER_ENTRY: u64 = 4096;
 
 // Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
 #[inline(never)]
@@ -18,6 +24,12 @@ pub(super) fn console_io(p: &mut impl Platform, cmd: u32, count: u32, buf: u64) 
             let mut off = 0u64;
             let mut tmp = [0u8; CHUNK];
             while off < range.len() {
+                if off >= WRITE_PER_ENTRY || (off > 0 && p.preempt_check()) {
+                    // Xen's guest_console_write: the rest in a continuation.
+                    let nr = Hypercall::ConsoleIo as u64;
+                    p.continuation(nr, [u64::from(cmd), range.len() - off, buf + off, 0, 0]);
+                    return Ok(nr as i64);
+                }
                 let n = (range.len() - off).min(CHUNK as u64);
                 p.copy_from_guest(range.slice(off, n)?, &mut tmp[..n as usize])?;
                 p.console_write(&tmp[..n as usize]);
@@ -58,6 +70,27 @@ mod tests {
     }
 
     #[test]
+    fn long_writes_continue_themselves_a_bounded_step_at_a_time() {
+        let mut p = FakePlatform::new(false);
+        p.mem = std::vec![b'x'; 10_000];
+        assert_eq!(dispatch(&mut p, CONSOLE_IO, [0, 10_000, BASE, 0, 0]), CONSOLE_IO as i64);
+        assert_eq!(p.out.len(), 4096);
+        assert_eq!(p.continuations, [(CONSOLE_IO, [0, 10_000 - 4096, BASE + 4096, 0, 0])]);
+        // The guest re-executes it with those arguments, twice more.
+        let mut args = p.continuations.pop().unwrap().1;
+        while dispatch(&mut p, CONSOLE_IO, args) == CONSOLE_IO as i64 {
+            args = p.continuations.pop().unwrap().1;
+        }
+        assert_eq!(p.out.len(), 10_000);
+        // Preemption due: the step ends at the next chunk.
+        let mut p = FakePlatform::new(false);
+        p.mem = std::vec![b'y'; 1000];
+        p.preempt_after = Some(0);
+        assert_eq!(dispatch(&mut p, CONSOLE_IO, [0, 1000, BASE, 0, 0]), CONSOLE_IO as i64);
+        assert_eq!(p.out.len(), 128);
+    }
+
+    #[test]
     fn bad_buffers_are_efault_and_nothing_is_written() {
         let mut p = FakePlatform::new(true);
         for (count, buf) in [(16u64, 0xffff_8300_0000_0000u64), (16, 0x1000), (16, 0x0000_9000_0000_0000)] {
@@ -67,7 +100,14 @@ mod tests {
         assert!(p.out.is_empty());
         // A count running past the guest's memory: what was readable is printed (as Xen
         // does), then EFAULT; the count is 32 bits as in Xen's ABI.
-        assert_eq!(dispatch(&mut p, CONSOLE_IO, [0, u64::MAX, BASE, 0, 0]), Errno::EFAULT.to_ret());
+        let mut args = [0, u64::MAX, BASE, 0, 0];
+        let last = loop {
+            match dispatch(&mut p, CONSOLE_IO, args) {
+                r if r == CONSOLE_IO as i64 => args = p.continuations.pop().unwrap().1,
+                r => break r,
+            }
+        };
+        assert_eq!(last, Errno::EFAULT.to_ret());
         assert_eq!(p.out.len(), p.mem.len());
     }
 

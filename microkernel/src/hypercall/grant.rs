@@ -38,14 +38,14 @@ fn status<T>(r: Result<T, i16>) -> i16 {
 }
 
 /// `grant_table_op(cmd, uop, count)`.
-pub(super) fn grant_table_op(p: &mut impl Platform, preemptible: bool, args: [u64; 5]) -> Result<i64, Errno> {
+pub(super) fn grant_table_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Errno> {
     let (cmd, uop, count) = (args[0] as u32, args[1], args[2] as u32);
     // Xen: `if ( (int)count < 0 ) return -EINVAL;`
     if (count as i32) < 0 {
         return Err(Errno::EINVAL);
     }
     match cmd {
-        GNTTABOP_MAP_GRANT_REF => batch(p, preemptible, args, |p, op: &mut GnttabMapGrantRef, b| {
+        GNTTABOP_MAP_GRANT_REF => batch(p, args, |p, op: &mut GnttabMapGrantRef, b| {
             let req = grant_tables::MapRequest { flags: op.flags, gref: op.r#ref, granter: op.dom, host_addr: op.host_addr };
             match p.grant_map(req, b) {
                 Ok((handle, maddr)) => {
@@ -63,7 +63,7 @@ pub(super) fn grant_table_op(p: &mut impl Platform, preemptible: bool, args: [u6
             // Up to FLUSH_ONE_BY_ONE addresses are flushed one by one, more all at once.
             let mut removed = heapless::Vec::<u64, FLUSH_ONE_BY_ONE>::new();
             let mut too_many = false;
-            let r = batch(p, preemptible, args, |p, op: &mut GnttabUnmapGrantRef, b| {
+            let r = batch(p, args, |p, op: &mut GnttabUnmapGrantRef, b| {
                 op.status = status(p.grant_unmap(op.host_addr, op.dev_bus_addr, op.handle, b));
                 if op.status == GNTST_OKAY && op.host_addr != 0 {
                     too_many |= removed.push(op.host_addr).is_err();
@@ -76,7 +76,7 @@ pub(super) fn grant_table_op(p: &mut impl Platform, preemptible: bool, args: [u6
             }
             r
         }
-        GNTTABOP_COPY => batch(p, preemptible, args, |p, op: &mut GnttabCopy, b| {
+        GNTTABOP_COPY => batch(p, args, |p, op: &mut GnttabCopy, b| {
             op.status = status(p.grant_copy(op, b));
         }),
         // Xen: these take exactly one argument.
@@ -166,13 +166,12 @@ pub struct GrantBatch {
 /// written back ends the hypercall with `EFAULT` (the operations before it are done).
 fn batch<P: Platform, T: FromBytes + IntoBytes + Immutable + Copy + Default>(
     p: &mut P,
-    preemptible: bool,
     args: [u64; 5],
     mut f: impl FnMut(&mut P, &mut T, &mut GrantBatch),
 ) -> Result<i64, Errno> {
     let (uop, count) = (args[1], args[2] as u32);
     let size = core::mem::size_of::<T>() as u64;
-    let limit = if preemptible { p.preempt_chunk().max(1) } else { u32::MAX };
+    let limit = p.preempt_chunk().max(1);
     let mut i = 0u32;
     while i < count {
         let at = uop.wrapping_add(u64::from(i) * size);

@@ -27,13 +27,13 @@ use hypercall_abi::memory::*;
 /// `memory_op(cmd, arg)` (`args[2..]` are unused, and kept as they are by a continuation).
 // Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
 #[inline(never)]
-pub(super) fn memory_op(p: &mut impl Platform, preemptible: bool, args: [u64; 5]) -> Result<i64, Errno> {
+pub(super) fn memory_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Errno> {
     let (cmd, arg) = (args[0], args[1]);
     let op = (cmd & MEMOP_CMD_MASK) as u32;
     let start = cmd >> MEMOP_EXTENT_SHIFT;
     match op {
         XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => {
-            reservation(p, preemptible, op, start, args)
+            reservation(p, op, start, args)
         }
         _ if start != 0 => Err(Errno::EINVAL),
         XENMEM_MAXIMUM_RAM_PAGE => with_mm(p, |mm| mm.frames.nr_frames() as i64),
@@ -70,7 +70,7 @@ fn memory_map(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
 }
 
 /// The reservation operations.
-fn reservation(p: &mut impl Platform, preemptible: bool, op: u32, start: u64, args: [u64; 5]) -> Result<i64, Errno> {
+fn reservation(p: &mut impl Platform, op: u32, start: u64, args: [u64; 5]) -> Result<i64, Errno> {
     let r: XenMemoryReservation = read_guest(p, args[1])?;
     let n = r.nr_extents;
     // Too many to encode a continuation, or nothing left: Xen answers the start extent.
@@ -86,7 +86,7 @@ fn reservation(p: &mut impl Platform, preemptible: bool, op: u32, start: u64, ar
     if !no_list && GuestRange::new(list, n * 8).is_err() {
         return Ok(start as i64);
     }
-    let limit = if preemptible { u64::from(p.preempt_chunk().max(1)) } else { u64::MAX };
+    let limit = u64::from(p.preempt_chunk().max(1));
     let mut i = start;
     while i < n {
         if i - start >= limit {

@@ -4,7 +4,7 @@
 //! themselves are [`crate::mm`]'s.
 //!
 //! Batches stop at the first bad entry with its errno (earlier entries stay applied) and
-//! report in `*pdone` how many were done. A preemptible batch handles at most
+//! report in `*pdone` how many were done. A batch handles at most
 //! [`Platform::preempt_chunk`] entries per entry into the hypervisor, then continues
 //! itself: the guest re-executes the hypercall with the request pointer advanced and
 //! `count = remaining | MMU_UPDATE_PREEMPTED`, and the count done so far accumulates in
@@ -138,7 +138,7 @@ fn apply_update(mm: &mut Mm<'_, '_>, req: MmuUpdate, pg_owner: u16) -> Result<Op
 /// `pt_update(reqs, count, pdone, foreigndom)`.
 // Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
 #[inline(never)]
-pub(super) fn pt_update(p: &mut impl Platform, preemptible: bool, args: [u64; 5]) -> Result<i64, Errno> {
+pub(super) fn pt_update(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Errno> {
     let (reqs, pdone, foreigndom) = (args[0], args[2], args[3] as u32);
     let (count, done) = batch_start(p, args[1] as u32, pdone);
     GuestRange::new(reqs, u64::from(count) * 16)?;
@@ -151,7 +151,7 @@ pub(super) fn pt_update(p: &mut impl Platform, preemptible: bool, args: [u64; 5]
     }
     let pg_owner = page_owner(p, foreigndom as u16)?;
 
-    let limit = if preemptible { p.preempt_chunk().max(1) } else { u32::MAX };
+    let limit = p.preempt_chunk().max(1);
     let (mut i, mut rc, mut upper) = (0u32, Ok(()), false);
     while i < count && i < limit {
         let n = (count - i).min(limit - i).min(READ_BATCH as u32) as usize;
@@ -258,7 +258,7 @@ fn apply_ext(p: &mut impl Platform, op: MmuextOp) -> Result<(), Errno> {
 /// `mmuext_op(ops, count, pdone, foreigndom)`.
 // Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
 #[inline(never)]
-pub(super) fn mmuext_op(p: &mut impl Platform, preemptible: bool, args: [u64; 5]) -> Result<i64, Errno> {
+pub(super) fn mmuext_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Errno> {
     let (ops, pdone) = (args[0], args[2]);
     let (count, done) = batch_start(p, args[1] as u32, pdone);
     GuestRange::new(ops, u64::from(count) * 24)?;
@@ -270,7 +270,7 @@ pub(super) fn mmuext_op(p: &mut impl Platform, preemptible: bool, args: [u64; 5]
         return Err(Errno::EINVAL);
     }
 
-    let limit = if preemptible { p.preempt_chunk().max(1) } else { u32::MAX };
+    let limit = p.preempt_chunk().max(1);
     let (mut i, mut rc) = (0u32, Ok(()));
     while i < count && i < limit {
         let r = read_guest::<MmuextOp>(p, ops + u64::from(i) * 24).and_then(|op| apply_ext(p, op));

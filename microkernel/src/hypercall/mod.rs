@@ -111,9 +111,19 @@ pub trait Platform: GuestMemory {
     /// Arranges for the guest to make hypercall `nr` again with `args` when it resumes (Xen's
     /// `hypercall_create_continuation`): the guest's argument registers become `args` and
     /// its `rip` goes back to the `syscall` instruction. The handler returns `nr`, which
-    /// `dispatch` leaves in `rax`. Called at most once per hypercall, never inside a
-    /// `multicall`.
+    /// `dispatch` leaves in `rax`. A later call replaces an earlier one; a `multicall`
+    /// takes its calls' continuations back with [`Platform::take_continuation`].
     fn continuation(&mut self, _nr: u64, _args: [u64; 5]) {}
+    /// Takes back the continuation asked for since the last take (a call inside a
+    /// `multicall` stopped part-way), leaving none.
+    fn take_continuation(&mut self) -> Option<(u64, [u64; 5])> {
+        None
+    }
+    /// Whether the hypercall has held the CPU long enough that it should stop at the next
+    /// point where it can continue itself (Xen's `hypercall_preempt_check`). Default: never.
+    fn preempt_check(&self) -> bool {
+        false
+    }
     /// `GNTTABOP_setup_table` for domain `domid` (resolved and allowed): grows its grant
     /// table to at least `nr_frames` frames (shared with it writable) and returns them all.
     fn grant_setup_table(&mut self, _domid: u16, _nr_frames: u32) -> Result<alloc::vec::Vec<u64>, i16> {
@@ -212,26 +222,18 @@ pub trait Platform: GuestMemory {
 
 /// Decodes and runs one hypercall; returns the value for the guest's rax.
 pub fn dispatch(p: &mut impl Platform, nr: u64, args: [u64; 5]) -> i64 {
-    dispatch_call(p, nr, args, true)
-}
-
-/// [`dispatch`], saying whether long batches may be preempted (not inside a `multicall`,
-/// which makes no continuations).
-fn dispatch_call(p: &mut impl Platform, nr: u64, args: [u64; 5], preemptible: bool) -> i64 {
     let r = match Hypercall::try_from(nr) {
-        Ok(Hypercall::PtUpdate) => mm::pt_update(p, preemptible, args),
-        Ok(Hypercall::MmuextOp) => mm::mmuext_op(p, preemptible, args),
+        Ok(Hypercall::PtUpdate) => mm::pt_update(p, args),
+        Ok(Hypercall::MmuextOp) => mm::mmuext_op(p, args),
         Ok(Hypercall::UpdateVaMapping) => mm::update_va_mapping(p, args[0], args[1], args[2]),
         Ok(Hypercall::VmAssist) => mm::vm_assist(p, args[0] as u32, args[1] as u32),
-        Ok(Hypercall::MemoryOp) => memory::memory_op(p, preemptible, args),
-        Ok(Hypercall::Multicall) if preemptible => multicall::multicall(p, args[0], args[1]),
-        // A multicall inside a multicall (Xen: "Multicall reentry is disallowed").
-        Ok(Hypercall::Multicall) => Err(Errno::EINVAL),
+        Ok(Hypercall::MemoryOp) => memory::memory_op(p, args),
+        Ok(Hypercall::Multicall) => multicall::multicall(p, args[0], args[1]),
         Ok(Hypercall::ConsoleIo) => console::console_io(p, args[0] as u32, args[1] as u32, args[2]),
         Ok(Hypercall::XenVersion) => version::xen_version(p, args[0] as u32, args[1]),
         Ok(Hypercall::SchedOp) => sched::sched_op(p, args[0] as u32, args[1]),
         Ok(Hypercall::Domctl) => domctl::domctl(p, args[0]),
-        Ok(Hypercall::SetTrapTable) => traps::set_trap_table(p, preemptible, args[0]),
+        Ok(Hypercall::SetTrapTable) => traps::set_trap_table(p, args[0]),
         Ok(Hypercall::StackSwitch) => traps::stack_switch(p, args[0], args[1]),
         Ok(Hypercall::SetTimerOp) => {
             p.set_timer(args[0]);
@@ -246,7 +248,7 @@ fn dispatch_call(p: &mut impl Platform, nr: u64, args: [u64; 5], preemptible: bo
         }
         Ok(Hypercall::Iret) => traps::iret(p),
         Ok(Hypercall::SetSegmentBase) => segment::set_segment_base(p, args[0] as u32, args[1]),
-        Ok(Hypercall::GrantTableOp) => grant::grant_table_op(p, preemptible, args),
+        Ok(Hypercall::GrantTableOp) => grant::grant_table_op(p, args),
         Ok(Hypercall::Sysctl) => sysctl::sysctl(p, args[0]),
         Ok(Hypercall::VcpuOp) => vcpu::vcpu_op(p, args[0] as u32, args[1] as u32, args[2]),
         _ => Err(Errno::ENOSYS),
@@ -280,8 +282,12 @@ pub(crate) mod fake {
         pub mm: Option<crate::mm::fake::Env>,
         /// What `preempt_chunk` answers.
         pub chunk: u32,
-        /// Continuations asked for, in order.
+        /// Continuations asked for, in order (a `multicall` takes back the last).
         pub continuations: Vec<(u64, [u64; 5])>,
+        /// `preempt_check` says yes from its `n`-th call on (counting from 0); `None`: never.
+        pub preempt_after: Option<u32>,
+        /// How many times `preempt_check` was asked.
+        pub preempt_checks: core::cell::Cell<u32>,
         /// Segment bases set, in order.
         pub segment_bases: Vec<(SegmentBase, u64)>,
         /// Domain control operations carried out, as text.
@@ -318,6 +324,8 @@ pub(crate) mod fake {
                 mm: None,
                 chunk: u32::MAX,
                 continuations: Vec::new(),
+                preempt_after: None,
+                preempt_checks: core::cell::Cell::new(0),
                 segment_bases: Vec::new(),
                 domctl_calls: Vec::new(),
                 timers: Vec::new(),
@@ -448,6 +456,14 @@ pub(crate) mod fake {
         }
         fn continuation(&mut self, nr: u64, args: [u64; 5]) {
             self.continuations.push((nr, args));
+        }
+        fn take_continuation(&mut self) -> Option<(u64, [u64; 5])> {
+            self.continuations.pop()
+        }
+        fn preempt_check(&self) -> bool {
+            let n = self.preempt_checks.get();
+            self.preempt_checks.set(n + 1);
+            self.preempt_after.is_some_and(|after| n >= after)
         }
         fn domain_control(&mut self) -> &mut dyn DomainControl {
             self

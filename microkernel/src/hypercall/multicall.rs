@@ -2,10 +2,16 @@
 //! one's return value into its entry's `result` (Xen's `do_multicall`).
 //!
 //! `iret` and a nested `multicall` are refused inside a batch (result `-EINVAL`, and the
-//! batch goes on with the next entry). Calls inside a batch are never preempted: the
-//! dispatcher tells the batched handlers so, and they run to the end of their own batch.
+//! batch goes on with the next entry). A batch never holds the CPU for long, however many
+//! entries it has or however long each one is, exactly as Xen's:
+//! - between two entries, when [`Platform::preempt_check`] says other work is due, the
+//!   multicall continues itself from the next entry;
+//! - a call inside it may continue itself as it would alone (a long `pt_update`, say):
+//!   its new arguments are written back into its entry and the multicall continues from
+//!   that entry, so the guest re-enters the batch where it stopped (Xen's
+//!   `MCSF_call_preempted`). The entry's `result` is written only when it completes.
 
-use super::{dispatch_call, Platform};
+use super::{dispatch, Platform};
 use crate::guest_access::{read_guest, write_guest, GuestRange};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall::Hypercall;
@@ -14,19 +20,34 @@ use hypercall_abi::mmu::MulticallEntry;
 const ENTRY: u64 = core::mem::size_of::<MulticallEntry>() as u64;
 
 /// `multicall(calls, nr_calls)`: 0, or `EFAULT` if an entry cannot be read or its result
-/// written (the entries before it have run).
+/// written (the entries before it have run). Returns `Hypercall::Multicall` after asking
+/// for a continuation.
 // Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
 #[inline(never)]
 pub(super) fn multicall(p: &mut impl Platform, calls: u64, nr: u64) -> Result<i64, Errno> {
     let nr = u64::from(nr as u32);
     GuestRange::new(calls, nr * ENTRY)?;
+    let multicall = Hypercall::Multicall as u64;
     for i in 0..nr {
         let at = calls + i * ENTRY;
-        let e: MulticallEntry = read_guest(p, at)?;
+        if i > 0 && p.preempt_check() {
+            p.continuation(multicall, [at, nr - i, 0, 0, 0]);
+            return Ok(multicall as i64);
+        }
+        let mut e: MulticallEntry = read_guest(p, at)?;
         let result = match Hypercall::try_from(e.op) {
             Ok(Hypercall::Iret | Hypercall::Multicall) => Errno::EINVAL.to_ret(),
-            _ => dispatch_call(p, e.op, [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]], false),
+            _ => dispatch(p, e.op, [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]]),
         };
+        if let Some((op, args)) = p.take_continuation() {
+            // The call stopped part-way: its entry now says how to go on, and the batch
+            // resumes at it.
+            e.op = op;
+            e.args[..5].copy_from_slice(&args);
+            write_guest(p, at, &e)?;
+            p.continuation(multicall, [at, nr - i, 0, 0, 0]);
+            return Ok(multicall as i64);
+        }
         write_guest(p, at + core::mem::offset_of!(MulticallEntry, result) as u64, &(result as u64))?;
     }
     Ok(0)

@@ -63,8 +63,28 @@ fn bad_lists_are_efault_after_the_calls_before() {
     assert_eq!(dispatch(&mut p, Hypercall::Multicall as u64, [BASE + CALLS, 0, 0, 0, 0]), 0);
 }
 
+/// Runs the multicall at [`CALLS`] as a guest would: again after each continuation, with
+/// the arguments it left; returns the final result and how many entries into the
+/// hypervisor it took.
+fn run_to_completion(p: &mut FakePlatform, n: u64) -> (i64, u32) {
+    let mc = Hypercall::Multicall as u64;
+    let mut args = [BASE + CALLS, n, 0, 0, 0];
+    let mut entries = 0;
+    loop {
+        entries += 1;
+        let r = dispatch(p, mc, args);
+        if r != mc as i64 {
+            assert!(p.continuations.is_empty(), "a continuation with a final result");
+            return (r, entries);
+        }
+        let (nr, next) = p.continuations.pop().expect("a continuation");
+        assert_eq!(nr, mc, "only the multicall continues itself");
+        args = next;
+    }
+}
+
 #[test]
-fn calls_inside_a_multicall_are_never_preempted() {
+fn a_long_call_inside_a_multicall_continues_the_batch_at_its_entry() {
     let mut p = FakePlatform::new_with_mm(false, 16, 0x20000);
     p.chunk = 1024;
     let env = p.env();
@@ -74,9 +94,43 @@ fn calls_inside_a_multicall_are_never_preempted() {
     let reqs: Vec<MmuUpdate> = (0..3000).map(|i| MmuUpdate { ptr: (l1 << 12) | ((i % 512) * 8), val: pte_for(d, RO) * (i % 2) }).collect();
     put(&mut p, REQS, &reqs[..]);
     put(&mut p, PDONE, &0u32);
-    put(&mut p, CALLS, &[call(Hypercall::PtUpdate, [BASE + REQS, 3000, BASE + PDONE, DOMID_SELF.into(), 0])]);
-    assert_eq!(dispatch(&mut p, Hypercall::Multicall as u64, [BASE + CALLS, 1, 0, 0, 0]), 0);
-    assert!(p.continuations.is_empty());
-    assert_eq!((results(&p, 1)[0], get::<u32>(&p, PDONE)), (0, 3000));
+    put(&mut p, 0x10000, b"ok");
+    let calls = [
+        call(Hypercall::PtUpdate, [BASE + REQS, 3000, BASE + PDONE, DOMID_SELF.into(), 0]),
+        call(Hypercall::ConsoleIo, [0, 2, BASE + 0x10000, 0, 0]),
+    ];
+    put(&mut p, CALLS, &calls[..]);
+    let (r, entries) = run_to_completion(&mut p, 2);
+    assert_eq!((r, entries), (0, 3), "1024 requests per entry");
+    assert_eq!((results(&p, 2), get::<u32>(&p, PDONE)), (std::vec![0, 0], 3000));
+    assert_eq!(p.out, b"ok", "the call after it ran once");
+    // The preempted entry was rewritten to say how to go on, as Xen's.
+    let e: MulticallEntry = get(&p, CALLS);
+    assert_eq!(e.args[0], BASE + REQS + 2048 * 16);
     p.env().check_invariants();
+}
+
+#[test]
+fn a_multicall_of_many_calls_stops_when_preemption_is_due() {
+    let mut p = FakePlatform::new(false);
+    p.mem = std::vec![0; 0x20000];
+    let n = 1000u64;
+    let calls: Vec<MulticallEntry> = (0..n).map(|_| call(Hypercall::XenVersion, [0; 5])).collect();
+    put(&mut p, CALLS, &calls[..]);
+    // Preemption is due from the 100th check on: the batch continues from there.
+    p.preempt_after = Some(100);
+    let mc = Hypercall::Multicall as u64;
+    assert_eq!(dispatch(&mut p, mc, [BASE + CALLS, n, 0, 0, 0]), mc as i64);
+    assert_eq!(p.continuations, [(mc, [BASE + CALLS + 101 * 64, n - 101, 0, 0, 0])]);
+    let done = results(&p, n as usize).iter().filter(|&&r| r == (4 << 16) | 19).count();
+    assert_eq!(done, 101, "entries 0..=100 ran, the rest wait");
+    // Resumed (each entry again preempted after one call): every entry runs exactly once.
+    p.preempt_after = Some(0);
+    p.continuations.clear();
+    let mut args = [BASE + CALLS + 101 * 64, n - 101, 0, 0, 0];
+    while dispatch(&mut p, mc, args) == mc as i64 {
+        p.preempt_checks.set(0);
+        args = p.continuations.pop().unwrap().1;
+    }
+    assert!(results(&p, n as usize).iter().all(|&r| r == (4 << 16) | 19));
 }

@@ -10,18 +10,14 @@ use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall::Hypercall;
 use hypercall_abi::layout::FLAT_KERNEL_SS;
 
-pub(super) fn set_trap_table(p: &mut impl Platform, preemptible: bool, table: u64) -> Result<i64, Errno> {
-    let mut at = table;
-    loop {
-        match p.set_trap_table(at) {
-            Ok(SetTrapTable::Done { .. }) => return Ok(0),
-            Ok(SetTrapTable::Preempted { next, .. }) if preemptible => {
-                p.continuation(Hypercall::SetTrapTable as u64, [next, 0, 0, 0, 0]);
-                return Ok(Hypercall::SetTrapTable as i64);
-            }
-            Ok(SetTrapTable::Preempted { next, .. }) => at = next,
-            Err(e) => return Err(e.errno),
+pub(super) fn set_trap_table(p: &mut impl Platform, table: u64) -> Result<i64, Errno> {
+    match p.set_trap_table(table) {
+        Ok(SetTrapTable::Done { .. }) => Ok(0),
+        Ok(SetTrapTable::Preempted { next, .. }) => {
+            p.continuation(Hypercall::SetTrapTable as u64, [next, 0, 0, 0, 0]);
+            Ok(Hypercall::SetTrapTable as i64)
         }
+        Err(e) => Err(e.errno),
     }
 }
 
