@@ -114,7 +114,11 @@ impl XenControl {
             bound: BTreeMap::new(),
             consoles: Consoles::default(),
             on_console,
-            store: StoreService::new(),
+            store: {
+                let mut s = StoreService::new();
+                s.set_memory_probe(store_memory_low);
+                s
+            },
             on_store,
         }
     }
@@ -384,4 +388,14 @@ impl Control for XenControl {
     fn connect_store(&mut self, dom: u16, name: &str, channels: &DomainChannels) -> Result<(), Errno> {
         self.serve_store(dom, name, channels)
     }
+}
+
+/// dom0's heap space below which guests' store requests are refused (`ENOMEM`): room for
+/// the largest batch one guest's serve can allocate (20 outstanding requests at its quota)
+/// and dom0's own work.
+const STORE_LOW_WATER: usize = 512 * 1024;
+
+/// Whether dom0's heap is below [`STORE_LOW_WATER`].
+fn store_memory_low() -> bool {
+    pv_guest::heap::usage().1 < STORE_LOW_WATER
 }

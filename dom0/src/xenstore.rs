@@ -111,6 +111,8 @@ pub struct StoreService<P: SharedMem> {
     guests: BTreeMap<u16, GuestRing<P>>,
     /// Watch events for dom0's own connection, oldest first: (path, token).
     events: VecDeque<(String, String)>,
+    /// Whether dom0 is short of memory now ([`StoreService::set_memory_probe`]).
+    memory_low: fn() -> bool,
 }
 
 impl<P: SharedMem> Default for StoreService<P> {
@@ -131,6 +133,7 @@ impl<P: SharedMem> StoreService<P> {
             next_req: 1,
             guests: BTreeMap::new(),
             events: VecDeque::new(),
+            memory_low: || false,
         };
         // dom0 may write anywhere and has no quota: these cannot fail.
         let _ = s.write("/local/domain/0/name", DOM0_STORE_NAME.as_bytes());
@@ -180,6 +183,14 @@ impl<P: SharedMem> StoreService<P> {
         g.map(|g| g.page)
     }
 
+    /// Sets how the service learns that dom0 is short of memory: asked before each guest's
+    /// requests are served; while it says so, the store refuses guests' requests that could
+    /// allocate with `ENOMEM` ([`Store::set_memory_low`]), so that no guest input makes an
+    /// allocation fail in dom0 (which would end dom0, and the machine with it).
+    pub fn set_memory_probe(&mut self, low: fn() -> bool) {
+        self.memory_low = low;
+    }
+
     /// Serves the guests whose channels signalled (`ports`: dom0's ends) and every guest
     /// with replies or events waiting, until no ring makes progress; dom0's own events are
     /// set aside for [`StoreService::take_event`].
@@ -201,7 +212,10 @@ impl<P: SharedMem> StoreService<P> {
             for dom in todo {
                 let Some(g) = self.guests.get_mut(&dom) else { continue };
                 let Some(conn) = g.conn else { continue };
-                match serve(&mut self.store, conn, &mut g.end, &mut g.page) {
+                self.store.set_memory_low((self.memory_low)());
+                let served = serve(&mut self.store, conn, &mut g.end, &mut g.page);
+                self.store.set_memory_low(false);
+                match served {
                     Ok(o) if o.notify() => {
                         progress = true;
                         progressed.insert(dom);

@@ -2,9 +2,12 @@
 //! into one reply (plus watch events) queued on the connection. Node operations are in
 //! `ops`, watches in `watch`, the tree and transaction overlays in `tree`.
 
+mod memory;
 mod ops;
 mod tree;
 mod watch;
+
+pub use memory::DEFAULT_QUOTA_MEMORY;
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -51,6 +54,8 @@ pub struct Quotas {
     pub transaction_nodes: usize,
     /// Watch events queued and not yet taken by the ring.
     pub queued_events: usize,
+    /// Bytes of store memory the domain may hold (see [`memory`]).
+    pub memory: usize,
 }
 
 impl Default for Quotas {
@@ -63,6 +68,7 @@ impl Default for Quotas {
             entry_size: DEFAULT_QUOTA_ENTRY_SIZE,
             transaction_nodes: DEFAULT_QUOTA_TRANSACTION_NODES,
             queued_events: DEFAULT_QUOTA_QUEUED_EVENTS,
+            memory: DEFAULT_QUOTA_MEMORY,
         }
     }
 }
@@ -109,7 +115,19 @@ pub(crate) struct Connection {
     out: VecDeque<Message>,
     replies_queued: usize,
     events_queued: usize,
+    /// Bytes of the messages in `out` (see [`memory::message_cost`]).
+    queued_bytes: usize,
     dropped_events: u64,
+}
+
+impl Connection {
+    /// Store memory this connection holds besides the nodes its domain owns: open
+    /// transactions, watches, queued messages.
+    fn memory(&self) -> usize {
+        let txs: usize = self.txs.values().map(|t| memory::TX_OVERHEAD + t.bytes).sum();
+        let watches: usize = self.watches.iter().map(|w| memory::watch_cost(&w.path, &w.token)).sum();
+        txs + watches + self.queued_bytes
+    }
 }
 
 /// The store: the tree, every connection, per-domain quotas.
@@ -119,6 +137,8 @@ pub struct Store {
     next_conn: u32,
     quotas: BTreeMap<DomId, Quotas>,
     default_quotas: Quotas,
+    /// dom0 is short of memory: refuse what an unprivileged domain asks ([`Store::set_memory_low`]).
+    memory_low: bool,
     introduced: BTreeMap<DomId, ConnId>,
     special_perms: [Perms; 2],
     control: VecDeque<ControlRequest>,
@@ -142,6 +162,7 @@ impl Store {
             next_conn: 1,
             quotas: BTreeMap::new(),
             default_quotas: Quotas::default(),
+            memory_low: false,
             introduced: BTreeMap::new(),
             special_perms: [Perms::owned_by(DomId(0)), Perms::owned_by(DomId(0))],
             control: VecDeque::new(),
@@ -154,8 +175,8 @@ impl Store {
     }
 
     fn create_as_dom0(&mut self, p: &str) {
-        let mut view = tree::View { tree: &mut self.tree, tx: None, tx_limit: usize::MAX };
-        let ctx = ops::Ctx { domid: DomId(0), privileged: true, quotas: self.default_quotas };
+        let mut view = tree::View { tree: &mut self.tree, tx: None, tx_limit: usize::MAX, budget: usize::MAX };
+        let ctx = ops::Ctx { domid: DomId(0), privileged: true, quotas: self.default_quotas, mem_budget: usize::MAX };
         // Creating as dom0 cannot fail: dom0 has no quota and may write everywhere; the paths
         // are our own constants and `/local/domain/<id>`.
         if let Ok(events) = ops::mkdir(&mut view, &ctx, p) {
@@ -196,6 +217,7 @@ impl Store {
                 out: VecDeque::new(),
                 replies_queued: 0,
                 events_queued: 0,
+                queued_bytes: 0,
                 dropped_events: 0,
             },
         );
@@ -275,6 +297,7 @@ impl Store {
     pub fn pop_output(&mut self, conn: ConnId) -> Option<Message> {
         let c = self.conns.get_mut(&conn)?;
         let m = c.out.pop_front()?;
+        c.queued_bytes = c.queued_bytes.saturating_sub(memory::message_cost(&m));
         if m.header.msg_type == MsgType::WatchEvent as u32 {
             c.events_queued -= 1;
         } else {
@@ -329,25 +352,53 @@ impl Store {
     fn queue_reply(&mut self, conn: ConnId, reply: Message) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.replies_queued += 1;
+            c.queued_bytes += memory::message_cost(&reply);
             c.out.push_back(reply);
         }
     }
 
+    /// Queues a watch event for `conn`, or drops it (counted) when its queue is full or it
+    /// would take the domain past its memory quota.
     pub(crate) fn queue_event(&mut self, conn: ConnId, event: Message) {
-        let limit_of = |c: &Connection| self.quotas.get(&c.domid).copied().unwrap_or(self.default_quotas);
-        let Some(limit) = self.conns.get(&conn).map(|c| limit_of(c).queued_events) else { return };
-        let c = self.conns.get_mut(&conn).expect("checked above");
-        if c.events_queued >= limit {
+        let Some(c) = self.conns.get(&conn) else { return };
+        let (domid, privileged) = (c.domid, c.privileged);
+        let q = self.quotas(domid);
+        let cost = memory::message_cost(&event);
+        let over_memory = !privileged && self.memory_of(domid) + cost > q.memory;
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if c.events_queued >= q.queued_events || over_memory {
             c.dropped_events += 1;
             return;
         }
         c.events_queued += 1;
+        c.queued_bytes += cost;
         c.out.push_back(event);
+    }
+
+    /// Bytes of store memory charged to `domid`: the nodes it owns, and its connections'
+    /// transactions, watches and queued messages (see [`memory`]).
+    pub fn memory_of(&self, domid: DomId) -> usize {
+        let conns: usize = self.conns.values().filter(|c| c.domid == domid).map(Connection::memory).sum();
+        self.tree.bytes_owned_by(domid) + conns
+    }
+
+    /// Says whether dom0 is short of memory: while it is, every request of an unprivileged
+    /// domain that could allocate is refused with `ENOMEM` (whatever its quota), so that an
+    /// allocation never fails inside the store. The service sets this from its heap's free
+    /// space before each request.
+    pub fn set_memory_low(&mut self, low: bool) {
+        self.memory_low = low;
     }
 
     fn ctx(&self, conn: ConnId) -> ops::Ctx {
         let c = &self.conns[&conn];
-        ops::Ctx { domid: c.domid, privileged: c.privileged, quotas: self.quotas(c.domid) }
+        let quotas = self.quotas(c.domid);
+        let mem_budget = match (c.privileged, self.memory_low) {
+            (true, _) => usize::MAX,
+            (false, true) => 0,
+            (false, false) => quotas.memory.saturating_sub(self.memory_of(c.domid)),
+        };
+        ops::Ctx { domid: c.domid, privileged: c.privileged, quotas, mem_budget }
     }
 
     fn dispatch(&mut self, conn: ConnId, msg: &Message) -> Result<(MsgType, Vec<u8>), XsError> {
@@ -432,6 +483,9 @@ impl Store {
         let c = self.conns.get_mut(&conn).ok_or(XsError::EINVAL)?;
         if !ctx.privileged && c.txs.len() >= ctx.quotas.transactions {
             return Err(XsError::ENOSPC);
+        }
+        if memory::TX_OVERHEAD > ctx.mem_budget {
+            return Err(XsError::ENOMEM);
         }
         let mut id = c.next_tx;
         while id == 0 || c.txs.contains_key(&id) {

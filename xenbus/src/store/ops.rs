@@ -17,6 +17,9 @@ pub(crate) struct Ctx {
     pub domid: DomId,
     pub privileged: bool,
     pub quotas: Quotas,
+    /// Bytes this request may add to the requester's store memory (see [`super::memory`]);
+    /// `usize::MAX` for a privileged one.
+    pub mem_budget: usize,
 }
 
 /// A change to report to watchers: the node path, the permissions that decide who may see
@@ -71,6 +74,9 @@ fn create(view: &mut View<'_>, ctx: &Ctx, path: &str, value: Vec<u8>, events: &m
     if !ctx.privileged && view.owned_by(ctx.domid) + missing.len() > ctx.quotas.nodes {
         return Err(XsError::ENOSPC);
     }
+    // The whole cost up front, so that a write that cannot be afforded creates nothing.
+    let cost: usize = missing.iter().map(|p| super::memory::new_node_cost(p, &top_parent.perms)).sum();
+    view.can_afford(cost + value.len())?;
     let mut final_perms = top_parent.perms.clone();
     for (i, p) in missing.iter().rev().enumerate() {
         let par = path::parent(p).ok_or(XsError::EINVAL)?;
@@ -237,7 +243,7 @@ impl Store {
             id => Some(self.conns.get_mut(&conn).ok_or(XsError::EINVAL)?.txs.get_mut(&id).ok_or(XsError::ENOENT)?),
         };
         let tx_limit = if ctx.privileged { usize::MAX } else { ctx.quotas.transaction_nodes };
-        let mut view = View { tree: &mut self.tree, tx, tx_limit };
+        let mut view = View { tree: &mut self.tree, tx, tx_limit, budget: ctx.mem_budget };
         let result = run(&mut view, ctx, ty, p, &mut events);
         if let Some(tx) = view.tx {
             tx.events.append(&mut events);

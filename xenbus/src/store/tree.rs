@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use hypercall_abi::DomId;
 
+use super::memory::{node_cost, read_cost};
 use crate::path::Perms;
 use crate::wire::XsError;
 
@@ -26,17 +27,19 @@ impl Node {
     }
 }
 
-/// The committed tree: path → node, plus nodes owned per domain (for the node quota).
+/// The committed tree: path → node, plus nodes and bytes owned per domain (for the node
+/// and memory quotas).
 #[derive(Debug)]
 pub(crate) struct Tree {
     pub nodes: BTreeMap<String, Node>,
     pub generation: u64,
     pub owned: BTreeMap<DomId, usize>,
+    pub owned_bytes: BTreeMap<DomId, usize>,
 }
 
 impl Tree {
     pub fn new(root_perms: Perms) -> Tree {
-        let mut tree = Tree { nodes: BTreeMap::new(), generation: 0, owned: BTreeMap::new() };
+        let mut tree = Tree { nodes: BTreeMap::new(), generation: 0, owned: BTreeMap::new(), owned_bytes: BTreeMap::new() };
         tree.put(String::from("/"), Node::new(Vec::new(), root_perms));
         tree
     }
@@ -49,24 +52,34 @@ impl Tree {
         self.owned.get(&domid).copied().unwrap_or(0)
     }
 
-    fn count(&mut self, owner: DomId, delta: isize) {
+    /// Bytes of store data in the tree owned by `domid` (see [`super::memory`]).
+    pub fn bytes_owned_by(&self, domid: DomId) -> usize {
+        self.owned_bytes.get(&domid).copied().unwrap_or(0)
+    }
+
+    fn count(&mut self, owner: DomId, path: &str, node: &Node, sign: isize) {
         let c = self.owned.entry(owner).or_insert(0);
-        *c = c.saturating_add_signed(delta);
+        *c = c.saturating_add_signed(sign);
+        let cost = node_cost(path, node) as isize;
+        let b = self.owned_bytes.entry(owner).or_insert(0);
+        *b = b.saturating_add_signed(sign * cost);
     }
 
     pub fn put(&mut self, path: String, mut node: Node) {
         self.generation += 1;
         node.generation = self.generation;
-        self.count(node.perms.owner(), 1);
-        if let Some(old) = self.nodes.insert(path, node) {
-            self.count(old.perms.owner(), -1);
+        self.count(node.perms.owner(), &path, &node, 1);
+        let old = self.nodes.remove(&path);
+        if let Some(old) = &old {
+            self.count(old.perms.owner(), &path, old, -1);
         }
+        self.nodes.insert(path, node);
     }
 
     pub fn remove(&mut self, path: &str) {
         if let Some(old) = self.nodes.remove(path) {
             self.generation += 1;
-            self.count(old.perms.owner(), -1);
+            self.count(old.perms.owner(), path, &old, -1);
         }
     }
 }
@@ -81,6 +94,8 @@ pub(crate) struct TxState {
     pub events: Vec<(String, Vec<Perms>, bool)>,
     /// Change in nodes owned, per domain, if this commits.
     pub owned_delta: BTreeMap<DomId, isize>,
+    /// Bytes the transaction holds privately (its reads and writes, see [`super::memory`]).
+    pub bytes: usize,
 }
 
 impl TxState {
@@ -113,16 +128,40 @@ pub(crate) struct View<'a> {
     pub tx: Option<&'a mut TxState>,
     /// Largest `TxState::size` allowed.
     pub tx_limit: usize,
+    /// Bytes the operation may add to its requester's store memory (its memory quota less
+    /// what it holds already); `usize::MAX` for a privileged requester.
+    pub budget: usize,
 }
 
 impl View<'_> {
+    /// Takes `bytes` of the budget, or `ENOMEM` (and nothing is taken) when it has not
+    /// that much left.
+    fn charge(&mut self, bytes: usize) -> Result<(), XsError> {
+        self.budget = self.budget.checked_sub(bytes).ok_or(XsError::ENOMEM)?;
+        Ok(())
+    }
+
+    /// `ENOMEM` unless `bytes` fit in what is left of the budget (nothing is taken): for an
+    /// operation that checks its whole cost before its first change.
+    pub fn can_afford(&self, bytes: usize) -> Result<(), XsError> {
+        if bytes > self.budget {
+            return Err(XsError::ENOMEM);
+        }
+        Ok(())
+    }
+
     fn note_read(&mut self, path: &str) -> Result<(), XsError> {
-        if let Some(tx) = self.tx.as_deref_mut() {
-            if !tx.reads.contains_key(path) {
-                if tx.size() >= self.tx_limit {
-                    return Err(XsError::ENOSPC);
-                }
-                tx.reads.insert(String::from(path), self.tree.generation_of(path));
+        let needs = self.tx.as_deref().is_some_and(|tx| !tx.reads.contains_key(path));
+        if needs {
+            let tx_full = self.tx.as_deref().is_some_and(|tx| tx.size() >= self.tx_limit);
+            if tx_full {
+                return Err(XsError::ENOSPC);
+            }
+            self.charge(read_cost(path))?;
+            let generation = self.tree.generation_of(path);
+            if let Some(tx) = self.tx.as_deref_mut() {
+                tx.reads.insert(String::from(path), generation);
+                tx.bytes += read_cost(path);
             }
         }
         Ok(())
@@ -147,13 +186,27 @@ impl View<'_> {
     }
 
     fn set(&mut self, path: &str, node: Option<Node>) -> Result<(), XsError> {
-        let old_owner = self.get(path)?.map(|n| n.perms.owner());
+        let old = self.get(path)?;
+        let old_owner = old.as_ref().map(|n| n.perms.owner());
         let new_owner = node.as_ref().map(|n| n.perms.owner());
+        let new_cost = node.as_ref().map_or(0, |n| node_cost(path, n));
+        let tx_full = self.tx.as_deref().is_some_and(|tx| !tx.writes.contains_key(path) && tx.size() >= self.tx_limit);
+        if tx_full {
+            return Err(XsError::ENOSPC);
+        }
+        // In a transaction the new node is a private copy (a delete still holds its path);
+        // on the tree it replaces the old node.
+        let growth = match self.tx.as_deref() {
+            Some(tx) => {
+                let held = tx.writes.get(path).map(|w| w.as_ref().map_or(path.len(), |n| node_cost(path, n)));
+                new_cost.max(path.len()).saturating_sub(held.unwrap_or(0))
+            }
+            None => new_cost.saturating_sub(old.as_ref().map_or(0, |n| node_cost(path, n))),
+        };
+        self.charge(growth)?;
         match self.tx.as_deref_mut() {
             Some(tx) => {
-                if !tx.writes.contains_key(path) && tx.size() >= self.tx_limit {
-                    return Err(XsError::ENOSPC);
-                }
+                tx.bytes += growth;
                 if let Some(o) = old_owner {
                     *tx.owned_delta.entry(o).or_insert(0) -= 1;
                 }

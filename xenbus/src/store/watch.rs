@@ -35,6 +35,10 @@ impl Store {
         if !ctx.privileged && c.watches.len() >= ctx.quotas.watches {
             return Err(XsError::E2BIG);
         }
+        // The watch, and the event it fires at once.
+        if super::memory::watch_cost(&abs, token) * 2 + raw.len() > ctx.mem_budget {
+            return Err(XsError::ENOMEM);
+        }
         let relative = !raw.starts_with('/') && !raw.starts_with('@');
         c.watches.push(Watch { path: abs, token: String::from(token), relative });
         self.initial_event = Some((conn, event(raw, token)));
