@@ -34,6 +34,7 @@ pub const GUESTS: &[&str] = &[
     "echo",
     "grant-test",
     "store-test",
+    "hostile",
 ];
 
 /// Where the workspace and its build outputs are.

@@ -13,6 +13,7 @@ use crate::expect::CheckInput;
 use crate::qemu::{Exit, InputMode};
 use std::time::Duration;
 
+mod hostile;
 mod xl;
 
 /// A kernel image a scenario boots.
@@ -493,6 +494,7 @@ pub fn all() -> Vec<Scenario> {
         },
     ];
     all.extend(xl::scenarios());
+    all.extend(hostile::scenarios());
     all
 }
 

@@ -64,7 +64,7 @@ const ANY_ROW: &str = r"^(\S+) +([0-9]+) +([0-9]+) +[0-9]+ +([-rbpscd]{6}) +([0-
 /// The header of `xl list`.
 const LIST_HEADER: &str = r"^Name +ID +Mem +VCPUs +State +Time\(s\)$";
 /// dom0's `info` memory line, with the free KiB captured.
-const INFO_FREE: &str = r"^memory: total [0-9]+ KiB \([0-9]+ MiB\), free ([0-9]+) KiB";
+pub(super) const INFO_FREE: &str = r"^memory: total [0-9]+ KiB \([0-9]+ MiB\), free ([0-9]+) KiB";
 /// A counter line, with its number captured.
 const COUNTER_LINE: &str = r"\[counter\] counter: ([0-9]+)$";
 
@@ -1094,7 +1094,7 @@ fn crash_contained(input: &CheckInput) -> Result<(), String> {
 
 /// `xl-grant-share`: every frame of both guests, the granted ones the mapper still mapped
 /// when the granter died included, is free again once both are gone.
-fn grant_leaves_nothing(input: &CheckInput) -> Result<(), String> {
+pub(super) fn grant_leaves_nothing(input: &CheckInput) -> Result<(), String> {
     let last = input.hits.len() - 2;
     let (before, after) = (number(input, 0, 1)?, number(input, last, 1)?);
     if before != after {
@@ -1157,7 +1157,7 @@ fn probe_ran_every_check(input: &CheckInput) -> Result<(), String> {
     Ok(())
 }
 
-fn number(input: &CheckInput, hit: usize, group: usize) -> Result<u64, String> {
+pub(super) fn number(input: &CheckInput, hit: usize, group: usize) -> Result<u64, String> {
     input
         .hits
         .get(hit)
