@@ -23,10 +23,10 @@ use alloc::format;
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicU64, Ordering};
 use pv_guest::grant::{self, GrantTable};
-use pv_guest::hypercall_abi::callback::{CALLBACKOP_REGISTER, CALLBACKTYPE_FAILSAFE};
+use pv_guest::hypercall_abi::callback::CALLBACKTYPE_FAILSAFE;
 use pv_guest::hypercall_abi::errno::Errno;
 use pv_guest::hypercall_abi::grant_table::*;
-use pv_guest::hypercall_abi::hypercall::Hypercall;
+use pv_guest::hypercall_abi::hypercall::{Hypercall, HYPERCALL_STUB_SIZE};
 use pv_guest::hypercall_abi::arch::TrapInfo;
 use pv_guest::hypercall_abi::layout::FLAT_KERNEL_CS;
 use pv_guest::mm::xen::GuestMm;
@@ -96,24 +96,20 @@ fn iret_bad_ss() -> ! {
             in("rdx") BAD_SS,
             in("rsi") u64::from(FLAT_KERNEL_CS & !3),
             in("rdi") target,
-            off = const Hypercall::Iret as usize * 32,
+            off = const Hypercall::Iret as usize * HYPERCALL_STUB_SIZE,
             options(att_syntax, noreturn)
         )
     }
 }
 
 fn register_failsafe() -> i64 {
-    #[repr(C)]
-    struct Register {
-        ty: u32,
-        flags: u32,
-        address: u64,
-    }
-    let r = Register { ty: CALLBACKTYPE_FAILSAFE, flags: 0, address: hostile_failsafe as *const () as u64 };
-    // SAFETY: callback_op reads the struct, which lives across the call.
-    unsafe {
-        pv_guest::hypercall::hypercall(Hypercall::CallbackOp as u64, u64::from(CALLBACKOP_REGISTER), &raw const r as u64, 0, 0, 0)
-    }
+    let r = events::CallbackRegister {
+        kind: CALLBACKTYPE_FAILSAFE as u16,
+        flags: 0,
+        pad: 0,
+        address: hostile_failsafe as *const () as u64,
+    };
+    events::callback_register_raw(&r)
 }
 
 // The `int3` handler of `df-handler`, raw (the kit's stubs run `cld` before Rust code):
@@ -130,7 +126,7 @@ global_asm!(
     "    pushq $0",
     "    jmp hypercall_page + {off}",
     seen = sym HANDLER_RFLAGS,
-    off = const Hypercall::Iret as usize * 32,
+    off = const Hypercall::Iret as usize * HYPERCALL_STUB_SIZE,
     options(att_syntax)
 );
 
