@@ -719,4 +719,9 @@ fn main(si: &'static StartInfo) -> ! {
     shell.run_forever()
 }
 
-pv_guest::entry!(main);
+/// dom0's heap: the store (at most `xenbus::store::DEFAULT_QUOTA_MEMORY` per guest,
+/// refused past [`xen_control`]'s low-water mark), the toolstack and the p2m of a guest
+/// being built.
+const DOM0_HEAP: usize = 8 << 20;
+
+pv_guest::entry!(main, heap = DOM0_HEAP);

@@ -1,5 +1,6 @@
-//! The guest heap (guest target only): a `linked_list_allocator` over a static 2 MiB array
-//! in .bss. (Later the heap moves to memory taken from the domain's own pages.)
+//! The guest heap (guest target only): a `linked_list_allocator` over a static array in the
+//! binary's .bss, 2 MiB unless the binary asks for more (`entry!(main, heap = BYTES)`;
+//! dom0 does, for the store and the toolstack).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
@@ -9,17 +10,40 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use linked_list_allocator::Heap;
 use spin::Mutex;
 
-/// Size of the static heap.
-pub const HEAP_SIZE: usize = 2 * 1024 * 1024;
+/// Size of the heap of a binary that does not choose one.
+pub const DEFAULT_HEAP_SIZE: usize = 2 * 1024 * 1024;
 
+/// The heap's memory: a page-aligned static array, defined in the binary by [`crate::entry!`].
 #[repr(C, align(4096))]
-struct HeapSpace(UnsafeCell<[u8; HEAP_SIZE]>);
+pub struct HeapArea<const N: usize>(UnsafeCell<[u8; N]>);
 
-// SAFETY: the space is handed to the allocator once (guarded by `INITIALISED`) and only
-// touched through it afterwards.
-unsafe impl Sync for HeapSpace {}
+// SAFETY: the area is handed to the allocator once (guarded by `INITIALISED`) and only
+// touched through it afterwards; `span` gives out its address, never a reference.
+unsafe impl<const N: usize> Sync for HeapArea<N> {}
 
-static HEAP_SPACE: HeapSpace = HeapSpace(UnsafeCell::new([0; HEAP_SIZE]));
+impl<const N: usize> HeapArea<N> {
+    /// An all-zero area (placed in .bss).
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        HeapArea(UnsafeCell::new([0; N]))
+    }
+
+    /// Where the area is and how long.
+    pub fn span(&'static self) -> HeapSpan {
+        HeapSpan {
+            start: self.0.get().cast(),
+            len: N,
+        }
+    }
+}
+
+/// A heap area by address and length (what `__pv_guest_heap` returns).
+#[derive(Clone, Copy)]
+pub struct HeapSpan {
+    start: *mut u8,
+    len: usize,
+}
+
 static INITIALISED: AtomicBool = AtomicBool::new(false);
 
 struct GuestHeap(Mutex<Heap>);
@@ -45,19 +69,20 @@ unsafe impl GlobalAlloc for GuestHeap {
 #[global_allocator]
 static ALLOCATOR: GuestHeap = GuestHeap(Mutex::new(Heap::empty()));
 
-/// Hands the static space to the allocator (once; later calls do nothing).
-pub(crate) fn init() {
+/// Hands the binary's heap area to the allocator (once; later calls do nothing).
+pub(crate) fn init(area: HeapSpan) {
     if INITIALISED.swap(true, Ordering::AcqRel) {
         return;
     }
-    // SAFETY: the space is a static array used by nothing else, valid for the program's
-    // lifetime, and given to the allocator exactly once (the swap above).
-    unsafe {
-        ALLOCATOR
-            .0
-            .lock()
-            .init(HEAP_SPACE.0.get().cast(), HEAP_SIZE)
-    }
+    // SAFETY: `area` comes from `HeapArea::span` of the binary's one static area (defined
+    // by `entry!`), used by nothing else, valid for the program's lifetime, and given to
+    // the allocator exactly once (the swap above).
+    unsafe { ALLOCATOR.0.lock().init(area.start, area.len) }
+}
+
+/// Size of the heap in bytes.
+pub fn size() -> usize {
+    ALLOCATOR.0.lock().size()
 }
 
 /// `(used, free)` bytes of the heap.

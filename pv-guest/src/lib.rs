@@ -150,19 +150,33 @@ impl GuestMain for fn(&'static StartInfo) -> ! {
 /// `pv_guest::entry!(path::to::main)` where main is
 /// `fn main(si: &'static StartInfo) -> R` with `R` one of `()`, [`ShutdownReason`] or
 /// `Result<(), impl Display>` (see [`GuestExit`]), or `fn main(si: &'static StartInfo) -> !`.
+/// `pv_guest::entry!(main, heap = BYTES)` sizes the heap (default
+/// [`heap::DEFAULT_HEAP_SIZE`], 2 MiB); the heap lives in the binary's .bss, so it is part
+/// of the initial region the domain builder maps.
 ///
 /// The kit calls main after zeroing .bss, switching to its 64 KiB boot stack, checking the
 /// start_info magic (`"xen-..."`) and setting up the console and the heap. When main
 /// returns, the domain shuts down: poweroff for `()`, the given reason otherwise. A `-> !`
 /// main shuts down itself with `hypercall::sched_shutdown`. Use the macro exactly once,
-/// in the guest binary; it defines the symbol `__pv_guest_main` that the start code calls.
+/// in the guest binary; it defines the symbols `__pv_guest_main` and `__pv_guest_heap`
+/// that the start code calls.
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
+        $crate::entry!($main, heap = $crate::heap::DEFAULT_HEAP_SIZE);
+    };
+    ($main:path, heap = $size:expr) => {
         #[doc(hidden)]
         #[unsafe(no_mangle)]
         pub fn __pv_guest_main(si: &'static $crate::StartInfo) -> $crate::ShutdownReason {
             $crate::GuestMain::run($main as fn(&'static $crate::StartInfo) -> _, si)
+        }
+
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub fn __pv_guest_heap() -> $crate::heap::HeapSpan {
+            static AREA: $crate::heap::HeapArea<{ $size }> = $crate::heap::HeapArea::new();
+            AREA.span()
         }
     };
 }

@@ -117,6 +117,8 @@ pub fn current() -> &'static StartInfo {
 unsafe extern "Rust" {
     /// The guest's main, defined by [`crate::entry!`].
     fn __pv_guest_main(si: &'static StartInfo) -> ShutdownReason;
+    /// The guest's heap area, defined by [`crate::entry!`].
+    fn __pv_guest_heap() -> crate::heap::HeapSpan;
 }
 
 /// Rust entry from `_start`: validate start_info, set up console and heap, run main, and
@@ -136,7 +138,8 @@ extern "C" fn pv_guest_start(si: *const StartInfo) -> ! {
     START_INFO.store((si as *const StartInfo).cast_mut(), Ordering::Release);
     // A domU prints through its console ring from here on; the heap needs setting up.
     crate::console_ring::init(si);
-    crate::heap::init();
+    // SAFETY: defined by `entry!` with exactly this signature (see `__pv_guest_main`).
+    crate::heap::init(unsafe { __pv_guest_heap() });
     // SAFETY: `__pv_guest_main` is defined by `entry!` with exactly this signature; a guest
     // binary that does not use `entry!` fails to link.
     let reason = unsafe { __pv_guest_main(si) };
