@@ -298,9 +298,14 @@ impl<P: SharedMem, D: Doorbell<P>> Transport for RingTransport<P, D> {
 
     fn receive(&mut self) -> Result<Vec<u8>, ClientError> {
         loop {
-            if let Some(m) = self.end.read_message(&mut self.page).map_err(ClientError::Ring)? {
-                // We freed ring space; the store may be waiting to send more.
+            let cons = self.end.consumed();
+            let m = self.end.read_message(&mut self.page).map_err(ClientError::Ring)?;
+            if self.end.consumed() != cons {
+                // We freed ring space; the store may be waiting to send more (of a reply
+                // longer than the ring, too).
                 self.doorbell.notify(&mut self.page);
+            }
+            if let Some(m) = m {
                 return Ok(m);
             }
             self.doorbell.wait(&mut self.page);

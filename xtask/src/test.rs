@@ -229,7 +229,18 @@ fn run_one(layout: &Layout, scenario: &Scenario) -> Result<(), String> {
     let inputs: Vec<String> = scenario.input.iter().map(|s| s.to_string()).collect();
     let session = run_scripted(cmd, PROMPT, &inputs, scenario.input_mode, scenario.timeout)
         .map_err(|e| format!("{e:#}"))?;
-    judge(scenario, &session).map_err(|why| failure_report(&why, &session))
+    // The whole console of a failed run, for what the tail does not show.
+    let dir = layout.boot_dir().join("failed");
+    let path = dir.join(format!("{}.log", scenario.name));
+    let _ = std::fs::remove_file(&path);
+    judge(scenario, &session).map_err(|why| {
+        let mut report = failure_report(&why, &session);
+        let written = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, session.lines().join("\n") + "\n"));
+        if written.is_ok() {
+            report += &format!("    whole console: {}\n", path.display());
+        }
+        report
+    })
 }
 
 fn failure_report(why: &str, session: &Session) -> String {

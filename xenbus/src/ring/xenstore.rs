@@ -158,6 +158,12 @@ impl XsRingEnd {
         }
     }
 
+    /// Bytes taken from the ring so far (the consumer index, wrapping): a reader that took
+    /// part of a message without completing it has still made room the writer may wait for.
+    pub fn consumed(&self) -> u32 {
+        self.in_cons
+    }
+
     /// Whether the previous message has been sent completely.
     pub fn output_idle(&self) -> bool {
         self.out_pos == self.outbuf.len()

@@ -94,5 +94,101 @@ pub fn scenarios() -> Vec<Scenario> {
             r"\[hostile\] hostile: evtchn-nodomain alloc_unbound: Err\(.ESRCH.\)$",
             r"\[hostile\] TESTS DONE 1 passed, 0 failed$",
         ]),
+        // Store quotas (XSA-326) and permissions.
+        attack!("xsa-326-store-memory", "store-flood", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
+            r"\[hostile\] hostile: store-flood wrote [0-9]+ values of 2 KiB, then ENOMEM$",
+            r"\[hostile\] TESTS DONE 8 passed, 0 failed$",
+        ]),
+        attack!("xsa-store-permissions", "store-perms", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
+            r"\[hostile\] TESTS DONE 7 passed, 0 failed$",
+        ]),
+        // A multicall of minutes of page-table work (XSA-45 class): dom0 and the bystander
+        // keep running while it does, and `xl destroy` ends it in the middle.
+        Scenario {
+            name: "xsa-45-multicall-preemption",
+            modules: &[
+                Image::Guest("counter"),
+                Image::Guest("hostile"),
+                Image::Config("counter.cfg"),
+                Image::Config("hostile-multicall-flood.cfg"),
+            ],
+            input: &[
+                "info",
+                "xl create counter.cfg",
+                wait_for!(r"\[counter\] counter: "),
+                "xl create hostile-multicall-flood.cfg",
+                wait_for!(r"\[hostile\] hostile: multicall-flood started"),
+                wait_for!(r"\[counter\] counter: "),
+                wait_for!(r"\[counter\] counter: "),
+                wait_for!(r"\[counter\] counter: "),
+                "xl list",
+                wait_for!(r"^hostile +[0-9]+ "),
+                "xl destroy hostile",
+                wait_for!(r"^xl: domain hostile \([0-9]+\) destroyed$"),
+                wait_for!(r"\[counter\] counter: "),
+                "xl destroy counter",
+                "info",
+                "shutdown",
+            ],
+            expect: &[
+                INFO_FREE,
+                r"\[hostile\] hostile: multicall-flood started: 2048 entries of 8192 updates$",
+                r"\[counter\] counter: ",
+                r"\[counter\] counter: ",
+                r"^hostile +[0-9]+ ",
+                r"^xl: domain hostile \([0-9]+\) destroyed$",
+                r"\[counter\] counter: ",
+                INFO_FREE,
+                r"^dom0: powering off$",
+            ],
+            forbid: &["PANIC", r"\(mk\) d0 crashed", r"multicall-flood finished", r"counter.*crashed", r"hostile.*crashed"],
+            check: Some(grant_leaves_nothing),
+            timeout: Duration::from_secs(90),
+            ..DEFAULT
+        },
+        // Long operations are preempted (XSA-45 class).
+        attack!("xsa-45-console-write", "console-flood", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
+            r"\[hostile\] hostile: flood 00000 \*+$",
+            r"\[hostile\] hostile: flood 01023 \*+$",
+            r"\[hostile\] TESTS DONE 1 passed, 0 failed$",
+        ]),
+        // Page-table validation (XSA-148/182 class) and linear page tables (XSA-240).
+        attack!("xsa-148-pt-validation", "pt-validation", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
+            r"\[hostile\] TESTS DONE 8 passed, 0 failed$",
+        ]),
+        attack!("xsa-240-linear-pt", "linear-pt", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
+            r"\[hostile\] TESTS DONE 6 passed, 0 failed$",
+        ]),
+        // Grant map and copy with hostile arguments.
+        attack!("xsa-grant-map-args", "grant-map", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
+            r"\[hostile\] TESTS DONE 10 passed, 0 failed$",
+        ]),
+        attack!("xsa-grant-copy-args", "grant-copy", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
+            r"\[hostile\] TESTS DONE 8 passed, 0 failed$",
+        ]),
+        // Event channels used wrongly.
+        attack!("xsa-evtchn-misuse", "evtchn-misuse", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
+            r"\[hostile\] TESTS DONE 12 passed, 0 failed$",
+        ]),
+        // Hypercall arguments that point where the guest may not.
+        attack!("xsa-guest-pointers", "guest-pointers", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
+            r"\[hostile\] TESTS DONE 33 passed, 0 failed$",
+        ]),
+        // Memory given back is scrubbed (XSA-100 class).
+        attack!("xsa-100-scrub", "scrub", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
+            r"\[hostile\] hostile: scrub 16 pages given back and reclaimed, 0 not zero$",
+            r"\[hostile\] TESTS DONE 1 passed, 0 failed$",
+        ]),
+        // vcpu_op for vCPUs that do not exist, and buffers not the guest's.
+        attack!("xsa-vcpu-op-args", "vcpu-op", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
+            r"\[hostile\] TESTS DONE 5 passed, 0 failed$",
+        ]),
+        // Callbacks and trap handlers pointed into the hypervisor (iret and callbacks).
+        attack!("xsa-callback-in-hypervisor", "callback-hv", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
+            r"\[hostile\] TESTS DONE 3 passed, 0 failed$",
+        ]),
+        attack!("xsa-trap-in-hypervisor", "trap-hv", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
+            r"\[hostile\] TESTS DONE 4 passed, 0 failed$",
+        ]),
     ]
 }

@@ -19,6 +19,8 @@
 
 extern crate alloc;
 
+mod xsa;
+
 use alloc::format;
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -212,9 +214,11 @@ fn main(si: &'static StartInfo) -> ShutdownReason {
             println!("hostile: evtchn-nodomain alloc_unbound: {:?}", r.map_err(|e| e.name()));
             t.report("alloc_unbound_esrch", ensure(r == Err(Errno::ESRCH), || format!("{r:?}")));
         }
-        _ => {
-            println!("hostile: unknown attack \"{attack}\"");
-            return ShutdownReason::Crash;
+        other => {
+            if !xsa::run(other, &mut t, si) {
+                println!("hostile: unknown attack \"{attack}\"");
+                return ShutdownReason::Crash;
+            }
         }
     }
     t.done();
