@@ -25,6 +25,8 @@
 
 extern crate alloc;
 
+use alloc::string::String;
+
 mod copy;
 mod maptrack;
 mod table;
@@ -133,6 +135,17 @@ struct DomainGrants {
     id: u16,
     table: GrantTable,
     maptrack: Maptrack,
+}
+
+/// What [`Grants::audit`] counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GrantAudit {
+    /// Mappings in every maptrack (orphans included).
+    pub mappings: u64,
+    /// Of those, orphans (their granter is gone).
+    pub orphans: u64,
+    /// Grant entries pinned.
+    pub pinned: u64,
 }
 
 /// What [`Grants::remove_domain`] did.
@@ -301,6 +314,61 @@ impl Grants {
         if let Some(i) = self.pos(granter) {
             self.doms[i].table.unpin(mem, gref, !write);
         }
+    }
+
+    /// Checks the grant state between hypercalls (no copy holds a pin then): every pin of
+    /// every entry is one mapping of a live domain's maptrack, read-only pins the read-only
+    /// ones and writable pins the writable ones, all for the domain and frame the entry is
+    /// pinned for; a mapping that is not an orphan names a granter that exists.
+    pub fn audit(&self) -> Result<GrantAudit, String> {
+        use alloc::collections::BTreeMap;
+        use alloc::format;
+        let mut a = GrantAudit::default();
+        // (granter, gref) -> (read-only, writable, mapper, frame)
+        let mut held: BTreeMap<(u16, u32), (u32, u32, u16, u64)> = BTreeMap::new();
+        for d in &self.doms {
+            for h in d.maptrack.handles() {
+                let Some(m) = d.maptrack.get(h) else { continue };
+                a.mappings += 1;
+                if m.orphan {
+                    a.orphans += 1;
+                    continue;
+                }
+                if self.pos(m.granter).is_none() {
+                    return Err(format!("d{}'s handle {h} maps d{}'s grant {}, but d{} is gone and it is no orphan", d.id, m.granter, m.gref, m.granter));
+                }
+                let e = held.entry((m.granter, m.gref)).or_insert((0, 0, d.id, m.frame));
+                if (e.2, e.3) != (d.id, m.frame) {
+                    return Err(format!("grant {} of d{} is mapped by d{} (frame {:#x}) and by d{} (frame {:#x})", m.gref, m.granter, e.2, e.3, d.id, m.frame));
+                }
+                if m.readonly {
+                    e.0 += 1;
+                } else {
+                    e.1 += 1;
+                }
+            }
+        }
+        for d in &self.doms {
+            for gref in 0..d.table.nr_entries() {
+                let (rp, wp) = d.table.pins(gref);
+                let maps = held.remove(&(d.id, gref));
+                if rp == 0 && wp == 0 && maps.is_none() {
+                    continue;
+                }
+                a.pinned += u64::from(rp + wp > 0);
+                let (ro, rw, mapper, frame) = maps.unwrap_or((0, 0, 0, 0));
+                if (rp, wp) != (ro, rw) {
+                    return Err(format!("d{}'s grant {gref} has {rp} read and {wp} write pins, but {ro} read-only and {rw} writable mappings", d.id));
+                }
+                if d.table.pinned_for(gref) != Some((mapper, frame)) {
+                    return Err(format!("d{}'s grant {gref} is pinned for {:?}, mapped by d{mapper} at frame {frame:#x}", d.id, d.table.pinned_for(gref)));
+                }
+            }
+        }
+        if let Some(((granter, gref), _)) = held.into_iter().next() {
+            return Err(format!("a mapping of d{granter}'s grant {gref}, past its table"));
+        }
+        Ok(a)
     }
 
     /// Forgets domain `id` (it is being destroyed), on both sides: each of its own

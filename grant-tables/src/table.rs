@@ -90,6 +90,11 @@ impl GrantTable {
         self.active.get(gref as usize).map_or((0, 0), |a| (u32::from(a.read_pins), u32::from(a.write_pins)))
     }
 
+    /// The domain and frame `gref` is pinned for (meaningful while it has pins).
+    pub(crate) fn pinned_for(&self, gref: u32) -> Option<(u16, u64)> {
+        self.active.get(gref as usize).map(|a| (a.domid, u64::from(a.frame)))
+    }
+
     /// Entries pinned now.
     pub fn pinned_entries(&self) -> usize {
         self.active.iter().filter(|a| a.read_pins > 0 || a.write_pins > 0).count()

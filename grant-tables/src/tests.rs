@@ -523,3 +523,61 @@ fn a_held_side_is_pinned_once_and_kept_only_while_named() {
     assert!(no_pins(&w) && f.held() == 0);
     assert_eq!(w.flags(2), GTF_PERMIT_ACCESS);
 }
+
+/// Random maps, unmaps, grant changes and domain deaths, hostile references among them:
+/// after every step [`Grants::audit`] holds (pins are exactly the mappings), and at the
+/// end, with every mapping gone, nothing is pinned.
+#[test]
+fn random_maps_and_unmaps_keep_pins_equal_to_mappings() {
+    let mut w = World::new();
+    w.setup(OTHER, 1);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut handles: Vec<(u16, u32)> = Vec::new();
+    let mut mapped = 0;
+    for step in 0..20_000 {
+        match next(10) {
+            0..=2 => {
+                let gref = next(12) as u32;
+                let flags = [GTF_PERMIT_ACCESS, GTF_PERMIT_ACCESS | GTF_READONLY, 0][next(3) as usize];
+                let domid = [MAPPER, OTHER, 77][next(3) as usize];
+                w.grant(gref, flags, domid, 0x700 + gref);
+            }
+            3..=6 => {
+                let mapper = [MAPPER, OTHER][next(2) as usize];
+                let flags = [RW, RO][next(2) as usize];
+                let req = MapRequest { flags, gref: next(14) as u32, granter: [GRANTER, OTHER, 9][next(3) as usize], host_addr: 0x4000_0000 };
+                if let Ok(m) = w.g.map_acquire(&mut w.mem, mapper, req) {
+                    handles.push((mapper, m.handle));
+                    mapped += 1;
+                }
+            }
+            7 | 8 if !handles.is_empty() => {
+                let (mapper, h) = handles.swap_remove(next(handles.len() as u64) as usize);
+                let _ = w.g.unmap_release(&mut w.mem, mapper, h);
+            }
+            9 if next(20) == 0 => {
+                // The other granter dies and comes back: its mappings by others become orphans.
+                w.g.remove_domain(&mut w.mem, OTHER);
+                handles.retain(|&(m, _)| m != OTHER);
+                w.g.add_domain(OTHER, Limits::default());
+                w.setup(OTHER, 1);
+            }
+            _ => {
+                let _ = w.g.unmap_release(&mut w.mem, MAPPER, next(1 << 20) as u32);
+            }
+        }
+        w.g.audit().unwrap_or_else(|why| panic!("step {step}: {why}"));
+    }
+    for (mapper, h) in handles {
+        w.g.unmap_release(&mut w.mem, mapper, h).unwrap();
+    }
+    let a = w.g.audit().unwrap();
+    assert_eq!((a.mappings, a.pinned), (0, 0), "{a:?}");
+    assert!(mapped > 200, "too few maps succeeded to mean anything: {mapped}");
+}

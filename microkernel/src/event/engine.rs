@@ -48,6 +48,15 @@ impl<L> Default for EventChannels<L> {
     }
 }
 
+/// What [`EventChannels::audit`] counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventAudit {
+    /// Ports in use (not free, not the reserved port 0), over all domains.
+    pub ports: u64,
+    /// Of those, interdomain ends.
+    pub interdomain: u64,
+}
+
 /// Whether a virtual IRQ is global (bound on vCPU 0, delivered to the port's notify vCPU)
 /// rather than per-vCPU (`virq_is_global`; x86 treats the architectural VIRQs as global).
 pub fn virq_is_global(virq: u32) -> bool {
@@ -347,6 +356,60 @@ impl<L: PortLayout> EventChannels<L> {
             port,
             delivery,
         })
+    }
+
+    /// Checks the registry's invariants: port 0 reserved and never bound; every
+    /// interdomain port's other end exists, is interdomain and points back; every unbound
+    /// port waits for a domain id that is valid; every VIRQ binding names a port bound to
+    /// that VIRQ, and every VIRQ port is in the binding table; notify vCPUs exist.
+    pub fn audit(&self) -> Result<EventAudit, alloc::string::String> {
+        use alloc::format;
+        let mut a = EventAudit::default();
+        for (&dom, d) in &self.domains {
+            let vcpus = d.ports.vcpus();
+            for (port, ch) in d.ports.channels() {
+                let at = || format!("d{}'s port {}", dom.0, port.0);
+                if port.0 == 0 {
+                    if ch.state != PortState::Reserved {
+                        return Err(format!("{}: not reserved: {:?}", at(), ch.state));
+                    }
+                    continue;
+                }
+                if !d.ports.is_valid(port) {
+                    return Err(format!("{}: past the limit and allocated", at()));
+                }
+                if ch.notify_vcpu.0 >= vcpus {
+                    return Err(format!("{}: notifies vCPU {}, which does not exist", at(), ch.notify_vcpu.0));
+                }
+                match ch.state {
+                    PortState::Free => continue,
+                    PortState::Reserved => return Err(format!("{}: reserved", at())),
+                    PortState::Unbound { .. } | PortState::Ipi => {}
+                    PortState::Interdomain { remote, remote_port } => {
+                        a.interdomain += 1;
+                        let back = self.domains.get(&remote).and_then(|r| r.ports.get(remote_port).ok()).map(|c| c.state);
+                        let want = PortState::Interdomain { remote: dom, remote_port: port };
+                        if back != Some(want) {
+                            return Err(format!("{}: bound to d{} port {}, whose state is {back:?}", at(), remote.0, remote_port.0));
+                        }
+                    }
+                    PortState::Virq { virq } => {
+                        let v = if virq_is_global(virq) { 0 } else { ch.notify_vcpu.0 };
+                        if virq >= NR_VIRQS || d.ports.virq_port(VcpuId(v), virq) != port.0 {
+                            return Err(format!("{}: VIRQ {virq} not in the binding table", at()));
+                        }
+                    }
+                }
+                a.ports += 1;
+            }
+            for (vcpu, virq, port) in d.ports.virq_bindings() {
+                let state = d.ports.get(Port(port)).map(|c| c.state);
+                if state != Ok(PortState::Virq { virq }) {
+                    return Err(format!("d{}: VIRQ {virq} on vCPU {vcpu} names port {port}, whose state is {state:?}", dom.0));
+                }
+            }
+        }
+        Ok(a)
     }
 
     /// `EVTCHNOP_reset`: closes every port of `dom`. `-ESRCH` unknown domain, `-EPERM` a

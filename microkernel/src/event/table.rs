@@ -164,6 +164,18 @@ impl PortTable {
         self.virq_to_port[vcpu.0 as usize][virq as usize] = port;
     }
 
+    /// Every port ever allocated, with its channel.
+    pub fn channels(&self) -> impl Iterator<Item = (Port, Channel)> + '_ {
+        self.channels.iter().enumerate().map(|(i, c)| (Port(i as u32), *c))
+    }
+
+    /// Every VIRQ binding: (vCPU, VIRQ, port).
+    pub fn virq_bindings(&self) -> impl Iterator<Item = (u32, u32, u32)> + '_ {
+        self.virq_to_port.iter().enumerate().flat_map(|(v, t)| {
+            t.iter().enumerate().filter(|(_, &p)| p != 0).map(move |(virq, &p)| (v as u32, virq as u32, p))
+        })
+    }
+
     /// Forgets `port` wherever it is bound to `virq`.
     pub fn unbind_virq(&mut self, virq: u32, port: Port) {
         for table in &mut self.virq_to_port {

@@ -6,10 +6,11 @@
 //! invariants by recomputing every count from scratch.
 extern crate std;
 
-use super::page_info::{DomainMm, FrameTable, Level, PageInfo, PageType};
+use super::page_info::{DomainMm, FrameTable, PageInfo, PageType};
 use super::pt::{Mm, MmMachine};
 use super::teardown::Relinquished;
-use super::validate::{check_flags, entry_mfn, is_hypervisor_slot, present};
+use super::audit::{audit, AuditDomain};
+use super::validate::present;
 use hypercall_abi::layout::{pte, PT_ENTRIES};
 use std::boxed::Box;
 use std::collections::{BTreeSet, HashMap};
@@ -414,130 +415,16 @@ impl Env {
     /// domains (nothing held but by others) and the frame source. Foreign releases must
     /// have been charged ([`Env::settle`]).
     pub fn check_invariants(&self) {
-        let n = NR_FRAMES as usize;
         assert!(!self.frames.has_foreign_releases(), "foreign releases not charged");
-        let mut count = std::vec![0u64; n];
-        let mut types = std::vec![0u64; n];
-        let mut want: Vec<Option<PageType>> = std::vec![None; n];
-        let expect = |want: &mut Vec<Option<PageType>>, mfn: u64, ty: PageType, why: &str| {
-            let w = &mut want[mfn as usize];
-            assert!(w.is_none() || *w == Some(ty), "mfn {mfn:#x} held as {ty:?} ({why}) and as {w:?}");
-            *w = Some(ty);
-        };
-        let mut owned: HashMap<u16, (u64, u64)> = HashMap::new();
-        for mfn in 0..NR_FRAMES {
-            let p = self.page(mfn);
-            let m = mfn as usize;
-            assert_eq!(p.owner().is_some(), p.count() > 0, "mfn {mfn:#x}: owner iff referenced: {p:?}");
-            assert!(p.count() >= p.type_count(), "mfn {mfn:#x}: fewer refs than type refs: {p:?}");
-            assert_eq!(p.type_count() > 0, p.is_validated(), "mfn {mfn:#x}: validated iff typed: {p:?}");
-            let Some(id) = p.owner() else {
-                assert!(!p.is_pinned() && !p.is_allocated() && !p.is_shared(), "free mfn {mfn:#x} has flags: {p:?}");
-                continue;
-            };
-            let dom = self.dom_of(id).unwrap_or_else(|| panic!("mfn {mfn:#x} owned by d{id}, which does not exist"));
-            let dying = self.is_dying(id);
-            let o = owned.entry(id).or_default();
-            if p.is_shared() {
-                o.1 += 1;
-            } else {
-                o.0 += 1;
-            }
-            assert!(self.mach.is_ram(mfn) && mfn >= FIRST_FREE, "owned mfn {mfn:#x} not from the frame source");
-            assert!(!self.mach.free.contains(&mfn), "owned mfn {mfn:#x} is also free");
-            if dying {
-                assert!(!p.is_pinned() && !p.is_allocated(), "dying d{id} still holds mfn {mfn:#x}: {p:?}");
-                assert!(matches!(p.page_type(), PageType::None | PageType::Writable), "dying d{id}'s {mfn:#x} is a table");
-            }
-            count[m] += u64::from(p.is_allocated());
-            // The hypervisor's references on a shared frame go with the domain's teardown;
-            // the flag stays, so the frame's release is charged as a shared one.
-            if p.is_shared() && !dying {
-                count[m] += 1;
-                types[m] += 1;
-                expect(&mut want, mfn, PageType::Writable, "shared");
-            }
-            if p.is_pinned() {
-                count[m] += 1;
-                types[m] += 1;
-                let l = p.page_type();
-                assert!(l.level().is_some(), "pinned mfn {mfn:#x} is not a table: {p:?}");
-                expect(&mut want, mfn, l, "pin");
-            }
-            let Some(level) = p.page_type().level() else { continue };
-            let zero = [0u64; PT_ENTRIES];
-            let frame: &[u64; PT_ENTRIES] = self.mach.mem.get(&mfn).map_or(&zero, |f| &**f);
-            for (i, &e) in frame.iter().enumerate() {
-                if level == Level::L4 && is_hypervisor_slot(i) {
-                    assert_eq!(e, hv_l4e(i), "L4 {mfn:#x} slot {i} is not the hypervisor's");
-                    continue;
-                }
-                if !present(e) {
-                    continue;
-                }
-                assert_eq!(check_flags(level, e, dom.privileged()), Ok(()), "bad entry {e:#x} in {level:?} {mfn:#x}[{i}]");
-                assert!(e & pte::USER != 0, "entry without USER in {mfn:#x}[{i}]");
-                assert!(level == Level::L1 || e & pte::ACCESSED != 0, "upper entry without A in {mfn:#x}[{i}]");
-                let t = entry_mfn(e);
-                assert!(t <= MAX_MFN);
-                if level == Level::L1 {
-                    // The rule `put_entry` relies on: an L1 entry holds references exactly
-                    // when its frame is covered by the frame table and has an owner.
-                    if !self.mach.is_ram(t) {
-                        assert!(dom.privileged(), "unprivileged device mapping {e:#x}");
-                        assert!(self.frames.get(t).and_then(|p| p.owner()).is_none(), "device frame {t:#x} has an owner");
-                        continue;
-                    }
-                    let to = self.frames.get(t).and_then(|p| p.owner());
-                    assert!(to.is_some(), "{mfn:#x}[{i}] maps RAM {t:#x}, which nobody owns");
-                    if to != Some(id) {
-                        let other = self.dom_of(to.unwrap()).unwrap();
-                        let foreign = dom.privileged() && !other.privileged();
-                        assert!(foreign || self.grant_mappings, "d{id}'s {mfn:#x}[{i}] maps d{}'s {t:#x}", other.id());
-                    }
-                    count[t as usize] += 1;
-                    if e & pte::RW != 0 {
-                        types[t as usize] += 1;
-                        expect(&mut want, t, PageType::Writable, "RW L1 entry");
-                    }
-                } else {
-                    if t == mfn {
-                        assert_eq!(e & pte::RW, 0, "writable linear entry in {mfn:#x}[{i}]");
-                        continue;
-                    }
-                    assert!(self.frames.owned_by(t, id), "{mfn:#x}[{i}] references {t:#x}, not d{id}'s");
-                    count[t as usize] += 1;
-                    types[t as usize] += 1;
-                    expect(&mut want, t, level.lower().unwrap().page_type(), "upper entry");
-                }
-            }
-        }
-        let doms = core::iter::once(&self.dom).chain(self.others.iter().map(|o| &o.mm));
-        for dom in doms {
-            let id = dom.id();
-            if self.is_dying(id) {
-                assert_eq!((dom.kernel_base(), dom.user_base()), (0, 0), "dying d{id} has base pointers");
-                assert!(dom.frames_owned() > 0, "dying d{id} owns nothing but was kept");
-            }
-            for base in [dom.kernel_base(), dom.user_base()] {
-                if base != 0 {
-                    assert!(self.frames.owned_by(base, id), "d{id}'s base pointer {base:#x} is not its own");
-                    count[base as usize] += 1;
-                    types[base as usize] += 1;
-                    expect(&mut want, base, PageType::L4, "base pointer");
-                }
-            }
-            let (tot, shared) = owned.get(&id).copied().unwrap_or_default();
-            assert_eq!(dom.tot_pages(), tot, "d{id} tot_pages");
-            assert_eq!(dom.shared_pages(), shared, "d{id} shared_pages");
+        let mut doms = std::vec![AuditDomain { mm: &self.dom, dying: false }];
+        doms.extend(self.others.iter().map(|o| AuditDomain { mm: &o.mm, dying: o.dying }));
+        if let Err(e) = audit(&self.frames, &self.mach, &doms, self.grant_mappings) {
+            panic!("audit: {e:?}");
         }
         for mfn in 0..NR_FRAMES {
-            let p = self.page(mfn);
-            let m = mfn as usize;
-            assert_eq!(u64::from(p.count()), count[m], "mfn {mfn:#x} general count: {p:?}");
-            assert_eq!(u64::from(p.type_count()), types[m], "mfn {mfn:#x} type count: {p:?}");
-            if let Some(ty) = want[m] {
-                assert_eq!(p.page_type(), ty, "mfn {mfn:#x} type");
+            if self.page(mfn).owner().is_some() {
+                assert!(mfn >= FIRST_FREE, "owned mfn {mfn:#x} not from the frame source");
+                assert!(!self.mach.free.contains(&mfn), "owned mfn {mfn:#x} is also free");
             }
         }
         for &f in &self.mach.free {

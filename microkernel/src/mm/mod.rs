@@ -1,6 +1,7 @@
 //! Machine memory: which physical ranges are free at boot, the frame allocator, and direct
 //! paging (per-frame accounting and the validated page-table operations).
 
+pub mod audit;
 pub mod boot_mem;
 pub mod frame_alloc;
 pub mod grant;
