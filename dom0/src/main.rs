@@ -28,7 +28,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use dom0::archive::BootFiles;
 use dom0::console::{corrupt_line, Drained};
-use dom0::report::{HypervisorVersion, Info, StartInfoLine, UpLine, VersionDetails};
+use dom0::report::{AuditLine, HypervisorVersion, Info, StartInfoLine, UpLine, VersionDetails};
+use hypercall_abi::sysctl::{AuditResult, Sysctl, SYSCTL_AUDIT};
 use dom0::shell::{self, Command, Help, XsCommand};
 use dom0::toolstack::{AttachEnd, Detached, Outcome, Toolstack};
 use dom0::xl::XlCommand;
@@ -84,6 +85,15 @@ fn hypervisor_version(extraversion: &mut [u8; XEN_EXTRAVERSION_LEN]) -> Result<u
     let version = check(hypercall::xen_version(XENVER_VERSION, &mut []))? as u32;
     check(hypercall::xen_version(XENVER_EXTRAVERSION, extraversion))?;
     Ok(version)
+}
+
+/// `audit`: the microkernel's check of its own accounting.
+fn audit() -> Result<(), Errno> {
+    let mut op = Sysctl::new(SYSCTL_AUDIT);
+    hypercall::sysctl(&mut op)?;
+    let result: AuditResult = op.read_payload();
+    println!("{}", AuditLine(&result));
+    Ok(())
 }
 
 fn info() -> Result<(), Errno> {
@@ -597,6 +607,7 @@ impl Shell {
                 Ok(())
             }
             Command::Info => info(),
+            Command::Audit => audit(),
             Command::Version => version(),
             Command::Shutdown => {
                 println!("dom0: powering off");

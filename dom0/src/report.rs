@@ -260,3 +260,40 @@ mod tests {
         );
     }
 }
+
+/// `audit`'s line: `audit: ok: ...` with what was counted, or `audit: FAILED: <what>`.
+pub struct AuditLine<'a>(pub &'a hypercall_abi::sysctl::AuditResult);
+
+impl fmt::Display for AuditLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        match r.ok {
+            1 => write!(
+                f,
+                "audit: ok: {} domains, {} frames owned, {} page tables, {} event channels, {} grant mappings",
+                r.domains, r.frames_owned, r.tables, r.ports, r.grant_mappings
+            ),
+            2 => write!(f, "audit: not run: {}", Lossy(r.what())),
+            _ => write!(f, "audit: FAILED: {}", Lossy(r.what())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod audit_tests {
+    use super::*;
+    use alloc::string::ToString;
+    use hypercall_abi::sysctl::AuditResult;
+
+    #[test]
+    fn audit_lines_say_what_held_or_what_did_not() {
+        let ok = AuditResult { ok: 1, domains: 3, frames_owned: 900, tables: 12, ports: 9, grant_mappings: 1, ..Default::default() };
+        assert_eq!(
+            AuditLine(&ok).to_string(),
+            "audit: ok: 3 domains, 900 frames owned, 12 page tables, 9 event channels, 1 grant mappings"
+        );
+        let mut bad = AuditResult::default();
+        bad.set_what("frames: mfn 0x10 is owned by d7, which does not exist");
+        assert_eq!(AuditLine(&bad).to_string(), "audit: FAILED: frames: mfn 0x10 is owned by d7, which does not exist");
+    }
+}

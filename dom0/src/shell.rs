@@ -16,6 +16,8 @@ pub enum Command<'a> {
     Info,
     /// `version`: xen_version facts.
     Version,
+    /// `audit`: the microkernel checks its own accounting (`SYSCTL_AUDIT`).
+    Audit,
     /// `shutdown`: power the machine off.
     Shutdown,
     /// `xl ...`: the toolstack.
@@ -120,7 +122,7 @@ pub struct CommandInfo {
 }
 
 /// Every command, in the order `help` lists them.
-pub const COMMANDS: [CommandInfo; 11] = [
+pub const COMMANDS: [CommandInfo; 12] = [
     CommandInfo {
         name: "help",
         summary: "list the commands",
@@ -132,6 +134,10 @@ pub const COMMANDS: [CommandInfo; 11] = [
     CommandInfo {
         name: "version",
         summary: "hypervisor version details (xen_version)",
+    },
+    CommandInfo {
+        name: "audit",
+        summary: "the microkernel checks its accounting: frame references, event channels, grants",
     },
     CommandInfo {
         name: "xl",
@@ -178,6 +184,7 @@ pub fn parse(line: &str) -> Command<'_> {
         "help" => (Command::Help, "help"),
         "info" => (Command::Info, "info"),
         "version" => (Command::Version, "version"),
+        "audit" => (Command::Audit, "audit"),
         "shutdown" => (Command::Shutdown, "shutdown"),
         "xl" => {
             return match xl::parse(words) {

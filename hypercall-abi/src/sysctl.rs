@@ -203,3 +203,55 @@ pub struct MemStats {
 }
 
 const _: () = assert!(core::mem::size_of::<MemStats>() == 80);
+
+/// `SYSCTL_AUDIT` (ours, privileged): the microkernel checks its own accounting (every
+/// frame's references recomputed from what holds them, event channel pairs, grant pins
+/// against mappings) and reports, as [`AuditResult`].
+pub const SYSCTL_AUDIT: u32 = 0x101;
+
+/// Longest violation text [`AuditResult`] carries (NUL-padded, cut if longer).
+pub const AUDIT_WHAT_LEN: usize = 88;
+
+/// Output of `SYSCTL_AUDIT` (128 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct AuditResult {
+    /// 1: every invariant held; 0: `what` says which did not; 2: the audit could not run
+    /// (no memory for its counters).
+    pub ok: u32,
+    /// Domains audited.
+    pub domains: u32,
+    /// Frames owned by domains.
+    pub frames_owned: u64,
+    /// Validated page-table frames.
+    pub tables: u64,
+    /// Event channel ports in use.
+    pub ports: u64,
+    /// Grant mappings in every maptrack.
+    pub grant_mappings: u64,
+    /// The first violation found, NUL-padded.
+    pub what: [u8; AUDIT_WHAT_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<AuditResult>() == SYSCTL_PAYLOAD_SIZE);
+
+impl Default for AuditResult {
+    fn default() -> Self {
+        AuditResult { ok: 0, domains: 0, frames_owned: 0, tables: 0, ports: 0, grant_mappings: 0, what: [0; AUDIT_WHAT_LEN] }
+    }
+}
+
+impl AuditResult {
+    /// Sets `what` from `text`, cut to fit.
+    pub fn set_what(&mut self, text: &str) {
+        self.what = [0; AUDIT_WHAT_LEN];
+        let n = text.len().min(AUDIT_WHAT_LEN);
+        self.what[..n].copy_from_slice(&text.as_bytes()[..n]);
+    }
+
+    /// `what` up to its first NUL.
+    pub fn what(&self) -> &[u8] {
+        let n = self.what.iter().position(|&b| b == 0).unwrap_or(AUDIT_WHAT_LEN);
+        &self.what[..n]
+    }
+}

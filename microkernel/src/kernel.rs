@@ -101,6 +101,46 @@ impl Machine {
         &mut self.cur_mut().vcpus[v]
     }
 
+    /// Checks the machine's own accounting (`SYSCTL_AUDIT`): frame references against
+    /// everything that holds them, event channel pairs, grant pins against mappings. Only
+    /// reads; the first violation found is reported.
+    pub fn audit(&mut self) -> hypercall_abi::sysctl::AuditResult {
+        use crate::mm::audit::{audit, AuditDomain, AuditError};
+        let mut r = hypercall_abi::sysctl::AuditResult { domains: self.domains.len() as u32, ..Default::default() };
+        let doms: Vec<AuditDomain<'_>> =
+            self.domains.iter().map(|d| AuditDomain { mm: &d.mm, dying: d.state == DomState::Dying }).collect();
+        let mach = MachineMm {
+            frames: &mut self.frames,
+            ram: &self.ram,
+            slots: &self.hv_slots,
+            m2p_entries: self.m2p_entries,
+            max_mfn: self.max_mfn,
+        };
+        let frames = audit(&self.frame_table, &mach, &doms, true);
+        let events = self.events.audit();
+        let grants = self.grants.audit();
+        match (frames, events, grants) {
+            (Ok(f), Ok(e), Ok(g)) => {
+                r.ok = 1;
+                r.frames_owned = f.owned;
+                r.tables = f.tables;
+                r.ports = e.ports;
+                r.grant_mappings = g.mappings;
+            }
+            (Err(AuditError::NoMemory), _, _) => {
+                r.ok = 2;
+                r.set_what("no memory for the audit's counters");
+            }
+            (Err(AuditError::Violation(why)), _, _) => r.set_what(&alloc::format!("frames: {why}")),
+            (_, Err(why), _) => r.set_what(&alloc::format!("events: {why}")),
+            (_, _, Err(why)) => r.set_what(&alloc::format!("grants: {why}")),
+        }
+        if r.ok == 0 {
+            crate::mkprintln!("audit: {}", core::str::from_utf8(r.what()).unwrap_or("?"));
+        }
+        r
+    }
+
     /// Runs `f` over a memory-management view for domain `idx`.
     pub fn with_mm<R>(&mut self, idx: usize, f: impl FnOnce(&mut Mm<'_, '_>) -> R) -> R {
         let mut mach = MachineMm {

@@ -328,6 +328,10 @@ impl Platform for MachinePlatform<'_> {
         Ok(self.m.frame_table.stats(&self.m.domains[i].mm))
     }
 
+    fn audit(&mut self) -> Result<hypercall_abi::sysctl::AuditResult, Errno> {
+        Ok(self.m.audit())
+    }
+
     fn bench_baseline(&mut self, op: u32, arg: u64) -> Result<u64, Errno> {
         use hypercall_abi::sysctl::{BENCH_DIRECT_BUILD, BENCH_DIRECT_PTE_WRITES, BENCH_KERNEL_MAP_UNMAP_32, BENCH_KERNEL_VALIDATED_UPDATES};
         match op {

@@ -80,6 +80,10 @@ pub trait Platform: GuestMemory {
     fn memstats(&mut self) -> Result<hypercall_abi::sysctl::MemStats, Errno> {
         Err(Errno::ENOSYS)
     }
+    /// The machine's audit of its own accounting (`SYSCTL_AUDIT`).
+    fn audit(&mut self) -> Result<hypercall_abi::sysctl::AuditResult, Errno> {
+        Err(Errno::ENOSYS)
+    }
     /// Calls `f` once with the memory-management view of the calling domain: the frame
     /// table, the domain's [`crate::mm::page_info::DomainMm`] and the machine's
     /// [`crate::mm::pt::MmMachine`]. `f` must not be called more than once per call.

@@ -55,6 +55,12 @@ pub(super) fn sysctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
             write_guest(p, arg, &op)?;
             Ok(0)
         }
+        SYSCTL_AUDIT => {
+            let result = p.audit()?;
+            op.u.copy_from_slice(result.as_bytes());
+            write_guest(p, arg, &op)?;
+            Ok(0)
+        }
         SYSCTL_MEMSTATS => {
             let stats = p.memstats()?;
             let bytes = stats.as_bytes();

@@ -34,11 +34,14 @@ macro_rules! attack {
                 wait_for!(r"\[counter\] counter: "),
                 concat!("xl create hostile-", $attack, ".cfg"),
                 wait_for!($end),
+                // The microkernel's accounting holds after the attack.
+                "audit",
                 // The bystander still runs, and dom0 still answers.
                 wait_for!(r"\[counter\] counter: "),
                 wait_for!(r"\[counter\] counter: "),
                 "xl destroy hostile",
                 "xl destroy counter",
+                "audit",
                 "info",
                 "shutdown",
             ],
@@ -48,11 +51,14 @@ macro_rules! attack {
                 // lines at once: each scenario expects one kind before dom0's report.
                 $($expect,)*
                 $end,
+                // The attacker powered off (destroyed) or crashed (preserved).
+                r"^audit: ok: [23] domains, ",
                 r"\[counter\] counter: ",
+                r"^audit: ok: 1 domains, ",
                 INFO_FREE,
                 r"^dom0: powering off$",
             ],
-            forbid: &["PANIC", r"TEST .* FAIL", r"\(mk\) d0 crashed", r"hostile: survived", r"counter.*crashed"],
+            forbid: &["PANIC", r"TEST .* FAIL", r"\(mk\) d0 crashed", r"hostile: survived", r"counter.*crashed", "audit: FAILED", r"\(mk\) audit: "],
             check: Some(grant_leaves_nothing),
             timeout: Duration::from_secs(60),
             ..DEFAULT
@@ -123,6 +129,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 wait_for!(r"\[counter\] counter: "),
                 "xl list",
                 wait_for!(r"^hostile +[0-9]+ "),
+                "audit",
                 "xl destroy hostile",
                 wait_for!(r"^xl: domain hostile \([0-9]+\) destroyed$"),
                 wait_for!(r"\[counter\] counter: "),
@@ -136,12 +143,13 @@ pub fn scenarios() -> Vec<Scenario> {
                 r"\[counter\] counter: ",
                 r"\[counter\] counter: ",
                 r"^hostile +[0-9]+ ",
+                r"^audit: ok: 3 domains, ",
                 r"^xl: domain hostile \([0-9]+\) destroyed$",
                 r"\[counter\] counter: ",
                 INFO_FREE,
                 r"^dom0: powering off$",
             ],
-            forbid: &["PANIC", r"\(mk\) d0 crashed", r"multicall-flood finished", r"counter.*crashed", r"hostile.*crashed"],
+            forbid: &["PANIC", r"\(mk\) d0 crashed", r"multicall-flood finished", r"counter.*crashed", r"hostile.*crashed", "audit: FAILED", r"\(mk\) audit: "],
             check: Some(grant_leaves_nothing),
             timeout: Duration::from_secs(90),
             ..DEFAULT
