@@ -57,6 +57,8 @@ pub enum StopAction {
     Destroy,
     /// Keep it, shut down, for inspection; `xl destroy` removes it.
     Preserve,
+    /// Destroy it and create it again from the same config file.
+    Restart,
 }
 
 impl StopAction {
@@ -65,6 +67,7 @@ impl StopAction {
         match self {
             StopAction::Destroy => "destroy",
             StopAction::Preserve => "preserve",
+            StopAction::Restart => "restart",
         }
     }
 }
@@ -672,15 +675,14 @@ fn stop_action(key: &str, line: usize, value: Value) -> Result<StopAction, Confi
     match word {
         "destroy" => Ok(StopAction::Destroy),
         "preserve" => Ok(StopAction::Preserve),
-        "restart" | "rename-restart" | "coredump-destroy" | "coredump-restart" | "soft-reset" => {
-            Err(ConfigError::at(
-                line,
-                alloc::format!("{key}: \"{word}\" is not supported here (destroy or preserve)"),
-            ))
-        }
+        "restart" => Ok(StopAction::Restart),
+        "rename-restart" | "coredump-destroy" | "coredump-restart" | "soft-reset" => Err(ConfigError::at(
+            line,
+            alloc::format!("{key}: \"{word}\" is not supported here (destroy, preserve or restart)"),
+        )),
         _ => Err(ConfigError::at(
             line,
-            alloc::format!("{key}: expected destroy or preserve, got {value}"),
+            alloc::format!("{key}: expected destroy, preserve or restart, got {value}"),
         )),
     }
 }

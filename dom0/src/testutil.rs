@@ -11,6 +11,7 @@ use std::vec::Vec;
 
 use domain_builder::build::{BuildError, BuiltDomain, GuestMemory};
 use hypercall_abi::arch::VcpuGuestContext;
+use hypercall_abi::types::DOMID_FIRST_RESERVED;
 use hypercall_abi::domctl::{
     DomainInfo, DOMINF_BLOCKED, DOMINF_PAUSED, DOMINF_PRIVILEGED, DOMINF_RUNNING, DOMINF_SHUTDOWN,
 };
@@ -195,6 +196,8 @@ pub struct FakeControl {
     pub bound: BTreeMap<u32, (u16, u32)>,
     /// Consoles being served, by domain.
     pub consoles: BTreeMap<u16, crate::builder::DomainChannels>,
+    /// The last domain id handed out.
+    pub last_id: u16,
 }
 
 impl FakeControl {
@@ -234,6 +237,7 @@ impl FakeControl {
             ports: BTreeMap::new(),
             bound: BTreeMap::new(),
             consoles: BTreeMap::new(),
+            last_id: 0,
         }
     }
 
@@ -360,9 +364,13 @@ impl Control for FakeControl {
         if self.by_name(name).is_some() {
             return Err(Errno::EEXIST);
         }
-        let id = (1..)
+        // As the microkernel (and Xen): the first free id after the last one handed out.
+        let last = self.last_id;
+        let id = (last + 1..DOMID_FIRST_RESERVED)
+            .chain(1..=last)
             .find(|i| !self.domains.contains_key(i))
             .ok_or(Errno::ENOSPC)?;
+        self.last_id = id;
         let mut info = DomainInfo {
             domain: id,
             flags: DOMINF_PAUSED,

@@ -59,6 +59,8 @@ pub struct Toolstack<'f, C> {
     /// The store and console channels of each domain this toolstack built, until it is
     /// destroyed (the store service finds its ring and port here).
     pub channels: BTreeMap<u16, DomainChannels>,
+    /// The config file of each domain with a `restart` action, to create it again from.
+    restart_files: BTreeMap<u16, String>,
     /// The last poll failed (reported once until one succeeds).
     poll_failed: bool,
 }
@@ -100,6 +102,7 @@ impl<'f, C: Control> Toolstack<'f, C> {
             files,
             watcher: Watcher::new(),
             channels: BTreeMap::new(),
+            restart_files: BTreeMap::new(),
             poll_failed: false,
         }
     }
@@ -158,6 +161,7 @@ impl<'f, C: Control> Toolstack<'f, C> {
     fn forget(&mut self, id: u16) {
         self.watcher.forget(id);
         self.channels.remove(&id);
+        self.restart_files.remove(&id);
     }
 
     fn create(&mut self, file: &str, attach: bool, paused: bool, out: &mut dyn Write) -> Outcome {
@@ -167,6 +171,9 @@ impl<'f, C: Control> Toolstack<'f, C> {
                 self.watcher
                     .watch(created.id, &c.name, c.on_poweroff, c.on_crash);
                 self.channels.insert(created.id, created.channels);
+                if c.on_poweroff == StopAction::Restart || c.on_crash == StopAction::Restart {
+                    self.restart_files.insert(created.id, String::from(file));
+                }
                 let _ = writeln!(
                     out,
                     "xl: domain {} ({}) created{}",
@@ -272,7 +279,8 @@ impl<'f, C: Control> Toolstack<'f, C> {
         let stops = self.watcher.scan(&domains);
         for s in &stops {
             let _ = writeln!(out, "{s}");
-            if s.action == StopAction::Destroy {
+            if matches!(s.action, StopAction::Destroy | StopAction::Restart) {
+                let file = self.restart_files.get(&s.id).cloned();
                 match self.ctl.destroy_domain(s.id) {
                     Ok(()) => self.forget(s.id),
                     Err(e) => {
@@ -281,7 +289,12 @@ impl<'f, C: Control> Toolstack<'f, C> {
                             "xl: destroying domain {} ({}) failed: {e}",
                             s.name, s.id
                         );
+                        continue;
                     }
+                }
+                // Created again from its config file, as xl does; it gets a new id.
+                if let (StopAction::Restart, Some(file)) = (s.action, file) {
+                    self.create(&file, false, false, out);
                 }
             }
         }

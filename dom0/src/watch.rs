@@ -49,8 +49,10 @@ impl fmt::Display for Stop {
         } else {
             write!(f, "shut down: {}", ReasonWord(self.reason))?;
         }
-        if self.action == StopAction::Preserve {
-            write!(f, "; preserved (xl destroy {} removes it)", self.name)?;
+        match self.action {
+            StopAction::Preserve => write!(f, "; preserved (xl destroy {} removes it)", self.name)?,
+            StopAction::Restart => f.write_str("; restarting")?,
+            StopAction::Destroy => {}
         }
         Ok(())
     }

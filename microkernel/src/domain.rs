@@ -230,7 +230,7 @@ impl DomainControl for Machine {
         if self.domains.iter().any(|d| d.state != DomState::Dying && d.name == name) {
             return Err(Errno::EEXIST);
         }
-        let id = (1..DOMID_FIRST_RESERVED).find(|id| self.idx(*id).is_none()).ok_or(Errno::ENOSPC)?;
+        let id = crate::hypercall::domctl::next_domid(self.last_domid, |id| self.idx(id).is_some()).ok_or(Errno::ENOSPC)?;
         let mut d = Domain::new(id, name, false, max_vcpus, max_pages);
         let si = self.frames.alloc().ok_or(Errno::ENOMEM)?;
         init_shared_info(si, self.tsc_khz, self.boot_tsc, 0, self.wallclock);
@@ -251,6 +251,7 @@ impl DomainControl for Machine {
         }
         d.shared_info_mfn = si;
         self.grants.add_domain(id, grants);
+        self.last_domid = id;
         mkprintln!(
             "d{} ({}) created: {} vCPU(s), up to {} pages, event channel ports 1..{}",
             id,

@@ -71,6 +71,8 @@ pub struct Machine {
     pub armed_at_ns: u64,
     /// Every domain's grant table and maptrack.
     pub grants: grant_tables::Grants,
+    /// The id of the last domain created (new ids start after it).
+    pub last_domid: u16,
 }
 
 impl Machine {

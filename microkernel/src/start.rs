@@ -137,6 +137,7 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
     mkprintln!("hypervisor address space ready ({} M2P entries)", m2p_entries);
 
     let mut machine = Machine {
+        last_domid: 0,
         frames,
         frame_table,
         ram: RamMap::new(&bi.regions),

@@ -190,16 +190,16 @@ fn bad_values_name_the_line_and_the_problem() {
             "t.cfg:4: max_grant_frames: set again (first on line 3)",
         ),
         (
-            "on_crash = \"restart\"",
-            "t.cfg:3: on_crash: \"restart\" is not supported here (destroy or preserve)",
+            "on_crash = \"rename-restart\"",
+            "t.cfg:3: on_crash: \"rename-restart\" is not supported here (destroy, preserve or restart)",
         ),
         (
             "on_poweroff = \"explode\"",
-            "t.cfg:3: on_poweroff: expected destroy or preserve, got \"explode\"",
+            "t.cfg:3: on_poweroff: expected destroy, preserve or restart, got \"explode\"",
         ),
         (
             "on_poweroff = 3",
-            "t.cfg:3: on_poweroff: expected destroy or preserve, got 3",
+            "t.cfg:3: on_poweroff: expected destroy, preserve or restart, got 3",
         ),
         (
             "cmdline = 5",

@@ -13,6 +13,7 @@ const CONFIGS: &[(&str, &str)] = &[
     ("hello.cfg", "name = \"hello\"\nkernel = \"hello\"\nmemory = 8\n"),
     ("keep.cfg", "name = \"keep\"\nkernel = \"hello\"\nmemory = 8\non_crash = \"preserve\"\non_poweroff = 'preserve'\n"),
     ("other.cfg", "name = \"other\"\nkernel = \"hello\"\nmemory = 8\n"),
+    ("again.cfg", "name = \"again\"\nkernel = \"hello\"\nmemory = 8\non_crash = \"restart\"\non_poweroff = \"restart\"\n"),
 ];
 
 fn boot_data() -> (Vec<u8>, Vec<u8>) {
@@ -149,6 +150,24 @@ fn stops_are_reported_once_and_their_actions_applied() {
 }
 
 #[test]
+fn restart_creates_the_domain_again_from_its_config_until_destroyed() {
+    let (kernel, archive) = boot_data();
+    let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(100_000, 60_000), files);
+    assert_eq!(xl_out(&mut ts, "xl create again.cfg"), ["xl: domain again (1) created"]);
+    ts.ctl.guest_shuts_down(1, SHUTDOWN_CRASH);
+    assert_eq!(poll(&mut ts), ["xl: domain again (1) crashed; restarting", "xl: domain again (2) created"]);
+    assert!(!ts.ctl.domains.contains_key(&1));
+    ts.ctl.guest_shuts_down(2, SHUTDOWN_POWEROFF);
+    assert_eq!(poll(&mut ts), ["xl: domain again (2) shut down: poweroff; restarting", "xl: domain again (3) created"]);
+    // xl destroy is no stop: it stays destroyed, and every page is back.
+    assert_eq!(xl_out(&mut ts, "xl destroy again"), ["xl: domain again (3) destroyed"]);
+    assert!(poll(&mut ts).is_empty());
+    assert_eq!(ts.ctl.domains.keys().copied().collect::<Vec<_>>(), [0], "dom0 alone");
+    assert_eq!(ts.ctl.free_pages, 60000);
+}
+
+#[test]
 fn a_failing_poll_is_said_once() {
     let mut ts = Toolstack::new(FakeControl::new(100, 50), BootFiles::default());
     // Nothing watched: no hypercall at all.
@@ -252,12 +271,13 @@ fn attaching_waits_for_the_stop() {
         ]
     );
     // A preserved domain that crashed before the wait began still ends it.
+    // (It gets id 2: ids are not reused until they wrap.)
     let (_, outcome) = xl_line(&mut ts, "xl create -c keep.cfg");
-    assert!(matches!(outcome, Outcome::Attach { id: 1, .. }));
-    ts.ctl.guest_shuts_down(1, SHUTDOWN_CRASH);
+    assert!(matches!(outcome, Outcome::Attach { id: 2, .. }));
+    ts.ctl.guest_shuts_down(2, SHUTDOWN_CRASH);
     poll(&mut ts);
     let mut out = String::new();
-    assert_eq!(ts.poll_attached(1, "keep", &mut out), AttachEnd::Stopped);
+    assert_eq!(ts.poll_attached(2, "keep", &mut out), AttachEnd::Stopped);
     assert_eq!(out, "xl: keep stopped (crashed)\n");
     // A domain that vanished.
     let mut out = String::new();

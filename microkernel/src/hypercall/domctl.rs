@@ -137,6 +137,15 @@ pub(super) fn remote_shutdown(p: &mut impl Platform, arg: u64) -> Result<i64, Er
     Ok(0)
 }
 
+/// The id for a new domain: the first free one after `last` (the last one handed out),
+/// wrapping below `hypercall_abi::types::DOMID_FIRST_RESERVED` to 1, as Xen's rover: an id just given up is the
+/// last to be reused, so a back-end or toolstack that has not yet noticed a domain's end
+/// never meets a new domain under its id. `None` when every id is taken.
+pub fn next_domid(last: u16, in_use: impl Fn(u16) -> bool) -> Option<u16> {
+    let span = hypercall_abi::types::DOMID_FIRST_RESERVED - 1;
+    (1..=span).map(|k| (last.min(span) + k - 1) % span + 1).find(|&id| !in_use(id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::dispatch;
@@ -222,5 +231,18 @@ mod tests {
         put(&mut p, &Domctl::with_payload(DOMCTL_SETVCPUCONTEXT, 3, &SetVcpuContext { vcpu: 0, _pad: 0, ctxt: 0x10 }));
         assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EFAULT.to_ret(), "context unreadable");
         assert_eq!(p.domctl_calls, Vec::from(["pause 3".to_string()]));
+    }
+
+    #[test]
+    fn new_domain_ids_come_after_the_last_and_wrap() {
+        use super::next_domid;
+        use hypercall_abi::types::DOMID_FIRST_RESERVED as RESERVED;
+        assert_eq!(next_domid(0, |_| false), Some(1));
+        assert_eq!(next_domid(5, |_| false), Some(6), "a freed lower id waits its turn");
+        assert_eq!(next_domid(5, |id| id == 6 || id == 7), Some(8));
+        assert_eq!(next_domid(RESERVED - 1, |_| false), Some(1), "wraps below the reserved ids");
+        assert_eq!(next_domid(RESERVED - 1, |id| id == 1), Some(2));
+        assert_eq!(next_domid(3, |id| id != 3), Some(3), "the last id itself, when it is the only one free");
+        assert_eq!(next_domid(3, |_| true), None);
     }
 }

@@ -12,7 +12,7 @@ mod multicall;
 mod segment;
 pub mod evtchn;
 mod traps;
-mod domctl;
+pub mod domctl;
 
 pub use domctl::{DomainControl, DomainName};
 pub use grant::GrantBatch;
