@@ -16,7 +16,6 @@ use hypercall_abi::errno::Errno;
 use hypercall_abi::layout::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
 use hypercall_abi::sched::ShutdownReason;
 use hypercall_abi::shared_info::SharedInfo;
-use hypercall_abi::types::DOMID_FIRST_RESERVED;
 
 /// Where a domain is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +122,8 @@ pub struct Domain {
     pub console_line: heapless::Vec<u8, CONSOLE_LINE>,
     /// TSC when it first ran (0: not yet).
     pub first_run_tsc: u64,
+    /// Its watchdogs (`SCHEDOP_watchdog`).
+    pub watchdogs: crate::watchdog::Watchdogs,
 }
 
 impl Domain {
@@ -140,6 +141,7 @@ impl Domain {
             cpu_ticks: 0,
             console_line: heapless::Vec::new(),
             first_run_tsc: 0,
+            watchdogs: crate::watchdog::Watchdogs::default(),
         }
     }
 

@@ -184,6 +184,16 @@ impl Machine {
     pub fn run_timers(&mut self) {
         let now = self.now_ns();
         for i in 0..self.domains.len() {
+            let d = &mut self.domains[i];
+            if d.watchdogs.expired(now) {
+                d.watchdogs.clear();
+                if d.state == DomState::Running {
+                    // Xen's domain_watchdog_timeout: the domain is shut down for it.
+                    d.state = DomState::Shutdown(ShutdownReason::Watchdog);
+                    crate::mkprintln!("d{} ({}) shutdown: watchdog (its watchdog ran out)", d.id, d.name.as_str());
+                    self.raise_dom0_virq(hypercall_abi::event_channel::VIRQ_DOM_EXC);
+                }
+            }
             for v in 0..self.domains[i].vcpus.len() {
                 let c = &mut self.domains[i].vcpus[v];
                 if c.polling().is_some_and(|p| p.deadline_ns != 0 && p.deadline_ns <= now) {
@@ -260,7 +270,12 @@ impl Machine {
     fn earliest_timer(&self) -> Option<u64> {
         self.domains
             .iter()
-            .flat_map(|d| d.vcpus.iter().flat_map(|v| [v.timer_ns, v.periodic_next_ns, v.polling().map_or(0, |p| p.deadline_ns)]))
+            .flat_map(|d| {
+                d.vcpus
+                    .iter()
+                    .flat_map(|v| [v.timer_ns, v.periodic_next_ns, v.polling().map_or(0, |p| p.deadline_ns)])
+                    .chain(d.watchdogs.next_deadline())
+            })
             .filter(|&t| t != 0)
             .min()
     }

@@ -18,6 +18,7 @@ pub mod mm;
 pub mod multiboot;
 pub mod time;
 pub mod traps;
+pub mod watchdog;
 
 #[cfg(target_os = "none")]
 pub mod arch;

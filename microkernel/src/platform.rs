@@ -115,6 +115,11 @@ impl Platform for MachinePlatform<'_> {
         crate::arch::x86_64::idt::set_bare_breakpoint(on);
     }
 
+    fn watchdog(&mut self, id: u32, timeout: u32) -> Result<i64, Errno> {
+        let now = self.m.now_ns();
+        self.m.cur_mut().watchdogs.op(id, timeout, now)
+    }
+
     fn shutdown(&mut self, reason: ShutdownReason) {
         self.m.cur_mut().state = DomState::Shutdown(reason);
     }

@@ -11,6 +11,7 @@ pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 /// The example and test guests of the pv-guest crate.
 pub const GUESTS: &[&str] = &[
     "hello",
+    "fuzz",
     "hello-low",
     "abi-test",
     "fault",

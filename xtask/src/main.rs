@@ -5,6 +5,7 @@ mod bench;
 mod build;
 mod deps;
 mod expect;
+mod fuzz;
 mod image;
 mod mkelf32;
 mod qemu;
@@ -37,6 +38,10 @@ enum Cmd {
     Image(image::ImageArgs),
     /// Boot the bench guest and dom0; print the figures and write target/bench/latest.json.
     Bench(bench::BenchArgs),
+    /// Run a campaign of the hostile-guest fuzzer beside a bystander, auditing the
+    /// microkernel's accounting as it goes; fails on a panic, a dom0 crash, a failed audit,
+    /// a starved bystander or memory not given back.
+    Fuzz(fuzz::FuzzArgs),
     /// Convert an ELF64 kernel into the ELF32 QEMU's Multiboot loader accepts (every build
     /// does this for the microkernel; this is for trying other images).
     #[command(hide = true)]
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
         Cmd::Test(args) => test::main(args),
         Cmd::Image(args) => image::main(args).map(|()| ExitCode::SUCCESS),
         Cmd::Bench(args) => bench::main(args).map(|()| ExitCode::SUCCESS),
+        Cmd::Fuzz(args) => fuzz::main(args),
         Cmd::Mkelf32 { input, output } => {
             mkelf32::convert_file(&input, &output).map(|()| ExitCode::SUCCESS)
         }

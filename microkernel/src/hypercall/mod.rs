@@ -80,6 +80,10 @@ pub trait Platform: GuestMemory {
     fn memstats(&mut self) -> Result<hypercall_abi::sysctl::MemStats, Errno> {
         Err(Errno::ENOSYS)
     }
+    /// `SCHEDOP_watchdog` for the calling domain ([`crate::watchdog::Watchdogs::op`]).
+    fn watchdog(&mut self, _id: u32, _timeout: u32) -> Result<i64, Errno> {
+        Err(Errno::ENOSYS)
+    }
     /// The machine's audit of its own accounting (`SYSCTL_AUDIT`).
     fn audit(&mut self) -> Result<hypercall_abi::sysctl::AuditResult, Errno> {
         Err(Errno::ENOSYS)
@@ -292,6 +296,8 @@ pub(crate) mod fake {
         pub preempt_after: Option<u32>,
         /// How many times `preempt_check` was asked.
         pub preempt_checks: core::cell::Cell<u32>,
+        /// The caller's watchdogs.
+        pub watchdogs: crate::watchdog::Watchdogs,
         /// Segment bases set, in order.
         pub segment_bases: Vec<(SegmentBase, u64)>,
         /// Domain control operations carried out, as text.
@@ -330,6 +336,7 @@ pub(crate) mod fake {
                 continuations: Vec::new(),
                 preempt_after: None,
                 preempt_checks: core::cell::Cell::new(0),
+                watchdogs: crate::watchdog::Watchdogs::default(),
                 segment_bases: Vec::new(),
                 domctl_calls: Vec::new(),
                 timers: Vec::new(),
@@ -464,6 +471,10 @@ pub(crate) mod fake {
         fn take_continuation(&mut self) -> Option<(u64, [u64; 5])> {
             self.continuations.pop()
         }
+        fn watchdog(&mut self, id: u32, timeout: u32) -> Result<i64, Errno> {
+            self.watchdogs.op(id, timeout, self.now)
+        }
+
         fn preempt_check(&self) -> bool {
             let n = self.preempt_checks.get();
             self.preempt_checks.set(n + 1);

@@ -3,7 +3,7 @@
 use super::Platform;
 use crate::guest_access::{read_guest, GuestRange};
 use hypercall_abi::errno::Errno;
-use hypercall_abi::sched::{SchedOp, SchedPoll, SchedShutdown, ShutdownReason};
+use hypercall_abi::sched::{SchedOp, SchedPoll, SchedShutdown, SchedWatchdog, ShutdownReason};
 
 /// Most ports one `SCHEDOP_poll` may name (Xen's limit).
 pub const MAX_POLL_PORTS: usize = 128;
@@ -61,6 +61,10 @@ pub(super) fn sched_op(p: &mut impl Platform, cmd: u32, arg: u64) -> Result<i64,
             Ok(0)
         }
         SchedOp::Poll => poll(p, arg),
+        SchedOp::Watchdog => {
+            let w: SchedWatchdog = read_guest(p, arg)?;
+            p.watchdog(w.id, w.timeout)
+        }
         _ => Err(Errno::ENOSYS),
     }
 }
@@ -131,5 +135,17 @@ mod tests {
         assert_eq!(dispatch(&mut p, SCHED_OP, [3, BASE, 0, 0, 0]), Errno::EFAULT.to_ret());
         assert_eq!(dispatch(&mut p, SCHED_OP, [3, 0x10, 0, 0, 0]), Errno::EFAULT.to_ret());
         assert!(p.polls.is_empty());
+    }
+
+    #[test]
+    fn watchdog_reads_its_argument_and_reaches_the_domain_s_watchdogs() {
+        let mut p = FakePlatform::new(false);
+        p.now = 5;
+        p.mem[..8].copy_from_slice(&[0, 0, 0, 0, 3, 0, 0, 0]);
+        assert_eq!(dispatch(&mut p, SCHED_OP, [6, BASE, 0, 0, 0]), 1);
+        assert_eq!(p.watchdogs.next_deadline(), Some(5 + 3_000_000_000));
+        p.mem[..8].copy_from_slice(&[9, 0, 0, 0, 3, 0, 0, 0]);
+        assert_eq!(dispatch(&mut p, SCHED_OP, [6, BASE, 0, 0, 0]), Errno::EINVAL.to_ret());
+        assert_eq!(dispatch(&mut p, SCHED_OP, [6, 0xffff_8300_0000_0000, 0, 0, 0]), Errno::EFAULT.to_ret());
     }
 }

@@ -154,6 +154,50 @@ pub fn scenarios() -> Vec<Scenario> {
             timeout: Duration::from_secs(90),
             ..DEFAULT
         },
+        // The fuzzer's short fixed-seed campaign: lives of random hostile actions, each
+        // restarted by dom0, with a bystander counting and the accounting audited.
+        Scenario {
+            name: "fuzz-short",
+            modules: &[
+                Image::Guest("counter"),
+                Image::Guest("fuzz"),
+                Image::Config("counter.cfg"),
+                Image::Config("fuzz.cfg"),
+            ],
+            input: &[
+                "info",
+                "xl create counter.cfg",
+                wait_for!(r"\[counter\] counter: "),
+                "xl create fuzz.cfg",
+                wait_for!(r"\[fuzz\] fuzz: life done: "),
+                "audit",
+                wait_for!(r"\[fuzz\] fuzz: life seed "),
+                wait_for!(r"\[fuzz\] fuzz: life seed "),
+                wait_for!(r"\[fuzz\] fuzz: life seed "),
+                "audit",
+                wait_for!(r"\[counter\] counter: "),
+                "xl destroy fuzz",
+                "xl destroy counter",
+                "audit",
+                "info",
+                "shutdown",
+            ],
+            expect: &[
+                INFO_FREE,
+                r"\[fuzz\] fuzz: life seed 0x[0-9a-f]+ \(seed 1, domain [0-9]+\)",
+                r"\[fuzz\] fuzz: life done: 2000 actions, ",
+                r"^audit: ok: ",
+                r"^audit: ok: ",
+                r"^xl: domain fuzz \([0-9]+\) destroyed$",
+                r"^audit: ok: 1 domains, ",
+                INFO_FREE,
+                r"^dom0: powering off$",
+            ],
+            forbid: &["PANIC", r"\(mk\) d0 crashed", r"counter.*crashed", "audit: FAILED", r"\(mk\) audit: "],
+            check: Some(grant_leaves_nothing),
+            timeout: Duration::from_secs(240),
+            ..DEFAULT
+        },
         // Long operations are preempted (XSA-45 class).
         attack!("xsa-45-console-write", "console-flood", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
             r"\[hostile\] hostile: flood 00000 \*+$",

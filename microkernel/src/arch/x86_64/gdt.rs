@@ -85,5 +85,11 @@ pub fn init(stack_top: u64) {
         DS::set_reg(SegmentSelector(0));
         ES::set_reg(SegmentSelector(0));
         load_tss(SegmentSelector::new(TSS_SEL >> 3, PrivilegeLevel::Ring0));
+        // No LDT: after reset the LDTR holds base 0 and limit 0xffff, so an LDT selector
+        // (a guest's `mov %ax, %ds`, or the `ss` of an `iret`) would read descriptors
+        // from linear address 0 upwards, memory a guest can map and fill (a call gate
+        // there is a way into ring 0). A null LDTR makes every LDT selector fault (#GP),
+        // as in Xen until a guest sets an LDT of its own.
+        core::arch::asm!("lldt {0:x}", in(reg) 0u16, options(nostack, preserves_flags));
     }
 }

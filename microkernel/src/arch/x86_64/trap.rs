@@ -96,7 +96,11 @@ fn canonical(a: u64) -> bool {
 #[no_mangle]
 extern "C" fn hypercall_from_guest(f: &mut GuestFrame) -> u64 {
     crate::kernel::hypercall(f);
-    if !canonical(f.rip) || !canonical(f.rsp) {
+    // A non-canonical rsp is the guest's business, as in Xen: `sysret` loads it as it is,
+    // and the guest's next push faults in the guest (a bounce frame onto such a stack is
+    // refused and ends the domain). A non-canonical rip would make `sysret` fault in
+    // ring 0.
+    if !canonical(f.rip) {
         // The frame now belongs to whichever vCPU runs next.
         crate::kernel::guest_fault(f, "non-canonical return address");
     }
