@@ -174,6 +174,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 wait_for!(r"\[fuzz\] fuzz: life seed "),
                 wait_for!(r"\[fuzz\] fuzz: life seed "),
                 wait_for!(r"\[fuzz\] fuzz: life seed "),
+                wait_for!(r"\[fuzz\] fuzz: life seed "),
                 "audit",
                 wait_for!(r"\[counter\] counter: "),
                 "xl destroy fuzz",
@@ -185,7 +186,7 @@ pub fn scenarios() -> Vec<Scenario> {
             expect: &[
                 INFO_FREE,
                 r"\[fuzz\] fuzz: life seed 0x[0-9a-f]+ \(seed 1, domain [0-9]+\)",
-                r"\[fuzz\] fuzz: life done: 2000 actions, ",
+                r"\[fuzz\] fuzz: life done: 1000 actions, ",
                 r"^audit: ok: ",
                 r"^audit: ok: ",
                 r"^xl: domain fuzz \([0-9]+\) destroyed$",

@@ -232,8 +232,13 @@ impl Fuzzer {
         match nr {
             // sched_op: block, shutdown, poll, remote shutdown, watchdog: yield instead.
             6 | 29 if matches!(a[0], 1..=4 | 6) => a[0] = 0,
-            // vcpu_op down (of vCPU 0, our only one): is_up instead.
+            // vcpu_op down (of vCPU 0, our only one): is_up instead. Areas the hypervisor
+            // keeps writing (vcpu_info, runstate, time) named by a guest-physical address
+            // may land on our code: mostly not.
             24 if a[0] == 2 => a[0] = 3,
+            24 if matches!(a[0], 10 | 13 | 14 | 15) && !self.rng.chance(10) => a[0] = 3,
+            // Memory given back or moved by frame number may be our own: now and then only.
+            12 if matches!(a[0], 1 | 7 | 11 | 15 | 23) && !self.rng.chance(20) => a[0] = 3,
             // console_io write: a bounded piece of a printable line.
             18 if a[0] == 0 => {
                 a[1] = if a[1] % 4 == 0 { 0 } else { PRINTABLE.len() as u64 };

@@ -106,10 +106,6 @@ fn main(si: &'static StartInfo) -> ShutdownReason {
             println!("fuzz: {n} actions, {} sub-ops reached, {} exceptions", reached.len(), state::EXCEPTIONS.load(Ordering::Relaxed));
         }
     }
-    let mut subops = String::new();
-    for (nr, sub) in &reached {
-        subops += &format!(" {nr}.{sub}");
-    }
     println!(
         "fuzz: life done: {calls} actions, {} hypercalls, {} refused, {} sub-ops reached, {} exceptions",
         f.hypercalls,
@@ -117,7 +113,11 @@ fn main(si: &'static StartInfo) -> ShutdownReason {
         reached.len(),
         state::EXCEPTIONS.load(Ordering::Relaxed)
     );
-    println!("fuzz: sub-ops{subops}");
+    // The sub-ops reached, a few per line (console lines are bounded).
+    let all: alloc::vec::Vec<String> = reached.iter().map(|(nr, sub)| format!("{nr}.{sub}")).collect();
+    for chunk in all.chunks(12) {
+        println!("fuzz: sub-ops {}", chunk.join(" "));
+    }
     f.finish();
     ShutdownReason::Poweroff
 }
