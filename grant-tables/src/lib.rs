@@ -22,6 +22,8 @@
 //! that no longer exists.
 #![no_std]
 #![forbid(unsafe_code)]
+// Every index and reference here comes from a guest: no panics on any value.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 extern crate alloc;
 
@@ -169,6 +171,14 @@ impl Grants {
         self.doms.iter().position(|d| d.id == id)
     }
 
+    fn dom(&self, id: u16) -> Option<&DomainGrants> {
+        self.doms.iter().find(|d| d.id == id)
+    }
+
+    fn dom_mut(&mut self, id: u16) -> Option<&mut DomainGrants> {
+        self.doms.iter_mut().find(|d| d.id == id)
+    }
+
     /// Adds domain `id` with `limits` (its table starts with no frames).
     pub fn add_domain(&mut self, id: u16, limits: Limits) {
         if self.pos(id).is_none() {
@@ -183,24 +193,23 @@ impl Grants {
 
     /// Domain `id`'s table.
     pub fn table(&self, id: u16) -> Option<&GrantTable> {
-        self.pos(id).map(|i| &self.doms[i].table)
+        self.dom(id).map(|d| &d.table)
     }
 
     /// Domain `id`'s maptrack.
     pub fn maptrack(&self, id: u16) -> Option<&Maptrack> {
-        self.pos(id).map(|i| &self.doms[i].maptrack)
+        self.dom(id).map(|d| &d.maptrack)
     }
 
     /// The mapper's maptrack and the granter's table, which may belong to the same domain.
     fn pair(&mut self, mapper: u16, granter: u16) -> Option<(&mut Maptrack, &mut GrantTable)> {
         let (m, g) = (self.pos(mapper)?, self.pos(granter)?);
         if m == g {
-            let d = &mut self.doms[m];
+            let d = self.doms.get_mut(m)?;
             return Some((&mut d.maptrack, &mut d.table));
         }
-        let (lo, hi) = self.doms.split_at_mut(m.max(g));
-        let (a, b) = (&mut lo[m.min(g)], &mut hi[0]);
-        Some(if m < g { (&mut a.maptrack, &mut b.table) } else { (&mut b.maptrack, &mut a.table) })
+        let [a, b] = self.doms.get_disjoint_mut([m, g]).ok()?;
+        Some((&mut a.maptrack, &mut b.table))
     }
 
     /// `GNTTABOP_setup_table` for domain `id`: grows its table to at least `nr_frames`
@@ -208,9 +217,9 @@ impl Grants {
     /// `GNTST_general_error` (as Xen, nothing grown); `alloc` out of frames: the frames
     /// already added stay, `GNTST_general_error`.
     pub fn setup_table(&mut self, id: u16, nr_frames: u32, alloc: &mut dyn FnMut() -> Option<u64>) -> Result<&[u64], Status> {
-        let i = self.pos(id).ok_or(GNTST_BAD_DOMAIN)?;
-        self.doms[i].table.grow(nr_frames, alloc)?;
-        Ok(self.doms[i].table.frames())
+        let d = self.dom_mut(id).ok_or(GNTST_BAD_DOMAIN)?;
+        d.table.grow(nr_frames, alloc)?;
+        Ok(d.table.frames())
     }
 
     /// `GNTTABOP_query_size`: (frames now, most frames).
@@ -288,15 +297,15 @@ impl Grants {
     /// with the last pin (Xen's `unmap_common_complete`). An orphan (granter gone) only
     /// frees the handle. `GNTST_bad_handle` for a handle not in use (double unmap included).
     pub fn unmap_release(&mut self, mem: &mut dyn EntryMemory, mapper: u16, handle: u32) -> Result<Mapping, Status> {
-        let i = self.pos(mapper).ok_or(GNTST_BAD_HANDLE)?;
-        let m = self.doms[i].maptrack.get(handle).ok_or(GNTST_BAD_HANDLE)?;
+        let m = self.dom(mapper).and_then(|d| d.maptrack.get(handle)).ok_or(GNTST_BAD_HANDLE)?;
         if !m.orphan {
-            let g = if m.granter == mapper { Some(i) } else { self.pos(m.granter) };
-            if let Some(g) = g {
-                self.doms[g].table.unpin(mem, m.gref, m.readonly);
+            if let Some(g) = self.dom_mut(m.granter) {
+                g.table.unpin(mem, m.gref, m.readonly);
             }
         }
-        self.doms[i].maptrack.remove(handle);
+        if let Some(d) = self.dom_mut(mapper) {
+            d.maptrack.remove(handle);
+        }
         Ok(m)
     }
 
@@ -305,14 +314,14 @@ impl Grants {
     /// `acquire_grant_for_copy`; returns the frame. Unknown granter: `GNTST_bad_domain`;
     /// the rest as [`Grants::map_acquire`]. Release with [`Grants::copy_release`].
     pub fn copy_acquire(&mut self, mem: &mut dyn EntryMemory, caller: u16, granter: u16, gref: u32, write: bool) -> Result<u64, Status> {
-        let i = self.pos(granter).ok_or(GNTST_BAD_DOMAIN)?;
-        self.doms[i].table.pin(mem, gref, caller, !write, false)
+        let d = self.dom_mut(granter).ok_or(GNTST_BAD_DOMAIN)?;
+        d.table.pin(mem, gref, caller, !write, false)
     }
 
     /// Drops the pin of a [`Grants::copy_acquire`].
     pub fn copy_release(&mut self, mem: &mut dyn EntryMemory, granter: u16, gref: u32, write: bool) {
-        if let Some(i) = self.pos(granter) {
-            self.doms[i].table.unpin(mem, gref, !write);
+        if let Some(d) = self.dom_mut(granter) {
+            d.table.unpin(mem, gref, !write);
         }
     }
 
@@ -378,13 +387,13 @@ impl Grants {
     /// Returns its table frames for the machine to give back.
     pub fn remove_domain(&mut self, mem: &mut dyn EntryMemory, id: u16) -> Removed {
         let mut r = Removed::default();
-        let Some(i) = self.pos(id) else { return r };
-        let handles: Vec<u32> = self.doms[i].maptrack.handles().collect();
+        let Some(handles) = self.dom(id).map(|d| d.maptrack.handles().collect::<Vec<u32>>()) else { return r };
         for h in handles {
             if self.unmap_release(mem, id, h).is_ok() {
                 r.mappings_released += 1;
             }
         }
+        let Some(i) = self.pos(id) else { return r };
         let d = self.doms.swap_remove(i);
         for other in self.doms.iter_mut() {
             r.mappings_orphaned += other.maptrack.orphan_granter(id);

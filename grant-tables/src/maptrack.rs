@@ -51,8 +51,11 @@ impl Maptrack {
     /// cannot grow the table (never a panic: the mapper gets `GNTST_no_space`).
     pub(crate) fn insert(&mut self, m: Mapping) -> Option<u32> {
         if let Some(h) = self.free.pop() {
-            self.entries[h as usize] = Some(m);
-            return Some(h);
+            // Free handles are always below the entries' length.
+            if let Some(e) = self.entries.get_mut(h as usize) {
+                *e = Some(m);
+                return Some(h);
+            }
         }
         if self.entries.len() as u32 >= self.max_handles {
             return None;

@@ -116,29 +116,28 @@ impl GrantTable {
         Ok(())
     }
 
-    fn locate(&self, gref: u32) -> (u64, usize) {
-        (self.frames[(gref / ENTRIES_PER_FRAME) as usize], (gref % ENTRIES_PER_FRAME) as usize)
+    fn locate(&self, gref: u32) -> Option<(u64, usize)> {
+        let frame = *self.frames.get((gref / ENTRIES_PER_FRAME) as usize)?;
+        Some((frame, (gref % ENTRIES_PER_FRAME) as usize))
     }
 
     /// Pins `gref` for domain `user`, read-only or writable; `mapping` for a map (which
     /// also refuses `GTF_sub_page`), else a copy. Returns the frame.
     pub(crate) fn pin(&mut self, mem: &mut dyn EntryMemory, gref: u32, user: u16, readonly: bool, mapping: bool) -> Result<u64, Status> {
-        if gref >= self.nr_entries() {
+        let (Some(&a), Some((slot_frame, slot))) = (self.active.get(gref as usize), self.locate(gref)) else {
             return Err(GNTST_BAD_GNTREF);
-        }
-        let a = self.active[gref as usize];
+        };
         let pinned = a.read_pins > 0 || a.write_pins > 0;
         // Already pinned: for the same domain only, and not past the counters (Xen: "Bad
         // domain, or risk of counter overflow").
         if pinned && (a.domid != user || u32::from(a.read_pins) >= MAX_PINS || u32::from(a.write_pins) >= MAX_PINS) {
             return Err(GNTST_GENERAL_ERROR);
         }
-        let (slot_frame, slot) = self.locate(gref);
         // Xen checks the shared entry again only at the first pin or the first write pin.
         if !pinned || (!readonly && a.write_pins == 0) {
             set_status(mem, slot_frame, slot, user, readonly, mapping)?;
         }
-        let a = &mut self.active[gref as usize];
+        let Some(a) = self.active.get_mut(gref as usize) else { return Err(GNTST_BAD_GNTREF) };
         if !pinned {
             a.domid = user;
             a.frame = mem.read(slot_frame, slot).1;
@@ -155,11 +154,7 @@ impl GrantTable {
     /// pin and `GTF_reading` with the last pin (Xen's `reduce_status_for_pin` and
     /// `gnttab_clear_flags`). An unpinned entry is left alone.
     pub(crate) fn unpin(&mut self, mem: &mut dyn EntryMemory, gref: u32, readonly: bool) {
-        if gref >= self.nr_entries() {
-            return;
-        }
-        let (f, slot) = self.locate(gref);
-        let a = &mut self.active[gref as usize];
+        let (Some((f, slot)), Some(a)) = (self.locate(gref), self.active.get_mut(gref as usize)) else { return };
         let pins = if readonly { &mut a.read_pins } else { &mut a.write_pins };
         if *pins == 0 {
             return;

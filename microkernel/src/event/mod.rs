@@ -7,6 +7,9 @@
 //! [`TwoLevel`] over an [`EventMemory`] implemented on the real `shared_info` page), and acts
 //! on the [`Notification`]s returned (kick a vCPU, wake pollers).
 
+// Ports, VIRQs and vCPUs named here come from guests: no panics on any value.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+
 mod engine;
 mod layout;
 mod table;

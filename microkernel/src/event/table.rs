@@ -148,7 +148,9 @@ impl PortTable {
         if i >= self.channels.len() {
             self.channels.resize(i + 1, Channel::FREE);
         }
-        self.channels[i] = Channel { state, notify_vcpu };
+        if let Some(c) = self.channels.get_mut(i) {
+            *c = Channel { state, notify_vcpu };
+        }
     }
 
     /// Ports that have ever been allocated (all others are free).
@@ -156,12 +158,16 @@ impl PortTable {
         self.channels.len() as u32
     }
 
+    /// The port bound to `virq` on `vcpu` (0: none, or no such vCPU or VIRQ).
     pub fn virq_port(&self, vcpu: VcpuId, virq: u32) -> u32 {
-        self.virq_to_port[vcpu.0 as usize][virq as usize]
+        self.virq_to_port.get(vcpu.0 as usize).and_then(|t| t.get(virq as usize)).copied().unwrap_or(0)
     }
 
+    /// Binds `virq` on `vcpu` to `port` (callers checked both; otherwise nothing happens).
     pub fn set_virq_port(&mut self, vcpu: VcpuId, virq: u32, port: u32) {
-        self.virq_to_port[vcpu.0 as usize][virq as usize] = port;
+        if let Some(slot) = self.virq_to_port.get_mut(vcpu.0 as usize).and_then(|t| t.get_mut(virq as usize)) {
+            *slot = port;
+        }
     }
 
     /// Every port ever allocated, with its channel.
@@ -178,9 +184,9 @@ impl PortTable {
 
     /// Forgets `port` wherever it is bound to `virq`.
     pub fn unbind_virq(&mut self, virq: u32, port: Port) {
-        for table in &mut self.virq_to_port {
-            if table[virq as usize] == port.0 {
-                table[virq as usize] = 0;
+        for slot in self.virq_to_port.iter_mut().filter_map(|t| t.get_mut(virq as usize)) {
+            if *slot == port.0 {
+                *slot = 0;
             }
         }
     }

@@ -31,8 +31,9 @@ pub(super) fn console_io(p: &mut impl Platform, cmd: u32, count: u32, buf: u64) 
                     return Ok(nr as i64);
                 }
                 let n = (range.len() - off).min(CHUNK as u64);
-                p.copy_from_guest(range.slice(off, n)?, &mut tmp[..n as usize])?;
-                p.console_write(&tmp[..n as usize]);
+                let part = tmp.get_mut(..n as usize).ok_or(Errno::EINVAL)?;
+                p.copy_from_guest(range.slice(off, n)?, part)?;
+                p.console_write(part);
                 off += n;
             }
             Ok(0)
@@ -44,8 +45,8 @@ pub(super) fn console_io(p: &mut impl Platform, cmd: u32, count: u32, buf: u64) 
             let range = range?;
             let mut tmp = [0u8; CHUNK];
             let want = range.len().min(CHUNK as u64) as usize;
-            let n = p.console_read(&mut tmp[..want]);
-            p.copy_to_guest(range.slice(0, n as u64)?, &tmp[..n])?;
+            let n = p.console_read(tmp.get_mut(..want).ok_or(Errno::EINVAL)?);
+            p.copy_to_guest(range.slice(0, n as u64)?, tmp.get(..n).ok_or(Errno::EINVAL)?)?;
             Ok(n as i64)
         }
         _ => Err(Errno::ENOSYS),

@@ -25,10 +25,13 @@ fn poll(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
         let mut chunk = [0u8; 64];
         while ports.len() < n {
             let k = (n - ports.len()).min(chunk.len() / 4);
-            p.copy_from_guest(GuestRange::new(addr, k as u64 * 4)?, &mut chunk[..k * 4])?;
-            for b in chunk[..k * 4].chunks_exact(4) {
-                // At most MAX_POLL_PORTS are read: the vector holds them all.
-                let _ = ports.push(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let part = chunk.get_mut(..k * 4).ok_or(Errno::EINVAL)?;
+            p.copy_from_guest(GuestRange::new(addr, k as u64 * 4)?, part)?;
+            for b in part.chunks_exact(4) {
+                if let Ok(w) = <[u8; 4]>::try_from(b) {
+                    // At most MAX_POLL_PORTS are read: the vector holds them all.
+                    let _ = ports.push(u32::from_le_bytes(w));
+                }
             }
             addr += k as u64 * 4;
         }
