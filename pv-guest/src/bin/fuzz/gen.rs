@@ -411,11 +411,11 @@ impl Fuzzer {
             events::disable_upcalls();
         }
         let ret: i64;
-        // SAFETY: the block saves the stack pointer and flags, loads hostile ones, makes
-        // the hypercall with a raw `syscall` (no stack use), and restores them; a fault on
-        // the way (a selector that cannot be loaded, a single step) resumes at label 2,
-        // which restores everything from the saved copies. Registers it changes are
-        // declared.
+        // The block saves the stack pointer and flags, loads hostile ones, makes the
+        // hypercall with a raw `syscall` (no stack use), and restores them; a fault on the
+        // way (a selector that cannot be loaded, a single step) resumes at label 2.
+        // SAFETY: label 2 restores stack, flags and selectors from the saved copies however
+        // it is reached; every register the block changes is declared.
         unsafe {
             asm!(
                 "mov %rsp, {saved}(%rip)",
@@ -476,10 +476,11 @@ impl Fuzzer {
         if self.verbose {
             println!("fuzz: iret cs={cs:#x} ss={ss:#x} rflags={flags:#x}");
         }
-        // SAFETY: builds Xen's iret frame (rip = label 2 on this stack) and enters the
-        // hypercall page's iret stub; however we come back to label 2 (the iret itself,
-        // the failsafe callback, or an exception handler), the stack pointer is restored
-        // from the saved copy and the flags from r13.
+        // Builds Xen's iret frame (rip = label 2 on this stack) and enters the hypercall
+        // page's iret stub; we come back to label 2 through the iret itself, the failsafe
+        // callback or an exception handler.
+        // SAFETY: label 2 restores the stack pointer from the saved copy and the flags from
+        // r13 however it is reached; every register the block changes is declared.
         unsafe {
             asm!(
                 "mov %rsp, {saved}(%rip)",
