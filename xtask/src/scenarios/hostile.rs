@@ -58,7 +58,7 @@ macro_rules! attack {
                 INFO_FREE,
                 r"^dom0: powering off$",
             ],
-            forbid: &["PANIC", r"TEST .* FAIL", r"\(mk\) d0 crashed", r"hostile: survived", r"counter.*crashed", "audit: FAILED", r"\(mk\) audit: "],
+            forbid: &["PANIC", r"TEST .* FAIL", r"\(mk\) d0 crashed", r"hostile: survived", "did not fire", r"counter.*crashed", "audit: FAILED", r"\(mk\) audit: "],
             check: Some(grant_leaves_nothing),
             timeout: Duration::from_secs(60),
             ..DEFAULT
@@ -235,6 +235,11 @@ pub fn scenarios() -> Vec<Scenario> {
         // vcpu_op for vCPUs that do not exist, and buffers not the guest's.
         attack!("xsa-vcpu-op-args", "vcpu-op", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
             r"\[hostile\] TESTS DONE 5 passed, 0 failed$",
+        ]),
+        // SCHEDOP_watchdog: a guest that stops poking its watchdog is shut down for it.
+        attack!("watchdog-expires", "watchdog", r"^xl: domain hostile \([0-9]+\) shut down: watchdog", [
+            r"\[hostile\] TESTS DONE 6 passed, 0 failed$",
+            r"\(mk\) d[0-9]+ \(hostile\) shutdown: watchdog \(its watchdog ran out\)$",
         ]),
         // Callbacks and trap handlers pointed into the hypervisor (iret and callbacks).
         attack!("xsa-callback-in-hypervisor", "callback-hv", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [

@@ -58,6 +58,7 @@ pub fn run(name: &str, t: &mut Tests, si: &'static StartInfo) -> bool {
         "callback-hv" => callback_hv(t),
         "trap-hv" => trap_hv(t),
         "vcpu-op" => vcpu_op(t),
+        "watchdog" => watchdog(t),
         _ => return false,
     }
     true
@@ -525,4 +526,29 @@ fn vcpu_op(t: &mut Tests) {
     let r = op(99, 0, 0);
     t.report("unknown_op_refused", ensure(r < 0, || describe(r)));
     t.report("is_up_self", expect_ret(op(VCPUOP_IS_UP, 0, 0), 1));
+}
+
+/// `SCHEDOP_watchdog` end to end: two watchdogs at most, bad ids refused, then one of one
+/// second left to run out while we spin: the hypervisor shuts us down (reason watchdog).
+fn watchdog(t: &mut Tests) {
+    use pv_guest::hypercall_abi::sched::{SchedWatchdog, SCHEDOP_WATCHDOG};
+    let op = |id: u32, timeout: u32| {
+        let arg = SchedWatchdog { id, timeout };
+        raw(Hypercall::SchedOp, [u64::from(SCHEDOP_WATCHDOG), (&raw const arg) as u64, 0, 0, 0])
+    };
+    let first = op(0, 60);
+    let second = op(0, 1);
+    t.report("two_watchdogs", ensure(first == 1 && second == 2, || format!("{first}, {second}")));
+    t.report("third_enospc", expect_ret(op(0, 1), Errno::ENOSPC.to_ret()));
+    t.report("unknown_id_einval", expect_ret(op(3, 1), EINVAL));
+    t.report("first_destroyed", expect_ret(op(1, 0), 0));
+    t.report("destroyed_id_einval", expect_ret(op(1, 5), EINVAL));
+    t.report("bad_pointer_efault", expect_ret(raw(Hypercall::SchedOp, [u64::from(SCHEDOP_WATCHDOG), DIRECT_MAP, 0, 0, 0]), EFAULT));
+    t.done();
+    println!("hostile: watchdog armed for 1 s; spinning");
+    let start = pv_guest::time::now_ns();
+    while pv_guest::time::now_ns() - start < 10_000_000_000 {
+        core::hint::spin_loop();
+    }
+    println!("hostile: watchdog did not fire in 10 s");
 }
