@@ -33,6 +33,10 @@ pub struct FuzzArgs {
     /// Actions per life.
     #[arg(long, default_value_t = 3000)]
     pub calls: u64,
+    /// Run the fuzzer as dom0, so that the privileged operations are fuzzed too: one life
+    /// per boot (dom0's end is the machine's), seeds `--seed`, `--seed + 1`, ...
+    #[arg(long)]
+    pub dom0: bool,
     /// Judge the console log of an earlier campaign instead of running one (its
     /// `--seconds` and `--calls` must be given again for the rates).
     #[arg(long)]
@@ -170,6 +174,9 @@ pub fn main(args: FuzzArgs) -> Result<ExitCode> {
     }
     let layout = build_kernels()?;
     deps::ensure_tools(deps::QEMU)?;
+    if args.dom0 {
+        return dom0_campaign(&layout, &args);
+    }
     let dir = layout.boot_dir().join("fuzz");
     std::fs::create_dir_all(&dir).context("creating target/boot/fuzz")?;
     let cfg = dir.join("fuzz.cfg");
@@ -200,6 +207,76 @@ pub fn main(args: FuzzArgs) -> Result<ExitCode> {
     }
     print_report(&report, args.seconds, args.calls, &log);
     Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// How one boot of the fuzzer as dom0 ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Dom0Life {
+    /// It ran its actions and the audit after them held: the hypercalls it made.
+    Done(u64),
+    /// It ended itself (a crash it brought on itself, a shutdown a random call asked for,
+    /// its watchdog when it stopped making progress).
+    Ended,
+    /// What went wrong with the machine: a panic, a failed audit, no end.
+    Failed(String),
+}
+
+/// Judges one boot of the fuzzer as dom0 of `calls` actions from its console lines.
+pub fn judge_dom0(lines: &[String], calls: u64) -> Dom0Life {
+    if let Some(l) = lines.iter().find(|l| l.contains("(mk) PANIC")) {
+        return Dom0Life::Failed(l.clone());
+    }
+    if let Some(l) = lines.iter().find(|l| l.starts_with("audit: FAILED") || l.contains("(mk) audit: ")) {
+        return Dom0Life::Failed(l.clone());
+    }
+    let done = lines.iter().find(|l| l.contains("fuzz: life done: ") && number_after(l, "life done: ") == Some(calls));
+    let stopped = lines.iter().any(|l| l.contains("(mk) d0 stopped") || l.contains("(mk) no runnable vCPU left"));
+    match (done, stopped) {
+        (Some(l), true) if lines.iter().any(|l| l.starts_with("audit: ok: ")) => {
+            Dom0Life::Done(number_after(l, "actions, ").unwrap_or(0))
+        }
+        (Some(_), true) => Dom0Life::Failed("the life ran to the end but printed no audit".into()),
+        (_, true) => Dom0Life::Ended,
+        (_, false) => Dom0Life::Failed("the machine did not stop".into()),
+    }
+}
+
+fn dom0_campaign(layout: &crate::build::Layout, args: &FuzzArgs) -> Result<ExitCode> {
+    let start = std::time::Instant::now();
+    let (mut boots, mut done, mut hypercalls) = (0u64, 0u64, 0u64);
+    let mut failures = Vec::new();
+    let mut seed = args.seed;
+    eprintln!("xtask: fuzzing as dom0 for {} s (seeds from {}, {} actions per boot)", args.seconds, args.seed, args.calls);
+    while start.elapsed() < Duration::from_secs(args.seconds) {
+        let modules = vec![Module { path: layout.kernel("fuzz"), cmdline: format!("seed={seed} calls={}", args.calls) }];
+        let qemu = QemuConfig {
+            boot: Boot::Kernel { kernel: layout.microkernel_elf32(), xen_cmdline: String::new(), modules },
+            memory_mib: 256,
+            accel: Accel::Tcg,
+            serial: Serial::Stdio,
+        };
+        let session = run_scripted(qemu.command()?, PROMPT, &[], InputMode::AtPrompts, Duration::from_secs(180))?;
+        boots += 1;
+        match judge_dom0(&session.lines(), args.calls) {
+            Dom0Life::Done(h) => {
+                done += 1;
+                hypercalls += h;
+            }
+            Dom0Life::Ended => {}
+            Dom0Life::Failed(why) => failures.push((seed, why)),
+        }
+        seed += 1;
+    }
+    let secs = start.elapsed().as_secs().max(1);
+    println!("fuzz: as dom0, {secs} s survived: {}", if failures.is_empty() { "yes" } else { "NO" });
+    println!("fuzz: {boots} boots, {done} ran all {} actions, {hypercalls} hypercalls in those ({:.0}/s)", args.calls, hypercalls as f64 / secs as f64);
+    for (seed, why) in &failures {
+        println!(
+            "fuzz: FAILURE: seed {seed}: {why} (replay: cargo xtask run --dom0 target/x86_64-unknown-none/release/fuzz --cmdline \"seed={seed} calls={} verbose=1\")",
+            args.calls
+        );
+    }
+    Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn print_report(r: &Report, seconds: u64, calls: u64, log: &Path) {
@@ -281,5 +358,19 @@ memory: total 1000 KiB (0 MiB), free 900 KiB (0 MiB)";
         );
         let r = judge(&lines(&garbled), 2000);
         assert_eq!((r.lives_done, r.actions, r.hypercalls), (1, 2000, 1800));
+    }
+
+    #[test]
+    fn dom0_lives_are_judged() {
+        let l = |t: &str| lines(t);
+        assert_eq!(
+            judge_dom0(&l("fuzz: life done: 2000 actions, 3422 hypercalls, 1 refused\naudit: ok: 1 domains\n(mk) d0 stopped; no domains left"), 2000),
+            Dom0Life::Done(3422)
+        );
+        assert_eq!(judge_dom0(&l("(mk) d0 crashed: vector 14\n(mk) d0 stopped; no domains left"), 2000), Dom0Life::Ended);
+        assert_eq!(judge_dom0(&l("(mk) d0 (Domain-0) shutdown: watchdog\n(mk) no runnable vCPU left; powering off"), 2000), Dom0Life::Ended);
+        assert!(matches!(judge_dom0(&l("(mk) PANIC: microkernel fault\n"), 2000), Dom0Life::Failed(_)));
+        assert!(matches!(judge_dom0(&l("fuzz: life done: 2000 actions, 3 hypercalls\naudit: FAILED: x\n(mk) d0 stopped"), 2000), Dom0Life::Failed(_)));
+        assert!(matches!(judge_dom0(&l("fuzz: life seed 0x1"), 2000), Dom0Life::Failed(_)));
     }
 }

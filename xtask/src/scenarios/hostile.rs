@@ -199,6 +199,23 @@ pub fn scenarios() -> Vec<Scenario> {
             timeout: Duration::from_secs(240),
             ..DEFAULT
         },
+        // The fuzzer as dom0: the privileged operations (domctl, sysctl, foreign
+        // mappings, other domains' memory, ports and grants) fuzzed too, one life, then the
+        // microkernel's audit.
+        Scenario {
+            name: "fuzz-dom0",
+            dom0: Image::Guest("fuzz"),
+            cmdline: "seed=3 calls=2000",
+            expect: &[
+                r"fuzz: life seed 0x[0-9a-f]+ \(seed 3, domain 0\)",
+                r"fuzz: life done: 2000 actions, ",
+                r"^audit: ok: ",
+                r"\(mk\) d0 shutdown: poweroff",
+            ],
+            forbid: &["PANIC", "audit: FAILED", r"\(mk\) audit: "],
+            timeout: Duration::from_secs(120),
+            ..DEFAULT
+        },
         // Long operations are preempted (XSA-45 class).
         attack!("xsa-45-console-write", "console-flood", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
             r"\[hostile\] hostile: flood 00000 \*+$",

@@ -86,6 +86,8 @@ pub struct Fuzzer {
     region_end: u64,
     ports: [u32; 2],
     domid: u16,
+    /// Running as dom0: the privileged operations are fuzzed too.
+    privileged: bool,
     /// Print every action before it runs (`verbose=1`: for replaying a life).
     pub verbose: bool,
     /// Hypercalls made (multicall entries count one each).
@@ -112,6 +114,7 @@ impl Fuzzer {
             region_end,
             ports: [si.store_evtchn, si.console.domu_evtchn()],
             domid,
+            privileged: si.is_privileged(),
             verbose: false,
             hypercalls: 0,
             refused: 0,
@@ -279,7 +282,34 @@ impl Fuzzer {
             }
             // iret has its own action.
             23 => a[0] = 0,
+            // A multicall of random words reads its entries from wherever `a[0]` points,
+            // our own memory past the buffer included: a few entries only (the multicall
+            // action builds defused ones).
+            13 => a[1] %= 4,
+            // As dom0: domctl and sysctl with the right interface version (else all of
+            // them stop at EACCES), commands and domains from the interesting ones; not the
+            // in-kernel benchmarks (SYSCTL_BENCH runs what dom0 asks, by design).
+            36 if self.privileged => {
+                let cmd = self.rng.pick(&[1u32, 2, 3, 4, 5, 11, 12, 12, 12]);
+                let cmd = if self.rng.chance(10) { self.rng.below(16) as u32 } else { cmd };
+                let dom = self.rng.pick(&[0u32, 1, 2, 3, 4, 5, 0x7ff0, 999]);
+                self.set_words(a[0], &[cmd, pv_guest::hypercall_abi::domctl::DOMCTL_INTERFACE_VERSION, dom]);
+            }
+            35 if self.privileged => {
+                let cmd = self.rng.pick(&[3u32, 4, 0x101, 0, 1, 2, 5, 6, 7]);
+                self.set_words(a[0], &[cmd, pv_guest::hypercall_abi::sysctl::SYSCTL_INTERFACE_VERSION]);
+            }
             _ => {}
+        }
+    }
+
+    /// Writes `words` at guest address `p` if it is in the buffer, else points `p`'s
+    /// call at nothing of ours (the words cannot be placed).
+    fn set_words(&mut self, p: u64, words: &[u32]) {
+        for (i, &w) in words.iter().enumerate() {
+            if let Some(slot) = self.word_at(p.wrapping_add(4 * i as u64)) {
+                *slot = w;
+            }
         }
     }
 
@@ -516,6 +546,10 @@ impl Fuzzer {
     /// The end of a life: now and then, garbage into our own console and store rings
     /// (their back-ends in dom0 must refuse it and serve the others).
     pub fn finish(&mut self) {
+        if self.privileged {
+            self.audit();
+            return;
+        }
         if !self.rng.chance(33) {
             return;
         }
@@ -537,6 +571,26 @@ impl Fuzzer {
         }
         for p in self.ports {
             let _ = events::send(p);
+        }
+    }
+}
+
+impl Fuzzer {
+    /// As dom0: the microkernel's audit of its accounting after the life, printed as
+    /// dom0's `audit` command prints it.
+    fn audit(&mut self) {
+        use pv_guest::hypercall_abi::sysctl::{AuditResult, Sysctl, SYSCTL_AUDIT};
+        let mut op = Sysctl::new(SYSCTL_AUDIT);
+        match pv_guest::hypercall::sysctl(&mut op) {
+            Ok(()) => {
+                let r: AuditResult = op.read_payload();
+                let what = core::str::from_utf8(r.what()).unwrap_or("?");
+                match r.ok {
+                    1 => println!("audit: ok: {} domains, {} frames owned, {} page tables", r.domains, r.frames_owned, r.tables),
+                    _ => println!("audit: FAILED: {what}"),
+                }
+            }
+            Err(e) => println!("audit: FAILED: sysctl {e:?}"),
         }
     }
 }

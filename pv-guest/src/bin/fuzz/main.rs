@@ -76,10 +76,15 @@ fn main(si: &'static StartInfo) -> ShutdownReason {
         println!("fuzz: events init: {e:?}");
         return ShutdownReason::Crash;
     }
-    let domid = pv_guest::xenbus::connect(si)
-        .ok()
-        .and_then(|mut xs| pv_guest::xenbus::own_domid(&mut xs).ok())
-        .unwrap_or(0);
+    // dom0 has no store ring (it runs the store): its id is 0.
+    let domid = if si.is_privileged() {
+        0
+    } else {
+        pv_guest::xenbus::connect(si)
+            .ok()
+            .and_then(|mut xs| pv_guest::xenbus::own_domid(&mut xs).ok())
+            .unwrap_or(0)
+    };
     let seed = arg(&line, "seed").and_then(number).unwrap_or(1);
     let calls = arg(&line, "calls").and_then(number).unwrap_or(DEFAULT_CALLS);
     let life_seed = arg(&line, "lifeseed").and_then(number).unwrap_or_else(|| rng::mix(seed, u64::from(domid)));
