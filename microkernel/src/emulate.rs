@@ -15,6 +15,8 @@
 //! Anything else, including every write to a control register, is not emulated: the
 //! caller raises #GP for the guest. Decoding is portable and host-tested; the machine
 //! supplies register access and the values through [`EmuEnv`].
+// The instruction bytes and registers here are a guest's: no panics on any value.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 /// Longest instruction this decoder reads.
 pub const MAX_INSN: usize = 16;
@@ -71,7 +73,7 @@ pub enum FaultKind {
 pub fn decode(bytes: &[u8], kind: FaultKind) -> Option<Insn> {
     match kind {
         FaultKind::InvalidOpcode => {
-            if bytes.len() >= 7 && bytes[..5] == FORCED_EMULATION_PREFIX && bytes[5..7] == [0x0f, 0xa2] {
+            if bytes.get(..5) == Some(&FORCED_EMULATION_PREFIX[..]) && bytes.get(5..7) == Some(&[0x0f, 0xa2][..]) {
                 Some(Insn::ForcedCpuid { len: 7 })
             } else {
                 None

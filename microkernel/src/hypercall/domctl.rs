@@ -22,17 +22,18 @@ impl DomainName {
     /// Reads a NUL-terminated name; `EINVAL` if empty, unterminated or not printable.
     pub fn parse(raw: &[u8; DOMAIN_NAME_LEN]) -> Result<Self, Errno> {
         let len = raw.iter().position(|&b| b == 0).ok_or(Errno::EINVAL)?;
-        if len == 0 || !raw[..len].iter().all(|b| b.is_ascii_graphic()) {
+        if len == 0 || !raw.iter().take(len).all(|b| b.is_ascii_graphic()) {
             return Err(Errno::EINVAL);
         }
-        let mut bytes = [0u8; DOMAIN_NAME_LEN];
-        bytes[..len].copy_from_slice(&raw[..len]);
+        // The bytes after the NUL are zero in the stored name.
+        let mut bytes = *raw;
+        bytes.iter_mut().skip(len).for_each(|b| *b = 0);
         Ok(DomainName { bytes, len })
     }
 
     /// The name.
     pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("?")
+        self.bytes.get(..self.len).and_then(|b| core::str::from_utf8(b).ok()).unwrap_or("?")
     }
 
     /// The name as the ABI carries it (NUL-padded).

@@ -90,7 +90,7 @@ pub(super) fn grant_table_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i6
                     // Xen: a frame list that cannot be written is GNTST_bad_virt_addr.
                     let n = (op.nr_frames as usize).min(frames.len());
                     let list = op.frame_list;
-                    let ok = frames[..n].iter().enumerate().all(|(i, f)| write_guest(p, list.wrapping_add(i as u64 * 8), f).is_ok());
+                    let ok = frames.iter().take(n).enumerate().all(|(i, f)| write_guest(p, list.wrapping_add(i as u64 * 8), f).is_ok());
                     if ok { GNTST_OKAY } else { GNTST_BAD_VIRT_ADDR }
                 }
                 Err(st) => st,
@@ -181,22 +181,28 @@ fn batch<P: Platform, T: FromBytes + IntoBytes + Immutable + Copy + Default>(
         }
         let n = (count - i).min(limit - i).min(READ_BATCH as u32) as usize;
         let mut buf = [T::default(); READ_BATCH];
-        let whole = GuestRange::new(at, n as u64 * size).and_then(|r| p.copy_from_guest(r, buf[..n].as_mut_bytes()));
+        let whole = match buf.get_mut(..n) {
+            Some(part) => GuestRange::new(at, n as u64 * size).and_then(|r| p.copy_from_guest(r, part.as_mut_bytes())),
+            None => Err(Errno::EINVAL),
+        };
         // A chunk that cannot be read whole is done one by one, so that exactly the
         // operations before the unreadable one are done.
         let n = if whole.is_ok() {
             n
         } else {
-            buf[0] = read_guest(p, at)?;
+            let first = read_guest(p, at)?;
+            if let Some(slot) = buf.first_mut() {
+                *slot = first;
+            }
             1
         };
         let mut held = GrantBatch::default();
-        for op in buf[..n].iter_mut() {
+        for op in buf.iter_mut().take(n) {
             f(p, op, &mut held);
         }
         p.grant_batch_end(&mut held);
         let back = GuestRange::new(at, n as u64 * size)?;
-        p.copy_to_guest(back, buf[..n].as_bytes())?;
+        p.copy_to_guest(back, buf.get(..n).ok_or(Errno::EINVAL)?.as_bytes())?;
         i += n as u32;
     }
     Ok(0)

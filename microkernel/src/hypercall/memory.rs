@@ -61,7 +61,7 @@ fn memory_map(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
     let max_pages = with_mm(p, |mm| mm.dom.max_pages())?;
     let entries = [E820Entry { addr: 0, size: max_pages << 12, kind: E820_RAM }];
     let n = (map.nr_entries as usize).min(entries.len());
-    for (i, e) in entries[..n].iter().enumerate() {
+    for (i, e) in entries.iter().take(n).enumerate() {
         write_guest(p, map.buffer + (i * core::mem::size_of::<E820Entry>()) as u64, e)?;
     }
     map.nr_entries = n as u32;

@@ -157,13 +157,16 @@ pub(super) fn pt_update(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Er
         let n = (count - i).min(limit - i).min(READ_BATCH as u32) as usize;
         let mut buf = [MmuUpdate::default(); READ_BATCH];
         let at = reqs + u64::from(i) * 16;
-        let got = if p.copy_from_guest(GuestRange::new(at, n as u64 * 16)?, buf[..n].as_mut_bytes()).is_ok() {
+        let part = buf.get_mut(..n).ok_or(Errno::EINVAL)?;
+        let got = if p.copy_from_guest(GuestRange::new(at, n as u64 * 16)?, part.as_mut_bytes()).is_ok() {
             n
         } else {
             // Find exactly which request faults: the ones before it are done.
             match read_guest::<MmuUpdate>(p, at) {
                 Ok(r) => {
-                    buf[0] = r;
+                    if let Some(slot) = buf.first_mut() {
+                        *slot = r;
+                    }
                     1
                 }
                 Err(e) => {
@@ -174,7 +177,7 @@ pub(super) fn pt_update(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Er
         };
         let (ok, err, up) = with_mm(p, |mm| {
             let (mut up, owner) = (false, pg_owner.unwrap_or(mm.dom.id()));
-            for (k, req) in buf[..got].iter().enumerate() {
+            for (k, req) in buf.iter().take(got).enumerate() {
                 match apply_update(mm, *req, owner) {
                     Ok(level) => up |= level.is_some_and(|l| l != Level::L1),
                     Err(e) => return (k, Some(e), up),

@@ -6,7 +6,7 @@ use super::Platform;
 use crate::guest_access::{read_guest, write_guest};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::sysctl::*;
-use zerocopy::{FromBytes, IntoBytes};
+use zerocopy::FromBytes;
 
 // Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
 #[inline(never)]
@@ -21,9 +21,7 @@ pub(super) fn sysctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
     }
     match op.cmd {
         SYSCTL_PHYSINFO => {
-            let info = p.physinfo();
-            let bytes = info.as_bytes();
-            op.u[..bytes.len()].copy_from_slice(bytes);
+            op.write_payload(&p.physinfo());
             write_guest(p, arg, &op)?;
             Ok(0)
         }
@@ -51,20 +49,17 @@ pub(super) fn sysctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
                 }
                 _ => return Err(Errno::EINVAL),
             };
-            op.u[..core::mem::size_of::<BenchOp>()].copy_from_slice(b.as_bytes());
+            op.write_payload(&b);
             write_guest(p, arg, &op)?;
             Ok(0)
         }
         SYSCTL_AUDIT => {
-            let result = p.audit()?;
-            op.u.copy_from_slice(result.as_bytes());
+            op.write_payload(&p.audit()?);
             write_guest(p, arg, &op)?;
             Ok(0)
         }
         SYSCTL_MEMSTATS => {
-            let stats = p.memstats()?;
-            let bytes = stats.as_bytes();
-            op.u[..bytes.len()].copy_from_slice(bytes);
+            op.write_payload(&p.memstats()?);
             write_guest(p, arg, &op)?;
             Ok(0)
         }

@@ -15,8 +15,9 @@ pub const CAPABILITIES: &str = "xen-3.0-x86_64 ";
 /// Copies `s` into a zeroed `[u8; N]`, always leaving a terminating NUL.
 pub fn fixed<const N: usize>(s: &str) -> [u8; N] {
     let mut b = [0u8; N];
-    let n = s.len().min(N - 1);
-    b[..n].copy_from_slice(&s.as_bytes()[..n]);
+    for (d, &c) in b.iter_mut().take(N.saturating_sub(1)).zip(s.as_bytes()) {
+        *d = c;
+    }
     b
 }
 
@@ -83,9 +84,9 @@ fn xen_version_out(p: &mut impl Platform, op: XenVersionOp, arg: u64) -> Result<
                 return Err(Errno::EPERM);
             }
             let mut b = [0u8; 1024];
-            let c = p.command_line();
-            let n = c.len().min(1023);
-            b[..n].copy_from_slice(&c[..n]);
+            for (d, &c) in b.iter_mut().take(1023).zip(p.command_line()) {
+                *d = c;
+            }
             write_guest(p, arg, &b)?;
             Ok(0)
         }

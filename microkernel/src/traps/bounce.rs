@@ -69,7 +69,7 @@ pub struct BounceFrame {
 impl BounceFrame {
     /// The frame's 8-byte slots, lowest address first.
     pub fn words(&self) -> &[u64] {
-        &self.words[..self.len]
+        self.words.get(..self.len).unwrap_or(&[])
     }
 
     /// The frame as little-endian bytes, lowest address first, and how many of them are
@@ -172,7 +172,10 @@ pub fn create_bounce_frame(
     let mut words = [0u64; MAX_FRAME_WORDS];
     let mut i = 0;
     let mut push = |w: u64| {
-        words[i] = w;
+        // At most MAX_FRAME_WORDS pushes: the frame has room for all of them.
+        if let Some(slot) = words.get_mut(i) {
+            *slot = w;
+        }
         i += 1;
     };
     push(state.rcx);

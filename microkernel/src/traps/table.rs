@@ -69,7 +69,7 @@ impl TrapTable {
 
     /// The entry for `vector` (all zero when nothing was installed).
     pub fn entry(&self, vector: u8) -> &TrapInfo {
-        &self.entries[usize::from(vector)]
+        self.entries.get(usize::from(vector)).unwrap_or(&EMPTY)
     }
 
     /// All entries, in vector order (for `VcpuGuestContext::trap_ctxt`).
@@ -98,7 +98,9 @@ impl TrapTable {
     /// Installs one checked entry at its vector; the stored copy has its padding zeroed.
     pub fn install(&mut self, entry: &TrapInfo) -> Result<(), Errno> {
         Self::validate(entry)?;
-        self.entries[usize::from(entry.vector)] = TrapInfo { _pad: 0, ..*entry };
+        if let Some(slot) = self.entries.get_mut(usize::from(entry.vector)) {
+            *slot = TrapInfo { _pad: 0, ..*entry };
+        }
         Ok(())
     }
 
