@@ -85,6 +85,8 @@
 //! `ENOSYS`; unread watch events are bounded by count, not memory and time.
 #![no_std]
 #![forbid(unsafe_code)]
+// Everything here reads what guests write (rings, messages, paths): no panics on any value.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 extern crate alloc;
 

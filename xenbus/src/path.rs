@@ -142,7 +142,8 @@ impl Perms {
 
     /// The owning domain.
     pub fn owner(&self) -> DomId {
-        self.entries[0].0
+        // Never empty (parsing refuses an empty list); dom0 if it were.
+        self.entries.first().map_or(DomId(0), |e| e.0)
     }
 
     /// The access of `domid`: the owner and privileged domains may do everything, a listed
@@ -151,11 +152,12 @@ impl Perms {
         if privileged || domid == self.owner() {
             return Perm::Both;
         }
-        self.entries[1..]
+        self.entries
             .iter()
+            .skip(1)
             .find(|(d, _)| *d == domid)
             .map(|(_, p)| *p)
-            .unwrap_or(self.entries[0].1)
+            .unwrap_or(self.entries.first().map_or(Perm::None, |e| e.1))
     }
 
     /// Parses the `XS_SET_PERMS` form: NUL-separated entries like `"r0"`, `"b3"`.

@@ -65,7 +65,8 @@ impl XenbusState {
 
     /// The store's form of this state.
     pub fn as_str(self) -> &'static str {
-        ["0", "1", "2", "3", "4", "5", "6", "7", "8"][self as usize]
+        const WORDS: [&str; 9] = ["0", "1", "2", "3", "4", "5", "6", "7", "8"];
+        WORDS.get(self as usize).copied().unwrap_or("0")
     }
 
     /// Whether an `end` in state `self` may move to `next`. The handshake:

@@ -187,7 +187,7 @@ impl Header {
     /// Decodes a header from the first 16 bytes; checks `len` against [`PAYLOAD_MAX`].
     pub fn parse(bytes: &[u8]) -> Result<Header, WireError> {
         let b = bytes.get(..HEADER_SIZE).ok_or(WireError::ShortHeader)?;
-        let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let word = |i: usize| b.get(i..i + 4).and_then(|w| <[u8; 4]>::try_from(w).ok()).map_or(0, u32::from_le_bytes);
         let header = Header { msg_type: word(0), req_id: word(4), tx_id: word(8), len: word(12) };
         if header.len as usize > PAYLOAD_MAX {
             return Err(WireError::Oversized(header.len));
@@ -222,7 +222,7 @@ impl Message {
         if bytes.len() != HEADER_SIZE + header.len as usize {
             return Err(WireError::LengthMismatch);
         }
-        Ok(Message { header, payload: bytes[HEADER_SIZE..].to_vec() })
+        Ok(Message { header, payload: bytes.get(HEADER_SIZE..).unwrap_or(&[]).to_vec() })
     }
 
     /// Builds a message of a known type. Payloads longer than [`PAYLOAD_MAX`] are the
@@ -290,6 +290,7 @@ pub fn split_args(payload: &[u8], n: usize) -> Result<Vec<&str>, XsError> {
 /// `"path\0value"`, the value not terminated).
 pub fn split_path_value(payload: &[u8]) -> Result<(&str, &[u8]), XsError> {
     let nul = payload.iter().position(|&b| b == 0).ok_or(XsError::EINVAL)?;
-    let path = core::str::from_utf8(&payload[..nul]).map_err(|_| XsError::EINVAL)?;
-    Ok((path, &payload[nul + 1..]))
+    let (path, rest) = payload.split_at(nul);
+    let path = core::str::from_utf8(path).map_err(|_| XsError::EINVAL)?;
+    Ok((path, rest.get(1..).unwrap_or(&[])))
 }

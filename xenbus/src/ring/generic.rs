@@ -57,7 +57,8 @@ fn read_entry<T: RingEntry>(mem: &impl SharedMem, at: usize) -> T {
     // One copy of the slot into private memory; the value is decoded only from the copy.
     let mut buf = vec![0u8; core::mem::size_of::<T>()];
     mem.read_bytes(at, &mut buf);
-    T::read_from_bytes(&buf).expect("buffer has the exact size")
+    // The buffer has the exact size, so this cannot fail; zeroes if it ever did.
+    T::read_from_bytes(&buf).unwrap_or_else(|_| T::new_zeroed())
 }
 
 /// `RING_PUSH_*_AND_CHECK_NOTIFY`: whether the other side asked to be woken for an index

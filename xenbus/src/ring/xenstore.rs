@@ -151,7 +151,9 @@ impl XsRingEnd {
             let n = (want - self.inbuf.len()).min(avail as usize).min(RING_SIZE as usize - start);
             let old = self.inbuf.len();
             self.inbuf.resize(old + n, 0);
-            page.read_bytes(dir.data + start, &mut self.inbuf[old..]);
+            if let Some(dst) = self.inbuf.get_mut(old..) {
+                page.read_bytes(dir.data + start, dst);
+            }
             self.in_cons = self.in_cons.wrapping_add(n as u32);
             page.full_barrier();
             page.write_u32(dir.cons, self.in_cons);
@@ -200,7 +202,7 @@ impl XsRingEnd {
             }
             let start = mask(self.out_prod);
             let n = (self.outbuf.len() - self.out_pos).min(free).min(RING_SIZE as usize - start);
-            page.write_bytes(dir.data + start, &self.outbuf[self.out_pos..self.out_pos + n]);
+            page.write_bytes(dir.data + start, self.outbuf.get(self.out_pos..self.out_pos + n).unwrap_or(&[]));
             self.out_pos += n;
             self.out_prod = self.out_prod.wrapping_add(n as u32);
             page.write_barrier();

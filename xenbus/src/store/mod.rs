@@ -390,20 +390,20 @@ impl Store {
         self.memory_low = low;
     }
 
-    fn ctx(&self, conn: ConnId) -> ops::Ctx {
-        let c = &self.conns[&conn];
+    fn ctx(&self, conn: ConnId) -> Result<ops::Ctx, XsError> {
+        let c = self.conns.get(&conn).ok_or(XsError::EIO)?;
         let quotas = self.quotas(c.domid);
         let mem_budget = match (c.privileged, self.memory_low) {
             (true, _) => usize::MAX,
             (false, true) => 0,
             (false, false) => quotas.memory.saturating_sub(self.memory_of(c.domid)),
         };
-        ops::Ctx { domid: c.domid, privileged: c.privileged, quotas, mem_budget }
+        Ok(ops::Ctx { domid: c.domid, privileged: c.privileged, quotas, mem_budget })
     }
 
     fn dispatch(&mut self, conn: ConnId, msg: &Message) -> Result<(MsgType, Vec<u8>), XsError> {
         let ty = msg.msg_type().map_err(|_| XsError::ENOSYS)?;
-        let ctx = self.ctx(conn);
+        let ctx = self.ctx(conn)?;
         let p = &msg.payload[..];
         let tx_id = msg.header.tx_id;
         let payload = match ty {

@@ -83,7 +83,9 @@ fn create(view: &mut View<'_>, ctx: &Ctx, path: &str, value: Vec<u8>, events: &m
         let mut parent = view.get(par)?.ok_or(XsError::ENOENT)?;
         let mut perms = parent.perms.clone();
         if !ctx.privileged {
-            perms.entries[0].0 = ctx.domid;
+            if let Some(owner) = perms.entries.first_mut() {
+                owner.0 = ctx.domid;
+            }
         }
         let v = if i + 1 == missing.len() { value.clone() } else { Vec::new() };
         final_perms = perms.clone();
@@ -151,19 +153,19 @@ fn rm(view: &mut View<'_>, ctx: &Ctx, path: &str, events: &mut Vec<Event>) -> Re
 fn directory_part(node: &Node, offset: &str) -> Result<Vec<u8>, XsError> {
     let offset: usize = offset.parse().map_err(|_| XsError::EINVAL)?;
     let all = wire::join_nul(&node.children.iter().map(|c| c.as_bytes()).collect::<Vec<_>>());
-    if offset > all.len() || (offset > 0 && all[offset - 1] != 0) {
-        return Err(XsError::EINVAL);
-    }
+    // The offset must start a name: the end, or just after a NUL.
+    let starts_name = offset == 0 || offset.checked_sub(1).and_then(|i| all.get(i)) == Some(&0);
+    let rest = all.get(offset..).filter(|_| starts_name).ok_or(XsError::EINVAL)?;
     let mut out = wire::nul_terminated(alloc::format!("{}", node.generation).as_bytes());
-    let room = PAYLOAD_MAX - out.len() - 1;
-    let rest = &all[offset..];
+    let room = PAYLOAD_MAX.saturating_sub(out.len() + 1);
     if rest.len() <= room {
         out.extend_from_slice(rest);
         out.push(0);
     } else {
         // Whole names only: cut after the last NUL that fits.
-        let cut = rest[..room].iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
-        out.extend_from_slice(&rest[..cut]);
+        let fits = rest.get(..room).unwrap_or(&[]);
+        let cut = fits.iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
+        out.extend_from_slice(fits.get(..cut).unwrap_or(&[]));
     }
     Ok(out)
 }

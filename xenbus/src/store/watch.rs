@@ -84,8 +84,9 @@ impl Store {
     /// Fires a special watch (`@introduceDomain` or `@releaseDomain`) to the watchers allowed
     /// by its permissions (by default dom0 only; see [`Store::set_special_perms`]).
     pub(crate) fn fire_special(&mut self, name: &str) {
-        let perms = self.special_perms[usize::from(name != SPECIAL_INTRODUCE)].clone();
-        self.fire(name, &[perms], true);
+        if let Some(perms) = self.special_perms.get(usize::from(name != SPECIAL_INTRODUCE)).cloned() {
+            self.fire(name, &[perms], true);
+        }
     }
 
     /// Sets who may watch a special name (`@introduceDomain` or `@releaseDomain`). Returns
@@ -96,7 +97,8 @@ impl Store {
             path::SPECIAL_RELEASE => 1,
             _ => return Err(XsError::EINVAL),
         };
-        self.special_perms[i] = perms;
+        let slot = self.special_perms.get_mut(i).ok_or(XsError::EINVAL)?;
+        *slot = perms;
         Ok(())
     }
 }
