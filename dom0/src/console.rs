@@ -10,6 +10,8 @@
 //! indices are impossible is marked broken and never read again (its domain keeps running;
 //! the others keep being served).
 #![forbid(unsafe_code)]
+// The rings here are guests': no panics on any value.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
@@ -101,7 +103,9 @@ fn copy_out(
         let len = (n - done).min(size - at);
         let start = into.len();
         into.resize(start + len as usize, 0);
-        ring.read(base + at as usize, &mut into[start..]);
+        if let Some(dst) = into.get_mut(start..) {
+            ring.read(base + at as usize, dst);
+        }
         done += len;
     }
 }
@@ -123,7 +127,7 @@ pub fn write_input(ring: &mut impl RingPage, bytes: &[u8]) -> Result<usize, Corr
         let len = (n - done).min(IN_SIZE - at);
         ring.write(
             IN_OFFSET + at as usize,
-            &bytes[done as usize..(done + len) as usize],
+            bytes.get(done as usize..(done + len) as usize).unwrap_or(&[]),
         );
         done += len;
     }
@@ -232,7 +236,7 @@ impl<R: RingPage> GuestConsole<R> {
         let excess = (self.log.len() + bytes.len()).saturating_sub(LOG_SIZE);
         self.log.drain(..excess.min(self.log.len()));
         let skip = bytes.len().saturating_sub(LOG_SIZE);
-        self.log.extend(&bytes[skip..]);
+        self.log.extend(bytes.get(skip..).unwrap_or(&[]));
         if attached {
             emit(&bytes);
         } else {

@@ -11,6 +11,8 @@
 //! [`StoreService::release`] drops the connection, fires `@releaseDomain`, removes
 //! `/local/domain/<id>` and hands the page back for unmapping.
 #![forbid(unsafe_code)]
+// The store rings are guests': no panics on any value.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
