@@ -75,14 +75,16 @@ impl Tally {
 
     /// One holder of a general reference (and a type reference when `ty` is given).
     fn hold(&mut self, mfn: u64, ty: Option<PageType>, why: &str) -> Result<(), AuditError> {
-        let m = usize::try_from(mfn).ok().filter(|&m| m < self.count.len());
-        let Some(m) = m else { return fail(format!("{why} names mfn {mfn:#x}, past the frame table")) };
-        self.count[m] = self.count[m].saturating_add(1);
+        let m = usize::try_from(mfn).unwrap_or(usize::MAX);
+        let (Some(count), Some(types), Some(want)) = (self.count.get_mut(m), self.types.get_mut(m), self.want.get_mut(m)) else {
+            return fail(format!("{why} names mfn {mfn:#x}, past the frame table"));
+        };
+        *count = count.saturating_add(1);
         if let Some(ty) = ty {
-            self.types[m] = self.types[m].saturating_add(1);
-            match self.want[m] {
+            *types = types.saturating_add(1);
+            match *want {
                 Some(w) if w != ty => return fail(format!("mfn {mfn:#x} held as {ty:?} ({why}) and as {w:?}")),
-                _ => self.want[m] = Some(ty),
+                _ => *want = Some(ty),
             }
         }
         Ok(())
@@ -247,16 +249,17 @@ pub fn audit(
     for mfn in 0..frames.nr_frames() {
         let Some(p) = frames.get(mfn) else { continue };
         let m = mfn as usize;
-        if (p.count(), p.type_count()) != (tally.count[m], tally.types[m]) {
+        let held = (tally.count.get(m).copied().unwrap_or(0), tally.types.get(m).copied().unwrap_or(0));
+        if (p.count(), p.type_count()) != held {
             return fail(format!(
                 "mfn {mfn:#x}: {} references and {} type references recorded, {} and {} held: {p:?}",
                 p.count(),
                 p.type_count(),
-                tally.count[m],
-                tally.types[m]
+                held.0,
+                held.1
             ));
         }
-        if let Some(ty) = tally.want[m] {
+        if let Some(ty) = tally.want.get(m).copied().flatten() {
             if p.page_type() != ty {
                 return fail(format!("mfn {mfn:#x} is {:?}, held as {ty:?}", p.page_type()));
             }

@@ -38,6 +38,9 @@ impl<'a> FrameAllocator<'a> {
 
     /// Builds an allocator over `free`, using `bits` and `managed` (each at least
     /// `words_for(free.top() / PAGE_SIZE)` words) as storage.
+    // Boot only: the storage is sized by the caller from the same ranges (checked above
+    // the loop), and every frame of the ranges is below `nr_frames`.
+    #[allow(clippy::indexing_slicing)]
     pub fn new(free: &FreeRanges, bits: &'a mut [u64], managed: &'a mut [u64]) -> Self {
         let nr_frames = free.top() / PAGE_SIZE;
         let words = Self::words_for(nr_frames);
@@ -61,9 +64,10 @@ impl<'a> FrameAllocator<'a> {
         let words = Self::words_for(self.nr_frames);
         for i in 0..words {
             let w = (self.hint + i) % words;
-            if self.bits[w] != 0 {
-                let b = self.bits[w].trailing_zeros() as u64;
-                self.bits[w] &= !(1 << b);
+            let Some(word) = self.bits.get_mut(w) else { break };
+            if *word != 0 {
+                let b = word.trailing_zeros() as u64;
+                *word &= !(1 << b);
                 self.free -= 1;
                 self.hint = w;
                 return Some(w as u64 * 64 + b);
@@ -74,21 +78,22 @@ impl<'a> FrameAllocator<'a> {
 
     /// Returns a frame.
     pub fn free(&mut self, mfn: u64) -> Result<(), FreeError> {
-        if mfn >= self.nr_frames || self.managed[(mfn / 64) as usize] & (1 << (mfn % 64)) == 0 {
+        if !self.is_managed(mfn) {
             return Err(FreeError::OutOfRange(mfn));
         }
         let (w, b) = ((mfn / 64) as usize, mfn % 64);
-        if self.bits[w] & (1 << b) != 0 {
+        let word = self.bits.get_mut(w).ok_or(FreeError::OutOfRange(mfn))?;
+        if *word & (1 << b) != 0 {
             return Err(FreeError::NotAllocated(mfn));
         }
-        self.bits[w] |= 1 << b;
+        *word |= 1 << b;
         self.free += 1;
         Ok(())
     }
 
     /// Whether `mfn` is RAM that this allocator manages.
     pub fn is_managed(&self, mfn: u64) -> bool {
-        mfn < self.nr_frames && self.managed[(mfn / 64) as usize] & (1 << (mfn % 64)) != 0
+        mfn < self.nr_frames && self.managed.get((mfn / 64) as usize).is_some_and(|w| w & (1 << (mfn % 64)) != 0)
     }
 
     /// Frames free now.

@@ -413,22 +413,24 @@ impl<'a> FrameTable<'a> {
 
     /// Records that a frame of `owner` was released by another domain's operation.
     pub(super) fn note_foreign_release(&mut self, owner: u16, counted: bool) {
-        let i = match self.foreign_releases.iter().position(|r| r.owner == owner) {
-            Some(i) => i,
-            None => {
-                self.foreign_releases.push(ForeignRelease { owner, frames: 0, counted: 0 });
-                self.foreign_releases.len() - 1
-            }
-        };
-        let r = &mut self.foreign_releases[i];
-        r.frames += 1;
-        r.counted += u64::from(counted);
+        if !self.foreign_releases.iter().any(|r| r.owner == owner) {
+            self.foreign_releases.push(ForeignRelease { owner, frames: 0, counted: 0 });
+        }
+        if let Some(r) = self.foreign_releases.iter_mut().find(|r| r.owner == owner) {
+            r.frames += 1;
+            r.counted += u64::from(counted);
+        }
     }
 
+    // The two accessors below index directly: every caller has checked that `mfn` is a
+    // frame the table covers (through `get`, `owned_by` or the RAM check that precedes
+    // every reference), and the validation hot path cannot afford a second check.
+    #[allow(clippy::indexing_slicing)]
     pub(super) fn page(&self, mfn: u64) -> &PageInfo {
         &self.pages[mfn as usize]
     }
 
+    #[allow(clippy::indexing_slicing)]
     pub(super) fn page_mut(&mut self, mfn: u64) -> &mut PageInfo {
         &mut self.pages[mfn as usize]
     }

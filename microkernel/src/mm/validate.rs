@@ -296,7 +296,9 @@ impl Mm<'_, '_> {
                 return Err(err);
             }
             if adjust(level, e) != e {
-                adjusted[i / 64] |= 1 << (i % 64);
+                if let Some(word) = adjusted.get_mut(i / 64) {
+                    *word |= 1 << (i % 64);
+                }
             }
         }
         for (w, bits) in adjusted.iter().enumerate() {
