@@ -591,7 +591,7 @@ fn enter_delivery(
         ..failure
     })?;
     let (bytes, len) = delivery.frame.to_bytes();
-    if GuestCopy.copy_to_guest(delivery.frame.range(), &bytes[..len]).is_err() {
+    if GuestCopy.copy_to_guest(delivery.frame.range(), bytes.get(..len).unwrap_or(&[])).is_err() {
         return Err(failure);
     }
     if let Some(a) = cr2 {
@@ -705,13 +705,16 @@ pub fn guest_exception(f: &mut GuestFrame) {
     // be short; the decoder refuses what it cannot see).
     let mut n = emulate::MAX_INSN;
     while n > 0 {
-        let ok = GuestRange::new(f.rip, n as u64).and_then(|r| GuestCopy.copy_from_guest(r, &mut bytes[..n])).is_ok();
+        let ok = match bytes.get_mut(..n) {
+            Some(part) => GuestRange::new(f.rip, n as u64).and_then(|r| GuestCopy.copy_from_guest(r, part)).is_ok(),
+            None => false,
+        };
         if ok {
             break;
         }
         n -= 1;
     }
-    let Some(insn) = emulate::decode(&bytes[..n], kind) else { return bounce_or_fault(f) };
+    let Some(insn) = emulate::decode(bytes.get(..n).unwrap_or(&[]), kind) else { return bounce_or_fault(f) };
     let ok = {
         let mut guard = MACHINE.lock();
         let m = guard.as_mut().expect("guest exception before boot finished");
