@@ -20,6 +20,11 @@ pub(super) fn console_io(p: &mut impl Platform, cmd: u32, count: u32, buf: u64) 
     let range = GuestRange::new(buf, count as u64);
     match cmd {
         CONSOLEIO_WRITE => {
+            // As release Xen (XSM's dummy policy without VERBOSE_DEBUG): only the console
+            // domain writes to the hypervisor console; a domU has its console ring.
+            if !p.caller().privileged {
+                return Err(Errno::EPERM);
+            }
             let range = range?;
             let mut off = 0u64;
             let mut tmp = [0u8; CHUNK];
@@ -63,7 +68,7 @@ mod tests {
 
     #[test]
     fn write_reaches_the_console_in_order() {
-        let mut p = FakePlatform::new(false);
+        let mut p = FakePlatform::new(true);
         let msg: std::vec::Vec<u8> = (0..300u32).map(|i| b'a' + (i % 26) as u8).collect();
         p.mem[..300].copy_from_slice(&msg);
         assert_eq!(dispatch(&mut p, CONSOLE_IO, [0, 300, BASE, 0, 0]), 0);
@@ -72,7 +77,7 @@ mod tests {
 
     #[test]
     fn long_writes_continue_themselves_a_bounded_step_at_a_time() {
-        let mut p = FakePlatform::new(false);
+        let mut p = FakePlatform::new(true);
         p.mem = std::vec![b'x'; 10_000];
         assert_eq!(dispatch(&mut p, CONSOLE_IO, [0, 10_000, BASE, 0, 0]), CONSOLE_IO as i64);
         assert_eq!(p.out.len(), 4096);
@@ -84,7 +89,7 @@ mod tests {
         }
         assert_eq!(p.out.len(), 10_000);
         // Preemption due: the step ends at the next chunk.
-        let mut p = FakePlatform::new(false);
+        let mut p = FakePlatform::new(true);
         p.mem = std::vec![b'y'; 1000];
         p.preempt_after = Some(0);
         assert_eq!(dispatch(&mut p, CONSOLE_IO, [0, 1000, BASE, 0, 0]), CONSOLE_IO as i64);
@@ -124,5 +129,13 @@ mod tests {
         assert_eq!(dispatch(&mut p, CONSOLE_IO, [1, 16, BASE, 0, 0]), 2);
         assert_eq!(dispatch(&mut p, CONSOLE_IO, [1, 16, BASE, 0, 0]), 0);
         assert_eq!(dispatch(&mut p, CONSOLE_IO, [7, 16, BASE, 0, 0]), Errno::ENOSYS.to_ret());
+    }
+
+    #[test]
+    fn a_domu_may_not_write_to_the_hypervisor_console() {
+        let mut p = FakePlatform::new(false);
+        p.mem[..5].copy_from_slice(b"hello");
+        assert_eq!(dispatch(&mut p, CONSOLE_IO, [0, 5, BASE, 0, 0]), Errno::EPERM.to_ret());
+        assert!(p.out.is_empty());
     }
 }

@@ -4,7 +4,7 @@
 use hypercall_abi::arch::{TrapInfo, VGCF_FAILSAFE_DISABLES_EVENTS, VGCF_SYSCALL_DISABLES_EVENTS};
 use hypercall_abi::callback::{
     CALLBACKOP_REGISTER, CALLBACKOP_UNREGISTER, CALLBACKTYPE_EVENT, CALLBACKTYPE_FAILSAFE,
-    CALLBACKTYPE_NMI, CALLBACKTYPE_SYSCALL,
+    CALLBACKTYPE_NMI, CALLBACKTYPE_SYSCALL, CALLBACKTYPE_SYSCALL32, CALLBACKTYPE_SYSENTER,
 };
 use hypercall_abi::errno::Errno;
 use hypercall_abi::layout::FLAT_KERNEL_CS;
@@ -57,6 +57,13 @@ pub struct Callbacks {
     pub failsafe: u64,
     /// `syscall` from guest user mode.
     pub syscall: u64,
+    /// `syscall` from 32-bit guest user code (stored, as Xen does for 64-bit guests; this
+    /// hypervisor runs no compatibility-mode user code yet, so nothing enters it).
+    pub syscall32: u64,
+    /// `sysenter` from 32-bit guest user code (stored likewise).
+    pub sysenter: u64,
+    /// Whether entering `syscall32` / `sysenter` masks events (`CALLBACKF_mask_events`).
+    pub compat_masks: (bool, bool),
     /// `VGCF_FAILSAFE_DISABLES_EVENTS | VGCF_SYSCALL_DISABLES_EVENTS` as set.
     flags: u64,
 }
@@ -118,8 +125,9 @@ impl Callbacks {
     }
 
     /// `CALLBACKOP_register`. The NMI callback lives in the trap table's vector 2, as in
-    /// Xen. 32-bit entry points (`syscall32`, `sysenter`) give `ENOSYS`: this hypervisor
-    /// runs no compat user space, and Linux treats the error as "feature absent".
+    /// Xen. The 32-bit entry points (`syscall32`, `sysenter`) are stored with their flag, as
+    /// Xen does for 64-bit guests (Linux registers them at boot); the deprecated sysenter
+    /// type (3) and unknown types are `ENOSYS`.
     pub fn register(&mut self, table: &mut TrapTable, reg: &CallbackRegister) -> Result<(), Errno> {
         Self::check(reg.address)?;
         let masks = reg.flags & CALLBACKF_MASK_EVENTS != 0;
@@ -132,6 +140,14 @@ impl Callbacks {
             CALLBACKTYPE_SYSCALL => {
                 self.syscall = reg.address;
                 self.set_flag(VGCF_SYSCALL_DISABLES_EVENTS, masks);
+            }
+            CALLBACKTYPE_SYSCALL32 => {
+                self.syscall32 = reg.address;
+                self.compat_masks.0 = masks;
+            }
+            CALLBACKTYPE_SYSENTER => {
+                self.sysenter = reg.address;
+                self.compat_masks.1 = masks;
             }
             CALLBACKTYPE_NMI => {
                 table.install(&TrapInfo::new(
@@ -160,8 +176,9 @@ impl Callbacks {
                 table.install(&empty)?;
                 Ok(())
             }
-            CALLBACKTYPE_EVENT | CALLBACKTYPE_FAILSAFE | CALLBACKTYPE_SYSCALL => Err(Errno::EINVAL),
-            3 | 5 | 7 => Err(Errno::EINVAL),
+            CALLBACKTYPE_EVENT | CALLBACKTYPE_FAILSAFE | CALLBACKTYPE_SYSCALL | CALLBACKTYPE_SYSCALL32 | CALLBACKTYPE_SYSENTER => {
+                Err(Errno::EINVAL)
+            }
             _ => Err(Errno::ENOSYS),
         }
     }

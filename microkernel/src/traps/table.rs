@@ -83,21 +83,25 @@ impl TrapTable {
     }
 
     /// Checks one entry from the guest: handler canonical and outside the hypervisor slice,
-    /// selector the flat kernel code selector. Xen rewrites a bad selector; refusing it
-    /// instead keeps a selector naming a hypervisor segment from ever being stored.
+    /// selector the flat kernel code selector with any RPL (Xen's
+    /// `fixup_guest_code_selector` raises the RPL to 3, as [`TrapTable::install`] does).
+    /// Another selector is refused: Xen would store it and fault when delivering through
+    /// it; refusing keeps a selector naming a hypervisor segment from ever being stored.
     pub fn validate(entry: &TrapInfo) -> Result<(), Errno> {
         if entry.address != 0 && !is_guest_address(entry.address) {
             return Err(Errno::EINVAL);
         }
-        if entry.cs != FLAT_KERNEL_CS {
+        if entry.cs | 3 != FLAT_KERNEL_CS {
             return Err(Errno::EINVAL);
         }
         Ok(())
     }
 
-    /// Installs one checked entry at its vector; the stored copy has its padding zeroed.
+    /// Installs one checked entry at its vector: padding zeroed, the selector's RPL raised
+    /// to 3 as Xen does.
     pub fn install(&mut self, entry: &TrapInfo) -> Result<(), Errno> {
         Self::validate(entry)?;
+        let entry = &TrapInfo { cs: entry.cs | 3, ..*entry };
         if let Some(slot) = self.entries.get_mut(usize::from(entry.vector)) {
             *slot = TrapInfo { _pad: 0, ..*entry };
         }

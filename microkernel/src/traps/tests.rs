@@ -99,13 +99,25 @@ fn set_trap_table_copies_until_the_terminator() {
     assert_eq!(t, TrapTable::new());
 }
 
+/// The flat kernel selector with RPL 0, 1 or 2 is taken and stored with RPL 3, as Xen's
+/// `fixup_guest_code_selector` does (Mini-OS and others pass RPL 0).
+#[test]
+fn set_trap_table_fixes_up_the_selector_rpl() {
+    for cs in [FLAT_KERNEL_CS & !3, (FLAT_KERNEL_CS & !3) | 1, (FLAT_KERNEL_CS & !3) | 2, FLAT_KERNEL_CS] {
+        let mut mem = FakeMem::new(0x10000, 0x1000);
+        mem.put(0x10000, &table_bytes(&[TrapInfo::new(13, 0, false, cs, HANDLER), entry(0, 0, false, 0)]));
+        let mut t = TrapTable::new();
+        assert!(t.set_from_guest(&mut mem, 0x10000).is_ok(), "cs {cs:#x}");
+        assert_eq!((t.entry(13).cs, t.entry(13).address), (FLAT_KERNEL_CS, HANDLER));
+    }
+}
+
 #[test]
 fn set_trap_table_refuses_bad_entries_keeping_the_earlier_ones() {
     let bad_cs = TrapInfo::new(13, 0, false, HYPERVISOR_CS, HANDLER);
-    let user_cs_rpl0 = TrapInfo::new(13, 0, false, FLAT_KERNEL_CS & !3, HANDLER);
     let non_canonical = entry(13, 0, false, 0x0000_8000_0000_0000);
     let in_slice = entry(13, 0, false, HYPERVISOR_VIRT_START + 0x1000);
-    for bad in [bad_cs, user_cs_rpl0, non_canonical, in_slice] {
+    for bad in [bad_cs, non_canonical, in_slice] {
         let mut mem = FakeMem::new(0x10000, 0x1000);
         mem.put(
             0x10000,
@@ -265,10 +277,7 @@ fn callback_op_hostile_input() {
             Err(Errno::EINVAL)
         );
     }
-    assert_eq!(
-        cb.register(&mut t, &reg(CALLBACKTYPE_SYSCALL32, 0, HANDLER)),
-        Err(Errno::ENOSYS)
-    );
+    assert_eq!(cb.register(&mut t, &reg(3, 0, HANDLER)), Err(Errno::ENOSYS), "the deprecated sysenter type");
     assert_eq!(
         cb.register(&mut t, &reg(42, 0, HANDLER)),
         Err(Errno::ENOSYS)
@@ -866,4 +875,22 @@ fn handlers_start_with_df_and_ac_clear_and_the_frame_keeps_the_interrupted_df() 
     cb.failsafe = HANDLER;
     let fs = create_failsafe_frame(&st, GuestMode::User, KSTACK, 0, 0, DataSelectors::default(), &cb).unwrap();
     assert_eq!(fs.entry.rflags & (rflags::DF | rflags::AC), 0);
+}
+
+/// `syscall32` and `sysenter` are stored with their mask flag, as Xen does for 64-bit
+/// guests (Linux registers both at boot), and refused at an address no guest owns; they
+/// cannot be unregistered (`EINVAL`), the deprecated sysenter type is `ENOSYS`.
+#[test]
+fn callbacks_for_32_bit_entry_points_are_stored() {
+    let mut t = TrapTable::new();
+    let mut cb = Callbacks::default();
+    assert_eq!(cb.register(&mut t, &reg(CALLBACKTYPE_SYSCALL32, CALLBACKF_MASK_EVENTS, HANDLER)), Ok(()));
+    assert_eq!(cb.register(&mut t, &reg(hypercall_abi::callback::CALLBACKTYPE_SYSENTER, 0, HANDLER + 8)), Ok(()));
+    assert_eq!((cb.syscall32, cb.sysenter, cb.compat_masks), (HANDLER, HANDLER + 8, (true, false)));
+    assert_eq!(cb.register(&mut t, &reg(CALLBACKTYPE_SYSCALL32, 0, HYPERVISOR_VIRT_START)), Err(Errno::EINVAL));
+    assert_eq!(cb.syscall32, HANDLER, "a refused registration changes nothing");
+    for kind in [CALLBACKTYPE_SYSCALL32, hypercall_abi::callback::CALLBACKTYPE_SYSENTER] {
+        assert_eq!(cb.unregister(&mut t, &CallbackUnregister { kind: kind as u16, _pad: 0 }), Err(Errno::EINVAL));
+    }
+    assert_eq!(cb.unregister(&mut t, &CallbackUnregister { kind: 3, _pad: 0 }), Err(Errno::ENOSYS));
 }

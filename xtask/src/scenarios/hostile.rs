@@ -218,8 +218,6 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         // Long operations are preempted (XSA-45 class).
         attack!("xsa-45-console-write", "console-flood", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
-            r"\[hostile\] hostile: flood 00000 \*+$",
-            r"\[hostile\] hostile: flood 01023 \*+$",
             r"\[hostile\] TESTS DONE 1 passed, 0 failed$",
         ]),
         // Page-table validation (XSA-148/182 class) and linear page tables (XSA-240).
