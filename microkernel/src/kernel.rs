@@ -732,7 +732,7 @@ pub fn guest_exception(f: &mut GuestFrame) {
 
 /// Delivers the exception in `f` to the guest's own handler (a bounce frame on its kernel
 /// stack, as Xen does); with no handler, or no stack to put the frame on, the domain stops.
-fn bounce_or_fault(f: &mut GuestFrame) {
+pub fn bounce_or_fault(f: &mut GuestFrame) {
     let result = {
         let mut guard = MACHINE.lock();
         let m = guard.as_mut().expect("guest exception before boot finished");

@@ -37,7 +37,7 @@ pub struct IretReturn {
 pub enum IretError {
     /// Returning to user mode with no user page table (Xen crashes the domain too).
     NoUserPageTable,
-    /// `rip` or `rsp` is not canonical (`iretq` or `sysret` would fault in the hypervisor).
+    /// `rip` is not canonical (`iretq` or `sysret` would fault in the hypervisor).
     NonCanonical,
 }
 
@@ -46,7 +46,9 @@ pub enum IretError {
 /// As in Xen: `cs & 3 == 3` returns to user mode (the bounce frame clears the RPL of a
 /// kernel-mode `cs`); selectors get RPL 3 forced; `rflags` loses IOPL and VM and gains IF;
 /// the event mask comes from the frame's IF; without `VGCF_in_syscall` `rcx` and `r11` are
-/// restored. Beyond Xen, a non-canonical `rip`/`rsp` is refused here.
+/// restored. A non-canonical `rsp` is the guest's business, as in Xen (`iretq` loads it as
+/// it is; the guest's next push faults in the guest). Beyond Xen, a non-canonical `rip` is
+/// refused here.
 ///
 /// Selectors are not looked up, as in Xen: whether `cs` and `ss` can be loaded is decided
 /// by the CPU's own checks when `iretq` returns to the guest, and a refusal there (an empty
@@ -61,7 +63,7 @@ pub fn decode_iret(ctx: &IretContext, has_user_page_table: bool) -> Result<IretR
     if mode == GuestMode::User && !has_user_page_table {
         return Err(IretError::NoUserPageTable);
     }
-    if !is_canonical(ctx.rip) || !is_canonical(ctx.rsp) {
+    if !is_canonical(ctx.rip) {
         return Err(IretError::NonCanonical);
     }
     // Only the low 16 bits are the selector (Xen's do_iret keeps just those): a bounce

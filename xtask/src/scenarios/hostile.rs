@@ -251,6 +251,12 @@ pub fn scenarios() -> Vec<Scenario> {
         attack!("xsa-vcpu-op-args", "vcpu-op", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
             r"\[hostile\] TESTS DONE 5 passed, 0 failed$",
         ]),
+        // A hypercall whose return address is not canonical: a #GP for the guest, as Xen
+        // (the sysret class: never a fault in ring 0).
+        attack!("xsa-noncanonical-return", "noncanonical-return", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
+            r"\[hostile\] hostile: noncanonical-return #GP at 0x800000000000, xen_version returned 0x[0-9a-f]+$",
+            r"\[hostile\] TESTS DONE 2 passed, 0 failed$",
+        ]),
         // SCHEDOP_watchdog: a guest that stops poking its watchdog is shut down for it.
         attack!("watchdog-expires", "watchdog", r"^xl: domain hostile \([0-9]+\) shut down: watchdog", [
             r"\[hostile\] TESTS DONE 6 passed, 0 failed$",

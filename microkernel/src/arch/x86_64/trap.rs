@@ -98,11 +98,14 @@ extern "C" fn hypercall_from_guest(f: &mut GuestFrame) -> u64 {
     crate::kernel::hypercall(f);
     // A non-canonical rsp is the guest's business, as in Xen: `sysret` loads it as it is,
     // and the guest's next push faults in the guest (a bounce frame onto such a stack is
-    // refused and ends the domain). A non-canonical rip would make `sysret` fault in
-    // ring 0.
+    // refused and ends the domain). A non-canonical rip (a `syscall` at the top of the
+    // lower half) would make `sysret` fault in ring 0: as Xen, the guest gets the #GP its
+    // return would have raised, at that rip (the frame is the running vCPU's, whichever
+    // that is now).
     if !canonical(f.rip) {
-        // The frame now belongs to whichever vCPU runs next.
-        crate::kernel::guest_fault(f, "non-canonical return address");
+        f.vector = 13;
+        f.error = 0;
+        crate::kernel::bounce_or_fault(f);
     }
     // Never hand ring 3 IOPL, NT, VM, AC, or a cleared IF.
     f.rflags = (f.rflags | 0x200 | 0x2) & !(0x3000 | 0x4000 | 0x2_0000 | 0x4_0000 | 0x1_0000);

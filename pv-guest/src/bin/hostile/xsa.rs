@@ -59,6 +59,7 @@ pub fn run(name: &str, t: &mut Tests, si: &'static StartInfo) -> bool {
         "trap-hv" => trap_hv(t),
         "vcpu-op" => vcpu_op(t),
         "watchdog" => watchdog(t),
+        "noncanonical-return" => noncanonical_return(t, si),
         _ => return false,
     }
     true
@@ -552,4 +553,79 @@ fn watchdog(t: &mut Tests) {
         core::hint::spin_loop();
     }
     println!("hostile: watchdog did not fire in 10 s");
+}
+
+/// Where the #GP handler of `noncanonical-return` resumes, and the rip it was given.
+static NC_RECOVER: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static NC_SEEN_RIP: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn nc_gp(trap: &mut pv_guest::traps::Trap<'_>) {
+    use core::sync::atomic::Ordering;
+    NC_SEEN_RIP.store(trap.frame.rip, Ordering::SeqCst);
+    trap.frame.rip = NC_RECOVER.load(Ordering::SeqCst);
+}
+
+/// A hypercall whose return address is not canonical: `syscall` in the last two bytes of
+/// the lower half. As in Xen, the hypercall runs and the return gives the guest a #GP at
+/// `0x0000800000000000` (it used to crash the domain).
+fn noncanonical_return(t: &mut Tests, si: &'static StartInfo) {
+    use core::sync::atomic::Ordering;
+    const TOP_PAGE: u64 = 0x0000_7fff_ffff_f000;
+    let Some(tg) = target(t, si) else { return };
+    let mut mm = tg.mm;
+    let _ = &mut mm;
+    // The code page: `syscall` at its last two bytes, written through its padding mapping.
+    // SAFETY: `tg.va` is a padding page of ours, mapped read-write.
+    unsafe {
+        (tg.va as *mut u8).add(0xffe).write_volatile(0x0f);
+        (tg.va as *mut u8).add(0xfff).write_volatile(0x05);
+    }
+    let Some(code) = mm.layout.pfn_of(tg.va).and_then(|p| mm.p2m.mfn(p)) else {
+        return t.report("code_frame", Err("none".into()));
+    };
+    // Tables for slot 255 of our L4: fresh frames (zero), each entry validated as it goes in.
+    let l4 = Mfn(tg.l4);
+    let (Some(l3), Some(l2), Some(l1)) = (mm.alloc_frame(), mm.alloc_frame(), mm.alloc_frame()) else {
+        return t.report("table_frames", Err("none".into()));
+    };
+    let steps = [
+        (entry_maddr(l1.mfn, table_index(TOP_PAGE, 1)), make_entry(code, DATA_RO_FLAGS)),
+        (entry_maddr(l2.mfn, table_index(TOP_PAGE, 2)), make_entry(l1.mfn, TABLE_FLAGS)),
+        (entry_maddr(l3.mfn, table_index(TOP_PAGE, 3)), make_entry(l2.mfn, TABLE_FLAGS)),
+        (entry_maddr(l4, table_index(TOP_PAGE, 4)), make_entry(l3.mfn, TABLE_FLAGS)),
+    ];
+    for (ptr, val) in steps {
+        let r = pt_update(ptr, val);
+        if r != 0 {
+            return t.report("map_top_page", Err(format!("{ptr:#x} <- {val:#x}: {}", describe(r))));
+        }
+    }
+    if pv_guest::traps::install(&[(13, nc_gp)]).is_err() {
+        return t.report("install_gp_handler", Err("refused".into()));
+    }
+    let ret: u64;
+    // SAFETY: jumps to the `syscall` mapped at the top of the lower half with rax = 17
+    // (xen_version 0); the hypercall runs, its return raises #GP at 0x0000800000000000,
+    // and our handler resumes at label 2 with the registers as they were (rax the result).
+    unsafe {
+        core::arch::asm!(
+            "lea 2f(%rip), %rcx",
+            "mov %rcx, {recover}(%rip)",
+            "mov $17, %eax",
+            "xor %edi, %edi",
+            "xor %esi, %esi",
+            "jmp *{target}",
+            "2:",
+            recover = sym NC_RECOVER,
+            target = in(reg) TOP_PAGE + 0xffe,
+            out("rax") ret, out("rcx") _, out("rdi") _, out("rsi") _, out("r11") _,
+            options(att_syntax)
+        )
+    }
+    let seen = NC_SEEN_RIP.load(Ordering::SeqCst);
+    println!("hostile: noncanonical-return #GP at {seen:#x}, xen_version returned {ret:#x}");
+    t.report("gp_at_the_non_canonical_rip", ensure(seen == 0x0000_8000_0000_0000, || format!("{seen:#x}")));
+    let (major, minor) = pv_guest::hypercall::xen_version_number();
+    let want = u64::from(major) << 16 | u64::from(minor);
+    t.report("the_hypercall_ran", ensure(ret == want, || format!("{ret:#x}, want {want:#x}")));
 }
