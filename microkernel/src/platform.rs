@@ -215,6 +215,12 @@ impl Platform for MachinePlatform<'_> {
         Ok(0)
     }
 
+    fn nmi_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
+        let v = self.m.cur_vcpu_mut();
+        v.callbacks.nmi_op(&mut v.traps, &mut GuestCopy, cmd, arg)?;
+        Ok(0)
+    }
+
     fn set_callbacks(&mut self, event: u64, failsafe: u64, syscall: u64) -> Result<i64, Errno> {
         self.m.cur_vcpu_mut().callbacks.set_callbacks(event, failsafe, syscall)?;
         Ok(0)

@@ -176,6 +176,10 @@ pub trait Platform: GuestMemory {
     fn callback_op(&mut self, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
         Err(Errno::ENOSYS)
     }
+    /// `nmi_op(cmd, arg)` for the calling vCPU.
+    fn nmi_op(&mut self, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
+        Err(Errno::ENOSYS)
+    }
     /// `set_callbacks(event, failsafe, syscall)` for the calling vCPU.
     fn set_callbacks(&mut self, _event: u64, _failsafe: u64, _syscall: u64) -> Result<i64, Errno> {
         Err(Errno::ENOSYS)
@@ -251,6 +255,9 @@ pub fn dispatch(p: &mut impl Platform, nr: u64, args: [u64; 5]) -> i64 {
         }
         Ok(Hypercall::EventChannelOp) => p.event_channel_op(args[0] as u32, args[1]),
         Ok(Hypercall::CallbackOp) => p.callback_op(args[0] as u32, args[1]),
+        Ok(Hypercall::NmiOp) => p.nmi_op(args[0] as u32, args[1]),
+        Ok(Hypercall::SchedOpCompat) => sched::sched_op_compat(p, args[0] as u32, args[1]),
+        Ok(Hypercall::EventChannelOpCompat) => evtchn_op_compat(p, args[0]),
         Ok(Hypercall::SetCallbacks) => p.set_callbacks(args[0], args[1], args[2]),
         Ok(Hypercall::FpuTaskswitch) => {
             p.fpu_taskswitch(args[0] as u32 != 0);
@@ -267,6 +274,18 @@ pub fn dispatch(p: &mut impl Platform, nr: u64, args: [u64; 5]) -> i64 {
         Ok(v) => v,
         Err(e) => e.to_ret(),
     }
+}
+
+/// `event_channel_op_compat(uop)`, the pre-3.0.2 form, as Xen's
+/// `do_event_channel_op_compat`: `uop` is `struct evtchn_op { u32 cmd; union u; }` with the
+/// union at offset 4 (its members are 4-byte aligned); the ten original commands (0..=9)
+/// run as `event_channel_op(cmd, uop + 4)`, anything else is `ENOSYS`.
+fn evtchn_op_compat(p: &mut impl Platform, uop: u64) -> Result<i64, Errno> {
+    let cmd: u32 = crate::guest_access::read_guest(p, uop)?;
+    if cmd > 9 {
+        return Err(Errno::ENOSYS);
+    }
+    p.event_channel_op(cmd, uop.wrapping_add(4))
 }
 
 #[cfg(test)]
@@ -300,6 +319,8 @@ pub(crate) mod fake {
         pub preempt_checks: core::cell::Cell<u32>,
         /// The caller's watchdogs.
         pub watchdogs: crate::watchdog::Watchdogs,
+        /// `event_channel_op` calls made: (cmd, arg).
+        pub evtchn_calls: Vec<(u32, u64)>,
         /// Segment bases set, in order.
         pub segment_bases: Vec<(SegmentBase, u64)>,
         /// Domain control operations carried out, as text.
@@ -339,6 +360,7 @@ pub(crate) mod fake {
                 preempt_after: None,
                 preempt_checks: core::cell::Cell::new(0),
                 watchdogs: crate::watchdog::Watchdogs::default(),
+                evtchn_calls: Vec::new(),
                 segment_bases: Vec::new(),
                 domctl_calls: Vec::new(),
                 timers: Vec::new(),
@@ -477,6 +499,11 @@ pub(crate) mod fake {
             self.watchdogs.op(id, timeout, self.now)
         }
 
+        fn event_channel_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
+            self.evtchn_calls.push((cmd, arg));
+            Ok(0)
+        }
+
         fn preempt_check(&self) -> bool {
             let n = self.preempt_checks.get();
             self.preempt_checks.set(n + 1);
@@ -557,5 +584,25 @@ mod tests {
         for nr in [43u64, 44, 56, 63, 64, 127, 1000, u64::MAX] {
             assert_eq!(dispatch(&mut p, nr, [0; 5]), Errno::ENOSYS.to_ret(), "hypercall {nr}");
         }
+    }
+}
+
+#[cfg(test)]
+mod compat_tests {
+    use super::dispatch;
+    use super::fake::*;
+    use hypercall_abi::errno::Errno;
+
+    /// `event_channel_op_compat`: the command from the struct, the union 4 bytes in.
+    #[test]
+    fn event_channel_op_compat_forwards_the_ten_original_commands() {
+        let mut p = FakePlatform::new(false);
+        p.mem[..4].copy_from_slice(&4u32.to_le_bytes());
+        assert_eq!(dispatch(&mut p, 16, [BASE, 0, 0, 0, 0]), 0);
+        assert_eq!(p.evtchn_calls, [(4, BASE + 4)]);
+        p.mem[..4].copy_from_slice(&11u32.to_le_bytes());
+        assert_eq!(dispatch(&mut p, 16, [BASE, 0, 0, 0, 0]), Errno::ENOSYS.to_ret(), "FIFO ops were never compat");
+        assert_eq!(dispatch(&mut p, 16, [0xffff_8300_0000_0000, 0, 0, 0, 0]), Errno::EFAULT.to_ret());
+        assert_eq!(p.evtchn_calls.len(), 1);
     }
 }

@@ -72,6 +72,34 @@ pub(super) fn sched_op(p: &mut impl Platform, cmd: u32, arg: u64) -> Result<i64,
     }
 }
 
+/// `sched_op_compat(cmd, arg)`, the pre-3.0.2 form, as Xen's `do_sched_op_compat`: yield,
+/// block, and shutdown with the reason in `arg` itself (not a pointer); anything else
+/// `ENOSYS`. (Xen takes any reason byte; an unknown one is `EINVAL` here, as for
+/// `SCHEDOP_shutdown`.)
+pub(super) fn sched_op_compat(p: &mut impl Platform, cmd: u32, arg: u64) -> Result<i64, Errno> {
+    match SchedOp::try_from(cmd) {
+        Ok(SchedOp::Yield) => {
+            p.yield_cpu();
+            Ok(0)
+        }
+        Ok(SchedOp::Block) => {
+            p.block();
+            Ok(0)
+        }
+        Ok(SchedOp::Shutdown) => {
+            let reason = u32::try_from(arg).ok().and_then(|r| ShutdownReason::try_from(r).ok()).ok_or(Errno::EINVAL)?;
+            match reason {
+                ShutdownReason::Poweroff | ShutdownReason::Reboot | ShutdownReason::Crash | ShutdownReason::Watchdog => {
+                    p.shutdown(reason);
+                    Ok(0)
+                }
+                _ => Err(Errno::EOPNOTSUPP),
+            }
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::dispatch;
@@ -150,5 +178,18 @@ mod tests {
         p.mem[..8].copy_from_slice(&[9, 0, 0, 0, 3, 0, 0, 0]);
         assert_eq!(dispatch(&mut p, SCHED_OP, [6, BASE, 0, 0, 0]), Errno::EINVAL.to_ret());
         assert_eq!(dispatch(&mut p, SCHED_OP, [6, 0xffff_8300_0000_0000, 0, 0, 0]), Errno::EFAULT.to_ret());
+    }
+
+    #[test]
+    fn sched_op_compat_takes_the_reason_itself() {
+        let mut p = FakePlatform::new(false);
+        assert_eq!(dispatch(&mut p, 6, [0, 0, 0, 0, 0]), 0);
+        assert_eq!(p.yields, 1);
+        assert_eq!(dispatch(&mut p, 6, [2, 77, 0, 0, 0]), Errno::EINVAL.to_ret());
+        assert_eq!(dispatch(&mut p, 6, [2, 2, 0, 0, 0]), Errno::EOPNOTSUPP.to_ret(), "suspend");
+        assert_eq!(dispatch(&mut p, 6, [3, BASE, 0, 0, 0]), Errno::ENOSYS.to_ret(), "poll was never compat");
+        assert_eq!(p.shutdown, None);
+        assert_eq!(dispatch(&mut p, 6, [2, 3, 0, 0, 0]), 0);
+        assert_eq!(p.shutdown, Some(ShutdownReason::Crash));
     }
 }

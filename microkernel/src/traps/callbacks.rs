@@ -17,6 +17,11 @@ use crate::guest_access::{read_guest, GuestMemory};
 /// `CALLBACKF_mask_events`: entering the callback masks event delivery.
 pub const CALLBACKF_MASK_EVENTS: u16 = 1 << 0;
 
+/// `nmi_op` commands (Xen's `xen/include/public/nmi.h`).
+pub const XENNMI_REGISTER_CALLBACK: u32 = 0;
+/// See [`XENNMI_REGISTER_CALLBACK`].
+pub const XENNMI_UNREGISTER_CALLBACK: u32 = 1;
+
 /// `struct callback_register` (x86_64: `xen_callback_t` is a plain address).
 ///
 /// Kept here until `hypercall-abi/src/callback.rs` grows its argument structs.
@@ -199,6 +204,23 @@ impl Callbacks {
             CALLBACKOP_UNREGISTER => {
                 let unreg: CallbackUnregister = read_guest(mem, arg)?;
                 self.unregister(table, &unreg)
+            }
+            _ => Err(Errno::ENOSYS),
+        }
+    }
+
+    /// `nmi_op(cmd, arg)`, the older NMI registration, as Xen's `do_nmi_op`:
+    /// `XENNMI_register_callback` (0) reads `{handler_address, pad}` and registers it as
+    /// `CALLBACKTYPE_nmi` does; `XENNMI_unregister_callback` (1) removes it; others `ENOSYS`.
+    pub fn nmi_op(&mut self, table: &mut TrapTable, mem: &mut impl GuestMemory, cmd: u32, arg: u64) -> Result<(), Errno> {
+        match cmd {
+            XENNMI_REGISTER_CALLBACK => {
+                let cb: [u64; 2] = read_guest(mem, arg)?;
+                let reg = CallbackRegister { kind: CALLBACKTYPE_NMI as u16, flags: 0, _pad: 0, address: cb[0] };
+                self.register(table, &reg)
+            }
+            XENNMI_UNREGISTER_CALLBACK => {
+                self.unregister(table, &CallbackUnregister { kind: CALLBACKTYPE_NMI as u16, _pad: 0 })
             }
             _ => Err(Errno::ENOSYS),
         }

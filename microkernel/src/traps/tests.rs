@@ -894,3 +894,23 @@ fn callbacks_for_32_bit_entry_points_are_stored() {
     }
     assert_eq!(cb.unregister(&mut t, &CallbackUnregister { kind: 3, _pad: 0 }), Err(Errno::ENOSYS));
 }
+
+/// `nmi_op`: register reads `{handler_address, pad}` into the NMI trap entry, unregister
+/// clears it, other commands `ENOSYS`, and the address rules are the callbacks'.
+#[test]
+fn nmi_op_registers_and_unregisters_the_nmi_callback() {
+    use super::callbacks::{XENNMI_REGISTER_CALLBACK, XENNMI_UNREGISTER_CALLBACK};
+    let mut t = TrapTable::new();
+    let mut cb = Callbacks::default();
+    let mut mem = FakeMem::new(0x20000, 0x100);
+    mem.put(0x20000, [HANDLER, 0u64].as_bytes());
+    assert_eq!(cb.nmi_op(&mut t, &mut mem, XENNMI_REGISTER_CALLBACK, 0x20000), Ok(()));
+    assert_eq!(t.entry(2).address, HANDLER);
+    assert_eq!(cb.nmi_op(&mut t, &mut mem, XENNMI_UNREGISTER_CALLBACK, 0), Ok(()));
+    assert_eq!(t.entry(2).address, 0);
+    mem.put(0x20000, [HYPERVISOR_VIRT_START, 0u64].as_bytes());
+    assert_eq!(cb.nmi_op(&mut t, &mut mem, XENNMI_REGISTER_CALLBACK, 0x20000), Err(Errno::EINVAL));
+    assert_eq!(cb.nmi_op(&mut t, &mut mem, XENNMI_REGISTER_CALLBACK, HYPERVISOR_VIRT_START), Err(Errno::EFAULT));
+    assert_eq!(cb.nmi_op(&mut t, &mut mem, 7, 0x20000), Err(Errno::ENOSYS));
+}
+

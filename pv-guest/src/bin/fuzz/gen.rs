@@ -266,7 +266,7 @@ impl Fuzzer {
                 if let Some(w) = self.word_at(a[0]) {
                     *w = cmd;
                 }
-                if let Some(w) = self.word_at(a[0].wrapping_add(8)) {
+                if let Some(w) = self.word_at(a[0].wrapping_add(4)) {
                     if ports.contains(w) {
                         *w = 4095;
                     }
