@@ -294,6 +294,20 @@ pub(super) fn mmuext_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Er
 // Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
 #[inline(never)]
 pub(super) fn update_va_mapping(p: &mut impl Platform, va: u64, val: u64, flags: u64) -> Result<i64, Errno> {
+    update_va_mapping_as(p, va, val, flags, None)
+}
+
+/// `update_va_mapping_otherdomain(va, val, flags, domid)`: as `update_va_mapping`, the new
+/// entry mapping a frame of page owner `domid` (Xen's `get_pg_owner`, with the rules of
+/// `pt_update`'s `foreigndom`: privileged callers only, `EPERM`; `ESRCH` for a domain that
+/// does not exist).
+pub(super) fn update_va_mapping_otherdomain(p: &mut impl Platform, va: u64, val: u64, flags: u64, domid: u64) -> Result<i64, Errno> {
+    let domid = u16::try_from(domid).map_err(|_| Errno::ESRCH)?;
+    let owner = page_owner(p, domid)?;
+    update_va_mapping_as(p, va, val, flags, owner)
+}
+
+fn update_va_mapping_as(p: &mut impl Platform, va: u64, val: u64, flags: u64, owner: Option<u16>) -> Result<i64, Errno> {
     let kind = flags & UVMF_FLUSHTYPE_MASK;
     let target = flags & !UVMF_FLUSHTYPE_MASK;
     if kind == UVMF_FLUSHTYPE_MASK {
@@ -305,7 +319,8 @@ pub(super) fn update_va_mapping(p: &mut impl Platform, va: u64, val: u64, flags:
         bitmap => vcpu_mask(p, bitmap)? & 1 != 0,
     };
     with_mm(p, |mm| {
-        mm.update_va_mapping(va, val)?;
+        let owner = owner.unwrap_or(mm.dom.id());
+        mm.update_va_mapping_as(va, val, owner)?;
         match kind {
             UVMF_TLB_FLUSH if flush => mm.flush_tlb(),
             UVMF_INVLPG if flush => mm.invlpg(va),

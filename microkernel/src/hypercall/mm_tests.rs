@@ -436,3 +436,19 @@ fn without_direct_paging_state_memory_calls_are_enosys() {
     assert_eq!(dispatch(&mut p, 1, [BASE + REQS, 1, 0, DOMID_SELF.into(), 0]), err(Errno::ENOSYS));
     assert_eq!(dispatch(&mut p, 14, [0x1000, 0, 0, 0, 0]), err(Errno::ENOSYS));
 }
+
+/// `update_va_mapping_otherdomain`: dom0 maps a frame of the domain it builds at a virtual
+/// address of its own; the page-owner rules are `pt_update`'s.
+#[test]
+fn update_va_mapping_otherdomain_maps_the_page_owner_s_frame() {
+    let (mut p, _, g) = dom0_building(1);
+    let uvm = |p: &mut FakePlatform, va: u64, val: u64, dom: u64| dispatch(p, Hypercall::UpdateVaMappingOtherdomain as u64, [va, val, 0, dom, 0]);
+    assert_eq!(uvm(&mut p, 0x3000, pte_for(g[0], RO), 9), err(Errno::ESRCH), "no domain 9");
+    assert_eq!(uvm(&mut p, 0x3000, pte_for(g[0], RO), u64::from(DOMID_SELF)), err(Errno::EBUSY), "not dom0's frame");
+    assert_eq!(uvm(&mut p, 0x3000, pte_for(g[0], RO), 1), 0);
+    assert_eq!(p.env().page(g[0]).count(), 2, "the mapping holds a reference");
+    p.env().check_invariants();
+    let (mut q, _, data) = with_tree(false);
+    assert_eq!(uvm(&mut q, 0x3000, pte_for(data[0], RO), 0), err(Errno::EPERM), "unprivileged");
+}
+

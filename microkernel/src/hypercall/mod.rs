@@ -240,6 +240,7 @@ pub fn dispatch(p: &mut impl Platform, nr: u64, args: [u64; 5]) -> i64 {
         Ok(Hypercall::PtUpdate) => mm::pt_update(p, args),
         Ok(Hypercall::MmuextOp) => mm::mmuext_op(p, args),
         Ok(Hypercall::UpdateVaMapping) => mm::update_va_mapping(p, args[0], args[1], args[2]),
+        Ok(Hypercall::UpdateVaMappingOtherdomain) => mm::update_va_mapping_otherdomain(p, args[0], args[1], args[2], args[3]),
         Ok(Hypercall::VmAssist) => mm::vm_assist(p, args[0] as u32, args[1] as u32),
         Ok(Hypercall::MemoryOp) => memory::memory_op(p, args),
         Ok(Hypercall::Multicall) => multicall::multicall(p, args[0], args[1]),

@@ -308,10 +308,17 @@ impl Mm<'_, '_> {
     /// `update_va_mapping`'s update: the L1 entry for `va` becomes `val`, through the L1
     /// rules. Flushing is the caller's.
     pub fn update_va_mapping(&mut self, va: u64, val: u64) -> Result<(), Errno> {
+        let me = self.dom.id();
+        self.update_va_mapping_as(va, val, me)
+    }
+
+    /// [`Mm::update_va_mapping`] with page owner `pg_owner`
+    /// (`update_va_mapping_otherdomain`): the new entry must map a frame of `pg_owner`.
+    pub fn update_va_mapping_as(&mut self, va: u64, val: u64, pg_owner: u16) -> Result<(), Errno> {
         self.settled(|mm| {
             // As in `normal_update`, the L1 cannot lose its last reference meanwhile.
             let (l1, index) = mm.l1_entry_for(va)?;
-            mm.mod_entry(Level::L1, l1, index, val, false, mm.dom.id())
+            mm.mod_entry(Level::L1, l1, index, val, false, pg_owner)
         })
     }
 
