@@ -71,7 +71,11 @@ fn xen_version_out(p: &mut impl Platform, op: XenVersionOp, arg: u64) -> Result<
             if fi.submap_idx >= XENFEAT_NR_SUBMAPS {
                 return Err(Errno::EINVAL);
             }
-            fi.submap = if p.caller().privileged { 1 << XENFEAT_DOM0 } else { 0 };
+            // What is offered, as Xen's list for PV guests goes: `MMU_PT_UPDATE_PRESERVE_AD`
+            // (implemented), and dom0's flag. Not `highmem_assist` (32-bit only) nor
+            // `gnttab_map_avail_bits` (not implemented).
+            let dom0 = if p.caller().privileged { 1 << XENFEAT_DOM0 } else { 0 };
+            fi.submap = (1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD) | dom0;
             write_guest(p, arg, &fi)?;
             Ok(0)
         }
@@ -124,7 +128,7 @@ mod tests {
         let mut p = FakePlatform::new(true);
         p.mem[..8].fill(0);
         assert_eq!(dispatch(&mut p, XEN_VERSION, [6, BASE, 0, 0, 0]), 0);
-        assert_eq!(u32::from_le_bytes(p.mem[4..8].try_into().unwrap()), 1 << 11);
+        assert_eq!(u32::from_le_bytes(p.mem[4..8].try_into().unwrap()), (1 << 11) | (1 << 5));
         p.mem[0] = 1;
         assert_eq!(dispatch(&mut p, XEN_VERSION, [6, BASE, 0, 0, 0]), Errno::EINVAL.to_ret());
         assert_eq!(dispatch(&mut p, XEN_VERSION, [5, BASE, 0, 0, 0]), 0);
@@ -139,6 +143,6 @@ mod tests {
         assert_eq!(dispatch(&mut u, XEN_VERSION, [9, BASE, 0, 0, 0]), Errno::EPERM.to_ret());
         u.mem[..8].fill(0);
         assert_eq!(dispatch(&mut u, XEN_VERSION, [6, BASE, 0, 0, 0]), 0);
-        assert_eq!(&u.mem[4..8], &[0, 0, 0, 0]);
+        assert_eq!(&u.mem[4..8], &(1u32 << 5).to_le_bytes(), "preserve-A/D only: no dom0 flag");
     }
 }
