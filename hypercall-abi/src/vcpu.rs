@@ -64,3 +64,30 @@ const _: () = assert!(core::mem::size_of::<VcpuSetSingleshotTimer>() == 16);
 pub const VCPU_SSHOTTMR_FUTURE: u32 = 1;
 /// Shortest period of `VCPUOP_set_periodic_timer`, ns (Xen's `MILLISECS(1)`).
 pub const MIN_PERIODIC_NS: u64 = 1_000_000;
+
+/// `RUNSTATE_running`: the vCPU is running on a physical CPU.
+pub const RUNSTATE_RUNNING: u32 = 0;
+/// `RUNSTATE_runnable`: it could run, another vCPU has the CPU.
+pub const RUNSTATE_RUNNABLE: u32 = 1;
+/// `RUNSTATE_blocked`: it waits for an event.
+pub const RUNSTATE_BLOCKED: u32 = 2;
+/// `RUNSTATE_offline`: it is down (or its domain has stopped).
+pub const RUNSTATE_OFFLINE: u32 = 3;
+
+/// `struct vcpu_runstate_info` (48 bytes): the output of `VCPUOP_get_runstate_info` and
+/// what the hypervisor writes into an area registered with
+/// `VCPUOP_register_runstate_memory_area`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct VcpuRunstateInfo {
+    /// `RUNSTATE_*` now.
+    pub state: u32,
+    /// Padding (implicit in C).
+    pub _pad: u32,
+    /// System time (ns) when the current state was entered.
+    pub state_entry_time: u64,
+    /// Time (ns) spent in each state, indexed by `RUNSTATE_*`.
+    pub time: [u64; 4],
+}
+
+const _: () = assert!(core::mem::size_of::<VcpuRunstateInfo>() == 48);

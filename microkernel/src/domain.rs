@@ -61,6 +61,10 @@ pub struct Vcpu {
     pub periodic_ns: u64,
     /// When the periodic timer next raises VIRQ_TIMER (system time, ns; 0 for never).
     pub periodic_next_ns: u64,
+    /// Its runstate, changed at every switch.
+    pub runstate: crate::runstate::Runstate,
+    /// Guest virtual address its runstate is written to at every change (0: none).
+    pub runstate_area: u64,
     /// What `SCHEDOP_poll` waits for, when [`Poll::active`] (with `blocked` set); see
     /// [`Vcpu::polling`]. Kept in place between polls: building a fresh one zero-filled
     /// its 512-byte port array on every poll.

@@ -28,6 +28,7 @@ use crate::event::EventChannels;
 use crate::events_machine::MachineLayout;
 use crate::time::TimeScale;
 use crate::traps::{self, GuestMode, InterruptedState, SoftInt, SyscallRoute};
+use hypercall_abi::vcpu::{RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 use alloc::vec::Vec;
 use hypercall_abi::sched::ShutdownReason;
 use spin::Mutex;
@@ -364,6 +365,18 @@ impl Machine {
         let cur_i = self.idx(cur.0);
         if let Some(i) = cur_i {
             self.domains[i].cpu_ticks += now.wrapping_sub(self.slice_start);
+            // Leaving the CPU (for now): blocked, runnable or offline. Its page table is
+            // still the active one, so its runstate area can be written.
+            let now_ns = self.now_ns();
+            let d = &mut self.domains[i];
+            let state = match d.vcpus.get(cur.1) {
+                _ if d.state != DomState::Running => RUNSTATE_OFFLINE,
+                Some(v) if v.blocked => RUNSTATE_BLOCKED,
+                _ => RUNSTATE_RUNNABLE,
+            };
+            if let Some(v) = d.vcpus.get_mut(cur.1) {
+                set_runstate(v, state, now_ns);
+            }
         }
         let next = match self.pick_next() {
             Some(n) => n,
@@ -384,6 +397,10 @@ impl Machine {
         };
         self.slice_start = now;
         if next == cur {
+            let now_ns = self.now_ns();
+            if let Some(v) = cur_i.and_then(|i| self.domains.get_mut(i)).and_then(|d| d.vcpus.get_mut(cur.1)) {
+                set_runstate(v, RUNSTATE_RUNNING, now_ns);
+            }
             return;
         }
         // The outgoing vCPU's registers and FPU state go to its own areas (a vCPU that is
@@ -409,6 +426,31 @@ impl Machine {
         domain::load_bases(v, held);
         paging::switch_to(domain::page_table_base(&d.mm, v));
         self.current = next;
+        // On the CPU, its page table active: its runstate area can be written.
+        let now_ns = self.now_ns();
+        if let Some(v) = self.domains.get_mut(i).and_then(|d| d.vcpus.get_mut(next.1)) {
+            set_runstate(v, RUNSTATE_RUNNING, now_ns);
+        }
+    }
+}
+
+/// Changes `v`'s runstate at `now_ns` and writes it to its registered area (through the
+/// active page table, which must be `v`'s: callers change it only while `v` is on the CPU
+/// or just leaving it). An area that cannot be written is skipped, as Xen does.
+fn set_runstate(v: &mut Vcpu, state: u32, now_ns: u64) {
+    v.runstate.set(state, now_ns);
+    write_runstate_area(v, now_ns);
+}
+
+/// Writes `v`'s runstate to its registered area, if it has one (the active page table must
+/// be `v`'s).
+pub fn write_runstate_area(v: &Vcpu, now_ns: u64) {
+    if v.runstate_area != 0 {
+        let info = v.runstate.info(now_ns);
+        if let Ok(range) = GuestRange::new(v.runstate_area, core::mem::size_of_val(&info) as u64) {
+            use zerocopy::IntoBytes;
+            let _ = GuestCopy.copy_to_guest(range, info.as_bytes());
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod hypercall;
 pub mod mm;
 pub mod multiboot;
 pub mod time;
+pub mod runstate;
 pub mod traps;
 pub mod watchdog;
 

@@ -281,6 +281,24 @@ impl Platform for MachinePlatform<'_> {
         (self.m.current.1 as u32, self.m.cur().vcpus.len() as u32)
     }
 
+    fn runstate(&mut self, vcpu: u32) -> Result<hypercall_abi::vcpu::VcpuRunstateInfo, Errno> {
+        let now = self.m.now_ns();
+        let v = self.m.cur().vcpus.get(vcpu as usize).ok_or(Errno::ENOENT)?;
+        Ok(v.runstate.info(now))
+    }
+
+    fn register_runstate_area(&mut self, vcpu: u32, addr: u64) -> Result<(), Errno> {
+        let now = self.m.now_ns();
+        let current = self.m.current.1 == vcpu as usize;
+        let v = self.m.cur_mut().vcpus.get_mut(vcpu as usize).ok_or(Errno::ENOENT)?;
+        v.runstate_area = addr;
+        // As Xen: the caller's own area is filled at once (its page table is active).
+        if current {
+            crate::kernel::write_runstate_area(v, now);
+        }
+        Ok(())
+    }
+
     fn vcpu_is_up(&self, v: u32) -> bool {
         self.m.cur().vcpus.get(v as usize).is_some_and(|c| c.started)
     }

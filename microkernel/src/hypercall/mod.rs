@@ -176,6 +176,15 @@ pub trait Platform: GuestMemory {
     fn callback_op(&mut self, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
         Err(Errno::ENOSYS)
     }
+    /// The runstate of the caller's vCPU `vcpu` (an existing one) now.
+    fn runstate(&mut self, _vcpu: u32) -> Result<hypercall_abi::vcpu::VcpuRunstateInfo, Errno> {
+        Err(Errno::ENOSYS)
+    }
+    /// Registers (0: unregisters) the guest virtual address where vCPU `vcpu`'s runstate is
+    /// written at every change.
+    fn register_runstate_area(&mut self, _vcpu: u32, _addr: u64) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
     /// `nmi_op(cmd, arg)` for the calling vCPU.
     fn nmi_op(&mut self, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
         Err(Errno::ENOSYS)
@@ -322,6 +331,8 @@ pub(crate) mod fake {
         pub watchdogs: crate::watchdog::Watchdogs,
         /// `event_channel_op` calls made: (cmd, arg).
         pub evtchn_calls: Vec<(u32, u64)>,
+        /// The caller's runstate area, as registered.
+        pub runstate_area: Option<(u32, u64)>,
         /// Segment bases set, in order.
         pub segment_bases: Vec<(SegmentBase, u64)>,
         /// Domain control operations carried out, as text.
@@ -362,6 +373,7 @@ pub(crate) mod fake {
                 preempt_checks: core::cell::Cell::new(0),
                 watchdogs: crate::watchdog::Watchdogs::default(),
                 evtchn_calls: Vec::new(),
+                runstate_area: None,
                 segment_bases: Vec::new(),
                 domctl_calls: Vec::new(),
                 timers: Vec::new(),
@@ -503,6 +515,15 @@ pub(crate) mod fake {
         fn event_channel_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
             self.evtchn_calls.push((cmd, arg));
             Ok(0)
+        }
+
+        fn runstate(&mut self, _vcpu: u32) -> Result<hypercall_abi::vcpu::VcpuRunstateInfo, Errno> {
+            Ok(hypercall_abi::vcpu::VcpuRunstateInfo { state: 0, _pad: 0, state_entry_time: self.now, time: [7, 8, 9, 10] })
+        }
+
+        fn register_runstate_area(&mut self, vcpu: u32, addr: u64) -> Result<(), Errno> {
+            self.runstate_area = Some((vcpu, addr));
+            Ok(())
         }
 
         fn preempt_check(&self) -> bool {

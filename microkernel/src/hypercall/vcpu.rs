@@ -1,10 +1,11 @@
 //! `vcpu_op`: the per-vCPU timers and `is_up` (Xen's `do_vcpu_op`, `common/domain.c`).
 //!
-//! Bringing vCPUs up and down, and registering `vcpu_info` or runstate areas, are not
-//! offered: they answer `-ENOSYS`, as for a Xen that lacks them.
+//! The runstate (`get_runstate_info`, `register_runstate_memory_area`) is kept for every
+//! vCPU. Bringing vCPUs up and down and registering `vcpu_info` are not offered yet: they
+//! answer `-ENOSYS`, as for a Xen that lacks them.
 
 use super::Platform;
-use crate::guest_access::read_guest;
+use crate::guest_access::{read_guest, write_guest};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::vcpu::*;
 
@@ -50,6 +51,18 @@ pub(super) fn vcpu_op(p: &mut impl Platform, cmd: u32, vcpu: u32, arg: u64) -> R
             p.set_timer(0);
             Ok(0)
         }
+        VCPUOP_GET_RUNSTATE_INFO => {
+            let info = p.runstate(vcpu)?;
+            write_guest(p, arg, &info)?;
+            Ok(0)
+        }
+        VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => {
+            // `struct vcpu_register_runstate_memory_area { union { handle; u64 p; } addr; }`:
+            // a guest virtual address, written at every change from now on (0: none).
+            let addr: u64 = read_guest(p, arg)?;
+            p.register_runstate_area(vcpu, addr)?;
+            Ok(0)
+        }
         _ => Err(Errno::ENOSYS),
     }
 }
@@ -60,6 +73,7 @@ mod tests {
     use super::super::fake::*;
     use hypercall_abi::errno::Errno;
     use hypercall_abi::vcpu::*;
+    use zerocopy::FromBytes;
 
     const VCPU_OP: u64 = 24;
 
@@ -119,4 +133,19 @@ mod tests {
         assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_IS_UP as u64, 0, 0, 0, 0]), 1);
         assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_IS_UP as u64, 1, 0, 0, 0]), 0);
     }
+
+    #[test]
+    fn runstate_is_read_and_its_area_registered() {
+        let mut p = FakePlatform::new(false);
+        p.now = 1234;
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_GET_RUNSTATE_INFO as u64, 0, BASE, 0, 0]), 0);
+        let info = VcpuRunstateInfo::read_from_bytes(&p.mem[..48]).unwrap();
+        assert_eq!((info.state, info.state_entry_time, info.time), (0, 1234, [7, 8, 9, 10]));
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_GET_RUNSTATE_INFO as u64, 1000, BASE, 0, 0]), Errno::ENOENT.to_ret());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_GET_RUNSTATE_INFO as u64, 0, 0xffff_8300_0000_0000, 0, 0]), Errno::EFAULT.to_ret());
+        put(&mut p, &0x4000u64.to_le_bytes());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA as u64, 0, BASE, 0, 0]), 0);
+        assert_eq!(p.runstate_area, Some((0, 0x4000)));
+    }
 }
+

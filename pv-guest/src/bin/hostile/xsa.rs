@@ -528,6 +528,26 @@ fn vcpu_op(t: &mut Tests) {
     let r = op(99, 0, 0);
     t.report("unknown_op_refused", ensure(r < 0, || describe(r)));
     t.report("is_up_self", expect_ret(op(VCPUOP_IS_UP, 0, 0), 1));
+    // The runstate: ours now (running, with time in it), and an area kept up to date.
+    let mut info = VcpuRunstateInfo::default();
+    t.report("get_runstate_info", expect_ret(op(VCPUOP_GET_RUNSTATE_INFO, 0, (&raw mut info) as u64), 0));
+    t.report("running_with_time", ensure(info.state == RUNSTATE_RUNNING && info.time[0] > 0, || format!("{info:?}")));
+    t.report("runstate_of_missing_vcpu_enoent", expect_ret(op(VCPUOP_GET_RUNSTATE_INFO, 1, (&raw mut info) as u64), ENOENT));
+    t.report("runstate_into_hypervisor_efault", expect_ret(op(VCPUOP_GET_RUNSTATE_INFO, 0, DIRECT_MAP), EFAULT));
+    let area = alloc::boxed::Box::new(VcpuRunstateInfo { state: 99, ..Default::default() });
+    let addr = (&*area as *const VcpuRunstateInfo) as u64;
+    t.report("register_runstate_area", expect_ret(op(VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, (&raw const addr) as u64), 0));
+    // SAFETY: `area` is ours; the hypervisor writes it while we are on the CPU.
+    let first = unsafe { core::ptr::read_volatile(&*area) };
+    let _ = pv_guest::hypercall::sched_yield();
+    let _ = pv_guest::hypercall::sched_yield();
+    // SAFETY: as above.
+    let later = unsafe { core::ptr::read_volatile(&*area) };
+    println!("hostile: runstate area {first:?} then {later:?}");
+    t.report("area_filled_at_once", ensure(first.state == RUNSTATE_RUNNING, || format!("{first:?}")));
+    t.report("area_follows_switches", ensure(later.state == RUNSTATE_RUNNING && later.time[1] > first.time[1], || format!("{later:?}")));
+    let zero = 0u64;
+    let _ = op(VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, (&raw const zero) as u64);
 }
 
 /// `SCHEDOP_watchdog` end to end: two watchdogs at most, bad ids refused, then one of one
