@@ -374,8 +374,9 @@ impl Machine {
                 Some(v) if v.blocked => RUNSTATE_BLOCKED,
                 _ => RUNSTATE_RUNNABLE,
             };
+            let flag = runstate_update_flag(&d.mm);
             if let Some(v) = d.vcpus.get_mut(cur.1) {
-                set_runstate(v, state, now_ns);
+                set_runstate(v, state, now_ns, flag);
             }
         }
         let next = match self.pick_next() {
@@ -398,8 +399,11 @@ impl Machine {
         self.slice_start = now;
         if next == cur {
             let now_ns = self.now_ns();
-            if let Some(v) = cur_i.and_then(|i| self.domains.get_mut(i)).and_then(|d| d.vcpus.get_mut(cur.1)) {
-                set_runstate(v, RUNSTATE_RUNNING, now_ns);
+            if let Some(d) = cur_i.and_then(|i| self.domains.get_mut(i)) {
+                let flag = runstate_update_flag(&d.mm);
+                if let Some(v) = d.vcpus.get_mut(cur.1) {
+                    set_runstate(v, RUNSTATE_RUNNING, now_ns, flag);
+                }
             }
             return;
         }
@@ -428,8 +432,11 @@ impl Machine {
         self.current = next;
         // On the CPU, its page table active: its runstate area can be written.
         let now_ns = self.now_ns();
-        if let Some(v) = self.domains.get_mut(i).and_then(|d| d.vcpus.get_mut(next.1)) {
-            set_runstate(v, RUNSTATE_RUNNING, now_ns);
+        if let Some(d) = self.domains.get_mut(i) {
+            let flag = runstate_update_flag(&d.mm);
+            if let Some(v) = d.vcpus.get_mut(next.1) {
+                set_runstate(v, RUNSTATE_RUNNING, now_ns, flag);
+            }
         }
     }
 }
@@ -437,20 +444,43 @@ impl Machine {
 /// Changes `v`'s runstate at `now_ns` and writes it to its registered area (through the
 /// active page table, which must be `v`'s: callers change it only while `v` is on the CPU
 /// or just leaving it). An area that cannot be written is skipped, as Xen does.
-fn set_runstate(v: &mut Vcpu, state: u32, now_ns: u64) {
+fn set_runstate(v: &mut Vcpu, state: u32, now_ns: u64, update_flag: bool) {
     v.runstate.set(state, now_ns);
-    write_runstate_area(v, now_ns);
+    write_runstate_area(v, now_ns, update_flag);
+}
+
+/// Whether the domain asked for `XEN_RUNSTATE_UPDATE` around runstate area writes
+/// (`VMASST_TYPE_runstate_update_flag`).
+pub fn runstate_update_flag(mm: &crate::mm::page_info::DomainMm) -> bool {
+    mm.vm_assist() & (1 << hypercall_abi::arch::VMASST_TYPE_RUNSTATE_UPDATE_FLAG) != 0
 }
 
 /// Writes `v`'s runstate to its registered area, if it has one (the active page table must
-/// be `v`'s).
-pub fn write_runstate_area(v: &Vcpu, now_ns: u64) {
-    if v.runstate_area != 0 {
-        let info = v.runstate.info(now_ns);
-        if let Ok(range) = GuestRange::new(v.runstate_area, core::mem::size_of_val(&info) as u64) {
-            use zerocopy::IntoBytes;
-            let _ = GuestCopy.copy_to_guest(range, info.as_bytes());
+/// be `v`'s). With `update_flag`, as Xen's `update_runstate_area`: bit 63 of
+/// `state_entry_time` is set in the guest's copy first, the whole record written, then the
+/// bit cleared, so a reader that sees it knows to read again.
+pub fn write_runstate_area(v: &Vcpu, now_ns: u64, update_flag: bool) {
+    use zerocopy::IntoBytes;
+    const XEN_RUNSTATE_UPDATE: u64 = 1 << 63;
+    if v.runstate_area == 0 {
+        return;
+    }
+    let mut info = v.runstate.info(now_ns);
+    let entry_time_at = v.runstate_area.wrapping_add(8);
+    let write = |addr: u64, bytes: &[u8]| {
+        if let Ok(range) = GuestRange::new(addr, bytes.len() as u64) {
+            let _ = GuestCopy.copy_to_guest(range, bytes);
         }
+    };
+    if update_flag {
+        write(entry_time_at, &(info.state_entry_time | XEN_RUNSTATE_UPDATE).to_le_bytes());
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        info.state_entry_time |= XEN_RUNSTATE_UPDATE;
+    }
+    write(v.runstate_area, info.as_bytes());
+    if update_flag {
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        write(entry_time_at, &(info.state_entry_time & !XEN_RUNSTATE_UPDATE).to_le_bytes());
     }
 }
 

@@ -290,11 +290,13 @@ impl Platform for MachinePlatform<'_> {
     fn register_runstate_area(&mut self, vcpu: u32, addr: u64) -> Result<(), Errno> {
         let now = self.m.now_ns();
         let current = self.m.current.1 == vcpu as usize;
-        let v = self.m.cur_mut().vcpus.get_mut(vcpu as usize).ok_or(Errno::ENOENT)?;
+        let d = self.m.cur_mut();
+        let flag = crate::kernel::runstate_update_flag(&d.mm);
+        let v = d.vcpus.get_mut(vcpu as usize).ok_or(Errno::ENOENT)?;
         v.runstate_area = addr;
         // As Xen: the caller's own area is filled at once (its page table is active).
         if current {
-            crate::kernel::write_runstate_area(v, now);
+            crate::kernel::write_runstate_area(v, now, flag);
         }
         Ok(())
     }

@@ -534,6 +534,10 @@ fn vcpu_op(t: &mut Tests) {
     t.report("running_with_time", ensure(info.state == RUNSTATE_RUNNING && info.time[0] > 0, || format!("{info:?}")));
     t.report("runstate_of_missing_vcpu_enoent", expect_ret(op(VCPUOP_GET_RUNSTATE_INFO, 1, (&raw mut info) as u64), ENOENT));
     t.report("runstate_into_hypervisor_efault", expect_ret(op(VCPUOP_GET_RUNSTATE_INFO, 0, DIRECT_MAP), EFAULT));
+    // With Xen's update flag asked for: bit 63 of state_entry_time is set during a write
+    // and cleared after it.
+    let assist = pv_guest::mm::xen::vm_assist_raw(pv_guest::hypercall_abi::arch::VMASST_CMD_ENABLE, pv_guest::hypercall_abi::arch::VMASST_TYPE_RUNSTATE_UPDATE_FLAG);
+    t.report("runstate_update_flag_assist", expect_ret(assist, 0));
     let area = alloc::boxed::Box::new(VcpuRunstateInfo { state: 99, ..Default::default() });
     let addr = (&*area as *const VcpuRunstateInfo) as u64;
     t.report("register_runstate_area", expect_ret(op(VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, (&raw const addr) as u64), 0));
@@ -546,6 +550,7 @@ fn vcpu_op(t: &mut Tests) {
     println!("hostile: runstate area {first:?} then {later:?}");
     t.report("area_filled_at_once", ensure(first.state == RUNSTATE_RUNNING, || format!("{first:?}")));
     t.report("area_follows_switches", ensure(later.state == RUNSTATE_RUNNING && later.time[1] > first.time[1], || format!("{later:?}")));
+    t.report("update_flag_cleared_after_writes", ensure(later.state_entry_time >> 63 == 0 && later.state_entry_time > 0, || format!("{later:?}")));
     let zero = 0u64;
     let _ = op(VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, (&raw const zero) as u64);
 }
