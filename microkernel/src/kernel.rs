@@ -367,7 +367,8 @@ impl Machine {
             self.domains[i].cpu_ticks += now.wrapping_sub(self.slice_start);
             // Leaving the CPU (for now): blocked, runnable or offline. Its page table is
             // still the active one, so its runstate area can be written.
-            let now_ns = self.now_ns();
+            // The switch's own clock reading, converted once (no second rdtsc).
+            let now_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc));
             let d = &mut self.domains[i];
             let state = match d.vcpus.get(cur.1) {
                 _ if d.state != DomState::Running => RUNSTATE_OFFLINE,
@@ -398,7 +399,7 @@ impl Machine {
         };
         self.slice_start = now;
         if next == cur {
-            let now_ns = self.now_ns();
+            let now_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc));
             if let Some(d) = cur_i.and_then(|i| self.domains.get_mut(i)) {
                 let flag = runstate_update_flag(&d.mm);
                 if let Some(v) = d.vcpus.get_mut(cur.1) {
@@ -431,7 +432,7 @@ impl Machine {
         paging::switch_to(domain::page_table_base(&d.mm, v));
         self.current = next;
         // On the CPU, its page table active: its runstate area can be written.
-        let now_ns = self.now_ns();
+        let now_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc));
         if let Some(d) = self.domains.get_mut(i) {
             let flag = runstate_update_flag(&d.mm);
             if let Some(v) = d.vcpus.get_mut(next.1) {
