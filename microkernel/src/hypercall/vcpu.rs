@@ -51,6 +51,15 @@ pub(super) fn vcpu_op(p: &mut impl Platform, cmd: u32, vcpu: u32, arg: u64) -> R
             p.set_timer(0);
             Ok(0)
         }
+        VCPUOP_GET_PHYSID => {
+            // As Xen: the control domain only (`EINVAL` otherwise); the vCPU runs on
+            // physical CPU 0, whose APIC and ACPI ids are 0 here (one CPU).
+            if !p.caller().privileged {
+                return Err(Errno::EINVAL);
+            }
+            write_guest(p, arg, &0u64)?;
+            Ok(0)
+        }
         VCPUOP_GET_RUNSTATE_INFO => {
             let info = p.runstate(vcpu)?;
             write_guest(p, arg, &info)?;
@@ -146,6 +155,16 @@ mod tests {
         put(&mut p, &0x4000u64.to_le_bytes());
         assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA as u64, 0, BASE, 0, 0]), 0);
         assert_eq!(p.runstate_area, Some((0, 0x4000)));
+    }
+
+    #[test]
+    fn get_physid_is_the_control_domain_s() {
+        let mut p = FakePlatform::new(false);
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_GET_PHYSID as u64, 0, BASE, 0, 0]), Errno::EINVAL.to_ret());
+        let mut d = FakePlatform::new(true);
+        d.mem[..8].fill(0xff);
+        assert_eq!(dispatch(&mut d, VCPU_OP, [VCPUOP_GET_PHYSID as u64, 0, BASE, 0, 0]), 0);
+        assert_eq!(&d.mem[..8], &[0; 8]);
     }
 }
 
