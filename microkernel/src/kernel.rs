@@ -369,16 +369,13 @@ impl Machine {
             // still the active one, so its runstate area can be written.
             // The switch's own clock reading, converted once (no second rdtsc).
             let now_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc));
-            let d = &mut self.domains[i];
+            let d = &self.domains[i];
             let state = match d.vcpus.get(cur.1) {
                 _ if d.state != DomState::Running => RUNSTATE_OFFLINE,
                 Some(v) if v.blocked => RUNSTATE_BLOCKED,
                 _ => RUNSTATE_RUNNABLE,
             };
-            let flag = runstate_update_flag(&d.mm);
-            if let Some(v) = d.vcpus.get_mut(cur.1) {
-                set_runstate(v, state, now_ns, flag);
-            }
+            self.set_runstate(i, cur.1, state, now_ns);
         }
         let next = match self.pick_next() {
             Some(n) => n,
@@ -400,11 +397,8 @@ impl Machine {
         self.slice_start = now;
         if next == cur {
             let now_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc));
-            if let Some(d) = cur_i.and_then(|i| self.domains.get_mut(i)) {
-                let flag = runstate_update_flag(&d.mm);
-                if let Some(v) = d.vcpus.get_mut(cur.1) {
-                    set_runstate(v, RUNSTATE_RUNNING, now_ns, flag);
-                }
+            if let Some(i) = cur_i {
+                self.set_runstate(i, cur.1, RUNSTATE_RUNNING, now_ns);
             }
             return;
         }
@@ -433,21 +427,20 @@ impl Machine {
         self.current = next;
         // On the CPU, its page table active: its runstate area can be written.
         let now_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc));
-        if let Some(d) = self.domains.get_mut(i) {
-            let flag = runstate_update_flag(&d.mm);
-            if let Some(v) = d.vcpus.get_mut(next.1) {
-                set_runstate(v, RUNSTATE_RUNNING, now_ns, flag);
-            }
+        self.set_runstate(i, next.1, RUNSTATE_RUNNING, now_ns);
+    }
+
+    /// Changes vCPU `vi` of domain index `i` to runstate `state` at `now_ns` and writes its
+    /// registered area (through the active page table, which must be that vCPU's: the
+    /// scheduler changes a runstate only while the vCPU is on the CPU or just leaving it).
+    fn set_runstate(&mut self, i: usize, vi: usize, state: u32, now_ns: u64) {
+        let Some(d) = self.domains.get_mut(i) else { return };
+        let flag = runstate_update_flag(&d.mm);
+        if let Some(v) = d.vcpus.get_mut(vi) {
+            v.runstate.set(state, now_ns);
+            write_runstate_area(v, now_ns, flag);
         }
     }
-}
-
-/// Changes `v`'s runstate at `now_ns` and writes it to its registered area (through the
-/// active page table, which must be `v`'s: callers change it only while `v` is on the CPU
-/// or just leaving it). An area that cannot be written is skipped, as Xen does.
-fn set_runstate(v: &mut Vcpu, state: u32, now_ns: u64, update_flag: bool) {
-    v.runstate.set(state, now_ns);
-    write_runstate_area(v, now_ns, update_flag);
 }
 
 /// Whether the domain asked for `XEN_RUNSTATE_UPDATE` around runstate area writes
@@ -457,7 +450,7 @@ pub fn runstate_update_flag(mm: &crate::mm::page_info::DomainMm) -> bool {
 }
 
 /// Writes `v`'s runstate to its registered area, if it has one (the active page table must
-/// be `v`'s). With `update_flag`, as Xen's `update_runstate_area`: bit 63 of
+/// be `v`'s); an area that cannot be written is skipped, as Xen does. With `update_flag`, as Xen's `update_runstate_area`: bit 63 of
 /// `state_entry_time` is set in the guest's copy first, the whole record written, then the
 /// bit cleared, so a reader that sees it knows to read again.
 pub fn write_runstate_area(v: &Vcpu, now_ns: u64, update_flag: bool) {

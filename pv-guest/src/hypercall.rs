@@ -218,6 +218,24 @@ pub fn xen_features(index: u32) -> Result<u32, Errno> {
     Ok(info.submap)
 }
 
+/// `SCHEDOP_watchdog { id, timeout }`: `id` 0 creates a watchdog of `timeout` seconds and
+/// returns its id; with an id, a `timeout` of 0 destroys it and any other pokes it. The raw
+/// result (an id, 0, or a negative errno).
+pub fn sched_watchdog_raw(id: u32, timeout: u32) -> i64 {
+    let arg = hypercall_abi::sched::SchedWatchdog { id, timeout };
+    // SAFETY: the hypervisor only reads the argument, which we own.
+    unsafe {
+        hypercall_via_page(
+            Hypercall::SchedOp as u64,
+            u64::from(hypercall_abi::sched::SCHEDOP_WATCHDOG),
+            (&raw const arg) as u64,
+            0,
+            0,
+            0,
+        )
+    }
+}
+
 /// `SCHEDOP_yield`: gives up the CPU.
 pub fn sched_yield() -> Result<(), Errno> {
     // SAFETY: SCHEDOP_yield takes no argument and touches no guest memory.

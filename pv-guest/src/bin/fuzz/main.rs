@@ -43,21 +43,7 @@ const DEFAULT_CALLS: u64 = 3000;
 /// whose channel a random call closed, say) is shut down by the hypervisor and restarted.
 const WATCHDOG_S: u32 = 20;
 
-/// `SCHEDOP_watchdog`: creates (`id` 0) or pokes a watchdog; its id, or the error.
-fn watchdog(id: u32, timeout: u32) -> i64 {
-    let arg = pv_guest::hypercall_abi::sched::SchedWatchdog { id, timeout };
-    // SAFETY: the hypervisor only reads the argument, which we own.
-    unsafe {
-        pv_guest::hypercall::hypercall(
-            pv_guest::hypercall_abi::hypercall::Hypercall::SchedOp as u64,
-            u64::from(pv_guest::hypercall_abi::sched::SCHEDOP_WATCHDOG),
-            (&raw const arg) as u64,
-            0,
-            0,
-            0,
-        )
-    }
-}
+
 
 fn arg<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
@@ -97,14 +83,14 @@ fn main(si: &'static StartInfo) -> ShutdownReason {
         }
     };
     f.verbose = arg(&line, "verbose").is_some_and(|v| v != "0");
-    let dog = watchdog(0, WATCHDOG_S);
+    let dog = pv_guest::hypercall::sched_watchdog_raw(0, WATCHDOG_S);
     if dog <= 0 {
         println!("fuzz: no watchdog ({dog}): a life that hangs will not be restarted");
     }
     let mut reached: BTreeSet<(u64, u64)> = BTreeSet::new();
     for n in 1..=calls {
         if n % 100 == 0 && dog > 0 {
-            watchdog(dog as u32, WATCHDOG_S);
+            pv_guest::hypercall::sched_watchdog_raw(dog as u32, WATCHDOG_S);
         }
         f.step(&mut reached);
         if n % 1000 == 0 {
