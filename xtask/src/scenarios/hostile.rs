@@ -249,7 +249,7 @@ pub fn scenarios() -> Vec<Scenario> {
         ]),
         // vcpu_op for vCPUs that do not exist, and buffers not the guest's.
         attack!("xsa-vcpu-op-args", "vcpu-op", r"^xl: domain hostile \([0-9]+\) shut down: poweroff", [
-            r"\[hostile\] TESTS DONE 14 passed, 0 failed$",
+            r"\[hostile\] TESTS DONE 16 passed, 0 failed$",
         ]),
         // A hypercall whose return address is not canonical: a #GP for the guest, as Xen
         // (the sysret class: never a fault in ring 0).

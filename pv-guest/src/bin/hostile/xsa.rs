@@ -551,6 +551,12 @@ fn vcpu_op(t: &mut Tests) {
     t.report("area_filled_at_once", ensure(first.state == RUNSTATE_RUNNING, || format!("{first:?}")));
     t.report("area_follows_switches", ensure(later.state == RUNSTATE_RUNNING && later.time[1] > first.time[1], || format!("{later:?}")));
     t.report("update_flag_cleared_after_writes", ensure(later.state_entry_time >> 63 == 0 && later.state_entry_time > 0, || format!("{later:?}")));
+    // An area in the hypervisor: taken, as Xen does, and never written (every write goes
+    // through the guest-range check); switches go on.
+    let hv = DIRECT_MAP;
+    t.report("runstate_area_in_hypervisor_taken", expect_ret(op(VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, (&raw const hv) as u64), 0));
+    let yielded = pv_guest::hypercall::sched_yield();
+    t.report("switches_go_on", ensure(yielded.is_ok(), || format!("{yielded:?}")));
     let zero = 0u64;
     let _ = op(VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, (&raw const zero) as u64);
 }
@@ -558,11 +564,8 @@ fn vcpu_op(t: &mut Tests) {
 /// `SCHEDOP_watchdog` end to end: two watchdogs at most, bad ids refused, then one of one
 /// second left to run out while we spin: the hypervisor shuts us down (reason watchdog).
 fn watchdog(t: &mut Tests) {
-    use pv_guest::hypercall_abi::sched::{SchedWatchdog, SCHEDOP_WATCHDOG};
-    let op = |id: u32, timeout: u32| {
-        let arg = SchedWatchdog { id, timeout };
-        raw(Hypercall::SchedOp, [u64::from(SCHEDOP_WATCHDOG), (&raw const arg) as u64, 0, 0, 0])
-    };
+    use pv_guest::hypercall_abi::sched::SCHEDOP_WATCHDOG;
+    let op = pv_guest::hypercall::sched_watchdog_raw;
     let first = op(0, 60);
     let second = op(0, 1);
     t.report("two_watchdogs", ensure(first == 1 && second == 2, || format!("{first}, {second}")));
