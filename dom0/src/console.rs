@@ -138,8 +138,10 @@ pub fn write_input(ring: &mut impl RingPage, bytes: &[u8]) -> Result<usize, Corr
 }
 
 /// `[name] line` with control characters (but tab) shown as `.`, so a guest cannot move
-/// the cursor over other lines; ends with `\n`.
+/// the cursor over other lines; ends with `\n`. The `\r` of a `\r\n` line end (Mini-OS
+/// and Linux write those) is dropped.
 pub fn prefixed_line(name: &str, line: &[u8]) -> Vec<u8> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut out = Vec::with_capacity(name.len() + line.len() + 4);
     out.push(b'[');
     out.extend_from_slice(name.as_bytes());

@@ -555,7 +555,7 @@ impl Shell {
     fn xl(&mut self, command: &XlCommand<'_>) -> Result<(), Errno> {
         let outcome = if matches!(
             command,
-            XlCommand::Pause(_) | XlCommand::Destroy(_) | XlCommand::Shutdown(_) | XlCommand::List(_)
+            XlCommand::Pause(_) | XlCommand::Destroy(_) | XlCommand::Shutdown { .. } | XlCommand::List(_)
         ) {
             // What a guest wrote before the command took effect is shown before the
             // command's report (`paused`, `destroyed`...): the report waits for one more

@@ -439,6 +439,15 @@ impl Control for FakeControl {
         Ok(())
     }
 
+    fn pv_control(&mut self, dom: u16, request: &str) -> Result<(), Errno> {
+        self.calls.push(("pv_control", dom));
+        self.dom(dom)?;
+        // The fake's kernels all honour control/shutdown at once.
+        let reason = if request == "reboot" { ShutdownReason::Reboot } else { ShutdownReason::Poweroff };
+        self.guest_shuts_down(dom, reason as u32);
+        Ok(())
+    }
+
     fn shutdown_domain(&mut self, dom: u16, reason: ShutdownReason) -> Result<(), Errno> {
         self.calls.push(("shutdown", dom));
         self.dom(dom)?;

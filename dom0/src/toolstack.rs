@@ -65,13 +65,24 @@ pub struct Toolstack<'f, C> {
     poll_failed: bool,
 }
 
+/// The word `xl shutdown`/`xl reboot` write to a domain's `control/shutdown` (libxl's
+/// `libxl__domain_pvcontrol_write`).
+fn control_word(reason: ShutdownReason) -> &'static str {
+    match reason {
+        ShutdownReason::Reboot => "reboot",
+        ShutdownReason::Suspend => "suspend",
+        _ => "poweroff",
+    }
+}
+
 /// The verbs of the one-domain subcommands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Verb {
     Destroy,
     Pause,
     Unpause,
-    Shutdown,
+    /// Ask (through `control/shutdown`) or, forced, end it with the reason.
+    Shutdown { reason: ShutdownReason, force: bool },
 }
 
 impl Verb {
@@ -80,7 +91,8 @@ impl Verb {
             Verb::Destroy => "destroy",
             Verb::Pause => "pause",
             Verb::Unpause => "unpause",
-            Verb::Shutdown => "shutdown",
+            Verb::Shutdown { reason: ShutdownReason::Reboot, .. } => "reboot",
+            Verb::Shutdown { .. } => "shutdown",
         }
     }
 
@@ -89,7 +101,9 @@ impl Verb {
             Verb::Destroy => "destroyed",
             Verb::Pause => "paused",
             Verb::Unpause => "unpaused",
-            Verb::Shutdown => "asked to shut down",
+            Verb::Shutdown { reason: ShutdownReason::Reboot, force: false } => "asked to reboot",
+            Verb::Shutdown { force: false, .. } => "asked to shut down",
+            Verb::Shutdown { force: true, .. } => "ended",
         }
     }
 }
@@ -127,7 +141,9 @@ impl<'f, C: Control> Toolstack<'f, C> {
             XlCommand::Destroy(t) => self.one_domain(t, Verb::Destroy, out),
             XlCommand::Pause(t) => self.one_domain(t, Verb::Pause, out),
             XlCommand::Unpause(t) => self.one_domain(t, Verb::Unpause, out),
-            XlCommand::Shutdown(t) => self.one_domain(t, Verb::Shutdown, out),
+            XlCommand::Shutdown { target, reason, force } => {
+                self.one_domain(target, Verb::Shutdown { reason, force }, out)
+            }
             XlCommand::Console(t) => self.console(t, out),
         }
     }
@@ -240,7 +256,8 @@ impl<'f, C: Control> Toolstack<'f, C> {
             Verb::Destroy => self.ctl.destroy_domain(id),
             Verb::Pause => self.ctl.pause_domain(id),
             Verb::Unpause => self.ctl.unpause_domain(id),
-            Verb::Shutdown => self.ctl.shutdown_domain(id, ShutdownReason::Poweroff),
+            Verb::Shutdown { reason, force: true } => self.ctl.shutdown_domain(id, reason),
+            Verb::Shutdown { reason, force: false } => self.ctl.pv_control(id, control_word(reason)),
         };
         let _ = match result {
             Ok(()) => {

@@ -316,6 +316,18 @@ impl Control for XenControl {
         domctl::unpause_domain(DomId(dom))
     }
 
+    fn pv_control(&mut self, dom: u16, request: &str) -> Result<(), Errno> {
+        if !self.store.is_connected(dom) {
+            return Err(Errno::ENOENT);
+        }
+        let path = alloc::format!("{}/control/shutdown", xenbus::path::domain_path(DomId(dom)));
+        self.store.write(&path, request.as_bytes()).map_err(|e| match e {
+            xenbus::wire::XsError::ENOMEM => Errno::ENOMEM,
+            xenbus::wire::XsError::ENOENT => Errno::ENOENT,
+            _ => Errno::EIO,
+        })
+    }
+
     fn shutdown_domain(&mut self, dom: u16, reason: ShutdownReason) -> Result<(), Errno> {
         domctl::remote_shutdown(DomId(dom), reason)
     }

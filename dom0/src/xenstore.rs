@@ -146,7 +146,8 @@ impl<P: SharedMem> StoreService<P> {
     /// Starts serving guest `dom`'s store ring on `page` (its store page, mapped in dom0;
     /// zeroed by the builder), `port` being dom0's end of its store channel: introduces the
     /// domain (`/local/domain/<id>`, owned by it; `@introduceDomain`) and writes the nodes
-    /// libxl writes, `name` and `domid`, which the domain owns too.
+    /// libxl writes, `name`, `domid`, an empty `control/shutdown`, `device` and `data`,
+    /// which the domain owns too.
     pub fn introduce(&mut self, dom: u16, name: &str, port: u32, page: P) -> Result<(), IntroduceError> {
         if self.guests.contains_key(&dom) {
             return Err(IntroduceError::AlreadyServed);
@@ -156,6 +157,12 @@ impl<P: SharedMem> StoreService<P> {
         let home = domain_path(DomId(dom));
         let _ = self.write(&format!("{home}/name"), name.as_bytes());
         let _ = self.write(&format!("{home}/domid"), format!("{dom}").as_bytes());
+        // The empty nodes libxl makes for a new domain: `control/shutdown`, which PV kernels
+        // watch for `xl shutdown`/`xl reboot` and clear, and the directories front-ends
+        // and guest agents write under.
+        for node in ["control/shutdown", "device", "data"] {
+            let _ = self.write(&format!("{home}/{node}"), b"");
+        }
         self.guests.insert(dom, GuestRing { name: String::from(name), port, page, end, conn: Some(conn), published: false, active: false });
         Ok(())
     }

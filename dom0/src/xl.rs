@@ -39,8 +39,17 @@ pub enum XlCommand<'a> {
     Pause(&'a str),
     /// `xl unpause NAME|ID`.
     Unpause(&'a str),
-    /// `xl shutdown NAME|ID`: ask it to power off.
-    Shutdown(&'a str),
+    /// `xl shutdown [-F] NAME|ID` and `xl reboot [-F] NAME|ID`: ask it, through its
+    /// `control/shutdown` store node (as Xen's xl does), to power off or reboot; with `-F`
+    /// the hypervisor ends it at once with that reason (`SCHEDOP_remote_shutdown`).
+    Shutdown {
+        /// The domain.
+        target: &'a str,
+        /// `Poweroff` or `Reboot`.
+        reason: ShutdownReason,
+        /// `-F`: not asked, ended.
+        force: bool,
+    },
     /// `xl console NAME|ID`: show its console (recent output, then live; input goes to it)
     /// until Ctrl-] or its end.
     Console(&'a str),
@@ -104,7 +113,7 @@ pub struct Subcommand {
 }
 
 /// Every subcommand, in the order `xl help` lists them.
-pub const SUBCOMMANDS: [Subcommand; 9] = [
+pub const SUBCOMMANDS: [Subcommand; 10] = [
     Subcommand {
         name: "create",
         args: "[-c] [-p] FILE",
@@ -132,8 +141,13 @@ pub const SUBCOMMANDS: [Subcommand; 9] = [
     },
     Subcommand {
         name: "shutdown",
-        args: "NAME|ID",
-        summary: "ask a domain to power off",
+        args: "[-F] NAME|ID",
+        summary: "ask a domain to power off (control/shutdown); -F: end it now",
+    },
+    Subcommand {
+        name: "reboot",
+        args: "[-F] NAME|ID",
+        summary: "ask a domain to reboot (control/shutdown); -F: end it now",
     },
     Subcommand {
         name: "console",
@@ -233,7 +247,16 @@ pub fn parse<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<XlCommand<'
         "destroy" => one_domain("destroy", &mut words).map(XlCommand::Destroy),
         "pause" => one_domain("pause", &mut words).map(XlCommand::Pause),
         "unpause" => one_domain("unpause", &mut words).map(XlCommand::Unpause),
-        "shutdown" => one_domain("shutdown", &mut words).map(XlCommand::Shutdown),
+        "shutdown" | "reboot" => {
+            let (name, reason) = if sub == "shutdown" {
+                ("shutdown", ShutdownReason::Poweroff)
+            } else {
+                ("reboot", ShutdownReason::Reboot)
+            };
+            let mut words = words.peekable();
+            let force = words.next_if_eq(&"-F").is_some();
+            one_domain(name, &mut words).map(|target| XlCommand::Shutdown { target, reason, force })
+        }
         "console" => one_domain("console", &mut words).map(XlCommand::Console),
         other => Err(XlUsage::UnknownSubcommand(other)),
     }

@@ -13,7 +13,49 @@ use crate::expect::CheckInput;
 use crate::qemu::{Exit, InputMode};
 use std::time::Duration;
 
+/// An input entry that waits for a whole output line matching the regex (see
+/// `qemu::WAIT_FOR`) before the entries after it.
+macro_rules! wait_for {
+    ($regex:expr) => {
+        concat!("\0wait-for ", $regex)
+    };
+}
+
+/// An input entry that lets `$ms` milliseconds pass before the entries after it (see
+/// `qemu::SLEEP_MS`).
+macro_rules! sleep_ms {
+    ($ms:literal) => {
+        concat!("\0sleep-ms ", $ms)
+    };
+}
+
+/// An input entry typed at once, as it is (no prompt awaited, no newline added): keys for
+/// a guest while `xl console` is attached (see `qemu::TYPE_RAW`).
+macro_rules! type_raw {
+    ($text:expr) => {
+        concat!("\0type ", $text)
+    };
+}
+
+/// An `xl list` row: name, then id, memory (MiB), vCPUs, the six state letters, CPU time.
+/// `$state` is a regex for the letters (`r` running, `b` blocked, `p` paused, `s` shut
+/// down, `c` crashed, `d` dying): `[-r][-b]----` for a domain that runs or may run.
+macro_rules! list_row {
+    ($name:literal, $mib:literal, $state:literal) => {
+        concat!(
+            "^",
+            $name,
+            r" +[0-9]+ +",
+            $mib,
+            r" +1 +",
+            $state,
+            r" +[0-9]+\.[0-9]$"
+        )
+    };
+}
+
 mod hostile;
+mod peers;
 mod xl;
 
 /// A kernel image a scenario boots.
@@ -28,6 +70,9 @@ pub enum Image {
     /// A file of `xtask/configs/` (an xl domain config), by its file name, which is also
     /// its module name.
     Config(&'static str),
+    /// A kernel nobody here wrote, from `peers/` (`mini-os/mini-os-test`); its file name
+    /// is its module name.
+    Peer(&'static str),
 }
 
 /// A custom check run after the expectations passed.
@@ -495,6 +540,7 @@ pub fn all() -> Vec<Scenario> {
     ];
     all.extend(xl::scenarios());
     all.extend(hostile::scenarios());
+    all.extend(peers::scenarios());
     all
 }
 

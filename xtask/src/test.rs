@@ -185,6 +185,7 @@ fn image_path(layout: &Layout, image: Image) -> Result<PathBuf> {
         Image::Guest(name) => layout.kernel(name),
         Image::NotElf => not_elf_path(layout),
         Image::Config(name) => configs_dir(layout).join(name),
+        Image::Peer(name) => layout.root.join("peers").join(name),
     };
     if !path.is_file() {
         bail!(

@@ -62,11 +62,11 @@ fn whole_lines_prefixed_and_sanitized() {
     assert_eq!(d, Drained::Read(10));
     assert_eq!(out, "[echo] hello\n");
     assert_eq!(c.ring.get(OUT_CONS), 10);
-    c.ring.guest_write(b" done\x1b[2J\tx\r\n");
+    c.ring.guest_write(b" done\x1b[2J\tx\r\r\n");
     let (_, out) = collect(&mut c, false);
-    assert_eq!(out, "[echo] half done.[2J\tx.\n");
+    assert_eq!(out, "[echo] half done.[2J\tx.\n", "one \\r of a line end is dropped");
     assert_eq!(collect(&mut c, false).0, Drained::Nothing);
-    assert_eq!(c.log(), b"hello\nhalf done\x1b[2J\tx\r\n");
+    assert_eq!(c.log(), b"hello\nhalf done\x1b[2J\tx\r\r\n");
 }
 
 #[test]

@@ -140,11 +140,12 @@ fn stops_are_reported_once_and_their_actions_applied() {
         xl_out(&mut ts, "xl destroy keep"),
         ["xl: domain keep (2) destroyed"]
     );
-    // xl shutdown: the request, then the poll sees it.
+    // xl shutdown: the request through the store, then the poll sees the kernel's answer.
     assert_eq!(
         xl_out(&mut ts, "xl shutdown other"),
         ["xl: domain other (3) asked to shut down"]
     );
+    assert_eq!(ts.ctl.calls.last(), Some(&("pv_control", 3)));
     assert_eq!(poll(&mut ts), ["xl: domain other (3) shut down: poweroff"]);
     assert_eq!(ts.ctl.free_pages, 60000);
 }

@@ -58,7 +58,11 @@ fn subcommands_and_arguments() {
     assert_eq!(xl("destroy 3"), Ok(XlCommand::Destroy("3")));
     assert_eq!(xl("pause web"), Ok(XlCommand::Pause("web")));
     assert_eq!(xl("unpause web"), Ok(XlCommand::Unpause("web")));
-    assert_eq!(xl("shutdown web"), Ok(XlCommand::Shutdown("web")));
+    use hypercall_abi::sched::ShutdownReason::{Poweroff, Reboot};
+    assert_eq!(xl("shutdown web"), Ok(XlCommand::Shutdown { target: "web", reason: Poweroff, force: false }));
+    assert_eq!(xl("shutdown -F 3"), Ok(XlCommand::Shutdown { target: "3", reason: Poweroff, force: true }));
+    assert_eq!(xl("reboot web"), Ok(XlCommand::Shutdown { target: "web", reason: Reboot, force: false }));
+    assert_eq!(xl("reboot -F web"), Ok(XlCommand::Shutdown { target: "web", reason: Reboot, force: true }));
     assert_eq!(xl("console web"), Ok(XlCommand::Console("web")));
     assert_eq!(xl("console 3"), Ok(XlCommand::Console("3")));
 }
@@ -76,6 +80,8 @@ fn usage_errors_are_one_line() {
     assert_eq!(usage("destroy"), "xl destroy: missing a domain name or id");
     assert_eq!(usage("pause a b"), "xl pause: unexpected argument 'b'");
     assert_eq!(usage("shutdown -w a"), "xl shutdown: unknown option '-w'");
+    assert_eq!(usage("reboot -F"), "xl reboot: missing a domain name or id");
+    assert_eq!(usage("reboot a -F"), "xl reboot: unexpected argument '-F'");
     assert_eq!(usage("list -l"), "xl list: unknown option '-l'");
     assert_eq!(usage("console"), "xl console: missing a domain name or id");
     assert_eq!(usage("console a b"), "xl console: unexpected argument 'b'");

@@ -8,12 +8,6 @@ use super::xl::{grant_leaves_nothing, INFO_FREE};
 use super::{Image, Scenario, DEFAULT};
 use std::time::Duration;
 
-/// Waits for a whole output line matching the regex before the entries after it.
-macro_rules! wait_for {
-    ($regex:expr) => {
-        concat!("\0wait-for ", $regex)
-    };
-}
 
 /// The scenario for attack `$attack` (config `hostile-$attack.cfg`): `$end` is the regex
 /// of dom0's line when the attacker stops, `$expect` what must be seen between the

@@ -18,51 +18,11 @@ use crate::expect::CheckInput;
 use regex::Regex;
 use std::time::Duration;
 
-/// An input entry that waits for a whole output line matching the regex (see
-/// `qemu::WAIT_FOR`) before the entries after it.
-macro_rules! wait_for {
-    ($regex:expr) => {
-        concat!("\0wait-for ", $regex)
-    };
-}
-
-/// An input entry that lets `$ms` milliseconds pass before the entries after it (see
-/// `qemu::SLEEP_MS`).
-macro_rules! sleep_ms {
-    ($ms:literal) => {
-        concat!("\0sleep-ms ", $ms)
-    };
-}
-
-/// An input entry typed at once, as it is (no prompt awaited, no newline added): keys for
-/// a guest while `xl console` is attached (see `qemu::TYPE_RAW`).
-macro_rules! type_raw {
-    ($text:expr) => {
-        concat!("\0type ", $text)
-    };
-}
-
-/// An `xl list` row: name, then id, memory (MiB), vCPUs, the six state letters, CPU time.
-/// `$state` is a regex for the letters (`r` running, `b` blocked, `p` paused, `s` shut
-/// down, `c` crashed, `d` dying): `[-r][-b]----` for a domain that runs or may run.
-macro_rules! list_row {
-    ($name:literal, $mib:literal, $state:literal) => {
-        concat!(
-            "^",
-            $name,
-            r" +[0-9]+ +",
-            $mib,
-            r" +1 +",
-            $state,
-            r" +[0-9]+\.[0-9]$"
-        )
-    };
-}
 
 /// Any `xl list` row, with the name, memory and state letters captured.
 const ANY_ROW: &str = r"^(\S+) +([0-9]+) +([0-9]+) +[0-9]+ +([-rbpscd]{6}) +([0-9]+)\.([0-9])$";
 /// The header of `xl list`.
-const LIST_HEADER: &str = r"^Name +ID +Mem +VCPUs +State +Time\(s\)$";
+pub(super) const LIST_HEADER: &str = r"^Name +ID +Mem +VCPUs +State +Time\(s\)$";
 /// dom0's `info` memory line, with the free KiB captured.
 pub(super) const INFO_FREE: &str = r"^memory: total [0-9]+ KiB \([0-9]+ MiB\), free ([0-9]+) KiB";
 /// A counter line, with its number captured.
