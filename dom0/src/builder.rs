@@ -21,6 +21,7 @@ use core::fmt;
 
 use domain_builder::build::{BootModule, BuildError, BuildParams, BuiltDomain, GuestMemory};
 use domain_builder::elf::{parse_kernel, ElfError};
+use domain_builder::bzimage::{self, BzError};
 use domain_builder::layout::{plan, DomainKind, LayoutError, LayoutRequest, ModuleSpec};
 use hypercall_abi::arch::{VcpuGuestContext, VGCF_IN_KERNEL, VGCF_ONLINE};
 use hypercall_abi::domctl::{DomainInfo, DOMAIN_NAME_LEN};
@@ -69,6 +70,9 @@ pub trait Control {
     fn pause_domain(&mut self, dom: u16) -> Result<(), Errno>;
     /// `DOMCTL_UNPAUSEDOMAIN`.
     fn unpause_domain(&mut self, dom: u16) -> Result<(), Errno>;
+    /// Makes sure dom0's heap can hold a block of `bytes` (an unpacked kernel), growing it
+    /// with dom0's free memory if need be; `ENOMEM` when there is not that much.
+    fn grow_heap(&mut self, bytes: usize) -> Result<(), Errno>;
     /// Asks a domain's kernel to shut down as Xen's toolstack does: writes `request`
     /// (`poweroff`, `reboot`) to its `control/shutdown` store node, which PV kernels
     /// (Linux, Mini-OS) watch. `ENOENT` if the store does not serve it.
@@ -238,6 +242,16 @@ pub enum CreateError {
         /// Why.
         error: ElfError,
     },
+    /// The kernel is a bzImage whose payload cannot be unpacked (or dom0 has no room for
+    /// it unpacked).
+    BadBzImage {
+        /// The config file.
+        config: String,
+        /// The kernel's name.
+        kernel: String,
+        /// Why: the payload's problem, or the room dom0 could not find.
+        error: Result<BzError, (usize, Errno)>,
+    },
     /// A domain of that name exists.
     Duplicate {
         /// The name.
@@ -336,6 +350,18 @@ impl fmt::Display for CreateError {
                 f,
                 "xl: {config}: kernel '{kernel}' cannot be loaded: {error}"
             ),
+            CreateError::BadBzImage {
+                config,
+                kernel,
+                error,
+            } => match error {
+                Ok(e) => write!(f, "xl: {config}: kernel '{kernel}' cannot be unpacked: {e}"),
+                Err((len, errno)) => write!(
+                    f,
+                    "xl: {config}: kernel '{kernel}': dom0 has no room for it unpacked ({} MiB): {errno}",
+                    len.div_ceil(1 << 20)
+                ),
+            },
             CreateError::Duplicate { name, id } => match id {
                 Some(id) => write!(f, "xl: a domain named '{name}' already exists (id {id})"),
                 None => write!(f, "xl: a domain named '{name}' already exists"),
@@ -428,6 +454,22 @@ fn find_file<'a>(
     }
 }
 
+/// The ELF inside `image` when it is a bzImage (`None` when it is not one): grows dom0's
+/// heap for it and unpacks it there.
+fn unpack_kernel(ctl: &mut impl Control, image: &[u8]) -> Result<Option<Vec<u8>>, Result<BzError, (usize, Errno)>> {
+    if !bzimage::is_bzimage(image) {
+        return Ok(None);
+    }
+    let payload = bzimage::payload(image).map_err(Ok)?;
+    let len = payload.unpacked_len;
+    ctl.grow_heap(len).map_err(|errno| Err((len, errno)))?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(len).map_err(|_| Err((len, Errno::ENOMEM)))?;
+    out.resize(len, 0);
+    bzimage::unpack(&payload, &mut out).map_err(Ok)?;
+    Ok(Some(out))
+}
+
 /// `xl create FILE`: reads the config from the boot files, builds the domain and starts it
 /// (or leaves it paused). Warnings about the config are written to `out` first.
 pub fn create(
@@ -489,6 +531,13 @@ pub fn create_suffixed(
         Some(r) => Some(find_file(files, r, "ramdisk", Some(file))?),
         None => None,
     };
+    // A bzImage (`vmlinuz` as distributions ship it) is unpacked first, as Xen's builder.
+    let unpacked = unpack_kernel(ctl, image).map_err(|error| CreateError::BadBzImage {
+        config: String::from(file),
+        kernel: cfg.kernel.clone(),
+        error,
+    })?;
+    let image = unpacked.as_deref().unwrap_or(image);
     let kernel = parse_kernel(image).map_err(|error| CreateError::BadKernel {
         config: String::from(file),
         kernel: cfg.kernel.clone(),

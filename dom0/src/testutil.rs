@@ -439,6 +439,11 @@ impl Control for FakeControl {
         Ok(())
     }
 
+    fn grow_heap(&mut self, _bytes: usize) -> Result<(), Errno> {
+        // The host's heap has room.
+        Ok(())
+    }
+
     fn pv_control(&mut self, dom: u16, request: &str) -> Result<(), Errno> {
         self.calls.push(("pv_control", dom));
         self.dom(dom)?;

@@ -30,7 +30,7 @@ use hypercall_abi::errno::Errno;
 use hypercall_abi::layout::HYPERVISOR_L4_FIRST_SLOT;
 use hypercall_abi::sched::ShutdownReason;
 use hypercall_abi::sysctl::PhysInfo;
-use hypercall_abi::types::DomId;
+use hypercall_abi::types::{DomId, DOMID_SELF};
 use pv_guest::domctl;
 use pv_guest::events;
 use pv_guest::foreign::{populate_physmap_foreign, ForeignWindow};
@@ -39,11 +39,15 @@ use pv_guest::mm::xen::{GuestMm, XenMmu};
 use pv_guest::shared_page::SharedPage;
 use pv_guest::mm::{entry_span, table_index, MmError, ENTRIES, PAGE_SIZE};
 
-/// Most pages the window maps at once (64 MiB): the largest initial region it can build.
-/// A region is the kernel, the p2m (8 bytes a page) and a few pages more, so this covers
-/// guests of many GiB; dom0's heap, which holds the whole p2m while building, is the
-/// tighter limit.
-const WINDOW_PAGES: usize = 16384;
+/// Most pages the window maps at once (256 MiB): the largest initial region it can build.
+/// A region is the kernel (Debian's Linux: 62 MiB from its VIRT_BASE), its modules, the
+/// p2m (8 bytes a page) and a few pages more, so this covers guests of many GiB; dom0's
+/// heap, which holds the whole p2m while building, is the tighter limit.
+const WINDOW_PAGES: usize = 65536;
+
+/// Most pages dom0's heap grows by (256 MiB), after the ring window: room for an unpacked
+/// kernel (Debian's: 51 MiB) while it is built.
+const HEAP_WINDOW_PAGES: usize = 65536;
 
 /// Slots of the ring window: two per guest (console and store rings), so 1024 guests
 /// served at once (8 MiB of address space; `bench-create` makes up to 1000 domains). L1 tables are made only up
@@ -84,6 +88,9 @@ pub struct XenControl {
     window: Option<ForeignWindow>,
     /// The console rings' window, made on first use.
     rings: Option<ForeignWindow>,
+    /// The window of the heap's added memory, made on first use, and its pages mapped.
+    heap: Option<ForeignWindow>,
+    heap_pages: usize,
     /// Which domain each ring slot maps (`RING_SLOTS` of them).
     ring_slots: Vec<Option<u16>>,
     /// dom0's ports bound to each guest's channels.
@@ -110,6 +117,8 @@ impl XenControl {
             mm,
             window: None,
             rings: None,
+            heap: None,
+            heap_pages: 0,
             ring_slots: alloc::vec![None; RING_SLOTS],
             bound: BTreeMap::new(),
             consoles: Consoles::default(),
@@ -163,13 +172,73 @@ impl XenControl {
     /// The ring window (the 2 MiB after the build window), made on first use.
     fn ring_window(&mut self) -> Result<&mut ForeignWindow, MmError> {
         if self.rings.is_none() {
-            let (base, pages) = self.build_window_place()?;
-            let ring_base = base + (pages as u64 * PAGE_SIZE).next_multiple_of(entry_span(2));
+            let (ring_base, _) = self.ring_and_heap_bases()?;
             self.rings = Some(self.new_window(ring_base, RING_SLOTS)?);
         }
         self.rings
             .as_mut()
             .ok_or(MmError::WrongState("no ring window"))
+    }
+
+    /// Where the ring window starts and where the heap window starts after it.
+    fn ring_and_heap_bases(&self) -> Result<(u64, u64), MmError> {
+        let (base, pages) = self.build_window_place()?;
+        let ring_base = base + (pages as u64 * PAGE_SIZE).next_multiple_of(entry_span(2));
+        let heap_base = ring_base + (RING_SLOTS as u64 * PAGE_SIZE).next_multiple_of(entry_span(2));
+        Ok((ring_base, heap_base))
+    }
+
+    /// Grows the heap so that it can hold a block of `bytes` (with some room besides): maps
+    /// more of dom0's free frames after the memory already added (`heap::add_memory`). The
+    /// frames stay heap for good; later calls reuse them.
+    fn grow_heap_by(&mut self, bytes: usize) -> Result<(), Errno> {
+        let want = bytes
+            .checked_add(64 * 1024)
+            .map(|b| b.next_multiple_of(PAGE_SIZE as usize))
+            .ok_or(Errno::ENOMEM)?;
+        let have = pv_guest::heap::added_size();
+        if have >= want {
+            return Ok(());
+        }
+        let more = (want - have) / PAGE_SIZE as usize;
+        if self.heap.is_none() {
+            let (_, heap_base) = self.ring_and_heap_bases().map_err(|_| Errno::ENOMEM)?;
+            // Up to the end of the 1 GiB its L2 covers.
+            let room = ((heap_base | (entry_span(3) - 1)) - heap_base + 1) / PAGE_SIZE;
+            let pages = HEAP_WINDOW_PAGES.min(room as usize);
+            self.heap = Some(self.new_window(heap_base, pages).map_err(|_| Errno::ENOMEM)?);
+        }
+        let (Some(mm), Some(window)) = (self.mm.as_mut(), self.heap.as_mut()) else {
+            return Err(Errno::ENOMEM);
+        };
+        if self.heap_pages + more > window.capacity() {
+            return Err(Errno::ENOMEM);
+        }
+        let mut frames = Vec::new();
+        frames.try_reserve_exact(more).map_err(|_| Errno::ENOMEM)?;
+        while frames.len() < more {
+            match mm.alloc_frame() {
+                Some(f) => frames.push(f),
+                None => {
+                    frames.into_iter().for_each(|f| mm.free(f));
+                    return Err(Errno::ENOMEM);
+                }
+            }
+        }
+        let mfns: Vec<u64> = frames.iter().map(|f| f.mfn.0).collect();
+        let first = self.heap_pages;
+        if let Err(e) = window.map_slots(&mut XenMmu, &mut mm.table_frames(), first, DOMID_SELF, &mfns) {
+            // Slots that were mapped stay so (mapped nowhere else, unused): the frames are
+            // lost to the heap but never handed out twice.
+            return Err(e.errno().unwrap_or(Errno::ENOMEM));
+        }
+        let start = window.slot_va(first) as *mut u8;
+        // SAFETY: `more` pages at `start` were just mapped writable to frames taken from
+        // dom0's allocator (so used by nothing else); the heap window's slots are only ever
+        // mapped here, after the ones before, so the range continues the added memory.
+        unsafe { pv_guest::heap::add_memory(start, more * PAGE_SIZE as usize) }.map_err(|_| Errno::ENOMEM)?;
+        self.heap_pages += more;
+        Ok(())
     }
 
     /// Maps `dom`'s frame `mfn` in a free slot of the ring window; its address.
@@ -314,6 +383,10 @@ impl Control for XenControl {
 
     fn unpause_domain(&mut self, dom: u16) -> Result<(), Errno> {
         domctl::unpause_domain(DomId(dom))
+    }
+
+    fn grow_heap(&mut self, bytes: usize) -> Result<(), Errno> {
+        self.grow_heap_by(bytes)
     }
 
     fn pv_control(&mut self, dom: u16, request: &str) -> Result<(), Errno> {

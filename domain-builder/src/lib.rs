@@ -21,6 +21,7 @@
 extern crate alloc;
 
 pub mod build;
+pub mod bzimage;
 pub mod elf;
 pub mod hypercall_page;
 pub mod layout;

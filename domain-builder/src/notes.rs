@@ -58,12 +58,13 @@ fn numeric(note_type: u32, desc: &[u8]) -> Result<u64, ElfError> {
     }
 }
 
-/// Decode a string note: the text before the first NUL, which must lie within `desc`.
-fn string(note_type: u32, desc: &[u8]) -> Result<Vec<u8>, ElfError> {
-    match desc.iter().position(|&b| b == 0) {
-        Some(nul) => Ok(desc[..nul].to_vec()),
-        None => Err(ElfError::UnterminatedStringNote { note_type }),
-    }
+/// Decode a string note: the text before the first NUL, or the whole descriptor when it
+/// has none. Xen's libelf reads a string note up to its NUL wherever that is; kernels fill
+/// the descriptor exactly (Linux's FEATURES note has no NUL in its `descsz`, the zero
+/// alignment padding after it ends the string), so the descriptor's end ends it here.
+fn string(desc: &[u8]) -> Vec<u8> {
+    let end = desc.iter().position(|&b| b == 0).unwrap_or(desc.len());
+    desc[..end].to_vec()
 }
 
 impl XenNotes {
@@ -81,11 +82,11 @@ impl XenNotes {
             XenElfNote::InitP2m => self.init_p2m = Some(numeric(note_type, desc)?),
             XenElfNote::ModStartPfn => self.mod_start_pfn = Some(numeric(note_type, desc)?),
             XenElfNote::Phys32Entry => self.phys32_entry = Some(numeric(note_type, desc)?),
-            XenElfNote::XenVersion => self.xen_version = Some(string(note_type, desc)?),
-            XenElfNote::GuestOs => self.guest_os = Some(string(note_type, desc)?),
-            XenElfNote::GuestVersion => self.guest_version = Some(string(note_type, desc)?),
-            XenElfNote::Loader => self.loader = Some(string(note_type, desc)?),
-            XenElfNote::Features => self.features = Some(string(note_type, desc)?),
+            XenElfNote::XenVersion => self.xen_version = Some(string(desc)),
+            XenElfNote::GuestOs => self.guest_os = Some(string(desc)),
+            XenElfNote::GuestVersion => self.guest_version = Some(string(desc)),
+            XenElfNote::Loader => self.loader = Some(string(desc)),
+            XenElfNote::Features => self.features = Some(string(desc)),
             // A bitmap of XENFEAT_* words: kept as raw bytes for the caller.
             XenElfNote::SupportedFeatures => self.supported_features = Some(desc.to_vec()),
             // Notes a 64-bit PV build has no use for (PAE_MODE and HV_START_LOW matter to
@@ -213,11 +214,10 @@ mod tests {
                 size: 3
             })
         );
-        let unterminated = note(b"Xen\0", 8, b"generic");
-        assert_eq!(
-            parse_note_area(&unterminated, &mut total, &mut notes),
-            Err(ElfError::UnterminatedStringNote { note_type: 8 })
-        );
+        // A string filling its descriptor (Linux's FEATURES) is the whole descriptor.
+        let unterminated = note(b"Xen\0", 10, b"!writable_page_tables|pae_pgdir_above_4gb");
+        assert_eq!(parse_note_area(&unterminated, &mut total, &mut notes), Ok(1));
+        assert_eq!(notes.features.as_deref(), Some(&b"!writable_page_tables|pae_pgdir_above_4gb"[..]));
         let mut huge_desc = note(b"Xen\0", 1, &[0; 8]);
         huge_desc[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(

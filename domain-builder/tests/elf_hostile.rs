@@ -201,7 +201,6 @@ fn every_error_has_a_message() {
             note_type: 1,
             size: 3,
         },
-        ElfError::UnterminatedStringNote { note_type: 6 },
         ElfError::NotXenKernel {
             xen_notes: 0,
             loader: None,

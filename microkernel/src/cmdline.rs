@@ -19,6 +19,11 @@ pub struct Options {
     pub dom0_mem: Option<u64>,
     /// A fault to provoke after boot (`selftest=`), if given.
     pub selftest: Option<SelfTest>,
+    /// `domu_console`: other domains than dom0 may write to the hypervisor console
+    /// (`CONSOLEIO_write`), as in a debug build of Xen; for a kernel's earliest messages
+    /// (Linux's `xen_raw_console_write`), before its console ring works. Off by default,
+    /// as in release Xen.
+    pub domu_console: bool,
 }
 
 /// A command-line option the microkernel cannot use.
@@ -84,6 +89,12 @@ pub fn parse(args: &[u8]) -> Result<Options, OptionError> {
                 return Err(OptionError::new(word, "dom0 needs at least 4M"));
             }
             o.dom0_mem = Some(size);
+        } else if name == b"domu_console" {
+            o.domu_console = match value {
+                b"" | b"1" | b"on" | b"yes" | b"true" => true,
+                b"0" | b"off" | b"no" | b"false" => false,
+                _ => return Err(OptionError::new(word, "expected on or off")),
+            };
         } else if name == b"selftest" {
             o.selftest = Some(match value {
                 b"page-fault" => SelfTest::PageFault,
@@ -117,6 +128,9 @@ mod tests {
     #[test]
     fn options_are_parsed_and_errors_name_the_word() {
         assert_eq!(parse(b"").unwrap(), Options::default());
+        assert!(parse(b"domu_console").unwrap().domu_console);
+        assert!(!parse(b"domu_console=off").unwrap().domu_console);
+        assert!(parse(b"domu_console=maybe").is_err());
         assert_eq!(parse(b"  loglvl=all dom0_mem=64M noreboot ").unwrap().dom0_mem, Some(64 << 20));
         let e = parse(b"dom0_mem=lots").unwrap_err();
         assert_eq!(e.to_string(), "bad option 'dom0_mem=lots': expected a size such as 512M or 1G");

@@ -73,6 +73,56 @@ pub struct Vcpu {
     pub fpu: crate::arch::x86_64::fpu::FpuState,
     /// Virtual CR0.TS (`fpu_taskswitch`): its next FPU instruction raises #NM.
     pub fpu_ts: bool,
+    /// Virtual IOPL (`PHYSDEVOP_set_iopl`), in rflags' IOPL bits (12..13), as Xen's
+    /// `arch.pv.iopl`.
+    pub iopl: u64,
+    /// I/O bitmap (`PHYSDEVOP_set_iobitmap`): its guest address and the ports it covers.
+    pub iobmp: u64,
+    /// Ports the I/O bitmap covers (0: none).
+    pub iobmp_limit: u32,
+    /// Its GDT (`set_gdt`): the descriptor-table frames, held by the domain's memory state.
+    pub gdt_frames: heapless::Vec<u64, { crate::hypercall::descriptor::MAX_GDT_FRAMES }>,
+    /// Entries of its GDT.
+    pub gdt_entries: u32,
+    /// The CR4 bits it set for itself (`cpu::CR4_GUEST_BITS`), loaded while it runs.
+    pub cr4: u64,
+}
+
+/// Loads `v`'s GDT into the hardware table (at a switch to it, or when it changed).
+pub fn load_gdt(v: &Vcpu) {
+    let frames = &v.gdt_frames;
+    crate::arch::x86_64::gdt::load_guest(v.gdt_entries as usize, |i| match frames.get(i / 512) {
+        Some(&mfn) => crate::mm_machine::frame_word(mfn, i % 512),
+        None => 0,
+    });
+}
+
+/// Whether the domain asked for `VMASST_TYPE_architectural_iopl`: its kernel counts as
+/// ring 0 for I/O, `iret` sets the virtual IOPL and bounce frames show it.
+pub fn architectural_iopl(mm: &crate::mm::page_info::DomainMm) -> bool {
+    mm.vm_assist() & (1 << hypercall_abi::arch::VMASST_TYPE_ARCHITECTURAL_IOPL) != 0
+}
+
+/// The IOPL bits bounce and failsafe frames show for `v` (Xen's `vcpu_iopl`... as
+/// `create_bounce_frame` reads it): its virtual IOPL with the architectural assist, else 0.
+pub fn shown_iopl(v: &Vcpu, mm: &crate::mm::page_info::DomainMm) -> u64 {
+    if architectural_iopl(mm) {
+        v.iopl
+    } else {
+        0
+    }
+}
+
+/// Xen's `iopl_ok`: whether `v`'s virtual IOPL allows I/O instructions in its current
+/// mode (the kernel counts as ring 1, or ring 0 with the architectural assist; its
+/// processes as ring 3).
+pub fn iopl_ok(v: &Vcpu, mm: &crate::mm::page_info::DomainMm) -> bool {
+    let cpl = match v.mode {
+        GuestMode::Kernel if architectural_iopl(mm) => 0,
+        GuestMode::Kernel => 1,
+        GuestMode::User => 3,
+    };
+    (cpl << 12) <= v.iopl
 }
 
 /// What a vCPU in `SCHEDOP_poll` waits for.

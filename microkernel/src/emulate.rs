@@ -9,11 +9,15 @@
 //! | `mov %cr3, reg` | machine address of the current top-level table |
 //! | `mov %cr0, reg`, `mov %cr4, reg` | the guest's view of CR0 / CR4 |
 //! | `mov %cr2, reg` | the guest's last page-fault address |
+//! | `mov reg, %cr0` | TS set or cleared (virtual, as `fpu_taskswitch`); a change of any other bit is #GP, as Xen's `write_cr0` |
+//! | `mov reg, %cr4` | the guest-controlled bits (DE, FSGSBASE where the CPU has it) taken, the rest ignored, as Xen's `pv_fixup_guest_cr4` |
 //! | `rdmsr`/`wrmsr` of FS_BASE, GS_BASE, SHADOW_GS_BASE | the guest's segment bases; a non-canonical write is refused with #GP |
 //! | `ud2; "xen"; cpuid` | CPUID with the hypervisor leaves at 0x40000000 |
+//! | `cli`, `sti` | nothing (skipped) when the virtual IOPL allows them, as Xen's `validate` ("too dangerous to allow": the event mask is not touched); #GP otherwise |
+//! | `in`, `out` (byte, word, dword; port in `imm8` or `dx`) | when the virtual IOPL or the I/O bitmap allows the port: the machine's answer (no domain has hardware ports yet: reads all ones, writes dropped, as Xen's for ports a domain is not given); #GP otherwise |
 //!
-//! Anything else, including every write to a control register, is not emulated: the
-//! caller raises #GP for the guest. Decoding is portable and host-tested; the machine
+//! Anything else, including writes to CR3 (a PV kernel switches tables with
+//! `MMUEXT_NEW_BASEPTR`) and CR8, is not emulated: the caller raises #GP for the guest. Decoding is portable and host-tested; the machine
 //! supplies register access and the values through [`EmuEnv`].
 // The instruction bytes and registers here are a guest's: no panics on any value.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
@@ -43,6 +47,15 @@ pub enum Insn {
         /// Instruction length.
         len: u8,
     },
+    /// `mov %reg, %crN`.
+    MovToCr {
+        /// Control register number.
+        cr: u8,
+        /// Source GPR.
+        reg: u8,
+        /// Instruction length.
+        len: u8,
+    },
     /// `rdmsr`.
     Rdmsr {
         /// Instruction length.
@@ -58,6 +71,60 @@ pub enum Insn {
         /// Instruction length (prefix included).
         len: u8,
     },
+    /// `cli` (`true`) or `sti`.
+    CliSti {
+        /// Which.
+        cli: bool,
+    },
+    /// `in` from a port into al/ax/eax.
+    In {
+        /// Operand size: 1, 2 or 4 bytes.
+        size: u8,
+        /// Where the port number is.
+        port: Port,
+        /// Instruction length.
+        len: u8,
+    },
+    /// `out` of al/ax/eax to a port.
+    Out {
+        /// Operand size: 1, 2 or 4 bytes.
+        size: u8,
+        /// Where the port number is.
+        port: Port,
+        /// Instruction length.
+        len: u8,
+    },
+}
+
+/// Where an `in`/`out` finds its port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    /// The immediate byte.
+    Imm(u8),
+    /// `dx`.
+    Dx,
+}
+
+/// `in`/`out` of the one-byte opcodes `0xe4..=0xe7` and `0xec..=0xef` (after an optional
+/// operand-size prefix, `wide16`), with the rest of the bytes after the opcode.
+fn decode_io(op: u8, rest: &[u8], wide16: bool, prefix_len: u8) -> Option<Insn> {
+    let size = if op & 1 == 0 {
+        1
+    } else if wide16 {
+        2
+    } else {
+        4
+    };
+    let (port, len) = if op & 0x08 == 0 {
+        (Port::Imm(*rest.first()?), prefix_len + 2)
+    } else {
+        (Port::Dx, prefix_len + 1)
+    };
+    Some(if op & 0x02 == 0 {
+        Insn::In { size, port, len }
+    } else {
+        Insn::Out { size, port, len }
+    })
 }
 
 /// Why a fault came: the emulator decodes different instructions for each.
@@ -80,6 +147,13 @@ pub fn decode(bytes: &[u8], kind: FaultKind) -> Option<Insn> {
             }
         }
         FaultKind::GeneralProtection => {
+            match bytes {
+                [0xfa, ..] => return Some(Insn::CliSti { cli: true }),
+                [0xfb, ..] => return Some(Insn::CliSti { cli: false }),
+                [op @ (0xe4..=0xe7 | 0xec..=0xef), rest @ ..] => return decode_io(*op, rest, false, 0),
+                [0x66, op @ (0xe4..=0xe7 | 0xec..=0xef), rest @ ..] => return decode_io(*op, rest, true, 1),
+                _ => {}
+            }
             let mut i = 0;
             let mut rex = 0u8;
             // Legacy prefixes that do not change these instructions are not accepted: a
@@ -100,6 +174,15 @@ pub fn decode(bytes: &[u8], kind: FaultKind) -> Option<Insn> {
                     let cr = ((modrm >> 3) & 7) | if rex & 0x4 != 0 { 8 } else { 0 };
                     let reg = (modrm & 7) | if rex & 0x1 != 0 { 8 } else { 0 };
                     Some(Insn::MovFromCr { cr, reg, len: (i + 3) as u8 })
+                }
+                [0x0f, 0x22] => {
+                    let modrm = *bytes.get(i + 2)?;
+                    if modrm >> 6 != 3 {
+                        return None;
+                    }
+                    let cr = ((modrm >> 3) & 7) | if rex & 0x4 != 0 { 8 } else { 0 };
+                    let reg = (modrm & 7) | if rex & 0x1 != 0 { 8 } else { 0 };
+                    Some(Insn::MovToCr { cr, reg, len: (i + 3) as u8 })
                 }
                 [0x0f, 0x32] => Some(Insn::Rdmsr { len: (i + 2) as u8 }),
                 [0x0f, 0x30] => Some(Insn::Wrmsr { len: (i + 2) as u8 }),
@@ -142,6 +225,21 @@ pub trait EmuEnv {
     fn write_base(&mut self, msr: u32, v: u64);
     /// The hardware's CPUID for `leaf`/`subleaf` as (eax, ebx, ecx, edx).
     fn host_cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4];
+    /// `mov %reg, %cr0`: only TS may change (Xen's `write_cr0`); `Err` otherwise.
+    fn write_cr0(&mut self, v: u64) -> Result<(), InjectGp>;
+    /// `mov %reg, %cr4`: the guest-controlled bits are taken, the rest ignored (Xen's
+    /// `pv_fixup_guest_cr4`); never refused.
+    fn write_cr4(&mut self, v: u64);
+    /// Whether the virtual IOPL allows I/O instructions in the faulting mode (Xen's
+    /// `iopl_ok`: the guest kernel counts as ring 1, or 0 with
+    /// `VMASST_TYPE_architectural_iopl`; its processes as ring 3).
+    fn iopl_ok(&self) -> bool;
+    /// Whether the I/O bitmap (`PHYSDEVOP_set_iobitmap`) allows `size` bytes at `port`.
+    fn bitmap_allows(&self, port: u16, size: u8) -> bool;
+    /// Reads `size` bytes from `port` for the guest.
+    fn port_in(&mut self, port: u16, size: u8) -> u32;
+    /// Writes `size` bytes of `value` to `port` for the guest.
+    fn port_out(&mut self, port: u16, size: u8, value: u32);
 }
 
 /// The hypervisor's CPUID leaves: "XenVMMXenVMM", the version, one hypercall page.
@@ -210,6 +308,44 @@ pub fn execute(insn: Insn, regs: &mut impl Regs, env: &mut impl EmuEnv) -> Resul
             env.write_base(msr, v);
             regs.advance(len);
         }
+        Insn::MovToCr { cr, reg, len } => {
+            let v = regs.gpr(reg);
+            match cr {
+                0 => env.write_cr0(v)?,
+                4 => env.write_cr4(v),
+                _ => return Err(InjectGp),
+            }
+            regs.advance(len);
+        }
+        Insn::CliSti { .. } => {
+            if !env.iopl_ok() {
+                return Err(InjectGp);
+            }
+            regs.advance(1);
+        }
+        Insn::In { size, port, len } | Insn::Out { size, port, len } => {
+            let port = match port {
+                Port::Imm(p) => u16::from(p),
+                Port::Dx => regs.gpr(RDX) as u16,
+            };
+            if !env.iopl_ok() && !env.bitmap_allows(port, size) {
+                return Err(InjectGp);
+            }
+            let mask: u64 = match size {
+                1 => 0xff,
+                2 => 0xffff,
+                _ => 0xffff_ffff,
+            };
+            let rax = regs.gpr(RAX);
+            if matches!(insn, Insn::In { .. }) {
+                let v = u64::from(env.port_in(port, size)) & mask;
+                // A 32-bit result zero-extends into rax; narrower ones keep the rest.
+                regs.set_gpr(RAX, if size == 4 { v } else { (rax & !mask) | v });
+            } else {
+                env.port_out(port, size, (rax & mask) as u32);
+            }
+            regs.advance(len);
+        }
         Insn::ForcedCpuid { len } => {
             let r = guest_cpuid(env, regs.gpr(RAX) as u32, regs.gpr(RCX) as u32);
             regs.set_gpr(RAX, r[0] as u64);
@@ -248,6 +384,13 @@ mod tests {
         fs: u64,
         gs: u64,
         sgs: u64,
+        iopl: bool,
+        ts: Option<bool>,
+        cr4: Option<u64>,
+        /// Ports the bitmap allows.
+        allowed: std::vec::Vec<u16>,
+        /// Port accesses: (port, size, value written or None for a read).
+        io: std::vec::Vec<(u16, u8, Option<u32>)>,
     }
     impl EmuEnv for E {
         fn guest_cr3(&self) -> u64 {
@@ -275,6 +418,29 @@ mod tests {
                 MSR_GS_BASE => self.gs = v,
                 _ => self.sgs = v,
             }
+        }
+        fn write_cr0(&mut self, v: u64) -> Result<(), InjectGp> {
+            if (v ^ 0x8005_0033) & !(1 << 3) != 0 {
+                return Err(InjectGp);
+            }
+            self.ts = Some(v & (1 << 3) != 0);
+            Ok(())
+        }
+        fn write_cr4(&mut self, v: u64) {
+            self.cr4 = Some(v);
+        }
+        fn iopl_ok(&self) -> bool {
+            self.iopl
+        }
+        fn bitmap_allows(&self, port: u16, _size: u8) -> bool {
+            self.allowed.contains(&port)
+        }
+        fn port_in(&mut self, port: u16, size: u8) -> u32 {
+            self.io.push((port, size, None));
+            0xa5a5_a5a5
+        }
+        fn port_out(&mut self, port: u16, size: u8, value: u32) {
+            self.io.push((port, size, Some(value)));
         }
         fn host_cpuid(&self, leaf: u32, _: u32) -> [u32; 4] {
             if leaf == 1 {
@@ -304,13 +470,92 @@ mod tests {
     }
 
     #[test]
+    fn control_register_writes() {
+        // mov %rax, %cr0 with TS set (0f 22 c0); with PG cleared: refused.
+        let (mut r, mut e) = (R::default(), E::default());
+        r.g[0] = 0x8005_003b;
+        execute(decode(&[0x0f, 0x22, 0xc0], FaultKind::GeneralProtection).unwrap(), &mut r, &mut e).unwrap();
+        assert_eq!((e.ts, r.rip), (Some(true), 3));
+        r.g[0] = 0x0005_0033;
+        assert_eq!(execute(decode(&[0x0f, 0x22, 0xc0], FaultKind::GeneralProtection).unwrap(), &mut r, &mut e), Err(InjectGp));
+        // mov %rdi, %cr4 (0f 22 e7): handed over whole; mov %r9, %cr4 (41 0f 22 e1).
+        r.g[7] = 0x620;
+        execute(decode(&[0x0f, 0x22, 0xe7], FaultKind::GeneralProtection).unwrap(), &mut r, &mut e).unwrap();
+        assert_eq!(e.cr4, Some(0x620));
+        r.g[9] = 0x10620;
+        assert_eq!(decode(&[0x41, 0x0f, 0x22, 0xe1], FaultKind::GeneralProtection), Some(Insn::MovToCr { cr: 4, reg: 9, len: 4 }));
+        // cr3 and cr8 writes are not emulated.
+        for bytes in [&[0x0f, 0x22, 0xd8][..], &[0x44, 0x0f, 0x22, 0xc0]] {
+            let insn = decode(bytes, FaultKind::GeneralProtection).unwrap();
+            assert_eq!(execute(insn, &mut R::default(), &mut E::default()), Err(InjectGp));
+        }
+    }
+
+    #[test]
+    fn cli_and_sti_are_skipped_under_the_virtual_iopl_only() {
+        for (bytes, cli) in [(&[0xfa, 0xe9][..], true), (&[0xfb][..], false)] {
+            let insn = decode(bytes, FaultKind::GeneralProtection).unwrap();
+            assert_eq!(insn, Insn::CliSti { cli });
+            let (mut r, mut e) = (R::default(), E::default());
+            assert_eq!(execute(insn, &mut r, &mut e), Err(InjectGp), "IOPL too low");
+            assert_eq!(r.rip, 0);
+            e.iopl = true;
+            execute(insn, &mut r, &mut e).unwrap();
+            assert_eq!(r.rip, 1);
+        }
+    }
+
+    #[test]
+    fn in_and_out_through_the_iopl_or_the_bitmap() {
+        // (bytes, size, port, length, is_in)
+        let cases: [(&[u8], u8, u16, u64, bool); 8] = [
+            (&[0xe4, 0x71], 1, 0x71, 2, true),
+            (&[0xe5, 0x80], 4, 0x80, 2, true),
+            (&[0x66, 0xe5, 0x80], 2, 0x80, 3, true),
+            (&[0xec], 1, 0x3f8, 1, true),
+            (&[0x66, 0xed], 2, 0x3f8, 2, true),
+            (&[0xe6, 0x80], 1, 0x80, 2, false),
+            (&[0xef], 4, 0x3f8, 1, false),
+            (&[0x66, 0xef], 2, 0x3f8, 2, false),
+        ];
+        for (bytes, size, port, len, is_in) in cases {
+            let insn = decode(bytes, FaultKind::GeneralProtection).unwrap();
+            let mut r = R::default();
+            r.g[0] = 0x1111_2222_3333_4444;
+            r.g[2] = 0xffff_0000_0000_03f8; // only dx counts
+            let mut e = E::default();
+            assert_eq!(execute(insn, &mut r, &mut e), Err(InjectGp), "{bytes:x?}: no IOPL, no bitmap");
+            assert!(e.io.is_empty());
+            e.allowed.push(port);
+            execute(insn, &mut r, &mut e).unwrap();
+            assert_eq!(r.rip, len, "{bytes:x?}");
+            let mask = (1u64 << (size * 8)) - 1;
+            if is_in {
+                assert_eq!(e.io, [(port, size, None)]);
+                let want = if size == 4 { 0xa5a5_a5a5 } else { (0x1111_2222_3333_4444 & !mask) | (0xa5a5_a5a5 & mask) };
+                assert_eq!(r.g[0], want, "{bytes:x?}");
+            } else {
+                assert_eq!(e.io, [(port, size, Some((0x3333_4444 & mask) as u32))]);
+            }
+            // The IOPL alone is enough too.
+            let (mut r, mut e) = (R::default(), E { iopl: true, ..E::default() });
+            execute(insn, &mut r, &mut e).unwrap();
+        }
+        // ins/outs and an immediate cut off are not emulated.
+        for bytes in [&[0x6c][..], &[0x6e], &[0xe4], &[0x66, 0xe6]] {
+            let insn = decode(bytes, FaultKind::GeneralProtection);
+            assert!(insn.is_none(), "{bytes:x?}");
+        }
+    }
+
+    #[test]
     fn everything_else_is_not_emulated() {
         // Writes to control registers, memory operands, cr8, other instructions, truncation.
         for bytes in [
             &[0x0f, 0x22, 0xd8][..], // mov %rax, %cr3
             &[0x0f, 0x20, 0x18],     // mod != 3
             &[0x0f, 0x01, 0xf8],     // swapgs
-            &[0xfa],                 // cli
+            &[0xfa],                 // cli (without the virtual IOPL)
             &[0xf4],                 // hlt
             &[0x0f],
             &[],

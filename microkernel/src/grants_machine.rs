@@ -73,7 +73,7 @@ impl Machine {
         // so an unknown or dying granter is GNTST_bad_domain there, after the flags are
         // checked, in Xen's order (DOMID_SELF is no domain here either, as in Xen).
         let g = self.grants.map_acquire(&mut DirectEntries, me, req)?;
-        if let Err(st) = self.with_mm(cur, |mm| mm.grant_map_walked(walk, req.host_addr, g.frame, req.granter, g.readonly)) {
+        if let Err(st) = self.with_mm(cur, |mm| mm.grant_map_walked(walk, req.host_addr, g.frame, req.granter, if g.readonly { req.flags | GNTMAP_READONLY } else { req.flags & !GNTMAP_READONLY })) {
             self.grants.map_abort(&mut DirectEntries, me, g.handle);
             return Err(st);
         }

@@ -423,6 +423,8 @@ impl Machine {
         *f = v.frame;
         // The mode the vCPU left in: its kernel or one of its processes.
         domain::load_bases(v, held);
+        domain::load_gdt(v);
+        crate::arch::x86_64::cpu::load_guest_cr4(v.cr4);
         paging::switch_to(domain::page_table_base(&d.mm, v));
         self.current = next;
         // On the CPU, its page table active: its runstate area can be written.
@@ -520,6 +522,10 @@ pub fn hypercall(f: &mut GuestFrame) {
             let (i, vi) = (m.cur_idx(), m.current.1);
             let d = &mut m.domains[i];
             domain::set_upcall_mask_and_cr2(d.shared_info_mfn, vi, to.upcall_mask, None);
+            if domain::architectural_iopl(&d.mm) {
+                // Xen's do_iret: the frame's IOPL becomes the virtual one.
+                d.vcpus[vi].iopl = to.iopl;
+            }
             if to.mode != d.vcpus[vi].mode {
                 // Only kernel mode makes hypercalls, so this enters user mode; the decoder
                 // refused it when there is no user page table.
@@ -621,7 +627,8 @@ fn enter_bounce(
     cr2: Option<u64>,
 ) -> Result<(), BounceFailure> {
     let v = &d.vcpus[vi];
-    let built = traps::create_bounce_frame(&interrupted(f, rip), v.mode, v.kernel_sp, mask, 0, request);
+    let iopl = domain::shown_iopl(v, &d.mm);
+    let built = traps::create_bounce_frame(&interrupted(f, rip), v.mode, v.kernel_sp, mask, iopl, request);
     enter_delivery(d, vi, f, built, cr2)
 }
 
@@ -682,7 +689,8 @@ pub fn iret_fault(f: &mut GuestFrame, vector: u64, segs: traps::DataSelectors) {
     let d = &mut m.domains[i];
     let mask = domain::upcall_mask(d.shared_info_mfn, vi);
     let v = &d.vcpus[vi];
-    let built = traps::create_failsafe_frame(&interrupted(f, f.rip), v.mode, v.kernel_sp, mask, 0, segs, &v.callbacks);
+    let iopl = domain::shown_iopl(v, &d.mm);
+    let built = traps::create_failsafe_frame(&interrupted(f, f.rip), v.mode, v.kernel_sp, mask, iopl, segs, &v.callbacks);
     if let Err(e) = enter_delivery(d, vi, f, built, None) {
         let (cs, ss) = (f.cs, f.ss);
         crash_current(
@@ -784,12 +792,17 @@ pub fn guest_exception(f: &mut GuestFrame) {
     let ok = {
         let mut guard = MACHINE.lock();
         let m = guard.as_mut().expect("guest exception before boot finished");
-        let vcpu = m.cur_vcpu_mut();
+        let (i, vi) = (m.cur_idx(), m.current.1);
+        let d = &mut m.domains[i];
+        let iopl_ok = domain::iopl_ok(&d.vcpus[vi], &d.mm);
+        let vcpu = &mut d.vcpus[vi];
         // Xen emulates privileged instructions for the guest kernel only: its processes get
         // the #GP. The forced-emulation CPUID is not privileged and is emulated in both
-        // modes (Xen refuses it to user mode only with CPUID faulting, which we lack).
-        let allowed = vcpu.mode == GuestMode::Kernel || matches!(insn, emulate::Insn::ForcedCpuid { .. });
-        allowed && emulate::execute(insn, &mut FrameRegs(f), &mut MachineEmu { vcpu }).is_ok()
+        // modes (Xen refuses it to user mode only with CPUID faulting, which we lack); I/O
+        // and cli/sti are allowed by the virtual IOPL or the I/O bitmap, in either mode.
+        let allowed = vcpu.mode == GuestMode::Kernel
+            || matches!(insn, emulate::Insn::ForcedCpuid { .. } | emulate::Insn::CliSti { .. } | emulate::Insn::In { .. } | emulate::Insn::Out { .. });
+        allowed && emulate::execute(insn, &mut FrameRegs(f), &mut MachineEmu { vcpu, iopl_ok }).is_ok()
     };
     if !ok {
         bounce_or_fault(f);
@@ -848,6 +861,24 @@ fn bounce(m: &mut Machine, f: &mut GuestFrame) -> Result<(), BounceFailure> {
     enter_bounce(d, vi, f, rip, mask, &request, cr2)
 }
 
+/// The first words on a guest's stack (those that can be read), for the crash report: the
+/// return addresses a guest's author needs to find where it was.
+struct StackWords(u64);
+
+impl core::fmt::Display for StackWords {
+    fn fmt(&self, out: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for k in 0..24u64 {
+            let mut word = [0u8; 8];
+            let at = self.0.wrapping_add(8 * k);
+            if GuestRange::new(at, 8).and_then(|r| GuestCopy.copy_from_guest(r, &mut word)).is_err() {
+                break;
+            }
+            write!(out, " {:#x}", u64::from_le_bytes(word))?;
+        }
+        Ok(())
+    }
+}
+
 /// Stops the current domain for a fault it took (or a state it cannot be resumed from),
 /// with the one-line report; another vCPU then runs in its place (dom0's end stops the
 /// machine).
@@ -861,26 +892,18 @@ pub fn guest_fault(f: &mut GuestFrame, why: &str) {
     if !why.is_empty() {
         return crash_current(m, f, format_args!("{why}"));
     }
-    if f.vector == 14 {
-        crate::mkprintln!(
-            "d{} crashed: vector {} {} rip={:#x} error={:#x} cr2={:#x}",
-            id,
-            f.vector,
-            trap::vector_name(f.vector),
-            f.rip,
-            f.error,
-            trap::cr2()
-        );
-    } else {
-        crate::mkprintln!(
-            "d{} crashed: vector {} {} rip={:#x} error={:#x}",
-            id,
-            f.vector,
-            trap::vector_name(f.vector),
-            f.rip,
-            f.error
-        );
-    }
+    let cr2 = if f.vector == 14 { alloc::format!(" cr2={:#x}", trap::cr2()) } else { alloc::string::String::new() };
+    crate::mkprintln!(
+        "d{} crashed: vector {} {} rip={:#x} error={:#x}{} rsp={:#x} stack:{}",
+        id,
+        f.vector,
+        trap::vector_name(f.vector),
+        f.rip,
+        f.error,
+        cr2,
+        f.rsp,
+        StackWords(f.rsp)
+    );
     stop_crashed(m, f);
 }
 

@@ -52,6 +52,14 @@ fn pte(mfn: u64, index: usize) -> *mut u64 {
     unsafe { (directmap(mfn << 12) as *mut u64).add(index) }
 }
 
+/// Word `index` of RAM frame `mfn` (a frame the frame table covers: the direct map maps
+/// it), for the descriptor tables the GDT loads from.
+pub fn frame_word(mfn: u64, index: usize) -> u64 {
+    // SAFETY: as `read_pte`: the caller names a frame the core checked (a guest's
+    // descriptor-table frame, held by its GDT), the index stays inside it.
+    unsafe { core::ptr::read_volatile(pte(mfn, index % 512)) }
+}
+
 impl MmMachine for MachineMm<'_> {
     fn read_pte(&self, mfn: u64, index: usize) -> u64 {
         // SAFETY: see `pte`; entries are plain u64s, read with one aligned load.

@@ -157,6 +157,34 @@ impl Platform for MachinePlatform<'_> {
         Ok(())
     }
 
+    fn set_gdt(&mut self, frames: &[u64], entries: u32) -> Result<(), Errno> {
+        let (i, vi) = (self.m.cur_idx(), self.m.current.1);
+        let new: heapless::Vec<u64, { hypercall::descriptor::MAX_GDT_FRAMES }> =
+            frames.iter().copied().collect();
+        let old = self.m.domains[i].vcpus[vi].gdt_frames.clone();
+        self.m.with_mm(i, |mm| mm.set_gdt_frames(&old, frames))?;
+        let v = &mut self.m.domains[i].vcpus[vi];
+        (v.gdt_frames, v.gdt_entries) = (new, entries);
+        crate::domain::load_gdt(v);
+        Ok(())
+    }
+
+    fn descriptor_written(&mut self, mfn: u64) {
+        let v = self.m.cur_vcpu_mut();
+        if v.gdt_frames.contains(&mfn) {
+            crate::domain::load_gdt(v);
+        }
+    }
+
+    fn set_io_access(&mut self, access: hypercall::physdev::IoAccess) -> Result<(), Errno> {
+        let v = self.m.cur_vcpu_mut();
+        match access {
+            hypercall::physdev::IoAccess::Iopl(iopl) => v.iopl = u64::from(iopl) << 12,
+            hypercall::physdev::IoAccess::Bitmap { addr, nr_ports } => (v.iobmp, v.iobmp_limit) = (addr, nr_ports),
+        }
+        Ok(())
+    }
+
     fn with_mm_of(&mut self, domid: u16, f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno> {
         let i = self.m.live_idx(domid)?;
         self.m.with_mm(i, |mm| f(Mm { frames: &mut *mm.frames, dom: &mut *mm.dom, mach: &mut *mm.mach }));
@@ -421,6 +449,8 @@ impl emulate::Regs for FrameRegs<'_> {
 pub struct MachineEmu<'a> {
     /// The faulting vCPU.
     pub vcpu: &'a mut Vcpu,
+    /// Its virtual IOPL allows I/O in its current mode (`domain::iopl_ok`).
+    pub iopl_ok: bool,
 }
 
 impl emulate::EmuEnv for MachineEmu<'_> {
@@ -435,8 +465,9 @@ impl emulate::EmuEnv for MachineEmu<'_> {
         self.vcpu.cr2
     }
     fn guest_cr4(&self) -> u64 {
-        // PAE, PGE, OSFXSR, OSXMMEXCPT, OSXSAVE: what a guest may assume is on.
-        cpu::read_cr4() & ((1 << 5) | (1 << 7) | (1 << 9) | (1 << 10) | (1 << 18))
+        // PAE, PGE, OSFXSR, OSXMMEXCPT, OSXSAVE: what a guest may assume is on; and the
+        // bits it controls itself (`write_cr4`).
+        (cpu::read_cr4() & ((1 << 5) | (1 << 7) | (1 << 9) | (1 << 10) | (1 << 18))) | self.vcpu.cr4
     }
     // Only the guest kernel's instructions are emulated: GS_BASE is the kernel's base and
     // the shadow GS base the user's, as after Xen's `swapgs` in `toggle_guest_mode`.
@@ -454,6 +485,49 @@ impl emulate::EmuEnv for MachineEmu<'_> {
             _ => crate::domain::set_gs_base(self.vcpu, GuestMode::User, v),
         }
     }
+    fn write_cr0(&mut self, v: u64) -> Result<(), emulate::InjectGp> {
+        if (v ^ self.guest_cr0()) & !(1 << 3) != 0 {
+            return Err(emulate::InjectGp);
+        }
+        let ts = v & (1 << 3) != 0;
+        self.vcpu.fpu_ts = ts;
+        crate::arch::x86_64::fpu::set_task_switched(ts);
+        Ok(())
+    }
+    fn write_cr4(&mut self, v: u64) {
+        let allowed = cpu::CR4_GUEST_BITS & if cpu::has_fsgsbase() { !0 } else { !(1 << 16) };
+        self.vcpu.cr4 = v & allowed;
+        cpu::load_guest_cr4(self.vcpu.cr4);
+    }
+    fn iopl_ok(&self) -> bool {
+        self.iopl_ok
+    }
+    /// Xen's `guest_io_okay` over the bitmap: the two bytes covering the port, read through
+    /// the current page table (a byte that cannot be read denies), must have the port's
+    /// bits clear. (Xen reads it through the kernel's page table from user mode too; here a
+    /// process's I/O sees the bitmap only if its page table maps it.)
+    fn bitmap_allows(&self, port: u16, size: u8) -> bool {
+        if u32::from(port) + u32::from(size) > self.vcpu.iobmp_limit {
+            return false;
+        }
+        let mut bytes = [0xffu8; 2];
+        for (k, b) in bytes.iter_mut().enumerate() {
+            let at = self.vcpu.iobmp.wrapping_add(u64::from(port >> 3) + k as u64);
+            let mut one = [0u8; 1];
+            if GuestRange::new(at, 1).and_then(|r| GuestCopy.copy_from_guest(r, &mut one)).is_ok() {
+                *b = one[0];
+            }
+        }
+        let mask = u16::from_le_bytes(bytes);
+        mask & (((1u16 << size) - 1) << (port & 7)) == 0
+    }
+    /// No domain is given hardware ports yet (Xen's `admin_io_okay` is false): reads see
+    /// all ones, as Xen's `guest_io_read` gives for such ports.
+    fn port_in(&mut self, _port: u16, _size: u8) -> u32 {
+        !0
+    }
+    /// Dropped, as Xen's `guest_io_write` does for ports the domain is not given.
+    fn port_out(&mut self, _port: u16, _size: u8, _value: u32) {}
     fn host_cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
         let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
         [r.eax, r.ebx, r.ecx, r.edx]

@@ -225,21 +225,46 @@ impl ForeignWindow {
         dom: u16,
         mfn: u64,
     ) -> Result<(), MmError> {
-        if slot >= self.max_pages || self.mapped != 0 {
+        self.map_slots(mmu, frames, slot, dom, &[mfn])
+    }
+
+    /// Maps `mfns` (frames of domain `dom`) writable at slots `first..first + mfns.len()`,
+    /// by slot as [`ForeignWindow::map_slot`], in batches. On failure the slots before the
+    /// failing one stay mapped (the error's `applied` counts them in its batch).
+    pub fn map_slots(
+        &mut self,
+        mmu: &mut impl ForeignMmu,
+        frames: &mut impl FrameSource,
+        first: usize,
+        dom: u16,
+        mfns: &[u64],
+    ) -> Result<(), MmError> {
+        let end = first.checked_add(mfns.len()).filter(|&e| e <= self.max_pages);
+        let (Some(end), 0) = (end, self.mapped) else {
             return Err(MmError::WrongState("no such slot in the foreign window"));
-        }
-        self.ensure_tables(mmu, frames, slot + 1)?;
-        let req = MmuUpdate {
-            ptr: entry_maddr(self.l1s[slot / ENTRIES], slot % ENTRIES),
-            val: make_entry(Mfn(mfn), DATA_RW_FLAGS),
         };
-        mmu.pt_update_foreign(&[req], dom)
-            .map_err(|failure| MmError::Update {
-                request: req,
-                index: 0,
-                applied: 0,
-                errno: failure.errno,
-            })
+        self.ensure_tables(mmu, frames, end)?;
+        for (chunk_index, chunk) in mfns.chunks(BATCH).enumerate() {
+            let start = first + chunk_index * BATCH;
+            let reqs: Vec<MmuUpdate> = chunk
+                .iter()
+                .enumerate()
+                .map(|(k, &mfn)| MmuUpdate {
+                    ptr: entry_maddr(self.l1s[(start + k) / ENTRIES], (start + k) % ENTRIES),
+                    val: make_entry(Mfn(mfn), DATA_RW_FLAGS),
+                })
+                .collect();
+            mmu.pt_update_foreign(&reqs, dom).map_err(|failure| {
+                let index = failure.done.min(reqs.len() - 1);
+                MmError::Update {
+                    request: reqs[index],
+                    index,
+                    applied: index,
+                    errno: failure.errno,
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// Clears `slot` (mapped by [`ForeignWindow::map_slot`]) and flushes this CPU's TLB.
@@ -574,6 +599,25 @@ mod tests {
         assert_eq!(mmu.ext.last(), Some(&ext_op(MMUEXT_TLB_FLUSH_LOCAL, 0)));
         // Past the window: refused.
         assert!(w.map_slot(&mut mmu, &mut f, 512, 3, 0x9000).is_err());
+    }
+
+    #[test]
+    fn runs_of_slots_map_in_batches_across_tables() {
+        let mut mmu = Fake::default();
+        let mut f = frames();
+        let mut w = ForeignWindow::new(BASE, L2, 2048).unwrap();
+        let mfns: Vec<u64> = (0..700).map(|i| 0x7_0000 + i).collect();
+        w.map_slots(&mut mmu, &mut f, 500, DOMID_SELF, &mfns).unwrap();
+        assert_eq!(w.l1_tables().len(), 3, "slots 500..1200 need tables 0, 1 and 2");
+        let at = |slot: usize| entry_maddr(w.l1_tables()[slot / ENTRIES], slot % ENTRIES);
+        assert_eq!(mmu.entries[&at(500)], (make_entry(Mfn(0x7_0000), DATA_RW_FLAGS), DOMID_SELF));
+        assert_eq!(mmu.entries[&at(1199)], (make_entry(Mfn(0x7_0000 + 699), DATA_RW_FLAGS), DOMID_SELF));
+        assert!(!mmu.entries.contains_key(&at(1200)));
+        // Past the window's end: refused before anything is sent.
+        let before = mmu.entries.len();
+        assert!(w.map_slots(&mut mmu, &mut f, 2000, DOMID_SELF, &mfns[..49]).is_err());
+        assert!(w.map_slots(&mut mmu, &mut f, usize::MAX, DOMID_SELF, &mfns[..2]).is_err());
+        assert_eq!(mmu.entries.len(), before);
     }
 
     #[test]

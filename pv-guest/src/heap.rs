@@ -46,28 +46,100 @@ pub struct HeapSpan {
 
 static INITIALISED: AtomicBool = AtomicBool::new(false);
 
-struct GuestHeap(Mutex<Heap>);
+/// The binary's heap area, and the memory added later by [`add_memory`] (one growing
+/// range, for large buffers: dom0 unpacks kernels there). An allocation is tried in the
+/// area first; a block is given back to the heap whose range holds it.
+struct GuestHeap {
+    area: Mutex<Heap>,
+    added: Mutex<Heap>,
+}
 
-// SAFETY: allocation is delegated to `linked_list_allocator::Heap` behind a lock; it returns
-// blocks that fit `layout` and do not overlap live blocks, or null when out of memory.
+impl GuestHeap {
+    /// Whether `ptr` lies in the added range.
+    fn in_added(&self, ptr: *mut u8) -> bool {
+        let added = self.added.lock();
+        added.size() > 0 && ptr >= added.bottom() && ptr < added.top()
+    }
+}
+
+// SAFETY: allocation is delegated to `linked_list_allocator::Heap`s behind locks; each
+// returns blocks that fit `layout` and do not overlap its live blocks (the two heaps' ranges
+// are disjoint), or null when out of memory. A block is freed to the heap that gave it: the
+// one whose range contains it.
 unsafe impl GlobalAlloc for GuestHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.0
+        if let Ok(p) = self.area.lock().allocate_first_fit(layout) {
+            return p.as_ptr();
+        }
+        self.added
             .lock()
             .allocate_first_fit(layout)
             .map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let in_added = self.in_added(ptr);
         if let Some(ptr) = NonNull::new(ptr) {
-            // SAFETY: GlobalAlloc's contract: `ptr` came from `alloc` with this `layout`.
-            unsafe { self.0.lock().deallocate(ptr, layout) }
+            let heap = if in_added { &self.added } else { &self.area };
+            // SAFETY: GlobalAlloc's contract: `ptr` came from `alloc` with this `layout`,
+            // from the heap whose range holds it.
+            unsafe { heap.lock().deallocate(ptr, layout) }
         }
     }
 }
 
 #[global_allocator]
-static ALLOCATOR: GuestHeap = GuestHeap(Mutex::new(Heap::empty()));
+static ALLOCATOR: GuestHeap = GuestHeap {
+    area: Mutex::new(Heap::empty()),
+    added: Mutex::new(Heap::empty()),
+};
+
+/// Where the added range ends (its next byte), 0 before the first [`add_memory`].
+pub fn added_end() -> usize {
+    let added = ALLOCATOR.added.lock();
+    if added.size() == 0 {
+        0
+    } else {
+        added.top() as usize
+    }
+}
+
+/// Bytes of memory added by [`add_memory`].
+pub fn added_size() -> usize {
+    ALLOCATOR.added.lock().size()
+}
+
+/// Why memory could not be added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddError {
+    /// Not where the added range ends (it grows upwards only).
+    NotContiguous,
+    /// Too small or not page aligned.
+    BadRange,
+}
+
+/// Adds `len` bytes at `start` to the heap: the first call starts the added range, later
+/// ones must continue it ([`added_end`]).
+///
+/// # Safety
+/// `[start, start + len)` must be memory mapped writable for the rest of the program, used
+/// by nothing else and never given again.
+pub unsafe fn add_memory(start: *mut u8, len: usize) -> Result<(), AddError> {
+    if len < 4096 || !(start as usize).is_multiple_of(4096) || !len.is_multiple_of(4096) {
+        return Err(AddError::BadRange);
+    }
+    let mut added = ALLOCATOR.added.lock();
+    if added.size() == 0 {
+        // SAFETY: the caller gives the range for good, mapped and unused.
+        unsafe { added.init(start, len) };
+    } else if added.top() == start {
+        // SAFETY: as above; the range continues the heap's own.
+        unsafe { added.extend(len) };
+    } else {
+        return Err(AddError::NotContiguous);
+    }
+    Ok(())
+}
 
 /// Hands the binary's heap area to the allocator (once; later calls do nothing).
 pub(crate) fn init(area: HeapSpan) {
@@ -77,16 +149,16 @@ pub(crate) fn init(area: HeapSpan) {
     // SAFETY: `area` comes from `HeapArea::span` of the binary's one static area (defined
     // by `entry!`), used by nothing else, valid for the program's lifetime, and given to
     // the allocator exactly once (the swap above).
-    unsafe { ALLOCATOR.0.lock().init(area.start, area.len) }
+    unsafe { ALLOCATOR.area.lock().init(area.start, area.len) }
 }
 
-/// Size of the heap in bytes.
+/// Size of the binary's heap area in bytes (memory added later not counted).
 pub fn size() -> usize {
-    ALLOCATOR.0.lock().size()
+    ALLOCATOR.area.lock().size()
 }
 
-/// `(used, free)` bytes of the heap.
+/// `(used, free)` bytes of the binary's heap area (memory added later not counted).
 pub fn usage() -> (usize, usize) {
-    let heap = ALLOCATOR.0.lock();
+    let heap = ALLOCATOR.area.lock();
     (heap.used(), heap.free())
 }

@@ -7,6 +7,7 @@ mod deps;
 mod expect;
 mod fuzz;
 mod image;
+mod linux;
 mod mkelf32;
 mod qemu;
 mod run;

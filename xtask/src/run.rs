@@ -76,6 +76,9 @@ impl BootArgs {
     }
 }
 
+/// QEMU's RAM with `--linux`: dom0 unpacks the kernel (51 MiB) and the guest has 256 MiB.
+pub const LINUX_MEMORY_MIB: u32 = 1024;
+
 /// Options of `cargo xtask run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -91,6 +94,10 @@ pub struct RunArgs {
     /// Boot the GRUB ISO (as `cargo xtask image` builds it) with -cdrom instead of -kernel.
     #[arg(long)]
     iso: bool,
+    /// Add Debian's Linux (fetched into target/linux), its busybox initramfs and
+    /// `linux.cfg` as modules (`xl create -c linux.cfg` boots it); at least 1 GiB of RAM.
+    #[arg(long)]
+    linux: bool,
 }
 
 /// Builds, boots, and maps QEMU's exit status to ours (docs/interfaces.md).
@@ -105,7 +112,12 @@ pub fn main(args: RunArgs) -> Result<ExitCode> {
             &layout.iso(),
         )?)
     } else {
-        let (dom0, modules) = args.boot.resolve(&layout)?;
+        let (dom0, mut modules) = args.boot.resolve(&layout)?;
+        if args.linux {
+            let files = crate::linux::prepare(&layout)?;
+            eprintln!("xtask: Linux {}", files.version);
+            modules.extend([files.vmlinuz, files.initramfs, crate::test::configs_dir(&layout).join("linux.cfg")]);
+        }
         let mut all = vec![Module {
             path: dom0,
             cmdline: args.boot.cmdline.clone(),
@@ -120,7 +132,7 @@ pub fn main(args: RunArgs) -> Result<ExitCode> {
     let interactive = std::io::stdin().is_terminal();
     let config = QemuConfig {
         boot,
-        memory_mib: args.memory,
+        memory_mib: if args.linux { args.memory.max(LINUX_MEMORY_MIB) } else { args.memory },
         accel: args.accel,
         serial: if interactive {
             Serial::MonitorAndStdio

@@ -73,6 +73,10 @@ pub enum Image {
     /// A kernel nobody here wrote, from `peers/` (`mini-os/mini-os-test`); its file name
     /// is its module name.
     Peer(&'static str),
+    /// Debian's Linux kernel as packaged (module `vmlinuz`), fetched by `xtask::linux`.
+    LinuxKernel,
+    /// The busybox initramfs for it (module `initramfs.cpio`).
+    LinuxInitramfs,
 }
 
 /// A custom check run after the expectations passed.

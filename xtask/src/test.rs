@@ -150,6 +150,11 @@ fn prepare(selected: &[Scenario]) -> Result<Layout> {
     if selected.iter().any(not_elf) {
         write_not_elf(&layout)?;
     }
+    let linux = |s: &Scenario| s.modules.iter().any(|m| matches!(m, Image::LinuxKernel | Image::LinuxInitramfs));
+    if selected.iter().any(linux) {
+        let files = crate::linux::prepare(&layout).context("fetching Debian's Linux for the Linux scenarios")?;
+        eprintln!("xtask: Linux {} ({})", files.version, files.vmlinuz.display());
+    }
     Ok(layout)
 }
 
@@ -186,6 +191,8 @@ fn image_path(layout: &Layout, image: Image) -> Result<PathBuf> {
         Image::NotElf => not_elf_path(layout),
         Image::Config(name) => configs_dir(layout).join(name),
         Image::Peer(name) => layout.root.join("peers").join(name),
+        Image::LinuxKernel => crate::linux::vmlinuz_path(layout),
+        Image::LinuxInitramfs => crate::linux::initramfs_path(layout),
     };
     if !path.is_file() {
         bail!(

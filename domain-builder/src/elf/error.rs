@@ -102,11 +102,6 @@ pub enum ElfError {
         /// Its descriptor size.
         size: usize,
     },
-    /// A string Xen note has no NUL within its descriptor.
-    UnterminatedStringNote {
-        /// The note type.
-        note_type: u32,
-    },
     /// The image is not a Xen PV kernel: no LOADER "generic" nor GUEST_OS "linux" note.
     NotXenKernel {
         /// How many notes named "Xen" were found.
@@ -262,9 +257,6 @@ impl fmt::Display for ElfError {
                 f,
                 "Xen ELF note {note_type}: numeric value of {size} bytes (expected 1, 2, 4 or 8)"
             ),
-            Self::UnterminatedStringNote { note_type } => {
-                write!(f, "Xen ELF note {note_type}: string is not NUL-terminated")
-            }
             Self::NotXenKernel { xen_notes: 0, .. } => {
                 f.write_str("not a Xen PV kernel: no Xen ELF notes found")
             }

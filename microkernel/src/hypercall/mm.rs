@@ -18,7 +18,11 @@ use super::Platform;
 use crate::guest_access::{read_guest, write_guest, GuestRange};
 use crate::mm::page_info::Level;
 use crate::mm::pt::Mm;
-use hypercall_abi::arch::{VMASST_CMD_DISABLE, VMASST_CMD_ENABLE, VMASST_TYPE_M2P_STRICT, VMASST_TYPE_RUNSTATE_UPDATE_FLAG};
+use hypercall_abi::arch::{
+    VMASST_CMD_DISABLE, VMASST_CMD_ENABLE, VMASST_TYPE_4GB_SEGMENTS, VMASST_TYPE_4GB_SEGMENTS_NOTIFY,
+    VMASST_TYPE_ARCHITECTURAL_IOPL, VMASST_TYPE_M2P_STRICT, VMASST_TYPE_PAE_EXTENDED_CR3,
+    VMASST_TYPE_RUNSTATE_UPDATE_FLAG,
+};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall::Hypercall;
 use hypercall_abi::mmu::*;
@@ -330,9 +334,17 @@ fn update_va_mapping_as(p: &mut impl Platform, va: u64, val: u64, flags: u64, ow
     })?
 }
 
-/// The `VMASST_TYPE_*` this kernel honours (records): the runstate update flag and the
-/// strict M2P. Writable page tables and everything else are `EINVAL`.
-const VMASST_VALID: u64 = (1 << VMASST_TYPE_RUNSTATE_UPDATE_FLAG) | (1 << VMASST_TYPE_M2P_STRICT);
+/// The `VMASST_TYPE_*` this kernel takes, as Xen's `PV64_VM_ASSIST_MASK` less one: the
+/// 32-bit-only segment assists and `pae_extended_cr3` (recorded, no effect on a 64-bit
+/// guest, as in Xen), `architectural_iopl`, the runstate update flag and the strict M2P.
+/// Writable page tables are `EINVAL`: guest writes to validated tables are not emulated
+/// here (a guest must use `pt_update`, which Linux does), and everything else too.
+const VMASST_VALID: u64 = (1 << VMASST_TYPE_4GB_SEGMENTS)
+    | (1 << VMASST_TYPE_4GB_SEGMENTS_NOTIFY)
+    | (1 << VMASST_TYPE_PAE_EXTENDED_CR3)
+    | (1 << VMASST_TYPE_ARCHITECTURAL_IOPL)
+    | (1 << VMASST_TYPE_RUNSTATE_UPDATE_FLAG)
+    | (1 << VMASST_TYPE_M2P_STRICT);
 
 /// `vm_assist(cmd, type)`.
 // Out of line: keeps its buffers and saved registers off the path of the small hypercalls.

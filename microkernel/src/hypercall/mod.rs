@@ -7,10 +7,12 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 mod console;
+pub mod descriptor;
 mod grant;
 mod memory;
 mod mm;
 mod multicall;
+pub mod physdev;
 mod segment;
 pub mod evtchn;
 mod traps;
@@ -241,6 +243,18 @@ pub trait Platform: GuestMemory {
     fn set_segment_base(&mut self, _which: SegmentBase, _value: u64) -> Result<(), Errno> {
         Err(Errno::ENOSYS)
     }
+    /// Installs `frames` as the calling vCPU's GDT of `entries` entries (`set_gdt`): the
+    /// frames must take the descriptor type (`Mm::set_gdt_frames`), else `EINVAL`.
+    fn set_gdt(&mut self, _frames: &[u64], _entries: u32) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
+    /// A descriptor in frame `mfn` was written (`update_descriptor`): a GDT using it
+    /// sees the new value.
+    fn descriptor_written(&mut self, _mfn: u64) {}
+    /// Sets the calling vCPU's virtual IOPL or I/O bitmap (values checked).
+    fn set_io_access(&mut self, _access: physdev::IoAccess) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
 }
 
 /// Decodes and runs one hypercall; returns the value for the guest's rax.
@@ -278,6 +292,10 @@ pub fn dispatch(p: &mut impl Platform, nr: u64, args: [u64; 5]) -> i64 {
         Ok(Hypercall::GrantTableOp) => grant::grant_table_op(p, args),
         Ok(Hypercall::Sysctl) => sysctl::sysctl(p, args[0]),
         Ok(Hypercall::VcpuOp) => vcpu::vcpu_op(p, args[0] as u32, args[1] as u32, args[2]),
+        Ok(Hypercall::SetGdt) => descriptor::set_gdt(p, args[0], args[1]),
+        Ok(Hypercall::UpdateDescriptor) => descriptor::update_descriptor(p, args[0], args[1]),
+        Ok(Hypercall::PhysdevOp) => physdev::physdev_op(p, args[0] as u32, args[1]),
+        Ok(Hypercall::PhysdevOpCompat) => physdev::physdev_op_compat(p, args[0]),
         _ => Err(Errno::ENOSYS),
     };
     match r {
@@ -353,6 +371,10 @@ pub(crate) mod fake {
         pub grant_unmap_ok: bool,
         /// TLB flushes after grant unmaps: the addresses, `None` for everything.
         pub grant_flushes: Vec<Option<Vec<u64>>>,
+        /// I/O access changes (`physdev_op`), in order.
+        pub io_access: Vec<physdev::IoAccess>,
+        /// GDTs installed: frames and entries.
+        pub gdts: Vec<(Vec<u64>, u32)>,
     }
 
     impl FakePlatform {
@@ -384,6 +406,8 @@ pub(crate) mod fake {
                 grant_batch_ends: Vec::new(),
                 grant_unmap_ok: false,
                 grant_flushes: Vec::new(),
+                io_access: Vec::new(),
+                gdts: Vec::new(),
             }
         }
 
@@ -536,6 +560,14 @@ pub(crate) mod fake {
         }
         fn set_segment_base(&mut self, which: SegmentBase, value: u64) -> Result<(), Errno> {
             self.segment_bases.push((which, value));
+            Ok(())
+        }
+        fn set_io_access(&mut self, access: physdev::IoAccess) -> Result<(), Errno> {
+            self.io_access.push(access);
+            Ok(())
+        }
+        fn set_gdt(&mut self, frames: &[u64], entries: u32) -> Result<(), Errno> {
+            self.gdts.push((frames.to_vec(), entries));
             Ok(())
         }
         fn set_timer(&mut self, deadline_ns: u64) {

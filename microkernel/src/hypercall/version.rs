@@ -71,11 +71,15 @@ fn xen_version_out(p: &mut impl Platform, op: XenVersionOp, arg: u64) -> Result<
             if fi.submap_idx >= XENFEAT_NR_SUBMAPS {
                 return Err(Errno::EINVAL);
             }
-            // What is offered, as Xen's list for PV guests goes: `MMU_PT_UPDATE_PRESERVE_AD`
-            // (implemented), and dom0's flag. Not `highmem_assist` (32-bit only) nor
-            // `gnttab_map_avail_bits` (not implemented).
+            // What is offered, as Xen's list for PV guests goes (`XENVER_get_features`):
+            // `mmu_pt_update_preserve_ad`, `highmem_assist` (`MMUEXT_clear_page` and
+            // `copy_page`), `gnttab_map_avail_bits` (Linux panics without it), and dom0's
+            // flag. Not `writable_page_tables`: that assist is refused here.
             let dom0 = if p.caller().privileged { 1 << XENFEAT_DOM0 } else { 0 };
-            fi.submap = (1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD) | dom0;
+            fi.submap = (1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD)
+                | (1 << XENFEAT_HIGHMEM_ASSIST)
+                | (1 << XENFEAT_GNTTAB_MAP_AVAIL_BITS)
+                | dom0;
             write_guest(p, arg, &fi)?;
             Ok(0)
         }
@@ -128,7 +132,7 @@ mod tests {
         let mut p = FakePlatform::new(true);
         p.mem[..8].fill(0);
         assert_eq!(dispatch(&mut p, XEN_VERSION, [6, BASE, 0, 0, 0]), 0);
-        assert_eq!(u32::from_le_bytes(p.mem[4..8].try_into().unwrap()), (1 << 11) | (1 << 5));
+        assert_eq!(u32::from_le_bytes(p.mem[4..8].try_into().unwrap()), (1 << 11) | (1 << 7) | (1 << 6) | (1 << 5));
         p.mem[0] = 1;
         assert_eq!(dispatch(&mut p, XEN_VERSION, [6, BASE, 0, 0, 0]), Errno::EINVAL.to_ret());
         assert_eq!(dispatch(&mut p, XEN_VERSION, [5, BASE, 0, 0, 0]), 0);

@@ -229,6 +229,12 @@ pub fn audit(
                 return fail(format!("dying d{id} owns nothing but was kept"));
             }
         }
+        for &mfn in d.mm.desc_frames() {
+            if !frames.owned_by(mfn, id) {
+                return fail(format!("d{id}'s descriptor frame {mfn:#x} is not its own"));
+            }
+            tally.hold(mfn, Some(PageType::SegDesc), "a GDT")?;
+        }
         for base in [d.mm.kernel_base(), d.mm.user_base()] {
             if base != 0 {
                 if !frames.owned_by(base, id) {

@@ -14,7 +14,10 @@ use super::page_info::{Level, PageType};
 use super::pt::Mm;
 use super::ops::is_guest_va;
 use super::validate::{entry_mfn, present};
-use hypercall_abi::grant_table::{GNTST_BAD_COPY_ARG, GNTST_BAD_PAGE, GNTST_GENERAL_ERROR};
+use hypercall_abi::grant_table::{GNTMAP_READONLY, GNTST_BAD_COPY_ARG, GNTST_BAD_PAGE, GNTST_GENERAL_ERROR};
+
+/// `_GNTMAP_guest_avail0`: the first of the three flags copied into the entry.
+const GNTMAP_GUEST_AVAIL0_SHIFT: u32 = 16;
 use hypercall_abi::layout::pte;
 
 /// Page size, the bound of a copy's offset plus length.
@@ -22,23 +25,26 @@ const PAGE: usize = 4096;
 
 impl Mm<'_, '_> {
     /// Maps frame `mfn` of domain `granter` at `va` in this domain's current kernel tables,
-    /// read-only or read-write, replacing whatever that entry held (Xen's
-    /// `create_grant_va_mapping`). `GNTST_bad_page` if `granter` does not own `mfn`;
+    /// read-only (`GNTMAP_readonly` in `flags`) or read-write, with the three
+    /// `GNTMAP_guest_avail` bits of `flags` (16..18) in the entry's available bits (9..11,
+    /// Xen's `grant_to_pte_flags`: `XENFEAT_gnttab_map_avail_bits`, which Linux requires),
+    /// replacing whatever that entry held (Xen's `create_grant_va_mapping`). `GNTST_bad_page` if `granter` does not own `mfn`;
     /// `GNTST_general_error` if no validated L1 maps `va`, or if a read-write mapping
     /// cannot take the writable type (the frame is one of the granter's page tables).
-    pub fn grant_map(&mut self, va: u64, mfn: u64, granter: u16, readonly: bool) -> Result<(), i16> {
-        self.grant_map_walked(&mut WalkHint::default(), va, mfn, granter, readonly)
+    pub fn grant_map(&mut self, va: u64, mfn: u64, granter: u16, flags: u32) -> Result<(), i16> {
+        self.grant_map_walked(&mut WalkHint::default(), va, mfn, granter, flags)
     }
 
     /// [`Mm::grant_map`], with the walk to the L1 of `va` taken from (and left in) `hint`.
-    pub fn grant_map_walked(&mut self, hint: &mut WalkHint, va: u64, mfn: u64, granter: u16, readonly: bool) -> Result<(), i16> {
+    pub fn grant_map_walked(&mut self, hint: &mut WalkHint, va: u64, mfn: u64, granter: u16, flags: u32) -> Result<(), i16> {
         if !self.frames.owned_by(mfn, granter) {
             return Err(GNTST_BAD_PAGE);
         }
         self.settled(|mm| {
             let (l1, index) = mm.grant_l1_entry(hint, va)?;
-            let rw = if readonly { 0 } else { pte::RW };
-            let new = (mfn << 12) | pte::PRESENT | pte::USER | pte::ACCESSED | pte::DIRTY | rw | pte::NX;
+            let rw = if flags & GNTMAP_READONLY != 0 { 0 } else { pte::RW };
+            let avail = u64::from((flags >> GNTMAP_GUEST_AVAIL0_SHIFT) & 7) << 9;
+            let new = (mfn << 12) | pte::PRESENT | pte::USER | pte::ACCESSED | pte::DIRTY | rw | pte::NX | avail;
             mm.take_entry_refs(Level::L1, l1, new, granter).map_err(|_| GNTST_GENERAL_ERROR)?;
             let old = mm.mach.read_pte(l1, index);
             mm.mach.write_pte(l1, index, new);
@@ -196,7 +202,7 @@ mod tests {
     #[test]
     fn writable_grant_mapping_holds_type_and_reference_until_unmap() {
         let (mut env, [.., l1], g, f) = mapper_and_granter(2);
-        assert_eq!(env.mm().grant_map(VA, f[0], g, false), Ok(()));
+        assert_eq!(env.mm().grant_map(VA, f[0], g, 0), Ok(()));
         env.check_invariants();
         let p = env.page(f[0]);
         assert_eq!((p.owner(), p.count(), p.page_type()), (Some(g), 2, PageType::Writable));
@@ -214,20 +220,30 @@ mod tests {
     }
 
     #[test]
+    fn the_guest_avail_flags_land_in_the_entrys_available_bits() {
+        let (mut env, [.., l1], g, f) = mapper_and_granter(1);
+        // GNTMAP_guest_avail0 and avail2 (bits 16 and 18), with bits past them ignored.
+        assert_eq!(env.mm().grant_map(VA, f[0], g, (0b101 << 16) | (1 << 19)), Ok(()));
+        assert_eq!(env.peek(l1, 5) & 0xe00, 0b101 << 9);
+        assert_eq!(entry_mfn(env.peek(l1, 5)), f[0]);
+        env.check_invariants();
+    }
+
+    #[test]
     fn read_only_mapping_takes_no_type_and_may_map_a_page_table() {
         let (mut env, _, g, f) = mapper_and_granter(1);
-        assert_eq!(env.mm().grant_map(VA, f[0], g, true), Ok(()));
+        assert_eq!(env.mm().grant_map(VA, f[0], g, GNTMAP_READONLY), Ok(()));
         assert_eq!(env.page(f[0]).type_count(), 0);
         env.mm_of(g).pin(f[0], Level::L1).unwrap();
         // Now a writable mapping is refused: it is a page table.
-        assert_eq!(env.mm().grant_map(VA + 4096, f[0], g, false), Err(GNTST_GENERAL_ERROR));
+        assert_eq!(env.mm().grant_map(VA + 4096, f[0], g, 0), Err(GNTST_GENERAL_ERROR));
         env.mm_of(g).unpin(f[0]).unwrap();
     }
 
     #[test]
     fn frame_outlives_its_dead_granter_until_the_last_unmap() {
         let (mut env, _, g, f) = mapper_and_granter(3);
-        env.mm().grant_map(VA, f[1], g, false).unwrap();
+        env.mm().grant_map(VA, f[1], g, 0).unwrap();
         let r = env.destroy(g);
         assert_eq!(r.held, 1, "one frame still mapped by the mapper");
         assert!(env.is_dying(g));
@@ -243,9 +259,9 @@ mod tests {
     #[test]
     fn map_refuses_frames_the_granter_does_not_own_and_bad_addresses() {
         let (mut env, [.., l1], g, f) = mapper_and_granter(1);
-        assert_eq!(env.mm().grant_map(VA, l1, g, true), Err(GNTST_BAD_PAGE), "mapper's own frame named as granter's");
-        assert_eq!(env.mm().grant_map(1 << 40, f[0], g, true), Err(GNTST_GENERAL_ERROR), "no L1 there");
-        assert_eq!(env.mm().grant_map(0xffff_8000_0000_0000, f[0], g, true), Err(GNTST_GENERAL_ERROR), "hypervisor slice");
+        assert_eq!(env.mm().grant_map(VA, l1, g, GNTMAP_READONLY), Err(GNTST_BAD_PAGE), "mapper's own frame named as granter's");
+        assert_eq!(env.mm().grant_map(1 << 40, f[0], g, GNTMAP_READONLY), Err(GNTST_GENERAL_ERROR), "no L1 there");
+        assert_eq!(env.mm().grant_map(0xffff_8000_0000_0000, f[0], g, GNTMAP_READONLY), Err(GNTST_GENERAL_ERROR), "hypervisor slice");
         assert_eq!(env.page(f[0]).count(), 1);
     }
 
@@ -269,13 +285,13 @@ mod tests {
         let (mut env, [.., l1], g, f) = mapper_and_granter(3);
         let mut hint = WalkHint::default();
         for (i, &fr) in f.iter().enumerate() {
-            assert_eq!(env.mm().grant_map_walked(&mut hint, VA + i as u64 * 4096, fr, g, false), Ok(()));
+            assert_eq!(env.mm().grant_map_walked(&mut hint, VA + i as u64 * 4096, fr, g, 0), Ok(()));
         }
         assert_eq!(hint.l1, l1);
         env.check_invariants();
         // Addresses under no L1, or outside the guest's half, fail as without the hint.
-        assert_eq!(env.mm().grant_map_walked(&mut hint, 1 << 40, f[0], g, true), Err(GNTST_GENERAL_ERROR));
-        assert_eq!(env.mm().grant_map_walked(&mut hint, 0xffff_8000_0000_0000, f[0], g, true), Err(GNTST_GENERAL_ERROR));
+        assert_eq!(env.mm().grant_map_walked(&mut hint, 1 << 40, f[0], g, GNTMAP_READONLY), Err(GNTST_GENERAL_ERROR));
+        assert_eq!(env.mm().grant_map_walked(&mut hint, 0xffff_8000_0000_0000, f[0], g, GNTMAP_READONLY), Err(GNTST_GENERAL_ERROR));
         assert_eq!(env.mm().grant_unmap_walked(&mut hint, VA, f[1]), Err(GNTST_GENERAL_ERROR), "another frame there");
         for (i, &fr) in f.iter().enumerate() {
             assert_eq!(env.mm().grant_unmap_walked(&mut hint, VA + i as u64 * 4096, fr), Ok(()));
@@ -284,7 +300,7 @@ mod tests {
         assert!(f.iter().all(|&fr| env.page(fr).count() == 1 && env.page(fr).type_count() == 0));
         // A hint whose table is no longer a validated L1 is not trusted.
         let stale = WalkHint { base: env.dom.kernel_base(), region: VA >> L1_SPAN_SHIFT, l1: f[0] };
-        assert_eq!(env.mm().grant_map_walked(&mut { stale }, VA, f[1], g, true), Ok(()));
+        assert_eq!(env.mm().grant_map_walked(&mut { stale }, VA, f[1], g, GNTMAP_READONLY), Ok(()));
         env.mm().grant_unmap(VA, f[1]).unwrap();
     }
 
@@ -307,8 +323,8 @@ mod tests {
     #[test]
     fn mapper_teardown_drops_grant_references() {
         let (mut env, _, g, f) = mapper_and_granter(2);
-        env.mm().grant_map(VA, f[0], g, false).unwrap();
-        env.mm().grant_map(VA + 4096, f[1], g, true).unwrap();
+        env.mm().grant_map(VA, f[0], g, 0).unwrap();
+        env.mm().grant_map(VA + 4096, f[1], g, GNTMAP_READONLY).unwrap();
         env.check_invariants();
         // The mapper (the env's own domain) gives everything back: only the granter's
         // allocation references are left on its frames.

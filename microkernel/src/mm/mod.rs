@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod boot_mem;
+pub mod descriptor;
 pub mod frame_alloc;
 pub mod grant;
 pub mod ops;

@@ -47,6 +47,8 @@ pub enum PageType {
     L3 = 4,
     /// Level-4 (top-level) page table.
     L4 = 5,
+    /// Descriptor table (a guest's GDT frame, Xen's `PGT_seg_desc_page`).
+    SegDesc = 6,
 }
 
 impl PageType {
@@ -57,7 +59,7 @@ impl PageType {
             PageType::L2 => Some(Level::L2),
             PageType::L3 => Some(Level::L3),
             PageType::L4 => Some(Level::L4),
-            PageType::None | PageType::Writable => None,
+            PageType::None | PageType::Writable | PageType::SegDesc => None,
         }
     }
 }
@@ -225,6 +227,8 @@ pub struct DomainMm {
     vm_assist: u64,
     released: u64,
     shared_pages: u64,
+    /// Descriptor-table frames its vCPUs' GDTs hold, once per holding.
+    desc_frames: Vec<u64>,
 }
 
 impl DomainMm {
@@ -240,7 +244,32 @@ impl DomainMm {
             vm_assist: 0,
             released: 0,
             shared_pages: 0,
+            desc_frames: Vec::new(),
         }
+    }
+
+    /// The descriptor-table frames held for its vCPUs' GDTs (a frame once per holding).
+    pub fn desc_frames(&self) -> &[u64] {
+        &self.desc_frames
+    }
+
+    pub(super) fn hold_desc_frame(&mut self, mfn: u64) {
+        self.desc_frames.push(mfn);
+    }
+
+    /// Drops one holding of `mfn`; false if it held none.
+    pub(super) fn release_desc_frame(&mut self, mfn: u64) -> bool {
+        match self.desc_frames.iter().position(|&m| m == mfn) {
+            Some(i) => {
+                self.desc_frames.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn take_any_desc_frame(&mut self) -> Option<u64> {
+        self.desc_frames.pop()
     }
 
     /// Domain id.
@@ -512,7 +541,8 @@ impl<'a> FrameTable<'a> {
                 PageType::L3 => s.l3 += 1,
                 PageType::L4 => s.l4 += 1,
                 PageType::Writable => s.writable += 1,
-                PageType::None => {}
+                // Counted with the type references only (MemStats has no field for them).
+                PageType::SegDesc | PageType::None => {}
             }
             s.pinned += u64::from(p.is_pinned());
             s.type_refs += u64::from(p.type_count);

@@ -143,9 +143,10 @@ impl Mm<'_, '_> {
             self.mach.flush_tlb();
             self.frames.note_flush();
         }
-        let r = match ty.level() {
-            Some(level) => self.validate(mfn, level),
-            None => Ok(()),
+        let r = match (ty.level(), ty) {
+            (Some(level), _) => self.validate(mfn, level),
+            (None, PageType::SegDesc) => self.validate_descriptors(mfn),
+            (None, _) => Ok(()),
         };
         let p = self.frames.page_mut(mfn);
         match r {

@@ -83,15 +83,18 @@ impl TrapTable {
     }
 
     /// Checks one entry from the guest: handler canonical and outside the hypervisor slice,
-    /// selector the flat kernel code selector with any RPL (Xen's
-    /// `fixup_guest_code_selector` raises the RPL to 3, as [`TrapTable::install`] does).
-    /// Another selector is refused: Xen would store it and fault when delivering through
-    /// it; refusing keeps a selector naming a hypervisor segment from ever being stored.
+    /// selector one Xen's `guest_gate_selector_okay` takes: one of the guest's own GDT
+    /// (index below 7168: Linux gives its `__KERNEL_CS`), an LDT selector, or the flat
+    /// kernel code selector, with any RPL (Xen's `fixup_guest_code_selector` raises it to
+    /// 3, as [`TrapTable::install`] does). A hypervisor selector is refused. (A 64-bit
+    /// guest's handlers always run on the flat kernel selector, as in Xen's bounce frame:
+    /// the stored one is only reported back.)
     pub fn validate(entry: &TrapInfo) -> Result<(), Errno> {
         if entry.address != 0 && !is_guest_address(entry.address) {
             return Err(Errno::EINVAL);
         }
-        if entry.cs | 3 != FLAT_KERNEL_CS {
+        let guest_gdt = usize::from(entry.cs >> 3) < crate::mm::descriptor::FIRST_RESERVED_GDT_ENTRY as usize;
+        if !(guest_gdt || entry.cs & 4 != 0 || entry.cs | 3 == FLAT_KERNEL_CS) {
             return Err(Errno::EINVAL);
         }
         Ok(())

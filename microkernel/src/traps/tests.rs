@@ -110,6 +110,15 @@ fn set_trap_table_fixes_up_the_selector_rpl() {
         assert!(t.set_from_guest(&mut mem, 0x10000).is_ok(), "cs {cs:#x}");
         assert_eq!((t.entry(13).cs, t.entry(13).address), (FLAT_KERNEL_CS, HANDLER));
     }
+    // A selector of the guest's own GDT (Linux's __KERNEL_CS, 0x10) or its LDT: taken with
+    // RPL 3, as Xen's guest_gate_selector_okay and fixup do.
+    for (cs, stored) in [(0x10u16, 0x13u16), (0xdff8, 0xdffb), (0x0f, 0x0f)] {
+        let mut mem = FakeMem::new(0x10000, 0x1000);
+        mem.put(0x10000, &table_bytes(&[TrapInfo::new(13, 0, false, cs, HANDLER), entry(0, 0, false, 0)]));
+        let mut t = TrapTable::new();
+        assert!(t.set_from_guest(&mut mem, 0x10000).is_ok(), "cs {cs:#x}");
+        assert_eq!(t.entry(13).cs, stored);
+    }
 }
 
 #[test]

@@ -107,6 +107,29 @@ pub fn read_cr4() -> u64 {
     Cr4::read_raw()
 }
 
+/// CR4's bits a PV guest controls for itself (Xen's `PV_CR4_GUEST_MASK` less TSD and
+/// OSXSAVE): debugging extensions and, where the CPU has them, the FS/GS base instructions.
+pub const CR4_GUEST_BITS: u64 = (1 << 3) | (1 << 16);
+
+/// Puts a vCPU's guest-controlled CR4 bits (`CR4_GUEST_BITS` only) into the hardware
+/// register, if they differ from what it holds.
+pub fn load_guest_cr4(bits: u64) {
+    let hw = Cr4::read_raw();
+    let want = (hw & !CR4_GUEST_BITS) | (bits & CR4_GUEST_BITS);
+    if want != hw {
+        // SAFETY: only DE and FSGSBASE change, bits the microkernel does not depend on (it
+        // uses neither I/O breakpoints nor the base instructions); FSGSBASE is set only
+        // when CPUID reports the instructions (the caller masks it), so the write cannot
+        // #GP, and the guest can already set its bases through the MSR emulation.
+        unsafe { Cr4::write_raw(want) }
+    }
+}
+
+/// Whether the CPU has the FS/GS base instructions (CPUID 7.0:EBX bit 0).
+pub fn has_fsgsbase() -> bool {
+    core::arch::x86_64::__cpuid_count(7, 0).ebx & 1 != 0
+}
+
 /// The FS base (the guest's: the microkernel does not use FS).
 pub fn fs_base() -> u64 {
     rdmsr(0xc000_0100)

@@ -93,3 +93,27 @@ pub fn init(stack_top: u64) {
         core::arch::asm!("lldt {0:x}", in(reg) 0u16, options(nostack, preserves_flags));
     }
 }
+
+/// Guest entries now in the GDT (from index 0): what [`load_guest`] must clear of the
+/// previous vCPU's table beyond the next one's.
+static mut GUEST_LOADED: usize = 0;
+
+/// Puts a vCPU's GDT (`set_gdt`) into the hardware table's guest part: entry `i` is
+/// `read(i)` for `i < entries` (at most 7168), the entries past them that the previous
+/// table used are cleared, so a selector past the guest's table faults. The frames are
+/// the guest's descriptor-table frames, checked by `mm::descriptor` and read-only to it,
+/// so the copy stays what the guest installed until `update_descriptor` (which reloads).
+pub fn load_guest(entries: usize, read: impl Fn(usize) -> u64) {
+    let entries = entries.min(FIRST_RESERVED);
+    // SAFETY: the guest part of the GDT (below FIRST_RESERVED) is written only here, with
+    // interrupts off on the one CPU; no hypervisor selector indexes it, and the guest's
+    // loaded segments keep their cached descriptors until it reloads them.
+    unsafe {
+        let g = &mut (*core::ptr::addr_of_mut!(GDT)).0;
+        let loaded = *core::ptr::addr_of!(GUEST_LOADED);
+        for (i, slot) in g.iter_mut().enumerate().take(entries.max(loaded)) {
+            *slot = if i < entries { read(i) } else { 0 };
+        }
+        *core::ptr::addr_of_mut!(GUEST_LOADED) = entries;
+    }
+}
