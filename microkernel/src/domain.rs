@@ -86,6 +86,9 @@ pub struct Vcpu {
     pub gdt_entries: u32,
     /// The CR4 bits it set for itself (`cpu::CR4_GUEST_BITS`), loaded while it runs.
     pub cr4: u64,
+    /// Machine address of its `vcpu_info` once registered (`VCPUOP_register_vcpu_info`);
+    /// until then the one in shared_info.
+    pub vcpu_info: Option<u64>,
 }
 
 /// Loads `v`'s GDT into the hardware table (at a switch to it, or when it changed).
@@ -181,6 +184,15 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// Machine address of vCPU `v`'s `vcpu_info`: the registered one, or its slot in
+    /// shared_info (`None` past the 32 slots, with none registered).
+    pub fn vcpu_info_at(&self, v: usize) -> Option<u64> {
+        match self.vcpus.get(v).and_then(|c| c.vcpu_info) {
+            Some(at) => Some(at),
+            None => (v < 32).then(|| (self.shared_info_mfn << 12) + VCPU_INFO_SIZE * v as u64),
+        }
+    }
+
     /// A new, paused domain with no memory and `max_vcpus` unstarted vCPUs.
     pub fn new(id: u16, name: DomainName, privileged: bool, max_vcpus: u32, max_pages: u64) -> Self {
         Domain {
@@ -504,44 +516,60 @@ pub fn reason_name(r: ShutdownReason) -> &'static str {
     }
 }
 
-/// Reads vCPU `v`'s `evtchn_upcall_mask` in the domain's shared_info.
-pub fn upcall_mask(shared_info_mfn: u64, v: usize) -> u8 {
-    if v >= 32 {
-        return 1;
-    }
-    // SAFETY: the domain's shared_info frame is RAM the hypervisor keeps for the domain's
-    // life, direct-mapped; one byte read of vcpu_info[v].evtchn_upcall_mask (v < 32).
-    unsafe {
-        let si = directmap(shared_info_mfn << 12) as *const SharedInfo;
-        core::ptr::read_volatile(core::ptr::addr_of!((*si).vcpu_info[v].evtchn_upcall_mask))
-    }
+/// Offsets in `vcpu_info`: the two flags and the saved cr2 (`struct vcpu_info`).
+const VI_UPCALL_PENDING: u64 = 0;
+const VI_UPCALL_MASK: u64 = 1;
+const VI_PENDING_SEL: u64 = 8;
+const VI_CR2: u64 = 16;
+/// Size of `struct vcpu_info`.
+pub const VCPU_INFO_SIZE: u64 = 64;
+
+/// Reads a vCPU's `evtchn_upcall_mask` from its `vcpu_info` at machine address `at`
+/// ([`Domain::vcpu_info_at`]; `None`: it has none, and counts as masked).
+pub fn upcall_mask(at: Option<u64>) -> u8 {
+    let Some(at) = at else { return 1 };
+    // SAFETY: `at` is a vcpu_info the hypervisor keeps for the domain's life (in its
+    // shared_info frame, or a frame it registered and the domain holds a reference on),
+    // direct-mapped; one byte read inside it.
+    unsafe { core::ptr::read_volatile(directmap(at + VI_UPCALL_MASK) as *const u8) }
 }
 
-/// Reads vCPU `v`'s `evtchn_upcall_pending` in the domain's shared_info.
-pub fn upcall_pending(shared_info_mfn: u64, v: usize) -> bool {
-    if v >= 32 {
-        return false;
-    }
+/// Reads a vCPU's `evtchn_upcall_pending` (see [`upcall_mask`]).
+pub fn upcall_pending(at: Option<u64>) -> bool {
+    let Some(at) = at else { return false };
     // SAFETY: as in `upcall_mask`, for the pending flag.
+    unsafe { core::ptr::read_volatile(directmap(at + VI_UPCALL_PENDING) as *const u8) != 0 }
+}
+
+/// Sets a vCPU's `evtchn_upcall_mask`, and for a page fault `arch.cr2` (see
+/// [`upcall_mask`]).
+pub fn set_upcall_mask_and_cr2(at: Option<u64>, mask: u8, cr2: Option<u64>) {
+    let Some(at) = at else { return };
+    // SAFETY: as in `upcall_mask`; plain stores into the vcpu_info, which the guest only
+    // reads or updates with single-byte/word accesses of its own.
     unsafe {
-        let si = directmap(shared_info_mfn << 12) as *const SharedInfo;
-        core::ptr::read_volatile(core::ptr::addr_of!((*si).vcpu_info[v].evtchn_upcall_pending)) != 0
+        core::ptr::write_volatile(directmap(at + VI_UPCALL_MASK) as *mut u8, mask);
+        if let Some(a) = cr2 {
+            core::ptr::write_volatile(directmap(at + VI_CR2) as *mut u64, a);
+        }
     }
 }
 
-/// Sets vCPU `v`'s `evtchn_upcall_mask`, and for a page fault `arch.cr2`, in shared_info.
-pub fn set_upcall_mask_and_cr2(shared_info_mfn: u64, v: usize, mask: u8, cr2: Option<u64>) {
-    if v >= 32 {
-        return;
-    }
-    // SAFETY: as in `upcall_mask`; two plain stores into vcpu_info[v], which the guest
-    // only reads or updates with single-byte/word accesses of its own.
+/// `VCPUOP_register_vcpu_info`'s move (Xen's `map_vcpu_info`): the vCPU's `vcpu_info` is
+/// copied from `from` to `to` (both machine addresses of 64 bytes in frames the domain
+/// holds), then every event is marked pending there, so that none is lost in the move.
+pub fn move_vcpu_info(from: Option<u64>, to: u64) {
+    // SAFETY: `to` lies in a frame the domain owns and holds a writable reference on (the
+    // caller took it), `from` is its current vcpu_info; both direct-mapped, 64 bytes each,
+    // inside their pages (offsets checked); distinct or identical, copied bytewise.
     unsafe {
-        let si = directmap(shared_info_mfn << 12) as *mut SharedInfo;
-        core::ptr::write_volatile(core::ptr::addr_of_mut!((*si).vcpu_info[v].evtchn_upcall_mask), mask);
-        if let Some(a) = cr2 {
-            core::ptr::write_volatile(core::ptr::addr_of_mut!((*si).vcpu_info[v].arch.cr2), a);
+        let dst = directmap(to) as *mut u8;
+        match from {
+            Some(f) => core::ptr::copy(directmap(f) as *const u8, dst, VCPU_INFO_SIZE as usize),
+            None => core::ptr::write_bytes(dst, 0, VCPU_INFO_SIZE as usize),
         }
+        core::ptr::write_volatile(directmap(to + VI_UPCALL_PENDING) as *mut u8, 1);
+        core::ptr::write_volatile(directmap(to + VI_PENDING_SEL) as *mut u64, !0);
     }
 }
 

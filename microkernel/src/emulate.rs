@@ -192,6 +192,164 @@ pub fn decode(bytes: &[u8], kind: FaultKind) -> Option<Insn> {
     }
 }
 
+/// A guest kernel's write to one of its page-table entries through a read-only mapping,
+/// which the hypervisor carries out as a validated update (Xen's `ptwr_do_page_fault`,
+/// with `VMASST_TYPE_writable_pagetables`). The instructions kernels use for it: `mov`
+/// from a register or of an immediate, `xchg` and `lock cmpxchg`, on 4 or 8 bytes, and
+/// `and`/`or` of an immediate (Linux's `clear_bit` on a PTE: `andb $0xfd, (mem)`), with
+/// `lock` and segment-override prefixes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PtWrite {
+    /// What is written.
+    pub op: PtWriteOp,
+    /// Operand size: 1, 4 or 8 bytes.
+    pub size: u8,
+    /// Instruction length.
+    pub len: u8,
+}
+
+/// The kind of [`PtWrite`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PtWriteOp {
+    /// `mov %reg, (mem)`.
+    MovReg(u8),
+    /// `mov $imm32, (mem)` (sign-extended to 8 bytes).
+    MovImm(u64),
+    /// `xchg %reg, (mem)`.
+    Xchg(u8),
+    /// `lock cmpxchg %reg, (mem)` (compares with rax).
+    Cmpxchg(u8),
+    /// `and $imm, (mem)`.
+    And(u64),
+    /// `or $imm, (mem)`.
+    Or(u64),
+}
+
+/// Length of a ModRM memory operand (ModRM, SIB and displacement) at the start of
+/// `bytes`; `None` for a register operand or bytes cut short.
+fn modrm_len(bytes: &[u8]) -> Option<usize> {
+    let modrm = *bytes.first()?;
+    let (md, rm) = (modrm >> 6, modrm & 7);
+    let mut len = 1;
+    if md == 3 {
+        return None;
+    }
+    if rm == 4 {
+        let sib = *bytes.get(1)?;
+        len += 1;
+        if md == 0 && sib & 7 == 5 {
+            len += 4;
+        }
+    } else if md == 0 && rm == 5 {
+        len += 4;
+    }
+    len += match md {
+        1 => 1,
+        2 => 4,
+        _ => 0,
+    };
+    (bytes.len() >= len).then_some(len)
+}
+
+/// Decodes a page-table write (see [`PtWrite`]): an optional `lock`, an optional REX
+/// (W: 8 bytes, R: the high registers), then the opcode and a memory operand.
+pub fn decode_pt_write(bytes: &[u8]) -> Option<PtWrite> {
+    let mut i = 0;
+    // lock, and the segment overrides (no effect in long mode; Linux's UP `LOCK_PREFIX`
+    // is a `ds` prefix).
+    while matches!(bytes.get(i), Some(0xf0 | 0x2e | 0x3e | 0x26 | 0x36)) && i < 4 {
+        i += 1;
+    }
+    let mut rex = 0u8;
+    if let Some(&b) = bytes.get(i) {
+        if (0x40..=0x4f).contains(&b) {
+            rex = b;
+            i += 1;
+        }
+    }
+    let mut size = if rex & 8 != 0 { 8 } else { 4 };
+    let (op_len, opcode) = match bytes.get(i..)? {
+        [0x0f, 0xb1, ..] => (2, 0x0fb1u16),
+        [b @ (0x89 | 0x87 | 0xc7 | 0x80 | 0x81 | 0x83), ..] => (1, u16::from(*b)),
+        _ => return None,
+    };
+    if opcode == 0x80 {
+        size = 1;
+    }
+    let at = i + op_len;
+    let modrm = *bytes.get(at)?;
+    let reg = ((modrm >> 3) & 7) | if rex & 4 != 0 { 8 } else { 0 };
+    let mlen = modrm_len(bytes.get(at..)?)?;
+    let mut len = at + mlen;
+    let op = match opcode {
+        0x89 => PtWriteOp::MovReg(reg),
+        0x87 => PtWriteOp::Xchg(reg),
+        0x0fb1 => PtWriteOp::Cmpxchg(reg),
+        0x80 | 0x81 | 0x83 => {
+            let n = if opcode == 0x81 { 4 } else { 1 };
+            let imm = bytes.get(len..len + n)?;
+            len += n;
+            let v = match (opcode, imm) {
+                (0x81, [a, b, c, d]) => i32::from_le_bytes([*a, *b, *c, *d]) as i64 as u64,
+                (0x83, [a]) => *a as i8 as i64 as u64,
+                (_, [a]) => u64::from(*a),
+                _ => return None,
+            };
+            match (modrm >> 3) & 7 {
+                4 => PtWriteOp::And(v),
+                1 => PtWriteOp::Or(v),
+                _ => return None,
+            }
+        }
+        _ => {
+            if (modrm >> 3) & 7 != 0 {
+                return None;
+            }
+            let imm = bytes.get(len..len + 4)?;
+            len += 4;
+            let v = i32::from_le_bytes([imm[0], imm[1], imm[2], imm[3]]) as i64 as u64;
+            PtWriteOp::MovImm(v)
+        }
+    };
+    Some(PtWrite { op, size, len: u8::try_from(len).ok()? })
+}
+
+/// Carries out `w` on the 8-byte entry `old`, written at byte `offset` (0..8, aligned to
+/// the size) of it:
+/// the entry to store (`None`: a `cmpxchg` that did not match, nothing stored), with the
+/// registers updated as the instruction would (the old value to `xchg`'s register or to
+/// rax for a failed `cmpxchg`, ZF for `cmpxchg`) by `set_zf`.
+pub fn pt_write_value(w: &PtWrite, old: u64, offset: u64, regs: &mut impl Regs, set_zf: &mut dyn FnMut(bool)) -> Option<u64> {
+    let (mask, shift) = match w.size {
+        8 => (!0u64, 0),
+        4 => (0xffff_ffffu64, (offset & 4) * 8),
+        _ => (0xffu64, (offset & 7) * 8),
+    };
+    let cur = (old >> shift) & mask;
+    let merge = |v: u64| (old & !(mask << shift)) | ((v & mask) << shift);
+    match w.op {
+        PtWriteOp::MovReg(r) => Some(merge(regs.gpr(r))),
+        PtWriteOp::MovImm(v) => Some(merge(v)),
+        PtWriteOp::Xchg(r) => {
+            let new = merge(regs.gpr(r));
+            regs.set_gpr(r, cur);
+            Some(new)
+        }
+        PtWriteOp::And(v) => Some(merge(cur & v)),
+        PtWriteOp::Or(v) => Some(merge(cur | v)),
+        PtWriteOp::Cmpxchg(r) => {
+            if regs.gpr(RAX) & mask == cur {
+                set_zf(true);
+                Some(merge(regs.gpr(r)))
+            } else {
+                set_zf(false);
+                regs.set_gpr(RAX, cur);
+                None
+            }
+        }
+    }
+}
+
 /// Register file of the faulting context, in the encoding's GPR order.
 pub trait Regs {
     /// GPR `n` (0 = rax, 1 = rcx, 2 = rdx, 3 = rbx, 4 = rsp, 5 = rbp, 6 = rsi, 7 = rdi,
@@ -252,16 +410,50 @@ pub fn hypervisor_cpuid(leaf: u32) -> [u32; 4] {
     }
 }
 
+/// Bits of the hardware's feature words a 64-bit PV guest does not see, after Xen's PV
+/// policy (`cpufeatureset.h`: the features marked for HVM only, or for no guest): what
+/// needs ring 0 or a hardware page-table mode a PV guest does not have.
+mod hidden {
+    /// Leaf 1 EDX: VME, PSE, APIC, MTRR, PGE, PSE36, DS, ACPI, TM, PBE.
+    pub const L1_EDX: u32 = (1 << 1) | (1 << 3) | (1 << 9) | (1 << 12) | (1 << 13) | (1 << 17) | (1 << 21) | (1 << 22) | (1 << 29) | (1 << 31);
+    /// Leaf 1 ECX: DTES64, MONITOR, DS-CPL, VMX, SMX, EST, TM2, SDBG, PDCM, PCID, x2APIC,
+    /// TSC-deadline.
+    pub const L1_ECX: u32 = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 11) | (1 << 15) | (1 << 17) | (1 << 21) | (1 << 24);
+    /// Leaf 7.0 EBX: TSC_ADJUST, SGX, SMEP, INVPCID, PQM, MPX, PQE, SMAP, PT.
+    pub const L7_EBX: u32 = (1 << 1) | (1 << 2) | (1 << 7) | (1 << 10) | (1 << 12) | (1 << 14) | (1 << 15) | (1 << 20) | (1 << 25);
+    /// Leaf 7.0 ECX: UMIP, PKU, OSPKE, WAITPKG, LA57, SGX_LC.
+    pub const L7_ECX: u32 = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 16) | (1 << 30);
+    /// Leaf 0x80000001 ECX: SVM, ExtApicSpace, SKINIT, WDT.
+    pub const X1_ECX: u32 = (1 << 2) | (1 << 3) | (1 << 12) | (1 << 13);
+    /// Leaf 0x80000001 EDX: 1 GiB pages.
+    pub const X1_EDX: u32 = 1 << 26;
+}
+
 /// CPUID as a PV guest sees it: the hypervisor leaves, and the hardware's leaves with the
-/// hypervisor-present bit set and virtualization and MONITOR/MWAIT hidden.
+/// hypervisor-present bit set and what a PV guest cannot use hidden ([`hidden`]: large and
+/// global pages, the local APIC, virtualization, MONITOR/MWAIT, SMEP/SMAP, 5-level paging,
+/// ...), as Xen's PV policy; the MONITOR, thermal and performance-monitoring leaves read 0.
 pub fn guest_cpuid(env: &impl EmuEnv, leaf: u32, subleaf: u32) -> [u32; 4] {
     if (0x4000_0000..0x4001_0000).contains(&leaf) {
         return hypervisor_cpuid(leaf);
     }
     let mut r = env.host_cpuid(leaf, subleaf);
-    if leaf == 1 {
-        r[2] &= !((1 << 5) | (1 << 3)); // VMX, MONITOR
-        r[2] |= 1 << 31; // running on a hypervisor
+    match leaf {
+        1 => {
+            r[2] &= !hidden::L1_ECX;
+            r[2] |= 1 << 31; // running on a hypervisor
+            r[3] &= !hidden::L1_EDX;
+        }
+        5 | 6 | 0xa => r = [0; 4],
+        7 if subleaf == 0 => {
+            r[1] &= !hidden::L7_EBX;
+            r[2] &= !hidden::L7_ECX;
+        }
+        0x8000_0001 => {
+            r[2] &= !hidden::X1_ECX;
+            r[3] &= !hidden::X1_EDX;
+        }
+        _ => {}
     }
     r
 }
@@ -443,7 +635,9 @@ mod tests {
             self.io.push((port, size, Some(value)));
         }
         fn host_cpuid(&self, leaf: u32, _: u32) -> [u32; 4] {
-            if leaf == 1 {
+            if leaf == 0x8000_0001 {
+                [0, 0, 0x0000_0121, 0x2fd3_fbff]
+            } else if leaf == 1 {
                 [0x806f8, 0, 0x0000_0028, 0x078b_fbff]
             } else {
                 [leaf, 1, 2, 3]
@@ -470,6 +664,54 @@ mod tests {
     }
 
     #[test]
+    fn page_table_writes_decode_with_their_lengths() {
+        // xchg %rsi, 0x0(%rbp) (Linux's ptep_get_and_clear)
+        assert_eq!(decode_pt_write(&[0x48, 0x87, 0x75, 0x00]), Some(PtWrite { op: PtWriteOp::Xchg(6), size: 8, len: 4 }));
+        // mov %rax, (%rdi); mov %r8, 0x10(%rsp,%rcx,8); movq $0, 0x12345678(%rbx)
+        assert_eq!(decode_pt_write(&[0x48, 0x89, 0x07]), Some(PtWrite { op: PtWriteOp::MovReg(0), size: 8, len: 3 }));
+        assert_eq!(decode_pt_write(&[0x4c, 0x89, 0x44, 0xcc, 0x10]), Some(PtWrite { op: PtWriteOp::MovReg(8), size: 8, len: 5 }));
+        assert_eq!(
+            decode_pt_write(&[0x48, 0xc7, 0x83, 0x78, 0x56, 0x34, 0x12, 0xff, 0xff, 0xff, 0xff]),
+            Some(PtWrite { op: PtWriteOp::MovImm(!0), size: 8, len: 11 })
+        );
+        // lock cmpxchg %rdx, (%rdi); a 4-byte mov (no REX.W)
+        assert_eq!(decode_pt_write(&[0xf0, 0x48, 0x0f, 0xb1, 0x17]), Some(PtWrite { op: PtWriteOp::Cmpxchg(2), size: 8, len: 5 }));
+        assert_eq!(decode_pt_write(&[0x89, 0x07]), Some(PtWrite { op: PtWriteOp::MovReg(0), size: 4, len: 2 }));
+        // ds andb $0xfd, (%r15) (Linux's clear_bit of _PAGE_RW); lock orq $2, (%rax)
+        assert_eq!(decode_pt_write(&[0x3e, 0x41, 0x80, 0x27, 0xfd]), Some(PtWrite { op: PtWriteOp::And(0xfd), size: 1, len: 5 }));
+        assert_eq!(decode_pt_write(&[0xf0, 0x48, 0x83, 0x08, 0x02]), Some(PtWrite { op: PtWriteOp::Or(2), size: 8, len: 5 }));
+        // Register operands, other opcodes, cut short: not page-table writes.
+        for bytes in [&[0x48, 0x89, 0xc7][..], &[0x48, 0x01, 0x07], &[0x48, 0x89], &[0x48, 0xc7, 0x07, 0, 0], &[0x48, 0x89, 0x04]] {
+            assert_eq!(decode_pt_write(bytes), None, "{bytes:x?}");
+        }
+    }
+
+    #[test]
+    fn page_table_write_values() {
+        let mut r = R::default();
+        let mut zf = None;
+        r.g[6] = 0x1111;
+        let xchg = PtWrite { op: PtWriteOp::Xchg(6), size: 8, len: 4 };
+        assert_eq!(pt_write_value(&xchg, 0xabcd, 0, &mut r, &mut |z| zf = Some(z)), Some(0x1111));
+        assert_eq!(r.g[6], 0xabcd);
+        // A 4-byte write to the upper half keeps the lower one.
+        let mov4 = PtWrite { op: PtWriteOp::MovReg(0), size: 4, len: 2 };
+        r.g[0] = 0xffff_ffff_8000_0000;
+        assert_eq!(pt_write_value(&mov4, 0x0000_0001_0000_0067, 4, &mut r, &mut |z| zf = Some(z)), Some(0x8000_0000_0000_0067));
+        // A byte and at byte 0 clears RW only.
+        let and = PtWrite { op: PtWriteOp::And(0xfd), size: 1, len: 5 };
+        assert_eq!(pt_write_value(&and, 0x8000_0000_141d_5867, 0, &mut r, &mut |z| zf = Some(z)), Some(0x8000_0000_141d_5865));
+        // cmpxchg: a match stores, a mismatch loads rax.
+        let cx = PtWrite { op: PtWriteOp::Cmpxchg(2), size: 8, len: 5 };
+        r.g[0] = 0x67;
+        r.g[2] = 0x65;
+        assert_eq!(pt_write_value(&cx, 0x67, 0, &mut r, &mut |z| zf = Some(z)), Some(0x65));
+        assert_eq!(zf, Some(true));
+        assert_eq!(pt_write_value(&cx, 0x27, 0, &mut r, &mut |z| zf = Some(z)), None);
+        assert_eq!((zf, r.g[0]), (Some(false), 0x27));
+    }
+
+    #[test]
     fn control_register_writes() {
         // mov %rax, %cr0 with TS set (0f 22 c0); with PG cleared: refused.
         let (mut r, mut e) = (R::default(), E::default());
@@ -482,7 +724,7 @@ mod tests {
         r.g[7] = 0x620;
         execute(decode(&[0x0f, 0x22, 0xe7], FaultKind::GeneralProtection).unwrap(), &mut r, &mut e).unwrap();
         assert_eq!(e.cr4, Some(0x620));
-        r.g[9] = 0x10620;
+
         assert_eq!(decode(&[0x41, 0x0f, 0x22, 0xe1], FaultKind::GeneralProtection), Some(Insn::MovToCr { cr: 4, reg: 9, len: 4 }));
         // cr3 and cr8 writes are not emulated.
         for bytes in [&[0x0f, 0x22, 0xd8][..], &[0x44, 0x0f, 0x22, 0xc0]] {
@@ -620,5 +862,11 @@ mod tests {
         execute(insn, &mut r, &mut e).unwrap();
         assert_eq!(r.g[1] & (1 << 5), 0, "VMX hidden (ecx)");
         assert_ne!(r.g[1] & (1 << 31), 0, "hypervisor bit set (ecx)");
+        assert_eq!(r.g[2] & ((1 << 3) | (1 << 13) | (1 << 9)), 0, "PSE, PGE and the APIC hidden (edx)");
+        assert_ne!(r.g[2] & (1 << 0), 0, "the FPU stays (edx)");
+        r.g[0] = 0x8000_0001;
+        r.g[1] = 0;
+        execute(insn, &mut r, &mut e).unwrap();
+        assert_eq!(r.g[2] & (1 << 26), 0, "no 1 GiB pages");
     }
 }

@@ -12,6 +12,8 @@ use hypercall_abi::types::VcpuId;
 #[derive(Debug)]
 pub struct SharedInfoEvents {
     mfn: u64,
+    /// vCPUs whose `vcpu_info` was registered elsewhere: (vCPU, machine address).
+    moved: alloc::vec::Vec<(usize, u64)>,
 }
 
 /// The layout the machine uses for every domain.
@@ -20,7 +22,24 @@ pub type MachineLayout = TwoLevel<SharedInfoEvents>;
 impl SharedInfoEvents {
     /// Over shared_info frame `mfn` (kept by the hypervisor for the domain's whole life).
     pub fn new(mfn: u64) -> Self {
-        SharedInfoEvents { mfn }
+        SharedInfoEvents { mfn, moved: alloc::vec::Vec::new() }
+    }
+
+    /// vCPU `v`'s `vcpu_info` now lives at machine address `at` (`register_vcpu_info`).
+    pub fn set_vcpu_info(&mut self, v: usize, at: u64) {
+        self.moved.retain(|&(m, _)| m != v);
+        self.moved.push((v, at));
+    }
+
+    /// Machine address of vCPU `v`'s `vcpu_info`.
+    fn vcpu_info(&self, v: VcpuId) -> u64 {
+        let v = v.0 as usize;
+        match self.moved.iter().find(|&&(m, _)| m == v) {
+            Some(&(_, at)) => at,
+            // The engine never notifies a vCPU past the domain's count, at most 32 without
+            // a registered vcpu_info.
+            None => (self.mfn << 12) + 64 * (v % 32) as u64,
+        }
     }
 
     fn si(&self) -> *mut SharedInfo {
@@ -45,15 +64,16 @@ impl SharedInfoEvents {
     }
 
     fn sel(&self, v: VcpuId) -> &AtomicU64 {
-        // SAFETY: as in `word`; vcpu_info[v] exists for v < 32 (the engine never notifies a
-        // vCPU past the domain's count, which is at most 32), pending_sel is 8-byte aligned.
-        unsafe { AtomicU64::from_ptr(core::ptr::addr_of_mut!((*self.si()).vcpu_info[v.0 as usize % 32].evtchn_pending_sel)) }
+        // SAFETY: the vCPU's vcpu_info is in shared_info or in a frame the domain holds
+        // writable for the hypervisor for its life (`register_vcpu_info`), 8-byte aligned
+        // (offset checked), direct-mapped; pending_sel is at offset 8.
+        unsafe { AtomicU64::from_ptr(directmap(self.vcpu_info(v) + 8) as *mut u64) }
     }
 
     fn byte(&self, v: VcpuId, mask: bool) -> &AtomicU8 {
-        // SAFETY: as in `sel`, for the one-byte flags of vcpu_info[v].
+        // SAFETY: as in `sel`, for the one-byte flags at offsets 0 (pending) and 1 (mask).
         unsafe {
-            let vi = core::ptr::addr_of_mut!((*self.si()).vcpu_info[v.0 as usize % 32]);
+            let vi = directmap(self.vcpu_info(v)) as *mut hypercall_abi::shared_info::VcpuInfo;
             AtomicU8::from_ptr(if mask {
                 core::ptr::addr_of_mut!((*vi).evtchn_upcall_mask)
             } else {

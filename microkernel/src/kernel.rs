@@ -229,11 +229,11 @@ impl Machine {
     /// `SCHEDOP_poll`), it can run again. Whether it woke.
     pub fn wake(&mut self, n: crate::event::Notification) -> bool {
         let Some(i) = self.idx(n.dom.0) else { return false };
-        let si = self.domains[i].shared_info_mfn;
         let v = n.vcpu.0 as usize;
+        let at = self.domains[i].vcpu_info_at(v);
         let Some(c) = self.domains[i].vcpus.get_mut(v) else { return false };
         let polled = n.delivery.newly_pending && c.polling().is_some_and(|p| p.ports.contains(&n.port.0));
-        if c.blocked && (domain::upcall_pending(si, v) || polled) {
+        if c.blocked && (domain::upcall_pending(at) || polled) {
             c.unblock();
             return true;
         }
@@ -521,7 +521,7 @@ pub fn hypercall(f: &mut GuestFrame) {
             f.vector = 0;
             let (i, vi) = (m.cur_idx(), m.current.1);
             let d = &mut m.domains[i];
-            domain::set_upcall_mask_and_cr2(d.shared_info_mfn, vi, to.upcall_mask, None);
+            domain::set_upcall_mask_and_cr2(d.vcpu_info_at(vi), to.upcall_mask, None);
             if domain::architectural_iopl(&d.mm) {
                 // Xen's do_iret: the frame's IOPL becomes the virtual one.
                 d.vcpus[vi].iopl = to.iopl;
@@ -568,8 +568,8 @@ pub fn hypercall(f: &mut GuestFrame) {
 /// `test_all_events`). The callback returns with `iret`.
 fn deliver_events(m: &mut Machine, f: &mut GuestFrame) {
     let (i, vi) = (m.cur_idx(), m.current.1);
-    let si = m.domains[i].shared_info_mfn;
-    if vi >= 32 || !domain::upcall_pending(si, vi) || domain::upcall_mask(si, vi) != 0 {
+    let at = m.domains[i].vcpu_info_at(vi);
+    if !domain::upcall_pending(at) || domain::upcall_mask(at) != 0 {
         return;
     }
     let d = &mut m.domains[i];
@@ -646,7 +646,7 @@ fn enter_delivery(
     built: Result<traps::Delivery, traps::BounceError>,
     cr2: Option<u64>,
 ) -> Result<(), BounceFailure> {
-    let si = d.shared_info_mfn;
+    let at = d.vcpu_info_at(vi);
     let v = &mut d.vcpus[vi];
     let failure =
         BounceFailure { from_user: v.mode == GuestMode::User, kernel_sp: v.kernel_sp, why: "bounce frame not writable" };
@@ -673,7 +673,7 @@ fn enter_delivery(
     let e = delivery.entry;
     (f.rip, f.cs, f.rflags, f.rsp, f.ss) = (e.rip, e.cs as u64, e.rflags, e.rsp, e.ss as u64);
     f.vector = 0;
-    domain::set_upcall_mask_and_cr2(si, vi, delivery.upcall_mask, cr2);
+    domain::set_upcall_mask_and_cr2(at, delivery.upcall_mask, cr2);
     Ok(())
 }
 
@@ -687,7 +687,7 @@ pub fn iret_fault(f: &mut GuestFrame, vector: u64, segs: traps::DataSelectors) {
     let m = guard.as_mut().expect("guest return before boot finished");
     let (i, vi) = (m.cur_idx(), m.current.1);
     let d = &mut m.domains[i];
-    let mask = domain::upcall_mask(d.shared_info_mfn, vi);
+    let mask = domain::upcall_mask(d.vcpu_info_at(vi));
     let v = &d.vcpus[vi];
     let iopl = domain::shown_iopl(v, &d.mm);
     let built = traps::create_failsafe_frame(&interrupted(f, f.rip), v.mode, v.kernel_sp, mask, iopl, segs, &v.callbacks);
@@ -713,7 +713,7 @@ fn syscall_from_user(m: &mut Machine, f: &mut GuestFrame, route: SyscallRoute) {
         SyscallRoute::Hypercall => return,
     };
     let (i, vi) = (m.cur_idx(), m.current.1);
-    let mask = domain::upcall_mask(m.domains[i].shared_info_mfn, vi);
+    let mask = domain::upcall_mask(m.domains[i].vcpu_info_at(vi));
     // Every bounce clears DF (Xen's virtual SYSCALL_MASK for the callback, the bounce
     // frame's own rule for the #UD).
     if let Err(e) = enter_bounce(&mut m.domains[i], vi, f, rip, mask, &request, None) {
@@ -769,6 +769,11 @@ pub fn timer_tick(f: &mut GuestFrame) {
 /// A guest exception: emulate the instruction if it is one a PV kernel may use, otherwise
 /// stop the domain with the one-line report (and run another vCPU in its place).
 pub fn guest_exception(f: &mut GuestFrame) {
+    // A write to a read-only mapping of one of its own page tables by a guest kernel with
+    // `VMASST_TYPE_writable_pagetables`: carried out as a validated update (Xen's ptwr).
+    if f.vector == 14 && f.error & 3 == 3 && writable_pagetables_write(f) {
+        return;
+    }
     let kind = match (f.vector, f.error) {
         (13, 0) => emulate::FaultKind::GeneralProtection,
         (6, _) => emulate::FaultKind::InvalidOpcode,
@@ -809,6 +814,50 @@ pub fn guest_exception(f: &mut GuestFrame) {
     }
 }
 
+/// Xen's `ptwr_do_page_fault`: the write at the faulting address, to an entry of one of the
+/// guest kernel's L1 tables mapped read-only, goes through the page-table rules as if by
+/// `pt_update`, and the guest resumes after the instruction. False (nothing changed) when
+/// it is not such a write, the instruction is not one of the writes this emulates, or the
+/// rules refuse the new entry: the #PF is then the guest's.
+fn writable_pagetables_write(f: &mut GuestFrame) -> bool {
+    let va = trap::cr2();
+    let mut bytes = [0u8; emulate::MAX_INSN];
+    let mut n = emulate::MAX_INSN;
+    while n > 0 {
+        let ok = bytes.get_mut(..n).is_some_and(|part| GuestRange::new(f.rip, n as u64).and_then(|r| GuestCopy.copy_from_guest(r, part)).is_ok());
+        if ok {
+            break;
+        }
+        n -= 1;
+    }
+    let Some(w) = emulate::decode_pt_write(bytes.get(..n).unwrap_or(&[])) else { return false };
+    if va % u64::from(w.size) != 0 {
+        return false;
+    }
+    let mut guard = MACHINE.lock();
+    let m = guard.as_mut().expect("guest exception before boot finished");
+    let i = m.cur_idx();
+    let d = &m.domains[i];
+    let assist = d.mm.vm_assist() & (1 << hypercall_abi::arch::VMASST_TYPE_WRITABLE_PAGETABLES) != 0;
+    if !assist || d.vcpus[m.current.1].mode != GuestMode::Kernel {
+        return false;
+    }
+    let Ok((maddr, old)) = m.with_mm(i, |mm| mm.ptwr_entry(va)) else { return false };
+    let mut regs = FrameRegs(f);
+    let mut zf = None;
+    let new = emulate::pt_write_value(&w, old, va & 7, &mut regs, &mut |z| zf = Some(z));
+    if let Some(new) = new {
+        if m.with_mm(i, |mm| mm.normal_update(maddr, new, false)).is_err() {
+            return false;
+        }
+    }
+    if let Some(z) = zf {
+        f.rflags = if z { f.rflags | (1 << 6) } else { f.rflags & !(1 << 6) };
+    }
+    f.rip = f.rip.wrapping_add(u64::from(w.len));
+    true
+}
+
 /// Delivers the exception in `f` to the guest's own handler (a bounce frame on its kernel
 /// stack, as Xen does); with no handler, or no stack to put the frame on, the domain stops.
 pub fn bounce_or_fault(f: &mut GuestFrame) {
@@ -830,7 +879,7 @@ pub fn bounce_or_fault(f: &mut GuestFrame) {
 fn bounce(m: &mut Machine, f: &mut GuestFrame) -> Result<(), BounceFailure> {
     let (i, vi) = (m.cur_idx(), m.current.1);
     let d = &mut m.domains[i];
-    let si = d.shared_info_mfn;
+    let at = d.vcpu_info_at(vi);
     let v = &d.vcpus[vi];
     let mode = v.mode;
     let vector = f.vector as u8;
@@ -857,7 +906,7 @@ fn bounce(m: &mut Machine, f: &mut GuestFrame) -> Result<(), BounceFailure> {
             (e.request, e.cr2, f.rip)
         }
     };
-    let mask = domain::upcall_mask(si, vi);
+    let mask = domain::upcall_mask(at);
     enter_bounce(d, vi, f, rip, mask, &request, cr2)
 }
 

@@ -264,11 +264,11 @@ impl Platform for MachinePlatform<'_> {
 
     fn block(&mut self) {
         let (i, v) = (self.m.cur_idx(), self.m.current.1);
-        let si = self.m.domains[i].shared_info_mfn;
+        let at = self.m.domains[i].vcpu_info_at(v);
         // Xen's SCHEDOP_block: events are unmasked, and the vCPU sleeps only if none is
         // pending already (it is then delivered on the way back).
-        crate::domain::set_upcall_mask_and_cr2(si, v, 0, None);
-        if !crate::domain::upcall_pending(si, v) {
+        crate::domain::set_upcall_mask_and_cr2(at, 0, None);
+        if !crate::domain::upcall_pending(at) {
             self.m.domains[i].vcpus[v].blocked = true;
             self.yielded = true;
         }
@@ -313,6 +313,25 @@ impl Platform for MachinePlatform<'_> {
         let now = self.m.now_ns();
         let v = self.m.cur().vcpus.get(vcpu as usize).ok_or(Errno::ENOENT)?;
         Ok(v.runstate.info(now))
+    }
+
+    fn register_vcpu_info(&mut self, vcpu: u32, mfn: u64, offset: u32) -> Result<(), Errno> {
+        let (i, vi) = (self.m.cur_idx(), self.m.current.1);
+        let v = vcpu as usize;
+        let c = self.m.domains[i].vcpus.get(v).ok_or(Errno::ENOENT)?;
+        // Once per vCPU; on itself, or on one that is down.
+        if c.vcpu_info.is_some() || (v != vi && c.started) {
+            return Err(Errno::EINVAL);
+        }
+        self.m.with_mm(i, |mm| mm.hold_writable(mfn))?;
+        let d = &mut self.m.domains[i];
+        let to = (mfn << 12) + u64::from(offset);
+        crate::domain::move_vcpu_info(d.vcpu_info_at(v), to);
+        d.vcpus[v].vcpu_info = Some(to);
+        if let Some(layout) = self.m.events.layout_mut(hypercall_abi::types::DomId(d.id)) {
+            layout.memory_mut().set_vcpu_info(v, to);
+        }
+        Ok(())
     }
 
     fn register_runstate_area(&mut self, vcpu: u32, addr: u64) -> Result<(), Errno> {

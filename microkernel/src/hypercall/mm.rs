@@ -21,7 +21,7 @@ use crate::mm::pt::Mm;
 use hypercall_abi::arch::{
     VMASST_CMD_DISABLE, VMASST_CMD_ENABLE, VMASST_TYPE_4GB_SEGMENTS, VMASST_TYPE_4GB_SEGMENTS_NOTIFY,
     VMASST_TYPE_ARCHITECTURAL_IOPL, VMASST_TYPE_M2P_STRICT, VMASST_TYPE_PAE_EXTENDED_CR3,
-    VMASST_TYPE_RUNSTATE_UPDATE_FLAG,
+    VMASST_TYPE_RUNSTATE_UPDATE_FLAG, VMASST_TYPE_WRITABLE_PAGETABLES,
 };
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall::Hypercall;
@@ -334,12 +334,13 @@ fn update_va_mapping_as(p: &mut impl Platform, va: u64, val: u64, flags: u64, ow
     })?
 }
 
-/// The `VMASST_TYPE_*` this kernel takes, as Xen's `PV64_VM_ASSIST_MASK` less one: the
-/// 32-bit-only segment assists and `pae_extended_cr3` (recorded, no effect on a 64-bit
-/// guest, as in Xen), `architectural_iopl`, the runstate update flag and the strict M2P.
-/// Writable page tables are `EINVAL`: guest writes to validated tables are not emulated
-/// here (a guest must use `pt_update`, which Linux does), and everything else too.
+/// The `VMASST_TYPE_*` this kernel takes, as Xen's `PV64_VM_ASSIST_MASK`: the 32-bit-only
+/// segment assists and `pae_extended_cr3` (recorded, no effect on a 64-bit guest, as in
+/// Xen), writable page tables (a guest kernel's write to its L1 tables is carried out as an
+/// update, `kernel::writable_pagetables_write`), `architectural_iopl`, the runstate update
+/// flag and the strict M2P. Anything else is `EINVAL`.
 const VMASST_VALID: u64 = (1 << VMASST_TYPE_4GB_SEGMENTS)
+    | (1 << VMASST_TYPE_WRITABLE_PAGETABLES)
     | (1 << VMASST_TYPE_4GB_SEGMENTS_NOTIFY)
     | (1 << VMASST_TYPE_PAE_EXTENDED_CR3)
     | (1 << VMASST_TYPE_ARCHITECTURAL_IOPL)

@@ -6,7 +6,7 @@ use super::super::dispatch;
 use super::super::fake::{FakePlatform, BASE};
 use crate::mm::fake::{pte_for, RO, RW};
 use crate::mm::page_info::{Level, PageType};
-use hypercall_abi::arch::{VMASST_TYPE_M2P_STRICT, VMASST_TYPE_WRITABLE_PAGETABLES};
+use hypercall_abi::arch::VMASST_TYPE_M2P_STRICT;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall::Hypercall;
 use hypercall_abi::mmu::*;
@@ -422,11 +422,10 @@ fn vm_assist_records_what_it_honours() {
     assert_eq!(va(&mut p, 0, 5), 0);
     assert_eq!(va(&mut p, 1, VMASST_TYPE_M2P_STRICT.into()), 0);
     assert_eq!(p.env().dom.vm_assist(), 1 << 5);
-    assert_eq!(va(&mut p, 0, VMASST_TYPE_WRITABLE_PAGETABLES.into()), err(Errno::EINVAL));
-    for kind in [0, 1, 3, 4] {
+    for kind in [0, 1, 2, 3, 4] {
         assert_eq!(va(&mut p, 0, kind), 0, "type {kind}, as in Xen's PV64_VM_ASSIST_MASK");
     }
-    assert_eq!(p.env().dom.vm_assist(), (1 << 5) | 0b11011);
+    assert_eq!(p.env().dom.vm_assist(), (1 << 5) | 0b11111);
     for kind in [6, 31, 63, 64, 1000] {
         assert_eq!(va(&mut p, 0, kind), err(Errno::EINVAL), "type {kind}");
     }

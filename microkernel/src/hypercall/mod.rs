@@ -182,6 +182,13 @@ pub trait Platform: GuestMemory {
     fn runstate(&mut self, _vcpu: u32) -> Result<hypercall_abi::vcpu::VcpuRunstateInfo, Errno> {
         Err(Errno::ENOSYS)
     }
+    /// `VCPUOP_register_vcpu_info`: vCPU `vcpu`'s `vcpu_info` moves to `offset` (checked:
+    /// inside the page, aligned) in frame `mfn` of the caller, for good (Xen's
+    /// `map_vcpu_info`: `EINVAL` if already moved, if the vCPU is another one that is up,
+    /// or if the frame is not the caller's or cannot be writable).
+    fn register_vcpu_info(&mut self, _vcpu: u32, _mfn: u64, _offset: u32) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
     /// Registers (0: unregisters) the guest virtual address where vCPU `vcpu`'s runstate is
     /// written at every change.
     fn register_runstate_area(&mut self, _vcpu: u32, _addr: u64) -> Result<(), Errno> {
@@ -375,6 +382,8 @@ pub(crate) mod fake {
         pub io_access: Vec<physdev::IoAccess>,
         /// GDTs installed: frames and entries.
         pub gdts: Vec<(Vec<u64>, u32)>,
+        /// vcpu_info registrations: vCPU, frame, offset.
+        pub vcpu_infos: Vec<(u32, u64, u32)>,
     }
 
     impl FakePlatform {
@@ -408,6 +417,7 @@ pub(crate) mod fake {
                 grant_flushes: Vec::new(),
                 io_access: Vec::new(),
                 gdts: Vec::new(),
+                vcpu_infos: Vec::new(),
             }
         }
 
@@ -547,6 +557,11 @@ pub(crate) mod fake {
 
         fn register_runstate_area(&mut self, vcpu: u32, addr: u64) -> Result<(), Errno> {
             self.runstate_area = Some((vcpu, addr));
+            Ok(())
+        }
+
+        fn register_vcpu_info(&mut self, vcpu: u32, mfn: u64, offset: u32) -> Result<(), Errno> {
+            self.vcpu_infos.push((vcpu, mfn, offset));
             Ok(())
         }
 

@@ -26,9 +26,11 @@ pub(super) fn set_segment_base(p: &mut impl Platform, which: u32, value: u64) ->
         SEGBASE_FS => (SegmentBase::Fs, value),
         SEGBASE_GS_KERNEL => (SegmentBase::GsKernel, value),
         SEGBASE_GS_USER => (SegmentBase::GsUser, value),
-        // Loading a user GS selector: only the null selector, which leaves a zero base.
-        SEGBASE_GS_USER_SEL if value & 0xffff == 0 => (SegmentBase::GsUser, 0),
-        SEGBASE_GS_USER_SEL => return Err(Errno::EINVAL),
+        // Loading a user GS selector (Xen loads it into the user's %gs, or the null one if
+        // that faults, and always succeeds): the user GS base becomes the descriptor's,
+        // which is 0 for the flat descriptors kernels use here (Linux's __USER_DS); the
+        // selector value itself is not kept.
+        SEGBASE_GS_USER_SEL => (SegmentBase::GsUser, 0),
         _ => return Err(Errno::EINVAL),
     };
     if !canonical(v) {
@@ -54,18 +56,20 @@ mod tests {
         assert_eq!(dispatch(&mut p, SET_SEGMENT_BASE, [2, 0xffff_ffff_8000_0000, 0, 0, 0]), 0);
         assert_eq!(dispatch(&mut p, SET_SEGMENT_BASE, [1, 0x1234, 0, 0, 0]), 0);
         assert_eq!(dispatch(&mut p, SET_SEGMENT_BASE, [3, 0, 0, 0, 0]), 0);
+        assert_eq!(dispatch(&mut p, SET_SEGMENT_BASE, [3, 0x2b, 0, 0, 0]), 0, "Linux's __USER_DS, as Xen");
         assert_eq!(
             p.segment_bases,
             [
                 (SegmentBase::Fs, 0x7000_1000),
                 (SegmentBase::GsKernel, 0xffff_ffff_8000_0000),
                 (SegmentBase::GsUser, 0x1234),
+                (SegmentBase::GsUser, 0),
                 (SegmentBase::GsUser, 0)
             ]
         );
-        for (which, v) in [(0u64, 0x0000_8000_0000_0000u64), (2, 0xffff_7fff_ffff_ffff), (3, 0x2b), (4, 0), (u64::MAX, 0)] {
+        for (which, v) in [(0u64, 0x0000_8000_0000_0000u64), (2, 0xffff_7fff_ffff_ffff), (4, 0), (u64::MAX, 0)] {
             assert_eq!(dispatch(&mut p, SET_SEGMENT_BASE, [which, v, 0, 0, 0]), Errno::EINVAL.to_ret(), "{which} {v:#x}");
         }
-        assert_eq!(p.segment_bases.len(), 4, "refusals change nothing");
+        assert_eq!(p.segment_bases.len(), 5, "refusals change nothing");
     }
 }

@@ -65,6 +65,18 @@ pub(super) fn vcpu_op(p: &mut impl Platform, cmd: u32, vcpu: u32, arg: u64) -> R
             write_guest(p, arg, &info)?;
             Ok(0)
         }
+        VCPUOP_REGISTER_VCPU_INFO => {
+            // `struct vcpu_register_vcpu_info { u64 mfn; u32 offset; u32 rsvd; }`, as Xen's
+            // `map_vcpu_info`: the 64-byte vcpu_info must fit in the page at an 8-byte
+            // aligned offset (`ENXIO`); the rest is the machine's (`EINVAL`).
+            let [mfn, word]: [u64; 2] = read_guest(p, arg)?;
+            let offset = word as u32;
+            if u64::from(offset) > 4096 - 64 || offset % 8 != 0 {
+                return Err(Errno::ENXIO);
+            }
+            p.register_vcpu_info(vcpu, mfn, offset)?;
+            Ok(0)
+        }
         VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => {
             // `struct vcpu_register_runstate_memory_area { union { handle; u64 p; } addr; }`:
             // a guest virtual address, written at every change from now on (0: none).
@@ -155,6 +167,21 @@ mod tests {
         put(&mut p, &0x4000u64.to_le_bytes());
         assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA as u64, 0, BASE, 0, 0]), 0);
         assert_eq!(p.runstate_area, Some((0, 0x4000)));
+    }
+
+    #[test]
+    fn register_vcpu_info_checks_the_offset() {
+        let mut p = FakePlatform::new(false);
+        let reg = |p: &mut FakePlatform, mfn: u64, offset: u32| {
+            put(p, &[mfn.to_le_bytes().as_slice(), &offset.to_le_bytes(), &[0; 4]].concat());
+            dispatch(p, VCPU_OP, [VCPUOP_REGISTER_VCPU_INFO as u64, 0, BASE, 0, 0])
+        };
+        assert_eq!(reg(&mut p, 0x1234, 4096 - 64), 0);
+        assert_eq!(p.vcpu_infos, [(0, 0x1234, 4032)]);
+        assert_eq!(reg(&mut p, 0x1234, 4096 - 63), Errno::ENXIO.to_ret());
+        assert_eq!(reg(&mut p, 0x1234, 12), Errno::ENXIO.to_ret());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_REGISTER_VCPU_INFO as u64, 0, 0xffff_8300_0000_0000, 0, 0]), Errno::EFAULT.to_ret());
+        assert_eq!(p.vcpu_infos.len(), 1);
     }
 
     #[test]

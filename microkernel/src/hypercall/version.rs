@@ -74,11 +74,14 @@ fn xen_version_out(p: &mut impl Platform, op: XenVersionOp, arg: u64) -> Result<
             // What is offered, as Xen's list for PV guests goes (`XENVER_get_features`):
             // `mmu_pt_update_preserve_ad`, `highmem_assist` (`MMUEXT_clear_page` and
             // `copy_page`), `gnttab_map_avail_bits` (Linux panics without it), and dom0's
-            // flag. Not `writable_page_tables`: that assist is refused here.
+            // flag; `writable_page_tables` while that assist is on, as Xen.
             let dom0 = if p.caller().privileged { 1 << XENFEAT_DOM0 } else { 0 };
+            let assist = crate::hypercall::mm::with_mm(p, |mm| mm.dom.vm_assist()).unwrap_or(0);
+            let ptwr = if assist & (1 << hypercall_abi::arch::VMASST_TYPE_WRITABLE_PAGETABLES) != 0 { 1 << XENFEAT_WRITABLE_PAGE_TABLES } else { 0 };
             fi.submap = (1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD)
                 | (1 << XENFEAT_HIGHMEM_ASSIST)
                 | (1 << XENFEAT_GNTTAB_MAP_AVAIL_BITS)
+                | ptwr
                 | dom0;
             write_guest(p, arg, &fi)?;
             Ok(0)
@@ -147,6 +150,6 @@ mod tests {
         assert_eq!(dispatch(&mut u, XEN_VERSION, [9, BASE, 0, 0, 0]), Errno::EPERM.to_ret());
         u.mem[..8].fill(0);
         assert_eq!(dispatch(&mut u, XEN_VERSION, [6, BASE, 0, 0, 0]), 0);
-        assert_eq!(&u.mem[4..8], &(1u32 << 5).to_le_bytes(), "preserve-A/D only: no dom0 flag");
+        assert_eq!(&u.mem[4..8], &((1u32 << 5) | (1 << 6) | (1 << 7)).to_le_bytes(), "no dom0 flag");
     }
 }

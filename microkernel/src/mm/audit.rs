@@ -229,11 +229,11 @@ pub fn audit(
                 return fail(format!("dying d{id} owns nothing but was kept"));
             }
         }
-        for &mfn in d.mm.desc_frames() {
+        for &(mfn, ty) in d.mm.held_frames() {
             if !frames.owned_by(mfn, id) {
-                return fail(format!("d{id}'s descriptor frame {mfn:#x} is not its own"));
+                return fail(format!("d{id}'s held frame {mfn:#x} is not its own"));
             }
-            tally.hold(mfn, Some(PageType::SegDesc), "a GDT")?;
+            tally.hold(mfn, Some(ty), "a vCPU's GDT or vcpu_info")?;
         }
         for base in [d.mm.kernel_base(), d.mm.user_base()] {
             if base != 0 {

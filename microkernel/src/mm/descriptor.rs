@@ -112,10 +112,10 @@ impl Mm<'_, '_> {
                 }
             }
             for &mfn in frames {
-                mm.dom.hold_desc_frame(mfn);
+                mm.dom.hold_frame(mfn, PageType::SegDesc);
             }
             for &mfn in old {
-                if mm.dom.release_desc_frame(mfn) {
+                if mm.dom.release_held(mfn, PageType::SegDesc) {
                     mm.put_type(mfn);
                     mm.put_page(mfn);
                 }
@@ -151,9 +151,26 @@ impl Mm<'_, '_> {
         })
     }
 
-    /// Lets go of every descriptor frame the domain holds (its teardown).
-    pub(super) fn release_desc_frames(&mut self) {
-        while let Some(mfn) = self.dom.take_any_desc_frame() {
+    /// Holds frame `mfn` of this domain writable for the hypervisor (a registered
+    /// `vcpu_info`, Xen's `map_vcpu_info`) for the domain's life: `EINVAL` if it is not its
+    /// own or cannot be writable (a page table, a descriptor frame).
+    pub fn hold_writable(&mut self, mfn: u64) -> Result<(), Errno> {
+        self.settled(|mm| {
+            if !mm.get_page(mfn) {
+                return Err(Errno::EINVAL);
+            }
+            if mm.get_type(mfn, PageType::Writable).is_err() {
+                mm.put_page(mfn);
+                return Err(Errno::EINVAL);
+            }
+            mm.dom.hold_frame(mfn, PageType::Writable);
+            Ok(())
+        })
+    }
+
+    /// Lets go of every frame held for the domain's vCPUs (its teardown).
+    pub(super) fn release_held_frames(&mut self) {
+        while let Some((mfn, _)) = self.dom.take_any_held() {
             self.put_type(mfn);
             self.put_page(mfn);
         }
@@ -226,6 +243,24 @@ mod tests {
         env.check_invariants();
         env.mm().set_gdt_frames(&[f[2]], &[]).unwrap();
         assert_eq!(env.page(f[2]).type_count(), 0);
+        env.check_invariants();
+    }
+
+    #[test]
+    fn a_vcpu_info_frame_is_held_writable() {
+        let mut env = Env::new(false, 64);
+        let f = env.give(2);
+        env.mm().hold_writable(f[0]).unwrap();
+        let p = env.page(f[0]);
+        assert_eq!((p.page_type(), p.type_count(), p.count()), (PageType::Writable, 1, 2));
+        env.check_invariants();
+        // It cannot become a page table or a descriptor frame now; another's frame and a
+        // descriptor frame cannot be held writable.
+        assert!(env.mm().pin(f[0], Level::L1).is_err());
+        assert_eq!(env.mm().set_gdt_frames(&[], &[f[0]]), Err(Errno::EINVAL));
+        env.mm().set_gdt_frames(&[], &[f[1]]).unwrap();
+        assert_eq!(env.mm().hold_writable(f[1]), Err(Errno::EINVAL));
+        assert_eq!(env.mm().hold_writable(0x7fff_0000), Err(Errno::EINVAL));
         env.check_invariants();
     }
 }

@@ -305,6 +305,25 @@ impl Mm<'_, '_> {
         Ok((table, Level::L1.index(va)))
     }
 
+    /// Xen's `ptwr_do_page_fault` lookup: the guest kernel wrote to `va` and faulted on a
+    /// read-only mapping; if `va` maps (through the kernel tables) a validated L1 table of
+    /// this domain, the entry written is returned by machine address and current value,
+    /// for the caller to carry the write out as a validated update. `EINVAL` otherwise.
+    pub fn ptwr_entry(&self, va: u64) -> Result<(u64, u64), Errno> {
+        let (l1, index) = self.l1_entry_for(va)?;
+        let e = self.mach.read_pte(l1, index);
+        if !present(e) {
+            return Err(Errno::EINVAL);
+        }
+        let table = entry_mfn(e);
+        let p = self.frames.page(table);
+        if !self.owned(table) || p.page_type() != PageType::L1 || !p.is_validated() {
+            return Err(Errno::EINVAL);
+        }
+        let at = (va & 0xfff) as usize / 8;
+        Ok(((table << 12) | (va & 0xff8), self.mach.read_pte(table, at)))
+    }
+
     /// `update_va_mapping`'s update: the L1 entry for `va` becomes `val`, through the L1
     /// rules. Flushing is the caller's.
     pub fn update_va_mapping(&mut self, va: u64, val: u64) -> Result<(), Errno> {

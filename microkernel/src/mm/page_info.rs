@@ -227,8 +227,10 @@ pub struct DomainMm {
     vm_assist: u64,
     released: u64,
     shared_pages: u64,
-    /// Descriptor-table frames its vCPUs' GDTs hold, once per holding.
-    desc_frames: Vec<u64>,
+    /// Frames the hypervisor holds for its vCPUs, with the type held: descriptor-table
+    /// frames of their GDTs, the frames of registered `vcpu_info`s (writable); once per
+    /// holding.
+    held: Vec<(u64, PageType)>,
 }
 
 impl DomainMm {
@@ -244,32 +246,33 @@ impl DomainMm {
             vm_assist: 0,
             released: 0,
             shared_pages: 0,
-            desc_frames: Vec::new(),
+            held: Vec::new(),
         }
     }
 
-    /// The descriptor-table frames held for its vCPUs' GDTs (a frame once per holding).
-    pub fn desc_frames(&self) -> &[u64] {
-        &self.desc_frames
+    /// The frames held for its vCPUs (GDT frames, registered `vcpu_info` frames) and the
+    /// type each holding has; a frame appears once per holding.
+    pub fn held_frames(&self) -> &[(u64, PageType)] {
+        &self.held
     }
 
-    pub(super) fn hold_desc_frame(&mut self, mfn: u64) {
-        self.desc_frames.push(mfn);
+    pub(super) fn hold_frame(&mut self, mfn: u64, ty: PageType) {
+        self.held.push((mfn, ty));
     }
 
-    /// Drops one holding of `mfn`; false if it held none.
-    pub(super) fn release_desc_frame(&mut self, mfn: u64) -> bool {
-        match self.desc_frames.iter().position(|&m| m == mfn) {
+    /// Drops one holding of `mfn` with type `ty`; false if it held none.
+    pub(super) fn release_held(&mut self, mfn: u64, ty: PageType) -> bool {
+        match self.held.iter().position(|&h| h == (mfn, ty)) {
             Some(i) => {
-                self.desc_frames.swap_remove(i);
+                self.held.swap_remove(i);
                 true
             }
             None => false,
         }
     }
 
-    pub(super) fn take_any_desc_frame(&mut self) -> Option<u64> {
-        self.desc_frames.pop()
+    pub(super) fn take_any_held(&mut self) -> Option<(u64, PageType)> {
+        self.held.pop()
     }
 
     /// Domain id.

@@ -56,7 +56,7 @@ impl Mm<'_, '_> {
             }
             mm.dom.set_kernel_base(0);
             mm.dom.set_user_base(0);
-            mm.release_desc_frames();
+            mm.release_held_frames();
 
             for mfn in 0..n {
                 if owned(mm, mfn) && mm.frames.page(mfn).is_pinned() {
