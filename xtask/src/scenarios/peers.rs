@@ -1,6 +1,8 @@
-//! Kernels nobody here wrote (`peers/`), run as Xen's users run them: Mini-OS, Xen's
+//! Kernels nobody here wrote, run as Xen's users run them: Mini-OS (`peers/`), Xen's
 //! reference PV kernel, boots as a domU to its test program, passes its xenbus tests, is
-//! reached by `xl console` and powers off on `xl shutdown` through `control/shutdown`.
+//! reached by `xl console` and powers off on `xl shutdown` through `control/shutdown`;
+//! Debian's Linux (fetched by `xtask::linux`) boots from its packaged `vmlinuz` to a
+//! busybox shell on its Xen console, runs a command there and powers off.
 
 use super::xl::LIST_HEADER;
 use super::{Image, Scenario, DEFAULT};
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 /// The scenarios of `peers/` kernels.
 pub fn scenarios() -> Vec<Scenario> {
-    vec![Scenario {
+    vec![linux_shell(), Scenario {
         name: "minios-test",
         modules: &[Image::Peer("mini-os/mini-os-test"), Image::Config("minios.cfg")],
         // Its front-ends find no back-ends yet (the block and network issues add them) and
@@ -67,4 +69,53 @@ pub fn scenarios() -> Vec<Scenario> {
         timeout: Duration::from_secs(60),
         ..DEFAULT
     }]
+}
+
+/// Debian's cloud kernel as a domU: dom0 unpacks its bzImage, it boots with the busybox
+/// initramfs to a shell on hvc0, `xl console` reaches the shell, a command's output comes
+/// back, and `xl shutdown` powers it off through `control/shutdown` (Linux runs
+/// `/sbin/poweroff`, busybox init ends the domain with SCHEDOP_shutdown).
+fn linux_shell() -> Scenario {
+    Scenario {
+        name: "linux-shell",
+        modules: &[Image::LinuxKernel, Image::LinuxInitramfs, Image::Config("linux.cfg")],
+        memory_mib: crate::run::LINUX_MEMORY_MIB,
+        input: &[
+            "xl create linux.cfg",
+            wait_for!(r"\[linux\] rcS: ready: Linux [0-9.]+-[0-9]+-cloud-amd64$"),
+            "xl console linux",
+            type_raw!("\n"),
+            type_raw!("echo sum=$((6*7)); cat /proc/cmdline; grep -c xen /proc/modules; echo done-$((1+1))\n"),
+            wait_for!(r"^done-2\r?$"),
+            type_raw!("\x1d"),
+            wait_for!(r"^xl: detached from linux$"),
+            "xl list",
+            "xl shutdown linux",
+            wait_for!(r"^xl: domain linux \([0-9]+\) shut down: poweroff"),
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"^xl: domain linux \([0-9]+\) created$",
+            r"\[linux\] .*Linux version [0-9.]+-[0-9]+-cloud-amd64 .*Debian",
+            r"\[linux\] .*Booting kernel on Xen",
+            r"\[linux\] .*Run /init as init process",
+            r"\[linux\] rcS: ready: Linux ",
+            r"^sum=42\r?$",
+            r"^console=hvc0\r?$",
+            // Both front-end modules loaded.
+            r"^2\r?$",
+            r"^done-2\r?$",
+            r"^xl: detached from linux$",
+            r"^linux +[0-9]+ +256 +1 +-[-b]---- ",
+            r"^xl: domain linux \([0-9]+\) asked to shut down$",
+            r"^xl: domain linux \([0-9]+\) shut down: poweroff",
+            r"\(mk\) d[0-9]+ \(linux\) destroyed: [0-9]+ frames returned$",
+            r"^audit: ok: 1 domains, ",
+            r"^dom0: powering off$",
+        ],
+        forbid: &["PANIC", r"Kernel panic", r"BUG:", r"Oops", r"WARNING: CPU", "crashed", r"rcS: insmod .* failed"],
+        timeout: Duration::from_secs(240),
+        ..DEFAULT
+    }
 }
