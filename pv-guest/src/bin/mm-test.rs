@@ -475,18 +475,44 @@ fn multicall(t: &mut Tests, mm: &mut GuestMm) {
     pages.into_iter().for_each(|(f, _)| mm.free(f));
 }
 
-fn vm_assist(t: &mut Tests) {
+fn vm_assist(t: &mut Tests, mm: &mut GuestMm) {
     t.report(
         "vm_assist_m2p_strict",
         expect_ret(vm_assist_raw(VMASST_CMD_ENABLE, VMASST_TYPE_M2P_STRICT), 0),
     );
     t.report(
-        "vm_assist_writable_pagetables_refused",
-        expect_ret(
-            vm_assist_raw(VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES),
-            Errno::EINVAL.to_ret(),
-        ),
+        "vm_assist_writable_pagetables",
+        expect_ret(vm_assist_raw(VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES), 0),
     );
+    t.report("writable_pagetables_direct_write", writable_pagetables_write(mm));
+}
+
+/// With the writable page-table assist, a plain store to one of our own L1 entries (mapped
+/// read-only in the initial region) is carried out by the hypervisor: a padding page is
+/// made read-only and back again by writing its entry directly, each change read back
+/// from the table.
+fn writable_pagetables_write(mm: &mut GuestMm) -> Outcome {
+    let (frame, va) = mm.alloc_mapped().ok_or("no padding page")?;
+    let l1 = mm.boot_table_for(1, va).ok_or("no L1 maps the padding page")?;
+    let index = pv_guest::mm::table_index(va, 1);
+    let l1_pfn = mm.m2p.get(l1).ok_or("L1 not in the M2P")?;
+    let l1_va = mm.va_of(pv_guest::hypercall_abi::types::Pfn(l1_pfn)).ok_or("L1 not in the initial region")?;
+    let entry_va = l1_va + 8 * index as u64;
+    let read_entry = |mm: &GuestMm| mm.read_table(l1).map(|t| t[index]).unwrap_or(0);
+    let before = read_entry(mm);
+    // SAFETY: `entry_va` is our own L1 entry for `va`, mapped read-only; the store faults
+    // into the hypervisor, which validates and carries it out (the entry keeps mapping
+    // our own padding frame, read-only now); nothing reads `va` meanwhile.
+    unsafe { ptr::write_volatile(entry_va as *mut u64, before & !2) };
+    let read_only = read_entry(mm);
+    // SAFETY: as above, making the entry writable again (the frame is plain data).
+    unsafe { ptr::write_volatile(entry_va as *mut u64, before) };
+    let restored = read_entry(mm);
+    mm.free(frame);
+    ensure(
+        read_only == before & !2 && restored == before && before & 2 != 0,
+        || format!("entry {before:#x}, after clearing RW {read_only:#x}, restored {restored:#x}"),
+    )
 }
 
 fn emulation(t: &mut Tests, mm: &GuestMm) {
@@ -544,7 +570,7 @@ fn main(si: &'static StartInfo) {
     reservation(&mut t, &mut mm);
     va_mapping(&mut t, &mut mm);
     multicall(&mut t, &mut mm);
-    vm_assist(&mut t);
+    vm_assist(&mut t, &mut mm);
     t.done();
 }
 
