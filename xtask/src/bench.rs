@@ -19,6 +19,7 @@ use serde_json::Number;
 use std::time::Duration;
 
 mod events;
+mod guests;
 mod store;
 
 const BENCH_TIMEOUT: Duration = Duration::from_secs(300);
@@ -295,6 +296,19 @@ pub fn main(args: BenchArgs) -> Result<()> {
     let store = store::run(&layout, args.accel)?;
     records.extend(store.records);
 
+    let mut guests_ok = true;
+    for (what, run) in [("Debian's Linux to its shell", guests::linux as fn(&Layout, Accel) -> Result<guests::GuestBoot>), ("Mini-OS to its test main", guests::minios)] {
+        eprintln!("xtask: {what} (up to {} s)", guests::TIMEOUT.as_secs());
+        let g = run(&layout, args.accel)?;
+        match g.record {
+            Some(r) => records.push(r),
+            None => {
+                guests_ok = false;
+                eprintln!("xtask: {what}: the mark never came ({}); last lines:\n{}", ending(&g.session), tail(&g.session));
+            }
+        }
+    }
+
     let dir = layout.target.join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // The per-domain lines of bench-create show the whole curve, not just its ends.
@@ -336,6 +350,9 @@ pub fn main(args: BenchArgs) -> Result<()> {
             ending(&store.session),
             tail(&store.session)
         );
+    }
+    if !guests_ok {
+        bail!("a guest boot was not timed (see above)");
     }
     if normal.first_prompt.is_none() {
         bail!(

@@ -239,6 +239,9 @@ pub struct Session {
     pub first_prompt: Option<Duration>,
     /// The input step not yet done when the run ended (scripted input only), described.
     pub stalled_at: Option<String>,
+    /// Wall time from spawn at which each input step was done (a line typed, a wait met),
+    /// in step order (scripted input at the prompts only).
+    pub step_times: Vec<Duration>,
 }
 
 impl Session {
@@ -441,6 +444,8 @@ pub fn run_scripted(
         typed: 0,
         mark: 0,
         sleep_until: None,
+        start,
+        done_at: Vec::new(),
     };
     let mut status = None;
     let mut timed_out = false;
@@ -493,6 +498,7 @@ pub fn run_scripted(
         .then(|| script.steps.get(script.next).map(Step::describe))
         .flatten();
     Ok(Session {
+        step_times: script.done_at,
         stalled_at,
         output: String::from_utf8_lossy(&output).into_owned(),
         status: if timed_out { None } else { status },
@@ -515,6 +521,10 @@ struct Script<'a> {
     mark: usize,
     /// The end of the sleep under way.
     sleep_until: Option<Instant>,
+    /// When the run started.
+    start: Instant,
+    /// When each step was done, since `start`.
+    done_at: Vec<Duration>,
 }
 
 impl Script<'_> {
@@ -563,6 +573,7 @@ impl Script<'_> {
                     self.sleep_until = None;
                 }
             }
+            self.done_at.push(self.start.elapsed());
             self.next += 1;
         }
     }
