@@ -264,6 +264,41 @@ pub trait Platform: GuestMemory {
     }
 }
 
+/// The hypercalls [`dispatch`] carries out (every other number is `ENOSYS`), in number
+/// order; docs/porting.md's table of §5 lists exactly these (a test checks it).
+pub const DISPATCHED: [Hypercall; 30] = [
+    Hypercall::SetTrapTable,
+    Hypercall::PtUpdate,
+    Hypercall::SetGdt,
+    Hypercall::StackSwitch,
+    Hypercall::SetCallbacks,
+    Hypercall::FpuTaskswitch,
+    Hypercall::SchedOpCompat,
+    Hypercall::UpdateDescriptor,
+    Hypercall::MemoryOp,
+    Hypercall::Multicall,
+    Hypercall::UpdateVaMapping,
+    Hypercall::SetTimerOp,
+    Hypercall::EventChannelOpCompat,
+    Hypercall::XenVersion,
+    Hypercall::ConsoleIo,
+    Hypercall::PhysdevOpCompat,
+    Hypercall::GrantTableOp,
+    Hypercall::VmAssist,
+    Hypercall::UpdateVaMappingOtherdomain,
+    Hypercall::Iret,
+    Hypercall::VcpuOp,
+    Hypercall::SetSegmentBase,
+    Hypercall::MmuextOp,
+    Hypercall::NmiOp,
+    Hypercall::SchedOp,
+    Hypercall::CallbackOp,
+    Hypercall::EventChannelOp,
+    Hypercall::PhysdevOp,
+    Hypercall::Sysctl,
+    Hypercall::Domctl,
+];
+
 /// Decodes and runs one hypercall; returns the value for the guest's rax.
 pub fn dispatch(p: &mut impl Platform, nr: u64, args: [u64; 5]) -> i64 {
     let r = match Hypercall::try_from(nr) {
@@ -646,6 +681,37 @@ impl DomainControl for fake::FakePlatform {
 mod tests {
     use super::fake::*;
     use super::*;
+
+    /// Every hypercall not in [`DISPATCHED`] is `ENOSYS`, whatever its arguments (so the
+    /// list misses nothing that is carried out), and docs/porting.md's table of §5 names
+    /// exactly the dispatched numbers, each once.
+    #[test]
+    fn dispatched_list_and_the_porting_guide_agree() {
+        for h in Hypercall::ALL {
+            if DISPATCHED.contains(&h) {
+                continue;
+            }
+            for args in [[0u64; 5], [1, BASE, 1, 0, 0], [2, BASE, BASE, 1, 0]] {
+                let mut p = FakePlatform::new(true);
+                assert_eq!(dispatch(&mut p, h as u64, args), Errno::ENOSYS.to_ret(), "{h:?} is carried out: list it");
+            }
+        }
+        let guide = include_str!("../../../docs/porting.md");
+        let section = guide
+            .split("## 5. Hypercalls available today")
+            .nth(1)
+            .and_then(|s| s.split("| everything else").next())
+            .expect("the guide's hypercall table");
+        let mut documented: std::vec::Vec<u64> = section
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| nr"))
+            .flat_map(|l| l.split('|').nth(1).unwrap_or("").split(',').map(|n| n.trim().parse::<u64>().expect("a number")).collect::<std::vec::Vec<_>>())
+            .collect();
+        documented.sort_unstable();
+        let mut dispatched: std::vec::Vec<u64> = DISPATCHED.iter().map(|&h| h as u64).collect();
+        dispatched.sort_unstable();
+        assert_eq!(documented, dispatched, "docs/porting.md §5 against DISPATCHED");
+    }
 
     #[test]
     fn unknown_and_unimplemented_numbers_get_enosys() {
