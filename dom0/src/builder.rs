@@ -697,7 +697,8 @@ fn build_created(
         modules,
         cmdline: cfg.cmdline.as_bytes(),
     };
-    let region = usize::try_from(layout.nr_region_pages())
+    // The initial region, and the p2m segment after it for an INIT_P2M kernel.
+    let region = usize::try_from(layout.nr_built_pages())
         .ok()
         .and_then(|n| p2m.get(..n))
         .ok_or((

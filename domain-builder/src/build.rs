@@ -27,7 +27,7 @@ use crate::PAGE_SIZE;
 
 /// Byte access to the frames of the domain being built, by pseudo-physical frame number.
 ///
-/// The builder only ever names pfns below the layout's `nr_region_pages()`, and every
+/// The builder only ever names pfns below the layout's `nr_built_pages()`, and every
 /// `write` stays within one page (`offset + bytes.len() <= 4096`).
 pub trait GuestMemory {
     /// Copy `bytes` into frame `pfn` at byte `offset`.
@@ -299,7 +299,12 @@ pub fn start_info(layout: &Layout, params: &BuildParams<'_>) -> Result<StartInfo
     info.mod_len = layout.mod_len;
     let len = params.cmdline.len().min(MAX_GUEST_CMDLINE - 1);
     info.cmd_line[..len].copy_from_slice(&params.cmdline[..len]);
-    // first_p2m_pfn / nr_p2m_frames stay 0: the p2m is in the initial region (no INIT_P2M).
+    // With INIT_P2M, the segment after the region holding the p2m and its tables; without,
+    // 0: the p2m is in the initial region.
+    if let Some(m) = layout.p2m_mapping() {
+        info.first_p2m_pfn = m.first_pfn;
+        info.nr_p2m_frames = m.nr_frames();
+    }
     Ok(info)
 }
 
@@ -387,6 +392,13 @@ pub fn build(
     for (index, &(pfn, _)) in layout.pt_frames.iter().enumerate() {
         tables.fill(index, &mut entries)?;
         mem.write(pfn, 0, entries.as_bytes())?;
+    }
+
+    if let Some(m) = layout.p2m_mapping() {
+        for (index, &(pfn, _)) in m.pt_frames.iter().enumerate() {
+            tables.fill_p2m(index, &mut entries)?;
+            mem.write(pfn, 0, entries.as_bytes())?;
+        }
     }
 
     // The stack page and the padding up to v_end.

@@ -95,6 +95,34 @@ pub struct PlacedModule {
     pub cmdline_va: Option<u64>,
 }
 
+/// The p2m mapped at the kernel's INIT_P2M address, outside the initial region (Xen's
+/// `p2m_base`): its frames, and the page tables mapping them, follow the region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct P2mMapping {
+    /// Where the p2m is mapped (`start_info.mfn_list`).
+    pub va: u64,
+    /// First pfn of the segment: the p2m's pages, then its page tables.
+    pub first_pfn: u64,
+    /// Pages of p2m entries.
+    pub data_pages: u64,
+    /// Its page-table frames: (pfn, level), the L3s, then the L2s, then the L1s.
+    pub pt_frames: Vec<(u64, u8)>,
+    /// Tables per level, index 0 being L1 (L4: none, the region's is shared).
+    pub counts: [u64; 3],
+}
+
+impl P2mMapping {
+    /// Frames of the segment (`start_info.nr_p2m_frames`).
+    pub fn nr_frames(&self) -> u64 {
+        self.data_pages + self.pt_frames.len() as u64
+    }
+
+    /// One past the mapping's last byte.
+    pub fn end(&self) -> u64 {
+        self.va + (self.data_pages << PAGE_SHIFT)
+    }
+}
+
 /// Why no layout could be planned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LayoutError {
@@ -118,6 +146,10 @@ pub enum LayoutError {
         /// Region end.
         end: u64,
     },
+    /// The kernel's INIT_P2M address cannot take the p2m (misaligned, leaving canonical
+    /// space, in the hypervisor's range, or sharing a 512 GiB slot with the initial
+    /// region); the p2m then goes in the initial region, as for a kernel without the note.
+    P2mPlacement,
     /// The region reaches into the hypervisor's reserved virtual range.
     OverlapsHypervisor {
         /// Region start.
@@ -143,6 +175,7 @@ impl fmt::Display for LayoutError {
                 f,
                 "initial region [{start:#x}, {end:#x}) leaves canonical address space"
             ),
+            Self::P2mPlacement => f.write_str("INIT_P2M address cannot take the p2m"),
             Self::OverlapsHypervisor { start, end } => write!(
                 f,
                 "initial region [{start:#x}, {end:#x}) overlaps the hypervisor's virtual range"
@@ -175,6 +208,7 @@ pub struct Layout {
     pub(crate) page_tables: Region,
     pub(crate) stack: Region,
     pub(crate) pt_frames: Vec<(u64, u8)>,
+    pub(crate) p2m_mapping: Option<P2mMapping>,
 }
 
 impl Layout {
@@ -280,6 +314,17 @@ impl Layout {
     pub fn stack_top(&self) -> u64 {
         self.stack.end
     }
+    /// The p2m's own mapping at the kernel's INIT_P2M address, if it has one.
+    pub fn p2m_mapping(&self) -> Option<&P2mMapping> {
+        self.p2m_mapping.as_ref()
+    }
+
+    /// Pages a builder writes: the initial region and, with an INIT_P2M mapping, the p2m
+    /// segment after it (pfns `0..nr_built_pages()`).
+    pub fn nr_built_pages(&self) -> u64 {
+        self.nr_region_pages() + self.p2m_mapping.as_ref().map_or(0, P2mMapping::nr_frames)
+    }
+
     /// Pfn of a virtual address inside the region.
     pub fn pfn_of(&self, va: u64) -> Option<u64> {
         (va >= self.v_start && va < self.v_end).then(|| (va - self.v_start) >> PAGE_SHIFT)
@@ -398,8 +443,48 @@ fn plan_tail(cursor: &Cursor, nr_pt: u64) -> Result<Tail, LayoutError> {
     })
 }
 
-/// Plan the initial region for `kernel` (see the module documentation).
+/// Plan the initial region for `kernel` (see the module documentation). A kernel with an
+/// INIT_P2M note gets its p2m mapped there, outside the region, as Xen's builders do
+/// (`start_info.first_p2m_pfn`, `nr_p2m_frames`); when that address cannot take it
+/// ([`LayoutError::P2mPlacement`]), the p2m goes in the region as for any other kernel.
 pub fn plan(kernel: &KernelInfo, req: &LayoutRequest<'_>) -> Result<Layout, LayoutError> {
+    if let Some(va) = kernel.init_p2m {
+        match plan_with(kernel, req, Some(va)) {
+            Err(LayoutError::P2mPlacement) => {}
+            other => return other,
+        }
+    }
+    plan_with(kernel, req, None)
+}
+
+/// The p2m's own mapping at `va` for a region `[v_start, v_end)` of `region_pages` pages.
+fn plan_p2m_mapping(va: u64, nr_pages: u64, v_start: u64, v_end: u64, region_pages: u64) -> Result<P2mMapping, LayoutError> {
+    let bytes = nr_pages.checked_mul(8).and_then(page_ceil).ok_or(LayoutError::P2mPlacement)?;
+    let end = va.checked_add(bytes).ok_or(LayoutError::P2mPlacement)?;
+    if !va.is_multiple_of(PAGE_SIZE) || check_guest_range(va, end).is_err() {
+        return Err(LayoutError::P2mPlacement);
+    }
+    // Its own L3s: no 512 GiB slot shared with the region (nor, canonical, wrapping).
+    let slots = |a: u64, b: u64| (a >> 39, (b - 1) >> 39);
+    let (p0, p1) = slots(va, end);
+    let (r0, r1) = slots(v_start, v_end);
+    if p1 >= r0 && p0 <= r1 {
+        return Err(LayoutError::P2mPlacement);
+    }
+    let counts = table_counts(va, end);
+    let data_pages = bytes >> PAGE_SHIFT;
+    let mut pt_frames = Vec::new();
+    let mut pfn = region_pages + data_pages;
+    for level in [3u8, 2, 1] {
+        for _ in 0..counts[usize::from(level) - 1] {
+            pt_frames.push((pfn, level));
+            pfn += 1;
+        }
+    }
+    Ok(P2mMapping { va, first_pfn: region_pages, data_pages, pt_frames, counts: [counts[0], counts[1], counts[2]] })
+}
+
+fn plan_with(kernel: &KernelInfo, req: &LayoutRequest<'_>, init_p2m: Option<u64>) -> Result<Layout, LayoutError> {
     let v_start = kernel.virt_base;
     if !v_start.is_multiple_of(PAGE_SIZE)
         || kernel.virt_kstart < v_start
@@ -449,7 +534,8 @@ pub fn plan(kernel: &KernelInfo, req: &LayoutRequest<'_>) -> Result<Layout, Layo
         .nr_pages
         .checked_mul(8)
         .ok_or(LayoutError::AddressOverflow)?;
-    let p2m = cursor.take(p2m_bytes)?;
+    // With INIT_P2M the p2m is not in the region (placed below, after it).
+    let mut p2m = cursor.take(if init_p2m.is_some() { 0 } else { p2m_bytes })?;
     let start_info = cursor.take(PAGE_SIZE)?;
     let xenstore = cursor.take(PAGE_SIZE)?;
     let console = cursor.take(PAGE_SIZE)?;
@@ -479,7 +565,15 @@ pub fn plan(kernel: &KernelInfo, req: &LayoutRequest<'_>) -> Result<Layout, Layo
             end: v_end,
         },
     })?;
-    let needed = (v_end - v_start) >> PAGE_SHIFT;
+    let region_pages = (v_end - v_start) >> PAGE_SHIFT;
+    let p2m_mapping = match init_p2m {
+        Some(va) => Some(plan_p2m_mapping(va, req.nr_pages, v_start, v_end, region_pages)?),
+        None => None,
+    };
+    if let Some(m) = &p2m_mapping {
+        p2m = Region { start: m.va, end: m.end(), pfn: m.first_pfn };
+    }
+    let needed = region_pages + p2m_mapping.as_ref().map_or(0, P2mMapping::nr_frames);
     if needed > req.nr_pages {
         return Err(LayoutError::NotEnoughPages {
             needed,
@@ -522,5 +616,6 @@ pub fn plan(kernel: &KernelInfo, req: &LayoutRequest<'_>) -> Result<Layout, Layo
         page_tables: tail.page_tables,
         stack: tail.stack,
         pt_frames,
+        p2m_mapping,
     })
 }

@@ -32,7 +32,7 @@ pub use build::{build, start_info, BootModule, BuildError, BuildParams, BuiltDom
 pub use elf::{parse_kernel, ElfError, KernelInfo, Segment};
 pub use hypercall_page::fill_hypercall_page;
 pub use layout::{
-    plan, DomainKind, Layout, LayoutError, LayoutRequest, ModuleSpec, PlacedModule, Region,
+    plan, DomainKind, Layout, LayoutError, LayoutRequest, ModuleSpec, P2mMapping, PlacedModule, Region,
 };
 
 use hypercall_abi::layout::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};

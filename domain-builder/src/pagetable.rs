@@ -166,6 +166,61 @@ impl<'a> TableBuilder<'a> {
             for (offset, &entry) in self.hypervisor_l4_slots.iter().enumerate() {
                 out[HYPERVISOR_L4_FIRST_SLOT + offset] = entry;
             }
+            // The p2m's own mapping hangs from the same L4 (its slots are not the
+            // region's: the layout checked).
+            if let Some(m) = &self.layout.p2m_mapping {
+                self.fill_p2m_upper(m, PT_LEVELS, 0, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fill `out` with the contents of the p2m mapping's table `index` (its `pt_frames`).
+    pub(crate) fn fill_p2m(&self, index: usize, out: &mut [u64; PT_ENTRIES]) -> Result<(), BuildError> {
+        out.fill(0);
+        let m = self.layout.p2m_mapping.as_ref().ok_or(BuildError::LayoutMismatch)?;
+        let &(_, level) = m.pt_frames.get(index).ok_or(BuildError::LayoutMismatch)?;
+        let level = usize::from(level);
+        let ordinal = index as u64 - m.counts[level..].iter().sum::<u64>();
+        if level > 1 {
+            return self.fill_p2m_upper(m, level, ordinal, out);
+        }
+        let shift = table_shift(1);
+        let (start, end) = (u128::from(m.va), u128::from(m.end()));
+        let base = floor(start, shift) + (u128::from(ordinal) << shift);
+        let mut va = base.max(start);
+        while va < (base + (1 << shift)).min(end) {
+            // Inside the mapping: fits in u64.
+            let pfn = m.first_pfn + ((va - start) >> PAGE_SHIFT) as u64;
+            out[((va >> PAGE_SHIFT) as usize) % PT_ENTRIES] = (self.mfn(pfn)? << PAGE_SHIFT) | LEAF_RW_FLAGS;
+            va += 1 << PAGE_SHIFT;
+        }
+        Ok(())
+    }
+
+    /// The entries of level-`level` table `ordinal` of the p2m mapping (or of the region's
+    /// L4, `level` 4) pointing at the mapping's tables one level down.
+    fn fill_p2m_upper(&self, m: &crate::layout::P2mMapping, level: usize, ordinal: u64, out: &mut [u64; PT_ENTRIES]) -> Result<(), BuildError> {
+        let child = level - 1;
+        let child_shift = table_shift(child);
+        let (start, end) = (u128::from(m.va), u128::from(m.end()));
+        let child_base = floor(start, child_shift);
+        let count = m.counts[child - 1];
+        let (first, last) = if level == PT_LEVELS {
+            (0, count)
+        } else {
+            let shift = table_shift(level);
+            let base = floor(start, shift) + (u128::from(ordinal) << shift);
+            let first = (base.max(child_base) - child_base) >> child_shift;
+            let last = ((base + (1 << shift)).min(end + (1 << child_shift) - 1) - child_base) >> child_shift;
+            (first as u64, (last as u64).min(count))
+        };
+        // Child tables: the ones of level `child`, after the levels above it.
+        let first_of_child: u64 = m.counts[child..].iter().sum();
+        for k in first..last {
+            let va = child_base + (u128::from(k) << child_shift);
+            let &(pfn, _) = m.pt_frames.get((first_of_child + k) as usize).ok_or(BuildError::LayoutMismatch)?;
+            out[((va >> child_shift) as usize) % PT_ENTRIES] = (self.mfn(pfn)? << PAGE_SHIFT) | UPPER_FLAGS;
         }
         Ok(())
     }

@@ -214,12 +214,12 @@ impl Built {
             };
             assert_eq!(flags, expected, "flags of pfn {pfn}");
         }
-        // Nothing else is mapped.
+        // Nothing else is mapped but the p2m's own mapping (INIT_P2M), read-write.
         let mapped = self.all_mappings();
-        assert_eq!(mapped.len() as u64, layout.nr_region_pages());
-        assert!(mapped
-            .iter()
-            .all(|&va| va >= layout.v_start() && va < layout.v_end()));
+        let p2m_pages = layout.p2m_mapping().map_or(0, |m| m.data_pages);
+        assert_eq!(mapped.len() as u64, layout.nr_region_pages() + p2m_pages);
+        assert!(mapped.iter().all(|&va| (va >= layout.v_start() && va < layout.v_end())
+            || layout.p2m_mapping().is_some_and(|m| va >= m.va && va < m.end())));
         // Hypervisor slots copied verbatim.
         for (i, &slot) in self.slots.iter().enumerate() {
             assert_eq!(self.entry(self.domain.l4_mfn, 256 + i), slot);
@@ -362,6 +362,48 @@ fn linux_style_dom0_with_initrd() {
         .all(|&b| b == 0));
     assert_eq!(si.cmdline(), b"");
     assert_eq!(built.layout.v_start(), 0xffff_ffff_8000_0000);
+}
+
+/// A kernel with XEN_ELFNOTE_INIT_P2M (Linux's, at 512 GiB) gets its p2m mapped there,
+/// outside the initial region: in the frames after the region, with their own tables
+/// under the region's L4, and start_info says where (`mfn_list`, `first_p2m_pfn`,
+/// `nr_p2m_frames`), as Xen's builders do.
+#[test]
+fn init_p2m_maps_the_p2m_at_its_own_address() {
+    const P2M_VA: u64 = 0x80_0000_0000;
+    let mut image = kernel_at(KernelPlace::LINUX);
+    image.notes.extend(xen_u64(note::INIT_P2M, P2M_VA));
+    let nr_pages = 70_000; // 547 KiB of p2m: 137 pages, two L1 tables.
+    let built = build_domain(&image, nr_pages, &[], DomainKind::Guest, b"");
+    built.check_common();
+    let m = built.layout.p2m_mapping().expect("a separate p2m mapping").clone();
+    assert_eq!((m.va, m.first_pfn, m.data_pages), (P2M_VA, built.layout.nr_region_pages(), 137));
+    assert_eq!(m.counts, [1, 1, 1]);
+    let si = built.start_info();
+    assert_eq!(si.mfn_list, P2M_VA);
+    assert_eq!((si.first_p2m_pfn, si.nr_p2m_frames), (m.first_pfn, 137 + 3));
+    let p2m_bytes: Vec<u8> = built.p2m.iter().flat_map(|m| m.to_le_bytes()).collect();
+    assert_eq!(built.read(P2M_VA, p2m_bytes.len()), p2m_bytes);
+    // The p2m's frames are those after the region, its tables the next three.
+    assert_eq!(built.translate(P2M_VA).map(|(mfn, _)| mfn), Some(built.p2m[m.first_pfn as usize]));
+    assert_eq!(built.layout.nr_built_pages(), m.first_pfn + 140);
+    // The region no longer holds the p2m: start_info follows the modules (none) at once.
+    assert_eq!(built.layout.start_info().start, built.layout.kernel().end);
+}
+
+/// An INIT_P2M address sharing a 512 GiB slot with the region (or unusable otherwise)
+/// leaves the p2m in the region.
+#[test]
+fn an_unusable_init_p2m_leaves_the_p2m_in_the_region() {
+    for va in [0xffff_ffff_0000_0000u64, 0x80_0000_0800] {
+        let mut image = kernel_at(KernelPlace::LINUX);
+        image.notes.extend(xen_u64(note::INIT_P2M, va));
+        let built = build_domain(&image, 8192, &[], DomainKind::Guest, b"");
+        built.check_common();
+        assert!(built.layout.p2m_mapping().is_none(), "{va:#x}");
+        assert_eq!(built.start_info().mfn_list, built.layout.p2m().start);
+        assert_eq!(built.start_info().nr_p2m_frames, 0);
+    }
 }
 
 #[test]
