@@ -8,7 +8,8 @@
 //! 1. the kernel image `[virt_kstart, virt_kend)`;
 //! 2. the modules: none; one as a plain initrd; two or more as one multiboot module
 //!    package (`SIF_MULTIBOOT_MOD`, see [`MultibootModList`]);
-//! 3. the p2m list (`nr_pages` machine frame numbers, 8 bytes each);
+//! 3. the p2m list (`nr_pages` machine frame numbers, 8 bytes each), unless the kernel
+//!    asks for it at its own address (INIT_P2M: see [`P2mMapping`]);
 //! 4. the start_info page; 5. the xenstore ring page; 6. the console ring page;
 //! 7. the bootstrap page tables, which map the whole region *including themselves*;
 //! 8. the boot stack page;
