@@ -14,6 +14,7 @@ pub const GUESTS: &[&str] = &[
     "fuzz",
     "hello-low",
     "abi-test",
+    "xen-abi",
     "fault",
     "bench",
     "mm-test",

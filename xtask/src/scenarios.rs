@@ -230,6 +230,20 @@ pub fn all() -> Vec<Scenario> {
             ..DEFAULT
         },
         Scenario {
+            // The conformance guest: Xen's 64-bit PV ABI as Linux and Mini-OS use it, one
+            // line per check, as an unprivileged domU (pv-guest/src/bin/xen-abi.rs).
+            name: "xen-abi",
+            modules: &[Image::Guest("xen-abi"), Image::Config("xen-abi.cfg")],
+            input: &[
+                "xl create xen-abi.cfg",
+                wait_for!(r"\[xen-abi\] TESTS DONE [0-9]+ passed, [0-9]+ failed$"),
+                "shutdown",
+            ],
+            expect: &[r"\[xen-abi\] TEST set_gdt PASS$", r"\[xen-abi\] TEST register_vcpu_info PASS$", r"\[xen-abi\] TESTS DONE [0-9]+ passed, 0 failed$"],
+            forbid: &["PANIC", r"TEST .* FAIL", r"\(mk\) d[0-9]+ \(xen-abi\) crashed"],
+            ..DEFAULT
+        },
+        Scenario {
             name: "traps",
             dom0: Image::Guest("traps-test"),
             // Each exception the guest raises, in order, so one it skips fails here.

@@ -1,0 +1,332 @@
+//! xen-abi: the conformance guest of Xen's 64-bit PV ABI for the operations and edges
+//! Xen's own kernels (Linux, Mini-OS) rely on, run as an unprivileged domU. One
+//! `TEST <name> PASS|FAIL <why>` line per check, then `TESTS DONE <p> passed, <f> failed`,
+//! and it powers off. Each check names the operation, the value given and Xen's answer:
+//!
+//! - `physdev_op`: `set_iopl` range and pointers, `set_iobitmap` limits; `cli`/`sti`
+//!   faulting without the virtual IOPL and skipped with it; `in`/`out` through the IOPL
+//!   (all ones read) and through the bitmap, port by port;
+//! - `set_gdt`/`update_descriptor`: the entry limit, a frame mapped writable, descriptors
+//!   written and fixed up, a selector of the guest's own GDT loaded, the frame kept from
+//!   being mapped writable while installed, bad descriptors and addresses;
+//! - control registers: CR0.TS writes, other CR0 bits refused, CR4's guest bits;
+//! - CPUID through the forced-emulation prefix as Xen's PV policy shows it;
+//! - `xen_version` features, with `writable_page_tables` following `vm_assist`;
+//! - `stack_switch`, `set_segment_base(GS_USER_SEL)`, trap-table selectors;
+//! - `console_io` write refused to a domU;
+//! - `VCPUOP_register_vcpu_info` offsets, the move, and its once-only rule (last: the kit's
+//!   event code reads the vcpu_info in shared_info).
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use core::arch::asm;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use pv_guest::hypercall::{self, hypercall_via_page, xen_features};
+use pv_guest::hypercall_abi::arch::{TrapInfo, VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES};
+use pv_guest::hypercall_abi::errno::Errno;
+use pv_guest::hypercall_abi::hypercall::Hypercall;
+use pv_guest::hypercall_abi::mmu::MmuUpdate;
+use pv_guest::hypercall_abi::physdev::{PHYSDEVOP_SET_IOBITMAP, PHYSDEVOP_SET_IOPL};
+use pv_guest::hypercall_abi::vcpu::VCPUOP_REGISTER_VCPU_INFO;
+use pv_guest::hypercall_abi::version::{
+    XENFEAT_DOM0, XENFEAT_GNTTAB_MAP_AVAIL_BITS, XENFEAT_HIGHMEM_ASSIST, XENFEAT_MMU_PT_UPDATE_PRESERVE_AD,
+    XENFEAT_WRITABLE_PAGE_TABLES,
+};
+use pv_guest::mm::xen::{cpuid_forced, pt_update_raw, vm_assist_raw, GuestMm};
+use pv_guest::mm::{entry_maddr, make_entry, DATA_RW_FLAGS};
+use pv_guest::testing::{describe, ensure, expect_ret, Tests};
+use pv_guest::traps::{self, Trap};
+use pv_guest::{println, StartInfo};
+
+const EINVAL: i64 = Errno::EINVAL.to_ret();
+const EFAULT: i64 = Errno::EFAULT.to_ret();
+const ENXIO: i64 = Errno::ENXIO.to_ret();
+const EPERM: i64 = Errno::EPERM.to_ret();
+/// An address in the hypervisor's slice.
+const HYPERVISOR_PTR: u64 = 0xffff_8300_0000_0000;
+/// Linux's flat user data descriptor (DPL 3) and flat 64-bit kernel code (DPL 0).
+const USER_DS: u64 = 0x00cf_f300_0000_ffff;
+const KERNEL_CS64: u64 = 0x00af_9b00_0000_ffff;
+/// A 64-bit TSS descriptor's low half: a system descriptor no guest may have.
+const TSS: u64 = 0x0000_8900_0000_0067;
+
+/// #GP taken (and skipped over by the length in `SKIP`).
+static GP_COUNT: AtomicU32 = AtomicU32::new(0);
+static SKIP: AtomicU32 = AtomicU32::new(0);
+
+fn on_gp(t: &mut Trap<'_>) {
+    GP_COUNT.fetch_add(1, Ordering::SeqCst);
+    t.frame.rip += u64::from(SKIP.load(Ordering::SeqCst));
+}
+
+/// Runs `f`, which executes one faulting-or-not instruction of `len` bytes, and says
+/// whether it took a #GP.
+fn gp_of(len: u32, f: impl FnOnce()) -> bool {
+    SKIP.store(len, Ordering::SeqCst);
+    let before = GP_COUNT.load(Ordering::SeqCst);
+    f();
+    GP_COUNT.load(Ordering::SeqCst) != before
+}
+
+fn hypercall2(nr: Hypercall, a1: u64, a2: u64) -> i64 {
+    // SAFETY: every call here passes pointers to live memory of ours, or addresses meant to
+    // be refused (the hypervisor checks them); none makes the hypervisor write to us
+    // beyond the object passed.
+    unsafe { hypercall_via_page(nr as u64, a1, a2, 0, 0, 0) }
+}
+
+fn set_iopl(iopl: u32) -> i64 {
+    hypercall2(Hypercall::PhysdevOp, PHYSDEVOP_SET_IOPL.into(), (&raw const iopl) as u64)
+}
+
+fn cli() {
+    // SAFETY: `cli` is 1 byte; it either faults (the #GP handler skips it) or, under the
+    // virtual IOPL, is skipped by the hypervisor. It changes no memory.
+    unsafe { asm!("cli", options(nomem, nostack)) }
+}
+
+fn sti() {
+    // SAFETY: as `cli`.
+    unsafe { asm!("sti", options(nomem, nostack)) }
+}
+
+fn inb(port: u16) -> u8 {
+    let v: u8;
+    // SAFETY: `in %dx, %al` (1 byte): emulated by the hypervisor or skipped by the #GP
+    // handler (al then keeps 0x5a).
+    unsafe { asm!("mov al, 0x5a", "in al, dx", out("al") v, in("dx") port, options(nomem, nostack)) }
+    v
+}
+
+fn outb(port: u16, v: u8) {
+    // SAFETY: `out %al, %dx` (1 byte), as `inb`.
+    unsafe { asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack)) }
+}
+
+fn read_cr0() -> u64 {
+    let v;
+    // SAFETY: emulated read of CR0.
+    unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack)) }
+    v
+}
+
+fn write_cr0(v: u64) {
+    // SAFETY: `mov %rax, %cr0` (3 bytes): TS changes are carried out, others fault (the
+    // #GP handler skips it).
+    unsafe { asm!("mov cr0, rax", in("rax") v, options(nomem, nostack)) }
+}
+
+fn read_cr4() -> u64 {
+    let v;
+    // SAFETY: emulated read of CR4.
+    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack)) }
+    v
+}
+
+fn write_cr4(v: u64) {
+    // SAFETY: `mov %rax, %cr4` (3 bytes): the hypervisor keeps the guest bits.
+    unsafe { asm!("mov cr4, rax", in("rax") v, options(nomem, nostack)) }
+}
+
+fn iopl(t: &mut Tests) {
+    t.report("physdev_set_iopl_4_is_einval", expect_ret(set_iopl(4), EINVAL));
+    t.report(
+        "physdev_set_iopl_bad_pointer_is_efault",
+        expect_ret(hypercall2(Hypercall::PhysdevOp, PHYSDEVOP_SET_IOPL.into(), HYPERVISOR_PTR), EFAULT),
+    );
+    t.report("physdev_unknown_sub_op_is_enosys", expect_ret(hypercall2(Hypercall::PhysdevOp, 1000, 0), Errno::ENOSYS.to_ret()));
+    t.report("physdev_set_iopl_0", expect_ret(set_iopl(0), 0));
+    t.report("cli_without_iopl_is_gp", ensure(gp_of(1, cli), || "no #GP".into()));
+    t.report("in_without_iopl_is_gp", ensure(gp_of(1, || { let _ = inb(0x80); }), || "no #GP".into()));
+    t.report("physdev_set_iopl_1", expect_ret(set_iopl(1), 0));
+    t.report("cli_sti_under_iopl_are_skipped", ensure(!gp_of(1, cli) && !gp_of(1, sti), || "#GP".into()));
+    t.report("in_under_iopl_reads_all_ones", {
+        let v = inb(0x80);
+        ensure(v == 0xff, || format!("read {v:#x}"))
+    });
+    t.report("out_under_iopl_is_dropped", ensure(!gp_of(1, || outb(0x80, 1)), || "#GP".into()));
+    // The bitmap: port 0x80 allowed (bit clear), 0x81 denied; IOPL back to 0.
+    let mut bitmap = alloc::vec![0xffu8; 8192];
+    bitmap[0x80 / 8] &= !1;
+    let set = |addr: u64, ports: u32| {
+        let arg: [u64; 2] = [addr, u64::from(ports)];
+        hypercall2(Hypercall::PhysdevOp, PHYSDEVOP_SET_IOBITMAP.into(), (&raw const arg) as u64)
+    };
+    t.report("physdev_set_iobitmap_too_many_ports", expect_ret(set(bitmap.as_ptr() as u64, 65537), EINVAL));
+    t.report("physdev_set_iobitmap_in_hypervisor", expect_ret(set(HYPERVISOR_PTR, 16), EINVAL));
+    t.report("physdev_set_iobitmap", expect_ret(set(bitmap.as_ptr() as u64, 0x100), 0));
+    set_iopl(0);
+    t.report("in_allowed_by_the_bitmap", ensure(!gp_of(1, || { let _ = inb(0x80); }), || "#GP".into()));
+    t.report("in_denied_by_the_bitmap", ensure(gp_of(1, || { let _ = inb(0x81); }), || "no #GP".into()));
+    t.report("in_past_the_bitmap_is_gp", ensure(gp_of(1, || { let _ = inb(0x100); }), || "no #GP".into()));
+    set(0, 0);
+}
+
+fn descriptors(t: &mut Tests, mm: &mut GuestMm) {
+    let set_gdt = |frames: &[u64], entries: u64| hypercall2(Hypercall::SetGdt, frames.as_ptr() as u64, entries);
+    let update = |maddr: u64, desc: u64| hypercall2(Hypercall::UpdateDescriptor, maddr, desc);
+    t.report("set_gdt_7169_entries_is_einval", expect_ret(set_gdt(&[0], 7169), EINVAL));
+    t.report("set_gdt_bad_list_is_efault", expect_ret(hypercall2(Hypercall::SetGdt, HYPERVISOR_PTR, 16), EFAULT));
+    let Some((mapped, _)) = mm.alloc_mapped() else { return t.report("frames", Err("no mapped frame".into())) };
+    t.report("set_gdt_frame_mapped_writable_is_einval", expect_ret(set_gdt(&[mapped.mfn.0], 16), EINVAL));
+    let Some(frame) = mm.alloc_frame() else { return t.report("frames", Err("no free frame".into())) };
+    let base = frame.mfn.0 << 12;
+    t.report("update_descriptor_user_ds", expect_ret(update(base + 5 * 8, USER_DS), 0));
+    t.report("update_descriptor_kernel_cs", expect_ret(update(base + 2 * 8, KERNEL_CS64), 0));
+    t.report("update_descriptor_tss_is_einval", expect_ret(update(base + 8 * 8, TSS), EINVAL));
+    t.report("update_descriptor_unaligned_is_einval", expect_ret(update(base + 4, USER_DS), EINVAL));
+    t.report("update_descriptor_foreign_frame_is_einval", expect_ret(update(0x10, USER_DS), EINVAL));
+    t.report("set_gdt", expect_ret(set_gdt(&[frame.mfn.0], 16), 0));
+    t.report("load_a_selector_of_the_guest_gdt", {
+        let mut ds: u16;
+        let gp = gp_of(3, || {
+            // SAFETY: loads ds from our GDT's entry 5 (`mov %ax, %ds`, 3 bytes, skipped by
+            // the #GP handler if it faults); ds is ignored in 64-bit mode and set back to
+            // null after.
+            unsafe { asm!("mov ds, ax", in("ax") 0x2bu16, options(nomem, nostack)) }
+        });
+        // SAFETY: reads ds, then loads the null selector.
+        unsafe {
+            asm!("mov {0:x}, ds", out(reg) ds, options(nomem, nostack));
+            asm!("mov ds, {0:x}", in(reg) 0u16, options(nomem, nostack));
+        }
+        ensure(!gp && ds == 0x2b, || format!("#GP {gp}, ds {ds:#x}"))
+    });
+    t.report("load_a_selector_past_the_gdt_is_gp", ensure(gp_of(3, || {
+        // SAFETY: `mov %ax, %ds` (66 8e d8, 3 bytes) with a selector past the 16 entries:
+        // #GP, skipped.
+        unsafe { asm!("mov ds, ax", in("ax") 0x83u16, options(nomem, nostack)) }
+    }), || "no #GP".into()));
+    // While installed, the frame may not be mapped writable.
+    let Some(va) = mm.va_of(mapped.pfn) else {
+        return t.report("frames", Err("no va".into()));
+    };
+    let table = mm.boot_table_for(1, va);
+    t.report("gdt_frame_cannot_be_mapped_writable", match table {
+        Some(l1) => {
+            let req = MmuUpdate { ptr: entry_maddr(l1, pv_guest::mm::table_index(va, 1)), val: make_entry(frame.mfn, DATA_RW_FLAGS) };
+            let (ret, _) = pt_update_raw(&[req]);
+            ensure(ret < 0, || format!("mapped: {}", describe(ret)))
+        }
+        None => Err("no L1 for the padding page".into()),
+    });
+    t.report("set_gdt_empty", expect_ret(set_gdt(&[], 0), 0));
+    t.report("update_descriptor_after_release", expect_ret(update(base, 0), 0));
+}
+
+fn control_registers(t: &mut Tests) {
+    let cr0 = read_cr0();
+    t.report("cr0_ts_set_and_clear", {
+        let gp = gp_of(3, || write_cr0(cr0 | 8)) || gp_of(3, || write_cr0(cr0 & !8));
+        let now = read_cr0();
+        ensure(!gp && now & 8 == 0, || format!("#GP {gp}, cr0 {now:#x}"))
+    });
+    t.report("cr0_pg_clear_is_gp", ensure(gp_of(3, || write_cr0(cr0 & !(1 << 31))), || "no #GP".into()));
+    let cr4 = read_cr4();
+    t.report("cr4_guest_bit_de", {
+        let gp = gp_of(3, || write_cr4(cr4 | 8));
+        let with = read_cr4();
+        write_cr4(cr4 & !8);
+        let without = read_cr4();
+        ensure(!gp && with & 8 != 0 && without & 8 == 0, || format!("#GP {gp}, {with:#x} / {without:#x}"))
+    });
+    t.report("cr4_other_bits_ignored", {
+        // PSE and SMEP are the hypervisor's: a write of them changes nothing, faults never.
+        let gp = gp_of(3, || write_cr4(cr4 | (1 << 4) | (1 << 20)));
+        let now = read_cr4();
+        ensure(!gp && now & ((1 << 4) | (1 << 20)) == 0, || format!("#GP {gp}, cr4 {now:#x}"))
+    });
+}
+
+fn cpuid_and_features(t: &mut Tests) {
+    let l1 = cpuid_forced(1, 0);
+    t.report("cpuid_1_hides_pse_pge_apic", ensure(l1[3] & ((1 << 3) | (1 << 13) | (1 << 9)) == 0, || format!("edx {:#x}", l1[3])));
+    t.report("cpuid_1_hypervisor_bit", ensure(l1[2] & (1 << 31) != 0 && l1[2] & (1 << 5) == 0, || format!("ecx {:#x}", l1[2])));
+    let x1 = cpuid_forced(0x8000_0001, 0);
+    t.report("cpuid_80000001_no_1g_pages", ensure(x1[3] & (1 << 26) == 0, || format!("edx {:#x}", x1[3])));
+    let l7 = cpuid_forced(7, 0);
+    t.report("cpuid_7_no_smep_smap_la57", ensure(l7[1] & ((1 << 7) | (1 << 20)) == 0 && l7[2] & (1 << 16) == 0, || format!("ebx {:#x} ecx {:#x}", l7[1], l7[2])));
+    let want = (1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD) | (1 << XENFEAT_HIGHMEM_ASSIST) | (1 << XENFEAT_GNTTAB_MAP_AVAIL_BITS);
+    t.report("features_as_xen_offers_a_domu", match xen_features(0) {
+        Ok(f) => ensure(f == want, || format!("{f:#x}, want {want:#x} (no dom0 bit {XENFEAT_DOM0})")),
+        Err(e) => Err(format!("{e:?}")),
+    });
+    t.report("vm_assist_writable_pagetables", expect_ret(vm_assist_raw(VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES), 0));
+    t.report("features_follow_the_assist", match xen_features(0) {
+        Ok(f) => ensure(f == want | (1 << XENFEAT_WRITABLE_PAGE_TABLES), || format!("{f:#x}")),
+        Err(e) => Err(format!("{e:?}")),
+    });
+}
+
+fn selectors_and_stacks(t: &mut Tests) {
+    let rsp: u64;
+    // SAFETY: reads rsp.
+    unsafe { asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack)) };
+    t.report("stack_switch_takes_linux_kernel_ds", expect_ret(hypercall2(Hypercall::StackSwitch, 0x18, rsp & !0xf), 0));
+    t.report("set_segment_base_gs_user_sel", expect_ret(hypercall2(Hypercall::SetSegmentBase, 3, 0x2b), 0));
+    let table = |cs: u16| [TrapInfo::new(13, 0, true, cs, traps::stub_address(13)), TrapInfo::new(0, 0, false, 0, 0)];
+    let set = |cs: u16| {
+        let tab = table(cs);
+        hypercall2(Hypercall::SetTrapTable, tab.as_ptr() as u64, 0)
+    };
+    t.report("trap_table_guest_gdt_selector", expect_ret(set(0x10), 0));
+    t.report("trap_table_hypervisor_selector_is_einval", expect_ret(set(0xe008), EINVAL));
+    t.report("trap_table_flat_selector_rpl0", expect_ret(set(0xe030), 0));
+    let msg = b"xen-abi\n";
+    t.report("console_io_write_is_eperm", expect_ret(
+        // SAFETY: the hypervisor reads `msg` (refused before that).
+        unsafe { hypercall_via_page(Hypercall::ConsoleIo as u64, 0, msg.len() as u64, msg.as_ptr() as u64, 0, 0) },
+        EPERM,
+    ));
+}
+
+fn vcpu_info(t: &mut Tests, mm: &mut GuestMm) {
+    let Some((frame, va)) = mm.alloc_mapped() else { return t.report("vcpu_info_frame", Err("no page".into())) };
+    let reg = |mfn: u64, offset: u32| {
+        let arg: [u64; 2] = [mfn, u64::from(offset)];
+        // SAFETY: the hypervisor reads `arg`.
+        unsafe { hypercall_via_page(Hypercall::VcpuOp as u64, VCPUOP_REGISTER_VCPU_INFO.into(), 0, (&raw const arg) as u64, 0, 0) }
+    };
+    t.report("register_vcpu_info_offset_past_the_page", expect_ret(reg(frame.mfn.0, 4096 - 63), ENXIO));
+    t.report("register_vcpu_info_unaligned", expect_ret(reg(frame.mfn.0, 12), ENXIO));
+    t.report("register_vcpu_info_not_our_frame", expect_ret(reg(0x10, 64), EINVAL));
+    t.report("register_vcpu_info", expect_ret(reg(frame.mfn.0, 64), 0));
+    t.report("register_vcpu_info_marks_everything_pending", {
+        // SAFETY: `va` maps the frame (ours, writable); its vcpu_info at 64 was just filled.
+        let (pending, sel) = unsafe { (core::ptr::read_volatile((va + 64) as *const u8), core::ptr::read_volatile((va + 72) as *const u64)) };
+        ensure(pending == 1 && sel == !0, || format!("pending {pending}, sel {sel:#x}"))
+    });
+    t.report("register_vcpu_info_twice_is_einval", expect_ret(reg(frame.mfn.0, 128), EINVAL));
+}
+
+fn main(si: &'static StartInfo) {
+    let mut t = Tests::default();
+    let mut mm = match GuestMm::init(si, None) {
+        Ok(mm) => mm,
+        Err(e) => {
+            t.report("mm_init", Err(format!("{e}")));
+            return t.done();
+        }
+    };
+    if let Err(e) = traps::install(&[(13, on_gp)]) {
+        t.report("set_trap_table", Err(format!("{e:?}")));
+        return t.done();
+    }
+    iopl(&mut t);
+    descriptors(&mut t, &mut mm);
+    control_registers(&mut t);
+    cpuid_and_features(&mut t);
+    selectors_and_stacks(&mut t);
+    // Handlers again (the selector checks replaced the table).
+    let _ = traps::install(&[(13, on_gp)]);
+    vcpu_info(&mut t, &mut mm);
+    let _ = hypercall::xen_version_number();
+    println!("NOTE xen-abi done");
+    t.done();
+}
+
+pv_guest::entry!(main);
