@@ -250,7 +250,7 @@ pub enum CreateError {
         /// The kernel's name.
         kernel: String,
         /// Why: the payload's problem, or the room dom0 could not find.
-        error: Result<BzError, (usize, Errno)>,
+        error: UnpackError,
     },
     /// A domain of that name exists.
     Duplicate {
@@ -454,9 +454,13 @@ fn find_file<'a>(
     }
 }
 
+/// Why a bzImage was not unpacked: its payload's problem, or the room dom0 could not find
+/// (bytes wanted, the error).
+type UnpackError = Result<BzError, (usize, Errno)>;
+
 /// The ELF inside `image` when it is a bzImage (`None` when it is not one): grows dom0's
 /// heap for it and unpacks it there.
-fn unpack_kernel(ctl: &mut impl Control, image: &[u8]) -> Result<Option<Vec<u8>>, Result<BzError, (usize, Errno)>> {
+fn unpack_kernel(ctl: &mut impl Control, image: &[u8]) -> Result<Option<Vec<u8>>, UnpackError> {
     if !bzimage::is_bzimage(image) {
         return Ok(None);
     }

@@ -548,7 +548,7 @@ pub fn set_upcall_mask_and_cr2(at: Option<u64>, mask: u8, cr2: Option<u64>) {
     // SAFETY: as in `upcall_mask`; plain stores into the vcpu_info, which the guest only
     // reads or updates with single-byte/word accesses of its own.
     unsafe {
-        core::ptr::write_volatile(directmap(at + VI_UPCALL_MASK) as *mut u8, mask);
+        core::ptr::write_volatile(directmap(at + VI_UPCALL_MASK), mask);
         if let Some(a) = cr2 {
             core::ptr::write_volatile(directmap(at + VI_CR2) as *mut u64, a);
         }
@@ -563,12 +563,12 @@ pub fn move_vcpu_info(from: Option<u64>, to: u64) {
     // caller took it), `from` is its current vcpu_info; both direct-mapped, 64 bytes each,
     // inside their pages (offsets checked); distinct or identical, copied bytewise.
     unsafe {
-        let dst = directmap(to) as *mut u8;
+        let dst = directmap(to);
         match from {
             Some(f) => core::ptr::copy(directmap(f) as *const u8, dst, VCPU_INFO_SIZE as usize),
             None => core::ptr::write_bytes(dst, 0, VCPU_INFO_SIZE as usize),
         }
-        core::ptr::write_volatile(directmap(to + VI_UPCALL_PENDING) as *mut u8, 1);
+        core::ptr::write_volatile(directmap(to + VI_UPCALL_PENDING), 1);
         core::ptr::write_volatile(directmap(to + VI_PENDING_SEL) as *mut u64, !0);
     }
 }

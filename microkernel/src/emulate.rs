@@ -305,9 +305,9 @@ pub fn decode_pt_write(bytes: &[u8]) -> Option<PtWrite> {
             if (modrm >> 3) & 7 != 0 {
                 return None;
             }
-            let imm = bytes.get(len..len + 4)?;
+            let imm: [u8; 4] = bytes.get(len..len + 4)?.try_into().ok()?;
             len += 4;
-            let v = i32::from_le_bytes([imm[0], imm[1], imm[2], imm[3]]) as i64 as u64;
+            let v = i32::from_le_bytes(imm) as i64 as u64;
             PtWriteOp::MovImm(v)
         }
     };

@@ -831,7 +831,7 @@ fn writable_pagetables_write(f: &mut GuestFrame) -> bool {
         n -= 1;
     }
     let Some(w) = emulate::decode_pt_write(bytes.get(..n).unwrap_or(&[])) else { return false };
-    if va % u64::from(w.size) != 0 {
+    if !va.is_multiple_of(u64::from(w.size)) {
         return false;
     }
     let mut guard = MACHINE.lock();

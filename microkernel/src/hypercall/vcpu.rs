@@ -71,7 +71,7 @@ pub(super) fn vcpu_op(p: &mut impl Platform, cmd: u32, vcpu: u32, arg: u64) -> R
             // aligned offset (`ENXIO`); the rest is the machine's (`EINVAL`).
             let [mfn, word]: [u64; 2] = read_guest(p, arg)?;
             let offset = word as u32;
-            if u64::from(offset) > 4096 - 64 || offset % 8 != 0 {
+            if u64::from(offset) > 4096 - 64 || !offset.is_multiple_of(8) {
                 return Err(Errno::ENXIO);
             }
             p.register_vcpu_info(vcpu, mfn, offset)?;

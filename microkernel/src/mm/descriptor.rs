@@ -129,7 +129,7 @@ impl Mm<'_, '_> {
     /// writable data, and `desc` acceptable to [`check_descriptor`]; the checked value is
     /// written. `EINVAL` otherwise, with nothing changed. Returns the frame written.
     pub fn update_descriptor(&mut self, maddr: u64, desc: u64) -> Result<u64, Errno> {
-        if maddr % 8 != 0 {
+        if !maddr.is_multiple_of(8) {
             return Err(Errno::EINVAL);
         }
         let fixed = check_descriptor(desc).ok_or(Errno::EINVAL)?;
