@@ -75,8 +75,9 @@ pub trait Control {
     fn grow_heap(&mut self, bytes: usize) -> Result<(), Errno>;
     /// Asks a domain's kernel to shut down as Xen's toolstack does: writes `request`
     /// (`poweroff`, `reboot`) to its `control/shutdown` store node, which PV kernels
-    /// (Linux, Mini-OS) watch. `ENOENT` if the store does not serve it.
-    fn pv_control(&mut self, dom: u16, request: &str) -> Result<(), Errno>;
+    /// (Linux, Mini-OS) watch: whether the guest watches it (a kernel that does not
+    /// will not act on it). `ENOENT` if the store does not serve it.
+    fn pv_control(&mut self, dom: u16, request: &str) -> Result<bool, Errno>;
     /// `SCHEDOP_remote_shutdown`.
     fn shutdown_domain(&mut self, dom: u16, reason: ShutdownReason) -> Result<(), Errno>;
     /// `XENMEM_populate_physmap` for `dom`: pfns in, machine frames out; the count done.

@@ -182,6 +182,8 @@ pub struct FakeControl {
     pub fail: Vec<Fail>,
     /// Every call, by name and domain (for order checks).
     pub calls: Vec<(&'static str, u16)>,
+    /// Domains whose kernels do not watch `control/shutdown`.
+    pub ignores_control: Vec<u16>,
     /// Frames mapped into dom0 right now.
     pub mapped: BTreeSet<u64>,
     /// Most frames mapped at once.
@@ -230,6 +232,7 @@ impl FakeControl {
             next_mfn: 0x10_0000,
             fail: Vec::new(),
             calls: Vec::new(),
+            ignores_control: Vec::new(),
             mapped: BTreeSet::new(),
             max_mapped: 0,
             clock_ns: 1,
@@ -444,13 +447,16 @@ impl Control for FakeControl {
         Ok(())
     }
 
-    fn pv_control(&mut self, dom: u16, request: &str) -> Result<(), Errno> {
+    fn pv_control(&mut self, dom: u16, request: &str) -> Result<bool, Errno> {
         self.calls.push(("pv_control", dom));
         self.dom(dom)?;
-        // The fake's kernels all honour control/shutdown at once.
+        if self.ignores_control.contains(&dom) {
+            return Ok(false);
+        }
+        // The fake's other kernels honour control/shutdown at once.
         let reason = if request == "reboot" { ShutdownReason::Reboot } else { ShutdownReason::Poweroff };
         self.guest_shuts_down(dom, reason as u32);
-        Ok(())
+        Ok(true)
     }
 
     fn shutdown_domain(&mut self, dom: u16, reason: ShutdownReason) -> Result<(), Errno> {

@@ -257,7 +257,18 @@ impl<'f, C: Control> Toolstack<'f, C> {
             Verb::Pause => self.ctl.pause_domain(id),
             Verb::Unpause => self.ctl.unpause_domain(id),
             Verb::Shutdown { reason, force: true } => self.ctl.shutdown_domain(id, reason),
-            Verb::Shutdown { reason, force: false } => self.ctl.pv_control(id, control_word(reason)),
+            Verb::Shutdown { reason, force: false } => match self.ctl.pv_control(id, control_word(reason)) {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    let _ = writeln!(
+                        out,
+                        "xl: domain {name} ({id}) does not watch control/shutdown; its kernel may not act on it (xl {} -F {name} ends it)",
+                        verb.word()
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
         };
         let _ = match result {
             Ok(()) => {

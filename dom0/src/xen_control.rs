@@ -389,7 +389,7 @@ impl Control for XenControl {
         self.grow_heap_by(bytes)
     }
 
-    fn pv_control(&mut self, dom: u16, request: &str) -> Result<(), Errno> {
+    fn pv_control(&mut self, dom: u16, request: &str) -> Result<bool, Errno> {
         if !self.store.is_connected(dom) {
             return Err(Errno::ENOENT);
         }
@@ -398,7 +398,8 @@ impl Control for XenControl {
             xenbus::wire::XsError::ENOMEM => Errno::ENOMEM,
             xenbus::wire::XsError::ENOENT => Errno::ENOENT,
             _ => Errno::EIO,
-        })
+        })?;
+        Ok(self.store.is_watched_by(dom, &path))
     }
 
     fn shutdown_domain(&mut self, dom: u16, reason: ShutdownReason) -> Result<(), Errno> {

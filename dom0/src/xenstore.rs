@@ -172,6 +172,11 @@ impl<P: SharedMem> StoreService<P> {
         self.guests.iter().find(|(_, g)| g.port == port).map(|(d, _)| *d)
     }
 
+    /// Whether guest `dom` watches absolute `path` (or an ancestor of it).
+    pub fn is_watched_by(&self, dom: u16, path: &str) -> bool {
+        self.store.is_watched_by(DomId(dom), path)
+    }
+
     /// Whether `dom`'s ring is served and not disconnected.
     pub fn is_connected(&self, dom: u16) -> bool {
         self.guests.get(&dom).is_some_and(|g| g.conn.is_some())

@@ -239,3 +239,18 @@ fn node_quota_is_checked_again_at_commit() {
     assert_eq!(st.nodes_owned(DomId(1)), 5);
     assert_eq!(read(&mut st, &mut g, "q/c"), Err(XsError::ENOENT));
 }
+
+#[test]
+fn a_toolstack_can_ask_whether_a_guest_watches_a_node() {
+    let mut st = Store::new();
+    let mut g = dom(&mut st, 5);
+    let node = "/local/domain/5/control/shutdown";
+    assert!(!st.is_watched_by(DomId(5), node), "no watch yet");
+    watch(&mut st, &mut g, "control/shutdown", "tok").unwrap();
+    assert!(st.is_watched_by(DomId(5), node), "a relative watch on the node");
+    assert!(!st.is_watched_by(DomId(5), "/local/domain/5/control"), "not a parent");
+    assert!(!st.is_watched_by(DomId(6), node), "another domain");
+    req(&mut st, &mut g, MsgType::Unwatch, 0, &join_nul(&[b"control/shutdown", b"tok"])).unwrap();
+    watch(&mut st, &mut g, "control", "t2").unwrap();
+    assert!(st.is_watched_by(DomId(5), node), "a watch on an ancestor fires for it too");
+}

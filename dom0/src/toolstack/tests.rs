@@ -112,6 +112,27 @@ fn dom0_is_not_a_target() {
 }
 
 #[test]
+fn shutdown_asks_through_the_store_and_says_when_nobody_listens() {
+    let (kernel, archive) = boot_data();
+    let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(100_000, 60_000), files);
+    assert_eq!(xl_out(&mut ts, "xl create hello.cfg"), ["xl: domain hello (1) created"]);
+    ts.ctl.ignores_control.push(1);
+    assert_eq!(
+        xl_out(&mut ts, "xl shutdown hello"),
+        [
+            "xl: domain hello (1) does not watch control/shutdown; its kernel may not act on it (xl shutdown -F hello ends it)",
+            "xl: domain hello (1) asked to shut down"
+        ]
+    );
+    assert!(poll(&mut ts).is_empty(), "it did not act");
+    // -F: the hypervisor ends it with the reason given.
+    assert_eq!(xl_out(&mut ts, "xl reboot -F hello"), ["xl: domain hello (1) ended"]);
+    assert_eq!(ts.ctl.calls.last(), Some(&("shutdown", 1)));
+    assert_eq!(poll(&mut ts).len(), 1);
+}
+
+#[test]
 fn stops_are_reported_once_and_their_actions_applied() {
     let (kernel, archive) = boot_data();
     let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);

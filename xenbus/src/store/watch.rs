@@ -81,6 +81,16 @@ impl Store {
         }
     }
 
+    /// Whether domain `domid` has a watch that a change at absolute `node_path` fires (on
+    /// it or an ancestor): a toolstack asks before relying on a guest to act on a node
+    /// (`control/shutdown`).
+    pub fn is_watched_by(&self, domid: hypercall_abi::DomId, node_path: &str) -> bool {
+        self.introduced
+            .get(&domid)
+            .and_then(|id| self.conns.get(id))
+            .is_some_and(|c| c.watches.iter().any(|w| path::is_under(node_path, &w.path)))
+    }
+
     /// Fires a special watch (`@introduceDomain` or `@releaseDomain`) to the watchers allowed
     /// by its permissions (by default dom0 only; see [`Store::set_special_perms`]).
     pub(crate) fn fire_special(&mut self, name: &str) {
