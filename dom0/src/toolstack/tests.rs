@@ -39,6 +39,49 @@ fn poll(ts: &mut Toolstack<'_, FakeControl>) -> Vec<String> {
     lines(&out)
 }
 
+/// `elf` as a bzImage (boot protocol 2.15) with an LZ4 (legacy framing) payload, the
+/// unpacked size appended, as the kernel build makes it.
+fn bzimage_lz4(elf: &[u8]) -> Vec<u8> {
+    let mut payload = 0x184c_2102u32.to_le_bytes().to_vec();
+    for chunk in elf.chunks(8 << 20) {
+        let c = lz4_flex::block::compress(chunk);
+        payload.extend_from_slice(&(c.len() as u32).to_le_bytes());
+        payload.extend_from_slice(&c);
+    }
+    payload.extend_from_slice(&(elf.len() as u32).to_le_bytes());
+    let mut image = std::vec![0u8; 4 * 512];
+    image[0x1f1] = 3;
+    image[0x202..0x206].copy_from_slice(b"HdrS");
+    image[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    image[0x248..0x24c].copy_from_slice(&0u32.to_le_bytes());
+    image[0x24c..0x250].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    image.extend_from_slice(&payload);
+    image
+}
+
+#[test]
+fn a_bzimage_kernel_is_unpacked_and_a_corrupt_one_named() {
+    let (kernel, archive) = boot_data();
+    let bz = bzimage_lz4(&kernel);
+    let files = BootFiles::new([("hello", &bz[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(65536, 60000), files);
+    assert_eq!(xl_out(&mut ts, "xl create hello.cfg"), ["xl: domain hello (1) created"]);
+    let mut bad = bz.clone();
+    let n = bad.len();
+    bad[n - 4..].copy_from_slice(&(kernel.len() as u32 + 1).to_le_bytes());
+    let files = BootFiles::new([("hello", &bad[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(65536, 60000), files);
+    assert_eq!(
+        xl_out(&mut ts, "xl create hello.cfg"),
+        [std::format!(
+            "xl: hello.cfg: kernel 'hello' cannot be unpacked: bzImage payload unpacked to {} bytes but claims {}",
+            kernel.len(),
+            kernel.len() + 1
+        )]
+    );
+    assert!(!ts.ctl.calls.iter().any(|c| c.0 == "create"), "nothing was created");
+}
+
 #[test]
 fn create_list_pause_unpause_destroy() {
     let (kernel, archive) = boot_data();
