@@ -86,9 +86,24 @@ pub struct Vcpu {
     pub gdt_entries: u32,
     /// The CR4 bits it set for itself (`cpu::CR4_GUEST_BITS`), loaded while it runs.
     pub cr4: u64,
+    /// Its LDT (`MMUEXT_SET_LDT`): the descriptor frame of each page (none where the page
+    /// was not mapped or not acceptable: those entries read as empty and fault on use, as
+    /// Xen's lazily mapped LDT would).
+    pub ldt_frames: heapless::Vec<Option<u64>, 16>,
+    /// Entries of its LDT (0: none).
+    pub ldt_entries: u32,
     /// Machine address of its `vcpu_info` once registered (`VCPUOP_register_vcpu_info`);
     /// until then the one in shared_info.
     pub vcpu_info: Option<u64>,
+}
+
+/// Loads `v`'s LDT into the hardware (at a switch to it, or when it changed).
+pub fn load_ldt(v: &Vcpu) {
+    let frames = &v.ldt_frames;
+    crate::arch::x86_64::gdt::load_ldt(v.ldt_entries as usize, |i| match frames.get(i / 512) {
+        Some(&Some(mfn)) => crate::mm_machine::frame_word(mfn, i % 512),
+        _ => 0,
+    });
 }
 
 /// Loads `v`'s GDT into the hardware table (at a switch to it, or when it changed).

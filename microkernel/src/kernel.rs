@@ -424,6 +424,7 @@ impl Machine {
         // The mode the vCPU left in: its kernel or one of its processes.
         domain::load_bases(v, held);
         domain::load_gdt(v);
+        domain::load_ldt(v);
         crate::arch::x86_64::cpu::load_guest_cr4(v.cr4);
         paging::switch_to(domain::page_table_base(&d.mm, v));
         self.current = next;

@@ -174,6 +174,33 @@ impl Platform for MachinePlatform<'_> {
         if v.gdt_frames.contains(&mfn) {
             crate::domain::load_gdt(v);
         }
+        if v.ldt_frames.contains(&Some(mfn)) {
+            crate::domain::load_ldt(v);
+        }
+    }
+
+    /// Xen maps an LDT page when the guest first uses it; here each page is looked up in
+    /// the kernel's tables at once and, when mapped, its frame held as a descriptor frame
+    /// (every descriptor checked); a page that is not (unmapped, writable elsewhere, a bad
+    /// descriptor) reads as empty, so its selectors fault, as Xen's would. The old LDT's
+    /// frames are let go.
+    fn set_ldt(&mut self, base: u64, ents: u32) -> Result<(), Errno> {
+        let (i, vi) = (self.m.cur_idx(), self.m.current.1);
+        let old: heapless::Vec<u64, 16> = self.m.domains[i].vcpus[vi].ldt_frames.iter().flatten().copied().collect();
+        let pages = (u64::from(ents) * 8).div_ceil(4096);
+        let frames: heapless::Vec<Option<u64>, 16> = self.m.with_mm(i, |mm| {
+            let _ = mm.set_gdt_frames(&old, &[]);
+            (0..pages)
+                .map(|k| {
+                    let mfn = mm.frame_at(base + k * 4096)?;
+                    mm.set_gdt_frames(&[], &[mfn]).ok().map(|()| mfn)
+                })
+                .collect()
+        });
+        let v = &mut self.m.domains[i].vcpus[vi];
+        (v.ldt_frames, v.ldt_entries) = (frames, ents);
+        crate::domain::load_ldt(v);
+        Ok(())
     }
 
     fn set_io_access(&mut self, access: hypercall::physdev::IoAccess) -> Result<(), Errno> {

@@ -247,13 +247,15 @@ fn apply_ext(p: &mut impl Platform, op: MmuextOp) -> Result<(), Errno> {
             }
             with_mm(p, |mm| mm.wbinvd())
         }
-        // No descriptor tables yet: only "no LDT" can be set.
+        // Xen's checks: a page-aligned guest address (0 with no entries), at most 8192
+        // entries; the LDT itself is the machine's (`Platform::set_ldt`).
         MmuextCmd::SetLdt => {
-            if op.arg2 as u32 == 0 {
-                Ok(())
-            } else {
-                Err(Errno::EINVAL)
+            let ents = op.arg2 as u32;
+            let ptr = if ents == 0 { 0 } else { op.arg1 };
+            if !ptr.is_multiple_of(4096) || ents > 8192 || crate::guest_access::GuestRange::new(ptr, u64::from(ents) * 8).is_err() {
+                return Err(Errno::EINVAL);
             }
+            p.set_ldt(ptr, ents)
         }
         MmuextCmd::ClearPage => with_mm(p, |mm| mm.clear_page(op.arg1))?,
         MmuextCmd::CopyPage => with_mm(p, |mm| mm.copy_page(op.arg1, op.arg2))?,

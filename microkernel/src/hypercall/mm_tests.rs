@@ -332,14 +332,19 @@ fn mmuext_ops_do_what_they_say() {
     assert_eq!(env.mach.flushes, flushes + 2);
     assert_eq!(env.peek(data[1], 0), env.peek(l1, 0));
     env.check_invariants();
+    assert_eq!(p.ldts, [(0, 0)], "SET_LDT with no entries reaches the machine with base 0");
+    assert_eq!(mmuext(&mut p, &[op(MMUEXT_SET_LDT, 0x4000_0000, 8192)]), (0, 1));
+    assert_eq!(p.ldts.last(), Some(&(0x4000_0000, 8192)));
 
     // Refusals, each stopping the batch where it is.
-    let cases: [(MmuextOp, Errno); 10] = [
+    let cases: [(MmuextOp, Errno); 12] = [
         (op(MMUEXT_PIN_L4_TABLE, l4, 0), Errno::EINVAL),
         (op(MMUEXT_UNPIN_TABLE, l3, 0), Errno::EINVAL),
         (op(MMUEXT_PIN_L2_TABLE, l1, 0), Errno::EINVAL),
         (op(MMUEXT_NEW_BASEPTR, data[0], 0), Errno::EINVAL),
-        (op(MMUEXT_SET_LDT, 0x1000, 3), Errno::EINVAL),
+        (op(MMUEXT_SET_LDT, 0x1008, 3), Errno::EINVAL),
+        (op(MMUEXT_SET_LDT, 0x1000, 8193), Errno::EINVAL),
+        (op(MMUEXT_SET_LDT, 0xffff_8000_0000_0000, 1), Errno::EINVAL),
         (op(MMUEXT_FLUSH_CACHE, 0, 0), Errno::EPERM),
         (op(MMUEXT_FLUSH_CACHE_GLOBAL, 0, 0), Errno::EPERM),
         (op(MMUEXT_MARK_SUPER, data[0], 0), Errno::EOPNOTSUPP),

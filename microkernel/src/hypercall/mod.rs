@@ -255,6 +255,15 @@ pub trait Platform: GuestMemory {
     fn set_gdt(&mut self, _frames: &[u64], _entries: u32) -> Result<(), Errno> {
         Err(Errno::ENOSYS)
     }
+    /// `MMUEXT_SET_LDT` for the calling vCPU (arguments checked: `base` page aligned and a
+    /// guest address, at most 8192 entries; 0 entries: no LDT).
+    fn set_ldt(&mut self, _base: u64, ents: u32) -> Result<(), Errno> {
+        if ents == 0 {
+            Ok(())
+        } else {
+            Err(Errno::ENOSYS)
+        }
+    }
     /// A descriptor in frame `mfn` was written (`update_descriptor`): a GDT using it
     /// sees the new value.
     fn descriptor_written(&mut self, _mfn: u64) {}
@@ -419,6 +428,8 @@ pub(crate) mod fake {
         pub gdts: Vec<(Vec<u64>, u32)>,
         /// vcpu_info registrations: vCPU, frame, offset.
         pub vcpu_infos: Vec<(u32, u64, u32)>,
+        /// LDTs set: base and entries.
+        pub ldts: Vec<(u64, u32)>,
     }
 
     impl FakePlatform {
@@ -453,6 +464,7 @@ pub(crate) mod fake {
                 io_access: Vec::new(),
                 gdts: Vec::new(),
                 vcpu_infos: Vec::new(),
+                ldts: Vec::new(),
             }
         }
 
@@ -618,6 +630,10 @@ pub(crate) mod fake {
         }
         fn set_gdt(&mut self, frames: &[u64], entries: u32) -> Result<(), Errno> {
             self.gdts.push((frames.to_vec(), entries));
+            Ok(())
+        }
+        fn set_ldt(&mut self, base: u64, ents: u32) -> Result<(), Errno> {
+            self.ldts.push((base, ents));
             Ok(())
         }
         fn set_timer(&mut self, deadline_ns: u64) {

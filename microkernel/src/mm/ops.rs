@@ -305,6 +305,13 @@ impl Mm<'_, '_> {
         Ok((table, Level::L1.index(va)))
     }
 
+    /// The frame the kernel tables map at `va` (a present L1 entry), if any.
+    pub fn frame_at(&self, va: u64) -> Option<u64> {
+        let (l1, index) = self.l1_entry_for(va).ok()?;
+        let e = self.mach.read_pte(l1, index);
+        present(e).then(|| entry_mfn(e))
+    }
+
     /// Xen's `ptwr_do_page_fault` lookup: the guest kernel wrote to `va` and faulted on a
     /// read-only mapping; if `va` maps (through the kernel tables) a validated L1 table of
     /// this domain, the entry written is returned by machine address and current value,

@@ -6,6 +6,8 @@
 //! - `physdev_op`: `set_iopl` range and pointers, `set_iobitmap` limits; `cli`/`sti`
 //!   faulting without the virtual IOPL and skipped with it; `in`/`out` through the IOPL
 //!   (all ones read) and through the bitmap, port by port;
+//! - `MMUEXT_SET_LDT`: arguments, an LDT selector loaded, past the entries and with no
+//!   LDT faulting;
 //! - `set_gdt`/`update_descriptor`: the entry limit, a frame mapped writable, descriptors
 //!   written and fixed up, a selector of the guest's own GDT loaded, the frame kept from
 //!   being mapped writable while installed, bad descriptors and addresses;
@@ -29,15 +31,15 @@ use pv_guest::hypercall::{self, hypercall_via_page, xen_features};
 use pv_guest::hypercall_abi::arch::{TrapInfo, VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES};
 use pv_guest::hypercall_abi::errno::Errno;
 use pv_guest::hypercall_abi::hypercall::Hypercall;
-use pv_guest::hypercall_abi::mmu::MmuUpdate;
+use pv_guest::hypercall_abi::mmu::{MmuUpdate, MmuextOp, MMUEXT_SET_LDT, UVMF_INVLPG};
 use pv_guest::hypercall_abi::physdev::{PHYSDEVOP_SET_IOBITMAP, PHYSDEVOP_SET_IOPL};
 use pv_guest::hypercall_abi::vcpu::VCPUOP_REGISTER_VCPU_INFO;
 use pv_guest::hypercall_abi::version::{
     XENFEAT_DOM0, XENFEAT_GNTTAB_MAP_AVAIL_BITS, XENFEAT_HIGHMEM_ASSIST, XENFEAT_MMU_PT_UPDATE_PRESERVE_AD,
     XENFEAT_WRITABLE_PAGE_TABLES,
 };
-use pv_guest::mm::xen::{cpuid_forced, pt_update_raw, vm_assist_raw, GuestMm};
-use pv_guest::mm::{entry_maddr, make_entry, DATA_RW_FLAGS};
+use pv_guest::mm::xen::{cpuid_forced, mmuext_raw, pt_update_raw, update_va_mapping_raw, vm_assist_raw, GuestMm};
+use pv_guest::mm::{entry_maddr, make_entry, DATA_RO_FLAGS, DATA_RW_FLAGS};
 use pv_guest::testing::{describe, ensure, expect_ret, Tests};
 use pv_guest::traps::{self, Trap};
 use pv_guest::{println, StartInfo};
@@ -216,6 +218,45 @@ fn descriptors(t: &mut Tests, mm: &mut GuestMm) {
     });
     t.report("set_gdt_empty", expect_ret(set_gdt(&[], 0), 0));
     t.report("update_descriptor_after_release", expect_ret(update(base, 0), 0));
+    ldt(t, mm);
+}
+
+/// `MMUEXT_SET_LDT`: a descriptor frame mapped read-only at a page of ours becomes the
+/// LDT; its selector (TI set) loads; past its entries, or with the LDT gone, it faults.
+fn ldt(t: &mut Tests, mm: &mut GuestMm) {
+    let set_ldt = |va: u64, ents: u64| {
+        let op = MmuextOp { cmd: MMUEXT_SET_LDT, _pad: 0, arg1: va, arg2: ents };
+        mmuext_raw(&[op]).0
+    };
+    let (Some(frame), Some((_, va))) = (mm.alloc_frame(), mm.alloc_mapped()) else {
+        return t.report("ldt_frames", Err("no frames".into()));
+    };
+    t.report("ldt_descriptor_written", expect_ret(hypercall2(Hypercall::UpdateDescriptor, frame.mfn.0 << 12, USER_DS), 0));
+    t.report("ldt_page_mapped_read_only", expect_ret(update_va_mapping_raw(va, make_entry(frame.mfn, DATA_RO_FLAGS), UVMF_INVLPG), 0));
+    t.report("set_ldt_misaligned_is_einval", expect_ret(set_ldt(va + 8, 1), EINVAL));
+    t.report("set_ldt_8193_entries_is_einval", expect_ret(set_ldt(va, 8193), EINVAL));
+    t.report("set_ldt_in_hypervisor_is_einval", expect_ret(set_ldt(HYPERVISOR_PTR, 1), EINVAL));
+    t.report("set_ldt", expect_ret(set_ldt(va, 1), 0));
+    let load = |sel: u16| {
+        gp_of(3, || {
+            // SAFETY: `mov %ax, %ds` (3 bytes), skipped by the #GP handler if it faults; ds
+            // is ignored in 64-bit mode and nulled below.
+            unsafe { asm!("mov ds, ax", in("ax") sel, options(nomem, nostack)) }
+        })
+    };
+    t.report("load_an_ldt_selector", {
+        let gp = load(0x7);
+        let ds: u16;
+        // SAFETY: reads ds, then loads the null selector.
+        unsafe {
+            asm!("mov {0:x}, ds", out(reg) ds, options(nomem, nostack));
+            asm!("mov ds, {0:x}", in(reg) 0u16, options(nomem, nostack));
+        }
+        ensure(!gp && ds == 0x7, || format!("#GP {gp}, ds {ds:#x}"))
+    });
+    t.report("ldt_selector_past_the_entries_is_gp", ensure(load(0xf), || "no #GP".into()));
+    t.report("set_ldt_none", expect_ret(set_ldt(0, 0), 0));
+    t.report("ldt_selector_without_ldt_is_gp", ensure(load(0x7), || "no #GP".into()));
 }
 
 fn control_registers(t: &mut Tests) {

@@ -16,8 +16,12 @@ use x86_64::{PrivilegeLevel, VirtAddr};
 
 /// First GDT index the hypervisor owns (selector 0xe000).
 const FIRST_RESERVED: usize = 7168;
-/// Entries in the table: the reserved part ends after the 16-byte TSS descriptor.
-const ENTRIES: usize = FIRST_RESERVED + 10;
+/// Entries in the table: the reserved part ends after the 16-byte TSS and LDT descriptors.
+const ENTRIES: usize = FIRST_RESERVED + 12;
+/// Index of the LDT descriptor (16 bytes), selector 0xe050.
+const LDT_INDEX: usize = FIRST_RESERVED + 10;
+/// Most LDT entries (Xen's limit, 64 KiB).
+pub const LDT_ENTRIES: usize = 8192;
 
 /// IST slots (1-based in the IDT).
 pub const IST_DOUBLE_FAULT: u8 = 1;
@@ -115,5 +119,46 @@ pub fn load_guest(entries: usize, read: impl Fn(usize) -> u64) {
             *slot = if i < entries { read(i) } else { 0 };
         }
         *core::ptr::addr_of_mut!(GUEST_LOADED) = entries;
+    }
+}
+
+#[repr(C, align(4096))]
+struct Ldt([u64; LDT_ENTRIES]);
+
+/// The running vCPU's LDT, copied from its descriptor frames as the GDT's guest part is.
+static mut LDT: Ldt = Ldt([0; LDT_ENTRIES]);
+/// LDT entries now in [`LDT`] (what the next load must clear beyond its own).
+static mut LDT_LOADED: usize = 0;
+
+/// Puts a vCPU's LDT (`MMUEXT_SET_LDT`) into the hardware: entry `i` is `read(i)` for
+/// `i < entries` (at most 8192), the LDT descriptor covers exactly those, and LDTR is
+/// loaded with it; with no entries LDTR is null (an LDT selector faults).
+pub fn load_ldt(entries: usize, read: impl Fn(usize) -> u64) {
+    let entries = entries.min(LDT_ENTRIES);
+    // SAFETY: LDT and the LDT descriptor are written only here, with interrupts off on the
+    // one CPU; the guest's loaded segments keep their cached descriptors until it reloads
+    // them; `lldt` with a present LDT descriptor of the hypervisor's GDT, or null.
+    unsafe {
+        let l = &mut (*core::ptr::addr_of_mut!(LDT)).0;
+        let loaded = *core::ptr::addr_of!(LDT_LOADED);
+        for (i, slot) in l.iter_mut().enumerate().take(entries.max(loaded)) {
+            *slot = if i < entries { read(i) } else { 0 };
+        }
+        *core::ptr::addr_of_mut!(LDT_LOADED) = entries;
+        if entries == 0 {
+            core::arch::asm!("lldt {0:x}", in(reg) 0u16, options(nostack, preserves_flags));
+            return;
+        }
+        let base = l.as_ptr() as u64;
+        let limit = (entries * 8 - 1) as u64;
+        let g = &mut (*core::ptr::addr_of_mut!(GDT)).0;
+        g[LDT_INDEX] = (limit & 0xffff)
+            | ((base & 0xff_ffff) << 16)
+            | (0x82 << 40)
+            | (((limit >> 16) & 0xf) << 48)
+            | (((base >> 24) & 0xff) << 56);
+        g[LDT_INDEX + 1] = base >> 32;
+        let sel = (LDT_INDEX * 8) as u16;
+        core::arch::asm!("lldt {0:x}", in(reg) sel, options(nostack, preserves_flags));
     }
 }
