@@ -166,23 +166,15 @@ pub fn decode(bytes: &[u8], kind: FaultKind) -> Option<Insn> {
             }
             let op = bytes.get(i..i + 2)?;
             match op {
-                [0x0f, 0x20] => {
+                [0x0f, dir @ (0x20 | 0x22)] => {
                     let modrm = *bytes.get(i + 2)?;
                     if modrm >> 6 != 3 {
                         return None;
                     }
                     let cr = ((modrm >> 3) & 7) | if rex & 0x4 != 0 { 8 } else { 0 };
                     let reg = (modrm & 7) | if rex & 0x1 != 0 { 8 } else { 0 };
-                    Some(Insn::MovFromCr { cr, reg, len: (i + 3) as u8 })
-                }
-                [0x0f, 0x22] => {
-                    let modrm = *bytes.get(i + 2)?;
-                    if modrm >> 6 != 3 {
-                        return None;
-                    }
-                    let cr = ((modrm >> 3) & 7) | if rex & 0x4 != 0 { 8 } else { 0 };
-                    let reg = (modrm & 7) | if rex & 0x1 != 0 { 8 } else { 0 };
-                    Some(Insn::MovToCr { cr, reg, len: (i + 3) as u8 })
+                    let len = (i + 3) as u8;
+                    Some(if *dir == 0x20 { Insn::MovFromCr { cr, reg, len } } else { Insn::MovToCr { cr, reg, len } })
                 }
                 [0x0f, 0x32] => Some(Insn::Rdmsr { len: (i + 2) as u8 }),
                 [0x0f, 0x30] => Some(Insn::Wrmsr { len: (i + 2) as u8 }),

@@ -184,31 +184,32 @@ impl ForeignWindow {
             ));
         }
         self.ensure_tables(mmu, frames, mfns.len())?;
+        if let Err((done, error)) = self.write_slots(mmu, 0, dom, mfns) {
+            self.mapped = done;
+            // Best effort: the map error is the one worth reporting.
+            let _ = self.unmap(mmu);
+            return Err(error);
+        }
+        self.mapped = mfns.len();
+        Ok(())
+    }
+
+    /// Writes the entries mapping `mfns` (frames of `dom`) at slots `first..`, in batches
+    /// (their L1 tables exist); on failure, how many slots were mapped and the error.
+    fn write_slots(&self, mmu: &mut impl ForeignMmu, first: usize, dom: u16, mfns: &[u64]) -> Result<(), (usize, MmError)> {
         let mut reqs = Vec::with_capacity(BATCH.min(mfns.len()));
         for (chunk_index, chunk) in mfns.chunks(BATCH).enumerate() {
+            let start = first + chunk_index * BATCH;
             reqs.clear();
-            let first = chunk_index * BATCH;
-            reqs.extend(chunk.iter().enumerate().map(|(k, &mfn)| {
-                let slot = first + k;
-                MmuUpdate {
-                    ptr: entry_maddr(self.l1s[slot / ENTRIES], slot % ENTRIES),
-                    val: make_entry(Mfn(mfn), DATA_RW_FLAGS),
-                }
+            reqs.extend(chunk.iter().enumerate().map(|(k, &mfn)| MmuUpdate {
+                ptr: entry_maddr(self.l1s[(start + k) / ENTRIES], (start + k) % ENTRIES),
+                val: make_entry(Mfn(mfn), DATA_RW_FLAGS),
             }));
             if let Err(failure) = mmu.pt_update_foreign(&reqs, dom) {
                 let index = failure.done.min(reqs.len() - 1);
-                self.mapped = first + index;
-                let error = MmError::Update {
-                    request: reqs[index],
-                    index,
-                    applied: index,
-                    errno: failure.errno,
-                };
-                // Best effort: the map error is the one worth reporting.
-                let _ = self.unmap(mmu);
-                return Err(error);
+                let error = MmError::Update { request: reqs[index], index, applied: index, errno: failure.errno };
+                return Err((start - first + index, error));
             }
-            self.mapped = first + chunk.len();
         }
         Ok(())
     }
@@ -244,27 +245,7 @@ impl ForeignWindow {
             return Err(MmError::WrongState("no such slot in the foreign window"));
         };
         self.ensure_tables(mmu, frames, end)?;
-        for (chunk_index, chunk) in mfns.chunks(BATCH).enumerate() {
-            let start = first + chunk_index * BATCH;
-            let reqs: Vec<MmuUpdate> = chunk
-                .iter()
-                .enumerate()
-                .map(|(k, &mfn)| MmuUpdate {
-                    ptr: entry_maddr(self.l1s[(start + k) / ENTRIES], (start + k) % ENTRIES),
-                    val: make_entry(Mfn(mfn), DATA_RW_FLAGS),
-                })
-                .collect();
-            mmu.pt_update_foreign(&reqs, dom).map_err(|failure| {
-                let index = failure.done.min(reqs.len() - 1);
-                MmError::Update {
-                    request: reqs[index],
-                    index,
-                    applied: index,
-                    errno: failure.errno,
-                }
-            })?;
-        }
-        Ok(())
+        self.write_slots(mmu, first, dom, mfns).map_err(|(_, e)| e)
     }
 
     /// Clears `slot` (mapped by [`ForeignWindow::map_slot`]) and flushes this CPU's TLB.

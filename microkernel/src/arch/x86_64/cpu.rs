@@ -117,10 +117,11 @@ pub fn load_guest_cr4(bits: u64) {
     let hw = Cr4::read_raw();
     let want = (hw & !CR4_GUEST_BITS) | (bits & CR4_GUEST_BITS);
     if want != hw {
-        // SAFETY: only DE and FSGSBASE change, bits the microkernel does not depend on (it
-        // uses neither I/O breakpoints nor the base instructions); FSGSBASE is set only
-        // when CPUID reports the instructions (the caller masks it), so the write cannot
-        // #GP, and the guest can already set its bases through the MSR emulation.
+        // Only DE and FSGSBASE change, bits the microkernel does not depend on (it uses
+        // neither I/O breakpoints nor the base instructions); the guest can already set
+        // its bases through the MSR emulation.
+        // SAFETY: FSGSBASE is set only where CPUID reports it (the caller masks it), so the
+        // write cannot #GP; the other bits stay as they were.
         unsafe { Cr4::write_raw(want) }
     }
 }

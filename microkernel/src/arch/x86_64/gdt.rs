@@ -114,12 +114,17 @@ pub fn load_guest(entries: usize, read: impl Fn(usize) -> u64) {
     // loaded segments keep their cached descriptors until it reloads them.
     unsafe {
         let g = &mut (*core::ptr::addr_of_mut!(GDT)).0;
-        let loaded = *core::ptr::addr_of!(GUEST_LOADED);
-        for (i, slot) in g.iter_mut().enumerate().take(entries.max(loaded)) {
-            *slot = if i < entries { read(i) } else { 0 };
-        }
-        *core::ptr::addr_of_mut!(GUEST_LOADED) = entries;
+        copy_table(g, &mut *core::ptr::addr_of_mut!(GUEST_LOADED), entries, read);
     }
+}
+
+/// Fills `table[..entries]` from `read` and clears what the previous copy (`loaded`
+/// entries) left beyond them; `loaded` becomes `entries`.
+fn copy_table(table: &mut [u64], loaded: &mut usize, entries: usize, read: impl Fn(usize) -> u64) {
+    for (i, slot) in table.iter_mut().enumerate().take(entries.max(*loaded)) {
+        *slot = if i < entries { read(i) } else { 0 };
+    }
+    *loaded = entries;
 }
 
 #[repr(C, align(4096))]
@@ -140,11 +145,7 @@ pub fn load_ldt(entries: usize, read: impl Fn(usize) -> u64) {
     // them; `lldt` with a present LDT descriptor of the hypervisor's GDT, or null.
     unsafe {
         let l = &mut (*core::ptr::addr_of_mut!(LDT)).0;
-        let loaded = *core::ptr::addr_of!(LDT_LOADED);
-        for (i, slot) in l.iter_mut().enumerate().take(entries.max(loaded)) {
-            *slot = if i < entries { read(i) } else { 0 };
-        }
-        *core::ptr::addr_of_mut!(LDT_LOADED) = entries;
+        copy_table(l, &mut *core::ptr::addr_of_mut!(LDT_LOADED), entries, read);
         if entries == 0 {
             core::arch::asm!("lldt {0:x}", in(reg) 0u16, options(nostack, preserves_flags));
             return;
