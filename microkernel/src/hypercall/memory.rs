@@ -49,7 +49,8 @@ pub(super) fn memory_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Er
             write_guest(p, arg, &m)?;
             Ok(0)
         }
-        // XENMEM_exchange and everything else: not implemented.
+        XENMEM_EXCHANGE => exchange(p, args),
+        // Everything else: not implemented.
         _ => Err(Errno::ENOSYS),
     }
 }
@@ -119,6 +120,69 @@ fn reservation(p: &mut impl Platform, op: u32, start: u64, args: [u64; 5]) -> Re
         i += 1;
     }
     Ok(i as i64)
+}
+
+/// `struct xen_memory_exchange`: the frames given up, the frames wanted, and the progress.
+#[derive(Clone, Copy, Debug, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+#[repr(C)]
+struct XenMemoryExchange {
+    input: XenMemoryReservation,
+    output: XenMemoryReservation,
+    nr_exchanged: u64,
+}
+
+/// `XENMEM_exchange`, as Xen's `memory_exchange` for single pages: `in` lists machine
+/// frames of the domain to give up, `out` the pfns the new frames take (their machine
+/// frame numbers are written back over them); `nr_exchanged` in the argument counts the
+/// progress, written back when the call ends or continues. `EINVAL` for mismatched lists
+/// or domains, progress past the end, a frame that is mapped, typed or not the domain's;
+/// `EFAULT` for unreadable lists; `ENOMEM` when no frame is left. Extent orders other
+/// than 0 are `EINVAL` here (this hypervisor hands out single frames; Xen allows up to
+/// order 9 for a domU).
+fn exchange(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Errno> {
+    let arg = args[1];
+    let mut x: XenMemoryExchange = read_guest(p, arg)?;
+    let (inp, out) = (x.input, x.output);
+    if x.nr_exchanged > inp.nr_extents
+        || inp.domid != out.domid
+        || inp.extent_order != 0
+        || out.extent_order != 0
+        || inp.nr_extents != out.nr_extents
+    {
+        return Err(Errno::EINVAL);
+    }
+    let n = inp.nr_extents;
+    if x.nr_exchanged == n {
+        return Ok(0);
+    }
+    let bytes = n.checked_mul(8).ok_or(Errno::EFAULT)?;
+    GuestRange::new(inp.extent_start, bytes)?;
+    GuestRange::new(out.extent_start, bytes)?;
+    let target = resolve_domain(p, inp.domid)?;
+    let limit = u64::from(p.preempt_chunk().max(1));
+    let first = x.nr_exchanged;
+    let mut rc = Ok(0);
+    while x.nr_exchanged < n {
+        if x.nr_exchanged - first >= limit {
+            write_guest(p, arg, &x)?;
+            p.continuation(Hypercall::MemoryOp as u64, args);
+            return Ok(Hypercall::MemoryOp as i64);
+        }
+        let k = x.nr_exchanged;
+        let step = (|| {
+            let mfn: u64 = read_guest(p, inp.extent_start + 8 * k)?;
+            let pfn: u64 = read_guest(p, out.extent_start + 8 * k)?;
+            let new = with_mm_for(p, target, |mm| mm.exchange_page(mfn, pfn))??;
+            write_guest(p, out.extent_start + 8 * k, &new)
+        })();
+        if let Err(e) = step {
+            rc = Err(e);
+            break;
+        }
+        x.nr_exchanged += 1;
+    }
+    write_guest(p, arg, &x)?;
+    rc
 }
 
 /// Tells the caller the machine frame `target` got; if that cannot be written, the frame

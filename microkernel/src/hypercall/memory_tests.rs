@@ -153,7 +153,6 @@ fn queries_and_the_memory_map() {
     let m: XenMachphysMapping = get(&p, ARG);
     assert_eq!((m.v_start, m.max_mfn), (MACH2PHYS_VIRT_START, NR_FRAMES - 1));
 
-    assert_eq!(mem_op(&mut p, XENMEM_EXCHANGE.into(), BASE + ARG), err(Errno::ENOSYS));
     assert_eq!(mem_op(&mut p, 63, BASE + ARG), err(Errno::ENOSYS));
 }
 
@@ -194,4 +193,87 @@ fn dom0_populates_and_decreases_a_domain_it_builds() {
     put(&mut u, ARG, &XenMemoryDomain { domid: other });
     assert_eq!(mem_op(&mut u, XENMEM_MAXIMUM_RESERVATION.into(), BASE + ARG), err(Errno::EPERM));
     assert_eq!(u.env().dom_of(other).unwrap().tot_pages(), 0);
+}
+
+/// `XENMEM_exchange` argument at `ARG`: `ins` at `LIST`, `outs` (pfns) at `LIST2`.
+const LIST2: u64 = 0x1800;
+
+fn exchange(p: &mut FakePlatform, ins: &[u64], outs: &[u64], done: u64, orders: (u32, u32), domids: (u16, u16)) -> i64 {
+    put(p, LIST, ins);
+    put(p, LIST2, outs);
+    let res = |list: u64, n: usize, order: u32, domid: u16| XenMemoryReservation {
+        extent_start: BASE + list,
+        nr_extents: n as u64,
+        extent_order: order,
+        mem_flags: 0,
+        domid,
+        _pad: [0; 3],
+    };
+    put(p, ARG, &res(LIST, ins.len(), orders.0, domids.0));
+    put(p, ARG + 32, &res(LIST2, outs.len(), orders.1, domids.1));
+    put(p, ARG + 64, &done);
+    mem_op(p, XENMEM_EXCHANGE.into(), BASE + ARG)
+}
+
+#[test]
+fn exchange_gives_up_unreferenced_frames_for_new_ones() {
+    let mut p = FakePlatform::new_with_mm(false, 16, 0x4000);
+    assert_eq!(reservation(&mut p, XENMEM_POPULATE_PHYSMAP, &[1, 2, 3], 3, 0, DOMID_SELF), 3);
+    let old = list(&p, 3);
+    assert_eq!(exchange(&mut p, &old, &[7, 8, 9], 0, (0, 0), (DOMID_SELF, DOMID_SELF)), 0);
+    let new: Vec<u64> = (0..3).map(|i| get::<u64>(&p, LIST2 + 8 * i)).collect();
+    assert_eq!(get::<u64>(&p, ARG + 64), 3, "nr_exchanged");
+    for (i, m) in new.iter().enumerate() {
+        assert_eq!(p.env().mach.m2p.get(m), Some(&(7 + i as u64)));
+        assert_eq!(p.env().page(*m).owner(), Some(1));
+    }
+    // (A frame given up may come straight back as a new one.)
+    for m in old.iter().filter(|m| !new.contains(m)) {
+        assert_eq!(p.env().mach.m2p.get(m), Some(&INVALID_M2P_ENTRY));
+        assert_eq!(p.env().page(*m).owner(), None, "given back");
+    }
+    assert_eq!(p.env().dom.tot_pages(), 3);
+    p.env().check_invariants();
+    // Done already: nothing more; mismatched lists, orders or domains: EINVAL, untouched.
+    assert_eq!(exchange(&mut p, &new, &[7, 8, 9], 3, (0, 0), (DOMID_SELF, DOMID_SELF)), 0);
+    for (ins, outs, done, orders, domids) in [
+        (&new[..], &[1u64, 2][..], 0, (0, 0), (DOMID_SELF, DOMID_SELF)),
+        (&new[..], &[1, 2, 3][..], 4, (0, 0), (DOMID_SELF, DOMID_SELF)),
+        (&new[..], &[1, 2, 3][..], 0, (0, 1), (DOMID_SELF, DOMID_SELF)),
+        (&new[..], &[1, 2, 3][..], 0, (0, 0), (DOMID_SELF, 0)),
+    ] {
+        assert_eq!(exchange(&mut p, ins, outs, done, orders, domids), err(Errno::EINVAL));
+    }
+    // A frame that is still referenced elsewhere (here: pinned as a table) or not ours:
+    // EINVAL, with the progress before it counted.
+    let pinned = new[1];
+    p.env().mm().pin(pinned, crate::mm::page_info::Level::L1).unwrap();
+    assert_eq!(exchange(&mut p, &[new[0], pinned, new[2]], &[4, 5, 6], 0, (0, 0), (DOMID_SELF, DOMID_SELF)), err(Errno::EINVAL));
+    assert_eq!(get::<u64>(&p, ARG + 64), 1, "the first was exchanged");
+    assert_eq!(exchange(&mut p, &[0x7_0000], &[4], 0, (0, 0), (DOMID_SELF, DOMID_SELF)), err(Errno::EINVAL));
+    p.env().check_invariants();
+    // An unreadable list: EFAULT before any work.
+    exchange(&mut p, &[new[2]], &[4], 0, (0, 0), (DOMID_SELF, DOMID_SELF));
+    put(&mut p, ARG, &0xffff_8300_0000_0000u64);
+    put(&mut p, ARG + 64, &0u64);
+    assert_eq!(mem_op(&mut p, XENMEM_EXCHANGE.into(), BASE + ARG), err(Errno::EFAULT));
+    assert_eq!(get::<u64>(&p, ARG + 64), 0);
+}
+
+#[test]
+fn long_exchanges_continue_with_their_progress_in_the_argument() {
+    let mut p = FakePlatform::new_with_mm(false, 64, 0x4000);
+    let pfns: Vec<u64> = (0..40).collect();
+    assert_eq!(reservation(&mut p, XENMEM_POPULATE_PHYSMAP, &pfns, 40, 0, DOMID_SELF), 40);
+    let old = list(&p, 40);
+    p.chunk = 16;
+    assert_eq!(exchange(&mut p, &old, &pfns, 0, (0, 0), (DOMID_SELF, DOMID_SELF)), Hypercall::MemoryOp as i64);
+    assert_eq!(get::<u64>(&p, ARG + 64), 16);
+    let (nr, args) = p.continuations.pop().unwrap();
+    assert_eq!(dispatch(&mut p, nr, args), Hypercall::MemoryOp as i64);
+    let (nr, args) = p.continuations.pop().unwrap();
+    assert_eq!(dispatch(&mut p, nr, args), 0);
+    assert_eq!(get::<u64>(&p, ARG + 64), 40);
+    assert_eq!(p.env().dom.tot_pages(), 40);
+    p.env().check_invariants();
 }

@@ -391,6 +391,23 @@ impl Mm<'_, '_> {
         Ok(mfn)
     }
 
+    /// One `XENMEM_exchange` of single pages (Xen's `memory_exchange`): frame `mfn` of this
+    /// domain, which must hold nothing but its allocation reference (no mapping, no type,
+    /// no pin: Xen's `steal_page` refuses it otherwise, `EINVAL`), goes back, and a fresh
+    /// frame takes pfn `pfn` (its M2P entry set). The new frame; `ENOMEM` if none.
+    pub fn exchange_page(&mut self, mfn: u64, pfn: u64) -> Result<u64, Errno> {
+        // Ownership first: it bounds the frame number before the frame table is read.
+        if !self.owned(mfn) {
+            return Err(Errno::EINVAL);
+        }
+        let p = self.frames.page(mfn);
+        if !p.is_allocated() || p.count() != 1 || p.type_count() != 0 || p.is_pinned() || p.is_shared() {
+            return Err(Errno::EINVAL);
+        }
+        self.decrease_reservation(mfn)?;
+        self.populate_physmap(pfn)
+    }
+
     /// One frame of `XENMEM_decrease_reservation` (a PV guest names machine frames): the
     /// frame must be in this domain's reservation (`EINVAL` otherwise). Its pin, if any,
     /// and its allocation reference go; it returns to the frame source when its last

@@ -325,6 +325,36 @@ fn selectors_and_stacks(t: &mut Tests) {
     ));
 }
 
+/// `XENMEM_exchange` of one free frame (mapped nowhere): a new frame takes its pfn.
+fn memory_exchange(t: &mut Tests, mm: &mut GuestMm) {
+    let Some(frame) = mm.alloc_frame() else { return t.report("exchange_frame", Err("no frame".into())) };
+    let (mut ins, mut outs) = ([frame.mfn.0], [frame.pfn.0]);
+    // struct xen_memory_reservation: list, nr_extents, order | flags << 32, domid.
+    let res = |list: u64| [list, 1, 0, 0x7ff0u64];
+    // in (32 bytes), out (32 bytes), nr_exchanged: extent order 0, flags 0, DOMID_SELF.
+    let mut arg = [0u64; 9];
+    arg[..4].copy_from_slice(&res(ins.as_mut_ptr() as u64));
+    arg[4..8].copy_from_slice(&res(outs.as_mut_ptr() as u64));
+    // SAFETY: the hypervisor reads `arg` and the lists and writes back into `outs` and
+    // `arg[8]`, all ours and live.
+    let ret = unsafe { hypercall_via_page(Hypercall::MemoryOp as u64, 11, (&raw mut arg) as u64, 0, 0, 0) };
+    let new = outs[0];
+    t.report("xenmem_exchange_one_page", expect_ret(ret, 0).and(ensure(
+        // The M2P read is bounded by the largest frame the guest knew of: a new frame may be
+        // past it.
+        arg[8] == 1 && new != 0 && mm.m2p.get(pv_guest::hypercall_abi::types::Mfn(new)).is_none_or(|pfn| pfn == frame.pfn.0),
+        || format!("nr_exchanged {}, new mfn {new:#x} (old {:#x}), its M2P {:?}", arg[8], frame.mfn.0, mm.m2p.get(pv_guest::hypercall_abi::types::Mfn(new))),
+    )));
+    mm.p2m.set(frame.pfn, pv_guest::hypercall_abi::types::Mfn(new));
+    ins[0] = new;
+    arg[8] = 0;
+    arg[0] = ins.as_ptr() as u64;
+    arg[5] = 2; // out lists two extents, in one
+    // SAFETY: as above; refused before anything is read past the argument.
+    let ret = unsafe { hypercall_via_page(Hypercall::MemoryOp as u64, 11, (&raw mut arg) as u64, 0, 0, 0) };
+    t.report("xenmem_exchange_mismatched_lists_is_einval", expect_ret(ret, EINVAL));
+}
+
 fn vcpu_info(t: &mut Tests, mm: &mut GuestMm) {
     let Some((frame, va)) = mm.alloc_mapped() else { return t.report("vcpu_info_frame", Err("no page".into())) };
     let reg = |mfn: u64, offset: u32| {
@@ -362,6 +392,7 @@ fn main(si: &'static StartInfo) {
     control_registers(&mut t);
     cpuid_and_features(&mut t);
     selectors_and_stacks(&mut t);
+    memory_exchange(&mut t, &mut mm);
     // Handlers again (the selector checks replaced the table).
     let _ = traps::install(&[(13, on_gp)]);
     vcpu_info(&mut t, &mut mm);
