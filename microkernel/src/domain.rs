@@ -95,6 +95,9 @@ pub struct Vcpu {
     /// Machine address of its `vcpu_info` once registered (`VCPUOP_register_vcpu_info`);
     /// until then the one in shared_info.
     pub vcpu_info: Option<u64>,
+    /// Its debug registers (`set_debugreg`), in the hardware while it runs with a
+    /// breakpoint enabled.
+    pub debug: crate::traps::DebugRegs,
 }
 
 /// Loads `v`'s LDT into the hardware (at a switch to it, or when it changed).

@@ -11,6 +11,7 @@
 //! | `mov %cr2, reg` | the guest's last page-fault address |
 //! | `mov reg, %cr0` | TS set or cleared (virtual, as `fpu_taskswitch`); a change of any other bit is #GP, as Xen's `write_cr0` |
 //! | `mov reg, %cr4` | the guest-controlled bits (DE, FSGSBASE where the CPU has it) taken, the rest ignored, as Xen's `pv_fixup_guest_cr4` |
+//! | `mov %drN, reg`, `mov reg, %drN` | the vCPU's debug registers under `set_debugreg`'s rules: #UD for a register that does not exist, #GP for a refused value (Xen's `x86emul_read_dr`/`write_dr`) |
 //! | `rdmsr`/`wrmsr` of FS_BASE, GS_BASE, SHADOW_GS_BASE | the guest's segment bases; a non-canonical write is refused with #GP |
 //! | `ud2; "xen"; cpuid` | CPUID with the hypervisor leaves at 0x40000000 |
 //! | `cli`, `sti` | nothing (skipped) when the virtual IOPL allows them, as Xen's `validate` ("too dangerous to allow": the event mask is not touched); #GP otherwise |
@@ -51,6 +52,24 @@ pub enum Insn {
     MovToCr {
         /// Control register number.
         cr: u8,
+        /// Source GPR.
+        reg: u8,
+        /// Instruction length.
+        len: u8,
+    },
+    /// `mov %drN, %reg`.
+    MovFromDr {
+        /// Debug register number (8..15, from REX.R, are #UD).
+        dr: u8,
+        /// Destination GPR.
+        reg: u8,
+        /// Instruction length.
+        len: u8,
+    },
+    /// `mov %reg, %drN`.
+    MovToDr {
+        /// Debug register number.
+        dr: u8,
         /// Source GPR.
         reg: u8,
         /// Instruction length.
@@ -166,15 +185,20 @@ pub fn decode(bytes: &[u8], kind: FaultKind) -> Option<Insn> {
             }
             let op = bytes.get(i..i + 2)?;
             match op {
-                [0x0f, dir @ (0x20 | 0x22)] => {
+                [0x0f, dir @ (0x20..=0x23)] => {
                     let modrm = *bytes.get(i + 2)?;
                     if modrm >> 6 != 3 {
                         return None;
                     }
-                    let cr = ((modrm >> 3) & 7) | if rex & 0x4 != 0 { 8 } else { 0 };
+                    let n = ((modrm >> 3) & 7) | if rex & 0x4 != 0 { 8 } else { 0 };
                     let reg = (modrm & 7) | if rex & 0x1 != 0 { 8 } else { 0 };
                     let len = (i + 3) as u8;
-                    Some(if *dir == 0x20 { Insn::MovFromCr { cr, reg, len } } else { Insn::MovToCr { cr, reg, len } })
+                    Some(match *dir {
+                        0x20 => Insn::MovFromCr { cr: n, reg, len },
+                        0x21 => Insn::MovFromDr { dr: n, reg, len },
+                        0x22 => Insn::MovToCr { cr: n, reg, len },
+                        _ => Insn::MovToDr { dr: n, reg, len },
+                    })
                 }
                 [0x0f, 0x32] => Some(Insn::Rdmsr { len: (i + 2) as u8 }),
                 [0x0f, 0x30] => Some(Insn::Wrmsr { len: (i + 2) as u8 }),
@@ -390,6 +414,11 @@ pub trait EmuEnv {
     fn port_in(&mut self, port: u16, size: u8) -> u32;
     /// Writes `size` bytes of `value` to `port` for the guest.
     fn port_out(&mut self, port: u16, size: u8, value: u32);
+    /// `mov %drN, %reg`: the guest's debug register (`get_debugreg`'s rules: `ENODEV`
+    /// becomes #UD, any other refusal #GP).
+    fn read_dr(&self, n: u8) -> Result<u64, hypercall_abi::errno::Errno>;
+    /// `mov %reg, %drN` (`set_debugreg`'s rules, errnos as [`EmuEnv::read_dr`]).
+    fn write_dr(&mut self, n: u8, v: u64) -> Result<(), hypercall_abi::errno::Errno>;
 }
 
 /// The hypervisor's CPUID leaves: "XenVMMXenVMM", the version, one hypercall page.
@@ -459,16 +488,57 @@ fn canonical(v: u64) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InjectGp;
 
+/// The exception the guest gets instead of the instruction's effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inject {
+    /// #GP(0).
+    Gp,
+    /// #UD (a debug register that does not exist).
+    Ud,
+}
+
+impl From<InjectGp> for Inject {
+    fn from(_: InjectGp) -> Self {
+        Inject::Gp
+    }
+}
+
+/// A debug-register refusal as the instruction's exception (Xen's `x86emul_write_dr`).
+fn dr_fault(e: hypercall_abi::errno::Errno) -> Inject {
+    if e == hypercall_abi::errno::Errno::ENODEV {
+        Inject::Ud
+    } else {
+        Inject::Gp
+    }
+}
+
+/// What an emulated instruction did that the debug logic must see.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Done {
+    /// The port and size of an `in` or `out` (for I/O breakpoints).
+    pub io: Option<(u16, u8)>,
+}
+
 /// Carries out `insn` on `regs`.
-pub fn execute(insn: Insn, regs: &mut impl Regs, env: &mut impl EmuEnv) -> Result<(), InjectGp> {
+pub fn execute(insn: Insn, regs: &mut impl Regs, env: &mut impl EmuEnv) -> Result<Done, Inject> {
+    let mut done = Done::default();
     match insn {
+        Insn::MovFromDr { dr, reg, len } => {
+            let v = env.read_dr(dr).map_err(dr_fault)?;
+            regs.set_gpr(reg, v);
+            regs.advance(len);
+        }
+        Insn::MovToDr { dr, reg, len } => {
+            env.write_dr(dr, regs.gpr(reg)).map_err(dr_fault)?;
+            regs.advance(len);
+        }
         Insn::MovFromCr { cr, reg, len } => {
             let v = match cr {
                 0 => env.guest_cr0(),
                 2 => env.guest_cr2(),
                 3 => env.guest_cr3(),
                 4 => env.guest_cr4(),
-                _ => return Err(InjectGp),
+                _ => return Err(Inject::Gp),
             };
             regs.set_gpr(reg, v);
             regs.advance(len);
@@ -476,7 +546,7 @@ pub fn execute(insn: Insn, regs: &mut impl Regs, env: &mut impl EmuEnv) -> Resul
         Insn::Rdmsr { len } => {
             let msr = regs.gpr(RCX) as u32;
             if !matches!(msr, MSR_FS_BASE | MSR_GS_BASE | MSR_SHADOW_GS_BASE) {
-                return Err(InjectGp);
+                return Err(Inject::Gp);
             }
             let v = env.read_base(msr);
             regs.set_gpr(RAX, v & 0xffff_ffff);
@@ -487,7 +557,7 @@ pub fn execute(insn: Insn, regs: &mut impl Regs, env: &mut impl EmuEnv) -> Resul
             let msr = regs.gpr(RCX) as u32;
             let v = (regs.gpr(RDX) << 32) | (regs.gpr(RAX) & 0xffff_ffff);
             if !matches!(msr, MSR_FS_BASE | MSR_GS_BASE | MSR_SHADOW_GS_BASE) || !canonical(v) {
-                return Err(InjectGp);
+                return Err(Inject::Gp);
             }
             env.write_base(msr, v);
             regs.advance(len);
@@ -497,13 +567,13 @@ pub fn execute(insn: Insn, regs: &mut impl Regs, env: &mut impl EmuEnv) -> Resul
             match cr {
                 0 => env.write_cr0(v)?,
                 4 => env.write_cr4(v),
-                _ => return Err(InjectGp),
+                _ => return Err(Inject::Gp),
             }
             regs.advance(len);
         }
         Insn::CliSti { .. } => {
             if !env.iopl_ok() {
-                return Err(InjectGp);
+                return Err(Inject::Gp);
             }
             regs.advance(1);
         }
@@ -513,7 +583,7 @@ pub fn execute(insn: Insn, regs: &mut impl Regs, env: &mut impl EmuEnv) -> Resul
                 Port::Dx => regs.gpr(RDX) as u16,
             };
             if !env.iopl_ok() && !env.bitmap_allows(port, size) {
-                return Err(InjectGp);
+                return Err(Inject::Gp);
             }
             let mask: u64 = match size {
                 1 => 0xff,
@@ -528,6 +598,7 @@ pub fn execute(insn: Insn, regs: &mut impl Regs, env: &mut impl EmuEnv) -> Resul
             } else {
                 env.port_out(port, size, (rax & mask) as u32);
             }
+            done.io = Some((port, size));
             regs.advance(len);
         }
         Insn::ForcedCpuid { len } => {
@@ -539,7 +610,7 @@ pub fn execute(insn: Insn, regs: &mut impl Regs, env: &mut impl EmuEnv) -> Resul
             regs.advance(len);
         }
     }
-    Ok(())
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -575,6 +646,8 @@ mod tests {
         allowed: std::vec::Vec<u16>,
         /// Port accesses: (port, size, value written or None for a read).
         io: std::vec::Vec<(u16, u8, Option<u32>)>,
+        /// Debug registers, with CR4.DE off.
+        dr: crate::traps::DebugRegs,
     }
     impl EmuEnv for E {
         fn guest_cr3(&self) -> u64 {
@@ -625,6 +698,12 @@ mod tests {
         }
         fn port_out(&mut self, port: u16, size: u8, value: u32) {
             self.io.push((port, size, Some(value)));
+        }
+        fn read_dr(&self, n: u8) -> Result<u64, hypercall_abi::errno::Errno> {
+            self.dr.get(u32::from(n), false)
+        }
+        fn write_dr(&mut self, n: u8, v: u64) -> Result<(), hypercall_abi::errno::Errno> {
+            self.dr.set(u32::from(n), v, false)
         }
         fn host_cpuid(&self, leaf: u32, _: u32) -> [u32; 4] {
             if leaf == 0x8000_0001 {
@@ -711,7 +790,7 @@ mod tests {
         execute(decode(&[0x0f, 0x22, 0xc0], FaultKind::GeneralProtection).unwrap(), &mut r, &mut e).unwrap();
         assert_eq!((e.ts, r.rip), (Some(true), 3));
         r.g[0] = 0x0005_0033;
-        assert_eq!(execute(decode(&[0x0f, 0x22, 0xc0], FaultKind::GeneralProtection).unwrap(), &mut r, &mut e), Err(InjectGp));
+        assert_eq!(execute(decode(&[0x0f, 0x22, 0xc0], FaultKind::GeneralProtection).unwrap(), &mut r, &mut e), Err(Inject::Gp));
         // mov %rdi, %cr4 (0f 22 e7): handed over whole; mov %r9, %cr4 (41 0f 22 e1).
         r.g[7] = 0x620;
         execute(decode(&[0x0f, 0x22, 0xe7], FaultKind::GeneralProtection).unwrap(), &mut r, &mut e).unwrap();
@@ -721,8 +800,44 @@ mod tests {
         // cr3 and cr8 writes are not emulated.
         for bytes in [&[0x0f, 0x22, 0xd8][..], &[0x44, 0x0f, 0x22, 0xc0]] {
             let insn = decode(bytes, FaultKind::GeneralProtection).unwrap();
-            assert_eq!(execute(insn, &mut R::default(), &mut E::default()), Err(InjectGp));
+            assert_eq!(execute(insn, &mut R::default(), &mut E::default()), Err(Inject::Gp));
         }
+    }
+
+    #[test]
+    fn debug_register_moves() {
+        let gp = FaultKind::GeneralProtection;
+        let (mut r, mut e) = (R::default(), E::default());
+        // mov %rax, %dr0 (0f 23 c0): a guest address is taken.
+        r.g[0] = 0x40_0000;
+        assert_eq!(decode(&[0x0f, 0x23, 0xc0], gp), Some(Insn::MovToDr { dr: 0, reg: 0, len: 3 }));
+        execute(decode(&[0x0f, 0x23, 0xc0], gp).unwrap(), &mut r, &mut e).unwrap();
+        assert_eq!((e.dr.dr[0], r.rip), (0x40_0000, 3));
+        // mov %dr0, %r9 (41 0f 21 c1).
+        assert_eq!(decode(&[0x41, 0x0f, 0x21, 0xc1], gp), Some(Insn::MovFromDr { dr: 0, reg: 9, len: 4 }));
+        execute(decode(&[0x41, 0x0f, 0x21, 0xc1], gp).unwrap(), &mut r, &mut e).unwrap();
+        assert_eq!((r.g[9], r.rip), (0x40_0000, 7));
+        // A hypervisor address: #GP, nothing changes, rip stays.
+        r.g[0] = 0xffff_8000_0000_0000;
+        assert_eq!(execute(decode(&[0x0f, 0x23, 0xc0], gp).unwrap(), &mut r, &mut e), Err(Inject::Gp));
+        assert_eq!((e.dr.dr[0], r.rip), (0x40_0000, 7));
+        // DR7.GD: #GP. %dr8 (REX.R: 44 0f 21 c0) does not exist: #UD both ways.
+        r.g[0] = (1 << 13) | 1;
+        assert_eq!(execute(decode(&[0x0f, 0x23, 0xf8], gp).unwrap(), &mut r, &mut e), Err(Inject::Gp));
+        assert_eq!(execute(decode(&[0x44, 0x0f, 0x21, 0xc0], gp).unwrap(), &mut r, &mut e), Err(Inject::Ud));
+        assert_eq!(execute(decode(&[0x44, 0x0f, 0x23, 0xc0], gp).unwrap(), &mut r, &mut e), Err(Inject::Ud));
+        // A memory operand form is not an encoding of these: not decoded.
+        assert_eq!(decode(&[0x0f, 0x21, 0x00], gp), None);
+    }
+
+    #[test]
+    fn io_reports_its_port_for_breakpoints() {
+        let (mut r, mut e) = (R::default(), E { iopl: true, ..E::default() });
+        r.g[2] = 0x3f8;
+        // out %al, %dx; in $0x60, %al.
+        assert_eq!(execute(decode(&[0xee], FaultKind::GeneralProtection).unwrap(), &mut r, &mut e), Ok(Done { io: Some((0x3f8, 1)) }));
+        assert_eq!(execute(decode(&[0xe4, 0x60], FaultKind::GeneralProtection).unwrap(), &mut r, &mut e), Ok(Done { io: Some((0x60, 1)) }));
+        assert_eq!(execute(decode(&[0xfa], FaultKind::GeneralProtection).unwrap(), &mut r, &mut e), Ok(Done { io: None }));
     }
 
     #[test]
@@ -731,7 +846,7 @@ mod tests {
             let insn = decode(bytes, FaultKind::GeneralProtection).unwrap();
             assert_eq!(insn, Insn::CliSti { cli });
             let (mut r, mut e) = (R::default(), E::default());
-            assert_eq!(execute(insn, &mut r, &mut e), Err(InjectGp), "IOPL too low");
+            assert_eq!(execute(insn, &mut r, &mut e), Err(Inject::Gp), "IOPL too low");
             assert_eq!(r.rip, 0);
             e.iopl = true;
             execute(insn, &mut r, &mut e).unwrap();
@@ -758,7 +873,7 @@ mod tests {
             r.g[0] = 0x1111_2222_3333_4444;
             r.g[2] = 0xffff_0000_0000_03f8; // only dx counts
             let mut e = E::default();
-            assert_eq!(execute(insn, &mut r, &mut e), Err(InjectGp), "{bytes:x?}: no IOPL, no bitmap");
+            assert_eq!(execute(insn, &mut r, &mut e), Err(Inject::Gp), "{bytes:x?}: no IOPL, no bitmap");
             assert!(e.io.is_empty());
             e.allowed.push(port);
             execute(insn, &mut r, &mut e).unwrap();
@@ -799,7 +914,7 @@ mod tests {
                 None => {}
                 Some(insn) => {
                     let (mut r, mut e) = (R::default(), E::default());
-                    assert_eq!(execute(insn, &mut r, &mut e), Err(InjectGp), "{bytes:x?}");
+                    assert_eq!(execute(insn, &mut r, &mut e), Err(Inject::Gp), "{bytes:x?}");
                     assert_eq!(r.rip, 0);
                 }
             }
@@ -825,11 +940,11 @@ mod tests {
         r.g[1] = MSR_GS_BASE as u64;
         r.g[2] = 0x8000;
         r.g[0] = 0;
-        assert_eq!(execute(Insn::Wrmsr { len: 2 }, &mut r, &mut e), Err(InjectGp));
+        assert_eq!(execute(Insn::Wrmsr { len: 2 }, &mut r, &mut e), Err(Inject::Gp));
         assert_eq!(e.gs, 0);
         r.g[1] = 0x1b; // APIC base
-        assert_eq!(execute(Insn::Rdmsr { len: 2 }, &mut r, &mut e), Err(InjectGp));
-        assert_eq!(execute(Insn::Wrmsr { len: 2 }, &mut r, &mut e), Err(InjectGp));
+        assert_eq!(execute(Insn::Rdmsr { len: 2 }, &mut r, &mut e), Err(Inject::Gp));
+        assert_eq!(execute(Insn::Wrmsr { len: 2 }, &mut r, &mut e), Err(Inject::Gp));
         assert_eq!(r.rip, 4);
     }
 

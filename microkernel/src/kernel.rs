@@ -426,6 +426,7 @@ impl Machine {
         domain::load_gdt(v);
         domain::load_ldt(v);
         crate::arch::x86_64::cpu::load_guest_cr4(v.cr4);
+        crate::arch::x86_64::debugreg::load(&v.debug);
         paging::switch_to(domain::page_table_base(&d.mm, v));
         self.current = next;
         // On the CPU, its page table active: its runstate area can be written.
@@ -773,6 +774,9 @@ pub fn guest_exception(f: &mut GuestFrame) {
     // A write to a read-only mapping of one of its own page tables by a guest kernel with
     // `VMASST_TYPE_writable_pagetables`: carried out as a validated update (Xen's ptwr).
     if f.vector == 14 && f.error & 3 == 3 && writable_pagetables_write(f) {
+        if f.rflags & traps::rflags::TF != 0 {
+            guest_debug_exception(f, traps::debugreg::DR6_BS);
+        }
         return;
     }
     let kind = match (f.vector, f.error) {
@@ -795,7 +799,7 @@ pub fn guest_exception(f: &mut GuestFrame) {
         n -= 1;
     }
     let Some(insn) = emulate::decode(bytes.get(..n).unwrap_or(&[]), kind) else { return bounce_or_fault(f) };
-    let ok = {
+    let outcome = {
         let mut guard = MACHINE.lock();
         let m = guard.as_mut().expect("guest exception before boot finished");
         let (i, vi) = (m.cur_idx(), m.current.1);
@@ -808,11 +812,42 @@ pub fn guest_exception(f: &mut GuestFrame) {
         // and cli/sti are allowed by the virtual IOPL or the I/O bitmap, in either mode.
         let allowed = vcpu.mode == GuestMode::Kernel
             || matches!(insn, emulate::Insn::ForcedCpuid { .. } | emulate::Insn::CliSti { .. } | emulate::Insn::In { .. } | emulate::Insn::Out { .. });
-        allowed && emulate::execute(insn, &mut FrameRegs(f), &mut MachineEmu { vcpu, iopl_ok }).is_ok()
+        if allowed {
+            emulate::execute(insn, &mut FrameRegs(f), &mut MachineEmu { vcpu, iopl_ok }).map(|done| {
+                // After the instruction, as the hardware would (Xen's `bpmatch`): the I/O
+                // breakpoints it hit, and a single step.
+                let de = vcpu.cr4 & (1 << 3) != 0;
+                let io = done.io.map_or(0, |(port, size)| vcpu.debug.io_breakpoints(port, size, de));
+                io | if f.rflags & traps::rflags::TF != 0 { traps::debugreg::DR6_BS } else { 0 }
+            })
+        } else {
+            Err(emulate::Inject::Gp)
+        }
     };
-    if !ok {
-        bounce_or_fault(f);
+    match outcome {
+        Ok(0) => {}
+        Ok(hit) => guest_debug_exception(f, hit),
+        Err(emulate::Inject::Gp) => bounce_or_fault(f),
+        Err(emulate::Inject::Ud) => {
+            f.vector = u64::from(traps::vector::UD);
+            f.error = 0;
+            bounce_or_fault(f);
+        }
     }
+}
+
+/// A debug exception for the running vCPU: `hit` (DR6's bits in positive polarity, from
+/// the hardware or the emulation) is recorded in its DR6 and the #DB goes to its handler,
+/// as Xen's `pv_inject_DB`.
+pub fn guest_debug_exception(f: &mut GuestFrame, hit: u64) {
+    {
+        let mut guard = MACHINE.lock();
+        let m = guard.as_mut().expect("guest exception before boot finished");
+        m.cur_vcpu_mut().debug.merge_dr6(hit);
+    }
+    f.vector = u64::from(traps::vector::DB);
+    f.error = 0;
+    bounce_or_fault(f);
 }
 
 /// Xen's `ptwr_do_page_fault`: the write at the faulting address, to an entry of one of the

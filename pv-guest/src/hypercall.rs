@@ -218,6 +218,22 @@ pub fn xen_features(index: u32) -> Result<u32, Errno> {
     Ok(info.submap)
 }
 
+/// `set_debugreg(reg, value)`: sets one of this vCPU's debug registers (DR0..3 a guest
+/// address; DR6, DR7 32-bit values, DR7.GD refused). The raw result (0 or a negative
+/// errno).
+pub fn set_debugreg(reg: u32, value: u64) -> i64 {
+    // SAFETY: the hypervisor reads no memory for this call.
+    unsafe { hypercall_via_page(Hypercall::SetDebugreg as u64, u64::from(reg), value, 0, 0, 0) }
+}
+
+/// `get_debugreg(reg)`: the register's value, or a negative errno (`ENODEV`) for one that
+/// does not exist. (A DR0..3 holding an upper-half address reads as negative too, as from
+/// Xen: check the register number, not the sign, when that matters.)
+pub fn get_debugreg(reg: u32) -> i64 {
+    // SAFETY: the hypervisor reads no memory for this call.
+    unsafe { hypercall_via_page(Hypercall::GetDebugreg as u64, u64::from(reg), 0, 0, 0, 0) }
+}
+
 /// `SCHEDOP_watchdog { id, timeout }`: `id` 0 creates a watchdog of `timeout` seconds and
 /// returns its id; with an id, a `timeout` of 0 destroys it and any other pokes it. The raw
 /// result (an id, 0, or a negative errno).

@@ -267,6 +267,15 @@ pub trait Platform: GuestMemory {
     /// A descriptor in frame `mfn` was written (`update_descriptor`): a GDT using it
     /// sees the new value.
     fn descriptor_written(&mut self, _mfn: u64) {}
+    /// `set_debugreg(reg, value)` for the calling vCPU ([`crate::traps::DebugRegs::set`]),
+    /// loaded into the hardware at once when it is the running one.
+    fn set_debugreg(&mut self, _reg: u32, _value: u64) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
+    /// `get_debugreg(reg)` of the calling vCPU ([`crate::traps::DebugRegs::get`]).
+    fn get_debugreg(&mut self, _reg: u32) -> Result<u64, Errno> {
+        Err(Errno::ENOSYS)
+    }
     /// Sets the calling vCPU's virtual IOPL or I/O bitmap (values checked).
     fn set_io_access(&mut self, _access: physdev::IoAccess) -> Result<(), Errno> {
         Err(Errno::ENOSYS)
@@ -275,7 +284,7 @@ pub trait Platform: GuestMemory {
 
 /// The hypercalls [`dispatch`] carries out (every other number is `ENOSYS`), in number
 /// order; docs/porting.md's table of §5 lists exactly these (a test checks it).
-pub const DISPATCHED: [Hypercall; 30] = [
+pub const DISPATCHED: [Hypercall; 32] = [
     Hypercall::SetTrapTable,
     Hypercall::PtUpdate,
     Hypercall::SetGdt,
@@ -283,6 +292,8 @@ pub const DISPATCHED: [Hypercall; 30] = [
     Hypercall::SetCallbacks,
     Hypercall::FpuTaskswitch,
     Hypercall::SchedOpCompat,
+    Hypercall::SetDebugreg,
+    Hypercall::GetDebugreg,
     Hypercall::UpdateDescriptor,
     Hypercall::MemoryOp,
     Hypercall::Multicall,
@@ -338,6 +349,10 @@ pub fn dispatch(p: &mut impl Platform, nr: u64, args: [u64; 5]) -> i64 {
             p.fpu_taskswitch(args[0] as u32 != 0);
             Ok(0)
         }
+        Ok(Hypercall::SetDebugreg) => p.set_debugreg(args[0] as u32, args[1]).map(|()| 0),
+        // The register's value is the result (a DR0..3 in the upper half reads as negative,
+        // as from Xen).
+        Ok(Hypercall::GetDebugreg) => p.get_debugreg(args[0] as u32).map(|v| v as i64),
         Ok(Hypercall::Iret) => traps::iret(p),
         Ok(Hypercall::SetSegmentBase) => segment::set_segment_base(p, args[0] as u32, args[1]),
         Ok(Hypercall::GrantTableOp) => grant::grant_table_op(p, args),

@@ -15,6 +15,7 @@
 
 mod bounce;
 mod callbacks;
+pub mod debugreg;
 mod failsafe;
 mod iret;
 mod mode;
@@ -25,6 +26,7 @@ pub use bounce::{
     create_bounce_frame, event_upcall, exception, syscall_callback, BounceError, BounceFrame,
     BounceRequest, Delivery, EntryState, ExceptionBounce, InterruptedState,
 };
+pub use debugreg::DebugRegs;
 pub use callbacks::{CallbackRegister, CallbackUnregister, Callbacks, CALLBACKF_MASK_EVENTS};
 pub use failsafe::{create_failsafe_frame, DataSelectors};
 pub use iret::{decode_iret, IretError, IretReturn};

@@ -12,6 +12,10 @@
 //!   written and fixed up, a selector of the guest's own GDT loaded, the frame kept from
 //!   being mapped writable while installed, bad descriptors and addresses;
 //! - control registers: CR0.TS writes, other CR0 bits refused, CR4's guest bits;
+//! - debug registers: `set_debugreg`/`get_debugreg` checks and errnos, the emulated `mov`
+//!   to and from `%drN`, a data breakpoint firing, one on memory the hypervisor copies
+//!   (dropped, as Xen), single steps over plain, emulated and `syscall` instructions, and
+//!   `mov %ss` then `syscall` with a breakpoint on the selector (CVE-2018-8897);
 //! - CPUID through the forced-emulation prefix as Xen's PV policy shows it;
 //! - `xen_version` features, with `writable_page_tables` following `vm_assist`;
 //! - `stack_switch`, `set_segment_base(GS_USER_SEL)`, trap-table selectors;
@@ -25,7 +29,7 @@ extern crate alloc;
 
 use alloc::format;
 use core::arch::asm;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use pv_guest::hypercall::{self, hypercall_via_page, xen_features};
 use pv_guest::hypercall_abi::arch::{TrapInfo, VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES};
@@ -48,6 +52,7 @@ const EINVAL: i64 = Errno::EINVAL.to_ret();
 const EFAULT: i64 = Errno::EFAULT.to_ret();
 const ENXIO: i64 = Errno::ENXIO.to_ret();
 const EPERM: i64 = Errno::EPERM.to_ret();
+const ENODEV: i64 = Errno::ENODEV.to_ret();
 /// An address in the hypervisor's slice.
 const HYPERVISOR_PTR: u64 = 0xffff_8300_0000_0000;
 /// Linux's flat user data descriptor (DPL 3) and flat 64-bit kernel code (DPL 0).
@@ -64,6 +69,31 @@ fn on_gp(t: &mut Trap<'_>) {
     GP_COUNT.fetch_add(1, Ordering::SeqCst);
     t.frame.rip += u64::from(SKIP.load(Ordering::SeqCst));
 }
+
+/// #UD taken (skipped over by `SKIP`, as #GP).
+static UD_COUNT: AtomicU32 = AtomicU32::new(0);
+
+fn on_ud(t: &mut Trap<'_>) {
+    UD_COUNT.fetch_add(1, Ordering::SeqCst);
+    t.frame.rip += u64::from(SKIP.load(Ordering::SeqCst));
+}
+
+/// #DB taken, with the rip and DR6 of the last one (DR6 is then reset, and the trap flag
+/// cleared in the interrupted state, as a kernel's handler does).
+static DB_COUNT: AtomicU32 = AtomicU32::new(0);
+static DB_RIP: AtomicU64 = AtomicU64::new(0);
+static DB_DR6: AtomicU64 = AtomicU64::new(0);
+
+fn on_db(t: &mut Trap<'_>) {
+    DB_COUNT.fetch_add(1, Ordering::SeqCst);
+    DB_RIP.store(t.frame.rip, Ordering::SeqCst);
+    DB_DR6.store(hypercall::get_debugreg(6) as u64, Ordering::SeqCst);
+    let _ = hypercall::set_debugreg(6, 0);
+    t.frame.rflags &= !0x100;
+}
+
+/// The handlers every check relies on.
+const HANDLERS: [(u8, traps::Handler); 3] = [(13, on_gp), (6, on_ud), (1, on_db)];
 
 /// Runs `f`, which executes one faulting-or-not instruction of `len` bytes, and says
 /// whether it took a #GP.
@@ -283,6 +313,185 @@ fn control_registers(t: &mut Tests) {
     });
 }
 
+/// A word for data breakpoints.
+static WATCHED: AtomicU64 = AtomicU64::new(0);
+
+/// `xen_version(XENVER_get_features)`'s argument, watched while the hypervisor copies it.
+static mut FEATURES_ARG: [u32; 2] = [0; 2];
+
+/// The stack selector, for `mov %ss` from memory.
+static mut SS_VALUE: u16 = 0;
+
+fn read_dr7() -> u64 {
+    let v;
+    // SAFETY: `mov %dr7, reg` is emulated (the guest's DR7); no memory is touched.
+    unsafe { asm!("mov {}, dr7", out(reg) v, options(nomem, nostack)) }
+    v
+}
+
+/// `mov %rax, %dr0` (3 bytes).
+fn write_dr0(v: u64) {
+    // SAFETY: emulated: sets the guest's DR0 or raises #GP (skipped by the handler).
+    unsafe { asm!("mov dr0, rax", in("rax") v, options(nomem, nostack)) }
+}
+
+/// `mov %dr4, %rax` (3 bytes): #UD with CR4.DE.
+fn read_dr4() -> u64 {
+    let v;
+    // SAFETY: emulated, or #UD skipped by the handler; rax is then 0.
+    unsafe { asm!("xor eax, eax", "mov rax, dr4", out("rax") v, options(nomem, nostack)) }
+    v
+}
+
+/// Runs `f` and says how many #DB it took.
+fn dbs_of(f: impl FnOnce()) -> u32 {
+    let before = DB_COUNT.load(Ordering::SeqCst);
+    f();
+    DB_COUNT.load(Ordering::SeqCst) - before
+}
+
+/// DR7 enabling breakpoint 0 locally: `rw` 1 write, 3 read/write; `len` 1 two bytes, 3
+/// four, 2 eight.
+fn dr7_bp0(rw: u64, len: u64) -> u64 {
+    1 | (rw << 16) | (len << 18)
+}
+
+fn debug_registers(t: &mut Tests) {
+    use hypercall::{get_debugreg, set_debugreg};
+    let watched = (&raw const WATCHED) as u64;
+    t.report("debugreg_dr0_guest_address", {
+        let r = set_debugreg(0, watched);
+        let back = get_debugreg(0);
+        ensure(r == 0 && back == watched as i64, || format!("set {r}, read back {back:#x}"))
+    });
+    t.report("debugreg_hypervisor_address_is_eperm", expect_ret(set_debugreg(1, HYPERVISOR_PTR), EPERM));
+    t.report("debugreg_non_canonical_is_eperm", expect_ret(set_debugreg(2, 0x0000_8000_0000_0000), EPERM));
+    t.report("debugreg_dr7_general_detect_is_eperm", expect_ret(set_debugreg(7, (1 << 13) | 1), EPERM));
+    t.report("debugreg_dr6_upper_bits_einval", expect_ret(set_debugreg(6, 1 << 32), EINVAL));
+    t.report("debugreg_dr7_upper_bits_einval", expect_ret(set_debugreg(7, 1 << 32), EINVAL));
+    t.report("debugreg_reg8_is_enodev", {
+        let (s, g) = (set_debugreg(8, 0), get_debugreg(8));
+        ensure(s == ENODEV && g == ENODEV, || format!("set {s}, get {g}"))
+    });
+    t.report("debugreg_dr6_reserved_bits", {
+        let r = set_debugreg(6, 0);
+        let v = get_debugreg(6);
+        ensure(r == 0 && v == 0xffff_0ff0, || format!("set {r}, dr6 {v:#x}"))
+    });
+    t.report("debugreg_io_breakpoint_needs_cr4_de", expect_ret(set_debugreg(7, (2 << 16) | 1), EPERM));
+    let cr4 = read_cr4();
+    t.report("debugreg_dr4_aliases_dr6_without_cr4_de", {
+        let r = set_debugreg(4, 1);
+        let v = get_debugreg(6);
+        let _ = set_debugreg(6, 0);
+        ensure(r == 0 && v == 0xffff_0ff1, || format!("set {r}, dr6 {v:#x}"))
+    });
+    t.report("debugreg_dr4_with_cr4_de_is_enodev_and_ud", {
+        write_cr4(cr4 | 8);
+        let (s, g) = (set_debugreg(4, 0), get_debugreg(5));
+        SKIP.store(3, Ordering::SeqCst);
+        let before = UD_COUNT.load(Ordering::SeqCst);
+        let _ = read_dr4();
+        let ud = UD_COUNT.load(Ordering::SeqCst) - before;
+        write_cr4(cr4 & !8);
+        ensure(s == ENODEV && g == ENODEV && ud == 1, || format!("set {s}, get {g}, #UD {ud}"))
+    });
+    t.report("debugreg_mov_emulated", {
+        let gp_bad = gp_of(3, || write_dr0(HYPERVISOR_PTR));
+        let gp_ok = gp_of(3, || write_dr0(watched + 8));
+        let dr0 = get_debugreg(0);
+        let _ = set_debugreg(7, dr7_bp0(1, 3));
+        let dr7 = read_dr7();
+        let _ = set_debugreg(7, 0);
+        ensure(gp_bad && !gp_ok && dr0 == (watched + 8) as i64 && dr7 == 0x000d_0401, || {
+            format!("#GP for a hypervisor address {gp_bad}, for ours {gp_ok}, dr0 {dr0:#x}, dr7 {dr7:#x}")
+        })
+    });
+    t.report("debugreg_data_breakpoint_fires", {
+        let _ = set_debugreg(0, watched);
+        let _ = set_debugreg(7, dr7_bp0(1, 2));
+        let n = dbs_of(|| WATCHED.store(7, Ordering::SeqCst));
+        let _ = set_debugreg(7, 0);
+        let dr6 = DB_DR6.load(Ordering::SeqCst);
+        ensure(n == 1 && dr6 & 0xf == 1, || format!("{n} #DB, dr6 {dr6:#x}"))
+    });
+    t.report("debugreg_breakpoint_in_hypervisor_copy_is_dropped", {
+        // The hypervisor reads and writes the watched argument: its #DB there is its own,
+        // dropped as Xen drops it; the guest sees none and the call works.
+        let arg = (&raw mut FEATURES_ARG) as u64;
+        let _ = set_debugreg(0, arg);
+        let _ = set_debugreg(7, dr7_bp0(3, 3));
+        let mut r = 0;
+        let n = dbs_of(|| {
+            // SAFETY: the argument is ours and the size the call writes (8 bytes).
+            r = unsafe { hypercall_via_page(Hypercall::XenVersion as u64, 6, arg, 0, 0, 0) };
+        });
+        let _ = set_debugreg(7, 0);
+        ensure(r == 0 && n == 0, || format!("xen_version {r}, {n} #DB"))
+    });
+    t.report("debugreg_single_step", {
+        let mut after: u64 = 0;
+        let n = dbs_of(|| {
+            // SAFETY: sets TF; the #DB handler clears it after one instruction (a nop).
+            unsafe {
+                asm!("lea {a}, [rip + 2f]", "pushfq", "or qword ptr [rsp], 0x100", "popfq", "nop", "2:", a = out(reg) after)
+            }
+        });
+        let (rip, dr6) = (DB_RIP.load(Ordering::SeqCst), DB_DR6.load(Ordering::SeqCst));
+        ensure(n == 1 && rip == after && dr6 & 0x4000 != 0, || format!("{n} #DB at {rip:#x} (want {after:#x}), dr6 {dr6:#x}"))
+    });
+    t.report("debugreg_single_step_over_emulated_instruction", {
+        let mut after: u64 = 0;
+        let n = dbs_of(|| {
+            // SAFETY: as above; the stepped instruction is the emulated `mov %cr0`.
+            unsafe {
+                asm!("lea {a}, [rip + 2f]", "pushfq", "or qword ptr [rsp], 0x100", "popfq", "mov {v}, cr0", "2:", a = out(reg) after, v = out(reg) _)
+            }
+        });
+        let (rip, dr6) = (DB_RIP.load(Ordering::SeqCst), DB_DR6.load(Ordering::SeqCst));
+        ensure(n == 1 && rip == after && dr6 & 0x4000 != 0, || format!("{n} #DB at {rip:#x} (want {after:#x}), dr6 {dr6:#x}"))
+    });
+    t.report("debugreg_single_step_over_syscall", {
+        // The trap flag goes through the hypercall and back; the step lands in the guest.
+        let mut r: i64 = 0;
+        let n = dbs_of(|| {
+            // SAFETY: a raw `xen_version(XENVER_version)` hypercall with TF set; rcx and
+            // r11 are clobbered by `syscall`.
+            unsafe {
+                asm!("pushfq", "or qword ptr [rsp], 0x100", "popfq", "syscall", "nop",
+                    inout("rax") Hypercall::XenVersion as u64 => r, in("rdi") 0u64, in("rsi") 0u64,
+                    out("rcx") _, out("r11") _)
+            }
+        });
+        let dr6 = DB_DR6.load(Ordering::SeqCst);
+        ensure(n >= 1 && r > 0 && dr6 & 0x4000 != 0, || format!("{n} #DB, result {r:#x}, dr6 {dr6:#x}"))
+    });
+    t.report("debugreg_movss_breakpoint_then_syscall", {
+        // CVE-2018-8897: a #DB raised by `mov %ss` is held for one instruction; if that is
+        // `syscall`, hardware delivers it in ring 0 on the guest's rsp. The hypervisor's
+        // #DB runs on its own stack and drops it; under emulation it may come at once,
+        // to the guest. Either way the call completes and nothing else happens.
+        // SAFETY: reading ss has no effect.
+        unsafe {
+            asm!("mov {0:x}, ss", out(reg) SS_VALUE);
+        }
+        let _ = set_debugreg(0, (&raw const SS_VALUE) as u64);
+        let _ = set_debugreg(7, dr7_bp0(3, 1));
+        let mut r: i64 = 0;
+        let n = dbs_of(|| {
+            // SAFETY: reloads ss with its own value, then a raw `xen_version` hypercall.
+            unsafe {
+                asm!("mov ss, word ptr [{p}]", "syscall",
+                    p = in(reg) (&raw const SS_VALUE),
+                    inout("rax") Hypercall::XenVersion as u64 => r, in("rdi") 0u64, in("rsi") 0u64,
+                    out("rcx") _, out("r11") _)
+            }
+        });
+        let _ = set_debugreg(7, 0);
+        ensure(n <= 1 && r > 0, || format!("{n} #DB, result {r:#x}"))
+    });
+}
+
 fn cpuid_and_features(t: &mut Tests) {
     let l1 = cpuid_forced(1, 0);
     t.report("cpuid_1_hides_pse_pge_apic", ensure(l1[3] & ((1 << 3) | (1 << 13) | (1 << 9)) == 0, || format!("edx {:#x}", l1[3])));
@@ -383,18 +592,19 @@ fn main(si: &'static StartInfo) {
             return t.done();
         }
     };
-    if let Err(e) = traps::install(&[(13, on_gp)]) {
+    if let Err(e) = traps::install(&HANDLERS) {
         t.report("set_trap_table", Err(format!("{e:?}")));
         return t.done();
     }
     iopl(&mut t);
     descriptors(&mut t, &mut mm);
     control_registers(&mut t);
+    debug_registers(&mut t);
     cpuid_and_features(&mut t);
     selectors_and_stacks(&mut t);
     memory_exchange(&mut t, &mut mm);
     // Handlers again (the selector checks replaced the table).
-    let _ = traps::install(&[(13, on_gp)]);
+    let _ = traps::install(&HANDLERS);
     vcpu_info(&mut t, &mut mm);
     let _ = hypercall::xen_version_number();
     println!("NOTE xen-abi done");

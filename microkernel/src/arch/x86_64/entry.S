@@ -140,6 +140,7 @@ exception_common:
     jz 2f
 .Lfrom_guest:
     swapgs
+.Lguest_frame_ready:
 1:  PUSH_GPRS
     movq %rsp, %rdi
     call exception_entry
@@ -197,7 +198,41 @@ exc_\n:
 .endm
 
     EXC_NOERR 0
-    EXC_NOERR 1
+/* #DB runs on its own IST stack (idt.rs). In ring 0 it stays there: exception_entry only
+ * resets DR6 and returns, touching no per-CPU data (GS may still be the guest's, on the
+ * first instruction of syscall_entry). From a guest, its frame moves to the hypervisor
+ * stack top, where every other entry from a guest puts its frame (the scheduler may switch
+ * vCPUs through it), and goes the common way. */
+exc_1:
+    pushq $0
+    pushq $1
+    pushq $2
+    popfq
+    testb $3, 24(%rsp)
+    jz exception_common
+    swapgs
+    pushq %rax
+    pushq %rbx
+    movq %gs:8, %rbx
+    subq $56, %rbx                      /* vector, error, rip, cs, rflags, rsp, ss */
+    movq 16(%rsp), %rax
+    movq %rax, 0(%rbx)
+    movq 24(%rsp), %rax
+    movq %rax, 8(%rbx)
+    movq 32(%rsp), %rax
+    movq %rax, 16(%rbx)
+    movq 40(%rsp), %rax
+    movq %rax, 24(%rbx)
+    movq 48(%rsp), %rax
+    movq %rax, 32(%rbx)
+    movq 56(%rsp), %rax
+    movq %rax, 40(%rbx)
+    movq 64(%rsp), %rax
+    movq %rax, 48(%rbx)
+    movq 8(%rsp), %rax                  /* the guest's rax */
+    xchgq %rbx, %rsp                    /* onto the hypervisor stack */
+    movq (%rbx), %rbx                   /* the guest's rbx, from the IST stack */
+    jmp .Lguest_frame_ready
     EXC_NOERR 2
     EXC_NOERR 3
     EXC_NOERR 4

@@ -29,13 +29,16 @@ pub const IST_DOUBLE_FAULT: u8 = 1;
 pub const IST_NMI: u8 = 2;
 /// IST slot for #MC.
 pub const IST_MACHINE_CHECK: u8 = 3;
+/// IST slot for #DB: a #DB delayed by `mov %ss` past a `syscall` arrives in ring 0 with
+/// the guest's rsp (CVE-2018-8897), so it must never use the current stack.
+pub const IST_DEBUG: u8 = 4;
 
 const IST_STACK_SIZE: usize = 16 * 1024;
 
 #[repr(C, align(16))]
 struct Stack([u8; IST_STACK_SIZE]);
 
-static mut IST_STACKS: [Stack; 3] = [const { Stack([0; IST_STACK_SIZE]) }; 3];
+static mut IST_STACKS: [Stack; 4] = [const { Stack([0; IST_STACK_SIZE]) }; 4];
 
 #[repr(C, align(4096))]
 struct Gdt([u64; ENTRIES]);

@@ -1,9 +1,11 @@
 //! The IDT: every exception vector goes to a stub in entry.S, which builds a GuestFrame
 //! and calls `exception_entry` (trap.rs). #DF, NMI and #MC run on their own IST stacks so
-//! that a broken stack still yields a register dump instead of a triple fault.
+//! that a broken stack still yields a register dump instead of a triple fault; #DB on its
+//! own so that one arriving on the `syscall` path never uses the guest's stack (entry.S
+//! moves a guest's #DB frame to the hypervisor stack).
 //! [`set_bare_breakpoint`] swaps the #BP gate for the benchmark's bare `iretq` stub.
 
-use super::gdt::{HYPERVISOR_CS, IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
+use super::gdt::{HYPERVISOR_CS, IST_DEBUG, IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
 use core::ptr::addr_of;
 use x86_64::instructions::tables::lidt;
 use x86_64::structures::DescriptorTablePointer;
@@ -52,6 +54,7 @@ pub fn init() {
         let idt = &mut (*core::ptr::addr_of_mut!(IDT)).0;
         for (v, &h) in stubs.iter().enumerate() {
             let ist = match v {
+                1 => IST_DEBUG,
                 2 => IST_NMI,
                 8 => IST_DOUBLE_FAULT,
                 18 => IST_MACHINE_CHECK,

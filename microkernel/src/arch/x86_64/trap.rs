@@ -164,6 +164,15 @@ extern "C" fn exception_entry(f: &mut GuestFrame) {
         }
         return;
     }
+    if f.vector == 1 {
+        let hit = super::debugreg::take_dr6();
+        if f.cs & 3 == 3 {
+            crate::kernel::guest_debug_exception(f, hit);
+        } else {
+            hypervisor_debug_exception(f, hit);
+        }
+        return;
+    }
     if f.cs & 3 == 3 {
         crate::kernel::guest_exception(f);
         return;
@@ -175,6 +184,27 @@ extern "C" fn exception_entry(f: &mut GuestFrame) {
         return;
     }
     hypervisor_fault(f)
+}
+
+/// Debug exceptions the hypervisor took and dropped (a guest's data breakpoint on memory
+/// the hypervisor read or wrote for it, or a breakpoint delayed past `syscall`).
+pub static HYPERVISOR_DEBUG_EXCEPTIONS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// A #DB in ring 0, on its IST stack, with GS perhaps still the guest's (the first
+/// instruction of the `syscall` path): as Xen's `handle_DB` for hypervisor context, it is
+/// dropped. A single step is stopped (the trap flag cleared in the interrupted state);
+/// an instruction breakpoint, which the rules keep out of the hypervisor's addresses and
+/// which would fire again at once, disables the breakpoints. Nothing here takes a lock.
+fn hypervisor_debug_exception(f: &mut GuestFrame, hit: u64) {
+    HYPERVISOR_DEBUG_EXCEPTIONS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    f.rflags &= !(1 << 8);
+    let dr7: u64;
+    // SAFETY: reading DR7 touches no memory (GD is never set, so it cannot fault).
+    unsafe { core::arch::asm!("mov {}, dr7", out(reg) dr7, options(nomem, nostack, preserves_flags)) };
+    let instruction_bp = (0..4).any(|bp| hit & (1 << bp) != 0 && dr7 & (3 << (2 * bp)) != 0 && (dr7 >> (16 + 4 * bp)) & 3 == 0);
+    if instruction_bp {
+        super::debugreg::disable();
+    }
 }
 
 /// Reads CR2.

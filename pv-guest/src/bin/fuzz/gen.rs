@@ -244,7 +244,7 @@ impl Fuzzer {
             12 if matches!(a[0], 1 | 7 | 11 | 15 | 23) && !self.rng.chance(20) => a[0] = 3,
             // console_io write: a bounded piece of a printable line.
             18 if a[0] == 0 => {
-                a[1] = if a[1] % 4 == 0 { 0 } else { PRINTABLE.len() as u64 };
+                a[1] = if a[1].is_multiple_of(4) { 0 } else { PRINTABLE.len() as u64 };
                 a[2] = PRINTABLE.as_ptr() as u64;
             }
             // event channel reset of ourselves, or close/rebind of the console and store
@@ -274,9 +274,10 @@ impl Fuzzer {
             }
             // update_va_mapping: our own memory only through the victim page.
             14 | 22 => {
-                if self.rng.chance(50) {
-                    a[0] = self.victim;
-                } else if a[0] < self.region_end && a[0] >= pv_guest::start_info::virt_base() {
+                // Half the time the victim; otherwise only an address inside our region is
+                // redirected to it (the chance is drawn first, as before, so seeds replay).
+                let draw = self.rng.chance(50);
+                if draw || (a[0] < self.region_end && a[0] >= pv_guest::start_info::virt_base()) {
                     a[0] = self.victim;
                 }
             }

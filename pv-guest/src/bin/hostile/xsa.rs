@@ -76,7 +76,7 @@ fn raw(nr: Hypercall, a: [u64; 5]) -> i64 {
 fn xs_err(r: &Result<impl core::fmt::Debug, ClientError>) -> String {
     match r {
         Ok(_) => "ok".into(),
-        Err(ClientError::Store(e)) => format!("{}", e.name()),
+        Err(ClientError::Store(e)) => alloc::string::String::from(e.name()),
         Err(e) => format!("{e:?}"),
     }
 }
