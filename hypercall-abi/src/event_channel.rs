@@ -258,3 +258,91 @@ pub struct EvtchnReset {
 }
 
 const _: () = assert!(core::mem::size_of::<EvtchnReset>() == 2);
+
+/// Argument of `EVTCHNOP_init_control` (`struct evtchn_init_control`, 24 bytes): switches
+/// the domain to the FIFO ABI (first call) and gives `vcpu` its control block.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnInitControl {
+    /// IN: the frame holding the control block (a PV guest's machine frame).
+    pub control_gfn: u64,
+    /// IN: the block's offset in it (8-byte aligned, the whole block inside the page).
+    pub offset: u32,
+    /// IN: the vCPU.
+    pub vcpu: u32,
+    /// OUT: bits of an event word's LINK field (`EVTCHN_FIFO_LINK_BITS`).
+    pub link_bits: u8,
+    /// Padding.
+    pub _pad: [u8; 7],
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnInitControl>() == 24);
+
+/// Argument of `EVTCHNOP_expand_array` (`struct evtchn_expand_array`, 8 bytes): one more
+/// page of event words.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnExpandArray {
+    /// IN: the page (a PV guest's machine frame).
+    pub array_gfn: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnExpandArray>() == 8);
+
+/// Argument of `EVTCHNOP_set_priority` (`struct evtchn_set_priority`, 8 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnSetPriority {
+    /// IN: the port.
+    pub port: u32,
+    /// IN: its priority, `EVTCHN_FIFO_PRIORITY_MAX` (0, highest) to `_MIN` (15).
+    pub priority: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnSetPriority>() == 8);
+
+/// Highest FIFO priority.
+pub const EVTCHN_FIFO_PRIORITY_MAX: u32 = 0;
+/// Priority of a newly bound port.
+pub const EVTCHN_FIFO_PRIORITY_DEFAULT: u32 = 7;
+/// Lowest FIFO priority.
+pub const EVTCHN_FIFO_PRIORITY_MIN: u32 = 15;
+/// Queues per vCPU, one per priority.
+pub const EVTCHN_FIFO_MAX_QUEUES: usize = 16;
+/// Bits of an event word's LINK field.
+pub const EVTCHN_FIFO_LINK_BITS: u32 = 17;
+/// Mask of the LINK field.
+pub const EVTCHN_FIFO_LINK_MASK: u32 = (1 << EVTCHN_FIFO_LINK_BITS) - 1;
+/// Ports the FIFO ABI can name.
+pub const EVTCHN_FIFO_NR_CHANNELS: u32 = 1 << EVTCHN_FIFO_LINK_BITS;
+/// Event word bit: pending.
+pub const EVTCHN_FIFO_PENDING: u32 = 31;
+/// Event word bit: masked.
+pub const EVTCHN_FIFO_MASKED: u32 = 30;
+/// Event word bit: on a queue.
+pub const EVTCHN_FIFO_LINKED: u32 = 29;
+/// Event word bit: the hypervisor is changing LINK (the guest must not unmask).
+pub const EVTCHN_FIFO_BUSY: u32 = 28;
+
+/// A vCPU's FIFO control block (`struct evtchn_fifo_control_block`, 72 bytes): a ready bit
+/// per non-empty queue and each queue's head port.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnFifoControlBlock {
+    /// Bit `q` set: queue `q` has events (set by the hypervisor, cleared by the guest).
+    pub ready: u32,
+    /// Reserved.
+    pub _rsvd: u32,
+    /// First port of each queue (0: empty when linked from nothing).
+    pub head: [u32; EVTCHN_FIFO_MAX_QUEUES],
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnFifoControlBlock>() == 72);

@@ -3,8 +3,8 @@
 //! one atomic operation on the direct-mapped page.
 
 use crate::arch::directmap;
-use crate::event::{EventMemory, TwoLevel};
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use crate::event::{EventMemory, FifoMemory, Switchable};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use hypercall_abi::shared_info::SharedInfo;
 use hypercall_abi::types::VcpuId;
 
@@ -16,8 +16,9 @@ pub struct SharedInfoEvents {
     moved: alloc::vec::Vec<(usize, u64)>,
 }
 
-/// The layout the machine uses for every domain.
-pub type MachineLayout = TwoLevel<SharedInfoEvents>;
+/// The layout the machine uses for every domain: 2-level over shared_info, FIFO over the
+/// frames the guest gives once it asks.
+pub type MachineLayout = Switchable<SharedInfoEvents, FifoFrames>;
 
 impl SharedInfoEvents {
     /// Over shared_info frame `mfn` (kept by the hypervisor for the domain's whole life).
@@ -116,5 +117,83 @@ impl EventMemory for SharedInfoEvents {
     }
     fn upcall_pending(&self, vcpu: VcpuId) -> bool {
         self.byte(vcpu, false).load(Ordering::SeqCst) != 0
+    }
+}
+
+/// The FIFO ABI's guest memory of one domain: its event-array frames and each vCPU's
+/// control block, all held writable for the hypervisor by the domain's memory state
+/// (`Mm::hold_writable`) until the FIFO state is dropped and they are released.
+#[derive(Debug, Default)]
+pub struct FifoFrames {
+    pages: alloc::vec::Vec<u64>,
+    /// Per vCPU: machine address of its control block.
+    control: alloc::vec::Vec<Option<u64>>,
+}
+
+impl FifoFrames {
+    fn word(&self, port: u32) -> &AtomicU32 {
+        // The layout asks only for ports below array_pages() * 1024.
+        let mfn = self.pages.get((port / 1024) as usize).copied().unwrap_or(0);
+        // SAFETY: `mfn` is an event-array frame held writable for the domain (never a page
+        // table or descriptor frame, never freed while held); the word is 4-byte aligned
+        // inside it; the guest changes it only with its own atomic operations.
+        unsafe { AtomicU32::from_ptr(directmap((mfn << 12) + 4 * u64::from(port % 1024)) as *mut u32) }
+    }
+
+    fn control_word(&self, vcpu: VcpuId, offset: u64) -> Option<&AtomicU32> {
+        let at = (*self.control.get(vcpu.0 as usize)?)?;
+        // SAFETY: the control block lies inside a frame held writable for the domain (its
+        // offset was checked: 8-byte aligned, the 72 bytes inside the page); `offset` is
+        // that of `ready` or of a `head` entry, 4-byte aligned.
+        Some(unsafe { AtomicU32::from_ptr(directmap(at + offset) as *mut u32) })
+    }
+}
+
+impl FifoMemory for FifoFrames {
+    fn array_pages(&self) -> u32 {
+        self.pages.len() as u32
+    }
+    fn add_array_page(&mut self, mfn: u64) {
+        self.pages.push(mfn);
+    }
+    fn set_control_block(&mut self, vcpu: VcpuId, mfn: u64, offset: u32) {
+        let v = vcpu.0 as usize;
+        if self.control.len() <= v {
+            self.control.resize(v + 1, None);
+        }
+        if let Some(slot) = self.control.get_mut(v) {
+            *slot = Some((mfn << 12) + u64::from(offset));
+        }
+    }
+    fn has_control_block(&self, vcpu: VcpuId) -> bool {
+        self.control.get(vcpu.0 as usize).is_some_and(|c| c.is_some())
+    }
+    fn load(&self, port: u32) -> u32 {
+        self.word(port).load(Ordering::SeqCst)
+    }
+    fn cmpxchg(&mut self, port: u32, old: u32, new: u32) -> u32 {
+        match self.word(port).compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(v) | Err(v) => v,
+        }
+    }
+    fn fetch_or(&mut self, port: u32, bits: u32) -> u32 {
+        self.word(port).fetch_or(bits, Ordering::SeqCst)
+    }
+    fn fetch_and(&mut self, port: u32, bits: u32) -> u32 {
+        self.word(port).fetch_and(bits, Ordering::SeqCst)
+    }
+    fn write_head(&mut self, vcpu: VcpuId, priority: u32, port: u32) {
+        if let Some(w) = self.control_word(vcpu, 8 + 4 * u64::from(priority % 16)) {
+            w.store(port, Ordering::SeqCst);
+        }
+    }
+    fn test_and_set_ready(&mut self, vcpu: VcpuId, priority: u32) -> bool {
+        let b = 1u32 << (priority % 32);
+        self.control_word(vcpu, 0).is_some_and(|w| w.fetch_or(b, Ordering::SeqCst) & b != 0)
+    }
+    fn frames(&self) -> alloc::vec::Vec<u64> {
+        let mut f: alloc::vec::Vec<u64> = self.control.iter().flatten().map(|a| a >> 12).collect();
+        f.extend_from_slice(&self.pages);
+        f
     }
 }

@@ -258,7 +258,13 @@ impl Platform for MachinePlatform<'_> {
         let caller = hypercall_abi::types::DomId(self.m.cur().id);
         // A notification needs no action here: the notified vCPU finds its upcall pending
         // when it next returns to its guest (one CPU; blocking arrives with SCHEDOP_block).
-        if let Some(n) = crate::hypercall::evtchn::event_channel_op(&mut self.m.events, &mut GuestCopy, caller, cmd, arg)? {
+        // The engine is moved out for the call (a map move), so that the frame holder can
+        // reach the domains' memory state through the machine meanwhile.
+        let mut events = core::mem::take(&mut self.m.events);
+        let mut frames = HeldFrames { m: &mut *self.m };
+        let r = crate::hypercall::evtchn::event_channel_op_switchable(&mut events, &mut GuestCopy, &mut frames, caller, cmd, arg);
+        self.m.events = events;
+        for n in r? {
             self.m.wake(n);
         }
         Ok(0)
@@ -602,3 +608,20 @@ impl emulate::EmuEnv for MachineEmu<'_> {
     }
 }
 
+
+/// Holds and releases frames for the FIFO event ABI through the domains' memory state.
+struct HeldFrames<'a> {
+    m: &'a mut crate::kernel::Machine,
+}
+
+impl crate::hypercall::evtchn::FrameHolder for HeldFrames<'_> {
+    fn hold(&mut self, mfn: u64) -> Result<(), Errno> {
+        let i = self.m.cur_idx();
+        self.m.with_mm(i, |mm| mm.hold_writable(mfn))
+    }
+    fn release(&mut self, dom: hypercall_abi::types::DomId, mfn: u64) {
+        if let Some(i) = self.m.idx(dom.0) {
+            self.m.with_mm(i, |mm| mm.release_writable(mfn));
+        }
+    }
+}

@@ -122,6 +122,12 @@ impl<L: PortLayout> EventChannels<L> {
             .map(|c| c.state)
     }
 
+    /// The lowest port of `dom` that is free and not busy in its layout.
+    fn free_port(&self, dom: DomId) -> Result<Port, Errno> {
+        let d = self.domain(dom)?;
+        d.ports.free_port(|p| d.layout.is_busy(p))
+    }
+
     fn domain(&self, dom: DomId) -> Result<&DomainEvents<L>, Errno> {
         self.domains.get(&dom).ok_or(Errno::ESRCH)
     }
@@ -162,13 +168,13 @@ impl<L: PortLayout> EventChannels<L> {
         remote_dom: DomId,
     ) -> Result<Port, Errno> {
         let dom = Self::resolve(caller, dom);
-        let port = self.domain(dom)?.ports.free_port()?;
+        let port = self.free_port(dom)?;
         self.check_target(caller, dom)?;
         let remote = Self::resolve(caller, remote_dom);
         self.domain(remote)?;
-        self.domain_mut(dom)?
-            .ports
-            .set(port, PortState::Unbound { remote }, VcpuId(0));
+        let d = self.domain_mut(dom)?;
+        d.ports.set(port, PortState::Unbound { remote }, VcpuId(0));
+        d.layout.init_port(port);
         Ok(port)
     }
 
@@ -186,12 +192,13 @@ impl<L: PortLayout> EventChannels<L> {
     ) -> Result<(Port, Notification), Errno> {
         let rdom = Self::resolve(caller, remote_dom);
         self.domain(rdom)?;
-        let lport = self.domain(caller)?.ports.free_port()?;
+        let lport = self.free_port(caller)?;
         let rchan = self.domain(rdom)?.ports.get(remote_port)?;
         if rchan.state != (PortState::Unbound { remote: caller }) {
             return Err(Errno::EINVAL);
         }
         let local = self.domain_mut(caller)?;
+        local.layout.init_port(lport);
         local.ports.set(
             lport,
             PortState::Interdomain {
@@ -228,9 +235,10 @@ impl<L: PortLayout> EventChannels<L> {
         if d.ports.virq_port(vcpu, virq) != 0 {
             return Err(Errno::EEXIST);
         }
-        let port = d.ports.free_port()?;
+        let port = d.ports.free_port(|p| d.layout.is_busy(p))?;
         d.ports.set(port, PortState::Virq { virq }, vcpu);
         d.ports.set_virq_port(vcpu, virq, port.0);
+        d.layout.init_port(port);
         Ok(port)
     }
 
@@ -241,8 +249,9 @@ impl<L: PortLayout> EventChannels<L> {
         if vcpu.0 >= d.ports.vcpus() {
             return Err(Errno::ENOENT);
         }
-        let port = d.ports.free_port()?;
+        let port = d.ports.free_port(|p| d.layout.is_busy(p))?;
         d.ports.set(port, PortState::Ipi, vcpu);
+        d.layout.init_port(port);
         Ok(port)
     }
 
@@ -356,6 +365,57 @@ impl<L: PortLayout> EventChannels<L> {
             port,
             delivery,
         })
+    }
+
+    /// `EVTCHNOP_set_priority` (FIFO): `-EINVAL` for a port out of range or a priority
+    /// past `EVTCHN_FIFO_PRIORITY_MIN`, `-ENOSYS` under the 2-level ABI (Xen's order).
+    pub fn set_priority(&mut self, caller: DomId, port: Port, priority: u32) -> Result<(), Errno> {
+        let d = self.domain_mut(caller)?;
+        d.ports.get(port)?;
+        d.layout.set_priority(port, priority)
+    }
+
+    /// `EVTCHNOP_bind_vcpu`: `port` notifies `vcpu` from now on. As Xen: `-ENOENT` no such
+    /// vCPU, `-EINVAL` a port out of range or one whose notifications cannot move (free,
+    /// an IPI, a per-vCPU VIRQ).
+    pub fn bind_vcpu(&mut self, caller: DomId, port: Port, vcpu: VcpuId) -> Result<(), Errno> {
+        let d = self.domain_mut(caller)?;
+        if vcpu.0 >= d.ports.vcpus() {
+            return Err(Errno::ENOENT);
+        }
+        let chan = d.ports.get(port)?;
+        match chan.state {
+            PortState::Virq { virq } if virq_is_global(virq) => {}
+            PortState::Unbound { .. } | PortState::Interdomain { .. } => {}
+            _ => return Err(Errno::EINVAL),
+        }
+        d.ports.set(port, chan.state, vcpu);
+        Ok(())
+    }
+
+    /// The ports of `dom` in use (not free), in order.
+    pub fn ports_in_use(&self, dom: DomId) -> alloc::vec::Vec<Port> {
+        self.domains.get(&dom).map_or_else(alloc::vec::Vec::new, |d| {
+            d.ports.channels().filter(|(p, c)| p.0 != 0 && c.state != PortState::Free).map(|(p, _)| p).collect()
+        })
+    }
+
+    /// The vCPU `dom`'s `port` notifies (for a port in use).
+    pub fn notify_vcpu(&self, dom: DomId, port: Port) -> Option<VcpuId> {
+        self.domains.get(&dom)?.ports.get(port).ok().map(|c| c.notify_vcpu)
+    }
+
+    /// Sets `dom`'s `port` pending on its notify vCPU, as an event from the hypervisor (a
+    /// FIFO event word appearing for a port made pending before it existed).
+    pub fn raise(&mut self, dom: DomId, port: Port) -> Option<Notification> {
+        let d = self.domains.get_mut(&dom)?;
+        let vcpu = d.ports.get(port).ok()?.notify_vcpu;
+        Some(d.set_pending(dom, port, vcpu))
+    }
+
+    /// The number of vCPUs `dom` has.
+    pub fn vcpus(&self, dom: DomId) -> Option<u32> {
+        self.domains.get(&dom).map(|d| d.ports.vcpus())
     }
 
     /// Checks the registry's invariants: port 0 reserved and never bound; every

@@ -3,7 +3,7 @@
 //! The engine in [`super::EventChannels`] decides *which* port of *which* domain becomes
 //! pending; a [`PortLayout`] decides how that shows up in guest-visible memory. The 2-level
 //! layout ([`TwoLevel`]) works on an [`EventMemory`]: the pending and mask bitmaps of
-//! `shared_info` and each vCPU's `vcpu_info` flags. A FIFO layout would implement
+//! `shared_info` and each vCPU's `vcpu_info` flags. The FIFO layout (`fifo.rs`) implements
 //! [`PortLayout`] over its own event array and control blocks.
 
 use hypercall_abi::shared_info::NR_EVENT_CHANNELS_2L;
@@ -43,6 +43,16 @@ pub trait PortLayout {
     fn is_pending(&self, port: Port) -> bool;
     /// Whether `port` is masked.
     fn is_masked(&self, port: Port) -> bool;
+    /// Whether a free `port` may not be allocated yet (FIFO: still on a queue).
+    fn is_busy(&self, _port: Port) -> bool {
+        false
+    }
+    /// A port was just bound (FIFO: it gets the default priority).
+    fn init_port(&mut self, _port: Port) {}
+    /// `EVTCHNOP_set_priority`: `ENOSYS` where the ABI has no priorities (2-level).
+    fn set_priority(&mut self, _port: Port, _priority: u32) -> Result<(), hypercall_abi::errno::Errno> {
+        Err(hypercall_abi::errno::Errno::ENOSYS)
+    }
 }
 
 /// The guest-visible state of the 2-level ABI for one domain: `shared_info.evtchn_pending`,

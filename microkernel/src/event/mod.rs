@@ -1,7 +1,8 @@
 //! Event channels: per-domain port tables and the operations of `event_channel_op`, as pure logic.
 //!
 //! Follows Xen's `common/event_channel.c` (states, checks, errnos and their order) with the
-//! delivery rules behind [`PortLayout`] (`event_2l.c` in [`TwoLevel`]). [`EventChannels`]
+//! delivery rules behind [`PortLayout`] (`event_2l.c` in [`TwoLevel`], `event_fifo.c` in
+//! [`Fifo`], switched between by [`Switchable`]). [`EventChannels`]
 //! holds every domain's table so interdomain operations act on both ends. Nothing here
 //! touches hardware: the machine supplies each domain's [`PortLayout`] (for 2-level, a
 //! [`TwoLevel`] over an [`EventMemory`] implemented on the real `shared_info` page), and acts
@@ -11,6 +12,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 mod engine;
+pub mod fifo;
 mod layout;
 mod table;
 
@@ -20,6 +22,7 @@ pub(crate) mod fake;
 mod tests;
 
 pub use engine::{virq_is_global, EventChannels};
+pub use fifo::{Fifo, FifoMemory, Switchable};
 pub use layout::{Delivery, EventMemory, PortLayout, TwoLevel, BITS_PER_EVTCHN_WORD};
 pub use table::{ChannelStatus, PortState};
 

@@ -127,12 +127,13 @@ impl PortTable {
             .unwrap_or(Channel::FREE))
     }
 
-    /// The lowest free port (Xen's `get_free_port`), without claiming it.
-    pub fn free_port(&self) -> Result<Port, Errno> {
+    /// The lowest free port that is not `busy` (Xen's `get_free_port`), without claiming it.
+    pub fn free_port(&self, busy: impl Fn(Port) -> bool) -> Result<Port, Errno> {
         match self
             .channels
             .iter()
-            .position(|c| c.state == PortState::Free)
+            .enumerate()
+            .position(|(i, c)| c.state == PortState::Free && !busy(Port(i as u32)))
         {
             Some(i) => Ok(Port(i as u32)),
             None if (self.channels.len() as u32) < self.limit => {

@@ -168,6 +168,17 @@ impl Mm<'_, '_> {
         })
     }
 
+    /// Lets go of one holding of `mfn` made by [`Mm::hold_writable`] (FIFO event pages
+    /// when the domain resets its event channels); nothing if it holds none.
+    pub fn release_writable(&mut self, mfn: u64) {
+        self.settled(|mm| {
+            if mm.dom.release_held(mfn, PageType::Writable) {
+                mm.put_type(mfn);
+                mm.put_page(mfn);
+            }
+        })
+    }
+
     /// Lets go of every frame held for the domain's vCPUs (its teardown).
     pub(super) fn release_held_frames(&mut self) {
         while let Some((mfn, _)) = self.dom.take_any_held() {

@@ -20,8 +20,12 @@
 //! - `xen_version` features, with `writable_page_tables` following `vm_assist`;
 //! - `stack_switch`, `set_segment_base(GS_USER_SEL)`, trap-table selectors;
 //! - `console_io` write refused to a domU;
-//! - `VCPUOP_register_vcpu_info` offsets, the move, and its once-only rule (last: the kit's
-//!   event code reads the vcpu_info in shared_info).
+//! - `VCPUOP_register_vcpu_info` offsets, the move, and its once-only rule (late: the kit's
+//!   event code reads the vcpu_info in shared_info);
+//! - FIFO event channels: the errnos of `init_control`, `expand_array`, `set_priority` and
+//!   `bind_vcpu`, then the switch itself (last: the kit's own event code is 2-level), events
+//!   linked on their priority's queue with `ready` and `head` set, and a masked pending
+//!   event linked by `EVTCHNOP_unmask`.
 #![no_std]
 #![no_main]
 
@@ -34,6 +38,10 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use pv_guest::hypercall::{self, hypercall_via_page, xen_features};
 use pv_guest::hypercall_abi::arch::{TrapInfo, VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES};
 use pv_guest::hypercall_abi::errno::Errno;
+use pv_guest::hypercall_abi::event_channel::{
+    EvtchnBindVcpu, EvtchnExpandArray, EvtchnInitControl, EvtchnSetPriority, EVTCHNOP_BIND_VCPU, EVTCHNOP_EXPAND_ARRAY,
+    EVTCHNOP_INIT_CONTROL, EVTCHNOP_SET_PRIORITY,
+};
 use pv_guest::hypercall_abi::hypercall::Hypercall;
 use pv_guest::hypercall_abi::mmu::{MmuUpdate, MmuextOp, MMUEXT_SET_LDT, UVMF_INVLPG};
 use pv_guest::hypercall_abi::physdev::{PHYSDEVOP_SET_IOBITMAP, PHYSDEVOP_SET_IOPL};
@@ -583,6 +591,110 @@ fn vcpu_info(t: &mut Tests, mm: &mut GuestMm) {
     t.report("register_vcpu_info_twice_is_einval", expect_ret(reg(frame.mfn.0, 128), EINVAL));
 }
 
+fn evtchn_op<T>(cmd: u32, arg: &mut T) -> i64 {
+    // SAFETY: `arg` is the command's argument structure, ours for the call.
+    unsafe { pv_guest::events::event_channel_op_raw(cmd, (arg as *mut T).cast()) }
+}
+
+fn init_control(gfn: u64, offset: u32, vcpu: u32) -> (i64, u8) {
+    let mut a = EvtchnInitControl { control_gfn: gfn, offset, vcpu, link_bits: 0, _pad: [0; 7] };
+    let r = evtchn_op(EVTCHNOP_INIT_CONTROL, &mut a);
+    (r, a.link_bits)
+}
+
+fn set_priority(port: u32, priority: u32) -> i64 {
+    evtchn_op(EVTCHNOP_SET_PRIORITY, &mut EvtchnSetPriority { port, priority })
+}
+
+fn expand_array(gfn: u64) -> i64 {
+    evtchn_op(EVTCHNOP_EXPAND_ARRAY, &mut EvtchnExpandArray { array_gfn: gfn })
+}
+
+fn fifo_events(t: &mut Tests, mm: &mut GuestMm) {
+    use pv_guest::events;
+    const PENDING: u32 = 1 << 31;
+    const MASKED: u32 = 1 << 30;
+    const LINKED: u32 = 1 << 29;
+    let (Some((control, cva)), Some((array, ava))) = (mm.alloc_mapped(), mm.alloc_mapped()) else {
+        return t.report("fifo_frames", Err("no page".into()));
+    };
+    let unbound = events::alloc_unbound(0x7ff0).unwrap_or(0);
+    t.report("fifo_set_priority_under_two_level_is_enosys", expect_ret(set_priority(unbound, 3), Errno::ENOSYS.to_ret()));
+    t.report("fifo_expand_array_before_init_is_eopnotsupp", expect_ret(expand_array(array.mfn.0), Errno::EOPNOTSUPP.to_ret()));
+    t.report("fifo_init_control_no_such_vcpu_is_enoent", expect_ret(init_control(control.mfn.0, 0, 1).0, Errno::ENOENT.to_ret()));
+    t.report("fifo_init_control_unaligned_is_einval", expect_ret(init_control(control.mfn.0, 4, 0).0, EINVAL));
+    t.report("fifo_init_control_past_the_page_is_einval", expect_ret(init_control(control.mfn.0, 4096 - 64, 0).0, EINVAL));
+    t.report("fifo_init_control_not_our_frame_is_einval", expect_ret(init_control(0x10, 0, 0).0, EINVAL));
+    let ipi = {
+        let mut a = pv_guest::hypercall_abi::event_channel::EvtchnBindIpi { vcpu: 0, port: 0 };
+        evtchn_op(pv_guest::hypercall_abi::event_channel::EVTCHNOP_BIND_IPI, &mut a);
+        a.port
+    };
+    t.report("bind_vcpu_errors", {
+        let mut to1 = EvtchnBindVcpu { port: unbound, vcpu: 1 };
+        let mut ipi0 = EvtchnBindVcpu { port: ipi, vcpu: 0 };
+        let mut ok = EvtchnBindVcpu { port: unbound, vcpu: 0 };
+        let (a, b, c) = (evtchn_op(EVTCHNOP_BIND_VCPU, &mut to1), evtchn_op(EVTCHNOP_BIND_VCPU, &mut ipi0), evtchn_op(EVTCHNOP_BIND_VCPU, &mut ok));
+        ensure(a == Errno::ENOENT.to_ret() && b == EINVAL && c == 0, || format!("vCPU 1 {a}, an IPI {b}, the unbound port to vCPU 0 {c}"))
+    });
+    // Every event masked before the page is handed over, as Linux does.
+    let words = ava as *mut u32;
+    // SAFETY: `ava` maps the array frame (ours, writable, 4 KiB).
+    unsafe { (0..1024).for_each(|i| core::ptr::write_volatile(words.add(i), MASKED)) };
+    let word = |port: u32| {
+        // SAFETY: ports here are below 1024, inside the mapped array frame.
+        unsafe { core::ptr::read_volatile(words.add(port as usize)) }
+    };
+    let unmask_word = |port: u32| {
+        // SAFETY: as `word`; the guest owns MASKED of an unlinked event.
+        unsafe { core::ptr::write_volatile(words.add(port as usize), word(port) & !MASKED) }
+    };
+    let block = |i: usize| {
+        // SAFETY: `cva` maps the control frame; the block is at offset 0 (72 bytes).
+        unsafe { core::ptr::read_volatile((cva as *const u32).add(i)) }
+    };
+    t.report("fifo_init_control", {
+        let (r, bits) = init_control(control.mfn.0, 0, 0);
+        ensure(r == 0 && bits == 17, || format!("{r}, link_bits {bits}"))
+    });
+    t.report("fifo_init_control_twice_is_einval", expect_ret(init_control(control.mfn.0, 8, 0).0, EINVAL));
+    t.report("fifo_expand_array", expect_ret(expand_array(array.mfn.0), 0));
+    t.report("fifo_set_priority_16_is_einval", expect_ret(set_priority(ipi, 16), EINVAL));
+    t.report("fifo_events_link_on_their_queue", {
+        let mut b = pv_guest::hypercall_abi::event_channel::EvtchnBindIpi { vcpu: 0, port: 0 };
+        evtchn_op(pv_guest::hypercall_abi::event_channel::EVTCHNOP_BIND_IPI, &mut b);
+        let second = b.port;
+        let (p1, p2) = (set_priority(ipi, 4), set_priority(second, 4));
+        unmask_word(ipi);
+        unmask_word(second);
+        let (s1, s2) = (events::send_raw(ipi), events::send_raw(second));
+        let (w1, w2, ready, head) = (word(ipi), word(second), block(0), block(2 + 4));
+        ensure(
+            p1 == 0 && p2 == 0 && s1 == 0 && s2 == 0
+                && w1 & (PENDING | LINKED) == PENDING | LINKED
+                && w1 & 0x1ffff == second
+                && w2 & (PENDING | LINKED) == PENDING | LINKED
+                && ready & (1 << 4) != 0
+                && head == ipi,
+            || format!("ports {ipi}, {second}: words {w1:#x} {w2:#x}, ready {ready:#x}, head[4] {head}"),
+        )
+    });
+    t.report("fifo_unmask_links_a_pending_masked_event", {
+        let port = events::alloc_unbound(0x7ff0).unwrap_or(0);
+        let local = events::bind_interdomain(0x7ff0, port).unwrap_or(0);
+        let s = events::send_raw(local);
+        let before = word(port);
+        let u = events::unmask_raw(port);
+        let after = word(port);
+        let (ready, head) = (block(0), block(2 + 7));
+        ensure(
+            s == 0 && u == 0 && before & (PENDING | MASKED | LINKED) == PENDING | MASKED && after & (PENDING | MASKED | LINKED) == PENDING | LINKED
+                && ready & (1 << 7) != 0 && head == port,
+            || format!("port {port}: {before:#x} -> {after:#x}, ready {ready:#x}, head[7] {head}"),
+        )
+    });
+}
+
 fn main(si: &'static StartInfo) {
     let mut t = Tests::default();
     let mut mm = match GuestMm::init(si, None) {
@@ -606,6 +718,7 @@ fn main(si: &'static StartInfo) {
     // Handlers again (the selector checks replaced the table).
     let _ = traps::install(&HANDLERS);
     vcpu_info(&mut t, &mut mm);
+    fifo_events(&mut t, &mut mm);
     let _ = hypercall::xen_version_number();
     println!("NOTE xen-abi done");
     t.done();

@@ -99,6 +99,8 @@ fn linux_shell() -> Scenario {
             r"^xl: domain linux \([0-9]+\) created$",
             r"\[linux\] .*Linux version [0-9.]+-[0-9]+-cloud-amd64 .*Debian",
             r"\[linux\] .*Booting kernel on Xen",
+            // Linux takes the FIFO event channel ABI when the hypervisor offers it.
+            r"\[linux\] .*xen:events: Using FIFO-based ABI",
             r"\[linux\] .*Run /init as init process",
             r"\[linux\] rcS: ready: Linux ",
             r"^sum=42\r?$",
