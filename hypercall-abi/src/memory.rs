@@ -190,3 +190,22 @@ pub struct XenMachphysMapping {
 }
 
 const _: () = assert!(core::mem::size_of::<XenMachphysMapping>() == 24);
+
+/// `struct xen_machphys_mfn_list` (24 bytes): the argument of `XENMEM_machphys_mfn_list`,
+/// the machine frames of each 2 MiB extent of the M2P table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct XenMachphysMfnList {
+    /// IN: entries `extent_start` has room for.
+    pub max_extents: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// IN: where the frames go (one `xen_pfn_t` each).
+    pub extent_start: u64,
+    /// OUT: entries written.
+    pub nr_extents: u32,
+    /// Padding.
+    pub _pad1: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<XenMachphysMfnList>() == 24);

@@ -268,6 +268,16 @@ impl Domain {
     }
 }
 
+/// `arch.max_pfn` of the `shared_info` in frame `mfn` (which its guest may change).
+pub fn shared_max_pfn(mfn: u64) -> u64 {
+    // SAFETY: `mfn` is a domain's shared_info frame, held by the hypervisor for the
+    // domain's life and direct-mapped; one aligned 8-byte load of a plain integer.
+    unsafe {
+        let si = crate::arch::directmap(mfn << 12) as *const SharedInfo;
+        core::ptr::read_volatile(core::ptr::addr_of!((*si).arch.max_pfn))
+    }
+}
+
 /// Fills a fresh `shared_info`: events masked on every vCPU, vCPU 0's time info, the wall
 /// clock.
 pub fn init_shared_info(mfn: u64, tsc_khz: u64, boot_tsc: u64, max_pfn: u64, wc: crate::time::WallClock) {

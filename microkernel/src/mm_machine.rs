@@ -116,10 +116,12 @@ impl MmMachine for MachineMm<'_> {
         }
     }
 
-    fn alloc_frame(&mut self) -> Option<u64> {
-        let mfn = self.frames.alloc()?;
-        self.zero_frame(mfn);
-        Some(mfn)
+    fn alloc_frames(&mut self, order: u32) -> Option<u64> {
+        let first = self.frames.alloc_aligned(order)?;
+        for k in 0..1u64 << order {
+            self.zero_frame(first + k);
+        }
+        Some(first)
     }
 
     fn release_frame(&mut self, mfn: u64) {

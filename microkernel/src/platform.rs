@@ -398,6 +398,18 @@ impl Platform for MachinePlatform<'_> {
         crate::arch::x86_64::fpu::set_task_switched(set);
     }
 
+    fn shared_max_pfn(&mut self, target: Option<u16>) -> Result<u64, Errno> {
+        let i = match target {
+            None => self.m.cur_idx(),
+            Some(id) => self.m.idx(id).ok_or(Errno::ESRCH)?,
+        };
+        Ok(crate::domain::shared_max_pfn(self.m.domains[i].shared_info_mfn))
+    }
+
+    fn m2p_extent(&self, i: u64) -> Option<u64> {
+        crate::arch::x86_64::paging::m2p_extent(i)
+    }
+
     fn set_debugreg(&mut self, reg: u32, value: u64) -> Result<(), Errno> {
         let v = self.m.cur_vcpu_mut();
         let de = v.cr4 & (1 << 3) != 0;

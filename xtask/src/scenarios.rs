@@ -239,7 +239,7 @@ pub fn all() -> Vec<Scenario> {
                 wait_for!(r"\[xen-abi\] TESTS DONE [0-9]+ passed, [0-9]+ failed$"),
                 "shutdown",
             ],
-            expect: &[r"\[xen-abi\] TEST set_gdt PASS$", r"\[xen-abi\] TEST debugreg_breakpoint_in_hypervisor_copy_is_dropped PASS$", r"\[xen-abi\] TEST debugreg_movss_breakpoint_then_syscall PASS$", r"\[xen-abi\] TEST fifo_unmask_links_a_pending_masked_event PASS$", r"\[xen-abi\] TEST register_vcpu_info PASS$", r"\[xen-abi\] TESTS DONE [0-9]+ passed, 0 failed$"],
+            expect: &[r"\[xen-abi\] TEST set_gdt PASS$", r"\[xen-abi\] TEST debugreg_breakpoint_in_hypervisor_copy_is_dropped PASS$", r"\[xen-abi\] TEST debugreg_movss_breakpoint_then_syscall PASS$", r"\[xen-abi\] TEST xenmem_exchange_pages_for_an_extent PASS$", r"\[xen-abi\] TEST register_vcpu_info PASS$", r"\[xen-abi\] TEST fifo_unmask_links_a_pending_masked_event PASS$", r"\[xen-abi\] TESTS DONE [0-9]+ passed, 0 failed$"],
             forbid: &["PANIC", r"TEST .* FAIL", r"\(mk\) d[0-9]+ \(xen-abi\) crashed"],
             ..DEFAULT
         },

@@ -6,8 +6,10 @@
 //! work has started: a frame that cannot be had or given back just ends the run, as in
 //! Xen) and continue themselves after [`Platform::preempt_chunk`] extents, with the done
 //! count in `cmd >> MEMOP_EXTENT_SHIFT`. Deviations from Xen, before any work: an
-//! unreadable argument is `EFAULT`, a domain that cannot be named is `EPERM`/`ESRCH`, an
-//! extent order other than 0 is `EINVAL` (Xen answers the start extent for all three).
+//! unreadable argument is `EFAULT`, a domain that cannot be named is `EPERM`/`ESRCH` (Xen
+//! answers the start extent for both). Extents are `2^extent_order` machine-contiguous
+//! frames, up to Xen's `max_order` (9 for a domU, 12 for the control domain); a larger
+//! order does nothing (the start extent), as in Xen.
 //!
 //! The reservation operations and the current/maximum reservation queries may name
 //! another domain: a privileged caller (`EPERM` otherwise) building an existing domain
@@ -37,10 +39,23 @@ pub(super) fn memory_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Er
         }
         _ if start != 0 => Err(Errno::EINVAL),
         XENMEM_MAXIMUM_RAM_PAGE => with_mm(p, |mm| mm.frames.nr_frames() as i64),
-        XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
+        XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION | XENMEM_MAXIMUM_GPFN => {
             let d: XenMemoryDomain = read_guest(p, arg)?;
             let target = resolve_domain(p, d.domid)?;
+            if op == XENMEM_MAXIMUM_GPFN {
+                // Xen's domain_get_maximum_gpfn for a PV guest: `shared_info.arch.max_pfn`
+                // (which the guest may update) less one, at least 0.
+                return Ok(p.shared_max_pfn(target)?.max(1).saturating_sub(1) as i64);
+            }
             with_mm_for(p, target, |mm| if op == XENMEM_CURRENT_RESERVATION { mm.dom.tot_pages() } else { mm.dom.max_pages() } as i64)
+        }
+        XENMEM_MACHPHYS_MFN_LIST => machphys_mfn_list(p, arg),
+        // A PV guest has no physmap to change (Xen's `xatp_permission_check` and
+        // `remove_from_physmap` for a domain without paging_mode_translate), once the
+        // argument is read.
+        XENMEM_ADD_TO_PHYSMAP | XENMEM_ADD_TO_PHYSMAP_BATCH | XENMEM_REMOVE_FROM_PHYSMAP => {
+            let _: XenMemoryDomain = read_guest(p, arg)?;
+            Err(Errno::EACCES)
         }
         XENMEM_MEMORY_MAP => memory_map(p, arg),
         XENMEM_MACHPHYS_MAPPING => {
@@ -70,6 +85,31 @@ fn memory_map(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
     Ok(0)
 }
 
+/// Xen's `max_order`: the largest extent a domain may ask for (`CONFIG_DOMU_MAX_ORDER`,
+/// `CONFIG_CTLDOM_MAX_ORDER`).
+fn max_order(p: &impl Platform) -> u32 {
+    if p.caller().privileged {
+        12
+    } else {
+        9
+    }
+}
+
+/// `XENMEM_machphys_mfn_list`: the first machine frame of each 2 MiB extent of the M2P,
+/// at most `max_extents` of them, as Xen's (any PV guest may ask).
+fn machphys_mfn_list(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
+    let mut l: XenMachphysMfnList = read_guest(p, arg)?;
+    let mut i = 0u32;
+    while i < l.max_extents {
+        let Some(mfn) = p.m2p_extent(u64::from(i)) else { break };
+        write_guest(p, l.extent_start.wrapping_add(8 * u64::from(i)), &mfn)?;
+        i += 1;
+    }
+    l.nr_extents = i;
+    write_guest(p, arg, &l)?;
+    Ok(0)
+}
+
 /// The reservation operations.
 fn reservation(p: &mut impl Platform, op: u32, start: u64, args: [u64; 5]) -> Result<i64, Errno> {
     let r: XenMemoryReservation = read_guest(p, args[1])?;
@@ -79,8 +119,9 @@ fn reservation(p: &mut impl Platform, op: u32, start: u64, args: [u64; 5]) -> Re
         return Ok(start as i64);
     }
     let target = resolve_domain(p, r.domid)?;
-    if r.extent_order != 0 {
-        return Err(Errno::EINVAL);
+    let order = r.extent_order;
+    if order > max_order(p) {
+        return Ok(start as i64);
     }
     let list = r.extent_start;
     let no_list = op == XENMEM_INCREASE_RESERVATION && list == 0;
@@ -98,19 +139,19 @@ fn reservation(p: &mut impl Platform, op: u32, start: u64, args: [u64; 5]) -> Re
         let slot = list + i * 8;
         let ok = match op {
             XENMEM_DECREASE_RESERVATION => match read_guest::<u64>(p, slot) {
-                Ok(mfn) => with_mm_for(p, target, |mm| mm.decrease_reservation(mfn))?.is_ok(),
+                Ok(mfn) => with_mm_for(p, target, |mm| mm.decrease_reservation_extent(mfn, order))?.is_ok(),
                 Err(_) => false,
             },
             XENMEM_POPULATE_PHYSMAP => match read_guest::<u64>(p, slot) {
-                Ok(pfn) => match with_mm_for(p, target, |mm| mm.populate_physmap(pfn))? {
-                    Ok(mfn) => hand_out(p, target, slot, mfn)?,
+                Ok(pfn) => match with_mm_for(p, target, |mm| mm.increase_reservation_extent(order, Some(pfn)))? {
+                    Ok(mfn) => hand_out(p, target, slot, mfn, order)?,
                     Err(_) => false,
                 },
                 Err(_) => false,
             },
-            _ => match with_mm_for(p, target, |mm| mm.increase_reservation())? {
+            _ => match with_mm_for(p, target, |mm| mm.increase_reservation_extent(order, None))? {
                 Ok(_) if no_list => true,
-                Ok(mfn) => hand_out(p, target, slot, mfn)?,
+                Ok(mfn) => hand_out(p, target, slot, mfn, order)?,
                 Err(_) => false,
             },
         };
@@ -131,67 +172,125 @@ struct XenMemoryExchange {
     nr_exchanged: u64,
 }
 
-/// `XENMEM_exchange`, as Xen's `memory_exchange` for single pages: `in` lists machine
-/// frames of the domain to give up, `out` the pfns the new frames take (their machine
-/// frame numbers are written back over them); `nr_exchanged` in the argument counts the
-/// progress, written back when the call ends or continues. `EINVAL` for mismatched lists
-/// or domains, progress past the end, a frame that is mapped, typed or not the domain's;
-/// `EFAULT` for unreadable lists; `ENOMEM` when no frame is left. Extent orders other
-/// than 0 are `EINVAL` here (this hypervisor hands out single frames; Xen allows up to
-/// order 9 for a domU).
+/// `XENMEM_exchange`, as Xen's `memory_exchange`: `in` lists extents of the domain
+/// (`2^in.extent_order` machine frames from each listed one) to give up, `out` the pfns
+/// that extents of `2^out.extent_order` machine-contiguous fresh frames take (the first
+/// machine frame of each is written back over its pfn). The work goes in chunks of the
+/// larger order; `nr_exchanged` counts the `in` extents done, written back when the call
+/// ends, fails or continues. Errnos in Xen's order: `EPERM` an order past `max_order`;
+/// `EINVAL` progress past the end, mismatched domains or sizes; `EFAULT` lists out of
+/// reach; then for a chunk, `EINVAL` a frame that is not the domain's or is mapped, typed
+/// or pinned (Xen's `steal_page`), `ENOMEM` no extent free: that chunk is left as it was.
 fn exchange(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Errno> {
     let arg = args[1];
     let mut x: XenMemoryExchange = read_guest(p, arg)?;
     let (inp, out) = (x.input, x.output);
-    if x.nr_exchanged > inp.nr_extents
-        || inp.domid != out.domid
-        || inp.extent_order != 0
-        || out.extent_order != 0
-        || inp.nr_extents != out.nr_extents
-    {
+    if inp.extent_order.max(out.extent_order) > max_order(p) {
+        return Err(Errno::EPERM);
+    }
+    let total_in = inp.nr_extents.checked_shl(inp.extent_order).filter(|&t| t >> inp.extent_order == inp.nr_extents);
+    let total_out = out.nr_extents.checked_shl(out.extent_order).filter(|&t| t >> out.extent_order == out.nr_extents);
+    if x.nr_exchanged > inp.nr_extents || inp.domid != out.domid || total_in.is_none() || total_in != total_out {
         return Err(Errno::EINVAL);
     }
     let n = inp.nr_extents;
     if x.nr_exchanged == n {
         return Ok(0);
     }
-    let bytes = n.checked_mul(8).ok_or(Errno::EFAULT)?;
-    GuestRange::new(inp.extent_start, bytes)?;
-    GuestRange::new(out.extent_start, bytes)?;
+    GuestRange::new(inp.extent_start, n.checked_mul(8).ok_or(Errno::EFAULT)?)?;
+    GuestRange::new(out.extent_start, out.nr_extents.checked_mul(8).ok_or(Errno::EFAULT)?)?;
+    let (in_chunk, out_chunk) = if inp.extent_order <= out.extent_order {
+        (out.extent_order - inp.extent_order, 0)
+    } else {
+        (0, inp.extent_order - out.extent_order)
+    };
     let target = resolve_domain(p, inp.domid)?;
     let limit = u64::from(p.preempt_chunk().max(1));
-    let first = x.nr_exchanged;
+    let first = x.nr_exchanged >> in_chunk;
     let mut rc = Ok(0);
-    while x.nr_exchanged < n {
-        if x.nr_exchanged - first >= limit {
+    for i in first..n >> in_chunk {
+        if i - first >= limit {
+            x.nr_exchanged = i << in_chunk;
             write_guest(p, arg, &x)?;
             p.continuation(Hypercall::MemoryOp as u64, args);
             return Ok(Hypercall::MemoryOp as i64);
         }
-        let k = x.nr_exchanged;
-        let step = (|| {
-            let mfn: u64 = read_guest(p, inp.extent_start + 8 * k)?;
-            let pfn: u64 = read_guest(p, out.extent_start + 8 * k)?;
-            let new = with_mm_for(p, target, |mm| mm.exchange_page(mfn, pfn))??;
-            write_guest(p, out.extent_start + 8 * k, &new)
-        })();
-        if let Err(e) = step {
+        if let Err(e) = exchange_chunk(p, target, &inp, &out, i, in_chunk, out_chunk) {
             rc = Err(e);
-            break;
+            x.nr_exchanged = i << in_chunk;
+            write_guest(p, arg, &x)?;
+            return rc;
         }
-        x.nr_exchanged += 1;
     }
+    x.nr_exchanged = n;
     write_guest(p, arg, &x)?;
     rc
 }
 
-/// Tells the caller the machine frame `target` got; if that cannot be written, the frame
-/// goes straight back (a frame nobody can name would be lost).
-fn hand_out(p: &mut impl Platform, target: Option<u16>, slot: u64, mfn: u64) -> Result<bool, Errno> {
+/// Chunk `i` of an exchange: `2^in_chunk` extents in, `2^out_chunk` extents out, the same
+/// number of frames. The lists are read once into private memory; every frame given up is
+/// checked and every new extent allocated before anything changes, so a refusal leaves the
+/// chunk as it was. A pfn or frame number that cannot be read or written back is
+/// `EFAULT` after the chunk is done (as Xen).
+fn exchange_chunk(
+    p: &mut impl Platform,
+    target: Option<u16>,
+    inp: &XenMemoryReservation,
+    out: &XenMemoryReservation,
+    i: u64,
+    in_chunk: u32,
+    out_chunk: u32,
+) -> Result<(), Errno> {
+    let mut give: alloc::vec::Vec<u64> = alloc::vec::Vec::new();
+    for j in 0..1u64 << in_chunk {
+        let gmfn: u64 = read_guest(p, inp.extent_start + 8 * ((i << in_chunk) + j))?;
+        for k in 0..1u64 << inp.extent_order {
+            give.push(gmfn.checked_add(k).ok_or(Errno::EINVAL)?);
+        }
+    }
+    let mut sorted = give.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let ok = sorted.len() == give.len() && with_mm_for(p, target, |mm| give.iter().all(|&m| mm.stealable(m)))?;
+    if !ok {
+        return Err(Errno::EINVAL);
+    }
+    let order = out.extent_order;
+    let mut fresh: alloc::vec::Vec<u64> = alloc::vec::Vec::new();
+    for _ in 0..1u64 << out_chunk {
+        match with_mm_for(p, target, |mm| mm.alloc_unassigned(order))? {
+            Ok(first) => fresh.push(first),
+            Err(e) => {
+                with_mm_for(p, target, |mm| fresh.iter().for_each(|&f| mm.release_unassigned(f, order)))?;
+                return Err(e);
+            }
+        }
+    }
+    // Nothing can fail from here on for the frames: give up the old, take the new.
+    with_mm_for(p, target, |mm| {
+        for &m in &give {
+            let _ = mm.decrease_reservation(m);
+        }
+    })?;
+    let mut rc = Ok(());
+    for (j, &first) in fresh.iter().enumerate() {
+        let slot = out.extent_start + 8 * ((i << out_chunk) + j as u64);
+        let pfn = read_guest::<u64>(p, slot).ok();
+        with_mm_for(p, target, |mm| mm.assign_extent(first, order, pfn))?;
+        if pfn.is_none() || write_guest(p, slot, &first).is_err() {
+            rc = Err(Errno::EFAULT);
+        }
+    }
+    rc
+}
+
+/// Tells the caller the first machine frame of the extent `target` got; if that cannot be
+/// written, the extent goes straight back (frames nobody can name would be lost).
+fn hand_out(p: &mut impl Platform, target: Option<u16>, slot: u64, mfn: u64, order: u32) -> Result<bool, Errno> {
     if write_guest(p, slot, &mfn).is_ok() {
         return Ok(true);
     }
-    with_mm_for(p, target, |mm| mm.decrease_reservation(mfn))?.ok();
+    with_mm_for(p, target, |mm| mm.decrease_reservation_extent(mfn, order))?.ok();
     Ok(false)
 }
 

@@ -55,7 +55,7 @@ fn increase_stops_at_max_pages_and_hands_out_frames() {
 #[test]
 fn reservation_arguments_are_checked_before_any_work() {
     let mut p = FakePlatform::new_with_mm(false, 16, 0x4000);
-    assert_eq!(reservation(&mut p, XENMEM_INCREASE_RESERVATION, &[], 2, 1, DOMID_SELF), err(Errno::EINVAL), "order 1");
+    assert_eq!(reservation(&mut p, XENMEM_INCREASE_RESERVATION, &[], 2, 10, DOMID_SELF), 0, "order 10: past a domU's max_order, nothing done");
     assert_eq!(reservation(&mut p, XENMEM_INCREASE_RESERVATION, &[], 2, 0, 0), err(Errno::EPERM), "dom0's");
     assert_eq!(mem_op(&mut p, XENMEM_INCREASE_RESERVATION.into(), 0x10), err(Errno::EFAULT));
     // An extent list the guest cannot hold: nothing done.
@@ -275,5 +275,75 @@ fn long_exchanges_continue_with_their_progress_in_the_argument() {
     assert_eq!(dispatch(&mut p, nr, args), 0);
     assert_eq!(get::<u64>(&p, ARG + 64), 40);
     assert_eq!(p.env().dom.tot_pages(), 40);
+    p.env().check_invariants();
+}
+
+#[test]
+fn extents_of_higher_order_are_machine_contiguous() {
+    let mut p = FakePlatform::new_with_mm(false, 64, 0x4000);
+    // Two extents of 8 frames at pfns 0x10 and 0x20.
+    assert_eq!(reservation(&mut p, XENMEM_POPULATE_PHYSMAP, &[0x10, 0x20], 2, 3, DOMID_SELF), 2);
+    let firsts = list(&p, 2);
+    for (&first, pfn) in firsts.iter().zip([0x10u64, 0x20]) {
+        assert_eq!(first % 8, 0, "aligned to its size");
+        for k in 0..8 {
+            assert_eq!(p.env().page(first + k).owner(), Some(1));
+            assert_eq!(p.env().mach.m2p.get(&(first + k)), Some(&(pfn + k)));
+        }
+    }
+    assert_eq!(p.env().dom.tot_pages(), 16);
+    // Past max_pages with a whole extent: stops there.
+    assert_eq!(reservation(&mut p, XENMEM_INCREASE_RESERVATION, &[0; 8], 8, 5, DOMID_SELF), 1, "32 fit, 64 do not");
+    assert_eq!(p.env().dom.tot_pages(), 48);
+    // Decrease of an extent: all its frames or none.
+    let top = (0..NR_FRAMES).filter(|&m| p.env().page(m).owner() == Some(1)).max().unwrap();
+    let bad = top - 3;
+    assert_eq!(reservation(&mut p, XENMEM_DECREASE_RESERVATION, &[bad], 1, 3, DOMID_SELF), 0, "frames past the extent are not ours");
+    assert_eq!(p.env().dom.tot_pages(), 48);
+    assert_eq!(reservation(&mut p, XENMEM_DECREASE_RESERVATION, &[firsts[1]], 1, 3, DOMID_SELF), 1);
+    assert_eq!(p.env().dom.tot_pages(), 40);
+    assert_eq!(p.env().page(firsts[1] + 7).owner(), None);
+    p.env().check_invariants();
+}
+
+#[test]
+fn exchange_of_single_pages_for_a_contiguous_extent_and_back() {
+    let mut p = FakePlatform::new_with_mm(false, 64, 0x4000);
+    let pfns: Vec<u64> = (0..8).collect();
+    assert_eq!(reservation(&mut p, XENMEM_POPULATE_PHYSMAP, &pfns, 8, 0, DOMID_SELF), 8);
+    let singles = list(&p, 8);
+    // Eight order-0 extents for one order-3 extent taking pfns 0..8 (Linux's
+    // xen_create_contiguous_region).
+    assert_eq!(exchange(&mut p, &singles, &[0], 0, (0, 3), (DOMID_SELF, DOMID_SELF)), 0);
+    assert_eq!(get::<u64>(&p, ARG + 64), 8, "nr_exchanged counts the in extents");
+    let first: u64 = get(&p, LIST2);
+    assert_eq!(first % 8, 0);
+    for k in 0..8 {
+        assert_eq!(p.env().page(first + k).owner(), Some(1));
+        assert_eq!(p.env().mach.m2p.get(&(first + k)), Some(&k));
+    }
+    assert_eq!(p.env().dom.tot_pages(), 8);
+    // And back: one order-3 extent for eight single pages at pfns 8..16.
+    let pfns2: Vec<u64> = (8..16).collect();
+    assert_eq!(exchange(&mut p, &[first], &pfns2, 0, (3, 0), (DOMID_SELF, DOMID_SELF)), 0);
+    assert_eq!(get::<u64>(&p, ARG + 64), 1);
+    for i in 0..8u64 {
+        let m: u64 = get(&p, LIST2 + 8 * i);
+        assert_eq!(p.env().mach.m2p.get(&m), Some(&(8 + i)));
+    }
+    assert_eq!(p.env().dom.tot_pages(), 8);
+    p.env().check_invariants();
+    // Orders past a domU's max_order: EPERM. The same frame twice in a chunk: EINVAL, and
+    // nothing changed.
+    let now: Vec<u64> = (0..8).map(|i| get::<u64>(&p, LIST2 + 8 * i)).collect();
+    assert_eq!(exchange(&mut p, &[now[0]], &[0], 0, (10, 10), (DOMID_SELF, DOMID_SELF)), err(Errno::EPERM));
+    let twice = [now[0], now[0], now[1], now[2], now[3], now[4], now[5], now[6]];
+    assert_eq!(exchange(&mut p, &twice, &[0], 0, (0, 3), (DOMID_SELF, DOMID_SELF)), err(Errno::EINVAL));
+    assert_eq!(get::<u64>(&p, ARG + 64), 0);
+    for &m in &now {
+        assert_eq!(p.env().page(m).owner(), Some(1), "untouched");
+    }
+    // A size mismatch: 8 frames in, 16 out.
+    assert_eq!(exchange(&mut p, &now, &[0], 0, (0, 4), (DOMID_SELF, DOMID_SELF)), err(Errno::EINVAL));
     p.env().check_invariants();
 }

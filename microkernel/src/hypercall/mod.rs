@@ -276,6 +276,15 @@ pub trait Platform: GuestMemory {
     fn get_debugreg(&mut self, _reg: u32) -> Result<u64, Errno> {
         Err(Errno::ENOSYS)
     }
+    /// `shared_info.arch.max_pfn` of the caller (`None`) or of domain `target`
+    /// (`XENMEM_maximum_gpfn`).
+    fn shared_max_pfn(&mut self, _target: Option<u16>) -> Result<u64, Errno> {
+        Err(Errno::ENOSYS)
+    }
+    /// The first machine frame of the M2P table's 2 MiB extent `i`, if it has one.
+    fn m2p_extent(&self, _i: u64) -> Option<u64> {
+        None
+    }
     /// Sets the calling vCPU's virtual IOPL or I/O bitmap (values checked).
     fn set_io_access(&mut self, _access: physdev::IoAccess) -> Result<(), Errno> {
         Err(Errno::ENOSYS)

@@ -115,10 +115,14 @@ impl MmMachine for FakeMachine {
     fn set_m2p(&mut self, mfn: u64, pfn: u64) {
         self.m2p.insert(mfn, pfn);
     }
-    fn alloc_frame(&mut self) -> Option<u64> {
-        let mfn = self.free.pop_first()?;
-        self.mem.remove(&mfn);
-        Some(mfn)
+    fn alloc_frames(&mut self, order: u32) -> Option<u64> {
+        let n = 1u64 << order;
+        let first = self.free.iter().copied().find(|&m| m % n == 0 && (m..m + n).all(|k| self.free.contains(&k)))?;
+        for k in first..first + n {
+            self.free.remove(&k);
+            self.mem.remove(&k);
+        }
+        Some(first)
     }
     fn release_frame(&mut self, mfn: u64) {
         assert!(mfn >= FIRST_FREE && self.is_ram(mfn), "released frame {mfn:#x} was never handed out");

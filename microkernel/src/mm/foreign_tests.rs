@@ -195,7 +195,7 @@ fn teardown_leaves_what_others_map_until_they_let_go() {
     env.poke(gl2, 0, pte_for(gl1, RW));
     env.poke(gl1, 0, pte_for(g[4], RW));
     env.mm_of(1).new_baseptr(gl4).unwrap();
-    let si = env.mach.alloc_frame().unwrap();
+    let si = env.mach.alloc_frames(0).unwrap();
     env.frames.share_with_guest(si, &mut env.others[0].mm).unwrap();
     map(&mut env, at(l1, 5), pte_for(g[4], RW)).unwrap();
     map(&mut env, at(l1, 6), pte_for(gl2, RO)).unwrap();

@@ -76,6 +76,50 @@ impl<'a> FrameAllocator<'a> {
         None
     }
 
+    /// Allocates `2^order` contiguous frames aligned to their size (a machine-contiguous
+    /// extent); returns the first. Order 0 is [`FrameAllocator::alloc`]; above 18 (1 GiB)
+    /// nothing.
+    pub fn alloc_aligned(&mut self, order: u32) -> Option<u64> {
+        if order == 0 {
+            return self.alloc();
+        }
+        if order > 18 {
+            return None;
+        }
+        let n = 1u64 << order;
+        let words = Self::words_for(self.nr_frames);
+        if order >= 6 {
+            let run = (n / 64) as usize;
+            let mut w = 0;
+            while w + run <= words {
+                let all_free = self.bits.get(w..w + run).is_some_and(|s| s.iter().all(|&x| x == u64::MAX));
+                if all_free {
+                    if let Some(s) = self.bits.get_mut(w..w + run) {
+                        s.fill(0);
+                    }
+                    self.free -= n;
+                    return Some(w as u64 * 64);
+                }
+                w += run;
+            }
+            return None;
+        }
+        let mask = (1u64 << n) - 1;
+        for w in 0..words {
+            let Some(word) = self.bits.get_mut(w) else { break };
+            let mut shift = 0;
+            while shift < 64 {
+                if (*word >> shift) & mask == mask {
+                    *word &= !(mask << shift);
+                    self.free -= n;
+                    return Some(w as u64 * 64 + shift);
+                }
+                shift += n;
+            }
+        }
+        None
+    }
+
     /// Returns a frame.
     pub fn free(&mut self, mfn: u64) -> Result<(), FreeError> {
         if !self.is_managed(mfn) {
@@ -161,5 +205,27 @@ mod tests {
         assert_eq!(a.free(0x400), Err(FreeError::OutOfRange(0x400)), "reserved frame");
         assert_eq!(a.free(u64::MAX), Err(FreeError::OutOfRange(u64::MAX)));
         assert_eq!(a.free_frames(), a.total_frames());
+    }
+
+    #[test]
+    fn aligned_extents() {
+        // Free: 0x200..0x800 but 0x400.
+        let fr = ranges();
+        let words = FrameAllocator::words_for(fr.top() / PAGE_SIZE);
+        let (mut b, mut m) = (vec![0u64; words], vec![0u64; words]);
+        let mut a = FrameAllocator::new(&fr, &mut b, &mut m);
+        let before = a.free_frames();
+        assert_eq!(a.alloc_aligned(9), Some(0x200));
+        // 0x400..0x408 holds the reserved frame: the first free aligned 8 is at 0x408.
+        assert_eq!(a.alloc_aligned(3), Some(0x408));
+        assert_eq!(a.alloc_aligned(3), Some(0x410));
+        assert_eq!(a.alloc_aligned(6), Some(0x440));
+        assert_eq!(a.free_frames(), before - 512 - 16 - 64);
+        assert_eq!(a.alloc_aligned(10), None, "every aligned 4 MiB run has a taken frame");
+        assert_eq!(a.alloc_aligned(19), None);
+        for f in 0x200..0x400 {
+            a.free(f).unwrap();
+        }
+        assert_eq!(a.alloc_aligned(9), Some(0x200));
     }
 }

@@ -370,42 +370,87 @@ impl Mm<'_, '_> {
     /// One frame of `XENMEM_increase_reservation`: a zeroed frame from the frame source,
     /// now in this domain's reservation; `ENOMEM` at `max_pages` or when none is left.
     pub fn increase_reservation(&mut self) -> Result<u64, Errno> {
-        if self.dom.tot_pages() >= self.dom.max_pages() {
+        self.increase_reservation_extent(0, None)
+    }
+
+    /// `2^order` machine-contiguous frames from the frame source, not yet anyone's (an
+    /// extent being made): `ENOMEM` when no such run is free. Give them to the domain with
+    /// [`Mm::assign_extent`] or back with [`Mm::release_unassigned`].
+    pub fn alloc_unassigned(&mut self, order: u32) -> Result<u64, Errno> {
+        let first = self.mach.alloc_frames(order).ok_or(Errno::ENOMEM)?;
+        let n = 1u64 << order;
+        if (first..first + n).all(|m| self.frames.is_free(m)) {
+            return Ok(first);
+        }
+        // The frame source handed out frames the table does not see as free: refuse them
+        // rather than share them.
+        self.release_unassigned(first, order);
+        Err(Errno::ENOMEM)
+    }
+
+    /// Returns an extent from [`Mm::alloc_unassigned`] to the frame source.
+    pub fn release_unassigned(&mut self, first: u64, order: u32) {
+        for m in first..first + (1u64 << order) {
+            self.mach.release_frame(m);
+        }
+    }
+
+    /// Gives an extent from [`Mm::alloc_unassigned`] to this domain; with `pfn`, frame
+    /// `first + k` takes pfn `pfn + k` in the M2P (Xen's `guest_physmap_add_page` for a PV
+    /// guest).
+    pub fn assign_extent(&mut self, first: u64, order: u32, pfn: Option<u64>) {
+        for k in 0..1u64 << order {
+            // Checked free when allocated, and nothing took it since.
+            let _ = self.frames.assign(first + k, self.dom);
+            if let Some(pfn) = pfn {
+                self.mach.set_m2p(first + k, pfn.wrapping_add(k));
+            }
+        }
+    }
+
+    /// One extent of `XENMEM_increase_reservation` or (with `pfn`)
+    /// `XENMEM_populate_physmap`: `2^order` contiguous frames for this domain, the first
+    /// returned; `ENOMEM` past its `max_pages` or with no such run free.
+    pub fn increase_reservation_extent(&mut self, order: u32, pfn: Option<u64>) -> Result<u64, Errno> {
+        let n = 1u64 << order;
+        if self.dom.tot_pages().saturating_add(n) > self.dom.max_pages() {
             return Err(Errno::ENOMEM);
         }
-        let mfn = self.mach.alloc_frame().ok_or(Errno::ENOMEM)?;
-        if self.frames.assign(mfn, self.dom).is_err() {
-            // The frame source handed out a frame the table does not see as free: refuse it
-            // rather than share it.
-            self.mach.release_frame(mfn);
-            return Err(Errno::ENOMEM);
+        let first = self.alloc_unassigned(order)?;
+        self.assign_extent(first, order, pfn);
+        Ok(first)
+    }
+
+    /// One extent of `XENMEM_decrease_reservation`: frames `mfn..mfn + 2^order` all go, or
+    /// none (`EINVAL` if any is not in this domain's reservation).
+    pub fn decrease_reservation_extent(&mut self, mfn: u64, order: u32) -> Result<(), Errno> {
+        let n = 1u64 << order;
+        let end = mfn.checked_add(n).ok_or(Errno::EINVAL)?;
+        if !(mfn..end).all(|m| self.owned(m) && self.frames.page(m).is_allocated()) {
+            return Err(Errno::EINVAL);
         }
-        Ok(mfn)
+        for m in mfn..end {
+            self.decrease_reservation(m)?;
+        }
+        Ok(())
+    }
+
+    /// Whether frame `mfn` of this domain may be given up by `XENMEM_exchange`: it holds
+    /// nothing but its allocation reference (no mapping, no type, no pin), as Xen's
+    /// `steal_page` wants.
+    pub fn stealable(&self, mfn: u64) -> bool {
+        // Ownership first: it bounds the frame number before the frame table is read.
+        if !self.owned(mfn) {
+            return false;
+        }
+        let p = self.frames.page(mfn);
+        p.is_allocated() && p.count() == 1 && p.type_count() == 0 && !p.is_pinned() && !p.is_shared()
     }
 
     /// One frame of `XENMEM_populate_physmap`: as [`Mm::increase_reservation`], and
     /// `M2P[mfn] = pfn`.
     pub fn populate_physmap(&mut self, pfn: u64) -> Result<u64, Errno> {
-        let mfn = self.increase_reservation()?;
-        self.mach.set_m2p(mfn, pfn);
-        Ok(mfn)
-    }
-
-    /// One `XENMEM_exchange` of single pages (Xen's `memory_exchange`): frame `mfn` of this
-    /// domain, which must hold nothing but its allocation reference (no mapping, no type,
-    /// no pin: Xen's `steal_page` refuses it otherwise, `EINVAL`), goes back, and a fresh
-    /// frame takes pfn `pfn` (its M2P entry set). The new frame; `ENOMEM` if none.
-    pub fn exchange_page(&mut self, mfn: u64, pfn: u64) -> Result<u64, Errno> {
-        // Ownership first: it bounds the frame number before the frame table is read.
-        if !self.owned(mfn) {
-            return Err(Errno::EINVAL);
-        }
-        let p = self.frames.page(mfn);
-        if !p.is_allocated() || p.count() != 1 || p.type_count() != 0 || p.is_pinned() || p.is_shared() {
-            return Err(Errno::EINVAL);
-        }
-        self.decrease_reservation(mfn)?;
-        self.populate_physmap(pfn)
+        self.increase_reservation_extent(0, Some(pfn))
     }
 
     /// One frame of `XENMEM_decrease_reservation` (a PV guest names machine frames): the

@@ -515,6 +515,12 @@ impl<'a> FrameTable<'a> {
         Ok(())
     }
 
+    /// Whether `mfn` is in the table with no owner and no reference (what
+    /// [`FrameTable::assign`] takes).
+    pub fn is_free(&self, mfn: u64) -> bool {
+        mfn != 0 && usize::try_from(mfn).ok().and_then(|i| self.pages.get(i)).is_some_and(|p| p.owner == NO_OWNER && p.count == 0 && p.type_count == 0)
+    }
+
     fn free_frame(&mut self, mfn: u64) -> Result<&mut PageInfo, Errno> {
         if mfn == 0 {
             return Err(Errno::EINVAL);

@@ -73,8 +73,10 @@ pub trait MmMachine {
     fn hypervisor_l4e(&self, slot: usize) -> u64;
     /// Sets `M2P[mfn] = pfn`.
     fn set_m2p(&mut self, mfn: u64, pfn: u64);
-    /// Takes a frame from the frame source: zeroed, covered by the frame table, free.
-    fn alloc_frame(&mut self) -> Option<u64>;
+    /// Takes `2^order` machine-contiguous frames, aligned to their size, from the frame
+    /// source: zeroed, covered by the frame table, free; the first. `None` when no such run
+    /// is free.
+    fn alloc_frames(&mut self, order: u32) -> Option<u64>;
     /// Gives frame `mfn` back to the frame source (scrubbing it there). The core flushes
     /// TLBs ([`MmMachine::flush_tlb`]) before the operation that released it returns.
     fn release_frame(&mut self, mfn: u64);

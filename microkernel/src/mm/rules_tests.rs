@@ -420,7 +420,7 @@ fn reservations_stay_within_max_pages_and_decrease_unpins() {
 #[test]
 fn shared_frames_stay_writable_and_out_of_the_reservation() {
     let (mut env, [.., l1], _) = live_tree(false);
-    let si = env.mach.alloc_frame().unwrap();
+    let si = env.mach.alloc_frames(0).unwrap();
     env.frames.share_with_guest(si, &mut env.dom).unwrap();
     env.check_invariants();
     update(&mut env, at(l1, 8), pte_for(si, RW)).unwrap();

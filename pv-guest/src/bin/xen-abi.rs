@@ -572,6 +572,92 @@ fn memory_exchange(t: &mut Tests, mm: &mut GuestMm) {
     t.report("xenmem_exchange_mismatched_lists_is_einval", expect_ret(ret, EINVAL));
 }
 
+/// `M2P[mfn]` read straight from the hypervisor's read-only table (any frame up to
+/// `XENMEM_machphys_mapping`'s `max_mfn`).
+fn m2p_raw(mfn: u64) -> Option<u64> {
+    let mut map = [0u64; 3];
+    // SAFETY: the hypervisor writes the 24-byte `xen_machphys_mapping` into `map`.
+    let r = unsafe { hypercall_via_page(Hypercall::MemoryOp as u64, 12, (&raw mut map) as u64, 0, 0, 0) };
+    if r != 0 || mfn > map[2] {
+        return None;
+    }
+    // SAFETY: the table is mapped read-only for every guest at `v_start` up to `max_mfn`.
+    Some(unsafe { core::ptr::read_volatile((map[0] + 8 * mfn) as *const u64) })
+}
+
+/// The rest of `memory_op` for a PV guest: `maximum_gpfn`, `machphys_mfn_list`, and
+/// exchanges between single pages and a machine-contiguous extent.
+fn memory_op_rest(t: &mut Tests, mm: &mut GuestMm, si: &StartInfo) {
+    let domid = |d: u16| {
+        let mut a = d;
+        // SAFETY: the hypervisor reads the 2-byte domid.
+        unsafe { hypercall_via_page(Hypercall::MemoryOp as u64, 14, (&raw mut a) as u64, 0, 0, 0) }
+    };
+    // As libxc, the builder leaves shared_info's arch.max_pfn 0 for a domU (Linux fills it
+    // in): 0 reads as 0. Map our shared_info and set it, as Linux does.
+    t.report("xenmem_maximum_gpfn", {
+        use pv_guest::hypercall_abi::shared_info::{ArchSharedInfo, SharedInfo};
+        let unset = domid(0x7ff0);
+        let Some((_, va)) = mm.alloc_mapped() else { return t.report("xenmem_maximum_gpfn", Err("no page".into())) };
+        let r = update_va_mapping_raw(va, make_entry(pv_guest::hypercall_abi::types::Mfn(si.shared_info >> 12), DATA_RW_FLAGS), UVMF_INVLPG);
+        let at = (va + (core::mem::offset_of!(SharedInfo, arch) + core::mem::offset_of!(ArchSharedInfo, max_pfn)) as u64) as *mut u64;
+        // SAFETY: `va` now maps our shared_info page; max_pfn is an aligned u64 the guest owns.
+        unsafe { core::ptr::write_volatile(at, 0x1_2345) };
+        let set = domid(0x7ff0);
+        ensure(unset == 0 && r == 0 && set == 0x1_2344, || format!("unset {unset}, remap {r}, set {set:#x}"))
+    });
+    t.report("xenmem_maximum_gpfn_of_dom0_is_eperm", expect_ret(domid(0), EPERM));
+    t.report("xenmem_machphys_mfn_list", {
+        let mut list = [0u64; 4];
+        // struct xen_machphys_mfn_list: max_extents, list, nr_extents.
+        let mut a = [4u64, list.as_mut_ptr() as u64, 0];
+        // SAFETY: the hypervisor writes up to 4 frame numbers into `list` and the count.
+        let r = unsafe { hypercall_via_page(Hypercall::MemoryOp as u64, 5, (&raw mut a) as u64, 0, 0, 0) };
+        let n = a[2] as u32;
+        ensure(r == 0 && n >= 1 && list.iter().take(n as usize).all(|&m| m != 0 && m % 512 == 0), || format!("{r}, {n} extents: {list:x?}"))
+    });
+    // Eight single pages for one 8-page machine-contiguous extent (Linux's
+    // xen_create_contiguous_region), then back.
+    let frames: alloc::vec::Vec<_> = (0..8).filter_map(|_| mm.alloc_frame()).collect();
+    if frames.len() != 8 {
+        return t.report("xenmem_exchange_frames", Err("no frames".into()));
+    }
+    let base_pfn = frames[0].pfn.0;
+    let mut ins: alloc::vec::Vec<u64> = frames.iter().map(|f| f.mfn.0).collect();
+    let mut outs = [base_pfn; 8];
+    let exchange = |ins: &mut [u64], in_order: u64, outs: &mut [u64], out_order: u64| {
+        let mut arg = [ins.as_mut_ptr() as u64, ins.len() as u64, in_order, 0x7ff0, outs.as_mut_ptr() as u64, outs.len() as u64, out_order, 0x7ff0, 0];
+        // SAFETY: the hypervisor reads the lists and writes back into `outs` and arg[8].
+        let r = unsafe { hypercall_via_page(Hypercall::MemoryOp as u64, 11, (&raw mut arg) as u64, 0, 0, 0) };
+        (r, arg[8])
+    };
+    // The extent's frames take pfns base..base + 8 in the M2P (what the guest asks; the M2P
+    // is its bookkeeping), until the way back gives each frame's pfn a single page again.
+    let (r, done) = exchange(&mut ins, 0, &mut outs[..1], 3);
+    let first = outs[0];
+    t.report("xenmem_exchange_pages_for_an_extent", {
+        let m2p: alloc::vec::Vec<Option<u64>> = (0..8).map(|k| m2p_raw(first + k)).collect();
+        ensure(r == 0 && done == 8 && first % 8 == 0 && (0..8).all(|k| m2p[k as usize] == Some(base_pfn + k)), || {
+            format!("{r}, nr_exchanged {done}, extent {first:#x}, its M2P {m2p:x?}")
+        })
+    });
+    // And back: the extent for eight single pages at the frames' original pfns.
+    let mut back_in = [first];
+    let mut back_out: alloc::vec::Vec<u64> = frames.iter().map(|f| f.pfn.0).collect();
+    let (r, done) = exchange(&mut back_in, 3, &mut back_out, 0);
+    t.report("xenmem_exchange_an_extent_for_pages", {
+        let ok = frames.iter().zip(&back_out).all(|(f, &m)| m2p_raw(m) == Some(f.pfn.0));
+        ensure(r == 0 && done == 1 && ok, || format!("{r}, nr_exchanged {done}, new frames {back_out:x?}"))
+    });
+    for (f, &m) in frames.iter().zip(&back_out) {
+        mm.p2m.set(f.pfn, pv_guest::hypercall_abi::types::Mfn(m));
+    }
+    t.report("xenmem_exchange_order_past_max_is_eperm", {
+        let (r, _) = exchange(&mut back_out[..1], 10, &mut outs[..1], 10);
+        expect_ret(r, EPERM)
+    });
+}
+
 fn vcpu_info(t: &mut Tests, mm: &mut GuestMm) {
     let Some((frame, va)) = mm.alloc_mapped() else { return t.report("vcpu_info_frame", Err("no page".into())) };
     let reg = |mfn: u64, offset: u32| {
@@ -715,6 +801,7 @@ fn main(si: &'static StartInfo) {
     cpuid_and_features(&mut t);
     selectors_and_stacks(&mut t);
     memory_exchange(&mut t, &mut mm);
+    memory_op_rest(&mut t, &mut mm, si);
     // Handlers again (the selector checks replaced the table).
     let _ = traps::install(&HANDLERS);
     vcpu_info(&mut t, &mut mm);

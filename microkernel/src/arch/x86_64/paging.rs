@@ -16,6 +16,7 @@ use x86_64::structures::paging::{
     FrameAllocator as X86FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F,
     PhysFrame, Size2MiB, Size4KiB,
 };
+use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::{PhysAddr, VirtAddr};
 
 /// Direct map of all RAM.
@@ -126,15 +127,23 @@ pub fn init(frames: &mut FrameAllocator<'_>, ram: &[(u64, u64)], m2p_entries: u6
         F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::NO_CACHE | F::WRITE_THROUGH,
     );
 
-    // M2P: fresh frames filled with INVALID, mapped twice.
+    // M2P: fresh frames filled with INVALID, mapped twice, taken in 2 MiB machine extents
+    // as Xen's (`XENMEM_machphys_mfn_list` names each extent's first frame).
     let m2p_pages = (m2p_entries * 8).div_ceil(4096);
-    for i in 0..m2p_pages {
-        let mfn = fa.0.alloc().expect("no frame for the M2P table");
-        // SAFETY: fresh frame below 4 GiB or already direct-mapped above; exclusively ours.
-        unsafe { core::ptr::write_bytes(directmap(mfn << 12), 0xff, 4096) };
-        map4k(&mut m, &mut fa, M2P_RW_BASE + i * 4096, mfn << 12, F::PRESENT | F::WRITABLE | F::NO_EXECUTE);
-        map4k(&mut m, &mut fa, M2P_RO_BASE + i * 4096, mfn << 12, F::PRESENT | F::USER_ACCESSIBLE | F::NO_EXECUTE);
+    for chunk in 0..m2p_pages.div_ceil(512) {
+        let first = fa.0.alloc_aligned(9).expect("no 2 MiB extent for the M2P table");
+        if let Some(slot) = M2P_EXTENTS.get(chunk as usize) {
+            slot.store(first, Ordering::Relaxed);
+        }
+        for i in chunk * 512..m2p_pages.min((chunk + 1) * 512) {
+            let mfn = first + i % 512;
+            // SAFETY: fresh frame below 4 GiB or already direct-mapped above; exclusively ours.
+            unsafe { core::ptr::write_bytes(directmap(mfn << 12), 0xff, 4096) };
+            map4k(&mut m, &mut fa, M2P_RW_BASE + i * 4096, mfn << 12, F::PRESENT | F::WRITABLE | F::NO_EXECUTE);
+            map4k(&mut m, &mut fa, M2P_RO_BASE + i * 4096, mfn << 12, F::PRESENT | F::USER_ACCESSIBLE | F::NO_EXECUTE);
+        }
     }
+    M2P_EXTENT_COUNT.store(m2p_pages.div_ceil(512).min(M2P_EXTENTS.len() as u64), Ordering::Relaxed);
 
     let mut slots = [0u64; 16];
     for (i, s) in slots.iter_mut().enumerate() {
@@ -155,6 +164,19 @@ fn map4k(m: &mut OffsetPageTable<'_>, fa: &mut Frames<'_, '_>, va: u64, pa: u64,
     unsafe { m.map_to_with_table_flags(page, frame, flags, flags & (F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE), fa) }
         .expect("hypervisor mapping")
         .ignore();
+}
+
+/// The first machine frame of each 2 MiB extent of the M2P table, in order (at most 512
+/// extents: an M2P of 1 GiB, for 512 GiB of RAM).
+static M2P_EXTENTS: [AtomicU64; 512] = [const { AtomicU64::new(0) }; 512];
+static M2P_EXTENT_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// The first machine frame of the M2P's 2 MiB extent `i` (`XENMEM_machphys_mfn_list`).
+pub fn m2p_extent(i: u64) -> Option<u64> {
+    if i >= M2P_EXTENT_COUNT.load(Ordering::Relaxed) {
+        return None;
+    }
+    M2P_EXTENTS.get(i as usize).map(|e| e.load(Ordering::Relaxed))
 }
 
 /// Writes entry `mfn` of the M2P table.
