@@ -57,6 +57,17 @@ pub trait CopyFrames {
 struct Held {
     side: CopySide,
     frame: u64,
+    /// The part of the frame granted (a v2 sub-page grant; else the whole frame).
+    start: u16,
+    length: u16,
+}
+
+impl Held {
+    /// Whether `len` bytes at `off` lie inside the granted part (Xen's "copy beyond page
+    /// area" check).
+    fn covers(&self, off: usize, len: usize) -> bool {
+        off >= usize::from(self.start) && off + len <= usize::from(self.start) + usize::from(self.length)
+    }
 }
 
 /// The sides held between the operations of one batch of copies.
@@ -77,14 +88,14 @@ pub struct CopyGrants<'a> {
 }
 
 impl CopyGrants<'_> {
-    /// Pins a reference side; a frame side is its frame.
-    fn pin(&mut self, side: CopySide, write: bool) -> Result<u64, Status> {
+    /// Pins a reference side; a frame side is its whole frame.
+    fn pin(&mut self, side: CopySide, write: bool) -> Result<Pinned, Status> {
         match side {
             CopySide::Gref { dom, gref } => {
                 let gref = u32::try_from(gref).map_err(|_| GNTST_BAD_GNTREF)?;
                 self.grants.copy_acquire(self.mem, self.caller, dom, gref, write)
             }
-            CopySide::Frame { frame, .. } => Ok(frame),
+            CopySide::Frame { frame, .. } => Ok(Pinned { frame, start: 0, length: 4096 }),
         }
     }
 
@@ -130,12 +141,12 @@ impl CopyBatch {
         }
         let (new_src, new_dst) = (self.src.is_none(), self.dst.is_none());
         // Pins, source first.
-        let src_frame = match self.src {
-            Some(h) => h.frame,
+        let src_pin = match self.src {
+            Some(h) => Pinned { frame: h.frame, start: h.start, length: h.length },
             None => g.pin(src, false)?,
         };
-        let dst_frame = match self.dst {
-            Some(h) => h.frame,
+        let dst_pin = match self.dst {
+            Some(h) => Pinned { frame: h.frame, start: h.start, length: h.length },
             None => match g.pin(dst, true) {
                 Ok(f) => f,
                 Err(st) => {
@@ -146,6 +157,9 @@ impl CopyBatch {
                 }
             },
         };
+        let (src_frame, dst_frame) = (src_pin.frame, dst_pin.frame);
+        let src_held = Held { side: src, frame: src_frame, start: src_pin.start, length: src_pin.length };
+        let dst_held = Held { side: dst, frame: dst_frame, start: dst_pin.start, length: dst_pin.length };
         // Then the frames, source first.
         let undo_pins = |g: &mut CopyGrants<'_>| {
             if new_src {
@@ -155,6 +169,12 @@ impl CopyBatch {
                 g.unpin(dst, true);
             }
         };
+        // A sub-page grant covers only its part (Xen's gnttab_copy_buf check, made before
+        // the frames here: a refused copy claims nothing).
+        if !src_held.covers(src_off, len) || !dst_held.covers(dst_off, len) {
+            undo_pins(g);
+            return Err(GNTST_GENERAL_ERROR);
+        }
         if new_src {
             if let Err(st) = frames.claim(src_frame, src.owner(), false) {
                 undo_pins(g);
@@ -170,8 +190,8 @@ impl CopyBatch {
                 return Err(st);
             }
         }
-        self.src = Some(Held { side: src, frame: src_frame });
-        self.dst = Some(Held { side: dst, frame: dst_frame });
+        self.src = Some(src_held);
+        self.dst = Some(dst_held);
         frames.copy(dst_frame, dst_off, src_frame, src_off, len);
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! Grant tables (v1): the rules that decide whether a map, unmap or copy is allowed, as
+//! Grant tables (v1 and v2): the rules that decide whether a map, unmap or copy is allowed, as
 //! pure logic the microkernel calls (Xen's `xen/common/grant_table.c`).
 //!
 //! The split of state follows Xen:
@@ -38,7 +38,7 @@ mod tests;
 
 pub use copy::{CopyBatch, CopyFrames, CopyGrants, CopySide};
 pub use maptrack::{Mapping, Maptrack};
-pub use table::{GrantTable, Limits};
+pub use table::{GrantTable, Limits, Pinned, VersionError};
 
 use alloc::vec::Vec;
 use hypercall_abi::grant_table::*;
@@ -73,18 +73,24 @@ pub const MAX_PINS: u32 = 0x7f;
 /// A `GNTST_*` status code (negative).
 pub type Status = i16;
 
-/// The granter's shared entries, which it may change at any moment. The machine implements
-/// it over the table frames (atomics through the direct map); tests over a fake that can
-/// change an entry between a read and the exchange.
+/// The granter's shared entries (and, under v2, its status words), which it may change at
+/// any moment. The machine implements it over the table frames (atomics through the direct
+/// map); tests over a fake that can change an entry between a read and the exchange.
+/// Offsets are bytes inside the 4 KiB frame, 4-aligned (8-aligned for [`EntryMemory::read64`]).
 pub trait EntryMemory {
-    /// Reads entry `slot` (0..512) of table frame `frame`: its header (`flags` in bits 0..16,
-    /// `domid` in bits 16..32) and its `frame` field, each read once.
-    fn read(&mut self, frame: u64, slot: usize) -> (u32, u32);
-    /// Atomically replaces the header of entry `slot` of `frame` with `new` if it is `old`;
-    /// returns the header found (equal to `old` on success).
-    fn cmpxchg_header(&mut self, frame: u64, slot: usize, old: u32, new: u32) -> u32;
-    /// Atomically clears `bits` in the flags of entry `slot` of `frame`.
-    fn clear_flags(&mut self, frame: u64, slot: usize, bits: u16);
+    /// Reads the 32-bit word at `off` of table frame `frame` once.
+    fn read32(&mut self, frame: u64, off: usize) -> u32;
+    /// Reads the 64-bit word at `off` once.
+    fn read64(&mut self, frame: u64, off: usize) -> u64;
+    /// Atomically replaces the word at `off` with `new` if it is `old`; returns the word
+    /// found (equal to `old` on success).
+    fn cmpxchg32(&mut self, frame: u64, off: usize, old: u32, new: u32) -> u32;
+    /// Atomically ANDs `mask` into the word at `off`.
+    fn and32(&mut self, frame: u64, off: usize, mask: u32);
+    /// Atomically ORs `bits` into the word at `off`.
+    fn or32(&mut self, frame: u64, off: usize, bits: u32);
+    /// Writes the word at `off` (the hypervisor rewriting a table it changes the layout of).
+    fn write32(&mut self, frame: u64, off: usize, v: u32);
 }
 
 /// The flags half of an entry header.
@@ -150,6 +156,17 @@ pub struct GrantAudit {
     pub pinned: u64,
 }
 
+/// The halves an unmap request removes from a mapping ([`Grants::unmap_target`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unmap {
+    /// The mapping as it is.
+    pub mapping: Mapping,
+    /// Its host half goes (its page-table entry is cleared by the machine).
+    pub host: bool,
+    /// Its device half goes (the machine lets go of the frame).
+    pub device: bool,
+}
+
 /// What [`Grants::remove_domain`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Removed {
@@ -157,6 +174,8 @@ pub struct Removed {
     pub table_frames: Vec<u64>,
     /// Its own mappings whose pins went back to their granters.
     pub mappings_released: u32,
+    /// The frames its device halves held (frame, writable), for the machine to let go.
+    pub device_frames: Vec<(u64, bool)>,
     /// Other domains' mappings of its grants that became orphans.
     pub mappings_orphaned: u32,
 }
@@ -222,6 +241,25 @@ impl Grants {
         Ok(d.table.frames())
     }
 
+    /// `GNTTABOP_set_version` for domain `id` (see [`GrantTable::set_version`]).
+    pub fn set_version(
+        &mut self,
+        mem: &mut dyn EntryMemory,
+        id: u16,
+        version: u32,
+        alloc: &mut dyn FnMut() -> Option<u64>,
+        releasable: &mut dyn FnMut(u64) -> bool,
+        release: &mut dyn FnMut(u64),
+    ) -> Result<(), VersionError> {
+        let d = self.dom_mut(id).ok_or(VersionError::Invalid)?;
+        d.table.set_version(mem, version, alloc, releasable, release)
+    }
+
+    /// `GNTTABOP_get_status_frames` of domain `id`: its first `n` status frames.
+    pub fn get_status_frames(&self, id: u16, n: u32) -> Result<&[u64], Status> {
+        self.table(id).ok_or(GNTST_BAD_DOMAIN)?.get_status_frames(n)
+    }
+
     /// `GNTTABOP_query_size`: (frames now, most frames).
     pub fn query_size(&self, id: u16) -> Result<(u32, u32), Status> {
         let t = self.table(id).ok_or(GNTST_BAD_DOMAIN)?;
@@ -250,18 +288,29 @@ impl Grants {
             return Err(GNTST_NO_SPACE);
         }
         let readonly = req.flags & GNTMAP_READONLY != 0;
-        let frame = table.pin(mem, req.gref, mapper, readonly, true)?;
-        let m = Mapping { granter: req.granter, gref: req.gref, frame, readonly, host_addr: req.host_addr, orphan: false };
+        let (host, device) = (req.flags & GNTMAP_HOST_MAP != 0, req.flags & GNTMAP_DEVICE_MAP != 0);
+        // One pin per half (Xen's host and device pin counts), the entry checked once.
+        let frame = table.pin(mem, req.gref, mapper, readonly, true)?.frame;
+        if host && device {
+            if let Err(st) = table.pin(mem, req.gref, mapper, readonly, true) {
+                table.unpin(mem, req.gref, readonly);
+                return Err(st);
+            }
+        }
+        let m = Mapping { granter: req.granter, gref: req.gref, frame, readonly, host_addr: if host { req.host_addr } else { 0 }, host, device, orphan: false };
         match maptrack.insert(m) {
             Some(handle) => Ok(MapGrant { handle, frame, readonly }),
             None => {
-                table.unpin(mem, req.gref, readonly);
+                for _ in 0..u8::from(host) + u8::from(device) {
+                    table.unpin(mem, req.gref, readonly);
+                }
                 Err(GNTST_NO_SPACE)
             }
         }
     }
 
-    /// Undoes a [`Grants::map_acquire`] whose host mapping could not be made.
+    /// Undoes a [`Grants::map_acquire`] whose host mapping (or device claim) could not be
+    /// made.
     pub fn map_abort(&mut self, mem: &mut dyn EntryMemory, mapper: u16, handle: u32) {
         let _ = self.unmap_release(mem, mapper, handle);
     }
@@ -272,48 +321,66 @@ impl Grants {
         self.maptrack(mapper).ok_or(GNTST_BAD_HANDLE)?.get(handle).ok_or(GNTST_BAD_HANDLE)
     }
 
-    /// The mapping `GNTTABOP_unmap_grant_ref {host_addr, dev_bus_addr, handle}` of `mapper`
-    /// may remove, checked before anything changes: the handle must be in use
-    /// (`GNTST_bad_handle`), a non-zero `dev_bus_addr` must be the frame's machine address
-    /// (`GNTST_bad_dev_addr`), and `host_addr` must be the address the mapping was made at
-    /// (`GNTST_general_error`). Every mapping here is a host mapping, so `host_addr = 0`
-    /// cannot release one: the page-table entry, the handle and the granter's in-use flags
-    /// go together or not at all, else a mapper would keep access to a page its granter
-    /// believes free (the XSA-224 class). The machine then checks that the entry at
-    /// `host_addr` still maps the frame, clears it and calls [`Grants::unmap_release`].
-    pub fn unmap_target(&self, mapper: u16, handle: u32, host_addr: u64, dev_bus_addr: u64) -> Result<Mapping, Status> {
+    /// What `GNTTABOP_unmap_grant_ref {host_addr, dev_bus_addr, handle}` (or
+    /// `unmap_and_replace`) of `mapper` removes, checked before anything changes (Xen's
+    /// `unmap_common`): the handle must be in use (`GNTST_bad_handle`); for a mapping with
+    /// a device half, a non-zero `dev_bus_addr` must be the frame's machine address
+    /// (`GNTST_bad_dev_addr`) and removes that half; a non-zero `host_addr` removes the
+    /// host half and must be the address it was made at (`GNTST_general_error`). Deviation:
+    /// a request that removes no half is `GNTST_general_error` (Xen answers `GNTST_okay`
+    /// and does nothing). The machine then checks that the entry at `host_addr` still maps
+    /// the frame, clears it and calls [`Grants::unmap_halves`].
+    pub fn unmap_target(&self, mapper: u16, handle: u32, host_addr: u64, dev_bus_addr: u64) -> Result<Unmap, Status> {
         let m = self.mapping(mapper, handle)?;
-        if dev_bus_addr != 0 && dev_bus_addr != m.frame << 12 {
+        if dev_bus_addr != 0 && m.device && dev_bus_addr != m.frame << 12 {
             return Err(GNTST_BAD_DEV_ADDR);
         }
-        if host_addr == 0 || host_addr != m.host_addr {
+        let host = host_addr != 0 && m.host;
+        if host && host_addr != m.host_addr {
             return Err(GNTST_GENERAL_ERROR);
+        }
+        let device = dev_bus_addr != 0 && m.device;
+        if !host && !device {
+            return Err(GNTST_GENERAL_ERROR);
+        }
+        Ok(Unmap { mapping: m, host, device })
+    }
+
+    /// Removes the halves of an [`Unmap`]: one pin each in the granter's table (clearing
+    /// `GTF_writing` with the last write pin and `GTF_reading` with the last pin, Xen's
+    /// `unmap_common_complete`; an orphan touches no table), and the handle once no half
+    /// is left.
+    pub fn unmap_halves(&mut self, mem: &mut dyn EntryMemory, mapper: u16, handle: u32, host: bool, device: bool) -> Result<Mapping, Status> {
+        let m = self.dom(mapper).and_then(|d| d.maptrack.get(handle)).ok_or(GNTST_BAD_HANDLE)?;
+        let (host, device) = (host && m.host, device && m.device);
+        if !m.orphan {
+            if let Some(g) = self.dom_mut(m.granter) {
+                for _ in 0..u8::from(host) + u8::from(device) {
+                    g.table.unpin(mem, m.gref, m.readonly);
+                }
+            }
+        }
+        if let Some(d) = self.dom_mut(mapper) {
+            d.maptrack.drop_halves(handle, host, device);
+            if (m.host && !host) || (m.device && !device) {
+                return Ok(m);
+            }
+            d.maptrack.remove(handle);
         }
         Ok(m)
     }
 
-    /// `GNTTABOP_unmap_grant_ref`, the grant half: frees `handle` and drops its pin in the
-    /// granter's table, clearing `GTF_writing` with the last write pin and `GTF_reading`
-    /// with the last pin (Xen's `unmap_common_complete`). An orphan (granter gone) only
-    /// frees the handle. `GNTST_bad_handle` for a handle not in use (double unmap included).
+    /// Removes every half of `handle` (both, as `GNTTABOP_unmap_grant_ref` naming both, or a
+    /// dying mapper). `GNTST_bad_handle` for a handle not in use (double unmap included).
     pub fn unmap_release(&mut self, mem: &mut dyn EntryMemory, mapper: u16, handle: u32) -> Result<Mapping, Status> {
-        let m = self.dom(mapper).and_then(|d| d.maptrack.get(handle)).ok_or(GNTST_BAD_HANDLE)?;
-        if !m.orphan {
-            if let Some(g) = self.dom_mut(m.granter) {
-                g.table.unpin(mem, m.gref, m.readonly);
-            }
-        }
-        if let Some(d) = self.dom_mut(mapper) {
-            d.maptrack.remove(handle);
-        }
-        Ok(m)
+        self.unmap_halves(mem, mapper, handle, true, true)
     }
 
     /// `GNTTABOP_copy`, one side that is a grant reference: checks and pins `gref` of
     /// `granter` for `caller` (read for a source, write for a destination), as Xen's
     /// `acquire_grant_for_copy`; returns the frame. Unknown granter: `GNTST_bad_domain`;
     /// the rest as [`Grants::map_acquire`]. Release with [`Grants::copy_release`].
-    pub fn copy_acquire(&mut self, mem: &mut dyn EntryMemory, caller: u16, granter: u16, gref: u32, write: bool) -> Result<u64, Status> {
+    pub fn copy_acquire(&mut self, mem: &mut dyn EntryMemory, caller: u16, granter: u16, gref: u32, write: bool) -> Result<Pinned, Status> {
         let d = self.dom_mut(granter).ok_or(GNTST_BAD_DOMAIN)?;
         d.table.pin(mem, gref, caller, !write, false)
     }
@@ -350,10 +417,15 @@ impl Grants {
                 if (e.2, e.3) != (d.id, m.frame) {
                     return Err(format!("grant {} of d{} is mapped by d{} (frame {:#x}) and by d{} (frame {:#x})", m.gref, m.granter, e.2, e.3, d.id, m.frame));
                 }
+                if !m.host && !m.device {
+                    return Err(format!("d{}'s handle {h} has neither half", d.id));
+                }
+                // One pin per half.
+                let halves = u32::from(m.host) + u32::from(m.device);
                 if m.readonly {
-                    e.0 += 1;
+                    e.0 += halves;
                 } else {
-                    e.1 += 1;
+                    e.1 += halves;
                 }
             }
         }
@@ -389,8 +461,11 @@ impl Grants {
         let mut r = Removed::default();
         let Some(handles) = self.dom(id).map(|d| d.maptrack.handles().collect::<Vec<u32>>()) else { return r };
         for h in handles {
-            if self.unmap_release(mem, id, h).is_ok() {
+            if let Ok(m) = self.unmap_release(mem, id, h) {
                 r.mappings_released += 1;
+                if m.device {
+                    r.device_frames.push((m.frame, !m.readonly));
+                }
             }
         }
         let Some(i) = self.pos(id) else { return r };

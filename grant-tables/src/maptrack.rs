@@ -14,8 +14,12 @@ pub struct Mapping {
     pub frame: u64,
     /// Read-only.
     pub readonly: bool,
-    /// Where it was mapped.
+    /// Where it was mapped (its host half).
     pub host_addr: u64,
+    /// It has a host half (a page-table entry at `host_addr`) still.
+    pub host: bool,
+    /// It has a device half (the frame held for DMA, at bus address `frame << 12`) still.
+    pub device: bool,
     /// The granter is gone: unmapping touches no table.
     pub orphan: bool,
 }
@@ -70,6 +74,15 @@ impl Maptrack {
     /// The mapping behind `handle`.
     pub fn get(&self, handle: u32) -> Option<Mapping> {
         self.entries.get(handle as usize).copied().flatten()
+    }
+
+    /// Records that `handle` lost halves: it keeps `host` and `device` only where both
+    /// are still true.
+    pub(crate) fn drop_halves(&mut self, handle: u32, host: bool, device: bool) {
+        if let Some(Some(m)) = self.entries.get_mut(handle as usize) {
+            m.host &= !host;
+            m.device &= !device;
+        }
     }
 
     pub(crate) fn remove(&mut self, handle: u32) {

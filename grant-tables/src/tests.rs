@@ -5,34 +5,67 @@ use super::*;
 use std::collections::BTreeMap;
 use std::vec;
 
-/// Shared entries of every table frame; `meddle` rewrites an entry just before the next
-/// exchanges on it (a granter changing its entry mid-map).
+/// Words of every table and status frame; `meddle` rewrites a v1 entry's header just
+/// before the next exchange on it (a granter changing its entry mid-map), `meddle_v2` a
+/// v2 header between the hypervisor's two reads of it.
 #[derive(Default)]
 struct FakeEntries {
-    e: BTreeMap<(u64, usize), (u32, u32)>,
+    w: BTreeMap<(u64, usize), u32>,
     meddle: Vec<(u64, usize, u32)>,
+    meddle_v2: Vec<(u64, usize, u32)>,
     exchanges: u32,
 }
 
-impl EntryMemory for FakeEntries {
-    fn read(&mut self, frame: u64, slot: usize) -> (u32, u32) {
-        *self.e.get(&(frame, slot)).unwrap_or(&(0, 0))
+impl FakeEntries {
+    fn insert_v1(&mut self, frame: u64, slot: usize, header: u32, f: u32) {
+        self.w.insert((frame, slot * 8), header);
+        self.w.insert((frame, slot * 8 + 4), f);
     }
-    fn cmpxchg_header(&mut self, frame: u64, slot: usize, old: u32, new: u32) -> u32 {
-        self.exchanges += 1;
-        if let Some(i) = self.meddle.iter().position(|m| (m.0, m.1) == (frame, slot)) {
-            let (_, _, h) = self.meddle.remove(i);
-            self.e.entry((frame, slot)).or_default().0 = h;
+    fn read_v1(&mut self, frame: u64, slot: usize) -> (u32, u32) {
+        (self.read32(frame, slot * 8), self.read32(frame, slot * 8 + 4))
+    }
+}
+
+impl EntryMemory for FakeEntries {
+    fn read32(&mut self, frame: u64, off: usize) -> u32 {
+        assert!(off % 4 == 0 && off < 4096);
+        let v = *self.w.get(&(frame, off)).unwrap_or(&0);
+        // A v2 granter rewriting its header after the hypervisor's first read.
+        if let Some(i) = self.meddle_v2.iter().position(|m| (m.0, m.1) == (frame, off)) {
+            let (_, _, h) = self.meddle_v2.remove(i);
+            self.w.insert((frame, off), h);
         }
-        let cur = self.e.entry((frame, slot)).or_default();
-        let seen = cur.0;
+        v
+    }
+    fn read64(&mut self, frame: u64, off: usize) -> u64 {
+        assert!(off % 8 == 0);
+        u64::from(self.read32(frame, off)) | u64::from(self.read32(frame, off + 4)) << 32
+    }
+    fn cmpxchg32(&mut self, frame: u64, off: usize, old: u32, new: u32) -> u32 {
+        self.exchanges += 1;
+        if let Some(i) = self.meddle.iter().position(|m| (m.0, m.1 * 8) == (frame, off)) {
+            let (_, _, h) = self.meddle.remove(i);
+            self.w.insert((frame, off), h);
+        }
+        let cur = self.w.entry((frame, off)).or_default();
+        let seen = *cur;
         if seen == old {
-            cur.0 = new;
+            *cur = new;
         }
         seen
     }
-    fn clear_flags(&mut self, frame: u64, slot: usize, bits: u16) {
-        self.e.entry((frame, slot)).or_default().0 &= !u32::from(bits);
+    fn and32(&mut self, frame: u64, off: usize, mask: u32) {
+        *self.w.entry((frame, off)).or_default() &= mask;
+    }
+    fn or32(&mut self, frame: u64, off: usize, bits: u32) {
+        *self.w.entry((frame, off)).or_default() |= bits;
+    }
+    fn write32(&mut self, frame: u64, off: usize, v: u32) {
+        if v == 0 {
+            self.w.remove(&(frame, off));
+        } else {
+            self.w.insert((frame, off), v);
+        }
     }
 }
 
@@ -69,11 +102,11 @@ impl World {
     fn grant(&mut self, gref: u32, flags: u16, domid: u16, frame: u32) {
         let t = self.g.table(GRANTER).unwrap().frames().to_vec();
         let f = t[(gref / ENTRIES_PER_FRAME) as usize];
-        self.mem.e.insert((f, (gref % ENTRIES_PER_FRAME) as usize), (header(flags, domid), frame));
+        self.mem.insert_v1(f, (gref % ENTRIES_PER_FRAME) as usize, header(flags, domid), frame);
     }
     fn flags(&mut self, gref: u32) -> u16 {
         let f = self.g.table(GRANTER).unwrap().frames()[(gref / ENTRIES_PER_FRAME) as usize];
-        header_flags(self.mem.read(f, (gref % ENTRIES_PER_FRAME) as usize).0)
+        header_flags(self.mem.read_v1(f, (gref % ENTRIES_PER_FRAME) as usize).0)
     }
     fn map(&mut self, gref: u32, flags: u32) -> Result<MapGrant, Status> {
         self.map_from(GRANTER, gref, flags)
@@ -216,7 +249,7 @@ fn unmap_must_name_the_address_it_was_mapped_at() {
     for (host, dev, want) in [
         (0, 0, GNTST_GENERAL_ERROR),
         (0x4000_1000, 0, GNTST_GENERAL_ERROR),
-        (0x4000_0000, 0x778 << 12, GNTST_BAD_DEV_ADDR),
+        // A host-only mapping has no device half: a bus address names nothing.
         (0, 0x777 << 12, GNTST_GENERAL_ERROR),
     ] {
         assert_eq!(w.g.unmap_target(MAPPER, m.handle, host, dev).map(|_| ()), Err(want), "{host:#x} {dev:#x}");
@@ -225,7 +258,7 @@ fn unmap_must_name_the_address_it_was_mapped_at() {
     }
     assert_eq!(w.g.unmap_target(OTHER, m.handle, 0x4000_0000, 0).map(|_| ()), Err(GNTST_BAD_HANDLE));
     let t = w.g.unmap_target(MAPPER, m.handle, 0x4000_0000, 0x777 << 12).unwrap();
-    assert_eq!(t.frame, 0x777);
+    assert_eq!(t.mapping.frame, 0x777);
     w.g.unmap_release(&mut w.mem, MAPPER, m.handle).unwrap();
     assert_eq!(w.flags(8), GTF_PERMIT_ACCESS);
 }
@@ -263,7 +296,7 @@ fn maptrack_limit_gives_no_space() {
     let mut mem = FakeEntries::default();
     let f = g.setup_table(GRANTER, 1, &mut || Some(0x50)).unwrap()[0];
     for r in 0..2u32 {
-        mem.e.insert((f, r as usize), (header(GTF_PERMIT_ACCESS, MAPPER), 0x700 + r));
+        mem.insert_v1(f, r as usize, header(GTF_PERMIT_ACCESS, MAPPER), 0x700 + r);
     }
     let req = |gref| MapRequest { flags: RO, gref, granter: GRANTER, host_addr: 0 };
     let mut handles = vec![];
@@ -276,7 +309,7 @@ fn maptrack_limit_gives_no_space() {
     }
     // Pins are bounded per entry before handles run out with 2 entries; use more entries.
     for r in 2..ENTRIES_PER_FRAME {
-        mem.e.insert((f, r as usize), (header(GTF_PERMIT_ACCESS, MAPPER), 0x700 + r));
+        mem.insert_v1(f, r as usize, header(GTF_PERMIT_ACCESS, MAPPER), 0x700 + r);
     }
     let mut r = 2;
     while handles.len() < MAPTRACK_PER_FRAME as usize {
@@ -293,7 +326,7 @@ fn copy_pins_for_the_copy_only() {
     let mut w = World::new();
     w.grant(8, GTF_PERMIT_ACCESS | GTF_READONLY, MAPPER, 0x777);
     w.grant(9, GTF_PERMIT_ACCESS, MAPPER, 0x778);
-    assert_eq!(w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 8, false), Ok(0x777));
+    assert_eq!(w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 8, false), Ok(Pinned { frame: 0x777, start: 0, length: 4096 }));
     assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READONLY | GTF_READING);
     w.g.copy_release(&mut w.mem, GRANTER, 8, false);
     assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READONLY);
@@ -301,7 +334,7 @@ fn copy_pins_for_the_copy_only() {
     assert_eq!(w.g.copy_acquire(&mut w.mem, OTHER, GRANTER, 9, true), Err(GNTST_GENERAL_ERROR), "granted to another");
     assert_eq!(w.g.copy_acquire(&mut w.mem, MAPPER, 42, 9, true), Err(GNTST_BAD_DOMAIN));
     assert_eq!(w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 4096, true), Err(GNTST_BAD_GNTREF));
-    assert_eq!(w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 9, true), Ok(0x778));
+    assert_eq!(w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 9, true), Ok(Pinned { frame: 0x778, start: 0, length: 4096 }));
     w.g.copy_release(&mut w.mem, GRANTER, 9, true);
     assert_eq!(w.flags(9), GTF_PERMIT_ACCESS);
     // A sub-page flag does not stop a copy (v1 ignores it there, as Xen).
@@ -343,10 +376,10 @@ fn granter_death_orphans_mappings_which_still_unmap() {
     let r = w.g.remove_domain(&mut w.mem, GRANTER);
     assert_eq!(r.table_frames, frames);
     assert_eq!((r.mappings_released, r.mappings_orphaned), (0, 1));
-    let before = w.mem.e.clone();
+    let before = w.mem.w.clone();
     let gone = w.g.unmap_release(&mut w.mem, MAPPER, m.handle).unwrap();
     assert!(gone.orphan);
-    assert_eq!(w.mem.e, before, "an orphan unmap writes no table");
+    assert_eq!(w.mem.w, before, "an orphan unmap writes no table");
     assert_eq!(w.g.unmap_release(&mut w.mem, MAPPER, m.handle), Err(GNTST_BAD_HANDLE));
     assert_eq!(w.map(8, RO), Err(GNTST_BAD_DOMAIN));
     // A new domain with the same id has a fresh table.
@@ -360,15 +393,15 @@ fn copy_between_two_granters_pins_both_then_neither() {
     w.setup(OTHER, 1);
     w.grant(8, GTF_PERMIT_ACCESS | GTF_READONLY, MAPPER, 0x777);
     let of = w.g.table(OTHER).unwrap().frames()[0];
-    w.mem.e.insert((of, 8), (header(GTF_PERMIT_ACCESS, MAPPER), 0x888));
+    w.mem.insert_v1(of, 8, header(GTF_PERMIT_ACCESS, MAPPER), 0x888);
     let src = w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 8, false).unwrap();
     let dst = w.g.copy_acquire(&mut w.mem, MAPPER, OTHER, 8, true).unwrap();
-    assert_eq!((src, dst), (0x777, 0x888));
-    assert_eq!(header_flags(w.mem.read(of, 8).0), GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING);
+    assert_eq!((src.frame, dst.frame), (0x777, 0x888));
+    assert_eq!(header_flags(w.mem.read_v1(of, 8).0), GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING);
     // Released in either order, each side's flags go back.
     w.g.copy_release(&mut w.mem, OTHER, 8, true);
     w.g.copy_release(&mut w.mem, GRANTER, 8, false);
-    assert_eq!(header_flags(w.mem.read(of, 8).0), GTF_PERMIT_ACCESS);
+    assert_eq!(header_flags(w.mem.read_v1(of, 8).0), GTF_PERMIT_ACCESS);
     assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READONLY);
     assert_eq!(w.g.table(GRANTER).unwrap().pinned_entries() + w.g.table(OTHER).unwrap().pinned_entries(), 0);
     // A copy pin on an entry mapped by the same domain stacks on the map's pin.
@@ -426,7 +459,7 @@ fn copy_world() -> (World, FakeFrames) {
     w.grant(2, GTF_PERMIT_ACCESS, MAPPER, 0x702);
     w.grant(3, GTF_PERMIT_ACCESS, MAPPER, 0x703);
     let of = w.g.table(OTHER).unwrap().frames()[0];
-    w.mem.e.insert((of, 1), (header(GTF_PERMIT_ACCESS, MAPPER), 0x801));
+    w.mem.insert_v1(of, 1, header(GTF_PERMIT_ACCESS, MAPPER), 0x801);
     let mut f = FakeFrames::default();
     for fr in [0x701, 0x702, 0x703] {
         f.owner.insert(fr, GRANTER);
@@ -580,4 +613,144 @@ fn random_maps_and_unmaps_keep_pins_equal_to_mappings() {
     let a = w.g.audit().unwrap();
     assert_eq!((a.mappings, a.pinned), (0, 0), "{a:?}");
     assert!(mapped > 200, "too few maps succeeded to mean anything: {mapped}");
+}
+
+#[test]
+fn device_and_host_halves_unmap_separately() {
+    let mut w = World::new();
+    w.grant(8, GTF_PERMIT_ACCESS, MAPPER, 0x777);
+    let both = w.map(8, GNTMAP_HOST_MAP | GNTMAP_DEVICE_MAP).unwrap();
+    assert_eq!(w.g.table(GRANTER).unwrap().pins(8), (0, 2), "a pin per half");
+    w.g.audit().unwrap();
+    assert_eq!(w.g.unmap_target(MAPPER, both.handle, 0, 0x778 << 12).map(|_| ()), Err(GNTST_BAD_DEV_ADDR));
+    // The host half alone: the handle and the device pin stay, the entry stays in use.
+    let t = w.g.unmap_target(MAPPER, both.handle, 0x4000_0000, 0).unwrap();
+    assert!(t.host && !t.device);
+    w.g.unmap_halves(&mut w.mem, MAPPER, both.handle, t.host, t.device).unwrap();
+    assert_eq!(w.g.table(GRANTER).unwrap().pins(8), (0, 1));
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING);
+    assert_eq!(w.g.maptrack(MAPPER).unwrap().in_use(), 1);
+    w.g.audit().unwrap();
+    // No host half is left to name.
+    assert_eq!(w.g.unmap_target(MAPPER, both.handle, 0x4000_0000, 0).map(|_| ()), Err(GNTST_GENERAL_ERROR));
+    let t = w.g.unmap_target(MAPPER, both.handle, 0, 0x777 << 12).unwrap();
+    assert!(!t.host && t.device);
+    w.g.unmap_halves(&mut w.mem, MAPPER, both.handle, t.host, t.device).unwrap();
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS, "last pin gone");
+    assert_eq!(w.g.maptrack(MAPPER).unwrap().in_use(), 0);
+    assert_eq!(w.g.unmap_target(MAPPER, both.handle, 0, 0x777 << 12).map(|_| ()), Err(GNTST_BAD_HANDLE));
+    // A device-only mapping (read-only): no host address, released by its bus address; a
+    // dying mapper hands its device frames back to the machine.
+    let dev = w.map(8, GNTMAP_DEVICE_MAP | GNTMAP_READONLY).unwrap();
+    assert_eq!(w.g.mapping(MAPPER, dev.handle).unwrap().host_addr, 0);
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS | GTF_READING);
+    w.g.audit().unwrap();
+    let r = w.g.remove_domain(&mut w.mem, MAPPER);
+    assert_eq!(r.device_frames, [(0x777, false)]);
+    assert_eq!(w.flags(8), GTF_PERMIT_ACCESS);
+}
+
+/// A v2 world: the granter's table switched to version 2 with its status frames.
+fn v2_world() -> (World, u64, u64) {
+    let mut w = World::new();
+    let mut next = 0x9000u64;
+    w.g.set_version(&mut w.mem, GRANTER, 2, &mut || { next += 1; Some(next) }, &mut |_| true, &mut |_| {}).unwrap();
+    let t = w.g.table(GRANTER).unwrap();
+    assert_eq!(t.version(), 2);
+    let (f, sf) = (t.frames()[0], t.status_frames()[0]);
+    (w, f, sf)
+}
+
+/// The granter writes v2 entry `gref` (frame 0): header, sub-page word, 64-bit frame.
+fn grant_v2(w: &mut World, f: u64, gref: u32, flags: u16, domid: u16, sub: u32, frame: u64) {
+    let off = gref as usize * 16;
+    w.mem.write32(f, off, header(flags, domid));
+    w.mem.write32(f, off + 4, sub);
+    w.mem.write32(f, off + 8, frame as u32);
+    w.mem.write32(f, off + 12, (frame >> 32) as u32);
+}
+
+fn status_v2(w: &mut World, sf: u64, gref: u32) -> u16 {
+    let byte = gref as usize * 2;
+    (w.mem.read32(sf, byte & !3) >> ((byte & 2) * 8)) as u16
+}
+
+#[test]
+fn version_2_keeps_in_use_flags_in_status_words() {
+    let (mut w, f, sf) = v2_world();
+    assert_eq!(w.g.table(GRANTER).unwrap().nr_entries(), 256, "one frame of 16-byte entries");
+    assert_eq!(w.g.get_status_frames(GRANTER, 1).unwrap(), [sf]);
+    assert_eq!(w.g.get_status_frames(GRANTER, 2), Err(GNTST_GENERAL_ERROR));
+    // A frame past 32 bits (v2's reason to be), read-write, at odd and even status halves.
+    grant_v2(&mut w, f, 9, GTF_PERMIT_ACCESS, MAPPER, 0, 0x12_3456_7000);
+    grant_v2(&mut w, f, 10, GTF_PERMIT_ACCESS | GTF_READONLY, MAPPER, 0, 0x888);
+    let m = w.map(9, RW).unwrap();
+    assert_eq!(m.frame, 0x12_3456_7000);
+    assert_eq!(status_v2(&mut w, sf, 9), GTF_READING | GTF_WRITING);
+    assert_eq!(header_flags(w.mem.read32(f, 9 * 16)), GTF_PERMIT_ACCESS, "the header is the granter's alone");
+    assert_eq!(w.map(10, RW).map(|_| ()), Err(GNTST_GENERAL_ERROR), "read-only grant");
+    assert_eq!(status_v2(&mut w, sf, 10), 0, "nothing left behind");
+    let r = w.map(10, RO).unwrap();
+    assert_eq!(status_v2(&mut w, sf, 10), GTF_READING);
+    assert_eq!(status_v2(&mut w, sf, 9), GTF_READING | GTF_WRITING, "the neighbour's half untouched");
+    w.g.audit().unwrap();
+    w.g.unmap_release(&mut w.mem, MAPPER, m.handle).unwrap();
+    w.g.unmap_release(&mut w.mem, MAPPER, r.handle).unwrap();
+    assert_eq!((status_v2(&mut w, sf, 9), status_v2(&mut w, sf, 10)), (0, 0));
+    // A granter changing its entry between the two reads: refused, its status cleared.
+    grant_v2(&mut w, f, 11, GTF_PERMIT_ACCESS, MAPPER, 0, 0x999);
+    w.mem.meddle_v2.push((f, 11 * 16, header(GTF_PERMIT_ACCESS, OTHER)));
+    assert_eq!(w.map(11, RW).map(|_| ()), Err(GNTST_GENERAL_ERROR));
+    assert_eq!(status_v2(&mut w, sf, 11), 0);
+    // A sub-page grant cannot be mapped; a transitive one is refused both ways.
+    grant_v2(&mut w, f, 12, GTF_PERMIT_ACCESS | GTF_SUB_PAGE, MAPPER, 0x100 | (0x200 << 16), 0x999);
+    assert_eq!(w.map(12, RO).map(|_| ()), Err(GNTST_GENERAL_ERROR));
+    grant_v2(&mut w, f, 13, GTF_TRANSITIVE, MAPPER, 0, 0);
+    assert_eq!(w.map(13, RO).map(|_| ()), Err(GNTST_GENERAL_ERROR));
+    assert_eq!(w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 13, false).map(|_| ()), Err(GNTST_GENERAL_ERROR));
+    // A copy of a sub-page grant gets its part.
+    assert_eq!(w.g.copy_acquire(&mut w.mem, MAPPER, GRANTER, 12, false), Ok(Pinned { frame: 0x999, start: 0x100, length: 0x200 }));
+    w.g.copy_release(&mut w.mem, GRANTER, 12, false);
+    assert_eq!(status_v2(&mut w, sf, 12), 0);
+}
+
+#[test]
+fn set_version_carries_reserved_entries_and_refuses_while_in_use() {
+    let mut w = World::new();
+    // The toolstack's console and store grants (entries 0 and 1), and a live mapping of 1.
+    w.grant(0, GTF_PERMIT_ACCESS, MAPPER, 0x500);
+    w.grant(1, GTF_PERMIT_ACCESS, MAPPER, 0x501);
+    w.grant(20, GTF_PERMIT_ACCESS, MAPPER, 0x600);
+    let reserved_map = w.map(1, RW).unwrap();
+    let other = w.map(20, RO).unwrap();
+    let mut next = 0x9000u64;
+    let mut alloc = || { next += 1; Some(next) };
+    assert_eq!(w.g.set_version(&mut w.mem, GRANTER, 3, &mut alloc, &mut |_| true, &mut |_| {}), Err(VersionError::Invalid));
+    assert_eq!(w.g.set_version(&mut w.mem, GRANTER, 2, &mut alloc, &mut |_| true, &mut |_| {}), Err(VersionError::Busy), "entry 20 in use");
+    assert_eq!(w.g.table(GRANTER).unwrap().version(), 1);
+    w.g.unmap_release(&mut w.mem, MAPPER, other.handle).unwrap();
+    w.g.set_version(&mut w.mem, GRANTER, 2, &mut alloc, &mut |_| true, &mut |_| {}).unwrap();
+    let t = w.g.table(GRANTER).unwrap();
+    let (f, sf) = (t.frames()[0], t.status_frames()[0]);
+    // Entries 0 and 1 in the v2 layout, 1's in-use flags in its status word; 20 is gone.
+    assert_eq!(w.mem.read32(f, 16), header(GTF_PERMIT_ACCESS, MAPPER));
+    assert_eq!(w.mem.read64(f, 16 + 8), 0x501);
+    assert_eq!(w.mem.read64(f, 8), 0x500);
+    assert_eq!(status_v2(&mut w, sf, 1), GTF_READING | GTF_WRITING);
+    assert_eq!(w.mem.read32(f, 20 * 16), 0);
+    w.g.audit().unwrap();
+    // The live mapping of entry 1 unmaps through the status word.
+    w.g.unmap_release(&mut w.mem, MAPPER, reserved_map.handle).unwrap();
+    assert_eq!(status_v2(&mut w, sf, 1), 0);
+    // Back to v1: refused while the domain maps a status frame, then done; a reserved
+    // frame past 32 bits cannot be carried back.
+    assert_eq!(w.g.set_version(&mut w.mem, GRANTER, 1, &mut alloc, &mut |_| false, &mut |_| {}), Err(VersionError::Busy));
+    grant_v2(&mut w, f, 2, GTF_PERMIT_ACCESS, MAPPER, 0, 1 << 40);
+    assert_eq!(w.g.set_version(&mut w.mem, GRANTER, 1, &mut alloc, &mut |_| true, &mut |_| {}), Err(VersionError::Range));
+    grant_v2(&mut w, f, 2, GTF_INVALID, 0, 0, 0);
+    let mut released = std::vec::Vec::new();
+    w.g.set_version(&mut w.mem, GRANTER, 1, &mut alloc, &mut |_| true, &mut |f| released.push(f)).unwrap();
+    assert_eq!(released, [sf]);
+    assert_eq!(w.mem.read_v1(f, 1), (header(GTF_PERMIT_ACCESS, MAPPER), 0x501));
+    assert!(w.g.table(GRANTER).unwrap().status_frames().is_empty());
 }

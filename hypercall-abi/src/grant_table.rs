@@ -273,3 +273,46 @@ pub struct GnttabCopy {
 }
 
 const _: () = assert!(core::mem::size_of::<GnttabCopy>() == 40);
+
+/// v2 entries per grant frame (`grant_entry_v2`, 16 bytes).
+pub const GRANT_ENTRIES_V2_PER_FRAME: u32 = 4096 / 16;
+/// v2 status words per status frame (`grant_status_t`, 2 bytes).
+pub const GRANT_STATUS_PER_FRAME: u32 = 4096 / 2;
+
+/// `GNTTABOP_get_status_frames` argument (`struct gnttab_get_status_frames`, 16 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct GnttabGetStatusFrames {
+    /// IN: frames wanted.
+    pub nr_frames: u32,
+    /// IN: the domain.
+    pub dom: u16,
+    /// OUT: `GNTST_*`.
+    pub status: i16,
+    /// OUT: guest address of `nr_frames` u64 to fill with the status frames.
+    pub frame_list: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<GnttabGetStatusFrames>() == 16);
+
+/// `GNTTABOP_unmap_and_replace` argument (`struct gnttab_unmap_and_replace`, 24 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct GnttabUnmapAndReplace {
+    /// IN: the mapped address.
+    pub host_addr: u64,
+    /// IN: an address whose entry moves to `host_addr` (and is cleared); 0: none.
+    pub new_addr: u64,
+    /// IN: the handle returned by the map.
+    pub handle: u32,
+    /// OUT: `GNTST_*`.
+    pub status: i16,
+    /// Padding (implicit in C).
+    pub _pad: u16,
+}
+
+const _: () = assert!(core::mem::size_of::<GnttabUnmapAndReplace>() == 24);

@@ -384,6 +384,10 @@ impl DomainControl for Machine {
         // mappings release their pins in their granters' tables, and other domains'
         // mappings of its grants become orphans (their frames live on in their entries).
         let g = self.grants.remove_domain(&mut crate::grants_machine::DirectEntries, domid);
+        // Its device halves held their frames' references: those go too.
+        for &(frame, writable) in &g.device_frames {
+            self.with_mm(i, |mm| mm.grant_copy_release(frame, writable));
+        }
         if g.mappings_released + g.mappings_orphaned > 0 {
             mkprintln!(
                 "d{} grants: {} own mappings released, {} mappings of its grants orphaned",

@@ -5,7 +5,7 @@
 
 use crate::arch::directmap;
 use crate::kernel::Machine;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::mm::grant::WalkHint;
 use crate::mm::pt::Mm;
 use grant_tables::{CopyBatch, CopyFrames, CopyGrants, CopySide, EntryMemory, MapRequest};
@@ -17,27 +17,42 @@ use hypercall_abi::types::DOMID_SELF;
 /// before its frames go back), so every access is to a live table frame.
 pub struct DirectEntries;
 
-fn word(frame: u64, slot: usize, half: usize) -> &'static AtomicU32 {
-    debug_assert!(slot < GRANT_ENTRIES_V1_PER_FRAME as usize && half < 2);
-    // SAFETY: `frame` is a grant-table frame (RAM, direct-mapped, page-aligned) of a table
-    // in the registry, `slot` < 512 and `half` < 2, so the word lies inside that frame and
-    // is 4-aligned. The guest may write it at any time: it is only accessed atomically.
-    unsafe { &*(directmap(frame << 12).add(slot * 8 + half * 4) as *const AtomicU32) }
+fn word(frame: u64, off: usize) -> &'static AtomicU32 {
+    debug_assert!(off < 4096 && off.is_multiple_of(4));
+    // SAFETY: `frame` is a grant-table or status frame (RAM, direct-mapped, page-aligned)
+    // of a table in the registry; the grant-tables crate names 4-aligned offsets inside the
+    // page only (masked here again), so the word lies inside that frame. The guest may
+    // write it at any time: it is only accessed atomically.
+    unsafe { &*(directmap(frame << 12).add(off & 0xffc) as *const AtomicU32) }
 }
 
 impl EntryMemory for DirectEntries {
-    fn read(&mut self, frame: u64, slot: usize) -> (u32, u32) {
-        (word(frame, slot, 0).load(Ordering::Acquire), word(frame, slot, 1).load(Ordering::Acquire))
+    fn read32(&mut self, frame: u64, off: usize) -> u32 {
+        word(frame, off).load(Ordering::Acquire)
     }
 
-    fn cmpxchg_header(&mut self, frame: u64, slot: usize, old: u32, new: u32) -> u32 {
-        match word(frame, slot, 0).compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire) {
+    fn read64(&mut self, frame: u64, off: usize) -> u64 {
+        // SAFETY: as `word`, for an 8-aligned offset inside the page (masked).
+        let w = unsafe { &*(directmap(frame << 12).add(off & 0xff8) as *const AtomicU64) };
+        w.load(Ordering::Acquire)
+    }
+
+    fn cmpxchg32(&mut self, frame: u64, off: usize, old: u32, new: u32) -> u32 {
+        match word(frame, off).compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire) {
             Ok(v) | Err(v) => v,
         }
     }
 
-    fn clear_flags(&mut self, frame: u64, slot: usize, bits: u16) {
-        word(frame, slot, 0).fetch_and(!u32::from(bits), Ordering::AcqRel);
+    fn and32(&mut self, frame: u64, off: usize, mask: u32) {
+        word(frame, off).fetch_and(mask, Ordering::AcqRel);
+    }
+
+    fn or32(&mut self, frame: u64, off: usize, bits: u32) {
+        word(frame, off).fetch_or(bits, Ordering::AcqRel);
+    }
+
+    fn write32(&mut self, frame: u64, off: usize, v: u32) {
+        word(frame, off).store(v, Ordering::Release);
     }
 }
 
@@ -47,33 +62,81 @@ impl Machine {
     pub fn grant_setup_table(&mut self, domid: u16, nr_frames: u32) -> Result<alloc::vec::Vec<u64>, i16> {
         let i = self.idx(domid).ok_or(GNTST_BAD_DOMAIN)?;
         let (frames, table, dom) = (&mut self.frames, &mut self.frame_table, &mut self.domains[i].mm);
-        let got = self.grants.setup_table(domid, nr_frames, &mut || {
-            let mfn = frames.alloc()?;
-            // SAFETY: a frame just taken from the allocator: RAM, direct-mapped, ours alone.
-            unsafe { core::ptr::write_bytes(directmap(mfn << 12), 0, 4096) };
-            if table.share_with_guest(mfn, dom).is_err() {
-                let _ = frames.free(mfn);
-                return None;
-            }
-            Some(mfn)
-        })?;
+        let got = self.grants.setup_table(domid, nr_frames, &mut || shared_frame(frames, table, dom))?;
         Ok(got.to_vec())
     }
 
-    /// One map for the running domain; `walk` is the chunk's last page-table walk.
+    /// `GNTTABOP_set_version` for the running domain: status frames are taken as table
+    /// frames are (zeroed, shared with it writable) and given back only when it no longer
+    /// maps them. Xen's errnos.
+    pub fn grant_set_version(&mut self, version: u32) -> Result<u32, hypercall_abi::errno::Errno> {
+        use hypercall_abi::errno::Errno;
+        let i = self.cur_idx();
+        let me = self.domains[i].id;
+        let mut grants = core::mem::take(&mut self.grants);
+        let r = {
+            let (frames, table) = (&mut self.frames, &mut self.frame_table);
+            let dom = &mut self.domains[i].mm;
+            // Frames let go of are collected and released through the domain's memory
+            // state afterwards (the allocation closure holds the frame table meanwhile).
+            let mut gone = alloc::vec::Vec::new();
+            let status = grants.table(me).map(|t| t.status_frames().to_vec()).unwrap_or_default();
+            let unmapped: alloc::vec::Vec<u64> = status.into_iter().filter(|&f| crate::mm::grant::shared_releasable(table, f)).collect();
+            let r = grants.set_version(
+                &mut DirectEntries,
+                me,
+                version,
+                &mut || shared_frame(frames, table, dom),
+                &mut |f| unmapped.contains(&f),
+                &mut |f| gone.push(f),
+            );
+            (r, gone)
+        };
+        let (r, gone) = r;
+        for f in gone {
+            // Checked unmapped before the version changed, and nothing ran since.
+            let _ = self.with_mm(i, |mm| mm.unshare(f));
+        }
+        let now = grants.table(me).map_or(1, |t| t.version());
+        self.grants = grants;
+        match r {
+            Ok(()) => Ok(now),
+            Err(grant_tables::VersionError::Invalid) => Err(Errno::EINVAL),
+            Err(grant_tables::VersionError::Busy) => Err(Errno::EBUSY),
+            Err(grant_tables::VersionError::Range) => Err(Errno::ERANGE),
+            Err(grant_tables::VersionError::NoMemory) => Err(Errno::ENOMEM),
+        }
+    }
+
+    /// One map for the running domain; `walk` is the chunk's last page-table walk. A host
+    /// half is a page-table entry (which holds the frame's references); a device half
+    /// (`GNTMAP_device_map`, for DMA: the bus address is the machine address, a PV domain
+    /// having no IOMMU) holds a general reference, and the writable type for a writable
+    /// one, until that half is unmapped, as Xen's `map_grant_ref`.
     pub fn grant_map(&mut self, req: MapRequest, walk: &mut WalkHint) -> Result<(u32, u64), i16> {
         let cur = self.cur_idx();
         let me = self.domains[cur].id;
-        // Only host mappings: a device-only mapping would hold no page-table entry, and the
-        // frame references of a mapping live in its entry.
-        if req.flags & GNTMAP_HOST_MAP == 0 && req.flags & GNTMAP_DEVICE_MAP != 0 {
-            return Err(GNTST_GENERAL_ERROR);
-        }
         // The registry holds exactly the live domains (a domain leaves it when destroyed),
         // so an unknown or dying granter is GNTST_bad_domain there, after the flags are
         // checked, in Xen's order (DOMID_SELF is no domain here either, as in Xen).
         let g = self.grants.map_acquire(&mut DirectEntries, me, req)?;
-        if let Err(st) = self.with_mm(cur, |mm| mm.grant_map_walked(walk, req.host_addr, g.frame, req.granter, if g.readonly { req.flags | GNTMAP_READONLY } else { req.flags & !GNTMAP_READONLY })) {
+        let flags = if g.readonly { req.flags | GNTMAP_READONLY } else { req.flags & !GNTMAP_READONLY };
+        let device = req.flags & GNTMAP_DEVICE_MAP != 0;
+        let r = self.with_mm(cur, |mm| {
+            if device {
+                mm.grant_copy_claim(g.frame, req.granter, !g.readonly)?;
+            }
+            if req.flags & GNTMAP_HOST_MAP != 0 {
+                if let Err(st) = mm.grant_map_walked(walk, req.host_addr, g.frame, req.granter, flags) {
+                    if device {
+                        mm.grant_copy_release(g.frame, !g.readonly);
+                    }
+                    return Err(st);
+                }
+            }
+            Ok(())
+        });
+        if let Err(st) = r {
             self.grants.map_abort(&mut DirectEntries, me, g.handle);
             return Err(st);
         }
@@ -85,11 +148,33 @@ impl Machine {
     /// `host_addr` must still map the frame (`GNTST_general_error` otherwise, and nothing
     /// changes, as Xen), then the entry is cleared and the pins go.
     pub fn grant_unmap(&mut self, host_addr: u64, dev_bus_addr: u64, handle: u32, walk: &mut WalkHint) -> Result<(), i16> {
+        self.grant_unmap_replace(host_addr, dev_bus_addr, 0, handle, walk)
+    }
+
+    /// An unmap ([`Machine::grant_unmap`]), or with `new_addr` Xen's
+    /// `GNTTABOP_unmap_and_replace`: the entry at `new_addr` moves to `host_addr` (over
+    /// the grant mapping) and `new_addr` is cleared. The halves the request names go: the
+    /// host half's entry is checked and changed first (nothing changes if it does not map
+    /// the frame), then the device half's references are let go, then the pins.
+    pub fn grant_unmap_replace(&mut self, host_addr: u64, dev_bus_addr: u64, new_addr: u64, handle: u32, walk: &mut WalkHint) -> Result<(), i16> {
         let cur = self.cur_idx();
         let me = self.domains[cur].id;
-        let m = self.grants.unmap_target(me, handle, host_addr, dev_bus_addr)?;
-        self.with_mm(cur, |mm| mm.grant_unmap_walked(walk, host_addr, m.frame))?;
-        self.grants.unmap_release(&mut DirectEntries, me, handle).map(|_| ())
+        let u = self.grants.unmap_target(me, handle, host_addr, dev_bus_addr)?;
+        let m = u.mapping;
+        self.with_mm(cur, |mm| {
+            if u.host {
+                if new_addr == 0 {
+                    mm.grant_unmap_walked(walk, host_addr, m.frame)?;
+                } else {
+                    mm.grant_replace(host_addr, m.frame, new_addr)?;
+                }
+            }
+            if u.device {
+                mm.grant_copy_release(m.frame, !m.readonly);
+            }
+            Ok::<(), i16>(())
+        })?;
+        self.grants.unmap_halves(&mut DirectEntries, me, handle, u.host, u.device).map(|_| ())
     }
 
     /// One copy for the running domain (Xen's `gnttab_copy_one`): bounds first
@@ -158,4 +243,17 @@ impl CopyFrames for CopyMm<'_, '_, '_> {
         // The machine checked the bounds before anything was claimed.
         let _ = self.0.grant_copy_bytes(dst, dst_off, src, src_off, len);
     }
+}
+
+/// A fresh frame for a grant table or its status (zeroed, shared with `dom` writable, as
+/// `shared_info`); `None` when none is left.
+fn shared_frame(frames: &mut crate::mm::frame_alloc::FrameAllocator<'_>, table: &mut crate::mm::page_info::FrameTable<'_>, dom: &mut crate::mm::page_info::DomainMm) -> Option<u64> {
+    let mfn = frames.alloc()?;
+    // SAFETY: a frame just taken from the allocator: RAM, direct-mapped, ours alone.
+    unsafe { core::ptr::write_bytes(directmap(mfn << 12), 0, 4096) };
+    if table.share_with_guest(mfn, dom).is_err() {
+        let _ = frames.free(mfn);
+        return None;
+    }
+    Some(mfn)
 }

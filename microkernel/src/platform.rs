@@ -250,6 +250,22 @@ impl Platform for MachinePlatform<'_> {
         self.m.grant_copy(op, &mut batch.copies)
     }
 
+    fn grant_unmap_and_replace(&mut self, host_addr: u64, new_addr: u64, handle: u32, batch: &mut hypercall::GrantBatch) -> Result<(), i16> {
+        self.m.grant_unmap_replace(host_addr, 0, new_addr, handle, &mut batch.walk)
+    }
+
+    fn grant_set_version(&mut self, version: u32) -> Result<u32, Errno> {
+        self.m.grant_set_version(version)
+    }
+
+    fn grant_version(&mut self, domid: u16) -> u32 {
+        self.m.grants.table(domid).map_or(1, |t| t.version())
+    }
+
+    fn grant_status_frames(&mut self, domid: u16, n: u32) -> Result<alloc::vec::Vec<u64>, i16> {
+        self.m.grants.get_status_frames(domid, n).map(|f| f.to_vec())
+    }
+
     fn grant_batch_end(&mut self, batch: &mut hypercall::GrantBatch) {
         self.m.grant_copy_finish(&mut batch.copies);
     }

@@ -195,6 +195,12 @@ mod machine {
             Ok(GrantTable { vas, refs: RefAllocator::new(nr_frames * GRANT_ENTRIES_V1_PER_FRAME) })
         }
 
+        /// Where table frame `i` is mapped (writable), 0 past the last: for a guest that
+        /// writes entries in another layout itself (v2).
+        pub fn frame_va(&self, i: usize) -> u64 {
+            self.vas.get(i).copied().unwrap_or(0)
+        }
+
         fn entry(&self, gref: u32) -> *mut GrantEntryV1 {
             let va = self.vas[(gref / GRANT_ENTRIES_V1_PER_FRAME) as usize];
             (va as *mut GrantEntryV1).wrapping_add((gref % GRANT_ENTRIES_V1_PER_FRAME) as usize)

@@ -129,9 +129,8 @@ impl<F: FifoMemory> Fifo<F> {
     /// True when linked (or given up on, as Xen, after the guest raced it five times).
     fn set_link(&mut self, tail: u32, link: u32) -> bool {
         let mut w = self.mem.load(tail);
-        match self.try_set_link(tail, &mut w, link) {
-            Some(linked) => return linked,
-            None => {}
+        if let Some(linked) = self.try_set_link(tail, &mut w, link) {
+            return linked;
         }
         // Hold off the guest's unmask while retrying.
         self.mem.fetch_or(tail, BUSY);

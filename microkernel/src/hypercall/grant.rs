@@ -79,6 +79,45 @@ pub(super) fn grant_table_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i6
         GNTTABOP_COPY => batch(p, args, |p, op: &mut GnttabCopy, b| {
             op.status = status(p.grant_copy(op, b));
         }),
+        GNTTABOP_UNMAP_AND_REPLACE => {
+            // As an unmap of the host half; each address (the moved one too) is flushed at
+            // the end of the batch.
+            let mut removed = heapless::Vec::<u64, FLUSH_ONE_BY_ONE>::new();
+            let mut too_many = false;
+            let r = batch(p, args, |p, op: &mut GnttabUnmapAndReplace, b| {
+                op.status = status(p.grant_unmap_and_replace(op.host_addr, op.new_addr, op.handle, b));
+                if op.status == GNTST_OKAY {
+                    too_many |= removed.push(op.host_addr).is_err();
+                    if op.new_addr != 0 {
+                        too_many |= removed.push(op.new_addr).is_err();
+                    }
+                }
+            });
+            if too_many {
+                p.grant_flush_tlb(None);
+            } else if !removed.is_empty() {
+                p.grant_flush_tlb(Some(&removed));
+            }
+            r
+        }
+        GNTTABOP_GET_STATUS_FRAMES => {
+            if count != 1 {
+                return Err(Errno::EINVAL);
+            }
+            let mut op: GnttabGetStatusFrames = read_guest(p, uop)?;
+            // Xen: the whole list must be reachable before anything (EFAULT).
+            GuestRange::new(op.frame_list, u64::from(op.nr_frames) * 8)?;
+            op.status = match target_domain(p, op.dom).and_then(|d| p.grant_status_frames(d, op.nr_frames)) {
+                Ok(frames) => {
+                    let list = op.frame_list;
+                    let ok = frames.iter().enumerate().all(|(i, f)| write_guest(p, list.wrapping_add(i as u64 * 8), f).is_ok());
+                    if ok { GNTST_OKAY } else { GNTST_BAD_VIRT_ADDR }
+                }
+                Err(st) => st,
+            };
+            write_guest(p, uop, &op)?;
+            Ok(0)
+        }
         // Xen: these take exactly one argument.
         GNTTABOP_SETUP_TABLE | GNTTABOP_QUERY_SIZE | GNTTABOP_SET_VERSION | GNTTABOP_GET_VERSION if count != 1 => {
             Err(Errno::EINVAL)
@@ -113,29 +152,27 @@ pub(super) fn grant_table_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i6
         }
         GNTTABOP_SET_VERSION => {
             let mut op: GnttabSetVersion = read_guest(p, uop)?;
-            // Xen's gnttab_set_version: neither 1 nor 2 is -EINVAL; 2 where only v1 is
-            // available (max_grant_version 1) is -ENOSYS, "Behave as before set_version
-            // was introduced"; 1 (the version in use) succeeds. The version in use is
-            // written back in every case.
-            let r = match op.version {
-                1 => Ok(0),
-                2 => Err(Errno::ENOSYS),
-                _ => Err(Errno::EINVAL),
-            };
-            op.version = 1;
+            // Xen's gnttab_set_version: neither 1 nor 2 is -EINVAL; the same version does
+            // nothing; a change needs every entry past the reserved 8 unused (-EBUSY), v2
+            // to v1 reserved entries v1 can hold (-ERANGE) and status frames the domain no
+            // longer maps (-EBUSY). The version in use is written back in every case.
+            let caller = p.caller().domid;
+            let r = p.grant_set_version(op.version);
+            op.version = p.grant_version(caller);
             write_guest(p, uop, &op)?;
-            r
+            r.map(|_| 0)
         }
         GNTTABOP_GET_VERSION => {
             // struct gnttab_get_version { domid_t dom; uint16_t pad; uint32_t version; }
             let mut op: [u16; 4] = read_guest(p, uop)?;
-            target_domain(p, op[0]).map_err(|_| Errno::ESRCH)?;
-            op[2] = 1;
+            let d = target_domain(p, op[0]).map_err(|_| Errno::ESRCH)?;
+            let v = p.grant_version(d);
+            op[2] = v as u16;
             op[3] = 0;
             write_guest(p, uop, &op)?;
             Ok(0)
         }
-        // Transfers, v2 status frames, swaps, dumps and Arm cache flushes are not provided.
+        // Transfers, swaps, dumps and Arm cache flushes are not provided.
         _ => Err(Errno::ENOSYS),
     }
 }
@@ -218,15 +255,31 @@ mod tests {
     const NR: u64 = Hypercall::GrantTableOp as u64;
 
     #[test]
-    fn set_version_accepts_1_and_refuses_2_like_xen_without_v2() {
+    fn set_version_get_version_and_status_frames_through_the_decoder() {
         let mut p = FakePlatform::new(false);
-        for (v, ret) in [(1u32, 0), (2, Errno::ENOSYS.to_ret()), (0, Errno::EINVAL.to_ret()), (3, Errno::EINVAL.to_ret())] {
+        for (v, ret, now) in [(2u32, 0, 2), (0, Errno::EINVAL.to_ret(), 2), (3, Errno::EINVAL.to_ret(), 2), (1, 0, 1)] {
             write_guest(&mut p, BASE, &GnttabSetVersion { version: v }).unwrap();
             assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_SET_VERSION), BASE, 1, 0, 0]), ret, "version {v}");
             let back: GnttabSetVersion = read_guest(&mut p, BASE).unwrap();
-            assert_eq!(back.version, 1, "the version in use is written back");
+            assert_eq!(back.version, now, "the version in use is written back");
         }
         assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_SET_VERSION), BASE, 2, 0, 0]), Errno::EINVAL.to_ret());
+        // get_version names a domain.
+        write_guest(&mut p, BASE, &[0x7ff0u16, 0, 0, 0]).unwrap();
+        assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_GET_VERSION), BASE, 1, 0, 0]), 0);
+        assert_eq!(read_guest::<[u16; 4]>(&mut p, BASE).unwrap()[2], 1);
+        // get_status_frames: under v1 there are none; under v2 the list is filled.
+        let ask = |p: &mut FakePlatform, n: u32, list: u64| {
+            write_guest(p, BASE, &GnttabGetStatusFrames { nr_frames: n, dom: 0x7ff0, status: 99, frame_list: list }).unwrap();
+            let r = dispatch(p, NR, [u64::from(GNTTABOP_GET_STATUS_FRAMES), BASE, 1, 0, 0]);
+            (r, read_guest::<GnttabGetStatusFrames>(p, BASE).unwrap().status)
+        };
+        assert_eq!(ask(&mut p, 1, BASE + 64), (0, GNTST_GENERAL_ERROR));
+        p.grant_version = 2;
+        assert_eq!(ask(&mut p, 1, BASE + 64), (0, GNTST_OKAY));
+        assert_eq!(read_guest::<u64>(&mut p, BASE + 64).unwrap(), 0x9000);
+        assert_eq!(ask(&mut p, 1, 0xffff_8000_0000_0000).0, Errno::EFAULT.to_ret(), "a list out of reach");
+        assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_GET_STATUS_FRAMES), BASE, 2, 0, 0]), Errno::EINVAL.to_ret());
     }
 
     #[test]
@@ -234,7 +287,7 @@ mod tests {
         let mut p = FakePlatform::new(false);
         assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_MAP_GRANT_REF), BASE, 0x8000_0000, 0, 0]), Errno::EINVAL.to_ret());
         assert_eq!(dispatch(&mut p, NR, [u64::from(GNTTABOP_QUERY_SIZE), BASE, 0, 0, 0]), Errno::EINVAL.to_ret());
-        for cmd in [GNTTABOP_TRANSFER, GNTTABOP_DUMP_TABLE, GNTTABOP_GET_STATUS_FRAMES, GNTTABOP_SWAP_GRANT_REF, 99] {
+        for cmd in [GNTTABOP_TRANSFER, GNTTABOP_DUMP_TABLE, GNTTABOP_SWAP_GRANT_REF, 99] {
             assert_eq!(dispatch(&mut p, NR, [u64::from(cmd), BASE, 1, 0, 0]), Errno::ENOSYS.to_ret(), "cmd {cmd}");
         }
         // A batch that cannot be read.

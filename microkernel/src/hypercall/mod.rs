@@ -157,6 +157,23 @@ pub trait Platform: GuestMemory {
     /// Flushes the caller's TLB after a batch of grant unmaps (which do not flush one by
     /// one): the translations of `vas` only, or all of them for `None`.
     fn grant_flush_tlb(&mut self, _vas: Option<&[u64]>) {}
+    /// `GNTTABOP_unmap_and_replace` of the caller's `handle` (a host half at `host_addr`,
+    /// replaced by the entry at `new_addr`, or removed for 0).
+    fn grant_unmap_and_replace(&mut self, _host_addr: u64, _new_addr: u64, _handle: u32, _batch: &mut GrantBatch) -> Result<(), i16> {
+        Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
+    }
+    /// `GNTTABOP_set_version` for the caller: the version now in use, or Xen's errno.
+    fn grant_set_version(&mut self, _version: u32) -> Result<u32, Errno> {
+        Err(Errno::ENOSYS)
+    }
+    /// The grant-table version of domain `domid` (1 if it has no table).
+    fn grant_version(&mut self, _domid: u16) -> u32 {
+        1
+    }
+    /// `GNTTABOP_get_status_frames`: the first `n` status frames of domain `domid`.
+    fn grant_status_frames(&mut self, _domid: u16, _n: u32) -> Result<alloc::vec::Vec<u64>, i16> {
+        Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
+    }
     /// One `GNTTABOP_copy` for the caller; the sides it claims may stay held in `batch`.
     fn grant_copy(&mut self, _op: &hypercall_abi::grant_table::GnttabCopy, _batch: &mut GrantBatch) -> Result<(), i16> {
         Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
@@ -422,6 +439,8 @@ pub(crate) mod fake {
         pub preempt_checks: core::cell::Cell<u32>,
         /// The caller's watchdogs.
         pub watchdogs: crate::watchdog::Watchdogs,
+        /// The caller's grant-table version.
+        pub grant_version: u32,
         /// `event_channel_op` calls made: (cmd, arg).
         pub evtchn_calls: Vec<(u32, u64)>,
         /// The caller's runstate area, as registered.
@@ -473,6 +492,7 @@ pub(crate) mod fake {
                 preempt_after: None,
                 preempt_checks: core::cell::Cell::new(0),
                 watchdogs: crate::watchdog::Watchdogs::default(),
+                grant_version: 1,
                 evtchn_calls: Vec::new(),
                 runstate_area: None,
                 segment_bases: Vec::new(),
@@ -595,6 +615,23 @@ pub(crate) mod fake {
         }
         fn grant_flush_tlb(&mut self, vas: Option<&[u64]>) {
             self.grant_flushes.push(vas.map(<[u64]>::to_vec));
+        }
+        fn grant_set_version(&mut self, version: u32) -> Result<u32, Errno> {
+            if version != 1 && version != 2 {
+                return Err(Errno::EINVAL);
+            }
+            self.grant_version = version;
+            Ok(version)
+        }
+        fn grant_version(&mut self, _domid: u16) -> u32 {
+            self.grant_version
+        }
+        fn grant_status_frames(&mut self, _domid: u16, n: u32) -> Result<Vec<u64>, i16> {
+            if self.grant_version == 2 && n <= 1 {
+                Ok(alloc::vec![0x9000; n as usize])
+            } else {
+                Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
+            }
         }
         fn grant_copy(&mut self, op: &hypercall_abi::grant_table::GnttabCopy, _batch: &mut GrantBatch) -> Result<(), i16> {
             // Offset 1 fails, to show a failed copy still ends its chunk.

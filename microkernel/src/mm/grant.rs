@@ -81,6 +81,43 @@ impl Mm<'_, '_> {
         })
     }
 
+    /// `GNTTABOP_unmap_and_replace`'s page-table half (Xen's `replace_grant_pv_mapping`):
+    /// the grant mapping of `mfn` at `va` is replaced by the entry at `new_addr`, which is
+    /// cleared; the moved entry keeps the references it holds. `GNTST_general_error`, with
+    /// nothing changed, unless both addresses have an L1 entry in this domain's kernel
+    /// tables and the one at `va` maps `mfn`. Both translations are flushed.
+    pub fn grant_replace(&mut self, va: u64, mfn: u64, new_addr: u64) -> Result<(), i16> {
+        self.settled(|mm| {
+            let (l1, index) = mm.l1_entry_for(va).map_err(|_| GNTST_GENERAL_ERROR)?;
+            let (nl1, nindex) = mm.l1_entry_for(new_addr).map_err(|_| GNTST_GENERAL_ERROR)?;
+            let old = mm.mach.read_pte(l1, index);
+            if !present(old) || entry_mfn(old) != mfn || (nl1, nindex) == (l1, index) {
+                return Err(GNTST_GENERAL_ERROR);
+            }
+            let moved = mm.mach.read_pte(nl1, nindex);
+            mm.mach.write_pte(nl1, nindex, 0);
+            mm.mach.write_pte(l1, index, moved);
+            mm.put_entry(Level::L1, l1, old);
+            mm.mach.invlpg(new_addr);
+            mm.mach.invlpg(va);
+            Ok(())
+        })
+    }
+
+    /// Lets go of a frame the hypervisor shared with this domain (a grant status frame
+    /// whose table went back to v1): `EBUSY`, with nothing changed, while the domain still
+    /// maps it (Xen's `gnttab_unpopulate_status_frames`).
+    pub fn unshare(&mut self, mfn: u64) -> Result<(), hypercall_abi::errno::Errno> {
+        if !shared_releasable(&*self.frames, mfn) || !self.owned(mfn) {
+            return Err(hypercall_abi::errno::Errno::EBUSY);
+        }
+        self.settled(|mm| {
+            mm.put_type(mfn);
+            mm.put_page(mfn);
+        });
+        Ok(())
+    }
+
     /// Copies `len` bytes from offset `src_off` of frame `src` (owned by `src_owner`) to
     /// offset `dst_off` of frame `dst` (owned by `dst_owner`), holding a general reference
     /// on both and the writable type on the destination for the copy (Xen's
@@ -158,6 +195,12 @@ impl Mm<'_, '_> {
     }
 }
 
+/// Whether shared frame `mfn` holds only the hypervisor's own references (its domain maps
+/// it nowhere), so that it may be let go.
+pub fn shared_releasable(frames: &super::page_info::FrameTable<'_>, mfn: u64) -> bool {
+    frames.get(mfn).is_some_and(|p| p.is_shared() && p.count() == 1 && p.type_count() == 1)
+}
+
 /// Bits of the address range one L1 table translates (2 MiB).
 const L1_SPAN_SHIFT: u32 = 21;
 
@@ -217,6 +260,24 @@ mod tests {
         let p = env.page(f[0]);
         assert_eq!((p.count(), p.type_count()), (1, 0));
         assert_eq!(env.mm().grant_unmap(VA, f[0]), Err(GNTST_GENERAL_ERROR), "double unmap");
+    }
+
+    #[test]
+    fn unmap_and_replace_moves_the_other_entry_over_the_grant() {
+        let (mut env, [.., l1], g, f) = mapper_and_granter(1);
+        // va 0 maps the mapper's own data frame (the tree's); va 5 the grant.
+        let own = env.peek(l1, 0);
+        assert_eq!(env.mm().grant_map(VA, f[0], g, 0), Ok(()));
+        // The wrong frame, the same slot twice, or an address without an L1: refused.
+        assert_eq!(env.mm().grant_replace(VA, f[0] + 1, 0), Err(GNTST_GENERAL_ERROR));
+        assert_eq!(env.mm().grant_replace(VA, f[0], VA), Err(GNTST_GENERAL_ERROR));
+        assert_eq!(env.mm().grant_replace(VA, f[0], 0x7000_0000_0000), Err(GNTST_GENERAL_ERROR));
+        assert_eq!(env.peek(l1, 5) >> 12 & 0xf_ffff_ffff, f[0]);
+        assert_eq!(env.mm().grant_replace(VA, f[0], 0), Ok(()));
+        assert_eq!((env.peek(l1, 5), env.peek(l1, 0)), (own, 0), "the entry moved, its old slot cleared");
+        env.check_invariants();
+        let p = env.page(f[0]);
+        assert_eq!((p.count(), p.type_count()), (1, 0), "the grant's references went");
     }
 
     #[test]

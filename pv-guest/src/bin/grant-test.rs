@@ -23,6 +23,12 @@
 //!    `GNTST_bad_domain`, checks that page B (still mapped) kept its bytes, unmaps B and C
 //!    (orphans: `GNTST_okay`), prints `grant-test: mapper done` and powers off.
 //!
+//! Beside the handshake, the granter switches its table to v2 and back (status frames, a
+//! loopback map of a v2 grant, the in-use flags in the status word, `EBUSY` while a status
+//! frame is mapped), and the mapper maps A with host and device halves and unmaps them one
+//! at a time, maps B for a device only, and replaces a mapping of A with one of its own
+//! pages (`GNTTABOP_unmap_and_replace`).
+//!
 //! Every check prints `TEST <name> PASS|FAIL <why>`; each side ends with `TESTS DONE`.
 #![no_std]
 #![no_main]
@@ -118,12 +124,12 @@ fn status(got: Result<u32, i16>, want: i16) -> Outcome {
 
 fn granter(t: &mut Tests, si: &StartInfo, mm: &mut GuestMm, peer: u16) {
     t.report("set_version_1", expect_ret(grant::set_version(1).0, 0));
-    let (r2, v) = grant::set_version(2);
-    t.report("set_version_2_enosys", expect_ret(r2, -38).and(ensure(v == 1, || format!("version {v}"))));
+    t.report("set_version_3_einval", expect_ret(grant::set_version(3).0, -22));
     let mut gt = match GrantTable::setup(mm, 1) {
         Ok(g) => g,
         Err(e) => return t.report("setup_table", Err(format!("{e:?}"))),
     };
+    version_2(t, si, mm, &gt);
     // grant-g.cfg sets `max_grant_frames = 4`: the limit reaches the hypervisor.
     t.report("query_size", ensure(grant::query_size(DOMID_SELF) == Ok((1, GRANT_FRAMES)), || format!("{:?}", grant::query_size(DOMID_SELF))));
     let mut list = [0u64; GRANT_FRAMES as usize + 1];
@@ -184,6 +190,106 @@ fn granter(t: &mut Tests, si: &StartInfo, mm: &mut GuestMm, peer: u16) {
 }
 
 /// The mapper: the granter's references, from the store (waiting up to [`WAIT_NS`]).
+/// `GNTTABOP_get_status_frames` for this domain: the status and the frames.
+fn status_frames(n: usize) -> (i16, alloc::vec::Vec<u64>) {
+    let mut list = alloc::vec![0u64; n];
+    let mut op = GnttabGetStatusFrames { nr_frames: n as u32, dom: DOMID_SELF, status: 0, frame_list: list.as_mut_ptr() as u64 };
+    let r = grant::grant_table_op_raw(GNTTABOP_GET_STATUS_FRAMES, (&raw mut op).cast(), 1);
+    (if r == 0 { op.status } else { r as i16 }, list)
+}
+
+/// The table as v2 and back to v1, on the one frame `gt` set up (no grant in use yet):
+/// status frames, a v2 grant of one of our pages mapped by ourselves, its in-use flags in
+/// the status word, and the way back refused while a status frame is mapped.
+fn version_2(t: &mut Tests, si: &StartInfo, mm: &mut GuestMm, gt: &GrantTable) {
+    use core::sync::atomic::{AtomicU32, Ordering};
+    let (Some(me), Some(((page, va_page), (_, va_map), (_, va_status)))) = (own_domid(si), (|| Some((mm.alloc_mapped()?, mm.alloc_mapped()?, mm.alloc_mapped()?)))()) else {
+        return t.report("v2_setup", Err("no domid or pages".into()));
+    };
+    t.report("status_frames_under_v1", ensure(status_frames(1).0 == GNTST_GENERAL_ERROR, || format!("{:?}", status_frames(1))));
+    let (r, v) = grant::set_version(2);
+    t.report("set_version_2", ensure(r == 0 && v == 2, || format!("{r}, version {v}")));
+    let (st, frames) = status_frames(1);
+    t.report("get_status_frames", ensure(st == GNTST_OKAY && frames[0] != 0, || format!("{st} {frames:x?}")));
+    t.report("get_status_frames_past_the_end", ensure(status_frames(2).0 == GNTST_GENERAL_ERROR, || "allowed".into()));
+    // Entry 12 of the v2 layout (16 bytes each) grants our page to ourselves, read-write.
+    let entry = gt.frame_va(0) + 12 * 16;
+    if entry == 12 * 16 {
+        return t.report("v2_table_mapped", Err("no table frame".into()));
+    }
+    for i in 0..4096 {
+        write(va_page, i, (i % 253) as u8);
+    }
+    // SAFETY: the table frame is mapped writable for us at `frame_va(0)`; entry 12 lies in it.
+    unsafe {
+        ptr::write_volatile((entry + 8) as *mut u64, page.mfn.0);
+        ptr::write_volatile((entry + 4) as *mut u32, 0);
+        (*(entry as *const AtomicU32)).store(u32::from(GTF_PERMIT_ACCESS) | u32::from(me) << 16, Ordering::Release);
+    }
+    let map = grant::map_one(va_map, me, 12, false);
+    let mapped_status = pv_guest::mm::xen::update_va_mapping_raw(va_status, pv_guest::mm::make_entry(pv_guest::hypercall_abi::types::Mfn(frames[0]), pv_guest::mm::DATA_RO_FLAGS), pv_guest::hypercall_abi::mmu::UVMF_INVLPG);
+    // SAFETY: `va_status` maps the status frame read-only; word 12 is its 13th u16.
+    let st12 = || unsafe { ptr::read_volatile((va_status + 24) as *const u16) };
+    t.report("v2_map_sets_status_word", ensure(map.is_ok() && mapped_status == 0 && st12() == GTF_READING | GTF_WRITING, || format!("map {map:?}, status frame mapped {mapped_status}, status {:#x}", st12())));
+    // SAFETY: entry 12's header, read.
+    let header = unsafe { ptr::read_volatile(entry as *const u32) };
+    t.report("v2_header_untouched", ensure(header == u32::from(GTF_PERMIT_ACCESS) | u32::from(me) << 16, || format!("{header:#x}")));
+    t.report("v2_mapping_shows_the_page", bytes_are(va_map, 0..4096, |i| (i % 253) as u8));
+    t.report("set_version_1_while_in_use_ebusy", expect_ret(grant::set_version(1).0, -16));
+    let un = map.map(|h| grant::unmap_one(va_map, h));
+    t.report("v2_unmap_clears_status_word", ensure(matches!(un, Ok(Ok(()))) && st12() == 0, || format!("{un:?}, status {:#x}", st12())));
+    t.report("set_version_1_while_status_mapped_ebusy", expect_ret(grant::set_version(1).0, -16));
+    let unmapped = pv_guest::mm::xen::update_va_mapping_raw(va_status, 0, pv_guest::hypercall_abi::mmu::UVMF_INVLPG);
+    let (r, v) = grant::set_version(1);
+    t.report("set_version_back_to_1", ensure(unmapped == 0 && r == 0 && v == 1 && status_frames(1).0 == GNTST_GENERAL_ERROR, || format!("{unmapped}, {r}, version {v}")));
+}
+
+/// Our domain id, from the store.
+fn own_domid(si: &StartInfo) -> Option<u16> {
+    let mut xs = pv_guest::xenbus::connect(si).ok()?;
+    pv_guest::xenbus::own_domid(&mut xs).ok()
+}
+
+/// A mapping of A with host and device halves, unmapped half by half; a device-only
+/// mapping of B; and `GNTTABOP_unmap_and_replace` of a mapping of A by a page of ours.
+fn halves_and_replace(t: &mut Tests, mm: &mut GuestMm, peer: u16, ref_a: u32, ref_b: u32, va_x: u64) {
+    let map = |va: u64, gref: u32, flags: u32| {
+        let mut op = [GnttabMapGrantRef { host_addr: va, flags, r#ref: gref, dom: peer, ..Default::default() }];
+        let r = grant::map_grants(&mut op);
+        if r.is_ok() && op[0].status == GNTST_OKAY { Ok((op[0].handle, op[0].dev_bus_addr)) } else { Err(op[0].status) }
+    };
+    let unmap = |host_addr: u64, dev_bus_addr: u64, handle: u32| {
+        let mut op = [GnttabUnmapGrantRef { host_addr, dev_bus_addr, handle, ..Default::default() }];
+        let _ = grant::unmap_grants(&mut op);
+        op[0].status
+    };
+    let Ok((h, dev)) = map(va_x, ref_a, GNTMAP_HOST_MAP | GNTMAP_DEVICE_MAP) else {
+        return t.report("map_host_and_device", Err("refused".into()));
+    };
+    t.report("map_host_and_device", ensure(dev != 0 && dev % 4096 == 0, || format!("bus address {dev:#x}")).and(bytes_are(va_x, 0..64, pattern_a)));
+    t.report("unmap_wrong_bus_address", ensure(unmap(0, dev + 4096, h) == GNTST_BAD_DEV_ADDR, || "accepted".into()));
+    t.report("unmap_host_half", ensure(unmap(va_x, 0, h) == GNTST_OKAY, || "refused".into()));
+    t.report("unmap_host_half_again", ensure(unmap(va_x, 0, h) == GNTST_GENERAL_ERROR, || "accepted".into()));
+    t.report("unmap_device_half", ensure(unmap(0, dev, h) == GNTST_OKAY && unmap(0, dev, h) == GNTST_BAD_HANDLE, || "handle not freed".into()));
+    let dev_b = map(0, ref_b, GNTMAP_DEVICE_MAP | GNTMAP_READONLY);
+    t.report("map_device_only", ensure(dev_b.is_ok_and(|(h, d)| d != 0 && unmap(0, d, h) == GNTST_OKAY), || format!("{dev_b:?}")));
+    t.report("map_device_only_writable_of_readonly_grant", ensure(map(0, ref_b, GNTMAP_DEVICE_MAP) == Err(GNTST_GENERAL_ERROR), || "allowed".into()));
+    // Replace: A at va_x, one of our pages at va_y; afterwards va_x shows our page.
+    let Some((_, va_y)) = mm.alloc_mapped() else { return t.report("replace_page", Err("no page".into())) };
+    for i in 0..4096 {
+        write(va_y, i, 0x77);
+    }
+    let Ok((h, _)) = map(va_x, ref_a, GNTMAP_HOST_MAP | GNTMAP_READONLY) else { return t.report("unmap_and_replace", Err("map refused".into())) };
+    let replace = |host_addr: u64, new_addr: u64, handle: u32| {
+        let mut op = GnttabUnmapAndReplace { host_addr, new_addr, handle, ..Default::default() };
+        let r = grant::grant_table_op_raw(GNTTABOP_UNMAP_AND_REPLACE, (&raw mut op).cast(), 1);
+        if r == 0 { op.status } else { r as i16 }
+    };
+    t.report("unmap_and_replace_wrong_address", ensure(replace(va_x + 4096, va_y, h) == GNTST_GENERAL_ERROR, || "accepted".into()));
+    t.report("unmap_and_replace", ensure(replace(va_x, va_y, h) == GNTST_OKAY, || "refused".into()).and(bytes_are(va_x, 0..4096, |_| 0x77)));
+    t.report("unmap_and_replace_handle_gone", ensure(replace(va_x, 0, h) == GNTST_BAD_HANDLE, || "accepted".into()));
+}
+
 fn refs_from_store(si: &StartInfo, peer: u16) -> Result<[u32; 3], alloc::string::String> {
     let mut xs = pv_guest::xenbus::connect(si).map_err(|e| format!("store: -{}", e.name()))?;
     let v = pv_guest::xenbus::read_from(&mut xs, peer, REFS_NODE, WAIT_NS).map_err(|e| format!("{REFS_NODE}: {e:?}"))?;
@@ -267,6 +373,7 @@ fn mapper(t: &mut Tests, si: &StartInfo, mm: &mut GuestMm, peer: u16) {
         let r = grant::copy(&mut cp);
         t.report(name, ensure(r.is_ok() && cp[0].status == want, || format!("{r:?} status {}, want {want}", cp[0].status)));
     }
+    halves_and_replace(t, mm, peer, ref_a, ref_b, va_x);
     mailbox(va_c, 0).store(1, core::sync::atomic::Ordering::Release);
     if !wait(|| mailbox(va_c, 1).load(core::sync::atomic::Ordering::Acquire) >= 1) {
         return t.report("granter_stage_1", Err("timed out".into()));
