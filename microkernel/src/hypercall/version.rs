@@ -71,17 +71,21 @@ fn xen_version_out(p: &mut impl Platform, op: XenVersionOp, arg: u64) -> Result<
             if fi.submap_idx >= XENFEAT_NR_SUBMAPS {
                 return Err(Errno::EINVAL);
             }
-            // What is offered, as Xen's list for PV guests goes (`XENVER_get_features`):
+            // What is offered, as Xen 4.19's list for a PV guest goes (`XENVER_get_features`):
             // `mmu_pt_update_preserve_ad`, `highmem_assist` (`MMUEXT_clear_page` and
-            // `copy_page`), `gnttab_map_avail_bits` (Linux panics without it), and dom0's
-            // flag; `writable_page_tables` while that assist is on, as Xen.
+            // `copy_page`), `gnttab_map_avail_bits` (Linux panics without it),
+            // `direct_mapped` (not translated), dom0's flag, and `pae_pgdir_above_4gb` while
+            // the `pae_extended_cr3` assist is on. Xen's `memory_op_vnode_supported`,
+            // `runstate_phys_area`, `vcpu_time_phys_area` and `dm_msix_all_writes` name
+            // operations this hypervisor does not have, so they are not offered.
             let dom0 = if p.caller().privileged { 1 << XENFEAT_DOM0 } else { 0 };
             let assist = crate::hypercall::mm::with_mm(p, |mm| mm.dom.vm_assist()).unwrap_or(0);
-            let ptwr = if assist & (1 << hypercall_abi::arch::VMASST_TYPE_WRITABLE_PAGETABLES) != 0 { 1 << XENFEAT_WRITABLE_PAGE_TABLES } else { 0 };
+            let pae = if assist & (1 << hypercall_abi::arch::VMASST_TYPE_PAE_EXTENDED_CR3) != 0 { 1 << XENFEAT_PAE_PGDIR_ABOVE_4GB } else { 0 };
             fi.submap = (1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD)
                 | (1 << XENFEAT_HIGHMEM_ASSIST)
                 | (1 << XENFEAT_GNTTAB_MAP_AVAIL_BITS)
-                | ptwr
+                | (1 << XENFEAT_DIRECT_MAPPED)
+                | pae
                 | dom0;
             write_guest(p, arg, &fi)?;
             Ok(0)
@@ -135,7 +139,7 @@ mod tests {
         let mut p = FakePlatform::new(true);
         p.mem[..8].fill(0);
         assert_eq!(dispatch(&mut p, XEN_VERSION, [6, BASE, 0, 0, 0]), 0);
-        assert_eq!(u32::from_le_bytes(p.mem[4..8].try_into().unwrap()), (1 << 11) | (1 << 7) | (1 << 6) | (1 << 5));
+        assert_eq!(u32::from_le_bytes(p.mem[4..8].try_into().unwrap()), (1 << 17) | (1 << 11) | (1 << 7) | (1 << 6) | (1 << 5));
         p.mem[0] = 1;
         assert_eq!(dispatch(&mut p, XEN_VERSION, [6, BASE, 0, 0, 0]), Errno::EINVAL.to_ret());
         assert_eq!(dispatch(&mut p, XEN_VERSION, [5, BASE, 0, 0, 0]), 0);
@@ -150,6 +154,6 @@ mod tests {
         assert_eq!(dispatch(&mut u, XEN_VERSION, [9, BASE, 0, 0, 0]), Errno::EPERM.to_ret());
         u.mem[..8].fill(0);
         assert_eq!(dispatch(&mut u, XEN_VERSION, [6, BASE, 0, 0, 0]), 0);
-        assert_eq!(&u.mem[4..8], &((1u32 << 5) | (1 << 6) | (1 << 7)).to_le_bytes(), "no dom0 flag");
+        assert_eq!(&u.mem[4..8], &((1u32 << 5) | (1 << 6) | (1 << 7) | (1 << 17)).to_le_bytes(), "no dom0 flag");
     }
 }

@@ -20,6 +20,8 @@
 //! - `xen_version` features, with `writable_page_tables` following `vm_assist`;
 //! - `stack_switch`, `set_segment_base(GS_USER_SEL)`, trap-table selectors;
 //! - `console_io` write refused to a domU;
+//! - `callback_op` for every type, `nmi_op`, the vCPU's runstate and its registered area,
+//!   and the grant-table version operations and status frames of a one-domain table;
 //! - `VCPUOP_register_vcpu_info` offsets, the move, and its once-only rule (late: the kit's
 //!   event code reads the vcpu_info in shared_info);
 //! - FIFO event channels: the errnos of `init_control`, `expand_array`, `set_priority` and
@@ -47,8 +49,8 @@ use pv_guest::hypercall_abi::mmu::{MmuUpdate, MmuextOp, MMUEXT_SET_LDT, UVMF_INV
 use pv_guest::hypercall_abi::physdev::{PHYSDEVOP_SET_IOBITMAP, PHYSDEVOP_SET_IOPL};
 use pv_guest::hypercall_abi::vcpu::VCPUOP_REGISTER_VCPU_INFO;
 use pv_guest::hypercall_abi::version::{
-    XENFEAT_DOM0, XENFEAT_GNTTAB_MAP_AVAIL_BITS, XENFEAT_HIGHMEM_ASSIST, XENFEAT_MMU_PT_UPDATE_PRESERVE_AD,
-    XENFEAT_WRITABLE_PAGE_TABLES,
+    XENFEAT_DIRECT_MAPPED, XENFEAT_DOM0, XENFEAT_GNTTAB_MAP_AVAIL_BITS, XENFEAT_HIGHMEM_ASSIST, XENFEAT_MMU_PT_UPDATE_PRESERVE_AD,
+    XENFEAT_PAE_PGDIR_ABOVE_4GB, XENFEAT_WRITABLE_PAGE_TABLES,
 };
 use pv_guest::mm::xen::{cpuid_forced, mmuext_raw, pt_update_raw, update_va_mapping_raw, vm_assist_raw, GuestMm};
 use pv_guest::mm::{entry_maddr, make_entry, DATA_RO_FLAGS, DATA_RW_FLAGS};
@@ -321,6 +323,95 @@ fn control_registers(t: &mut Tests) {
     });
 }
 
+fn callback_register(kind: u16, address: u64) -> i64 {
+    // struct callback_register { u16 type; u16 flags; u32 pad; u64 address; }
+    let arg: [u64; 2] = [u64::from(kind), address];
+    // SAFETY: the hypervisor reads the 16-byte argument.
+    unsafe { hypercall_via_page(Hypercall::CallbackOp as u64, 0, (&raw const arg) as u64, 0, 0, 0) }
+}
+
+fn callback_unregister(kind: u16) -> i64 {
+    let arg: u32 = u32::from(kind);
+    // SAFETY: the hypervisor reads the 4-byte argument.
+    unsafe { hypercall_via_page(Hypercall::CallbackOp as u64, 1, (&raw const arg) as u64, 0, 0, 0) }
+}
+
+/// Something to name as a callback: never entered by these checks.
+extern "C" fn never_entered() {}
+
+/// `callback_op` for every type Xen has (the ones entered by the kit, event and failsafe,
+/// are left alone), `nmi_op`, the runstate of this vCPU and its registered area, and the
+/// grant-table version operations of a one-domain table.
+fn callbacks_runstate_grants(t: &mut Tests, mm: &mut GuestMm) {
+    let f = never_entered as *const () as u64;
+    t.report("callback_syscall32_stored", expect_ret(callback_register(7, f), 0));
+    t.report("callback_sysenter_stored", expect_ret(callback_register(5, f), 0));
+    t.report("callback_sysenter_deprecated_enosys", expect_ret(callback_register(3, f), Errno::ENOSYS.to_ret()));
+    t.report("callback_unknown_type_enosys", expect_ret(callback_register(99, f), Errno::ENOSYS.to_ret()));
+    t.report("callback_hypervisor_address_einval", expect_ret(callback_register(7, HYPERVISOR_PTR), EINVAL));
+    t.report("callback_nmi_register_and_unregister", {
+        let (r, u) = (callback_register(4, f), callback_unregister(4));
+        ensure(r == 0 && u == 0, || format!("{r}, {u}"))
+    });
+    t.report("callback_unregister_event_einval", expect_ret(callback_unregister(0), EINVAL));
+    t.report("callback_unregister_unknown_enosys", expect_ret(callback_unregister(99), Errno::ENOSYS.to_ret()));
+    let nmi = |cmd: u64, address: u64| {
+        let arg: [u64; 2] = [address, 0];
+        // SAFETY: the hypervisor reads `{handler_address, pad}`.
+        unsafe { hypercall_via_page(Hypercall::NmiOp as u64, cmd, (&raw const arg) as u64, 0, 0, 0) }
+    };
+    t.report("nmi_op_register_unregister", {
+        let (r, u, bad, unknown) = (nmi(0, f), nmi(1, 0), nmi(0, 0x0000_8000_0000_0000), nmi(2, f));
+        ensure(r == 0 && u == 0 && bad == EINVAL && unknown == Errno::ENOSYS.to_ret(), || format!("{r} {u} {bad} {unknown}"))
+    });
+    let runstate = |vcpu: u64, out: &mut [u64; 6]| {
+        // SAFETY: the hypervisor writes the 48-byte vcpu_runstate_info into `out`.
+        unsafe { hypercall_via_page(Hypercall::VcpuOp as u64, 4, vcpu, out.as_mut_ptr() as u64, 0, 0) }
+    };
+    t.report("vcpu_get_runstate_info", {
+        let mut info = [0u64; 6];
+        let r = runstate(0, &mut info);
+        // state (RUNSTATE_running = 0), entry time, then the time in each state.
+        ensure(r == 0 && info[0] as u32 == 0 && info[1] > 0 && info[2] > 0, || format!("{r}, {info:x?}"))
+    });
+    t.report("vcpu_get_runstate_info_no_such_vcpu", expect_ret(runstate(1, &mut [0; 6]), Errno::ENOENT.to_ret()));
+    t.report("vcpu_register_runstate_memory_area", {
+        static mut AREA: [u64; 6] = [u64::MAX; 6];
+        let addr = (&raw mut AREA) as u64;
+        // SAFETY: the hypervisor reads the address of our area, then writes the area.
+        let r = unsafe { hypercall_via_page(Hypercall::VcpuOp as u64, 5, 0, (&raw const addr) as u64, 0, 0) };
+        // SAFETY: read back what the hypervisor wrote.
+        let area = unsafe { core::ptr::read_volatile(&raw const AREA) };
+        // Unregister (address 0) before the static is reused by anything else.
+        let zero = 0u64;
+        // SAFETY: as above.
+        let off = unsafe { hypercall_via_page(Hypercall::VcpuOp as u64, 5, 0, (&raw const zero) as u64, 0, 0) };
+        ensure(r == 0 && off == 0 && area[0] as u32 == 0 && area[1] != u64::MAX, || format!("{r} {off} {area:x?}"))
+    });
+    // Grant tables, one domain: version operations and status frames.
+    use pv_guest::grant;
+    use pv_guest::hypercall_abi::grant_table::{GnttabGetStatusFrames, GNTST_GENERAL_ERROR, GNTST_OKAY, GNTTABOP_GET_STATUS_FRAMES, GNTTABOP_TRANSFER};
+    let status_frames = |n: u32, count: u32| {
+        let mut list = [0u64; 2];
+        let mut op = GnttabGetStatusFrames { nr_frames: n, dom: 0x7ff0, status: 0, frame_list: list.as_mut_ptr() as u64 };
+        let r = grant::grant_table_op_raw(GNTTABOP_GET_STATUS_FRAMES, (&raw mut op).cast(), count);
+        (r, op.status, list[0])
+    };
+    t.report("grant_set_version_3_einval", ensure(grant::set_version(3) == (EINVAL, 1), || format!("{:?}", grant::set_version(3))));
+    t.report("grant_transfer_enosys", expect_ret(grant::grant_table_op_raw(GNTTABOP_TRANSFER, core::ptr::null_mut(), 1), Errno::ENOSYS.to_ret()));
+    t.report("grant_get_status_frames_count_2_einval", ensure(status_frames(1, 2).0 == EINVAL, || "accepted".into()));
+    t.report("grant_get_status_frames_under_v1", ensure(status_frames(1, 1) == (0, GNTST_GENERAL_ERROR, 0), || format!("{:?}", status_frames(1, 1))));
+    let table = grant::GrantTable::setup(mm, 1);
+    t.report("grant_v2_and_back", {
+        let (r2, v2) = grant::set_version(2);
+        let (r, st, frame) = status_frames(1, 1);
+        let (r1, v1) = grant::set_version(1);
+        ensure(table.is_ok() && (r2, v2) == (0, 2) && (r, st) == (0, GNTST_OKAY) && frame != 0 && (r1, v1) == (0, 1), || {
+            format!("setup {:?}, to 2: {r2}/{v2}, status frames {r}/{st}/{frame:#x}, to 1: {r1}/{v1}", table.as_ref().err())
+        })
+    });
+}
+
 /// A word for data breakpoints.
 static WATCHED: AtomicU64 = AtomicU64::new(0);
 
@@ -508,14 +599,17 @@ fn cpuid_and_features(t: &mut Tests) {
     t.report("cpuid_80000001_no_1g_pages", ensure(x1[3] & (1 << 26) == 0, || format!("edx {:#x}", x1[3])));
     let l7 = cpuid_forced(7, 0);
     t.report("cpuid_7_no_smep_smap_la57", ensure(l7[1] & ((1 << 7) | (1 << 20)) == 0 && l7[2] & (1 << 16) == 0, || format!("ebx {:#x} ecx {:#x}", l7[1], l7[2])));
-    let want = (1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD) | (1 << XENFEAT_HIGHMEM_ASSIST) | (1 << XENFEAT_GNTTAB_MAP_AVAIL_BITS);
+    let want = (1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD) | (1 << XENFEAT_HIGHMEM_ASSIST) | (1 << XENFEAT_GNTTAB_MAP_AVAIL_BITS) | (1 << XENFEAT_DIRECT_MAPPED);
     t.report("features_as_xen_offers_a_domu", match xen_features(0) {
         Ok(f) => ensure(f == want, || format!("{f:#x}, want {want:#x} (no dom0 bit {XENFEAT_DOM0})")),
         Err(e) => Err(format!("{e:?}")),
     });
+    // As Xen 4.19: the writable-pagetables assist works but is not a feature bit for a PV
+    // guest; pae_extended_cr3 shows as pae_pgdir_above_4gb.
     t.report("vm_assist_writable_pagetables", expect_ret(vm_assist_raw(VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES), 0));
+    t.report("vm_assist_pae_extended_cr3", expect_ret(vm_assist_raw(VMASST_CMD_ENABLE, pv_guest::hypercall_abi::arch::VMASST_TYPE_PAE_EXTENDED_CR3), 0));
     t.report("features_follow_the_assist", match xen_features(0) {
-        Ok(f) => ensure(f == want | (1 << XENFEAT_WRITABLE_PAGE_TABLES), || format!("{f:#x}")),
+        Ok(f) => ensure(f == want | (1 << XENFEAT_PAE_PGDIR_ABOVE_4GB), || format!("{f:#x} (writable_page_tables is bit {XENFEAT_WRITABLE_PAGE_TABLES})")),
         Err(e) => Err(format!("{e:?}")),
     });
 }
@@ -800,6 +894,7 @@ fn main(si: &'static StartInfo) {
     debug_registers(&mut t);
     cpuid_and_features(&mut t);
     selectors_and_stacks(&mut t);
+    callbacks_runstate_grants(&mut t, &mut mm);
     memory_exchange(&mut t, &mut mm);
     memory_op_rest(&mut t, &mut mm, si);
     // Handlers again (the selector checks replaced the table).
