@@ -326,6 +326,15 @@ mod tests {
         ev.layout_mut(ME).unwrap().fifo_mut().unwrap().memory_mut()
     }
 
+    /// An engine whose ME runs FIFO with one array page, every event unmasked.
+    fn fifo_running() -> (Fifo2, Holder) {
+        let (mut ev, mut h) = (fifo_engine(), Holder::default());
+        init(&mut ev, &mut h, 0, 0x10, 0).unwrap();
+        op(&mut ev, &mut h, ME, EVTCHNOP_EXPAND_ARRAY, &EvtchnExpandArray { array_gfn: 0x20 }).unwrap();
+        unmask_all(&mut ev, 0);
+        (ev, h)
+    }
+
     fn unmask_all(ev: &mut Fifo2, page: usize) {
         fifo(ev).pages[page].1.iter_mut().for_each(|w| *w &= !(1 << 30));
     }
@@ -363,10 +372,7 @@ mod tests {
 
     #[test]
     fn events_queue_in_order_and_raise_the_upcall_once() {
-        let (mut ev, mut h) = (fifo_engine(), Holder::default());
-        init(&mut ev, &mut h, 0, 0x10, 0).unwrap();
-        op(&mut ev, &mut h, ME, EVTCHNOP_EXPAND_ARRAY, &EvtchnExpandArray { array_gfn: 0x20 }).unwrap();
-        unmask_all(&mut ev, 0);
+        let (mut ev, _) = fifo_running();
         let (a, pa) = channel(&mut ev);
         let (b, pb) = channel(&mut ev);
         let (c, pc) = channel(&mut ev);
@@ -443,10 +449,7 @@ mod tests {
 
     #[test]
     fn a_guest_racing_the_link_is_handled_and_busy_ports_are_not_reused() {
-        let (mut ev, mut h) = (fifo_engine(), Holder::default());
-        init(&mut ev, &mut h, 0, 0x10, 0).unwrap();
-        op(&mut ev, &mut h, ME, EVTCHNOP_EXPAND_ARRAY, &EvtchnExpandArray { array_gfn: 0x20 }).unwrap();
-        unmask_all(&mut ev, 0);
+        let (mut ev, mut h) = fifo_running();
         let (a, pa) = channel(&mut ev);
         let (b, pb) = channel(&mut ev);
         fifo(&mut ev).guest_consume(0);
