@@ -449,7 +449,7 @@ mod tests {
 
     #[test]
     fn a_guest_racing_the_link_is_handled_and_busy_ports_are_not_reused() {
-        let (mut ev, mut h) = fifo_running();
+        let (mut ev, _) = fifo_running();
         let (a, pa) = channel(&mut ev);
         let (b, pb) = channel(&mut ev);
         fifo(&mut ev).guest_consume(0);
