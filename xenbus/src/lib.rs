@@ -13,6 +13,7 @@
 //! | [`service`] | [`service::serve`]: one domain's ring ↔ the store, within its quotas |
 //! | [`client`] | the guest's [`client::Client`] over a [`client::Transport`] (e.g. [`client::RingTransport`]) |
 //! | [`state`] | [`state::XenbusState`] and the split-driver handshake |
+//! | [`blkif`] | the block ring's requests and responses (`io/blkif.h`), the back end's checks of a request, the vbd's store keys |
 //!
 //! # The dom0 store service
 //!
@@ -90,6 +91,7 @@
 
 extern crate alloc;
 
+pub mod blkif;
 pub mod client;
 pub mod path;
 pub mod ring;
