@@ -20,6 +20,7 @@ const HOST_TEST_CRATES: &[&str] = &[
     "domain-builder",
     "grant-tables",
     "xenbus",
+    "partitions",
     "microkernel",
     "xtask",
 ];
