@@ -506,6 +506,14 @@ pub fn create_suffixed(
     for w in &parsed.warnings {
         let _ = writeln!(out, "xl: {}", w.in_file(file));
     }
+    if !parsed.config.disks.is_empty() {
+        // Checked (a bad disk line is an error), not yet served.
+        let _ = writeln!(
+            out,
+            "xl: {file}: warning: {} virtual disk(s) not attached: dom0 serves no block device yet",
+            parsed.config.disks.len()
+        );
+    }
     if parsed.more_warnings > 0 {
         let _ = writeln!(
             out,

@@ -47,6 +47,8 @@ pub const MAX_MEMORY_MIB: u64 = 1 << 20;
 pub const MAX_FILE_NAME: usize = 255;
 /// Deepest list nesting accepted.
 pub const MAX_LIST_DEPTH: usize = 8;
+/// Most items in one list.
+pub const MAX_LIST_ITEMS: usize = 64;
 /// Unknown-key warnings kept (the rest are counted).
 pub const MAX_WARNINGS: usize = 16;
 
@@ -99,6 +101,8 @@ pub struct Config {
     pub max_grant_frames: u32,
     /// Maptrack frames (1 to [`MAX_MAPTRACK_FRAMES`]; 0: the hypervisor's default).
     pub max_maptrack_frames: u32,
+    /// Virtual disks (`disk = [...]`), in order.
+    pub disks: Vec<DiskSpec>,
 }
 
 impl Config {
@@ -203,7 +207,8 @@ enum Value {
     Str(String),
     Int(u64),
     Word(String),
-    List,
+    /// The items, each with its line.
+    List(Vec<(usize, Value)>),
 }
 
 impl fmt::Display for Value {
@@ -213,7 +218,7 @@ impl fmt::Display for Value {
             Value::Str(s) => write!(f, "\"{}\"", Printable(s)),
             Value::Int(n) => write!(f, "{n}"),
             Value::Word(w) => write!(f, "{}", Printable(w)),
-            Value::List => f.write_str("a list"),
+            Value::List(_) => f.write_str("a list"),
         }
     }
 }
@@ -428,6 +433,11 @@ impl Parser<'_> {
         }
     }
 
+    /// The line of the token read ahead (after [`Parser::peek`]).
+    fn line(&self) -> usize {
+        self.ahead.as_ref().map_or(0, |a| a.1)
+    }
+
     fn peek(&mut self) -> Result<Token, ConfigError> {
         let (token, line) = self.next()?;
         self.ahead = Some((token.clone(), line));
@@ -507,12 +517,13 @@ impl Parser<'_> {
         open_line: usize,
     ) -> Result<Value, ConfigError> {
         let mut want_value = true;
+        let mut items = Vec::new();
         loop {
             self.skip_newlines()?;
             match self.peek()? {
                 Token::Close => {
                     self.next()?;
-                    return Ok(Value::List);
+                    return Ok(Value::List(items));
                 }
                 Token::Eof => {
                     return Err(ConfigError::at(
@@ -525,7 +536,11 @@ impl Parser<'_> {
                     want_value = true;
                 }
                 _ if want_value => {
-                    self.value(key, depth)?;
+                    let line = self.line();
+                    if items.len() >= MAX_LIST_ITEMS {
+                        return Err(ConfigError::at(line, alloc::format!("{key}: more than {MAX_LIST_ITEMS} items")));
+                    }
+                    items.push((line, self.value(key, depth)?));
                     want_value = false;
                 }
                 _ => {
@@ -585,6 +600,10 @@ struct Found {
     max_event_channels: Option<(usize, u32)>,
     max_grant_frames: Option<(usize, u32)>,
     max_maptrack_frames: Option<(usize, u32)>,
+    /// `disk` items, with their lines.
+    disks: Vec<(usize, DiskSpec)>,
+    /// The line `disk =` was set on (`+=` may follow it).
+    disk_set: Option<usize>,
 }
 
 /// Stores `value` unless the key was set before.
@@ -713,6 +732,7 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
                 | "max_event_channels"
                 | "max_grant_frames"
                 | "max_maptrack_frames"
+                | "disk"
         );
         if !known {
             if warnings.len() < MAX_WARNINGS {
@@ -720,6 +740,10 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
             } else {
                 more_warnings += 1;
             }
+            continue;
+        }
+        if key == "disk" {
+            disks(&mut found, line, append, value)?;
             continue;
         }
         if append {
@@ -801,6 +825,31 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
     finish(found, warnings, more_warnings)
 }
 
+/// `disk = [ "spec", ... ]` (or `disk += [...]` after it): each item parsed, no virtual
+/// device named twice.
+fn disks(found: &mut Found, line: usize, append: bool, value: Value) -> Result<(), ConfigError> {
+    match (append, found.disk_set) {
+        (false, Some(first)) => return Err(ConfigError::at(line, alloc::format!("disk: set twice (first on line {first}); use += to add"))),
+        (true, None) => return Err(ConfigError::at(line, "disk: '+=' before 'disk ='")),
+        (false, None) => found.disk_set = Some(line),
+        (true, Some(_)) => {}
+    }
+    let Value::List(items) = value else {
+        return Err(ConfigError::at(line, alloc::format!("disk: expected a list of disk specifications, got {value}")));
+    };
+    for (at, item) in items {
+        let Value::Str(text) = item else {
+            return Err(ConfigError::at(at, alloc::format!("disk: expected a quoted disk specification, got {item}")));
+        };
+        let spec = disk::parse(&text).map_err(|e| ConfigError::at(at, alloc::format!("disk \"{}\": {e}", Printable(&text))))?;
+        if let Some((first, _)) = found.disks.iter().find(|(_, d)| d.vdev == spec.vdev) {
+            return Err(ConfigError::at(at, alloc::format!("disk: {} given twice (first on line {first})", spec.vdev)));
+        }
+        found.disks.push((at, spec));
+    }
+    Ok(())
+}
+
 /// Checks what was found as a whole and fills the defaults.
 fn finish(
     found: Found,
@@ -871,6 +920,7 @@ fn finish(
                 .map_or(DEFAULT_MAX_EVENT_CHANNELS, |(_, n)| n),
             max_grant_frames: found.max_grant_frames.map_or(0, |(_, n)| n),
             max_maptrack_frames: found.max_maptrack_frames.map_or(0, |(_, n)| n),
+            disks: found.disks.into_iter().map(|(_, d)| d).collect(),
         },
         warnings,
         more_warnings,
@@ -879,3 +929,6 @@ fn finish(
 
 #[cfg(test)]
 mod tests;
+
+pub mod disk;
+pub use disk::DiskSpec;

@@ -37,6 +37,7 @@ fn minimal_config_takes_the_defaults() {
             max_event_channels: 1023,
             max_grant_frames: 0,
             max_maptrack_frames: 0,
+            disks: Vec::new(),
         }
     );
     assert!(p.warnings.is_empty());
@@ -59,8 +60,8 @@ fn a_full_xl_config() {
         cmdline = \"console=hvc0 quiet\\tx=\\\"y\\\" \\x41\"\n\
         on_poweroff = \"preserve\"\n\
         on_crash = preserve\n\
-        disk = [ 'phy:/dev/vg/web,xvda,w',\n\
-                 'file:/x.img,xvdb,r', ]\n\
+        disk = [ 'phy:vda2,xvda,w',\n\
+                 'vdb,raw,xvdb,r', ]\n\
         vif = [ ]\n\
         type = \"pv\"\n";
     let p = ok(text);
@@ -73,6 +74,7 @@ fn a_full_xl_config() {
     assert_eq!(c.on_poweroff, StopAction::Preserve);
     assert_eq!(c.on_crash, StopAction::Preserve);
     assert_eq!(c.max_pages(), 96 * 256);
+    assert_eq!(c.disks.iter().map(|d| (d.target.as_str(), d.devid, d.readonly)).collect::<Vec<_>>(), [("vda2", 51712, false), ("vdb", 51728, true)]);
     // One warning per unknown key, with its line.
     let w: Vec<String> = p
         .warnings
@@ -82,7 +84,6 @@ fn a_full_xl_config() {
     assert_eq!(
         w,
         [
-            "web.cfg:10: warning: unknown key 'disk' ignored",
             "web.cfg:12: warning: unknown key 'vif' ignored",
             "web.cfg:13: warning: unknown key 'type' ignored",
         ]
@@ -402,5 +403,31 @@ fn random_garbage_never_panics() {
                 assert!(e.line.is_none_or(|l| l >= 1 && l <= text.len() + 1));
             }
         }
+    }
+}
+
+#[test]
+fn disks_from_a_list_and_appends() {
+    let p = ok("name = \"g\"\nkernel = \"k\"\ndisk = [ 'phy:vda2,xvda,w',\n  'target=vdb, vdev=xvdb, access=r' ]\ndisk += [\"phy:vda3,xvdc\"]\n");
+    let d = &p.config.disks;
+    assert_eq!(d.len(), 3);
+    assert_eq!((d[0].target.as_str(), d[0].vdev.as_str(), d[0].devid, d[0].readonly), ("vda2", "xvda", 51712, false));
+    assert_eq!((d[1].target.as_str(), d[1].readonly), ("vdb", true));
+    assert_eq!(d[2].vdev, "xvdc");
+}
+
+#[test]
+fn bad_disks_name_their_line() {
+    for (text, line, words) in [
+        ("disk = [ 'phy:vda2,xvda,w',\n 'phy:vda3,hda' ]\n", 4, "not an xvd name"),
+        ("disk = [ 'phy:vda2,xvda', 'phy:vda3,xvda' ]\n", 3, "xvda given twice"),
+        ("disk = 'phy:vda2,xvda'\n", 3, "expected a list"),
+        ("disk = [ 7 ]\n", 3, "quoted"),
+        ("disk += [ 'phy:vda2,xvda' ]\n", 3, "before"),
+        ("disk = []\ndisk = []\n", 4, "set twice"),
+    ] {
+        let e = parse(alloc::format!("name = \"g\"\nkernel = \"k\"\n{text}").as_bytes()).unwrap_err();
+        assert_eq!(e.line, Some(line), "{text}: {e:?}");
+        assert!(e.message.contains(words), "{text}: {}", e.message);
     }
 }
