@@ -19,10 +19,9 @@ pub struct DirectEntries;
 
 fn word(frame: u64, off: usize) -> &'static AtomicU32 {
     debug_assert!(off < 4096 && off.is_multiple_of(4));
-    // SAFETY: `frame` is a grant-table or status frame (RAM, direct-mapped, page-aligned)
-    // of a table in the registry; the grant-tables crate names 4-aligned offsets inside the
-    // page only (masked here again), so the word lies inside that frame. The guest may
-    // write it at any time: it is only accessed atomically.
+    // The guest may write this word at any time: it is only accessed atomically.
+    // SAFETY: `frame` is a live table or status frame (RAM, direct-mapped, page-aligned);
+    // the offset is 4-aligned and masked inside the page, so the word lies in that frame.
     unsafe { &*(directmap(frame << 12).add(off & 0xffc) as *const AtomicU32) }
 }
 
