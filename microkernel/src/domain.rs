@@ -158,6 +158,25 @@ pub struct Poll {
 }
 
 impl Vcpu {
+    /// Whether it set CR4.DE (debugging extensions: DR4/DR5 do not alias, I/O breakpoints).
+    pub fn cr4_de(&self) -> bool {
+        self.cr4 & (1 << 3) != 0
+    }
+
+    /// `set_debugreg` (or an emulated `mov` to `%drN`) for this vCPU, which is the running
+    /// one: checked by [`crate::traps::DebugRegs::set`], then loaded into the hardware.
+    pub fn set_debugreg(&mut self, reg: u32, value: u64) -> Result<(), hypercall_abi::errno::Errno> {
+        let de = self.cr4_de();
+        self.debug.set(reg, value, de)?;
+        crate::arch::x86_64::debugreg::load(&self.debug);
+        Ok(())
+    }
+
+    /// `get_debugreg` (or an emulated `mov` from `%drN`).
+    pub fn get_debugreg(&self, reg: u32) -> Result<u64, hypercall_abi::errno::Errno> {
+        self.debug.get(reg, self.cr4_de())
+    }
+
     /// Ends a block or poll: the vCPU may run again.
     pub fn unblock(&mut self) {
         self.blocked = false;

@@ -816,8 +816,7 @@ pub fn guest_exception(f: &mut GuestFrame) {
             emulate::execute(insn, &mut FrameRegs(f), &mut MachineEmu { vcpu, iopl_ok }).map(|done| {
                 // After the instruction, as the hardware would (Xen's `bpmatch`): the I/O
                 // breakpoints it hit, and a single step.
-                let de = vcpu.cr4 & (1 << 3) != 0;
-                let io = done.io.map_or(0, |(port, size)| vcpu.debug.io_breakpoints(port, size, de));
+                let io = done.io.map_or(0, |(port, size)| vcpu.debug.io_breakpoints(port, size, vcpu.cr4_de()));
                 io | if f.rflags & traps::rflags::TF != 0 { traps::debugreg::DR6_BS } else { 0 }
             })
         } else {

@@ -427,16 +427,11 @@ impl Platform for MachinePlatform<'_> {
     }
 
     fn set_debugreg(&mut self, reg: u32, value: u64) -> Result<(), Errno> {
-        let v = self.m.cur_vcpu_mut();
-        let de = v.cr4 & (1 << 3) != 0;
-        v.debug.set(reg, value, de)?;
-        crate::arch::x86_64::debugreg::load(&v.debug);
-        Ok(())
+        self.m.cur_vcpu_mut().set_debugreg(reg, value)
     }
 
     fn get_debugreg(&mut self, reg: u32) -> Result<u64, Errno> {
-        let v = self.m.cur_vcpu_mut();
-        v.debug.get(reg, v.cr4 & (1 << 3) != 0)
+        self.m.cur_vcpu_mut().get_debugreg(reg)
     }
 
     fn set_kernel_stack(&mut self, sp: u64) -> Result<(), Errno> {
@@ -622,20 +617,16 @@ impl emulate::EmuEnv for MachineEmu<'_> {
     /// Dropped, as Xen's `guest_io_write` does for ports the domain is not given.
     fn port_out(&mut self, _port: u16, _size: u8, _value: u32) {}
     fn read_dr(&self, n: u8) -> Result<u64, Errno> {
-        self.vcpu.debug.get(u32::from(n), self.vcpu.cr4 & (1 << 3) != 0)
+        self.vcpu.get_debugreg(u32::from(n))
     }
     fn write_dr(&mut self, n: u8, v: u64) -> Result<(), Errno> {
-        let de = self.vcpu.cr4 & (1 << 3) != 0;
-        self.vcpu.debug.set(u32::from(n), v, de)?;
-        crate::arch::x86_64::debugreg::load(&self.vcpu.debug);
-        Ok(())
+        self.vcpu.set_debugreg(u32::from(n), v)
     }
     fn host_cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
         let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
         [r.eax, r.ebx, r.ecx, r.edx]
     }
 }
-
 
 /// Holds and releases frames for the FIFO event ABI through the domains' memory state.
 struct HeldFrames<'a> {

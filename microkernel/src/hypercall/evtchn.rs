@@ -98,6 +98,24 @@ pub trait FrameHolder {
     fn release(&mut self, dom: DomId, mfn: u64);
 }
 
+/// The events an operation raised: at most one for every command but `expand_array`,
+/// which may re-raise a page's worth (so the common path allocates nothing).
+#[derive(Debug, Default)]
+pub struct Raised {
+    one: Option<Notification>,
+    many: Vec<Notification>,
+}
+
+impl IntoIterator for Raised {
+    type Item = Notification;
+    type IntoIter = core::iter::Chain<core::option::IntoIter<Notification>, alloc::vec::IntoIter<Notification>>;
+
+    /// Every notification raised.
+    fn into_iter(self) -> Self::IntoIter {
+        self.one.into_iter().chain(self.many)
+    }
+}
+
 /// The event-channel commands whose layout is [`Switchable`]: `init_control` and
 /// `expand_array` of the FIFO ABI, `reset` (which switches back to 2-level) and every
 /// other command through [`event_channel_op`]. The notifications produced are returned.
@@ -108,7 +126,7 @@ pub fn event_channel_op_switchable<M: EventMemory, F: FifoMemory + Default>(
     caller: DomId,
     cmd: u32,
     arg: u64,
-) -> Result<Vec<Notification>, Errno> {
+) -> Result<Raised, Errno> {
     match cmd {
         EVTCHNOP_INIT_CONTROL => {
             let mut a: EvtchnInitControl = read_guest(mem, arg)?;
@@ -116,11 +134,11 @@ pub fn event_channel_op_switchable<M: EventMemory, F: FifoMemory + Default>(
             // As Xen: the argument is written back only on success.
             a.link_bits = EVTCHN_FIFO_LINK_BITS as u8;
             write_guest(mem, arg, &a)?;
-            Ok(Vec::new())
+            Ok(Raised::default())
         }
         EVTCHNOP_EXPAND_ARRAY => {
             let a: EvtchnExpandArray = read_guest(mem, arg)?;
-            expand_array(ev, frames, caller, a.array_gfn)
+            Ok(Raised { one: None, many: expand_array(ev, frames, caller, a.array_gfn)? })
         }
         EVTCHNOP_RESET => {
             let a: EvtchnReset = read_guest(mem, arg)?;
@@ -132,9 +150,9 @@ pub fn event_channel_op_switchable<M: EventMemory, F: FifoMemory + Default>(
                     frames.release(dom, mfn);
                 }
             }
-            Ok(Vec::new())
+            Ok(Raised::default())
         }
-        _ => Ok(event_channel_op(ev, mem, caller, cmd, arg)?.into_iter().collect()),
+        _ => Ok(Raised { one: event_channel_op(ev, mem, caller, cmd, arg)?, many: Vec::new() }),
     }
 }
 
@@ -312,7 +330,7 @@ mod tests {
     fn op<T: IntoBytes + zerocopy::Immutable>(ev: &mut Fifo2, h: &mut Holder, who: DomId, cmd: u32, a: &T) -> Result<std::vec::Vec<Notification>, Errno> {
         let mut p = FakePlatform::new(false);
         put(&mut p, a);
-        event_channel_op_switchable(ev, &mut p, h, who, cmd, BASE)
+        event_channel_op_switchable(ev, &mut p, h, who, cmd, BASE).map(|r| r.into_iter().collect())
     }
 
     fn init(ev: &mut Fifo2, h: &mut Holder, vcpu: u32, gfn: u64, offset: u32) -> Result<u8, Errno> {
