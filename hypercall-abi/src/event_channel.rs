@@ -144,6 +144,25 @@ pub struct EvtchnBindVirq {
 
 const _: () = assert!(core::mem::size_of::<EvtchnBindVirq>() == 12);
 
+/// `evtchn_bind_pirq.flags`: the physical IRQ may be shared with other domains.
+pub const BIND_PIRQ_WILL_SHARE: u32 = 1;
+
+/// Argument of `EVTCHNOP_bind_pirq` (`struct evtchn_bind_pirq`, 12 bytes).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct EvtchnBindPirq {
+    /// IN: the physical IRQ, as `PHYSDEVOP_map_pirq` gave it.
+    pub pirq: u32,
+    /// IN: `BIND_PIRQ_*`.
+    pub flags: u32,
+    /// OUT: the allocated port.
+    pub port: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<EvtchnBindPirq>() == 12);
+
 /// Argument of `EVTCHNOP_bind_ipi` (`struct evtchn_bind_ipi`, 8 bytes).
 #[repr(C)]
 #[derive(

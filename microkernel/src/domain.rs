@@ -396,6 +396,7 @@ impl DomainControl for Machine {
         self.domains[i].state = DomState::Dying;
         // Its ports close (remote ends go back to unbound) before its shared_info goes.
         self.events.remove_domain(hypercall_abi::types::DomId(domid));
+        self.apply_line_changes();
         for v in self.domains[i].vcpus.iter_mut() {
             v.started = false;
         }

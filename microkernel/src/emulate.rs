@@ -15,7 +15,7 @@
 //! | `rdmsr`/`wrmsr` of FS_BASE, GS_BASE, SHADOW_GS_BASE | the guest's segment bases; a non-canonical write is refused with #GP |
 //! | `ud2; "xen"; cpuid` | CPUID with the hypervisor leaves at 0x40000000 |
 //! | `cli`, `sti` | nothing (skipped) when the virtual IOPL allows them, as Xen's `validate` ("too dangerous to allow": the event mask is not touched); #GP otherwise |
-//! | `in`, `out` (byte, word, dword; port in `imm8` or `dx`) | when the virtual IOPL or the I/O bitmap allows the port: the machine's answer (no domain has hardware ports yet: reads all ones, writes dropped, as Xen's for ports a domain is not given); #GP otherwise |
+//! | `in`, `out` (byte, word, dword; port in `imm8` or `dx`) | when the virtual IOPL or the I/O bitmap allows the port: the hardware's answer for the control domain (every port but the hypervisor's, [`HYPERVISOR_PORTS`]); for other domains reads all ones and writes dropped, as Xen's for ports a domain is not given; #GP otherwise |
 //!
 //! Anything else, including writes to CR3 (a PV kernel switches tables with
 //! `MMUEXT_NEW_BASEPTR`) and CR8, is not emulated: the caller raises #GP for the guest. Decoding is portable and host-tested; the machine
@@ -113,6 +113,21 @@ pub enum Insn {
         /// Instruction length.
         len: u8,
     },
+}
+
+/// Port ranges the hypervisor keeps for itself, never carried out for any domain (Xen's
+/// `ioports_deny_access` for the hardware domain): the 8259s, the PIT, the 8259s'
+/// edge/level registers, QEMU's isa-debug-exit (the hypervisor's way out) and the COM1
+/// serial port it prints on. Inclusive ranges.
+pub const HYPERVISOR_PORTS: [(u16, u16); 6] = [(0x20, 0x21), (0x40, 0x43), (0xa0, 0xa1), (0xf4, 0xf7), (0x3f8, 0x3ff), (0x4d0, 0x4d1)];
+
+/// Whether `size` bytes at `port` reach the hardware for the control domain (Xen's
+/// `admin_io_okay`): no byte of them may be one the hypervisor keeps, nor past port 0xffff.
+/// Other domains have no hardware ports.
+pub fn hardware_port_allowed(port: u16, size: u8) -> bool {
+    let first = u32::from(port);
+    let last = first + u32::from(size.max(1)) - 1;
+    last <= 0xffff && HYPERVISOR_PORTS.iter().all(|&(lo, hi)| last < u32::from(lo) || first > u32::from(hi))
 }
 
 /// Where an `in`/`out` finds its port.
@@ -828,6 +843,18 @@ mod tests {
         assert_eq!(execute(decode(&[0x44, 0x0f, 0x23, 0xc0], gp).unwrap(), &mut r, &mut e), Err(Inject::Ud));
         // A memory operand form is not an encoding of these: not decoded.
         assert_eq!(decode(&[0x0f, 0x21, 0x00], gp), None);
+    }
+
+    #[test]
+    fn the_control_domain_reaches_every_port_but_the_hypervisors() {
+        // PCI configuration, a virtio device's legacy ports, the RTC.
+        for (port, size) in [(0xcf8, 4), (0xcfc, 4), (0xcfe, 2), (0xc000, 4), (0x70, 1), (0x1f, 1), (0x44, 1), (0x3f7, 1)] {
+            assert!(hardware_port_allowed(port, size), "{port:#x}/{size}");
+        }
+        // The hypervisor's, including a wide access that only overlaps one.
+        for (port, size) in [(0x20, 1), (0x21, 1), (0x1f, 2), (0x40, 4), (0x3fe, 2), (0x3f6, 4), (0xf4, 1), (0xa1, 1), (0x4d0, 2), (0xfffe, 4)] {
+            assert!(!hardware_port_allowed(port, size), "{port:#x}/{size}");
+        }
     }
 
     #[test]

@@ -256,6 +256,35 @@ impl Machine {
         crate::arch::console::take_input_arrived() && self.raise_dom0_virq(hypercall_abi::event_channel::VIRQ_CONSOLE)
     }
 
+    /// Device lines fired since the last look: each bound line's owner port is made
+    /// pending (the line stays masked until the owner's EOI). Whether that woke a vCPU.
+    pub fn note_device_interrupts(&mut self) -> bool {
+        let mut fired = crate::arch::x86_64::pic::take_fired();
+        let mut woke = false;
+        while fired != 0 {
+            let line = fired.trailing_zeros();
+            fired &= fired - 1;
+            match self.events.raise_pirq(line) {
+                Some(n) => woke |= self.wake(n),
+                // Nobody bound it (it was closed as it fired): it stays masked.
+                None => {}
+            }
+        }
+        woke
+    }
+
+    /// Carries out the interrupt-line mask changes the event engine asked for (a pirq
+    /// bound, closed, EOIed, or its domain gone).
+    pub fn apply_line_changes(&mut self) {
+        use crate::arch::x86_64::pic;
+        for change in self.events.take_line_changes() {
+            match change {
+                crate::event::LineChange::Unmask(line) => pic::unmask_line(line),
+                crate::event::LineChange::Mask(line) => pic::mask_line(line),
+            }
+        }
+    }
+
     /// Whether any domain other than a stopped one has a started vCPU (blocked or not):
     /// something may still become runnable, so the CPU idles rather than stopping.
     fn anything_alive(&self) -> bool {
@@ -330,6 +359,7 @@ impl Machine {
             x86_64::instructions::interrupts::enable_and_hlt();
             x86_64::instructions::interrupts::disable();
             self.note_console_input();
+            self.note_device_interrupts();
             self.run_timers();
             if let Some(next) = self.pick_next() {
                 return next;
@@ -752,6 +782,19 @@ pub fn console_input(f: &mut GuestFrame) {
     }
 }
 
+/// A device interrupt taken from a guest: its owner's event is raised, and a vCPU it
+/// woke in another domain runs next (the back-ends in dom0 answer their guests promptly).
+pub fn device_interrupt(f: &mut GuestFrame) {
+    let mut guard = MACHINE.lock();
+    if let Some(m) = guard.as_mut() {
+        if m.note_device_interrupts() && m.current.0 != 0 {
+            m.schedule(f);
+        }
+        deliver_events(m, f);
+        m.rearm();
+    }
+}
+
 /// A timer tick from a guest: the running vCPU's slice is over.
 pub fn timer_tick(f: &mut GuestFrame) {
     let mut guard = MACHINE.lock();
@@ -805,6 +848,7 @@ pub fn guest_exception(f: &mut GuestFrame) {
         let (i, vi) = (m.cur_idx(), m.current.1);
         let d = &mut m.domains[i];
         let iopl_ok = domain::iopl_ok(&d.vcpus[vi], &d.mm);
+        let hardware_ports = d.privileged;
         let vcpu = &mut d.vcpus[vi];
         // Xen emulates privileged instructions for the guest kernel only: its processes get
         // the #GP. The forced-emulation CPUID is not privileged and is emulated in both
@@ -813,7 +857,7 @@ pub fn guest_exception(f: &mut GuestFrame) {
         let allowed = vcpu.mode == GuestMode::Kernel
             || matches!(insn, emulate::Insn::ForcedCpuid { .. } | emulate::Insn::CliSti { .. } | emulate::Insn::In { .. } | emulate::Insn::Out { .. });
         if allowed {
-            emulate::execute(insn, &mut FrameRegs(f), &mut MachineEmu { vcpu, iopl_ok }).map(|done| {
+            emulate::execute(insn, &mut FrameRegs(f), &mut MachineEmu { vcpu, iopl_ok, hardware_ports }).map(|done| {
                 // After the instruction, as the hardware would (Xen's `bpmatch`): the I/O
                 // breakpoints it hit, and a single step.
                 let io = done.io.map_or(0, |(port, size)| vcpu.debug.io_breakpoints(port, size, vcpu.cr4_de()));

@@ -280,10 +280,18 @@ impl Platform for MachinePlatform<'_> {
         let mut frames = HeldFrames { m: &mut *self.m };
         let r = crate::hypercall::evtchn::event_channel_op_switchable(&mut events, &mut GuestCopy, &mut frames, caller, cmd, arg);
         self.m.events = events;
+        self.m.apply_line_changes();
         for n in r? {
             self.m.wake(n);
         }
         Ok(0)
+    }
+
+    fn physdev_pirq_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
+        let caller = hypercall_abi::types::DomId(self.m.cur().id);
+        let r = crate::hypercall::physdev::pirq_op(&mut self.m.events, &mut GuestCopy, caller, cmd, arg);
+        self.m.apply_line_changes();
+        r
     }
 
     fn callback_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
@@ -539,6 +547,9 @@ pub struct MachineEmu<'a> {
     pub vcpu: &'a mut Vcpu,
     /// Its virtual IOPL allows I/O in its current mode (`domain::iopl_ok`).
     pub iopl_ok: bool,
+    /// It is the control domain, whose I/O reaches the hardware ports
+    /// ([`emulate::hardware_port_allowed`]).
+    pub hardware_ports: bool,
 }
 
 impl emulate::EmuEnv for MachineEmu<'_> {
@@ -609,13 +620,22 @@ impl emulate::EmuEnv for MachineEmu<'_> {
         let mask = u16::from_le_bytes(bytes);
         mask & (((1u16 << size) - 1) << (port & 7)) == 0
     }
-    /// No domain is given hardware ports yet (Xen's `admin_io_okay` is false): reads see
-    /// all ones, as Xen's `guest_io_read` gives for such ports.
-    fn port_in(&mut self, _port: u16, _size: u8) -> u32 {
-        !0
+    /// The control domain's I/O reaches the hardware, except the ports the hypervisor
+    /// keeps; any other read sees all ones, as Xen's `guest_io_read` gives for ports a
+    /// domain is not given.
+    fn port_in(&mut self, port: u16, size: u8) -> u32 {
+        if self.hardware_ports && emulate::hardware_port_allowed(port, size) {
+            crate::arch::x86_64::port_in(port, size)
+        } else {
+            !0
+        }
     }
-    /// Dropped, as Xen's `guest_io_write` does for ports the domain is not given.
-    fn port_out(&mut self, _port: u16, _size: u8, _value: u32) {}
+    /// As `port_in`; other writes are dropped, as Xen's `guest_io_write` does.
+    fn port_out(&mut self, port: u16, size: u8, value: u32) {
+        if self.hardware_ports && emulate::hardware_port_allowed(port, size) {
+            crate::arch::x86_64::port_out(port, size, value);
+        }
+    }
     fn read_dr(&self, n: u8) -> Result<u64, Errno> {
         self.vcpu.get_debugreg(u32::from(n))
     }

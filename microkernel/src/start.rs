@@ -169,7 +169,7 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
     *MACHINE.lock() = Some(machine);
     // Console input by interrupt from here on (interrupts stay off until dom0 runs).
     crate::arch::x86_64::apic::accept_pic_interrupts();
-    pic::unmask_master(console::COM1_IRQ);
+    pic::unmask_line(console::COM1_IRQ);
     console::enable_rx_interrupt();
     paging::switch_to(l4);
     mkprintln!("starting dom0");

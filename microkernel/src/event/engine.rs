@@ -6,6 +6,7 @@ use hypercall_abi::errno::Errno;
 use hypercall_abi::event_channel::{NR_VIRQS, VIRQ_DEBUG, VIRQ_TIMER, VIRQ_XENOPROF, VIRQ_XENPMU};
 use hypercall_abi::{DomId, Port, VcpuId};
 
+use super::pirq::{LineChange, Pirqs, NR_PIRQS};
 use super::table::{ChannelStatus, PortState, PortTable};
 use super::{DomainConfig, Notification, PortLayout};
 
@@ -38,12 +39,15 @@ impl<L: PortLayout> DomainEvents<L> {
 #[derive(Debug)]
 pub struct EventChannels<L> {
     domains: BTreeMap<DomId, DomainEvents<L>>,
+    /// The machine's interrupt lines and the domains they are mapped for.
+    pirqs: Pirqs,
 }
 
 impl<L> Default for EventChannels<L> {
     fn default() -> Self {
         EventChannels {
             domains: BTreeMap::new(),
+            pirqs: Pirqs::new(),
         }
     }
 }
@@ -93,6 +97,7 @@ impl<L: PortLayout> EventChannels<L> {
     /// for it, as Xen's `evtchn_destroy`) and forgets it, returning its layout.
     pub fn remove_domain(&mut self, dom: DomId) -> Option<L> {
         self.close_all(dom);
+        self.pirqs.release(dom);
         self.domains.remove(&dom).map(|d| d.layout)
     }
 
@@ -276,7 +281,7 @@ impl<L: PortLayout> EventChannels<L> {
                 Ok(Some(d.set_pending(caller, port, chan.notify_vcpu)))
             }
             PortState::Unbound { .. } => Ok(None),
-            PortState::Free | PortState::Reserved | PortState::Virq { .. } => Err(Errno::EINVAL),
+            PortState::Free | PortState::Reserved | PortState::Virq { .. } | PortState::Pirq { .. } => Err(Errno::EINVAL),
         }
     }
 
@@ -302,6 +307,75 @@ impl<L: PortLayout> EventChannels<L> {
         }
         let notify = d.ports.get(port).ok()?.notify_vcpu;
         Some(d.set_pending(dom, port, notify))
+    }
+
+    /// `PHYSDEVOP_map_pirq` of GSI `gsi` for `dom` (`DOMID_SELF`: the caller) by `caller`:
+    /// the pirq. As Xen: `ESRCH` unknown domain, `EPERM` an unprivileged caller (the
+    /// default XSM policy's `XSM_DM_PRIV`), then [`Pirqs::map_gsi`]'s errnos.
+    pub fn map_pirq(&mut self, caller: DomId, dom: DomId, gsi: i32, pirq: i32) -> Result<u32, Errno> {
+        let dom = self.check_pirq_control(caller, dom)?;
+        self.pirqs.map_gsi(dom, gsi, pirq)
+    }
+
+    /// Whether `caller` may map and unmap `dom`'s (`DOMID_SELF`: its own) physical IRQs:
+    /// the domain meant, or `ESRCH` for an unknown one, `EPERM` for an unprivileged caller.
+    pub fn check_pirq_control(&self, caller: DomId, dom: DomId) -> Result<DomId, Errno> {
+        let dom = Self::resolve(caller, dom);
+        self.domain(dom)?;
+        if !self.domain(caller)?.privileged {
+            return Err(Errno::EPERM);
+        }
+        Ok(dom)
+    }
+
+    /// `PHYSDEVOP_unmap_pirq`: `ESRCH`, `EPERM` as [`Self::map_pirq`], then
+    /// [`Pirqs::unmap`]'s.
+    pub fn unmap_pirq(&mut self, caller: DomId, dom: DomId, pirq: i32) -> Result<(), Errno> {
+        let dom = self.check_pirq_control(caller, dom)?;
+        self.pirqs.unmap(dom, u32::try_from(pirq).map_err(|_| Errno::EINVAL)?)
+    }
+
+    /// `EVTCHNOP_bind_pirq`: a fresh port (notifying vCPU 0) for the caller's `pirq`, whose
+    /// line then interrupts. As Xen's `evtchn_bind_pirq`: `EINVAL` out of range, `EPERM`
+    /// not mapped for the caller, `EEXIST` already bound, `ENOSPC` no free port.
+    pub fn bind_pirq(&mut self, caller: DomId, pirq: u32) -> Result<Port, Errno> {
+        if pirq >= NR_PIRQS {
+            return Err(Errno::EINVAL);
+        }
+        if !self.pirqs.permitted(caller, pirq) {
+            return Err(Errno::EPERM);
+        }
+        if self.pirqs.port_of(caller, pirq).is_some() {
+            return Err(Errno::EEXIST);
+        }
+        let d = self.domain_mut(caller)?;
+        let port = d.ports.free_port(|p| d.layout.is_busy(p))?;
+        d.ports.set(port, PortState::Pirq { pirq }, VcpuId(0));
+        d.layout.init_port(port);
+        self.pirqs.bind(caller, pirq, port);
+        Ok(port)
+    }
+
+    /// Interrupt line `line` fired (the machine masked it): its owner's bound port is made
+    /// pending, and the line waits for the owner's `PHYSDEVOP_eoi`.
+    pub fn raise_pirq(&mut self, line: u32) -> Option<Notification> {
+        let (dom, port) = self.pirqs.fired(line)?;
+        self.raise(dom, port)
+    }
+
+    /// `PHYSDEVOP_eoi` from `caller`: `EINVAL` for a pirq that is not its own.
+    pub fn pirq_eoi(&mut self, caller: DomId, pirq: u32) -> Result<(), Errno> {
+        self.pirqs.eoi(caller, pirq)
+    }
+
+    /// The interrupt lines, as the machine's physdev operations see them.
+    pub fn pirqs(&self) -> &Pirqs {
+        &self.pirqs
+    }
+
+    /// Line mask changes the operations since the last call asked for, in order.
+    pub fn take_line_changes(&mut self) -> alloc::vec::Vec<LineChange> {
+        self.pirqs.take_line_changes()
     }
 
     /// Whether `caller`'s `port` is pending, for `SCHEDOP_poll` (Xen's `evtchn_port_poll`
@@ -332,6 +406,7 @@ impl<L: PortLayout> EventChannels<L> {
                     );
                 }
             }
+            PortState::Pirq { pirq } => self.pirqs.unbind(caller, pirq),
             PortState::Unbound { .. } | PortState::Ipi => {}
         }
         let d = self.domain_mut(caller)?;
@@ -386,7 +461,7 @@ impl<L: PortLayout> EventChannels<L> {
         let chan = d.ports.get(port)?;
         match chan.state {
             PortState::Virq { virq } if virq_is_global(virq) => {}
-            PortState::Unbound { .. } | PortState::Interdomain { .. } => {}
+            PortState::Unbound { .. } | PortState::Interdomain { .. } | PortState::Pirq { .. } => {}
             _ => return Err(Errno::EINVAL),
         }
         d.ports.set(port, chan.state, vcpu);
@@ -445,6 +520,11 @@ impl<L: PortLayout> EventChannels<L> {
                     PortState::Free => continue,
                     PortState::Reserved => return Err(format!("{}: reserved", at())),
                     PortState::Unbound { .. } | PortState::Ipi => {}
+                    PortState::Pirq { pirq } => {
+                        if self.pirqs.port_of(dom, pirq) != Some(port) {
+                            return Err(format!("{}: bound to pirq {pirq}, which names port {:?}", at(), self.pirqs.port_of(dom, pirq)));
+                        }
+                    }
                     PortState::Interdomain { remote, remote_port } => {
                         a.interdomain += 1;
                         let back = self.domains.get(&remote).and_then(|r| r.ports.get(remote_port).ok()).map(|c| c.state);
@@ -461,6 +541,17 @@ impl<L: PortLayout> EventChannels<L> {
                     }
                 }
                 a.ports += 1;
+            }
+            for (pirq, owner, port) in self.pirqs.mapped() {
+                if owner != dom {
+                    continue;
+                }
+                if let Some(port) = port {
+                    let state = d.ports.get(port).map(|c| c.state);
+                    if state != Ok(PortState::Pirq { pirq }) {
+                        return Err(format!("d{}: pirq {pirq} names port {}, whose state is {state:?}", dom.0, port.0));
+                    }
+                }
             }
             for (vcpu, virq, port) in d.ports.virq_bindings() {
                 let state = d.ports.get(Port(port)).map(|c| c.state);

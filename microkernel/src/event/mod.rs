@@ -14,6 +14,7 @@
 mod engine;
 pub mod fifo;
 mod layout;
+pub mod pirq;
 mod table;
 
 #[cfg(test)]
@@ -24,6 +25,7 @@ mod tests;
 pub use engine::{virq_is_global, EventChannels};
 pub use fifo::{Fifo, FifoMemory, Switchable};
 pub use layout::{Delivery, EventMemory, PortLayout, TwoLevel, BITS_PER_EVTCHN_WORD};
+pub use pirq::{LineChange, Pirqs, NR_PIRQS};
 pub use table::{ChannelStatus, PortState};
 
 use hypercall_abi::{DomId, Port, VcpuId};

@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 
 use hypercall_abi::errno::Errno;
 use hypercall_abi::event_channel::{
-    EvtchnStatus, EvtchnStatusUnion, EVTCHNSTAT_CLOSED, EVTCHNSTAT_INTERDOMAIN, EVTCHNSTAT_IPI,
+    EvtchnStatus, EvtchnStatusUnion, EVTCHNSTAT_CLOSED, EVTCHNSTAT_INTERDOMAIN, EVTCHNSTAT_IPI, EVTCHNSTAT_PIRQ,
     EVTCHNSTAT_UNBOUND, EVTCHNSTAT_VIRQ, NR_VIRQS,
 };
 use hypercall_abi::{DomId, Port, VcpuId};
@@ -37,6 +37,11 @@ pub enum PortState {
     },
     /// Bound to an inter-vCPU IPI.
     Ipi,
+    /// Bound to a physical IRQ (`EVTCHNOP_bind_pirq`).
+    Pirq {
+        /// The pirq.
+        pirq: u32,
+    },
 }
 
 /// What `EVTCHNOP_status` reports about a port.
@@ -60,6 +65,7 @@ impl ChannelStatus {
             } => (EVTCHNSTAT_INTERDOMAIN, [u32::from(remote.0), remote_port.0]),
             PortState::Virq { virq } => (EVTCHNSTAT_VIRQ, [virq, 0]),
             PortState::Ipi => (EVTCHNSTAT_IPI, [0, 0]),
+            PortState::Pirq { pirq } => (EVTCHNSTAT_PIRQ, [pirq, 0]),
         };
         out.status = status;
         out.vcpu = self.vcpu.0;

@@ -513,3 +513,56 @@ fn random_operations_keep_the_registry_consistent() {
     }
     assert!(ok > 2000, "too few operations succeeded to mean anything: {ok}");
 }
+
+#[test]
+fn physical_irqs_map_bind_fire_eoi_and_close() {
+    let mut e = engine();
+    // Only the control domain maps lines, for itself or for another domain.
+    assert_eq!(e.map_pirq(A, DomId::SELF, 11, -1), Err(Errno::EPERM));
+    assert_eq!(e.map_pirq(A, B, 11, -1), Err(Errno::EPERM));
+    assert_eq!(e.map_pirq(D0, DomId(77), 11, -1), Err(Errno::ESRCH));
+    assert_eq!(e.map_pirq(D0, DomId::SELF, 11, -1), Ok(11));
+    assert_eq!(e.unmap_pirq(A, D0, 11), Err(Errno::EPERM));
+    // Binding: range, permission, then one port per pirq.
+    assert_eq!(e.bind_pirq(D0, NR_PIRQS), Err(Errno::EINVAL));
+    assert_eq!(e.bind_pirq(A, 11), Err(Errno::EPERM), "not A's line");
+    assert_eq!(e.bind_pirq(D0, 10), Err(Errno::EPERM), "not mapped");
+    let port = e.bind_pirq(D0, 11).unwrap();
+    assert_eq!(e.bind_pirq(D0, 11), Err(Errno::EEXIST));
+    assert_eq!(e.take_line_changes(), [LineChange::Unmask(11)]);
+    let mut st = EvtchnStatus::default();
+    e.status(D0, DomId::SELF, port).unwrap().write_to(&mut st);
+    assert_eq!((st.status, status_word0(&st)), (hypercall_abi::event_channel::EVTCHNSTAT_PIRQ, 11));
+    assert_eq!(e.send(D0, port), Err(Errno::EINVAL), "the hardware raises a pirq, not a send");
+    // A fire makes the port pending; the line waits for the owner's EOI.
+    assert!(e.raise_pirq(5).is_none(), "a line nobody mapped");
+    let n = e.raise_pirq(11).unwrap();
+    assert_eq!((n.dom, n.port), (D0, port));
+    assert!(e.layout(D0).unwrap().is_pending(port));
+    assert_eq!(e.pirq_eoi(A, 11), Err(Errno::EINVAL));
+    assert_eq!(e.pirq_eoi(D0, 11), Ok(()));
+    assert_eq!(e.take_line_changes(), [LineChange::Unmask(11)]);
+    assert!(e.audit().is_ok());
+    // Unmapping waits for the port to close; closing masks the line.
+    assert_eq!(e.unmap_pirq(D0, D0, 11), Err(Errno::EBUSY));
+    e.close(D0, port).unwrap();
+    assert_eq!(e.take_line_changes(), [LineChange::Mask(11)]);
+    assert!(e.raise_pirq(11).is_none(), "bound to nothing now");
+    assert_eq!(e.unmap_pirq(D0, D0, 11), Ok(()));
+    assert_eq!(e.bind_pirq(D0, 11), Err(Errno::EPERM));
+    // A line mapped for a guest is its own, and goes with it.
+    assert_eq!(e.map_pirq(D0, A, 9, -1), Ok(9));
+    assert_eq!(e.map_pirq(D0, B, 9, -1), Err(Errno::EBUSY));
+    let pa = e.bind_pirq(A, 9).unwrap();
+    e.take_line_changes();
+    assert_eq!(e.raise_pirq(9).map(|n| (n.dom, n.port)), Some((A, pa)));
+    e.remove_domain(A);
+    assert_eq!(e.take_line_changes(), [LineChange::Mask(9)]);
+    assert_eq!(e.map_pirq(D0, B, 9, -1), Ok(9), "the line is free again");
+    assert!(e.audit().is_ok());
+}
+
+/// `evtchn_status.u`'s first word.
+fn status_word0(st: &EvtchnStatus) -> u32 {
+    st.u.word0
+}

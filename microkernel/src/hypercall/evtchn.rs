@@ -47,6 +47,13 @@ pub fn event_channel_op<L: PortLayout>(
             write_guest(mem, arg, &a)?;
             Ok(None)
         }
+        EVTCHNOP_BIND_PIRQ => {
+            // `BIND_PIRQ__WILL_SHARE` is accepted and changes nothing: no line is shared.
+            let mut a: EvtchnBindPirq = read_guest(mem, arg)?;
+            a.port = ev.bind_pirq(caller, a.pirq)?.0;
+            write_guest(mem, arg, &a)?;
+            Ok(None)
+        }
         EVTCHNOP_CLOSE => {
             let a: EvtchnClose = read_guest(mem, arg)?;
             ev.close(caller, Port(a.port))?;

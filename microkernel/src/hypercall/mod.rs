@@ -306,6 +306,11 @@ pub trait Platform: GuestMemory {
     fn set_io_access(&mut self, _access: physdev::IoAccess) -> Result<(), Errno> {
         Err(Errno::ENOSYS)
     }
+    /// The physical-IRQ commands of `physdev_op` (the machine runs
+    /// [`physdev::pirq_op`] on its event engine and carries out the line changes).
+    fn physdev_pirq_op(&mut self, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
+        Err(Errno::ENOSYS)
+    }
 }
 
 /// The hypercalls [`dispatch`] carries out (every other number is `ENOSYS`), in number

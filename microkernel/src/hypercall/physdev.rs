@@ -1,16 +1,20 @@
 //! `physdev_op` (33) as Xen's `do_physdev_op` gives it to every PV guest: the virtual I/O
 //! privilege level (`PHYSDEVOP_set_iopl`) and the I/O port bitmap
 //! (`PHYSDEVOP_set_iobitmap`), which decide whether the guest's `in`/`out`, `cli` and `sti`
-//! are carried out for it (see `emulate`) or bounced as #GP. The IRQ and PCI sub-ops are
-//! the control domain's and come with the real devices; they are `ENOSYS` here, as Xen's
-//! answer for an operation it does not know.
+//! are carried out for it (see `emulate`) or bounced as #GP; and the physical-IRQ path by
+//! which the control domain takes a device's interrupts as events (`map_pirq`,
+//! `unmap_pirq`, `eoi`, `irq_status_query`, `setup_gsi`, run by [`pirq_op`] on the event
+//! engine's [`crate::event::Pirqs`]). The PCI and MSI sub-ops are `ENOSYS`, Xen's answer
+//! for an operation it does not know.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 use hypercall_abi::errno::Errno;
-use hypercall_abi::physdev::{PHYSDEVOP_SET_IOBITMAP, PHYSDEVOP_SET_IOPL};
+use hypercall_abi::physdev::*;
+use hypercall_abi::types::DomId;
 
 use super::Platform;
-use crate::guest_access::{read_guest, GuestRange};
+use crate::event::{EventChannels, PortLayout, NR_PIRQS};
+use crate::guest_access::{read_guest, write_guest, GuestMemory, GuestRange};
 
 /// Bytes of an I/O bitmap Xen requires to be addressable (`IOBMP_BYTES`: 65536 ports).
 pub const IOBMP_BYTES: u64 = 8192;
@@ -42,6 +46,67 @@ pub(super) fn physdev_op(p: &mut impl Platform, cmd: u32, arg: u64) -> Result<i6
                 return Err(Errno::EINVAL);
             }
             p.set_io_access(IoAccess::Bitmap { addr: set.bitmap, nr_ports: set.nr_ports })?;
+            Ok(0)
+        }
+        PHYSDEVOP_MAP_PIRQ | PHYSDEVOP_UNMAP_PIRQ | PHYSDEVOP_EOI | PHYSDEVOP_IRQ_STATUS_QUERY | PHYSDEVOP_SETUP_GSI => {
+            p.physdev_pirq_op(cmd, arg)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// The physical-IRQ commands of `physdev_op` for `caller`, on the event engine (whose
+/// [`EventChannels::take_line_changes`] the machine then carries out).
+pub fn pirq_op<L: PortLayout>(
+    ev: &mut EventChannels<L>,
+    mem: &mut impl GuestMemory,
+    caller: DomId,
+    cmd: u32,
+    arg: u64,
+) -> Result<i64, Errno> {
+    match cmd {
+        PHYSDEVOP_MAP_PIRQ => {
+            let mut a: PhysdevMapPirq = read_guest(mem, arg)?;
+            let dom = DomId(a.domid);
+            // MSI would need the hypervisor to own the devices' MSI capabilities; the lines
+            // here are the interrupt controller's. Xen answers a type it cannot map EINVAL,
+            // after the domain and permission checks.
+            if a.map_type != MAP_PIRQ_TYPE_GSI {
+                ev.check_pirq_control(caller, dom)?;
+                return Err(Errno::EINVAL);
+            }
+            a.pirq = ev.map_pirq(caller, dom, a.index, a.pirq)? as i32;
+            write_guest(mem, arg, &a)?;
+            Ok(0)
+        }
+        PHYSDEVOP_UNMAP_PIRQ => {
+            let a: PhysdevUnmapPirq = read_guest(mem, arg)?;
+            ev.unmap_pirq(caller, DomId(a.domid), a.pirq)?;
+            Ok(0)
+        }
+        PHYSDEVOP_EOI => {
+            let a: PhysdevEoi = read_guest(mem, arg)?;
+            ev.pirq_eoi(caller, a.irq)?;
+            Ok(0)
+        }
+        PHYSDEVOP_IRQ_STATUS_QUERY => {
+            let mut a: PhysdevIrqStatusQuery = read_guest(mem, arg)?;
+            if a.irq >= NR_PIRQS {
+                return Err(Errno::EINVAL);
+            }
+            // As Xen for a PV guest without an EOI bitmap: always EOI, conservatively.
+            a.flags = XENIRQSTAT_NEEDS_EOI;
+            write_guest(mem, arg, &a)?;
+            Ok(0)
+        }
+        PHYSDEVOP_SETUP_GSI => {
+            // The 8259 lines' trigger modes are the firmware's (its ELCR setting for PCI
+            // lines): accepted for a line the caller may map, with nothing to change.
+            let a: PhysdevSetupGsi = read_guest(mem, arg)?;
+            ev.check_pirq_control(caller, DomId::SELF)?;
+            if !(0..NR_PIRQS as i32).contains(&a.gsi) || a.triggering > 1 || a.polarity > 1 {
+                return Err(Errno::EINVAL);
+            }
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),

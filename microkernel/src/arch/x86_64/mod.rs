@@ -37,6 +37,32 @@ pub fn outw(port: u16, v: u16) {
     unsafe { ::x86_64::instructions::port::Port::<u16>::new(port).write(v) }
 }
 
+/// `in` of `size` bytes (1, 2 or 4) for the control domain, whose device ports these are
+/// (the caller checked the port is not one the hypervisor keeps).
+pub fn port_in(port: u16, size: u8) -> u32 {
+    // SAFETY: the control domain is trusted with the machine's devices, as Xen's hardware
+    // domain is; the ports the hypervisor's own devices use are refused before this.
+    unsafe {
+        match size {
+            1 => u32::from(::x86_64::instructions::port::Port::<u8>::new(port).read()),
+            2 => u32::from(::x86_64::instructions::port::Port::<u16>::new(port).read()),
+            _ => ::x86_64::instructions::port::Port::<u32>::new(port).read(),
+        }
+    }
+}
+
+/// `out` of `size` bytes (1, 2 or 4) for the control domain (see [`port_in`]).
+pub fn port_out(port: u16, size: u8, value: u32) {
+    // SAFETY: as `port_in`: the control domain's devices, never the hypervisor's ports.
+    unsafe {
+        match size {
+            1 => ::x86_64::instructions::port::Port::<u8>::new(port).write(value as u8),
+            2 => ::x86_64::instructions::port::Port::<u16>::new(port).write(value as u16),
+            _ => ::x86_64::instructions::port::Port::<u32>::new(port).write(value),
+        }
+    }
+}
+
 /// Stops this CPU for good.
 pub fn halt_forever() -> ! {
     loop {

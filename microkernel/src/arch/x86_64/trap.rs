@@ -150,7 +150,11 @@ extern "C" fn exception_entry(f: &mut GuestFrame) {
         return;
     }
     if (32..48).contains(&f.vector) {
-        pic::eoi(f.vector);
+        pic::device_interrupt((f.vector - 32) as u8);
+        // In ring 0 this is the idle loop, which raises the owners' events itself.
+        if f.cs & 3 == 3 {
+            crate::kernel::device_interrupt(f);
+        }
         return;
     }
     if f.vector == super::apic::SPURIOUS_VECTOR {
