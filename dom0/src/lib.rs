@@ -14,6 +14,7 @@ pub mod bench;
 pub mod builder;
 pub mod config;
 pub mod console;
+pub mod dma;
 pub mod report;
 pub mod shell;
 pub mod toolstack;

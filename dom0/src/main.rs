@@ -18,6 +18,7 @@
 
 extern crate alloc;
 
+mod devices;
 mod xen_control;
 
 use alloc::collections::VecDeque;
@@ -279,6 +280,9 @@ struct Shell {
     /// The serial line is not at a line start (a prompt, echo, or raw guest output): a
     /// guest's `[name] line` starts on a new line.
     mid_line: bool,
+    /// The machine's disk, if dom0 found one.
+    #[allow(dead_code)] // Served to guests by the block back-end (issue 12, next step).
+    disk: Option<devices::Disk>,
 }
 
 impl Shell {
@@ -708,15 +712,21 @@ fn main(si: &'static StartInfo) -> ! {
         _ => POLL_CYCLES_FALLBACK,
     };
     let blocking = init_events(si);
+    let mut ctl = XenControl::new(mm, on_guest_console, on_guest_store);
+    let mut disk = devices::probe(&mut ctl);
+    if let Some(disk) = disk.as_mut() {
+        devices::partitions(disk);
+    }
     let shell = Shell {
         editor: LineEditor::new(),
         pending: VecDeque::new(),
         read_failed: false,
-        toolstack: Toolstack::new(XenControl::new(mm, on_guest_console, on_guest_store), boot_files(si)),
+        toolstack: Toolstack::new(ctl, boot_files(si)),
         poll_cycles,
         next_poll: 0,
         blocking,
         mid_line: false,
+        disk,
     };
     match phys {
         Ok(phys) => println!(

@@ -54,6 +54,10 @@ const HEAP_WINDOW_PAGES: usize = 65536;
 /// to the highest slot used.
 const RING_SLOTS: usize = 4 * ENTRIES;
 
+/// Slots of the device window (8 MiB, after the heap window): the machine devices'
+/// registers and the DMA pool, mapped for good.
+const DEVICE_SLOTS: usize = 4 * ENTRIES;
+
 /// A guest's console ring page, mapped in the ring window.
 pub struct MappedRing {
     /// Its virtual address in dom0.
@@ -91,6 +95,9 @@ pub struct XenControl {
     /// The window of the heap's added memory, made on first use, and its pages mapped.
     heap: Option<ForeignWindow>,
     heap_pages: usize,
+    /// The device window, made on first use, and its slots used so far.
+    devices: Option<ForeignWindow>,
+    device_pages: usize,
     /// Which domain each ring slot maps (`RING_SLOTS` of them).
     ring_slots: Vec<Option<u16>>,
     /// dom0's ports bound to each guest's channels.
@@ -119,6 +126,8 @@ impl XenControl {
             rings: None,
             heap: None,
             heap_pages: 0,
+            devices: None,
+            device_pages: 0,
             ring_slots: alloc::vec![None; RING_SLOTS],
             bound: BTreeMap::new(),
             consoles: Consoles::default(),
@@ -239,6 +248,59 @@ impl XenControl {
         unsafe { pv_guest::heap::add_memory(start, more * PAGE_SIZE as usize) }.map_err(|_| Errno::ENOMEM)?;
         self.heap_pages += more;
         Ok(())
+    }
+
+    /// The device window, after the heap window (in the same 1 GiB), made on first use.
+    fn device_window(&mut self) -> Result<&mut ForeignWindow, Errno> {
+        if self.devices.is_none() {
+            let (_, heap_base) = self.ring_and_heap_bases().map_err(|_| Errno::ENOMEM)?;
+            let base = heap_base + (HEAP_WINDOW_PAGES as u64 * PAGE_SIZE).next_multiple_of(entry_span(2));
+            self.devices = Some(self.new_window(base, DEVICE_SLOTS).map_err(|_| Errno::ENOMEM)?);
+        }
+        self.devices.as_mut().ok_or(Errno::ENOMEM)
+    }
+
+    /// Maps the machine's device memory at `maddr..maddr + len` (a PCI BAR) uncached, for
+    /// good; the virtual address of `maddr`. Only dom0 may: the hypervisor refuses others
+    /// (and its own interrupt controllers' pages to dom0 too).
+    pub fn map_device_memory(&mut self, maddr: u64, len: u64) -> Result<u64, Errno> {
+        let first = maddr / PAGE_SIZE;
+        let last = maddr.checked_add(len.max(1) - 1).ok_or(Errno::EINVAL)? / PAGE_SIZE;
+        let mfns: Vec<u64> = (first..=last).collect();
+        let slot = self.device_pages;
+        if slot + mfns.len() > DEVICE_SLOTS {
+            return Err(Errno::ENOSPC);
+        }
+        self.device_window()?;
+        let (Some(mm), Some(window)) = (self.mm.as_mut(), self.devices.as_mut()) else {
+            return Err(Errno::ENOMEM);
+        };
+        window
+            .map_device_slots(&mut XenMmu, &mut mm.table_frames(), slot, &mfns)
+            .map_err(|e| e.errno().unwrap_or(Errno::ENOMEM))?;
+        self.device_pages += mfns.len();
+        Ok(window.slot_va(slot) + maddr % PAGE_SIZE)
+    }
+
+    /// `2^order` pages of dom0's memory made machine-contiguous (`XENMEM_exchange`) and
+    /// mapped for good, for DMA: their machine and virtual addresses.
+    pub fn dma_extent(&mut self, order: u32) -> Result<(u64, u64), Errno> {
+        let n = 1usize << order;
+        if self.device_pages + n > DEVICE_SLOTS {
+            return Err(Errno::ENOSPC);
+        }
+        self.device_window()?;
+        let (Some(mm), Some(window)) = (self.mm.as_mut(), self.devices.as_mut()) else {
+            return Err(Errno::ENOMEM);
+        };
+        let (frames, first) = mm.contiguous(order)?;
+        let mfns: Vec<u64> = frames.iter().map(|f| f.mfn.0).collect();
+        let slot = self.device_pages;
+        window
+            .map_slots(&mut XenMmu, &mut mm.table_frames(), slot, DOMID_SELF, &mfns)
+            .map_err(|e| e.errno().unwrap_or(Errno::ENOMEM))?;
+        self.device_pages += n;
+        Ok((first.0 * PAGE_SIZE, window.slot_va(slot)))
     }
 
     /// Maps `dom`'s frame `mfn` in a free slot of the ring window; its address.

@@ -116,6 +116,24 @@ pub struct XenMemoryReservation {
 
 const _: () = assert!(core::mem::size_of::<XenMemoryReservation>() == 32);
 
+/// `struct xen_memory_exchange` (72 bytes), the argument of `XENMEM_exchange`: the
+/// extents given up (for a PV guest, machine frames), the extents wanted (pseudo-physical
+/// frames in, the first machine frame of each extent out) and the progress.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct XenMemoryExchange {
+    /// The extents given up.
+    pub input: XenMemoryReservation,
+    /// The extents wanted.
+    pub output: XenMemoryReservation,
+    /// IN/OUT: `input` extents exchanged so far (0 on the first call).
+    pub nr_exchanged: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<XenMemoryExchange>() == 72);
+
 /// `struct xen_memory_domain` (2 bytes): the argument of
 /// `XENMEM_current_reservation`, `XENMEM_maximum_reservation` and
 /// `XENMEM_maximum_gpfn`.

@@ -264,10 +264,9 @@ impl Machine {
         while fired != 0 {
             let line = fired.trailing_zeros();
             fired &= fired - 1;
-            match self.events.raise_pirq(line) {
-                Some(n) => woke |= self.wake(n),
-                // Nobody bound it (it was closed as it fired): it stays masked.
-                None => {}
+            // A line nobody bound (its port closed as it fired) stays masked.
+            if let Some(n) = self.events.raise_pirq(line) {
+                woke |= self.wake(n);
             }
         }
         woke

@@ -30,9 +30,9 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use hypercall_abi::callback::{CALLBACKOP_REGISTER, CALLBACKTYPE_EVENT};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::event_channel::{
-    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnClose, EvtchnSend,
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindPirq, EvtchnBindVirq, EvtchnClose, EvtchnSend,
     EvtchnStatus, EvtchnUnmask, EVTCHNOP_ALLOC_UNBOUND, EVTCHNOP_BIND_INTERDOMAIN,
-    EVTCHNOP_BIND_VIRQ, EVTCHNOP_CLOSE, EVTCHNOP_SEND, EVTCHNOP_STATUS, EVTCHNOP_UNMASK,
+    EVTCHNOP_BIND_PIRQ, EVTCHNOP_BIND_VIRQ, EVTCHNOP_CLOSE, EVTCHNOP_SEND, EVTCHNOP_STATUS, EVTCHNOP_UNMASK,
 };
 use hypercall_abi::hypercall::{Hypercall, HYPERCALL_STUB_SIZE};
 use hypercall_abi::mmu::UVMF_INVLPG;
@@ -430,6 +430,15 @@ pub fn bind_virq(virq: u32, vcpu: u32) -> Result<u32, Errno> {
         port: 0,
     };
     check(op(EVTCHNOP_BIND_VIRQ, &mut arg))?;
+    Ok(arg.port)
+}
+
+/// `EVTCHNOP_bind_pirq`: binds physical IRQ `pirq` (mapped for us with
+/// [`crate::physdev::map_gsi`]) to a new port (masked: set a handler, then [`unmask`]).
+/// After each event, quieten the device and say [`crate::physdev::eoi`].
+pub fn bind_pirq(pirq: u32) -> Result<u32, Errno> {
+    let mut arg = EvtchnBindPirq { pirq, flags: 0, port: 0 };
+    check(op(EVTCHNOP_BIND_PIRQ, &mut arg))?;
     Ok(arg.port)
 }
 

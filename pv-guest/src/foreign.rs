@@ -184,7 +184,7 @@ impl ForeignWindow {
             ));
         }
         self.ensure_tables(mmu, frames, mfns.len())?;
-        if let Err((done, error)) = self.write_slots(mmu, 0, dom, mfns) {
+        if let Err((done, error)) = self.write_slots(mmu, 0, dom, mfns, DATA_RW_FLAGS) {
             self.mapped = done;
             // Best effort: the map error is the one worth reporting.
             let _ = self.unmap(mmu);
@@ -196,14 +196,14 @@ impl ForeignWindow {
 
     /// Writes the entries mapping `mfns` (frames of `dom`) at slots `first..`, in batches
     /// (their L1 tables exist); on failure, how many slots were mapped and the error.
-    fn write_slots(&self, mmu: &mut impl ForeignMmu, first: usize, dom: u16, mfns: &[u64]) -> Result<(), (usize, MmError)> {
+    fn write_slots(&self, mmu: &mut impl ForeignMmu, first: usize, dom: u16, mfns: &[u64], flags: u64) -> Result<(), (usize, MmError)> {
         let mut reqs = Vec::with_capacity(BATCH.min(mfns.len()));
         for (chunk_index, chunk) in mfns.chunks(BATCH).enumerate() {
             let start = first + chunk_index * BATCH;
             reqs.clear();
             reqs.extend(chunk.iter().enumerate().map(|(k, &mfn)| MmuUpdate {
                 ptr: entry_maddr(self.l1s[(start + k) / ENTRIES], (start + k) % ENTRIES),
-                val: make_entry(Mfn(mfn), DATA_RW_FLAGS),
+                val: make_entry(Mfn(mfn), flags),
             }));
             if let Err(failure) = mmu.pt_update_foreign(&reqs, dom) {
                 let index = failure.done.min(reqs.len() - 1);
@@ -245,7 +245,26 @@ impl ForeignWindow {
             return Err(MmError::WrongState("no such slot in the foreign window"));
         };
         self.ensure_tables(mmu, frames, end)?;
-        self.write_slots(mmu, first, dom, mfns).map_err(|(_, e)| e)
+        self.write_slots(mmu, first, dom, mfns, DATA_RW_FLAGS).map_err(|(_, e)| e)
+    }
+
+    /// Maps device memory (frames of no domain, which only a privileged domain may map)
+    /// writable and uncached (PCD, PWT) at slots `first..first + mfns.len()`, by slot as
+    /// [`ForeignWindow::map_slots`].
+    pub fn map_device_slots(
+        &mut self,
+        mmu: &mut impl ForeignMmu,
+        frames: &mut impl FrameSource,
+        first: usize,
+        mfns: &[u64],
+    ) -> Result<(), MmError> {
+        use hypercall_abi::layout::pte;
+        let end = first.checked_add(mfns.len()).filter(|&e| e <= self.max_pages);
+        let (Some(end), 0) = (end, self.mapped) else {
+            return Err(MmError::WrongState("no such slot in the foreign window"));
+        };
+        self.ensure_tables(mmu, frames, end)?;
+        self.write_slots(mmu, first, DOMID_SELF, mfns, DATA_RW_FLAGS | pte::PCD | pte::PWT).map_err(|(_, e)| e)
     }
 
     /// Clears `slot` (mapped by [`ForeignWindow::map_slot`]) and flushes this CPU's TLB.

@@ -74,6 +74,8 @@ pub mod hypercall;
 #[cfg(target_os = "none")]
 mod panic;
 #[cfg(target_os = "none")]
+pub mod physdev;
+#[cfg(target_os = "none")]
 pub mod start;
 #[cfg(target_os = "none")]
 pub mod testing;

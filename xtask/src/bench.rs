@@ -186,6 +186,7 @@ fn boot(
         memory_mib,
         accel,
         serial: Serial::Stdio,
+        disk: None,
     };
     run_scripted(
         config.command()?,

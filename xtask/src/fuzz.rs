@@ -194,6 +194,7 @@ pub fn main(args: FuzzArgs) -> Result<ExitCode> {
         memory_mib: 256,
         accel: Accel::Tcg,
         serial: Serial::Stdio,
+        disk: None,
     };
     eprintln!("xtask: fuzzing for {} s (seed {}, {} actions per life)", args.seconds, args.seed, args.calls);
     let timeout = Duration::from_secs(args.seconds + 180);
@@ -254,6 +255,7 @@ fn dom0_campaign(layout: &crate::build::Layout, args: &FuzzArgs) -> Result<ExitC
             memory_mib: 256,
             accel: Accel::Tcg,
             serial: Serial::Stdio,
+            disk: None,
         };
         let session = run_scripted(qemu.command()?, PROMPT, &[], InputMode::AtPrompts, Duration::from_secs(180))?;
         boots += 1;

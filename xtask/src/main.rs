@@ -4,6 +4,7 @@
 mod bench;
 mod build;
 mod deps;
+mod disk;
 mod expect;
 mod fuzz;
 mod image;

@@ -85,6 +85,8 @@ pub struct QemuConfig {
     pub accel: Accel,
     /// `-serial`.
     pub serial: Serial,
+    /// A raw disk image attached as a virtio-blk device (dom0's `vda`).
+    pub disk: Option<PathBuf>,
 }
 
 /// The machine every run uses. No default NIC: nothing uses it and it wants an option ROM.
@@ -114,6 +116,11 @@ impl QemuConfig {
             Serial::Stdio => "stdio",
         };
         args.extend(["-serial".into(), serial.into()]);
+        if let Some(disk) = &self.disk {
+            let file = escape_commas(&disk.display().to_string());
+            args.extend(["-drive".into(), format!("file={file},if=none,id=vda,format=raw")]);
+            args.extend(["-device".into(), "virtio-blk-pci,drive=vda".into()]);
+        }
         match &self.boot {
             Boot::Kernel {
                 kernel,

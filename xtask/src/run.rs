@@ -98,6 +98,13 @@ pub struct RunArgs {
     /// `linux.cfg` as modules (`xl create -c linux.cfg` boots it); at least 1 GiB of RAM.
     #[arg(long)]
     linux: bool,
+    /// The machine's disk (dom0's `vda`, a raw image). Default: `target/boot/disk.img`,
+    /// created with the standard partitions if there is none.
+    #[arg(long, value_name = "PATH")]
+    disk: Option<PathBuf>,
+    /// Boot with no disk.
+    #[arg(long, conflicts_with = "disk")]
+    no_disk: bool,
 }
 
 /// Builds, boots, and maps QEMU's exit status to ours (docs/interfaces.md).
@@ -129,8 +136,21 @@ pub fn main(args: RunArgs) -> Result<ExitCode> {
             modules: all,
         }
     };
+    let disk = if args.no_disk {
+        None
+    } else {
+        let path = args.disk.clone().unwrap_or_else(|| layout.boot_dir().join("disk.img"));
+        if args.disk.is_none() && crate::disk::ensure(&path)? {
+            eprintln!("xtask: made {} ({} MiB, the standard partitions)", path.display(), crate::disk::DISK_MIB);
+        }
+        if !path.exists() {
+            anyhow::bail!("--disk {}: no such file", path.display());
+        }
+        Some(path)
+    };
     let interactive = std::io::stdin().is_terminal();
     let config = QemuConfig {
+        disk,
         boot,
         memory_mib: if args.linux { args.memory.max(LINUX_MEMORY_MIB) } else { args.memory },
         accel: args.accel,

@@ -54,6 +54,7 @@ macro_rules! list_row {
     };
 }
 
+mod block;
 mod hostile;
 mod peers;
 mod xl;
@@ -113,6 +114,17 @@ pub struct Scenario {
     pub exit: Exit,
     /// A further check over the matched lines and their captured groups.
     pub check: Option<Check>,
+    /// The machine's disk.
+    pub disk: Disk,
+}
+
+/// The disk a scenario's machine has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disk {
+    /// None: dom0 finds no virtio-blk device.
+    None,
+    /// A fresh image of the standard layout (`target/boot/disks/NAME.img`).
+    Fresh,
 }
 
 /// What a scenario is unless it says otherwise.
@@ -131,6 +143,7 @@ pub const DEFAULT: Scenario = Scenario {
     forbid: &["PANIC"],
     exit: Exit::Poweroff,
     check: None,
+    disk: Disk::None,
 };
 
 /// The dom0 `info` memory total lies within 2 MiB below QEMU's `-m`.
@@ -239,7 +252,7 @@ pub fn all() -> Vec<Scenario> {
                 wait_for!(r"\[xen-abi\] TESTS DONE [0-9]+ passed, [0-9]+ failed$"),
                 "shutdown",
             ],
-            expect: &[r"\[xen-abi\] TEST set_gdt PASS$", r"\[xen-abi\] TEST debugreg_breakpoint_in_hypervisor_copy_is_dropped PASS$", r"\[xen-abi\] TEST debugreg_movss_breakpoint_then_syscall PASS$", r"\[xen-abi\] TEST xenmem_exchange_pages_for_an_extent PASS$", r"\[xen-abi\] TEST register_vcpu_info PASS$", r"\[xen-abi\] TEST fifo_unmask_links_a_pending_masked_event PASS$", r"\[xen-abi\] TESTS DONE [0-9]+ passed, 0 failed$"],
+            expect: &[r"\[xen-abi\] TEST pci_config_under_iopl_reads_all_ones PASS$", r"\[xen-abi\] TEST physdev_map_pirq_is_eperm PASS$", r"\[xen-abi\] TEST evtchn_bind_pirq_unmapped_is_eperm PASS$", r"\[xen-abi\] TEST set_gdt PASS$", r"\[xen-abi\] TEST debugreg_breakpoint_in_hypervisor_copy_is_dropped PASS$", r"\[xen-abi\] TEST debugreg_movss_breakpoint_then_syscall PASS$", r"\[xen-abi\] TEST xenmem_exchange_pages_for_an_extent PASS$", r"\[xen-abi\] TEST register_vcpu_info PASS$", r"\[xen-abi\] TEST fifo_unmask_links_a_pending_masked_event PASS$", r"\[xen-abi\] TESTS DONE [0-9]+ passed, 0 failed$"],
             forbid: &["PANIC", r"TEST .* FAIL", r"\(mk\) d[0-9]+ \(xen-abi\) crashed"],
             ..DEFAULT
         },
@@ -559,6 +572,7 @@ pub fn all() -> Vec<Scenario> {
     all.extend(xl::scenarios());
     all.extend(hostile::scenarios());
     all.extend(peers::scenarios());
+    all.extend(block::scenarios());
     all
 }
 

@@ -5,7 +5,7 @@ use crate::deps;
 use crate::expect::judge;
 use crate::image::{self, IsoSpec};
 use crate::qemu::{run_scripted, Accel, Boot, Module, QemuConfig, Serial, Session, PROMPT};
-use crate::scenarios::{self, Image, Scenario};
+use crate::scenarios::{self, Disk, Image, Scenario};
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
@@ -227,6 +227,14 @@ pub fn qemu_config(layout: &Layout, scenario: &Scenario) -> Result<QemuConfig> {
         memory_mib: scenario.memory_mib,
         accel: Accel::Tcg,
         serial: Serial::Stdio,
+        disk: match scenario.disk {
+            Disk::None => None,
+            Disk::Fresh => {
+                let path = layout.boot_dir().join("disks").join(format!("{}.img", scenario.name));
+                crate::disk::create(&path).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+                Some(path)
+            }
+        },
     })
 }
 

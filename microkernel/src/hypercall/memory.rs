@@ -163,15 +163,6 @@ fn reservation(p: &mut impl Platform, op: u32, start: u64, args: [u64; 5]) -> Re
     Ok(i as i64)
 }
 
-/// `struct xen_memory_exchange`: the frames given up, the frames wanted, and the progress.
-#[derive(Clone, Copy, Debug, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
-#[repr(C)]
-struct XenMemoryExchange {
-    input: XenMemoryReservation,
-    output: XenMemoryReservation,
-    nr_exchanged: u64,
-}
-
 /// `XENMEM_exchange`, as Xen's `memory_exchange`: `in` lists extents of the domain
 /// (`2^in.extent_order` machine frames from each listed one) to give up, `out` the pfns
 /// that extents of `2^out.extent_order` machine-contiguous fresh frames take (the first
@@ -183,7 +174,7 @@ struct XenMemoryExchange {
 /// or pinned (Xen's `steal_page`), `ENOMEM` no extent free: that chunk is left as it was.
 fn exchange(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Errno> {
     let arg = args[1];
-    let mut x: XenMemoryExchange = read_guest(p, arg)?;
+    let mut x: hypercall_abi::memory::XenMemoryExchange = read_guest(p, arg)?;
     let (inp, out) = (x.input, x.output);
     if inp.extent_order.max(out.extent_order) > max_order(p) {
         return Err(Errno::EPERM);

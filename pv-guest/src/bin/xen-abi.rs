@@ -174,6 +174,17 @@ fn write_cr4(v: u64) {
     unsafe { asm!("mov cr4, rax", in("rax") v, options(nomem, nostack)) }
 }
 
+/// The physical-IRQ path is the control domain's: a guest maps, binds and EOIs nothing.
+fn pirqs(t: &mut Tests) {
+    use pv_guest::physdev;
+    t.report("physdev_map_pirq_is_eperm", expect_ret(physdev::map_gsi(11).map_or_else(|e| e.to_ret(), i64::from), Errno::EPERM.to_ret()));
+    t.report("physdev_unmap_pirq_is_eperm", expect_ret(physdev::unmap(11).map_or_else(|e| e.to_ret(), |_| 0), Errno::EPERM.to_ret()));
+    t.report("evtchn_bind_pirq_unmapped_is_eperm", expect_ret(pv_guest::events::bind_pirq(11).map_or_else(|e| e.to_ret(), i64::from), Errno::EPERM.to_ret()));
+    t.report("evtchn_bind_pirq_out_of_range_is_einval", expect_ret(pv_guest::events::bind_pirq(1 << 20).map_or_else(|e| e.to_ret(), i64::from), EINVAL));
+    t.report("physdev_eoi_not_ours_is_einval", expect_ret(physdev::eoi(11).map_or_else(|e| e.to_ret(), |_| 0), EINVAL));
+    t.report("physdev_irq_status_query_needs_eoi", expect_ret(physdev::status(11).map_or_else(|e| e.to_ret(), i64::from), 1));
+}
+
 fn iopl(t: &mut Tests) {
     t.report("physdev_set_iopl_4_is_einval", expect_ret(set_iopl(4), EINVAL));
     t.report(
@@ -191,6 +202,13 @@ fn iopl(t: &mut Tests) {
         ensure(v == 0xff, || format!("read {v:#x}"))
     });
     t.report("out_under_iopl_is_dropped", ensure(!gp_of(1, || outb(0x80, 1)), || "#GP".into()));
+    // The hardware's ports are the control domain's: a guest's PCI configuration access
+    // reaches nothing.
+    t.report("pci_config_under_iopl_reads_all_ones", {
+        outb(0xcf8, 0);
+        let v = inb(0xcfc);
+        ensure(v == 0xff, || format!("read {v:#x}"))
+    });
     // The bitmap: port 0x80 allowed (bit clear), 0x81 denied; IOPL back to 0.
     let mut bitmap = alloc::vec![0xffu8; 8192];
     bitmap[0x80 / 8] &= !1;
@@ -889,6 +907,7 @@ fn main(si: &'static StartInfo) {
         return t.done();
     }
     iopl(&mut t);
+    pirqs(&mut t);
     descriptors(&mut t, &mut mm);
     control_registers(&mut t);
     debug_registers(&mut t);

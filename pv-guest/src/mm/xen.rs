@@ -14,7 +14,7 @@ use hypercall_abi::hypercall::Hypercall;
 use hypercall_abi::layout::MACH2PHYS_VIRT_START;
 use hypercall_abi::memory::{
     XenMemoryDomain, XenMemoryReservation, XENMEM_CURRENT_RESERVATION, XENMEM_DECREASE_RESERVATION,
-    XENMEM_MAXIMUM_RESERVATION, XENMEM_POPULATE_PHYSMAP,
+    XENMEM_EXCHANGE, XENMEM_MAXIMUM_RESERVATION, XENMEM_POPULATE_PHYSMAP,
 };
 use hypercall_abi::mmu::{MmuUpdate, MmuextOp, MulticallEntry};
 use hypercall_abi::start_info::StartInfo;
@@ -425,6 +425,51 @@ impl GuestMm {
             }
             _ => Err(Errno::ENOMEM),
         }
+    }
+
+    /// `2^order` free frames mapped nowhere, made machine-contiguous with
+    /// `XENMEM_exchange` (as Linux's `xen_create_contiguous_region`, for memory a device
+    /// reaches by DMA): the frames taken, by pfn, whose machine frames are now the extent
+    /// starting at the returned mfn, in order. The p2m and the M2P follow. On failure the
+    /// frames go back to the allocator as they were.
+    pub fn contiguous(&mut self, order: u32) -> Result<(alloc::vec::Vec<Frame>, Mfn), Errno> {
+        let n = 1usize.checked_shl(order).ok_or(Errno::EINVAL)?;
+        let mut frames = alloc::vec::Vec::with_capacity(n);
+        while frames.len() < n {
+            match self.alloc_frame() {
+                Some(f) => frames.push(f),
+                None => {
+                    frames.into_iter().for_each(|f| self.free(f));
+                    return Err(Errno::ENOMEM);
+                }
+            }
+        }
+        let mut give: alloc::vec::Vec<u64> = frames.iter().map(|f| f.mfn.0).collect();
+        let mut want = [frames[0].pfn.0];
+        let mut x = hypercall_abi::memory::XenMemoryExchange {
+            input: XenMemoryReservation { extent_order: 0, ..reservation(&mut give) },
+            output: XenMemoryReservation { extent_order: order, ..reservation(&mut want) },
+            nr_exchanged: 0,
+        };
+        // SAFETY: `x` and both lists are ours and live across the call.
+        let rc = check(unsafe { memory_op_raw(XENMEM_EXCHANGE, (&raw mut x) as u64) });
+        let done = rc.and_then(|_| (x.nr_exchanged == n as u64).then_some(()).ok_or(Errno::ENOMEM));
+        if let Err(e) = done {
+            // A refused exchange changes nothing (it is all one chunk of the larger order).
+            frames.into_iter().for_each(|f| self.free(f));
+            return Err(e);
+        }
+        let first = want[0];
+        let mut fix = alloc::vec::Vec::with_capacity(n);
+        for (j, f) in frames.iter_mut().enumerate() {
+            f.mfn = Mfn(first + j as u64);
+            self.p2m.set(f.pfn, f.mfn);
+            fix.push(MmuUpdate { ptr: (f.mfn.0 << PAGE_SHIFT) | hypercall_abi::mmu::MMU_MACHPHYS_UPDATE, val: f.pfn.0 });
+        }
+        // The hypervisor numbered the extent from the first pfn; ours need not be in a run.
+        let (rc, _) = pt_update_raw(&fix);
+        check(rc)?;
+        Ok((frames, Mfn(first)))
     }
 
     /// Machine address (`mfn << 12`) of `pfn`, for entries.

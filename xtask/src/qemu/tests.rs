@@ -13,6 +13,7 @@ fn kernel_config(modules: Vec<Module>) -> QemuConfig {
         memory_mib: 256,
         accel: Accel::Tcg,
         serial: Serial::Stdio,
+        disk: None,
     }
 }
 
@@ -91,6 +92,7 @@ fn iso_kvm_and_monitor() {
         memory_mib: 512,
         accel: Accel::Kvm,
         serial: Serial::MonitorAndStdio,
+        disk: None,
     };
     let args = config.args().unwrap();
     assert_eq!(
