@@ -13,6 +13,7 @@ pub mod archive;
 pub mod bench;
 pub mod builder;
 pub mod config;
+pub mod blkback;
 pub mod console;
 pub mod dma;
 pub mod report;

@@ -1,0 +1,278 @@
+//! The block back-end's portable half (Linux's `xen-blkback`, Xen's `io/blkif.h`): which
+//! part of dom0's disk each virtual disk is, the rule that no sector is given writable to
+//! two guests, the store nodes of a vbd, and serving a front end's ring.
+//!
+//! Serving never trusts the ring: each request is copied once into private memory
+//! (`BackRing`), checked against the disk it may reach (`xenbus::blkif::check`: segment
+//! counts and sectors, alignment, the range, read-only), and its data moved by grant copy
+//! between the front end's granted pages and dom0's staging buffer ([`BlockMachine`]); a
+//! bad request or a grant that does not copy is answered `BLKIF_RSP_ERROR` and serving
+//! goes on; a ring whose indices lie stops for good ([`Served::Broken`]) and the device is
+//! disconnected. Writes reach the disk before they are answered; a flush or barrier is
+//! answered once the disk's cache is flushed, so an acknowledged write is never lost.
+#![forbid(unsafe_code)]
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use xenbus::blkif::{self, BlkifRequest, BlkifResponse, Io, IoKind, Vbd, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY};
+use xenbus::ring::generic::BackRing;
+use xenbus::ring::{RingError, SharedMem};
+
+/// A run of dom0's disk, in 512-byte sectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    /// First sector.
+    pub first: u64,
+    /// Sectors.
+    pub sectors: u64,
+}
+
+impl Extent {
+    fn overlaps(&self, other: &Extent) -> bool {
+        self.first < other.first + other.sectors && other.first < self.first + self.sectors
+    }
+}
+
+/// A partition of dom0's disk, as `resolve` needs it: its number and extent.
+pub type PartitionExtent = (u32, Extent);
+
+/// The extent `target` (`vda`, or `vdaN`) names on dom0's disk `vda` of `disk_sectors`
+/// sectors with `partitions`; the error says why not.
+pub fn resolve(target: &str, disk_sectors: Option<u64>, partitions: &[PartitionExtent]) -> Result<Extent, String> {
+    let Some(disk_sectors) = disk_sectors else {
+        return Err(format!("{target}: dom0 has no disk"));
+    };
+    let Some(rest) = target.strip_prefix("vda") else {
+        return Err(format!("{target}: no such disk (dom0 has vda)"));
+    };
+    if rest.is_empty() {
+        return Ok(Extent { first: 0, sectors: disk_sectors });
+    }
+    let n: u32 = rest.parse().map_err(|_| format!("{target}: not a partition name"))?;
+    partitions
+        .iter()
+        .find(|(number, _)| *number == n)
+        .map(|(_, e)| *e)
+        .ok_or_else(|| format!("{target}: vda has no partition {n}"))
+}
+
+/// A virtual disk given to a guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The guest.
+    pub dom: u16,
+    /// Its device number (`virtual-device`).
+    pub devid: u32,
+    /// dom0's device (`vda2`).
+    pub target: String,
+    /// Where on dom0's disk.
+    pub extent: Extent,
+    /// Given read-only.
+    pub readonly: bool,
+}
+
+/// Every virtual disk given out: no sector is writable by one guest while another guest
+/// has it (Xen's block script refuses a device in use elsewhere), and a guest's device
+/// numbers are its own.
+#[derive(Debug, Default)]
+pub struct Claims {
+    claims: Vec<Claim>,
+}
+
+impl Claims {
+    /// Records `claim`, or says why it cannot be: the guest already has that device
+    /// number, or the extent overlaps another guest's where either is writable.
+    pub fn claim(&mut self, claim: Claim) -> Result<(), String> {
+        for c in &self.claims {
+            if c.dom == claim.dom && c.devid == claim.devid {
+                return Err(format!("d{} already has virtual disk {}", c.dom, c.devid));
+            }
+            if c.dom != claim.dom && c.extent.overlaps(&claim.extent) && !(c.readonly && claim.readonly) {
+                return Err(format!("{} is in use by d{} ({})", claim.target, c.dom, if c.readonly { "read-only" } else { "writable" }));
+            }
+        }
+        self.claims.push(claim);
+        Ok(())
+    }
+
+    /// Forgets `dom`'s device `devid`; whether it had it.
+    pub fn release(&mut self, dom: u16, devid: u32) -> bool {
+        let before = self.claims.len();
+        self.claims.retain(|c| !(c.dom == dom && c.devid == devid));
+        before != self.claims.len()
+    }
+
+    /// The claims of `dom`.
+    pub fn of(&self, dom: u16) -> impl Iterator<Item = &Claim> {
+        self.claims.iter().filter(move |c| c.dom == dom)
+    }
+}
+
+/// The back-end directory of `dom`'s vbd `devid`, as libxl places it.
+pub fn backend_path(dom: u16, devid: u32) -> String {
+    format!("/local/domain/0/backend/vbd/{dom}/{devid}")
+}
+
+/// The front-end directory of `dom`'s vbd `devid`.
+pub fn frontend_path(dom: u16, devid: u32) -> String {
+    format!("/local/domain/{dom}/device/vbd/{devid}")
+}
+
+/// The nodes the toolstack and the back end write for a new vbd, as libxl and blkback
+/// do: the back-end directory (`frontend`, `params`, `mode`, the disk's geometry and
+/// features, `state` = InitWait, as blkback leaves it once it waits for the front end), and
+/// the front-end directory (`backend`, `virtual-device`, `device-type`, `state` =
+/// Initialising). (path, value) pairs, in writing order.
+pub fn store_nodes(claim: &Claim) -> Vec<(String, String)> {
+    use xenbus::blkif::keys;
+    let back = backend_path(claim.dom, claim.devid);
+    let front = frontend_path(claim.dom, claim.devid);
+    let info = if claim.readonly { keys::VDISK_READONLY } else { 0 };
+    let mut nodes = Vec::new();
+    let mut b = |k: &str, v: String| nodes.push((format!("{back}/{k}"), v));
+    b("frontend", front.clone());
+    b("frontend-id", format!("{}", claim.dom));
+    b("online", String::from("1"));
+    b("type", String::from("phy"));
+    b(keys::PARAMS, claim.target.clone());
+    b(keys::MODE, String::from(if claim.readonly { "r" } else { "w" }));
+    b(keys::SECTORS, format!("{}", claim.extent.sectors));
+    b(keys::SECTOR_SIZE, String::from("512"));
+    b("physical-sector-size", String::from("512"));
+    b(keys::INFO, format!("{info}"));
+    b(keys::FEATURE_FLUSH_CACHE, String::from("1"));
+    b(keys::FEATURE_BARRIER, String::from("1"));
+    b(keys::FEATURE_PERSISTENT, String::from("0"));
+    b(keys::MAX_RING_PAGE_ORDER, String::from("0"));
+    b(keys::STATE, String::from("2"));
+    let mut f = |k: &str, v: String| nodes.push((format!("{front}/{k}"), v));
+    f("backend", back.clone());
+    f("backend-id", String::from("0"));
+    f(keys::VIRTUAL_DEVICE, format!("{}", claim.devid));
+    f("device-type", String::from("disk"));
+    f(keys::STATE, String::from("1"));
+    nodes
+}
+
+/// What blkback needs from the machine for one request: grant copies between the front
+/// end's pages and a staging buffer of [`STAGING_BYTES`], and the disk (sectors absolute
+/// on dom0's disk, lengths whole sectors, the staging buffer's first bytes).
+pub trait BlockMachine {
+    /// Copies segment by segment: `(gref, offset in its page, bytes, offset in staging)`,
+    /// from the front end `dom`'s granted pages into staging (`to_staging`) or back. The
+    /// index of the first segment that did not copy (a bad or revoked grant).
+    fn grant_copy(&mut self, dom: u16, segments: &[(u32, u16, u16, usize)], to_staging: bool) -> Result<(), usize>;
+    /// Reads `bytes` from the disk at `sector` into staging.
+    fn disk_read(&mut self, sector: u64, bytes: usize) -> Result<(), ()>;
+    /// Writes `bytes` of staging to the disk at `sector`.
+    fn disk_write(&mut self, sector: u64, bytes: usize) -> Result<(), ()>;
+    /// Makes every write done so far durable.
+    fn disk_flush(&mut self) -> Result<(), ()>;
+}
+
+/// The staging buffer's size: the most one request moves (11 pages).
+pub const STAGING_BYTES: usize = blkif::BLKIF_MAX_SEGMENTS_PER_REQUEST * 4096;
+
+/// Carries out an accepted request on `extent` of the disk: its status.
+pub fn execute(m: &mut impl BlockMachine, dom: u16, io: &Io, extent: Extent) -> i16 {
+    let mut at = 0;
+    let segs: Vec<(u32, u16, u16, usize)> = io
+        .segments()
+        .iter()
+        .map(|s| {
+            let seg = (s.gref, s.offset, s.len, at);
+            at += usize::from(s.len);
+            seg
+        })
+        .collect();
+    let bytes = at;
+    let sector = extent.first + io.sector;
+    let ok = match io.kind {
+        IoKind::Read => m.disk_read(sector, bytes).is_ok() && m.grant_copy(dom, &segs, false).is_ok(),
+        IoKind::Write => m.grant_copy(dom, &segs, true).is_ok() && m.disk_write(sector, bytes).is_ok(),
+        IoKind::WriteFlush => {
+            (bytes == 0 || (m.grant_copy(dom, &segs, true).is_ok() && m.disk_write(sector, bytes).is_ok())) && m.disk_flush().is_ok()
+        }
+        // `check` refuses discard: the vbd does not offer it.
+        IoKind::Discard { .. } => false,
+    };
+    if ok {
+        BLKIF_RSP_OKAY
+    } else {
+        BLKIF_RSP_ERROR
+    }
+}
+
+/// One connected vbd: its disk, its extent and its ring's back end.
+pub struct Connection {
+    /// The guest.
+    pub dom: u16,
+    /// What the guest sees.
+    pub vbd: Vbd,
+    /// Where on dom0's disk.
+    pub extent: Extent,
+    ring: BackRingOf,
+    /// Requests answered, and of those refused or failed.
+    pub answered: u64,
+    /// Requests answered with an error.
+    pub errors: u64,
+}
+
+type BackRingOf = BackRing<BlkifRequest, BlkifResponse>;
+
+/// What a turn of serving did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// Responses published; whether the front end asked to be notified.
+    Answered {
+        /// Notify the front end.
+        notify: bool,
+    },
+    /// The ring lied: stop serving it and disconnect the device.
+    Broken(String),
+}
+
+impl Connection {
+    /// A connection over the front end's ring `mem` (zeroed by it, `SHARED_RING_INIT`).
+    pub fn new(dom: u16, claim: &Claim, mem: &impl SharedMem) -> Result<Self, RingError> {
+        let vbd = Vbd { sectors: claim.extent.sectors, sector_size: 512, readonly: claim.readonly, discard: false, discard_secure: false };
+        Ok(Connection { dom, vbd, extent: claim.extent, ring: BackRing::new(mem)?, answered: 0, errors: 0 })
+    }
+
+    /// Serves every request waiting in the ring, with the front end's races: answers each,
+    /// publishes the responses and checks again before it stops.
+    pub fn serve(&mut self, mem: &mut impl SharedMem, m: &mut impl BlockMachine) -> Served {
+        let mut notify = false;
+        loop {
+            loop {
+                let req = match self.ring.next_request(mem) {
+                    Ok(Some(req)) => req,
+                    Ok(None) => break,
+                    Err(e) => return Served::Broken(format!("{e:?}")),
+                };
+                let rsp = match blkif::check(&req, &self.vbd) {
+                    Ok(io) => io.response(execute(m, self.dom, &io, self.extent)),
+                    Err(refusal) => blkif::response(req.id, req.operation, refusal.status()),
+                };
+                if rsp.status != BLKIF_RSP_OKAY {
+                    self.errors += 1;
+                }
+                self.answered += 1;
+                if let Err(e) = self.ring.push_response(mem, &rsp) {
+                    return Served::Broken(format!("{e:?}"));
+                }
+            }
+            notify |= self.ring.publish(mem);
+            match self.ring.final_check_for_requests(mem) {
+                Ok(true) => continue,
+                Ok(false) => return Served::Answered { notify },
+                Err(e) => return Served::Broken(format!("{e:?}")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
