@@ -151,6 +151,12 @@ unsafe impl Hal for DomHal {
     }
 }
 
+/// `pages` of the DMA pool for good (a back-end's staging buffer): machine and virtual
+/// address, if the pool exists and has them.
+pub fn staging(pages: usize) -> Option<(u64, u64)> {
+    MEMORY.lock().as_mut()?.pool.alloc(pages)
+}
+
 /// Set by the disk's event handler: its interrupt line fired.
 static DISK_IRQ: AtomicBool = AtomicBool::new(false);
 
@@ -293,8 +299,9 @@ fn start_disk(ctl: &mut XenControl, root: &mut PciRoot<PortCam>, df: DeviceFunct
     Ok(disk)
 }
 
-/// Reads `vda`'s partition table and reports it, one line per partition; the partitions.
-pub fn partitions(disk: &mut Disk) -> Vec<partitions::Partition> {
+/// Reads `vda`'s partition table and reports it, one line per partition; the partitions,
+/// by number and extent.
+pub fn partitions(disk: &mut Disk) -> Vec<dom0::blkback::PartitionExtent> {
     let sectors = disk.sectors;
     let mut read = |sector: u64, buf: &mut [u8]| disk.read(sector, buf).map_err(|_| ());
     match partitions::read(sectors, &mut read) {
@@ -303,7 +310,7 @@ pub fn partitions(disk: &mut Disk) -> Vec<partitions::Partition> {
             for p in &parts {
                 println!("dom0: vda{}: \"{}\", {} MiB from sector {}", p.number, p.name, mib(p.sectors), p.first);
             }
-            parts
+            parts.iter().map(|p| (p.number, dom0::blkback::Extent { first: p.first, sectors: p.sectors })).collect()
         }
         Err(e) => {
             println!("dom0: vda: no partitions: {e}");

@@ -18,6 +18,7 @@
 
 extern crate alloc;
 
+mod blk;
 mod devices;
 mod xen_control;
 
@@ -227,6 +228,17 @@ fn on_guest_store(port: u32) {
     WAKE.store(true, Ordering::SeqCst);
 }
 
+/// dom0's ports on which a split device's front end signalled (as `CONSOLE_PORTS`).
+static BACKEND_PORTS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+
+/// A front end's event: requests in its ring.
+fn on_backend_event(port: u32) {
+    if let Some(word) = BACKEND_PORTS.get((port / 64) as usize) {
+        word.fetch_or(1 << (port % 64), Ordering::SeqCst);
+    }
+    WAKE.store(true, Ordering::SeqCst);
+}
+
 /// Takes the ports whose consoles signalled since the last call.
 fn take_console_ports() -> Vec<u32> {
     take_ports(&CONSOLE_PORTS)
@@ -280,9 +292,6 @@ struct Shell {
     /// The serial line is not at a line start (a prompt, echo, or raw guest output): a
     /// guest's `[name] line` starts on a new line.
     mid_line: bool,
-    /// The machine's disk, if dom0 found one.
-    #[allow(dead_code)] // Served to guests by the block back-end (issue 12, next step).
-    disk: Option<devices::Disk>,
 }
 
 impl Shell {
@@ -421,6 +430,17 @@ impl Shell {
         }
         for &port in served.notify.iter().chain(&served.echo) {
             let _ = events::send(port);
+        }
+        self.serve_backends();
+    }
+
+    /// The split devices' back-ends' turn: front ends that changed state, and rings that
+    /// signalled.
+    fn serve_backends(&mut self) {
+        let ports = take_ports(&BACKEND_PORTS);
+        for line in self.toolstack.ctl.serve_vbds(&ports) {
+            self.end_line();
+            println!("{line}");
         }
     }
 
@@ -713,9 +733,10 @@ fn main(si: &'static StartInfo) -> ! {
     };
     let blocking = init_events(si);
     let mut ctl = XenControl::new(mm, on_guest_console, on_guest_store);
-    let mut disk = devices::probe(&mut ctl);
-    if let Some(disk) = disk.as_mut() {
-        devices::partitions(disk);
+    ctl.on_backend = Some(on_backend_event);
+    ctl.blk.disk = devices::probe(&mut ctl);
+    if let Some(disk) = ctl.blk.disk.as_mut() {
+        ctl.blk.partitions = devices::partitions(disk);
     }
     let shell = Shell {
         editor: LineEditor::new(),
@@ -726,7 +747,6 @@ fn main(si: &'static StartInfo) -> ! {
         next_poll: 0,
         blocking,
         mid_line: false,
-        disk,
     };
     match phys {
         Ok(phys) => println!(

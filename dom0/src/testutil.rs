@@ -600,6 +600,14 @@ impl Control for FakeControl {
         self.calls.push(("connect_store", dom));
         Ok(())
     }
+
+    fn attach_disk(&mut self, dom: u16, disk: &crate::config::disk::DiskSpec) -> Result<(), String> {
+        self.calls.push(("attach_disk", dom));
+        if disk.target == "vdz" {
+            return Err(String::from("vdz: no such disk (dom0 has vda)"));
+        }
+        Ok(())
+    }
 }
 
 /// Output written to a String, for comparing lines.

@@ -100,6 +100,13 @@ pub struct XenControl {
     device_pages: usize,
     /// Which domain each ring slot maps (`RING_SLOTS` of them).
     ring_slots: Vec<Option<u16>>,
+    /// Ring slots holding a grant mapping (a back-end's view of a front end's ring):
+    /// the granting domain and the mapping's handle. Unmapped with the grant operation.
+    grant_slots: BTreeMap<usize, (u16, u32)>,
+    /// The block back-end.
+    pub blk: crate::blk::BlockBackend,
+    /// Runs on an event from a front end of a split device (set when serving starts).
+    pub on_backend: Option<events::PortHandler>,
     /// dom0's ports bound to each guest's channels.
     bound: BTreeMap<u16, Vec<u32>>,
     /// The consoles served.
@@ -129,6 +136,9 @@ impl XenControl {
             devices: None,
             device_pages: 0,
             ring_slots: alloc::vec![None; RING_SLOTS],
+            grant_slots: BTreeMap::new(),
+            blk: crate::blk::BlockBackend::default(),
+            on_backend: None,
             bound: BTreeMap::new(),
             consoles: Consoles::default(),
             on_console,
@@ -303,6 +313,36 @@ impl XenControl {
         Ok((first.0 * PAGE_SIZE, window.slot_va(slot)))
     }
 
+    /// Maps `dom`'s grant `gref` writable in a free slot of the ring window (a front
+    /// end's ring, for a back end): the slot and its address, or the `GNTST_*` status.
+    pub fn map_grant(&mut self, dom: u16, gref: u32) -> Result<(usize, u64), i16> {
+        use hypercall_abi::grant_table::GNTST_GENERAL_ERROR;
+        let slot = self.ring_slots.iter().position(Option::is_none).ok_or(GNTST_GENERAL_ERROR)?;
+        self.ring_window().map_err(|_| GNTST_GENERAL_ERROR)?;
+        let (Some(mm), Some(rings)) = (self.mm.as_mut(), self.rings.as_mut()) else {
+            return Err(GNTST_GENERAL_ERROR);
+        };
+        rings.prepare(&mut XenMmu, &mut mm.table_frames(), slot + 1).map_err(|_| GNTST_GENERAL_ERROR)?;
+        let va = rings.slot_va(slot);
+        let handle = pv_guest::grant::map_one(va, dom, gref, false)?;
+        self.ring_slots[slot] = Some(dom);
+        self.grant_slots.insert(slot, (dom, handle));
+        Ok((slot, va))
+    }
+
+    /// Unmaps the grant mapped at `slot` by [`XenControl::map_grant`].
+    pub fn unmap_grant(&mut self, slot: usize) {
+        let Some((_, handle)) = self.grant_slots.remove(&slot) else {
+            return;
+        };
+        let va = self.rings.as_ref().map_or(0, |r| r.slot_va(slot));
+        match pv_guest::grant::unmap_one(va, handle) {
+            Ok(()) => self.ring_slots[slot] = None,
+            // The slot stays taken: its entry may still map the page.
+            Err(status) => pv_guest::println!("dom0: cannot unmap a front end's ring (slot {slot}): status {status}"),
+        }
+    }
+
     /// Maps `dom`'s frame `mfn` in a free slot of the ring window; its address.
     fn map_ring(&mut self, dom: u16, mfn: u64) -> Result<u64, Errno> {
         let slot = self
@@ -351,6 +391,8 @@ impl XenControl {
     /// Stops serving `dom`'s console (its last output printed first), unmaps its ring and
     /// closes dom0's ports to it.
     fn release_domain(&mut self, dom: u16) {
+        // Its virtual disks first: their rings are grant mappings of its pages.
+        self.release_vbds(dom);
         if let Some(mut c) = self.consoles.by_dom.remove(&dom) {
             let mut emit = |b: &[u8]| pv_guest::console::write_bytes(b);
             c.drain(false, &mut emit);
@@ -360,7 +402,7 @@ impl XenControl {
         // the page value is only an address: the slot is unmapped below.
         let _page = self.store.release(dom);
         for (slot, mapped) in self.ring_slots.iter_mut().enumerate() {
-            if *mapped != Some(dom) {
+            if *mapped != Some(dom) || self.grant_slots.contains_key(&slot) {
                 continue;
             }
             if let Some(rings) = self.rings.as_mut() {
@@ -535,6 +577,10 @@ impl Control for XenControl {
 
     fn connect_store(&mut self, dom: u16, name: &str, channels: &DomainChannels) -> Result<(), Errno> {
         self.serve_store(dom, name, channels)
+    }
+
+    fn attach_disk(&mut self, dom: u16, disk: &dom0::config::disk::DiskSpec) -> Result<(), alloc::string::String> {
+        self.attach_vbd(dom, disk)
     }
 }
 

@@ -296,6 +296,22 @@ impl<P: SharedMem> StoreService<P> {
         self.events.pop_front()
     }
 
+    /// The oldest watch event of dom0's connection whose token starts with `prefix`
+    /// (others stay queued, in order, for whoever watches with them).
+    pub fn take_event_for(&mut self, prefix: &str) -> Option<(String, String)> {
+        self.drain_local();
+        let at = self.events.iter().position(|(_, t)| t.starts_with(prefix))?;
+        self.events.remove(at)
+    }
+
+    /// `XS_SET_PERMS` as dom0: `perms` in the wire form (`n0`, `r3`...), owner first.
+    pub fn set_perms(&mut self, path: &str, perms: &[&str]) -> Result<(), XsError> {
+        let parsed = xenbus::path::Perms::parse(perms)?;
+        let mut p = wire::nul_terminated(path.as_bytes());
+        p.extend_from_slice(&parsed.to_wire());
+        self.request(MsgType::SetPerms, p).map(drop)
+    }
+
     /// Whether dom0's connection has watch events waiting.
     pub fn has_event(&mut self) -> bool {
         self.drain_local();

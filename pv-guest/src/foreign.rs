@@ -267,6 +267,15 @@ impl ForeignWindow {
         self.write_slots(mmu, first, DOMID_SELF, mfns, DATA_RW_FLAGS | pte::PCD | pte::PWT).map_err(|(_, e)| e)
     }
 
+    /// Makes the L1 tables of slots `0..end` (a grant mapped at a slot's address with
+    /// `GNTTABOP_map_grant_ref` writes an entry of an existing table).
+    pub fn prepare(&mut self, mmu: &mut impl ForeignMmu, frames: &mut impl FrameSource, end: usize) -> Result<(), MmError> {
+        if end > self.max_pages {
+            return Err(MmError::WrongState("no such slot in the foreign window"));
+        }
+        self.ensure_tables(mmu, frames, end)
+    }
+
     /// Clears `slot` (mapped by [`ForeignWindow::map_slot`]) and flushes this CPU's TLB.
     pub fn unmap_slot(&mut self, mmu: &mut impl ForeignMmu, slot: usize) -> Result<(), MmError> {
         let Some(&l1) = self.l1s.get(slot / ENTRIES) else {
