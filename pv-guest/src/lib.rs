@@ -62,6 +62,8 @@ mod pingpong_args;
 #[macro_use]
 mod entry_asm;
 #[cfg(target_os = "none")]
+pub mod blkfront;
+#[cfg(target_os = "none")]
 pub mod console_ring;
 #[cfg(target_os = "none")]
 pub mod events;

@@ -36,6 +36,7 @@ pub const GUESTS: &[&str] = &[
     "echo",
     "grant-test",
     "store-test",
+    "blk-test",
     "hostile",
 ];
 

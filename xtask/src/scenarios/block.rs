@@ -2,7 +2,8 @@
 //! maps its registers, gets its DMA pool by `XENMEM_exchange`, takes its interrupt as an
 //! event and reads its partition table by interrupt-driven I/O.
 
-use super::{Disk, Scenario, DEFAULT};
+use super::{Disk, Image, Scenario, DEFAULT};
+use std::time::Duration;
 
 /// The scenarios of the block issue.
 pub fn scenarios() -> Vec<Scenario> {
@@ -22,6 +23,35 @@ pub fn scenarios() -> Vec<Scenario> {
             r"dom0: powering off",
         ],
         forbid: &[r"no disk", r"no partitions", r"crashed"],
+        ..DEFAULT
+    }, Scenario {
+        name: "blk-pattern",
+        disk: Disk::Fresh,
+        modules: &[Image::Guest("blk-test"), Image::Config("blk-rw.cfg"), Image::Config("blk-ro.cfg")],
+        input: &[
+            "xl create blk-rw.cfg",
+            wait_for!(r"\[blk-rw\] TESTS DONE"),
+            "xl create blk-ro.cfg",
+            wait_for!(r"\[blk-ro\] TESTS DONE"),
+            "xl list",
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"dom0: d1 vbd 51712: connected",
+            r"\[blk-rw\] blk-test: xvda: 16384 sectors \(8 MiB\), read-write",
+            r"\[blk-rw\] blk-test: wrote 16384 sectors in [0-9]+ requests",
+            r"\[blk-rw\] TEST pattern_reads_back PASS",
+            r"\[blk-rw\] TEST write_past_the_end_refused PASS",
+            r"\[blk-rw\] TESTS DONE [0-9]+ passed, 0 failed",
+            r"dom0: d2 vbd 51712: connected",
+            r"\[blk-ro\] blk-test: xvda: 16384 sectors \(8 MiB\), read-only",
+            r"\[blk-ro\] TEST write_refused PASS",
+            r"\[blk-ro\] TESTS DONE [0-9]+ passed, 0 failed",
+            r"audit: ok",
+        ],
+        forbid: &[r"FAIL", r"cannot connect", r"lies", r"crashed"],
+        timeout: Duration::from_secs(120),
         ..DEFAULT
     }]
 }

@@ -1,0 +1,175 @@
+//! blk-test: a guest that checks its virtual disk `xvda` (device 51712) end to end through
+//! blkfront and dom0's blkback.
+//!
+//! Command line: `check=rw seed=N` writes a pattern (each sector stamped with its number
+//! and `N`) over the whole disk with several requests in flight, flushes, reads it all back
+//! and checks every byte; then checks that sectors past the end and bad lengths are
+//! refused. `check=ro` checks that a read-only disk reads and refuses writes. `check=seed
+//! seed=N` only reads the disk and checks it holds seed N's pattern (a second boot, or a
+//! second guest on another partition). Each check prints `TEST <name> PASS|FAIL`.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use pv_guest::blkfront::{BlkError, BlkFront, MAX_IN_FLIGHT, MAX_REQUEST_BYTES};
+use pv_guest::grant::GrantTable;
+use pv_guest::mm::xen::GuestMm;
+use pv_guest::start_info;
+use pv_guest::testing::{ensure, Tests};
+use pv_guest::{println, ShutdownReason, StartInfo};
+
+/// The byte at `offset` of sector `sector` in seed `seed`'s pattern: the sector's number
+/// and the seed in its first 16 bytes, then bytes that change with both.
+fn pattern_byte(seed: u64, sector: u64, offset: usize) -> u8 {
+    match offset {
+        0..8 => sector.to_le_bytes()[offset],
+        8..16 => seed.to_le_bytes()[offset - 8],
+        _ => (sector.wrapping_mul(131).wrapping_add(offset as u64 * 7).wrapping_add(seed * 17)) as u8,
+    }
+}
+
+fn fill(seed: u64, first: u64, buf: &mut [u8]) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = pattern_byte(seed, first + (i / 512) as u64, i % 512);
+    }
+}
+
+/// The first wrong byte of `buf` read from `first`, if any: (sector, offset, got, want).
+fn mismatch(seed: u64, first: u64, buf: &[u8]) -> Option<(u64, usize, u8, u8)> {
+    buf.iter().enumerate().find_map(|(i, &b)| {
+        let (sector, offset) = (first + (i / 512) as u64, i % 512);
+        let want = pattern_byte(seed, sector, offset);
+        (b != want).then_some((sector, offset, b, want))
+    })
+}
+
+/// Requests covering the disk: (first sector, bytes).
+fn chunks(sectors: u64) -> impl Iterator<Item = (u64, usize)> {
+    let per = (MAX_REQUEST_BYTES / 512) as u64;
+    (0..sectors.div_ceil(per)).map(move |k| (k * per, ((sectors - k * per).min(per) * 512) as usize))
+}
+
+/// Writes the pattern over the whole disk with up to `MAX_IN_FLIGHT` requests at once.
+fn write_all(blk: &mut BlkFront, seed: u64) -> Result<u64, BlkError> {
+    let mut inflight: Vec<u64> = Vec::new();
+    let mut buf = vec![0u8; MAX_REQUEST_BYTES];
+    let mut n = 0;
+    for (first, bytes) in chunks(blk.sectors) {
+        if inflight.len() == MAX_IN_FLIGHT {
+            blk.wait(inflight.remove(0), None)?;
+        }
+        fill(seed, first, &mut buf[..bytes]);
+        inflight.push(blk.start_write(first, &buf[..bytes])?);
+        n += 1;
+    }
+    for id in inflight {
+        blk.wait(id, None)?;
+    }
+    Ok(n)
+}
+
+/// Reads the whole disk back, several requests at once; the first wrong byte, if any.
+fn check_all(blk: &mut BlkFront, seed: u64) -> Result<Option<(u64, usize, u8, u8)>, BlkError> {
+    let mut inflight: Vec<(u64, u64, usize)> = Vec::new();
+    let mut buf = vec![0u8; MAX_REQUEST_BYTES];
+    let mut chunks = chunks(blk.sectors).peekable();
+    while chunks.peek().is_some() || !inflight.is_empty() {
+        while inflight.len() < MAX_IN_FLIGHT {
+            let Some((first, bytes)) = chunks.next() else { break };
+            inflight.push((blk.start_read(first, bytes)?, first, bytes));
+        }
+        let (id, first, bytes) = inflight.remove(0);
+        blk.wait(id, Some(&mut buf[..bytes]))?;
+        if let Some(bad) = mismatch(seed, first, &buf[..bytes]) {
+            return Ok(Some(bad));
+        }
+    }
+    Ok(None)
+}
+
+fn run(t: &mut Tests, si: &'static StartInfo, check: &str, seed: u64) {
+    let mut mm = match GuestMm::init(si, None) {
+        Ok(mm) => mm,
+        Err(e) => return t.report("mm_init", Err(format!("{e}"))),
+    };
+    let mut gt = match GrantTable::setup(&mut mm, 1) {
+        Ok(g) => g,
+        Err(e) => return t.report("grant_table", Err(format!("{e}"))),
+    };
+    let mut xs = match pv_guest::xenbus::connect(si) {
+        Ok(xs) => xs,
+        Err(e) => return t.report("store", Err(format!("{e}"))),
+    };
+    let mut blk = match BlkFront::connect(&mut xs, &mut mm, &mut gt, 51712) {
+        Ok(b) => b,
+        Err(e) => return t.report("connect", Err(format!("{e:?}"))),
+    };
+    println!("blk-test: xvda: {} sectors ({} MiB), {}", blk.sectors, blk.sectors >> 11, if blk.readonly { "read-only" } else { "read-write" });
+    t.report("connect", Ok(()));
+    match check {
+        "rw" => {
+            let w = write_all(&mut blk, seed);
+            t.report("write_pattern", w.as_ref().map(|n| println!("blk-test: wrote {} sectors in {n} requests", blk.sectors)).map_err(|e| format!("{e:?}")));
+            t.report("flush", blk.flush().map_err(|e| format!("{e:?}")));
+            t.report("pattern_reads_back", match check_all(&mut blk, seed) {
+                Ok(None) => Ok(()),
+                Ok(Some((s, o, got, want))) => Err(format!("sector {s} byte {o}: {got:#x}, want {want:#x}")),
+                Err(e) => Err(format!("{e:?}")),
+            });
+            let end = blk.sectors;
+            let one = [0u8; 512];
+            t.report("write_past_the_end_refused", ensure(blk.write(end, &one) == Err(BlkError::Device(-1)), || "accepted".into()));
+            let mut two = [0u8; 1024];
+            t.report("read_across_the_end_refused", ensure(blk.read(end - 1, &mut two) == Err(BlkError::Device(-1)), || "accepted".into()));
+            t.report("write_far_past_the_end_refused", ensure(blk.write(u64::MAX - 1, &one) == Err(BlkError::Device(-1)), || "accepted".into()));
+            t.report("bad_length_refused", ensure(blk.start_read(0, 100) == Err(BlkError::BadLength), || "accepted".into()));
+            t.report("last_sector_still_there", {
+                let mut last = [0u8; 512];
+                blk.read(end - 1, &mut last).map_err(|e| format!("{e:?}")).and_then(|()| match mismatch(seed, end - 1, &last) {
+                    None => Ok(()),
+                    Some(bad) => Err(format!("{bad:?}")),
+                })
+            });
+        }
+        "ro" => {
+            t.report("readonly_announced", ensure(blk.readonly, || "the back end says read-write".into()));
+            let mut s = [0u8; 512];
+            t.report("read", blk.read(0, &mut s).map_err(|e| format!("{e:?}")));
+            t.report("write_refused", ensure(blk.write(0, &s) == Err(BlkError::Device(-1)), || "accepted".into()));
+            t.report("flush_refused", ensure(blk.flush() == Err(BlkError::Device(-1)), || "accepted".into()));
+        }
+        "seed" => t.report("pattern_is_there", match check_all(&mut blk, seed) {
+            Ok(None) => Ok(()),
+            Ok(Some((s, o, got, want))) => Err(format!("sector {s} byte {o}: {got:#x}, want {want:#x}")),
+            Err(e) => Err(format!("{e:?}")),
+        }),
+        other => t.report("command_line", Err(format!("unknown check={other}"))),
+    }
+}
+
+fn main(si: &'static StartInfo) -> ShutdownReason {
+    let line = start_info::cmdline(si);
+    let (mut check, mut seed) = ("rw", 1u64);
+    for w in line.split_whitespace() {
+        match w.split_once('=') {
+            Some(("check", c)) => check = c,
+            Some(("seed", s)) => seed = s.parse().unwrap_or(1),
+            _ => {}
+        }
+    }
+    let mut t = Tests::default();
+    if let Err(e) = pv_guest::events::init(si) {
+        t.report("events_init", Err(format!("{e:?}")));
+    } else {
+        run(&mut t, si, check, seed);
+    }
+    t.done();
+    ShutdownReason::Poweroff
+}
+
+pv_guest::entry!(main, heap = 2 << 20);
