@@ -52,6 +52,35 @@ pub fn xvd_number(vdev: &str) -> Option<u32> {
     Some(if disk < 16 && partition < 16 { (202 << 8) | (disk << 4) | partition } else { (1 << 28) | (disk << 8) | partition })
 }
 
+/// Xen's device number of a vdev name (docs/misc/vbd-interface): `xvd*` as
+/// [`xvd_number`], and the emulated names old guests use: `hd[a-d]` (majors 3 and 22, 64
+/// minors a disk: Mini-OS's default `device/vbd/768` is `hda`) and `sd[a-p]` (major 8, 16
+/// minors a disk), with a partition number after the letter.
+pub fn vdev_number(vdev: &str) -> Option<u32> {
+    if vdev.starts_with("xvd") {
+        return xvd_number(vdev);
+    }
+    let (family, rest) = vdev.split_at_checked(2)?;
+    let (&letter, part) = rest.as_bytes().split_first()?;
+    let part = core::str::from_utf8(part).ok()?;
+    let partition = if part.is_empty() {
+        0
+    } else if part.bytes().all(|b| b.is_ascii_digit()) && !part.starts_with('0') && part.len() <= 2 {
+        part.parse::<u32>().ok()?
+    } else {
+        return None;
+    };
+    match family {
+        "hd" if (b'a'..=b'd').contains(&letter) && partition < 64 => {
+            let disk = u32::from(letter - b'a');
+            let major = if disk < 2 { 3 } else { 22 };
+            Some((major << 8) | ((disk & 1) * 64 + partition))
+        }
+        "sd" if (b'a'..=b'p').contains(&letter) && partition < 16 => Some((8 << 8) | (u32::from(letter - b'a') << 4) | partition),
+        _ => None,
+    }
+}
+
 /// Whether `t` names a device of dom0's: `vd<letters>` with an optional partition number.
 fn valid_target(t: &str) -> bool {
     let Some(rest) = t.strip_prefix("vd") else { return false };
@@ -121,13 +150,27 @@ pub fn parse(item: &str) -> Result<DiskSpec, String> {
         return Err(format!("target \"{target}\" is not one of dom0's disks or partitions (vda, vda2, vdb, ...)"));
     }
     let vdev = vdev.ok_or("no vdev (xvda, xvdb, ...)")?;
-    let devid = xvd_number(&vdev).ok_or_else(|| format!("vdev \"{vdev}\" is not an xvd name (xvda, xvdb2, xvdaa, ...)"))?;
+    let devid = vdev_number(&vdev).ok_or_else(|| format!("vdev \"{vdev}\" is not a disk name (xvda, xvdb2, xvdaa, hda, sdb, ...)"))?;
     Ok(DiskSpec { target, vdev, devid, readonly: readonly.unwrap_or(false) })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emulated_device_numbers() {
+        assert_eq!(vdev_number("hda"), Some(768));
+        assert_eq!(vdev_number("hdb"), Some(768 + 64));
+        assert_eq!(vdev_number("hdc1"), Some((22 << 8) | 1));
+        assert_eq!(vdev_number("hdd"), Some((22 << 8) | 64));
+        assert_eq!(vdev_number("sda"), Some(8 << 8));
+        assert_eq!(vdev_number("sdb2"), Some((8 << 8) | 18));
+        assert_eq!(vdev_number("xvda"), Some(51712));
+        for bad in ["hde", "hda64", "hda0", "sdq", "sda16", "hd", "h", "", "vda", "hdA", "sda01"] {
+            assert_eq!(vdev_number(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn xen_device_numbers() {
@@ -161,7 +204,7 @@ mod tests {
             ("file:/img,xvda,w", "phy: only"),
             ("phy:vda2,xvda,x", "access"),
             ("phy:/dev/sda,xvda,w", "not one of dom0's"),
-            ("phy:vda2,hda,w", "not an xvd name"),
+            ("phy:vda2,hde,w", "not a disk name"),
             ("phy:vda2", "no vdev"),
             ("vdev=xvda", "no target"),
             ("vda2,qcow2,xvda", "raw only"),

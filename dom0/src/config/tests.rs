@@ -419,7 +419,7 @@ fn disks_from_a_list_and_appends() {
 #[test]
 fn bad_disks_name_their_line() {
     for (text, line, words) in [
-        ("disk = [ 'phy:vda2,xvda,w',\n 'phy:vda3,hda' ]\n", 4, "not an xvd name"),
+        ("disk = [ 'phy:vda2,xvda,w',\n 'phy:vda3,hdz' ]\n", 4, "not a disk name"),
         ("disk = [ 'phy:vda2,xvda', 'phy:vda3,xvda' ]\n", 3, "xvda given twice"),
         ("disk = 'phy:vda2,xvda'\n", 3, "expected a list"),
         ("disk = [ 7 ]\n", 3, "quoted"),

@@ -3,6 +3,7 @@
 //! event and reads its partition table by interrupt-driven I/O.
 
 use super::{Disk, Image, Scenario, DEFAULT};
+use crate::expect::CheckInput;
 use std::time::Duration;
 
 /// The scenarios of the block issue.
@@ -53,5 +54,58 @@ pub fn scenarios() -> Vec<Scenario> {
         forbid: &[r"FAIL", r"cannot connect", r"lies", r"crashed"],
         timeout: Duration::from_secs(120),
         ..DEFAULT
-    }]
+    }, minios_blkfront()]
+}
+
+/// Mini-OS's blkfront (`peers/mini-os/mini-os-blkwrite`, device `hda` = 768) connects to
+/// blkback and writes and reads back random sectors of its partition for 30 s: every
+/// request answered without an I/O error, and the guest destroyed without a leak.
+///
+/// The test itself races: a sector written again before its earlier write was read back
+/// reads as the newer data and prints `bogus data`. How often depends on how many requests
+/// wait in the ring between dom0's turns (about 20 under round robin, measured: 137 lines
+/// in 104000 reads of an 8 MiB partition, 22 in 143000 of a 64 MiB disk, falling with the
+/// size as the race predicts; dom0's reads were checked against its writes meanwhile).
+/// So `bogus data` is not forbidden here until the scheduler boosts a woken back end
+/// (issue 14).
+fn minios_blkfront() -> Scenario {
+    Scenario {
+        name: "minios-blkfront",
+        disk: Disk::Fresh,
+        modules: &[Image::Peer("mini-os/mini-os-blkwrite"), Image::Config("minios-blk.cfg")],
+        input: &[
+            "xl create minios-blk.cfg",
+            wait_for!(r"\[minios-blk\] [1-9][0-9]* read, [0-9]+ write$"),
+            wait_for!(r"\[minios-blk\] [1-9][0-9]* read, [0-9]+ write$"),
+            wait_for!(r"\[minios-blk\] [1-9][0-9]* read, [0-9]+ write$"),
+            "xl destroy minios-blk",
+            "audit",
+            "xl list",
+            "shutdown",
+        ],
+        expect: &[
+            r"dom0: d1 vbd 768: connected",
+            r"\[minios-blk\] 16384 sectors of 512 bytes",
+            r"\[minios-blk\] 0 read, 0 write",
+            r"\[minios-blk\] ([0-9]+) read, ([0-9]+) write$",
+            r"\[minios-blk\] [0-9]+ read, [0-9]+ write$",
+            r"\[minios-blk\] [0-9]+ read, [0-9]+ write$",
+            r"audit: ok: 1 domains, [0-9]+ frames owned, [0-9]+ page tables, [0-9]+ event channels, 0 grant mappings",
+        ],
+        forbid: &[r"got error code", r"cannot connect", r"lies", r"crashed"],
+        check: Some(minios_moved_data),
+        timeout: Duration::from_secs(120),
+        ..DEFAULT
+    }
+}
+
+/// The first 10 s moved data both ways.
+fn minios_moved_data(input: &CheckInput) -> Result<(), String> {
+    let read: u64 = input.group(r"\] ([0-9]+) read", 1)?.parse().map_err(|e| format!("{e}"))?;
+    let write: u64 = input.group(r"\] ([0-9]+) read", 2)?.parse().map_err(|e| format!("{e}"))?;
+    if read >= 512 * 100 && write >= 512 * 100 {
+        Ok(())
+    } else {
+        Err(format!("only {read} bytes read and {write} written in the first 10 s"))
+    }
 }
