@@ -54,6 +54,31 @@ pub fn scenarios() -> Vec<Scenario> {
         forbid: &[r"FAIL", r"cannot connect", r"lies", r"crashed"],
         timeout: Duration::from_secs(120),
         ..DEFAULT
+    }, Scenario {
+        name: "blk-two-guests",
+        disk: Disk::Fresh,
+        modules: &[Image::Guest("blk-test"), Image::Config("blk-a.cfg"), Image::Config("blk-b.cfg"), Image::Config("blk-steal.cfg")],
+        // Both guests write their own pattern over their partition at once, then read it
+        // back: a sector reaching the other's partition would break a pattern. A third
+        // guest asking for a partition the first has writable is refused.
+        input: &[
+            "xl create blk-a.cfg",
+            "xl create blk-b.cfg",
+            "xl create blk-steal.cfg",
+            wait_for!(r"\[blk-a\] TESTS DONE"),
+            wait_for!(r"\[blk-b\] TESTS DONE"),
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"xl: blk-steal.cfg: .*giving it its disks.*vda2 is in use by d1 \(writable\)",
+            r"\[blk-[ab]\] TEST pattern_reads_back PASS",
+            r"\[blk-[ab]\] TEST pattern_reads_back PASS",
+            r"audit: ok",
+        ],
+        forbid: &[r"FAIL", r"cannot connect", r"lies", r"crashed"],
+        timeout: Duration::from_secs(120),
+        ..DEFAULT
     }, minios_blkfront()]
 }
 
