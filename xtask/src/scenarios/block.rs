@@ -71,7 +71,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "shutdown",
         ],
         expect: &[
-            r"xl: blk-steal.cfg: .*giving it its disks.*vda2 is in use by d1 \(writable\)",
+            r"xl: creating 'blk-steal' failed while giving it its disks: vda2 is in use by d1 \(writable\); domain 3 destroyed",
             r"\[blk-[ab]\] TEST pattern_reads_back PASS",
             r"\[blk-[ab]\] TEST pattern_reads_back PASS",
             r"audit: ok",
