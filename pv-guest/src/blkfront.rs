@@ -301,6 +301,50 @@ impl BlkFront {
         }
     }
 
+    /// Test hooks for back-end authors: the grant reference of data page `page` (0..11) of
+    /// request slot 0, to build requests by hand.
+    pub fn data_gref(&self, page: usize) -> Option<u32> {
+        self.slots.first()?.pages.get(page).map(|(_, g)| *g)
+    }
+
+    /// Test hook: pushes `req` exactly as given (any operation, counts, sectors or grants)
+    /// and notifies; its answer comes from [`Self::next_raw_response`]. Use it only with no
+    /// request of the queue in flight.
+    pub fn push_raw(&mut self, req: &BlkifRequest) -> Result<(), BlkError> {
+        let mut page = RingPage(self.ring_page.va);
+        self.ring.push_request(&mut page, req).map_err(|_| BlkError::Ring)?;
+        self.ring.publish(&mut page);
+        events::send(self.port).map_err(|_| BlkError::Ring)
+    }
+
+    /// Test hook: the next response, waiting for it up to `deadline_ns` (system time).
+    pub fn next_raw_response(&mut self, deadline_ns: u64) -> Result<Option<BlkifResponse>, BlkError> {
+        loop {
+            let page = RingPage(self.ring_page.va);
+            if let Some(rsp) = self.ring.next_response(&page).map_err(|_| BlkError::Ring)? {
+                return Ok(Some(rsp));
+            }
+            let mut page = RingPage(self.ring_page.va);
+            if self.ring.final_check_for_responses(&mut page).map_err(|_| BlkError::Ring)? {
+                continue;
+            }
+            if crate::time::now_ns() >= deadline_ns {
+                return Ok(None);
+            }
+            let _ = events::poll(&[self.port], deadline_ns);
+            events::clear_pending(self.port);
+        }
+    }
+
+    /// Test hook: makes the ring lie, `req_prod` claiming `extra` requests that were never
+    /// written, and notifies.
+    pub fn lie_about_requests(&mut self, extra: u32) {
+        let mut page = RingPage(self.ring_page.va);
+        let prod = page.read_u32(xenbus::ring::generic::REQ_PROD);
+        page.write_u32(xenbus::ring::generic::REQ_PROD, prod.wrapping_add(extra));
+        let _ = events::send(self.port);
+    }
+
     /// Reads `buf.len()` bytes (whole sectors, up to 11 pages) from `sector`.
     pub fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlkError> {
         let id = self.start_read(sector, buf.len())?;

@@ -6,7 +6,10 @@
 //! and checks every byte; then checks that sectors past the end and bad lengths are
 //! refused. `check=ro` checks that a read-only disk reads and refuses writes. `check=seed
 //! seed=N` only reads the disk and checks it holds seed N's pattern (a second boot, or a
-//! second guest on another partition). Each check prints `TEST <name> PASS|FAIL`.
+//! second guest on another partition). `check=hostile` is a hostile front end: requests
+//! with every field out of range, garbage slots and a revoked grant, each to be answered
+//! with an error, then a ring whose producer index lies, to be disconnected. Each check
+//! prints `TEST <name> PASS|FAIL`.
 #![no_std]
 #![no_main]
 
@@ -148,8 +151,99 @@ fn run(t: &mut Tests, si: &'static StartInfo, check: &str, seed: u64) {
             Ok(Some((s, o, got, want))) => Err(format!("sector {s} byte {o}: {got:#x}, want {want:#x}")),
             Err(e) => Err(format!("{e:?}")),
         }),
+        "hostile" => hostile(t, &mut blk, &mut gt, &mut xs),
         other => t.report("command_line", Err(format!("unknown check={other}"))),
     }
+}
+
+/// A hostile front end: requests with every field out of range, garbage slots, a grant
+/// revoked before its request, each answered with an error while the ring keeps being
+/// served; then a ring whose producer index lies, which the back end disconnects.
+fn hostile(t: &mut Tests, blk: &mut BlkFront, gt: &mut GrantTable, xs: &mut pv_guest::xenbus::StoreClient) {
+    use xenbus::blkif::{BlkifRequest, BlkifSegment, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_OKAY};
+    use zerocopy::FromBytes;
+    let g0 = blk.data_gref(0).unwrap_or(0);
+    let seg = |gref: u32, first: u8, last: u8| BlkifSegment { gref, first_sect: first, last_sect: last, _pad: 0 };
+    let req = |op: u8, n: u8, sector: u64, segs: &[BlkifSegment]| {
+        let mut r = BlkifRequest { operation: op, nr_segments: n, handle: 0, _pad: 0, id: 0, sector_number: sector, seg: [seg(0, 0, 0); 11] };
+        for (d, s) in r.seg.iter_mut().zip(segs) {
+            *d = *s;
+        }
+        r
+    };
+    let mut reqs = vec![
+        req(BLKIF_OP_READ, 12, 0, &[seg(g0, 0, 7)]),
+        req(BLKIF_OP_READ, 255, 0, &[seg(g0, 0, 7)]),
+        req(BLKIF_OP_READ, 0, 0, &[]),
+        req(BLKIF_OP_WRITE, 1, 0, &[seg(g0, 5, 2)]),
+        req(BLKIF_OP_WRITE, 1, 0, &[seg(g0, 0, 8)]),
+        req(BLKIF_OP_WRITE, 1, blk.sectors, &[seg(g0, 0, 0)]),
+        req(BLKIF_OP_READ, 1, u64::MAX - 3, &[seg(g0, 0, 7)]),
+        req(BLKIF_OP_READ, 1, 0, &[seg(0x7fff_fff0, 0, 7)]),
+        req(BLKIF_OP_WRITE, 1, 0, &[seg(1, 0, 7)]),
+        req(200, 1, 0, &[seg(g0, 0, 7)]),
+    ];
+    // Garbage: whole slots of pseudo-random bytes.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20 {
+        let mut bytes = [0u8; 112];
+        for b in bytes.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        if let Ok(r) = BlkifRequest::read_from_bytes(&bytes) {
+            reqs.push(r);
+        }
+    }
+    let mut errors = 0;
+    let mut answered = 0;
+    let mut wrong = alloc::string::String::new();
+    for (i, r) in reqs.iter_mut().enumerate() {
+        r.id = 1000 + i as u64;
+        if blk.push_raw(r).is_err() {
+            break;
+        }
+        match blk.next_raw_response(pv_guest::time::now_ns() + 2_000_000_000) {
+            Ok(Some(rsp)) if rsp.id == r.id => {
+                answered += 1;
+                if rsp.status != BLKIF_RSP_OKAY {
+                    errors += 1;
+                } else if wrong.is_empty() {
+                    wrong = format!("request {i} ({r:?}) was answered OKAY");
+                }
+            }
+            other => {
+                wrong = format!("request {i}: {other:?}");
+                break;
+            }
+        }
+    }
+    t.report("hostile_requests_answered_with_errors", if wrong.is_empty() && errors == reqs.len() { Ok(()) } else { Err(format!("{answered} answered, {errors} errors of {}: {wrong}", reqs.len())) });
+    // A grant revoked before its request: the copy fails, the request gets an error.
+    let revoked = gt.end_access(g0).is_ok();
+    let r = req(BLKIF_OP_WRITE, 1, 0, &[seg(g0, 0, 7)]);
+    let got = blk.push_raw(&BlkifRequest { id: 7777, ..r }).and_then(|()| blk.next_raw_response(pv_guest::time::now_ns() + 2_000_000_000));
+    t.report("revoked_grant_answered_with_error", match got {
+        Ok(Some(rsp)) if revoked && rsp.id == 7777 && rsp.status != BLKIF_RSP_OKAY => Ok(()),
+        other => Err(format!("revoked={revoked}, {other:?}")),
+    });
+    // The ring lies: the back end stops serving it and says Closing.
+    blk.lie_about_requests(1000);
+    let back_state = "/local/domain/0/backend/vbd";
+    let mut closed = false;
+    let deadline = pv_guest::time::now_ns() + 3_000_000_000;
+    let me = pv_guest::xenbus::own_domid(xs).unwrap_or(0);
+    let path = format!("{back_state}/{me}/51712/state");
+    while pv_guest::time::now_ns() < deadline {
+        if xs.read(xenbus::client::TxId::NONE, &path).is_ok_and(|v| v == b"5") {
+            closed = true;
+            break;
+        }
+        let _ = pv_guest::hypercall::sched_yield();
+    }
+    t.report("lying_ring_disconnected", ensure(closed, || format!("{path} never became 5 (Closing)")));
 }
 
 fn main(si: &'static StartInfo) -> ShutdownReason {

@@ -80,7 +80,72 @@ pub fn scenarios() -> Vec<Scenario> {
         forbid: &[r"FAIL", r"cannot connect", r"lies", r"crashed"],
         timeout: Duration::from_secs(120),
         ..DEFAULT
+    }, Scenario {
+        name: "blk-hostile",
+        disk: Disk::Fresh,
+        modules: &[Image::Guest("blk-test"), Image::Config("blk-hostile.cfg"), Image::Config("blk-b.cfg")],
+        // A hostile front end beside an honest one: every bad request answered with an
+        // error, its lying ring disconnected, while the other guest's I/O goes on.
+        input: &[
+            "xl create blk-hostile.cfg",
+            "xl create blk-b.cfg",
+            wait_for!(r"\[blk-(hostile|b)\] TESTS DONE"),
+            wait_for!(r"\[blk-(hostile|b)\] TESTS DONE"),
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"\[blk-hostile\] TEST hostile_requests_answered_with_errors PASS",
+            r"\[blk-hostile\] TEST revoked_grant_answered_with_error PASS",
+            r"dom0: d1 vbd 51712: the front end's ring lies \(.*\); disconnected",
+            r"\[blk-hostile\] TEST lying_ring_disconnected PASS",
+            r"audit: ok: 1 domains, [0-9]+ frames owned, [0-9]+ page tables, [0-9]+ event channels, 0 grant mappings",
+        ],
+        forbid: &[r"FAIL", r"cannot connect", r"crashed", r"\[blk-b\] TESTS DONE [0-9]+ passed, [1-9]"],
+        check: Some(honest_guest_passed),
+        timeout: Duration::from_secs(120),
+        ..DEFAULT
+    }, Scenario {
+        name: "blk-destroy-mid-io",
+        disk: Disk::Fresh,
+        modules: &[Image::Guest("blk-test"), Image::Config("blk-rw.cfg")],
+        // Destroyed while its writes are in flight: no grant, mapping, port or store node
+        // is left, and the partition can be given again at once.
+        input: &[
+            "xl create blk-rw.cfg",
+            wait_for!(r"\[blk-rw\] TEST connect PASS"),
+            "xl destroy blk-rw",
+            "audit",
+            "xenstore-read /local/domain/0/backend/vbd/1/51712/state",
+            "xenstore-read /local/domain/1/device/vbd/51712/state",
+            "xl create blk-rw.cfg",
+            wait_for!(r"\[blk-rw\] TESTS DONE"),
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"\[blk-rw\] TEST connect PASS",
+            r"\(mk\) d1 \(blk-rw\) destroyed: [0-9]+ frames returned",
+            r"audit: ok: 1 domains, [0-9]+ frames owned, [0-9]+ page tables, 3 event channels, 0 grant mappings",
+            r"xenstore-read: /local/domain/0/backend/vbd/1/51712/state: ENOENT",
+            r"xenstore-read: /local/domain/1/device/vbd/51712/state: ENOENT",
+            r"dom0: d2 vbd 51712: connected",
+            r"\[blk-rw\] TESTS DONE 9 passed, 0 failed",
+            r"audit: ok: 1 domains, [0-9]+ frames owned, [0-9]+ page tables, 3 event channels, 0 grant mappings",
+        ],
+        forbid: &[r"FAIL", r"cannot connect", r"crashed", r"in use by"],
+        timeout: Duration::from_secs(120),
+        ..DEFAULT
     }, minios_blkfront()]
+}
+
+/// The honest guest beside the hostile one finished with every check passed.
+fn honest_guest_passed(input: &CheckInput) -> Result<(), String> {
+    if input.lines.iter().any(|l| l.contains("[blk-b] TESTS DONE 9 passed, 0 failed")) {
+        Ok(())
+    } else {
+        Err(String::from("blk-b did not pass its 9 checks"))
+    }
 }
 
 /// Mini-OS's blkfront (`peers/mini-os/mini-os-blkwrite`, device `hda` = 768) connects to
