@@ -177,6 +177,8 @@ pub enum Exit {
     Panic,
     /// Anything else (QEMU itself failed, a triple fault with -no-reboot exits 0...).
     Other(i32),
+    /// The scenario cut the power itself (`power_cut!()`): QEMU was killed mid-run.
+    PowerCut,
 }
 
 impl Exit {
@@ -188,6 +190,7 @@ impl Exit {
             37 => Exit::Crash,
             39 => Exit::BootError,
             41 => Exit::Panic,
+            -9 => Exit::PowerCut,
             other => Exit::Other(other),
         }
     }
@@ -201,6 +204,7 @@ impl Exit {
             Exit::BootError => 39,
             Exit::Panic => 41,
             Exit::Other(status) => status,
+            Exit::PowerCut => -9,
         }
     }
 
@@ -212,7 +216,7 @@ impl Exit {
             Exit::Crash => 3,
             Exit::BootError => 4,
             Exit::Panic => 5,
-            Exit::Other(_) => 1,
+            Exit::Other(_) | Exit::PowerCut => 1,
         }
     }
 
@@ -225,6 +229,7 @@ impl Exit {
             Exit::BootError => "boot error".into(),
             Exit::Panic => "microkernel panic".into(),
             Exit::Other(status) => format!("QEMU exited with status {status}"),
+            Exit::PowerCut => "power cut (QEMU killed by the scenario)".into(),
         }
     }
 }
@@ -310,6 +315,10 @@ pub const SLEEP_MS: &str = "\0sleep-ms ";
 /// at a prompt and with no newline added: keys for a guest while `xl console` is attached
 /// (no prompt shows then), Ctrl-] included. Written with `type_raw!`.
 pub const TYPE_RAW: &str = "\0type ";
+/// Marks an input entry that kills QEMU there, as a power cut would (no shutdown, nothing
+/// flushed that the guests had not flushed); written with `power_cut!()`. The run then
+/// ends with `Exit::PowerCut`.
+pub const POWER_CUT: &str = "\0power-cut";
 
 /// One entry of a scripted run's input.
 #[derive(Debug, Clone)]
@@ -322,6 +331,8 @@ enum Step {
     Sleep(Duration),
     /// Bytes written at once, as they are.
     Raw(String),
+    /// Kill QEMU now.
+    PowerCut,
 }
 
 impl Step {
@@ -337,6 +348,8 @@ impl Step {
             Ok(Step::Sleep(Duration::from_millis(ms)))
         } else if let Some(text) = entry.strip_prefix(TYPE_RAW) {
             Ok(Step::Raw(text.to_string()))
+        } else if entry == POWER_CUT {
+            Ok(Step::PowerCut)
         } else if entry.starts_with('\0') {
             bail!("input entry {entry:?} starts with NUL but is no known step");
         } else {
@@ -351,6 +364,7 @@ impl Step {
             Step::WaitFor(regex) => format!("waiting for a line matching `{}`", regex.as_str()),
             Step::Sleep(d) => format!("sleeping {} ms", d.as_millis()),
             Step::Raw(text) => format!("typing {text:?}"),
+            Step::PowerCut => "cutting the power".into(),
         }
     }
 }
@@ -453,9 +467,11 @@ pub fn run_scripted(
         sleep_until: None,
         start,
         done_at: Vec::new(),
+        power_cut: false,
     };
     let mut status = None;
     let mut timed_out = false;
+    let mut power_cut = false;
     let mut eof = false;
 
     loop {
@@ -472,6 +488,11 @@ pub fn run_scripted(
         }
         if mode == InputMode::AtPrompts {
             script.advance(&output, prompts.seen, stdin.as_mut());
+            if script.power_cut {
+                kill(&mut child);
+                power_cut = true;
+                break;
+            }
         }
         if let Some(exit) = child.try_wait().context("waiting for the process")? {
             status = exit.code();
@@ -508,7 +529,7 @@ pub fn run_scripted(
         step_times: script.done_at,
         stalled_at,
         output: String::from_utf8_lossy(&output).into_owned(),
-        status: if timed_out { None } else { status },
+        status: if power_cut { Some(Exit::PowerCut.status()) } else if timed_out { None } else { status },
         timed_out,
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
         elapsed,
@@ -528,6 +549,8 @@ struct Script<'a> {
     mark: usize,
     /// The end of the sleep under way.
     sleep_until: Option<Instant>,
+    /// A power cut was reached: the caller kills QEMU.
+    power_cut: bool,
     /// When the run started.
     start: Instant,
     /// When each step was done, since `start`.
@@ -578,6 +601,12 @@ impl Script<'_> {
                         return;
                     }
                     self.sleep_until = None;
+                }
+                Step::PowerCut => {
+                    self.power_cut = true;
+                    self.done_at.push(self.start.elapsed());
+                    self.next += 1;
+                    return;
                 }
             }
             self.done_at.push(self.start.elapsed());

@@ -23,6 +23,13 @@ macro_rules! wait_for {
 
 /// An input entry that lets `$ms` milliseconds pass before the entries after it (see
 /// `qemu::SLEEP_MS`).
+/// An input entry that cuts the power there (QEMU killed; see `qemu::POWER_CUT`).
+macro_rules! power_cut {
+    () => {
+        "\0power-cut"
+    };
+}
+
 macro_rules! sleep_ms {
     ($ms:literal) => {
         concat!("\0sleep-ms ", $ms)
@@ -116,6 +123,9 @@ pub struct Scenario {
     pub check: Option<Check>,
     /// The machine's disk.
     pub disk: Disk,
+    /// A scenario booted after this one passes, on the same machine (its disk with
+    /// `Disk::Reuse`): judged as part of this one.
+    pub then: Option<&'static Scenario>,
 }
 
 /// The disk a scenario's machine has.
@@ -125,6 +135,9 @@ pub enum Disk {
     None,
     /// A fresh image of the standard layout (`target/boot/disks/NAME.img`).
     Fresh,
+    /// The image another scenario left (`target/boot/disks/<that name>.img`), as it is: a
+    /// second boot of the same machine (see `Scenario::then`).
+    Reuse(&'static str),
 }
 
 /// What a scenario is unless it says otherwise.
@@ -144,6 +157,7 @@ pub const DEFAULT: Scenario = Scenario {
     exit: Exit::Poweroff,
     check: None,
     disk: Disk::None,
+    then: None,
 };
 
 /// The dom0 `info` memory total lies within 2 MiB below QEMU's `-m`.

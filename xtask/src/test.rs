@@ -234,12 +234,29 @@ pub fn qemu_config(layout: &Layout, scenario: &Scenario) -> Result<QemuConfig> {
                 crate::disk::create(&path).map_err(|e| anyhow::anyhow!("{e:#}"))?;
                 Some(path)
             }
+            Disk::Reuse(name) => {
+                let path = layout.boot_dir().join("disks").join(format!("{name}.img"));
+                if !path.exists() {
+                    bail!("{}: no disk image left by scenario {name}", path.display());
+                }
+                Some(path)
+            }
         },
     })
 }
 
-/// Boots one scenario and judges it; the error is the report.
+/// Boots one scenario and judges it, then the boots it chains (`then`); the error is the
+/// report.
 fn run_one(layout: &Layout, scenario: &Scenario) -> Result<(), String> {
+    run_boot(layout, scenario)?;
+    match scenario.then {
+        Some(next) => run_one(layout, next).map_err(|why| format!("    (second boot: {})\n{why}", next.name)),
+        None => Ok(()),
+    }
+}
+
+/// Boots one scenario and judges it; the error is the report.
+fn run_boot(layout: &Layout, scenario: &Scenario) -> Result<(), String> {
     let cmd = qemu_config(layout, scenario)
         .and_then(|config| config.command())
         .map_err(|e| format!("{e:#}"))?;

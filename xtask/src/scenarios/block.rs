@@ -3,6 +3,7 @@
 //! event and reads its partition table by interrupt-driven I/O.
 
 use super::{Disk, Image, Scenario, DEFAULT};
+use crate::qemu::Exit;
 use crate::expect::CheckInput;
 use std::time::Duration;
 
@@ -136,8 +137,33 @@ pub fn scenarios() -> Vec<Scenario> {
         forbid: &[r"FAIL", r"cannot connect", r"crashed", r"in use by"],
         timeout: Duration::from_secs(120),
         ..DEFAULT
+    }, Scenario {
+        name: "blk-persist",
+        disk: Disk::Fresh,
+        modules: &[Image::Guest("blk-test"), Image::Config("blk-rw.cfg")],
+        // The guest writes its pattern and flushes; then the power goes (QEMU killed, no
+        // shutdown); the second boot reads the pattern back.
+        input: &["xl create blk-rw.cfg", wait_for!(r"\[blk-rw\] TESTS DONE"), power_cut!()],
+        expect: &[r"\[blk-rw\] TEST flush PASS", r"\[blk-rw\] TESTS DONE 9 passed, 0 failed"],
+        forbid: &[r"FAIL", r"crashed"],
+        exit: Exit::PowerCut,
+        then: Some(&PERSIST_SECOND_BOOT),
+        timeout: Duration::from_secs(120),
+        ..DEFAULT
     }, minios_blkfront()]
 }
+
+/// The second boot of `blk-persist`, on the disk the first left.
+static PERSIST_SECOND_BOOT: Scenario = Scenario {
+    name: "blk-persist-second-boot",
+    disk: Disk::Reuse("blk-persist"),
+    modules: &[Image::Guest("blk-test"), Image::Config("blk-seed.cfg")],
+    input: &["xl create blk-seed.cfg", wait_for!(r"\[blk-seed\] TESTS DONE"), "shutdown"],
+    expect: &[r"\[blk-seed\] blk-test: xvda: 16384 sectors \(8 MiB\), read-only", r"\[blk-seed\] TEST pattern_is_there PASS", r"\[blk-seed\] TESTS DONE 2 passed, 0 failed"],
+    forbid: &[r"FAIL", r"crashed"],
+    timeout: Duration::from_secs(60),
+    ..DEFAULT
+};
 
 /// The honest guest beside the hostile one finished with every check passed.
 fn honest_guest_passed(input: &CheckInput) -> Result<(), String> {
