@@ -323,6 +323,47 @@ impl XenControl {
         self.unmap_grant(live.slot);
     }
 
+    /// `xl block-detach`: answers what the front end has queued, disconnects, says Closed,
+    /// and removes the device (its nodes on both sides, its claim). Nothing acknowledged
+    /// is lost: every request answered was carried out (writes reached the disk).
+    pub fn detach_vbd(&mut self, dom: u16, devid: u32) -> Result<(), String> {
+        if !self.blk.vbds.contains_key(&(dom, devid)) {
+            return Err(format!("d{dom} has no virtual disk {devid}"));
+        }
+        let live = self.blk.vbds.get(&(dom, devid)).is_some_and(|v| v.live.is_some());
+        if live {
+            if let Some(line) = self.serve_vbd((dom, devid)) {
+                pv_guest::println!("{line}");
+            }
+        }
+        self.disconnect_vbd(dom, devid);
+        self.set_back_state(dom, devid, xenbus::state::XenbusState::Closed);
+        self.blk.vbds.remove(&(dom, devid));
+        self.blk.claims.release(dom, devid);
+        let front = blkback::frontend_path(dom, devid);
+        let _ = self.store.unwatch(&format!("{front}/state"), &token(dom, devid));
+        let _ = self.store.rm(&blkback::backend_path(dom, devid));
+        let _ = self.store.rm(&front);
+        Ok(())
+    }
+
+    /// `xl block-list`: `dom`'s virtual disks with their states.
+    pub fn vbd_rows(&mut self, dom: u16) -> Vec<blkback::DiskRow> {
+        let keys: Vec<u32> = self.blk.vbds.keys().filter(|(d, _)| *d == dom).map(|&(_, id)| id).collect();
+        let mut rows = Vec::new();
+        for devid in keys {
+            let num = |ctl: &mut XenControl, path: String| ctl.store.read(&path).ok().and_then(|v| core::str::from_utf8(&v).ok().and_then(|s| s.trim().parse().ok()));
+            let (back, front) = (blkback::backend_path(dom, devid), blkback::frontend_path(dom, devid));
+            let states = (num(self, format!("{back}/state")), num(self, format!("{front}/state")));
+            let evtchn = num(self, format!("{front}/event-channel"));
+            let ring_ref = num(self, format!("{front}/ring-ref"));
+            let Some(v) = self.blk.vbds.get(&(dom, devid)) else { continue };
+            let answered = v.live.as_ref().map_or((0, 0), |l| (l.conn.answered, l.conn.errors));
+            rows.push(blkback::DiskRow { devid, target: v.claim.target.clone(), readonly: v.claim.readonly, states, evtchn, ring_ref, answered });
+        }
+        rows
+    }
+
     /// Everything of `dom`'s virtual disks: connections, claims, watches, back-end nodes
     /// (its front-end nodes go with its home).
     pub fn release_vbds(&mut self, dom: u16) {

@@ -156,6 +156,49 @@ pub fn store_nodes(claim: &Claim) -> Vec<(String, String)> {
     nodes
 }
 
+/// One virtual disk as `xl block-list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskRow {
+    /// Its device number.
+    pub devid: u32,
+    /// dom0's device.
+    pub target: String,
+    /// Given read-only.
+    pub readonly: bool,
+    /// The back end's and the front end's `state` (XenbusState numbers), if set.
+    pub states: (Option<u32>, Option<u32>),
+    /// The front end's `event-channel` and `ring-ref`, once published.
+    pub evtchn: Option<u32>,
+    /// The front end's ring grant.
+    pub ring_ref: Option<u32>,
+    /// Requests answered, and of those with an error.
+    pub answered: (u64, u64),
+}
+
+/// The `xl block-list` table for domain `dom`: a header, then a line per disk.
+pub fn block_list(dom: u16, rows: &[DiskRow]) -> String {
+    use core::fmt::Write;
+    let opt = |v: Option<u32>| v.map_or(String::from("-"), |v| format!("{v}"));
+    let mut out = String::from("Vdev      Target  Mode  BE-state FE-state evt-ch ring-ref requests errors BE-path\n");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<9} {:<7} {:<5} {:<8} {:<8} {:<6} {:<8} {:<8} {:<6} {}",
+            r.devid,
+            r.target,
+            if r.readonly { "r" } else { "w" },
+            opt(r.states.0),
+            opt(r.states.1),
+            opt(r.evtchn),
+            opt(r.ring_ref),
+            r.answered.0,
+            r.answered.1,
+            backend_path(dom, r.devid)
+        );
+    }
+    out
+}
+
 /// What blkback needs from the machine for one request: grant copies between the front
 /// end's pages and a staging buffer of [`STAGING_BYTES`], and the disk (sectors absolute
 /// on dom0's disk, lengths whole sectors, the staging buffer's first bytes).

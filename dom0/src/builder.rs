@@ -121,6 +121,11 @@ pub trait Control {
     /// Gives domain `dom` the virtual disk `disk` (the block back-end's store nodes; the
     /// back end connects when the front end does); the error says why not.
     fn attach_disk(&mut self, dom: u16, disk: &crate::config::disk::DiskSpec) -> Result<(), String>;
+    /// Takes virtual disk `devid` away from domain `dom` (requests already in its ring are
+    /// answered first); the error says why not.
+    fn detach_disk(&mut self, dom: u16, devid: u32) -> Result<(), String>;
+    /// Domain `dom`'s virtual disks.
+    fn disks(&mut self, dom: u16) -> Vec<crate::blkback::DiskRow>;
 }
 
 /// A guest's two rings and event channels, made by the builder: the xenstore ring (for the

@@ -182,6 +182,8 @@ pub struct FakeControl {
     pub fail: Vec<Fail>,
     /// Every call, by name and domain (for order checks).
     pub calls: Vec<(&'static str, u16)>,
+    /// Virtual disks attached: (domain, device number, target).
+    pub disks: Vec<(u16, u32, String)>,
     /// Domains whose kernels do not watch `control/shutdown`.
     pub ignores_control: Vec<u16>,
     /// Frames mapped into dom0 right now.
@@ -232,6 +234,7 @@ impl FakeControl {
             next_mfn: 0x10_0000,
             fail: Vec::new(),
             calls: Vec::new(),
+            disks: Vec::new(),
             ignores_control: Vec::new(),
             mapped: BTreeSet::new(),
             max_mapped: 0,
@@ -606,7 +609,26 @@ impl Control for FakeControl {
         if disk.target == "vdz" {
             return Err(String::from("vdz: no such disk (dom0 has vda)"));
         }
+        self.disks.push((dom, disk.devid, disk.target.clone()));
         Ok(())
+    }
+
+    fn detach_disk(&mut self, dom: u16, devid: u32) -> Result<(), String> {
+        self.calls.push(("detach_disk", dom));
+        let before = self.disks.len();
+        self.disks.retain(|d| !(d.0 == dom && d.1 == devid));
+        if before == self.disks.len() {
+            return Err(alloc::format!("d{dom} has no virtual disk {devid}"));
+        }
+        Ok(())
+    }
+
+    fn disks(&mut self, dom: u16) -> Vec<crate::blkback::DiskRow> {
+        self.disks
+            .iter()
+            .filter(|d| d.0 == dom)
+            .map(|d| crate::blkback::DiskRow { devid: d.1, target: d.2.clone(), readonly: false, states: (Some(2), Some(1)), evtchn: None, ring_ref: None, answered: (0, 0) })
+            .collect()
     }
 }
 

@@ -145,7 +145,56 @@ impl<'f, C: Control> Toolstack<'f, C> {
                 self.one_domain(target, Verb::Shutdown { reason, force }, out)
             }
             XlCommand::Console(t) => self.console(t, out),
+            XlCommand::BlockAttach { target, spec } => self.block_attach(target, spec, out),
+            XlCommand::BlockDetach { target, dev } => self.block_detach(target, dev, out),
+            XlCommand::BlockList(target) => self.block_list(target, out),
         }
+    }
+
+    /// `xl block-attach NAME|ID DISKSPEC`.
+    fn block_attach(&mut self, target: &str, spec: &str, out: &mut dyn Write) -> Outcome {
+        let Some((id, name)) = self.resolve(target, out) else {
+            return Outcome::Done;
+        };
+        let disk = match crate::config::disk::parse(spec) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = writeln!(out, "xl block-attach: {spec}: {e}");
+                return Outcome::Done;
+            }
+        };
+        if let Err(e) = self.ctl.attach_disk(id, &disk) {
+            let _ = writeln!(out, "xl block-attach: {name} ({id}): {e}");
+        }
+        Outcome::Done
+    }
+
+    /// `xl block-detach NAME|ID DEV`.
+    fn block_detach(&mut self, target: &str, dev: &str, out: &mut dyn Write) -> Outcome {
+        let Some((id, name)) = self.resolve(target, out) else {
+            return Outcome::Done;
+        };
+        let devid = match dev.parse::<u32>().ok().or_else(|| crate::config::disk::vdev_number(dev)) {
+            Some(d) => d,
+            None => {
+                let _ = writeln!(out, "xl block-detach: \"{dev}\" is not a device number or disk name");
+                return Outcome::Done;
+            }
+        };
+        if let Err(e) = self.ctl.detach_disk(id, devid) {
+            let _ = writeln!(out, "xl block-detach: {name} ({id}): {e}");
+        }
+        Outcome::Done
+    }
+
+    /// `xl block-list NAME|ID`.
+    fn block_list(&mut self, target: &str, out: &mut dyn Write) -> Outcome {
+        let Some((id, _)) = self.resolve(target, out) else {
+            return Outcome::Done;
+        };
+        let rows = self.ctl.disks(id);
+        let _ = write!(out, "{}", crate::blkback::block_list(id, &rows));
+        Outcome::Done
     }
 
     /// The id and display name of the domain `target` (a name or an id) names; `None`, with

@@ -582,6 +582,14 @@ impl Control for XenControl {
     fn attach_disk(&mut self, dom: u16, disk: &dom0::config::disk::DiskSpec) -> Result<(), alloc::string::String> {
         self.attach_vbd(dom, disk)
     }
+
+    fn detach_disk(&mut self, dom: u16, devid: u32) -> Result<(), alloc::string::String> {
+        self.detach_vbd(dom, devid)
+    }
+
+    fn disks(&mut self, dom: u16) -> Vec<dom0::blkback::DiskRow> {
+        self.vbd_rows(dom)
+    }
 }
 
 /// dom0's heap space below which guests' store requests are refused (`ENOMEM`): room for

@@ -53,6 +53,23 @@ pub enum XlCommand<'a> {
     /// `xl console NAME|ID`: show its console (recent output, then live; input goes to it)
     /// until Ctrl-] or its end.
     Console(&'a str),
+    /// `xl block-attach NAME|ID DISKSPEC`: give a running domain a virtual disk (one
+    /// `disk =` item, `phy:vda3,xvdb,w`).
+    BlockAttach {
+        /// The domain.
+        target: &'a str,
+        /// The disk, as a config's `disk` item.
+        spec: &'a str,
+    },
+    /// `xl block-detach NAME|ID DEV`: take a virtual disk away (DEV: its number or vdev).
+    BlockDetach {
+        /// The domain.
+        target: &'a str,
+        /// `51728` or `xvdb`.
+        dev: &'a str,
+    },
+    /// `xl block-list NAME|ID`: a domain's virtual disks.
+    BlockList(&'a str),
 }
 
 /// Why an `xl` line was not understood; displays as the one line to print.
@@ -113,7 +130,7 @@ pub struct Subcommand {
 }
 
 /// Every subcommand, in the order `xl help` lists them.
-pub const SUBCOMMANDS: [Subcommand; 10] = [
+pub const SUBCOMMANDS: [Subcommand; 13] = [
     Subcommand {
         name: "create",
         args: "[-c] [-p] FILE",
@@ -153,6 +170,21 @@ pub const SUBCOMMANDS: [Subcommand; 10] = [
         name: "console",
         args: "NAME|ID",
         summary: "attach to a domain's console: its recent output, then live; Ctrl-] detaches",
+    },
+    Subcommand {
+        name: "block-attach",
+        args: "NAME|ID DISKSPEC",
+        summary: "give a running domain a virtual disk (DISKSPEC as a disk item: phy:vda3,xvdb,w)",
+    },
+    Subcommand {
+        name: "block-detach",
+        args: "NAME|ID DEV",
+        summary: "take a virtual disk away (DEV: xvdb or 51728); queued requests are answered first",
+    },
+    Subcommand {
+        name: "block-list",
+        args: "NAME|ID",
+        summary: "a domain's virtual disks, their back-end and front-end state",
     },
     Subcommand {
         name: "info",
@@ -258,6 +290,17 @@ pub fn parse<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<XlCommand<'
             one_domain(name, &mut words).map(|target| XlCommand::Shutdown { target, reason, force })
         }
         "console" => one_domain("console", &mut words).map(XlCommand::Console),
+        "block-list" => one_domain("block-list", &mut words).map(XlCommand::BlockList),
+        "block-attach" | "block-detach" => {
+            let (name, what) = if sub == "block-attach" { ("block-attach", "a disk spec (phy:vda3,xvdb,w)") } else { ("block-detach", "a device (xvdb or 51728)") };
+            let target = words.next().ok_or(XlUsage::Missing { sub: name, what: "a domain name or id" })?;
+            if target.starts_with('-') {
+                return Err(XlUsage::UnknownOption { sub: name, option: target });
+            }
+            let arg = words.next().ok_or(XlUsage::Missing { sub: name, what })?;
+            no_more(name, &mut words)?;
+            Ok(if sub == "block-attach" { XlCommand::BlockAttach { target, spec: arg } } else { XlCommand::BlockDetach { target, dev: arg } })
+        }
         other => Err(XlUsage::UnknownSubcommand(other)),
     }
 }

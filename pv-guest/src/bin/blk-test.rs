@@ -108,6 +108,9 @@ fn run(t: &mut Tests, si: &'static StartInfo, check: &str, seed: u64) {
         Ok(xs) => xs,
         Err(e) => return t.report("store", Err(format!("{e}"))),
     };
+    if check == "hotplug" {
+        return hotplug(t, &mut xs, &mut mm, &mut gt, seed);
+    }
     let mut blk = match BlkFront::connect(&mut xs, &mut mm, &mut gt, 51712) {
         Ok(b) => b,
         Err(e) => return t.report("connect", Err(format!("{e:?}"))),
@@ -154,6 +157,50 @@ fn run(t: &mut Tests, si: &'static StartInfo, check: &str, seed: u64) {
         "hostile" => hostile(t, &mut blk, &mut gt, &mut xs),
         other => t.report("command_line", Err(format!("unknown check={other}"))),
     }
+}
+
+/// `xl block-attach` and `block-detach` on a running guest: waits for `xvdb` (51728) to
+/// appear, connects and checks a pattern over it, then waits for it to be taken away and
+/// checks that a request made after that is never answered.
+fn hotplug(t: &mut Tests, xs: &mut pv_guest::xenbus::StoreClient, mm: &mut GuestMm, gt: &mut GrantTable, seed: u64) {
+    use xenbus::client::TxId;
+    let exists = |xs: &mut pv_guest::xenbus::StoreClient, p: &str| xs.read(TxId::NONE, p).is_ok();
+    let _ = xs.watch("device", "hotplug");
+    println!("blk-test: waiting for xvdb");
+    while !exists(xs, "device/vbd/51728/backend") {
+        if xs.wait_event().is_err() {
+            return t.report("wait_for_xvdb", Err("the store wait failed".into()));
+        }
+    }
+    let back = xs.read(TxId::NONE, "device/vbd/51728/backend").map(|v| alloc::string::String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
+    let mut blk = match BlkFront::connect(xs, mm, gt, 51728) {
+        Ok(b) => b,
+        Err(e) => return t.report("connect_xvdb", Err(format!("{e:?}"))),
+    };
+    t.report("connect_xvdb", Ok(()));
+    let w = write_all(&mut blk, seed).and_then(|_| blk.flush()).and_then(|()| check_all(&mut blk, seed));
+    t.report("xvdb_pattern_reads_back", match w {
+        Ok(None) => Ok(()),
+        Ok(Some(bad)) => Err(format!("{bad:?}")),
+        Err(e) => Err(format!("{e:?}")),
+    });
+    let state = format!("{back}/state");
+    let _ = xs.watch(&state, "detach");
+    println!("blk-test: waiting for detach");
+    loop {
+        match xs.read(TxId::NONE, &state) {
+            Ok(v) if v != b"6" => {
+                if xs.wait_event().is_err() {
+                    return t.report("detached", Err("the store wait failed".into()));
+                }
+            }
+            _ => break,
+        }
+    }
+    t.report("detached", Ok(()));
+    let r = xenbus::blkif::BlkifRequest { operation: xenbus::blkif::BLKIF_OP_READ, nr_segments: 1, id: 4242, seg: [xenbus::blkif::BlkifSegment { gref: blk.data_gref(0).unwrap_or(0), first_sect: 0, last_sect: 7, _pad: 0 }; 11], ..Default::default() };
+    let answer = blk.push_raw(&r).and_then(|()| blk.next_raw_response(pv_guest::time::now_ns() + 500_000_000));
+    t.report("io_after_detach_unanswered", ensure(!matches!(answer, Ok(Some(_))), || format!("{answer:?}")));
 }
 
 /// A hostile front end: requests with every field out of range, garbage slots, a grant

@@ -150,6 +150,38 @@ pub fn scenarios() -> Vec<Scenario> {
         then: Some(&PERSIST_SECOND_BOOT),
         timeout: Duration::from_secs(120),
         ..DEFAULT
+    }, Scenario {
+        name: "blk-attach-detach",
+        disk: Disk::Fresh,
+        modules: &[Image::Guest("blk-test"), Image::Config("blk-hot.cfg")],
+        input: &[
+            "xl create blk-hot.cfg",
+            wait_for!(r"\[blk-hot\] blk-test: waiting for xvdb"),
+            "xl block-attach blk-hot phy:vda9,xvdb,w",
+            "xl block-detach blk-hot xvdc",
+            "xl block-attach blk-hot phy:vda3,xvdb,w",
+            wait_for!(r"\[blk-hot\] blk-test: waiting for detach"),
+            "xl block-list blk-hot",
+            "xl block-detach blk-hot xvdb",
+            wait_for!(r"\[blk-hot\] TESTS DONE"),
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"xl block-attach: blk-hot \(1\): vda9: vda has no partition 9",
+            r"xl block-detach: blk-hot \(1\): d1 has no virtual disk 51744",
+            r"dom0: d1 vbd 51728: connected",
+            r"\[blk-hot\] TEST xvdb_pattern_reads_back PASS",
+            r"^Vdev +Target +Mode +BE-state +FE-state +evt-ch +ring-ref +requests +errors +BE-path$",
+            r"^51728 +vda3 +w +4 +4 +[0-9]+ +[0-9]+ +[1-9][0-9]* +0 +/local/domain/0/backend/vbd/1/51728$",
+            r"\[blk-hot\] TEST detached PASS",
+            r"\[blk-hot\] TEST io_after_detach_unanswered PASS",
+            r"\[blk-hot\] TESTS DONE 4 passed, 0 failed",
+            r"audit: ok: 1 domains, [0-9]+ frames owned, [0-9]+ page tables, 3 event channels, 0 grant mappings",
+        ],
+        forbid: &[r"FAIL", r"cannot connect", r"crashed"],
+        timeout: Duration::from_secs(120),
+        ..DEFAULT
     }, minios_blkfront()]
 }
 
