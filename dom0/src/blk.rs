@@ -12,7 +12,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use dom0::blkback::{self, Claim, Claims, Connection, PartitionExtent, Served, STAGING_BYTES};
+use dom0::blkback::{self, Claim, Claims, Connection, DiskFailed, PartitionExtent, Served, STAGING_BYTES};
 use dom0::config::disk::DiskSpec;
 use hypercall_abi::grant_table::{GnttabCopy, GNTCOPY_SOURCE_GREF, GNTCOPY_DEST_GREF, GNTST_OKAY};
 use pv_guest::{events, grant};
@@ -133,21 +133,21 @@ impl blkback::BlockMachine for Machine<'_> {
         }
     }
 
-    fn disk_read(&mut self, sector: u64, bytes: usize) -> Result<(), ()> {
+    fn disk_read(&mut self, sector: u64, bytes: usize) -> Result<(), DiskFailed> {
         let (disk, buf) = (self.disk as *mut Disk, self.staging(bytes));
         // SAFETY: `disk` is the `&mut Disk` this machine holds, not otherwise used while
         // `buf` (the staging buffer, memory apart from it) is borrowed.
-        unsafe { (*disk).read(sector, buf) }.map_err(drop)
+        unsafe { (*disk).read(sector, buf) }.map_err(|_| DiskFailed)
     }
 
-    fn disk_write(&mut self, sector: u64, bytes: usize) -> Result<(), ()> {
+    fn disk_write(&mut self, sector: u64, bytes: usize) -> Result<(), DiskFailed> {
         let (disk, buf) = (self.disk as *mut Disk, self.staging(bytes));
         // SAFETY: as in `disk_read`.
-        unsafe { (*disk).write(sector, buf) }.map_err(drop)
+        unsafe { (*disk).write(sector, buf) }.map_err(|_| DiskFailed)
     }
 
-    fn disk_flush(&mut self) -> Result<(), ()> {
-        self.disk.flush().map_err(drop)
+    fn disk_flush(&mut self) -> Result<(), DiskFailed> {
+        self.disk.flush().map_err(|_| DiskFailed)
     }
 }
 

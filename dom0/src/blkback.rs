@@ -208,12 +208,16 @@ pub trait BlockMachine {
     /// index of the first segment that did not copy (a bad or revoked grant).
     fn grant_copy(&mut self, dom: u16, segments: &[(u32, u16, u16, usize)], to_staging: bool) -> Result<(), usize>;
     /// Reads `bytes` from the disk at `sector` into staging.
-    fn disk_read(&mut self, sector: u64, bytes: usize) -> Result<(), ()>;
+    fn disk_read(&mut self, sector: u64, bytes: usize) -> Result<(), DiskFailed>;
     /// Writes `bytes` of staging to the disk at `sector`.
-    fn disk_write(&mut self, sector: u64, bytes: usize) -> Result<(), ()>;
+    fn disk_write(&mut self, sector: u64, bytes: usize) -> Result<(), DiskFailed>;
     /// Makes every write done so far durable.
-    fn disk_flush(&mut self) -> Result<(), ()>;
+    fn disk_flush(&mut self) -> Result<(), DiskFailed>;
 }
+
+/// The disk refused or failed an operation (the request is answered `BLKIF_RSP_ERROR`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskFailed;
 
 /// The staging buffer's size: the most one request moves (11 pages).
 pub const STAGING_BYTES: usize = blkif::BLKIF_MAX_SEGMENTS_PER_REQUEST * 4096;

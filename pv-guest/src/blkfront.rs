@@ -230,7 +230,7 @@ impl BlkFront {
     }
 
     fn check_len(len: usize) -> Result<(), BlkError> {
-        if len == 0 || len % 512 != 0 || len > MAX_REQUEST_BYTES {
+        if len == 0 || !len.is_multiple_of(512) || len > MAX_REQUEST_BYTES {
             return Err(BlkError::BadLength);
         }
         Ok(())

@@ -93,18 +93,18 @@ impl BlockMachine for Fake {
         }
         Ok(())
     }
-    fn disk_read(&mut self, sector: u64, bytes: usize) -> Result<(), ()> {
+    fn disk_read(&mut self, sector: u64, bytes: usize) -> Result<(), DiskFailed> {
         let at = sector as usize * 512;
-        self.staging[..bytes].copy_from_slice(self.disk.get(at..at + bytes).ok_or(())?);
+        self.staging[..bytes].copy_from_slice(self.disk.get(at..at + bytes).ok_or(DiskFailed)?);
         Ok(())
     }
-    fn disk_write(&mut self, sector: u64, bytes: usize) -> Result<(), ()> {
+    fn disk_write(&mut self, sector: u64, bytes: usize) -> Result<(), DiskFailed> {
         let at = sector as usize * 512;
-        self.disk.get_mut(at..at + bytes).ok_or(())?.copy_from_slice(&self.staging[..bytes]);
+        self.disk.get_mut(at..at + bytes).ok_or(DiskFailed)?.copy_from_slice(&self.staging[..bytes]);
         self.unflushed += bytes;
         Ok(())
     }
-    fn disk_flush(&mut self) -> Result<(), ()> {
+    fn disk_flush(&mut self) -> Result<(), DiskFailed> {
         self.flushes += 1;
         self.unflushed = 0;
         Ok(())
