@@ -37,6 +37,7 @@ pub const GUESTS: &[&str] = &[
     "grant-test",
     "store-test",
     "blk-test",
+    "blklog",
     "hostile",
 ];
 

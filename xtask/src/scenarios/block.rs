@@ -182,8 +182,50 @@ pub fn scenarios() -> Vec<Scenario> {
         forbid: &[r"FAIL", r"cannot connect", r"crashed"],
         timeout: Duration::from_secs(120),
         ..DEFAULT
+    }, Scenario {
+        name: "blklog",
+        disk: Disk::Fresh,
+        modules: &[Image::Guest("blklog"), Image::Config("blklog.cfg")],
+        // The example guest's log grows by one entry a boot of the guest, and survives the
+        // machine's power cut.
+        input: &[
+            "xl create blklog.cfg",
+            wait_for!(r"xl: domain blklog \(1\) shut down: poweroff"),
+            "xl create blklog.cfg",
+            wait_for!(r"xl: domain blklog \(2\) shut down: poweroff"),
+            power_cut!(),
+        ],
+        expect: &[
+            r"\[blklog\] blklog: no log on xvda yet: starting one",
+            r"\[blklog\] blklog: appended #1 boot 1 at [0-9]+ s since the epoch$",
+            r"\[blklog\] blklog: 1 entries",
+            r"\[blklog\] blklog: #1 boot 1 at",
+            r"\[blklog\] blklog: appended #2 boot 2 at",
+        ],
+        forbid: &[r"damaged", r"crashed"],
+        exit: Exit::PowerCut,
+        then: Some(&BLKLOG_SECOND_BOOT),
+        timeout: Duration::from_secs(60),
+        ..DEFAULT
     }, minios_blkfront()]
 }
+
+/// The second boot of `blklog`: the two entries are there and a third is added.
+static BLKLOG_SECOND_BOOT: Scenario = Scenario {
+    name: "blklog-second-boot",
+    disk: Disk::Reuse("blklog"),
+    modules: &[Image::Guest("blklog"), Image::Config("blklog.cfg")],
+    input: &["xl create blklog.cfg", wait_for!(r"xl: domain blklog \(1\) shut down: poweroff"), "shutdown"],
+    expect: &[
+        r"\[blklog\] blklog: 2 entries",
+        r"\[blklog\] blklog: #1 boot 1 at",
+        r"\[blklog\] blklog: #2 boot 2 at",
+        r"\[blklog\] blklog: appended #3 boot 3 at",
+    ],
+    forbid: &[r"damaged", r"crashed", r"no log"],
+    timeout: Duration::from_secs(60),
+    ..DEFAULT
+};
 
 /// The second boot of `blk-persist`, on the disk the first left.
 static PERSIST_SECOND_BOOT: Scenario = Scenario {
