@@ -16,7 +16,7 @@ use dom0::blkback::{self, Claim, Claims, Connection, DiskFailed, PartitionExtent
 use dom0::config::disk::DiskSpec;
 use hypercall_abi::grant_table::{GnttabCopy, GNTCOPY_SOURCE_GREF, GNTCOPY_DEST_GREF, GNTST_OKAY};
 use pv_guest::{events, grant};
-use xenbus::ring::SharedMem;
+use pv_guest::shared_page::SharedPage;
 
 use crate::devices::Disk;
 use crate::xen_control::XenControl;
@@ -25,9 +25,17 @@ use crate::xen_control::XenControl;
 /// the serving state.
 struct Live {
     slot: usize,
-    va: u64,
+    ring: SharedPage,
     port: u32,
     conn: Connection,
+}
+
+/// The front end's ring page mapped at `va` by `XenControl::map_grant`.
+fn ring_at(va: u64) -> SharedPage {
+    // SAFETY: `va` is a ring-window slot where the front end's ring grant was just mapped
+    // writable; it stays mapped until `disconnect_vbd` unmaps it, which drops the value
+    // first; only this value (and the front end) touch the page.
+    unsafe { SharedPage::new(va) }
 }
 
 /// One virtual disk given to a guest.
@@ -51,44 +59,6 @@ pub struct BlockBackend {
     staging: Option<(u64, u64)>,
 }
 
-/// A front end's ring page mapped in dom0.
-struct MappedPage(u64);
-
-impl SharedMem for MappedPage {
-    fn size(&self) -> usize {
-        4096
-    }
-    fn read_u32(&self, offset: usize) -> u32 {
-        // SAFETY: the page is mapped at `self.0` for the connection's life; `offset` is a
-        // ring offset below 4096, 4-aligned. Volatile: the front end writes it any time.
-        unsafe { core::ptr::read_volatile((self.0 + (offset as u64 & 0xffc)) as *const u32) }
-    }
-    fn write_u32(&mut self, offset: usize, value: u32) {
-        // SAFETY: as `read_u32`.
-        unsafe { core::ptr::write_volatile((self.0 + (offset as u64 & 0xffc)) as *mut u32, value) }
-    }
-    fn read_bytes(&self, offset: usize, out: &mut [u8]) {
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: as `read_u32`, byte by byte, kept inside the page.
-            *b = unsafe { core::ptr::read_volatile((self.0 + ((offset + i) as u64 & 0xfff)) as *const u8) };
-        }
-    }
-    fn write_bytes(&mut self, offset: usize, data: &[u8]) {
-        for (i, &b) in data.iter().enumerate() {
-            // SAFETY: as `read_bytes`.
-            unsafe { core::ptr::write_volatile((self.0 + ((offset + i) as u64 & 0xfff)) as *mut u8, b) };
-        }
-    }
-    fn read_barrier(&self) {
-        core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
-    }
-    fn write_barrier(&self) {
-        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-    }
-    fn full_barrier(&self) {
-        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-    }
-}
 
 /// The machine under `blkback::execute`: grant copies to and from the staging buffer in
 /// the DMA pool, and the disk reading and writing it in place.
@@ -261,7 +231,8 @@ impl XenControl {
         }
         let (slot, va) = self.map_grant(dom, gref).map_err(|s| format!("ring-ref {gref} does not map (status {s})"))?;
         let claim = self.blk.vbds.get(&(dom, devid)).map(|v| v.claim.clone()).ok_or("gone")?;
-        let conn = match Connection::new(dom, &claim, &MappedPage(va)) {
+        let ring = ring_at(va);
+        let conn = match Connection::new(dom, &claim, &ring) {
             Ok(c) => c,
             Err(e) => {
                 self.unmap_grant(slot);
@@ -281,7 +252,7 @@ impl XenControl {
         }
         self.blk.by_port.insert(port, (dom, devid));
         if let Some(v) = self.blk.vbds.get_mut(&(dom, devid)) {
-            v.live = Some(Live { slot, va, port, conn });
+            v.live = Some(Live { slot, ring, port, conn });
         }
         self.set_back_state(dom, devid, xenbus::state::XenbusState::Connected);
         // Requests may already wait.
@@ -296,7 +267,7 @@ impl XenControl {
         let disk = blk.disk.as_mut()?;
         let live = blk.vbds.get_mut(&key)?.live.as_mut()?;
         let mut machine = Machine { disk, staging };
-        match live.conn.serve(&mut MappedPage(live.va), &mut machine) {
+        match live.conn.serve(&mut live.ring, &mut machine) {
             Served::Answered { notify } => {
                 if notify {
                     let _ = events::send(live.port);
@@ -320,7 +291,9 @@ impl XenControl {
         self.blk.by_port.remove(&live.port);
         events::mask(live.port);
         let _ = events::close(live.port);
-        self.unmap_grant(live.slot);
+        let slot = live.slot;
+        drop(live);
+        self.unmap_grant(slot);
     }
 
     /// `xl block-detach`: answers what the front end has queued, disconnects, says Closed,

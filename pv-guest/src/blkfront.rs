@@ -22,6 +22,15 @@ use xenbus::blkif::{
 use xenbus::client::TxId;
 use xenbus::ring::generic::FrontRing;
 use xenbus::ring::SharedMem;
+
+use crate::shared_page::SharedPage;
+
+/// Our ring page, as the ring code reaches it.
+fn ring_page_at(va: u64) -> SharedPage {
+    // SAFETY: `va` is the ring page `connect` allocated from the heap and keeps for the
+    // front end's life (never freed); only the ring code and the back end touch it.
+    unsafe { SharedPage::new(va) }
+}
 use xenbus::state::XenbusState;
 
 use crate::grant::GrantTable;
@@ -69,43 +78,6 @@ fn alloc_page(mm: &GuestMm) -> Option<Page> {
     Some(Page { va, mfn })
 }
 
-/// The ring page as the ring code reaches it.
-struct RingPage(u64);
-
-impl SharedMem for RingPage {
-    fn size(&self) -> usize {
-        4096
-    }
-    fn read_u32(&self, offset: usize) -> u32 {
-        // SAFETY: our ring page, mapped for good; the offset is the ring code's, kept in it.
-        unsafe { core::ptr::read_volatile((self.0 + (offset as u64 & 0xffc)) as *const u32) }
-    }
-    fn write_u32(&mut self, offset: usize, value: u32) {
-        // SAFETY: as `read_u32`.
-        unsafe { core::ptr::write_volatile((self.0 + (offset as u64 & 0xffc)) as *mut u32, value) }
-    }
-    fn read_bytes(&self, offset: usize, out: &mut [u8]) {
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: as `read_u32`, a byte at a time, inside the page.
-            *b = unsafe { core::ptr::read_volatile((self.0 + ((offset + i) as u64 & 0xfff)) as *const u8) };
-        }
-    }
-    fn write_bytes(&mut self, offset: usize, data: &[u8]) {
-        for (i, &b) in data.iter().enumerate() {
-            // SAFETY: as `read_bytes`.
-            unsafe { core::ptr::write_volatile((self.0 + ((offset + i) as u64 & 0xfff)) as *mut u8, b) };
-        }
-    }
-    fn read_barrier(&self) {
-        core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
-    }
-    fn write_barrier(&self) {
-        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-    }
-    fn full_barrier(&self) {
-        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-    }
-}
 
 /// A request slot: its data pages (granted), and the request using it.
 struct Slot {
@@ -163,7 +135,7 @@ impl BlkFront {
         let flush_cache = read_num(xs, &format!("{back}/feature-flush-cache")).unwrap_or(0) == 1;
         let setup = |what: &str| BlkError::Setup(String::from(what));
         let ring_page = alloc_page(mm).ok_or_else(|| setup("no memory for the ring"))?;
-        let ring = FrontRing::init(&mut RingPage(ring_page.va)).map_err(|e| BlkError::Setup(format!("ring: {e:?}")))?;
+        let ring = FrontRing::init(&mut ring_page_at(ring_page.va)).map_err(|e| BlkError::Setup(format!("ring: {e:?}")))?;
         let ring_ref = gt.grant_access(backend_id, ring_page.mfn, false).ok_or_else(|| setup("no grant reference for the ring"))?;
         let mut slots = Vec::new();
         for _ in 0..MAX_IN_FLIGHT {
@@ -220,7 +192,7 @@ impl BlkFront {
             req.nr_segments += 1;
             left -= n;
         }
-        let mut page = RingPage(self.ring_page.va);
+        let mut page = ring_page_at(self.ring_page.va);
         self.ring.push_request(&mut page, &req).map_err(|_| BlkError::Ring)?;
         if self.ring.publish(&mut page) {
             let _ = events::send(self.port);
@@ -262,7 +234,7 @@ impl BlkFront {
 
     /// Takes every response waiting, marking their slots answered.
     fn collect(&mut self) -> Result<(), BlkError> {
-        let page = RingPage(self.ring_page.va);
+        let page = ring_page_at(self.ring_page.va);
         loop {
             while let Some(rsp) = self.ring.next_response(&page).map_err(|_| BlkError::Ring)? {
                 if let Some(slot) = self.slots.iter_mut().find(|s| matches!(s.busy, Some((id, _, None)) if id == rsp.id)) {
@@ -271,7 +243,7 @@ impl BlkFront {
                     }
                 }
             }
-            let mut page = RingPage(self.ring_page.va);
+            let mut page = ring_page_at(self.ring_page.va);
             if !self.ring.final_check_for_responses(&mut page).map_err(|_| BlkError::Ring)? {
                 return Ok(());
             }
@@ -311,7 +283,7 @@ impl BlkFront {
     /// and notifies; its answer comes from [`Self::next_raw_response`]. Use it only with no
     /// request of the queue in flight.
     pub fn push_raw(&mut self, req: &BlkifRequest) -> Result<(), BlkError> {
-        let mut page = RingPage(self.ring_page.va);
+        let mut page = ring_page_at(self.ring_page.va);
         self.ring.push_request(&mut page, req).map_err(|_| BlkError::Ring)?;
         self.ring.publish(&mut page);
         events::send(self.port).map_err(|_| BlkError::Ring)
@@ -320,11 +292,11 @@ impl BlkFront {
     /// Test hook: the next response, waiting for it up to `deadline_ns` (system time).
     pub fn next_raw_response(&mut self, deadline_ns: u64) -> Result<Option<BlkifResponse>, BlkError> {
         loop {
-            let page = RingPage(self.ring_page.va);
+            let page = ring_page_at(self.ring_page.va);
             if let Some(rsp) = self.ring.next_response(&page).map_err(|_| BlkError::Ring)? {
                 return Ok(Some(rsp));
             }
-            let mut page = RingPage(self.ring_page.va);
+            let mut page = ring_page_at(self.ring_page.va);
             if self.ring.final_check_for_responses(&mut page).map_err(|_| BlkError::Ring)? {
                 continue;
             }
@@ -339,7 +311,7 @@ impl BlkFront {
     /// Test hook: makes the ring lie, `req_prod` claiming `extra` requests that were never
     /// written, and notifies.
     pub fn lie_about_requests(&mut self, extra: u32) {
-        let mut page = RingPage(self.ring_page.va);
+        let mut page = ring_page_at(self.ring_page.va);
         let prod = page.read_u32(xenbus::ring::generic::REQ_PROD);
         page.write_u32(xenbus::ring::generic::REQ_PROD, prod.wrapping_add(extra));
         let _ = events::send(self.port);
