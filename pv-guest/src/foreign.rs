@@ -240,12 +240,17 @@ impl ForeignWindow {
         dom: u16,
         mfns: &[u64],
     ) -> Result<(), MmError> {
+        self.map_slots_with(mmu, frames, first, dom, mfns, DATA_RW_FLAGS)
+    }
+
+    /// [`ForeignWindow::map_slots`] with the entries' flags given.
+    fn map_slots_with(&mut self, mmu: &mut impl ForeignMmu, frames: &mut impl FrameSource, first: usize, dom: u16, mfns: &[u64], flags: u64) -> Result<(), MmError> {
         let end = first.checked_add(mfns.len()).filter(|&e| e <= self.max_pages);
         let (Some(end), 0) = (end, self.mapped) else {
             return Err(MmError::WrongState("no such slot in the foreign window"));
         };
         self.ensure_tables(mmu, frames, end)?;
-        self.write_slots(mmu, first, dom, mfns, DATA_RW_FLAGS).map_err(|(_, e)| e)
+        self.write_slots(mmu, first, dom, mfns, flags).map_err(|(_, e)| e)
     }
 
     /// Maps device memory (frames of no domain, which only a privileged domain may map)
@@ -259,12 +264,7 @@ impl ForeignWindow {
         mfns: &[u64],
     ) -> Result<(), MmError> {
         use hypercall_abi::layout::pte;
-        let end = first.checked_add(mfns.len()).filter(|&e| e <= self.max_pages);
-        let (Some(end), 0) = (end, self.mapped) else {
-            return Err(MmError::WrongState("no such slot in the foreign window"));
-        };
-        self.ensure_tables(mmu, frames, end)?;
-        self.write_slots(mmu, first, DOMID_SELF, mfns, DATA_RW_FLAGS | pte::PCD | pte::PWT).map_err(|(_, e)| e)
+        self.map_slots_with(mmu, frames, first, DOMID_SELF, mfns, DATA_RW_FLAGS | pte::PCD | pte::PWT)
     }
 
     /// Makes the L1 tables of slots `0..end` (a grant mapped at a slot's address with
