@@ -20,6 +20,7 @@ extern crate alloc;
 
 mod blk;
 mod devices;
+mod files;
 mod xen_control;
 
 use alloc::collections::VecDeque;
@@ -704,10 +705,10 @@ impl Shell {
     }
 }
 
-/// The boot files: every module dom0 was given, by name; archives among them that cannot
-/// be read to their end are reported.
-fn boot_files(si: &'static StartInfo) -> BootFiles<'static> {
-    let files = BootFiles::new(start_info::modules(si).map(|m| (m.cmdline, m.bytes)));
+/// The boot files: every module dom0 was given, by name, then the files of its disk's FAT
+/// partition; archives among them that cannot be read to their end are reported.
+fn boot_files(si: &'static StartInfo, disk: &'static [(String, Vec<u8>)]) -> BootFiles<'static> {
+    let files = BootFiles::new(start_info::modules(si).map(|m| (m.cmdline, m.bytes)).chain(disk.iter().map(|(n, b)| (n.as_str(), b.as_slice()))));
     for (name, error) in files.damaged() {
         println!(
             "dom0: warning: archive \"{}\": {error}; members after it are ignored",
@@ -735,14 +736,20 @@ fn main(si: &'static StartInfo) -> ! {
     let mut ctl = XenControl::new(mm, on_guest_console, on_guest_store);
     ctl.on_backend = Some(on_backend_event);
     ctl.blk.disk = devices::probe(&mut ctl);
+    // dom0's own files: the FAT filesystem on vda1, kept for good (the boot files borrow
+    // them, as they borrow the modules).
+    let mut disk_files: &'static [(String, Vec<u8>)] = &[];
     if let Some(disk) = ctl.blk.disk.as_mut() {
         ctl.blk.partitions = devices::partitions(disk);
+        if let Some(&(_, vda1)) = ctl.blk.partitions.iter().find(|(n, _)| *n == 1) {
+            disk_files = alloc::boxed::Box::leak(files::read_root(disk, vda1.first, vda1.sectors).into_boxed_slice());
+        }
     }
     let shell = Shell {
         editor: LineEditor::new(),
         pending: VecDeque::new(),
         read_failed: false,
-        toolstack: Toolstack::new(ctl, boot_files(si)),
+        toolstack: Toolstack::new(ctl, boot_files(si, disk_files)),
         poll_cycles,
         next_poll: 0,
         blocking,

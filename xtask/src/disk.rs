@@ -1,7 +1,8 @@
 //! The machine's disk image: a raw file QEMU attaches as a virtio-blk device, with a GPT
-//! that dom0 reads. The standard layout: `vda1` for dom0's own files, `vda2`..`vda4` for
-//! guests (`disk = ['phy:vda2,xvda,w']`). Sparse: a fresh image takes no space until
-//! written.
+//! that dom0 reads. The standard layout: `vda1` for dom0's own files (a FAT filesystem,
+//! formatted and filled here with the `fatfs` crate: dom0 reads guest kernels and configs
+//! from it), `vda2`..`vda4` for guests (`disk = ['phy:vda2,xvda,w']`). Sparse: a fresh
+//! image takes little space until written.
 
 use anyhow::{Context, Result};
 use partitions::{NewPartition, BASIC_DATA, LINUX_DATA};
@@ -20,8 +21,40 @@ pub const PARTITIONS: [NewPartition<'static>; 4] = [
     NewPartition { name: "guest-c", sectors: 8 << 11, type_guid: LINUX_DATA },
 ];
 
-/// Writes a fresh image at `path` (replacing any): zeroes, then the partition table.
-pub fn create(path: &Path) -> Result<()> {
+/// The files `cargo xtask run` and the scenarios put on dom0's partition: the example
+/// guests and their configs (built kernels must exist).
+pub fn standard_files(layout: &crate::build::Layout) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for kernel in ["hello", "blklog", "blk-test"] {
+        let path = layout.kernel(kernel);
+        files.push((kernel.to_string(), std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?));
+    }
+    let configs = [("hello.cfg", layout.root.join("dom0/configs/hello.cfg")), ("blklog.cfg", layout.root.join("xtask/configs/blklog.cfg")), ("blk-rw.cfg", layout.root.join("xtask/configs/blk-rw.cfg"))];
+    for (name, path) in configs {
+        files.push((name.to_string(), std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?));
+    }
+    Ok(files)
+}
+
+/// A FAT16 filesystem of `sectors` sectors holding `files` (name, bytes) in its root.
+pub fn fat_image(sectors: u64, files: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
+    let mut image = std::io::Cursor::new(vec![0u8; (sectors * 512) as usize]);
+    fatfs::format_volume(&mut image, fatfs::FormatVolumeOptions::new().fat_type(fatfs::FatType::Fat16).volume_label(*b"DOM0       "))
+        .context("formatting dom0's FAT partition")?;
+    image.set_position(0);
+    {
+        let fs = fatfs::FileSystem::new(&mut image, fatfs::FsOptions::new()).context("opening the new FAT filesystem")?;
+        for (name, bytes) in files {
+            let mut f = fs.root_dir().create_file(name).with_context(|| format!("creating {name} on dom0's partition"))?;
+            f.truncate().and_then(|()| f.write_all(bytes)).with_context(|| format!("writing {name} on dom0's partition"))?;
+        }
+    }
+    Ok(image.into_inner())
+}
+
+/// Writes a fresh image at `path` (replacing any): zeroes, then the partition table, then
+/// dom0's FAT partition holding `files`.
+pub fn create(path: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -39,16 +72,23 @@ pub fn create(path: &Path) -> Result<()> {
         file.seek(SeekFrom::Start(sector * 512))?;
         file.write_all(&bytes)?;
     }
+    let fat = fat_image(PARTITIONS[0].sectors, files)?;
+    file.seek(SeekFrom::Start(FIRST_SECTOR * 512))?;
+    file.write_all(&fat)?;
     file.sync_all()?;
     Ok(())
 }
 
-/// Creates the image at `path` if there is none; whether it did.
-pub fn ensure(path: &Path) -> Result<bool> {
+/// Where `vda1` starts (the writer's 1 MiB alignment).
+pub const FIRST_SECTOR: u64 = 2048;
+
+/// Creates the image at `path` with `files` on dom0's partition if there is none; whether
+/// it did.
+pub fn ensure(path: &Path, files: &[(String, Vec<u8>)]) -> Result<bool> {
     if path.exists() {
         return Ok(false);
     }
-    create(path)?;
+    create(path, files)?;
     Ok(true)
 }
 
@@ -59,7 +99,7 @@ mod tests {
     #[test]
     fn a_fresh_image_reads_back_with_the_standard_partitions() {
         let path = std::env::temp_dir().join(format!("xtask-disk-{}.img", std::process::id()));
-        create(&path).unwrap();
+        create(&path, &[("hello.cfg".into(), b"name = \"hello\"\n".to_vec())]).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(bytes.len() as u64, DISK_MIB << 20);
@@ -72,5 +112,14 @@ mod tests {
         let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["dom0", "guest-a", "guest-b", "guest-c"]);
         assert_eq!(parts[1].sectors, 8 << 11);
+        assert_eq!(parts[0].first, FIRST_SECTOR);
+        // The FAT partition holds the file.
+        let start = FIRST_SECTOR as usize * 512;
+        let fat = std::io::Cursor::new(bytes[start..start + (parts[0].sectors as usize) * 512].to_vec());
+        let fs = fatfs::FileSystem::new(fat, fatfs::FsOptions::new()).unwrap();
+        assert_eq!(fs.fat_type(), fatfs::FatType::Fat16);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut fs.root_dir().open_file("hello.cfg").unwrap(), &mut text).unwrap();
+        assert_eq!(text, "name = \"hello\"\n");
     }
 }

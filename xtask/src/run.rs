@@ -140,8 +140,8 @@ pub fn main(args: RunArgs) -> Result<ExitCode> {
         None
     } else {
         let path = args.disk.clone().unwrap_or_else(|| layout.boot_dir().join("disk.img"));
-        if args.disk.is_none() && crate::disk::ensure(&path)? {
-            eprintln!("xtask: made {} ({} MiB, the standard partitions)", path.display(), crate::disk::DISK_MIB);
+        if args.disk.is_none() && crate::disk::ensure(&path, &crate::disk::standard_files(&layout)?)? {
+            eprintln!("xtask: made {} ({} MiB, the standard partitions; vda1 holds the example guests and their configs)", path.display(), crate::disk::DISK_MIB);
         }
         if !path.exists() {
             anyhow::bail!("--disk {}: no such file", path.display());

@@ -231,7 +231,7 @@ pub fn qemu_config(layout: &Layout, scenario: &Scenario) -> Result<QemuConfig> {
             Disk::None => None,
             Disk::Fresh => {
                 let path = layout.boot_dir().join("disks").join(format!("{}.img", scenario.name));
-                crate::disk::create(&path).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+                crate::disk::create(&path, &crate::disk::standard_files(layout)?).map_err(|e| anyhow::anyhow!("{e:#}"))?;
                 Some(path)
             }
             Disk::Reuse(name) => {

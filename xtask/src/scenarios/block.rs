@@ -207,6 +207,21 @@ pub fn scenarios() -> Vec<Scenario> {
         then: Some(&BLKLOG_SECOND_BOOT),
         timeout: Duration::from_secs(60),
         ..DEFAULT
+    }, Scenario {
+        name: "disk-files",
+        disk: Disk::Fresh,
+        // No module but dom0: the example guests and their configs come from dom0's FAT
+        // partition, as at a plain `cargo xtask run` prompt.
+        input: &["xl create hello.cfg", wait_for!(r"xl: domain hello \(1\) shut down"), "xl create blklog.cfg", wait_for!(r"\[blklog\] blklog: appended #1"), "shutdown"],
+        expect: &[
+            r"^dom0: modules: 0$",
+            r"^dom0: vda1: 6 file\(s\), [0-9]+ KiB, from dom0's FAT partition$",
+            r"xl: domain hello \(1\) created",
+            r"\[hello\] ",
+            r"\[blklog\] blklog: appended #1 boot 1",
+        ],
+        forbid: &[r"crashed", r"no FAT", r"cannot be read"],
+        ..DEFAULT
     }, minios_blkfront()]
 }
 
