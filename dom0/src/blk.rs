@@ -291,9 +291,8 @@ impl XenControl {
         self.blk.by_port.remove(&live.port);
         events::mask(live.port);
         let _ = events::close(live.port);
-        let slot = live.slot;
-        drop(live);
-        self.unmap_grant(slot);
+        // `live` (and its view of the ring) is not used past this point.
+        self.unmap_grant(live.slot);
     }
 
     /// `xl block-detach`: answers what the front end has queued, disconnects, says Closed,
