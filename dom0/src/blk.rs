@@ -33,8 +33,8 @@ struct Live {
 /// The front end's ring page mapped at `va` by `XenControl::map_grant`.
 fn ring_at(va: u64) -> SharedPage {
     // SAFETY: `va` is a ring-window slot where the front end's ring grant was just mapped
-    // writable; it stays mapped until `disconnect_vbd` unmaps it, which drops the value
-    // first; only this value (and the front end) touch the page.
+    // writable; it stays mapped until `disconnect_vbd` unmaps it, after which the value
+    // is never used; only this value (and the front end) touch the page.
     unsafe { SharedPage::new(va) }
 }
 
