@@ -222,7 +222,52 @@ pub fn scenarios() -> Vec<Scenario> {
         ],
         forbid: &[r"crashed", r"no FAT", r"cannot be read"],
         ..DEFAULT
-    }, minios_blkfront()]
+    }, linux_blkfront(), minios_blkfront()]
+}
+
+/// Debian's Linux: its xen-blkfront finds `xvda`; a filesystem made, written and synced
+/// there is read back intact after the guest is destroyed and created again.
+fn linux_blkfront() -> Scenario {
+    Scenario {
+        name: "linux-blkfront",
+        disk: Disk::Fresh,
+        modules: &[Image::LinuxKernel, Image::LinuxInitramfs, Image::Config("linux-blk.cfg")],
+        memory_mib: crate::run::LINUX_MEMORY_MIB,
+        input: &[
+            "xl create linux-blk.cfg",
+            wait_for!(r"\[linux\] rcS: ready: Linux [0-9.]+-[0-9]+-cloud-amd64$"),
+            "xl console linux",
+            type_raw!("\n"),
+            type_raw!("cat /sys/block/xvda/size; mkdir -p /tmp/m && mke2fs -q /dev/xvda && mount /dev/xvda /tmp/m && dd if=/dev/urandom of=/tmp/m/data bs=1024 count=2048 2>/dev/null && md5sum /tmp/m/data > /tmp/m/sum && umount /tmp/m && sync && echo written-$((1+1))\n"),
+            wait_for!(r"^written-2\r?$"),
+            type_raw!("\x1d"),
+            wait_for!(r"^xl: detached from linux$"),
+            "xl destroy linux",
+            "xl create linux-blk.cfg",
+            wait_for!(r"\[linux\] rcS: ready: Linux [0-9.]+-[0-9]+-cloud-amd64$"),
+            "xl console linux",
+            type_raw!("\n"),
+            type_raw!("mkdir -p /tmp/m && mount /dev/xvda /tmp/m && md5sum -c /tmp/m/sum && echo read-$((2+2))\n"),
+            wait_for!(r"^read-4\r?$"),
+            type_raw!("\x1d"),
+            wait_for!(r"^xl: detached from linux$"),
+            "xl destroy linux",
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"dom0: d1 vbd 51712: connected",
+            r"^16384\r?$",
+            r"^written-2\r?$",
+            r"dom0: d2 vbd 51712: connected",
+            r"^/tmp/m/data: OK\r?$",
+            r"^read-4\r?$",
+            r"^audit: ok: 1 domains, [0-9]+ frames owned, [0-9]+ page tables, [0-9]+ event channels, 0 grant mappings",
+        ],
+        forbid: &[r"crashed", r"cannot connect", r"lies", r"I/O error", r"FAILED"],
+        timeout: Duration::from_secs(180),
+        ..DEFAULT
+    }
 }
 
 /// The second boot of `blklog`: the two entries are there and a third is added.
