@@ -4,8 +4,8 @@
 //! when the front end closes or the guest goes.
 //!
 //! The front end's state node is watched through dom0's own store connection (token
-//! `vbd:<dom>:<devid>`); its events arrive on ports bound here and dispatched by port
-//! ([`BlockBackend::by_port`]). The portable rules and serving live in `dom0::blkback`.
+//! `vbd:<dom>:<devid>`); its events arrive on ports bound here, entered in dom0's one
+//! dispatch table by port (`XenControl::serve_port`). The portable rules and serving live in `dom0::blkback`.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -19,7 +19,7 @@ use pv_guest::{events, grant};
 use pv_guest::shared_page::SharedPage;
 
 use crate::devices::Disk;
-use crate::xen_control::XenControl;
+use crate::xen_control::{Device, XenControl};
 
 /// A connected vbd: its ring (a grant mapped at a ring-window slot), dom0's port, and
 /// the serving state.
@@ -53,8 +53,6 @@ pub struct BlockBackend {
     pub partitions: Vec<PartitionExtent>,
     claims: Claims,
     vbds: BTreeMap<(u16, u32), Vbd>,
-    /// The dispatch table: dom0's port → the vbd it serves.
-    by_port: BTreeMap<u32, (u16, u32)>,
     /// The staging buffer: machine and virtual address of `STAGING_BYTES` in the DMA pool.
     staging: Option<(u64, u64)>,
 }
@@ -172,8 +170,8 @@ impl XenControl {
             }
         }
         for &port in ports {
-            if let Some(&key) = self.blk.by_port.get(&port) {
-                if let Some(line) = self.serve_vbd(key) {
+            if let Some(Device::Vbd(dom, devid)) = self.device_of(port) {
+                if let Some(line) = self.serve_vbd((dom, devid)) {
                     lines.push(line);
                 }
             }
@@ -246,11 +244,12 @@ impl XenControl {
                 return Err(format!("event-channel {evtchn}: {e}"));
             }
         };
-        if let Some(handler) = self.on_backend {
-            let _ = events::set_handler(port, handler);
-            let _ = events::unmask(port);
+        if let Err(e) = self.serve_port(port, Device::Vbd(dom, devid)) {
+            let _ = events::close(port);
+            self.unmap_grant(slot);
+            return Err(format!("event-channel {evtchn}: {e}"));
         }
-        self.blk.by_port.insert(port, (dom, devid));
+        let _ = events::unmask(port);
         if let Some(v) = self.blk.vbds.get_mut(&(dom, devid)) {
             v.live = Some(Live { slot, ring, port, conn });
         }
@@ -288,7 +287,7 @@ impl XenControl {
         let Some(live) = self.blk.vbds.get_mut(&(dom, devid)).and_then(|v| v.live.take()) else {
             return;
         };
-        self.blk.by_port.remove(&live.port);
+        self.forget_port(live.port);
         events::mask(live.port);
         let _ = events::close(live.port);
         // `live` (and its view of the ring) is not used past this point.

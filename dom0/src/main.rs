@@ -23,7 +23,7 @@ mod devices;
 mod files;
 mod xen_control;
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -51,7 +51,7 @@ use pv_guest::events;
 use pv_guest::hypercall_abi::event_channel::{VIRQ_CONSOLE, VIRQ_DOM_EXC};
 use pv_guest::time::{self, rdtsc};
 use pv_guest::{print, println, start_info, ShutdownReason, StartInfo};
-use xen_control::XenControl;
+use xen_control::{Device, XenControl};
 
 const PROMPT: &str = "dom0> ";
 
@@ -207,42 +207,17 @@ fn on_dom_exc(_port: u32) {
     WAKE.store(true, Ordering::SeqCst);
 }
 
-/// dom0's ports on which a guest signalled console output (bit `p % 64` of word `p / 64`).
-static CONSOLE_PORTS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+/// dom0's ports on which a guest's device signalled: a console ring with output, a store
+/// ring with requests, a virtual disk's ring (bit `p % 64` of word `p / 64`). Whose each
+/// is, the back-ends' dispatch table says (`XenControl::device_of`).
+static DEVICE_PORTS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
 
-/// A guest's console event: its ring has output (or room for input).
-fn on_guest_console(port: u32) {
-    if let Some(word) = CONSOLE_PORTS.get((port / 64) as usize) {
+/// The one handler of every device port.
+fn on_device_event(port: u32) {
+    if let Some(word) = DEVICE_PORTS.get((port / 64) as usize) {
         word.fetch_or(1 << (port % 64), Ordering::SeqCst);
     }
     WAKE.store(true, Ordering::SeqCst);
-}
-
-/// dom0's ports on which a guest signalled its store ring (as `CONSOLE_PORTS`).
-static STORE_PORTS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
-
-/// A guest's store event: requests in its ring (or room for replies).
-fn on_guest_store(port: u32) {
-    if let Some(word) = STORE_PORTS.get((port / 64) as usize) {
-        word.fetch_or(1 << (port % 64), Ordering::SeqCst);
-    }
-    WAKE.store(true, Ordering::SeqCst);
-}
-
-/// dom0's ports on which a split device's front end signalled (as `CONSOLE_PORTS`).
-static BACKEND_PORTS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
-
-/// A front end's event: requests in its ring.
-fn on_backend_event(port: u32) {
-    if let Some(word) = BACKEND_PORTS.get((port / 64) as usize) {
-        word.fetch_or(1 << (port % 64), Ordering::SeqCst);
-    }
-    WAKE.store(true, Ordering::SeqCst);
-}
-
-/// Takes the ports whose consoles signalled since the last call.
-fn take_console_ports() -> Vec<u32> {
-    take_ports(&CONSOLE_PORTS)
 }
 
 /// Takes the ports set in `set` since the last call.
@@ -293,9 +268,28 @@ struct Shell {
     /// The serial line is not at a line start (a prompt, echo, or raw guest output): a
     /// guest's `[name] line` starts on a new line.
     mid_line: bool,
+    /// Device ports that signalled and whose back-end has not had its turn yet.
+    signalled: BTreeSet<u32>,
 }
 
 impl Shell {
+    /// The signalled ports whose device `wanted` accepts, taken out of the set (the ports
+    /// nobody serves any more are dropped).
+    fn take_device_ports(&mut self, wanted: fn(Device) -> bool) -> Vec<u32> {
+        self.signalled.extend(take_ports(&DEVICE_PORTS));
+        let ctl = &self.toolstack.ctl;
+        let mut taken = Vec::new();
+        self.signalled.retain(|&p| match ctl.device_of(p) {
+            Some(d) if wanted(d) => {
+                taken.push(p);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
+        taken
+    }
+
     /// Reads what console input there is into `pending`; whether any came.
     fn read_input(&mut self) -> bool {
         let mut input = [0u8; 64];
@@ -373,7 +367,7 @@ impl Shell {
     /// output of the `attached` one (the others' output then only goes to their logs),
     /// and notifies each guest whose ring it emptied.
     fn serve_consoles(&mut self, all: bool, attached: Option<u16>) {
-        let ports = take_console_ports();
+        let ports = self.take_device_ports(|d| matches!(d, Device::Console(_)));
         let consoles = &mut self.toolstack.ctl.consoles;
         let doms: Vec<u16> = if all {
             consoles.by_dom.keys().copied().collect()
@@ -422,7 +416,7 @@ impl Shell {
     /// ring with replies or watch events waiting, notifies them, and drops (with one line
     /// each) the rings that lied.
     fn serve_stores(&mut self) {
-        let ports = take_ports(&STORE_PORTS);
+        let ports = self.take_device_ports(|d| matches!(d, Device::Store(_)));
         let served = self.toolstack.ctl.store.serve(&ports);
         for (port, line) in &served.disconnected {
             events::mask(*port);
@@ -438,7 +432,7 @@ impl Shell {
     /// The split devices' back-ends' turn: front ends that changed state, and rings that
     /// signalled.
     fn serve_backends(&mut self) {
-        let ports = take_ports(&BACKEND_PORTS);
+        let ports = self.take_device_ports(|d| matches!(d, Device::Vbd(..)));
         for line in self.toolstack.ctl.serve_vbds(&ports) {
             self.end_line();
             println!("{line}");
@@ -733,8 +727,7 @@ fn main(si: &'static StartInfo) -> ! {
         _ => POLL_CYCLES_FALLBACK,
     };
     let blocking = init_events(si);
-    let mut ctl = XenControl::new(mm, on_guest_console, on_guest_store);
-    ctl.on_backend = Some(on_backend_event);
+    let mut ctl = XenControl::new(mm, on_device_event);
     ctl.blk.disk = devices::probe(&mut ctl);
     // dom0's own files: the FAT filesystem on vda1, kept for good (the boot files borrow
     // them, as they borrow the modules).
@@ -754,6 +747,7 @@ fn main(si: &'static StartInfo) -> ! {
         next_poll: 0,
         blocking,
         mid_line: false,
+        signalled: BTreeSet::new(),
     };
     match phys {
         Ok(phys) => println!(

@@ -105,28 +105,35 @@ pub struct XenControl {
     grant_slots: BTreeMap<usize, (u16, u32)>,
     /// The block back-end.
     pub blk: crate::blk::BlockBackend,
-    /// Runs on an event from a front end of a split device (set when serving starts).
-    pub on_backend: Option<events::PortHandler>,
+    /// The back-ends' dispatch table: each port dom0 bound to a guest's device (console,
+    /// store ring, virtual disk) and the device it serves. Every such port runs the one
+    /// handler `on_device`, which notes the port; the loop asks here whose it is.
+    devices_by_port: BTreeMap<u32, Device>,
     /// dom0's ports bound to each guest's channels.
     bound: BTreeMap<u16, Vec<u32>>,
     /// The consoles served.
     pub consoles: Consoles<MappedRing>,
-    /// Runs on an event from a guest's console (set when serving starts).
-    on_console: events::PortHandler,
+    /// Runs on an event from any device a back-end serves.
+    on_device: events::PortHandler,
     /// The store, dom0's connection to it and the guests' rings.
     pub store: StoreService<SharedPage>,
-    /// Runs on an event from a guest's store channel.
-    on_store: events::PortHandler,
+}
+
+/// A device a back-end in dom0 serves, as the dispatch table names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// A guest's console ring.
+    Console(u16),
+    /// A guest's store ring.
+    Store(u16),
+    /// A guest's virtual disk (domain, device number).
+    Vbd(u16, u32),
 }
 
 impl XenControl {
-    /// Over dom0's memory layer, if it could be set up; `on_console` runs on a console
-    /// event, `on_store` on a store event (with dom0's port).
-    pub fn new(
-        mm: Option<GuestMm>,
-        on_console: events::PortHandler,
-        on_store: events::PortHandler,
-    ) -> Self {
+    /// Over dom0's memory layer, if it could be set up; `on_device` runs on an event from
+    /// any device served (with dom0's port).
+    pub fn new(mm: Option<GuestMm>, on_device: events::PortHandler) -> Self {
         XenControl {
             mm,
             window: None,
@@ -138,16 +145,15 @@ impl XenControl {
             ring_slots: alloc::vec![None; RING_SLOTS],
             grant_slots: BTreeMap::new(),
             blk: crate::blk::BlockBackend::default(),
-            on_backend: None,
+            devices_by_port: BTreeMap::new(),
             bound: BTreeMap::new(),
             consoles: Consoles::default(),
-            on_console,
+            on_device,
             store: {
                 let mut s = StoreService::new();
                 s.set_memory_probe(store_memory_low);
                 s
             },
-            on_store,
         }
     }
 
@@ -371,7 +377,7 @@ impl XenControl {
         self.store
             .introduce(dom, name, ch.store_port_local, page)
             .map_err(|_| Errno::EEXIST)?;
-        events::set_handler(ch.store_port_local, self.on_store)?;
+        self.serve_port(ch.store_port_local, Device::Store(dom))?;
         // Binding left our end pending; the guest, still paused, has sent nothing.
         events::clear_pending(ch.store_port_local);
         events::unmask(ch.store_port_local)
@@ -384,8 +390,25 @@ impl XenControl {
             dom,
             GuestConsole::new(name, ch.console_port_local, MappedRing { va }),
         );
-        events::set_handler(ch.console_port_local, self.on_console)?;
+        self.serve_port(ch.console_port_local, Device::Console(dom))?;
         events::unmask(ch.console_port_local)
+    }
+
+    /// Enters dom0's `port` in the dispatch table for `device` and sets the handler.
+    pub fn serve_port(&mut self, port: u32, device: Device) -> Result<(), Errno> {
+        events::set_handler(port, self.on_device)?;
+        self.devices_by_port.insert(port, device);
+        Ok(())
+    }
+
+    /// Takes `port` out of the dispatch table (it is being closed).
+    pub fn forget_port(&mut self, port: u32) {
+        self.devices_by_port.remove(&port);
+    }
+
+    /// The device dom0's `port` serves.
+    pub fn device_of(&self, port: u32) -> Option<Device> {
+        self.devices_by_port.get(&port).copied()
     }
 
     /// Stops serving `dom`'s console (its last output printed first), unmaps its ring and
@@ -412,6 +435,7 @@ impl XenControl {
             }
         }
         for port in self.bound.remove(&dom).unwrap_or_default() {
+            self.forget_port(port);
             let _ = events::close(port);
         }
     }
