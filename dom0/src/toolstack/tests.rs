@@ -366,3 +366,23 @@ fn help_and_info() {
         ["xl: no boot file named 'nothing.cfg' (there are no boot files)"]
     );
 }
+
+#[test]
+fn block_attach_list_and_detach_name_their_errors() {
+    let (kernel, archive) = boot_data();
+    let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(65536, 60000), files);
+    xl_out(&mut ts, "xl create hello.cfg");
+    assert_eq!(xl_out(&mut ts, "xl block-attach hello phy:vda3,xvdb,w"), Vec::<String>::new());
+    assert_eq!(xl_out(&mut ts, "xl block-attach hello phy:vdz,xvdc,w"), ["xl block-attach: hello (1): vdz: no such disk (dom0 has vda)"]);
+    assert_eq!(xl_out(&mut ts, "xl block-attach hello phy:vda3,xvd,w"), ["xl block-attach: phy:vda3,xvd,w: vdev \"xvd\" is not a disk name (xvda, xvdb2, xvdaa, hda, sdb, ...)"]);
+    assert_eq!(xl_out(&mut ts, "xl block-attach nobody phy:vda3,xvdb,w").len(), 1);
+    let list = xl_out(&mut ts, "xl block-list hello");
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(list[0].starts_with("Vdev") && list[1].starts_with("51728     vda3    w     2        1"), "{list:?}");
+    assert!(list[1].ends_with("/local/domain/0/backend/vbd/1/51728"), "{list:?}");
+    assert_eq!(xl_out(&mut ts, "xl block-detach hello xvdc"), ["xl block-detach: hello (1): d1 has no virtual disk 51744"]);
+    assert_eq!(xl_out(&mut ts, "xl block-detach hello bogus"), ["xl block-detach: \"bogus\" is not a device number or disk name"]);
+    assert_eq!(xl_out(&mut ts, "xl block-detach hello 51728"), Vec::<String>::new());
+    assert_eq!(xl_out(&mut ts, "xl block-list hello").len(), 1, "only the header");
+}
