@@ -18,22 +18,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
 
-/// Size of the input ring (`in[1024]`: dom0 to guest).
-pub const IN_SIZE: u32 = 1024;
-/// Size of the output ring (`out[2048]`: guest to dom0).
-pub const OUT_SIZE: u32 = 2048;
-/// Byte offset of `in` in the page.
-pub const IN_OFFSET: usize = 0;
-/// Byte offset of `out`.
-pub const OUT_OFFSET: usize = 1024;
-/// Byte offset of `in_cons` (then `in_prod`, `out_cons`, `out_prod`, 4 bytes each).
-pub const IN_CONS: usize = 3072;
-/// Byte offset of `in_prod`.
-pub const IN_PROD: usize = 3076;
-/// Byte offset of `out_cons`.
-pub const OUT_CONS: usize = 3080;
-/// Byte offset of `out_prod`.
-pub const OUT_PROD: usize = 3084;
+pub use xenbus::console::{IN_CONS, IN_OFFSET, IN_PROD, IN_SIZE, OUT_CONS, OUT_OFFSET, OUT_PROD, OUT_SIZE};
 
 /// Bytes of each guest's output kept for `xl console` (the newest).
 pub const LOG_SIZE: usize = 16 * 1024;

@@ -19,16 +19,14 @@ use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use hypercall_abi::layout::MACH2PHYS_VIRT_START;
 use hypercall_abi::start_info::{StartInfo, SIF_INITDOMAIN};
 
-/// Size of `in`.
-const IN_SIZE: u32 = 1024;
-/// Size of `out`.
-const OUT_SIZE: u32 = 2048;
-/// Offsets in the page: `out`, and the four indices.
-const OUT_OFFSET: u64 = 1024;
-const IN_CONS: u64 = 3072;
-const IN_PROD: u64 = 3076;
-const OUT_CONS: u64 = 3080;
-const OUT_PROD: u64 = 3084;
+use xenbus::console::{IN_SIZE, OUT_SIZE};
+
+/// Offsets in the page (`xenbus::console`, Xen's layout), as addresses are added here.
+const OUT_OFFSET: u64 = xenbus::console::OUT_OFFSET as u64;
+const IN_CONS: u64 = xenbus::console::IN_CONS as u64;
+const IN_PROD: u64 = xenbus::console::IN_PROD as u64;
+const OUT_CONS: u64 = xenbus::console::OUT_CONS as u64;
+const OUT_PROD: u64 = xenbus::console::OUT_PROD as u64;
 
 /// Virtual address of the ring page; 0: no ring (console_io is used).
 static RING: AtomicU64 = AtomicU64::new(0);

@@ -93,6 +93,7 @@ extern crate alloc;
 
 pub mod blkif;
 pub mod client;
+pub mod console;
 pub mod path;
 pub mod ring;
 pub mod service;
