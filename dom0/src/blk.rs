@@ -207,15 +207,18 @@ impl XenControl {
         let _ = self.store.write(&path, format!("{}", state as u32).as_bytes());
     }
 
+    /// The number a store node holds (a front end's `ring-ref`, a `state`...); the error
+    /// names the node and says what is wrong with it.
+    fn store_number(&mut self, path: &str) -> Result<u32, String> {
+        let v = self.store.read(path).map_err(|e| format!("no {path}: {}", e.name()))?;
+        core::str::from_utf8(&v).ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| format!("{path} is not a number"))
+    }
+
     /// Maps the front end's ring, binds its event channel, and says Connected.
     fn connect_vbd(&mut self, dom: u16, devid: u32) -> Result<(), String> {
         let front = blkback::frontend_path(dom, devid);
-        let read_u32 = |ctl: &mut XenControl, key: &str| -> Result<u32, String> {
-            let v = ctl.store.read(&format!("{front}/{key}")).map_err(|e| format!("no {key}: {}", e.name()))?;
-            core::str::from_utf8(&v).ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| format!("{key} is not a number"))
-        };
-        let gref = read_u32(self, "ring-ref")?;
-        let evtchn = read_u32(self, "event-channel")?;
+        let gref = self.store_number(&format!("{front}/ring-ref"))?;
+        let evtchn = self.store_number(&format!("{front}/event-channel"))?;
         if let Ok(p) = self.store.read(&format!("{front}/protocol")) {
             if !p.is_empty() && p != b"x86_64-abi" {
                 return Err(format!("protocol {} is not x86_64-abi", pv_guest::text::Lossy(&p)));
@@ -230,7 +233,7 @@ impl XenControl {
         let (slot, va) = self.map_grant(dom, gref).map_err(|s| format!("ring-ref {gref} does not map (status {s})"))?;
         let claim = self.blk.vbds.get(&(dom, devid)).map(|v| v.claim.clone()).ok_or("gone")?;
         let ring = ring_at(va);
-        let conn = match Connection::new(dom, &claim, &ring) {
+        let conn = match Connection::new(&claim, &ring) {
             Ok(c) => c,
             Err(e) => {
                 self.unmap_grant(slot);
@@ -323,7 +326,7 @@ impl XenControl {
         let keys: Vec<u32> = self.blk.vbds.keys().filter(|(d, _)| *d == dom).map(|&(_, id)| id).collect();
         let mut rows = Vec::new();
         for devid in keys {
-            let num = |ctl: &mut XenControl, path: String| ctl.store.read(&path).ok().and_then(|v| core::str::from_utf8(&v).ok().and_then(|s| s.trim().parse().ok()));
+            let num = |ctl: &mut XenControl, path: String| ctl.store_number(&path).ok();
             let (back, front) = (blkback::backend_path(dom, devid), blkback::frontend_path(dom, devid));
             let states = (num(self, format!("{back}/state")), num(self, format!("{front}/state")));
             let evtchn = num(self, format!("{front}/event-channel"));

@@ -282,10 +282,11 @@ pub enum Served {
 }
 
 impl Connection {
-    /// A connection over the front end's ring `mem` (zeroed by it, `SHARED_RING_INIT`).
-    pub fn new(dom: u16, claim: &Claim, mem: &impl SharedMem) -> Result<Self, RingError> {
+    /// A connection for `claim`'s guest over its ring `mem` (zeroed by it,
+    /// `SHARED_RING_INIT`).
+    pub fn new(claim: &Claim, mem: &impl SharedMem) -> Result<Self, RingError> {
         let vbd = Vbd { sectors: claim.extent.sectors, sector_size: 512, readonly: claim.readonly, discard: false, discard_secure: false };
-        Ok(Connection { dom, vbd, extent: claim.extent, ring: BackRing::new(mem)?, answered: 0, errors: 0 })
+        Ok(Connection { dom: claim.dom, vbd, extent: claim.extent, ring: BackRing::new(mem)?, answered: 0, errors: 0 })
     }
 
     /// Serves every request waiting in the ring, with the front end's races: answers each,

@@ -128,7 +128,7 @@ struct Pair {
 fn pair(extent: Extent, readonly: bool) -> Pair {
     let mut page = LocalPage::new(4096);
     let front = FrontRing::init(&mut page).unwrap();
-    let back = Connection::new(D, &claim(D, 51712, "vda2", extent, readonly), &page).unwrap();
+    let back = Connection::new(&claim(D, 51712, "vda2", extent, readonly), &page).unwrap();
     Pair { page, front, back }
 }
 

@@ -368,11 +368,6 @@ impl<L: PortLayout> EventChannels<L> {
         self.pirqs.eoi(caller, pirq)
     }
 
-    /// The interrupt lines, as the machine's physdev operations see them.
-    pub fn pirqs(&self) -> &Pirqs {
-        &self.pirqs
-    }
-
     /// Line mask changes the operations since the last call asked for, in order.
     pub fn take_line_changes(&mut self) -> alloc::vec::Vec<LineChange> {
         self.pirqs.take_line_changes()

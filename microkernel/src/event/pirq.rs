@@ -54,7 +54,8 @@ pub struct Pirqs {
     changes: Vec<LineChange>,
 }
 
-/// What `PHYSDEVOP_irq_status_query` and the audit see of a pirq.
+/// A pirq's state, as the tests look at it.
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PirqStatus {
     /// Bound to this port.
@@ -173,6 +174,7 @@ impl Pirqs {
     }
 
     /// What `dom` sees of its `pirq`: `EINVAL` if it is not mapped for it.
+    #[cfg(test)]
     pub fn status(&self, dom: DomId, pirq: u32) -> Result<PirqStatus, Errno> {
         let l = self.line(pirq).filter(|l| l.owner == Some(dom)).ok_or(Errno::EINVAL)?;
         Ok(PirqStatus { port: l.port, in_service: l.in_service, fired: l.fired })
