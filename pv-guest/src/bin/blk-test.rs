@@ -108,6 +108,9 @@ fn run(t: &mut Tests, si: &'static StartInfo, check: &str, seed: u64) {
         Ok(xs) => xs,
         Err(e) => return t.report("store", Err(format!("{e}"))),
     };
+    if check == "badstore" {
+        return bad_store(t, &mut xs);
+    }
     if check == "hotplug" {
         return hotplug(t, &mut xs, &mut mm, &mut gt, seed);
     }
@@ -157,6 +160,37 @@ fn run(t: &mut Tests, si: &'static StartInfo, check: &str, seed: u64) {
         "hostile" => hostile(t, &mut blk, &mut gt, &mut xs),
         other => t.report("command_line", Err(format!("unknown check={other}"))),
     }
+}
+
+/// A hostile front end through the store: a `ring-ref` that is not a number, then one
+/// that names no grant, each published with `state = 3` (Initialised); the back end must
+/// refuse to connect (`state = 5`, Closing; dom0 prints why) and map nothing. The back
+/// end's nodes are read-only to the guest.
+fn bad_store(t: &mut Tests, xs: &mut pv_guest::xenbus::StoreClient) {
+    use xenbus::client::TxId;
+    let me = pv_guest::xenbus::own_domid(xs).unwrap_or(0);
+    let back_state = format!("/local/domain/0/backend/vbd/{me}/51712/state");
+    let front = "device/vbd/51712";
+    t.report("back_end_nodes_read_only", ensure(xs.write(TxId::NONE, &back_state, b"4").is_err(), || "the guest wrote the back end's state".into()));
+    let mut attempt = |xs: &mut pv_guest::xenbus::StoreClient, ring_ref: &str, name: &str| {
+        for (k, v) in [("ring-ref", ring_ref), ("event-channel", "1"), ("protocol", "x86_64-abi"), ("state", "3")] {
+            let _ = xs.write(TxId::NONE, &format!("{front}/{k}"), v.as_bytes());
+        }
+        // dom0 answers within its next turn; give it half a second, watching that it never
+        // says Connected.
+        let deadline = pv_guest::time::now_ns() + 500_000_000;
+        let mut connected = false;
+        while pv_guest::time::now_ns() < deadline {
+            connected |= xs.read(TxId::NONE, &back_state).is_ok_and(|v| v == b"4");
+            let _ = pv_guest::hypercall::sched_yield();
+        }
+        let closing = xs.read(TxId::NONE, &back_state).is_ok_and(|v| v == b"5");
+        t.report(name, ensure(!connected && closing, || format!("{back_state}: connected {connected}, closing {closing}")));
+        // Back to Initialising, so that the next attempt is a new change of state.
+        let _ = xs.write(TxId::NONE, &format!("{front}/state"), b"1");
+    };
+    attempt(xs, "not-a-number", "ring_ref_not_a_number_refused");
+    attempt(xs, "999999", "ring_ref_of_no_grant_refused");
 }
 
 /// `xl block-attach` and `block-detach` on a running guest: waits for `xvdb` (51728) to

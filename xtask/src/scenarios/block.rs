@@ -222,6 +222,24 @@ pub fn scenarios() -> Vec<Scenario> {
         ],
         forbid: &[r"crashed", r"no FAT", r"cannot be read"],
         ..DEFAULT
+    }, Scenario {
+        name: "blk-bad-store",
+        disk: Disk::Fresh,
+        modules: &[Image::Guest("blk-test"), Image::Config("blk-badstore.cfg")],
+        // A front end publishing bad nodes is refused with a line saying why, and nothing
+        // of it stays mapped.
+        input: &["xl create blk-badstore.cfg", wait_for!(r"\[blk-badstore\] TESTS DONE"), "audit", "shutdown"],
+        expect: &[
+            r"\[blk-badstore\] TEST back_end_nodes_read_only PASS",
+            r"^dom0: d1 vbd 51712: cannot connect: /local/domain/1/device/vbd/51712/ring-ref is not a number$",
+            r"\[blk-badstore\] TEST ring_ref_not_a_number_refused PASS",
+            r"^dom0: d1 vbd 51712: cannot connect: ring-ref 999999 does not map \(status -?[0-9]+\)$",
+            r"\[blk-badstore\] TEST ring_ref_of_no_grant_refused PASS",
+            r"\[blk-badstore\] TESTS DONE 3 passed, 0 failed",
+            r"audit: ok: 1 domains, [0-9]+ frames owned, [0-9]+ page tables, 3 event channels, 0 grant mappings",
+        ],
+        forbid: &[r"FAIL", r"crashed", r"vbd 51712: connected"],
+        ..DEFAULT
     }, linux_blkfront(), minios_blkfront()]
 }
 
