@@ -20,6 +20,10 @@ use xenbus::blkif::{self, BlkifRequest, BlkifResponse, Io, IoKind, Vbd, BLKIF_RS
 use xenbus::ring::generic::BackRing;
 use xenbus::ring::{RingError, SharedMem};
 
+use crate::config::disk::DiskSpec;
+pub use crate::split::Served;
+use crate::split::{Backend, DevKey, Kind};
+
 /// A run of dom0's disk, in 512-byte sectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Extent {
@@ -112,12 +116,12 @@ impl Claims {
 
 /// The back-end directory of `dom`'s vbd `devid`, as libxl places it.
 pub fn backend_path(dom: u16, devid: u32) -> String {
-    format!("/local/domain/0/backend/vbd/{dom}/{devid}")
+    crate::split::backend_path(Kind::Vbd, DevKey { dom, devid })
 }
 
 /// The front-end directory of `dom`'s vbd `devid`.
 pub fn frontend_path(dom: u16, devid: u32) -> String {
-    format!("/local/domain/{dom}/device/vbd/{devid}")
+    crate::split::frontend_path(Kind::Vbd, DevKey { dom, devid })
 }
 
 /// The nodes the toolstack and the back end write for a new vbd, as libxl and blkback
@@ -269,18 +273,6 @@ pub struct Connection {
 
 type BackRingOf = BackRing<BlkifRequest, BlkifResponse>;
 
-/// What a turn of serving did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Served {
-    /// Responses published; whether the front end asked to be notified.
-    Answered {
-        /// Notify the front end.
-        notify: bool,
-    },
-    /// The ring lied: stop serving it and disconnect the device.
-    Broken(String),
-}
-
 impl Connection {
     /// A connection for `claim`'s guest over its ring `mem` (zeroed by it,
     /// `SHARED_RING_INIT`).
@@ -319,6 +311,71 @@ impl Connection {
                 Err(e) => return Served::Broken(format!("{e:?}")),
             }
         }
+    }
+}
+
+/// The block back end (the split-driver framework's [`Backend`] for vbds): dom0's disk,
+/// its partitions and the claims on them.
+pub struct Blkback<M> {
+    /// The disk's I/O (`None`: dom0 has no disk).
+    pub machine: Option<M>,
+    /// Its size in sectors.
+    pub disk_sectors: Option<u64>,
+    /// Whether it refuses writes.
+    pub disk_readonly: bool,
+    /// Its partitions.
+    pub partitions: Vec<PartitionExtent>,
+    claims: Claims,
+}
+
+impl<M> Default for Blkback<M> {
+    fn default() -> Self {
+        Blkback { machine: None, disk_sectors: None, disk_readonly: false, partitions: Vec::new(), claims: Claims::default() }
+    }
+}
+
+impl<M: BlockMachine, P: SharedMem> Backend<P> for Blkback<M> {
+    type Spec = DiskSpec;
+    type Config = Claim;
+    type Conn = Connection;
+    const KIND: Kind = Kind::Vbd;
+    const RING_NODES: &'static [&'static str] = &["ring-ref"];
+
+    /// Claims the extent `spec` names; no sector is given writable to two guests.
+    fn attach(&mut self, key: DevKey, spec: &DiskSpec) -> Result<Claim, String> {
+        let extent = resolve(&spec.target, self.disk_sectors, &self.partitions)?;
+        if !spec.readonly && self.disk_readonly {
+            return Err(format!("{}: the disk is read-only", spec.target));
+        }
+        let claim = Claim { dom: key.dom, devid: key.devid, target: spec.target.clone(), extent, readonly: spec.readonly };
+        self.claims.claim(claim.clone())?;
+        Ok(claim)
+    }
+
+    fn nodes(&self, _key: DevKey, claim: &Claim) -> Vec<(String, String)> {
+        store_nodes(claim)
+    }
+
+    /// The ring is Xen's x86_64 layout (`protocol` absent or `x86_64-abi`).
+    fn connect(&mut self, _key: DevKey, claim: &Claim, front: &mut dyn FnMut(&str) -> Option<Vec<u8>>, rings: &mut [P]) -> Result<Connection, String> {
+        if let Some(p) = front("protocol") {
+            if !p.is_empty() && p != b"x86_64-abi" {
+                return Err(format!("protocol {} is not x86_64-abi", String::from_utf8_lossy(&p)));
+            }
+        }
+        let ring = rings.first().ok_or("no ring")?;
+        Connection::new(claim, ring).map_err(|e| format!("ring: {e:?}"))
+    }
+
+    fn serve(&mut self, _key: DevKey, conn: &mut Connection, rings: &mut [P]) -> Served {
+        match (self.machine.as_mut(), rings.first_mut()) {
+            (Some(m), Some(ring)) => conn.serve(ring, m),
+            _ => Served::Broken(String::from("dom0 has no disk")),
+        }
+    }
+
+    fn release(&mut self, key: DevKey, _claim: &Claim) {
+        self.claims.release(key.dom, key.devid);
     }
 }
 

@@ -18,6 +18,7 @@ pub mod console;
 pub mod dma;
 pub mod report;
 pub mod shell;
+pub mod split;
 pub mod toolstack;
 pub mod watch;
 pub mod xenstore;

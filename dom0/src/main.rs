@@ -51,7 +51,8 @@ use pv_guest::events;
 use pv_guest::hypercall_abi::event_channel::{VIRQ_CONSOLE, VIRQ_DOM_EXC};
 use pv_guest::time::{self, rdtsc};
 use pv_guest::{print, println, start_info, ShutdownReason, StartInfo};
-use xen_control::{Device, XenControl};
+use dom0::split::{Device, Kind};
+use xen_control::XenControl;
 
 const PROMPT: &str = "dom0> ";
 
@@ -367,7 +368,7 @@ impl Shell {
     /// output of the `attached` one (the others' output then only goes to their logs),
     /// and notifies each guest whose ring it emptied.
     fn serve_consoles(&mut self, all: bool, attached: Option<u16>) {
-        let ports = self.take_device_ports(|d| matches!(d, Device::Console(_)));
+        let ports = self.take_device_ports(|d| d.kind == Kind::Console);
         let consoles = &mut self.toolstack.ctl.consoles;
         let doms: Vec<u16> = if all {
             consoles.by_dom.keys().copied().collect()
@@ -416,7 +417,7 @@ impl Shell {
     /// ring with replies or watch events waiting, notifies them, and drops (with one line
     /// each) the rings that lied.
     fn serve_stores(&mut self) {
-        let ports = self.take_device_ports(|d| matches!(d, Device::Store(_)));
+        let ports = self.take_device_ports(|d| d.kind == Kind::Store);
         let served = self.toolstack.ctl.store.serve(&ports);
         for (port, line) in &served.disconnected {
             events::mask(*port);
@@ -432,8 +433,9 @@ impl Shell {
     /// The split devices' back-ends' turn: front ends that changed state, and rings that
     /// signalled.
     fn serve_backends(&mut self) {
-        let ports = self.take_device_ports(|d| matches!(d, Device::Vbd(..)));
-        for line in self.toolstack.ctl.serve_vbds(&ports) {
+        let ports = self.take_device_ports(|d| d.kind == Kind::Vbd);
+        let keys: Vec<_> = ports.iter().filter_map(|&p| self.toolstack.ctl.device_of(p)).map(|d| d.key).collect();
+        for line in self.toolstack.ctl.serve_vbds(&keys) {
             self.end_line();
             println!("{line}");
         }
@@ -728,15 +730,15 @@ fn main(si: &'static StartInfo) -> ! {
     };
     let blocking = init_events(si);
     let mut ctl = XenControl::new(mm, on_device_event);
-    ctl.blk.disk = devices::probe(&mut ctl);
     // dom0's own files: the FAT filesystem on vda1, kept for good (the boot files borrow
     // them, as they borrow the modules).
     let mut disk_files: &'static [(String, Vec<u8>)] = &[];
-    if let Some(disk) = ctl.blk.disk.as_mut() {
-        ctl.blk.partitions = devices::partitions(disk);
-        if let Some(&(_, vda1)) = ctl.blk.partitions.iter().find(|(n, _)| *n == 1) {
-            disk_files = alloc::boxed::Box::leak(files::read_root(disk, vda1.first, vda1.sectors).into_boxed_slice());
+    if let Some(mut disk) = devices::probe(&mut ctl) {
+        let partitions = devices::partitions(&mut disk);
+        if let Some(&(_, vda1)) = partitions.iter().find(|(n, _)| *n == 1) {
+            disk_files = alloc::boxed::Box::leak(files::read_root(&mut disk, vda1.first, vda1.sectors).into_boxed_slice());
         }
+        ctl.blk.set_disk(disk, partitions);
     }
     let shell = Shell {
         editor: LineEditor::new(),

@@ -18,11 +18,16 @@
 //! page.
 
 use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use dom0::builder::{Control, DomainChannels, ForeignError};
 use dom0::console::{Consoles, GuestConsole, RingPage};
+use dom0::split::{self, Channel, Device, Kind, MapId, PortSource, PortTable, RingSource, SplitMachine};
 use dom0::xenstore::StoreService;
+use xenbus::ring::SharedMem;
+use xenbus::wire::XsError;
 use domain_builder::build::{BuildError, BuiltDomain, GuestMemory};
 use hypercall_abi::arch::VcpuGuestContext;
 use hypercall_abi::domctl::DomainInfo;
@@ -58,29 +63,16 @@ const RING_SLOTS: usize = 4 * ENTRIES;
 /// registers and the DMA pool, mapped for good.
 const DEVICE_SLOTS: usize = 4 * ENTRIES;
 
-/// A guest's console ring page, mapped in the ring window.
-pub struct MappedRing {
-    /// Its virtual address in dom0.
-    va: u64,
-}
+/// A guest's console ring page, mapped in the ring window (its channel's page).
+pub struct MappedRing(SharedPage);
 
 impl RingPage for MappedRing {
     fn read(&self, offset: usize, buf: &mut [u8]) {
-        for (i, b) in buf.iter_mut().enumerate() {
-            let at = (offset + i).min(PAGE_SIZE as usize - 1);
-            // SAFETY: `va` is a page mapped writable by `connect_console` until
-            // `release_console` unmaps it (after the last use of this value); `at` stays
-            // inside it. Volatile: the guest changes the page at any time.
-            *b = unsafe { core::ptr::read_volatile((self.va + at as u64) as *const u8) };
-        }
+        self.0.read_bytes(offset, buf);
     }
 
     fn write(&mut self, offset: usize, bytes: &[u8]) {
-        for (i, &b) in bytes.iter().enumerate() {
-            let at = (offset + i).min(PAGE_SIZE as usize - 1);
-            // SAFETY: as in `read`; the page is the guest's ring, which dom0 may write.
-            unsafe { core::ptr::write_volatile((self.va + at as u64) as *mut u8, b) };
-        }
+        self.0.write_bytes(offset, bytes);
     }
 }
 
@@ -103,13 +95,16 @@ pub struct XenControl {
     /// Ring slots holding a grant mapping (a back-end's view of a front end's ring):
     /// the granting domain and the mapping's handle. Unmapped with the grant operation.
     grant_slots: BTreeMap<usize, (u16, u32)>,
-    /// The block back-end.
-    pub blk: crate::blk::BlockBackend,
+    /// The block back-end and its virtual disks.
+    pub blk: crate::blk::Vbds,
     /// The back-ends' dispatch table: each port dom0 bound to a guest's device (console,
     /// store ring, virtual disk) and the device it serves. Every such port runs the one
     /// handler `on_device`, which notes the port; the loop asks here whose it is.
-    devices_by_port: BTreeMap<u32, Device>,
-    /// dom0's ports bound to each guest's channels.
+    ports: PortTable,
+    /// The channels of the console and store rings (their pages lent to the services).
+    channels: BTreeMap<Device, Channel<SharedPage>>,
+    /// dom0's ports bound to each guest's channels by the builder (closed with the guest
+    /// if no channel took them).
     bound: BTreeMap<u16, Vec<u32>>,
     /// The consoles served.
     pub consoles: Consoles<MappedRing>,
@@ -117,17 +112,6 @@ pub struct XenControl {
     on_device: events::PortHandler,
     /// The store, dom0's connection to it and the guests' rings.
     pub store: StoreService<SharedPage>,
-}
-
-/// A device a back-end in dom0 serves, as the dispatch table names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Device {
-    /// A guest's console ring.
-    Console(u16),
-    /// A guest's store ring.
-    Store(u16),
-    /// A guest's virtual disk (domain, device number).
-    Vbd(u16, u32),
 }
 
 impl XenControl {
@@ -144,8 +128,9 @@ impl XenControl {
             device_pages: 0,
             ring_slots: alloc::vec![None; RING_SLOTS],
             grant_slots: BTreeMap::new(),
-            blk: crate::blk::BlockBackend::default(),
-            devices_by_port: BTreeMap::new(),
+            blk: crate::blk::Vbds::default(),
+            ports: PortTable::default(),
+            channels: BTreeMap::new(),
             bound: BTreeMap::new(),
             consoles: Consoles::default(),
             on_device,
@@ -321,7 +306,7 @@ impl XenControl {
 
     /// Maps `dom`'s grant `gref` writable in a free slot of the ring window (a front
     /// end's ring, for a back end): the slot and its address, or the `GNTST_*` status.
-    pub fn map_grant(&mut self, dom: u16, gref: u32) -> Result<(usize, u64), i16> {
+    fn map_grant(&mut self, dom: u16, gref: u32) -> Result<(usize, u64), i16> {
         use hypercall_abi::grant_table::GNTST_GENERAL_ERROR;
         let slot = self.ring_slots.iter().position(Option::is_none).ok_or(GNTST_GENERAL_ERROR)?;
         self.ring_window().map_err(|_| GNTST_GENERAL_ERROR)?;
@@ -336,21 +321,8 @@ impl XenControl {
         Ok((slot, va))
     }
 
-    /// Unmaps the grant mapped at `slot` by [`XenControl::map_grant`].
-    pub fn unmap_grant(&mut self, slot: usize) {
-        let Some((_, handle)) = self.grant_slots.remove(&slot) else {
-            return;
-        };
-        let va = self.rings.as_ref().map_or(0, |r| r.slot_va(slot));
-        match pv_guest::grant::unmap_one(va, handle) {
-            Ok(()) => self.ring_slots[slot] = None,
-            // The slot stays taken: its entry may still map the page.
-            Err(status) => pv_guest::println!("dom0: cannot unmap a front end's ring (slot {slot}): status {status}"),
-        }
-    }
-
-    /// Maps `dom`'s frame `mfn` in a free slot of the ring window; its address.
-    fn map_ring(&mut self, dom: u16, mfn: u64) -> Result<u64, Errno> {
+    /// Maps `dom`'s frame `mfn` in a free slot of the ring window: the slot and its address.
+    fn map_frame(&mut self, dom: u16, mfn: u64) -> Result<(usize, u64), Errno> {
         let slot = self
             .ring_slots
             .iter()
@@ -364,55 +336,58 @@ impl XenControl {
             .map_slot(&mut XenMmu, &mut mm.table_frames(), slot, dom, mfn)
             .map_err(|e| e.errno().unwrap_or(Errno::ENOMEM))?;
         self.ring_slots[slot] = Some(dom);
-        Ok(rings.slot_va(slot))
+        Ok((slot, rings.slot_va(slot)))
+    }
+
+    /// Maps `dom`'s console or store ring (frame `mfn`, dom0's port `port`, bound by the
+    /// builder) as `device`'s channel: the page, the channel kept until the domain goes.
+    fn open_ring(&mut self, device: Device, mfn: u64, port: u32) -> Result<SharedPage, Errno> {
+        let what = if device.kind == Kind::Store { "store ring" } else { "console ring" };
+        let mut channel = split::open_channel(self, device, &[(what, RingSource::Frame(mfn))], PortSource::Local(port)).map_err(|why| {
+            pv_guest::println!("dom0: d{} {what}: {why}", device.key.dom);
+            Errno::EINVAL
+        })?;
+        let page = channel.rings.pop().ok_or(Errno::EINVAL)?;
+        self.channels.insert(device, channel);
+        Ok(page)
+    }
+
+    /// Closes the channel of `device` (its page is no longer used).
+    fn close_ring(&mut self, device: Device) {
+        if let Some(channel) = self.channels.remove(&device) {
+            split::close_channel(self, channel);
+        }
     }
 
     /// Maps `dom`'s store ring and starts serving it.
     fn serve_store(&mut self, dom: u16, name: &str, ch: &DomainChannels) -> Result<(), Errno> {
-        let va = self.map_ring(dom, ch.store_mfn)?;
-        // SAFETY: `va` is the guest's store page, just mapped writable in the ring window;
-        // it stays mapped until `release_domain` unmaps it, after the service has dropped
-        // this value; only the service and the guest touch it.
-        let page = unsafe { SharedPage::new(va) };
-        self.store
-            .introduce(dom, name, ch.store_port_local, page)
-            .map_err(|_| Errno::EEXIST)?;
-        self.serve_port(ch.store_port_local, Device::Store(dom))?;
-        // Binding left our end pending; the guest, still paused, has sent nothing.
-        events::clear_pending(ch.store_port_local);
+        let device = Device::new(Kind::Store, dom, 0);
+        let page = self.open_ring(device, ch.store_mfn, ch.store_port_local)?;
+        if self.store.introduce(dom, name, ch.store_port_local, page).is_err() {
+            self.close_ring(device);
+            return Err(Errno::EEXIST);
+        }
         events::unmask(ch.store_port_local)
     }
 
     /// Maps `dom`'s console ring and starts serving it.
     fn serve_console(&mut self, dom: u16, name: &str, ch: &DomainChannels) -> Result<(), Errno> {
-        let va = self.map_ring(dom, ch.console_mfn)?;
+        let page = self.open_ring(Device::new(Kind::Console, dom, 0), ch.console_mfn, ch.console_port_local)?;
         self.consoles.by_dom.insert(
             dom,
-            GuestConsole::new(name, ch.console_port_local, MappedRing { va }),
+            GuestConsole::new(name, ch.console_port_local, MappedRing(page)),
         );
-        self.serve_port(ch.console_port_local, Device::Console(dom))?;
         events::unmask(ch.console_port_local)
-    }
-
-    /// Enters dom0's `port` in the dispatch table for `device` and sets the handler.
-    pub fn serve_port(&mut self, port: u32, device: Device) -> Result<(), Errno> {
-        events::set_handler(port, self.on_device)?;
-        self.devices_by_port.insert(port, device);
-        Ok(())
-    }
-
-    /// Takes `port` out of the dispatch table (it is being closed).
-    pub fn forget_port(&mut self, port: u32) {
-        self.devices_by_port.remove(&port);
     }
 
     /// The device dom0's `port` serves.
     pub fn device_of(&self, port: u32) -> Option<Device> {
-        self.devices_by_port.get(&port).copied()
+        self.ports.device_of(port)
     }
 
-    /// Stops serving `dom`'s console (its last output printed first), unmaps its ring and
-    /// closes dom0's ports to it.
+    /// Stops serving `dom`'s devices: its virtual disks, its console (its last output
+    /// printed first) and store; then every channel of it is closed (out of the dispatch
+    /// table, port closed, ring unmapped).
     fn release_domain(&mut self, dom: u16) {
         // Its virtual disks first: their rings are grant mappings of its pages.
         self.release_vbds(dom);
@@ -421,21 +396,13 @@ impl XenControl {
             c.drain(false, &mut emit);
             c.flush_line(&mut emit);
         }
-        // Out of the store (its home removed, `@releaseDomain` fired) before its page goes;
-        // the page value is only an address: the slot is unmapped below.
+        // Out of the store (its home removed, `@releaseDomain` fired) before its page goes.
         let _page = self.store.release(dom);
-        for (slot, mapped) in self.ring_slots.iter_mut().enumerate() {
-            if *mapped != Some(dom) || self.grant_slots.contains_key(&slot) {
-                continue;
-            }
-            if let Some(rings) = self.rings.as_mut() {
-                if rings.unmap_slot(&mut XenMmu, slot).is_ok() {
-                    *mapped = None;
-                }
-            }
-        }
+        self.close_ring(Device::new(Kind::Console, dom, 0));
+        self.close_ring(Device::new(Kind::Store, dom, 0));
+        // Ports the builder bound that no channel took (a build that failed half way).
         for port in self.bound.remove(&dom).unwrap_or_default() {
-            self.forget_port(port);
+            self.ports.forget(port);
             let _ = events::close(port);
         }
     }
@@ -613,6 +580,100 @@ impl Control for XenControl {
 
     fn disks(&mut self, dom: u16) -> Vec<dom0::blkback::DiskRow> {
         self.vbd_rows(dom)
+    }
+}
+
+impl SplitMachine for XenControl {
+    type Page = SharedPage;
+
+    fn read(&mut self, path: &str) -> Result<Vec<u8>, XsError> {
+        self.store.read(path)
+    }
+
+    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError> {
+        self.store.write(path, value)
+    }
+
+    fn rm(&mut self, path: &str) -> Result<(), XsError> {
+        self.store.rm(path)
+    }
+
+    fn set_perms(&mut self, path: &str, perms: &[&str]) -> Result<(), XsError> {
+        self.store.set_perms(path, perms)
+    }
+
+    fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        self.store.watch(path, token)
+    }
+
+    fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        self.store.unwatch(path, token)
+    }
+
+    fn take_event_for(&mut self, prefix: &str) -> Option<String> {
+        self.store.take_event_for(prefix).map(|(_, token)| token)
+    }
+
+    fn map(&mut self, dom: u16, ring: RingSource) -> Result<(MapId, SharedPage), String> {
+        let (slot, va) = match ring {
+            RingSource::Grant(gref) => self.map_grant(dom, gref).map_err(|s| format!("status {s}"))?,
+            RingSource::Frame(mfn) => self.map_frame(dom, mfn).map_err(|e| format!("{e}"))?,
+        };
+        // SAFETY: `va` is a ring-window slot just mapped writable to the guest's page; it
+        // stays mapped until `unmap` of this slot, which the framework calls only after
+        // dropping the page value (`split::close_channel`); only this value and the guest
+        // touch the page.
+        Ok((slot, unsafe { SharedPage::new(va) }))
+    }
+
+    fn unmap(&mut self, slot: MapId) {
+        if let Some((_, handle)) = self.grant_slots.remove(&slot) {
+            let va = self.rings.as_ref().map_or(0, |r| r.slot_va(slot));
+            match pv_guest::grant::unmap_one(va, handle) {
+                Ok(()) => self.ring_slots[slot] = None,
+                // The slot stays taken: its entry may still map the page.
+                Err(status) => pv_guest::println!("dom0: cannot unmap a front end's ring (slot {slot}): status {status}"),
+            }
+        } else if let Some(rings) = self.rings.as_mut() {
+            if rings.unmap_slot(&mut XenMmu, slot).is_ok() {
+                self.ring_slots[slot] = None;
+            }
+        }
+    }
+
+    fn bind(&mut self, device: Device, port: PortSource) -> Result<u32, String> {
+        let local = match port {
+            PortSource::Remote(remote) => events::bind_interdomain(device.key.dom, remote).map_err(|e| format!("{e}"))?,
+            PortSource::Local(local) => local,
+        };
+        events::mask(local);
+        let entered = self.ports.enter(local, device) && events::set_handler(local, self.on_device).is_ok();
+        if !entered {
+            if matches!(port, PortSource::Remote(_)) {
+                let _ = events::close(local);
+            }
+            return Err(format!("port {local} cannot be served"));
+        }
+        // Binding left our end pending; what waits is served once connected.
+        events::clear_pending(local);
+        Ok(local)
+    }
+
+    fn unmask(&mut self, port: u32) {
+        let _ = events::unmask(port);
+    }
+
+    fn unbind(&mut self, port: u32) {
+        self.ports.forget(port);
+        events::mask(port);
+        let _ = events::close(port);
+        for ports in self.bound.values_mut() {
+            ports.retain(|&p| p != port);
+        }
+    }
+
+    fn notify(&mut self, port: u32) {
+        let _ = events::send(port);
     }
 }
 

@@ -186,8 +186,20 @@ fn bad_store(t: &mut Tests, xs: &mut pv_guest::xenbus::StoreClient) {
         }
         let closing = xs.read(TxId::NONE, &back_state).is_ok_and(|v| v == b"5");
         t.report(name, ensure(!connected && closing, || format!("{back_state}: connected {connected}, closing {closing}")));
-        // Back to Initialising, so that the next attempt is a new change of state.
+        // As a front end does when its back end gives up: Closed, then Initialising to
+        // start again once the back end is Closed, and the back end waits again (InitWait).
+        let wait_back = |xs: &mut pv_guest::xenbus::StoreClient, want: &[u8]| {
+            let deadline = pv_guest::time::now_ns() + 2_000_000_000;
+            while xs.read(TxId::NONE, &back_state).map_or(true, |v| v != want) && pv_guest::time::now_ns() < deadline {
+                let _ = pv_guest::hypercall::sched_yield();
+            }
+            xs.read(TxId::NONE, &back_state).is_ok_and(|v| v == want)
+        };
+        let _ = xs.write(TxId::NONE, &format!("{front}/state"), b"6");
+        let closed = wait_back(xs, b"6");
         let _ = xs.write(TxId::NONE, &format!("{front}/state"), b"1");
+        let waits = wait_back(xs, b"2");
+        t.report(&format!("{name}_then_restart"), ensure(closed && waits, || format!("back end closed {closed}, waits again {waits}")));
     };
     attempt(xs, "not-a-number", "ring_ref_not_a_number_refused");
     attempt(xs, "999999", "ring_ref_of_no_grant_refused");
