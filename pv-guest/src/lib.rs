@@ -66,6 +66,8 @@ pub mod blkfront;
 #[cfg(target_os = "none")]
 pub mod console_ring;
 #[cfg(target_os = "none")]
+pub mod frontend;
+#[cfg(target_os = "none")]
 pub mod events;
 #[cfg(target_os = "none")]
 pub mod shared_page;

@@ -144,6 +144,8 @@ fn run(t: &mut Tests, si: &'static StartInfo, check: &str, seed: u64) {
                     Some(bad) => Err(format!("{bad:?}")),
                 })
             });
+            // The front end closes: the back end unmaps the ring and says Closed.
+            t.report("closed", blk.close(&mut xs).map_err(|e| format!("{e:?}")));
         }
         "ro" => {
             t.report("readonly_announced", ensure(blk.readonly, || "the back end says read-write".into()));
