@@ -378,38 +378,38 @@ impl<B: Backend<P>, P: SharedMem> XenbusDevices<B, P> {
         lines
     }
 
-    /// The front end of `key` may have changed state: connects it once it says Initialised
-    /// (or Connected), disconnects it once it says Closing or Closed.
+    /// The front end of `key` may have changed state: the back end moves as Xen's state
+    /// machine says (`XenbusState::back_reacts_to`). It connects from InitWait when the
+    /// front end says Initialised (or Connected); when the front end says Closing or Closed
+    /// it answers what is queued, disconnects and follows; Initialising after Closed waits
+    /// again. A front end refused once must close and start again.
     pub fn front_changed<M: SplitMachine<Page = P>>(&mut self, b: &mut B, m: &mut M, key: DevKey) -> Option<String> {
         let live = self.devices.get(&key)?.live.is_some();
         let front = frontend_path(B::KIND, key);
-        let state = m.read(&format!("{front}/state")).ok().and_then(|v| XenbusState::parse(&v));
-        let back = read_state(m, B::KIND, key);
+        let state = m.read(&format!("{front}/state")).ok().and_then(|v| XenbusState::parse(&v))?;
+        let next = read_state(m, B::KIND, key)?.back_reacts_to(state)?;
         use XenbusState as S;
-        match state {
-            // Only from InitWait: a front end refused once must close and start again.
-            Some(S::Initialised | S::Connected) if !live && back == Some(S::InitWait) => Some(match self.connect(b, m, key) {
+        match next {
+            S::Connected if !live => Some(match self.connect(b, m, key) {
                 Ok(()) => line(B::KIND, key, "connected"),
                 Err(why) => {
                     set_state(m, B::KIND, key, S::Closing);
                     line(B::KIND, key, &format!("cannot connect: {why}"))
                 }
             }),
-            Some(S::Closing | S::Closed) if live => {
-                self.disconnect(m, key);
-                set_state(m, B::KIND, key, S::Closed);
-                Some(line(B::KIND, key, "disconnected by the front end"))
+            S::Closing | S::Closed => {
+                let mut said = None;
+                if live {
+                    said = self.serve(b, m, key);
+                    self.disconnect(m, key);
+                }
+                set_state(m, B::KIND, key, next);
+                said.or(live.then(|| line(B::KIND, key, "disconnected by the front end")))
             }
-            Some(S::Closing | S::Closed) if back != Some(S::Closed) => {
-                set_state(m, B::KIND, key, S::Closed);
+            other => {
+                set_state(m, B::KIND, key, other);
                 None
             }
-            // A front end starting again after Closed: wait for it once more.
-            Some(S::Initialising) if back == Some(S::Closed) => {
-                set_state(m, B::KIND, key, S::InitWait);
-                None
-            }
-            _ => None,
         }
     }
 

@@ -636,3 +636,150 @@ impl Control for FakeControl {
 pub fn lines(out: &str) -> Vec<String> {
     out.lines().map(String::from).collect()
 }
+
+// The split-driver framework's machine, for its tests and its drivers' (blkback's).
+
+use crate::split::{Device, MapId, PortSource, PortTable, RingSource, SplitMachine};
+use crate::xenstore::StoreService;
+use alloc::rc::Rc;
+use core::cell::RefCell;
+use xenbus::ring::{LocalPage, SharedMem};
+use xenbus::wire::{self, MsgType, XsError};
+
+/// A page both the test (as the front end) and the back end see.
+#[derive(Clone)]
+pub struct SplitPage(pub Rc<RefCell<Vec<u8>>>);
+
+impl SharedMem for SplitPage {
+    fn size(&self) -> usize {
+        4096
+    }
+    fn read_u32(&self, offset: usize) -> u32 {
+        let b = self.0.borrow();
+        u32::from_le_bytes([b[offset], b[offset + 1], b[offset + 2], b[offset + 3]])
+    }
+    fn write_u32(&mut self, offset: usize, value: u32) {
+        self.0.borrow_mut()[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+    }
+    fn read_bytes(&self, offset: usize, out: &mut [u8]) {
+        out.copy_from_slice(&self.0.borrow()[offset..offset + out.len()]);
+    }
+    fn write_bytes(&mut self, offset: usize, data: &[u8]) {
+        self.0.borrow_mut()[offset..offset + data.len()].copy_from_slice(data);
+    }
+}
+
+/// The machine: the store service, the guests' grants and unbound ports, dom0's mappings,
+/// ports and the events it sent.
+pub struct SplitFake {
+    pub store: StoreService<LocalPage>,
+    /// (dom, gref) → the granted page.
+    pub grants: BTreeMap<(u16, u32), SplitPage>,
+    /// Frames of guests (console, store rings).
+    pub frames: BTreeMap<(u16, u64), SplitPage>,
+    /// (dom, port) the guests left unbound for dom0.
+    pub unbound: BTreeSet<(u16, u32)>,
+    pub mapped: BTreeMap<MapId, (u16, RingSource)>,
+    pub next_map: MapId,
+    pub table: PortTable,
+    pub masked: BTreeSet<u32>,
+    pub next_port: u32,
+    pub sent: Vec<u32>,
+}
+
+impl SplitFake {
+    pub fn new() -> SplitFake {
+        SplitFake {
+            store: StoreService::new(),
+            grants: BTreeMap::new(),
+            frames: BTreeMap::new(),
+            unbound: BTreeSet::new(),
+            mapped: BTreeMap::new(),
+            next_map: 0,
+            table: PortTable::default(),
+            masked: BTreeSet::new(),
+            next_port: 10,
+            sent: Vec::new(),
+        }
+    }
+
+    /// A guest page granted to dom0 as `gref`.
+    pub fn grant(&mut self, dom: u16, gref: u32) -> SplitPage {
+        let page = SplitPage(Rc::new(RefCell::new(vec![0; 4096])));
+        self.grants.insert((dom, gref), page.clone());
+        page
+    }
+
+    pub fn perms(&mut self, path: &str) -> Vec<u8> {
+        self.store.request(MsgType::GetPerms, wire::nul_terminated(path.as_bytes())).unwrap()
+    }
+
+    pub fn exists(&mut self, path: &str) -> bool {
+        self.store.read(path).is_ok()
+    }
+}
+
+impl SplitMachine for SplitFake {
+    type Page = SplitPage;
+    fn read(&mut self, path: &str) -> Result<Vec<u8>, XsError> {
+        self.store.read(path)
+    }
+    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError> {
+        self.store.write(path, value)
+    }
+    fn rm(&mut self, path: &str) -> Result<(), XsError> {
+        self.store.rm(path)
+    }
+    fn set_perms(&mut self, path: &str, perms: &[&str]) -> Result<(), XsError> {
+        self.store.set_perms(path, perms)
+    }
+    fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        self.store.watch(path, token)
+    }
+    fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        self.store.unwatch(path, token)
+    }
+    fn take_event_for(&mut self, prefix: &str) -> Option<String> {
+        self.store.take_event_for(prefix).map(|(_, t)| t)
+    }
+    fn map(&mut self, dom: u16, ring: RingSource) -> Result<(MapId, SplitPage), String> {
+        let page = match ring {
+            RingSource::Grant(g) => self.grants.get(&(dom, g)),
+            RingSource::Frame(f) => self.frames.get(&(dom, f)),
+        };
+        let page = page.cloned().ok_or("status -3")?;
+        let id = self.next_map;
+        self.next_map += 1;
+        self.mapped.insert(id, (dom, ring));
+        Ok((id, page))
+    }
+    fn unmap(&mut self, map: MapId) {
+        assert!(self.mapped.remove(&map).is_some(), "unmapped twice");
+    }
+    fn bind(&mut self, device: Device, port: PortSource) -> Result<u32, String> {
+        let local = match port {
+            PortSource::Remote(p) => {
+                if !self.unbound.remove(&(device.key.dom, p)) {
+                    return Err(String::from("EINVAL"));
+                }
+                self.next_port += 1;
+                self.next_port
+            }
+            PortSource::Local(p) => p,
+        };
+        assert!(self.table.enter(local, device));
+        self.masked.insert(local);
+        Ok(local)
+    }
+    fn unmask(&mut self, port: u32) {
+        self.masked.remove(&port);
+    }
+    fn unbind(&mut self, port: u32) {
+        assert!(self.table.forget(port).is_some(), "port {port} was not bound");
+        self.masked.remove(&port);
+    }
+    fn notify(&mut self, port: u32) {
+        self.sent.push(port);
+    }
+}
+

@@ -148,17 +148,16 @@ impl Device {
         Ok(port)
     }
 
-    /// Says Closing, waits for the back end to close (it stops using our rings and
-    /// unmaps them), and says Closed. The port is closed too.
+    /// Closes as Xen's front ends do: says Closing and waits for the back end to follow
+    /// (it answers what is queued and stops using our rings), says Closed and waits for
+    /// the back end to say Closed (it has unmapped them). The port is closed too.
     pub fn close(&self, xs: &mut StoreClient, port: u32) -> Result<(), String> {
-        self.write(xs, "state", XenbusState::Closing.as_str())?;
-        let closed = self.wait_back(xs, "close", |s| match s {
-            Some(XenbusState::Closing | XenbusState::Connected | XenbusState::InitWait) => None,
-            _ => Some(()),
-        });
+        use XenbusState::{Closed, Closing};
+        self.write(xs, "state", Closing.as_str())?;
+        let closing = self.wait_back(xs, "close", |s| matches!(s, Some(Closing | Closed) | None).then_some(()));
         let _ = events::close(port);
-        self.write(xs, "state", XenbusState::Closed.as_str())?;
-        closed
+        self.write(xs, "state", Closed.as_str())?;
+        closing.and_then(|()| self.wait_back(xs, "close", |s| matches!(s, Some(Closed) | None).then_some(())))
     }
 
     /// Watches the back end's state until `done` says what it means.

@@ -225,3 +225,46 @@ fn a_lying_ring_breaks_the_connection() {
     assert!(matches!(p.back.serve(&mut p.page, &mut m), Served::Broken(_)), "and stays broken");
     assert_eq!(p.back.answered, 0);
 }
+
+/// Blkback as the framework drives it: attach (claims checked), a front end publishing its
+/// ring, a write served at connect, detach giving the partition back.
+#[test]
+fn blkback_through_the_framework() {
+    use crate::split::{DevKey, XenbusDevices};
+    use crate::testutil::SplitFake;
+    let mut m = SplitFake::new();
+    let mut back: Blkback<Fake> = Blkback { machine: Some(Fake::new(8192)), disk_sectors: Some(8192), partitions: parts(), ..Default::default() };
+    let mut devs: XenbusDevices<Blkback<Fake>, _> = XenbusDevices::default();
+    let spec = DiskSpec { target: "vda2".into(), vdev: "xvda".into(), devid: 51712, readonly: false };
+    let key = DevKey { dom: D, devid: 51712 };
+    let other = DevKey { dom: 4, devid: 51712 };
+    devs.attach(&mut back, &mut m, key, &spec).unwrap();
+    assert!(devs.attach(&mut back, &mut m, other, &spec).unwrap_err().contains("vda2 is in use by d3 (writable)"));
+    assert!(!m.exists("/local/domain/0/backend/vbd/4/51712"));
+    let far = DiskSpec { target: "vda7".into(), ..spec.clone() };
+    assert!(devs.attach(&mut back, &mut m, DevKey { dom: D, devid: 51728 }, &far).unwrap_err().contains("no partition 7"));
+    assert_eq!(m.store.read("/local/domain/0/backend/vbd/3/51712/sectors").unwrap(), b"1024");
+
+    // The front end: its ring (grant 8), a data page (grant 9) and a write queued before
+    // it says Initialised.
+    let mut ring = m.grant(D, 8);
+    let mut front = FrontRing::<BlkifRequest, BlkifResponse>::init(&mut ring).unwrap();
+    back.machine.as_mut().unwrap().grants.insert((D, 9), vec![0xab; 4096]);
+    front.push_request(&mut ring, &req(BLKIF_OP_WRITE, 7, 2, &[(9, 0, 7)])).unwrap();
+    front.publish(&mut ring);
+    m.unbound.insert((D, 5));
+    let f = "/local/domain/3/device/vbd/51712";
+    for (k, v) in [("ring-ref", "8"), ("event-channel", "5"), ("protocol", "x86_64-abi"), ("state", "3")] {
+        m.store.write(&format!("{f}/{k}"), v.as_bytes()).unwrap();
+    }
+    assert_eq!(devs.front_events(&mut back, &mut m), ["dom0: d3 vbd 51712: connected"]);
+    let rsp = front.next_response(&ring).unwrap().unwrap();
+    assert_eq!((rsp.id, rsp.status), (7, BLKIF_RSP_OKAY));
+    let at = (6144 + 2) * 512;
+    assert!(back.machine.as_ref().unwrap().disk[at..at + 4096].iter().all(|&b| b == 0xab), "written inside vda2");
+    assert_eq!(devs.conn(key).map(|c| c.answered), Some(1));
+
+    assert_eq!(devs.detach(&mut back, &mut m, key), Ok(None));
+    assert!(m.mapped.is_empty() && m.table.is_empty());
+    devs.attach(&mut back, &mut m, other, &spec).unwrap();
+}

@@ -3,150 +3,11 @@
 //! from the front end's side, honest and hostile.
 
 use super::*;
-use crate::xenstore::StoreService;
+use crate::testutil::{SplitFake as Fake, SplitPage as Page};
 use alloc::collections::BTreeSet;
 use alloc::rc::Rc;
 use alloc::vec;
 use core::cell::RefCell;
-use xenbus::ring::LocalPage;
-use xenbus::wire::{self, MsgType};
-
-/// A page both the test (as the front end) and the back end see.
-#[derive(Clone)]
-struct Page(Rc<RefCell<Vec<u8>>>);
-
-impl SharedMem for Page {
-    fn size(&self) -> usize {
-        4096
-    }
-    fn read_u32(&self, offset: usize) -> u32 {
-        let b = self.0.borrow();
-        u32::from_le_bytes([b[offset], b[offset + 1], b[offset + 2], b[offset + 3]])
-    }
-    fn write_u32(&mut self, offset: usize, value: u32) {
-        self.0.borrow_mut()[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
-    }
-    fn read_bytes(&self, offset: usize, out: &mut [u8]) {
-        out.copy_from_slice(&self.0.borrow()[offset..offset + out.len()]);
-    }
-    fn write_bytes(&mut self, offset: usize, data: &[u8]) {
-        self.0.borrow_mut()[offset..offset + data.len()].copy_from_slice(data);
-    }
-}
-
-/// The machine: the store service, the guests' grants and unbound ports, dom0's mappings,
-/// ports and the events it sent.
-struct Fake {
-    store: StoreService<LocalPage>,
-    /// (dom, gref) → the granted page.
-    grants: BTreeMap<(u16, u32), Page>,
-    /// Frames of guests (console, store rings).
-    frames: BTreeMap<(u16, u64), Page>,
-    /// (dom, port) the guests left unbound for dom0.
-    unbound: BTreeSet<(u16, u32)>,
-    mapped: BTreeMap<MapId, (u16, RingSource)>,
-    next_map: MapId,
-    table: PortTable,
-    masked: BTreeSet<u32>,
-    next_port: u32,
-    sent: Vec<u32>,
-}
-
-impl Fake {
-    fn new() -> Fake {
-        Fake {
-            store: StoreService::new(),
-            grants: BTreeMap::new(),
-            frames: BTreeMap::new(),
-            unbound: BTreeSet::new(),
-            mapped: BTreeMap::new(),
-            next_map: 0,
-            table: PortTable::default(),
-            masked: BTreeSet::new(),
-            next_port: 10,
-            sent: Vec::new(),
-        }
-    }
-
-    /// A guest page granted to dom0 as `gref`.
-    fn grant(&mut self, dom: u16, gref: u32) -> Page {
-        let page = Page(Rc::new(RefCell::new(vec![0; 4096])));
-        self.grants.insert((dom, gref), page.clone());
-        page
-    }
-
-    fn perms(&mut self, path: &str) -> Vec<u8> {
-        self.store.request(MsgType::GetPerms, wire::nul_terminated(path.as_bytes())).unwrap()
-    }
-
-    fn exists(&mut self, path: &str) -> bool {
-        self.store.read(path).is_ok()
-    }
-}
-
-impl SplitMachine for Fake {
-    type Page = Page;
-    fn read(&mut self, path: &str) -> Result<Vec<u8>, XsError> {
-        self.store.read(path)
-    }
-    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError> {
-        self.store.write(path, value)
-    }
-    fn rm(&mut self, path: &str) -> Result<(), XsError> {
-        self.store.rm(path)
-    }
-    fn set_perms(&mut self, path: &str, perms: &[&str]) -> Result<(), XsError> {
-        self.store.set_perms(path, perms)
-    }
-    fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
-        self.store.watch(path, token)
-    }
-    fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
-        self.store.unwatch(path, token)
-    }
-    fn take_event_for(&mut self, prefix: &str) -> Option<String> {
-        self.store.take_event_for(prefix).map(|(_, t)| t)
-    }
-    fn map(&mut self, dom: u16, ring: RingSource) -> Result<(MapId, Page), String> {
-        let page = match ring {
-            RingSource::Grant(g) => self.grants.get(&(dom, g)),
-            RingSource::Frame(f) => self.frames.get(&(dom, f)),
-        };
-        let page = page.cloned().ok_or("status -3")?;
-        let id = self.next_map;
-        self.next_map += 1;
-        self.mapped.insert(id, (dom, ring));
-        Ok((id, page))
-    }
-    fn unmap(&mut self, map: MapId) {
-        assert!(self.mapped.remove(&map).is_some(), "unmapped twice");
-    }
-    fn bind(&mut self, device: Device, port: PortSource) -> Result<u32, String> {
-        let local = match port {
-            PortSource::Remote(p) => {
-                if !self.unbound.remove(&(device.key.dom, p)) {
-                    return Err(String::from("EINVAL"));
-                }
-                self.next_port += 1;
-                self.next_port
-            }
-            PortSource::Local(p) => p,
-        };
-        assert!(self.table.enter(local, device));
-        self.masked.insert(local);
-        Ok(local)
-    }
-    fn unmask(&mut self, port: u32) {
-        self.masked.remove(&port);
-    }
-    fn unbind(&mut self, port: u32) {
-        assert!(self.table.forget(port).is_some(), "port {port} was not bound");
-        self.masked.remove(&port);
-    }
-    fn notify(&mut self, port: u32) {
-        self.sent.push(port);
-    }
-}
 
 /// A back end whose "ring" is word 0 of each page: a front end writes how many requests it
 /// queued; 0xdead is a lie. The back end refuses a `protocol` other than `x86_64-abi`.
@@ -350,12 +211,17 @@ fn a_lying_ring_is_disconnected_and_released() {
 #[test]
 fn a_front_end_closing_disconnects_and_may_connect_again() {
     let mut w = World::attached();
-    w.publish("3");
+    let (mut tx, _) = w.publish("3");
     w.events();
+    tx.write_u32(0, 3);
     w.m.store.write(&format!("{FRONT}/state"), b"5").unwrap();
     assert_eq!(w.events(), ["dom0: d3 vif 0: disconnected by the front end"]);
-    assert_eq!(w.back_state(), "6");
+    assert_eq!(w.back_state(), "5", "Closing, as the front end");
+    assert_eq!(tx.read_u32(0), 0, "what was queued was answered first");
     w.nothing_held();
+    w.m.store.write(&format!("{FRONT}/state"), b"6").unwrap();
+    assert!(w.events().is_empty());
+    assert_eq!(w.back_state(), "6");
     // It starts again: InitWait, then a new connection.
     w.m.store.write(&format!("{FRONT}/state"), b"1").unwrap();
     assert!(w.events().is_empty());
