@@ -106,12 +106,10 @@ pub struct Vbds {
 }
 
 impl Vbds {
-    /// Takes dom0's disk: its size, read-only flag and `partitions`.
-    pub fn set_disk(&mut self, disk: Disk, partitions: Vec<blkback::PartitionExtent>) {
-        self.back.disk_sectors = Some(disk.sectors);
-        self.back.disk_readonly = disk.readonly;
-        self.back.partitions = partitions;
-        self.back.machine = Some(DiskIo::new(disk));
+    /// Takes dom0's disk and its `partitions`; `files` is the one holding dom0's files.
+    pub fn set_disk(&mut self, disk: Disk, partitions: Vec<blkback::PartitionExtent>, files: Option<u32>) {
+        let (sectors, readonly) = (disk.sectors, disk.readonly);
+        self.back.set_disk(DiskIo::new(disk), sectors, readonly, partitions, files);
     }
 }
 

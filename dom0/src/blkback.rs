@@ -94,11 +94,22 @@ impl Claims {
                 return Err(format!("d{} already has virtual disk {}", c.dom, c.devid));
             }
             if c.dom != claim.dom && c.extent.overlaps(&claim.extent) && !(c.readonly && claim.readonly) {
+                if c.dom == 0 {
+                    // Xen's block script refuses a device dom0 has mounted (`check_sharing`).
+                    return Err(format!("{} holds dom0's files ({}): it can only be given read-only", claim.target, c.target));
+                }
                 return Err(format!("{} is in use by d{} ({})", claim.target, c.dom, if c.readonly { "read-only" } else { "writable" }));
             }
         }
         self.claims.push(claim);
         Ok(())
+    }
+
+    /// Marks `extent` (`target`, dom0's own filesystem) as mounted read-only in dom0: no
+    /// guest may have any of it writable, as Xen's block script refuses a device mounted in
+    /// the privileged domain; read-only sharing stays allowed.
+    pub fn mounted_in_dom0(&mut self, target: &str, extent: Extent) {
+        self.claims.push(Claim { dom: 0, devid: 0, target: String::from(target), extent, readonly: true });
     }
 
     /// Forgets `dom`'s device `devid`; whether it had it.
@@ -326,6 +337,20 @@ pub struct Blkback<M> {
     /// Its partitions.
     pub partitions: Vec<PartitionExtent>,
     claims: Claims,
+}
+
+impl<M> Blkback<M> {
+    /// Takes dom0's disk: `machine` doing its I/O, its size and read-only flag, its
+    /// partitions, and the one holding dom0's own files (`vda<n>`, never given writable).
+    pub fn set_disk(&mut self, machine: M, sectors: u64, readonly: bool, partitions: Vec<PartitionExtent>, files: Option<u32>) {
+        self.machine = Some(machine);
+        self.disk_sectors = Some(sectors);
+        self.disk_readonly = readonly;
+        if let Some((n, extent)) = files.and_then(|f| partitions.iter().find(|(n, _)| *n == f)) {
+            self.claims.mounted_in_dom0(&format!("vda{n}"), *extent);
+        }
+        self.partitions = partitions;
+    }
 }
 
 impl<M> Default for Blkback<M> {

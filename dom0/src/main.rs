@@ -735,10 +735,11 @@ fn main(si: &'static StartInfo) -> ! {
     let mut disk_files: &'static [(String, Vec<u8>)] = &[];
     if let Some(mut disk) = devices::probe(&mut ctl) {
         let partitions = devices::partitions(&mut disk);
-        if let Some(&(_, vda1)) = partitions.iter().find(|(n, _)| *n == 1) {
+        let vda1 = partitions.iter().find(|(n, _)| *n == 1).map(|&(_, e)| e);
+        if let Some(vda1) = vda1 {
             disk_files = alloc::boxed::Box::leak(files::read_root(&mut disk, vda1.first, vda1.sectors).into_boxed_slice());
         }
-        ctl.blk.set_disk(disk, partitions);
+        ctl.blk.set_disk(disk, partitions, vda1.map(|_| 1));
     }
     let shell = Shell {
         editor: LineEditor::new(),

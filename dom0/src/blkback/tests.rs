@@ -46,6 +46,19 @@ fn no_sector_is_writable_by_two_guests() {
 }
 
 #[test]
+fn dom0s_own_partition_is_only_given_read_only() {
+    let mut c = Claims::default();
+    let vda1 = Extent { first: 2048, sectors: 4096 };
+    c.mounted_in_dom0("vda1", vda1);
+    let e = c.claim(claim(1, 51712, "vda1", vda1, false)).unwrap_err();
+    assert_eq!(e, "vda1 holds dom0's files (vda1): it can only be given read-only");
+    let e = c.claim(claim(1, 51712, "vda", Extent { first: 0, sectors: 8192 }, false)).unwrap_err();
+    assert!(e.starts_with("vda holds dom0's files (vda1)"), "{e}");
+    c.claim(claim(1, 51712, "vda1", vda1, true)).unwrap();
+    c.claim(claim(2, 51712, "vda2", Extent { first: 6144, sectors: 1024 }, false)).unwrap();
+}
+
+#[test]
 fn store_nodes_are_xens() {
     let nodes = store_nodes(&claim(D, 51712, "vda2", Extent { first: 6144, sectors: 1024 }, true));
     let get = |k: &str| nodes.iter().find(|(p, _)| p == k).map(|(_, v)| v.as_str());

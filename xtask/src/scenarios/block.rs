@@ -160,6 +160,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "xl create blk-hot.cfg",
             wait_for!(r"\[blk-hot\] blk-test: waiting for xvdb"),
             "xl block-attach blk-hot phy:vda9,xvdb,w",
+            "xl block-attach blk-hot phy:vda1,xvdc,w",
             "xl block-detach blk-hot xvdc",
             "xl block-attach blk-hot phy:vda3,xvdb,w",
             wait_for!(r"\[blk-hot\] blk-test: waiting for detach"),
@@ -171,6 +172,7 @@ pub fn scenarios() -> Vec<Scenario> {
         ],
         expect: &[
             r"xl block-attach: blk-hot \(1\): vda9: vda has no partition 9",
+            r"xl block-attach: blk-hot \(1\): vda1 holds dom0's files \(vda1\): it can only be given read-only",
             r"xl block-detach: blk-hot \(1\): d1 has no virtual disk 51744",
             r"dom0: d1 vbd 51728: connected",
             r"\[blk-hot\] TEST xvdb_pattern_reads_back PASS",
