@@ -126,6 +126,10 @@ pub trait Control {
     fn detach_disk(&mut self, dom: u16, devid: u32) -> Result<(), String>;
     /// Domain `dom`'s virtual disks.
     fn disks(&mut self, dom: u16) -> Vec<crate::blkback::DiskRow>;
+    /// Domain `dom`'s credit-scheduler weight and cap, after setting them to `set` if given
+    /// (as Xen's `XEN_DOMCTL_scheduler_op`: weight 0 and cap 0xffff leave a value as it
+    /// is); `EINVAL` if another scheduler runs.
+    fn sched_credit(&mut self, dom: u16, set: Option<(u16, u16)>) -> Result<(u16, u16), Errno>;
 }
 
 /// A guest's two rings and event channels, made by the builder: the xenstore ring (for the
@@ -199,6 +203,8 @@ pub enum Step {
     VcpuContext,
     /// Giving it its virtual disks.
     Disks,
+    /// Setting its scheduling parameters (`weight`, `cap`).
+    Sched,
     /// `DOMCTL_UNPAUSEDOMAIN`.
     Unpause,
 }
@@ -212,6 +218,7 @@ impl fmt::Display for Step {
             Step::Write => "building it",
             Step::VcpuContext => "setting vCPU 0's registers",
             Step::Disks => "giving it its disks",
+            Step::Sched => "setting its weight and cap",
             Step::Unpause => "unpausing it",
         })
     }
@@ -733,6 +740,13 @@ fn build_created(
         .map_err(errno(Step::Channels))?;
     ctl.connect_store(id, &cfg.name, &channels)
         .map_err(errno(Step::Channels))?;
+    if cfg.weight.is_some() || cfg.cap.is_some() {
+        // As libxl, parameters of a scheduler that is not running are not applied.
+        match ctl.sched_credit(id, Some((cfg.weight.unwrap_or(0), cfg.cap.unwrap_or(u16::MAX)))) {
+            Ok(_) | Err(Errno::EINVAL) => {}
+            Err(e) => return Err(errno(Step::Sched)(e)),
+        }
+    }
     for disk in &cfg.disks {
         ctl.attach_disk(id, disk).map_err(|e| (Step::Disks, e))?;
     }

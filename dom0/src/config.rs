@@ -14,8 +14,9 @@
 //! (`destroy`, the default, or `preserve`), `max_event_channels` (the highest event channel
 //! port the guest may use, 1 to 4095; default 1023 as in xl), `max_grant_frames` (grant-table
 //! frames, 1 to 256) and `max_maptrack_frames` (maptrack frames of 256 handles, 1 to 1024),
-//! both defaulting to the hypervisor's (64 and 64). Any other key is warned about and
-//! ignored.
+//! both defaulting to the hypervisor's (64 and 64), `weight` (1 to 65535) and `cap`
+//! (percent of one CPU, 0 for none, at most 100 per vcpu) for the credit scheduler. Any
+//! other key is warned about and ignored.
 //!
 //! Every problem is one [`ConfigError`] naming its line; the input is untrusted (it arrives
 //! in a boot module), so nothing in it can make the parser panic, loop or recurse deeply.
@@ -101,6 +102,10 @@ pub struct Config {
     pub max_grant_frames: u32,
     /// Maptrack frames (1 to [`MAX_MAPTRACK_FRAMES`]; 0: the hypervisor's default).
     pub max_maptrack_frames: u32,
+    /// The credit scheduler's weight (`weight=`, 1 to 65535), if given.
+    pub weight: Option<u16>,
+    /// The credit scheduler's cap (`cap=`, percent of one CPU, 0 for none), if given.
+    pub cap: Option<u16>,
     /// Virtual disks (`disk = [...]`), in order.
     pub disks: Vec<DiskSpec>,
 }
@@ -600,6 +605,8 @@ struct Found {
     max_event_channels: Option<(usize, u32)>,
     max_grant_frames: Option<(usize, u32)>,
     max_maptrack_frames: Option<(usize, u32)>,
+    weight: Option<(usize, u16)>,
+    cap: Option<(usize, u16)>,
     /// `disk` items, with their lines.
     disks: Vec<(usize, DiskSpec)>,
     /// The line `disk =` was set on (`+=` may follow it).
@@ -732,6 +739,8 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
                 | "max_event_channels"
                 | "max_grant_frames"
                 | "max_maptrack_frames"
+                | "weight"
+                | "cap"
                 | "disk"
         );
         if !known {
@@ -800,6 +809,22 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
                 };
                 let slot = if key == "max_grant_frames" { &mut f.max_grant_frames } else { &mut f.max_maptrack_frames };
                 set_once(slot, &key, line, n)?
+            }
+            "weight" => {
+                // libxl's range for the credit scheduler.
+                let n = match value {
+                    Value::Int(n) if (1..=65535).contains(&n) => n as u16,
+                    other => return Err(ConfigError::at(line, alloc::format!("weight: expected a number from 1 to 65535, got {other}"))),
+                };
+                set_once(&mut f.weight, &key, line, n)?
+            }
+            "cap" => {
+                // Percent of one CPU, 0 for none; checked against vcpus once all is read.
+                let n = match value {
+                    Value::Int(n) if n <= u64::from(MAX_VCPUS) * 100 => n as u16,
+                    other => return Err(ConfigError::at(line, alloc::format!("cap: expected a percentage of one CPU (0 for none), got {other}"))),
+                };
+                set_once(&mut f.cap, &key, line, n)?
             }
             "cmdline" => {
                 let s = string_value(&key, line, value, "a command line")?;
@@ -904,6 +929,12 @@ fn finish(
             ),
         ));
     }
+    let vcpus = found.vcpus.map_or(1, |(_, v)| v);
+    if let Some((line, cap)) = found.cap {
+        if u32::from(cap) > vcpus * 100 {
+            return Err(ConfigError::at(line, alloc::format!("cap: {cap} is out of range: from 0 to {} for {vcpus} vcpu(s)", vcpus * 100)));
+        }
+    }
     Ok(Parsed {
         config: Config {
             name,
@@ -920,6 +951,8 @@ fn finish(
                 .map_or(DEFAULT_MAX_EVENT_CHANNELS, |(_, n)| n),
             max_grant_frames: found.max_grant_frames.map_or(0, |(_, n)| n),
             max_maptrack_frames: found.max_maptrack_frames.map_or(0, |(_, n)| n),
+            weight: found.weight.map(|(_, w)| w),
+            cap: found.cap.map(|(_, c)| c),
             disks: found.disks.into_iter().map(|(_, d)| d).collect(),
         },
         warnings,

@@ -202,6 +202,8 @@ pub struct FakeControl {
     pub consoles: BTreeMap<u16, crate::builder::DomainChannels>,
     /// The last domain id handed out.
     pub last_id: u16,
+    /// Each domain's credit weight and cap, once read or set.
+    pub sched: BTreeMap<u16, (u16, u16)>,
 }
 
 impl FakeControl {
@@ -244,6 +246,7 @@ impl FakeControl {
             bound: BTreeMap::new(),
             consoles: BTreeMap::new(),
             last_id: 0,
+            sched: BTreeMap::new(),
         }
     }
 
@@ -621,6 +624,21 @@ impl Control for FakeControl {
             return Err(alloc::format!("d{dom} has no virtual disk {devid}"));
         }
         Ok(())
+    }
+
+    fn sched_credit(&mut self, dom: u16, set: Option<(u16, u16)>) -> Result<(u16, u16), Errno> {
+        self.calls.push(("sched_credit", dom));
+        self.dom(dom)?;
+        let now = self.sched.entry(dom).or_insert((256, 0));
+        if let Some((w, c)) = set {
+            if w != 0 {
+                now.0 = w;
+            }
+            if c != u16::MAX {
+                now.1 = c;
+            }
+        }
+        Ok(*now)
     }
 
     fn disks(&mut self, dom: u16) -> Vec<crate::blkback::DiskRow> {

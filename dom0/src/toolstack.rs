@@ -148,6 +148,72 @@ impl<'f, C: Control> Toolstack<'f, C> {
             XlCommand::BlockAttach { target, spec } => self.block_attach(target, spec, out),
             XlCommand::BlockDetach { target, dev } => self.block_detach(target, dev, out),
             XlCommand::BlockList(target) => self.block_list(target, out),
+            XlCommand::SchedCredit { target, weight, cap } => {
+                self.sched_credit(target, weight, cap, out);
+                Outcome::Done
+            }
+        }
+    }
+
+    /// `xl sched-credit [-d NAME|ID [-w WEIGHT] [-c CAP]]`: with nothing to set, the table
+    /// of weights and caps (every domain, or the one named); with `-w`/`-c`, checked as
+    /// libxl checks them (weight 1 to 65535, cap 0 to 100 per vCPU), then set.
+    fn sched_credit(&mut self, target: Option<&str>, weight: Option<&str>, cap: Option<&str>, out: &mut dyn Write) {
+        let Some(domains) = self.domains(out) else { return };
+        let chosen: Vec<&DomainInfo> = match target {
+            None => domains.iter().collect(),
+            Some(t) => match Target::parse(t).resolve(&domains) {
+                Ok(d) => alloc::vec![d],
+                Err(e) => {
+                    let _ = writeln!(out, "{e}");
+                    return;
+                }
+            },
+        };
+        if weight.is_some() || cap.is_some() {
+            let Some(d) = chosen.first() else { return };
+            let number = |flag: &str, v: &str| v.parse::<u32>().map_err(|_| alloc::format!("xl sched-credit: {flag}: '{v}' is not a number"));
+            let checked = (|| {
+                let w = match weight {
+                    Some(v) => match number("-w", v)? {
+                        n @ 1..=65535 => n as u16,
+                        _ => return Err(String::from("xl sched-credit: Cpu weight out of range, valid values are within range from 1 to 65535")),
+                    },
+                    None => 0,
+                };
+                let most = d.max_vcpus.max(1) * 100;
+                let c = match cap {
+                    Some(v) => match number("-c", v)? {
+                        n if n <= most => n as u16,
+                        _ => return Err(alloc::format!("xl sched-credit: Cpu cap out of range, valid range is from 0 to {most} for specified number of vcpus")),
+                    },
+                    None => u16::MAX,
+                };
+                Ok((w, c))
+            })();
+            match checked {
+                Ok(set) => {
+                    if let Err(e) = self.ctl.sched_credit(d.domain, Some(set)) {
+                        let _ = writeln!(out, "xl sched-credit: {} ({}): {}", display_name(d), d.domain, sched_error(e));
+                    }
+                }
+                Err(line) => {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+            return;
+        }
+        let _ = writeln!(out, "{:<32} {:>5} {:>6} {:>4}", "Name", "ID", "Weight", "Cap");
+        for d in chosen {
+            match self.ctl.sched_credit(d.domain, None) {
+                Ok((w, c)) => {
+                    let _ = writeln!(out, "{:<32} {:>5} {:>6} {:>4}", display_name(d), d.domain, w, c);
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "xl sched-credit: {} ({}): {}", display_name(d), d.domain, sched_error(e));
+                    return;
+                }
+            }
         }
     }
 
@@ -421,3 +487,11 @@ impl fmt::Display for Detached<'_> {
 
 #[cfg(test)]
 mod tests;
+
+/// What a scheduler-op error means to the user.
+fn sched_error(e: Errno) -> String {
+    match e {
+        Errno::EINVAL => String::from("the credit scheduler is not the one running (the microkernel's sched= option)"),
+        e => alloc::format!("{e}"),
+    }
+}

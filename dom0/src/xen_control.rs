@@ -581,6 +581,10 @@ impl Control for XenControl {
     fn disks(&mut self, dom: u16) -> Vec<dom0::blkback::DiskRow> {
         self.vbd_rows(dom)
     }
+
+    fn sched_credit(&mut self, dom: u16, set: Option<(u16, u16)>) -> Result<(u16, u16), Errno> {
+        domctl::sched_credit(DomId(dom), set)
+    }
 }
 
 impl SplitMachine for XenControl {

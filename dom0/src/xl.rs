@@ -70,6 +70,16 @@ pub enum XlCommand<'a> {
     },
     /// `xl block-list NAME|ID`: a domain's virtual disks.
     BlockList(&'a str),
+    /// `xl sched-credit [-d NAME|ID [-w WEIGHT] [-c CAP]]`: list the credit scheduler's
+    /// weights and caps, or set one domain's (numbers checked by the toolstack, as libxl).
+    SchedCredit {
+        /// `-d`: one domain.
+        target: Option<&'a str>,
+        /// `-w`: the weight to set.
+        weight: Option<&'a str>,
+        /// `-c`: the cap to set.
+        cap: Option<&'a str>,
+    },
 }
 
 /// Why an `xl` line was not understood; displays as the one line to print.
@@ -130,7 +140,7 @@ pub struct Subcommand {
 }
 
 /// Every subcommand, in the order `xl help` lists them.
-pub const SUBCOMMANDS: [Subcommand; 13] = [
+pub const SUBCOMMANDS: [Subcommand; 14] = [
     Subcommand {
         name: "create",
         args: "[-c] [-p] FILE",
@@ -185,6 +195,11 @@ pub const SUBCOMMANDS: [Subcommand; 13] = [
         name: "block-list",
         args: "NAME|ID",
         summary: "a domain's virtual disks, their back-end and front-end state",
+    },
+    Subcommand {
+        name: "sched-credit",
+        args: "[-d NAME|ID [-w W] [-c C]]",
+        summary: "credit scheduler: list weights and caps, or set a domain's (weight 1-65535, cap % of a CPU, 0: none)",
     },
     Subcommand {
         name: "info",
@@ -300,6 +315,28 @@ pub fn parse<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<XlCommand<'
             let arg = words.next().ok_or(XlUsage::Missing { sub: name, what })?;
             no_more(name, &mut words)?;
             Ok(if sub == "block-attach" { XlCommand::BlockAttach { target, spec: arg } } else { XlCommand::BlockDetach { target, dev: arg } })
+        }
+        "sched-credit" => {
+            let (mut target, mut weight, mut cap) = (None, None, None);
+            while let Some(word) = words.next() {
+                let slot = match word {
+                    "-d" => &mut target,
+                    "-w" => &mut weight,
+                    "-c" => &mut cap,
+                    _ if word.starts_with('-') => return Err(XlUsage::UnknownOption { sub: "sched-credit", option: word }),
+                    _ => return Err(XlUsage::Extra { sub: "sched-credit", arg: word }),
+                };
+                let what = match word {
+                    "-d" => "a domain after -d",
+                    "-w" => "a weight after -w",
+                    _ => "a cap after -c",
+                };
+                *slot = Some(words.next().ok_or(XlUsage::Missing { sub: "sched-credit", what })?);
+            }
+            if target.is_none() && (weight.is_some() || cap.is_some()) {
+                return Err(XlUsage::Missing { sub: "sched-credit", what: "a domain (-d) to set" });
+            }
+            Ok(XlCommand::SchedCredit { target, weight, cap })
         }
         other => Err(XlUsage::UnknownSubcommand(other)),
     }

@@ -55,6 +55,18 @@ pub const DOMCTL_MAX_MEM: u32 = 11;
 /// owns; it is validated, pinned and installed (`-EINVAL` or the validation errno if not).
 /// `user_regs.cs`/`ss` must be the flat ring-3 selectors; rflags is sanitised (IF on, IOPL 0).
 pub const DOMCTL_SETVCPUCONTEXT: u32 = 12;
+/// Reads or sets a domain's scheduling parameters (Xen's `XEN_DOMCTL_scheduler_op`):
+/// payload [`SchedulerOp`].
+pub const DOMCTL_SCHEDULER_OP: u32 = 16;
+
+/// `XEN_SCHEDULER_CREDIT`.
+pub const XEN_SCHEDULER_CREDIT: u32 = 5;
+/// `XEN_SCHEDULER_RTDS`.
+pub const XEN_SCHEDULER_RTDS: u32 = 8;
+/// `XEN_DOMCTL_SCHEDOP_putinfo`: set the domain's parameters.
+pub const XEN_DOMCTL_SCHEDOP_PUTINFO: u32 = 0;
+/// `XEN_DOMCTL_SCHEDOP_getinfo`: read them.
+pub const XEN_DOMCTL_SCHEDOP_GETINFO: u32 = 1;
 
 /// Most vCPUs a domain may have.
 pub const MAX_VCPUS: u32 = 32;
@@ -215,4 +227,31 @@ pub struct SetVcpuContext {
     pub _pad: u32,
     /// Guest virtual address (in the caller) of a [`crate::arch::VcpuGuestContext`].
     pub ctxt: u64,
+}
+
+/// `struct xen_domctl_scheduler_op` (the per-domain forms): `sched_id` must name the
+/// scheduler running, `cmd` is putinfo or getinfo, and `u` holds
+/// `xen_domctl_sched_credit { u16 weight; u16 cap; }` (weight 0 and cap 0xffff leave the
+/// value unchanged) or `xen_domctl_sched_rtds { u32 period; u32 budget; u32 flags; }` (µs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct SchedulerOp {
+    /// `XEN_SCHEDULER_*`.
+    pub sched_id: u32,
+    /// `XEN_DOMCTL_SCHEDOP_*`.
+    pub cmd: u32,
+    /// The parameters' union (16 bytes: Xen's union holds a guest handle and counts).
+    pub u: [u32; 4],
+}
+
+impl SchedulerOp {
+    /// Credit parameters: weight and cap.
+    pub fn credit(cmd: u32, weight: u16, cap: u16) -> Self {
+        SchedulerOp { sched_id: XEN_SCHEDULER_CREDIT, cmd, u: [u32::from(weight) | u32::from(cap) << 16, 0, 0, 0] }
+    }
+
+    /// The credit parameters in `u`: (weight, cap).
+    pub fn credit_params(&self) -> (u16, u16) {
+        (self.u[0] as u16, (self.u[0] >> 16) as u16)
+    }
 }

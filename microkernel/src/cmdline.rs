@@ -13,7 +13,7 @@ pub enum SelfTest {
 }
 
 /// Options the microkernel understands.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
     /// Memory for dom0 in bytes (`dom0_mem=`), if given.
     pub dom0_mem: Option<u64>,
@@ -24,6 +24,14 @@ pub struct Options {
     /// (Linux's `xen_raw_console_write`), before its console ring works. Off by default,
     /// as in release Xen.
     pub domu_console: bool,
+    /// The scheduler (`sched=credit`, the default, or `sched=rr`).
+    pub sched: crate::sched::Policy,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { dom0_mem: None, selftest: None, domu_console: false, sched: crate::sched::Policy::Credit }
+    }
 }
 
 /// A command-line option the microkernel cannot use.
@@ -95,6 +103,8 @@ pub fn parse(args: &[u8]) -> Result<Options, OptionError> {
                 b"0" | b"off" | b"no" | b"false" => false,
                 _ => return Err(OptionError::new(word, "expected on or off")),
             };
+        } else if name == b"sched" {
+            o.sched = crate::sched::Policy::parse(value).ok_or(OptionError::new(word, "expected credit or rr"))?;
         } else if name == b"selftest" {
             o.selftest = Some(match value {
                 b"page-fault" => SelfTest::PageFault,
@@ -111,6 +121,14 @@ mod tests {
     use super::*;
     extern crate std;
     use std::string::ToString;
+
+    #[test]
+    fn the_scheduler_is_chosen_by_name() {
+        assert_eq!(parse(b"").unwrap().sched, crate::sched::Policy::Credit);
+        assert_eq!(parse(b"sched=rr").unwrap().sched, crate::sched::Policy::RoundRobin);
+        assert_eq!(parse(b"sched=credit").unwrap().sched, crate::sched::Policy::Credit);
+        assert_eq!(parse(b"sched=sedf").unwrap_err().to_string(), "bad option 'sched=sedf': expected credit or rr");
+    }
 
     #[test]
     fn sizes_follow_xen() {

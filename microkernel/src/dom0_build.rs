@@ -156,6 +156,7 @@ pub fn build_dom0(m: &mut Machine, bi: &BootInfo, opts: &Options, hv: &Hyperviso
     dom0.shared_info_mfn = shared_info_mfn;
     dom0.pause_count = 0;
     dom0.vcpus[0] = Vcpu { frame, started: true, ..Vcpu::default() };
+    m.sched.add_domain(dom0.id, dom0.vcpus.len());
     m.domains.push(dom0);
     m.events
         .add_domain(

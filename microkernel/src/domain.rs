@@ -384,8 +384,26 @@ impl DomainControl for Machine {
                 grants.max_maptrack_frames
             );
         }
+        self.sched.add_domain(id, d.vcpus.len());
         self.domains.push(d);
         Ok(id)
+    }
+
+    fn sched_policy(&self) -> crate::sched::Policy {
+        self.sched.policy()
+    }
+
+    fn sched_params(&mut self, domid: u16, set: Option<crate::sched::Params>) -> Result<crate::sched::Params, Errno> {
+        use crate::sched::ParamError;
+        self.live_idx(domid)?;
+        let errno = |e| match e {
+            ParamError::NoDomain => Errno::ESRCH,
+            ParamError::Invalid | ParamError::WrongScheduler => Errno::EINVAL,
+        };
+        if let Some(p) = set {
+            self.sched.set_params(domid, p).map_err(errno)?;
+        }
+        self.sched.params(domid).map_err(errno)
     }
 
     fn destroy_domain(&mut self, domid: u16) -> Result<(), Errno> {

@@ -64,6 +64,13 @@ pub struct Machine {
     pub current: (u16, usize),
     /// TSC when the running vCPU got the CPU.
     pub slice_start: u64,
+    /// System time (ns) when the running vCPU's slice ends.
+    pub slice_end_ns: u64,
+    /// The scheduler (`sched=`).
+    pub sched: alloc::boxed::Box<dyn crate::sched::Scheduler>,
+    /// A vCPU woke that the scheduler says should run before the current one: switch on
+    /// the way back to the guest.
+    pub preempt: bool,
     /// Every domain's event channels.
     pub events: EventChannels<MachineLayout>,
     /// Wall-clock time at system time zero, from the RTC (published in `shared_info`).
@@ -177,7 +184,14 @@ impl Machine {
     /// Forgets dying domains that no longer own any frame (some may outlive the domain
     /// while another domain still maps them), which frees their ids.
     pub fn reap(&mut self) {
-        self.domains.retain(|d| !(d.state == DomState::Dying && d.mm.frames_owned() == 0));
+        let sched = &mut self.sched;
+        self.domains.retain(|d| {
+            let gone = d.state == DomState::Dying && d.mm.frames_owned() == 0;
+            if gone {
+                sched.remove_domain(d.id);
+            }
+            !gone
+        });
     }
 
     /// Raises VIRQ_TIMER for every vCPU whose one-shot (or periodic) timer has expired,
@@ -235,9 +249,19 @@ impl Machine {
         let polled = n.delivery.newly_pending && c.polling().is_some_and(|p| p.ports.contains(&n.port.0));
         if c.blocked && (domain::upcall_pending(at) || polled) {
             c.unblock();
+            let now = self.now_ns();
+            let current = self.idx(self.current.0).and_then(|ci| self.domains[ci].runnable(self.current.1).then_some(self.current));
+            if self.sched.wake((n.dom.0, v), current, now) {
+                self.preempt = true;
+            }
             return true;
         }
         false
+    }
+
+    /// Whether a woken vCPU should take the CPU now (the flag is cleared).
+    pub fn take_preempt(&mut self) -> bool {
+        core::mem::take(&mut self.preempt)
     }
 
     /// Raises global virtual IRQ `virq` for dom0 (Xen's `send_global_virq` to the hardware
@@ -292,7 +316,7 @@ impl Machine {
 
     /// When the running vCPU's slice ends, in system time (ns).
     fn slice_end_ns(&self) -> u64 {
-        self.ticks_to_ns(self.slice_start.wrapping_sub(self.boot_tsc)) + SLICE_NS
+        self.slice_end_ns
     }
 
     /// The earliest deadline of any vCPU: one-shot and periodic timers, poll timeouts.
@@ -305,6 +329,7 @@ impl Machine {
                     .flat_map(|v| [v.timer_ns, v.periodic_next_ns, v.polling().map_or(0, |p| p.deadline_ns)])
                     .chain(d.watchdogs.next_deadline())
             })
+            .chain(self.sched.next_event())
             .filter(|&t| t != 0)
             .min()
     }
@@ -348,7 +373,7 @@ impl Machine {
     }
 
     /// Nothing can run: wait for interrupts (the timer) until a vCPU can.
-    fn idle(&mut self) -> (u16, usize) {
+    fn idle(&mut self) -> crate::sched::Choice {
         loop {
             // No vCPU runs, so no slice can end: wake for the earliest vCPU timer only (with
             // none, as late as the counter allows). `rearm` would use the blocked vCPU's old
@@ -366,24 +391,13 @@ impl Machine {
         }
     }
 
-    /// The next vCPU to run after the current one, round robin over every runnable vCPU in
-    /// (domain id, vCPU) order; the current one again if it is the only one, `None` if
-    /// nothing can run. (No allocation: this runs on every switch.)
-    fn pick_next(&self) -> Option<(u16, usize)> {
-        let mut after: Option<(u16, usize)> = None;
-        let mut first: Option<(u16, usize)> = None;
-        for d in &self.domains {
-            for v in (0..d.vcpus.len()).filter(|&v| d.runnable(v)) {
-                let c = (d.id, v);
-                if c > self.current && after.is_none_or(|a| c < a) {
-                    after = Some(c);
-                }
-                if first.is_none_or(|f| c < f) {
-                    first = Some(c);
-                }
-            }
-        }
-        after.or(first)
+    /// The next vCPU to run and its slice, as the scheduler picks among the runnable
+    /// ones; `None` if nothing can run.
+    fn pick_next(&mut self) -> Option<crate::sched::Choice> {
+        let now = self.now_ns();
+        let domains = &self.domains;
+        let runnable = |(dom, v): crate::sched::VcpuKey| domains.iter().find(|d| d.id == dom).is_some_and(|d| d.runnable(v));
+        self.sched.pick(now, &runnable)
     }
 
     /// Gives the CPU to the next runnable vCPU (possibly the current one): the frame `f`
@@ -392,8 +406,12 @@ impl Machine {
         let mut now = hwtime::rdtsc();
         let cur = self.current;
         let cur_i = self.idx(cur.0);
+        self.preempt = false;
         if let Some(i) = cur_i {
-            self.domains[i].cpu_ticks += now.wrapping_sub(self.slice_start);
+            let ran = now.wrapping_sub(self.slice_start);
+            self.domains[i].cpu_ticks += ran;
+            let (ran_ns, now_ns) = (self.ticks_to_ns(ran), self.ticks_to_ns(now.wrapping_sub(self.boot_tsc)));
+            self.sched.account(cur, ran_ns, now_ns);
             // Leaving the CPU (for now): blocked, runnable or offline. Its page table is
             // still the active one, so its runstate area can be written.
             // The switch's own clock reading, converted once (no second rdtsc).
@@ -406,24 +424,27 @@ impl Machine {
             };
             self.set_runstate(i, cur.1, state, now_ns);
         }
-        let next = match self.pick_next() {
+        let choice = match self.pick_next() {
             Some(n) => n,
             // Everyone is blocked (or paused): idle until a timer or an event wakes one. The
             // idle time is nobody's; the woken vCPU's slice starts when it wakes, and is armed
             // here, since the one-shot timer that ended the idle is now disarmed.
             None if self.anything_alive() => {
-                let next = self.idle();
+                let choice = self.idle();
                 now = hwtime::rdtsc();
                 self.slice_start = now;
+                self.slice_end_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc)).saturating_add(choice.slice_ns);
                 self.rearm();
-                next
+                choice
             }
             None => {
                 crate::mkprintln!("no runnable vCPU left; powering off");
                 exit(ExitCode::Crash)
             }
         };
+        let next = choice.vcpu;
         self.slice_start = now;
+        self.slice_end_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc)).saturating_add(choice.slice_ns);
         if next == cur {
             let now_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc));
             if let Some(i) = cur_i {
@@ -514,9 +535,6 @@ pub fn write_runstate_area(v: &Vcpu, now_ns: u64, update_flag: bool) {
 /// The machine, once booted.
 pub static MACHINE: Mutex<Option<Machine>> = Mutex::new(None);
 
-/// A vCPU's time slice.
-pub const SLICE_NS: u64 = 10_000_000;
-
 /// Length of the `syscall` instruction: a continuation moves the guest's rip back by it.
 const SYSCALL_LEN: u64 = 2;
 
@@ -588,8 +606,13 @@ pub fn hypercall(f: &mut GuestFrame) {
     if state != DomState::Running {
         domain_stopped(m);
     }
-    if state != DomState::Running || yielded {
+    if yielded {
+        let cur = m.current;
+        m.sched.yielded(cur);
+    }
+    if m.take_preempt() || state != DomState::Running || yielded {
         m.schedule(f);
+        m.rearm();
     }
     deliver_events(m, f);
 }
@@ -773,7 +796,7 @@ fn stop_crashed(m: &mut Machine, f: &mut GuestFrame) {
 pub fn console_input(f: &mut GuestFrame) {
     let mut guard = MACHINE.lock();
     if let Some(m) = guard.as_mut() {
-        if m.note_console_input() && m.current.0 != 0 {
+        if (m.note_console_input() && m.current.0 != 0) | m.take_preempt() {
             m.schedule(f);
         }
         deliver_events(m, f);
@@ -786,7 +809,7 @@ pub fn console_input(f: &mut GuestFrame) {
 pub fn device_interrupt(f: &mut GuestFrame) {
     let mut guard = MACHINE.lock();
     if let Some(m) = guard.as_mut() {
-        if m.note_device_interrupts() && m.current.0 != 0 {
+        if (m.note_device_interrupts() && m.current.0 != 0) | m.take_preempt() {
             m.schedule(f);
         }
         deliver_events(m, f);
@@ -802,7 +825,7 @@ pub fn timer_tick(f: &mut GuestFrame) {
         // The interrupt may be for a vCPU's timer rather than the end of the slice: only
         // rotate when the slice is over (or the running vCPU can no longer run).
         let cur_runnable = m.idx(m.current.0).is_some_and(|i| m.domains[i].runnable(m.current.1));
-        if m.now_ns() >= m.slice_end_ns() || !cur_runnable {
+        if m.now_ns() >= m.slice_end_ns() || !cur_runnable || m.take_preempt() {
             m.schedule(f);
         }
         deliver_events(m, f);

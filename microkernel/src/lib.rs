@@ -18,6 +18,7 @@ pub mod mm;
 pub mod multiboot;
 pub mod time;
 pub mod runstate;
+pub mod sched;
 pub mod traps;
 pub mod watchdog;
 

@@ -152,6 +152,9 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
         domains: Vec::new(),
         current: (0, 0),
         slice_start: 0,
+        slice_end_ns: 0,
+        sched: opts.sched.make(1),
+        preempt: false,
         events: crate::event::EventChannels::new(),
         wallclock,
         armed_at_ns: 0,
@@ -164,8 +167,13 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
     }
     let l4 = machine.domains[0].mm.kernel_base();
     let ticks = crate::arch::x86_64::apic::start_timer(machine.tsc_khz, SLICE_MS);
-    mkprintln!("scheduler: round robin, {} ms slices (APIC one-shot timer, {} ticks/ms)", SLICE_MS, ticks);
+    let what = match opts.sched {
+        crate::sched::Policy::Credit => "credit (weights, caps, BOOST; 30 ms accounting)",
+        crate::sched::Policy::RoundRobin => "round robin",
+    };
+    mkprintln!("scheduler: {}, {} ms slices (APIC one-shot timer, {} ticks/ms)", what, SLICE_MS, ticks);
     machine.slice_start = hwtime::rdtsc();
+    machine.slice_end_ns = machine.now_ns() + crate::sched::TSLICE_NS;
     *MACHINE.lock() = Some(machine);
     // Console input by interrupt from here on (interrupts stay off until dom0 runs).
     crate::arch::x86_64::apic::accept_pic_interrupts();

@@ -83,7 +83,8 @@ mod calls {
     use hypercall_abi::domctl::{
         CreateDomain, DomainInfo, Domctl, MaxMem, SetVcpuContext, DOMCTL_CREATEDOMAIN,
         DOMCTL_DESTROYDOMAIN, DOMCTL_GETDOMAININFO, DOMCTL_MAX_MEM, DOMCTL_PAUSEDOMAIN,
-        DOMCTL_SETVCPUCONTEXT, DOMCTL_UNPAUSEDOMAIN,
+        DOMCTL_SCHEDULER_OP, DOMCTL_SETVCPUCONTEXT, DOMCTL_UNPAUSEDOMAIN, SchedulerOp, XEN_DOMCTL_SCHEDOP_GETINFO,
+        XEN_DOMCTL_SCHEDOP_PUTINFO,
     };
     use hypercall_abi::errno::Errno;
     use hypercall_abi::hypercall::Hypercall;
@@ -205,6 +206,17 @@ mod calls {
             dom.0,
             &payload,
         ))
+    }
+
+    /// `DOMCTL_SCHEDULER_OP` for the credit scheduler: `dom`'s weight and cap, after
+    /// setting them to `set` if given (weight 0 and cap 0xffff leave a value as it is).
+    pub fn sched_credit(dom: DomId, set: Option<(u16, u16)>) -> Result<(u16, u16), Errno> {
+        if let Some((weight, cap)) = set {
+            domctl(&mut Domctl::with_payload(DOMCTL_SCHEDULER_OP, dom.0, &SchedulerOp::credit(XEN_DOMCTL_SCHEDOP_PUTINFO, weight, cap)))?;
+        }
+        let mut op = Domctl::with_payload(DOMCTL_SCHEDULER_OP, dom.0, &SchedulerOp::credit(XEN_DOMCTL_SCHEDOP_GETINFO, 0, 0));
+        domctl(&mut op)?;
+        Ok(op.read_payload::<SchedulerOp>().credit_params())
     }
 
     /// `SCHEDOP_remote_shutdown`: asks the hypervisor to shut `dom` down with `reason`.

@@ -157,6 +157,18 @@ fn vcpu_op(cmd: u32, arg: u64) -> i64 {
     unsafe { hypercall_via_page(Hypercall::VcpuOp as u64, u64::from(cmd), 0, arg, 0, 0) }
 }
 
+/// `VCPUOP_get_runstate_info` for vCPU 0: the time it spent in each runstate (ns).
+pub fn runstate() -> Result<hypercall_abi::vcpu::VcpuRunstateInfo, Errno> {
+    let mut info = hypercall_abi::vcpu::VcpuRunstateInfo::default();
+    let ret = {
+        let arg = (&raw mut info) as u64;
+        // SAFETY: the hypervisor writes one `vcpu_runstate_info` at `arg`, a live local
+        // of exactly that type.
+        unsafe { hypercall_via_page(Hypercall::VcpuOp as u64, u64::from(hypercall_abi::vcpu::VCPUOP_GET_RUNSTATE_INFO), 0, arg, 0, 0) }
+    };
+    crate::hypercall::check(ret).map(|_| info)
+}
+
 /// `VCPUOP_set_singleshot_timer` on vCPU 0: VIRQ_TIMER at absolute system time
 /// `deadline_ns`; with `future_only`, `-ETIME` if that time has already passed.
 pub fn set_singleshot_timer(deadline_ns: u64, future_only: bool) -> Result<(), Errno> {

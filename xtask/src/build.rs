@@ -20,6 +20,7 @@ pub const GUESTS: &[&str] = &[
     "mm-test",
     "mm-hostile",
     "spinner",
+    "cpuhog",
     "counter",
     "pattern",
     "scanner",

@@ -55,12 +55,24 @@ pub fn fat_image(sectors: u64, files: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
 /// Writes a fresh image at `path` (replacing any): zeroes, then the partition table, then
 /// dom0's FAT partition holding `files`.
 pub fn create(path: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
+    create_sized(path, files, DISK_MIB)
+}
+
+/// As [`create`], for an image of `mib` MiB (at least [`DISK_MIB`]): the standard
+/// partitions, the last one grown to the end of the disk (less 1 MiB for the GPT's
+/// backup). Sparse: a large image costs only what is written.
+pub fn create_sized(path: &Path, files: &[(String, Vec<u8>)], mib: u64) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let sectors = DISK_MIB << 11;
+    let sectors = mib.max(DISK_MIB) << 11;
     let guid = *b"rust-pv disk 001";
-    let table = partitions::write(sectors, guid, &PARTITIONS).context("the standard partitions do not fit the disk")?;
+    let mut parts = PARTITIONS;
+    let before_last: u64 = FIRST_SECTOR + parts[..3].iter().map(|p| p.sectors).sum::<u64>();
+    if mib > DISK_MIB {
+        parts[3].sectors = sectors - before_last - (1 << 11);
+    }
+    let table = partitions::write(sectors, guid, &parts).context("the standard partitions do not fit the disk")?;
     let mut file = OpenOptions::new()
         .create(true)
         .write(true)

@@ -21,7 +21,6 @@ pub struct CheckInput<'a> {
     /// The scenario (its memory size, command lines...).
     pub scenario: &'a Scenario,
     /// Every output line.
-    #[allow(dead_code)] // For checks that look beyond the expectations' lines; none yet.
     pub lines: &'a [String],
     /// One hit per expectation, in order.
     pub hits: &'a [Hit],

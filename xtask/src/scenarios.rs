@@ -62,6 +62,7 @@ macro_rules! list_row {
 }
 
 mod block;
+mod sched;
 mod hostile;
 mod peers;
 mod xl;
@@ -135,6 +136,9 @@ pub enum Disk {
     None,
     /// A fresh image of the standard layout (`target/boot/disks/NAME.img`).
     Fresh,
+    /// A fresh image of this many MiB (sparse): the standard layout with `vda4` grown to
+    /// the end.
+    Large(u64),
     /// The image another scenario left (`target/boot/disks/<that name>.img`), as it is: a
     /// second boot of the same machine (see `Scenario::then`).
     Reuse(&'static str),
@@ -587,6 +591,7 @@ pub fn all() -> Vec<Scenario> {
     all.extend(hostile::scenarios());
     all.extend(peers::scenarios());
     all.extend(block::scenarios());
+    all.extend(sched::scenarios());
     all
 }
 

@@ -234,6 +234,11 @@ pub fn qemu_config(layout: &Layout, scenario: &Scenario) -> Result<QemuConfig> {
                 crate::disk::create(&path, &crate::disk::standard_files(layout)?).map_err(|e| anyhow::anyhow!("{e:#}"))?;
                 Some(path)
             }
+            Disk::Large(mib) => {
+                let path = layout.boot_dir().join("disks").join(format!("{}.img", scenario.name));
+                crate::disk::create_sized(&path, &crate::disk::standard_files(layout)?, mib).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+                Some(path)
+            }
             Disk::Reuse(name) => {
                 let path = layout.boot_dir().join("disks").join(format!("{name}.img"));
                 if !path.exists() {
@@ -267,7 +272,12 @@ fn run_boot(layout: &Layout, scenario: &Scenario) -> Result<(), String> {
     let dir = layout.boot_dir().join("failed");
     let path = dir.join(format!("{}.log", scenario.name));
     let _ = std::fs::remove_file(&path);
-    judge(scenario, &session).map_err(|why| {
+    let judged = judge(scenario, &session);
+    // A large sparse image holds what its guest wrote (hundreds of MiB): gone once passed.
+    if judged.is_ok() && matches!(scenario.disk, Disk::Large(_)) {
+        let _ = std::fs::remove_file(layout.boot_dir().join("disks").join(format!("{}.img", scenario.name)));
+    }
+    judged.map_err(|why| {
         let mut report = failure_report(&why, &session);
         let written = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, session.lines().join("\n") + "\n"));
         if written.is_ok() {

@@ -37,6 +37,8 @@ fn minimal_config_takes_the_defaults() {
             max_event_channels: 1023,
             max_grant_frames: 0,
             max_maptrack_frames: 0,
+            weight: None,
+            cap: None,
             disks: Vec::new(),
         }
     );
@@ -430,4 +432,21 @@ fn bad_disks_name_their_line() {
         assert_eq!(e.line, Some(line), "{text}: {e:?}");
         assert!(e.message.contains(words), "{text}: {}", e.message);
     }
+}
+
+#[test]
+fn weight_and_cap_are_checked_as_libxl_does() {
+    let p = ok("name = \"a\"\nkernel = \"k\"\nweight = 512\ncap = 25\n");
+    assert_eq!((p.config.weight, p.config.cap), (Some(512), Some(25)));
+    for (text, line, says) in [
+        ("weight = 0\n", 3, "weight: expected a number from 1 to 65535, got 0"),
+        ("weight = 65536\n", 3, "weight: expected a number from 1 to 65535, got 65536"),
+        ("cap = \"half\"\n", 3, "cap: expected a percentage of one CPU (0 for none), got \"half\""),
+        ("cap = 101\n", 3, "cap: 101 is out of range: from 0 to 100 for 1 vcpu(s)"),
+        ("vcpus = 2\ncap = 201\n", 4, "cap: 201 is out of range: from 0 to 200 for 2 vcpu(s)"),
+    ] {
+        let e = parse(format!("name = \"a\"\nkernel = \"k\"\n{text}").as_bytes()).unwrap_err();
+        assert_eq!((e.line, e.message.as_str()), (Some(line), says), "{text}");
+    }
+    assert_eq!(ok("name = \"a\"\nkernel = \"k\"\nvcpus = 2\ncap = 200\n").config.cap, Some(200));
 }

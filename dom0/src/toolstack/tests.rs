@@ -386,3 +386,30 @@ fn block_attach_list_and_detach_name_their_errors() {
     assert_eq!(xl_out(&mut ts, "xl block-detach hello 51728"), Vec::<String>::new());
     assert_eq!(xl_out(&mut ts, "xl block-list hello").len(), 1, "only the header");
 }
+
+#[test]
+fn sched_credit_lists_sets_and_refuses_as_libxl() {
+    let (kernel, archive) = boot_data();
+    let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(65536, 60000), files);
+    xl_out(&mut ts, "xl create hello.cfg");
+    assert_eq!(xl_out(&mut ts, "xl sched-credit -d hello -w 512 -c 25"), Vec::<String>::new());
+    assert_eq!(xl_out(&mut ts, "xl sched-credit -d hello -w 300"), Vec::<String>::new(), "the cap stays");
+    let all = xl_out(&mut ts, "xl sched-credit");
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all[0].starts_with("Name") && all[0].ends_with("ID Weight  Cap"), "{all:?}");
+    assert!(all[1].starts_with("Domain-0") && all[1].ends_with("    0    256    0"), "{all:?}");
+    assert!(all[2].starts_with("hello") && all[2].ends_with("    1    300   25"), "{all:?}");
+    assert_eq!(xl_out(&mut ts, "xl sched-credit -d 1").len(), 2);
+    for (line, says) in [
+        ("xl sched-credit -d hello -w 0", "xl sched-credit: Cpu weight out of range, valid values are within range from 1 to 65535"),
+        ("xl sched-credit -d hello -w 65536", "xl sched-credit: Cpu weight out of range, valid values are within range from 1 to 65535"),
+        ("xl sched-credit -d hello -c 101", "xl sched-credit: Cpu cap out of range, valid range is from 0 to 100 for specified number of vcpus"),
+        ("xl sched-credit -d hello -w lots", "xl sched-credit: -w: 'lots' is not a number"),
+        ("xl sched-credit -d nobody -w 5", "xl: no domain named 'nobody'"),
+    ] {
+        assert_eq!(xl_out(&mut ts, line), [says], "{line}");
+    }
+    let all = xl_out(&mut ts, "xl sched-credit -d hello");
+    assert!(all[1].ends_with("    1    300   25"), "nothing changed: {all:?}");
+}

@@ -116,6 +116,17 @@ fn block_subcommands() {
     assert_eq!(usage("block-list -x"), "xl block-list: unknown option '-x'");
 }
 
+#[test]
+fn sched_credit_options() {
+    assert_eq!(xl("sched-credit"), Ok(XlCommand::SchedCredit { target: None, weight: None, cap: None }));
+    assert_eq!(xl("sched-credit -d g -c 25 -w 512"), Ok(XlCommand::SchedCredit { target: Some("g"), weight: Some("512"), cap: Some("25") }));
+    assert_eq!(usage("sched-credit -w 5"), "xl sched-credit: missing a domain (-d) to set");
+    assert_eq!(usage("sched-credit -d"), "xl sched-credit: missing a domain after -d");
+    assert_eq!(usage("sched-credit -d g -c"), "xl sched-credit: missing a cap after -c");
+    assert_eq!(usage("sched-credit -x"), "xl sched-credit: unknown option '-x'");
+    assert_eq!(usage("sched-credit g"), "xl sched-credit: unexpected argument 'g'");
+}
+
 fn dom(id: u16, name: &str, flags: u32) -> DomainInfo {
     let mut d = DomainInfo {
         domain: id,

@@ -60,6 +60,10 @@ pub trait DomainControl {
     fn set_vcpu_context(&mut self, domid: u16, vcpu: u32, ctxt: &VcpuGuestContext) -> Result<(), Errno>;
     /// Asks `domid` to shut down with `reason`, as if it had done so itself.
     fn remote_shutdown(&mut self, domid: u16, reason: ShutdownReason) -> Result<(), Errno>;
+    /// The scheduler running.
+    fn sched_policy(&self) -> crate::sched::Policy;
+    /// `domid`'s scheduling parameters, after changing them to `set` if given.
+    fn sched_params(&mut self, domid: u16, set: Option<crate::sched::Params>) -> Result<crate::sched::Params, Errno>;
 }
 
 pub(super) fn domctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
@@ -118,6 +122,28 @@ pub(super) fn domctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
             let r = GuestRange::new(s.ctxt, core::mem::size_of::<VcpuGuestContext>() as u64)?;
             p.copy_from_guest(r, ctxt.as_mut_bytes())?;
             p.domain_control().set_vcpu_context(target, s.vcpu, &ctxt)?;
+            Ok(0)
+        }
+        DOMCTL_SCHEDULER_OP => {
+            let mut s: SchedulerOp = op.read_payload();
+            // As Xen's `sched_adjust`: the request names the scheduler running.
+            if s.sched_id != p.domain_control().sched_policy().xen_id() || s.sched_id == 0 {
+                return Err(Errno::EINVAL);
+            }
+            let set = match s.cmd {
+                XEN_DOMCTL_SCHEDOP_PUTINFO => {
+                    let (weight, cap) = s.credit_params();
+                    Some(crate::sched::Params::Credit { weight, cap })
+                }
+                XEN_DOMCTL_SCHEDOP_GETINFO => None,
+                _ => return Err(Errno::EINVAL),
+            };
+            let crate::sched::Params::Credit { weight, cap } = p.domain_control().sched_params(target, set)?;
+            if set.is_none() {
+                s = SchedulerOp::credit(s.cmd, weight, cap);
+                op.write_payload(&s);
+                write_guest(p, arg, &op)?;
+            }
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),
@@ -211,6 +237,28 @@ mod tests {
             assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EINVAL.to_ret(), "{bad:?}");
         }
         assert_eq!(p.domctl_calls, Vec::from(["create guest-1".to_string()]));
+    }
+
+    #[test]
+    fn scheduler_op_reads_and_sets_credit_parameters_as_xen() {
+        let mut p = FakePlatform::new(true);
+        put(&mut p, &Domctl::with_payload(DOMCTL_SCHEDULER_OP, 3, &SchedulerOp::credit(XEN_DOMCTL_SCHEDOP_GETINFO, 0, 0)));
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), 0);
+        let out: Domctl = zerocopy::FromBytes::read_from_prefix(&p.mem[..]).unwrap().0;
+        let got: SchedulerOp = out.read_payload();
+        assert_eq!(got.credit_params(), (512, 25));
+        put(&mut p, &Domctl::with_payload(DOMCTL_SCHEDULER_OP, 3, &SchedulerOp::credit(XEN_DOMCTL_SCHEDOP_PUTINFO, 300, 0xffff)));
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), 0);
+        assert_eq!(p.domctl_calls.last().unwrap(), "sched 3 Some(Credit { weight: 300, cap: 65535 })");
+        // Another scheduler's id, an unknown command, no such domain.
+        let mut rtds = SchedulerOp::credit(XEN_DOMCTL_SCHEDOP_GETINFO, 0, 0);
+        rtds.sched_id = XEN_SCHEDULER_RTDS;
+        put(&mut p, &Domctl::with_payload(DOMCTL_SCHEDULER_OP, 3, &rtds));
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EINVAL.to_ret());
+        put(&mut p, &Domctl::with_payload(DOMCTL_SCHEDULER_OP, 3, &SchedulerOp::credit(2, 0, 0)));
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EINVAL.to_ret());
+        put(&mut p, &Domctl::with_payload(DOMCTL_SCHEDULER_OP, 9, &SchedulerOp::credit(XEN_DOMCTL_SCHEDOP_GETINFO, 0, 0)));
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::ESRCH.to_ret());
     }
 
     #[test]

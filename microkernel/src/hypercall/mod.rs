@@ -757,6 +757,16 @@ impl DomainControl for fake::FakePlatform {
         self.domctl_calls.push(std::format!("shutdown {domid} {reason:?}"));
         Ok(())
     }
+    fn sched_policy(&self) -> crate::sched::Policy {
+        crate::sched::Policy::Credit
+    }
+    fn sched_params(&mut self, domid: u16, set: Option<crate::sched::Params>) -> Result<crate::sched::Params, Errno> {
+        self.domctl_calls.push(std::format!("sched {domid} {set:?}"));
+        if domid != 3 {
+            return Err(Errno::ESRCH);
+        }
+        Ok(set.unwrap_or(crate::sched::Params::Credit { weight: 512, cap: 25 }))
+    }
 }
 
 #[cfg(test)]
