@@ -55,6 +55,8 @@ struct Vcpu {
     active: bool,
     /// The order in which it was last picked.
     turn: u64,
+    /// It yielded: the next pick puts it behind a vCPU of lower priority.
+    yielded: bool,
 }
 
 /// The credit scheduler.
@@ -179,7 +181,7 @@ impl Scheduler for Credit {
         self.doms.insert(dom, Dom { weight: DEFAULT_WEIGHT, cap: 0, used: 0 });
         for v in 0..vcpus {
             // A new vCPU starts with a slice's worth, UNDER.
-            self.vcpus.insert((dom, v), Vcpu { credit: TSLICE_NS as i64, boost: false, active: false, turn: 0 });
+            self.vcpus.insert((dom, v), Vcpu { credit: TSLICE_NS as i64, boost: false, active: false, turn: 0, yielded: false });
         }
     }
 
@@ -214,10 +216,13 @@ impl Scheduler for Credit {
         matches!((woken, running), (Some(w), Some(r)) if w < r)
     }
 
+    /// As Xen's credit scheduler: the vCPU goes behind the others of its priority, and
+    /// behind one of lower priority if there is one (for the next pick).
     fn yielded(&mut self, v: VcpuKey) {
         self.counter += 1;
         if let Some(c) = self.vcpus.get_mut(&v) {
             c.turn = self.counter;
+            c.yielded = true;
         }
     }
 
@@ -225,7 +230,7 @@ impl Scheduler for Credit {
         self.tick(now);
         // Within BOOST and UNDER, the one picked least recently; within OVER, the one with
         // the most credit for its weight (leftover time goes by weight too).
-        let mut best: Option<(Pri, i128, u64, VcpuKey)> = None;
+        let mut best: Option<(bool, Pri, i128, u64, VcpuKey)> = None;
         let mut waiting: alloc::vec::Vec<VcpuKey> = alloc::vec::Vec::new();
         for (&k, c) in &self.vcpus {
             if !runnable(k) || self.parked(k.0) {
@@ -237,7 +242,7 @@ impl Scheduler for Credit {
             let Some(pri) = self.priority(k) else { continue };
             let weight = i128::from(self.doms.get(&k.0).map_or(DEFAULT_WEIGHT, |d| d.weight).max(1));
             let depth = if pri == Pri::Over { -(i128::from(c.credit) << 16) / weight } else { 0 };
-            let key = (pri, depth, c.turn, k);
+            let key = (c.yielded, pri, depth, c.turn, k);
             if best.is_none_or(|b| key < b) {
                 best = Some(key);
             }
@@ -249,7 +254,10 @@ impl Scheduler for Credit {
                 c.active = true;
             }
         }
-        let (pri, _, _, vcpu) = best?;
+        for c in self.vcpus.values_mut() {
+            c.yielded = false;
+        }
+        let (_, pri, _, _, vcpu) = best?;
         self.counter += 1;
         let c = self.vcpus.get_mut(&vcpu)?;
         c.turn = self.counter;

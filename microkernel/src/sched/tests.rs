@@ -258,3 +258,17 @@ fn a_cap_leaves_the_rest_by_weight_and_no_one_starves() {
     assert!((cc - 0.25).abs() < 0.005, "{a} {b} {cc}");
     assert!((b / a - 2.0).abs() < 0.05, "{a} {b} {cc}");
 }
+
+#[test]
+fn a_yield_lets_a_lower_priority_vcpu_run_once() {
+    let mut c = credit_with(&[(1, 256, 0), (2, 256, 0)]);
+    let all = |_: VcpuKey| true;
+    // Domain 2 spends its credit: OVER. Domain 1 has credit: UNDER, picked first.
+    c.account((2, 0), 20 * MS, 1);
+    assert_eq!(c.pick(1, &all).unwrap().vcpu, (1, 0));
+    c.yielded((1, 0));
+    assert_eq!(c.pick(2, &all).unwrap().vcpu, (2, 0), "behind the OVER vCPU once");
+    assert_eq!(c.pick(3, &all).unwrap().vcpu, (1, 0), "then first again");
+    c.yielded((1, 0));
+    assert_eq!(c.pick(4, &|k| k.0 == 1).unwrap().vcpu, (1, 0), "alone, a yield runs it again");
+}
