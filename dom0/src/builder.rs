@@ -130,6 +130,23 @@ pub trait Control {
     /// (as Xen's `XEN_DOMCTL_scheduler_op`: weight 0 and cap 0xffff leave a value as it
     /// is); `EINVAL` if another scheduler runs.
     fn sched_credit(&mut self, dom: u16, set: Option<(u16, u16)>) -> Result<(u16, u16), Errno>;
+    /// Domain `dom`'s EDF reservation, after setting it to `set` (period µs, budget µs,
+    /// extra time) if given; `EINVAL` if another scheduler runs or the values are out of
+    /// range, `ENOSPC` if admission control refuses it.
+    fn sched_rtds(&mut self, dom: u16, set: Option<(u32, u32, bool)>) -> Result<RtdsParams, Errno>;
+}
+
+/// A domain's EDF reservation as the hypervisor reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RtdsParams {
+    /// Period, µs.
+    pub period_us: u32,
+    /// Budget per period, µs (0: none reserved).
+    pub budget_us: u32,
+    /// Runs in spare time beyond its budget.
+    pub extra: bool,
+    /// Deadline misses so far.
+    pub misses: u32,
 }
 
 /// A guest's two rings and event channels, made by the builder: the xenstore ring (for the

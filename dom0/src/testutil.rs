@@ -204,6 +204,8 @@ pub struct FakeControl {
     pub last_id: u16,
     /// Each domain's credit weight and cap, once read or set.
     pub sched: BTreeMap<u16, (u16, u16)>,
+    /// Each domain's EDF reservation, once read or set.
+    pub rtds: BTreeMap<u16, crate::builder::RtdsParams>,
 }
 
 impl FakeControl {
@@ -247,6 +249,7 @@ impl FakeControl {
             consoles: BTreeMap::new(),
             last_id: 0,
             sched: BTreeMap::new(),
+            rtds: BTreeMap::new(),
         }
     }
 
@@ -637,6 +640,23 @@ impl Control for FakeControl {
             if c != u16::MAX {
                 now.1 = c;
             }
+        }
+        Ok(*now)
+    }
+
+    fn sched_rtds(&mut self, dom: u16, set: Option<(u32, u32, bool)>) -> Result<crate::builder::RtdsParams, Errno> {
+        self.calls.push(("sched_rtds", dom));
+        self.dom(dom)?;
+        let now = self.rtds.entry(dom).or_insert(crate::builder::RtdsParams { period_us: 10_000, budget_us: 0, extra: true, misses: 0 });
+        if let Some((period_us, budget_us, extra)) = set {
+            if period_us < 10 || (budget_us != 0 && (budget_us < 10 || budget_us > period_us)) {
+                return Err(Errno::EINVAL);
+            }
+            if budget_us * 2 > period_us {
+                // The fake's admission control: at most half the CPU for any one domain.
+                return Err(Errno::ENOSPC);
+            }
+            (now.period_us, now.budget_us, now.extra) = (period_us, budget_us, extra);
         }
         Ok(*now)
     }

@@ -152,6 +152,81 @@ impl<'f, C: Control> Toolstack<'f, C> {
                 self.sched_credit(target, weight, cap, out);
                 Outcome::Done
             }
+            XlCommand::SchedRtds { target, period, budget, extra } => {
+                self.sched_rtds(target, period, budget, extra, out);
+                Outcome::Done
+            }
+        }
+    }
+
+    /// The domains `target` names (every domain without one); `None`, said, if none.
+    fn chosen(&mut self, target: Option<&str>, out: &mut dyn Write) -> Option<Vec<DomainInfo>> {
+        let domains = self.domains(out)?;
+        match target {
+            None => Some(domains),
+            Some(t) => match Target::parse(t).resolve(&domains) {
+                Ok(d) => Some(alloc::vec![*d]),
+                Err(e) => {
+                    let _ = writeln!(out, "{e}");
+                    None
+                }
+            },
+        }
+    }
+
+    /// `xl sched-rtds [-d NAME|ID [-p PERIOD -b BUDGET] [-e 0|1]]`: with nothing to set,
+    /// the table of reservations and deadline misses; otherwise the checked values set
+    /// (period at least 10 µs, budget 10 µs to the period or 0 for none), which the
+    /// hypervisor's admission control may refuse.
+    fn sched_rtds(&mut self, target: Option<&str>, period: Option<&str>, budget: Option<&str>, extra: Option<&str>, out: &mut dyn Write) {
+        let Some(chosen) = self.chosen(target, out) else { return };
+        if period.is_some() || extra.is_some() {
+            let Some(d) = chosen.first() else { return };
+            let number = |flag: &str, v: &str| v.parse::<u32>().map_err(|_| alloc::format!("xl sched-rtds: {flag}: '{v}' is not a number"));
+            let checked = (|| {
+                let now = self.ctl.sched_rtds(d.domain, None).map_err(|e| alloc::format!("xl sched-rtds: {} ({}): {}", display_name(d), d.domain, rtds_error(e)))?;
+                let (p, b) = match (period, budget) {
+                    (Some(p), Some(b)) => (number("-p", p)?, number("-b", b)?),
+                    _ => (now.period_us, now.budget_us),
+                };
+                if p < 10 {
+                    return Err(String::from("xl sched-rtds: the period must be at least 10 us"));
+                }
+                if b != 0 && !(10..=p).contains(&b) {
+                    return Err(alloc::format!("xl sched-rtds: the budget must be from 10 us to the period ({p} us), or 0 for no reservation"));
+                }
+                let e = match extra {
+                    None => now.extra,
+                    Some("0") => false,
+                    Some("1") => true,
+                    Some(v) => return Err(alloc::format!("xl sched-rtds: -e: '{v}' is not 0 or 1")),
+                };
+                Ok((p, b, e))
+            })();
+            match checked {
+                Ok(set) => {
+                    if let Err(e) = self.ctl.sched_rtds(d.domain, Some(set)) {
+                        let _ = writeln!(out, "xl sched-rtds: {} ({}): {}", display_name(d), d.domain, rtds_error(e));
+                    }
+                }
+                Err(line) => {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+            return;
+        }
+        let _ = writeln!(out, "{:<32} {:>5} {:>9} {:>9} {:>9} {:>6}", "Name", "ID", "Period", "Budget", "Extratime", "Misses");
+        for d in &chosen {
+            match self.ctl.sched_rtds(d.domain, None) {
+                Ok(r) => {
+                    let budget = if r.budget_us == 0 { String::from("-") } else { alloc::format!("{}", r.budget_us) };
+                    let _ = writeln!(out, "{:<32} {:>5} {:>9} {:>9} {:>9} {:>6}", display_name(d), d.domain, r.period_us, budget, if r.extra { "yes" } else { "no" }, r.misses);
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "xl sched-rtds: {} ({}): {}", display_name(d), d.domain, rtds_error(e));
+                    return;
+                }
+            }
         }
     }
 
@@ -159,17 +234,7 @@ impl<'f, C: Control> Toolstack<'f, C> {
     /// of weights and caps (every domain, or the one named); with `-w`/`-c`, checked as
     /// libxl checks them (weight 1 to 65535, cap 0 to 100 per vCPU), then set.
     fn sched_credit(&mut self, target: Option<&str>, weight: Option<&str>, cap: Option<&str>, out: &mut dyn Write) {
-        let Some(domains) = self.domains(out) else { return };
-        let chosen: Vec<&DomainInfo> = match target {
-            None => domains.iter().collect(),
-            Some(t) => match Target::parse(t).resolve(&domains) {
-                Ok(d) => alloc::vec![d],
-                Err(e) => {
-                    let _ = writeln!(out, "{e}");
-                    return;
-                }
-            },
-        };
+        let Some(chosen) = self.chosen(target, out) else { return };
         if weight.is_some() || cap.is_some() {
             let Some(d) = chosen.first() else { return };
             let number = |flag: &str, v: &str| v.parse::<u32>().map_err(|_| alloc::format!("xl sched-credit: {flag}: '{v}' is not a number"));
@@ -204,7 +269,7 @@ impl<'f, C: Control> Toolstack<'f, C> {
             return;
         }
         let _ = writeln!(out, "{:<32} {:>5} {:>6} {:>4}", "Name", "ID", "Weight", "Cap");
-        for d in chosen {
+        for d in &chosen {
             match self.ctl.sched_credit(d.domain, None) {
                 Ok((w, c)) => {
                     let _ = writeln!(out, "{:<32} {:>5} {:>6} {:>4}", display_name(d), d.domain, w, c);
@@ -491,7 +556,16 @@ mod tests;
 /// What a scheduler-op error means to the user.
 fn sched_error(e: Errno) -> String {
     match e {
-        Errno::EINVAL => String::from("the credit scheduler is not the one running (the microkernel's sched= option)"),
+        Errno::EINVAL => String::from("refused: the credit scheduler is not the one running (the microkernel's sched= option)"),
+        e => alloc::format!("{e}"),
+    }
+}
+
+/// What an EDF scheduler-op error means to the user.
+fn rtds_error(e: Errno) -> String {
+    match e {
+        Errno::EINVAL => String::from("refused: the EDF scheduler is not the one running (the microkernel's sched= option), or a value is out of range"),
+        Errno::ENOSPC => String::from("refused: the reservations would need more than the CPU (admission control)"),
         e => alloc::format!("{e}"),
     }
 }

@@ -585,6 +585,11 @@ impl Control for XenControl {
     fn sched_credit(&mut self, dom: u16, set: Option<(u16, u16)>) -> Result<(u16, u16), Errno> {
         domctl::sched_credit(DomId(dom), set)
     }
+
+    fn sched_rtds(&mut self, dom: u16, set: Option<(u32, u32, bool)>) -> Result<dom0::builder::RtdsParams, Errno> {
+        let (period_us, budget_us, extra, misses) = domctl::sched_rtds(DomId(dom), set)?;
+        Ok(dom0::builder::RtdsParams { period_us, budget_us, extra, misses })
+    }
 }
 
 impl SplitMachine for XenControl {

@@ -70,6 +70,18 @@ pub enum XlCommand<'a> {
     },
     /// `xl block-list NAME|ID`: a domain's virtual disks.
     BlockList(&'a str),
+    /// `xl sched-rtds [-d NAME|ID [-p PERIOD -b BUDGET] [-e 0|1]]`: list the EDF
+    /// reservations (and deadline misses), or set one domain's (µs).
+    SchedRtds {
+        /// `-d`: one domain.
+        target: Option<&'a str>,
+        /// `-p`: the period to set.
+        period: Option<&'a str>,
+        /// `-b`: the budget to set (0: no reservation).
+        budget: Option<&'a str>,
+        /// `-e`: extra time, 0 or 1.
+        extra: Option<&'a str>,
+    },
     /// `xl sched-credit [-d NAME|ID [-w WEIGHT] [-c CAP]]`: list the credit scheduler's
     /// weights and caps, or set one domain's (numbers checked by the toolstack, as libxl).
     SchedCredit {
@@ -140,7 +152,7 @@ pub struct Subcommand {
 }
 
 /// Every subcommand, in the order `xl help` lists them.
-pub const SUBCOMMANDS: [Subcommand; 14] = [
+pub const SUBCOMMANDS: [Subcommand; 15] = [
     Subcommand {
         name: "create",
         args: "[-c] [-p] FILE",
@@ -200,6 +212,11 @@ pub const SUBCOMMANDS: [Subcommand; 14] = [
         name: "sched-credit",
         args: "[-d NAME|ID [-w W] [-c C]]",
         summary: "credit scheduler: list weights and caps, or set a domain's (weight 1-65535, cap % of a CPU, 0: none)",
+    },
+    Subcommand {
+        name: "sched-rtds",
+        args: "[-d NAME|ID [-p P -b B] [-e 0|1]]",
+        summary: "EDF scheduler: list reservations and deadline misses, or reserve B us every P us (-b 0: none; -e: extra time)",
     },
     Subcommand {
         name: "info",
@@ -317,29 +334,36 @@ pub fn parse<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<XlCommand<'
             Ok(if sub == "block-attach" { XlCommand::BlockAttach { target, spec: arg } } else { XlCommand::BlockDetach { target, dev: arg } })
         }
         "sched-credit" => {
-            let (mut target, mut weight, mut cap) = (None, None, None);
-            while let Some(word) = words.next() {
-                let slot = match word {
-                    "-d" => &mut target,
-                    "-w" => &mut weight,
-                    "-c" => &mut cap,
-                    _ if word.starts_with('-') => return Err(XlUsage::UnknownOption { sub: "sched-credit", option: word }),
-                    _ => return Err(XlUsage::Extra { sub: "sched-credit", arg: word }),
-                };
-                let what = match word {
-                    "-d" => "a domain after -d",
-                    "-w" => "a weight after -w",
-                    _ => "a cap after -c",
-                };
-                *slot = Some(words.next().ok_or(XlUsage::Missing { sub: "sched-credit", what })?);
-            }
+            let [target, weight, cap, _] = options("sched-credit", &mut words, [("-d", "a domain after -d"), ("-w", "a weight after -w"), ("-c", "a cap after -c"), ("", "")])?;
             if target.is_none() && (weight.is_some() || cap.is_some()) {
                 return Err(XlUsage::Missing { sub: "sched-credit", what: "a domain (-d) to set" });
             }
             Ok(XlCommand::SchedCredit { target, weight, cap })
         }
+        "sched-rtds" => {
+            let [target, period, budget, extra] = options("sched-rtds", &mut words, [("-d", "a domain after -d"), ("-p", "a period after -p"), ("-b", "a budget after -b"), ("-e", "0 or 1 after -e")])?;
+            if target.is_none() && (period.is_some() || budget.is_some() || extra.is_some()) {
+                return Err(XlUsage::Missing { sub: "sched-rtds", what: "a domain (-d) to set" });
+            }
+            if period.is_some() != budget.is_some() {
+                return Err(XlUsage::Missing { sub: "sched-rtds", what: "both a period (-p) and a budget (-b)" });
+            }
+            Ok(XlCommand::SchedRtds { target, period, budget, extra })
+        }
         other => Err(XlUsage::UnknownSubcommand(other)),
     }
+}
+
+/// Options that each take a value (`-d DOM`), up to four, in any order: their values.
+fn options<'a>(sub: &'static str, words: &mut dyn Iterator<Item = &'a str>, flags: [(&'static str, &'static str); 4]) -> Result<[Option<&'a str>; 4], XlUsage<'a>> {
+    let mut got = [None; 4];
+    while let Some(word) = words.next() {
+        let Some(i) = flags.iter().position(|&(f, _)| !f.is_empty() && f == word) else {
+            return Err(if word.starts_with('-') { XlUsage::UnknownOption { sub, option: word } } else { XlUsage::Extra { sub, arg: word } });
+        };
+        got[i] = Some(words.next().ok_or(XlUsage::Missing { sub, what: flags[i].1 })?);
+    }
+    Ok(got)
 }
 
 fn no_more<'a>(

@@ -63,6 +63,8 @@ pub const DOMCTL_SCHEDULER_OP: u32 = 16;
 pub const XEN_SCHEDULER_CREDIT: u32 = 5;
 /// `XEN_SCHEDULER_RTDS`.
 pub const XEN_SCHEDULER_RTDS: u32 = 8;
+/// `XEN_DOMCTL_SCHEDRT_extra`: an RTDS vCPU may run beyond its budget in spare time.
+pub const XEN_DOMCTL_SCHEDRT_EXTRA: u32 = 1;
 /// `XEN_DOMCTL_SCHEDOP_putinfo`: set the domain's parameters.
 pub const XEN_DOMCTL_SCHEDOP_PUTINFO: u32 = 0;
 /// `XEN_DOMCTL_SCHEDOP_getinfo`: read them.
@@ -253,5 +255,21 @@ impl SchedulerOp {
     /// The credit parameters in `u`: (weight, cap).
     pub fn credit_params(&self) -> (u16, u16) {
         (self.u[0] as u16, (self.u[0] >> 16) as u16)
+    }
+
+    /// RTDS parameters: period and budget in µs, `XEN_DOMCTL_SCHEDRT_*` flags; and, ours
+    /// (in the union's unused last word, read back only), the deadline misses so far.
+    pub fn rtds(cmd: u32, period_us: u32, budget_us: u32, flags: u32, misses: u64) -> Self {
+        SchedulerOp { sched_id: XEN_SCHEDULER_RTDS, cmd, u: [period_us, budget_us, flags, misses.min(u64::from(u32::MAX)) as u32] }
+    }
+
+    /// The RTDS parameters in `u`: (period, budget, flags).
+    pub fn rtds_params(&self) -> (u32, u32, u32) {
+        (self.u[0], self.u[1], self.u[2])
+    }
+
+    /// The deadline misses an RTDS `getinfo` reports (ours).
+    pub fn rtds_misses(&self) -> u32 {
+        self.u[3]
     }
 }

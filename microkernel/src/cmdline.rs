@@ -24,7 +24,7 @@ pub struct Options {
     /// (Linux's `xen_raw_console_write`), before its console ring works. Off by default,
     /// as in release Xen.
     pub domu_console: bool,
-    /// The scheduler (`sched=credit`, the default, or `sched=rr`).
+    /// The scheduler (`sched=credit`, the default, `sched=rtds` or `sched=rr`).
     pub sched: crate::sched::Policy,
 }
 
@@ -104,7 +104,7 @@ pub fn parse(args: &[u8]) -> Result<Options, OptionError> {
                 _ => return Err(OptionError::new(word, "expected on or off")),
             };
         } else if name == b"sched" {
-            o.sched = crate::sched::Policy::parse(value).ok_or(OptionError::new(word, "expected credit or rr"))?;
+            o.sched = crate::sched::Policy::parse(value).ok_or(OptionError::new(word, "expected credit, rtds or rr"))?;
         } else if name == b"selftest" {
             o.selftest = Some(match value {
                 b"page-fault" => SelfTest::PageFault,
@@ -127,7 +127,8 @@ mod tests {
         assert_eq!(parse(b"").unwrap().sched, crate::sched::Policy::Credit);
         assert_eq!(parse(b"sched=rr").unwrap().sched, crate::sched::Policy::RoundRobin);
         assert_eq!(parse(b"sched=credit").unwrap().sched, crate::sched::Policy::Credit);
-        assert_eq!(parse(b"sched=sedf").unwrap_err().to_string(), "bad option 'sched=sedf': expected credit or rr");
+        assert_eq!(parse(b"sched=rtds").unwrap().sched, crate::sched::Policy::Rtds);
+        assert_eq!(parse(b"sched=sedf").unwrap_err().to_string(), "bad option 'sched=sedf': expected credit, rtds or rr");
     }
 
     #[test]

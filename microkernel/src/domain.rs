@@ -399,6 +399,8 @@ impl DomainControl for Machine {
         let errno = |e| match e {
             ParamError::NoDomain => Errno::ESRCH,
             ParamError::Invalid | ParamError::WrongScheduler => Errno::EINVAL,
+            // The reservations would take more than the CPU: no room for this one.
+            ParamError::Unschedulable => Errno::ENOSPC,
         };
         if let Some(p) = set {
             self.sched.set_params(domid, p).map_err(errno)?;

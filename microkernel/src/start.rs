@@ -170,6 +170,7 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
     let what = match opts.sched {
         crate::sched::Policy::Credit => "credit (weights, caps, BOOST; 30 ms accounting)",
         crate::sched::Policy::RoundRobin => "round robin",
+        crate::sched::Policy::Rtds => "rtds (earliest deadline first over reservations, admission control)",
     };
     mkprintln!("scheduler: {}, {} ms slices (APIC one-shot timer, {} ticks/ms)", what, SLICE_MS, ticks);
     machine.slice_start = hwtime::rdtsc();

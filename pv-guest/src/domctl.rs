@@ -84,7 +84,7 @@ mod calls {
         CreateDomain, DomainInfo, Domctl, MaxMem, SetVcpuContext, DOMCTL_CREATEDOMAIN,
         DOMCTL_DESTROYDOMAIN, DOMCTL_GETDOMAININFO, DOMCTL_MAX_MEM, DOMCTL_PAUSEDOMAIN,
         DOMCTL_SCHEDULER_OP, DOMCTL_SETVCPUCONTEXT, DOMCTL_UNPAUSEDOMAIN, SchedulerOp, XEN_DOMCTL_SCHEDOP_GETINFO,
-        XEN_DOMCTL_SCHEDOP_PUTINFO,
+        XEN_DOMCTL_SCHEDOP_PUTINFO, XEN_DOMCTL_SCHEDRT_EXTRA,
     };
     use hypercall_abi::errno::Errno;
     use hypercall_abi::hypercall::Hypercall;
@@ -217,6 +217,20 @@ mod calls {
         let mut op = Domctl::with_payload(DOMCTL_SCHEDULER_OP, dom.0, &SchedulerOp::credit(XEN_DOMCTL_SCHEDOP_GETINFO, 0, 0));
         domctl(&mut op)?;
         Ok(op.read_payload::<SchedulerOp>().credit_params())
+    }
+
+    /// `DOMCTL_SCHEDULER_OP` for the EDF scheduler: `dom`'s period and budget (µs), extra
+    /// time and deadline misses, after setting the first three to `set` if given.
+    pub fn sched_rtds(dom: DomId, set: Option<(u32, u32, bool)>) -> Result<(u32, u32, bool, u32), Errno> {
+        if let Some((period, budget, extra)) = set {
+            let flags = if extra { XEN_DOMCTL_SCHEDRT_EXTRA } else { 0 };
+            domctl(&mut Domctl::with_payload(DOMCTL_SCHEDULER_OP, dom.0, &SchedulerOp::rtds(XEN_DOMCTL_SCHEDOP_PUTINFO, period, budget, flags, 0)))?;
+        }
+        let mut op = Domctl::with_payload(DOMCTL_SCHEDULER_OP, dom.0, &SchedulerOp::rtds(XEN_DOMCTL_SCHEDOP_GETINFO, 0, 0, 0, 0));
+        domctl(&mut op)?;
+        let got = op.read_payload::<SchedulerOp>();
+        let (period, budget, flags) = got.rtds_params();
+        Ok((period, budget, flags & XEN_DOMCTL_SCHEDRT_EXTRA != 0, got.rtds_misses()))
     }
 
     /// `SCHEDOP_remote_shutdown`: asks the hypervisor to shut `dom` down with `reason`.

@@ -413,3 +413,29 @@ fn sched_credit_lists_sets_and_refuses_as_libxl() {
     let all = xl_out(&mut ts, "xl sched-credit -d hello");
     assert!(all[1].ends_with("    1    300   25"), "nothing changed: {all:?}");
 }
+
+#[test]
+fn sched_rtds_lists_reserves_and_names_refusals() {
+    let (kernel, archive) = boot_data();
+    let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(65536, 60000), files);
+    xl_out(&mut ts, "xl create hello.cfg");
+    assert_eq!(xl_out(&mut ts, "xl sched-rtds -d hello -p 10000 -b 2000 -e 0"), Vec::<String>::new());
+    let all = xl_out(&mut ts, "xl sched-rtds");
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all[0].ends_with("ID    Period    Budget Extratime Misses"), "{all:?}");
+    assert!(all[1].starts_with("Domain-0") && all[1].ends_with("0     10000         -       yes      0"), "{all:?}");
+    assert!(all[2].starts_with("hello") && all[2].ends_with("1     10000      2000        no      0"), "{all:?}");
+    assert_eq!(xl_out(&mut ts, "xl sched-rtds -d hello -e 1"), Vec::<String>::new(), "extra time alone keeps the reservation");
+    assert!(xl_out(&mut ts, "xl sched-rtds -d hello")[1].ends_with("2000       yes      0"));
+    for (line, says) in [
+        ("xl sched-rtds -d hello -p 5 -b 5", "xl sched-rtds: the period must be at least 10 us"),
+        ("xl sched-rtds -d hello -p 1000 -b 2000", "xl sched-rtds: the budget must be from 10 us to the period (1000 us), or 0 for no reservation"),
+        ("xl sched-rtds -d hello -p 1000 -b x", "xl sched-rtds: -b: 'x' is not a number"),
+        ("xl sched-rtds -d hello -e 2", "xl sched-rtds: -e: '2' is not 0 or 1"),
+        ("xl sched-rtds -d hello -p 10000 -b 9000", "xl sched-rtds: hello (1): refused: the reservations would need more than the CPU (admission control)"),
+    ] {
+        assert_eq!(xl_out(&mut ts, line), [says], "{line}");
+    }
+    assert!(xl_out(&mut ts, "xl sched-rtds -d hello")[1].ends_with("10000      2000       yes      0"), "unchanged");
+}

@@ -125,6 +125,12 @@ fn sched_credit_options() {
     assert_eq!(usage("sched-credit -d g -c"), "xl sched-credit: missing a cap after -c");
     assert_eq!(usage("sched-credit -x"), "xl sched-credit: unknown option '-x'");
     assert_eq!(usage("sched-credit g"), "xl sched-credit: unexpected argument 'g'");
+    assert_eq!(xl("sched-rtds -d rt -p 10000 -b 2000 -e 0"), Ok(XlCommand::SchedRtds { target: Some("rt"), period: Some("10000"), budget: Some("2000"), extra: Some("0") }));
+    assert_eq!(xl("sched-rtds"), Ok(XlCommand::SchedRtds { target: None, period: None, budget: None, extra: None }));
+    assert_eq!(usage("sched-rtds -d rt -p 10000"), "xl sched-rtds: missing both a period (-p) and a budget (-b)");
+    assert_eq!(usage("sched-rtds -b 5"), "xl sched-rtds: missing a domain (-d) to set");
+    assert_eq!(usage("sched-rtds -d rt -e"), "xl sched-rtds: missing 0 or 1 after -e");
+    assert_eq!(usage("sched-rtds -w 5"), "xl sched-rtds: unknown option '-w'");
 }
 
 fn dom(id: u16, name: &str, flags: u32) -> DomainInfo {

@@ -125,23 +125,34 @@ pub(super) fn domctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
             Ok(0)
         }
         DOMCTL_SCHEDULER_OP => {
-            let mut s: SchedulerOp = op.read_payload();
+            use crate::sched::Params;
+            let s: SchedulerOp = op.read_payload();
             // As Xen's `sched_adjust`: the request names the scheduler running.
-            if s.sched_id != p.domain_control().sched_policy().xen_id() || s.sched_id == 0 {
+            let policy = p.domain_control().sched_policy();
+            if s.sched_id != policy.xen_id() || s.sched_id == 0 {
                 return Err(Errno::EINVAL);
             }
-            let set = match s.cmd {
-                XEN_DOMCTL_SCHEDOP_PUTINFO => {
-                    let (weight, cap) = s.credit_params();
-                    Some(crate::sched::Params::Credit { weight, cap })
+            let set = match (s.cmd, policy) {
+                (XEN_DOMCTL_SCHEDOP_PUTINFO, crate::sched::Policy::Rtds) => {
+                    let (period_us, budget_us, flags) = s.rtds_params();
+                    Some(Params::Rtds { period_us, budget_us, extra: flags & XEN_DOMCTL_SCHEDRT_EXTRA != 0, misses: 0 })
                 }
-                XEN_DOMCTL_SCHEDOP_GETINFO => None,
+                (XEN_DOMCTL_SCHEDOP_PUTINFO, _) => {
+                    let (weight, cap) = s.credit_params();
+                    Some(Params::Credit { weight, cap })
+                }
+                (XEN_DOMCTL_SCHEDOP_GETINFO, _) => None,
                 _ => return Err(Errno::EINVAL),
             };
-            let crate::sched::Params::Credit { weight, cap } = p.domain_control().sched_params(target, set)?;
+            let now = p.domain_control().sched_params(target, set)?;
             if set.is_none() {
-                s = SchedulerOp::credit(s.cmd, weight, cap);
-                op.write_payload(&s);
+                let out = match now {
+                    Params::Credit { weight, cap } => SchedulerOp::credit(s.cmd, weight, cap),
+                    Params::Rtds { period_us, budget_us, extra, misses } => {
+                        SchedulerOp::rtds(s.cmd, period_us, budget_us, if extra { XEN_DOMCTL_SCHEDRT_EXTRA } else { 0 }, misses)
+                    }
+                };
+                op.write_payload(&out);
                 write_guest(p, arg, &op)?;
             }
             Ok(0)
@@ -259,6 +270,23 @@ mod tests {
         assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EINVAL.to_ret());
         put(&mut p, &Domctl::with_payload(DOMCTL_SCHEDULER_OP, 9, &SchedulerOp::credit(XEN_DOMCTL_SCHEDOP_GETINFO, 0, 0)));
         assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::ESRCH.to_ret());
+    }
+
+    #[test]
+    fn scheduler_op_for_rtds_carries_period_budget_flags_and_misses() {
+        let mut p = FakePlatform::new(true);
+        p.sched_policy = crate::sched::Policy::Rtds;
+        put(&mut p, &Domctl::with_payload(DOMCTL_SCHEDULER_OP, 3, &SchedulerOp::rtds(XEN_DOMCTL_SCHEDOP_GETINFO, 0, 0, 0, 0)));
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), 0);
+        let out: Domctl = zerocopy::FromBytes::read_from_prefix(&p.mem[..]).unwrap().0;
+        let got: SchedulerOp = out.read_payload();
+        assert_eq!((got.rtds_params(), got.rtds_misses()), ((10_000, 2_000, 0), 3));
+        put(&mut p, &Domctl::with_payload(DOMCTL_SCHEDULER_OP, 3, &SchedulerOp::rtds(XEN_DOMCTL_SCHEDOP_PUTINFO, 5_000, 1_000, XEN_DOMCTL_SCHEDRT_EXTRA, 0)));
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), 0);
+        assert_eq!(p.domctl_calls.last().unwrap(), "sched 3 Some(Rtds { period_us: 5000, budget_us: 1000, extra: true, misses: 0 })");
+        // Credit's id while RTDS runs.
+        put(&mut p, &Domctl::with_payload(DOMCTL_SCHEDULER_OP, 3, &SchedulerOp::credit(XEN_DOMCTL_SCHEDOP_GETINFO, 0, 0)));
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EINVAL.to_ret());
     }
 
     #[test]

@@ -454,6 +454,8 @@ pub(crate) mod fake {
         pub segment_bases: Vec<(SegmentBase, u64)>,
         /// Domain control operations carried out, as text.
         pub domctl_calls: Vec<std::string::String>,
+        /// The scheduler the fake says runs.
+        pub sched_policy: crate::sched::Policy,
         /// Timer settings made, in order: `("oneshot" | "periodic", value)`.
         pub timers: Vec<(&'static str, u64)>,
         /// Polls made: ports and deadline.
@@ -502,6 +504,7 @@ pub(crate) mod fake {
                 runstate_area: None,
                 segment_bases: Vec::new(),
                 domctl_calls: Vec::new(),
+                sched_policy: crate::sched::Policy::Credit,
                 timers: Vec::new(),
                 polls: Vec::new(),
                 ports: 4096,
@@ -758,14 +761,18 @@ impl DomainControl for fake::FakePlatform {
         Ok(())
     }
     fn sched_policy(&self) -> crate::sched::Policy {
-        crate::sched::Policy::Credit
+        self.sched_policy
     }
     fn sched_params(&mut self, domid: u16, set: Option<crate::sched::Params>) -> Result<crate::sched::Params, Errno> {
         self.domctl_calls.push(std::format!("sched {domid} {set:?}"));
         if domid != 3 {
             return Err(Errno::ESRCH);
         }
-        Ok(set.unwrap_or(crate::sched::Params::Credit { weight: 512, cap: 25 }))
+        let now = match self.sched_policy {
+            crate::sched::Policy::Rtds => crate::sched::Params::Rtds { period_us: 10_000, budget_us: 2_000, extra: false, misses: 3 },
+            _ => crate::sched::Params::Credit { weight: 512, cap: 25 },
+        };
+        Ok(set.unwrap_or(now))
     }
 }
 

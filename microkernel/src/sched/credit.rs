@@ -282,7 +282,9 @@ impl Scheduler for Credit {
 
     /// As Xen's `csched_dom_cntl`: weight 0 and cap 0xffff leave the value as it is.
     fn set_params(&mut self, dom: u16, params: Params) -> Result<(), ParamError> {
-        let Params::Credit { weight, cap } = params;
+        let Params::Credit { weight, cap } = params else {
+            return Err(ParamError::WrongScheduler);
+        };
         let d = self.doms.get_mut(&dom).ok_or(ParamError::NoDomain)?;
         if weight != 0 {
             d.weight = weight;

@@ -10,10 +10,13 @@
 //! - [`rr::RoundRobin`] (`sched=rr`): every runnable vCPU in turn, 10 ms slices.
 //! - [`credit::Credit`] (`sched=credit`, the default): Xen's credit scheduler: CPU time
 //!   shared by weight, an optional cap, BOOST for a vCPU woken by an event.
+//! - [`rtds::Rtds`] (`sched=rtds`): earliest deadline first over reservations (a budget
+//!   every period) with admission control, the rest of the time best effort.
 #![forbid(unsafe_code)]
 
 pub mod credit;
 pub mod rr;
+pub mod rtds;
 
 #[cfg(test)]
 mod tests;
@@ -33,6 +36,8 @@ pub enum Policy {
     RoundRobin,
     /// Xen's credit scheduler.
     Credit,
+    /// Earliest deadline first with reservations (Xen's RTDS).
+    Rtds,
 }
 
 impl Policy {
@@ -41,6 +46,7 @@ impl Policy {
         match self {
             Policy::RoundRobin => "rr",
             Policy::Credit => "credit",
+            Policy::Rtds => "rtds",
         }
     }
 
@@ -49,6 +55,7 @@ impl Policy {
         match name {
             b"rr" => Some(Policy::RoundRobin),
             b"credit" => Some(Policy::Credit),
+            b"rtds" => Some(Policy::Rtds),
             _ => None,
         }
     }
@@ -58,6 +65,7 @@ impl Policy {
         match self {
             Policy::RoundRobin => 0,
             Policy::Credit => hypercall_abi::domctl::XEN_SCHEDULER_CREDIT,
+            Policy::Rtds => hypercall_abi::domctl::XEN_SCHEDULER_RTDS,
         }
     }
 
@@ -66,6 +74,7 @@ impl Policy {
         match self {
             Policy::RoundRobin => Box::new(rr::RoundRobin::default()),
             Policy::Credit => Box::new(credit::Credit::new(ncpus)),
+            Policy::Rtds => Box::new(rtds::Rtds::new(ncpus)),
         }
     }
 }
@@ -89,6 +98,18 @@ pub enum Params {
         /// Most CPU time it may use, in percent of one CPU; 0 for no cap.
         cap: u16,
     },
+    /// EDF's: a budget every period for each vCPU (µs; budget 0: no reservation), extra
+    /// time allowed, and the deadline misses so far (read only).
+    Rtds {
+        /// Period, µs.
+        period_us: u32,
+        /// Budget per period, µs (0: none reserved).
+        budget_us: u32,
+        /// May run in time no reservation wants once its budget is spent.
+        extra: bool,
+        /// Deadline misses so far (ignored when setting).
+        misses: u64,
+    },
 }
 
 /// Why parameters were refused.
@@ -100,6 +121,8 @@ pub enum ParamError {
     Invalid,
     /// No such domain.
     NoDomain,
+    /// The reservations would take more than the CPUs (admission control).
+    Unschedulable,
 }
 
 /// A scheduler: the policy deciding which vCPU runs (one CPU for now).

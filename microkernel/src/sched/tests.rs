@@ -235,7 +235,9 @@ fn nothing_runnable_but_a_parked_domain_idles_until_the_period_ends() {
 fn policies_by_name() {
     assert_eq!(Policy::parse(b"credit"), Some(Policy::Credit));
     assert_eq!(Policy::parse(b"rr"), Some(Policy::RoundRobin));
+    assert_eq!(Policy::parse(b"rtds"), Some(Policy::Rtds));
     assert_eq!(Policy::parse(b"sedf"), None);
+    assert_eq!(Policy::Rtds.xen_id(), 8);
     assert_eq!(Policy::Credit.make(1).policy(), Policy::Credit);
     assert_eq!(Policy::Credit.xen_id(), 5);
 }
@@ -271,4 +273,73 @@ fn a_yield_lets_a_lower_priority_vcpu_run_once() {
     assert_eq!(c.pick(3, &all).unwrap().vcpu, (1, 0), "then first again");
     c.yielded((1, 0));
     assert_eq!(c.pick(4, &|k| k.0 == 1).unwrap().vcpu, (1, 0), "alone, a yield runs it again");
+}
+
+fn rtds_with(doms: &[(u16, u32, u32, bool)]) -> super::rtds::Rtds {
+    let mut r = super::rtds::Rtds::new(1);
+    for &(d, period_us, budget_us, extra) in doms {
+        r.add_domain(d, 1);
+        if budget_us != 0 {
+            r.set_params(d, Params::Rtds { period_us, budget_us, extra, misses: 0 }).unwrap();
+        }
+    }
+    r
+}
+
+#[test]
+fn edf_meets_a_reservation_beside_three_spinners() {
+    // 2 ms every 10 ms for an always-busy guest, three spinners without reservations.
+    let mut r = rtds_with(&[(1, 10_000, 2_000, false), (2, 0, 0, true), (3, 0, 0, true), (4, 0, 0, true)]);
+    let sim = simulate(&mut r, &[((1, 0), Load::Spin), ((2, 0), Load::Spin), ((3, 0), Load::Spin), ((4, 0), Load::Spin)], 10_000 * MS);
+    assert_eq!(r.misses(1), Some(0));
+    let got = sim[&(1, 0)].ran as f64 / (10_000 * MS) as f64;
+    assert!((got - 0.2).abs() < 0.002, "{got}: exactly its budget, no extra time");
+    let rest: Vec<u64> = (2..=4).map(|d| sim[&(d, 0)].ran).collect();
+    assert!(rest.iter().all(|&t| t.abs_diff(rest[0]) < 50 * MS), "the spinners share the rest: {rest:?}");
+}
+
+#[test]
+fn edf_runs_the_earliest_deadline_and_an_io_reservation_keeps_its_latency() {
+    // An I/O guest (300 us every 5 ms) reserving 1 ms every 5 ms, a 3/10 reservation that
+    // spins, and a best-effort spinner.
+    let mut r = rtds_with(&[(1, 5_000, 1_000, false), (2, 10_000, 3_000, true), (3, 0, 0, true)]);
+    let io = Load::Io { burst: 300 * US, sleep: 5 * MS };
+    let sim = simulate(&mut r, &[((1, 0), io), ((2, 0), Load::Spin), ((3, 0), Load::Spin)], 5_000 * MS);
+    assert_eq!((r.misses(1), r.misses(2)), (Some(0), Some(0)));
+    assert!(sim[&(1, 0)].worst_latency <= 10 * US, "woken with budget, it preempts: {} us", sim[&(1, 0)].worst_latency / US);
+    let two = sim[&(2, 0)].ran as f64 / (5_000 * MS) as f64;
+    assert!(two >= 0.3, "{two}: its budget at least, and extra time too");
+}
+
+#[test]
+fn edf_admission_refuses_an_impossible_set_and_keeps_the_old_one() {
+    let mut r = rtds_with(&[(1, 10_000, 6_000, false), (2, 0, 0, true)]);
+    let want = |b| Params::Rtds { period_us: 10_000, budget_us: b, extra: false, misses: 0 };
+    assert_eq!(r.set_params(2, want(5_000)), Err(ParamError::Unschedulable), "60% + 50%");
+    assert_eq!(r.params(2), Ok(Params::Rtds { period_us: 10_000, budget_us: 0, extra: true, misses: 0 }));
+    r.set_params(2, want(4_000)).unwrap();
+    assert_eq!(r.set_params(1, want(6_001)), Err(ParamError::Unschedulable));
+    for bad in [Params::Rtds { period_us: 5, budget_us: 0, extra: true, misses: 0 }, want(9), Params::Rtds { period_us: 1_000, budget_us: 2_000, extra: false, misses: 0 }] {
+        assert_eq!(r.set_params(1, bad), Err(ParamError::Invalid), "{bad:?}");
+    }
+    assert_eq!(r.set_params(1, Params::Credit { weight: 1, cap: 0 }), Err(ParamError::WrongScheduler));
+    r.set_params(1, want(0)).unwrap();
+    r.set_params(2, want(10_000)).unwrap();
+}
+
+#[test]
+fn edf_counts_a_deadline_the_machine_was_too_late_for() {
+    let mut r = rtds_with(&[(1, 10_000, 5_000, false), (2, 10_000, 5_000, false)]);
+    let all = |_: VcpuKey| true;
+    assert_eq!(r.pick(0, &all).unwrap().vcpu, (1, 0));
+    r.account((1, 0), 5 * MS, 5 * MS);
+    assert_eq!(r.pick(5 * MS, &all).unwrap().vcpu, (2, 0));
+    // The timer comes 11 ms late: domain 2 wanted its budget all along and lost 4 ms of it.
+    r.account((2, 0), MS, 16 * MS);
+    assert_eq!((r.misses(1), r.misses(2)), (Some(0), Some(1)));
+    // A vCPU that woke too late to use its budget is not a miss.
+    let mut r = rtds_with(&[(1, 10_000, 5_000, false), (2, 10_000, 5_000, false)]);
+    let sim = simulate(&mut r, &[((1, 0), Load::SpinFrom(8 * MS)), ((2, 0), Load::Spin)], 1_000 * MS);
+    assert_eq!((r.misses(1), r.misses(2)), (Some(0), Some(0)));
+    assert!(sim[&(1, 0)].ran.abs_diff(497 * MS) < 2 * MS, "{}", sim[&(1, 0)].ran / MS);
 }

@@ -46,6 +46,50 @@ pub fn scenarios() -> Vec<Scenario> {
             ..DEFAULT
         },
         Scenario {
+            name: "sched-rtds",
+            xen_cmdline: "sched=rtds",
+            modules: &[
+                Image::Guest("cpuhog"),
+                Image::Config("hog-rt.cfg"),
+                Image::Config("hog-a.cfg"),
+                Image::Config("hog-b.cfg"),
+                Image::Config("hog-c.cfg"),
+            ],
+            // A guest reserved 2 ms every 10 ms (no extra time) beside three spinners in
+            // best-effort time: over 10 s it gets its 20% and misses no deadline. A set of
+            // reservations past the CPU is refused by admission control.
+            input: &[
+                "xl create hog-rt.cfg",
+                "xl sched-rtds -d hog-rt -p 10000 -b 2000 -e 0",
+                "xl create hog-a.cfg",
+                "xl create hog-b.cfg",
+                "xl create hog-c.cfg",
+                "xl sched-rtds -d hog-a -p 10000 -b 9000",
+                "xl sched-rtds -d hog-a -p 5 -b 5",
+                sleep_ms!(12000),
+                "xl sched-rtds",
+                "xl destroy hog-rt",
+                "xl destroy hog-a",
+                "xl destroy hog-b",
+                "xl destroy hog-c",
+                "audit",
+                "shutdown",
+            ],
+            expect: &[
+                r"scheduler: rtds",
+                r"^xl sched-rtds: hog-a \([0-9]+\): refused: the reservations would need more than the CPU \(admission control\)$",
+                r"^xl sched-rtds: the period must be at least 10 us$",
+                r"^hog-rt +[0-9]+ +10000 +2000 +no +0$",
+                r"^hog-a +[0-9]+ +10000 +- +yes +0$",
+                r"audit: ok: 1 domains",
+                r"dom0: powering off",
+            ],
+            forbid: &[r"crashed", r"runstate:"],
+            check: Some(reservation_held),
+            timeout: Duration::from_secs(90),
+            ..DEFAULT
+        },
+        Scenario {
             name: "sched-rr",
             xen_cmdline: "sched=rr",
             modules: &[Image::Guest("cpuhog"), Image::Config("hog-a.cfg")],
@@ -56,7 +100,7 @@ pub fn scenarios() -> Vec<Scenario> {
             expect: &[
                 r"scheduler: round robin",
                 r"xl: domain hog-a \(1\) created",
-                r"^xl sched-credit: hog-a \([0-9]+\): the credit scheduler is not the one running",
+                r"^xl sched-credit: hog-a \([0-9]+\): refused: the credit scheduler is not the one running",
                 r"audit: ok",
             ],
             forbid: &[r"crashed"],
@@ -102,6 +146,25 @@ fn shares_hold(input: &CheckInput) -> Result<(), String> {
     }
     if (c - 0.25).abs() > 0.0125 {
         return Err(format!("cap 25% gave {:.1}%", c * 100.0));
+    }
+    Ok(())
+}
+
+/// The reserved guest got its 2 ms in 10 (20%, within 5% of it), no more, and the three
+/// best-effort spinners shared what was left alike (within 10% of each other).
+fn reservation_held(input: &CheckInput) -> Result<(), String> {
+    let names = ["hog-rt", "hog-a", "hog-b", "hog-c"];
+    let start = names.iter().map(|n| samples(input, n).first().map_or(u64::MAX, |s| s.0)).max().unwrap_or(u64::MAX);
+    let (from, to) = (start.saturating_add(500), start.saturating_add(11_000));
+    let rt = share(input, "hog-rt", from, to)?;
+    let rest: Vec<f64> = names[1..].iter().map(|n| share(input, n, from, to)).collect::<Result<_, _>>()?;
+    println!("    shares over 10 s: hog-rt {:.1}% (reserved 20%), best effort {:.1}% {:.1}% {:.1}%", rt * 100.0, rest[0] * 100.0, rest[1] * 100.0, rest[2] * 100.0);
+    if (rt - 0.2).abs() > 0.01 {
+        return Err(format!("the reservation of 20% gave {:.1}%", rt * 100.0));
+    }
+    let (lo, hi) = rest.iter().fold((f64::MAX, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    if hi > lo * 1.1 {
+        return Err(format!("best-effort shares {rest:?} differ by more than 10%"));
     }
     Ok(())
 }
