@@ -300,5 +300,36 @@ impl<R: RingPage> Consoles<R> {
     }
 }
 
+/// The console back end on the split-driver framework: a guest's console is connected to
+/// its ring's channel, and disconnected (its last output printed) when the guest goes.
+impl<R: RingPage> crate::split::RingBackend<R> for Consoles<R> {
+    const KIND: crate::split::Kind = crate::split::Kind::Console;
+
+    fn connect(&mut self, dom: u16, name: &str, page: R, port: u32) -> Result<(), String> {
+        if self.by_dom.contains_key(&dom) {
+            return Err(alloc::format!("d{dom}'s console is served already"));
+        }
+        self.by_dom.insert(dom, GuestConsole::new(name, port, page));
+        Ok(())
+    }
+
+    /// Takes its console away; what it wrote last is left for the caller to print
+    /// ([`Consoles::drain_last`] before this).
+    fn disconnect(&mut self, dom: u16) -> Option<R> {
+        self.by_dom.remove(&dom).map(|c| c.ring)
+    }
+}
+
+impl<R: RingPage> Consoles<R> {
+    /// Prints what `dom`'s console holds, its partial last line included, through `emit`
+    /// (before it is disconnected).
+    pub fn drain_last(&mut self, dom: u16, emit: &mut dyn FnMut(&[u8])) {
+        if let Some(c) = self.by_dom.get_mut(&dom) {
+            c.drain(false, emit);
+            c.flush_line(emit);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,9 @@
 //! - **Channels** ([`Channel`]): a device's mapped rings and its port, made and released in
 //!   one place ([`open_channel`], [`close_channel`]) for every kind of device, in the order
 //!   that leaves nothing behind: out of the dispatch table, port closed, rings unmapped.
+//! - **Ring back ends** ([`RingChannels`] over a [`RingBackend`]): the console and store,
+//!   whose rings the builder sets up: connected to a channel's page, disconnected (the
+//!   page given back) before the channel closes when the guest goes.
 //! - **xenbus devices** ([`XenbusDevices`] over a [`Backend`]): the handshake of Xen's
 //!   `xenbus_probe_backend` and `xenbus_*_otherend` for devices the toolstack adds to a
 //!   guest (vbd, vif). Attach writes the back-end and front-end directories (the back end's
@@ -244,6 +247,69 @@ pub fn close_channel<M: SplitMachine>(m: &mut M, channel: Channel<M::Page>) {
     m.unbind(port);
     drop(rings);
     maps.into_iter().for_each(|id| m.unmap(id));
+}
+
+/// A back end whose devices' rings the builder sets up rather than the store negotiates:
+/// a guest's console and store rings, named in its `start_info` (Xen's xenconsoled and
+/// xenstored take them the same way). It is given the page of a channel the framework
+/// opened, serves it, and gives it back when the device goes.
+pub trait RingBackend<P> {
+    /// The kind of device.
+    const KIND: Kind;
+    /// Starts serving guest `dom` (named `name`) over `page`, dom0's end being `port`.
+    fn connect(&mut self, dom: u16, name: &str, page: P, port: u32) -> Result<(), String>;
+    /// Stops serving `dom` (what it left is handled first): its page, for unmapping.
+    fn disconnect(&mut self, dom: u16) -> Option<P>;
+}
+
+/// The channels of the [`RingBackend`]s' devices, each kept until its guest goes.
+pub struct RingChannels<P> {
+    channels: BTreeMap<Device, Channel<P>>,
+}
+
+impl<P> Default for RingChannels<P> {
+    fn default() -> Self {
+        RingChannels { channels: BTreeMap::new() }
+    }
+}
+
+impl<P> RingChannels<P> {
+    /// Maps `dom`'s ring (frame `mfn`), takes dom0's bound `port`, and hands the page to
+    /// the back end `b` finds in the machine (wrapped by `wrap`); serving starts unmasked.
+    /// Nothing stays if any step fails.
+    #[allow(clippy::too_many_arguments)] // the device's name, ring and port, as the builder has them
+    pub fn connect<M, B, Q>(&mut self, m: &mut M, b: fn(&mut M) -> &mut B, dom: u16, name: &str, mfn: u64, port: u32, wrap: fn(P) -> Q) -> Result<(), String>
+    where
+        M: SplitMachine<Page = P>,
+        B: RingBackend<Q>,
+    {
+        let device = Device::new(B::KIND, dom, 0);
+        if self.channels.contains_key(&device) {
+            return Err(format!("d{dom}'s {} is served already", B::KIND.noun()));
+        }
+        let mut channel = open_channel(m, device, &[(B::KIND.noun(), RingSource::Frame(mfn))], PortSource::Local(port))?;
+        let page = channel.rings.pop().ok_or("no ring")?;
+        if let Err(e) = b(m).connect(dom, name, wrap(page), port) {
+            close_channel(m, channel);
+            return Err(e);
+        }
+        m.unmask(port);
+        self.channels.insert(device, channel);
+        Ok(())
+    }
+
+    /// Stops `b` serving `dom` and closes the channel (out of the table, port closed,
+    /// ring unmapped), in that order.
+    pub fn release<M, B, Q>(&mut self, m: &mut M, b: fn(&mut M) -> &mut B, dom: u16)
+    where
+        M: SplitMachine<Page = P>,
+        B: RingBackend<Q>,
+    {
+        drop(b(m).disconnect(dom));
+        if let Some(channel) = self.channels.remove(&Device::new(B::KIND, dom, 0)) {
+            close_channel(m, channel);
+        }
+    }
 }
 
 /// What a turn of serving a device did.

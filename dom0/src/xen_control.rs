@@ -23,8 +23,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use dom0::builder::{Control, DomainChannels, ForeignError};
-use dom0::console::{Consoles, GuestConsole, RingPage};
-use dom0::split::{self, Channel, Device, Kind, MapId, PortSource, PortTable, RingSource, SplitMachine};
+use dom0::console::{Consoles, RingPage};
+use dom0::split::{Device, MapId, PortSource, PortTable, RingChannels, RingSource, SplitMachine};
 use dom0::xenstore::StoreService;
 use xenbus::ring::SharedMem;
 use xenbus::wire::XsError;
@@ -102,7 +102,7 @@ pub struct XenControl {
     /// handler `on_device`, which notes the port; the loop asks here whose it is.
     ports: PortTable,
     /// The channels of the console and store rings (their pages lent to the services).
-    channels: BTreeMap<Device, Channel<SharedPage>>,
+    ring_channels: RingChannels<SharedPage>,
     /// dom0's ports bound to each guest's channels by the builder (closed with the guest
     /// if no channel took them).
     bound: BTreeMap<u16, Vec<u32>>,
@@ -130,7 +130,7 @@ impl XenControl {
             grant_slots: BTreeMap::new(),
             blk: crate::blk::Vbds::default(),
             ports: PortTable::default(),
-            channels: BTreeMap::new(),
+            ring_channels: RingChannels::default(),
             bound: BTreeMap::new(),
             consoles: Consoles::default(),
             on_device,
@@ -339,45 +339,26 @@ impl XenControl {
         Ok((slot, rings.slot_va(slot)))
     }
 
-    /// Maps `dom`'s console or store ring (frame `mfn`, dom0's port `port`, bound by the
-    /// builder) as `device`'s channel: the page, the channel kept until the domain goes.
-    fn open_ring(&mut self, device: Device, mfn: u64, port: u32) -> Result<SharedPage, Errno> {
-        let what = if device.kind == Kind::Store { "store ring" } else { "console ring" };
-        let mut channel = split::open_channel(self, device, &[(what, RingSource::Frame(mfn))], PortSource::Local(port)).map_err(|why| {
-            pv_guest::println!("dom0: d{} {what}: {why}", device.key.dom);
-            Errno::EINVAL
-        })?;
-        let page = channel.rings.pop().ok_or(Errno::EINVAL)?;
-        self.channels.insert(device, channel);
-        Ok(page)
-    }
-
-    /// Closes the channel of `device` (its page is no longer used).
-    fn close_ring(&mut self, device: Device) {
-        if let Some(channel) = self.channels.remove(&device) {
-            split::close_channel(self, channel);
-        }
-    }
-
     /// Maps `dom`'s store ring and starts serving it.
     fn serve_store(&mut self, dom: u16, name: &str, ch: &DomainChannels) -> Result<(), Errno> {
-        let device = Device::new(Kind::Store, dom, 0);
-        let page = self.open_ring(device, ch.store_mfn, ch.store_port_local)?;
-        if self.store.introduce(dom, name, ch.store_port_local, page).is_err() {
-            self.close_ring(device);
-            return Err(Errno::EEXIST);
-        }
-        events::unmask(ch.store_port_local)
+        let mut chans = core::mem::take(&mut self.ring_channels);
+        let r = chans.connect(self, |c| &mut c.store, dom, name, ch.store_mfn, ch.store_port_local, |p| p);
+        self.ring_channels = chans;
+        r.map_err(|why| {
+            pv_guest::println!("dom0: d{dom} store ring: {why}");
+            Errno::EINVAL
+        })
     }
 
     /// Maps `dom`'s console ring and starts serving it.
     fn serve_console(&mut self, dom: u16, name: &str, ch: &DomainChannels) -> Result<(), Errno> {
-        let page = self.open_ring(Device::new(Kind::Console, dom, 0), ch.console_mfn, ch.console_port_local)?;
-        self.consoles.by_dom.insert(
-            dom,
-            GuestConsole::new(name, ch.console_port_local, MappedRing(page)),
-        );
-        events::unmask(ch.console_port_local)
+        let mut chans = core::mem::take(&mut self.ring_channels);
+        let r = chans.connect(self, |c| &mut c.consoles, dom, name, ch.console_mfn, ch.console_port_local, MappedRing);
+        self.ring_channels = chans;
+        r.map_err(|why| {
+            pv_guest::println!("dom0: d{dom} console ring: {why}");
+            Errno::EINVAL
+        })
     }
 
     /// The device dom0's `port` serves.
@@ -391,15 +372,14 @@ impl XenControl {
     fn release_domain(&mut self, dom: u16) {
         // Its virtual disks first: their rings are grant mappings of its pages.
         self.release_vbds(dom);
-        if let Some(mut c) = self.consoles.by_dom.remove(&dom) {
-            let mut emit = |b: &[u8]| pv_guest::console::write_bytes(b);
-            c.drain(false, &mut emit);
-            c.flush_line(&mut emit);
-        }
-        // Out of the store (its home removed, `@releaseDomain` fired) before its page goes.
-        let _page = self.store.release(dom);
-        self.close_ring(Device::new(Kind::Console, dom, 0));
-        self.close_ring(Device::new(Kind::Store, dom, 0));
+        let mut emit = |b: &[u8]| pv_guest::console::write_bytes(b);
+        self.consoles.drain_last(dom, &mut emit);
+        // The console, then the store (its home removed, `@releaseDomain` fired), each
+        // before its channel closes and its page goes.
+        let mut chans = core::mem::take(&mut self.ring_channels);
+        chans.release(self, |c| &mut c.consoles, dom);
+        chans.release(self, |c| &mut c.store, dom);
+        self.ring_channels = chans;
         // Ports the builder bound that no channel took (a build that failed half way).
         for port in self.bound.remove(&dom).unwrap_or_default() {
             self.ports.forget(port);

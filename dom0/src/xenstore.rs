@@ -420,5 +420,20 @@ impl fmt::Display for Escaped<'_> {
     }
 }
 
+/// The store service on the split-driver framework: a guest's store ring is connected
+/// to its channel (the guest introduced), and disconnected when the guest goes (its home
+/// removed, `@releaseDomain` fired).
+impl<P: SharedMem> crate::split::RingBackend<P> for StoreService<P> {
+    const KIND: crate::split::Kind = crate::split::Kind::Store;
+
+    fn connect(&mut self, dom: u16, name: &str, page: P, port: u32) -> Result<(), String> {
+        self.introduce(dom, name, port, page).map_err(|e| format!("{e}"))
+    }
+
+    fn disconnect(&mut self, dom: u16) -> Option<P> {
+        self.release(dom)
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::testutil::{SplitFake as Fake, SplitPage as Page};
+use xenbus::wire::XsError;
 use alloc::collections::BTreeSet;
 use alloc::rc::Rc;
 use alloc::vec;
@@ -297,4 +298,104 @@ fn tokens_and_the_port_table() {
     assert!(t.forget(3).is_none() && t.is_empty());
     assert_eq!(backend_path(Kind::Vbd, key), "/local/domain/0/backend/vbd/12/51712");
     assert_eq!(frontend_path(Kind::Vif, key), "/local/domain/12/device/vif/51712");
+}
+
+/// A ring back end that keeps the pages it is given.
+#[derive(Default)]
+struct Keeper {
+    pages: BTreeMap<u16, (String, Page, u32)>,
+    refuse: bool,
+}
+
+impl RingBackend<Page> for Keeper {
+    const KIND: Kind = Kind::Console;
+    fn connect(&mut self, dom: u16, name: &str, page: Page, port: u32) -> Result<(), String> {
+        if self.refuse {
+            return Err(String::from("refused"));
+        }
+        self.pages.insert(dom, (String::from(name), page, port));
+        Ok(())
+    }
+    fn disconnect(&mut self, dom: u16) -> Option<Page> {
+        self.pages.remove(&dom).map(|(_, p, _)| p)
+    }
+}
+
+struct RingWorld {
+    m: Fake,
+    keeper: Keeper,
+}
+
+#[test]
+fn ring_back_ends_get_the_page_and_give_it_back_before_the_channel_closes() {
+    let mut w = RingWorld { m: Fake::new(), keeper: Keeper::default() };
+    w.m.frames.insert((5, 0x200), Page(Rc::new(RefCell::new(vec![0; 4096]))));
+    let mut chans: RingChannels<Page> = RingChannels::default();
+    // A back end that refuses leaves nothing mapped or bound.
+    w.keeper.refuse = true;
+    let e = connect(&mut chans, &mut w, 5, 0x200, 9).unwrap_err();
+    assert_eq!(e, "refused");
+    assert!(w.m.mapped.is_empty() && w.m.table.is_empty());
+    w.keeper.refuse = false;
+    connect(&mut chans, &mut w, 5, 0x200, 9).unwrap();
+    assert_eq!(w.keeper.pages[&5].0, "guest");
+    assert_eq!(w.m.table.device_of(9), Some(Device::new(Kind::Console, 5, 0)));
+    assert!(!w.m.masked.contains(&9), "served: unmasked");
+    assert!(connect(&mut chans, &mut w, 5, 0x200, 9).unwrap_err().contains("served already"));
+    // A frame that does not map is named.
+    assert!(connect(&mut chans, &mut w, 6, 0x300, 10).unwrap_err().contains("console (frame 0x300) does not map"));
+    release(&mut chans, &mut w, 5);
+    assert!(w.keeper.pages.is_empty() && w.m.mapped.is_empty() && w.m.table.is_empty());
+}
+
+/// The world as a machine whose back end is the keeper.
+impl SplitMachine for RingWorld {
+    type Page = Page;
+    fn read(&mut self, path: &str) -> Result<Vec<u8>, XsError> {
+        self.m.read(path)
+    }
+    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError> {
+        self.m.write(path, value)
+    }
+    fn rm(&mut self, path: &str) -> Result<(), XsError> {
+        self.m.rm(path)
+    }
+    fn set_perms(&mut self, path: &str, perms: &[&str]) -> Result<(), XsError> {
+        self.m.set_perms(path, perms)
+    }
+    fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        self.m.watch(path, token)
+    }
+    fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        self.m.unwatch(path, token)
+    }
+    fn take_event_for(&mut self, prefix: &str) -> Option<String> {
+        self.m.take_event_for(prefix)
+    }
+    fn map(&mut self, dom: u16, ring: RingSource) -> Result<(MapId, Page), String> {
+        self.m.map(dom, ring)
+    }
+    fn unmap(&mut self, map: MapId) {
+        self.m.unmap(map)
+    }
+    fn bind(&mut self, device: Device, port: PortSource) -> Result<u32, String> {
+        self.m.bind(device, port)
+    }
+    fn unmask(&mut self, port: u32) {
+        self.m.unmask(port)
+    }
+    fn unbind(&mut self, port: u32) {
+        self.m.unbind(port)
+    }
+    fn notify(&mut self, port: u32) {
+        self.m.notify(port)
+    }
+}
+
+fn connect(chans: &mut RingChannels<Page>, w: &mut RingWorld, dom: u16, mfn: u64, port: u32) -> Result<(), String> {
+    chans.connect(w, |w| &mut w.keeper, dom, "guest", mfn, port, |p| p)
+}
+
+fn release(chans: &mut RingChannels<Page>, w: &mut RingWorld, dom: u16) {
+    chans.release(w, |w| &mut w.keeper, dom)
 }
