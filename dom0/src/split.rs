@@ -36,6 +36,8 @@ use xenbus::ring::SharedMem;
 use xenbus::state::XenbusState;
 use xenbus::wire::XsError;
 
+use crate::xenstore::StoreService;
+
 /// The kinds of device dom0's back ends serve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -165,21 +167,39 @@ pub type MapId = usize;
 pub trait SplitMachine {
     /// A mapped ring page.
     type Page: SharedMem;
+    /// The page type of the store's guest rings.
+    type StorePage: SharedMem;
+    /// The store, which the framework uses as dom0 (its own connection).
+    fn store(&mut self) -> &mut StoreService<Self::StorePage>;
     /// Reads a node.
-    fn read(&mut self, path: &str) -> Result<Vec<u8>, XsError>;
+    fn read(&mut self, path: &str) -> Result<Vec<u8>, XsError> {
+        self.store().read(path)
+    }
     /// Writes a node.
-    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError>;
+    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError> {
+        self.store().write(path, value)
+    }
     /// Removes a node and what is under it.
-    fn rm(&mut self, path: &str) -> Result<(), XsError>;
+    fn rm(&mut self, path: &str) -> Result<(), XsError> {
+        self.store().rm(path)
+    }
     /// Sets a node's permissions (`n0`, `r5`, ...).
-    fn set_perms(&mut self, path: &str, perms: &[&str]) -> Result<(), XsError>;
+    fn set_perms(&mut self, path: &str, perms: &[&str]) -> Result<(), XsError> {
+        self.store().set_perms(path, perms)
+    }
     /// Watches `path` with `token` on dom0's connection.
-    fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError>;
+    fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        self.store().watch(path, token)
+    }
     /// Removes that watch.
-    fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError>;
+    fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        self.store().unwatch(path, token)
+    }
     /// The token of the next watch event on dom0's connection whose token starts with
     /// `prefix` (taken out of the queue).
-    fn take_event_for(&mut self, prefix: &str) -> Option<String>;
+    fn take_event_for(&mut self, prefix: &str) -> Option<String> {
+        self.store().take_event_for(prefix).map(|(_, token)| token)
+    }
     /// Maps `dom`'s page writable: the mapping and the page.
     fn map(&mut self, dom: u16, ring: RingSource) -> Result<(MapId, Self::Page), String>;
     /// Unmaps it (the page value is gone by now).

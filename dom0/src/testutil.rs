@@ -682,7 +682,7 @@ use crate::xenstore::StoreService;
 use alloc::rc::Rc;
 use core::cell::RefCell;
 use xenbus::ring::{LocalPage, SharedMem};
-use xenbus::wire::{self, MsgType, XsError};
+use xenbus::wire::{self, MsgType};
 
 /// A page both the test (as the front end) and the back end see.
 #[derive(Clone)]
@@ -759,27 +759,12 @@ impl SplitFake {
 
 impl SplitMachine for SplitFake {
     type Page = SplitPage;
-    fn read(&mut self, path: &str) -> Result<Vec<u8>, XsError> {
-        self.store.read(path)
+    type StorePage = LocalPage;
+
+    fn store(&mut self) -> &mut StoreService<LocalPage> {
+        &mut self.store
     }
-    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError> {
-        self.store.write(path, value)
-    }
-    fn rm(&mut self, path: &str) -> Result<(), XsError> {
-        self.store.rm(path)
-    }
-    fn set_perms(&mut self, path: &str, perms: &[&str]) -> Result<(), XsError> {
-        self.store.set_perms(path, perms)
-    }
-    fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
-        self.store.watch(path, token)
-    }
-    fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
-        self.store.unwatch(path, token)
-    }
-    fn take_event_for(&mut self, prefix: &str) -> Option<String> {
-        self.store.take_event_for(prefix).map(|(_, t)| t)
-    }
+
     fn map(&mut self, dom: u16, ring: RingSource) -> Result<(MapId, SplitPage), String> {
         let page = match ring {
             RingSource::Grant(g) => self.grants.get(&(dom, g)),

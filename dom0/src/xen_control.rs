@@ -574,33 +574,10 @@ impl Control for XenControl {
 
 impl SplitMachine for XenControl {
     type Page = SharedPage;
+    type StorePage = SharedPage;
 
-    fn read(&mut self, path: &str) -> Result<Vec<u8>, XsError> {
-        self.store.read(path)
-    }
-
-    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError> {
-        self.store.write(path, value)
-    }
-
-    fn rm(&mut self, path: &str) -> Result<(), XsError> {
-        self.store.rm(path)
-    }
-
-    fn set_perms(&mut self, path: &str, perms: &[&str]) -> Result<(), XsError> {
-        self.store.set_perms(path, perms)
-    }
-
-    fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
-        self.store.watch(path, token)
-    }
-
-    fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
-        self.store.unwatch(path, token)
-    }
-
-    fn take_event_for(&mut self, prefix: &str) -> Option<String> {
-        self.store.take_event_for(prefix).map(|(_, token)| token)
+    fn store(&mut self) -> &mut StoreService<SharedPage> {
+        &mut self.store
     }
 
     fn map(&mut self, dom: u16, ring: RingSource) -> Result<(MapId, SharedPage), String> {

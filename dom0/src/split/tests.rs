@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::testutil::{SplitFake as Fake, SplitPage as Page};
-use xenbus::wire::XsError;
+use crate::xenstore::StoreService;
 use alloc::collections::BTreeSet;
 use alloc::rc::Rc;
 use alloc::vec;
@@ -351,27 +351,12 @@ fn ring_back_ends_get_the_page_and_give_it_back_before_the_channel_closes() {
 /// The world as a machine whose back end is the keeper.
 impl SplitMachine for RingWorld {
     type Page = Page;
-    fn read(&mut self, path: &str) -> Result<Vec<u8>, XsError> {
-        self.m.read(path)
+    type StorePage = xenbus::ring::LocalPage;
+
+    fn store(&mut self) -> &mut StoreService<xenbus::ring::LocalPage> {
+        &mut self.m.store
     }
-    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError> {
-        self.m.write(path, value)
-    }
-    fn rm(&mut self, path: &str) -> Result<(), XsError> {
-        self.m.rm(path)
-    }
-    fn set_perms(&mut self, path: &str, perms: &[&str]) -> Result<(), XsError> {
-        self.m.set_perms(path, perms)
-    }
-    fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
-        self.m.watch(path, token)
-    }
-    fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
-        self.m.unwatch(path, token)
-    }
-    fn take_event_for(&mut self, prefix: &str) -> Option<String> {
-        self.m.take_event_for(prefix)
-    }
+
     fn map(&mut self, dom: u16, ring: RingSource) -> Result<(MapId, Page), String> {
         self.m.map(dom, ring)
     }

@@ -123,6 +123,8 @@ pub fn scenarios() -> Vec<Scenario> {
             "xenstore-read /local/domain/1/device/vbd/51712/state",
             "xl create blk-rw.cfg",
             wait_for!(r"\[blk-rw\] TESTS DONE"),
+            // Gone (on_poweroff = destroy) before the audit counts domains.
+            wait_for!(r"\(mk\) d2 \(blk-rw\) destroyed"),
             "audit",
             "shutdown",
         ],
@@ -167,6 +169,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "xl block-list blk-hot",
             "xl block-detach blk-hot xvdb",
             wait_for!(r"\[blk-hot\] TESTS DONE"),
+            wait_for!(r"\(mk\) d1 \(blk-hot\) destroyed"),
             "audit",
             "shutdown",
         ],
@@ -232,7 +235,7 @@ pub fn scenarios() -> Vec<Scenario> {
         modules: &[Image::Guest("blk-test"), Image::Config("blk-badstore.cfg")],
         // A front end publishing bad nodes is refused with a line saying why, and nothing
         // of it stays mapped.
-        input: &["xl create blk-badstore.cfg", wait_for!(r"\[blk-badstore\] TESTS DONE"), "audit", "shutdown"],
+        input: &["xl create blk-badstore.cfg", wait_for!(r"\[blk-badstore\] TESTS DONE"), wait_for!(r"\(mk\) d1 \(blk-badstore\) destroyed"), "audit", "shutdown"],
         expect: &[
             r"\[blk-badstore\] TEST back_end_nodes_read_only PASS",
             r"^dom0: d1 vbd 51712: cannot connect: /local/domain/1/device/vbd/51712/ring-ref is not a number$",
