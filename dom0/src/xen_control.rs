@@ -27,7 +27,6 @@ use dom0::console::{Consoles, RingPage};
 use dom0::split::{Device, MapId, PortSource, PortTable, RingChannels, RingSource, SplitMachine};
 use dom0::xenstore::StoreService;
 use xenbus::ring::SharedMem;
-use xenbus::wire::XsError;
 use domain_builder::build::{BuildError, BuiltDomain, GuestMemory};
 use hypercall_abi::arch::VcpuGuestContext;
 use hypercall_abi::domctl::DomainInfo;
