@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: runs the bench guest, a normal boot, dom0's domain-creation
-//! benchmark, the two-domain event benchmark (`events`) and the store round trips
-//! (`store`), writes target/bench/latest.json.
+//! benchmark, the two-domain event benchmark (`events`), the store round trips
+//! (`store`) and the schedulers' shares and deadlines (`sched`), writes
+//! target/bench/latest.json.
 //!
 //! The bench guest and dom0's `bench-create` print
 //! `BENCH <name> <value> <unit> [<baseline-name> <baseline-value>]` lines and `BENCH DONE`;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 mod events;
 mod guests;
+mod sched;
 mod store;
 
 const BENCH_TIMEOUT: Duration = Duration::from_secs(300);
@@ -172,6 +174,21 @@ fn boot(
     inputs: &[String],
     timeout: Duration,
 ) -> Result<Session> {
+    boot_with(layout, accel, "", dom0, modules, memory_mib, inputs, timeout)
+}
+
+/// As [`boot`], with the microkernel's command line.
+#[allow(clippy::too_many_arguments)] // one boot's every setting
+fn boot_with(
+    layout: &Layout,
+    accel: Accel,
+    xen_cmdline: &str,
+    dom0: &str,
+    modules: Vec<Module>,
+    memory_mib: u32,
+    inputs: &[String],
+    timeout: Duration,
+) -> Result<Session> {
     let mut all = vec![Module {
         path: layout.kernel(dom0),
         cmdline: String::new(),
@@ -180,7 +197,7 @@ fn boot(
     let config = QemuConfig {
         boot: Boot::Kernel {
             kernel: layout.microkernel_elf32(),
-            xen_cmdline: String::new(),
+            xen_cmdline: xen_cmdline.to_string(),
             modules: all,
         },
         memory_mib,
@@ -296,6 +313,9 @@ pub fn main(args: BenchArgs) -> Result<()> {
     eprintln!("xtask: store round trips (up to {} s)", store::TIMEOUT.as_secs());
     let store = store::run(&layout, args.accel)?;
     records.extend(store.records);
+
+    eprintln!("xtask: the schedulers' shares and deadlines (two boots of about 15 s)");
+    records.extend(sched::run(&layout, args.accel)?);
 
     let mut guests_ok = true;
     for (what, run) in [("Debian's Linux to its shell", guests::linux as fn(&Layout, Accel) -> Result<guests::GuestBoot>), ("Mini-OS to its test main", guests::minios)] {

@@ -62,7 +62,7 @@ macro_rules! list_row {
 }
 
 mod block;
-mod sched;
+pub mod sched;
 mod hostile;
 mod peers;
 mod xl;

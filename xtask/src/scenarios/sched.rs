@@ -109,11 +109,10 @@ pub fn scenarios() -> Vec<Scenario> {
     ]
 }
 
-/// `(system ms, ran ms)` samples of the `cpuhog` guest `name`.
-fn samples(input: &CheckInput, name: &str) -> Vec<(u64, u64)> {
+/// `(system ms, ran ms)` samples of the `cpuhog` guest `name` in `lines`.
+pub fn samples(lines: &[String], name: &str) -> Vec<(u64, u64)> {
     let prefix = format!("[{name}] cpuhog: at ");
-    input
-        .lines
+    lines
         .iter()
         .filter_map(|l| l.strip_prefix(&prefix))
         .filter_map(|rest| {
@@ -123,9 +122,15 @@ fn samples(input: &CheckInput, name: &str) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// The share of the CPU `name` got between system times `from` and `to` (ms).
-fn share(input: &CheckInput, name: &str, from: u64, to: u64) -> Result<f64, String> {
-    let s = samples(input, name);
+/// When the last of `names` printed its first sample (ms of system time).
+pub fn all_started(lines: &[String], names: &[&str]) -> u64 {
+    names.iter().map(|n| samples(lines, n).first().map_or(u64::MAX, |s| s.0)).max().unwrap_or(u64::MAX)
+}
+
+/// The share of the CPU `name` got between system times `from` and `to` (ms), from its
+/// samples in `lines`.
+pub fn cpu_share(lines: &[String], name: &str, from: u64, to: u64) -> Result<f64, String> {
+    let s = samples(lines, name);
     let first = s.iter().find(|&&(at, _)| at >= from).ok_or(format!("{name}: no sample after {from} ms"))?;
     let last = s.iter().rev().find(|&&(at, _)| at <= to).ok_or(format!("{name}: no sample before {to} ms"))?;
     if last.0 < first.0 + 9_000 {
@@ -136,9 +141,10 @@ fn share(input: &CheckInput, name: &str, from: u64, to: u64) -> Result<f64, Stri
 
 /// 1:2 within 5% between weights 256 and 512, and the 25% cap within 5% of itself.
 fn shares_hold(input: &CheckInput) -> Result<(), String> {
-    let start = ["hog-a", "hog-b", "hog-c"].iter().map(|n| samples(input, n).first().map_or(u64::MAX, |s| s.0)).max().unwrap_or(u64::MAX);
+    let start = all_started(input.lines, &["hog-a", "hog-b", "hog-c"]);
     let (from, to) = (start.saturating_add(1000), start.saturating_add(11_500));
-    let (a, b, c) = (share(input, "hog-a", from, to)?, share(input, "hog-b", from, to)?, share(input, "hog-c", from, to)?);
+    let share = |n| cpu_share(input.lines, n, from, to);
+    let (a, b, c) = (share("hog-a")?, share("hog-b")?, share("hog-c")?);
     let ratio = b / a;
     println!("    shares over 10 s: hog-a {:.1}%, hog-b {:.1}%, hog-c {:.1}% (cap 25); b/a {ratio:.3}", a * 100.0, b * 100.0, c * 100.0);
     if (ratio - 2.0).abs() > 0.1 {
@@ -154,10 +160,10 @@ fn shares_hold(input: &CheckInput) -> Result<(), String> {
 /// best-effort spinners shared what was left alike (within 10% of each other).
 fn reservation_held(input: &CheckInput) -> Result<(), String> {
     let names = ["hog-rt", "hog-a", "hog-b", "hog-c"];
-    let start = names.iter().map(|n| samples(input, n).first().map_or(u64::MAX, |s| s.0)).max().unwrap_or(u64::MAX);
+    let start = all_started(input.lines, &names);
     let (from, to) = (start.saturating_add(500), start.saturating_add(11_000));
-    let rt = share(input, "hog-rt", from, to)?;
-    let rest: Vec<f64> = names[1..].iter().map(|n| share(input, n, from, to)).collect::<Result<_, _>>()?;
+    let rt = cpu_share(input.lines, "hog-rt", from, to)?;
+    let rest: Vec<f64> = names[1..].iter().map(|n| cpu_share(input.lines, n, from, to)).collect::<Result<_, _>>()?;
     println!("    shares over 10 s: hog-rt {:.1}% (reserved 20%), best effort {:.1}% {:.1}% {:.1}%", rt * 100.0, rest[0] * 100.0, rest[1] * 100.0, rest[2] * 100.0);
     if (rt - 0.2).abs() > 0.01 {
         return Err(format!("the reservation of 20% gave {:.1}%", rt * 100.0));
