@@ -45,6 +45,8 @@ struct Vcpu {
     deadline: u64,
     /// Budget left in this period (ns).
     left: u64,
+    /// Time it ran past its budget (the timer came late): taken from the next period's.
+    over: u64,
     /// Since when it has wanted the CPU with budget left, as the picks saw it.
     wanted_since: Option<u64>,
     /// The order in which it was last picked in extra time.
@@ -111,7 +113,11 @@ impl Rtds {
             let start = c.deadline + (behind - 1) * period;
             c.wanted_since = c.wanted_since.map(|w| w.max(start));
             c.deadline += behind * period;
-            c.left = u64::from(d.budget_us) * 1000;
+            let budget = u64::from(d.budget_us) * 1000;
+            // Debt is paid from this period, at most half of it, so that it always runs.
+            let paid = c.over.min(budget / 2);
+            c.left = budget - paid;
+            c.over = 0;
         }
     }
 
@@ -140,6 +146,11 @@ impl Scheduler for Rtds {
 
     fn account(&mut self, v: VcpuKey, ran_ns: u64, now: u64) {
         if let Some(c) = self.vcpus.get_mut(&v) {
+            // A reserved vCPU that overran its budget owes it to its next period, so that
+            // a late timer does not give it more than it reserved.
+            if self.doms.get(&v.0).is_some_and(|d| d.budget_us != 0) {
+                c.over = c.over.saturating_add(ran_ns.saturating_sub(c.left));
+            }
             c.left = c.left.saturating_sub(ran_ns);
         }
         self.replenish(now);

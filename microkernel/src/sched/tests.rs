@@ -343,3 +343,17 @@ fn edf_counts_a_deadline_the_machine_was_too_late_for() {
     assert_eq!((r.misses(1), r.misses(2)), (Some(0), Some(0)));
     assert!(sim[&(1, 0)].ran.abs_diff(497 * MS) < 2 * MS, "{}", sim[&(1, 0)].ran / MS);
 }
+
+#[test]
+fn edf_takes_an_overrun_from_the_next_period() {
+    let mut r = rtds_with(&[(1, 10_000, 2_000, false), (2, 0, 0, true)]);
+    let all = |_: VcpuKey| true;
+    let first = r.pick(0, &all).unwrap();
+    assert_eq!((first.vcpu, first.slice_ns), ((1, 0), 2 * MS));
+    // The timer comes 300 us late.
+    r.account((1, 0), 2300 * US, 2300 * US);
+    assert_eq!(r.pick(2300 * US, &all).unwrap().vcpu, (2, 0));
+    r.account((2, 0), 7700 * US, 10 * MS);
+    let next = r.pick(10 * MS, &all).unwrap();
+    assert_eq!((next.vcpu, next.slice_ns), ((1, 0), 1700 * US), "the 300 us owed are taken");
+}
