@@ -584,10 +584,9 @@ impl SplitMachine for XenControl {
             RingSource::Grant(gref) => self.map_grant(dom, gref).map_err(|s| format!("status {s}"))?,
             RingSource::Frame(mfn) => self.map_frame(dom, mfn).map_err(|e| format!("{e}"))?,
         };
-        // SAFETY: `va` is a ring-window slot just mapped writable to the guest's page; it
-        // stays mapped until `unmap` of this slot, which the framework calls only after
-        // dropping the page value (`split::close_channel`); only this value and the guest
-        // touch the page.
+        // SAFETY: `va` is a ring-window slot just mapped writable to the guest's page, until
+        // `unmap` of the slot, which comes after the page value is dropped (`close_channel`);
+        // only this value and the guest touch the page.
         Ok((slot, unsafe { SharedPage::new(va) }))
     }
 
