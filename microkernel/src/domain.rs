@@ -385,7 +385,10 @@ impl DomainControl for Machine {
             );
         }
         self.sched.add_domain(id, d.vcpus.len());
-        self.domains.push(d);
+        // Kept in id order (ids come from a rover and wrap), so that a domain is found by
+        // binary search on the scheduler's path.
+        let at = self.domains.partition_point(|x| x.id < id);
+        self.domains.insert(at, d);
         Ok(id)
     }
 

@@ -59,6 +59,22 @@ struct Vcpu {
     yielded: bool,
 }
 
+/// A vCPU's priority.
+fn pri_of(c: &Vcpu) -> Pri {
+    if c.boost {
+        Pri::Boost
+    } else if c.credit > 0 {
+        Pri::Under
+    } else {
+        Pri::Over
+    }
+}
+
+/// Whether domain `dom` has used its cap's share of this period.
+fn parked_in(doms: &BTreeMap<u16, Dom>, dom: u16) -> bool {
+    doms.get(&dom).is_some_and(|d| Credit::cap_budget(d).is_some_and(|b| d.used >= b))
+}
+
 /// The credit scheduler.
 #[derive(Debug)]
 pub struct Credit {
@@ -83,19 +99,12 @@ impl Credit {
 
     /// Whether `dom` has used its cap's share of this period.
     fn parked(&self, dom: u16) -> bool {
-        self.doms.get(&dom).is_some_and(|d| Self::cap_budget(d).is_some_and(|b| d.used >= b))
+        parked_in(&self.doms, dom)
     }
 
     /// `v`'s priority now.
     pub fn priority(&self, v: VcpuKey) -> Option<Pri> {
-        let c = self.vcpus.get(&v)?;
-        Some(if c.boost {
-            Pri::Boost
-        } else if c.credit > 0 {
-            Pri::Under
-        } else {
-            Pri::Over
-        })
+        self.vcpus.get(&v).map(pri_of)
     }
 
     /// `v`'s credit (ns), for tests and reports.
@@ -230,32 +239,24 @@ impl Scheduler for Credit {
         self.tick(now);
         // Within BOOST and UNDER, the one picked least recently; within OVER, the one with
         // the most credit for its weight (leftover time goes by weight too).
+        // One pass, no allocation (this runs at every switch). A vCPU that wants the CPU is
+        // active this period even if it does not get it yet: it gets its share at the next
+        // accounting, so that no runnable vCPU starves. A yield counts for this pick only.
         let mut best: Option<(bool, Pri, i128, u64, VcpuKey)> = None;
-        let mut waiting: alloc::vec::Vec<VcpuKey> = alloc::vec::Vec::new();
-        for (&k, c) in &self.vcpus {
-            if !runnable(k) || self.parked(k.0) {
+        let doms = &self.doms;
+        for (&k, c) in self.vcpus.iter_mut() {
+            let yielded = core::mem::take(&mut c.yielded);
+            if !runnable(k) || parked_in(doms, k.0) {
                 continue;
             }
-            if !c.active {
-                waiting.push(k);
-            }
-            let Some(pri) = self.priority(k) else { continue };
-            let weight = i128::from(self.doms.get(&k.0).map_or(DEFAULT_WEIGHT, |d| d.weight).max(1));
+            c.active = true;
+            let pri = pri_of(c);
+            let weight = i128::from(doms.get(&k.0).map_or(DEFAULT_WEIGHT, |d| d.weight).max(1));
             let depth = if pri == Pri::Over { -(i128::from(c.credit) << 16) / weight } else { 0 };
-            let key = (c.yielded, pri, depth, c.turn, k);
+            let key = (yielded, pri, depth, c.turn, k);
             if best.is_none_or(|b| key < b) {
                 best = Some(key);
             }
-        }
-        // A vCPU that wants the CPU is active this period even if it does not get it yet:
-        // it gets its share at the next accounting, so that no runnable vCPU starves.
-        for k in waiting {
-            if let Some(c) = self.vcpus.get_mut(&k) {
-                c.active = true;
-            }
-        }
-        for c in self.vcpus.values_mut() {
-            c.yielded = false;
         }
         let (_, pri, _, _, vcpu) = best?;
         self.counter += 1;
