@@ -365,7 +365,7 @@ fn minios_blkfront() -> Scenario {
         expect: &[
             r"dom0: d1 vbd 768: connected",
             r"\[minios-blk\] [0-9]{9} sectors of 512 bytes",
-            r"\[minios-blk\] 0 read, 0 write",
+            r"\[minios-blk\] [0-9]+ read, [0-9]+ write$",
             r"\[minios-blk\] ([0-9]+) read, ([0-9]+) write$",
             r"\[minios-blk\] [0-9]+ read, [0-9]+ write$",
             r"\[minios-blk\] [0-9]+ read, [0-9]+ write$",
