@@ -14,6 +14,7 @@
 //! | [`client`] | the guest's [`client::Client`] over a [`client::Transport`] (e.g. [`client::RingTransport`]) |
 //! | [`state`] | [`state::XenbusState`] and the split-driver handshake |
 //! | [`blkif`] | the block ring's requests and responses (`io/blkif.h`), the back end's checks of a request, the vbd's store keys |
+//! | [`netif`] | the network rings (`io/netif.h`), the back end's checks of a transmitted frame, the vif's store keys, [`netif::Mac`] |
 //!
 //! # The dom0 store service
 //!
@@ -92,6 +93,7 @@
 extern crate alloc;
 
 pub mod blkif;
+pub mod netif;
 pub mod client;
 pub mod console;
 pub mod path;
