@@ -108,6 +108,8 @@ pub struct Config {
     pub cap: Option<u16>,
     /// Virtual disks (`disk = [...]`), in order.
     pub disks: Vec<DiskSpec>,
+    /// Network interfaces (`vif = [...]`), in order (devid 0, 1, ...).
+    pub vifs: Vec<VifSpec>,
 }
 
 impl Config {
@@ -611,6 +613,10 @@ struct Found {
     disks: Vec<(usize, DiskSpec)>,
     /// The line `disk =` was set on (`+=` may follow it).
     disk_set: Option<usize>,
+    /// `vif` items, with their lines.
+    vifs: Vec<(usize, VifSpec)>,
+    /// The line `vif =` was set on.
+    vif_set: Option<usize>,
 }
 
 /// Stores `value` unless the key was set before.
@@ -742,6 +748,7 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
                 | "weight"
                 | "cap"
                 | "disk"
+                | "vif"
         );
         if !known {
             if warnings.len() < MAX_WARNINGS {
@@ -753,6 +760,10 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
         }
         if key == "disk" {
             disks(&mut found, line, append, value)?;
+            continue;
+        }
+        if key == "vif" {
+            vifs(&mut found, line, append, value)?;
             continue;
         }
         if append {
@@ -875,6 +886,32 @@ fn disks(found: &mut Found, line: usize, append: bool, value: Value) -> Result<(
     Ok(())
 }
 
+/// `vif = [ "spec", ... ]` (or `vif += [...]`): each item parsed, numbered in order, no
+/// MAC given twice.
+fn vifs(found: &mut Found, line: usize, append: bool, value: Value) -> Result<(), ConfigError> {
+    match (append, found.vif_set) {
+        (false, Some(first)) => return Err(ConfigError::at(line, alloc::format!("vif: set twice (first on line {first}); use += to add"))),
+        (true, None) => return Err(ConfigError::at(line, "vif: '+=' before 'vif ='")),
+        (false, None) => found.vif_set = Some(line),
+        (true, Some(_)) => {}
+    }
+    let Value::List(items) = value else {
+        return Err(ConfigError::at(line, alloc::format!("vif: expected a list of interface specifications, got {value}")));
+    };
+    for (at, item) in items {
+        let Value::Str(text) = item else {
+            return Err(ConfigError::at(at, alloc::format!("vif: expected a quoted interface specification, got {item}")));
+        };
+        let devid = found.vifs.len() as u32;
+        let spec = vif::parse(&text, devid).map_err(|e| ConfigError::at(at, alloc::format!("vif \"{}\": {e}", Printable(&text))))?;
+        if let Some((first, _)) = found.vifs.iter().find(|(_, v)| v.mac.is_some() && v.mac == spec.mac) {
+            return Err(ConfigError::at(at, alloc::format!("vif: mac {} given twice (first on line {first})", spec.mac.unwrap_or_default())));
+        }
+        found.vifs.push((at, spec));
+    }
+    Ok(())
+}
+
 /// Checks what was found as a whole and fills the defaults.
 fn finish(
     found: Found,
@@ -954,6 +991,7 @@ fn finish(
             weight: found.weight.map(|(_, w)| w),
             cap: found.cap.map(|(_, c)| c),
             disks: found.disks.into_iter().map(|(_, d)| d).collect(),
+            vifs: found.vifs.into_iter().map(|(_, v)| v).collect(),
         },
         warnings,
         more_warnings,
@@ -965,3 +1003,5 @@ mod tests;
 
 pub mod disk;
 pub use disk::DiskSpec;
+pub mod vif;
+pub use vif::VifSpec;

@@ -40,6 +40,7 @@ fn minimal_config_takes_the_defaults() {
             weight: None,
             cap: None,
             disks: Vec::new(),
+            vifs: Vec::new(),
         }
     );
     assert!(p.warnings.is_empty());
@@ -77,6 +78,7 @@ fn a_full_xl_config() {
     assert_eq!(c.on_crash, StopAction::Preserve);
     assert_eq!(c.max_pages(), 96 * 256);
     assert_eq!(c.disks.iter().map(|d| (d.target.as_str(), d.devid, d.readonly)).collect::<Vec<_>>(), [("vda2", 51712, false), ("vdb", 51728, true)]);
+    assert!(c.vifs.is_empty());
     // One warning per unknown key, with its line.
     let w: Vec<String> = p
         .warnings
@@ -85,10 +87,7 @@ fn a_full_xl_config() {
         .collect();
     assert_eq!(
         w,
-        [
-            "web.cfg:12: warning: unknown key 'vif' ignored",
-            "web.cfg:13: warning: unknown key 'type' ignored",
-        ]
+        ["web.cfg:13: warning: unknown key 'type' ignored"]
     );
 }
 
@@ -427,6 +426,44 @@ fn bad_disks_name_their_line() {
         ("disk = [ 7 ]\n", 3, "quoted"),
         ("disk += [ 'phy:vda2,xvda' ]\n", 3, "before"),
         ("disk = []\ndisk = []\n", 4, "set twice"),
+    ] {
+        let e = parse(alloc::format!("name = \"g\"\nkernel = \"k\"\n{text}").as_bytes()).unwrap_err();
+        assert_eq!(e.line, Some(line), "{text}: {e:?}");
+        assert!(e.message.contains(words), "{text}: {}", e.message);
+    }
+}
+
+#[test]
+fn vifs_from_a_list_in_both_modes() {
+    use super::vif::{default_mac, VifMode};
+    let p = ok("name = \"g\"\nkernel = \"k\"\nvif = [ 'mac=00:16:3E:00:00:01,bridge=xenbr0',\n 'type=nat,ip=10.0.0.2' ]\nvif += ['ip=10.0.2.15 10.0.2.16, rate=10Mb/s@20ms, vifname=web0, model=e1000']\n");
+    let v = &p.config.vifs;
+    assert_eq!(v.len(), 3);
+    assert_eq!((v[0].devid, v[0].mac, v[0].mode), (0, Some(xenbus::netif::Mac([0, 0x16, 0x3e, 0, 0, 1])), VifMode::Bridge));
+    assert_eq!((v[1].devid, v[1].mac, v[1].mode, v[1].ips.as_slice()), (1, None, VifMode::Nat, &[[10, 0, 0, 2]][..]));
+    assert_eq!(v[2].ips, [[10, 0, 2, 15], [10, 0, 2, 16]]);
+    assert_eq!(v[2].rate, Some(crate::vswitch::Rate { bytes: 10 * 1024 * 1024 / 8 / 50, interval_us: 20_000 }));
+    assert_eq!(default_mac(5, 1), xenbus::netif::Mac([0, 0x16, 0x3e, 0, 5, 1]));
+    assert_eq!(ok("name = \"g\"\nkernel = \"k\"\nvif = [ 'script=vif-nat, ip=10.0.0.3' ]\n").config.vifs[0].mode, VifMode::Nat);
+}
+
+#[test]
+fn bad_vifs_name_their_line() {
+    for (text, line, words) in [
+        ("vif = [ 'mac=00:16:3e:00:00:01',\n 'mac=00:16:3e:zz:00:01' ]\n", 4, "not six hex bytes"),
+        ("vif = [ 'mac=01:16:3e:00:00:01' ]\n", 3, "multicast"),
+        ("vif = [ 'mac=00:16:3e:00:00:01', 'mac=00:16:3e:00:00:01' ]\n", 3, "given twice"),
+        ("vif = [ 'bridge=br1' ]\n", 3, "one bridge"),
+        ("vif = [ 'type=nat' ]\n", 3, "needs its address"),
+        ("vif = [ 'type=tap' ]\n", 3, "not vif, ioemu or nat"),
+        ("vif = [ 'ip=10.0.0.300' ]\n", 3, "not an IPv4 address"),
+        ("vif = [ 'rate=fast' ]\n", 3, "rate"),
+        ("vif = [ 'colour=blue' ]\n", 3, "not a vif setting"),
+        ("vif = [ 'mac' ]\n", 3, "key=value"),
+        ("vif = [ 'ip=10.0.0.1,ip=10.0.0.2' ]\n", 3, "ip given twice"),
+        ("vif = 'mac=00:16:3e:00:00:01'\n", 3, "expected a list"),
+        ("vif += [ '' ]\n", 3, "before"),
+        ("vif = []\nvif = []\n", 4, "set twice"),
     ] {
         let e = parse(alloc::format!("name = \"g\"\nkernel = \"k\"\n{text}").as_bytes()).unwrap_err();
         assert_eq!(e.line, Some(line), "{text}: {e:?}");
