@@ -239,7 +239,6 @@ impl FakeControl {
             fail: Vec::new(),
             calls: Vec::new(),
             disks: Vec::new(),
-            vifs: Vec::new(),
             ignores_control: Vec::new(),
             mapped: BTreeSet::new(),
             max_mapped: 0,
