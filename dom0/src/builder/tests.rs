@@ -176,7 +176,7 @@ fn checks_before_anything_is_created() {
         ("badkernel.cfg", bad_kernel),
         ("big.cfg", "name='big'\nkernel='hello'\nmemory=4096\n"),
         ("tiny.cfg", "name='tiny'\nkernel='hello'\nmemory=1\n"),
-        ("warn.cfg", "name='w'\nkernel='nope'\nvif=['x']\n"),
+        ("warn.cfg", "name='w'\nkernel='nope'\nusbdev=['x']\n"),
     ]);
     let mut ctl = FakeControl::new(65536, 60000);
     let (_, first) = create_with(&mut ctl, &files, "hello.cfg", false);
@@ -214,7 +214,7 @@ fn checks_before_anything_is_created() {
     );
     // Warnings come out before the error.
     let (out, result) = create_with(&mut ctl, &files, "warn.cfg", false);
-    assert_eq!(out, "xl: warn.cfg:3: warning: unknown key 'vif' ignored\n");
+    assert_eq!(out, "xl: warn.cfg:3: warning: unknown key 'usbdev' ignored\n");
     assert!(error_line(result).starts_with("xl: warn.cfg: kernel 'nope'"));
     assert_eq!(ctl.domains.len(), domains);
 }
