@@ -19,6 +19,7 @@ pub mod dma;
 pub mod report;
 pub mod shell;
 pub mod split;
+pub mod netback;
 pub mod vswitch;
 pub mod toolstack;
 pub mod watch;

@@ -1,0 +1,399 @@
+//! The network back end's portable half (Linux's `xen-netback`, Xen's `io/netif.h`): a
+//! vif's store nodes, serving its two rings, and its port on dom0's switch.
+//!
+//! Serving never trusts the rings. Each transmitted frame's slots are copied once into
+//! private memory and checked (`xenbus::netif::gather_tx`, `check_tx`: Linux netback's
+//! rules); its bytes are copied out of the front end's granted pages by grant copy
+//! ([`NetMachine`]), a blank checksum the front end left to offload is completed, and the
+//! frame goes to the switch, which checks its source and queues it where it goes. Every
+//! slot is answered. A dropped frame (a runt, sizes that do not add up, a grant that does
+//! not copy) is answered `NETIF_RSP_ERROR` and serving goes on; a fatal one (a slot across
+//! its page, a chain that never ends, a frame past the MTU) or a ring whose indices lie
+//! stops the device ([`Served::Broken`]), which the framework disconnects while every
+//! other vif keeps switching.
+//!
+//! Received frames wait in the switch's queue for the port until the front end posts
+//! pages (rx requests); each is copied into one page at offset 0 and answered with its
+//! length. A vif with a `rate=` is credited as Linux netback does: once a window's bytes
+//! are spent its frames stay in its ring (the guest is slowed, nothing is lost) until
+//! the next window ([`Netback::next_deadline`]).
+#![forbid(unsafe_code)]
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use xenbus::netif::{self, keys, Mac, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse, TxSlots, TxVerdict, NETIF_RSP_ERROR, NETIF_RSP_OKAY};
+use xenbus::ring::generic::BackRing;
+use xenbus::ring::SharedMem;
+
+use crate::config::vif::{default_mac, VifMode, VifSpec};
+pub use crate::split::Served;
+use crate::split::{backend_path, frontend_path, Backend, DevKey, Kind};
+use crate::vswitch::{Credit, Outcome, Policy, PortId, Switch};
+
+/// What netback needs from the machine: grant copies between front ends' pages and
+/// dom0's memory, and the time.
+pub trait NetMachine {
+    /// Appends the bytes of `pieces` of `dom`'s granted pages to `into`. The index of the
+    /// first piece that did not copy (a bad or revoked grant).
+    fn copy_in(&mut self, dom: u16, pieces: &[netif::Piece], into: &mut Vec<u8>) -> Result<(), usize>;
+    /// Copies `frame` to the start of `dom`'s granted page `gref`; whether it copied.
+    fn copy_out(&mut self, dom: u16, gref: u32, frame: &[u8]) -> bool;
+    /// The time, in ns (learning, ageing, rates).
+    fn now_ns(&self) -> u64;
+}
+
+/// An attached vif: its spec with its MAC fixed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vif {
+    /// The guest.
+    pub dom: u16,
+    /// What the config asked.
+    pub spec: VifSpec,
+    /// Its MAC.
+    pub mac: Mac,
+}
+
+/// A vif's counters, as `xl network-list` shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VifCounters {
+    /// Frames the guest sent that were taken (switched or refused by the switch).
+    pub tx_frames: u64,
+    /// Frames it sent that were answered with an error (malformed, bad grants).
+    pub tx_errors: u64,
+    /// Frames delivered into its posted pages.
+    pub rx_frames: u64,
+    /// Frames whose delivery failed (a posted page that did not copy).
+    pub rx_errors: u64,
+}
+
+/// One connected vif: its rings' back ends, the pages it posted, its credit.
+pub struct Connection {
+    tx: BackRing<NetifTxRequest, NetifTxResponse>,
+    rx: BackRing<NetifRxRequest, NetifRxResponse>,
+    posted: VecDeque<NetifRxRequest>,
+    credit: Option<Credit>,
+    /// A frame gathered but over the credit: it goes first at the next window.
+    deferred: Option<TxSlots>,
+    /// Its counters.
+    pub counters: VifCounters,
+}
+
+/// The ring order of `RING_NODES`.
+const TX: usize = 0;
+const RX: usize = 1;
+
+/// The network back end: the switch and the machine under it.
+pub struct Netback<M> {
+    /// The grant copies and the clock.
+    pub machine: M,
+    /// dom0's switch.
+    pub switch: Switch,
+    /// Ports that got frames while serving: to deliver to next.
+    kicks: BTreeSet<PortId>,
+    /// Vifs held by their credit, and when the next window opens.
+    waiting: BTreeMap<DevKey, u64>,
+}
+
+impl<M> Netback<M> {
+    /// A back end over `machine` with an empty switch.
+    pub fn new(machine: M) -> Self {
+        Netback { machine, switch: Switch::default(), kicks: BTreeSet::new(), waiting: BTreeMap::new() }
+    }
+
+    /// The ports that got frames since the last call: serve the vifs among them (their
+    /// rx), and the uplink.
+    pub fn take_kicks(&mut self) -> Vec<PortId> {
+        core::mem::take(&mut self.kicks).into_iter().collect()
+    }
+
+    /// The earliest time a vif held by its rate may send again.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.waiting.values().min().copied()
+    }
+
+    /// The vifs whose credit window has opened by `now_ns` (serve them).
+    pub fn due(&mut self, now_ns: u64) -> Vec<DevKey> {
+        let due: Vec<DevKey> = self.waiting.iter().filter(|(_, &at)| at <= now_ns).map(|(&k, _)| k).collect();
+        due.iter().for_each(|k| {
+            self.waiting.remove(k);
+        });
+        due
+    }
+
+    /// Gives the switch a frame from a port that is not a vif (the uplink): queued where
+    /// it goes, the vifs among them kicked.
+    pub fn input(&mut self, from: PortId, frame: Vec<u8>, now_ns: u64) -> Outcome {
+        let out = self.switch.input(from, frame, now_ns);
+        if let Outcome::Forwarded(to) = &out {
+            self.kicks.extend(to.iter().copied());
+        }
+        out
+    }
+}
+
+/// The back-end directory of `dom`'s vif `devid`.
+pub fn vif_backend_path(dom: u16, devid: u32) -> String {
+    backend_path(Kind::Vif, DevKey { dom, devid })
+}
+
+fn dotted(ip: &[u8; 4]) -> String {
+    format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])
+}
+
+/// The nodes libxl and netback write for a new vif: the back-end directory (`frontend`,
+/// `handle`, `mac`, `bridge`, `ip`, the features: copying receive, several slots per
+/// frame, no GSO; `mtu`; `state` = InitWait) and the front-end directory (`backend`,
+/// `handle`, `mac`, `state` = Initialising).
+pub fn store_nodes(vif: &Vif) -> Vec<(String, String)> {
+    let key = DevKey { dom: vif.dom, devid: vif.spec.devid };
+    let back = backend_path(Kind::Vif, key);
+    let front = frontend_path(Kind::Vif, key);
+    let mac = format!("{}", vif.mac);
+    let mut nodes = Vec::new();
+    let mut b = |k: &str, v: String| nodes.push((format!("{back}/{k}"), v));
+    b("frontend", front.clone());
+    b("frontend-id", format!("{}", vif.dom));
+    b("online", String::from("1"));
+    b("type", String::from("vif"));
+    b(keys::HANDLE, format!("{}", vif.spec.devid));
+    b(keys::MAC, mac.clone());
+    b("bridge", vif.spec.bridge.clone());
+    b("script", String::from(if vif.spec.mode == VifMode::Nat { "vif-nat" } else { "vif-bridge" }));
+    if !vif.spec.ips.is_empty() {
+        b(keys::IP, vif.spec.ips.iter().map(dotted).collect::<Vec<_>>().join(" "));
+    }
+    if let Some(r) = vif.spec.rate {
+        b("rate", format!("{},{}", r.bytes, r.interval_us));
+    }
+    b("mtu", format!("{}", netif::MTU));
+    b(keys::FEATURE_RX_COPY, String::from("1"));
+    b(keys::FEATURE_RX_FLIP, String::from("0"));
+    b(keys::FEATURE_SG, String::from("1"));
+    b(keys::FEATURE_GSO_TCPV4, String::from("0"));
+    b("state", String::from("2"));
+    let mut f = |k: &str, v: String| nodes.push((format!("{front}/{k}"), v));
+    f("backend", back.clone());
+    f("backend-id", String::from("0"));
+    f(keys::HANDLE, format!("{}", vif.spec.devid));
+    f(keys::MAC, mac);
+    f("state", String::from("1"));
+    nodes
+}
+
+/// Completes the L4 checksum of an IPv4 TCP or UDP packet in `frame` that a front end left
+/// blank for offload (`NETTXF_csum_blank`): the field is recomputed from scratch over the
+/// pseudo-header and the segment. Anything else is left as it is.
+pub fn complete_checksum(frame: &mut [u8]) {
+    if frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
+        return;
+    }
+    let ip = &frame[14..];
+    let ihl = usize::from(ip[0] & 0xf) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    if ip[0] >> 4 != 4 || ihl < 20 || total < ihl || total > ip.len() || u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
+        return;
+    }
+    let proto = ip[9];
+    let field = match proto {
+        6 => 16,
+        17 => 6,
+        _ => return,
+    };
+    let l4_len = total - ihl;
+    if l4_len < field + 2 {
+        return;
+    }
+    let (src, dst) = ([ip[12], ip[13], ip[14], ip[15]], [ip[16], ip[17], ip[18], ip[19]]);
+    let seg = &mut frame[14 + ihl..14 + total];
+    seg[field] = 0;
+    seg[field + 1] = 0;
+    let mut sum: u32 = 0;
+    let mut add = |bytes: &[u8]| {
+        for c in bytes.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+    };
+    add(&src);
+    add(&dst);
+    add(&[0, proto]);
+    add(&(l4_len as u16).to_be_bytes());
+    add(seg);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let mut csum = !(sum as u16);
+    if proto == 17 && csum == 0 {
+        csum = 0xffff;
+    }
+    seg[field..field + 2].copy_from_slice(&csum.to_be_bytes());
+}
+
+impl<M: NetMachine> Netback<M> {
+    /// Takes what the guest transmitted, while its credit lasts. `Err` if the ring lied.
+    fn serve_tx(&mut self, key: DevKey, conn: &mut Connection, ring: &mut impl SharedMem) -> Result<bool, String> {
+        let now = self.machine.now_ns();
+        if self.waiting.get(&key).is_some_and(|&at| at > now) {
+            return Ok(false);
+        }
+        self.waiting.remove(&key);
+        let mut notify = false;
+        loop {
+            loop {
+                let tx = match conn.deferred.take() {
+                    Some(tx) => tx,
+                    None => {
+                        let ring_ref = &*ring;
+                        let txr = &mut conn.tx;
+                        let gathered = netif::gather_tx(&mut || txr.next_request(ring_ref).map_err(|e| format!("tx ring: {e:?}")));
+                        match gathered? {
+                            Some(tx) => tx,
+                            None => break,
+                        }
+                    }
+                };
+                let status = match netif::check_tx(&tx) {
+                    TxVerdict::Fatal(why) => return Err(why),
+                    TxVerdict::Drop(_) => NETIF_RSP_ERROR,
+                    TxVerdict::Control => NETIF_RSP_OKAY,
+                    TxVerdict::Frame(f) => {
+                        if let Some(credit) = conn.credit.as_mut() {
+                            if let Err(at) = credit.take(f.len as u64, now) {
+                                conn.deferred = Some(tx);
+                                self.waiting.insert(key, at);
+                                break;
+                            }
+                        }
+                        let mut bytes = Vec::with_capacity(f.len);
+                        if self.machine.copy_in(key.dom, &f.pieces, &mut bytes).is_ok() {
+                            if f.csum_blank {
+                                complete_checksum(&mut bytes);
+                            }
+                            if let Outcome::Forwarded(to) = self.switch.input(PortId::Vif(key), bytes, now) {
+                                self.kicks.extend(to);
+                            }
+                            NETIF_RSP_OKAY
+                        } else {
+                            NETIF_RSP_ERROR
+                        }
+                    }
+                };
+                if status == NETIF_RSP_OKAY {
+                    conn.counters.tx_frames += 1;
+                } else {
+                    conn.counters.tx_errors += 1;
+                }
+                for rsp in netif::tx_responses(&tx, status) {
+                    conn.tx.push_response(ring, &rsp).map_err(|e| format!("tx ring: {e:?}"))?;
+                }
+            }
+            notify |= conn.tx.publish(ring);
+            if conn.deferred.is_some() {
+                return Ok(notify);
+            }
+            if !conn.tx.final_check_for_requests(ring).map_err(|e| format!("tx ring: {e:?}"))? {
+                return Ok(notify);
+            }
+        }
+    }
+
+    /// Delivers what the switch queued for the vif into the pages it posted. `Err` if
+    /// the ring lied.
+    fn serve_rx(&mut self, key: DevKey, conn: &mut Connection, ring: &mut impl SharedMem) -> Result<bool, String> {
+        let port = PortId::Vif(key);
+        let mut notify = false;
+        loop {
+            while let Some(req) = conn.rx.next_request(ring).map_err(|e| format!("rx ring: {e:?}"))? {
+                conn.posted.push_back(req);
+            }
+            while !conn.posted.is_empty() && self.switch.queued(port) > 0 {
+                let (Some(req), Some(frame)) = (conn.posted.pop_front(), self.switch.take(port)) else { break };
+                let status = if self.machine.copy_out(key.dom, req.gref, &frame) {
+                    conn.counters.rx_frames += 1;
+                    frame.len() as i16
+                } else {
+                    conn.counters.rx_errors += 1;
+                    NETIF_RSP_ERROR
+                };
+                let rsp = NetifRxResponse { id: req.id, offset: 0, flags: 0, status };
+                conn.rx.push_response(ring, &rsp).map_err(|e| format!("rx ring: {e:?}"))?;
+            }
+            notify |= conn.rx.publish(ring);
+            // Frames still wait and every page is used: ask to hear of the next one.
+            if self.switch.queued(port) == 0 || !conn.posted.is_empty() {
+                return Ok(notify);
+            }
+            if !conn.rx.final_check_for_requests(ring).map_err(|e| format!("rx ring: {e:?}"))? {
+                return Ok(notify);
+            }
+        }
+    }
+}
+
+impl<M: NetMachine, P: SharedMem> Backend<P> for Netback<M> {
+    type Spec = VifSpec;
+    type Config = Vif;
+    type Conn = Connection;
+    const KIND: Kind = Kind::Vif;
+    const RING_NODES: &'static [&'static str] = &[keys::TX_RING_REF, keys::RX_RING_REF];
+
+    /// Fixes the MAC and gives the vif its port on the switch, with the anti-spoofing
+    /// rules of its MAC and addresses.
+    fn attach(&mut self, key: DevKey, spec: &VifSpec) -> Result<Vif, String> {
+        if spec.mode == VifMode::Nat {
+            return Err(String::from("routed (nat) interfaces are not served yet: use the bridge"));
+        }
+        let mac = spec.mac.unwrap_or_else(|| default_mac(key.dom, key.devid));
+        let policy = Policy { mac: Some(mac), ips: spec.ips.clone() };
+        if !self.switch.add_port(PortId::Vif(key), policy) {
+            return Err(format!("d{} already has a network interface {}", key.dom, key.devid));
+        }
+        Ok(Vif { dom: key.dom, spec: spec.clone(), mac })
+    }
+
+    fn nodes(&self, _key: DevKey, vif: &Vif) -> Vec<(String, String)> {
+        store_nodes(vif)
+    }
+
+    /// The front end must ask for copied receives (`request-rx-copy`), as Linux netback
+    /// requires; split event channels and several queues are not offered.
+    fn connect(&mut self, _key: DevKey, vif: &Vif, front: &mut dyn FnMut(&str) -> Option<Vec<u8>>, rings: &mut [P]) -> Result<Connection, String> {
+        let copy = front(keys::REQUEST_RX_COPY).and_then(|v| core::str::from_utf8(&v).ok().and_then(|s| s.trim().parse::<u32>().ok()));
+        if copy != Some(1) {
+            return Err(String::from("the front end does not ask for request-rx-copy (page flipping is not offered)"));
+        }
+        let (Some(tx), Some(rx)) = (rings.get(TX), rings.get(RX)) else {
+            return Err(String::from("two rings are needed"));
+        };
+        let tx = BackRing::new(tx).map_err(|e| format!("tx ring: {e:?}"))?;
+        let rx = BackRing::new(rx).map_err(|e| format!("rx ring: {e:?}"))?;
+        let credit = vif.spec.rate.map(|r| Credit::new(r, self.machine.now_ns()));
+        Ok(Connection { tx, rx, posted: VecDeque::new(), credit, deferred: None, counters: VifCounters::default() })
+    }
+
+    fn serve(&mut self, key: DevKey, conn: &mut Connection, rings: &mut [P]) -> Served {
+        let [tx, rx] = rings else {
+            return Served::Broken(String::from("two rings are needed"));
+        };
+        let sent = match self.serve_tx(key, conn, tx) {
+            Ok(n) => n,
+            Err(why) => return Served::Broken(why),
+        };
+        match self.serve_rx(key, conn, rx) {
+            Ok(received) => Served::Answered { notify: sent || received },
+            Err(why) => Served::Broken(why),
+        }
+    }
+
+    /// The port goes, with what was queued for it and what was learned on it.
+    fn release(&mut self, key: DevKey, _vif: &Vif) {
+        self.switch.remove_port(PortId::Vif(key));
+        self.waiting.remove(&key);
+        self.kicks.remove(&PortId::Vif(key));
+    }
+}
+
+#[cfg(test)]
+mod tests;
