@@ -265,16 +265,17 @@ pub enum TxVerdict {
 /// the chain (each later slot inside its page, their sizes within the frame's), then the
 /// first slot's own bytes (at least an Ethernet header, inside its page).
 pub fn check_tx(tx: &TxSlots) -> TxVerdict {
-    let first = tx.slots[0];
+    let (Some(&first), Some(extras), Some(rest)) = (tx.slots.first(), tx.slots.get(1..1 + tx.extras), tx.slots.get(1 + tx.extras..)) else {
+        return TxVerdict::Fatal(String::from("no slots"));
+    };
     let mut control = false;
-    for e in tx.slots[1..1 + tx.extras].iter().map(NetifTxRequest::as_extra) {
+    for e in extras.iter().map(NetifTxRequest::as_extra) {
         match e.kind {
             XEN_NETIF_EXTRA_TYPE_GSO => return TxVerdict::Fatal(String::from("GSO, which the back end does not offer")),
             XEN_NETIF_EXTRA_TYPE_MCAST_ADD | XEN_NETIF_EXTRA_TYPE_MCAST_DEL => control = true,
             _ => {}
         }
     }
-    let rest = &tx.slots[1 + tx.extras..];
     for s in rest {
         if usize::from(s.offset) + usize::from(s.size) > PAGE {
             return TxVerdict::Fatal(format!("a slot crosses its page (offset {}, size {})", s.offset, s.size));
