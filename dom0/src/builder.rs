@@ -126,6 +126,13 @@ pub trait Control {
     fn detach_disk(&mut self, dom: u16, devid: u32) -> Result<(), String>;
     /// Domain `dom`'s virtual disks.
     fn disks(&mut self, dom: u16) -> Vec<crate::blkback::DiskRow>;
+    /// Gives domain `dom` the network interface `vif` (netback's store nodes and its port
+    /// on the switch; the back end connects when the front end does); the error says why not.
+    fn attach_nic(&mut self, dom: u16, vif: &crate::config::vif::VifSpec) -> Result<(), String>;
+    /// Takes network interface `devid` away from domain `dom`; the error says why not.
+    fn detach_nic(&mut self, dom: u16, devid: u32) -> Result<(), String>;
+    /// Domain `dom`'s network interfaces.
+    fn nics(&mut self, dom: u16) -> Vec<crate::netback::NicRow>;
     /// Domain `dom`'s credit-scheduler weight and cap, after setting them to `set` if given
     /// (as Xen's `XEN_DOMCTL_scheduler_op`: weight 0 and cap 0xffff leave a value as it
     /// is); `EINVAL` if another scheduler runs.
@@ -220,6 +227,8 @@ pub enum Step {
     VcpuContext,
     /// Giving it its virtual disks.
     Disks,
+    /// Giving it its network interfaces.
+    Nics,
     /// Setting its scheduling parameters (`weight`, `cap`).
     Sched,
     /// `DOMCTL_UNPAUSEDOMAIN`.
@@ -235,6 +244,7 @@ impl fmt::Display for Step {
             Step::Write => "building it",
             Step::VcpuContext => "setting vCPU 0's registers",
             Step::Disks => "giving it its disks",
+            Step::Nics => "giving it its network interfaces",
             Step::Sched => "setting its weight and cap",
             Step::Unpause => "unpausing it",
         })
@@ -766,6 +776,9 @@ fn build_created(
     }
     for disk in &cfg.disks {
         ctl.attach_disk(id, disk).map_err(|e| (Step::Disks, e))?;
+    }
+    for vif in &cfg.vifs {
+        ctl.attach_nic(id, vif).map_err(|e| (Step::Nics, e))?;
     }
     if !paused {
         ctl.unpause_domain(id).map_err(errno(Step::Unpause))?;

@@ -19,6 +19,7 @@
 extern crate alloc;
 
 mod blk;
+mod net;
 mod devices;
 mod files;
 mod xen_control;
@@ -48,7 +49,7 @@ use pv_guest::line::{Action, LineEditor};
 use pv_guest::mm::xen::GuestMm;
 use pv_guest::text::Lossy;
 use pv_guest::events;
-use pv_guest::hypercall_abi::event_channel::{VIRQ_CONSOLE, VIRQ_DOM_EXC};
+use pv_guest::hypercall_abi::event_channel::{VIRQ_CONSOLE, VIRQ_DOM_EXC, VIRQ_TIMER};
 use pv_guest::time::{self, rdtsc};
 use pv_guest::{print, println, start_info, ShutdownReason, StartInfo};
 use dom0::split::{Device, Kind};
@@ -244,7 +245,11 @@ fn bind(virq: u32, handler: events::PortHandler) -> Result<u32, Errno> {
 
 /// Sets up the event channels dom0 sleeps on; whether it can block (otherwise it polls).
 fn init_events(si: &StartInfo) -> bool {
-    let r = events::init(si).and_then(|()| bind(VIRQ_CONSOLE, on_console)).and_then(|_| bind(VIRQ_DOM_EXC, on_dom_exc));
+    // The timer wakes the loop too (the network back end's rate windows).
+    let r = events::init(si)
+        .and_then(|()| bind(VIRQ_CONSOLE, on_console))
+        .and_then(|_| bind(VIRQ_DOM_EXC, on_dom_exc))
+        .and_then(|_| bind(VIRQ_TIMER, on_console));
     match r {
         Ok(_) => true,
         Err(e) => {
@@ -313,6 +318,10 @@ impl Shell {
     /// channels) yields once.
     fn wait(&mut self) {
         if self.blocking {
+            // A vif held by its rate sends again at the next window: wake then.
+            if let Some(at) = self.toolstack.ctl.vif_deadline() {
+                let _ = time::set_timer_op(at);
+            }
             if time::block_until(&WAKE).is_err() {
                 let _ = sched_yield();
             }
@@ -436,6 +445,12 @@ impl Shell {
         let ports = self.take_device_ports(|d| d.kind == Kind::Vbd);
         let keys: Vec<_> = ports.iter().filter_map(|&p| self.toolstack.ctl.device_of(p)).map(|d| d.key).collect();
         for line in self.toolstack.ctl.serve_vbds(&keys) {
+            self.end_line();
+            println!("{line}");
+        }
+        let ports = self.take_device_ports(|d| d.kind == Kind::Vif);
+        let keys: Vec<_> = ports.iter().filter_map(|&p| self.toolstack.ctl.device_of(p)).map(|d| d.key).collect();
+        for line in self.toolstack.ctl.serve_vifs(&keys) {
             self.end_line();
             println!("{line}");
         }

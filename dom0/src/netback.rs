@@ -395,5 +395,48 @@ impl<M: NetMachine, P: SharedMem> Backend<P> for Netback<M> {
     }
 }
 
+/// One vif as `xl network-list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NicRow {
+    /// Its device number.
+    pub devid: u32,
+    /// Its MAC.
+    pub mac: String,
+    /// The back end's and front end's states.
+    pub states: (Option<u32>, Option<u32>),
+    /// The front end's event channel.
+    pub evtchn: Option<u32>,
+    /// Its ring grants (tx, rx).
+    pub rings: (Option<u32>, Option<u32>),
+    /// Its counters, once connected.
+    pub counters: Option<VifCounters>,
+}
+
+/// The `xl network-list` table: a header, then a line per vif.
+pub fn network_list(dom: u16, rows: &[NicRow]) -> String {
+    use core::fmt::Write;
+    let opt = |v: Option<u32>| v.map_or(String::from("-"), |v| format!("{v}"));
+    let mut out = String::from("Idx BE Mac Addr.         handle state evt-ch tx-/rx-ring-ref  tx-frames rx-frames errors BE-path\n");
+    for r in rows {
+        let c = r.counters.unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<3} {:<2} {:<17} {:<6} {:<5} {:<6} {:<16} {:<9} {:<9} {:<6} {}",
+            r.devid,
+            0,
+            r.mac,
+            r.devid,
+            opt(r.states.0),
+            opt(r.evtchn),
+            format!("{}/{}", opt(r.rings.0), opt(r.rings.1)),
+            c.tx_frames,
+            c.rx_frames,
+            c.tx_errors + c.rx_errors,
+            vif_backend_path(dom, r.devid)
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests;

@@ -184,6 +184,8 @@ pub struct FakeControl {
     pub calls: Vec<(&'static str, u16)>,
     /// Virtual disks attached: (domain, device number, target).
     pub disks: Vec<(u16, u32, String)>,
+    /// Network interfaces given: (dom, devid).
+    pub nics: Vec<(u16, u32)>,
     /// Domains whose kernels do not watch `control/shutdown`.
     pub ignores_control: Vec<u16>,
     /// Frames mapped into dom0 right now.
@@ -239,6 +241,7 @@ impl FakeControl {
             fail: Vec::new(),
             calls: Vec::new(),
             disks: Vec::new(),
+            nics: Vec::new(),
             ignores_control: Vec::new(),
             mapped: BTreeSet::new(),
             max_mapped: 0,
@@ -659,6 +662,33 @@ impl Control for FakeControl {
             (now.period_us, now.budget_us, now.extra) = (period_us, budget_us, extra);
         }
         Ok(*now)
+    }
+
+    fn attach_nic(&mut self, dom: u16, vif: &crate::config::vif::VifSpec) -> Result<(), String> {
+        self.calls.push(("attach_nic", dom));
+        if self.nics.iter().any(|n| n.0 == dom && n.1 == vif.devid) {
+            return Err(alloc::format!("d{dom} already has a network interface {}", vif.devid));
+        }
+        self.nics.push((dom, vif.devid));
+        Ok(())
+    }
+
+    fn detach_nic(&mut self, dom: u16, devid: u32) -> Result<(), String> {
+        self.calls.push(("detach_nic", dom));
+        let before = self.nics.len();
+        self.nics.retain(|n| !(n.0 == dom && n.1 == devid));
+        if before == self.nics.len() {
+            return Err(alloc::format!("d{dom} has no network interface {devid}"));
+        }
+        Ok(())
+    }
+
+    fn nics(&mut self, dom: u16) -> Vec<crate::netback::NicRow> {
+        self.nics
+            .iter()
+            .filter(|n| n.0 == dom)
+            .map(|n| crate::netback::NicRow { devid: n.1, mac: alloc::format!("{}", crate::config::vif::default_mac(dom, n.1)), states: (Some(2), Some(1)), evtchn: None, rings: (None, None), counters: None })
+            .collect()
     }
 
     fn disks(&mut self, dom: u16) -> Vec<crate::blkback::DiskRow> {

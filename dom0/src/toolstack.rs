@@ -148,6 +148,15 @@ impl<'f, C: Control> Toolstack<'f, C> {
             XlCommand::BlockAttach { target, spec } => self.block_attach(target, spec, out),
             XlCommand::BlockDetach { target, dev } => self.block_detach(target, dev, out),
             XlCommand::BlockList(target) => self.block_list(target, out),
+            XlCommand::NetworkAttach { target, settings } => self.network_attach(target, &settings, out),
+            XlCommand::NetworkDetach { target, dev } => self.network_detach(target, dev, out),
+            XlCommand::NetworkList(target) => {
+                if let Some((id, _)) = self.resolve(target, out) {
+                    let rows = self.ctl.nics(id);
+                    let _ = write!(out, "{}", crate::netback::network_list(id, &rows));
+                }
+                Outcome::Done
+            }
             XlCommand::SchedCredit { target, weight, cap } => {
                 self.sched_credit(target, weight, cap, out);
                 Outcome::Done
@@ -314,6 +323,50 @@ impl<'f, C: Control> Toolstack<'f, C> {
         };
         if let Err(e) = self.ctl.detach_disk(id, devid) {
             let _ = writeln!(out, "xl block-detach: {name} ({id}): {e}");
+        }
+        Outcome::Done
+    }
+
+    /// `xl network-attach NAME|ID [KEY=VALUE ...]`: the next free device number.
+    fn network_attach(&mut self, target: &str, settings: &[&str], out: &mut dyn Write) -> Outcome {
+        let Some((id, name)) = self.resolve(target, out) else {
+            return Outcome::Done;
+        };
+        let used: alloc::vec::Vec<u32> = self.ctl.nics(id).iter().map(|r| r.devid).collect();
+        let devid = (0..).find(|d| !used.contains(d)).unwrap_or(0);
+        let words: alloc::vec::Vec<&str> = settings.iter().copied().filter(|w| !w.is_empty()).collect();
+        let spec = match crate::config::vif::parse(&words.join(","), devid) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = writeln!(out, "xl network-attach: {e}");
+                return Outcome::Done;
+            }
+        };
+        if let Err(e) = self.ctl.attach_nic(id, &spec) {
+            let _ = writeln!(out, "xl network-attach: {name} ({id}): {e}");
+        }
+        Outcome::Done
+    }
+
+    /// `xl network-detach NAME|ID DEVID|MAC`.
+    fn network_detach(&mut self, target: &str, dev: &str, out: &mut dyn Write) -> Outcome {
+        let Some((id, name)) = self.resolve(target, out) else {
+            return Outcome::Done;
+        };
+        let devid = match (dev.parse::<u32>().ok(), xenbus::netif::Mac::parse(dev)) {
+            (Some(d), _) => Some(d),
+            (None, Some(mac)) => self.ctl.nics(id).iter().find(|r| xenbus::netif::Mac::parse(&r.mac) == Some(mac)).map(|r| r.devid),
+            (None, None) => {
+                let _ = writeln!(out, "xl network-detach: \"{dev}\" is not a device number or MAC");
+                return Outcome::Done;
+            }
+        };
+        let Some(devid) = devid else {
+            let _ = writeln!(out, "xl network-detach: {name} ({id}): no network interface has MAC {dev}");
+            return Outcome::Done;
+        };
+        if let Err(e) = self.ctl.detach_nic(id, devid) {
+            let _ = writeln!(out, "xl network-detach: {name} ({id}): {e}");
         }
         Outcome::Done
     }

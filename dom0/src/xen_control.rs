@@ -96,6 +96,8 @@ pub struct XenControl {
     grant_slots: BTreeMap<usize, (u16, u32)>,
     /// The block back-end and its virtual disks.
     pub blk: crate::blk::Vbds,
+    /// The network back end, its switch and its vifs.
+    pub net: crate::net::Vifs,
     /// The back-ends' dispatch table: each port dom0 bound to a guest's device (console,
     /// store ring, virtual disk) and the device it serves. Every such port runs the one
     /// handler `on_device`, which notes the port; the loop asks here whose it is.
@@ -128,6 +130,7 @@ impl XenControl {
             ring_slots: alloc::vec![None; RING_SLOTS],
             grant_slots: BTreeMap::new(),
             blk: crate::blk::Vbds::default(),
+            net: crate::net::Vifs::default(),
             ports: PortTable::default(),
             ring_channels: RingChannels::default(),
             bound: BTreeMap::new(),
@@ -139,6 +142,12 @@ impl XenControl {
                 s
             },
         }
+    }
+
+    /// The machine frame of dom0's page at `va` (in its initial region or heap).
+    pub fn frame_of(&self, va: u64) -> Option<u64> {
+        let mm = self.mm.as_ref()?;
+        mm.layout.pfn_of(va).and_then(|pfn| mm.p2m.mfn(pfn)).map(|m| m.0)
     }
 
     /// Where the build window goes: its base, its pages and the L2 covering it.
@@ -369,8 +378,9 @@ impl XenControl {
     /// printed first) and store; then every channel of it is closed (out of the dispatch
     /// table, port closed, ring unmapped).
     fn release_domain(&mut self, dom: u16) {
-        // Its virtual disks first: their rings are grant mappings of its pages.
+        // Its virtual disks and interfaces first: their rings are grant mappings of its pages.
         self.release_vbds(dom);
+        self.release_vifs(dom);
         let mut emit = |b: &[u8]| pv_guest::console::write_bytes(b);
         self.consoles.drain_last(dom, &mut emit);
         // The console, then the store (its home removed, `@releaseDomain` fired), each
@@ -559,6 +569,18 @@ impl Control for XenControl {
 
     fn disks(&mut self, dom: u16) -> Vec<dom0::blkback::DiskRow> {
         self.vbd_rows(dom)
+    }
+
+    fn attach_nic(&mut self, dom: u16, vif: &dom0::config::vif::VifSpec) -> Result<(), alloc::string::String> {
+        self.attach_vif(dom, vif)
+    }
+
+    fn detach_nic(&mut self, dom: u16, devid: u32) -> Result<(), alloc::string::String> {
+        self.detach_vif(dom, devid)
+    }
+
+    fn nics(&mut self, dom: u16) -> Vec<dom0::netback::NicRow> {
+        self.vif_rows(dom)
     }
 
     fn sched_credit(&mut self, dom: u16, set: Option<(u16, u16)>) -> Result<(u16, u16), Errno> {

@@ -70,6 +70,23 @@ pub enum XlCommand<'a> {
     },
     /// `xl block-list NAME|ID`: a domain's virtual disks.
     BlockList(&'a str),
+    /// `xl network-attach NAME|ID [KEY=VALUE ...]`: give a running domain a network
+    /// interface (the settings of a `vif` item, one per word).
+    NetworkAttach {
+        /// The domain.
+        target: &'a str,
+        /// The settings (`mac=...`, `ip=...`), one per word, the unused ones empty.
+        settings: [&'a str; MAX_NIC_SETTINGS],
+    },
+    /// `xl network-detach NAME|ID DEVID|MAC`: take a network interface away.
+    NetworkDetach {
+        /// The domain.
+        target: &'a str,
+        /// `1` or `00:16:3e:00:00:01`.
+        dev: &'a str,
+    },
+    /// `xl network-list NAME|ID`: a domain's network interfaces.
+    NetworkList(&'a str),
     /// `xl sched-rtds [-d NAME|ID [-p PERIOD -b BUDGET] [-e 0|1]]`: list the EDF
     /// reservations (and deadline misses), or set one domain's (µs).
     SchedRtds {
@@ -151,8 +168,11 @@ pub struct Subcommand {
     pub summary: &'static str,
 }
 
+/// The most settings `xl network-attach` takes (each key at most once).
+pub const MAX_NIC_SETTINGS: usize = 8;
+
 /// Every subcommand, in the order `xl help` lists them.
-pub const SUBCOMMANDS: [Subcommand; 15] = [
+pub const SUBCOMMANDS: [Subcommand; 18] = [
     Subcommand {
         name: "create",
         args: "[-c] [-p] FILE",
@@ -207,6 +227,21 @@ pub const SUBCOMMANDS: [Subcommand; 15] = [
         name: "block-list",
         args: "NAME|ID",
         summary: "a domain's virtual disks, their back-end and front-end state",
+    },
+    Subcommand {
+        name: "network-attach",
+        args: "NAME|ID [KEY=VALUE ...]",
+        summary: "give a running domain a network interface (keys of a vif item: mac=, ip=, rate=)",
+    },
+    Subcommand {
+        name: "network-detach",
+        args: "NAME|ID DEVID|MAC",
+        summary: "take a network interface away",
+    },
+    Subcommand {
+        name: "network-list",
+        args: "NAME|ID",
+        summary: "a domain's network interfaces, their states, rings and frame counts",
     },
     Subcommand {
         name: "sched-credit",
@@ -323,6 +358,27 @@ pub fn parse<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<XlCommand<'
         }
         "console" => one_domain("console", &mut words).map(XlCommand::Console),
         "block-list" => one_domain("block-list", &mut words).map(XlCommand::BlockList),
+        "network-list" => one_domain("network-list", &mut words).map(XlCommand::NetworkList),
+        "network-attach" => {
+            let target = words.next().ok_or(XlUsage::Missing { sub: "network-attach", what: "a domain name or id" })?;
+            if target.starts_with('-') {
+                return Err(XlUsage::UnknownOption { sub: "network-attach", option: target });
+            }
+            let mut settings = [""; MAX_NIC_SETTINGS];
+            for (i, w) in words.enumerate() {
+                *settings.get_mut(i).ok_or(XlUsage::Extra { sub: "network-attach", arg: w })? = w;
+            }
+            Ok(XlCommand::NetworkAttach { target, settings })
+        }
+        "network-detach" => {
+            let target = words.next().ok_or(XlUsage::Missing { sub: "network-detach", what: "a domain name or id" })?;
+            if target.starts_with('-') {
+                return Err(XlUsage::UnknownOption { sub: "network-detach", option: target });
+            }
+            let dev = words.next().ok_or(XlUsage::Missing { sub: "network-detach", what: "a device (its number or MAC)" })?;
+            no_more("network-detach", &mut words)?;
+            Ok(XlCommand::NetworkDetach { target, dev })
+        }
         "block-attach" | "block-detach" => {
             let (name, what) = if sub == "block-attach" { ("block-attach", "a disk spec (phy:vda3,xvdb,w)") } else { ("block-detach", "a device (xvdb or 51728)") };
             let target = words.next().ok_or(XlUsage::Missing { sub: name, what: "a domain name or id" })?;

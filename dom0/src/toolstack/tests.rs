@@ -388,6 +388,28 @@ fn block_attach_list_and_detach_name_their_errors() {
 }
 
 #[test]
+fn network_attach_list_and_detach_name_their_errors() {
+    let (kernel, archive) = boot_data();
+    let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(65536, 60000), files);
+    xl_out(&mut ts, "xl create hello.cfg");
+    assert_eq!(xl_out(&mut ts, "xl network-attach hello"), Vec::<String>::new());
+    assert_eq!(xl_out(&mut ts, "xl network-attach hello ip=10.0.0.2 rate=1MB/s"), Vec::<String>::new());
+    assert_eq!(xl_out(&mut ts, "xl network-attach hello colour=blue"), ["xl network-attach: \"colour\" is not a vif setting here (mac, bridge, type, script, ip, rate, vifname, model)"]);
+    let list = xl_out(&mut ts, "xl network-list hello");
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert!(list[0].starts_with("Idx BE Mac Addr."), "{list:?}");
+    assert!(list[1].starts_with("0   0  00:16:3e:00:01:00"), "{list:?}");
+    assert!(list[2].starts_with("1   0  00:16:3e:00:01:01") && list[2].ends_with("/local/domain/0/backend/vif/1/1"), "{list:?}");
+    assert_eq!(xl_out(&mut ts, "xl network-detach hello 7"), ["xl network-detach: hello (1): d1 has no network interface 7"]);
+    assert_eq!(xl_out(&mut ts, "xl network-detach hello 00:16:3e:00:01:07"), ["xl network-detach: hello (1): no network interface has MAC 00:16:3e:00:01:07"]);
+    assert_eq!(xl_out(&mut ts, "xl network-detach hello eth0"), ["xl network-detach: \"eth0\" is not a device number or MAC"]);
+    assert_eq!(xl_out(&mut ts, "xl network-detach hello 00:16:3e:00:01:00"), Vec::<String>::new());
+    assert_eq!(xl_out(&mut ts, "xl network-detach hello 1"), Vec::<String>::new());
+    assert_eq!(xl_out(&mut ts, "xl network-list hello").len(), 1, "only the header");
+}
+
+#[test]
 fn sched_credit_lists_sets_and_refuses_as_libxl() {
     let (kernel, archive) = boot_data();
     let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);

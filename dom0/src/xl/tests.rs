@@ -117,6 +117,19 @@ fn block_subcommands() {
 }
 
 #[test]
+fn network_subcommands() {
+    assert_eq!(xl("network-attach g mac=00:16:3e:00:00:09 ip=10.0.0.9"), Ok(XlCommand::NetworkAttach { target: "g", settings: ["mac=00:16:3e:00:00:09", "ip=10.0.0.9", "", "", "", "", "", ""] }));
+    assert_eq!(xl("network-attach g"), Ok(XlCommand::NetworkAttach { target: "g", settings: [""; 8] }));
+    assert_eq!(xl("network-detach 3 1"), Ok(XlCommand::NetworkDetach { target: "3", dev: "1" }));
+    assert_eq!(xl("network-list g"), Ok(XlCommand::NetworkList("g")));
+    assert_eq!(usage("network-attach"), "xl network-attach: missing a domain name or id");
+    assert_eq!(usage("network-attach g a b c d e f g h i"), "xl network-attach: unexpected argument 'i'");
+    assert_eq!(usage("network-detach g"), "xl network-detach: missing a device (its number or MAC)");
+    assert_eq!(usage("network-detach g 1 2"), "xl network-detach: unexpected argument '2'");
+    assert_eq!(usage("network-list -x"), "xl network-list: unknown option '-x'");
+}
+
+#[test]
 fn sched_credit_options() {
     assert_eq!(xl("sched-credit"), Ok(XlCommand::SchedCredit { target: None, weight: None, cap: None }));
     assert_eq!(xl("sched-credit -d g -c 25 -w 512"), Ok(XlCommand::SchedCredit { target: Some("g"), weight: Some("512"), cap: Some("25") }));
