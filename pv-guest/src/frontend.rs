@@ -89,7 +89,8 @@ impl Device {
         Ok(dev)
     }
 
-    fn front_str(&self, xs: &mut StoreClient, key: &str) -> Result<String, String> {
+    /// Our node `key` (the toolstack's `mac`, `handle`...).
+    pub fn front_str(&self, xs: &mut StoreClient, key: &str) -> Result<String, String> {
         let path = format!("{}/{key}", self.front);
         let v = xs.read(TxId::NONE, &path).map_err(|e| format!("{path}: {e:?}"))?;
         Ok(String::from_utf8_lossy(&v).into_owned())

@@ -67,6 +67,8 @@ pub mod blkfront;
 pub mod console_ring;
 #[cfg(target_os = "none")]
 pub mod frontend;
+
+pub mod netfront;
 #[cfg(target_os = "none")]
 pub mod events;
 #[cfg(target_os = "none")]
