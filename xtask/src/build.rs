@@ -38,6 +38,9 @@ pub const GUESTS: &[&str] = &[
     "grant-test",
     "store-test",
     "blk-test",
+    // net-guests
+    "netpeer",
+    "web",
     "blklog",
     "hostile",
 ];
@@ -142,7 +145,7 @@ pub fn build_kernels() -> Result<Layout> {
     let layout = Layout::workspace();
     let mut cmd = layout.cargo();
     cmd.args(["build", "--release", "--target", KERNEL_TARGET])
-        .args(["-p", "microkernel", "-p", "dom0", "-p", "pv-guest"]);
+        .args(["-p", "microkernel", "-p", "dom0", "-p", "pv-guest", "-p", "net-guests"]);
     run_checked(&mut cmd).context("building the kernels")?;
     // Guests are checked where they are used, so one missing test guest does not stop
     // `run` with the others.

@@ -63,6 +63,7 @@ macro_rules! list_row {
 
 mod block;
 pub mod sched;
+mod net;
 mod hostile;
 mod peers;
 mod xl;
@@ -592,6 +593,7 @@ pub fn all() -> Vec<Scenario> {
     all.extend(peers::scenarios());
     all.extend(block::scenarios());
     all.extend(sched::scenarios());
+    all.extend(net::scenarios());
     all
 }
 
