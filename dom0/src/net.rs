@@ -177,7 +177,8 @@ impl XenControl {
             let Some(vif) = self.net.devices.config(key) else { continue };
             let mac = alloc::format!("{}", vif.mac);
             let counters = self.net.devices.conn(key).map(|c| c.counters);
-            rows.push(NicRow { devid: key.devid, mac, states, evtchn, rings, counters });
+            let sw = self.net.back.switch.counters(PortId::Vif(key)).unwrap_or_default();
+            rows.push(NicRow { devid: key.devid, mac, states, evtchn, rings, counters, refused: sw.refused, overflow: sw.overflow });
         }
         rows
     }

@@ -410,18 +410,23 @@ pub struct NicRow {
     pub rings: (Option<u32>, Option<u32>),
     /// Its counters, once connected.
     pub counters: Option<VifCounters>,
+    /// Frames of its the switch refused (spoofed, malformed), and frames for it its full
+    /// queue dropped.
+    pub refused: u64,
+    /// Frames for it dropped on a full queue.
+    pub overflow: u64,
 }
 
 /// The `xl network-list` table: a header, then a line per vif.
 pub fn network_list(dom: u16, rows: &[NicRow]) -> String {
     use core::fmt::Write;
     let opt = |v: Option<u32>| v.map_or(String::from("-"), |v| format!("{v}"));
-    let mut out = String::from("Idx BE Mac Addr.         handle state evt-ch tx-/rx-ring-ref  tx-frames rx-frames errors BE-path\n");
+    let mut out = String::from("Idx BE Mac Addr.         handle state evt-ch tx-/rx-ring-ref  tx-frames rx-frames errors refused dropped BE-path\n");
     for r in rows {
         let c = r.counters.unwrap_or_default();
         let _ = writeln!(
             out,
-            "{:<3} {:<2} {:<17} {:<6} {:<5} {:<6} {:<16} {:<9} {:<9} {:<6} {}",
+            "{:<3} {:<2} {:<17} {:<6} {:<5} {:<6} {:<16} {:<9} {:<9} {:<6} {:<7} {:<7} {}",
             r.devid,
             0,
             r.mac,
@@ -432,6 +437,8 @@ pub fn network_list(dom: u16, rows: &[NicRow]) -> String {
             c.tx_frames,
             c.rx_frames,
             c.tx_errors + c.rx_errors,
+            r.refused,
+            r.overflow,
             vif_backend_path(dom, r.devid)
         );
     }

@@ -687,7 +687,7 @@ impl Control for FakeControl {
         self.nics
             .iter()
             .filter(|n| n.0 == dom)
-            .map(|n| crate::netback::NicRow { devid: n.1, mac: alloc::format!("{}", crate::config::vif::default_mac(dom, n.1)), states: (Some(2), Some(1)), evtchn: None, rings: (None, None), counters: None })
+            .map(|n| crate::netback::NicRow { devid: n.1, mac: alloc::format!("{}", crate::config::vif::default_mac(dom, n.1)), states: (Some(2), Some(1)), evtchn: None, rings: (None, None), counters: None, refused: 0, overflow: 0 })
             .collect()
     }
 

@@ -225,6 +225,41 @@ impl NetFront {
         Some(bytes.to_vec())
     }
 
+    /// Test hook for back-end authors: pushes `reqs` exactly as given (any grants, sizes,
+    /// flags or chains; ids at or above [`TX_SLOTS`] keep them apart from the queue's),
+    /// publishes and notifies. Their answers count in `stats.tx_errors`.
+    pub fn push_raw(&mut self, reqs: &[NetifTxRequest]) -> Result<(), NetError> {
+        let mut page = self.tx_page.page();
+        for r in reqs {
+            self.tx.push_request(&mut page, r).map_err(|_| NetError::Ring)?;
+        }
+        self.tx.publish(&mut page);
+        events::send(self.port).map_err(|_| NetError::Ring)
+    }
+
+    /// Test hook: answers to sent frames taken so far (the queue's pages freed).
+    pub fn reap(&mut self) -> Result<(), NetError> {
+        self.reap_tx()
+    }
+
+    /// Test hook: writes `bytes` at `offset` of transmit page `i` (for [`Self::push_raw`]);
+    /// its grant.
+    pub fn fill_tx_page(&mut self, i: usize, offset: usize, bytes: &[u8]) -> Option<u32> {
+        let buf = self.tx_bufs.get(i)?;
+        if offset + bytes.len() > 4096 {
+            return None;
+        }
+        // SAFETY: our granted page; the caller uses it for raw requests only, and the
+        // range was checked to lie inside it.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), (buf.va as *mut u8).add(offset), bytes.len()) };
+        Some(buf.gref)
+    }
+
+    /// The back end's state (Connected, or Closing once it dropped us).
+    pub fn back_state(&self, xs: &mut StoreClient) -> Option<xenbus::state::XenbusState> {
+        self.device.back_state(xs)
+    }
+
     /// Sleeps until the back end signals or system time `deadline_ns` (0: no deadline).
     pub fn wait(&mut self, deadline_ns: u64) {
         let _ = events::poll(&[self.port], deadline_ns);

@@ -10,6 +10,11 @@
 //!   count and checksum against its own. A peer that stops answering ends the connection
 //!   after `timeout` seconds (default 10), which it reports, and it powers off either way.
 //!
+//! - `role=hostile peer=A.B.C.D [victim=MAC,IP]`: pings the peer once, then misbehaves:
+//!   frames naming grants it never made, an echo request from a forged MAC and one from a
+//!   forged address (both the victim's), a broadcast storm, and at last a frame past the
+//!   MTU, for which dom0 must disconnect it. It prints what came back of each.
+//!
 //! The address comes from `ip=`, the back end's `ip`, or DHCP (see the library).
 #![no_std]
 #![no_main]
@@ -216,6 +221,104 @@ fn client(stack: &mut Stack, peer: Ipv4Address, port: u16, bytes: u64, timeout_s
     Ok(())
 }
 
+/// The IPv4 header checksum of `h`.
+fn ip_checksum(h: &[u8]) -> u16 {
+    let mut sum: u32 = h.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An ICMP echo request from `src_mac`/`src_ip` to `dst_mac`/`dst_ip`, built by hand.
+fn echo_frame(src_mac: [u8; 6], dst_mac: [u8; 6], src_ip: [u8; 4], dst_ip: [u8; 4]) -> vec::Vec<u8> {
+    let mut f = vec::Vec::new();
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = vec![0x45, 0, 0, 28 + 8, 0, 1, 0, 0, 64, 1, 0, 0];
+    ip.extend_from_slice(&src_ip);
+    ip.extend_from_slice(&dst_ip);
+    let c = ip_checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8];
+    let c = ip_checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&icmp);
+    f
+}
+
+/// Waits `ms` while the stack runs.
+fn settle(stack: &mut Stack, ms: u64) {
+    let end = net_guests::now() + Duration::from_millis(ms);
+    while net_guests::now() < end {
+        stack.poll(NAME);
+        stack.wait(Duration::from_millis(20));
+    }
+}
+
+fn hostile(stack: &mut Stack, peer: Ipv4Address, victim: &str) -> Result<(), String> {
+    use xenbus::netif::{NetifTxRequest, NETTXF_MORE_DATA};
+    ping(stack, peer, 1)?;
+    let (vmac, vip) = victim.split_once(',').ok_or("victim=MAC,IP is needed")?;
+    let vmac = xenbus::netif::Mac::parse(vmac).ok_or("victim's MAC")?;
+    let vip = parse_ipv4(vip).ok_or("victim's IP")?;
+    let me = stack.address().ok_or("no address")?;
+    let my_mac = stack.nf.mac.0;
+    // Frames naming grants never made: each answered with an error, nothing else.
+    let before = stack.nf.stats.tx_errors;
+    let bogus: vec::Vec<NetifTxRequest> = (0..10).map(|i| NetifTxRequest { gref: 0xdead_0000 + i, offset: 0, flags: 0, id: 1000 + i as u16, size: 60 }).collect();
+    stack.nf.push_raw(&bogus).map_err(|e| format!("{e:?}"))?;
+    settle(stack, 300);
+    let _ = stack.nf.reap();
+    println!("{NAME}: 10 frames naming bad grants: {} answered with errors", stack.nf.stats.tx_errors - before);
+    // The peer's MAC, learned by the ping (smoltcp's neighbour cache is not public: a
+    // broadcast destination reaches it all the same).
+    let bcast = [0xff; 6];
+    let forged_mac = echo_frame(vmac.0, bcast, me.octets(), peer.octets());
+    let forged_ip = echo_frame(my_mac, bcast, vip.octets(), peer.octets());
+    stack.nf.send(&forged_mac).map_err(|e| format!("{e:?}"))?;
+    stack.nf.send(&forged_ip).map_err(|e| format!("{e:?}"))?;
+    println!("{NAME}: sent an echo request from {vmac} (forged MAC) and one from {vip} (forged address)");
+    // A broadcast storm: as fast as the ring takes frames.
+    let storm = echo_frame(my_mac, bcast, me.octets(), [255, 255, 255, 255]);
+    let mut sent = 0;
+    let end = net_guests::now() + Duration::from_millis(1000);
+    while net_guests::now() < end && sent < 5000 {
+        match stack.nf.send(&storm) {
+            Ok(()) => sent += 1,
+            Err(_) => stack.nf.wait(0),
+        }
+    }
+    println!("{NAME}: broadcast storm of {sent} frames sent");
+    settle(stack, 200);
+    // A frame past the MTU, in two slots: dom0 must drop the whole interface.
+    let g1 = stack.nf.fill_tx_page(TX_RAW_PAGE, 0, &[0xee; 2000]).ok_or("no page")?;
+    let g2 = stack.nf.fill_tx_page(TX_RAW_PAGE + 1, 0, &[0xee; 1000]).ok_or("no page")?;
+    stack.nf.push_raw(&[
+        NetifTxRequest { gref: g1, offset: 0, flags: NETTXF_MORE_DATA, id: 2000, size: 3000 },
+        NetifTxRequest { gref: g2, offset: 0, flags: 0, id: 2001, size: 1000 },
+    ])
+    .map_err(|e| format!("{e:?}"))?;
+    println!("{NAME}: sent a frame of 3000 bytes");
+    let end = net_guests::now() + Duration::from_secs(5);
+    loop {
+        let state = stack.nf.back_state(&mut stack.xs);
+        if matches!(state, Some(xenbus::state::XenbusState::Closing | xenbus::state::XenbusState::Closed)) {
+            println!("{NAME}: the back end dropped us (state {})", state.map_or("?", |s| s.as_str()));
+            return Ok(());
+        }
+        if net_guests::now() > end {
+            return Err(String::from("the back end kept a front end that sent a frame past the MTU"));
+        }
+        settle(stack, 100);
+    }
+}
+
+/// The transmit pages the hostile role writes by hand (the queue's own are in use).
+const TX_RAW_PAGE: usize = pv_guest::netfront::TX_SLOTS - 2;
+
 fn run(si: &'static StartInfo) -> Result<(), String> {
     let cmdline = start_info::cmdline(si);
     let mut stack = Stack::up(si, NAME)?;
@@ -236,7 +339,12 @@ fn run(si: &'static StartInfo) -> Result<(), String> {
             let bytes = num_arg(cmdline, "bytes", 1 << 20)?;
             client(&mut stack, peer, port, bytes, num_arg(cmdline, "timeout", 10)?)
         }
-        other => Err(format!("role={} is not server or client", other.unwrap_or("(none)"))),
+        Some("hostile") => {
+            let peer = arg(cmdline, "peer").and_then(parse_ipv4).ok_or("peer=A.B.C.D is needed")?;
+            println!("{NAME}: up at {addr}");
+            hostile(&mut stack, peer, arg(cmdline, "victim").unwrap_or(""))
+        }
+        other => Err(format!("role={} is not server, client or hostile", other.unwrap_or("(none)"))),
     }
 }
 

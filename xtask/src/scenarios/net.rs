@@ -39,5 +39,41 @@ pub fn scenarios() -> Vec<Scenario> {
         forbid: &[r"BAD", r"lies", r"cannot connect", r"crashed", r"timed out or reset"],
         timeout: Duration::from_secs(180),
         ..DEFAULT
+    }, Scenario {
+        name: "net-hostile",
+        modules: &[Image::Guest("netpeer"), Image::Config("net-server.cfg"), Image::Config("net-client-long.cfg"), Image::Config("net-hostile.cfg")],
+        // While a client streams to the server, a hostile guest names bad grants, forges
+        // the client's MAC and address, floods broadcasts and sends a frame past the MTU:
+        // its errors are answered, its forgeries reach no one (the switch counts them
+        // refused), its storm leaves the stream alone, and the giant frame gets it
+        // disconnected; the stream completes, checked.
+        input: &[
+            "xl create net-server.cfg",
+            wait_for!(r"\[net-server\] netpeer: listening on port 5001"),
+            "xl create net-client-long.cfg",
+            wait_for!(r"\[net-client\] netpeer: connected"),
+            "xl create net-hostile.cfg",
+            wait_for!(r"\[net-hostile\] netpeer: (done|the back end)"),
+            wait_for!(r"\[net-client\] netpeer: (done|the connection)"),
+            "xl network-list net-hostile",
+            "xl destroy net-hostile",
+            "xl destroy net-server",
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"\[net-hostile\] netpeer: ping 10\.0\.0\.2: 1 sent, 1 received",
+            r"\[net-hostile\] netpeer: 10 frames naming bad grants: 10 answered with errors",
+            r"\[net-hostile\] netpeer: broadcast storm of [0-9]+ frames sent",
+            r"dom0: d3 vif 0: the front end's ring lies \(a frame of 3000 bytes \(the MTU is 1500\)\); disconnected",
+            r"\[net-hostile\] netpeer: the back end dropped us \(state 5\)",
+            r"\[net-client\] netpeer: stream checked: 33554432 bytes",
+            // Both forgeries were refused at the hostile guest's port.
+            r"^0   0  00:16:3e:00:00:09 0      5     [0-9]+ +[0-9]+/[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +2 ",
+            r"audit: ok",
+        ],
+        forbid: &[r"BAD", r"crashed", r"timed out or reset", r"d[12] vif 0: the front end"],
+        timeout: Duration::from_secs(180),
+        ..DEFAULT
     }]
 }
