@@ -67,7 +67,7 @@ pub mod blkfront;
 pub mod console_ring;
 #[cfg(target_os = "none")]
 pub mod frontend;
-
+#[cfg(target_os = "none")]
 pub mod netfront;
 #[cfg(target_os = "none")]
 pub mod events;
