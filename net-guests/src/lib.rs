@@ -80,6 +80,9 @@ impl Stack {
         let mut mm = GuestMm::init(si, None).map_err(|e| format!("memory: {e}"))?;
         let mut gt = GrantTable::setup(&mut mm, 4).map_err(|e| format!("grant table: {e}"))?;
         let mut xs = pv_guest::xenbus::connect(si).map_err(|e| format!("store: {e}"))?;
+        if arg(start_info::cmdline(si), "hotplug") == Some("1") {
+            wait_for_vif(&mut xs, name)?;
+        }
         let mut nf = NetFront::connect(&mut xs, &mut mm, &mut gt, 0).map_err(|e| format!("vif 0: {e:?}"))?;
         println!("{name}: vif 0 connected, mac {}", nf.mac);
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(nf.mac.0)));
@@ -166,6 +169,24 @@ impl Stack {
             self.wait(Duration::from_millis(50));
         }
     }
+}
+
+/// Waits (a watch on `device/vif`) until the toolstack gives this guest interface 0
+/// (`xl network-attach`).
+fn wait_for_vif(xs: &mut StoreClient, name: &str) -> Result<(), String> {
+    use xenbus::client::TxId;
+    println!("{name}: waiting for a network interface");
+    xs.watch("device/vif", "hotplug").map_err(|e| format!("watch device/vif: {e:?}"))?;
+    let found = loop {
+        if xs.read(TxId::NONE, "device/vif/0/state").is_ok() {
+            break Ok(());
+        }
+        if let Err(e) = xs.wait_event() {
+            break Err(format!("waiting for device/vif/0: {e:?}"));
+        }
+    };
+    let _ = xs.unwatch("device/vif", "hotplug");
+    found
 }
 
 /// The address `IpAddress` of `a`.

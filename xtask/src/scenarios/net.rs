@@ -75,5 +75,68 @@ pub fn scenarios() -> Vec<Scenario> {
         forbid: &[r"BAD", r"crashed", r"timed out or reset", r"d[12] vif 0: the front end"],
         timeout: Duration::from_secs(180),
         ..DEFAULT
+    }, Scenario {
+        name: "net-destroy-midway",
+        modules: &[Image::Guest("netpeer"), Image::Config("net-server.cfg"), Image::Config("net-client-long.cfg")],
+        // The server is destroyed while the client streams to it: the client's connection
+        // times out cleanly (it reports how far it got), and nothing of the server is left
+        // (its port, rings and grant mappings: the audit).
+        input: &[
+            "xl create net-server.cfg",
+            wait_for!(r"\[net-server\] netpeer: listening on port 5001"),
+            "xl create net-client-long.cfg",
+            wait_for!(r"\[net-client\] netpeer: sent 8 MiB"),
+            "xl destroy net-server",
+            wait_for!(r"\[net-client\] netpeer: (done|the connection)"),
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"\[net-client\] netpeer: connected to 10\.0\.0\.2:5001",
+            r"xl: domain net-server \(1\) destroyed",
+            r"\[net-client\] netpeer: the connection to 10\.0\.0\.2:5001 ended after [0-9]+ bytes \([0-9]+ ms\): timed out or reset",
+            r"audit: ok: 1 domains, [0-9]+ frames owned, [0-9]+ page tables, [0-9]+ event channels, 0 grant mappings",
+        ],
+        forbid: &[r"BAD", r"lies", r"stream checked"],
+        timeout: Duration::from_secs(120),
+        ..DEFAULT
+    }, Scenario {
+        name: "net-attach-detach",
+        modules: &[Image::Guest("netpeer"), Image::Config("net-server.cfg"), Image::Config("net-hot.cfg")],
+        // A running guest with no interface gets one (`xl network-attach`), connects,
+        // pings and streams; then the server's interface is taken away while it runs.
+        input: &[
+            "xl create net-server.cfg",
+            wait_for!(r"\[net-server\] netpeer: listening on port 5001"),
+            "xl create net-hot.cfg",
+            wait_for!(r"\[net-hot\] netpeer: waiting for a network interface"),
+            "xl network-list net-hot",
+            "xl network-attach net-hot mac=00:16:3e:00:00:04 ip=10.0.0.4",
+            wait_for!(r"\[net-hot\] netpeer: (done|the connection|no reply)"),
+            "xl network-list net-hot",
+            "xl network-detach net-server 0",
+            "xl network-list net-server",
+            "xl network-detach net-server 0",
+            "xl destroy net-hot",
+            "xl destroy net-server",
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"^Idx BE Mac Addr\.",
+            r"dom0: d2 vif 0: connected",
+            r"\[net-hot\] netpeer: vif 0 connected, mac 00:16:3e:00:00:04",
+            r"\[net-hot\] netpeer: ping 10\.0\.0\.2: 2 sent, 2 received",
+            r"\[net-hot\] netpeer: stream checked: 1048576 bytes",
+            r"^0   0  00:16:3e:00:00:04 0      4 ",
+            r"dom0> xl network-list net-server",
+            r"^Idx BE Mac Addr\.",
+            r"^dom0> xl network-detach net-server 0",
+            r"xl network-detach: net-server \(1\): d1 has no network interface 0",
+            r"audit: ok: 1 domains, [0-9]+ frames owned, [0-9]+ page tables, [0-9]+ event channels, 0 grant mappings",
+        ],
+        forbid: &[r"BAD", r"lies", r"crashed"],
+        timeout: Duration::from_secs(120),
+        ..DEFAULT
     }]
 }
