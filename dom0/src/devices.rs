@@ -12,12 +12,13 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use dom0::dma::DmaPool;
 use hypercall_abi::errno::Errno;
 use pv_guest::{events, physdev, println, time};
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk, SECTOR_SIZE};
+use virtio_drivers::device::net::VirtIONet;
 use virtio_drivers::transport::pci::bus::{BarInfo, Command, ConfigurationAccess, DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
 use virtio_drivers::transport::DeviceType;
@@ -261,7 +262,9 @@ pub fn probe(ctl: &mut XenControl) -> Option<Disk> {
     }
 }
 
-fn start_disk(ctl: &mut XenControl, root: &mut PciRoot<PortCam>, df: DeviceFunction) -> Result<Disk, alloc::string::String> {
+/// Makes the DMA pool (once), maps `df`'s memory BARs, turns on its decoding and bus
+/// mastering, and reads its legacy interrupt line.
+fn enable_device(ctl: &mut XenControl, root: &mut PciRoot<PortCam>, df: DeviceFunction) -> Result<u8, alloc::string::String> {
     use alloc::format;
     if MEMORY.lock().is_none() {
         let (maddr, va) = ctl.dma_extent(DMA_POOL_ORDER).map_err(|e| format!("no DMA pool: {e}"))?;
@@ -283,12 +286,65 @@ fn start_disk(ctl: &mut XenControl, root: &mut PciRoot<PortCam>, df: DeviceFunct
     if pin == 0 || irq >= 16 {
         return Err(format!("no interrupt line (pin {pin}, line {irq})"));
     }
+    Ok(irq)
+}
+
+/// Devices that may share one legacy interrupt line (PCI INTx lines are shared: QEMU puts
+/// the disk and the NIC on the same one).
+const SHARERS: usize = 4;
+
+/// An interrupt line bound to an event channel, and the handlers of the devices on it.
+struct Line {
+    irq: AtomicU32,
+    pirq: AtomicU32,
+    port: AtomicU32,
+    handlers: [spin::Once<events::PortHandler>; SHARERS],
+}
+
+const UNBOUND: u32 = u32::MAX;
+
+/// The lines bound so far (one slot each; set at probe time, read by the handler).
+static LINES: [Line; 4] = [const { Line { irq: AtomicU32::new(UNBOUND), pirq: AtomicU32::new(0), port: AtomicU32::new(UNBOUND), handlers: [const { spin::Once::new() }; SHARERS] } }; 4];
+
+/// The one handler of every device line: runs the handlers of the devices sharing it.
+fn on_line(port: u32) {
+    for line in LINES.iter().filter(|l| l.port.load(Ordering::SeqCst) == port) {
+        for h in line.handlers.iter().filter_map(spin::Once::get) {
+            h(port);
+        }
+    }
+}
+
+/// Binds legacy interrupt `irq` to an event channel (once per line) and adds `handler` to
+/// the devices on it, unmasked: the pirq and the port.
+fn bind_irq(irq: u8, handler: events::PortHandler) -> Result<(u32, u32), alloc::string::String> {
+    use alloc::format;
+    let irq32 = u32::from(irq);
+    let line = match LINES.iter().find(|l| l.irq.load(Ordering::SeqCst) == irq32) {
+        Some(line) => line,
+        None => {
+            let line = LINES.iter().find(|l| l.irq.load(Ordering::SeqCst) == UNBOUND).ok_or("no room for another interrupt line")?;
+            let pirq = physdev::map_gsi(irq32).map_err(|e| format!("mapping irq {irq}: {e}"))?;
+            let port = events::bind_pirq(pirq).map_err(|e| format!("binding irq {irq}: {e}"))?;
+            events::set_handler(port, on_line).map_err(|e: Errno| format!("irq {irq}: {e}"))?;
+            line.pirq.store(pirq, Ordering::SeqCst);
+            line.port.store(port, Ordering::SeqCst);
+            line.irq.store(irq32, Ordering::SeqCst);
+            events::unmask(port).map_err(|e| format!("irq {irq}: {e}"))?;
+            line
+        }
+    };
+    let slot = line.handlers.iter().find(|h| h.get().is_none()).ok_or_else(|| format!("irq {irq}: more than {SHARERS} devices share it"))?;
+    slot.call_once(|| handler);
+    Ok((line.pirq.load(Ordering::SeqCst), line.port.load(Ordering::SeqCst)))
+}
+
+fn start_disk(ctl: &mut XenControl, root: &mut PciRoot<PortCam>, df: DeviceFunction) -> Result<Disk, alloc::string::String> {
+    use alloc::format;
+    let irq = enable_device(ctl, root, df)?;
     let transport = PciTransport::new::<DomHal, _>(root, df).map_err(|e| format!("{e}"))?;
     let blk = VirtIOBlk::<DomHal, _>::new(transport).map_err(|e| format!("{e}"))?;
-    let pirq = physdev::map_gsi(u32::from(irq)).map_err(|e| format!("mapping irq {irq}: {e}"))?;
-    let port = events::bind_pirq(pirq).map_err(|e| format!("binding irq {irq}: {e}"))?;
-    events::set_handler(port, on_disk_irq).map_err(|e: Errno| format!("irq {irq}: {e}"))?;
-    events::unmask(port).map_err(|e| format!("irq {irq}: {e}"))?;
+    let (pirq, port) = bind_irq(irq, on_disk_irq)?;
     let disk = Disk { sectors: blk.capacity(), readonly: blk.readonly(), blk, pirq, requests: 0, interrupts: 0 };
     println!(
         "dom0: pci {df}: virtio-blk vda: {} MiB ({} sectors){}, irq {irq} as event port {port}",
@@ -315,6 +371,96 @@ pub fn partitions(disk: &mut Disk) -> Vec<dom0::blkback::PartitionExtent> {
         Err(e) => {
             println!("dom0: vda: no partitions: {e}");
             Vec::new()
+        }
+    }
+}
+
+/// Receive buffers the NIC keeps posted.
+const NIC_QUEUE: usize = 16;
+/// Each receive buffer's size: a frame and the virtio-net header.
+const NIC_BUF: usize = 2048;
+
+/// Set by the NIC's event handler: its interrupt line fired.
+pub static NIC_IRQ: AtomicBool = AtomicBool::new(false);
+
+/// The machine's NIC: a virtio-net device, its interrupt bound to an event channel. dom0's
+/// switch uses it as its uplink.
+pub struct Nic {
+    net: VirtIONet<DomHal, PciTransport, NIC_QUEUE>,
+    pirq: u32,
+    /// Frames sent.
+    pub sent: u64,
+    /// Frames received.
+    pub received: u64,
+    /// Sends that failed.
+    pub send_errors: u64,
+}
+
+impl Nic {
+    /// Acknowledges the NIC's interrupt, if it fired, and lets the line interrupt again.
+    fn service_interrupt(&mut self) {
+        if NIC_IRQ.swap(false, Ordering::SeqCst) {
+            self.net.ack_interrupt();
+            let _ = physdev::eoi(self.pirq);
+        }
+    }
+
+    /// The frames received since the last call (their buffers posted again).
+    pub fn receive(&mut self) -> Vec<Vec<u8>> {
+        self.service_interrupt();
+        let mut frames = Vec::new();
+        while self.net.can_recv() {
+            match self.net.receive() {
+                Ok(buf) => {
+                    frames.push(buf.packet().to_vec());
+                    self.received += 1;
+                    let _ = self.net.recycle_rx_buffer(buf);
+                }
+                Err(_) => break,
+            }
+        }
+        frames
+    }
+
+    /// Sends `frame` (the crate waits for the device to take it).
+    pub fn send(&mut self, frame: &[u8]) {
+        let mut tx = self.net.new_tx_buffer(frame.len());
+        tx.packet_mut().copy_from_slice(frame);
+        match self.net.send(tx) {
+            Ok(()) => self.sent += 1,
+            Err(_) => self.send_errors += 1,
+        }
+    }
+}
+
+/// Starts the first virtio-net device on PCI bus 0 with its interrupt as an event running
+/// `on_irq` (which must set [`NIC_IRQ`]); `None`, with one line saying why, if there is
+/// none or it does not start.
+pub fn probe_nic(ctl: &mut XenControl, on_irq: events::PortHandler) -> Option<Nic> {
+    if physdev::set_iopl(1).is_err() {
+        return None;
+    }
+    let mut root = PciRoot::new(PortCam);
+    let (df, _) = root.enumerate_bus(0).find(|(_, info)| virtio_device_type(info) == Some(DeviceType::Network))?;
+    let start = |ctl: &mut XenControl, root: &mut PciRoot<PortCam>| -> Result<Nic, alloc::string::String> {
+        use alloc::format;
+        let irq = enable_device(ctl, root, df)?;
+        let transport = PciTransport::new::<DomHal, _>(root, df).map_err(|e| format!("{e}"))?;
+        let net = VirtIONet::<DomHal, _, NIC_QUEUE>::new(transport, NIC_BUF).map_err(|e| format!("{e}"))?;
+        let (pirq, port) = bind_irq(irq, on_irq)?;
+        let mac = net.mac_address();
+        let nic = Nic { net, pirq, sent: 0, received: 0, send_errors: 0 };
+        println!(
+            "dom0: pci {df}: virtio-net eth0: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, irq {irq} as event port {port}; the switch's uplink",
+            mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+        );
+        Ok(nic)
+    };
+    match start(ctl, &mut root) {
+        Ok(nic) => Some(nic),
+        Err(why) => {
+            println!("dom0: pci {df}: virtio-net: {why}; no uplink");
+            None
         }
     }
 }

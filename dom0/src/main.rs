@@ -209,6 +209,12 @@ fn on_dom_exc(_port: u32) {
     WAKE.store(true, Ordering::SeqCst);
 }
 
+/// The NIC's interrupt: noted for the network back end, and the loop woken.
+fn on_nic_irq(_port: u32) {
+    devices::NIC_IRQ.store(true, Ordering::SeqCst);
+    WAKE.store(true, Ordering::SeqCst);
+}
+
 /// dom0's ports on which a guest's device signalled: a console ring with output, a store
 /// ring with requests, a virtual disk's ring (bit `p % 64` of word `p / 64`). Whose each
 /// is, the back-ends' dispatch table says (`XenControl::device_of`).
@@ -771,6 +777,9 @@ fn main(si: &'static StartInfo) -> ! {
             disk_files = alloc::boxed::Box::leak(files::read_root(&mut disk, vda1.first, vda1.sectors).into_boxed_slice());
         }
         ctl.blk.set_disk(disk, partitions, vda1.map(|_| 1));
+    }
+    if let Some(nic) = devices::probe_nic(&mut ctl, on_nic_irq) {
+        ctl.net.set_uplink(nic);
     }
     let shell = Shell {
         editor: LineEditor::new(),

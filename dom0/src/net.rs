@@ -15,6 +15,7 @@ use hypercall_abi::grant_table::{GnttabCopy, GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_G
 use pv_guest::grant;
 use pv_guest::shared_page::SharedPage;
 
+use crate::devices::Nic;
 use crate::xen_control::XenControl;
 
 /// Grant copies through one staging page (its address here and its machine frame), made
@@ -81,16 +82,36 @@ impl NetMachine for NetIo {
 /// The network back end over dom0's grant copies.
 pub type NetBackend = Netback<NetIo>;
 
-/// The network back end and the vifs it serves.
+/// The network back end, the vifs it serves and the machine's NIC (the switch's uplink).
 pub struct Vifs {
     /// The back end: the switch and its machine.
     pub back: NetBackend,
     devices: XenbusDevices<NetBackend, SharedPage>,
+    /// The NIC, if the machine has one.
+    pub uplink: Option<Nic>,
 }
 
 impl Default for Vifs {
     fn default() -> Self {
-        Vifs { back: Netback::new(NetIo::default()), devices: XenbusDevices::default() }
+        Vifs { back: Netback::new(NetIo::default()), devices: XenbusDevices::default(), uplink: None }
+    }
+}
+
+impl Vifs {
+    /// Makes `nic` the switch's uplink: frames to addresses not learned on a vif go out
+    /// of it, and what it receives is switched to the guests.
+    pub fn set_uplink(&mut self, nic: Nic) {
+        self.back.switch.add_port(PortId::Uplink, dom0::vswitch::Policy::default());
+        self.uplink = Some(nic);
+    }
+
+    /// Sends what the switch queued for the uplink.
+    fn flush_uplink(&mut self) {
+        if let Some(nic) = self.uplink.as_mut() {
+            while let Some(frame) = self.back.switch.take(PortId::Uplink) {
+                nic.send(&frame);
+            }
+        }
     }
 }
 
@@ -139,11 +160,19 @@ impl XenControl {
     /// (`keys`), the vifs whose rate window opened, and then every vif the switch queued
     /// frames for, until none is left: the lines to print.
     pub fn serve_vifs(&mut self, keys: &[DevKey]) -> Vec<String> {
-        self.with_vifs(|devs, back, m| {
+        // What the NIC received goes into the switch first.
+        let now = pv_guest::time::now_ns();
+        if let Some(nic) = self.net.uplink.as_mut() {
+            for frame in nic.receive() {
+                self.net.back.input(PortId::Uplink, frame, now);
+            }
+        }
+        let lines = self.with_vifs(|devs, back, m| {
             let mut lines = devs.front_events(back, m);
-            let now = pv_guest::time::now_ns();
             let mut todo: Vec<DevKey> = keys.to_vec();
             todo.extend(back.due(now));
+            // The vifs the NIC's frames went to.
+            todo.extend(back.take_kicks().into_iter().filter_map(|p| if let PortId::Vif(k) = p { Some(k) } else { None }));
             // A bound on the rounds: each round only delivers what the last one queued.
             for _ in 0..64 {
                 if todo.is_empty() {
@@ -157,7 +186,9 @@ impl XenControl {
                 todo = back.take_kicks().into_iter().filter_map(|p| if let PortId::Vif(k) = p { Some(k) } else { None }).collect();
             }
             lines
-        })
+        });
+        self.net.flush_uplink();
+        lines
     }
 
     /// When a vif held by its rate may send again.

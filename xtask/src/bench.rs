@@ -195,6 +195,7 @@ fn boot_with(
     }];
     all.extend(modules);
     let config = QemuConfig {
+        nic: None,
         boot: Boot::Kernel {
             kernel: layout.microkernel_elf32(),
             xen_cmdline: xen_cmdline.to_string(),

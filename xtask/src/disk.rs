@@ -25,11 +25,11 @@ pub const PARTITIONS: [NewPartition<'static>; 4] = [
 /// guests and their configs (built kernels must exist).
 pub fn standard_files(layout: &crate::build::Layout) -> Result<Vec<(String, Vec<u8>)>> {
     let mut files = Vec::new();
-    for kernel in ["hello", "blklog", "blk-test"] {
+    for kernel in ["hello", "blklog", "blk-test", "web", "netpeer"] {
         let path = layout.kernel(kernel);
         files.push((kernel.to_string(), std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?));
     }
-    let configs = [("hello.cfg", layout.root.join("dom0/configs/hello.cfg")), ("blklog.cfg", layout.root.join("xtask/configs/blklog.cfg")), ("blk-rw.cfg", layout.root.join("xtask/configs/blk-rw.cfg"))];
+    let configs = [("hello.cfg", layout.root.join("dom0/configs/hello.cfg")), ("blklog.cfg", layout.root.join("xtask/configs/blklog.cfg")), ("blk-rw.cfg", layout.root.join("xtask/configs/blk-rw.cfg")), ("web.cfg", layout.root.join("dom0/configs/web.cfg"))];
     for (name, path) in configs {
         files.push((name.to_string(), std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?));
     }

@@ -190,6 +190,7 @@ pub fn main(args: FuzzArgs) -> Result<ExitCode> {
         Module::named(&cfg),
     ];
     let qemu = QemuConfig {
+        nic: None,
         boot: Boot::Kernel { kernel: layout.microkernel_elf32(), xen_cmdline: String::new(), modules },
         memory_mib: 256,
         accel: Accel::Tcg,
@@ -251,6 +252,7 @@ fn dom0_campaign(layout: &crate::build::Layout, args: &FuzzArgs) -> Result<ExitC
     while start.elapsed() < Duration::from_secs(args.seconds) {
         let modules = vec![Module { path: layout.kernel("fuzz"), cmdline: format!("seed={seed} calls={}", args.calls) }];
         let qemu = QemuConfig {
+            nic: None,
             boot: Boot::Kernel { kernel: layout.microkernel_elf32(), xen_cmdline: String::new(), modules },
             memory_mib: 256,
             accel: Accel::Tcg,

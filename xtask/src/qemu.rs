@@ -87,9 +87,32 @@ pub struct QemuConfig {
     pub serial: Serial,
     /// A raw disk image attached as a virtio-blk device (dom0's `vda`).
     pub disk: Option<PathBuf>,
+    /// A virtio-net NIC on QEMU's user networking (dom0's uplink), with a host port
+    /// forwarded.
+    pub nic: Option<NicForward>,
 }
 
-/// The machine every run uses. No default NIC: nothing uses it and it wants an option ROM.
+/// QEMU's user network (10.0.2.0/24, its gateway at 10.0.2.2) with host TCP port `host`
+/// on 127.0.0.1 forwarded to `guest_port` of `GUEST_IP`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NicForward {
+    /// The host's port.
+    pub host: u16,
+    /// The guest's port.
+    pub guest_port: u16,
+}
+
+/// The address QEMU's user network forwards to: the first it hands out by DHCP, which the
+/// `web` guest's config takes.
+pub const GUEST_IP: &str = "10.0.2.15";
+
+/// A free TCP port on the host's loopback (the OS picks it; it is free once returned).
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free host port")?;
+    Ok(listener.local_addr().context("finding a free host port")?.port())
+}
+
+/// The machine every run uses. No default NIC (a run that wants one says so: `nic`).
 /// Guest RAM is allocated when QEMU starts (`-mem-prealloc`): otherwise the host's lazy
 /// allocation makes the first touch of every guest page cost a host page fault, which the
 /// figures would then measure instead of the hypervisor.
@@ -120,6 +143,11 @@ impl QemuConfig {
             let file = escape_commas(&disk.display().to_string());
             args.extend(["-drive".into(), format!("file={file},if=none,id=vda,format=raw")]);
             args.extend(["-device".into(), "virtio-blk-pci,drive=vda".into()]);
+        }
+        if let Some(nic) = &self.nic {
+            args.extend(["-netdev".into(), format!("user,id=eth0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:{}-{GUEST_IP}:{}", nic.host, nic.guest_port)]);
+            // No option ROM: nothing boots from the network.
+            args.extend(["-device".into(), "virtio-net-pci,netdev=eth0,romfile=".into()]);
         }
         match &self.boot {
             Boot::Kernel {
@@ -319,6 +347,12 @@ pub const TYPE_RAW: &str = "\0type ";
 /// flushed that the guests had not flushed); written with `power_cut!()`. The run then
 /// ends with `Exit::PowerCut`.
 pub const POWER_CUT: &str = "\0power-cut";
+/// Marks an input entry that fetches `http://127.0.0.1:<port><path>` from the host
+/// (`"\0http-get <port> <path>"`; scenarios write `http_get!(path)` and the runner fills
+/// in the forwarded port) and adds what came back to the console as lines of its own:
+/// `xtask: GET <path>: <status line>` and `xtask: body: <line>` for each line of the
+/// body, or `xtask: GET <path> failed: <why>`.
+pub const HTTP_GET: &str = "\0http-get ";
 
 /// One entry of a scripted run's input.
 #[derive(Debug, Clone)]
@@ -333,6 +367,8 @@ enum Step {
     Raw(String),
     /// Kill QEMU now.
     PowerCut,
+    /// Fetch a page from the host side.
+    HttpGet(u16, String),
 }
 
 impl Step {
@@ -350,6 +386,10 @@ impl Step {
             Ok(Step::Raw(text.to_string()))
         } else if entry == POWER_CUT {
             Ok(Step::PowerCut)
+        } else if let Some(rest) = entry.strip_prefix(HTTP_GET) {
+            let (port, path) = rest.split_once(' ').with_context(|| format!("bad http-get `{rest}`: no port"))?;
+            let port: u16 = port.parse().with_context(|| format!("bad http-get port `{port}`"))?;
+            Ok(Step::HttpGet(port, path.to_string()))
         } else if entry.starts_with('\0') {
             bail!("input entry {entry:?} starts with NUL but is no known step");
         } else {
@@ -365,6 +405,7 @@ impl Step {
             Step::Sleep(d) => format!("sleeping {} ms", d.as_millis()),
             Step::Raw(text) => format!("typing {text:?}"),
             Step::PowerCut => "cutting the power".into(),
+            Step::HttpGet(port, path) => format!("fetching http://127.0.0.1:{port}{path}"),
         }
     }
 }
@@ -468,6 +509,7 @@ pub fn run_scripted(
         start,
         done_at: Vec::new(),
         power_cut: false,
+        injected: Vec::new(),
     };
     let mut status = None;
     let mut timed_out = false;
@@ -488,6 +530,7 @@ pub fn run_scripted(
         }
         if mode == InputMode::AtPrompts {
             script.advance(&output, prompts.seen, stdin.as_mut());
+            output.append(&mut script.injected);
             if script.power_cut {
                 kill(&mut child);
                 power_cut = true;
@@ -555,6 +598,9 @@ struct Script<'a> {
     start: Instant,
     /// When each step was done, since `start`.
     done_at: Vec<Duration>,
+    /// Lines the steps produced (an HTTP fetch's result), for the caller to add to the
+    /// console's output.
+    injected: Vec<u8>,
 }
 
 impl Script<'_> {
@@ -602,6 +648,11 @@ impl Script<'_> {
                     }
                     self.sleep_until = None;
                 }
+                Step::HttpGet(port, path) => {
+                    let mut text = if output.last().is_some_and(|&b| b != b'\n') { String::from("\n") } else { String::new() };
+                    text += &http_get(*port, path);
+                    self.injected.extend_from_slice(text.as_bytes());
+                }
                 Step::PowerCut => {
                     self.power_cut = true;
                     self.done_at.push(self.start.elapsed());
@@ -612,6 +663,41 @@ impl Script<'_> {
             self.done_at.push(self.start.elapsed());
             self.next += 1;
         }
+    }
+}
+
+/// Fetches `http://127.0.0.1:<port><path>` (HTTP/1.0, 10 s at most, retried while the
+/// connection is refused for the first 5 s): the lines to add to the console.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Read as _;
+    use std::net::TcpStream;
+    let start = Instant::now();
+    let fetch = || -> std::io::Result<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.set_write_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost:{port}\r\nUser-Agent: xtask\r\n\r\n").as_bytes())?;
+        let mut all = Vec::new();
+        s.read_to_end(&mut all)?;
+        Ok(String::from_utf8_lossy(&all).into_owned())
+    };
+    let reply = loop {
+        match fetch() {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused && start.elapsed() < Duration::from_secs(5) => std::thread::sleep(Duration::from_millis(200)),
+            other => break other,
+        }
+    };
+    match reply {
+        Ok(text) if text.is_empty() => format!("xtask: GET {path} failed: the connection closed with no answer\n"),
+        Ok(text) => {
+            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+            let mut out = format!("xtask: GET {path}: {}\n", head.lines().next().unwrap_or(""));
+            for line in body.lines() {
+                out += &format!("xtask: body: {line}\n");
+            }
+            out
+        }
+        Err(e) => format!("xtask: GET {path} failed: {e}\n"),
     }
 }
 

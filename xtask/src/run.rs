@@ -105,6 +105,14 @@ pub struct RunArgs {
     /// Boot with no disk.
     #[arg(long, conflicts_with = "disk")]
     no_disk: bool,
+    /// Give the machine a NIC (virtio-net on QEMU's user network, dom0's uplink) with
+    /// host port `--http-port` forwarded to port 80 of 10.0.2.15, the `web` guest's
+    /// address (`xl create web.cfg`, then `curl http://localhost:8080/`).
+    #[arg(long)]
+    net: bool,
+    /// The host port forwarded with `--net`.
+    #[arg(long, value_name = "PORT", default_value_t = 8080, requires = "net")]
+    http_port: u16,
 }
 
 /// Builds, boots, and maps QEMU's exit status to ours (docs/interfaces.md).
@@ -151,6 +159,7 @@ pub fn main(args: RunArgs) -> Result<ExitCode> {
     let interactive = std::io::stdin().is_terminal();
     let config = QemuConfig {
         disk,
+        nic: args.net.then_some(crate::qemu::NicForward { host: args.http_port, guest_port: 80 }),
         boot,
         memory_mib: if args.linux { args.memory.max(LINUX_MEMORY_MIB) } else { args.memory },
         accel: args.accel,

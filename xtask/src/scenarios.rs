@@ -30,6 +30,14 @@ macro_rules! power_cut {
     };
 }
 
+/// An input entry that fetches `$path` from the host through the forwarded port (see
+/// `qemu::HTTP_GET`); its result shows as `xtask: GET ...` lines.
+macro_rules! http_get {
+    ($path:literal) => {
+        concat!("\0http-get ", $path)
+    };
+}
+
 macro_rules! sleep_ms {
     ($ms:literal) => {
         concat!("\0sleep-ms ", $ms)
@@ -128,6 +136,9 @@ pub struct Scenario {
     /// A scenario booted after this one passes, on the same machine (its disk with
     /// `Disk::Reuse`): judged as part of this one.
     pub then: Option<&'static Scenario>,
+    /// A NIC on QEMU's user network (dom0's uplink), a free host port forwarded to port 80
+    /// of 10.0.2.15; `http_get!` entries fetch through it.
+    pub nic: bool,
 }
 
 /// The disk a scenario's machine has.
@@ -163,6 +174,7 @@ pub const DEFAULT: Scenario = Scenario {
     check: None,
     disk: Disk::None,
     then: None,
+    nic: false,
 };
 
 /// The dom0 `info` memory total lies within 2 MiB below QEMU's `-m`.

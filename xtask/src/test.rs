@@ -224,6 +224,10 @@ pub fn qemu_config(layout: &Layout, scenario: &Scenario) -> Result<QemuConfig> {
     };
     Ok(QemuConfig {
         boot,
+        nic: match scenario.nic {
+            true => Some(crate::qemu::NicForward { host: crate::qemu::free_port()?, guest_port: 80 }),
+            false => None,
+        },
         memory_mib: scenario.memory_mib,
         accel: Accel::Tcg,
         serial: Serial::Stdio,
@@ -262,10 +266,18 @@ fn run_one(layout: &Layout, scenario: &Scenario) -> Result<(), String> {
 
 /// Boots one scenario and judges it; the error is the report.
 fn run_boot(layout: &Layout, scenario: &Scenario) -> Result<(), String> {
-    let cmd = qemu_config(layout, scenario)
-        .and_then(|config| config.command())
-        .map_err(|e| format!("{e:#}"))?;
-    let inputs: Vec<String> = scenario.input.iter().map(|s| s.to_string()).collect();
+    let config = qemu_config(layout, scenario).map_err(|e| format!("{e:#}"))?;
+    let cmd = config.command().map_err(|e| format!("{e:#}"))?;
+    // HTTP fetches go to the port forwarded for this run.
+    let port = config.nic.map_or(0, |n| n.host);
+    let inputs: Vec<String> = scenario
+        .input
+        .iter()
+        .map(|s| match s.strip_prefix(crate::qemu::HTTP_GET) {
+            Some(path) => format!("{}{port} {path}", crate::qemu::HTTP_GET),
+            None => s.to_string(),
+        })
+        .collect();
     let session = run_scripted(cmd, PROMPT, &inputs, scenario.input_mode, scenario.timeout)
         .map_err(|e| format!("{e:#}"))?;
     // The whole console of a failed run, for what the tail does not show.

@@ -5,6 +5,7 @@ use super::*;
 
 fn kernel_config(modules: Vec<Module>) -> QemuConfig {
     QemuConfig {
+        nic: None,
         boot: Boot::Kernel {
             kernel: PathBuf::from("/w/target/boot/microkernel.elf32"),
             xen_cmdline: "loglvl=all".into(),
@@ -88,6 +89,7 @@ fn module_path_with_space_is_refused() {
 #[test]
 fn iso_kvm_and_monitor() {
     let config = QemuConfig {
+        nic: None,
         boot: Boot::Iso("/w/target/boot/microkernel.iso".into()),
         memory_mib: 512,
         accel: Accel::Kvm,
@@ -434,4 +436,37 @@ fn raw_keys_go_out_at_once_without_a_prompt() {
         session.lines(),
         ["dom0> attached to console", "guest got hello", "key 1d", "dom0> then list"]
     );
+}
+
+#[test]
+fn a_nic_is_user_networking_with_the_port_forwarded() {
+    let mut config = kernel_config(Vec::new());
+    config.nic = Some(NicForward { host: 18080, guest_port: 80 });
+    let args = config.args().unwrap();
+    let at = args.iter().position(|a| a == "-netdev").unwrap();
+    assert_eq!(args[at + 1], "user,id=eth0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:18080-10.0.2.15:80");
+    assert!(args.contains(&"virtio-net-pci,netdev=eth0,romfile=".to_string()));
+    assert!(!kernel_config(Vec::new()).args().unwrap().contains(&"-netdev".to_string()));
+}
+
+#[test]
+fn http_get_reports_the_status_and_body_as_lines() {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(s.try_clone().unwrap());
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        assert_eq!(first, "GET /page HTTP/1.0\r\n");
+        let mut s = s;
+        s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\nhi\nthere\n").unwrap();
+    });
+    assert_eq!(http_get(port, "/page"), "xtask: GET /page: HTTP/1.0 200 OK\nxtask: body: hi\nxtask: body: there\n");
+    assert!(matches!(Step::parse(&format!("{HTTP_GET}{port} /x")), Ok(Step::HttpGet(p, path)) if p == port && path == "/x"));
+    assert!(Step::parse(&format!("{HTTP_GET}/x")).is_err());
+    // Nobody listening: a failure line, after the retries.
+    let closed = free_port().unwrap();
+    assert!(http_get(closed, "/").starts_with("xtask: GET / failed: "));
 }

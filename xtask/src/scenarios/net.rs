@@ -1,7 +1,7 @@
 //! The network split driver: guests on dom0's switch, talking TCP/IP (smoltcp over the
 //! netfront) to each other.
 
-use super::{Image, Scenario, DEFAULT};
+use super::{Disk, Image, Scenario, DEFAULT};
 use std::time::Duration;
 
 /// The scenarios of the network issue.
@@ -137,6 +137,36 @@ pub fn scenarios() -> Vec<Scenario> {
         ],
         forbid: &[r"BAD", r"lies", r"crashed"],
         timeout: Duration::from_secs(120),
+        ..DEFAULT
+    }, Scenario {
+        name: "net-web",
+        disk: Disk::Fresh,
+        nic: true,
+        // dom0 drives the machine's NIC as the switch's uplink; the web guest (from
+        // dom0's partition) serves HTTP at 10.0.2.15, and xtask fetches its page from the
+        // host through QEMU's forwarded port: host → NIC → dom0's switch → netback → the
+        // guest's netfront and smoltcp, and back.
+        input: &[
+            "xl create web.cfg",
+            wait_for!(r"\[web\] web: serving http://10\.0\.2\.15:80/"),
+            http_get!("/"),
+            http_get!("/missing"),
+            "xl network-list web",
+            "xl destroy web",
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"^dom0: pci 00:[0-9a-f]{2}\.0: virtio-net eth0: mac 52:54:00:12:34:56, irq [0-9]+ as event port [0-9]+; the switch's uplink$",
+            r"dom0: d1 vif 0: connected",
+            r"\[web\] web: address 10\.0\.2\.15/24",
+            r"^xtask: GET /: HTTP/1\.0 200 OK$",
+            r"^xtask: body: <html><body><h1>Hello from the web guest</h1><p>Served by a PV guest at 10\.0\.2\.15 over netfront, dom0's switch and smoltcp; request 1\.</p></body></html>$",
+            r"^xtask: GET /missing: HTTP/1\.0 404 Not Found$",
+            r"audit: ok",
+        ],
+        forbid: &[r"xtask: GET .* failed", r"lies", r"crashed", r"no uplink"],
+        timeout: Duration::from_secs(90),
         ..DEFAULT
     }]
 }
