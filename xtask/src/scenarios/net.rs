@@ -168,5 +168,33 @@ pub fn scenarios() -> Vec<Scenario> {
         forbid: &[r"xtask: GET .* failed", r"lies", r"crashed", r"no uplink"],
         timeout: Duration::from_secs(90),
         ..DEFAULT
+    }, Scenario {
+        name: "minios-netfront",
+        modules: &[Image::Peer("mini-os/mini-os-test"), Image::Config("minios-net.cfg")],
+        // Mini-OS's netfront, written for Xen, connects to our netback: it reads the MAC
+        // the config gave, grants its rings, says Connected and sees the back end
+        // Connected; it is then shut down through control/shutdown and nothing of it is
+        // left.
+        input: &[
+            "xl create minios-net.cfg",
+            // dom0 says connected just before Mini-OS sees it.
+            wait_for!(r"\[minios-net\] mac is "),
+            "xl network-list minios-net",
+            "xl shutdown minios-net",
+            wait_for!(r"^xl: domain minios-net \([0-9]+\) shut down"),
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"\[minios-net\] \*+ NETFRONT for device/vif/0 \*+",
+            r"^dom0: d1 vif 0: connected$",
+            r"\[minios-net\] backend at /local/domain/0/backend/vif/1/0",
+            r"\[minios-net\] mac is 00:16:3e:00:00:42",
+            r"^0   0  00:16:3e:00:00:42 0      4 ",
+            r"audit: ok: 1 domains, [0-9]+ frames owned, [0-9]+ page tables, [0-9]+ event channels, 0 grant mappings",
+        ],
+        forbid: &[r"lies", r"cannot connect", r"backend not avalable"],
+        timeout: Duration::from_secs(60),
+        ..DEFAULT
     }]
 }
