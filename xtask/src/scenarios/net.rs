@@ -196,5 +196,43 @@ pub fn scenarios() -> Vec<Scenario> {
         forbid: &[r"lies", r"cannot connect", r"backend not avalable"],
         timeout: Duration::from_secs(60),
         ..DEFAULT
+    }, Scenario {
+        name: "linux-netfront",
+        modules: &[Image::LinuxKernel, Image::LinuxInitramfs, Image::Config("linux-net.cfg"), Image::Guest("web"), Image::Config("web-lan.cfg")],
+        memory_mib: crate::run::LINUX_MEMORY_MIB,
+        // Debian's Linux, its xen-netfront written for Xen: eth0 comes up on our
+        // netback (checksums left to offload completed by dom0), gets an address and
+        // fetches the web guest's page with busybox wget through the switch.
+        input: &[
+            "xl create web-lan.cfg",
+            wait_for!(r"\[web-lan\] web: serving http://10\.0\.0\.80:80/"),
+            "xl create linux-net.cfg",
+            wait_for!(r"\[linux-net\] rcS: ready: Linux [0-9.]+-[0-9]+-cloud-amd64$"),
+            "xl console linux-net",
+            type_raw!("\n"),
+            type_raw!("ifconfig eth0 10.0.0.5 netmask 255.255.255.0 up; cat /sys/class/net/eth0/address; wget -q -O - http://10.0.0.80/; echo wget-done-$?\n"),
+            wait_for!(r"^wget-done-[0-9]+\r?$"),
+            type_raw!("\x1d"),
+            wait_for!(r"^xl: detached from linux-net$"),
+            "xl network-list linux-net",
+            "xl shutdown linux-net",
+            wait_for!(r"^xl: domain linux-net \([0-9]+\) shut down: poweroff"),
+            "xl destroy web-lan",
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"dom0: d2 vif 0: connected",
+            r"\[linux-net\] rcS: ready: Linux ",
+            r"^00:16:3e:00:00:05\r?$",
+            r"<h1>Hello from the web guest</h1>",
+            r"^wget-done-0\r?$",
+            r"^xl: detached from linux-net$",
+            r"^0   0  00:16:3e:00:00:05 0      4 ",
+            r"^audit: ok: 1 domains, [0-9]+ frames owned, [0-9]+ page tables, [0-9]+ event channels, 0 grant mappings",
+        ],
+        forbid: &["PANIC", r"Kernel panic", r"BUG:", r"Oops", r"WARNING: CPU", "crashed", r"lies", r"cannot connect"],
+        timeout: Duration::from_secs(240),
+        ..DEFAULT
     }]
 }
