@@ -20,6 +20,7 @@ pub mod report;
 pub mod shell;
 pub mod split;
 pub mod netback;
+pub mod router;
 pub mod vswitch;
 pub mod toolstack;
 pub mod watch;

@@ -31,6 +31,7 @@ use xenbus::ring::SharedMem;
 use crate::config::vif::{default_mac, VifMode, VifSpec};
 pub use crate::split::Served;
 use crate::split::{backend_path, frontend_path, Backend, DevKey, Kind};
+use crate::router::{self, Out, Router};
 use crate::vswitch::{Credit, Outcome, Policy, PortId, Switch};
 
 /// What netback needs from the machine: grant copies between front ends' pages and
@@ -77,6 +78,8 @@ pub struct Connection {
     credit: Option<Credit>,
     /// A frame gathered but over the credit: it goes first at the next window.
     deferred: Option<TxSlots>,
+    /// A routed (`type=nat`) vif: its frames go to the router.
+    routed: bool,
     /// Its counters.
     pub counters: VifCounters,
 }
@@ -91,6 +94,8 @@ pub struct Netback<M> {
     pub machine: M,
     /// dom0's switch.
     pub switch: Switch,
+    /// dom0's router for routed (`type=nat`) vifs.
+    pub router: Router,
     /// Ports that got frames while serving: to deliver to next.
     kicks: BTreeSet<PortId>,
     /// Vifs held by their credit, and when the next window opens.
@@ -100,7 +105,7 @@ pub struct Netback<M> {
 impl<M> Netback<M> {
     /// A back end over `machine` with an empty switch.
     pub fn new(machine: M) -> Self {
-        Netback { machine, switch: Switch::default(), kicks: BTreeSet::new(), waiting: BTreeMap::new() }
+        Netback { machine, switch: Switch::default(), router: Router::default(), kicks: BTreeSet::new(), waiting: BTreeMap::new() }
     }
 
     /// The ports that got frames since the last call: serve the vifs among them (their
@@ -123,14 +128,49 @@ impl<M> Netback<M> {
         due
     }
 
-    /// Gives the switch a frame from a port that is not a vif (the uplink): queued where
-    /// it goes, the vifs among them kicked.
+    /// Gives the switch a frame from port `from` (the uplink, a bridged vif, the router):
+    /// queued where it goes, the ports among them kicked; what reached the router is
+    /// routed at once.
     pub fn input(&mut self, from: PortId, frame: Vec<u8>, now_ns: u64) -> Outcome {
         let out = self.switch.input(from, frame, now_ns);
         if let Outcome::Forwarded(to) = &out {
-            self.kicks.extend(to.iter().copied());
+            self.kicks.extend(to.iter().copied().filter(|&p| p != PortId::Router));
+            if to.contains(&PortId::Router) {
+                while let Some(f) = self.switch.take(PortId::Router) {
+                    let outs = self.router.from_switch(&f, now_ns);
+                    self.route(outs, now_ns);
+                }
+            }
         }
         out
+    }
+
+    /// Sends what the router produced: to a routed vif's queue, or into the switch from
+    /// the router's port.
+    fn route(&mut self, outs: Vec<Out>, now_ns: u64) {
+        for o in outs {
+            match o {
+                Out::ToVif(key, f) => {
+                    if self.switch.deliver(PortId::Vif(key), f) {
+                        self.kicks.insert(PortId::Vif(key));
+                    }
+                }
+                // Never back to the router: the switch does not send a frame out of the
+                // port it came in on.
+                Out::ToSwitch(f) => {
+                    if let Outcome::Forwarded(to) = self.switch.input(PortId::Router, f, now_ns) {
+                        self.kicks.extend(to);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A frame a routed vif sent: the router's.
+    fn input_routed(&mut self, key: DevKey, frame: &[u8], now_ns: u64) {
+        self.switch.count_routed(PortId::Vif(key), frame.len());
+        let outs = self.router.from_vif(key, frame, now_ns);
+        self.route(outs, now_ns);
     }
 }
 
@@ -271,8 +311,10 @@ impl<M: NetMachine> Netback<M> {
                             if f.csum_blank {
                                 complete_checksum(&mut bytes);
                             }
-                            if let Outcome::Forwarded(to) = self.switch.input(PortId::Vif(key), bytes, now) {
-                                self.kicks.extend(to);
+                            if conn.routed {
+                                self.input_routed(key, &bytes, now);
+                            } else {
+                                self.input(PortId::Vif(key), bytes, now);
                             }
                             NETIF_RSP_OKAY
                         } else {
@@ -341,14 +383,22 @@ impl<M: NetMachine, P: SharedMem> Backend<P> for Netback<M> {
 
     /// Fixes the MAC and gives the vif its port on the switch, with the anti-spoofing
     /// rules of its MAC and addresses.
+    /// A routed one gets a link of its own to the router, which routes its first address.
     fn attach(&mut self, key: DevKey, spec: &VifSpec) -> Result<Vif, String> {
-        if spec.mode == VifMode::Nat {
-            return Err(String::from("routed (nat) interfaces are not served yet: use the bridge"));
-        }
         let mac = spec.mac.unwrap_or_else(|| default_mac(key.dom, key.devid));
-        let policy = Policy { mac: Some(mac), ips: spec.ips.clone() };
-        if !self.switch.add_port(PortId::Vif(key), policy) {
+        if self.switch.has_port(PortId::Vif(key)) {
             return Err(format!("d{} already has a network interface {}", key.dom, key.devid));
+        }
+        if spec.mode == VifMode::Nat {
+            let ip = *spec.ips.first().ok_or("a routed interface needs its address (ip=)")?;
+            if !self.router.add_guest(key, mac, ip) {
+                return Err(format!("{} is routed to another interface already", dotted(&ip)));
+            }
+            self.switch.add_routed_port(PortId::Vif(key));
+            // The router's own port on the bridge, with its address.
+            self.switch.add_port(PortId::Router, Policy { mac: Some(router::ROUTER_MAC), ips: alloc::vec![router::OUTSIDE_IP] });
+        } else {
+            self.switch.add_port(PortId::Vif(key), Policy { mac: Some(mac), ips: spec.ips.clone() });
         }
         Ok(Vif { dom: key.dom, spec: spec.clone(), mac })
     }
@@ -370,7 +420,7 @@ impl<M: NetMachine, P: SharedMem> Backend<P> for Netback<M> {
         let tx = BackRing::new(tx).map_err(|e| format!("tx ring: {e:?}"))?;
         let rx = BackRing::new(rx).map_err(|e| format!("rx ring: {e:?}"))?;
         let credit = vif.spec.rate.map(|r| Credit::new(r, self.machine.now_ns()));
-        Ok(Connection { tx, rx, posted: VecDeque::new(), credit, deferred: None, counters: VifCounters::default() })
+        Ok(Connection { tx, rx, posted: VecDeque::new(), credit, deferred: None, routed: vif.spec.mode == VifMode::Nat, counters: VifCounters::default() })
     }
 
     fn serve(&mut self, key: DevKey, conn: &mut Connection, rings: &mut [P]) -> Served {
@@ -390,6 +440,7 @@ impl<M: NetMachine, P: SharedMem> Backend<P> for Netback<M> {
     /// The port goes, with what was queued for it and what was learned on it.
     fn release(&mut self, key: DevKey, _vif: &Vif) {
         self.switch.remove_port(PortId::Vif(key));
+        self.router.remove_guest(key);
         self.waiting.remove(&key);
         self.kicks.remove(&PortId::Vif(key));
     }

@@ -114,6 +114,9 @@ pub struct Counters {
 
 struct Port {
     policy: Policy,
+    /// A bridge port (learned and flooded to); otherwise a routed link that only the
+    /// router delivers to.
+    bridged: bool,
     queue: VecDeque<(PortId, Vec<u8>)>,
     counters: Counters,
 }
@@ -190,8 +193,34 @@ impl Switch {
         if self.ports.contains_key(&id) {
             return false;
         }
-        self.ports.insert(id, Port { policy, queue: VecDeque::new(), counters: Counters::default() });
+        self.ports.insert(id, Port { policy, bridged: true, queue: VecDeque::new(), counters: Counters::default() });
         true
+    }
+
+    /// Adds port `id` as a routed link: its queue only (frames reach it by [`Self::deliver`]),
+    /// never learned nor flooded to. False if it exists.
+    pub fn add_routed_port(&mut self, id: PortId) -> bool {
+        if self.ports.contains_key(&id) {
+            return false;
+        }
+        self.ports.insert(id, Port { policy: Policy::default(), bridged: false, queue: VecDeque::new(), counters: Counters::default() });
+        true
+    }
+
+    /// Queues `frame` for port `id` (from the router): false if there is no such port or
+    /// its queue is full.
+    pub fn deliver(&mut self, id: PortId, frame: Vec<u8>) -> bool {
+        let before = self.queued(id);
+        self.enqueue(id, PortId::Router, frame);
+        self.queued(id) > before
+    }
+
+    /// Counts a frame port `id` sent on a routed link (the router took it).
+    pub fn count_routed(&mut self, id: PortId, bytes: usize) {
+        if let Some(p) = self.ports.get_mut(&id) {
+            p.counters.rx_frames += 1;
+            p.counters.rx_bytes += bytes as u64;
+        }
     }
 
     /// Removes port `id`: its queue, and every address learned on it. Its counters.
@@ -232,7 +261,7 @@ impl Switch {
     /// Takes `frame` in on port `from` at time `now_ns`: checks it, learns its source and
     /// queues it where it goes.
     pub fn input(&mut self, from: PortId, frame: Vec<u8>, now_ns: u64) -> Outcome {
-        let Some(port) = self.ports.get_mut(&from) else {
+        let Some(port) = self.ports.get_mut(&from).filter(|p| p.bridged) else {
             return Outcome::Dropped(Drop::NoPort);
         };
         let verdict = if frame.len() < ETH_HLEN {
@@ -259,7 +288,7 @@ impl Switch {
                 }
                 alloc::vec![p]
             }
-            _ => self.ports.keys().copied().filter(|&p| p != from).collect(),
+            _ => self.ports.iter().filter(|(&p, port)| p != from && port.bridged).map(|(&p, _)| p).collect(),
         };
         let mut frame = Some(frame);
         for (i, &p) in to.iter().enumerate() {

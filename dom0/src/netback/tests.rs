@@ -363,3 +363,42 @@ fn detaching_takes_the_port_and_what_was_queued_for_it() {
     assert!(lines[0].contains("request-rx-copy"), "{lines:?}");
     assert!(w.m.mapped.is_empty());
 }
+
+#[test]
+fn a_routed_guest_talks_to_the_router_only() {
+    let mut w = World::new();
+    let nat = VifSpec { mode: VifMode::Nat, ips: vec![[10, 0, 0, 2]], ..spec(3) };
+    let mut a = w.guest(3, nat.clone());
+    let mut b = w.guest(4, spec(4));
+    a.post(&mut w, 4);
+    b.post(&mut w, 4);
+    w.serve(3);
+    w.serve(4);
+    // b's broadcast does not reach the routed guest.
+    b.send(&mut w, &frame(Mac::BROADCAST, b.mac, b"to all"), 1);
+    w.serve(4);
+    assert!(a.received(&w).is_empty());
+    // The routed guest asks for its gateway and gets the router's answer.
+    let mut ask = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    ask.extend_from_slice(&a.mac.0);
+    ask.extend_from_slice(&[10, 0, 0, 2]);
+    ask.extend_from_slice(&[0; 6]);
+    ask.extend_from_slice(&crate::router::INSIDE_IP);
+    let mut f = Vec::new();
+    f.extend_from_slice(&Mac::BROADCAST.0);
+    f.extend_from_slice(&a.mac.0);
+    f.extend_from_slice(&[0x08, 0x06]);
+    f.extend_from_slice(&ask);
+    a.send(&mut w, &f, 2);
+    w.serve(3);
+    let got = a.received(&w);
+    assert_eq!(got.len(), 1);
+    assert_eq!(&got[0][6..12], &crate::router::ROUTER_MAC.0);
+    assert_eq!(&got[0][28..32], &crate::router::INSIDE_IP, "the gateway's address answered");
+    assert!(b.received(&w).is_empty(), "the ARP stayed on the routed link");
+    // Its address is taken while it has it.
+    let e = w.devs.attach(&mut w.nb, &mut w.m, key(5), &VifSpec { mode: VifMode::Nat, ips: vec![[10, 0, 0, 2]], ..spec(5) }).unwrap_err();
+    assert!(e.contains("routed to another interface"), "{e}");
+    w.devs.release_dom(&mut w.nb, &mut w.m, 3);
+    w.devs.attach(&mut w.nb, &mut w.m, key(5), &VifSpec { mode: VifMode::Nat, ips: vec![[10, 0, 0, 2]], ..spec(5) }).unwrap();
+}

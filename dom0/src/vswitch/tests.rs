@@ -210,3 +210,16 @@ fn credit_holds_a_port_to_its_rate() {
     assert_eq!(c.take(1500, 0), Ok(()));
     assert_eq!(c.take(1500, 10), Err(1_000_000));
 }
+
+#[test]
+fn routed_links_are_neither_flooded_nor_bridged() {
+    let mut s = switch_of(2);
+    assert!(s.add_routed_port(vif(9)));
+    assert!(!s.add_routed_port(vif(9)));
+    assert_eq!(s.input(vif(1), frame(Mac::BROADCAST, mac(1), 0x0800, &[0; 40]), 0), Outcome::Forwarded(vec![vif(2)]));
+    // A routed guest's frames cannot enter the bridge directly.
+    assert_eq!(s.input(vif(9), frame(Mac::BROADCAST, mac(9), 0x0800, &[0; 40]), 0), Outcome::Dropped(Drop::NoPort));
+    assert!(s.deliver(vif(9), frame(mac(9), mac(1), 0x0800, b"routed")));
+    assert_eq!(s.queued(vif(9)), 1);
+    assert!(!s.deliver(vif(7), vec![0; 60]), "no such port");
+}

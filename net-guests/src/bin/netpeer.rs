@@ -10,6 +10,8 @@
 //!   count and checksum against its own. A peer that stops answering ends the connection
 //!   after `timeout` seconds (default 10), which it reports, and it powers off either way.
 //!
+//! - `role=get peer=A.B.C.D [port=80] [path=/] [ping=K]`: pings the peer, then fetches
+//!   `http://peer:port/path` (HTTP/1.0) and prints the status line and the body's lines.
 //! - `role=hostile peer=A.B.C.D [victim=MAC,IP]`: pings the peer once, then misbehaves:
 //!   frames naming grants it never made, an echo request from a forged MAC and one from a
 //!   forged address (both the victim's), a broadcast storm, and at last a frame past the
@@ -221,6 +223,51 @@ fn client(stack: &mut Stack, peer: Ipv4Address, port: u16, bytes: u64, timeout_s
     Ok(())
 }
 
+fn get(stack: &mut Stack, peer: Ipv4Address, port: u16, path: &str) -> Result<(), String> {
+    let h = stack.sockets.add(tcp_socket(16 * 1024));
+    {
+        let local = 49152 + (pv_guest::time::rdtsc() % 16384) as u16;
+        let s = stack.sockets.get_mut::<tcp::Socket>(h);
+        s.set_timeout(Some(Duration::from_secs(10)));
+        s.connect(stack.iface.context(), (ip(peer), port), local).map_err(|e| format!("connect: {e}"))?;
+    }
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {peer}\r\n\r\n");
+    let (mut sent, mut reply) = (false, vec::Vec::new());
+    loop {
+        stack.poll(NAME);
+        let s = stack.sockets.get_mut::<tcp::Socket>(h);
+        if !sent && s.can_send() {
+            s.send_slice(request.as_bytes()).map_err(|e| format!("send: {e}"))?;
+            sent = true;
+        }
+        while s.can_recv() {
+            let _ = s.recv(|b| {
+                reply.extend_from_slice(b);
+                (b.len(), ())
+            });
+        }
+        if sent && !s.may_recv() {
+            s.close();
+            break;
+        }
+        if !s.is_open() {
+            break;
+        }
+        stack.wait(Duration::from_millis(100));
+    }
+    settle(stack, 100);
+    if reply.is_empty() {
+        return Err(format!("http://{peer}:{port}{path}: no answer"));
+    }
+    let text = String::from_utf8_lossy(&reply);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    println!("{NAME}: GET http://{peer}:{port}{path}: {}", head.lines().next().unwrap_or(""));
+    for line in body.lines() {
+        println!("{NAME}: body: {line}");
+    }
+    Ok(())
+}
+
 /// The IPv4 header checksum of `h`.
 fn ip_checksum(h: &[u8]) -> u16 {
     let mut sum: u32 = h.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
@@ -339,12 +386,21 @@ fn run(si: &'static StartInfo) -> Result<(), String> {
             let bytes = num_arg(cmdline, "bytes", 1 << 20)?;
             client(&mut stack, peer, port, bytes, num_arg(cmdline, "timeout", 10)?)
         }
+        Some("get") => {
+            let peer = arg(cmdline, "peer").and_then(parse_ipv4).ok_or("peer=A.B.C.D is needed")?;
+            println!("{NAME}: up at {addr}");
+            let pings = num_arg(cmdline, "ping", 0)? as u16;
+            if pings > 0 {
+                ping(&mut stack, peer, pings)?;
+            }
+            get(&mut stack, peer, num_arg(cmdline, "port", 80)? as u16, arg(cmdline, "path").unwrap_or("/"))
+        }
         Some("hostile") => {
             let peer = arg(cmdline, "peer").and_then(parse_ipv4).ok_or("peer=A.B.C.D is needed")?;
             println!("{NAME}: up at {addr}");
             hostile(&mut stack, peer, arg(cmdline, "victim").unwrap_or(""))
         }
-        other => Err(format!("role={} is not server, client or hostile", other.unwrap_or("(none)"))),
+        other => Err(format!("role={} is not server, client, get or hostile", other.unwrap_or("(none)"))),
     }
 }
 

@@ -234,5 +234,37 @@ pub fn scenarios() -> Vec<Scenario> {
         forbid: &["PANIC", r"Kernel panic", r"BUG:", r"Oops", r"WARNING: CPU", "crashed", r"lies", r"cannot connect"],
         timeout: Duration::from_secs(240),
         ..DEFAULT
+    }, Scenario {
+        name: "net-nat",
+        disk: Disk::Fresh,
+        nic: true,
+        modules: &[Image::Guest("netpeer"), Image::Config("net-nat.cfg")],
+        // A routed guest reaches the web guest on the bridge through dom0's router, which
+        // translates it to its own address (the web guest sees 10.0.2.16); the host
+        // fetches the same page through the uplink meanwhile.
+        input: &[
+            "xl create web.cfg",
+            wait_for!(r"\[web\] web: serving http://10\.0\.2\.15:80/"),
+            "xl create net-nat.cfg",
+            wait_for!(r"\[net-nat\] netpeer: (done|the connection|no reply|http)"),
+            http_get!("/"),
+            "xl network-list net-nat",
+            "xl destroy web",
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"\[net-nat\] netpeer: address 10\.0\.0\.2/24",
+            r"\[net-nat\] netpeer: ping 10\.0\.2\.15: 2 sent, 2 received",
+            r"\[web\] web: GET / HTTP/1\.0 from 10\.0\.2\.16:[0-9]+",
+            r"\[net-nat\] netpeer: GET http://10\.0\.2\.15:80/: HTTP/1\.0 200 OK",
+            r"\[net-nat\] netpeer: body: <html><body><h1>Hello from the web guest</h1>",
+            r"\[net-nat\] netpeer: done",
+            r"^xtask: GET /: HTTP/1\.0 200 OK$",
+            r"audit: ok",
+        ],
+        forbid: &[r"xtask: GET .* failed", r"lies", r"crashed"],
+        timeout: Duration::from_secs(90),
+        ..DEFAULT
     }]
 }
