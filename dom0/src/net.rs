@@ -18,60 +18,88 @@ use pv_guest::shared_page::SharedPage;
 use crate::devices::Nic;
 use crate::xen_control::XenControl;
 
-/// Grant copies through one staging page (its address here and its machine frame), made
-/// when the first vif is attached.
+/// Grant copies through staging pages of dom0's (their addresses here and machine
+/// frames), one per frame of a batch, made when the first vif is attached.
 #[derive(Default)]
 pub struct NetIo {
-    staging: Option<(u64, u64)>,
+    staging: Vec<(u64, u64)>,
 }
 
 impl NetIo {
-    fn staging(&mut self) -> Option<(&mut [u8; 4096], u64)> {
-        let (va, mfn) = self.staging?;
-        // SAFETY: a page-aligned page of dom0's heap taken for good by `XenControl::vifs_ready`
-        // and used only here, one copy at a time.
-        Some((unsafe { &mut *(va as *mut [u8; 4096]) }, mfn))
+    /// Staging page `i`.
+    fn page(&mut self, i: usize) -> Option<&mut [u8; 4096]> {
+        let &(va, _) = self.staging.get(i)?;
+        // SAFETY: a page-aligned page of dom0's heap taken for good by
+        // `XenControl::vifs_ready` and used only here, by one batch at a time.
+        Some(unsafe { &mut *(va as *mut [u8; 4096]) })
+    }
+
+    /// Runs `ops` (their frame indices beside them): which frames had every copy succeed.
+    fn run(ops: &mut [GnttabCopy], owners: &[usize], frames: usize) -> Vec<bool> {
+        let mut ok = alloc::vec![grant::copy(ops).is_ok(); frames];
+        for (op, &i) in ops.iter().zip(owners) {
+            if op.status != GNTST_OKAY {
+                ok[i] = false;
+            }
+        }
+        ok
     }
 }
 
 impl NetMachine for NetIo {
-    fn copy_in(&mut self, dom: u16, pieces: &[xenbus::netif::Piece], into: &mut Vec<u8>) -> Result<(), usize> {
-        let Some((_, mfn)) = self.staging() else { return Err(0) };
-        let mut at = 0u16;
-        let mut ops: Vec<GnttabCopy> = Vec::with_capacity(pieces.len());
-        for p in pieces {
-            if usize::from(at) + usize::from(p.len) > 4096 {
-                return Err(ops.len());
+    fn copy_in(&mut self, dom: u16, frames: &[&[xenbus::netif::Piece]]) -> Vec<Option<Vec<u8>>> {
+        let mut ops: Vec<GnttabCopy> = Vec::new();
+        let mut owners = Vec::new();
+        let mut lens = alloc::vec![0usize; frames.len()];
+        for (i, pieces) in frames.iter().enumerate() {
+            let Some(&(_, mfn)) = self.staging.get(i) else { break };
+            let mut at = 0usize;
+            for p in pieces.iter() {
+                if at + usize::from(p.len) > 4096 {
+                    break;
+                }
+                let source = grant::copy_gref(dom, p.gref, p.offset);
+                let dest = grant::copy_local(mfn, at as u16);
+                ops.push(GnttabCopy { source, dest, len: p.len, flags: GNTCOPY_SOURCE_GREF, status: 0, _pad: 0 });
+                owners.push(i);
+                at += usize::from(p.len);
             }
-            let source = grant::copy_gref(dom, p.gref, p.offset);
-            let dest = grant::copy_local(mfn, at);
-            ops.push(GnttabCopy { source, dest, len: p.len, flags: GNTCOPY_SOURCE_GREF, status: 0, _pad: 0 });
-            at += p.len;
+            lens[i] = at;
         }
-        if grant::copy(&mut ops).is_err() {
-            return Err(0);
-        }
-        if let Some(bad) = ops.iter().position(|op| op.status != GNTST_OKAY) {
-            return Err(bad);
-        }
-        let Some((page, _)) = self.staging() else { return Err(0) };
-        into.extend_from_slice(&page[..usize::from(at)]);
-        Ok(())
+        let ok = Self::run(&mut ops, &owners, frames.len());
+        (0..frames.len())
+            .map(|i| {
+                let whole = lens[i] == frames[i].iter().map(|p| usize::from(p.len)).sum::<usize>();
+                if ok[i] && whole {
+                    self.page(i).map(|page| page[..lens[i]].to_vec())
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
-    fn copy_out(&mut self, dom: u16, gref: u32, frame: &[u8]) -> bool {
-        let Some((page, mfn)) = self.staging() else { return false };
-        let Some(dst) = page.get_mut(..frame.len()) else { return false };
-        dst.copy_from_slice(frame);
-        let mut op = [GnttabCopy {
-            source: grant::copy_local(mfn, 0),
-            dest: grant::copy_gref(dom, gref, 0),
-            len: frame.len() as u16,
-            flags: GNTCOPY_DEST_GREF,
-            status: 0,
-            _pad: 0,
-        }];
-        grant::copy(&mut op).is_ok() && op[0].status == GNTST_OKAY
+    fn copy_out(&mut self, dom: u16, frames: &[(u32, &[u8])]) -> Vec<bool> {
+        let mut ops: Vec<GnttabCopy> = Vec::new();
+        let mut owners = Vec::new();
+        let mut fits = alloc::vec![false; frames.len()];
+        for (i, &(gref, frame)) in frames.iter().enumerate() {
+            let Some(&(_, mfn)) = self.staging.get(i) else { break };
+            let Some(dst) = self.page(i).and_then(|p| p.get_mut(..frame.len())) else { continue };
+            dst.copy_from_slice(frame);
+            fits[i] = true;
+            ops.push(GnttabCopy {
+                source: grant::copy_local(mfn, 0),
+                dest: grant::copy_gref(dom, gref, 0),
+                len: frame.len() as u16,
+                flags: GNTCOPY_DEST_GREF,
+                status: 0,
+                _pad: 0,
+            });
+            owners.push(i);
+        }
+        let ok = Self::run(&mut ops, &owners, frames.len());
+        ok.iter().zip(&fits).map(|(&a, &b)| a && b).collect()
     }
 
     fn now_ns(&self) -> u64 {
@@ -124,19 +152,23 @@ impl XenControl {
         out
     }
 
-    /// The staging page, made on first use: a page of the heap and its frame.
+    /// The staging pages, made on first use: a batch's worth of heap pages and their frames.
     fn vifs_ready(&mut self) -> Result<(), String> {
-        if self.net.back.machine.staging.is_some() {
+        if !self.net.back.machine.staging.is_empty() {
             return Ok(());
         }
         let layout = Layout::from_size_align(4096, 4096).map_err(|_| String::from("no page layout"))?;
-        // SAFETY: a non-zero size; the page is kept for good (the staging page).
-        let p = unsafe { alloc_zeroed(layout) };
-        if p.is_null() {
-            return Err(String::from("no memory for the network staging page"));
+        let mut pages = Vec::new();
+        for _ in 0..dom0::netback::BATCH {
+            // SAFETY: a non-zero size; the page is kept for good (a staging page).
+            let p = unsafe { alloc_zeroed(layout) };
+            if p.is_null() {
+                return Err(String::from("no memory for the network staging pages"));
+            }
+            let mfn = self.frame_of(p as u64).ok_or("a staging page has no frame")?;
+            pages.push((p as u64, mfn));
         }
-        let mfn = self.frame_of(p as u64).ok_or("the staging page has no frame")?;
-        self.net.back.machine.staging = Some((p as u64, mfn));
+        self.net.back.machine.staging = pages;
         Ok(())
     }
 

@@ -34,14 +34,17 @@ use crate::split::{backend_path, frontend_path, Backend, DevKey, Kind};
 use crate::router::{self, Out, Router};
 use crate::vswitch::{Credit, Outcome, Policy, PortId, Switch};
 
+/// Frames moved per grant copy (one hypercall for a batch, as Linux netback batches).
+pub const BATCH: usize = 32;
+
 /// What netback needs from the machine: grant copies between front ends' pages and
-/// dom0's memory, and the time.
+/// dom0's memory, a batch of frames at a time (at most [`BATCH`]), and the time.
 pub trait NetMachine {
-    /// Appends the bytes of `pieces` of `dom`'s granted pages to `into`. The index of the
-    /// first piece that did not copy (a bad or revoked grant).
-    fn copy_in(&mut self, dom: u16, pieces: &[netif::Piece], into: &mut Vec<u8>) -> Result<(), usize>;
-    /// Copies `frame` to the start of `dom`'s granted page `gref`; whether it copied.
-    fn copy_out(&mut self, dom: u16, gref: u32, frame: &[u8]) -> bool;
+    /// The bytes of each frame (its pieces of `dom`'s granted pages, in order), or `None`
+    /// for a frame a piece of which did not copy (a bad or revoked grant).
+    fn copy_in(&mut self, dom: u16, frames: &[&[netif::Piece]]) -> Vec<Option<Vec<u8>>>;
+    /// Copies each frame to the start of `dom`'s granted page `gref`: whether each copied.
+    fn copy_out(&mut self, dom: u16, frames: &[(u32, &[u8])]) -> Vec<bool>;
     /// The time, in ns (learning, ageing, rates).
     fn now_ns(&self) -> u64;
 }
@@ -272,7 +275,8 @@ pub fn complete_checksum(frame: &mut [u8]) {
 }
 
 impl<M: NetMachine> Netback<M> {
-    /// Takes what the guest transmitted, while its credit lasts. `Err` if the ring lied.
+    /// Takes what the guest transmitted, while its credit lasts, [`BATCH`] frames a grant
+    /// copy. `Err` if the ring lied.
     fn serve_tx(&mut self, key: DevKey, conn: &mut Connection, ring: &mut impl SharedMem) -> Result<bool, String> {
         let now = self.machine.now_ns();
         if self.waiting.get(&key).is_some_and(|&at| at > now) {
@@ -282,53 +286,69 @@ impl<M: NetMachine> Netback<M> {
         let mut notify = false;
         loop {
             loop {
-                let tx = match conn.deferred.take() {
-                    Some(tx) => tx,
-                    None => {
-                        let ring_ref = &*ring;
-                        let txr = &mut conn.tx;
-                        let gathered = netif::gather_tx(&mut || txr.next_request(ring_ref).map_err(|e| format!("tx ring: {e:?}")));
-                        match gathered? {
-                            Some(tx) => tx,
-                            None => break,
+                // Gather a batch: each frame's slots and what to answer, or its pieces.
+                let mut batch: Vec<(TxSlots, Result<i16, netif::TxFrame>)> = Vec::new();
+                while batch.len() < BATCH {
+                    let tx = match conn.deferred.take() {
+                        Some(tx) => tx,
+                        None => {
+                            let ring_ref = &*ring;
+                            let txr = &mut conn.tx;
+                            match netif::gather_tx(&mut || txr.next_request(ring_ref).map_err(|e| format!("tx ring: {e:?}")))? {
+                                Some(tx) => tx,
+                                None => break,
+                            }
                         }
-                    }
-                };
-                let status = match netif::check_tx(&tx) {
-                    TxVerdict::Fatal(why) => return Err(why),
-                    TxVerdict::Drop(_) => NETIF_RSP_ERROR,
-                    TxVerdict::Control => NETIF_RSP_OKAY,
-                    TxVerdict::Frame(f) => {
-                        if let Some(credit) = conn.credit.as_mut() {
-                            if let Err(at) = credit.take(f.len as u64, now) {
+                    };
+                    let what = match netif::check_tx(&tx) {
+                        TxVerdict::Fatal(why) => return Err(why),
+                        TxVerdict::Drop(_) => Ok(NETIF_RSP_ERROR),
+                        TxVerdict::Control => Ok(NETIF_RSP_OKAY),
+                        TxVerdict::Frame(f) => {
+                            if let Some(Err(at)) = conn.credit.as_mut().map(|c| c.take(f.len as u64, now)) {
                                 conn.deferred = Some(tx);
                                 self.waiting.insert(key, at);
                                 break;
                             }
+                            Err(f)
                         }
-                        let mut bytes = Vec::with_capacity(f.len);
-                        if self.machine.copy_in(key.dom, &f.pieces, &mut bytes).is_ok() {
-                            if f.csum_blank {
-                                complete_checksum(&mut bytes);
-                            }
-                            if conn.routed {
-                                self.input_routed(key, &bytes, now);
-                            } else {
-                                self.input(PortId::Vif(key), bytes, now);
-                            }
-                            NETIF_RSP_OKAY
-                        } else {
-                            NETIF_RSP_ERROR
-                        }
-                    }
-                };
-                if status == NETIF_RSP_OKAY {
-                    conn.counters.tx_frames += 1;
-                } else {
-                    conn.counters.tx_errors += 1;
+                    };
+                    batch.push((tx, what));
                 }
-                for rsp in netif::tx_responses(&tx, status) {
-                    conn.tx.push_response(ring, &rsp).map_err(|e| format!("tx ring: {e:?}"))?;
+                if batch.is_empty() {
+                    break;
+                }
+                let frames: Vec<&[netif::Piece]> = batch.iter().filter_map(|(_, w)| w.as_ref().err().map(|f| f.pieces.as_slice())).collect();
+                let mut copied = self.machine.copy_in(key.dom, &frames).into_iter();
+                for (tx, what) in batch {
+                    let status = match what {
+                        Ok(status) => status,
+                        Err(f) => match copied.next().flatten() {
+                            Some(mut bytes) => {
+                                if f.csum_blank {
+                                    complete_checksum(&mut bytes);
+                                }
+                                if conn.routed {
+                                    self.input_routed(key, &bytes, now);
+                                } else {
+                                    self.input(PortId::Vif(key), bytes, now);
+                                }
+                                NETIF_RSP_OKAY
+                            }
+                            None => NETIF_RSP_ERROR,
+                        },
+                    };
+                    if status == NETIF_RSP_OKAY {
+                        conn.counters.tx_frames += 1;
+                    } else {
+                        conn.counters.tx_errors += 1;
+                    }
+                    for rsp in netif::tx_responses(&tx, status) {
+                        conn.tx.push_response(ring, &rsp).map_err(|e| format!("tx ring: {e:?}"))?;
+                    }
+                }
+                if conn.deferred.is_some() {
+                    break;
                 }
             }
             notify |= conn.tx.publish(ring);
@@ -341,8 +361,8 @@ impl<M: NetMachine> Netback<M> {
         }
     }
 
-    /// Delivers what the switch queued for the vif into the pages it posted. `Err` if
-    /// the ring lied.
+    /// Delivers what the switch queued for the vif into the pages it posted, [`BATCH`]
+    /// frames a grant copy. `Err` if the ring lied.
     fn serve_rx(&mut self, key: DevKey, conn: &mut Connection, ring: &mut impl SharedMem) -> Result<bool, String> {
         let port = PortId::Vif(key);
         let mut notify = false;
@@ -351,16 +371,25 @@ impl<M: NetMachine> Netback<M> {
                 conn.posted.push_back(req);
             }
             while !conn.posted.is_empty() && self.switch.queued(port) > 0 {
-                let (Some(req), Some(frame)) = (conn.posted.pop_front(), self.switch.take(port)) else { break };
-                let status = if self.machine.copy_out(key.dom, req.gref, &frame) {
-                    conn.counters.rx_frames += 1;
-                    frame.len() as i16
-                } else {
-                    conn.counters.rx_errors += 1;
-                    NETIF_RSP_ERROR
-                };
-                let rsp = NetifRxResponse { id: req.id, offset: 0, flags: 0, status };
-                conn.rx.push_response(ring, &rsp).map_err(|e| format!("rx ring: {e:?}"))?;
+                let mut batch: Vec<(NetifRxRequest, Vec<u8>)> = Vec::new();
+                while batch.len() < BATCH && !conn.posted.is_empty() {
+                    let Some(frame) = self.switch.take(port) else { break };
+                    let Some(req) = conn.posted.pop_front() else { break };
+                    batch.push((req, frame));
+                }
+                let outs: Vec<(u32, &[u8])> = batch.iter().map(|(r, f)| (r.gref, f.as_slice())).collect();
+                let done = self.machine.copy_out(key.dom, &outs);
+                for (i, (req, frame)) in batch.iter().enumerate() {
+                    let status = if done.get(i).copied().unwrap_or(false) {
+                        conn.counters.rx_frames += 1;
+                        frame.len() as i16
+                    } else {
+                        conn.counters.rx_errors += 1;
+                        NETIF_RSP_ERROR
+                    };
+                    let rsp = NetifRxResponse { id: req.id, offset: 0, flags: 0, status };
+                    conn.rx.push_response(ring, &rsp).map_err(|e| format!("rx ring: {e:?}"))?;
+                }
             }
             notify |= conn.rx.publish(ring);
             // Frames still wait and every page is used: ask to hear of the next one.

@@ -118,6 +118,8 @@ struct Port {
     /// router delivers to.
     bridged: bool,
     queue: VecDeque<(PortId, Vec<u8>)>,
+    /// How many of the queue's frames came from each port.
+    from_counts: BTreeMap<PortId, usize>,
     counters: Counters,
 }
 
@@ -193,7 +195,7 @@ impl Switch {
         if self.ports.contains_key(&id) {
             return false;
         }
-        self.ports.insert(id, Port { policy, bridged: true, queue: VecDeque::new(), counters: Counters::default() });
+        self.ports.insert(id, Port { policy, bridged: true, queue: VecDeque::new(), from_counts: BTreeMap::new(), counters: Counters::default() });
         true
     }
 
@@ -203,7 +205,7 @@ impl Switch {
         if self.ports.contains_key(&id) {
             return false;
         }
-        self.ports.insert(id, Port { policy: Policy::default(), bridged: false, queue: VecDeque::new(), counters: Counters::default() });
+        self.ports.insert(id, Port { policy: Policy::default(), bridged: false, queue: VecDeque::new(), from_counts: BTreeMap::new(), counters: Counters::default() });
         true
     }
 
@@ -229,6 +231,7 @@ impl Switch {
         let port = self.ports.remove(&id)?;
         for p in self.ports.values_mut() {
             p.queue.retain(|(from, _)| *from != id);
+            p.from_counts.remove(&id);
         }
         Some(port.counters)
     }
@@ -313,11 +316,12 @@ impl Switch {
 
     fn enqueue(&mut self, to: PortId, from: PortId, frame: Vec<u8>) {
         let Some(port) = self.ports.get_mut(&to) else { return };
-        let from_source = port.queue.iter().filter(|(f, _)| *f == from).count();
-        if port.queue.len() >= QUEUE_LIMIT || from_source >= PER_SOURCE_LIMIT {
+        let from_source = port.from_counts.entry(from).or_insert(0);
+        if port.queue.len() >= QUEUE_LIMIT || *from_source >= PER_SOURCE_LIMIT {
             port.counters.overflow += 1;
             return;
         }
+        *from_source += 1;
         port.queue.push_back((from, frame));
     }
 
@@ -329,7 +333,10 @@ impl Switch {
     /// The next frame queued for port `id` (its delivery).
     pub fn take(&mut self, id: PortId) -> Option<Vec<u8>> {
         let port = self.ports.get_mut(&id)?;
-        let (_, frame) = port.queue.pop_front()?;
+        let (from, frame) = port.queue.pop_front()?;
+        if let Some(n) = port.from_counts.get_mut(&from) {
+            *n = n.saturating_sub(1);
+        }
         port.counters.tx_frames += 1;
         port.counters.tx_bytes += frame.len() as u64;
         Some(frame)

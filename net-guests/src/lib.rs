@@ -67,9 +67,10 @@ pub struct Stack {
     /// The store (to close the interface).
     pub xs: StoreClient,
     dhcp: Option<SocketHandle>,
-    /// Keeps the memory layer and grants alive for the pages shared.
-    _mm: GuestMm,
-    _gt: GrantTable,
+    /// The memory layer (the pages shared come from it).
+    pub mm: GuestMm,
+    /// The grant table.
+    pub gt: GrantTable,
 }
 
 impl Stack {
@@ -85,6 +86,7 @@ impl Stack {
         }
         let mut nf = NetFront::connect(&mut xs, &mut mm, &mut gt, 0).map_err(|e| format!("vif 0: {e:?}"))?;
         println!("{name}: vif 0 connected, mac {}", nf.mac);
+        nf.set_batching(true);
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(nf.mac.0)));
         config.random_seed = pv_guest::time::rdtsc();
         let mut iface = Interface::new(config, &mut nf, now());
@@ -111,7 +113,7 @@ impl Stack {
                 dhcp = Some(sockets.add(dhcpv4::Socket::new()));
             }
         }
-        Ok(Stack { nf, iface, sockets, xs, dhcp, _mm: mm, _gt: gt })
+        Ok(Stack { nf, iface, sockets, xs, dhcp, mm, gt })
     }
 
     /// The interface's IPv4 address, once it has one.
@@ -122,6 +124,8 @@ impl Stack {
     /// Runs the stack once: frames in and out, timers, DHCP; whether anything happened.
     pub fn poll(&mut self, name: &str) -> bool {
         let changed = self.iface.poll(now(), &mut self.nf, &mut self.sockets) != smoltcp::iface::PollResult::None;
+        // The burst smoltcp just sent (and the pages it read) go to the back end at once.
+        self.nf.flush();
         if let Some(h) = self.dhcp {
             match self.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
                 Some(dhcpv4::Event::Configured(c)) => {

@@ -1,6 +1,12 @@
 //! The guest heap (guest target only): a `linked_list_allocator` over a static array in the
 //! binary's .bss, 2 MiB unless the binary asks for more (`entry!(main, heap = BYTES)`;
 //! dom0 does, for the store and the toolstack).
+//!
+//! Small blocks (up to [`MAX_CACHED`] bytes, alignment up to 16) are kept in per-size free
+//! lists once freed, as a slab allocator does: the first-fit list allocator walks its free
+//! list on every call, which a back end allocating for each frame or request would pay
+//! each time. A size's list only ever holds blocks of that size; they are not given back to
+//! the list allocator (a size's memory is bounded by the most of it ever in use at once).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
@@ -52,7 +58,12 @@ static INITIALISED: AtomicBool = AtomicBool::new(false);
 struct GuestHeap {
     area: Mutex<Heap>,
     added: Mutex<Heap>,
+    /// Free blocks of each small size, as linked lists threaded through the blocks.
+    cached: Mutex<[usize; CLASSES]>,
 }
+
+pub use crate::size_class::MAX_CACHED;
+use crate::size_class::{class_of, CLASSES, CLASS_ALIGN};
 
 impl GuestHeap {
     /// Whether `ptr` lies in the added range.
@@ -68,6 +79,21 @@ impl GuestHeap {
 // one whose range contains it.
 unsafe impl GlobalAlloc for GuestHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let layout = match class_of(layout) {
+            Some(c) => {
+                let mut cached = self.cached.lock();
+                let head = cached[c];
+                if head != 0 {
+                    // SAFETY: `head` is a free block of this class (pushed by `dealloc`), at
+                    // least 16 bytes, 16-aligned; its first word holds the next free one.
+                    cached[c] = unsafe { (head as *const usize).read() };
+                    return head as *mut u8;
+                }
+                // A new block of the class's whole size, so it can serve the class later.
+                Layout::from_size_align(CLASS_ALIGN << c, CLASS_ALIGN).unwrap_or(layout)
+            }
+            None => layout,
+        };
         if let Ok(p) = self.area.lock().allocate_first_fit(layout) {
             return p.as_ptr();
         }
@@ -78,6 +104,17 @@ unsafe impl GlobalAlloc for GuestHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(c) = class_of(layout) {
+            if !ptr.is_null() {
+                let mut cached = self.cached.lock();
+                // SAFETY: `ptr` is a block of this class (`alloc` gives every small layout a
+                // block of its class's size, 16-aligned), no longer in use: its first word
+                // now links it into the class's free list.
+                unsafe { (ptr as *mut usize).write(cached[c]) };
+                cached[c] = ptr as usize;
+            }
+            return;
+        }
         let in_added = self.in_added(ptr);
         if let Some(ptr) = NonNull::new(ptr) {
             let heap = if in_added { &self.added } else { &self.area };
@@ -92,6 +129,7 @@ unsafe impl GlobalAlloc for GuestHeap {
 static ALLOCATOR: GuestHeap = GuestHeap {
     area: Mutex::new(Heap::empty()),
     added: Mutex::new(Heap::empty()),
+    cached: Mutex::new([0; CLASSES]),
 };
 
 /// Where the added range ends (its next byte), 0 before the first [`add_memory`].

@@ -75,6 +75,7 @@ pub mod events;
 pub mod shared_page;
 #[cfg(target_os = "none")]
 pub mod heap;
+pub mod size_class;
 #[cfg(target_os = "none")]
 pub mod hypercall;
 #[cfg(target_os = "none")]

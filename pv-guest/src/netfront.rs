@@ -7,7 +7,9 @@
 //! Frames go out of [`TX_SLOTS`] pages granted to the back end (one frame per page, at
 //! offset 0, never crossing it), and come in copied by the back end into [`RX_SLOTS`]
 //! posted pages, each posted again once read. [`NetFront::send`] and [`NetFront::recv`]
-//! never block; [`NetFront::wait`] sleeps until the back end signals or a deadline.
+//! never block; [`NetFront::wait`] sleeps until the back end signals or a deadline. With
+//! [`NetFront::set_batching`], a burst is published (and the back end woken) once, at
+//! [`NetFront::flush`], as Linux's netfront does with `xmit_more`.
 //!
 //! With the `smoltcp` feature, [`NetFront`] is a `smoltcp::phy::Device` (an Ethernet
 //! medium of MTU 1500, checksums in software), so a guest runs smoltcp's TCP/IP over it.
@@ -75,6 +77,10 @@ pub struct NetFront {
     tx_bufs: Vec<SharedGrant>,
     tx_free: Vec<u16>,
     rx_bufs: Vec<SharedGrant>,
+    /// Publishing held back until [`NetFront::flush`].
+    batching: bool,
+    /// Requests pushed but not yet published.
+    unpublished: bool,
 }
 
 /// Parses the back end's `ip` node: dotted addresses, space-separated.
@@ -119,7 +125,7 @@ impl NetFront {
         let rings = [("tx-ring-ref", tx_page.gref), ("rx-ring-ref", rx_page.gref)];
         let port = device.connect(xs, &rings, &[("request-rx-copy", "1"), ("feature-rx-notify", "1")]).map_err(setup)?;
         let tx_free = (0..TX_SLOTS as u16).rev().collect();
-        Ok(NetFront { devid, mac, ips, stats: NetStats::default(), tx, tx_page, rx, rx_page, device, port, tx_bufs, tx_free, rx_bufs })
+        Ok(NetFront { devid, mac, ips, stats: NetStats::default(), tx, tx_page, rx, rx_page, device, port, tx_bufs, tx_free, rx_bufs, batching: false, unpublished: false })
     }
 
     /// Disconnects (Closing, the back end follows, Closed). The pages stay granted.
@@ -172,11 +178,36 @@ impl NetFront {
         let req = NetifTxRequest { gref: buf.gref, offset: 0, flags: 0, id, size: len as u16 };
         let mut page = self.tx_page.page();
         self.tx.push_request(&mut page, &req).map_err(|_| NetError::Ring)?;
-        if self.tx.publish(&mut page) {
+        self.stats.tx_frames += 1;
+        if self.batching {
+            self.unpublished = true;
+        } else {
+            self.flush();
+        }
+        Ok(out)
+    }
+
+    /// Holds back publishing what is sent and posted until [`Self::flush`] (Linux's
+    /// `xmit_more`): a burst then costs the back end one wake-up, not one per frame.
+    pub fn set_batching(&mut self, on: bool) {
+        self.batching = on;
+        if !on {
+            self.flush();
+        }
+    }
+
+    /// Publishes the frames sent and the pages posted since the last flush, and notifies
+    /// the back end once if either ring asked for it.
+    pub fn flush(&mut self) {
+        if !self.unpublished {
+            return;
+        }
+        self.unpublished = false;
+        let notify_tx = self.tx.publish(&mut self.tx_page.page());
+        let notify_rx = self.rx.publish(&mut self.rx_page.page());
+        if notify_tx || notify_rx {
             let _ = events::send(self.port);
         }
-        self.stats.tx_frames += 1;
-        Ok(out)
     }
 
     /// Sends `frame`.
@@ -194,7 +225,9 @@ impl NetFront {
                 if let Some(buf) = self.rx_bufs.get(id) {
                     let mut page = self.rx_page.page();
                     self.rx.push_request(&mut page, &NetifRxRequest { id: rsp.id, _pad: 0, gref: buf.gref }).map_err(|_| NetError::Ring)?;
-                    if self.rx.publish(&mut page) {
+                    if self.batching {
+                        self.unpublished = true;
+                    } else if self.rx.publish(&mut page) {
                         let _ = events::send(self.port);
                     }
                 }
@@ -261,7 +294,9 @@ impl NetFront {
     }
 
     /// Sleeps until the back end signals or system time `deadline_ns` (0: no deadline).
+    /// What was held back is published first.
     pub fn wait(&mut self, deadline_ns: u64) {
+        self.flush();
         let _ = events::poll(&[self.port], deadline_ns);
         events::clear_pending(self.port);
     }

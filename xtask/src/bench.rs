@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: runs the bench guest, a normal boot, dom0's domain-creation
 //! benchmark, the two-domain event benchmark (`events`), the store round trips
-//! (`store`) and the schedulers' shares and deadlines (`sched`), writes
+//! (`store`), guests' TCP through the switch and the NIC (`net`) and the schedulers'
+//! shares and deadlines (`sched`), writes
 //! target/bench/latest.json.
 //!
 //! The bench guest and dom0's `bench-create` print
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 mod events;
 mod guests;
+mod net;
 mod sched;
 mod store;
 
@@ -44,6 +46,44 @@ pub struct BenchArgs {
     /// QEMU accelerator (figures under kvm and tcg are not comparable).
     #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     accel: Accel,
+    /// Run one phase alone (its own boot, its baselines with it) and write
+    /// target/bench/<phase>.json instead of latest.json.
+    #[arg(long, value_enum)]
+    only: Option<Phase>,
+}
+
+/// The phases that boot on their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    /// Store round trips beside the event round trip through dom0.
+    Store,
+    /// Guests' TCP through the switch and the NIC.
+    Net,
+    /// The schedulers' shares and deadlines.
+    Sched,
+}
+
+/// Runs one phase alone and writes its records.
+fn run_phase(layout: &Layout, accel: Accel, phase: Phase) -> Result<()> {
+    let (name, records) = match phase {
+        Phase::Store => ("store", store::run(layout, accel)?.records),
+        Phase::Net => {
+            let n = net::run(layout, accel)?;
+            if !n.done {
+                bail!("the network bench client did not finish ({}); its last lines:\n{}", ending(&n.session), tail(&n.session));
+            }
+            ("net", n.records)
+        }
+        Phase::Sched => ("sched", sched::run(layout, accel)?),
+    };
+    let dir = layout.target.join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{name}.json"));
+    let json = serde_json::to_string_pretty(&records).context("encoding the records")?;
+    std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    print!("{}", table(&records));
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 /// One figure of target/bench/latest.json.
@@ -245,6 +285,9 @@ fn create_modules(layout: &Layout) -> Result<Vec<Module>> {
 pub fn main(args: BenchArgs) -> Result<()> {
     let layout = build_kernels()?;
     deps::ensure_tools(deps::QEMU)?;
+    if let Some(phase) = args.only {
+        return run_phase(&layout, args.accel, phase);
+    }
 
     eprintln!(
         "xtask: running the bench guest (up to {} s)",
@@ -315,6 +358,10 @@ pub fn main(args: BenchArgs) -> Result<()> {
     let store = store::run(&layout, args.accel)?;
     records.extend(store.records);
 
+    eprintln!("xtask: guests' TCP through dom0's switch and the NIC (up to {} s)", net::TIMEOUT.as_secs());
+    let network = net::run(&layout, args.accel)?;
+    records.extend(network.records);
+
     eprintln!("xtask: the schedulers' shares and deadlines (two boots of about 15 s)");
     records.extend(sched::run(&layout, args.accel)?);
 
@@ -371,6 +418,13 @@ pub fn main(args: BenchArgs) -> Result<()> {
             "the store bench guest did not print BENCH DONE ({}); its last lines:\n{}",
             ending(&store.session),
             tail(&store.session)
+        );
+    }
+    if !network.done {
+        bail!(
+            "the network bench client did not finish ({}); its last lines:\n{}",
+            ending(&network.session),
+            tail(&network.session)
         );
     }
     if !guests_ok {

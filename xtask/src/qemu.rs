@@ -353,6 +353,11 @@ pub const POWER_CUT: &str = "\0power-cut";
 /// `xtask: GET <path>: <status line>` and `xtask: body: <line>` for each line of the
 /// body, or `xtask: GET <path> failed: <why>`.
 pub const HTTP_GET: &str = "\0http-get ";
+/// Marks an input entry that sends `<bytes>` of the guests' test pattern to
+/// `127.0.0.1:<port>` from the host (`"\0upload <port> <bytes>"`), half-closes, reads the
+/// answer and adds `xtask: upload <bytes> bytes in <us> us: <answer>` (or `xtask: upload
+/// failed: <why>`) to the console.
+pub const UPLOAD: &str = "\0upload ";
 
 /// One entry of a scripted run's input.
 #[derive(Debug, Clone)]
@@ -369,6 +374,8 @@ enum Step {
     PowerCut,
     /// Fetch a page from the host side.
     HttpGet(u16, String),
+    /// Send bytes from the host side.
+    Upload(u16, u64),
 }
 
 impl Step {
@@ -390,6 +397,9 @@ impl Step {
             let (port, path) = rest.split_once(' ').with_context(|| format!("bad http-get `{rest}`: no port"))?;
             let port: u16 = port.parse().with_context(|| format!("bad http-get port `{port}`"))?;
             Ok(Step::HttpGet(port, path.to_string()))
+        } else if let Some(rest) = entry.strip_prefix(UPLOAD) {
+            let (port, bytes) = rest.split_once(' ').with_context(|| format!("bad upload `{rest}`"))?;
+            Ok(Step::Upload(port.parse().with_context(|| format!("bad upload port `{port}`"))?, bytes.parse().with_context(|| format!("bad upload size `{bytes}`"))?))
         } else if entry.starts_with('\0') {
             bail!("input entry {entry:?} starts with NUL but is no known step");
         } else {
@@ -406,6 +416,7 @@ impl Step {
             Step::Raw(text) => format!("typing {text:?}"),
             Step::PowerCut => "cutting the power".into(),
             Step::HttpGet(port, path) => format!("fetching http://127.0.0.1:{port}{path}"),
+            Step::Upload(port, bytes) => format!("sending {bytes} bytes to 127.0.0.1:{port}"),
         }
     }
 }
@@ -653,6 +664,11 @@ impl Script<'_> {
                     text += &http_get(*port, path);
                     self.injected.extend_from_slice(text.as_bytes());
                 }
+                Step::Upload(port, bytes) => {
+                    let mut text = if output.last().is_some_and(|&b| b != b'\n') { String::from("\n") } else { String::new() };
+                    text += &upload(*port, *bytes);
+                    self.injected.extend_from_slice(text.as_bytes());
+                }
                 Step::PowerCut => {
                     self.power_cut = true;
                     self.done_at.push(self.start.elapsed());
@@ -698,6 +714,42 @@ fn http_get(port: u16, path: &str) -> String {
             out
         }
         Err(e) => format!("xtask: GET {path} failed: {e}\n"),
+    }
+}
+
+/// The guests' test stream's byte at offset `i` (net-guests' `pattern`).
+pub fn pattern(i: u64) -> u8 {
+    ((i % 251) as u8).wrapping_add((i >> 16) as u8)
+}
+
+/// Sends `bytes` of the pattern to `127.0.0.1:<port>`, half-closes and reads the answer:
+/// the line to add to the console.
+fn upload(port: u16, bytes: u64) -> String {
+    use std::io::Read as _;
+    use std::net::{Shutdown, TcpStream};
+    let start = Instant::now();
+    let run = || -> std::io::Result<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        s.set_write_timeout(Some(Duration::from_secs(60)))?;
+        let mut sent = 0u64;
+        let mut chunk = vec![0u8; 64 * 1024];
+        while sent < bytes {
+            let n = (bytes - sent).min(chunk.len() as u64) as usize;
+            for (k, b) in chunk[..n].iter_mut().enumerate() {
+                *b = pattern(sent + k as u64);
+            }
+            s.write_all(&chunk[..n])?;
+            sent += n as u64;
+        }
+        s.shutdown(Shutdown::Write)?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)?;
+        Ok(answer.trim().to_string())
+    };
+    match run() {
+        Ok(answer) => format!("xtask: upload {bytes} bytes in {} us: {answer}\n", start.elapsed().as_micros()),
+        Err(e) => format!("xtask: upload failed: {e}\n"),
     }
 }
 

@@ -5,8 +5,6 @@
 
 use core::marker::PhantomData;
 
-use alloc::vec;
-
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::{RingError, SharedMem};
@@ -54,11 +52,11 @@ impl Geometry {
 }
 
 fn read_entry<T: RingEntry>(mem: &impl SharedMem, at: usize) -> T {
-    // One copy of the slot into private memory; the value is decoded only from the copy.
-    let mut buf = vec![0u8; core::mem::size_of::<T>()];
-    mem.read_bytes(at, &mut buf);
-    // The buffer has the exact size, so this cannot fail; zeroes if it ever did.
-    T::read_from_bytes(&buf).unwrap_or_else(|_| T::new_zeroed())
+    // One copy of the slot into private memory (the value itself, no allocation: this
+    // runs for every request); it is decoded only from the copy.
+    let mut entry = T::new_zeroed();
+    mem.read_bytes(at, entry.as_mut_bytes());
+    entry
 }
 
 /// `RING_PUSH_*_AND_CHECK_NOTIFY`: whether the other side asked to be woken for an index

@@ -17,6 +17,9 @@
 //!   forged address (both the victim's), a broadcast storm, and at last a frame past the
 //!   MTU, for which dom0 must disconnect it. It prints what came back of each.
 //!
+//! With `bench=1` the client measures the figures of `cargo xtask bench` and their
+//! baselines in the same boot (see `bench.rs`) and prints them as `BENCH` lines.
+//!
 //! The address comes from `ip=`, the back end's `ip`, or DHCP (see the library).
 #![no_std]
 #![no_main]
@@ -34,8 +37,8 @@ use smoltcp::time::Duration;
 use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, Ipv4Address};
 
 const NAME: &str = "netpeer";
-/// Socket buffers each way.
-const BUFFER: usize = 64 * 1024;
+/// Socket buffers each way (smoltcp scales its window to use them).
+pub const BUFFER: usize = 64 * 1024;
 
 fn server(stack: &mut Stack, port: u16, count: u64) -> Result<(), String> {
     let h = stack.sockets.add(tcp_socket(BUFFER));
@@ -43,6 +46,7 @@ fn server(stack: &mut Stack, port: u16, count: u64) -> Result<(), String> {
     while count == 0 || served < count {
         {
             let s = stack.sockets.get_mut::<tcp::Socket>(h);
+            s.set_ack_delay(Some(Duration::from_millis(1)));
             s.listen(port).map_err(|e| format!("listen on {port}: {e}"))?;
         }
         println!("{NAME}: listening on port {port}");
@@ -95,7 +99,7 @@ fn server(stack: &mut Stack, port: u16, count: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn ping(stack: &mut Stack, peer: Ipv4Address, count: u16) -> Result<(), String> {
+fn ping(stack: &mut Stack, peer: Ipv4Address, count: u16) -> Result<vec::Vec<u64>, String> {
     let rx = icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; 2048]);
     let tx = icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; 2048]);
     let h = stack.sockets.add(icmp::Socket::new(rx, tx));
@@ -103,6 +107,7 @@ fn ping(stack: &mut Stack, peer: Ipv4Address, count: u16) -> Result<(), String> 
     stack.sockets.get_mut::<icmp::Socket>(h).bind(icmp::Endpoint::Ident(ident)).map_err(|e| format!("icmp bind: {e}"))?;
     let caps = smoltcp::phy::Device::capabilities(&stack.nf);
     let mut replies = 0;
+    let mut rtts = vec::Vec::new();
     for seq_no in 0..count {
         let data = [0xa5u8; 56];
         let sent_at = net_guests::now();
@@ -122,7 +127,10 @@ fn ping(stack: &mut Stack, peer: Ipv4Address, count: u16) -> Result<(), String> 
                 if let Ok(Icmpv4Repr::EchoReply { seq_no: got, .. }) = Icmpv4Repr::parse(&packet, &caps.checksum) {
                     if got == seq_no {
                         let us = (net_guests::now() - sent_at).total_micros();
-                        println!("{NAME}: 64 bytes from {peer}: icmp_seq={seq_no} time={}.{:03} ms", us / 1000, us % 1000);
+                        if !QUIET.load(core::sync::atomic::Ordering::Relaxed) {
+                            println!("{NAME}: 64 bytes from {peer}: icmp_seq={seq_no} time={}.{:03} ms", us / 1000, us % 1000);
+                        }
+                        rtts.push(us);
                         answered = true;
                         replies += 1;
                     }
@@ -141,10 +149,13 @@ fn ping(stack: &mut Stack, peer: Ipv4Address, count: u16) -> Result<(), String> 
     if replies == 0 {
         return Err(format!("{peer} does not answer pings"));
     }
-    Ok(())
+    Ok(rtts)
 }
 
-fn client(stack: &mut Stack, peer: Ipv4Address, port: u16, bytes: u64, timeout_s: u64) -> Result<(), String> {
+/// Pings print no line each (the bench's twenty).
+static QUIET: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+fn client(stack: &mut Stack, peer: Ipv4Address, port: u16, bytes: u64, timeout_s: u64) -> Result<u64, String> {
     let h = stack.sockets.add(tcp_socket(BUFFER));
     {
         let local = 49152 + (pv_guest::time::rdtsc() % 16384) as u16;
@@ -220,7 +231,7 @@ fn client(stack: &mut Stack, peer: Ipv4Address, port: u16, bytes: u64, timeout_s
         return Err(format!("the server's count or checksum differs: expected \"{want}\""));
     }
     println!("{NAME}: stream checked: {bytes} bytes, fnv {sum:016x}");
-    Ok(())
+    Ok(ms)
 }
 
 fn get(stack: &mut Stack, peer: Ipv4Address, port: u16, path: &str) -> Result<(), String> {
@@ -384,7 +395,10 @@ fn run(si: &'static StartInfo) -> Result<(), String> {
                 ping(&mut stack, peer, pings)?;
             }
             let bytes = num_arg(cmdline, "bytes", 1 << 20)?;
-            client(&mut stack, peer, port, bytes, num_arg(cmdline, "timeout", 10)?)
+            if arg(cmdline, "bench") == Some("1") {
+                return bench::run(&mut stack, peer, port, bytes);
+            }
+            client(&mut stack, peer, port, bytes, num_arg(cmdline, "timeout", 10)?).map(|_| ())
         }
         Some("get") => {
             let peer = arg(cmdline, "peer").and_then(parse_ipv4).ok_or("peer=A.B.C.D is needed")?;
@@ -417,4 +431,6 @@ fn main(si: &'static StartInfo) -> ShutdownReason {
     }
 }
 
-pv_guest::entry!(main, heap = 4 << 20);
+mod bench;
+
+pv_guest::entry!(main, heap = 8 << 20);

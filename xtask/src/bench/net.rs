@@ -1,0 +1,114 @@
+//! The network figures of `cargo xtask bench`, from one boot with a NIC (QEMU's user
+//! network, a host port forwarded to 10.0.2.15:80):
+//!
+//! - the host sends 32 MiB of the test pattern to a `netpeer` server at 10.0.2.15 through
+//!   the forwarded port, the NIC, dom0's switch and netback (`net_tcp_host_to_guest`,
+//!   host wall time, checked by the server's count);
+//! - a `netpeer` client sends 32 MiB to another through the switch and prints, measured in
+//!   the same boot, its baselines: the same stream over smoltcp's loopback inside the
+//!   guest, grant copies of the same bytes, and ping round trips (see
+//!   net-guests/src/bin/netpeer/bench.rs).
+
+use super::{parse_bench, Record};
+use crate::build::Layout;
+use crate::qemu::{free_port, run_scripted, Accel, Boot, InputMode, Module, NicForward, QemuConfig, Serial, Session, PROMPT, UPLOAD, WAIT_FOR};
+use anyhow::{bail, Context, Result};
+use serde_json::Number;
+use std::time::Duration;
+
+/// Room for a loaded host.
+pub const TIMEOUT: Duration = Duration::from_secs(240);
+const MEMORY_MIB: u32 = 256;
+/// What the host uploads.
+const UPLOAD_BYTES: u64 = 32 << 20;
+
+/// What the boot gave.
+pub struct NetBench {
+    /// The records.
+    pub records: Vec<Record>,
+    /// The client printed its `bench done`.
+    pub done: bool,
+    /// The console.
+    pub session: Session,
+}
+
+/// The `BENCH` lines `[name]` printed, without the prefix.
+fn guest_lines(lines: &[String], name: &str) -> Vec<String> {
+    let prefix = format!("[{name}] ");
+    lines.iter().filter_map(|l| l.find(&format!("{prefix}BENCH ")).map(|at| l[at + prefix.len()..].to_string())).collect()
+}
+
+/// The host-to-guest record from the upload line, if the server counted every byte.
+fn upload_record(lines: &[String]) -> Option<Record> {
+    let re = regex::Regex::new(r"^xtask: upload ([0-9]+) bytes in ([0-9]+) us: OK ([0-9]+) ").expect("valid regex");
+    let caps = lines.iter().find_map(|l| re.captures(l))?;
+    let (sent, us, counted): (u64, u64, u64) = (caps[1].parse().ok()?, caps[2].parse().ok()?, caps[3].parse().ok()?);
+    if sent != counted || us == 0 {
+        return None;
+    }
+    let mbs = (sent as f64 / us as f64 * 100.0).round() / 100.0;
+    Some(Record::plain("net_tcp_host_to_guest", Number::from_f64(mbs)?, "MB/s"))
+}
+
+/// Boots dom0 with the NIC and the netpeer guests, runs the transfers, shuts down.
+pub fn run(layout: &Layout, accel: Accel) -> Result<NetBench> {
+    let mut modules = vec![Module::named(&layout.kernel("dom0")), Module::named(&layout.kernel("netpeer"))];
+    for c in ["net-bench-up.cfg", "net-bench-server.cfg", "net-bench-client.cfg"] {
+        let path = layout.root.join("xtask").join("configs").join(c);
+        if !path.is_file() {
+            bail!("{} is missing", path.display());
+        }
+        modules.push(Module::named(&path));
+    }
+    let port = free_port()?;
+    let config = QemuConfig {
+        boot: Boot::Kernel { kernel: layout.microkernel_elf32(), xen_cmdline: String::new(), modules },
+        memory_mib: MEMORY_MIB,
+        accel,
+        serial: Serial::Stdio,
+        disk: None,
+        nic: Some(NicForward { host: port, guest_port: 80 }),
+    };
+    let inputs = [
+        "xl create net-bench-up.cfg".to_string(),
+        format!(r"{WAIT_FOR}\[net-up\] netpeer: listening on port 80"),
+        format!("{UPLOAD}{port} {UPLOAD_BYTES}"),
+        "xl create net-bench-server.cfg".to_string(),
+        format!(r"{WAIT_FOR}\[net-server\] netpeer: listening on port 5001"),
+        "xl create net-bench-client.cfg".to_string(),
+        format!(r"{WAIT_FOR}\[net-client\] netpeer: (bench done|the transfer did not complete|.* does not answer|role=)"),
+        "shutdown".to_string(),
+    ];
+    let session = run_scripted(config.command()?, PROMPT, &inputs, InputMode::AtPrompts, TIMEOUT).context("the network bench boot")?;
+    let lines = session.lines();
+    let (mut records, _) = parse_bench(&guest_lines(&lines, "net-client"))?;
+    let done = lines.iter().any(|l| l.contains("[net-client] netpeer: bench done"));
+    match upload_record(&lines) {
+        Some(r) => records.insert(0, r),
+        None => eprintln!("xtask: the host's upload did not complete: {}", lines.iter().find(|l| l.starts_with("xtask: upload")).map_or("no line", |l| l.as_str())),
+    }
+    Ok(NetBench { records, done, session })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_upload_and_the_clients_lines() {
+        let lines: Vec<String> = [
+            "xtask: upload 1000000 bytes in 500000 us: OK 1000000 0123456789abcdef",
+            "[net-client] BENCH net_tcp_guest_to_guest 21.50 MB/s net_tcp_loopback 40.00",
+            "[net-server] BENCH not_this_one 1 x",
+        ]
+        .map(String::from)
+        .to_vec();
+        let r = upload_record(&lines).unwrap();
+        assert_eq!((r.name.as_str(), r.value.as_f64()), ("net_tcp_host_to_guest", Some(2.0)));
+        let (records, _) = parse_bench(&guest_lines(&lines, "net-client")).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].ratio.map(|r| (r * 1000.0).round()), Some(538.0));
+        // A short count is no figure.
+        assert!(upload_record(&["xtask: upload 1000 bytes in 5 us: OK 999 0".to_string()]).is_none());
+    }
+}
