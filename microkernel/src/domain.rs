@@ -35,8 +35,11 @@ pub enum DomState {
 pub struct Vcpu {
     /// Registers (the frame it last left the CPU with, or its initial state).
     pub frame: GuestFrame,
-    /// Has an initial state: may run.
+    /// Has an initial state (Xen's `is_initialised`): may run once up.
     pub started: bool,
+    /// Down (Xen's `_VPF_down`): initialised by `VCPUOP_initialise` and not yet brought
+    /// up, or taken down by `VCPUOP_down`; it does not run.
+    pub down: bool,
     /// FS base (one for both guest modes, as in Xen).
     pub fs_base: u64,
     /// The GS bases of guest kernel and user mode. While the vCPU runs, the CPU holds the
@@ -252,7 +255,7 @@ impl Domain {
     pub fn runnable(&self, v: usize) -> bool {
         self.state == DomState::Running
             && self.pause_count == 0
-            && self.vcpus.get(v).is_some_and(|c| c.started && !c.blocked)
+            && self.vcpus.get(v).is_some_and(|c| c.started && !c.down && !c.blocked)
     }
 
     /// `DOMINF_*` flags, the shutdown reason.
@@ -513,6 +516,37 @@ impl DomainControl for Machine {
         if d.vcpus[0].started {
             return Err(Errno::EBUSY);
         }
+        // The toolstack's first vCPU starts up (libxc sets `VGCF_online` for it).
+        self.apply_vcpu_context(i, 0, c, true)
+    }
+
+    fn remote_shutdown(&mut self, domid: u16, reason: ShutdownReason) -> Result<(), Errno> {
+        let i = self.live_idx(domid)?;
+        let d = &mut self.domains[i];
+        if d.state == DomState::Running {
+            d.state = DomState::Shutdown(reason);
+            mkprintln!("d{} ({}) shutdown: {} (asked by dom0)", d.id, d.name.as_str(), reason_name(reason));
+            self.raise_dom0_virq(hypercall_abi::event_channel::VIRQ_DOM_EXC);
+        }
+        Ok(())
+    }
+}
+
+impl Machine {
+    /// Gives vCPU `vcpu` of domain index `i` its initial state from `c` (Xen's
+    /// `arch_set_info_guest`): registers (selectors flat, `rip` and `rsp` canonical, flags
+    /// sanitised), segment bases, kernel stack, callbacks, virtual IDT, and its base
+    /// pointer (`ctrlreg[3]`, pinned and held for this vCPU). A descriptor table (GDT/LDT)
+    /// in the context is refused (`EINVAL`): set it with `set_gdt` once running. `online`
+    /// leaves it up; otherwise it waits for `VCPUOP_up`. Nothing changes if it fails.
+    fn apply_vcpu_context(&mut self, i: usize, vcpu: usize, c: &VcpuGuestContext, online: bool) -> Result<(), Errno> {
+        if c.gdt_ents != 0 || c.ldt_ents != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut traps = crate::traps::TrapTable::default();
+        traps.load_context(&c.trap_ctxt)?;
+        let mut callbacks = crate::traps::Callbacks::default();
+        callbacks.load_context(c.event_callback_eip, c.failsafe_callback_eip, c.syscall_callback_eip, c.flags)?;
         let r = &c.user_regs;
         if r.cs != FLAT_KERNEL_CS || r.ss != FLAT_KERNEL_SS || !canonical(r.rip) || !canonical(r.rsp) {
             return Err(Errno::EINVAL);
@@ -523,14 +557,18 @@ impl DomainControl for Machine {
             }
         }
         let l4 = c.ctrlreg[3] >> 12;
-        self.with_mm(i, |mm| {
+        let before = self.domains[i].mm.active_vcpu();
+        self.domains[i].mm.set_active_vcpu(vcpu);
+        let installed = self.with_mm(i, |mm| {
             mm.pin(l4, Level::L4)?;
             if let Err(e) = mm.install_baseptr(l4) {
                 let _ = mm.unpin(l4);
                 return Err(e);
             }
             Ok(())
-        })?;
+        });
+        self.domains[i].mm.set_active_vcpu(before);
+        installed?;
         let frame = GuestFrame {
             r15: r.r15,
             r14: r.r14,
@@ -555,10 +593,13 @@ impl DomainControl for Machine {
             rsp: r.rsp,
             ss: FLAT_KERNEL_SS as u64,
         };
-        let v = &mut self.domains[i].vcpus[0];
+        let Some(v) = self.domains[i].vcpus.get_mut(vcpu) else { return Err(Errno::EINVAL) };
         *v = Vcpu {
             frame,
             started: true,
+            down: !online,
+            traps,
+            callbacks,
             fs_base: c.fs_base,
             gs: GsBases { kernel: c.gs_base_kernel, user: c.gs_base_user },
             kernel_sp: c.kernel_sp,
@@ -567,15 +608,14 @@ impl DomainControl for Machine {
         Ok(())
     }
 
-    fn remote_shutdown(&mut self, domid: u16, reason: ShutdownReason) -> Result<(), Errno> {
-        let i = self.live_idx(domid)?;
-        let d = &mut self.domains[i];
-        if d.state == DomState::Running {
-            d.state = DomState::Shutdown(reason);
-            mkprintln!("d{} ({}) shutdown: {} (asked by dom0)", d.id, d.name.as_str(), reason_name(reason));
-            self.raise_dom0_virq(hypercall_abi::event_channel::VIRQ_DOM_EXC);
+    /// `VCPUOP_initialise` for vCPU `vcpu` of domain index `i`: `EEXIST` if it has a state
+    /// already; it stays down until `VCPUOP_up` (unless `VGCF_online`).
+    pub fn initialise_vcpu(&mut self, i: usize, vcpu: usize, c: &VcpuGuestContext) -> Result<(), Errno> {
+        let v = self.domains.get(i).and_then(|d| d.vcpus.get(vcpu)).ok_or(Errno::ENOENT)?;
+        if v.started {
+            return Err(Errno::EEXIST);
         }
-        Ok(())
+        self.apply_vcpu_context(i, vcpu, c, c.flags & hypercall_abi::arch::VGCF_ONLINE != 0)
     }
 }
 

@@ -469,6 +469,8 @@ impl Machine {
         if self.domains[i].first_run_tsc == 0 {
             self.domains[i].first_run_tsc = now;
         }
+        // Base-pointer operations now act for this vCPU.
+        self.domains[i].mm.set_active_vcpu(next.1);
         let d = &self.domains[i];
         let v = &d.vcpus[next.1];
         *f = v.frame;

@@ -406,7 +406,38 @@ impl Platform for MachinePlatform<'_> {
     }
 
     fn vcpu_is_up(&self, v: u32) -> bool {
-        self.m.cur().vcpus.get(v as usize).is_some_and(|c| c.started)
+        self.m.cur().vcpus.get(v as usize).is_some_and(|c| c.started && !c.down)
+    }
+
+    fn initialise_vcpu(&mut self, v: u32, ctxt: &hypercall_abi::arch::VcpuGuestContext) -> Result<(), Errno> {
+        crate::hypercall::vcpu::check_initialise(&bringup(self.m.cur()), v as usize)?;
+        let i = self.m.cur_idx();
+        self.m.initialise_vcpu(i, v as usize, ctxt)
+    }
+
+    fn vcpu_up(&mut self, v: u32) -> Result<(), Errno> {
+        if crate::hypercall::vcpu::check_up(&bringup(self.m.cur()), v as usize)? {
+            let i = self.m.cur_idx();
+            self.m.domains[i].vcpus[v as usize].down = false;
+            // A vCPU brought up competes at once (Xen's `vcpu_wake`).
+            let now = self.m.now_ns();
+            let (dom, current) = (self.m.domains[i].id, self.m.current);
+            if self.m.sched.wake((dom, v as usize), Some(current), now) {
+                self.m.preempt = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn vcpu_down(&mut self, v: u32) -> Result<(), Errno> {
+        if crate::hypercall::vcpu::check_down(&bringup(self.m.cur()), v as usize)? {
+            let i = self.m.cur_idx();
+            self.m.domains[i].vcpus[v as usize].down = true;
+            if v as usize == self.m.current.1 {
+                self.yielded = true;
+            }
+        }
+        Ok(())
     }
 
     fn set_periodic_timer(&mut self, period_ns: u64) {
@@ -663,4 +694,10 @@ impl crate::hypercall::evtchn::FrameHolder for HeldFrames<'_> {
             self.m.with_mm(i, |mm| mm.release_writable(mfn));
         }
     }
+}
+
+/// The bring-up state of each of `d`'s vCPUs.
+fn bringup(d: &crate::domain::Domain) -> alloc::vec::Vec<crate::hypercall::vcpu::Bringup> {
+    use crate::hypercall::vcpu::Bringup;
+    d.vcpus.iter().map(|c| if !c.started { Bringup::Uninitialised } else if c.down { Bringup::Down } else { Bringup::Up }).collect()
 }

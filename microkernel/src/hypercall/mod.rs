@@ -24,7 +24,7 @@ pub use grant::GrantBatch;
 pub use segment::SegmentBase;
 pub mod sched;
 mod sysctl;
-mod vcpu;
+pub mod vcpu;
 mod version;
 
 use crate::guest_access::GuestMemory;
@@ -239,9 +239,22 @@ pub trait Platform: GuestMemory {
     fn vcpu_ids(&self) -> (u32, u32) {
         (0, 1)
     }
-    /// Whether vCPU `v` of the caller's domain is up (has been given a context).
+    /// Whether vCPU `v` of the caller's domain is up (has a state and is not down).
     fn vcpu_is_up(&self, _v: u32) -> bool {
         true
+    }
+    /// `VCPUOP_initialise`: gives vCPU `v` of the caller's domain its initial state
+    /// (`EEXIST` if it has one; it stays down until `VCPUOP_up`).
+    fn initialise_vcpu(&mut self, _v: u32, _ctxt: &hypercall_abi::arch::VcpuGuestContext) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
+    /// `VCPUOP_up`: vCPU `v` may run (`EINVAL` if it has no state).
+    fn vcpu_up(&mut self, _v: u32) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
+    /// `VCPUOP_down`: vCPU `v` stops running (`EINVAL` for the domain's last one up).
+    fn vcpu_down(&mut self, _v: u32) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
     }
     /// Sets (or with 0 stops) the calling vCPU's periodic timer.
     fn set_periodic_timer(&mut self, _period_ns: u64) {}
@@ -464,6 +477,10 @@ pub(crate) mod fake {
         pub ports: u32,
         /// System time.
         pub now: u64,
+        /// Each vCPU's bring-up state (two: vCPU 0 up).
+        pub bringup: Vec<super::vcpu::Bringup>,
+        /// `VCPUOP_initialise` calls: (vCPU, its `rip`).
+        pub initialised: Vec<(u32, u64)>,
         /// Grant copies done and not yet given back by `grant_batch_end`.
         pub grant_held: u32,
         /// At each `grant_batch_end`: how many copies it gave back.
@@ -509,6 +526,8 @@ pub(crate) mod fake {
                 polls: Vec::new(),
                 ports: 4096,
                 now: 1_000_000_000,
+                bringup: std::vec![super::vcpu::Bringup::Up, super::vcpu::Bringup::Uninitialised],
+                initialised: Vec::new(),
                 grant_held: 0,
                 grant_batch_ends: Vec::new(),
                 grant_unmap_ok: false,
@@ -718,7 +737,23 @@ pub(crate) mod fake {
             (0, 2)
         }
         fn vcpu_is_up(&self, v: u32) -> bool {
-            v == 0
+            self.bringup.get(v as usize) == Some(&super::vcpu::Bringup::Up)
+        }
+        fn initialise_vcpu(&mut self, v: u32, ctxt: &hypercall_abi::arch::VcpuGuestContext) -> Result<(), Errno> {
+            super::vcpu::check_initialise(&self.bringup, v as usize)?;
+            self.bringup[v as usize] = super::vcpu::Bringup::Down;
+            self.initialised.push((v, ctxt.user_regs.rip));
+            Ok(())
+        }
+        fn vcpu_up(&mut self, v: u32) -> Result<(), Errno> {
+            super::vcpu::check_up(&self.bringup, v as usize)?;
+            self.bringup[v as usize] = super::vcpu::Bringup::Up;
+            Ok(())
+        }
+        fn vcpu_down(&mut self, v: u32) -> Result<(), Errno> {
+            super::vcpu::check_down(&self.bringup, v as usize)?;
+            self.bringup[v as usize] = super::vcpu::Bringup::Down;
+            Ok(())
         }
         fn poll(&mut self, ports: &[u32], deadline_ns: u64) -> Result<(), Errno> {
             if ports.iter().any(|&p| p >= self.ports) {

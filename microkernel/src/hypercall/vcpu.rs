@@ -1,13 +1,52 @@
-//! `vcpu_op`: the per-vCPU timers and `is_up` (Xen's `do_vcpu_op`, `common/domain.c`).
-//!
-//! The runstate (`get_runstate_info`, `register_runstate_memory_area`) is kept for every
-//! vCPU. Bringing vCPUs up and down and registering `vcpu_info` are not offered yet: they
-//! answer `-ENOSYS`, as for a Xen that lacks them.
+//! `vcpu_op` (Xen's `do_vcpu_op`, `common/domain.c`): bringing a domain's other vCPUs
+//! up (`initialise` with a `vcpu_guest_context`, then `up`), taking them `down`, `is_up`;
+//! the per-vCPU timers; the runstate (`get_runstate_info`,
+//! `register_runstate_memory_area`) and `register_vcpu_info`.
 
 use super::Platform;
-use crate::guest_access::{read_guest, write_guest};
+use crate::guest_access::{read_guest, write_guest, GuestRange};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::vcpu::*;
+
+/// Where a vCPU is in Xen's bring-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bringup {
+    /// No state yet (`VCPUOP_initialise` gives it one).
+    Uninitialised,
+    /// A state, but down (after `initialise`, or `VCPUOP_down`).
+    Down,
+    /// Running, blocked or runnable.
+    Up,
+}
+
+/// Xen's rules for `initialise`: a vCPU with a state already is `EEXIST`.
+pub fn check_initialise(states: &[Bringup], v: usize) -> Result<(), Errno> {
+    match states.get(v) {
+        None => Err(Errno::ENOENT),
+        Some(Bringup::Uninitialised) => Ok(()),
+        Some(_) => Err(Errno::EEXIST),
+    }
+}
+
+/// Xen's rules for `up`: a vCPU with no state is `EINVAL`; whether it changes.
+pub fn check_up(states: &[Bringup], v: usize) -> Result<bool, Errno> {
+    match states.get(v) {
+        None => Err(Errno::ENOENT),
+        Some(Bringup::Uninitialised) => Err(Errno::EINVAL),
+        Some(Bringup::Down) => Ok(true),
+        Some(Bringup::Up) => Ok(false),
+    }
+}
+
+/// Xen's rules for `down`: the domain's last vCPU up cannot go down (`EINVAL`); whether it
+/// changes.
+pub fn check_down(states: &[Bringup], v: usize) -> Result<bool, Errno> {
+    let s = *states.get(v).ok_or(Errno::ENOENT)?;
+    if !states.iter().enumerate().any(|(k, &o)| k != v && o == Bringup::Up) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(s == Bringup::Up)
+}
 
 /// Longest timer period accepted (Xen's `STIME_DELTA_MAX`, about 146 years).
 const STIME_DELTA_MAX: u64 = 1 << 62;
@@ -19,6 +58,16 @@ pub(super) fn vcpu_op(p: &mut impl Platform, cmd: u32, vcpu: u32, arg: u64) -> R
     }
     match cmd {
         VCPUOP_IS_UP => Ok(i64::from(p.vcpu_is_up(vcpu))),
+        VCPUOP_INITIALISE => {
+            // `struct vcpu_guest_context` (5168 bytes), copied whole before anything changes.
+            let mut ctxt = alloc::boxed::Box::new(<hypercall_abi::arch::VcpuGuestContext as zerocopy::FromZeros>::new_zeroed());
+            let r = GuestRange::new(arg, core::mem::size_of::<hypercall_abi::arch::VcpuGuestContext>() as u64)?;
+            p.copy_from_guest(r, zerocopy::IntoBytes::as_mut_bytes(&mut *ctxt))?;
+            p.initialise_vcpu(vcpu, &ctxt)?;
+            Ok(0)
+        }
+        VCPUOP_UP => p.vcpu_up(vcpu).map(|()| 0),
+        VCPUOP_DOWN => p.vcpu_down(vcpu).map(|()| 0),
         VCPUOP_SET_PERIODIC_TIMER | VCPUOP_STOP_PERIODIC_TIMER | VCPUOP_SET_SINGLESHOT_TIMER
         | VCPUOP_STOP_SINGLESHOT_TIMER
             if vcpu != current =>
@@ -103,6 +152,34 @@ mod tests {
     }
 
     #[test]
+    fn secondary_vcpus_come_up_as_xens_do() {
+        use hypercall_abi::arch::VcpuGuestContext;
+        use zerocopy::{FromZeros, IntoBytes};
+        let mut p = FakePlatform::new(false);
+        let mut ctxt = VcpuGuestContext::new_zeroed();
+        ctxt.user_regs.rip = 0x40_1000;
+        put(&mut p, ctxt.as_bytes());
+        // Up before it has a state: EINVAL; initialise, then it is still down.
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_UP as u64, 1, 0, 0, 0]), Errno::EINVAL.to_ret());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_INITIALISE as u64, 1, BASE, 0, 0]), 0);
+        assert_eq!(p.initialised, [(1, 0x40_1000)]);
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_IS_UP as u64, 1, 0, 0, 0]), 0);
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_INITIALISE as u64, 1, BASE, 0, 0]), Errno::EEXIST.to_ret());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_INITIALISE as u64, 0, BASE, 0, 0]), Errno::EEXIST.to_ret());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_UP as u64, 1, 0, 0, 0]), 0);
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_IS_UP as u64, 1, 0, 0, 0]), 1);
+        // Down and up again; the last vCPU up cannot go down.
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_DOWN as u64, 0, 0, 0, 0]), 0);
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_DOWN as u64, 1, 0, 0, 0]), Errno::EINVAL.to_ret());
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_UP as u64, 0, 0, 0, 0]), 0);
+        // Past the domain's vCPUs, and a context that cannot be read.
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_INITIALISE as u64, 2, BASE, 0, 0]), Errno::ENOENT.to_ret());
+        let mut q = FakePlatform::new(false);
+        assert_eq!(dispatch(&mut q, VCPU_OP, [VCPUOP_INITIALISE as u64, 1, 0xdead_0000, 0, 0]), Errno::EFAULT.to_ret());
+        assert!(q.initialised.is_empty());
+    }
+
+    #[test]
     fn singleshot_timer_set_and_stop() {
         let mut p = FakePlatform::new(false);
         let mut arg = [0u8; 16];
@@ -148,7 +225,8 @@ mod tests {
         assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_SET_SINGLESHOT_TIMER as u64, 1, BASE, 0, 0]), Errno::EINVAL.to_ret());
         assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_SET_SINGLESHOT_TIMER as u64, 0, 0x10, 0, 0]), Errno::EFAULT.to_ret());
         assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_SET_PERIODIC_TIMER as u64, 0, u64::MAX - 3, 0, 0]), Errno::EFAULT.to_ret());
-        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_UP as u64, 0, 0, 0, 0]), Errno::ENOSYS.to_ret());
+        // Up for a vCPU already up changes nothing.
+        assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_UP as u64, 0, 0, 0, 0]), 0);
         assert_eq!(dispatch(&mut p, VCPU_OP, [99, 0, 0, 0, 0]), Errno::ENOSYS.to_ret());
         assert!(p.timers.is_empty());
         assert_eq!(dispatch(&mut p, VCPU_OP, [VCPUOP_IS_UP as u64, 0, 0, 0, 0]), 1);

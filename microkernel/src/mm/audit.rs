@@ -222,7 +222,7 @@ pub fn audit(
     for d in domains {
         let id = d.mm.id();
         if d.dying {
-            if (d.mm.kernel_base(), d.mm.user_base()) != (0, 0) {
+            if d.mm.all_bases().next().is_some() {
                 return fail(format!("dying d{id} has base pointers"));
             }
             if d.mm.frames_owned() == 0 {
@@ -235,13 +235,11 @@ pub fn audit(
             }
             tally.hold(mfn, Some(ty), "a vCPU's GDT or vcpu_info")?;
         }
-        for base in [d.mm.kernel_base(), d.mm.user_base()] {
-            if base != 0 {
-                if !frames.owned_by(base, id) {
-                    return fail(format!("d{id}'s base pointer {base:#x} is not its own"));
-                }
-                tally.hold(base, Some(PageType::L4), "a base pointer")?;
+        for base in d.mm.all_bases() {
+            if !frames.owned_by(base, id) {
+                return fail(format!("d{id}'s base pointer {base:#x} is not its own"));
             }
+            tally.hold(base, Some(PageType::L4), "a base pointer")?;
         }
         let (tot, shared) = owned.get(&id).copied().unwrap_or_default();
         if (d.mm.tot_pages(), d.mm.shared_pages()) != (tot, shared) {

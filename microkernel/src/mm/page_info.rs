@@ -214,16 +214,18 @@ impl PageInfo {
     }
 }
 
-/// A domain's memory-management state: identity, reservation and base pointers (one vCPU
-/// per domain for now, so the vCPU's base pointers live here too).
+/// A domain's memory-management state: identity, reservation and the base pointers of
+/// each of its vCPUs (kernel and user mode). Base-pointer operations act for the *active*
+/// vCPU ([`DomainMm::set_active_vcpu`]): the one running, or the one being set up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DomainMm {
     id: u16,
     privileged: bool,
     tot_pages: u64,
     max_pages: u64,
-    kernel_base: u64,
-    user_base: u64,
+    /// (kernel, user) base pointer of each vCPU; 0 for none.
+    bases: Vec<(u64, u64)>,
+    active: usize,
     vm_assist: u64,
     released: u64,
     shared_pages: u64,
@@ -241,8 +243,8 @@ impl DomainMm {
             privileged,
             tot_pages: 0,
             max_pages,
-            kernel_base: 0,
-            user_base: 0,
+            bases: Vec::new(),
+            active: 0,
             vm_assist: 0,
             released: 0,
             shared_pages: 0,
@@ -316,14 +318,38 @@ impl DomainMm {
         self.max_pages = max;
     }
 
-    /// Machine frame of the kernel-mode top-level table (0: none).
+    /// Machine frame of the active vCPU's kernel-mode top-level table (0: none).
     pub fn kernel_base(&self) -> u64 {
-        self.kernel_base
+        self.bases.get(self.active).map_or(0, |b| b.0)
     }
 
-    /// Machine frame of the user-mode top-level table (0: none).
+    /// Machine frame of the active vCPU's user-mode top-level table (0: none).
     pub fn user_base(&self) -> u64 {
-        self.user_base
+        self.bases.get(self.active).map_or(0, |b| b.1)
+    }
+
+    /// Makes vCPU `v` the one base-pointer operations act for.
+    pub fn set_active_vcpu(&mut self, v: usize) {
+        self.active = v;
+    }
+
+    /// The vCPU base-pointer operations act for.
+    pub fn active_vcpu(&self) -> usize {
+        self.active
+    }
+
+    /// Every base pointer of every vCPU (kernel and user), once per holding, zeros left out.
+    pub fn all_bases(&self) -> impl Iterator<Item = u64> + '_ {
+        self.bases.iter().flat_map(|&(k, u)| [k, u]).filter(|&b| b != 0)
+    }
+
+    fn set_active(&mut self, f: impl FnOnce(&mut (u64, u64))) {
+        if self.bases.len() <= self.active {
+            self.bases.resize(self.active + 1, (0, 0));
+        }
+        if let Some(slot) = self.bases.get_mut(self.active) {
+            f(slot);
+        }
     }
 
     /// Enabled `VMASST_TYPE_*` bits.
@@ -342,11 +368,16 @@ impl DomainMm {
     }
 
     pub(super) fn set_kernel_base(&mut self, mfn: u64) {
-        self.kernel_base = mfn;
+        self.set_active(|b| b.0 = mfn);
     }
 
     pub(super) fn set_user_base(&mut self, mfn: u64) {
-        self.user_base = mfn;
+        self.set_active(|b| b.1 = mfn);
+    }
+
+    /// Forgets every base pointer (their references were dropped).
+    pub(super) fn clear_bases(&mut self) {
+        self.bases.clear();
     }
 
     pub(super) fn frame_released(&mut self, counted: bool) {

@@ -15,6 +15,8 @@
 //! [`super::page_info::FrameTable::pop_foreign_release`]). Until then the dying domain, its
 //! id and its [`super::page_info::DomainMm`] must be kept.
 
+use alloc::vec::Vec;
+
 use super::page_info::Level;
 use super::pt::Mm;
 
@@ -48,14 +50,12 @@ impl Mm<'_, '_> {
             let n = mm.frames.nr_frames();
             let owned = |mm: &Mm<'_, '_>, mfn: u64| mm.frames.page(mfn).owner() == Some(id);
 
-            for base in [mm.dom.kernel_base(), mm.dom.user_base()] {
-                if base != 0 {
-                    mm.put_type(base);
-                    mm.put_page(base);
-                }
+            let bases: Vec<u64> = mm.dom.all_bases().collect();
+            for base in bases {
+                mm.put_type(base);
+                mm.put_page(base);
             }
-            mm.dom.set_kernel_base(0);
-            mm.dom.set_user_base(0);
+            mm.dom.clear_bases();
             mm.release_held_frames();
 
             for mfn in 0..n {
