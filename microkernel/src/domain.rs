@@ -559,10 +559,18 @@ impl Machine {
         let l4 = c.ctrlreg[3] >> 12;
         let before = self.domains[i].mm.active_vcpu();
         self.domains[i].mm.set_active_vcpu(vcpu);
+        // The toolstack's first vCPU: its L4 is pinned here (our builder leaves that to
+        // this call). A vCPU the guest brings up takes a reference on the table, as Xen's
+        // `arch_set_info_guest` does (the guest pinned it itself).
+        let pin = vcpu == 0 && online;
         let installed = self.with_mm(i, |mm| {
-            mm.pin(l4, Level::L4)?;
+            if pin {
+                mm.pin(l4, Level::L4)?;
+            }
             if let Err(e) = mm.install_baseptr(l4) {
-                let _ = mm.unpin(l4);
+                if pin {
+                    let _ = mm.unpin(l4);
+                }
                 return Err(e);
             }
             Ok(())

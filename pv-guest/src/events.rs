@@ -163,6 +163,18 @@ fn upcall_mask() -> &'static AtomicU8 {
     unsafe { AtomicU8::from_ptr(&raw mut (*shared()).vcpu_info[0].evtchn_upcall_mask) }
 }
 
+/// Masks (or unmasks) event upcalls of vCPU `vcpu` in the shared page (before it runs:
+/// a secondary vCPU with no callback of its own). Out of the shared page's range: nothing.
+pub fn set_upcall_mask_of(vcpu: usize, masked: bool) {
+    // SAFETY: as for `pending_word`; the index is checked against the array.
+    let info = unsafe { &raw mut (*shared()).vcpu_info };
+    // SAFETY: `info` points at the shared page's vcpu_info array, mapped for good.
+    if let Some(v) = unsafe { (*info).get_mut(vcpu) } {
+        // SAFETY: a byte of the mapped shared page, only ever accessed atomically.
+        unsafe { AtomicU8::from_ptr(&raw mut v.evtchn_upcall_mask) }.store(u8::from(masked), Ordering::SeqCst);
+    }
+}
+
 fn pending_sel() -> &'static AtomicU64 {
     // SAFETY: as for `pending_word`.
     unsafe { AtomicU64::from_ptr(&raw mut (*shared()).vcpu_info[0].evtchn_pending_sel) }

@@ -70,6 +70,8 @@ pub mod frontend;
 #[cfg(target_os = "none")]
 pub mod netfront;
 #[cfg(target_os = "none")]
+pub mod smp;
+#[cfg(target_os = "none")]
 pub mod events;
 #[cfg(target_os = "none")]
 pub mod shared_page;

@@ -41,6 +41,8 @@ pub const GUESTS: &[&str] = &[
     // net-guests
     "netpeer",
     "web",
+    // smp-guests
+    "smp",
     "blklog",
     "hostile",
 ];
@@ -145,7 +147,7 @@ pub fn build_kernels() -> Result<Layout> {
     let layout = Layout::workspace();
     let mut cmd = layout.cargo();
     cmd.args(["build", "--release", "--target", KERNEL_TARGET])
-        .args(["-p", "microkernel", "-p", "dom0", "-p", "pv-guest", "-p", "net-guests"]);
+        .args(["-p", "microkernel", "-p", "dom0", "-p", "pv-guest", "-p", "net-guests", "-p", "smp-guests"]);
     run_checked(&mut cmd).context("building the kernels")?;
     // Guests are checked where they are used, so one missing test guest does not stop
     // `run` with the others.

@@ -72,6 +72,7 @@ macro_rules! list_row {
 mod block;
 pub mod sched;
 mod net;
+mod smp;
 mod hostile;
 mod peers;
 mod xl;
@@ -139,6 +140,9 @@ pub struct Scenario {
     /// A NIC on QEMU's user network (dom0's uplink), a free host port forwarded to port 80
     /// of 10.0.2.15; `http_get!` entries fetch through it.
     pub nic: bool,
+    /// It measures time (shares, deadlines): run after the others, with no other QEMU
+    /// beside it.
+    pub alone: bool,
 }
 
 /// The disk a scenario's machine has.
@@ -175,6 +179,7 @@ pub const DEFAULT: Scenario = Scenario {
     disk: Disk::None,
     then: None,
     nic: false,
+    alone: false,
 };
 
 /// The dom0 `info` memory total lies within 2 MiB below QEMU's `-m`.
@@ -606,6 +611,7 @@ pub fn all() -> Vec<Scenario> {
     all.extend(block::scenarios());
     all.extend(sched::scenarios());
     all.extend(net::scenarios());
+    all.extend(smp::scenarios());
     all
 }
 

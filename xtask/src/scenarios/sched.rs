@@ -10,6 +10,7 @@ pub fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "sched-credit-shares",
+            alone: true,
             modules: &[Image::Guest("cpuhog"), Image::Config("hog-a.cfg"), Image::Config("hog-b.cfg"), Image::Config("hog-c.cfg")],
             // Three CPU-bound guests: weights 256 and 512, and one capped at 25% (with a
             // weight so large that only the cap holds it back). Over 10 s of system time
@@ -47,6 +48,7 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "sched-rtds",
+            alone: true,
             xen_cmdline: "sched=rtds",
             modules: &[
                 Image::Guest("cpuhog"),

@@ -1,0 +1,135 @@
+//! smp: a guest with two vCPUs. vCPU 0 checks the bring-up rules (`VCPUOP_up` before a
+//! state, `initialise` twice, the last vCPU up refusing `down`), starts vCPU 1 with
+//! `pv_guest::smp::start`, and the two count the primes below 200000 between them, each
+//! its half; then they bounce IPIs (ports bound with `EVTCHNOP_bind_ipi`, waited for with
+//! `SCHEDOP_poll`), and vCPU 1 takes itself down. Prints `TEST` lines and the IPI round
+//! trip.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use hypercall_abi::errno::Errno;
+use pv_guest::mm::xen::GuestMm;
+use pv_guest::testing::{ensure, Tests};
+use pv_guest::{events, println, smp, ShutdownReason, StartInfo};
+
+/// Primes below this (17984 of them: 9592 in the lower half, 8392 in the upper).
+const N: u64 = 200_000;
+const PRIMES: u64 = 17_984;
+/// IPI round trips.
+const ROUNDS: u32 = 1000;
+
+static TO_ONE: AtomicU32 = AtomicU32::new(0);
+static TO_ZERO: AtomicU32 = AtomicU32::new(0);
+static RESULT_ONE: AtomicU64 = AtomicU64::new(0);
+static ONE_DONE: AtomicBool = AtomicBool::new(false);
+
+fn is_prime(n: u64) -> bool {
+    if n < 2 {
+        return false;
+    }
+    let mut d = 2;
+    while d * d <= n {
+        if n % d == 0 {
+            return false;
+        }
+        d += 1;
+    }
+    true
+}
+
+fn count(from: u64, to: u64) -> u64 {
+    (from..to).filter(|&n| is_prime(n)).count() as u64
+}
+
+/// vCPU 1: the upper half, then answering IPIs, then down.
+extern "C" fn secondary(vcpu: u64, _arg: u64) -> ! {
+    RESULT_ONE.store(count(N / 2, N), Ordering::SeqCst);
+    let (to_one, to_zero) = (TO_ONE.load(Ordering::SeqCst), TO_ZERO.load(Ordering::SeqCst));
+    let _ = events::send(to_zero);
+    for _ in 0..ROUNDS {
+        let _ = events::poll(&[to_one], 0);
+        events::clear_pending(to_one);
+        let _ = events::send(to_zero);
+    }
+    ONE_DONE.store(true, Ordering::SeqCst);
+    let _ = events::send(to_zero);
+    let _ = smp::down(vcpu as u32);
+    // Not reached: a vCPU down does not run.
+    loop {
+        let _ = pv_guest::hypercall::sched_yield();
+    }
+}
+
+/// Waits (polling `port`, on vCPU 0) until `done` holds.
+fn wait_for(port: u32, done: impl Fn() -> bool) {
+    while !done() {
+        let _ = events::poll(&[port], 0);
+        events::clear_pending(port);
+    }
+}
+
+fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::String> {
+    events::init(si).map_err(|e| format!("events: {e}"))?;
+    let mm = GuestMm::init(si, None).map_err(|e| format!("memory: {e}"))?;
+    t.report("no_state_no_up", ensure(smp::up(1) == Err(Errno::EINVAL) && smp::is_up(1) == Ok(false), || format!("up: {:?}, is_up: {:?}", smp::up(1), smp::is_up(1))));
+    t.report("past_the_vcpus", ensure(smp::is_up(2) == Err(Errno::ENOENT) && smp::bind_ipi(2).is_err(), || format!("is_up(2): {:?}", smp::is_up(2))));
+    let to_one = smp::bind_ipi(1).map_err(|e| format!("bind_ipi(1): {e}"))?;
+    let to_zero = smp::bind_ipi(0).map_err(|e| format!("bind_ipi(0): {e}"))?;
+    TO_ONE.store(to_one, Ordering::SeqCst);
+    TO_ZERO.store(to_zero, Ordering::SeqCst);
+    smp::start(&mm, 1, secondary, 0, 64 * 1024).map_err(|e| format!("starting vCPU 1: {e}"))?;
+    t.report("up", ensure(smp::is_up(1) == Ok(true), || format!("is_up: {:?}", smp::is_up(1))));
+    let again = {
+        use hypercall_abi::arch::VcpuGuestContext;
+        let c = alloc::boxed::Box::new(<VcpuGuestContext as zerocopy::FromZeros>::new_zeroed());
+        smp::initialise(1, &c)
+    };
+    t.report("initialise_twice_eexist", ensure(again == Err(Errno::EEXIST), || format!("{again:?}")));
+    // Both halves at once (the CPU is shared between the two vCPUs).
+    let start = pv_guest::time::now_ns();
+    let mine = count(0, N / 2);
+    wait_for(to_zero, || RESULT_ONE.load(Ordering::SeqCst) != 0);
+    let theirs = RESULT_ONE.load(Ordering::SeqCst);
+    println!("smp: primes below {N}: {mine} on vCPU 0 + {theirs} on vCPU 1 in {} ms", (pv_guest::time::now_ns() - start) / 1_000_000);
+    t.report("split_work", ensure(mine + theirs == PRIMES, || format!("{} primes, want {PRIMES}", mine + theirs)));
+    // IPIs back and forth.
+    let start = pv_guest::time::rdtsc();
+    for _ in 0..ROUNDS {
+        events::send(to_one).map_err(|e| format!("send: {e}"))?;
+        let _ = events::poll(&[to_zero], 0);
+        events::clear_pending(to_zero);
+    }
+    let cycles = (pv_guest::time::rdtsc() - start) / u64::from(ROUNDS);
+    println!("smp: IPI round trip between the vCPUs: {cycles} cycles (mean of {ROUNDS})");
+    println!("BENCH ipi_round_trip {cycles} cycles");
+    wait_for(to_zero, || ONE_DONE.load(Ordering::SeqCst));
+    // vCPU 1 took itself down once it said so; let it get there.
+    let mut tries = 0;
+    while smp::is_up(1) == Ok(true) && tries < 1000 {
+        let _ = pv_guest::hypercall::sched_yield();
+        tries += 1;
+    }
+    t.report("down", ensure(smp::is_up(1) == Ok(false), || format!("is_up: {:?}", smp::is_up(1))));
+    t.report("last_vcpu_stays_up", ensure(smp::down(0) == Err(Errno::EINVAL), || format!("{:?}", smp::down(0))));
+    // Up again: it resumes where it went down (and yields there, harmlessly), then down.
+    t.report("up_again", ensure(smp::up(1).is_ok() && smp::is_up(1) == Ok(true), || format!("{:?}", smp::is_up(1))));
+    t.report("down_other", ensure(smp::down(1).is_ok() && smp::is_up(1) == Ok(false), || format!("{:?}", smp::is_up(1))));
+    Ok(())
+}
+
+fn main(si: &'static StartInfo) -> ShutdownReason {
+    let mut t = Tests::default();
+    if let Err(e) = run(si, &mut t) {
+        println!("smp: {e}");
+        t.report("setup", Err(e));
+    }
+    t.done();
+    ShutdownReason::Poweroff
+}
+
+pv_guest::entry!(main, heap = 1 << 20);
