@@ -133,6 +133,8 @@ pub trait Control {
     fn detach_nic(&mut self, dom: u16, devid: u32) -> Result<(), String>;
     /// Domain `dom`'s network interfaces.
     fn nics(&mut self, dom: u16) -> Vec<crate::netback::NicRow>;
+    /// vCPU `vcpu` of domain `dom` (`DOMCTL_GETVCPUINFO`).
+    fn vcpu_info(&mut self, dom: u16, vcpu: u32) -> Result<hypercall_abi::domctl::GetVcpuInfo, Errno>;
     /// Domain `dom`'s credit-scheduler weight and cap, after setting them to `set` if given
     /// (as Xen's `XEN_DOMCTL_scheduler_op`: weight 0 and cap 0xffff leave a value as it
     /// is); `EINVAL` if another scheduler runs.

@@ -683,6 +683,14 @@ impl Control for FakeControl {
         Ok(())
     }
 
+    fn vcpu_info(&mut self, dom: u16, vcpu: u32) -> Result<hypercall_abi::domctl::GetVcpuInfo, Errno> {
+        let d = self.dom(dom)?;
+        if vcpu >= d.info.max_vcpus {
+            return Err(Errno::EINVAL);
+        }
+        Ok(hypercall_abi::domctl::GetVcpuInfo { vcpu, online: u8::from(vcpu == 0), blocked: u8::from(vcpu == 0), cpu_time: 1_230_000_000, ..Default::default() })
+    }
+
     fn nics(&mut self, dom: u16) -> Vec<crate::netback::NicRow> {
         self.nics
             .iter()

@@ -150,6 +150,10 @@ impl<'f, C: Control> Toolstack<'f, C> {
             XlCommand::BlockList(target) => self.block_list(target, out),
             XlCommand::NetworkAttach { target, settings } => self.network_attach(target, &settings, out),
             XlCommand::NetworkDetach { target, dev } => self.network_detach(target, dev, out),
+            XlCommand::VcpuList(target) => {
+                self.vcpu_list(target, out);
+                Outcome::Done
+            }
             XlCommand::NetworkList(target) => {
                 if let Some((id, _)) = self.resolve(target, out) {
                     let rows = self.ctl.nics(id);
@@ -453,6 +457,37 @@ impl<'f, C: Control> Toolstack<'f, C> {
             Err(e) => {
                 let _ = writeln!(out, "xl: cannot list the domains: {e}");
                 None
+            }
+        }
+    }
+
+    /// `xl vcpu-list [NAME|ID]`.
+    fn vcpu_list(&mut self, target: Option<&str>, out: &mut dyn Write) {
+        let Some(domains) = self.domains(out) else {
+            return;
+        };
+        let shown: Vec<&DomainInfo> = match target {
+            Some(t) => match Target::parse(t).resolve(&domains) {
+                Ok(d) => alloc::vec![d],
+                Err(e) => {
+                    let _ = writeln!(out, "{e}");
+                    return;
+                }
+            },
+            None => domains.iter().collect(),
+        };
+        let _ = writeln!(out, "{}", crate::xl::VCPU_LIST_HEADER);
+        for d in shown {
+            let name = crate::xl::display_name(d);
+            for v in 0..d.max_vcpus {
+                match self.ctl.vcpu_info(d.domain, v) {
+                    Ok(info) => {
+                        let _ = writeln!(out, "{}", crate::xl::vcpu_line(&name, d.domain, &info));
+                    }
+                    Err(e) => {
+                        let _ = writeln!(out, "xl vcpu-list: {name} ({}) vCPU {v}: {e}", d.domain);
+                    }
+                }
             }
         }
     }

@@ -583,6 +583,10 @@ impl Control for XenControl {
         self.vif_rows(dom)
     }
 
+    fn vcpu_info(&mut self, dom: u16, vcpu: u32) -> Result<hypercall_abi::domctl::GetVcpuInfo, Errno> {
+        domctl::vcpu_info(DomId(dom), vcpu)
+    }
+
     fn sched_credit(&mut self, dom: u16, set: Option<(u16, u16)>) -> Result<(u16, u16), Errno> {
         domctl::sched_credit(DomId(dom), set)
     }

@@ -87,6 +87,8 @@ pub enum XlCommand<'a> {
     },
     /// `xl network-list NAME|ID`: a domain's network interfaces.
     NetworkList(&'a str),
+    /// `xl vcpu-list [NAME|ID]`: the vCPUs of every domain, or of one.
+    VcpuList(Option<&'a str>),
     /// `xl sched-rtds [-d NAME|ID [-p PERIOD -b BUDGET] [-e 0|1]]`: list the EDF
     /// reservations (and deadline misses), or set one domain's (µs).
     SchedRtds {
@@ -168,11 +170,32 @@ pub struct Subcommand {
     pub summary: &'static str,
 }
 
+/// The header of `xl vcpu-list`, as xl prints it.
+pub const VCPU_LIST_HEADER: &str = "Name                                ID  VCPU   CPU State   Time(s) Affinity (Hard / Soft)";
+
+/// One line of `xl vcpu-list`: the domain's name and id, the vCPU and what
+/// `DOMCTL_GETVCPUINFO` said of it. State letters as xl's: `r` running, `b` blocked, `-`
+/// runnable; a vCPU down shows `--p` and no CPU.
+pub fn vcpu_line(name: &str, dom: u16, v: &hypercall_abi::domctl::GetVcpuInfo) -> alloc::string::String {
+    let state = if v.online == 0 {
+        "--p"
+    } else if v.running != 0 {
+        "r--"
+    } else if v.blocked != 0 {
+        "-b-"
+    } else {
+        "---"
+    };
+    let cpu = if v.online == 0 { alloc::string::String::from("-") } else { alloc::format!("{}", v.cpu) };
+    let secs = v.cpu_time / 100_000_000;
+    alloc::format!("{name:<32} {dom:>5} {:>5} {cpu:>5}   {state}  {:>6}.{} all / all", v.vcpu, secs / 10, secs % 10)
+}
+
 /// The most settings `xl network-attach` takes (each key at most once).
 pub const MAX_NIC_SETTINGS: usize = 8;
 
 /// Every subcommand, in the order `xl help` lists them.
-pub const SUBCOMMANDS: [Subcommand; 18] = [
+pub const SUBCOMMANDS: [Subcommand; 19] = [
     Subcommand {
         name: "create",
         args: "[-c] [-p] FILE",
@@ -242,6 +265,11 @@ pub const SUBCOMMANDS: [Subcommand; 18] = [
         name: "network-list",
         args: "NAME|ID",
         summary: "a domain's network interfaces, their states, rings and frame counts",
+    },
+    Subcommand {
+        name: "vcpu-list",
+        args: "[NAME|ID]",
+        summary: "the vCPUs of every domain (or one): state, CPU time",
     },
     Subcommand {
         name: "sched-credit",
@@ -359,6 +387,14 @@ pub fn parse<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<XlCommand<'
         "console" => one_domain("console", &mut words).map(XlCommand::Console),
         "block-list" => one_domain("block-list", &mut words).map(XlCommand::BlockList),
         "network-list" => one_domain("network-list", &mut words).map(XlCommand::NetworkList),
+        "vcpu-list" => {
+            let target = words.next();
+            if let Some(option) = target.filter(|t| t.starts_with('-')) {
+                return Err(XlUsage::UnknownOption { sub: "vcpu-list", option });
+            }
+            no_more("vcpu-list", &mut words)?;
+            Ok(XlCommand::VcpuList(target))
+        }
         "network-attach" => {
             let target = words.next().ok_or(XlUsage::Missing { sub: "network-attach", what: "a domain name or id" })?;
             if target.starts_with('-') {

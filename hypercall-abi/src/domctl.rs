@@ -59,6 +59,35 @@ pub const DOMCTL_SETVCPUCONTEXT: u32 = 12;
 /// payload [`SchedulerOp`].
 pub const DOMCTL_SCHEDULER_OP: u32 = 16;
 
+/// Reads one vCPU's state (Xen's `XEN_DOMCTL_getvcpuinfo`): payload [`GetVcpuInfo`]
+/// (`vcpu` in, the rest out); `EINVAL` for a vCPU past the domain's.
+pub const DOMCTL_GETVCPUINFO: u32 = 14;
+
+/// `struct xen_domctl_getvcpuinfo` (24 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct GetVcpuInfo {
+    /// IN: the vCPU.
+    pub vcpu: u32,
+    /// OUT: it is up.
+    pub online: u8,
+    /// OUT: it is blocked.
+    pub blocked: u8,
+    /// OUT: it is on a CPU now.
+    pub running: u8,
+    /// Padding.
+    pub _pad0: u8,
+    /// OUT: CPU time it has used, ns.
+    pub cpu_time: u64,
+    /// OUT: the physical CPU it runs on (or last ran on).
+    pub cpu: u32,
+    /// Padding.
+    pub _pad1: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<GetVcpuInfo>() == 24);
+const _: () = assert!(core::mem::offset_of!(GetVcpuInfo, cpu_time) == 8);
+
 /// `XEN_SCHEDULER_CREDIT`.
 pub const XEN_SCHEDULER_CREDIT: u32 = 5;
 /// `XEN_SCHEDULER_RTDS`.

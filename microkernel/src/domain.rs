@@ -11,6 +11,7 @@ use crate::mm::page_info::{DomainMm, Level};
 use crate::traps::{GsBases, GuestMode, TrapTable};
 use alloc::vec::Vec;
 use hypercall_abi::arch::VcpuGuestContext;
+use hypercall_abi::vcpu::RUNSTATE_RUNNING;
 use hypercall_abi::domctl::*;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::layout::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
@@ -397,6 +398,15 @@ impl DomainControl for Machine {
 
     fn sched_policy(&self) -> crate::sched::Policy {
         self.sched.policy()
+    }
+
+    fn vcpu_state(&mut self, domid: u16, vcpu: u32) -> Result<(bool, bool, bool, u64), Errno> {
+        let i = self.live_idx(domid)?;
+        let now = self.now_ns();
+        let running = self.current == (domid, vcpu as usize);
+        let v = self.domains[i].vcpus.get(vcpu as usize).ok_or(Errno::EINVAL)?;
+        let time = v.runstate.info(now).time[RUNSTATE_RUNNING as usize];
+        Ok((v.started && !v.down, v.blocked, running, time))
     }
 
     fn sched_params(&mut self, domid: u16, set: Option<crate::sched::Params>) -> Result<crate::sched::Params, Errno> {

@@ -81,7 +81,7 @@ impl<F: FnMut(u16) -> Result<DomainInfo, Errno>> Iterator for DomainWalk<F> {
 mod calls {
     use hypercall_abi::arch::VcpuGuestContext;
     use hypercall_abi::domctl::{
-        CreateDomain, DomainInfo, Domctl, MaxMem, SetVcpuContext, DOMCTL_CREATEDOMAIN,
+        CreateDomain, DomainInfo, Domctl, GetVcpuInfo, MaxMem, SetVcpuContext, DOMCTL_CREATEDOMAIN, DOMCTL_GETVCPUINFO,
         DOMCTL_DESTROYDOMAIN, DOMCTL_GETDOMAININFO, DOMCTL_MAX_MEM, DOMCTL_PAUSEDOMAIN,
         DOMCTL_SCHEDULER_OP, DOMCTL_SETVCPUCONTEXT, DOMCTL_UNPAUSEDOMAIN, SchedulerOp, XEN_DOMCTL_SCHEDOP_GETINFO,
         XEN_DOMCTL_SCHEDOP_PUTINFO, XEN_DOMCTL_SCHEDRT_EXTRA,
@@ -206,6 +206,13 @@ mod calls {
             dom.0,
             &payload,
         ))
+    }
+
+    /// `DOMCTL_GETVCPUINFO`: vCPU `vcpu` of `dom` (up, blocked, running, CPU time).
+    pub fn vcpu_info(dom: DomId, vcpu: u32) -> Result<GetVcpuInfo, Errno> {
+        let mut op = Domctl::with_payload(DOMCTL_GETVCPUINFO, dom.0, &GetVcpuInfo { vcpu, ..Default::default() });
+        domctl(&mut op)?;
+        Ok(op.read_payload())
     }
 
     /// `DOMCTL_SCHEDULER_OP` for the credit scheduler: `dom`'s weight and cap, after

@@ -410,6 +410,21 @@ fn network_attach_list_and_detach_name_their_errors() {
 }
 
 #[test]
+fn vcpu_list_shows_every_vcpu() {
+    let (kernel, archive) = boot_data();
+    let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(65536, 60000), files);
+    xl_out(&mut ts, "xl create hello.cfg");
+    let all = xl_out(&mut ts, "xl vcpu-list");
+    assert_eq!(all[0], crate::xl::VCPU_LIST_HEADER);
+    assert!(all.iter().any(|l| l.starts_with("Domain-0") && l.contains("-b-") && l.ends_with("1.2 all / all")), "{all:?}");
+    let one = xl_out(&mut ts, "xl vcpu-list hello");
+    assert_eq!(one.len(), 2, "{one:?}");
+    assert!(one[1].starts_with("hello ") && one[1].contains("    1     0     0   -b-"), "{one:?}");
+    assert_eq!(xl_out(&mut ts, "xl vcpu-list nobody").len(), 1);
+}
+
+#[test]
 fn sched_credit_lists_sets_and_refuses_as_libxl() {
     let (kernel, archive) = boot_data();
     let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);

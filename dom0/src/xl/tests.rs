@@ -130,6 +130,18 @@ fn network_subcommands() {
 }
 
 #[test]
+fn vcpu_list_and_its_lines() {
+    assert_eq!(xl("vcpu-list"), Ok(XlCommand::VcpuList(None)));
+    assert_eq!(xl("vcpu-list g"), Ok(XlCommand::VcpuList(Some("g"))));
+    assert_eq!(usage("vcpu-list -x"), "xl vcpu-list: unknown option '-x'");
+    assert_eq!(usage("vcpu-list a b"), "xl vcpu-list: unexpected argument 'b'");
+    let up = hypercall_abi::domctl::GetVcpuInfo { vcpu: 1, online: 1, running: 1, cpu_time: 2_345_000_000, ..Default::default() };
+    assert_eq!(crate::xl::vcpu_line("smp", 3, &up), "smp                                  3     1     0   r--       2.3 all / all");
+    let down = hypercall_abi::domctl::GetVcpuInfo { vcpu: 1, ..Default::default() };
+    assert!(crate::xl::vcpu_line("smp", 3, &down).contains("    1     -   --p"));
+}
+
+#[test]
 fn sched_credit_options() {
     assert_eq!(xl("sched-credit"), Ok(XlCommand::SchedCredit { target: None, weight: None, cap: None }));
     assert_eq!(xl("sched-credit -d g -c 25 -w 512"), Ok(XlCommand::SchedCredit { target: Some("g"), weight: Some("512"), cap: Some("25") }));

@@ -62,6 +62,9 @@ pub trait DomainControl {
     fn remote_shutdown(&mut self, domid: u16, reason: ShutdownReason) -> Result<(), Errno>;
     /// The scheduler running.
     fn sched_policy(&self) -> crate::sched::Policy;
+    /// vCPU `vcpu` of `domid`: (up, blocked, running now, CPU time in ns); `EINVAL` past
+    /// its vCPUs.
+    fn vcpu_state(&mut self, domid: u16, vcpu: u32) -> Result<(bool, bool, bool, u64), Errno>;
     /// `domid`'s scheduling parameters, after changing them to `set` if given.
     fn sched_params(&mut self, domid: u16, set: Option<crate::sched::Params>) -> Result<crate::sched::Params, Errno>;
 }
@@ -122,6 +125,18 @@ pub(super) fn domctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
             let r = GuestRange::new(s.ctxt, core::mem::size_of::<VcpuGuestContext>() as u64)?;
             p.copy_from_guest(r, ctxt.as_mut_bytes())?;
             p.domain_control().set_vcpu_context(target, s.vcpu, &ctxt)?;
+            Ok(0)
+        }
+        DOMCTL_GETVCPUINFO => {
+            let mut g: GetVcpuInfo = op.read_payload();
+            let (online, blocked, running, cpu_time) = p.domain_control().vcpu_state(target, g.vcpu)?;
+            g.online = u8::from(online);
+            g.blocked = u8::from(blocked);
+            g.running = u8::from(running);
+            g.cpu_time = cpu_time;
+            g.cpu = 0;
+            op.write_payload(&g);
+            write_guest(p, arg, &op)?;
             Ok(0)
         }
         DOMCTL_SCHEDULER_OP => {
@@ -248,6 +263,19 @@ mod tests {
             assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EINVAL.to_ret(), "{bad:?}");
         }
         assert_eq!(p.domctl_calls, Vec::from(["create guest-1".to_string()]));
+    }
+
+    #[test]
+    fn getvcpuinfo_reports_each_vcpu_as_xen() {
+        let mut p = FakePlatform::new(true);
+        put(&mut p, &Domctl::with_payload(DOMCTL_GETVCPUINFO, 3, &GetVcpuInfo { vcpu: 0, ..Default::default() }));
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), 0);
+        let out: Domctl = zerocopy::FromBytes::read_from_prefix(&p.mem[..]).unwrap().0;
+        let g: GetVcpuInfo = out.read_payload();
+        assert_eq!((g.vcpu, g.online, g.blocked, g.running, g.cpu_time, g.cpu), (0, 1, 0, 1, 5_000_000, 0));
+        put(&mut p, &Domctl::with_payload(DOMCTL_GETVCPUINFO, 3, &GetVcpuInfo { vcpu: 7, ..Default::default() }));
+        assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EINVAL.to_ret());
+        assert_eq!(p.domctl_calls, ["vcpu_state 3 0", "vcpu_state 3 7"]);
     }
 
     #[test]

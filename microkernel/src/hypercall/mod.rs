@@ -798,6 +798,14 @@ impl DomainControl for fake::FakePlatform {
     fn sched_policy(&self) -> crate::sched::Policy {
         self.sched_policy
     }
+    fn vcpu_state(&mut self, domid: u16, vcpu: u32) -> Result<(bool, bool, bool, u64), Errno> {
+        self.domctl_calls.push(std::format!("vcpu_state {domid} {vcpu}"));
+        match vcpu {
+            0 => Ok((true, false, true, 5_000_000)),
+            1 => Ok((false, false, false, 0)),
+            _ => Err(Errno::EINVAL),
+        }
+    }
     fn sched_params(&mut self, domid: u16, set: Option<crate::sched::Params>) -> Result<crate::sched::Params, Errno> {
         self.domctl_calls.push(std::format!("sched {domid} {set:?}"));
         if domid != 3 {

@@ -10,7 +10,11 @@ pub fn scenarios() -> Vec<Scenario> {
         name: "smp-two-vcpus",
         modules: &[Image::Guest("smp"), Image::Config("smp.cfg")],
         input: &[
-            "xl create smp.cfg",
+            // Created paused: vCPU 0 has its state and is up, vCPU 1 is down until the
+            // guest brings it up.
+            "xl create -p smp.cfg",
+            "xl vcpu-list smp",
+            "xl unpause smp",
             wait_for!(r"\[smp\] TESTS DONE"),
             wait_for!(r"\(mk\) d1 \(smp\) destroyed"),
             "audit",
@@ -18,6 +22,9 @@ pub fn scenarios() -> Vec<Scenario> {
         ],
         expect: &[
             r"\(mk\) d1 \(smp\) created: 2 vCPU\(s\)",
+            r"^Name +ID +VCPU +CPU State +Time\(s\) Affinity \(Hard / Soft\)$",
+            r"^smp +1 +0 +0 +--- +0\.0 all / all$",
+            r"^smp +1 +1 +- +--p +0\.0 all / all$",
             r"\[smp\] TEST no_state_no_up PASS",
             r"\[smp\] TEST past_the_vcpus PASS",
             r"\[smp\] TEST up PASS",
