@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: runs the bench guest, a normal boot, dom0's domain-creation
 //! benchmark, the two-domain event benchmark (`events`), the store round trips
-//! (`store`), guests' TCP through the switch and the NIC (`net`) and the schedulers'
-//! shares and deadlines (`sched`), writes
+//! (`store`), guests' TCP through the switch and the NIC (`net`), IPIs and switches
+//! between a guest's vCPUs (`smp`) and the schedulers' shares and deadlines (`sched`),
+//! writes
 //! target/bench/latest.json.
 //!
 //! The bench guest and dom0's `bench-create` print
@@ -24,6 +25,7 @@ mod events;
 mod guests;
 mod net;
 mod sched;
+mod smp;
 mod store;
 
 const BENCH_TIMEOUT: Duration = Duration::from_secs(300);
@@ -61,6 +63,8 @@ pub enum Phase {
     Net,
     /// The schedulers' shares and deadlines.
     Sched,
+    /// IPIs and switches between a guest's vCPUs.
+    Smp,
 }
 
 /// Runs one phase alone and writes its records.
@@ -75,6 +79,13 @@ fn run_phase(layout: &Layout, accel: Accel, phase: Phase) -> Result<()> {
             ("net", n.records)
         }
         Phase::Sched => ("sched", sched::run(layout, accel)?),
+        Phase::Smp => {
+            let r = smp::run(layout, accel)?;
+            if !r.done {
+                bail!("the smp bench guest did not print BENCH DONE ({}); its last lines:\n{}", ending(&r.session), tail(&r.session));
+            }
+            ("smp", r.records)
+        }
     };
     let dir = layout.target.join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -362,6 +373,10 @@ pub fn main(args: BenchArgs) -> Result<()> {
     let network = net::run(&layout, args.accel)?;
     records.extend(network.records);
 
+    eprintln!("xtask: a guest's two vCPUs: IPIs and switches (up to {} s)", smp::TIMEOUT.as_secs());
+    let vcpus = smp::run(&layout, args.accel)?;
+    records.extend(vcpus.records);
+
     eprintln!("xtask: the schedulers' shares and deadlines (two boots of about 15 s)");
     records.extend(sched::run(&layout, args.accel)?);
 
@@ -418,6 +433,13 @@ pub fn main(args: BenchArgs) -> Result<()> {
             "the store bench guest did not print BENCH DONE ({}); its last lines:\n{}",
             ending(&store.session),
             tail(&store.session)
+        );
+    }
+    if !vcpus.done {
+        bail!(
+            "the smp bench guest did not print BENCH DONE ({}); its last lines:\n{}",
+            ending(&vcpus.session),
+            tail(&vcpus.session)
         );
     }
     if !network.done {

@@ -3,7 +3,10 @@
 //! `pv_guest::smp::start`, and the two count the primes below 200000 between them, each
 //! its half; then they bounce IPIs (ports bound with `EVTCHNOP_bind_ipi`, waited for with
 //! `SCHEDOP_poll`), and vCPU 1 takes itself down. Prints `TEST` lines and the IPI round
-//! trip.
+//! trip. With `bench` on its command line it also prints `cargo xtask bench`'s figures,
+//! each beside a baseline measured in the same boot: the IPI round trip beside an event
+//! sent to and polled on one vCPU (no switch), and a yield round trip between the two
+//! vCPUs (two switches) beside a yield with the other vCPU down (no switch).
 #![no_std]
 #![no_main]
 
@@ -27,6 +30,10 @@ static TO_ONE: AtomicU32 = AtomicU32::new(0);
 static TO_ZERO: AtomicU32 = AtomicU32::new(0);
 static RESULT_ONE: AtomicU64 = AtomicU64::new(0);
 static ONE_DONE: AtomicBool = AtomicBool::new(false);
+/// vCPU 1 yields in a loop while this holds (the switch figure).
+static YIELDING: AtomicBool = AtomicBool::new(false);
+/// Yields measured.
+const YIELDS: u32 = 2000;
 
 fn is_prime(n: u64) -> bool {
     if n < 2 {
@@ -56,6 +63,12 @@ extern "C" fn secondary(vcpu: u64, _arg: u64) -> ! {
         events::clear_pending(to_one);
         let _ = events::send(to_zero);
     }
+    // The switch figure: yield until vCPU 0 says stop.
+    let _ = events::poll(&[to_one], 0);
+    events::clear_pending(to_one);
+    while YIELDING.load(Ordering::SeqCst) {
+        let _ = pv_guest::hypercall::sched_yield();
+    }
     ONE_DONE.store(true, Ordering::SeqCst);
     let _ = events::send(to_zero);
     let _ = smp::down(vcpu as u32);
@@ -74,6 +87,7 @@ fn wait_for(port: u32, done: impl Fn() -> bool) {
 }
 
 fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::String> {
+    let bench = pv_guest::start_info::cmdline(si).split_whitespace().any(|w| w == "bench");
     events::init(si).map_err(|e| format!("events: {e}"))?;
     let mm = GuestMm::init(si, None).map_err(|e| format!("memory: {e}"))?;
     t.report("no_state_no_up", ensure(smp::up(1) == Err(Errno::EINVAL) && smp::is_up(1) == Ok(false), || format!("up: {:?}, is_up: {:?}", smp::up(1), smp::is_up(1))));
@@ -106,7 +120,23 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
     }
     let cycles = (pv_guest::time::rdtsc() - start) / u64::from(ROUNDS);
     println!("smp: IPI round trip between the vCPUs: {cycles} cycles (mean of {ROUNDS})");
-    println!("BENCH ipi_round_trip {cycles} cycles");
+    // Baseline: an event sent to a port of vCPU 0's own and polled there (no switch).
+    let start = pv_guest::time::rdtsc();
+    for _ in 0..ROUNDS {
+        events::send(to_zero).map_err(|e| format!("send: {e}"))?;
+        let _ = events::poll(&[to_zero], 0);
+        events::clear_pending(to_zero);
+    }
+    let own = (pv_guest::time::rdtsc() - start) / u64::from(ROUNDS);
+    // Two vCPUs yielding to each other: each yield of vCPU 0 is a switch there and back.
+    YIELDING.store(true, Ordering::SeqCst);
+    events::send(to_one).map_err(|e| format!("send: {e}"))?;
+    let start = pv_guest::time::rdtsc();
+    for _ in 0..YIELDS {
+        let _ = pv_guest::hypercall::sched_yield();
+    }
+    let switch = (pv_guest::time::rdtsc() - start) / u64::from(YIELDS);
+    YIELDING.store(false, Ordering::SeqCst);
     wait_for(to_zero, || ONE_DONE.load(Ordering::SeqCst));
     // vCPU 1 took itself down once it said so; let it get there.
     let mut tries = 0;
@@ -119,6 +149,17 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
     // Up again: it resumes where it went down (and yields there, harmlessly), then down.
     t.report("up_again", ensure(smp::up(1).is_ok() && smp::is_up(1) == Ok(true), || format!("{:?}", smp::is_up(1))));
     t.report("down_other", ensure(smp::down(1).is_ok() && smp::is_up(1) == Ok(false), || format!("{:?}", smp::is_up(1))));
+    if bench {
+        // A yield with the other vCPU down: the hypercall and the scheduler's pick alone.
+        let start = pv_guest::time::rdtsc();
+        for _ in 0..YIELDS {
+            let _ = pv_guest::hypercall::sched_yield();
+        }
+        let alone = (pv_guest::time::rdtsc() - start) / u64::from(YIELDS);
+        println!("BENCH ipi_round_trip {cycles} cycles event_on_one_vcpu {own}");
+        println!("BENCH vcpu_yield_round_trip {switch} cycles yield_alone {alone}");
+        println!("BENCH DONE");
+    }
     Ok(())
 }
 

@@ -32,11 +32,7 @@ pub struct NetBench {
     pub session: Session,
 }
 
-/// The `BENCH` lines `[name]` printed, without the prefix.
-fn guest_lines(lines: &[String], name: &str) -> Vec<String> {
-    let prefix = format!("[{name}] ");
-    lines.iter().filter_map(|l| l.find(&format!("{prefix}BENCH ")).map(|at| l[at + prefix.len()..].to_string())).collect()
-}
+use super::store::guest_lines;
 
 /// The host-to-guest record from the upload line, if the server counted every byte.
 fn upload_record(lines: &[String]) -> Option<Record> {

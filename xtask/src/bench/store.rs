@@ -27,7 +27,12 @@ pub struct StoreBench {
 
 /// The guest's BENCH lines, without the `[store-bench] ` prefix (and what precedes it).
 pub fn guest_bench_lines(lines: &[String]) -> Vec<String> {
-    let prefix = format!("[{NAME}] ");
+    guest_lines(lines, NAME)
+}
+
+/// The BENCH lines guest `name` printed, without the `[name] ` prefix.
+pub fn guest_lines(lines: &[String], name: &str) -> Vec<String> {
+    let prefix = format!("[{name}] ");
     lines
         .iter()
         .filter_map(|l| {
