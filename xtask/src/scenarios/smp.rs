@@ -1,8 +1,40 @@
 //! Guests with several vCPUs: brought up with `VCPUOP_initialise`/`up`, sharing work,
 //! exchanging IPIs, taken down.
 
+use super::xl::INFO_FREE;
 use super::{Image, Scenario, DEFAULT};
+use crate::expect::CheckInput;
 use std::time::Duration;
+
+/// Lives of the two-vCPU guest in `smp-lifecycle`.
+const LIVES: usize = 20;
+
+/// `info`, then `LIVES` times: create the smp guest (both vCPUs up, then one down), wait
+/// for its end (it powers off and is destroyed); then `info`, `audit`, `shutdown`.
+fn lifecycle_input() -> &'static [&'static str] {
+    let mut input = vec!["info"];
+    for _ in 0..LIVES {
+        input.extend(["xl create smp.cfg", wait_for!(r"\(mk\) d[0-9]+ \(smp\) destroyed")]);
+    }
+    input.extend(["info", "audit", "shutdown"]);
+    // Built once per xtask run; leaked to be a static slice like every scenario's input.
+    Box::leak(input.into_boxed_slice())
+}
+
+/// Every life passed its tests, and the free memory after is what it was before.
+fn lifecycle_balanced(input: &CheckInput) -> Result<(), String> {
+    let done = input.lines.iter().filter(|l| l.contains("[smp] TESTS DONE 9 passed, 0 failed")).count();
+    if done != LIVES {
+        return Err(format!("{done} lives passed their tests, expected {LIVES}"));
+    }
+    let free = |h: &crate::expect::Hit| h.groups.get(1).cloned().flatten().unwrap_or_default();
+    let mut hits = input.hits.iter().filter(|h| h.pattern == INFO_FREE);
+    let (start, end) = (hits.next().map(free).unwrap_or_default(), hits.next().map(free).unwrap_or_default());
+    if start != end {
+        return Err(format!("free memory: {start} KiB before the {LIVES} lives, {end} KiB after"));
+    }
+    Ok(())
+}
 
 /// The scenarios of the multi-vCPU part of the scheduling issue.
 pub fn scenarios() -> Vec<Scenario> {
@@ -41,6 +73,17 @@ pub fn scenarios() -> Vec<Scenario> {
         ],
         forbid: &[r"FAIL", r"crashed"],
         timeout: Duration::from_secs(60),
+        ..DEFAULT
+    }, Scenario {
+        name: "smp-lifecycle",
+        modules: &[Image::Guest("smp"), Image::Config("smp.cfg")],
+        // A two-vCPU guest created and ended 20 times: each brings its second vCPU up and
+        // down; nothing is left (free memory as before, the audit).
+        input: lifecycle_input(),
+        expect: &[INFO_FREE, r"\[smp\] TESTS DONE 9 passed, 0 failed", INFO_FREE, r"audit: ok: 1 domains"],
+        forbid: &[r"FAIL", r"crashed", "PANIC"],
+        check: Some(lifecycle_balanced),
+        timeout: Duration::from_secs(120),
         ..DEFAULT
     }]
 }
