@@ -463,21 +463,11 @@ impl<'f, C: Control> Toolstack<'f, C> {
 
     /// `xl vcpu-list [NAME|ID]`.
     fn vcpu_list(&mut self, target: Option<&str>, out: &mut dyn Write) {
-        let Some(domains) = self.domains(out) else {
+        let Some(shown) = self.shown_domains(target, out) else {
             return;
         };
-        let shown: Vec<&DomainInfo> = match target {
-            Some(t) => match Target::parse(t).resolve(&domains) {
-                Ok(d) => alloc::vec![d],
-                Err(e) => {
-                    let _ = writeln!(out, "{e}");
-                    return;
-                }
-            },
-            None => domains.iter().collect(),
-        };
         let _ = writeln!(out, "{}", crate::xl::VCPU_LIST_HEADER);
-        for d in shown {
+        for d in &shown {
             let name = crate::xl::display_name(d);
             for v in 0..d.max_vcpus {
                 match self.ctl.vcpu_info(d.domain, v) {
@@ -492,22 +482,28 @@ impl<'f, C: Control> Toolstack<'f, C> {
         }
     }
 
-    fn list(&mut self, target: Option<&str>, out: &mut dyn Write) {
-        let Some(domains) = self.domains(out) else {
-            return;
-        };
-        let shown: Vec<&DomainInfo> = match target {
+    /// Every domain, or the one `target` names: `None` (with the line saying why) if there
+    /// is no such domain or no list.
+    fn shown_domains(&mut self, target: Option<&str>, out: &mut dyn Write) -> Option<Vec<DomainInfo>> {
+        let domains = self.domains(out)?;
+        match target {
             Some(t) => match Target::parse(t).resolve(&domains) {
-                Ok(d) => alloc::vec![d],
+                Ok(d) => Some(alloc::vec![*d]),
                 Err(e) => {
                     let _ = writeln!(out, "{e}");
-                    return;
+                    None
                 }
             },
-            None => domains.iter().collect(),
+            None => Some(domains),
+        }
+    }
+
+    fn list(&mut self, target: Option<&str>, out: &mut dyn Write) {
+        let Some(shown) = self.shown_domains(target, out) else {
+            return;
         };
         let _ = writeln!(out, "{ListHeader}");
-        for d in shown {
+        for d in &shown {
             let _ = writeln!(out, "{}", ListLine(d));
         }
     }

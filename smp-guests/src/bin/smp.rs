@@ -30,8 +30,15 @@ static TO_ONE: AtomicU32 = AtomicU32::new(0);
 static TO_ZERO: AtomicU32 = AtomicU32::new(0);
 static RESULT_ONE: AtomicU64 = AtomicU64::new(0);
 static ONE_DONE: AtomicBool = AtomicBool::new(false);
-/// vCPU 1 yields in a loop while this holds (the switch figure).
+/// The IPI round trips: vCPU 0 writes the round in `PING` and signals; vCPU 1 answers it
+/// in `PONG`. Counted, not inferred from pending bits (a second send before the first is
+/// seen is one event).
+static PING: AtomicU32 = AtomicU32::new(0);
+static PONG: AtomicU32 = AtomicU32::new(0);
+/// vCPU 1 yields in a loop while this holds (the switch figure); it starts when `STAGE`
+/// says so.
 static YIELDING: AtomicBool = AtomicBool::new(false);
+static STAGE: AtomicU32 = AtomicU32::new(0);
 /// Yields measured.
 const YIELDS: u32 = 2000;
 
@@ -58,14 +65,15 @@ extern "C" fn secondary(vcpu: u64, _arg: u64) -> ! {
     RESULT_ONE.store(count(N / 2, N), Ordering::SeqCst);
     let (to_one, to_zero) = (TO_ONE.load(Ordering::SeqCst), TO_ZERO.load(Ordering::SeqCst));
     let _ = events::send(to_zero);
-    for _ in 0..ROUNDS {
-        let _ = events::poll(&[to_one], 0);
-        events::clear_pending(to_one);
+    let mut answered = 0;
+    while answered < ROUNDS {
+        wait_for(to_one, || PING.load(Ordering::SeqCst) > answered);
+        answered = PING.load(Ordering::SeqCst);
+        PONG.store(answered, Ordering::SeqCst);
         let _ = events::send(to_zero);
     }
     // The switch figure: yield until vCPU 0 says stop.
-    let _ = events::poll(&[to_one], 0);
-    events::clear_pending(to_one);
+    wait_for(to_one, || STAGE.load(Ordering::SeqCst) >= 1);
     while YIELDING.load(Ordering::SeqCst) {
         let _ = pv_guest::hypercall::sched_yield();
     }
@@ -78,7 +86,8 @@ extern "C" fn secondary(vcpu: u64, _arg: u64) -> ! {
     }
 }
 
-/// Waits (polling `port`, on vCPU 0) until `done` holds.
+/// Waits (polling `port`, on the vCPU it is bound to) until `done` holds; the other side
+/// makes `done` hold, then sends.
 fn wait_for(port: u32, done: impl Fn() -> bool) {
     while !done() {
         let _ = events::poll(&[port], 0);
@@ -113,10 +122,10 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
     t.report("split_work", ensure(mine + theirs == PRIMES, || format!("{} primes, want {PRIMES}", mine + theirs)));
     // IPIs back and forth.
     let start = pv_guest::time::rdtsc();
-    for _ in 0..ROUNDS {
+    for round in 1..=ROUNDS {
+        PING.store(round, Ordering::SeqCst);
         events::send(to_one).map_err(|e| format!("send: {e}"))?;
-        let _ = events::poll(&[to_zero], 0);
-        events::clear_pending(to_zero);
+        wait_for(to_zero, || PONG.load(Ordering::SeqCst) >= round);
     }
     let cycles = (pv_guest::time::rdtsc() - start) / u64::from(ROUNDS);
     println!("smp: IPI round trip between the vCPUs: {cycles} cycles (mean of {ROUNDS})");
@@ -130,6 +139,7 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
     let own = (pv_guest::time::rdtsc() - start) / u64::from(ROUNDS);
     // Two vCPUs yielding to each other: each yield of vCPU 0 is a switch there and back.
     YIELDING.store(true, Ordering::SeqCst);
+    STAGE.store(1, Ordering::SeqCst);
     events::send(to_one).map_err(|e| format!("send: {e}"))?;
     let start = pv_guest::time::rdtsc();
     for _ in 0..YIELDS {
