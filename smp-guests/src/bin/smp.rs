@@ -101,6 +101,42 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
     let mm = GuestMm::init(si, None).map_err(|e| format!("memory: {e}"))?;
     t.report("no_state_no_up", ensure(smp::up(1) == Err(Errno::EINVAL) && smp::is_up(1) == Ok(false), || format!("up: {:?}, is_up: {:?}", smp::up(1), smp::is_up(1))));
     t.report("past_the_vcpus", ensure(smp::is_up(2) == Err(Errno::ENOENT) && smp::bind_ipi(2).is_err(), || format!("is_up(2): {:?}", smp::is_up(2))));
+    // Hostile contexts: each refused, and the vCPU still has no state.
+    {
+        use hypercall_abi::arch::VcpuGuestContext;
+        use zerocopy::FromZeros;
+        let good = || {
+            let mut c = alloc::boxed::Box::new(VcpuGuestContext::new_zeroed());
+            c.user_regs.cs = hypercall_abi::layout::FLAT_KERNEL_CS;
+            c.user_regs.ss = hypercall_abi::layout::FLAT_KERNEL_SS64;
+            c.user_regs.rip = secondary as smp::Entry as usize as u64;
+            c.user_regs.rsp = 0x1000;
+            c.ctrlreg[3] = mm.boot_l4().mfn.0 << 12;
+            c
+        };
+        let mut refusals = alloc::vec::Vec::new();
+        let mut c = good();
+        c.user_regs.cs = 0x10;
+        refusals.push(("ring-0 selector", smp::initialise(1, &c)));
+        let mut c = good();
+        c.user_regs.rip = 0x8000_0000_0000_0000;
+        refusals.push(("non-canonical rip", smp::initialise(1, &c)));
+        let mut c = good();
+        c.gdt_ents = 16;
+        refusals.push(("a GDT", smp::initialise(1, &c)));
+        let mut c = good();
+        // A page of our own heap as the page table: not an L4 it can validate.
+        let data = alloc::boxed::Box::new([0u8; 8192]);
+        let page = (data.as_ptr() as u64 + 4095) & !4095;
+        let mfn = mm.layout.pfn_of(page).and_then(|p| mm.p2m.mfn(p)).map_or(0, |m| m.0);
+        c.ctrlreg[3] = mfn << 12;
+        refusals.push(("a writable page as its L4", smp::initialise(1, &c)));
+        let mut c = good();
+        c.ctrlreg[3] = 0xffff_f000;
+        refusals.push(("a frame not ours as its L4", smp::initialise(1, &c)));
+        let bad: alloc::vec::Vec<_> = refusals.iter().filter(|(_, r)| *r != Err(Errno::EINVAL)).collect();
+        t.report("hostile_contexts_refused", ensure(bad.is_empty() && smp::up(1) == Err(Errno::EINVAL), || format!("{bad:?}")));
+    }
     let to_one = smp::bind_ipi(1).map_err(|e| format!("bind_ipi(1): {e}"))?;
     let to_zero = smp::bind_ipi(0).map_err(|e| format!("bind_ipi(0): {e}"))?;
     TO_ONE.store(to_one, Ordering::SeqCst);
