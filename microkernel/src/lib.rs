@@ -33,6 +33,7 @@ mod events_machine;
 #[cfg(target_os = "none")]
 mod grants_machine;
 #[cfg(target_os = "none")]
+#[cfg(feature = "bench")]
 mod kbench;
 #[cfg(target_os = "none")]
 mod platform;

@@ -8,6 +8,7 @@ use crate::domain::{DomState, Vcpu};
 use crate::emulate;
 use crate::guest_access::{GuestMemory, GuestRange};
 use crate::hypercall::{self, BuildFacts, Caller, DomainControl, Platform};
+#[cfg(feature = "bench")]
 use crate::kbench;
 use crate::kernel::Machine;
 use crate::mm::pt::Mm;
@@ -107,10 +108,12 @@ impl Platform for MachinePlatform<'_> {
         }
     }
 
+    #[cfg(feature = "bench")]
     fn set_bare_syscall(&mut self, on: bool) {
         cpu::set_bare_syscall(on);
     }
 
+    #[cfg(feature = "bench")]
     fn set_bare_exception(&mut self, on: bool) {
         crate::arch::x86_64::idt::set_bare_breakpoint(on);
     }
@@ -518,6 +521,7 @@ impl Platform for MachinePlatform<'_> {
         Ok(self.m.audit())
     }
 
+    #[cfg(feature = "bench")]
     fn bench_baseline(&mut self, op: u32, arg: u64) -> Result<u64, Errno> {
         use hypercall_abi::sysctl::{BENCH_DIRECT_BUILD, BENCH_DIRECT_PTE_WRITES, BENCH_KERNEL_MAP_UNMAP_32, BENCH_KERNEL_VALIDATED_UPDATES};
         match op {

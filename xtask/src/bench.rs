@@ -10,7 +10,7 @@
 //! each figure is reported with its ratio to the baseline measured in the same run (under
 //! TCG only ratios from one run mean much). Timing is never asserted.
 
-use crate::build::{build_kernels, Layout};
+use crate::build::{build_kernels_for_bench, Layout};
 use crate::deps;
 use crate::qemu::{
     run_scripted, Accel, Boot, InputMode, Module, QemuConfig, Serial, Session, PROMPT,
@@ -294,7 +294,7 @@ fn create_modules(layout: &Layout) -> Result<Vec<Module>> {
 
 /// Runs both boots, writes the JSON, prints the table.
 pub fn main(args: BenchArgs) -> Result<()> {
-    let layout = build_kernels()?;
+    let layout = build_kernels_for_bench()?;
     deps::ensure_tools(deps::QEMU)?;
     if let Some(phase) = args.only {
         return run_phase(&layout, args.accel, phase);

@@ -143,11 +143,22 @@ pub fn describe(cmd: &Command) -> String {
 /// Builds microkernel, dom0 and the guests in release mode, then writes the ELF32
 /// microkernel. Returns the layout for finding the results.
 pub fn build_kernels() -> Result<Layout> {
+    build_kernels_with(&[])
+}
+
+/// As [`build_kernels`], with the microkernel's benchmark hooks (`--features bench`): for
+/// `cargo xtask bench` only.
+pub fn build_kernels_for_bench() -> Result<Layout> {
+    build_kernels_with(&["--features", "microkernel/bench"])
+}
+
+fn build_kernels_with(extra: &[&str]) -> Result<Layout> {
     deps::ensure_rust_target()?;
     let layout = Layout::workspace();
     let mut cmd = layout.cargo();
     cmd.args(["build", "--release", "--target", KERNEL_TARGET])
-        .args(["-p", "microkernel", "-p", "dom0", "-p", "pv-guest", "-p", "net-guests", "-p", "smp-guests"]);
+        .args(["-p", "microkernel", "-p", "dom0", "-p", "pv-guest", "-p", "net-guests", "-p", "smp-guests"])
+        .args(extra);
     run_checked(&mut cmd).context("building the kernels")?;
     // Guests are checked where they are used, so one missing test guest does not stop
     // `run` with the others.

@@ -103,6 +103,12 @@ pub fn main(args: TestArgs) -> Result<ExitCode> {
             }
             passed = libs.status().context("cannot start cargo test")?.success();
         }
+        if passed {
+            // The benchmark's hooks are built only for `cargo xtask bench`: their tests too.
+            let mut bench = layout.cargo();
+            bench.args(["test", "--lib", "-p", "microkernel", "--features", "bench", "--", "sysctl"]);
+            passed = bench.status().context("cannot start cargo test")?.success();
+        }
         report_line(HOST_TESTS, passed, start);
         if passed {
             tally.passed += 1;

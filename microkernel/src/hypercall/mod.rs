@@ -65,8 +65,10 @@ pub trait Platform: GuestMemory {
     /// Machine facts for `sysctl` physinfo.
     fn physinfo(&self) -> PhysInfo;
     /// Switches the bare syscall entry used by the benchmark on or off.
+    #[cfg(feature = "bench")]
     fn set_bare_syscall(&mut self, on: bool);
     /// Switches the bare #BP gate (`int3` returns at once) used by the benchmark on or off.
+    #[cfg(feature = "bench")]
     fn set_bare_exception(&mut self, on: bool);
     /// Marks the calling domain shut down; takes effect when the hypercall returns.
     fn shutdown(&mut self, reason: ShutdownReason);
@@ -77,6 +79,7 @@ pub trait Platform: GuestMemory {
     /// Build facts.
     fn build_facts(&self) -> BuildFacts;
     /// Runs an in-kernel benchmark baseline (`BENCH_DIRECT_*`) of size `arg`; returns cycles.
+    #[cfg(feature = "bench")]
     fn bench_baseline(&mut self, _op: u32, _arg: u64) -> Result<u64, Errno> {
         Err(Errno::ENOSYS)
     }
@@ -601,9 +604,11 @@ pub(crate) mod fake {
                 _pad: 0,
             }
         }
+        #[cfg(feature = "bench")]
         fn set_bare_syscall(&mut self, on: bool) {
             self.bare = on;
         }
+        #[cfg(feature = "bench")]
         fn set_bare_exception(&mut self, on: bool) {
             self.bare_exception = on;
         }

@@ -1,11 +1,13 @@
 //! `sysctl` (privileged, our own layout under Xen's number 35): machine facts for dom0's
-//! tools, the switches for the bare-syscall and bare-exception benchmark entries, and the
+//! tools, the audit, and (with the `bench` feature, which only `cargo xtask bench` turns
+//! on) the switches for the bare-syscall and bare-exception benchmark entries and the
 //! in-kernel benchmark baselines.
 
 use super::Platform;
 use crate::guest_access::{read_guest, write_guest};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::sysctl::*;
+#[cfg(feature = "bench")]
 use zerocopy::FromBytes;
 
 // Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
@@ -25,6 +27,7 @@ pub(super) fn sysctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
             write_guest(p, arg, &op)?;
             Ok(0)
         }
+        #[cfg(feature = "bench")]
         SYSCTL_BENCH => {
             let (mut b, _) = BenchOp::read_from_prefix(&op.u[..]).map_err(|_| Errno::EINVAL)?;
             b.result = match b.op {
@@ -115,6 +118,18 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "bench"))]
+    fn no_bench_hooks_without_the_feature() {
+        let mut p = FakePlatform::new(true);
+        let mut s = req(SYSCTL_BENCH);
+        s.u[..4].copy_from_slice(&BENCH_BARE_SYSCALL_ON.to_le_bytes());
+        put(&mut p, &s);
+        assert_eq!(dispatch(&mut p, SYSCTL, [BASE, 0, 0, 0, 0]), Errno::ENOSYS.to_ret());
+        assert!(!p.bare && !p.bare_exception);
+    }
+
+    #[test]
+    #[cfg(feature = "bench")]
     fn bench_switch() {
         let mut p = FakePlatform::new(true);
         let mut s = req(SYSCTL_BENCH);
@@ -133,6 +148,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "bench")]
     fn bare_exception_switch() {
         let mut p = FakePlatform::new(true);
         let mut s = req(SYSCTL_BENCH);

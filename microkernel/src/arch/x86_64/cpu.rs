@@ -28,6 +28,7 @@ static mut PERCPU: PerCpu = PerCpu { self_ptr: 0, stack_top: 0, user_rsp: 0 };
 
 extern "C" {
     fn syscall_entry();
+    #[cfg(feature = "bench")]
     fn syscall_entry_bare();
     fn cstar_entry();
 }
@@ -87,6 +88,7 @@ pub fn init(stack_top: u64) {
 }
 
 /// Points LSTAR at the bare benchmark entry (`on`) or back at the real one.
+#[cfg(feature = "bench")]
 pub fn set_bare_syscall(on: bool) {
     let entry = if on { syscall_entry_bare as *const () } else { syscall_entry as *const () };
     wrmsr(IA32_LSTAR, entry as u64);

@@ -18,6 +18,7 @@ extern "C" {
     static exception_stubs: [u64; STUBS];
     fn exc_240();
     fn exc_255();
+    #[cfg(feature = "bench")]
     fn exc_bare_iret();
 }
 
@@ -82,6 +83,7 @@ pub fn init() {
 /// at its real stub. The benchmark's floor for an exception round trip (sysctl
 /// `BENCH_BARE_EXCEPTION_ON`/`_OFF`): while it is on, `int3` from anywhere resumes after the
 /// instruction without entering the microkernel or any guest handler.
+#[cfg(feature = "bench")]
 pub fn set_bare_breakpoint(on: bool) {
     // The IDTR already points at this table and the CPU reads gates from memory at each
     // delivery, so no reload is needed.

@@ -16,6 +16,8 @@ pub mod trap;
 
 core::arch::global_asm!(include_str!("boot.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("entry.S"), options(att_syntax));
+#[cfg(feature = "bench")]
+core::arch::global_asm!(include_str!("bench.S"), options(att_syntax));
 
 /// Reads a byte from an I/O port.
 pub fn inb(port: u16) -> u8 {
