@@ -325,20 +325,19 @@ fn sysctl(t: &mut Tests) {
     };
     t.report("sysctl_bad_interface_version", expect_ret(ret, EACCES));
 
-    // The in-kernel bench baselines run, return cycles, and give back every frame.
+    // The benchmark's hooks are built only for `cargo xtask bench` (the microkernel's
+    // `bench` feature): the hypervisor every test boots has none, and says so with ENOSYS
+    // (the bench guest exercises them under `cargo xtask bench`).
     let free_before = hypercall::physinfo().map(|p| p.free_pages);
-    let writes = hypercall::bench_op(BENCH_DIRECT_PTE_WRITES, 512);
-    let build = hypercall::bench_op(BENCH_DIRECT_BUILD, 1024);
+    let writes = hypercall::bench_op(BENCH_DIRECT_PTE_WRITES, 512).map_err(|e| e.to_ret());
+    let build = hypercall::bench_op(BENCH_DIRECT_BUILD, 1024).map_err(|e| e.to_ret());
     let free_after = hypercall::physinfo().map(|p| p.free_pages);
     t.report(
-        "sysctl_bench_baselines",
-        ensure(
-            matches!(writes, Ok(c) if c > 0) && matches!(build, Ok(c) if c > 0) && free_before == free_after,
-            || format!("writes {writes:?} build {build:?} free {free_before:?} -> {free_after:?}"),
-        ),
+        "sysctl_bench_not_built",
+        ensure(writes == Err(ENOSYS) && build == Err(ENOSYS) && free_before == free_after, || {
+            format!("writes {writes:?} build {build:?} free {free_before:?} -> {free_after:?}")
+        }),
     );
-    let bad = hypercall::bench_op(BENCH_DIRECT_BUILD, 0).map_err(|e| e.to_ret());
-    t.report("sysctl_bench_bad_arg", ensure(bad == Err(-22), || format!("got {bad:?}")));
 }
 
 /// Reads a u64 from a virtual address that the start of day maps for us.
