@@ -247,7 +247,7 @@ impl fmt::Display for Step {
             Step::VcpuContext => "setting vCPU 0's registers",
             Step::Disks => "giving it its disks",
             Step::Nics => "giving it its network interfaces",
-            Step::Sched => "setting its weight and cap",
+            Step::Sched => "setting its scheduling parameters",
             Step::Unpause => "unpausing it",
         })
     }
@@ -772,6 +772,13 @@ fn build_created(
     if cfg.weight.is_some() || cfg.cap.is_some() {
         // As libxl, parameters of a scheduler that is not running are not applied.
         match ctl.sched_credit(id, Some((cfg.weight.unwrap_or(0), cfg.cap.unwrap_or(u16::MAX)))) {
+            Ok(_) | Err(Errno::EINVAL) => {}
+            Err(e) => return Err(errno(Step::Sched)(e)),
+        }
+    }
+    if let Some(rtds) = cfg.rtds {
+        // Likewise; an EDF set the CPU cannot meet is refused (ENOSPC) and the domain with it.
+        match ctl.sched_rtds(id, Some(rtds)) {
             Ok(_) | Err(Errno::EINVAL) => {}
             Err(e) => return Err(errno(Step::Sched)(e)),
         }

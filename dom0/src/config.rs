@@ -106,6 +106,9 @@ pub struct Config {
     pub weight: Option<u16>,
     /// The credit scheduler's cap (`cap=`, percent of one CPU, 0 for none), if given.
     pub cap: Option<u16>,
+    /// The EDF reservation (`period=` and `budget=` in µs, `extratime=`), applied when the
+    /// RTDS scheduler runs: (period, budget, extra time).
+    pub rtds: Option<(u32, u32, bool)>,
     /// Virtual disks (`disk = [...]`), in order.
     pub disks: Vec<DiskSpec>,
     /// Network interfaces (`vif = [...]`), in order (devid 0, 1, ...).
@@ -609,6 +612,9 @@ struct Found {
     max_maptrack_frames: Option<(usize, u32)>,
     weight: Option<(usize, u16)>,
     cap: Option<(usize, u16)>,
+    period: Option<(usize, u32)>,
+    budget: Option<(usize, u32)>,
+    extratime: Option<(usize, bool)>,
     /// `disk` items, with their lines.
     disks: Vec<(usize, DiskSpec)>,
     /// The line `disk =` was set on (`+=` may follow it).
@@ -747,6 +753,9 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
                 | "max_maptrack_frames"
                 | "weight"
                 | "cap"
+                | "period"
+                | "budget"
+                | "extratime"
                 | "disk"
                 | "vif"
         );
@@ -836,6 +845,23 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
                     other => return Err(ConfigError::at(line, alloc::format!("cap: expected a percentage of one CPU (0 for none), got {other}"))),
                 };
                 set_once(&mut f.cap, &key, line, n)?
+            }
+            "period" | "budget" => {
+                // Microseconds, as `xl sched-rtds` takes them; checked together below.
+                let n = match value {
+                    Value::Int(n) if n <= u64::from(u32::MAX) => n as u32,
+                    other => return Err(ConfigError::at(line, alloc::format!("{key}: expected a number of microseconds, got {other}"))),
+                };
+                let slot = if key == "period" { &mut f.period } else { &mut f.budget };
+                set_once(slot, &key, line, n)?
+            }
+            "extratime" => {
+                let on = match value {
+                    Value::Int(0) => false,
+                    Value::Int(1) => true,
+                    other => return Err(ConfigError::at(line, alloc::format!("extratime: expected 0 or 1, got {other}"))),
+                };
+                set_once(&mut f.extratime, &key, line, on)?
             }
             "cmdline" => {
                 let s = string_value(&key, line, value, "a command line")?;
@@ -972,6 +998,22 @@ fn finish(
             return Err(ConfigError::at(line, alloc::format!("cap: {cap} is out of range: from 0 to {} for {vcpus} vcpu(s)", vcpus * 100)));
         }
     }
+    // xl's RTDS parameters: a period of at least 10 µs (default 10 ms), a budget from
+    // 10 µs to the period (default 4 ms, Xen's), or 0 for no reservation.
+    let rtds = if found.period.is_some() || found.budget.is_some() || found.extratime.is_some() {
+        let period = found.period.map_or(10_000, |(_, p)| p);
+        let budget = found.budget.map_or(4_000.min(period), |(_, b)| b);
+        let line = found.period.or(found.budget).map(|(l, _)| l).or(found.extratime.map(|(l, _)| l)).unwrap_or(0);
+        if period < 10 {
+            return Err(ConfigError::at(line, alloc::format!("period: {period} us is too short (at least 10 us)")));
+        }
+        if budget != 0 && !(10..=period).contains(&budget) {
+            return Err(ConfigError::at(line, alloc::format!("budget: {budget} us is out of range: from 10 us to the period ({period} us), or 0 for none")));
+        }
+        Some((period, budget, found.extratime.map_or(true, |(_, e)| e)))
+    } else {
+        None
+    };
     Ok(Parsed {
         config: Config {
             name,
@@ -990,6 +1032,7 @@ fn finish(
             max_maptrack_frames: found.max_maptrack_frames.map_or(0, |(_, n)| n),
             weight: found.weight.map(|(_, w)| w),
             cap: found.cap.map(|(_, c)| c),
+            rtds,
             disks: found.disks.into_iter().map(|(_, d)| d).collect(),
             vifs: found.vifs.into_iter().map(|(_, v)| v).collect(),
         },

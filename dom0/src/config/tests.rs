@@ -39,6 +39,7 @@ fn minimal_config_takes_the_defaults() {
             max_maptrack_frames: 0,
             weight: None,
             cap: None,
+            rtds: None,
             disks: Vec::new(),
             vifs: Vec::new(),
         }
@@ -466,6 +467,28 @@ fn bad_vifs_name_their_line() {
         ("vif = []\nvif = []\n", 4, "set twice"),
     ] {
         let e = parse(alloc::format!("name = \"g\"\nkernel = \"k\"\n{text}").as_bytes()).unwrap_err();
+        assert_eq!(e.line, Some(line), "{text}: {e:?}");
+        assert!(e.message.contains(words), "{text}: {}", e.message);
+    }
+}
+
+#[test]
+fn edf_reservations_from_the_config() {
+    let p = ok("name = \"a\"\nkernel = \"k\"\nperiod = 10000\nbudget = 2000\nextratime = 0\n");
+    assert_eq!(p.config.rtds, Some((10_000, 2_000, false)));
+    // Xen's defaults fill what is not given: a 10 ms period, a 4 ms budget, extra time.
+    assert_eq!(ok("name = \"a\"\nkernel = \"k\"\nbudget = 500\n").config.rtds, Some((10_000, 500, true)));
+    assert_eq!(ok("name = \"a\"\nkernel = \"k\"\nperiod = 2000\n").config.rtds, Some((2_000, 2_000, true)));
+    assert_eq!(ok("name = \"a\"\nkernel = \"k\"\n").config.rtds, None);
+    for (text, line, words) in [
+        ("period = 5\n", 3, "too short"),
+        ("budget = 20000\n", 3, "out of range"),
+        ("period = 1000\nbudget = 5\n", 3, "out of range"),
+        ("extratime = 2\n", 3, "0 or 1"),
+        ("period = 'soon'\n", 3, "microseconds"),
+        ("budget = 100\nbudget = 200\n", 4, "set again"),
+    ] {
+        let e = parse(alloc::format!("name = \"a\"\nkernel = \"k\"\n{text}").as_bytes()).unwrap_err();
         assert_eq!(e.line, Some(line), "{text}: {e:?}");
         assert!(e.message.contains(words), "{text}: {}", e.message);
     }

@@ -108,6 +108,22 @@ pub fn scenarios() -> Vec<Scenario> {
             forbid: &[r"crashed"],
             ..DEFAULT
         },
+        Scenario {
+            name: "sched-rtds-config",
+            xen_cmdline: "sched=rtds",
+            modules: &[Image::Guest("cpuhog"), Image::Config("hog-edf.cfg"), Image::Config("hog-greedy.cfg")],
+            // The reservation comes from the config (period=, budget=, extratime=); one the
+            // CPU cannot meet beside it is refused at creation, and the domain with it.
+            input: &["xl create hog-edf.cfg", "xl create hog-greedy.cfg", "xl sched-rtds", "xl destroy hog-edf", "audit", "shutdown"],
+            expect: &[
+                r"^xl: domain hog-edf \([0-9]+\) created$",
+                r"^xl: creating 'hog-greedy' failed while setting its scheduling parameters: .*; domain [0-9]+ destroyed$",
+                r"^hog-edf +[0-9]+ +10000 +3000 +no +[0-9]+$",
+                r"audit: ok: 1 domains",
+            ],
+            forbid: &[r"^hog-greedy +[0-9]"],
+            ..DEFAULT
+        },
     ]
 }
 
