@@ -1010,7 +1010,7 @@ fn finish(
         if budget != 0 && !(10..=period).contains(&budget) {
             return Err(ConfigError::at(line, alloc::format!("budget: {budget} us is out of range: from 10 us to the period ({period} us), or 0 for none")));
         }
-        Some((period, budget, found.extratime.map_or(true, |(_, e)| e)))
+        Some((period, budget, found.extratime.is_none_or(|(_, e)| e)))
     } else {
         None
     };
