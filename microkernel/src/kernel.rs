@@ -198,6 +198,7 @@ impl Machine {
     /// and ends the `SCHEDOP_poll` of every vCPU whose poll timeout passed.
     pub fn run_timers(&mut self) {
         let now = self.now_ns();
+        let mut timed_out = alloc::vec::Vec::new();
         for i in 0..self.domains.len() {
             let d = &mut self.domains[i];
             if d.watchdogs.expired(now) {
@@ -209,10 +210,12 @@ impl Machine {
                     self.raise_dom0_virq(hypercall_abi::event_channel::VIRQ_DOM_EXC);
                 }
             }
+            let id = self.domains[i].id;
             for v in 0..self.domains[i].vcpus.len() {
                 let c = &mut self.domains[i].vcpus[v];
                 if c.polling().is_some_and(|p| p.deadline_ns != 0 && p.deadline_ns <= now) {
                     c.unblock();
+                    timed_out.push((id, v));
                 }
                 let mut fire = false;
                 if c.timer_ns != 0 && c.timer_ns <= now {
@@ -234,6 +237,15 @@ impl Machine {
                         self.wake(n);
                     }
                 }
+            }
+        }
+        // A poll that timed out wakes its vCPU as an event would (Xen's `vcpu_unblock`):
+        // the scheduler hears of it, and may let it preempt (a boost), not only at the end
+        // of the running vCPU's slice.
+        for key in timed_out {
+            let current = self.idx(self.current.0).and_then(|ci| self.domains[ci].runnable(self.current.1).then_some(self.current));
+            if self.sched.wake(key, current, now) {
+                self.preempt = true;
             }
         }
     }

@@ -309,6 +309,11 @@ fn ping(si: &StartInfo, a: &Args) -> Result<(), String> {
         if a.bench {
             round_trips.push(sample(start, end));
         }
+        if a.gap_us > 0 {
+            // The one-shot timer ends the gap (the watchdog's is re-armed only once fired).
+            time::set_timer_op(now_ns() + a.gap_us * 1000).map_err(|e| format!("timer: -{}", e.name()))?;
+            wait(|| false, a.gap_us * 1000).map_err(|e| format!("wait: -{}", e.name()))?;
+        }
     }
     if a.bench {
         bench(a, &mut round_trips)?;
@@ -335,6 +340,12 @@ fn measure(mut op: impl FnMut()) -> u32 {
 /// the yield round trip (pong yielding in a loop), then the BENCH lines.
 fn bench(a: &Args, round_trips: &mut [u32]) -> Result<(), String> {
     let event_rt = median(round_trips).unwrap_or(0);
+    // The tail, in µs of system time: what an I/O domain sees when others compete.
+    let t = pv_guest::time::time_info();
+    let us = |c: u32| pv_guest::time::scale_delta(u64::from(c), t.tsc_to_system_mul, t.tsc_shift) / 1000;
+    let p99 = pv_guest::stats::percentile(round_trips, 99).unwrap_or(0);
+    let max = round_trips.iter().copied().max().unwrap_or(0);
+    println!("pingpong: round trips: p50 {} us, p99 {} us, max {} us", us(event_rt), us(p99), us(max));
     let null = measure(|| {
         // SAFETY: XENVER_version takes no argument and touches no guest memory.
         unsafe {

@@ -30,11 +30,15 @@ pub struct Args {
     pub count: u64,
     /// `bench`: time the round trips and the floor.
     pub bench: bool,
+    /// `gap=<µs>`: ping waits this long between round trips (an I/O-style load, not a
+    /// CPU-bound one); 0 by default.
+    pub gap_us: u64,
 }
 
-/// Parses `role=ping|pong peer=<domid> count=<n> [bench]`, each word once, nothing else.
+/// Parses `role=ping|pong peer=<domid> count=<n> [bench] [gap=<µs>]`, each word once,
+/// nothing else.
 pub fn parse_args(line: &str) -> Result<Args, String> {
-    let (mut role, mut peer, mut count, mut bench) = (None, None, None, false);
+    let (mut role, mut peer, mut count, mut bench, mut gap) = (None, None, None, false, None);
     for word in line.split_whitespace() {
         let (key, value) = word.split_once('=').unwrap_or((word, ""));
         match (key, value) {
@@ -62,7 +66,15 @@ pub fn parse_args(line: &str) -> Result<Args, String> {
                         .ok_or_else(|| format!("count must be 1 to {MAX_COUNT}, not '{v}'"))?,
                 )
             }
-            ("role" | "peer" | "count" | "bench", _) => {
+            ("gap", v) if gap.is_none() => {
+                gap = Some(
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|&g| g <= 1_000_000)
+                        .ok_or_else(|| format!("gap must be 0 to 1000000 us, not '{v}'"))?,
+                )
+            }
+            ("role" | "peer" | "count" | "bench" | "gap", _) => {
                 return Err(format!("'{word}' repeated or malformed"))
             }
             _ => return Err(format!("unknown word '{word}'")),
@@ -73,6 +85,7 @@ pub fn parse_args(line: &str) -> Result<Args, String> {
         peer: peer.ok_or("peer= is missing")?,
         count: count.ok_or("count= is missing")?,
         bench,
+        gap_us: gap.unwrap_or(0),
     })
 }
 
@@ -88,7 +101,8 @@ mod tests {
                 role: Role::Ping,
                 peer: 2,
                 count: 100_000,
-                bench: false
+                bench: false,
+                gap_us: 0
             })
         );
         assert_eq!(
@@ -97,13 +111,23 @@ mod tests {
                 role: Role::Pong,
                 peer: 0,
                 count: 1,
-                bench: true
+                bench: true,
+                gap_us: 0
             })
         );
         assert_eq!(
             parse_args("role=ping peer=32751 count=10000000").map(|a| (a.peer, a.count)),
             Ok((32751, MAX_COUNT))
         );
+    }
+
+    #[test]
+    fn a_gap_between_round_trips() {
+        let a = parse_args("role=ping peer=2 count=10 gap=1000").unwrap();
+        assert_eq!(a.gap_us, 1000);
+        assert_eq!(parse_args("role=ping peer=2 count=10").unwrap().gap_us, 0);
+        assert!(parse_args("role=ping peer=2 count=10 gap=2000000").is_err());
+        assert!(parse_args("role=ping peer=2 count=10 gap=1 gap=2").is_err());
     }
 
     #[test]
