@@ -198,6 +198,10 @@ impl Disk {
         loop {
             self.service_interrupt();
             if self.blk.peek_used() == Some(token) {
+                // Its interrupt may not have come yet: quieten the device now (the ISR is
+                // read-to-clear), or it would hold a shared line asserted, and the line
+                // masked until its EOI, for whoever else is on it (the NIC).
+                self.blk.ack_interrupt();
                 return;
             }
             if time::block_until(&DISK_IRQ).is_err() {
@@ -448,6 +452,10 @@ pub fn probe_nic(ctl: &mut XenControl, on_irq: events::PortHandler) -> Option<Ni
         let transport = PciTransport::new::<DomHal, _>(root, df).map_err(|e| format!("{e}"))?;
         let net = VirtIONet::<DomHal, _, NIC_QUEUE>::new(transport, NIC_BUF).map_err(|e| format!("{e}"))?;
         let (pirq, port) = bind_irq(irq, on_irq)?;
+        // On a line the disk already had, an interrupt taken before this handler existed
+        // may have left it masked waiting for an EOI no one else would send now: send it
+        // (the disk quietens its device as it completes requests, so this cannot storm).
+        let _ = physdev::eoi(pirq);
         let mac = net.mac_address();
         let nic = Nic { net, pirq, sent: 0, received: 0, send_errors: 0 };
         println!(

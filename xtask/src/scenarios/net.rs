@@ -144,11 +144,6 @@ pub fn scenarios() -> Vec<Scenario> {
         name: "net-web",
         disk: Disk::Fresh,
         nic: true,
-        // Alone: with another QEMU beside it, about one run in five the web guest's ARP
-        // replies (pushed on its tx ring: its counters say 5 sent, 0 errors) were never
-        // taken by netback (0 frames), so the host's fetch timed out. Not yet explained: a
-        // lost notification or a stale mapping of the tx ring. See the README.
-        alone: true,
         // dom0 drives the machine's NIC as the switch's uplink; the web guest (from
         // dom0's partition) serves HTTP at 10.0.2.15, and xtask fetches its page from the
         // host through QEMU's forwarded port: host → NIC → dom0's switch → netback → the
