@@ -65,6 +65,8 @@ pub enum Phase {
     Sched,
     /// IPIs and switches between a guest's vCPUs.
     Smp,
+    /// Event round trips between two domains beside the yield round trip.
+    Events,
 }
 
 /// Runs one phase alone and writes its records.
@@ -79,6 +81,13 @@ fn run_phase(layout: &Layout, accel: Accel, phase: Phase) -> Result<()> {
             ("net", n.records)
         }
         Phase::Sched => ("sched", sched::run(layout, accel)?),
+        Phase::Events => {
+            let r = events::run(layout, accel)?;
+            if !r.done {
+                bail!("the pingpong guest did not print BENCH DONE ({}); its last lines:\n{}", ending(&r.session), tail(&r.session));
+            }
+            ("events", r.records)
+        }
         Phase::Smp => {
             let r = smp::run(layout, accel)?;
             if !r.done {
