@@ -67,6 +67,8 @@ pub enum Phase {
     Smp,
     /// Event round trips between two domains beside the yield round trip.
     Events,
+    /// The bench guest as dom0: hypercalls, page tables, traps, timers, grants.
+    Guest,
 }
 
 /// Runs one phase alone and writes its records.
@@ -81,6 +83,14 @@ fn run_phase(layout: &Layout, accel: Accel, phase: Phase) -> Result<()> {
             ("net", n.records)
         }
         Phase::Sched => ("sched", sched::run(layout, accel)?),
+        Phase::Guest => {
+            let b = boot(layout, accel, "bench", Vec::new(), MEMORY_MIB, &[], BENCH_TIMEOUT)?;
+            let (records, done) = parse_bench(&b.lines())?;
+            if !done {
+                bail!("the bench guest did not print BENCH DONE ({}); its last lines:\n{}", ending(&b), tail(&b));
+            }
+            ("guest", records)
+        }
         Phase::Events => {
             let r = events::run(layout, accel)?;
             if !r.done {
