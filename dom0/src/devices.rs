@@ -324,8 +324,8 @@ fn on_line(port: u32) {
 fn bind_irq(irq: u8, handler: events::PortHandler) -> Result<(u32, u32), alloc::string::String> {
     use alloc::format;
     let irq32 = u32::from(irq);
-    let line = match LINES.iter().find(|l| l.irq.load(Ordering::SeqCst) == irq32) {
-        Some(line) => line,
+    let (line, joined) = match LINES.iter().find(|l| l.irq.load(Ordering::SeqCst) == irq32) {
+        Some(line) => (line, true),
         None => {
             let line = LINES.iter().find(|l| l.irq.load(Ordering::SeqCst) == UNBOUND).ok_or("no room for another interrupt line")?;
             let pirq = physdev::map_gsi(irq32).map_err(|e| format!("mapping irq {irq}: {e}"))?;
@@ -335,11 +335,17 @@ fn bind_irq(irq: u8, handler: events::PortHandler) -> Result<(u32, u32), alloc::
             line.port.store(port, Ordering::SeqCst);
             line.irq.store(irq32, Ordering::SeqCst);
             events::unmask(port).map_err(|e| format!("irq {irq}: {e}"))?;
-            line
+            (line, false)
         }
     };
     let slot = line.handlers.iter().find(|h| h.get().is_none()).ok_or_else(|| format!("irq {irq}: more than {SHARERS} devices share it"))?;
     slot.call_once(|| handler);
+    if joined {
+        // An interrupt the line took before this handler existed may have left it masked,
+        // waiting for an EOI that only this device's handling would now send: send it.
+        // (Each device quietens itself as it completes work, so this cannot storm.)
+        let _ = physdev::eoi(line.pirq.load(Ordering::SeqCst));
+    }
     Ok((line.pirq.load(Ordering::SeqCst), line.port.load(Ordering::SeqCst)))
 }
 
@@ -452,10 +458,6 @@ pub fn probe_nic(ctl: &mut XenControl, on_irq: events::PortHandler) -> Option<Ni
         let transport = PciTransport::new::<DomHal, _>(root, df).map_err(|e| format!("{e}"))?;
         let net = VirtIONet::<DomHal, _, NIC_QUEUE>::new(transport, NIC_BUF).map_err(|e| format!("{e}"))?;
         let (pirq, port) = bind_irq(irq, on_irq)?;
-        // On a line the disk already had, an interrupt taken before this handler existed
-        // may have left it masked waiting for an EOI no one else would send now: send it
-        // (the disk quietens its device as it completes requests, so this cannot storm).
-        let _ = physdev::eoi(pirq);
         let mac = net.mac_address();
         let nic = Nic { net, pirq, sent: 0, received: 0, send_errors: 0 };
         println!(

@@ -243,10 +243,16 @@ impl Machine {
         // the scheduler hears of it, and may let it preempt (a boost), not only at the end
         // of the running vCPU's slice.
         for key in timed_out {
-            let current = self.idx(self.current.0).and_then(|ci| self.domains[ci].runnable(self.current.1).then_some(self.current));
-            if self.sched.wake(key, current, now) {
-                self.preempt = true;
-            }
+            self.scheduler_wake(key, now);
+        }
+    }
+
+    /// Tells the scheduler vCPU `key` became runnable at `now` (Xen's `vcpu_wake`); if it
+    /// should take the CPU from the running vCPU, the next exit to a guest switches.
+    pub fn scheduler_wake(&mut self, key: crate::sched::VcpuKey, now: u64) {
+        let current = self.idx(self.current.0).and_then(|ci| self.domains[ci].runnable(self.current.1).then_some(self.current));
+        if self.sched.wake(key, current, now) {
+            self.preempt = true;
         }
     }
 
@@ -262,10 +268,7 @@ impl Machine {
         if c.blocked && (domain::upcall_pending(at) || polled) {
             c.unblock();
             let now = self.now_ns();
-            let current = self.idx(self.current.0).and_then(|ci| self.domains[ci].runnable(self.current.1).then_some(self.current));
-            if self.sched.wake((n.dom.0, v), current, now) {
-                self.preempt = true;
-            }
+            self.scheduler_wake((n.dom.0, v), now);
             return true;
         }
         false

@@ -424,10 +424,8 @@ impl Platform for MachinePlatform<'_> {
             self.m.domains[i].vcpus[v as usize].down = false;
             // A vCPU brought up competes at once (Xen's `vcpu_wake`).
             let now = self.m.now_ns();
-            let (dom, current) = (self.m.domains[i].id, self.m.current);
-            if self.m.sched.wake((dom, v as usize), Some(current), now) {
-                self.m.preempt = true;
-            }
+            let dom = self.m.domains[i].id;
+            self.m.scheduler_wake((dom, v as usize), now);
         }
         Ok(())
     }

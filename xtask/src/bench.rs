@@ -77,32 +77,24 @@ fn run_phase(layout: &Layout, accel: Accel, phase: Phase) -> Result<()> {
         Phase::Store => ("store", store::run(layout, accel)?.records),
         Phase::Net => {
             let n = net::run(layout, accel)?;
-            if !n.done {
-                bail!("the network bench client did not finish ({}); its last lines:\n{}", ending(&n.session), tail(&n.session));
-            }
+            require_done(n.done, "the network bench client", &n.session)?;
             ("net", n.records)
         }
         Phase::Sched => ("sched", sched::run(layout, accel)?),
         Phase::Guest => {
             let b = boot(layout, accel, "bench", Vec::new(), MEMORY_MIB, &[], BENCH_TIMEOUT)?;
             let (records, done) = parse_bench(&b.lines())?;
-            if !done {
-                bail!("the bench guest did not print BENCH DONE ({}); its last lines:\n{}", ending(&b), tail(&b));
-            }
+            require_done(done, "the bench guest", &b)?;
             ("guest", records)
         }
         Phase::Events => {
             let r = events::run(layout, accel)?;
-            if !r.done {
-                bail!("the pingpong guest did not print BENCH DONE ({}); its last lines:\n{}", ending(&r.session), tail(&r.session));
-            }
+            require_done(r.done, "the pingpong guest", &r.session)?;
             ("events", r.records)
         }
         Phase::Smp => {
             let r = smp::run(layout, accel)?;
-            if !r.done {
-                bail!("the smp bench guest did not print BENCH DONE ({}); its last lines:\n{}", ending(&r.session), tail(&r.session));
-            }
+            require_done(r.done, "the smp bench guest", &r.session)?;
             ("smp", r.records)
         }
     };
@@ -290,6 +282,15 @@ fn tail(session: &Session) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
+/// `Ok` if `done`, else the error naming `what` did not finish, how the boot ended and its
+/// last lines.
+fn require_done(done: bool, what: &str, session: &Session) -> Result<()> {
+    if !done {
+        bail!("{what} did not finish ({}); its last lines:\n{}", ending(session), tail(session));
+    }
+    Ok(())
+}
+
 /// Why a session gave no `BENCH DONE`: a timeout or its exit status.
 fn ending(session: &Session) -> String {
     if session.timed_out {
@@ -426,48 +427,12 @@ pub fn main(args: BenchArgs) -> Result<()> {
     print!("{}", table(&records));
     println!("wrote {} and {}", path.display(), log.display());
 
-    if !done {
-        bail!(
-            "the bench guest did not print BENCH DONE ({}); its last lines:\n{}",
-            ending(&bench),
-            tail(&bench)
-        );
-    }
-    if !create_done {
-        bail!(
-            "dom0's bench-create did not print BENCH DONE ({}); its last lines:\n{}",
-            ending(&create),
-            tail(&create)
-        );
-    }
-    if !pingpong.done {
-        bail!(
-            "the pingpong guest did not print BENCH DONE ({}); its last lines:\n{}",
-            ending(&pingpong.session),
-            tail(&pingpong.session)
-        );
-    }
-    if !store.done {
-        bail!(
-            "the store bench guest did not print BENCH DONE ({}); its last lines:\n{}",
-            ending(&store.session),
-            tail(&store.session)
-        );
-    }
-    if !vcpus.done {
-        bail!(
-            "the smp bench guest did not print BENCH DONE ({}); its last lines:\n{}",
-            ending(&vcpus.session),
-            tail(&vcpus.session)
-        );
-    }
-    if !network.done {
-        bail!(
-            "the network bench client did not finish ({}); its last lines:\n{}",
-            ending(&network.session),
-            tail(&network.session)
-        );
-    }
+    require_done(done, "the bench guest", &bench)?;
+    require_done(create_done, "dom0's bench-create", &create)?;
+    require_done(pingpong.done, "the pingpong guest", &pingpong.session)?;
+    require_done(store.done, "the store bench guest", &store.session)?;
+    require_done(vcpus.done, "the smp bench guest", &vcpus.session)?;
+    require_done(network.done, "the network bench client", &network.session)?;
     if !guests_ok {
         bail!("a guest boot was not timed (see above)");
     }

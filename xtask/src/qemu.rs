@@ -615,6 +615,14 @@ struct Script<'a> {
 }
 
 impl Script<'_> {
+    /// Queues `lines` for the console's output, starting on a line of their own.
+    fn inject(&mut self, output: &[u8], lines: &str) {
+        if output.last().is_some_and(|&b| b != b'\n') {
+            self.injected.push(b'\n');
+        }
+        self.injected.extend_from_slice(lines.as_bytes());
+    }
+
     /// Does every step that can be done now.
     fn advance(&mut self, output: &[u8], prompts_seen: usize, mut stdin: Option<&mut impl Write>) {
         while let Some(step) = self.steps.get(self.next) {
@@ -659,16 +667,8 @@ impl Script<'_> {
                     }
                     self.sleep_until = None;
                 }
-                Step::HttpGet(port, path) => {
-                    let mut text = if output.last().is_some_and(|&b| b != b'\n') { String::from("\n") } else { String::new() };
-                    text += &http_get(*port, path);
-                    self.injected.extend_from_slice(text.as_bytes());
-                }
-                Step::Upload(port, bytes) => {
-                    let mut text = if output.last().is_some_and(|&b| b != b'\n') { String::from("\n") } else { String::new() };
-                    text += &upload(*port, *bytes);
-                    self.injected.extend_from_slice(text.as_bytes());
-                }
+                Step::HttpGet(port, path) => self.inject(output, &http_get(*port, path)),
+                Step::Upload(port, bytes) => self.inject(output, &upload(*port, *bytes)),
                 Step::PowerCut => {
                     self.power_cut = true;
                     self.done_at.push(self.start.elapsed());

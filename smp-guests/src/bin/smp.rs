@@ -35,9 +35,10 @@ static ONE_DONE: AtomicBool = AtomicBool::new(false);
 /// seen is one event).
 static PING: AtomicU32 = AtomicU32::new(0);
 static PONG: AtomicU32 = AtomicU32::new(0);
-/// vCPU 1 yields in a loop while this holds (the switch figure); it starts when `STAGE`
-/// says so.
-static YIELDING: AtomicBool = AtomicBool::new(false);
+/// The switch figure: vCPU 1 waits for `YIELD_START`, then yields in a loop until
+/// `YIELD_STOP`.
+const YIELD_START: u32 = 1;
+const YIELD_STOP: u32 = 2;
 static STAGE: AtomicU32 = AtomicU32::new(0);
 /// Yields measured.
 const YIELDS: u32 = 2000;
@@ -73,8 +74,8 @@ extern "C" fn secondary(vcpu: u64, _arg: u64) -> ! {
         let _ = events::send(to_zero);
     }
     // The switch figure: yield until vCPU 0 says stop.
-    wait_for(to_one, || STAGE.load(Ordering::SeqCst) >= 1);
-    while YIELDING.load(Ordering::SeqCst) {
+    wait_for(to_one, || STAGE.load(Ordering::SeqCst) >= YIELD_START);
+    while STAGE.load(Ordering::SeqCst) < YIELD_STOP {
         let _ = pv_guest::hypercall::sched_yield();
     }
     ONE_DONE.store(true, Ordering::SeqCst);
@@ -174,15 +175,14 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
     }
     let own = (pv_guest::time::rdtsc() - start) / u64::from(ROUNDS);
     // Two vCPUs yielding to each other: each yield of vCPU 0 is a switch there and back.
-    YIELDING.store(true, Ordering::SeqCst);
-    STAGE.store(1, Ordering::SeqCst);
+    STAGE.store(YIELD_START, Ordering::SeqCst);
     events::send(to_one).map_err(|e| format!("send: {e}"))?;
     let start = pv_guest::time::rdtsc();
     for _ in 0..YIELDS {
         let _ = pv_guest::hypercall::sched_yield();
     }
     let switch = (pv_guest::time::rdtsc() - start) / u64::from(YIELDS);
-    YIELDING.store(false, Ordering::SeqCst);
+    STAGE.store(YIELD_STOP, Ordering::SeqCst);
     wait_for(to_zero, || ONE_DONE.load(Ordering::SeqCst));
     // vCPU 1 took itself down once it said so; let it get there.
     let mut tries = 0;
