@@ -56,6 +56,12 @@ pub fn now() -> Instant {
     Instant::from_micros((pv_guest::time::now_ns() / 1000) as i64)
 }
 
+/// The time this guest's vCPU 0 has run, in ns (its runstate; 0 if the hypervisor does
+/// not say).
+pub fn cpu_ns() -> u64 {
+    pv_guest::time::runstate().map_or(0, |r| r.time[hypercall_abi::vcpu::RUNSTATE_RUNNING as usize])
+}
+
 /// A guest's TCP/IP stack on interface 0.
 pub struct Stack {
     /// The interface.

@@ -56,6 +56,8 @@ pub struct NetStats {
     pub rx_frames: u64,
     /// Receive responses with an error status.
     pub rx_errors: u64,
+    /// Times [`NetFront::wait`] slept.
+    pub waits: u64,
 }
 
 /// A connected network interface.
@@ -297,6 +299,7 @@ impl NetFront {
     /// What was held back is published first.
     pub fn wait(&mut self, deadline_ns: u64) {
         self.flush();
+        self.stats.waits += 1;
         let _ = events::poll(&[self.port], deadline_ns);
         events::clear_pending(self.port);
     }

@@ -4,10 +4,15 @@
 //! - the host sends 32 MiB of the test pattern to a `netpeer` server at 10.0.2.15 through
 //!   the forwarded port, the NIC, dom0's switch and netback (`net_tcp_host_to_guest`,
 //!   host wall time, checked by the server's count);
-//! - a `netpeer` client sends 32 MiB to another through the switch and prints, measured in
-//!   the same boot, its baselines: the same stream over smoltcp's loopback inside the
-//!   guest, grant copies of the same bytes, and ping round trips (see
-//!   net-guests/src/bin/netpeer/bench.rs).
+//! - a `netpeer` client sends 5 streams of 16 MiB to another through the switch and
+//!   prints, measured in the same boot, its baselines: the same stream over smoltcp's
+//!   loopback inside the guest, grant copies of the same bytes, and ping round trips (see
+//!   net-guests/src/bin/netpeer/bench.rs);
+//! - where the CPU goes for one stream: the sender's (the client's figure), the
+//!   receiver's (the server's lines) and dom0's (`xl list` before and after), each beside
+//!   the loopback stream's CPU (both ends in one guest).
+//!
+//! The console is kept in target/bench/net.log.
 
 use super::{parse_bench, Record};
 use crate::build::Layout;
@@ -46,6 +51,34 @@ fn upload_record(lines: &[String]) -> Option<Record> {
     Some(Record::plain("net_tcp_host_to_guest", Number::from_f64(mbs)?, "MB/s"))
 }
 
+/// Streams the client sends (netpeer's `ROUNDS`).
+const ROUNDS: u64 = 5;
+
+/// The receiver's CPU per stream (the median of the server's `CPU N us`) and dom0's (its
+/// `Time(s)` in the `xl list` before the server was made and at the end, over the
+/// streams), each beside the client's loopback CPU figure.
+fn cpu_records(lines: &[String], client: &[Record]) -> Result<Vec<Record>> {
+    let Some(lo) = client.iter().find(|r| r.name == "net_tcp_sender_cpu").and_then(|r| r.baseline_value.clone()) else {
+        return Ok(Vec::new());
+    };
+    let got = regex::Regex::new(r"^\[net-server\] netpeer: received [0-9]+ bytes .*; CPU ([0-9]+) us;").expect("valid regex");
+    let mut cpu: Vec<u64> = lines.iter().filter_map(|l| got.captures(l)?[1].parse().ok()).collect();
+    let mut out = Vec::new();
+    if !cpu.is_empty() {
+        cpu.sort_unstable();
+        out.push(format!("BENCH net_tcp_receiver_cpu {} us net_tcp_loopback_cpu {lo}", cpu[cpu.len() / 2]));
+    }
+    let dom0 = regex::Regex::new(r"^Domain-0\s+0\s+\S+\s+\S+\s+\S+\s+([0-9.]+)\s*$").expect("valid regex");
+    let times: Vec<f64> = lines.iter().filter_map(|l| dom0.captures(l)?[1].parse().ok()).collect();
+    if let (Some(first), Some(last)) = (times.first(), times.last()) {
+        if times.len() >= 2 {
+            let us = ((last - first) * 1e6 / ROUNDS as f64).round() as u64;
+            out.push(format!("BENCH net_tcp_dom0_cpu {us} us net_tcp_loopback_cpu {lo}"));
+        }
+    }
+    Ok(parse_bench(&out)?.0)
+}
+
 /// Boots dom0 with the NIC and the netpeer guests, runs the transfers, shuts down.
 pub fn run(layout: &Layout, accel: Accel) -> Result<NetBench> {
     let mut modules = vec![Module::named(&layout.kernel("dom0")), Module::named(&layout.kernel("netpeer"))];
@@ -69,16 +102,24 @@ pub fn run(layout: &Layout, accel: Accel) -> Result<NetBench> {
         "xl create net-bench-up.cfg".to_string(),
         format!(r"{WAIT_FOR}\[net-up\] netpeer: listening on port 80"),
         format!("{UPLOAD}{port} {UPLOAD_BYTES}"),
+        "xl list".to_string(),
         "xl create net-bench-server.cfg".to_string(),
         format!(r"{WAIT_FOR}\[net-server\] netpeer: listening on port 5001"),
         "xl create net-bench-client.cfg".to_string(),
         format!(r"{WAIT_FOR}\[net-client\] netpeer: (bench done|the transfer did not complete|.* does not answer|role=)"),
+        "xl list".to_string(),
         "shutdown".to_string(),
     ];
     let session = run_scripted(config.command()?, PROMPT, &inputs, InputMode::AtPrompts, TIMEOUT).context("the network bench boot")?;
+    let log = layout.target.join("bench").join("net.log");
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&log, &session.output).with_context(|| format!("writing {}", log.display()))?;
     let lines = session.lines();
     let (mut records, _) = parse_bench(&guest_lines(&lines, "net-client"))?;
     let done = lines.iter().any(|l| l.contains("[net-client] netpeer: bench done"));
+    records.extend(cpu_records(&lines, &records)?);
     match upload_record(&lines) {
         Some(r) => records.insert(0, r),
         None => eprintln!("xtask: the host's upload did not complete: {}", lines.iter().find(|l| l.starts_with("xtask: upload")).map_or("no line", |l| l.as_str())),
@@ -89,6 +130,25 @@ pub fn run(layout: &Layout, accel: Accel) -> Result<NetBench> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn puts_the_receivers_and_dom0s_cpu_beside_the_loopbacks() {
+        let lines: Vec<String> = [
+            "Domain-0                                     0    60     1     r-----       1.5",
+            "[net-server] netpeer: received 16777216 bytes from 10.0.2.21:1, pattern ok, fnv 9b; CPU 300000 us; vif 0 so far: 1 frames out, 2 in, 3 waits",
+            "[net-server] netpeer: received 16777216 bytes from 10.0.2.21:2, pattern ok, fnv 9b; CPU 100000 us; vif 0 so far: 1 frames out, 2 in, 3 waits",
+            "[net-server] netpeer: received 16777216 bytes from 10.0.2.21:3, pattern ok, fnv 9b; CPU 200000 us; vif 0 so far: 1 frames out, 2 in, 3 waits",
+            "Domain-0                                     0    60     1     r-----       3.5",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (client, _) = parse_bench(&["BENCH net_tcp_sender_cpu 250000 us net_tcp_loopback_cpu 400000".to_string()]).unwrap();
+        let r = cpu_records(&lines, &client).unwrap();
+        let got: Vec<(&str, Option<u64>, Option<u64>)> = r.iter().map(|r| (r.name.as_str(), r.value.as_u64(), r.baseline_value.as_ref().and_then(|b| b.as_u64()))).collect();
+        assert_eq!(got, vec![("net_tcp_receiver_cpu", Some(200000), Some(400000)), ("net_tcp_dom0_cpu", Some(400000), Some(400000))]);
+        // Without the client's figure there is no baseline, and no record.
+        assert!(cpu_records(&lines, &[]).unwrap().is_empty());
+    }
 
     #[test]
     fn reads_the_upload_and_the_clients_lines() {

@@ -3,7 +3,10 @@
 //!
 //! - `net_tcp_guest_to_guest` (MB/s, the stream the client just sent through dom0's
 //!   switch) beside `net_tcp_loopback`: the same bytes over the same smoltcp stack on a
-//!   loopback device inside this guest (same MTU, same software checksums);
+//!   loopback device inside this guest (same MTU, same software checksums, the same work
+//!   per byte: the pattern and its FNV-1a sent, checked and summed received);
+//! - `net_tcp_sender_cpu` (µs of this guest's vCPU for one stream, the median) beside
+//!   `net_tcp_loopback_cpu` (the loopback stream's, both ends in this guest);
 //! - `net_tcp_guest_to_guest` again beside `grant_copy_same_bytes`: the same bytes moved
 //!   page by page with `GNTTABOP_copy` between two of this guest's pages (the copy netback
 //!   does twice per frame);
@@ -16,7 +19,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use hypercall_abi::grant_table::{GnttabCopy, GNTST_OKAY};
-use net_guests::{now, pattern, tcp_socket, Stack};
+use net_guests::{fnv, now, pattern, tcp_socket, Stack, FNV_START};
 use pv_guest::{grant, println};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Loopback, Medium};
@@ -70,6 +73,9 @@ fn loopback_stream(caps: DeviceCapabilities, bytes: u64) -> Result<u64, String> 
     sockets.get_mut::<tcp::Socket>(client).connect(iface.context(), (IpAddress::v4(127, 0, 0, 1), 5002), 50000).map_err(|e| format!("{e}"))?;
     let start = now();
     let (mut sent, mut got, mut bad) = (0u64, 0u64, false);
+    // The same work per byte as the stream between two guests: the pattern and its
+    // FNV-1a on the way out, the check and the FNV-1a on the way in.
+    let (mut tx_sum, mut rx_sum) = (FNV_START, FNV_START);
     while got < bytes {
         iface.poll(now(), &mut dev, &mut sockets);
         let c = sockets.get_mut::<tcp::Socket>(client);
@@ -80,6 +86,7 @@ fn loopback_stream(caps: DeviceCapabilities, bytes: u64) -> Result<u64, String> 
                     for (k, b) in buf[..n].iter_mut().enumerate() {
                         *b = pattern(sent + k as u64);
                     }
+                    tx_sum = fnv(tx_sum, &buf[..n]);
                     (n, n)
                 })
                 .unwrap_or(0);
@@ -92,6 +99,7 @@ fn loopback_stream(caps: DeviceCapabilities, bytes: u64) -> Result<u64, String> 
         while s.can_recv() {
             let _ = s.recv(|buf| {
                 bad |= buf.iter().enumerate().any(|(k, &b)| b != pattern(got + k as u64));
+                rx_sum = fnv(rx_sum, buf);
                 got += buf.len() as u64;
                 (buf.len(), ())
             });
@@ -100,7 +108,7 @@ fn loopback_stream(caps: DeviceCapabilities, bytes: u64) -> Result<u64, String> 
             return Err(format!("the loopback stream stalled at {got} bytes"));
         }
     }
-    if bad {
+    if bad || tx_sum != rx_sum {
         return Err(String::from("the loopback stream came back different"));
     }
     Ok((now() - start).total_micros())
@@ -184,7 +192,9 @@ fn median(mut v: Vec<u64>) -> u64 {
 pub fn run(stack: &mut Stack, peer: Ipv4Address, port: u16, bytes: u64) -> Result<(), String> {
     let caps = stack.nf.capabilities();
     let (mut g2g_us, mut lo_us) = (Vec::new(), Vec::new());
+    let (mut g2g_cpu, mut lo_cpu) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
+        let cpu = net_guests::cpu_ns();
         // The server listens again once its last stream closed: a connection refused
         // meanwhile is tried again.
         let mut ms = super::client(stack, peer, port, bytes, 10);
@@ -196,11 +206,17 @@ pub fn run(stack: &mut Stack, peer: Ipv4Address, port: u16, bytes: u64) -> Resul
             ms = super::client(stack, peer, port, bytes, 10);
         }
         g2g_us.push(ms? * 1000);
+        let cpu_lo = net_guests::cpu_ns();
+        g2g_cpu.push((cpu_lo - cpu) / 1000);
         lo_us.push(loopback_stream(caps.clone(), bytes)?);
+        lo_cpu.push((net_guests::cpu_ns() - cpu_lo) / 1000);
     }
     let g2g = mb_per_s(bytes, median(g2g_us));
     let lo = mb_per_s(bytes, median(lo_us));
     println!("BENCH net_tcp_guest_to_guest {g2g} MB/s net_tcp_loopback {lo}");
+    // Where the time goes: this guest's CPU for one stream (the sender's side), beside the
+    // loopback's (both sides); xtask puts the receiver's and dom0's beside them.
+    println!("BENCH net_tcp_sender_cpu {} us net_tcp_loopback_cpu {}", median(g2g_cpu.clone()), median(lo_cpu.clone()));
     let copy = mb_per_s(bytes, grant_copy(&stack.mm, bytes)?);
     println!("BENCH net_tcp_guest_to_guest_vs_copy {g2g} MB/s grant_copy_same_bytes {copy}");
     QUIET.store(true, core::sync::atomic::Ordering::Relaxed);

@@ -53,11 +53,13 @@ fn server(stack: &mut Stack, port: u16, count: u64) -> Result<(), String> {
         let (mut got, mut sum, mut bad) = (0u64, FNV_START, None::<u64>);
         let mut peer = None;
         let mut answered = false;
+        let mut cpu_start = None;
         loop {
             stack.poll(NAME);
             let s = stack.sockets.get_mut::<tcp::Socket>(h);
             if peer.is_none() {
                 peer = s.remote_endpoint();
+                cpu_start = peer.map(|_| net_guests::cpu_ns());
             }
             while s.can_recv() {
                 let _ = s.recv(|buf| {
@@ -78,7 +80,12 @@ fn server(stack: &mut Stack, port: u16, count: u64) -> Result<(), String> {
                 answered = true;
                 let from = peer.map_or(String::from("?"), |p| format!("{p}"));
                 match bad {
-                    None => println!("{NAME}: received {got} bytes from {from}, pattern ok, fnv {sum:016x}"),
+                    None => {
+                        let st = stack.nf.stats;
+                        let cpu_us = cpu_start.map_or(0, |t| net_guests::cpu_ns().saturating_sub(t) / 1000);
+                        println!("{NAME}: received {got} bytes from {from}, pattern ok, fnv {sum:016x}; CPU {cpu_us} us; vif 0 so far: {} frames out, {} in, {} waits", st.tx_frames, st.rx_frames, st.waits);
+
+                    }
                     Some(at) => println!("{NAME}: received {got} bytes from {from}, pattern BAD at byte {at}"),
                 }
             }
@@ -230,7 +237,8 @@ fn client(stack: &mut Stack, peer: Ipv4Address, port: u16, bytes: u64, timeout_s
     if got != want {
         return Err(format!("the server's count or checksum differs: expected \"{want}\""));
     }
-    println!("{NAME}: stream checked: {bytes} bytes, fnv {sum:016x}");
+    let st = stack.nf.stats;
+    println!("{NAME}: stream checked: {bytes} bytes, fnv {sum:016x}; vif 0 so far: {} frames out, {} in, {} waits", st.tx_frames, st.rx_frames, st.waits);
     Ok(ms)
 }
 
