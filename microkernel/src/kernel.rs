@@ -51,6 +51,9 @@ pub struct Machine {
     pub total_pages: u64,
     /// TSC frequency.
     pub tsc_khz: u64,
+    /// CPUs online: the boot CPU and the application processors that reported in (parked:
+    /// vCPUs run on the boot CPU only, for now).
+    pub nr_cpus: u32,
     /// TSC ticks to nanoseconds (from `tsc_khz`; computed once, used on every hypercall
     /// that looks at the time).
     pub scale: TimeScale,

@@ -10,6 +10,7 @@
 extern crate alloc;
 
 pub mod cmdline;
+pub mod cpus;
 pub mod emulate;
 pub mod event;
 pub mod guest_access;

@@ -97,7 +97,7 @@ impl Platform for MachinePlatform<'_> {
 
     fn physinfo(&self) -> PhysInfo {
         PhysInfo {
-            nr_cpus: 1,
+            nr_cpus: self.m.nr_cpus,
             cpu_khz: self.m.tsc_khz as u32,
             total_pages: self.m.total_pages,
             free_pages: self.m.frames.free_frames(),

@@ -116,6 +116,15 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
     let mut frames = FrameAllocator::new(&free, bits, managed);
     mkprintln!("memory: {} KiB usable, {} frames free", total_bytes / 1024, frames.free_frames());
 
+    // The CPUs, from ACPI's MADT while the boot mappings still show the firmware's tables.
+    let cpus = match crate::arch::x86_64::acpi::madt_cpus() {
+        Ok(entries) => crate::cpus::select(&entries, boot_apic_id()),
+        Err(e) => {
+            mkprintln!("cpus: no ACPI processor table ({:?}); running on the boot CPU only", e);
+            crate::cpus::select(&[], boot_apic_id())
+        }
+    };
+
     let tsc_khz = hwtime::calibrate_tsc_khz();
     mkprintln!("tsc: {}.{:03} MHz", tsc_khz / 1000, tsc_khz % 1000);
     let rtc = crate::arch::x86_64::rtc::read();
@@ -146,6 +155,7 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
         max_mfn: crate::mm_machine::cpu_max_mfn(),
         total_pages: total_bytes / 4096,
         tsc_khz,
+        nr_cpus: 1,
         scale: crate::time::TimeScale::for_frequency(tsc_khz * 1000),
         boot_tsc,
         cmdline: bi.cmdline,
@@ -173,6 +183,17 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
         crate::sched::Policy::Rtds => "rtds (earliest deadline first over reservations, admission control)",
     };
     mkprintln!("scheduler: {}, {} ms slices (APIC one-shot timer, {} ticks/ms)", what, SLICE_MS, ticks);
+    let online = crate::arch::x86_64::smp::start_aps(&cpus.apic_ids, hv.l4_mfn, machine.tsc_khz);
+    machine.nr_cpus = 1 + online.len() as u32;
+    mkprintln!(
+        "cpus: {} online of {} in the MADT (APIC IDs {:?}{}{}{}); vCPUs run on cpu0, the others wait parked",
+        machine.nr_cpus,
+        cpus.apic_ids.len(),
+        &cpus.apic_ids[..machine.nr_cpus as usize],
+        if cpus.disabled > 0 { alloc::format!(", {} disabled", cpus.disabled) } else { alloc::string::String::new() },
+        if cpus.over_limit > 0 { alloc::format!(", {} past the limit of {}", cpus.over_limit, crate::cpus::MAX_CPUS) } else { alloc::string::String::new() },
+        if machine.nr_cpus as usize != cpus.apic_ids.len() { alloc::format!(", cpu{} did not start", machine.nr_cpus) } else { alloc::string::String::new() },
+    );
     machine.slice_start = hwtime::rdtsc();
     machine.slice_end_ns = machine.now_ns() + crate::sched::TSLICE_NS;
     *MACHINE.lock() = Some(machine);
@@ -183,6 +204,11 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
     paging::switch_to(l4);
     mkprintln!("starting dom0");
     crate::arch::enter_guest_first_time(entry)
+}
+
+/// The boot CPU's local APIC ID (CPUID leaf 1, EBX bits 24..32).
+fn boot_apic_id() -> u32 {
+    core::arch::x86_64::__cpuid(1).ebx >> 24
 }
 
 /// Provokes a microkernel fault on purpose (see `cmdline::SelfTest`).

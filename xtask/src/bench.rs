@@ -264,6 +264,7 @@ fn boot_with(
             modules: all,
         },
         memory_mib,
+        cpus: crate::qemu::DEFAULT_CPUS,
         accel,
         serial: Serial::Stdio,
         disk: None,

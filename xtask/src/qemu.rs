@@ -81,6 +81,8 @@ pub struct QemuConfig {
     pub boot: Boot,
     /// Guest RAM in MiB (`-m`).
     pub memory_mib: u32,
+    /// CPUs (`-smp`).
+    pub cpus: u32,
     /// `-accel`.
     pub accel: Accel,
     /// `-serial`.
@@ -116,8 +118,11 @@ pub fn free_port() -> Result<u16> {
 /// Guest RAM is allocated when QEMU starts (`-mem-prealloc`): otherwise the host's lazy
 /// allocation makes the first touch of every guest page cost a host page fault, which the
 /// figures would then measure instead of the hypervisor.
-const FIXED_ARGS: &str = "-machine pc -cpu max -smp 1 -display none -no-reboot -nic none -mem-prealloc \
+const FIXED_ARGS: &str = "-machine pc -cpu max -display none -no-reboot -nic none -mem-prealloc \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04";
+
+/// CPUs of the machine unless told otherwise (`cargo xtask run --cpus N`).
+pub const DEFAULT_CPUS: u32 = 2;
 
 /// QEMU's option parser splits on commas; a literal comma is written twice.
 fn escape_commas(text: &str) -> String {
@@ -128,7 +133,7 @@ impl QemuConfig {
     /// The arguments after `qemu-system-x86_64`.
     pub fn args(&self) -> Result<Vec<String>> {
         let mut args: Vec<String> = FIXED_ARGS.split(' ').map(String::from).collect();
-        args.extend(["-m".into(), self.memory_mib.to_string()]);
+        args.extend(["-m".into(), self.memory_mib.to_string(), "-smp".into(), self.cpus.to_string()]);
         let accel = match self.accel {
             Accel::Tcg => "tcg",
             Accel::Kvm => "kvm",

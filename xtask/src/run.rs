@@ -113,6 +113,10 @@ pub struct RunArgs {
     /// The host port forwarded with `--net`.
     #[arg(long, value_name = "PORT", default_value_t = 8080, requires = "net")]
     http_port: u16,
+    /// CPUs of the machine (`-smp`): the microkernel starts each one ACPI's MADT lists,
+    /// up to 16.
+    #[arg(long, value_name = "N", default_value_t = crate::qemu::DEFAULT_CPUS, value_parser = clap::value_parser!(u32).range(1..=16))]
+    cpus: u32,
 }
 
 /// Builds, boots, and maps QEMU's exit status to ours (docs/interfaces.md).
@@ -162,6 +166,7 @@ pub fn main(args: RunArgs) -> Result<ExitCode> {
         nic: args.net.then_some(crate::qemu::NicForward { host: args.http_port, guest_port: 80 }),
         boot,
         memory_mib: if args.linux { args.memory.max(LINUX_MEMORY_MIB) } else { args.memory },
+        cpus: args.cpus,
         accel: args.accel,
         serial: if interactive {
             Serial::MonitorAndStdio

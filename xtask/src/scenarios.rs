@@ -143,6 +143,8 @@ pub struct Scenario {
     /// It measures time (shares, deadlines): run after the others, with no other QEMU
     /// beside it.
     pub alone: bool,
+    /// The machine's CPUs (`-smp`).
+    pub cpus: u32,
 }
 
 /// The disk a scenario's machine has.
@@ -180,6 +182,7 @@ pub const DEFAULT: Scenario = Scenario {
     then: None,
     nic: false,
     alone: false,
+    cpus: crate::qemu::DEFAULT_CPUS,
 };
 
 /// The dom0 `info` memory total lies within 2 MiB below QEMU's `-m`.

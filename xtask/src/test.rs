@@ -243,6 +243,7 @@ pub fn qemu_config(layout: &Layout, scenario: &Scenario) -> Result<QemuConfig> {
             false => None,
         },
         memory_mib: scenario.memory_mib,
+        cpus: scenario.cpus,
         accel: Accel::Tcg,
         serial: Serial::Stdio,
         disk: match scenario.disk {

@@ -93,6 +93,7 @@ pub fn run(layout: &Layout, accel: Accel) -> Result<NetBench> {
     let config = QemuConfig {
         boot: Boot::Kernel { kernel: layout.microkernel_elf32(), xen_cmdline: String::new(), modules },
         memory_mib: MEMORY_MIB,
+        cpus: crate::qemu::DEFAULT_CPUS,
         accel,
         serial: Serial::Stdio,
         disk: None,

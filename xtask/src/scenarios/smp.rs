@@ -36,9 +36,24 @@ fn lifecycle_balanced(input: &CheckInput) -> Result<(), String> {
     Ok(())
 }
 
+/// The machine's CPUs brought up from ACPI's MADT, as many as QEMU has.
+fn cpus_boot(name: &'static str, cpus: u32, expect: &'static [&'static str]) -> Scenario {
+    Scenario {
+        name,
+        cpus,
+        input: &["info", "shutdown"],
+        expect,
+        forbid: &["PANIC", "did not start", "no ACPI processor table"],
+        ..DEFAULT
+    }
+}
+
 /// The scenarios of the multi-vCPU part of the scheduling issue.
 pub fn scenarios() -> Vec<Scenario> {
-    vec![Scenario {
+    vec![
+    cpus_boot("smp-cpus-one", 1, &[r"\(mk\) cpus: 1 online of 1 in the MADT \(APIC IDs \[0\]\)", r"^cpus: 1 at [0-9]+ MHz$"]),
+    cpus_boot("smp-cpus-four", 4, &[r"\(mk\) cpus: 4 online of 4 in the MADT \(APIC IDs \[0, 1, 2, 3\]\)", r"^cpus: 4 at [0-9]+ MHz$"]),
+    Scenario {
         name: "smp-two-vcpus",
         modules: &[Image::Guest("smp"), Image::Config("smp.cfg")],
         input: &[

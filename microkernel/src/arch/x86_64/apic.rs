@@ -34,6 +34,15 @@ const REG_LVT_LINT0: u64 = 0x350;
 const REG_TIMER_INIT: u64 = 0x380;
 const REG_TIMER_CUR: u64 = 0x390;
 const REG_TIMER_DIV: u64 = 0x3e0;
+const REG_ID: u64 = 0x20;
+const REG_ICR_LOW: u64 = 0x300;
+const REG_ICR_HIGH: u64 = 0x310;
+/// ICR: delivery still pending.
+const ICR_PENDING: u32 = 1 << 12;
+/// ICR: INIT, level asserted.
+const ICR_INIT: u32 = 0x4500;
+/// ICR: start-up (the vector is the page of the code to run).
+const ICR_STARTUP: u32 = 0x4600;
 
 fn write(reg: u64, v: u32) {
     // SAFETY: APIC_VA maps the local APIC's 4 KiB register page (uncached) for the whole
@@ -97,6 +106,40 @@ pub fn arm_ns(ns: u64) -> u64 {
 /// BIOS usually leaves it; set explicitly since a boot loader need not.
 pub fn accept_pic_interrupts() {
     write(REG_LVT_LINT0, 0x700);
+}
+
+/// The running CPU's local APIC ID (xAPIC: bits 24..32 of the ID register).
+pub fn id() -> u32 {
+    read(REG_ID) >> 24
+}
+
+/// Enables the running CPU's local APIC (an application processor's: the boot CPU's is
+/// enabled by [`start_timer`]), accepting every priority, its timer masked.
+pub fn enable() {
+    write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);
+    write(REG_TPR, 0);
+    write(REG_LVT_TIMER, 0x1_0000 | TIMER_VECTOR as u32);
+}
+
+/// Sends `command` to the CPU whose local APIC ID is `apic_id` and waits (at most about a
+/// millisecond of TSC ticks, `tsc_khz`) until the APIC has delivered it.
+fn send(apic_id: u32, command: u32, tsc_khz: u64) {
+    write(REG_ICR_HIGH, apic_id << 24);
+    write(REG_ICR_LOW, command);
+    let t0 = rdtsc();
+    while read(REG_ICR_LOW) & ICR_PENDING != 0 && rdtsc().wrapping_sub(t0) < tsc_khz {
+        core::hint::spin_loop();
+    }
+}
+
+/// INIT to CPU `apic_id`: it resets and waits for a start-up IPI.
+pub fn send_init(apic_id: u32, tsc_khz: u64) {
+    send(apic_id, ICR_INIT, tsc_khz);
+}
+
+/// A start-up IPI to CPU `apic_id`: it starts in real mode at physical `page << 12`.
+pub fn send_startup(apic_id: u32, page: u8, tsc_khz: u64) {
+    send(apic_id, ICR_STARTUP | u32::from(page), tsc_khz);
 }
 
 /// Signals the end of the interrupt being handled.

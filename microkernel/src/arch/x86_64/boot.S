@@ -127,6 +127,7 @@ start64_low:
 
     .section .boot.data, "aw"
     .balign 4096
+    .globl boot_pml4
 boot_pml4:      .fill 4096, 1, 0
 boot_pdpt_low:  .fill 4096, 1, 0
 boot_pdpt_high: .fill 4096, 1, 0

@@ -53,39 +53,79 @@ pub const HYPERVISOR_DS: u16 = 0xe010;
 /// TSS selector.
 pub const TSS_SEL: u16 = 0xe040;
 
-/// Builds and loads the GDT and TSS; `stack_top` is where ring-3 interrupts land.
+/// Builds and loads the boot CPU's GDT and TSS; `stack_top` is where ring-3 interrupts land.
 pub fn init(stack_top: u64) {
     // SAFETY: runs once on the boot CPU before interrupts are enabled and before any other
     // code looks at GDT, TSS or the IST stacks, so these exclusive accesses cannot alias.
     unsafe {
         let tss = &mut *core::ptr::addr_of_mut!(TSS);
-        tss.privilege_stack_table[0] = VirtAddr::new(stack_top);
         let stacks = &*addr_of!(IST_STACKS);
-        for (i, s) in stacks.iter().enumerate() {
-            let top = s.0.as_ptr() as u64 + IST_STACK_SIZE as u64;
-            tss.interrupt_stack_table[i] = VirtAddr::new(top);
-        }
+        let tops = core::array::from_fn(|i| stacks[i].0.as_ptr() as u64 + IST_STACK_SIZE as u64);
         let g = &mut (*core::ptr::addr_of_mut!(GDT)).0;
-        let r = FIRST_RESERVED;
-        g[r + 1] = 0x00af_9a00_0000_ffff; // 0xe008 ring 0 code, 64-bit
-        g[r + 2] = 0x00cf_9200_0000_ffff; // 0xe010 ring 0 data
-        g[r + 4] = 0x00cf_fa00_0000_ffff; // 0xe023 ring 3 code, compatibility
-        g[r + 5] = 0x00cf_f200_0000_ffff; // 0xe02b ring 3 data
-        g[r + 6] = 0x00af_fa00_0000_ffff; // 0xe033 ring 3 code, 64-bit
-        g[r + 7] = 0x00cf_9a00_0000_ffff; // 0xe038 ring 0 code, compatibility
-        let base = tss as *const TaskStateSegment as u64;
-        let limit = (core::mem::size_of::<TaskStateSegment>() - 1) as u64;
-        g[r + 8] = (limit & 0xffff)
-            | ((base & 0xff_ffff) << 16)
-            | (0x89 << 40)
-            | (((limit >> 16) & 0xf) << 48)
-            | (((base >> 24) & 0xff) << 56);
-        g[r + 9] = base >> 32;
+        fill(g, tss, stack_top, tops);
+        load(g);
+    }
+}
 
-        let ptr = DescriptorTablePointer {
-            limit: (ENTRIES * 8 - 1) as u16,
-            base: VirtAddr::new(g.as_ptr() as u64),
-        };
+/// An application processor's descriptor tables: its own GDT (the same hypervisor
+/// entries), TSS and IST stacks, kept for the rest of the run.
+pub struct CpuTables {
+    gdt: alloc::boxed::Box<Gdt>,
+    tss: alloc::boxed::Box<TaskStateSegment>,
+    _ist: alloc::vec::Vec<Stack>,
+}
+
+impl CpuTables {
+    /// Tables for a CPU whose ring-3 interrupts land at `stack_top`.
+    pub fn new(stack_top: u64) -> CpuTables {
+        let ist: alloc::vec::Vec<Stack> = (0..4).map(|_| Stack([0; IST_STACK_SIZE])).collect();
+        let tops = core::array::from_fn(|i| ist[i].0.as_ptr() as u64 + IST_STACK_SIZE as u64);
+        let mut t = CpuTables { gdt: alloc::boxed::Box::new(Gdt([0; ENTRIES])), tss: alloc::boxed::Box::new(TaskStateSegment::new()), _ist: ist };
+        fill(&mut t.gdt.0, &mut t.tss, stack_top, tops);
+        t
+    }
+
+    /// Loads them on the running CPU (once, on the CPU they were made for).
+    pub fn load(&mut self) {
+        // SAFETY: a complete GDT with this CPU's own TSS descriptor (not busy: loaded on
+        // no other CPU), kept alive for the rest of the run by the caller.
+        unsafe { load(&mut self.gdt.0) }
+    }
+}
+
+/// Writes the hypervisor's entries and the TSS descriptor of `tss` (ring-3 interrupts at
+/// `stack_top`, the IST stacks at `ist_tops`).
+fn fill(g: &mut [u64; ENTRIES], tss: &mut TaskStateSegment, stack_top: u64, ist_tops: [u64; 4]) {
+    tss.privilege_stack_table[0] = VirtAddr::new(stack_top);
+    for (i, &top) in ist_tops.iter().enumerate() {
+        tss.interrupt_stack_table[i] = VirtAddr::new(top);
+    }
+    let r = FIRST_RESERVED;
+    g[r + 1] = 0x00af_9a00_0000_ffff; // 0xe008 ring 0 code, 64-bit
+    g[r + 2] = 0x00cf_9200_0000_ffff; // 0xe010 ring 0 data
+    g[r + 4] = 0x00cf_fa00_0000_ffff; // 0xe023 ring 3 code, compatibility
+    g[r + 5] = 0x00cf_f200_0000_ffff; // 0xe02b ring 3 data
+    g[r + 6] = 0x00af_fa00_0000_ffff; // 0xe033 ring 3 code, 64-bit
+    g[r + 7] = 0x00cf_9a00_0000_ffff; // 0xe038 ring 0 code, compatibility
+    let base = tss as *const TaskStateSegment as u64;
+    let limit = (core::mem::size_of::<TaskStateSegment>() - 1) as u64;
+    g[r + 8] = (limit & 0xffff)
+        | ((base & 0xff_ffff) << 16)
+        | (0x89 << 40)
+        | (((limit >> 16) & 0xf) << 48)
+        | (((base >> 24) & 0xff) << 56);
+    g[r + 9] = base >> 32;
+}
+
+/// Loads GDT `g` (filled by [`fill`]), the hypervisor's selectors, its TSS and a null LDT.
+///
+/// # Safety
+/// `g` must stay alive and in place while loaded, and its TSS be loaded on no other CPU.
+unsafe fn load(g: &mut [u64; ENTRIES]) {
+    let ptr = DescriptorTablePointer { limit: (ENTRIES * 8 - 1) as u16, base: VirtAddr::new(g.as_ptr() as u64) };
+    // SAFETY: the caller keeps `g` alive; its entries are the hypervisor's (fill), so the
+    // selectors loaded below are valid; the TSS descriptor is this CPU's alone.
+    unsafe {
         lgdt(&ptr);
         CS::set_reg(SegmentSelector::new(HYPERVISOR_CS >> 3, PrivilegeLevel::Ring0));
         SS::set_reg(SegmentSelector::new(HYPERVISOR_DS >> 3, PrivilegeLevel::Ring0));

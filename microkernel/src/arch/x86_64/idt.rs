@@ -79,6 +79,18 @@ pub fn init() {
     }
 }
 
+/// Loads the IDT [`init`] built on the running CPU (an application processor: every CPU
+/// shares the one table).
+pub fn load() {
+    // SAFETY: the IDT is a static, complete once `init` ran on the boot CPU (before any
+    // application processor starts); loading it changes no memory.
+    unsafe {
+        let idt = &(*addr_of!(IDT)).0;
+        let ptr = DescriptorTablePointer { limit: (core::mem::size_of::<Idt>() - 1) as u16, base: VirtAddr::new(idt.as_ptr() as u64) };
+        lidt(&ptr);
+    }
+}
+
 /// Points vector 3 (#BP) at `exc_bare_iret` (`on`), a stub that only does `iretq`, or back
 /// at its real stub. The benchmark's floor for an exception round trip (sysctl
 /// `BENCH_BARE_EXCEPTION_ON`/`_OFF`): while it is on, `int3` from anywhere resumes after the

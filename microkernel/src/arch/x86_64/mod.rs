@@ -1,5 +1,6 @@
 //! x86_64: boot, descriptor tables, entry and exit paths, paging, serial, timer sources.
 
+pub mod acpi;
 pub mod apic;
 pub mod console;
 pub mod cpu;
@@ -11,11 +12,13 @@ pub mod idt;
 pub mod paging;
 pub mod pic;
 pub mod rtc;
+pub mod smp;
 pub mod time;
 pub mod trap;
 
 core::arch::global_asm!(include_str!("boot.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("entry.S"), options(att_syntax));
+core::arch::global_asm!(include_str!("ap_boot.S"), options(att_syntax));
 #[cfg(feature = "bench")]
 core::arch::global_asm!(include_str!("bench.S"), options(att_syntax));
 
