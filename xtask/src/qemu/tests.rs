@@ -40,8 +40,8 @@ fn kernel_command_line() {
     let args = kernel_config(modules).args().unwrap();
     let joined = args.join(" ");
     assert!(joined.starts_with(
-        "-machine pc -cpu max -smp 1 -display none -no-reboot -nic none -mem-prealloc \
-         -device isa-debug-exit,iobase=0xf4,iosize=0x04 -m 256 -accel tcg -serial stdio"
+        "-machine pc -cpu max -display none -no-reboot -nic none -mem-prealloc \
+         -device isa-debug-exit,iobase=0xf4,iosize=0x04 -m 256 -smp 2 -accel tcg -serial stdio"
     ));
     assert_eq!(
         value_after(&args, "-kernel"),
