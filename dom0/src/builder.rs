@@ -115,9 +115,11 @@ pub trait Control {
         channels: &DomainChannels,
     ) -> Result<(), Errno>;
     /// The domain is built (not yet unpaused): the store service maps its store ring,
-    /// introduces it (`/local/domain/<id>` with `name` and `domid`, owned by the domain)
-    /// and serves its ring. [`Control::destroy_domain`] releases it and removes its home.
-    fn connect_store(&mut self, dom: u16, name: &str, channels: &DomainChannels) -> Result<(), Errno>;
+    /// introduces it (`/local/domain/<id>` with `name` and `domid`, owned by the domain,
+    /// and `cpu/<n>/availability` = `online` for each of its `vcpus` vCPUs, as libxl
+    /// writes them: Linux reads them for its CPUs) and serves its ring.
+    /// [`Control::destroy_domain`] releases it and removes its home.
+    fn connect_store(&mut self, dom: u16, name: &str, vcpus: u32, channels: &DomainChannels) -> Result<(), Errno>;
     /// Gives domain `dom` the virtual disk `disk` (the block back-end's store nodes; the
     /// back end connects when the front end does); the error says why not.
     fn attach_disk(&mut self, dom: u16, disk: &crate::config::disk::DiskSpec) -> Result<(), String>;
@@ -767,7 +769,7 @@ fn build_created(
         .map_err(errno(Step::VcpuContext))?;
     ctl.connect_console(id, &cfg.name, &channels)
         .map_err(errno(Step::Channels))?;
-    ctl.connect_store(id, &cfg.name, &channels)
+    ctl.connect_store(id, &cfg.name, cfg.vcpus, &channels)
         .map_err(errno(Step::Channels))?;
     if cfg.weight.is_some() || cfg.cap.is_some() {
         // As libxl, parameters of a scheduler that is not running are not applied.

@@ -607,6 +607,7 @@ impl Control for FakeControl {
         &mut self,
         dom: u16,
         _name: &str,
+        _vcpus: u32,
         _channels: &crate::builder::DomainChannels,
     ) -> Result<(), Errno> {
         self.calls.push(("connect_store", dom));

@@ -555,8 +555,14 @@ impl Control for XenControl {
         self.serve_console(dom, name, channels)
     }
 
-    fn connect_store(&mut self, dom: u16, name: &str, channels: &DomainChannels) -> Result<(), Errno> {
-        self.serve_store(dom, name, channels)
+    fn connect_store(&mut self, dom: u16, name: &str, vcpus: u32, channels: &DomainChannels) -> Result<(), Errno> {
+        self.serve_store(dom, name, channels)?;
+        let home = xenbus::path::domain_path(hypercall_abi::types::DomId(dom));
+        for v in 0..vcpus {
+            // dom0 writes anywhere; the domain owns its home, and these with it.
+            let _ = self.store.write(&alloc::format!("{home}/cpu/{v}/availability"), b"online");
+        }
+        Ok(())
     }
 
     fn attach_disk(&mut self, dom: u16, disk: &dom0::config::disk::DiskSpec) -> Result<(), alloc::string::String> {

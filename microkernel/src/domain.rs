@@ -14,7 +14,6 @@ use hypercall_abi::arch::VcpuGuestContext;
 use hypercall_abi::vcpu::RUNSTATE_RUNNING;
 use hypercall_abi::domctl::*;
 use hypercall_abi::errno::Errno;
-use hypercall_abi::layout::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
 use hypercall_abi::sched::ShutdownReason;
 use hypercall_abi::shared_info::SharedInfo;
 
@@ -544,21 +543,27 @@ impl DomainControl for Machine {
 
 impl Machine {
     /// Gives vCPU `vcpu` of domain index `i` its initial state from `c` (Xen's
-    /// `arch_set_info_guest`): registers (selectors flat, `rip` and `rsp` canonical, flags
-    /// sanitised), segment bases, kernel stack, callbacks, virtual IDT, and its base
-    /// pointer (`ctrlreg[3]`, pinned and held for this vCPU). A descriptor table (GDT/LDT)
-    /// in the context is refused (`EINVAL`): set it with `set_gdt` once running. `online`
-    /// leaves it up; otherwise it waits for `VCPUOP_up`. Nothing changes if it fails.
+    /// `arch_set_info_guest`): registers (selectors raised to ring 3 as Xen does, `rip`,
+    /// `rsp` and the kernel stack canonical, flags sanitised, their IOPL the vCPU's
+    /// virtual one), segment bases, kernel stack, callbacks, virtual IDT, and its base
+    /// pointer (`ctrlreg[3]`, pinned and held for this vCPU), and its GDT (`gdt_frames`,
+    /// `gdt_ents`: each frame taken as a descriptor table, as `set_gdt` takes them, which
+    /// Linux's secondary CPUs rely on). An LDT in the context is refused (`EINVAL`): set
+    /// it with `MMUEXT_SET_LDT` once running. `online` leaves it up; otherwise it waits
+    /// for `VCPUOP_up`. Nothing changes if it fails.
     fn apply_vcpu_context(&mut self, i: usize, vcpu: usize, c: &VcpuGuestContext, online: bool) -> Result<(), Errno> {
-        if c.gdt_ents != 0 || c.ldt_ents != 0 {
+        if c.ldt_ents != 0 {
             return Err(Errno::EINVAL);
         }
+        let gdt = crate::hypercall::descriptor::context_gdt(&c.gdt_frames, c.gdt_ents)?;
+        let old_gdt = self.domains[i].vcpus.get(vcpu).ok_or(Errno::EINVAL)?.gdt_frames.clone();
         let mut traps = crate::traps::TrapTable::default();
         traps.load_context(&c.trap_ctxt)?;
         let mut callbacks = crate::traps::Callbacks::default();
         callbacks.load_context(c.event_callback_eip, c.failsafe_callback_eip, c.syscall_callback_eip, c.flags)?;
         let r = &c.user_regs;
-        if r.cs != FLAT_KERNEL_CS || r.ss != FLAT_KERNEL_SS || !canonical(r.rip) || !canonical(r.rsp) {
+        let (cs, ss) = crate::hypercall::vcpu::context_selectors(r.cs, r.ss)?;
+        if !canonical(r.rip) || !canonical(r.rsp) || !canonical(c.kernel_sp) {
             return Err(Errno::EINVAL);
         }
         for b in [c.fs_base, c.gs_base_kernel, c.gs_base_user] {
@@ -567,6 +572,9 @@ impl Machine {
             }
         }
         let l4 = c.ctrlreg[3] >> 12;
+        // The new GDT's frames are taken before anything else changes, the old ones let
+        // go only once everything has.
+        self.with_mm(i, |mm| mm.set_gdt_frames(&[], &gdt))?;
         let before = self.domains[i].mm.active_vcpu();
         self.domains[i].mm.set_active_vcpu(vcpu);
         // The toolstack's first vCPU: its L4 is pinned here (our builder leaves that to
@@ -586,7 +594,11 @@ impl Machine {
             Ok(())
         });
         self.domains[i].mm.set_active_vcpu(before);
-        installed?;
+        if let Err(e) = installed {
+            let _ = self.with_mm(i, |mm| mm.set_gdt_frames(&gdt, &[]));
+            return Err(e);
+        }
+        let _ = self.with_mm(i, |mm| mm.set_gdt_frames(&old_gdt, &[]));
         let frame = GuestFrame {
             r15: r.r15,
             r14: r.r14,
@@ -606,13 +618,20 @@ impl Machine {
             vector: 0,
             error: 0,
             rip: r.rip,
-            cs: FLAT_KERNEL_CS as u64,
+            cs: u64::from(cs),
             rflags: (r.rflags | 0x202) & !(0x3000 | 0x4000 | 0x2_0000 | 0x4_0000 | 0x1_0000 | 0x100),
             rsp: r.rsp,
-            ss: FLAT_KERNEL_SS as u64,
+            ss: u64::from(ss),
         };
         let Some(v) = self.domains[i].vcpus.get_mut(vcpu) else { return Err(Errno::EINVAL) };
+        // What the guest registered for the vCPU apart from its context stays, as in Xen:
+        // Linux registers a secondary CPU's vcpu_info and runstate area before its
+        // context.
+        let (vcpu_info, runstate, runstate_area) = (v.vcpu_info, v.runstate, v.runstate_area);
         *v = Vcpu {
+            vcpu_info,
+            runstate,
+            runstate_area,
             frame,
             started: true,
             down: !online,
@@ -621,6 +640,11 @@ impl Machine {
             fs_base: c.fs_base,
             gs: GsBases { kernel: c.gs_base_kernel, user: c.gs_base_user },
             kernel_sp: c.kernel_sp,
+            // The context's IOPL is the vCPU's virtual one (Xen: `v->arch.pv.iopl =
+            // eflags & X86_EFLAGS_IOPL`); Linux gives its secondary CPUs ring 1's.
+            iopl: r.rflags & 0x3000,
+            gdt_entries: if gdt.is_empty() { 0 } else { c.gdt_ents as u32 },
+            gdt_frames: gdt,
             ..Vcpu::default()
         };
         Ok(())

@@ -252,6 +252,16 @@ pub fn sched_watchdog_raw(id: u32, timeout: u32) -> i64 {
     }
 }
 
+/// `update_descriptor(maddr, desc)`: writes descriptor `desc` at machine address `maddr`
+/// (8-byte aligned, in a frame of this domain's that is not mapped writable), which the
+/// hypervisor checks as Xen does (`EINVAL` for one a guest may not have).
+pub fn update_descriptor(maddr: u64, desc: u64) -> Result<(), Errno> {
+    // SAFETY: update_descriptor takes two values and writes only the descriptor frame,
+    // which the hypervisor checks is ours and not mapped writable.
+    let ret = unsafe { hypercall_via_page(Hypercall::UpdateDescriptor as u64, maddr, desc, 0, 0, 0) };
+    check(ret).map(|_| ())
+}
+
 /// `SCHEDOP_yield`: gives up the CPU.
 pub fn sched_yield() -> Result<(), Errno> {
     // SAFETY: SCHEDOP_yield takes no argument and touches no guest memory.

@@ -72,6 +72,16 @@ pub fn bind_ipi(vcpu: u32) -> Result<u32, Errno> {
 /// Brings `vcpu` up running `entry(vcpu, arg)` on a new stack of `stack_bytes` (taken from
 /// the heap for good), in the boot page table, its upcalls masked.
 pub fn start(mm: &GuestMm, vcpu: u32, entry: Entry, arg: u64, stack_bytes: usize) -> Result<(), Errno> {
+    start_with_gdt(mm, vcpu, entry, arg, stack_bytes, &[], 0)
+}
+
+/// As [`start`], the vCPU's GDT given in its context (as Linux's `cpu_initialize_context`
+/// does): `entries` descriptors in `gdt_mfns` (one machine frame per 512, not mapped
+/// writable anywhere: the hypervisor takes them as descriptor tables), at most 16 frames.
+pub fn start_with_gdt(mm: &GuestMm, vcpu: u32, entry: Entry, arg: u64, stack_bytes: usize, gdt_mfns: &[u64], entries: u32) -> Result<(), Errno> {
+    if gdt_mfns.len() > 16 {
+        return Err(Errno::EINVAL);
+    }
     let layout = Layout::from_size_align(stack_bytes.max(4096), 16).map_err(|_| Errno::EINVAL)?;
     // SAFETY: a non-zero size; the stack is kept for good (the vCPU may run on it forever).
     let stack = unsafe { alloc_zeroed(layout) };
@@ -94,6 +104,8 @@ pub fn start(mm: &GuestMm, vcpu: u32, entry: Entry, arg: u64, stack_bytes: usize
     c.ctrlreg[3] = l4.0 << 12;
     c.kernel_ss = u64::from(FLAT_KERNEL_SS);
     c.kernel_sp = top;
+    c.gdt_frames[..gdt_mfns.len()].copy_from_slice(gdt_mfns);
+    c.gdt_ents = u64::from(entries);
     initialise(vcpu, &c)?;
     up(vcpu)
 }

@@ -29,6 +29,16 @@ pub(super) fn set_gdt(p: &mut impl Platform, frame_list: u64, entries: u64) -> R
     Ok(0)
 }
 
+/// The GDT a `vcpu_guest_context` names (Xen's `arch_set_info_guest` through its
+/// `set_gdt`): `gdt_ents` at most 7168 (`EINVAL`), one frame of `gdt_frames` per 512 of
+/// them. The frames' own checks are the memory layer's, as for `set_gdt`.
+pub fn context_gdt(frames: &[u64; 16], entries: u64) -> Result<heapless::Vec<u64, MAX_GDT_FRAMES>, Errno> {
+    if entries > u64::from(FIRST_RESERVED_GDT_ENTRY) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(frames.iter().copied().take(entries.div_ceil(512) as usize).collect())
+}
+
 /// `update_descriptor(maddr, desc)`.
 pub(super) fn update_descriptor(p: &mut impl Platform, maddr: u64, desc: u64) -> Result<i64, Errno> {
     let mfn = with_mm(p, |mm| mm.update_descriptor(maddr, desc))??;
@@ -38,6 +48,18 @@ pub(super) fn update_descriptor(p: &mut impl Platform, maddr: u64, desc: u64) ->
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_contexts_gdt_is_one_frame_per_512_entries_up_to_7168() {
+        let mut frames = [0u64; 16];
+        frames.iter_mut().enumerate().for_each(|(k, f)| *f = 100 + k as u64);
+        assert_eq!(super::context_gdt(&frames, 0).unwrap().as_slice(), &[] as &[u64]);
+        assert_eq!(super::context_gdt(&frames, 16).unwrap().as_slice(), &[100]);
+        assert_eq!(super::context_gdt(&frames, 513).unwrap().as_slice(), &[100, 101]);
+        assert_eq!(super::context_gdt(&frames, 7168).unwrap().len(), 14);
+        assert_eq!(super::context_gdt(&frames, 7169), Err(hypercall_abi::errno::Errno::EINVAL));
+        assert_eq!(super::context_gdt(&frames, u64::MAX), Err(hypercall_abi::errno::Errno::EINVAL));
+    }
+
     use crate::hypercall::dispatch;
     use crate::hypercall::fake::{FakePlatform, BASE};
     use hypercall_abi::errno::Errno;

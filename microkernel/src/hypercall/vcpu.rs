@@ -19,6 +19,25 @@ pub enum Bringup {
     Up,
 }
 
+/// The code and stack selectors of a `vcpu_guest_context` (Xen's `arch_set_info_guest`):
+/// a selector below the guest kernel's ring is raised to it (RPL 3, Xen's
+/// `fixup_guest_code_selector`: Linux gives its `__KERNEL_CS`, 0x10). Besides Xen's
+/// rules, a null selector and one of the hypervisor's own entries other than the flat
+/// ones (`FLAT_KERNEL_CS`, `FLAT_KERNEL_SS`) are refused (`EINVAL`): a guest could only
+/// fault on them.
+pub fn context_selectors(cs: u16, ss: u16) -> Result<(u16, u16), Errno> {
+    use hypercall_abi::layout::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
+    let fix = |sel: u16, flat: u16| {
+        let sel = if sel & 3 < 3 { (sel & !3) | 3 } else { sel };
+        let guest_table = sel & 4 != 0 || u32::from(sel >> 3) < crate::mm::descriptor::FIRST_RESERVED_GDT_ENTRY;
+        if sel >> 2 == 0 || !(guest_table || sel == flat) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(sel)
+    };
+    Ok((fix(cs, FLAT_KERNEL_CS)?, fix(ss, FLAT_KERNEL_SS)?))
+}
+
 /// Xen's rules for `initialise`: a vCPU with a state already is `EEXIST`.
 pub fn check_initialise(states: &[Bringup], v: usize) -> Result<(), Errno> {
     match states.get(v) {
@@ -134,6 +153,37 @@ pub(super) fn vcpu_op(p: &mut impl Platform, cmd: u32, vcpu: u32, arg: u64) -> R
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),
+    }
+}
+
+#[cfg(test)]
+mod selector_tests {
+    use super::context_selectors;
+    use hypercall_abi::errno::Errno;
+    use hypercall_abi::layout::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
+
+    #[test]
+    fn a_contexts_selectors_are_raised_to_ring_3_as_xen_does() {
+        assert_eq!(context_selectors(FLAT_KERNEL_CS, FLAT_KERNEL_SS), Ok((FLAT_KERNEL_CS, FLAT_KERNEL_SS)));
+        // Linux's __KERNEL_CS and __KERNEL_DS, from its own GDT.
+        assert_eq!(context_selectors(0x10, 0x18), Ok((0x13, 0x1b)));
+        assert_eq!(context_selectors(0x11, 0x1a), Ok((0x13, 0x1b)));
+        // An LDT selector is the guest's too.
+        assert_eq!(context_selectors(0x0f, 0x17), Ok((0x0f, 0x17)));
+        // The flat selectors with a lower RPL are the flat selectors.
+        assert_eq!(context_selectors(FLAT_KERNEL_CS & !3, FLAT_KERNEL_SS & !3), Ok((FLAT_KERNEL_CS, FLAT_KERNEL_SS)));
+    }
+
+    #[test]
+    fn null_and_hypervisor_selectors_are_refused() {
+        assert_eq!(context_selectors(0, FLAT_KERNEL_SS), Err(Errno::EINVAL));
+        assert_eq!(context_selectors(FLAT_KERNEL_CS, 3), Err(Errno::EINVAL));
+        // The hypervisor's ring-0 code and data, and its 32-bit ring-3 code.
+        assert_eq!(context_selectors(0xe008, FLAT_KERNEL_SS), Err(Errno::EINVAL));
+        assert_eq!(context_selectors(FLAT_KERNEL_CS, 0xe010), Err(Errno::EINVAL));
+        assert_eq!(context_selectors(0xe023, FLAT_KERNEL_SS), Err(Errno::EINVAL));
+        // The flat code selector is no stack selector, nor the reverse.
+        assert_eq!(context_selectors(FLAT_KERNEL_SS, FLAT_KERNEL_CS), Err(Errno::EINVAL));
     }
 }
 

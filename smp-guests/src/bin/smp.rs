@@ -61,8 +61,25 @@ fn count(from: u64, to: u64) -> u64 {
     (from..to).filter(|&n| is_prime(n)).count() as u64
 }
 
-/// vCPU 1: the upper half, then answering IPIs, then down.
+/// A flat ring-3 data segment (what `update_descriptor` accepts for a guest GDT).
+const USER_DS: u64 = 0x00cf_f200_0000_ffff;
+/// The `ds` vCPU 1 read back after loading selector 0x2b of the GDT its context gave.
+static ONE_DS: AtomicU32 = AtomicU32::new(0);
+
+/// vCPU 1: loads a selector of its GDT, counts the upper half, answers IPIs, goes down.
 extern "C" fn secondary(vcpu: u64, _arg: u64) -> ! {
+    if ONE_DS.load(Ordering::SeqCst) == 0 {
+        let ds: u16;
+        // SAFETY: loads ds with selector 0x2b, entry 5 of the GDT vCPU 0 gave this vCPU
+        // (a flat data segment; ds is ignored in 64-bit mode), reads it back and loads
+        // the null selector again. Without that GDT the load faults and the test fails.
+        unsafe {
+            core::arch::asm!("mov ds, {0:x}", in(reg) 0x2bu16, options(nomem, nostack));
+            core::arch::asm!("mov {0:x}, ds", out(reg) ds, options(nomem, nostack));
+            core::arch::asm!("mov ds, {0:x}", in(reg) 0u16, options(nomem, nostack));
+        }
+        ONE_DS.store(u32::from(ds), Ordering::SeqCst);
+    }
     RESULT_ONE.store(count(N / 2, N), Ordering::SeqCst);
     let (to_one, to_zero) = (TO_ONE.load(Ordering::SeqCst), TO_ZERO.load(Ordering::SeqCst));
     let _ = events::send(to_zero);
@@ -117,14 +134,29 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
         };
         let mut refusals = alloc::vec::Vec::new();
         let mut c = good();
-        c.user_regs.cs = 0x10;
-        refusals.push(("ring-0 selector", smp::initialise(1, &c)));
+        // The hypervisor's own ring-0 code selector (a guest's 0x10 would be raised to
+        // 0x13, its own GDT's, as Xen does: Linux gives that).
+        c.user_regs.cs = 0xe008;
+        refusals.push(("the hypervisor's code selector", smp::initialise(1, &c)));
+        let mut c = good();
+        c.kernel_sp = 0x8000_0000_0000_0000;
+        refusals.push(("a non-canonical kernel stack", smp::initialise(1, &c)));
         let mut c = good();
         c.user_regs.rip = 0x8000_0000_0000_0000;
         refusals.push(("non-canonical rip", smp::initialise(1, &c)));
         let mut c = good();
+        c.gdt_ents = 7169;
+        refusals.push(("a GDT past 7168 entries", smp::initialise(1, &c)));
+        let mut c = good();
+        c.ldt_ents = 16;
+        refusals.push(("an LDT", smp::initialise(1, &c)));
+        let mut c = good();
+        // A page of our own heap, mapped writable: not a descriptor table.
+        let writable = alloc::boxed::Box::new([0u8; 8192]);
+        let page = (writable.as_ptr() as u64 + 4095) & !4095;
+        c.gdt_frames[0] = mm.layout.pfn_of(page).and_then(|p| mm.p2m.mfn(p)).map_or(0, |m| m.0);
         c.gdt_ents = 16;
-        refusals.push(("a GDT", smp::initialise(1, &c)));
+        refusals.push(("a GDT in a writable page", smp::initialise(1, &c)));
         let mut c = good();
         // A page of our own heap as the page table: not an L4 it can validate.
         let data = alloc::boxed::Box::new([0u8; 8192]);
@@ -142,7 +174,13 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
     let to_zero = smp::bind_ipi(0).map_err(|e| format!("bind_ipi(0): {e}"))?;
     TO_ONE.store(to_one, Ordering::SeqCst);
     TO_ZERO.store(to_zero, Ordering::SeqCst);
-    smp::start(&mm, 1, secondary, 0, 64 * 1024).map_err(|e| format!("starting vCPU 1: {e}"))?;
+    // vCPU 1's GDT comes in its context, as Linux gives its secondary CPUs theirs: one
+    // frame, not mapped, entry 5 a flat ring-3 data segment (selector 0x2b), written
+    // with `update_descriptor`; vCPU 1 loads that selector first thing.
+    let mut mm = mm;
+    let gdt = mm.alloc_frame().ok_or("no frame for vCPU 1's GDT")?;
+    pv_guest::hypercall::update_descriptor((gdt.mfn.0 << 12) + 5 * 8, USER_DS).map_err(|e| format!("update_descriptor: {e}"))?;
+    smp::start_with_gdt(&mm, 1, secondary, 0, 64 * 1024, &[gdt.mfn.0], 16).map_err(|e| format!("starting vCPU 1: {e}"))?;
     t.report("up", ensure(smp::is_up(1) == Ok(true), || format!("is_up: {:?}", smp::is_up(1))));
     let again = {
         use hypercall_abi::arch::VcpuGuestContext;
@@ -157,6 +195,7 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
     let theirs = RESULT_ONE.load(Ordering::SeqCst);
     println!("smp: primes below {N}: {mine} on vCPU 0 + {theirs} on vCPU 1 in {} ms", (pv_guest::time::now_ns() - start) / 1_000_000);
     t.report("split_work", ensure(mine + theirs == PRIMES, || format!("{} primes, want {PRIMES}", mine + theirs)));
+    t.report("gdt_from_context", ensure(ONE_DS.load(Ordering::SeqCst) == 0x2b, || format!("vCPU 1's ds: {:#x}", ONE_DS.load(Ordering::SeqCst))));
     // IPIs back and forth.
     let start = pv_guest::time::rdtsc();
     for round in 1..=ROUNDS {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// The scenarios of `peers/` kernels.
 pub fn scenarios() -> Vec<Scenario> {
-    vec![linux_shell(), Scenario {
+    vec![linux_shell(), linux_smp(), Scenario {
         name: "minios-test",
         modules: &[Image::Peer("mini-os/mini-os-test"), Image::Config("minios.cfg")],
         // Its front-ends find no back-ends yet (the block and network issues add them) and
@@ -69,6 +69,47 @@ pub fn scenarios() -> Vec<Scenario> {
         timeout: Duration::from_secs(60),
         ..DEFAULT
     }]
+}
+
+/// Debian's cloud kernel with two vCPUs: Linux brings its second CPU up (its GDT and
+/// kernel stack in the `vcpu_guest_context`, `VCPUOP_up`), both show online, a command
+/// runs on each (`taskset`), and `xl vcpu-list` shows the two.
+fn linux_smp() -> Scenario {
+    Scenario {
+        name: "linux-smp",
+        modules: &[Image::LinuxKernel, Image::LinuxInitramfs, Image::Config("linux-smp.cfg")],
+        memory_mib: crate::run::LINUX_MEMORY_MIB,
+        input: &[
+            "xl create linux-smp.cfg",
+            wait_for!(r"\[linux-smp\] rcS: ready: Linux [0-9.]+-[0-9]+-cloud-amd64$"),
+            "xl console linux-smp",
+            type_raw!("\n"),
+            type_raw!("echo online=$(cat /sys/devices/system/cpu/online); echo cpus=$(grep -c ^processor /proc/cpuinfo); taskset -c 1 sh -c 'echo on1=$((6*7))'; echo done-$((1+1))\n"),
+            wait_for!(r"^done-2\r?$"),
+            type_raw!("\x1d"),
+            wait_for!(r"^xl: detached from linux-smp$"),
+            "xl vcpu-list linux-smp",
+            "xl shutdown linux-smp",
+            wait_for!(r"^xl: domain linux-smp \([0-9]+\) shut down: poweroff"),
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"\(mk\) d[0-9]+ \(linux-smp\) created: 2 vCPU\(s\)",
+            r"\[linux-smp\] .*smp: Brought up 1 node, 2 CPUs",
+            r"^online=0-1\r?$",
+            r"^cpus=2\r?$",
+            r"^on1=42\r?$",
+            r"^done-2\r?$",
+            r"^linux-smp +[0-9]+ +0 +0 ",
+            r"^linux-smp +[0-9]+ +1 +0 ",
+            r"^xl: domain linux-smp \([0-9]+\) shut down: poweroff",
+            r"^audit: ok: 1 domains, ",
+        ],
+        forbid: &["PANIC", r"Kernel panic", r"BUG:", r"Oops", r"WARNING: CPU", "crashed", r"failed to bring up CPU"],
+        timeout: Duration::from_secs(300),
+        ..DEFAULT
+    }
 }
 
 /// Debian's cloud kernel as a domU: dom0 unpacks its bzImage, it boots with the busybox
