@@ -2,11 +2,15 @@
 //! state, `initialise` twice, the last vCPU up refusing `down`), starts vCPU 1 with
 //! `pv_guest::smp::start`, and the two count the primes below 200000 between them, each
 //! its half; then they bounce IPIs (ports bound with `EVTCHNOP_bind_ipi`, waited for with
-//! `SCHEDOP_poll`), and vCPU 1 takes itself down. Prints `TEST` lines and the IPI round
+//! `SCHEDOP_poll`), and vCPU 1 takes itself down. On the way: vCPU 1's GDT comes in its
+//! context, and a page vCPU 1 has read, unmapped by vCPU 0, faults when vCPU 1 touches
+//! it again. Prints `TEST` lines and the IPI round
 //! trip. With `bench` on its command line it also prints `cargo xtask bench`'s figures,
 //! each beside a baseline measured in the same boot: the IPI round trip beside an event
 //! sent to and polled on one vCPU (no switch), and a yield round trip between the two
-//! vCPUs (two switches) beside a yield with the other vCPU down (no switch).
+//! vCPUs (two switches) beside a yield with the other vCPU down (no switch). With
+//! `quick` it only brings vCPU 1 up, bounces 10 IPIs and takes it down (a short life for
+//! the many-lives scenario).
 #![no_std]
 #![no_main]
 
@@ -61,6 +65,34 @@ fn count(from: u64, to: u64) -> u64 {
     (from..to).filter(|&n| is_prime(n)).count() as u64
 }
 
+/// The TLB check: vCPU 0 maps a page at `TLB_VA` holding `TLB_BYTE`; vCPU 1 reads it
+/// (its TLB holds the translation), says so (`TLB_STAGE` 1); vCPU 0 unmaps it with
+/// `UVMF_INVLPG | UVMF_ALL` (stage 2); vCPU 1 touches it again and must take a page fault
+/// at that address (stage 3).
+static TLB_VA: AtomicU64 = AtomicU64::new(0);
+static TLB_STAGE: AtomicU32 = AtomicU32::new(0);
+static TLB_READ: AtomicU32 = AtomicU32::new(0);
+static TLB_FAULTS: AtomicU32 = AtomicU32::new(0);
+static TLB_CR2: AtomicU64 = AtomicU64::new(0);
+const TLB_BYTE: u8 = 0x5a;
+
+/// vCPU 1's page-fault handler for the TLB check: counts the fault, keeps its address,
+/// and skips the 2-byte load (`mov al, [rcx]`).
+fn tlb_fault(t: &mut pv_guest::traps::Trap<'_>) {
+    TLB_FAULTS.fetch_add(1, Ordering::SeqCst);
+    TLB_CR2.store(pv_guest::traps::read_cr2(), Ordering::SeqCst);
+    t.frame.rip += 2;
+}
+
+/// Reads the byte at `va` with a 2-byte `mov al, [rcx]` (what [`tlb_fault`] skips).
+fn touch(va: u64) -> u8 {
+    let v: u64;
+    // SAFETY: a load from `va`: mapped (the value comes back) or not (the page-fault
+    // handler counts it and skips the instruction, leaving rax as it was: 0). No write.
+    unsafe { core::arch::asm!("xor eax, eax", ".byte 0x8a, 0x01", in("rcx") va, out("rax") v, options(nostack, readonly)) };
+    v as u8
+}
+
 /// A flat ring-3 data segment (what `update_descriptor` accepts for a guest GDT).
 const USER_DS: u64 = 0x00cf_f200_0000_ffff;
 /// The `ds` vCPU 1 read back after loading selector 0x2b of the GDT its context gave.
@@ -79,6 +111,17 @@ extern "C" fn secondary(vcpu: u64, _arg: u64) -> ! {
             core::arch::asm!("mov ds, {0:x}", in(reg) 0u16, options(nomem, nostack));
         }
         ONE_DS.store(u32::from(ds), Ordering::SeqCst);
+        // The TLB check's side on this vCPU.
+        let va = TLB_VA.load(Ordering::SeqCst);
+        if va != 0 && pv_guest::traps::install(&[(14, tlb_fault)]).is_ok() {
+            TLB_READ.store(u32::from(touch(va)), Ordering::SeqCst);
+            TLB_STAGE.store(1, Ordering::SeqCst);
+            while TLB_STAGE.load(Ordering::SeqCst) < 2 {
+                let _ = pv_guest::hypercall::sched_yield();
+            }
+            let _ = touch(va);
+            TLB_STAGE.store(3, Ordering::SeqCst);
+        }
     }
     RESULT_ONE.store(count(N / 2, N), Ordering::SeqCst);
     let (to_one, to_zero) = (TO_ONE.load(Ordering::SeqCst), TO_ZERO.load(Ordering::SeqCst));
@@ -180,8 +223,26 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
     let mut mm = mm;
     let gdt = mm.alloc_frame().ok_or("no frame for vCPU 1's GDT")?;
     pv_guest::hypercall::update_descriptor((gdt.mfn.0 << 12) + 5 * 8, USER_DS).map_err(|e| format!("update_descriptor: {e}"))?;
+    let (_, tlb_va) = mm.alloc_mapped().ok_or("no mapped page for the TLB check")?;
+    // SAFETY: a page of the initial region's padding, mapped writable, ours alone.
+    unsafe { core::ptr::write_volatile(tlb_va as *mut u8, TLB_BYTE) };
+    TLB_VA.store(tlb_va, Ordering::SeqCst);
     smp::start_with_gdt(&mm, 1, secondary, 0, 64 * 1024, &[gdt.mfn.0], 16).map_err(|e| format!("starting vCPU 1: {e}"))?;
     t.report("up", ensure(smp::is_up(1) == Ok(true), || format!("is_up: {:?}", smp::is_up(1))));
+    // The TLB check: once vCPU 1 has read the page, unmap it for every vCPU.
+    while TLB_STAGE.load(Ordering::SeqCst) < 1 {
+        let _ = pv_guest::hypercall::sched_yield();
+    }
+    let unmapped = pv_guest::mm::xen::update_va_mapping_raw(tlb_va, 0, hypercall_abi::mmu::UVMF_INVLPG | hypercall_abi::mmu::UVMF_ALL);
+    TLB_STAGE.store(2, Ordering::SeqCst);
+    while TLB_STAGE.load(Ordering::SeqCst) < 3 {
+        let _ = pv_guest::hypercall::sched_yield();
+    }
+    let (read, faults, cr2) = (TLB_READ.load(Ordering::SeqCst), TLB_FAULTS.load(Ordering::SeqCst), TLB_CR2.load(Ordering::SeqCst));
+    t.report(
+        "tlb_unmap_faults_on_the_other_vcpu",
+        ensure(unmapped == 0 && read == u32::from(TLB_BYTE) && faults == 1 && cr2 == tlb_va, || format!("unmap {unmapped}, read {read:#x}, {faults} fault(s) at {cr2:#x} (page {tlb_va:#x})")),
+    );
     let again = {
         use hypercall_abi::arch::VcpuGuestContext;
         let c = alloc::boxed::Box::new(<VcpuGuestContext as zerocopy::FromZeros>::new_zeroed());
@@ -248,7 +309,65 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
     Ok(())
 }
 
+/// IPI round trips of the `quick` life.
+const QUICK_ROUNDS: u32 = 10;
+
+/// vCPU 1 in a `quick` life: answers the pings, then goes down.
+extern "C" fn quick_secondary(vcpu: u64, _arg: u64) -> ! {
+    let (to_one, to_zero) = (TO_ONE.load(Ordering::SeqCst), TO_ZERO.load(Ordering::SeqCst));
+    let mut answered = 0;
+    while answered < QUICK_ROUNDS {
+        wait_for(to_one, || PING.load(Ordering::SeqCst) > answered);
+        answered = PING.load(Ordering::SeqCst);
+        PONG.store(answered, Ordering::SeqCst);
+        let _ = events::send(to_zero);
+    }
+    ONE_DONE.store(true, Ordering::SeqCst);
+    let _ = events::send(to_zero);
+    let _ = smp::down(vcpu as u32);
+    loop {
+        let _ = pv_guest::hypercall::sched_yield();
+    }
+}
+
+/// `quick` on the command line: a short life for the many-lives scenario. vCPU 1 comes
+/// up, the two exchange `QUICK_ROUNDS` IPI round trips, vCPU 1 goes down.
+fn quick(si: &'static StartInfo) -> Result<(), alloc::string::String> {
+    events::init(si).map_err(|e| format!("events: {e}"))?;
+    let mm = GuestMm::init(si, None).map_err(|e| format!("memory: {e}"))?;
+    let to_one = smp::bind_ipi(1).map_err(|e| format!("bind_ipi(1): {e}"))?;
+    let to_zero = smp::bind_ipi(0).map_err(|e| format!("bind_ipi(0): {e}"))?;
+    TO_ONE.store(to_one, Ordering::SeqCst);
+    TO_ZERO.store(to_zero, Ordering::SeqCst);
+    smp::start(&mm, 1, quick_secondary, 0, 16 * 1024).map_err(|e| format!("starting vCPU 1: {e}"))?;
+    for round in 1..=QUICK_ROUNDS {
+        PING.store(round, Ordering::SeqCst);
+        events::send(to_one).map_err(|e| format!("send: {e}"))?;
+        wait_for(to_zero, || PONG.load(Ordering::SeqCst) >= round);
+    }
+    wait_for(to_zero, || ONE_DONE.load(Ordering::SeqCst));
+    let mut tries = 0;
+    while smp::is_up(1) == Ok(true) && tries < 1000 {
+        let _ = pv_guest::hypercall::sched_yield();
+        tries += 1;
+    }
+    if smp::is_up(1) != Ok(false) {
+        return Err(format!("vCPU 1 did not go down: {:?}", smp::is_up(1)));
+    }
+    println!("smp: quick: vCPU 1 up, {QUICK_ROUNDS} IPI round trips, down");
+    Ok(())
+}
+
 fn main(si: &'static StartInfo) -> ShutdownReason {
+    if pv_guest::start_info::cmdline(si).split_whitespace().any(|w| w == "quick") {
+        return match quick(si) {
+            Ok(()) => ShutdownReason::Poweroff,
+            Err(e) => {
+                println!("smp: quick: {e}");
+                ShutdownReason::Crash
+            }
+        };
+    }
     let mut t = Tests::default();
     if let Err(e) = run(si, &mut t) {
         println!("smp: {e}");

@@ -23,7 +23,7 @@ fn lifecycle_input() -> &'static [&'static str] {
 
 /// Every life passed its tests, and the free memory after is what it was before.
 fn lifecycle_balanced(input: &CheckInput) -> Result<(), String> {
-    let done = input.lines.iter().filter(|l| l.contains("[smp] TESTS DONE 11 passed, 0 failed")).count();
+    let done = input.lines.iter().filter(|l| l.contains("[smp] TESTS DONE 12 passed, 0 failed")).count();
     if done != LIVES {
         return Err(format!("{done} lives passed their tests, expected {LIVES}"));
     }
@@ -32,6 +32,53 @@ fn lifecycle_balanced(input: &CheckInput) -> Result<(), String> {
     let (start, end) = (hits.next().map(free).unwrap_or_default(), hits.next().map(free).unwrap_or_default());
     if start != end {
         return Err(format!("free memory: {start} KiB before the {LIVES} lives, {end} KiB after"));
+    }
+    Ok(())
+}
+
+/// Rounds of `smp-many-lives`, each of [`GUESTS`] two-vCPU guests at once.
+const ROUNDS: usize = 100;
+const GUESTS: usize = 8;
+
+/// `info`, then `ROUNDS` times: create the eight `smp8-N` guests paused, unpause the
+/// eight at once (typed in one go: every destruction comes after it), and wait for eight
+/// destructions (each a quick life: its second vCPU up, IPIs, down, power off); then
+/// `info`, `audit`, `shutdown`.
+fn many_lives_input() -> &'static [&'static str] {
+    const CREATE: [&str; GUESTS] = [
+        "xl create -p smp8-1.cfg",
+        "xl create -p smp8-2.cfg",
+        "xl create -p smp8-3.cfg",
+        "xl create -p smp8-4.cfg",
+        "xl create -p smp8-5.cfg",
+        "xl create -p smp8-6.cfg",
+        "xl create -p smp8-7.cfg",
+        "xl create -p smp8-8.cfg",
+    ];
+    const UNPAUSE: &str = type_raw!("xl unpause smp8-1\nxl unpause smp8-2\nxl unpause smp8-3\nxl unpause smp8-4\nxl unpause smp8-5\nxl unpause smp8-6\nxl unpause smp8-7\nxl unpause smp8-8\n");
+    let mut input = vec!["info"];
+    for _ in 0..ROUNDS {
+        input.extend(CREATE);
+        input.push(UNPAUSE);
+        // Each wait takes the next destruction after the one before, in any order.
+        input.extend([wait_for!(r"\(mk\) d[0-9]+ \(smp8-[1-8]\) destroyed"); GUESTS]);
+    }
+    input.extend(["info", "audit", "shutdown"]);
+    Box::leak(input.into_boxed_slice())
+}
+
+/// Every life ended well (a quick life's line each), and the free memory after is what it
+/// was before.
+fn many_lives_balanced(input: &CheckInput) -> Result<(), String> {
+    let lives = input.lines.iter().filter(|l| l.contains("] smp: quick: vCPU 1 up, 10 IPI round trips, down")).count();
+    if lives != ROUNDS * GUESTS {
+        return Err(format!("{lives} lives ended well, expected {}", ROUNDS * GUESTS));
+    }
+    let free = |h: &crate::expect::Hit| h.groups.get(1).cloned().flatten().unwrap_or_default();
+    let mut hits = input.hits.iter().filter(|h| h.pattern == INFO_FREE);
+    let (start, end) = (hits.next().map(free).unwrap_or_default(), hits.next().map(free).unwrap_or_default());
+    if start != end {
+        return Err(format!("free memory: {start} KiB before the {} lives, {end} KiB after", ROUNDS * GUESTS));
     }
     Ok(())
 }
@@ -76,6 +123,7 @@ pub fn scenarios() -> Vec<Scenario> {
             r"\[smp\] TEST past_the_vcpus PASS",
             r"\[smp\] TEST hostile_contexts_refused PASS",
             r"\[smp\] TEST up PASS",
+            r"\[smp\] TEST tlb_unmap_faults_on_the_other_vcpu PASS",
             r"\[smp\] TEST initialise_twice_eexist PASS",
             r"\[smp\] smp: primes below 200000: 9592 on vCPU 0 \+ 8392 on vCPU 1 in [0-9]+ ms",
             r"\[smp\] TEST split_work PASS",
@@ -85,11 +133,32 @@ pub fn scenarios() -> Vec<Scenario> {
             r"\[smp\] TEST last_vcpu_stays_up PASS",
             r"\[smp\] TEST up_again PASS",
             r"\[smp\] TEST down_other PASS",
-            r"\[smp\] TESTS DONE 11 passed, 0 failed",
+            r"\[smp\] TESTS DONE 12 passed, 0 failed",
             r"audit: ok: 1 domains",
         ],
         forbid: &[r"FAIL", r"crashed"],
         timeout: Duration::from_secs(60),
+        ..DEFAULT
+    }, Scenario {
+        name: "smp-many-lives",
+        modules: &[
+            Image::Guest("smp"),
+            Image::Config("smp8-1.cfg"),
+            Image::Config("smp8-2.cfg"),
+            Image::Config("smp8-3.cfg"),
+            Image::Config("smp8-4.cfg"),
+            Image::Config("smp8-5.cfg"),
+            Image::Config("smp8-6.cfg"),
+            Image::Config("smp8-7.cfg"),
+            Image::Config("smp8-8.cfg"),
+        ],
+        // Eight guests of two vCPUs at once, created and ended 100 times: nothing is left
+        // (free memory as before, the audit).
+        input: many_lives_input(),
+        expect: &[INFO_FREE, INFO_FREE, r"audit: ok: 1 domains"],
+        forbid: &[r"crashed", "PANIC", r"smp: quick: (events|memory|bind_ipi|starting|send|vCPU 1 did not)"],
+        check: Some(many_lives_balanced),
+        timeout: Duration::from_secs(600),
         ..DEFAULT
     }, Scenario {
         name: "smp-lifecycle",
@@ -97,7 +166,7 @@ pub fn scenarios() -> Vec<Scenario> {
         // A two-vCPU guest created and ended 20 times: each brings its second vCPU up and
         // down; nothing is left (free memory as before, the audit).
         input: lifecycle_input(),
-        expect: &[INFO_FREE, r"\[smp\] TESTS DONE 11 passed, 0 failed", INFO_FREE, r"audit: ok: 1 domains"],
+        expect: &[INFO_FREE, r"\[smp\] TESTS DONE 12 passed, 0 failed", INFO_FREE, r"audit: ok: 1 domains"],
         forbid: &[r"FAIL", r"crashed", "PANIC"],
         check: Some(lifecycle_balanced),
         timeout: Duration::from_secs(120),
