@@ -52,12 +52,6 @@ pub mod start_info;
 pub mod stats;
 pub mod text;
 
-/// The pingpong guest's command-line parser, host-tested here: guest bins are not built
-/// for the host.
-#[cfg(test)]
-#[path = "bin/pingpong/args.rs"]
-mod pingpong_args;
-
 #[cfg(target_os = "none")]
 #[macro_use]
 mod entry_asm;

@@ -8,7 +8,7 @@ use std::process::Command;
 /// The kernels' target; passed explicitly (the workspace has no global `build.target`).
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 
-/// The example and test guests of the pv-guest crate.
+/// The example and test guests (the example-guests, test-guests, net-guests and smp-guests crates).
 pub const GUESTS: &[&str] = &[
     "hello",
     "fuzz",
@@ -157,7 +157,7 @@ fn build_kernels_with(extra: &[&str]) -> Result<Layout> {
     let layout = Layout::workspace();
     let mut cmd = layout.cargo();
     cmd.args(["build", "--release", "--target", KERNEL_TARGET])
-        .args(["-p", "microkernel", "-p", "dom0", "-p", "pv-guest", "-p", "net-guests", "-p", "smp-guests"])
+        .args(["-p", "microkernel", "-p", "dom0", "-p", "example-guests", "-p", "test-guests", "-p", "net-guests", "-p", "smp-guests"])
         .args(extra);
     run_checked(&mut cmd).context("building the kernels")?;
     // Guests are checked where they are used, so one missing test guest does not stop

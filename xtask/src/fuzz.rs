@@ -1,4 +1,4 @@
-//! `cargo xtask fuzz`: a campaign of the hostile-guest fuzzer (pv-guest's `fuzz`). dom0
+//! `cargo xtask fuzz`: a campaign of the hostile-guest fuzzer (test-guests' `fuzz`). dom0
 //! runs a bystander (`counter`) and the fuzzer, whose config restarts it after every life;
 //! every few seconds dom0 asks the microkernel to audit its accounting. At the end both
 //! guests are destroyed and the campaign is judged from the serial console:

@@ -283,7 +283,7 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             // The conformance guest: Xen's 64-bit PV ABI as Linux and Mini-OS use it, one
-            // line per check, as an unprivileged domU (pv-guest/src/bin/xen-abi.rs).
+            // line per check, as an unprivileged domU (test-guests/src/bin/xen-abi.rs).
             name: "xen-abi",
             modules: &[Image::Guest("xen-abi"), Image::Config("xen-abi.cfg")],
             input: &[

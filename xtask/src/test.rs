@@ -26,7 +26,7 @@ const HOST_TEST_CRATES: &[&str] = &[
 ];
 
 /// Crates whose binaries are guest kernels: only their libraries run on the host.
-const HOST_TEST_LIBS: &[&str] = &["pv-guest", "dom0"];
+const HOST_TEST_LIBS: &[&str] = &["pv-guest", "test-guests", "dom0"];
 
 /// The name `--filter` matches for the host tests.
 const HOST_TESTS: &str = "host-tests";

@@ -56,8 +56,7 @@
 
 extern crate alloc;
 
-#[path = "pingpong/args.rs"]
-mod args;
+use test_guests::pingpong_args as args;
 
 use alloc::format;
 use alloc::string::String;

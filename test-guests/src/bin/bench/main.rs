@@ -48,13 +48,9 @@
 
 extern crate alloc;
 
-#[path = "bench/grant_bench.rs"]
 mod grant_bench;
-#[path = "bench/mm_bench.rs"]
 mod mm_bench;
-#[path = "bench/timer_bench.rs"]
 mod timer_bench;
-#[path = "bench/trap_bench.rs"]
 mod trap_bench;
 
 use alloc::vec::Vec;

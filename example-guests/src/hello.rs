@@ -1,4 +1,4 @@
-//! The hello program, shared by the `hello` and `hello-low` bins: print where it runs and a
+//! The hello program, the `hello` and `hello-low` bins' `main`: print where it runs and a
 //! few start_info facts, show a timer tick, an event channel ping and the wall clock, then
 //! return (which powers the domain off).
 //!
@@ -55,7 +55,8 @@ fn ping() -> Result<(), Errno> {
     Ok(())
 }
 
-fn main(si: &'static StartInfo) {
+/// The program: what it prints, then back (the domain powers off).
+pub fn main(si: &'static StartInfo) {
     println!(
         "hello: running at {:#x}",
         (main as fn(&'static StartInfo)) as usize
@@ -80,4 +81,3 @@ fn main(si: &'static StartInfo) {
     println!("hello: wall clock {y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC");
 }
 
-pv_guest::entry!(main);

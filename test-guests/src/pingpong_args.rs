@@ -1,5 +1,4 @@
-//! The pingpong guest's command line (portable: host-tested through the pv-guest lib,
-//! which includes this file under `cfg(test)`, since guest bins are not built for the host).
+//! The pingpong guest's command line (portable, host-tested: `cargo test -p test-guests`).
 #![forbid(unsafe_code)]
 
 use alloc::format;

@@ -10,8 +10,7 @@
 
 extern crate alloc;
 
-#[path = "scrub/walk.rs"]
-mod walk;
+use test_guests::scrub_walk as walk;
 
 use core::ptr;
 

@@ -1,8 +1,0 @@
-//! hello-low: the hello guest linked at 0x400000 (build.rs passes
-//! `--defsym=GUEST_BASE=0x400000`), to show a guest in the low half works too.
-//! The program is in `hello/program.rs`, shared with `hello`.
-#![no_std]
-#![no_main]
-
-#[path = "hello/program.rs"]
-mod program;
