@@ -162,6 +162,12 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
     let mm = GuestMm::init(si, None).map_err(|e| format!("memory: {e}"))?;
     t.report("no_state_no_up", ensure(smp::up(1) == Err(Errno::EINVAL) && smp::is_up(1) == Ok(false), || format!("up: {:?}, is_up: {:?}", smp::up(1), smp::is_up(1))));
     t.report("past_the_vcpus", ensure(smp::is_up(2) == Err(Errno::ENOENT) && smp::bind_ipi(2).is_err(), || format!("is_up(2): {:?}", smp::is_up(2))));
+    // vCPU 1's GDT comes in its context, as Linux gives its secondary CPUs theirs: one
+    // frame, not mapped, entry 5 a flat ring-3 data segment (selector 0x2b), written
+    // with `update_descriptor`; vCPU 1 loads that selector first thing.
+    let mut mm = mm;
+    let gdt = mm.alloc_frame().ok_or("no frame for vCPU 1's GDT")?;
+    pv_guest::hypercall::update_descriptor((gdt.mfn.0 << 12) + 5 * 8, USER_DS).map_err(|e| format!("update_descriptor: {e}"))?;
     // Hostile contexts: each refused, and the vCPU still has no state.
     {
         use hypercall_abi::arch::VcpuGuestContext;
@@ -201,6 +207,14 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
         c.gdt_ents = 16;
         refusals.push(("a GDT in a writable page", smp::initialise(1, &c)));
         let mut c = good();
+        c.gdt_frames[0] = 0xf_ffff;
+        c.gdt_ents = 16;
+        refusals.push(("a GDT in a frame not ours", smp::initialise(1, &c)));
+        let mut c = good();
+        c.gdt_frames[0] = mm.boot_l4().mfn.0;
+        c.gdt_ents = 16;
+        refusals.push(("a GDT in a page table", smp::initialise(1, &c)));
+        let mut c = good();
         // A page of our own heap as the page table: not an L4 it can validate.
         let data = alloc::boxed::Box::new([0u8; 8192]);
         let page = (data.as_ptr() as u64 + 4095) & !4095;
@@ -210,6 +224,13 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
         let mut c = good();
         c.ctrlreg[3] = 0xffff_f000;
         refusals.push(("a frame not ours as its L4", smp::initialise(1, &c)));
+        // A good GDT with a bad L4: refused, and the GDT's frame given back (it is used
+        // below; a reference kept would show in the free memory after many lives).
+        let mut c = good();
+        c.ctrlreg[3] = 0xffff_f000;
+        c.gdt_frames[0] = gdt.mfn.0;
+        c.gdt_ents = 16;
+        refusals.push(("a good GDT with a bad L4", smp::initialise(1, &c)));
         let bad: alloc::vec::Vec<_> = refusals.iter().filter(|(_, r)| *r != Err(Errno::EINVAL)).collect();
         t.report("hostile_contexts_refused", ensure(bad.is_empty() && smp::up(1) == Err(Errno::EINVAL), || format!("{bad:?}")));
     }
@@ -217,12 +238,6 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
     let to_zero = smp::bind_ipi(0).map_err(|e| format!("bind_ipi(0): {e}"))?;
     TO_ONE.store(to_one, Ordering::SeqCst);
     TO_ZERO.store(to_zero, Ordering::SeqCst);
-    // vCPU 1's GDT comes in its context, as Linux gives its secondary CPUs theirs: one
-    // frame, not mapped, entry 5 a flat ring-3 data segment (selector 0x2b), written
-    // with `update_descriptor`; vCPU 1 loads that selector first thing.
-    let mut mm = mm;
-    let gdt = mm.alloc_frame().ok_or("no frame for vCPU 1's GDT")?;
-    pv_guest::hypercall::update_descriptor((gdt.mfn.0 << 12) + 5 * 8, USER_DS).map_err(|e| format!("update_descriptor: {e}"))?;
     let (_, tlb_va) = mm.alloc_mapped().ok_or("no mapped page for the TLB check")?;
     // SAFETY: a page of the initial region's padding, mapped writable, ours alone.
     unsafe { core::ptr::write_volatile(tlb_va as *mut u8, TLB_BYTE) };
