@@ -15,7 +15,7 @@ use crate::arch::GuestFrame;
 use crate::domain::{self, reason_name, DomState, Domain, Vcpu};
 use crate::emulate;
 use crate::guest_access::GuestRange;
-use crate::hypercall;
+use crate::hypercall::{self, Then};
 use hypercall_abi::hypercall::Hypercall;
 use crate::mm::frame_alloc::FrameAllocator;
 use crate::mm::page_info::FrameTable;
@@ -576,11 +576,11 @@ pub fn hypercall(f: &mut GuestFrame) {
         return;
     }
     let nr = f.rax;
-    let mut p = MachinePlatform { m, continuation: None, yielded: false, rsp: f.rsp, iret: None };
-    f.rax = hypercall::dispatch(&mut p, nr, [f.rdi, f.rsi, f.rdx, f.r10, f.r8]) as u64;
-    let (continuation, yielded, iret) = (p.continuation, p.yielded, p.iret);
-    match iret {
-        Some(Ok(to)) => {
+    let mut p = MachinePlatform { m, rsp: f.rsp };
+    let outcome = hypercall::run(&mut p, nr, [f.rdi, f.rsi, f.rdx, f.r10, f.r8]);
+    f.rax = outcome.ret as u64;
+    match outcome.then {
+        Then::Iret(Ok(to)) => {
             // Return to where the bounced exception (or event) interrupted the guest, with
             // every register as it was: through iretq, since rcx and r11 are restored.
             (f.rip, f.cs, f.rflags, f.rsp, f.ss, f.rax) =
@@ -602,18 +602,18 @@ pub fn hypercall(f: &mut GuestFrame) {
                 domain::toggle_guest_mode(&mut d.vcpus[vi], &d.mm);
             }
         }
-        Some(Err(e)) => {
+        Then::Iret(Err(e)) => {
             crate::mkprintln!("d{} crashed: iret with a bad frame ({:?}) rip={:#x}", m.cur().id, e, f.rip);
             m.cur_mut().state = DomState::Crashed;
         }
-        None => {}
-    }
-    if let Some((nr, a)) = continuation {
-        // Xen's hypercall continuation: the guest executes the same `syscall` again, with
-        // the arguments the handler left for the rest of the work.
-        f.rip = f.rip.wrapping_sub(SYSCALL_LEN);
-        f.rax = nr;
-        (f.rdi, f.rsi, f.rdx, f.r10, f.r8) = (a[0], a[1], a[2], a[3], a[4]);
+        Then::Again { nr, args: a } => {
+            // Xen's hypercall continuation: the guest executes the same `syscall` again,
+            // with the arguments the handler left for the rest of the work.
+            f.rip = f.rip.wrapping_sub(SYSCALL_LEN);
+            f.rax = nr;
+            (f.rdi, f.rsi, f.rdx, f.r10, f.r8) = (a[0], a[1], a[2], a[3], a[4]);
+        }
+        Then::Return => {}
     }
     // A memory or control hypercall may have dropped the last foreign reference to a dying
     // domain's frame; the others cannot, and stay off this path.
@@ -627,11 +627,11 @@ pub fn hypercall(f: &mut GuestFrame) {
     if state != DomState::Running {
         domain_stopped(m);
     }
-    if yielded {
+    if outcome.reschedule {
         let cur = m.current;
         m.sched.yielded(cur);
     }
-    if m.take_preempt() || state != DomState::Running || yielded {
+    if m.take_preempt() || state != DomState::Running || outcome.reschedule {
         m.schedule(f);
         m.rearm();
     }

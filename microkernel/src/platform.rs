@@ -26,14 +26,8 @@ const PREEMPT_CHUNK: u32 = 1024;
 pub struct MachinePlatform<'a> {
     /// The machine.
     pub m: &'a mut Machine,
-    /// A continuation the handler asked for: the hypercall and its new arguments.
-    pub continuation: Option<(u64, [u64; 5])>,
-    /// The caller gave up the CPU (`SCHEDOP_yield`).
-    pub yielded: bool,
     /// The caller's rsp at the hypercall.
     pub rsp: u64,
-    /// The hypercall was an `iret`: the state to return to (or why the frame was refused).
-    pub iret: Option<Result<crate::traps::IretReturn, crate::traps::IretError>>,
 }
 
 /// Guest memory of the running vCPU, through the exception-fixup copy.
@@ -125,10 +119,6 @@ impl Platform for MachinePlatform<'_> {
 
     fn shutdown(&mut self, reason: ShutdownReason) {
         self.m.cur_mut().state = DomState::Shutdown(reason);
-    }
-
-    fn yield_cpu(&mut self) {
-        self.yielded = true;
     }
 
     fn domain_control(&mut self) -> &mut dyn DomainControl {
@@ -322,28 +312,29 @@ impl Platform for MachinePlatform<'_> {
         self.m.rearm();
     }
 
-    fn block(&mut self) {
+    fn block(&mut self) -> bool {
         let (i, v) = (self.m.cur_idx(), self.m.current.1);
         let at = self.m.domains[i].vcpu_info_at(v);
         // Xen's SCHEDOP_block: events are unmasked, and the vCPU sleeps only if none is
         // pending already (it is then delivered on the way back).
         crate::domain::set_upcall_mask_and_cr2(at, 0, None);
-        if !crate::domain::upcall_pending(at) {
+        let sleeps = !crate::domain::upcall_pending(at);
+        if sleeps {
             self.m.domains[i].vcpus[v].blocked = true;
-            self.yielded = true;
         }
+        sleeps
     }
 
-    fn poll(&mut self, ports: &[u32], deadline_ns: u64) -> Result<(), Errno> {
+    fn poll(&mut self, ports: &[u32], deadline_ns: u64) -> Result<bool, Errno> {
         let dom = hypercall_abi::types::DomId(self.m.cur().id);
         for &port in ports {
             if self.m.events.poll_pending(dom, hypercall_abi::types::Port(port))? {
-                return Ok(());
+                return Ok(false);
             }
         }
         if deadline_ns != 0 && deadline_ns <= self.m.now_ns() {
             // The timeout has passed already: nothing to wait for.
-            return Ok(());
+            return Ok(false);
         }
         let v = self.m.cur_vcpu_mut();
         // Filled in place: a `Poll` is over 512 bytes, and moving (or zero-filling) one
@@ -354,11 +345,10 @@ impl Platform for MachinePlatform<'_> {
         v.poll.deadline_ns = deadline_ns;
         v.poll.active = true;
         v.blocked = true;
-        self.yielded = true;
         if deadline_ns != 0 {
             self.m.arm_at(deadline_ns);
         }
-        Ok(())
+        Ok(true)
     }
 
     fn now_ns(&self) -> u64 {
@@ -430,15 +420,13 @@ impl Platform for MachinePlatform<'_> {
         Ok(())
     }
 
-    fn vcpu_down(&mut self, v: u32) -> Result<(), Errno> {
-        if crate::hypercall::vcpu::check_down(&bringup(self.m.cur()), v as usize)? {
+    fn vcpu_down(&mut self, v: u32) -> Result<bool, Errno> {
+        let changed = crate::hypercall::vcpu::check_down(&bringup(self.m.cur()), v as usize)?;
+        if changed {
             let i = self.m.cur_idx();
             self.m.domains[i].vcpus[v as usize].down = true;
-            if v as usize == self.m.current.1 {
-                self.yielded = true;
-            }
         }
-        Ok(())
+        Ok(changed && v as usize == self.m.current.1)
     }
 
     fn set_periodic_timer(&mut self, period_ns: u64) {
@@ -487,20 +475,8 @@ impl Platform for MachinePlatform<'_> {
         self.m.cur().mm.user_base() != 0
     }
 
-    fn iret(&mut self, to: Result<crate::traps::IretReturn, crate::traps::IretError>) {
-        self.iret = Some(to);
-    }
-
     fn preempt_chunk(&self) -> u32 {
         PREEMPT_CHUNK
-    }
-
-    fn continuation(&mut self, nr: u64, args: [u64; 5]) {
-        self.continuation = Some((nr, args));
-    }
-
-    fn take_continuation(&mut self) -> Option<(u64, [u64; 5])> {
-        self.continuation.take()
     }
 
     /// Other work is due when the APIC timer is due: the end of the running vCPU's slice

@@ -1,6 +1,6 @@
 //! `console_io`: guest console output to the serial line, and dom0's input from it.
 
-use super::Platform;
+use super::{Handled, Outcome, Platform};
 use crate::guest_access::GuestRange;
 use hypercall_abi::console_io::{CONSOLEIO_READ, CONSOLEIO_WRITE};
 use hypercall_abi::errno::Errno;
@@ -16,7 +16,7 @@ const WRITE_PER_ENTRY: u64 = 4096;
 
 // Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
 #[inline(never)]
-pub(super) fn console_io(p: &mut impl Platform, cmd: u32, count: u32, buf: u64) -> Result<i64, Errno> {
+pub(super) fn console_io(p: &mut impl Platform, cmd: u32, count: u32, buf: u64) -> Handled {
     let range = GuestRange::new(buf, count as u64);
     match cmd {
         CONSOLEIO_WRITE => {
@@ -33,9 +33,7 @@ pub(super) fn console_io(p: &mut impl Platform, cmd: u32, count: u32, buf: u64) 
             while off < range.len() {
                 if off >= WRITE_PER_ENTRY || (off > 0 && p.preempt_check()) {
                     // Xen's guest_console_write: the rest in a continuation.
-                    let nr = Hypercall::ConsoleIo as u64;
-                    p.continuation(nr, [u64::from(cmd), range.len() - off, buf + off, 0, 0]);
-                    return Ok(nr as i64);
+                    return Ok(Outcome::again(Hypercall::ConsoleIo, [u64::from(cmd), range.len() - off, buf + off, 0, 0]));
                 }
                 let n = (range.len() - off).min(CHUNK as u64);
                 let part = tmp.get_mut(..n as usize).ok_or(Errno::EINVAL)?;
@@ -43,7 +41,7 @@ pub(super) fn console_io(p: &mut impl Platform, cmd: u32, count: u32, buf: u64) 
                 p.console_write(part);
                 off += n;
             }
-            Ok(0)
+            Ok(Outcome::value(0))
         }
         CONSOLEIO_READ => {
             if !p.caller().privileged {
@@ -54,7 +52,7 @@ pub(super) fn console_io(p: &mut impl Platform, cmd: u32, count: u32, buf: u64) 
             let want = range.len().min(CHUNK as u64) as usize;
             let n = p.console_read(tmp.get_mut(..want).ok_or(Errno::EINVAL)?);
             p.copy_to_guest(range.slice(0, n as u64)?, tmp.get(..n).ok_or(Errno::EINVAL)?)?;
-            Ok(n as i64)
+            Ok(Outcome::value(n as i64))
         }
         _ => Err(Errno::ENOSYS),
     }

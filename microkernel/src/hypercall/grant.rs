@@ -15,7 +15,7 @@
 
 use super::mm::resolve_domain;
 use crate::mm::grant::WalkHint;
-use super::Platform;
+use super::{Handled, Outcome, Platform};
 use crate::guest_access::{read_guest, write_guest, GuestRange};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::grant_table::*;
@@ -38,7 +38,7 @@ fn status<T>(r: Result<T, i16>) -> i16 {
 }
 
 /// `grant_table_op(cmd, uop, count)`.
-pub(super) fn grant_table_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Errno> {
+pub(super) fn grant_table_op(p: &mut impl Platform, args: [u64; 5]) -> Handled {
     let (cmd, uop, count) = (args[0] as u32, args[1], args[2] as u32);
     // Xen: `if ( (int)count < 0 ) return -EINVAL;`
     if (count as i32) < 0 {
@@ -100,6 +100,13 @@ pub(super) fn grant_table_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i6
             }
             r
         }
+        _ => single_op(p, cmd, uop, count).map(Outcome::value),
+    }
+}
+
+/// The commands that take no batch of operations.
+fn single_op(p: &mut impl Platform, cmd: u32, uop: u64, count: u32) -> Result<i64, Errno> {
+    match cmd {
         GNTTABOP_GET_STATUS_FRAMES => {
             if count != 1 {
                 return Err(Errno::EINVAL);
@@ -205,7 +212,7 @@ fn batch<P: Platform, T: FromBytes + IntoBytes + Immutable + Copy + Default>(
     p: &mut P,
     args: [u64; 5],
     mut f: impl FnMut(&mut P, &mut T, &mut GrantBatch),
-) -> Result<i64, Errno> {
+) -> Handled {
     let (uop, count) = (args[1], args[2] as u32);
     let size = core::mem::size_of::<T>() as u64;
     let limit = p.preempt_chunk().max(1);
@@ -213,8 +220,7 @@ fn batch<P: Platform, T: FromBytes + IntoBytes + Immutable + Copy + Default>(
     while i < count {
         let at = uop.wrapping_add(u64::from(i) * size);
         if i >= limit {
-            p.continuation(Hypercall::GrantTableOp as u64, [args[0], at, u64::from(count - i), 0, 0]);
-            return Ok(Hypercall::GrantTableOp as i64);
+            return Ok(Outcome::again(Hypercall::GrantTableOp, [args[0], at, u64::from(count - i), 0, 0]));
         }
         let n = (count - i).min(limit - i).min(READ_BATCH as u32) as usize;
         let mut buf = [T::default(); READ_BATCH];
@@ -242,7 +248,7 @@ fn batch<P: Platform, T: FromBytes + IntoBytes + Immutable + Copy + Default>(
         p.copy_to_guest(back, buf.get(..n).ok_or(Errno::EINVAL)?.as_bytes())?;
         i += n as u32;
     }
-    Ok(0)
+    Ok(Outcome::value(0))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@
 //! out to the caller's list.
 
 use super::mm::{resolve_domain, with_mm, with_mm_for};
-use super::Platform;
+use super::{Handled, Outcome, Platform};
 use crate::guest_access::{read_guest, write_guest, GuestRange};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall::Hypercall;
@@ -29,7 +29,7 @@ use hypercall_abi::memory::*;
 /// `memory_op(cmd, arg)` (`args[2..]` are unused, and kept as they are by a continuation).
 // Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
 #[inline(never)]
-pub(super) fn memory_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Errno> {
+pub(super) fn memory_op(p: &mut impl Platform, args: [u64; 5]) -> Handled {
     let (cmd, arg) = (args[0], args[1]);
     let op = (cmd & MEMOP_CMD_MASK) as u32;
     let start = cmd >> MEMOP_EXTENT_SHIFT;
@@ -37,6 +37,14 @@ pub(super) fn memory_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Er
         XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => {
             reservation(p, op, start, args)
         }
+        XENMEM_EXCHANGE if start == 0 => exchange(p, args),
+        _ => single_op(p, op, start, arg).map(Outcome::value),
+    }
+}
+
+/// The commands that never continue themselves.
+fn single_op(p: &mut impl Platform, op: u32, start: u64, arg: u64) -> Result<i64, Errno> {
+    match op {
         _ if start != 0 => Err(Errno::EINVAL),
         XENMEM_MAXIMUM_RAM_PAGE => with_mm(p, |mm| mm.frames.nr_frames() as i64),
         XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION | XENMEM_MAXIMUM_GPFN => {
@@ -64,7 +72,6 @@ pub(super) fn memory_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Er
             write_guest(p, arg, &m)?;
             Ok(0)
         }
-        XENMEM_EXCHANGE => exchange(p, args),
         // Everything else: not implemented.
         _ => Err(Errno::ENOSYS),
     }
@@ -111,30 +118,29 @@ fn machphys_mfn_list(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
 }
 
 /// The reservation operations.
-fn reservation(p: &mut impl Platform, op: u32, start: u64, args: [u64; 5]) -> Result<i64, Errno> {
+fn reservation(p: &mut impl Platform, op: u32, start: u64, args: [u64; 5]) -> Handled {
     let r: XenMemoryReservation = read_guest(p, args[1])?;
     let n = r.nr_extents;
     // Too many to encode a continuation, or nothing left: Xen answers the start extent.
     if n > u64::from(u32::MAX >> MEMOP_EXTENT_SHIFT) || start >= n {
-        return Ok(start as i64);
+        return Ok(Outcome::value(start as i64));
     }
     let target = resolve_domain(p, r.domid)?;
     let order = r.extent_order;
     if order > max_order(p) {
-        return Ok(start as i64);
+        return Ok(Outcome::value(start as i64));
     }
     let list = r.extent_start;
     let no_list = op == XENMEM_INCREASE_RESERVATION && list == 0;
     if !no_list && GuestRange::new(list, n * 8).is_err() {
-        return Ok(start as i64);
+        return Ok(Outcome::value(start as i64));
     }
     let limit = u64::from(p.preempt_chunk().max(1));
     let mut i = start;
     while i < n {
         if i - start >= limit {
             let next = u64::from(op) | (i << MEMOP_EXTENT_SHIFT);
-            p.continuation(Hypercall::MemoryOp as u64, [next, args[1], args[2], args[3], args[4]]);
-            return Ok(Hypercall::MemoryOp as i64);
+            return Ok(Outcome::again(Hypercall::MemoryOp, [next, args[1], args[2], args[3], args[4]]));
         }
         let slot = list + i * 8;
         let ok = match op {
@@ -160,7 +166,7 @@ fn reservation(p: &mut impl Platform, op: u32, start: u64, args: [u64; 5]) -> Re
         }
         i += 1;
     }
-    Ok(i as i64)
+    Ok(Outcome::value(i as i64))
 }
 
 /// `XENMEM_exchange`, as Xen's `memory_exchange`: `in` lists extents of the domain
@@ -172,7 +178,7 @@ fn reservation(p: &mut impl Platform, op: u32, start: u64, args: [u64; 5]) -> Re
 /// `EINVAL` progress past the end, mismatched domains or sizes; `EFAULT` lists out of
 /// reach; then for a chunk, `EINVAL` a frame that is not the domain's or is mapped, typed
 /// or pinned (Xen's `steal_page`), `ENOMEM` no extent free: that chunk is left as it was.
-fn exchange(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Errno> {
+fn exchange(p: &mut impl Platform, args: [u64; 5]) -> Handled {
     let arg = args[1];
     let mut x: hypercall_abi::memory::XenMemoryExchange = read_guest(p, arg)?;
     let (inp, out) = (x.input, x.output);
@@ -186,7 +192,7 @@ fn exchange(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Errno> {
     }
     let n = inp.nr_extents;
     if x.nr_exchanged == n {
-        return Ok(0);
+        return Ok(Outcome::value(0));
     }
     GuestRange::new(inp.extent_start, n.checked_mul(8).ok_or(Errno::EFAULT)?)?;
     GuestRange::new(out.extent_start, out.nr_extents.checked_mul(8).ok_or(Errno::EFAULT)?)?;
@@ -203,19 +209,18 @@ fn exchange(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Errno> {
         if i - first >= limit {
             x.nr_exchanged = i << in_chunk;
             write_guest(p, arg, &x)?;
-            p.continuation(Hypercall::MemoryOp as u64, args);
-            return Ok(Hypercall::MemoryOp as i64);
+            return Ok(Outcome::again(Hypercall::MemoryOp, args));
         }
         if let Err(e) = exchange_chunk(p, target, &inp, &out, i, in_chunk, out_chunk) {
             rc = Err(e);
             x.nr_exchanged = i << in_chunk;
             write_guest(p, arg, &x)?;
-            return rc;
+            return rc.map(Outcome::value);
         }
     }
     x.nr_exchanged = n;
     write_guest(p, arg, &x)?;
-    rc
+    rc.map(Outcome::value)
 }
 
 /// Chunk `i` of an exchange: `2^in_chunk` extents in, `2^out_chunk` extents out, the same

@@ -14,7 +14,7 @@
 //! batch's L1 entries map into the caller's own tables (dom0 building a domain); see
 //! [`page_owner`] for who may name whom. `mmuext_op`'s may only name the caller.
 
-use super::Platform;
+use super::{Handled, Outcome, Platform};
 use crate::guest_access::{read_guest, write_guest, GuestRange};
 use crate::mm::page_info::Level;
 use crate::mm::pt::Mm;
@@ -102,7 +102,7 @@ fn batch_start(p: &mut impl Platform, count: u32, pdone: u64) -> (u32, u32) {
     (count & !MMU_UPDATE_PREEMPTED, done)
 }
 
-/// Ends a batch: asks for a continuation if it stopped at the chunk limit, and adds the
+/// Ends a batch: continues itself ([`super::Then::Again`]) if it stopped at the chunk limit, and adds the
 /// entries done in this entry to `*pdone` (a failed write is ignored, as in Xen).
 #[allow(clippy::too_many_arguments)] // each is one of the hypercall's own arguments
 fn batch_end(
@@ -115,12 +115,11 @@ fn batch_end(
     i: u32,
     rc: Result<(), Errno>,
     preempted: bool,
-) -> Result<i64, Errno> {
-    let mut ret = rc.map(|_| 0);
+) -> Handled {
+    let mut ret = rc.map(|_| Outcome::value(0));
     if preempted {
         let rest = [args[0] + u64::from(i) * entry_size, u64::from((count - i) | MMU_UPDATE_PREEMPTED), args[2], args[3], args[4]];
-        p.continuation(nr as u64, rest);
-        ret = Ok(nr as i64);
+        ret = Ok(Outcome::again(nr, rest));
     }
     if args[2] != 0 {
         let _ = write_guest(p, args[2], &done.wrapping_add(i));
@@ -142,7 +141,7 @@ fn apply_update(mm: &mut Mm<'_, '_>, req: MmuUpdate, pg_owner: u16) -> Result<Op
 /// `pt_update(reqs, count, pdone, foreigndom)`.
 // Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
 #[inline(never)]
-pub(super) fn pt_update(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Errno> {
+pub(super) fn pt_update(p: &mut impl Platform, args: [u64; 5]) -> Handled {
     let (reqs, pdone, foreigndom) = (args[0], args[2], args[3] as u32);
     let (count, done) = batch_start(p, args[1] as u32, pdone);
     GuestRange::new(reqs, u64::from(count) * 16)?;
@@ -267,7 +266,7 @@ fn apply_ext(p: &mut impl Platform, op: MmuextOp) -> Result<(), Errno> {
 /// `mmuext_op(ops, count, pdone, foreigndom)`.
 // Out of line: keeps its buffers and saved registers off the path of the small hypercalls.
 #[inline(never)]
-pub(super) fn mmuext_op(p: &mut impl Platform, args: [u64; 5]) -> Result<i64, Errno> {
+pub(super) fn mmuext_op(p: &mut impl Platform, args: [u64; 5]) -> Handled {
     let (ops, pdone) = (args[0], args[2]);
     let (count, done) = batch_start(p, args[1] as u32, pdone);
     GuestRange::new(ops, u64::from(count) * 24)?;

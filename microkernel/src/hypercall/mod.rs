@@ -72,8 +72,6 @@ pub trait Platform: GuestMemory {
     fn set_bare_exception(&mut self, on: bool);
     /// Marks the calling domain shut down; takes effect when the hypercall returns.
     fn shutdown(&mut self, reason: ShutdownReason);
-    /// Gives up the CPU (returns at once if nothing else can run).
-    fn yield_cpu(&mut self);
     /// The microkernel's command line.
     fn command_line(&self) -> &[u8];
     /// Build facts.
@@ -118,21 +116,10 @@ pub trait Platform: GuestMemory {
         Err(Errno::ESRCH)
     }
     /// Most entries a preemptible batch (`pt_update`, `mmuext_op`, reservation
-    /// `memory_op`s) handles in one entry before it asks for a [`Platform::continuation`].
+    /// `memory_op`s) handles in one entry before it continues itself ([`Then::Again`]).
     /// Default: never preempt.
     fn preempt_chunk(&self) -> u32 {
         u32::MAX
-    }
-    /// Arranges for the guest to make hypercall `nr` again with `args` when it resumes (Xen's
-    /// `hypercall_create_continuation`): the guest's argument registers become `args` and
-    /// its `rip` goes back to the `syscall` instruction. The handler returns `nr`, which
-    /// `dispatch` leaves in `rax`. A later call replaces an earlier one; a `multicall`
-    /// takes its calls' continuations back with [`Platform::take_continuation`].
-    fn continuation(&mut self, _nr: u64, _args: [u64; 5]) {}
-    /// Takes back the continuation asked for since the last take (a call inside a
-    /// `multicall` stopped part-way), leaving none.
-    fn take_continuation(&mut self) -> Option<(u64, [u64; 5])> {
-        None
     }
     /// Whether the hypercall has held the CPU long enough that it should stop at the next
     /// point where it can continue itself (Xen's `hypercall_preempt_check`). Default: never.
@@ -224,14 +211,17 @@ pub trait Platform: GuestMemory {
     }
     /// Arms (or with 0 cancels) the calling vCPU's one-shot timer at system time `deadline_ns`.
     fn set_timer(&mut self, _deadline_ns: u64) {}
-    /// Blocks the calling vCPU until an event is pending (unmasking its events).
-    fn block(&mut self) {}
+    /// Blocks the calling vCPU until an event is pending (unmasking its events): whether it
+    /// sleeps (none was pending).
+    fn block(&mut self) -> bool {
+        false
+    }
     /// `SCHEDOP_poll` for the calling vCPU over `ports` (already copied in, at most
     /// [`sched::MAX_POLL_PORTS`]): `-EINVAL` if one is out of the caller's range; returns at
     /// once if one is pending; otherwise blocks until one becomes pending, an upcall is
     /// pending, or system time reaches `deadline_ns` (0: no timeout). The upcall mask is
-    /// left as it is.
-    fn poll(&mut self, _ports: &[u32], _deadline_ns: u64) -> Result<(), Errno> {
+    /// left as it is. Whether it sleeps.
+    fn poll(&mut self, _ports: &[u32], _deadline_ns: u64) -> Result<bool, Errno> {
         Err(Errno::ENOSYS)
     }
     /// System time now, in ns.
@@ -255,8 +245,9 @@ pub trait Platform: GuestMemory {
     fn vcpu_up(&mut self, _v: u32) -> Result<(), Errno> {
         Err(Errno::ENOSYS)
     }
-    /// `VCPUOP_down`: vCPU `v` stops running (`EINVAL` for the domain's last one up).
-    fn vcpu_down(&mut self, _v: u32) -> Result<(), Errno> {
+    /// `VCPUOP_down`: vCPU `v` stops running (`EINVAL` for the domain's last one up);
+    /// whether that was the caller itself (it gives up the CPU).
+    fn vcpu_down(&mut self, _v: u32) -> Result<bool, Errno> {
         Err(Errno::ENOSYS)
     }
     /// Sets (or with 0 stops) the calling vCPU's periodic timer.
@@ -276,9 +267,6 @@ pub trait Platform: GuestMemory {
     fn has_user_page_table(&self) -> bool {
         false
     }
-    /// Ends the hypercall as an `iret` to the decoded state; a refused frame crashes the
-    /// caller, as Xen's `do_iret`.
-    fn iret(&mut self, _to: Result<crate::traps::IretReturn, crate::traps::IretError>) {}
     /// Sets one of the calling vCPU's segment bases (value checked canonical).
     fn set_segment_base(&mut self, _which: SegmentBase, _value: u64) -> Result<(), Errno> {
         Err(Errno::ENOSYS)
@@ -366,55 +354,116 @@ pub const DISPATCHED: [Hypercall; 32] = [
     Hypercall::Domctl,
 ];
 
-/// Decodes and runs one hypercall; returns the value for the guest's rax.
-pub fn dispatch(p: &mut impl Platform, nr: u64, args: [u64; 5]) -> i64 {
-    let r = match Hypercall::try_from(nr) {
+/// What follows a hypercall, as its handler returns it: the value for the guest's `rax`,
+/// whether the caller gives up the CPU, and how the guest goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The value for `rax`.
+    pub ret: i64,
+    /// The caller gives up the CPU (Xen's scheduler softirq): it yielded, it blocked or
+    /// polls with nothing pending, or it went down.
+    pub reschedule: bool,
+    /// How the guest goes on.
+    pub then: Then,
+}
+
+/// How the guest goes on after a hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Then {
+    /// After its `syscall`.
+    Return,
+    /// Xen's `hypercall_create_continuation`: the same `syscall` again, hypercall `nr`
+    /// with `args` (the rest of the work; `ret` is `nr`).
+    Again {
+        /// The hypercall.
+        nr: u64,
+        /// Its arguments from here on.
+        args: [u64; 5],
+    },
+    /// `iret`: to the decoded state, or (a refused frame) the caller crashes, as Xen's
+    /// `do_iret`.
+    Iret(Result<crate::traps::IretReturn, crate::traps::IretError>),
+}
+
+impl Outcome {
+    /// `ret`, and back to the caller.
+    pub fn value(ret: i64) -> Outcome {
+        Outcome { ret, reschedule: false, then: Then::Return }
+    }
+
+    /// `ret`, and the caller gives up the CPU if `reschedule`.
+    pub fn rescheduling(ret: i64, reschedule: bool) -> Outcome {
+        Outcome { ret, reschedule, then: Then::Return }
+    }
+
+    /// The rest of the work in a continuation: hypercall `nr` again with `args`.
+    pub fn again(nr: Hypercall, args: [u64; 5]) -> Outcome {
+        Outcome { ret: nr as i64, reschedule: false, then: Then::Again { nr: nr as u64, args } }
+    }
+}
+
+/// A handler's result: what follows, or the errno for `rax`.
+pub type Handled = Result<Outcome, Errno>;
+
+/// Tests: runs one hypercall on the fake platform, which records what follows it (a
+/// reschedule in `yields`, a continuation in `continuations`); the value for `rax`.
+#[cfg(test)]
+pub fn dispatch(p: &mut fake::FakePlatform, nr: u64, args: [u64; 5]) -> i64 {
+    let o = run(p, nr, args);
+    p.yields += u32::from(o.reschedule);
+    if let Then::Again { nr, args } = o.then {
+        p.continuations.push((nr, args));
+    }
+    o.ret
+}
+
+/// Decodes and runs one hypercall; what follows it.
+pub fn run(p: &mut impl Platform, nr: u64, args: [u64; 5]) -> Outcome {
+    let v = Outcome::value;
+    let r: Handled = match Hypercall::try_from(nr) {
         Ok(Hypercall::PtUpdate) => mm::pt_update(p, args),
         Ok(Hypercall::MmuextOp) => mm::mmuext_op(p, args),
-        Ok(Hypercall::UpdateVaMapping) => mm::update_va_mapping(p, args[0], args[1], args[2]),
-        Ok(Hypercall::UpdateVaMappingOtherdomain) => mm::update_va_mapping_otherdomain(p, args[0], args[1], args[2], args[3]),
-        Ok(Hypercall::VmAssist) => mm::vm_assist(p, args[0] as u32, args[1] as u32),
+        Ok(Hypercall::UpdateVaMapping) => mm::update_va_mapping(p, args[0], args[1], args[2]).map(v),
+        Ok(Hypercall::UpdateVaMappingOtherdomain) => mm::update_va_mapping_otherdomain(p, args[0], args[1], args[2], args[3]).map(v),
+        Ok(Hypercall::VmAssist) => mm::vm_assist(p, args[0] as u32, args[1] as u32).map(v),
         Ok(Hypercall::MemoryOp) => memory::memory_op(p, args),
         Ok(Hypercall::Multicall) => multicall::multicall(p, args[0], args[1]),
         Ok(Hypercall::ConsoleIo) => console::console_io(p, args[0] as u32, args[1] as u32, args[2]),
-        Ok(Hypercall::XenVersion) => version::xen_version(p, args[0] as u32, args[1]),
+        Ok(Hypercall::XenVersion) => version::xen_version(p, args[0] as u32, args[1]).map(v),
         Ok(Hypercall::SchedOp) => sched::sched_op(p, args[0] as u32, args[1]),
-        Ok(Hypercall::Domctl) => domctl::domctl(p, args[0]),
+        Ok(Hypercall::Domctl) => domctl::domctl(p, args[0]).map(v),
         Ok(Hypercall::SetTrapTable) => traps::set_trap_table(p, args[0]),
-        Ok(Hypercall::StackSwitch) => traps::stack_switch(p, args[0], args[1]),
+        Ok(Hypercall::StackSwitch) => traps::stack_switch(p, args[0], args[1]).map(v),
         Ok(Hypercall::SetTimerOp) => {
             p.set_timer(args[0]);
-            Ok(0)
+            Ok(v(0))
         }
-        Ok(Hypercall::EventChannelOp) => p.event_channel_op(args[0] as u32, args[1]),
-        Ok(Hypercall::CallbackOp) => p.callback_op(args[0] as u32, args[1]),
-        Ok(Hypercall::NmiOp) => p.nmi_op(args[0] as u32, args[1]),
+        Ok(Hypercall::EventChannelOp) => p.event_channel_op(args[0] as u32, args[1]).map(v),
+        Ok(Hypercall::CallbackOp) => p.callback_op(args[0] as u32, args[1]).map(v),
+        Ok(Hypercall::NmiOp) => p.nmi_op(args[0] as u32, args[1]).map(v),
         Ok(Hypercall::SchedOpCompat) => sched::sched_op_compat(p, args[0] as u32, args[1]),
-        Ok(Hypercall::EventChannelOpCompat) => evtchn_op_compat(p, args[0]),
-        Ok(Hypercall::SetCallbacks) => p.set_callbacks(args[0], args[1], args[2]),
+        Ok(Hypercall::EventChannelOpCompat) => evtchn_op_compat(p, args[0]).map(v),
+        Ok(Hypercall::SetCallbacks) => p.set_callbacks(args[0], args[1], args[2]).map(v),
         Ok(Hypercall::FpuTaskswitch) => {
             p.fpu_taskswitch(args[0] as u32 != 0);
-            Ok(0)
+            Ok(v(0))
         }
-        Ok(Hypercall::SetDebugreg) => p.set_debugreg(args[0] as u32, args[1]).map(|()| 0),
+        Ok(Hypercall::SetDebugreg) => p.set_debugreg(args[0] as u32, args[1]).map(|()| v(0)),
         // The register's value is the result (a DR0..3 in the upper half reads as negative,
         // as from Xen).
-        Ok(Hypercall::GetDebugreg) => p.get_debugreg(args[0] as u32).map(|v| v as i64),
+        Ok(Hypercall::GetDebugreg) => p.get_debugreg(args[0] as u32).map(|reg| v(reg as i64)),
         Ok(Hypercall::Iret) => traps::iret(p),
-        Ok(Hypercall::SetSegmentBase) => segment::set_segment_base(p, args[0] as u32, args[1]),
+        Ok(Hypercall::SetSegmentBase) => segment::set_segment_base(p, args[0] as u32, args[1]).map(v),
         Ok(Hypercall::GrantTableOp) => grant::grant_table_op(p, args),
-        Ok(Hypercall::Sysctl) => sysctl::sysctl(p, args[0]),
+        Ok(Hypercall::Sysctl) => sysctl::sysctl(p, args[0]).map(v),
         Ok(Hypercall::VcpuOp) => vcpu::vcpu_op(p, args[0] as u32, args[1] as u32, args[2]),
-        Ok(Hypercall::SetGdt) => descriptor::set_gdt(p, args[0], args[1]),
-        Ok(Hypercall::UpdateDescriptor) => descriptor::update_descriptor(p, args[0], args[1]),
-        Ok(Hypercall::PhysdevOp) => physdev::physdev_op(p, args[0] as u32, args[1]),
-        Ok(Hypercall::PhysdevOpCompat) => physdev::physdev_op_compat(p, args[0]),
+        Ok(Hypercall::SetGdt) => descriptor::set_gdt(p, args[0], args[1]).map(v),
+        Ok(Hypercall::UpdateDescriptor) => descriptor::update_descriptor(p, args[0], args[1]).map(v),
+        Ok(Hypercall::PhysdevOp) => physdev::physdev_op(p, args[0] as u32, args[1]).map(v),
+        Ok(Hypercall::PhysdevOpCompat) => physdev::physdev_op_compat(p, args[0]).map(v),
         _ => Err(Errno::ENOSYS),
     };
-    match r {
-        Ok(v) => v,
-        Err(e) => e.to_ret(),
-    }
+    r.unwrap_or_else(|e| Outcome::value(e.to_ret()))
 }
 
 /// `event_channel_op_compat(uop)`, the pre-3.0.2 form, as Xen's
@@ -447,12 +496,13 @@ pub(crate) mod fake {
         pub shutdown: Option<ShutdownReason>,
         pub bare: bool,
         pub bare_exception: bool,
+        /// Hypercalls (through [`super::dispatch`]) after which the caller gave up the CPU.
         pub yields: u32,
         /// Direct paging state (none: memory hypercalls get `ENOSYS`).
         pub mm: Option<crate::mm::fake::Env>,
         /// What `preempt_chunk` answers.
         pub chunk: u32,
-        /// Continuations asked for, in order (a `multicall` takes back the last).
+        /// Continuations the hypercalls run through [`super::dispatch`] ended with, in order.
         pub continuations: Vec<(u64, [u64; 5])>,
         /// `preempt_check` says yes from its `n`-th call on (counting from 0); `None`: never.
         pub preempt_after: Option<u32>,
@@ -615,9 +665,6 @@ pub(crate) mod fake {
         fn shutdown(&mut self, reason: ShutdownReason) {
             self.shutdown = Some(reason);
         }
-        fn yield_cpu(&mut self) {
-            self.yields += 1;
-        }
         fn command_line(&self) -> &[u8] {
             b"dom0_mem=64M"
         }
@@ -675,12 +722,6 @@ pub(crate) mod fake {
         }
         fn grant_batch_end(&mut self, _batch: &mut GrantBatch) {
             self.grant_batch_ends.push(core::mem::take(&mut self.grant_held));
-        }
-        fn continuation(&mut self, nr: u64, args: [u64; 5]) {
-            self.continuations.push((nr, args));
-        }
-        fn take_continuation(&mut self) -> Option<(u64, [u64; 5])> {
-            self.continuations.pop()
         }
         fn watchdog(&mut self, id: u32, timeout: u32) -> Result<i64, Errno> {
             self.watchdogs.op(id, timeout, self.now)
@@ -755,17 +796,17 @@ pub(crate) mod fake {
             self.bringup[v as usize] = super::vcpu::Bringup::Up;
             Ok(())
         }
-        fn vcpu_down(&mut self, v: u32) -> Result<(), Errno> {
+        fn vcpu_down(&mut self, v: u32) -> Result<bool, Errno> {
             super::vcpu::check_down(&self.bringup, v as usize)?;
             self.bringup[v as usize] = super::vcpu::Bringup::Down;
-            Ok(())
+            Ok(false)
         }
-        fn poll(&mut self, ports: &[u32], deadline_ns: u64) -> Result<(), Errno> {
+        fn poll(&mut self, ports: &[u32], deadline_ns: u64) -> Result<bool, Errno> {
             if ports.iter().any(|&p| p >= self.ports) {
                 return Err(Errno::EINVAL);
             }
             self.polls.push((ports.to_vec(), deadline_ns));
-            Ok(())
+            Ok(false)
         }
     }
 }

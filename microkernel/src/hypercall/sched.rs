@@ -1,6 +1,6 @@
 //! `sched_op`: yield, block, poll and shutdown.
 
-use super::Platform;
+use super::{Handled, Outcome, Platform};
 use crate::guest_access::{read_guest, GuestRange};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::sched::{SchedOp, SchedPoll, SchedShutdown, SchedWatchdog, ShutdownReason};
@@ -10,7 +10,7 @@ pub const MAX_POLL_PORTS: usize = 128;
 
 /// `SCHEDOP_poll`: `-EINVAL` past [`MAX_POLL_PORTS`], `-EFAULT` if the array cannot be
 /// read; the port checks and the wait are the machine's ([`Platform::poll`]).
-fn poll(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
+fn poll(p: &mut impl Platform, arg: u64) -> Handled {
     let req: SchedPoll = read_guest(p, arg)?;
     let n = req.nr_ports as usize;
     if n > MAX_POLL_PORTS {
@@ -36,37 +36,32 @@ fn poll(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
             addr += k as u64 * 4;
         }
     }
-    p.poll(&ports, req.timeout)?;
-    Ok(0)
+    let sleeps = p.poll(&ports, req.timeout)?;
+    Ok(Outcome::rescheduling(0, sleeps))
 }
 
-pub(super) fn sched_op(p: &mut impl Platform, cmd: u32, arg: u64) -> Result<i64, Errno> {
+pub(super) fn sched_op(p: &mut impl Platform, cmd: u32, arg: u64) -> Handled {
+    let v = Outcome::value;
     match SchedOp::try_from(cmd).map_err(|_| Errno::ENOSYS)? {
-        SchedOp::Yield => {
-            p.yield_cpu();
-            Ok(0)
-        }
+        SchedOp::Yield => Ok(Outcome::rescheduling(0, true)),
         SchedOp::Shutdown => {
             let s: SchedShutdown = read_guest(p, arg)?;
             let reason = ShutdownReason::try_from(s.reason).map_err(|_| Errno::EINVAL)?;
             match reason {
                 ShutdownReason::Poweroff | ShutdownReason::Reboot | ShutdownReason::Crash | ShutdownReason::Watchdog => {
                     p.shutdown(reason);
-                    Ok(0)
+                    Ok(v(0))
                 }
                 // Suspend and soft reset need save/restore support that does not exist yet.
                 _ => Err(Errno::EOPNOTSUPP),
             }
         }
-        SchedOp::RemoteShutdown => super::domctl::remote_shutdown(p, arg),
-        SchedOp::Block => {
-            p.block();
-            Ok(0)
-        }
+        SchedOp::RemoteShutdown => super::domctl::remote_shutdown(p, arg).map(v),
+        SchedOp::Block => Ok(Outcome::rescheduling(0, p.block())),
         SchedOp::Poll => poll(p, arg),
         SchedOp::Watchdog => {
             let w: SchedWatchdog = read_guest(p, arg)?;
-            p.watchdog(w.id, w.timeout)
+            p.watchdog(w.id, w.timeout).map(v)
         }
         _ => Err(Errno::ENOSYS),
     }
@@ -76,22 +71,16 @@ pub(super) fn sched_op(p: &mut impl Platform, cmd: u32, arg: u64) -> Result<i64,
 /// block, and shutdown with the reason in `arg` itself (not a pointer); anything else
 /// `ENOSYS`. (Xen takes any reason byte; an unknown one is `EINVAL` here, as for
 /// `SCHEDOP_shutdown`.)
-pub(super) fn sched_op_compat(p: &mut impl Platform, cmd: u32, arg: u64) -> Result<i64, Errno> {
+pub(super) fn sched_op_compat(p: &mut impl Platform, cmd: u32, arg: u64) -> Handled {
     match SchedOp::try_from(cmd) {
-        Ok(SchedOp::Yield) => {
-            p.yield_cpu();
-            Ok(0)
-        }
-        Ok(SchedOp::Block) => {
-            p.block();
-            Ok(0)
-        }
+        Ok(SchedOp::Yield) => Ok(Outcome::rescheduling(0, true)),
+        Ok(SchedOp::Block) => Ok(Outcome::rescheduling(0, p.block())),
         Ok(SchedOp::Shutdown) => {
             let reason = u32::try_from(arg).ok().and_then(|r| ShutdownReason::try_from(r).ok()).ok_or(Errno::EINVAL)?;
             match reason {
                 ShutdownReason::Poweroff | ShutdownReason::Reboot | ShutdownReason::Crash | ShutdownReason::Watchdog => {
                     p.shutdown(reason);
-                    Ok(0)
+                    Ok(Outcome::value(0))
                 }
                 _ => Err(Errno::EOPNOTSUPP),
             }

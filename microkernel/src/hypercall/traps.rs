@@ -2,20 +2,17 @@
 //! handlers, says where its stack is, and returns from a bounced exception. The frame
 //! logic is `crate::traps`; this file decodes the calls.
 
-use super::Platform;
+use super::{Handled, Outcome, Platform, Then};
 use crate::guest_access::read_guest;
 use crate::traps::{decode_iret, SetTrapTable};
 use hypercall_abi::arch::IretContext;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall::Hypercall;
 
-pub(super) fn set_trap_table(p: &mut impl Platform, table: u64) -> Result<i64, Errno> {
+pub(super) fn set_trap_table(p: &mut impl Platform, table: u64) -> Handled {
     match p.set_trap_table(table) {
-        Ok(SetTrapTable::Done { .. }) => Ok(0),
-        Ok(SetTrapTable::Preempted { next, .. }) => {
-            p.continuation(Hypercall::SetTrapTable as u64, [next, 0, 0, 0, 0]);
-            Ok(Hypercall::SetTrapTable as i64)
-        }
+        Ok(SetTrapTable::Done { .. }) => Ok(Outcome::value(0)),
+        Ok(SetTrapTable::Preempted { next, .. }) => Ok(Outcome::again(Hypercall::SetTrapTable, [next, 0, 0, 0, 0])),
         Err(e) => Err(e.errno),
     }
 }
@@ -29,12 +26,11 @@ pub(super) fn stack_switch(p: &mut impl Platform, ss: u64, sp: u64) -> Result<i6
     Ok(0)
 }
 
-pub(super) fn iret(p: &mut impl Platform) -> Result<i64, Errno> {
+/// `iret`: the guest goes on in the state its frame decodes to (or, refused, crashes).
+pub(super) fn iret(p: &mut impl Platform) -> Handled {
     let ctx: IretContext = read_guest(p, p.caller_rsp())?;
-    let r = decode_iret(&ctx, p.has_user_page_table());
-    let rax = ctx.rax as i64;
-    p.iret(r);
-    Ok(rax)
+    let to = decode_iret(&ctx, p.has_user_page_table());
+    Ok(Outcome { ret: ctx.rax as i64, reschedule: false, then: Then::Iret(to) })
 }
 
 #[cfg(test)]

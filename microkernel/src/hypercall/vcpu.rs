@@ -3,7 +3,7 @@
 //! the per-vCPU timers; the runstate (`get_runstate_info`,
 //! `register_runstate_memory_area`) and `register_vcpu_info`.
 
-use super::Platform;
+use super::{Handled, Outcome, Platform};
 use crate::guest_access::{read_guest, write_guest, GuestRange};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::vcpu::*;
@@ -70,12 +70,12 @@ pub fn check_down(states: &[Bringup], v: usize) -> Result<bool, Errno> {
 /// Longest timer period accepted (Xen's `STIME_DELTA_MAX`, about 146 years).
 const STIME_DELTA_MAX: u64 = 1 << 62;
 
-pub(super) fn vcpu_op(p: &mut impl Platform, cmd: u32, vcpu: u32, arg: u64) -> Result<i64, Errno> {
+pub(super) fn vcpu_op(p: &mut impl Platform, cmd: u32, vcpu: u32, arg: u64) -> Handled {
     let (current, count) = p.vcpu_ids();
     if vcpu >= count {
         return Err(Errno::ENOENT);
     }
-    match cmd {
+    let r = match cmd {
         VCPUOP_IS_UP => Ok(i64::from(p.vcpu_is_up(vcpu))),
         VCPUOP_INITIALISE => {
             // `struct vcpu_guest_context` (5168 bytes), copied whole before anything changes.
@@ -86,7 +86,8 @@ pub(super) fn vcpu_op(p: &mut impl Platform, cmd: u32, vcpu: u32, arg: u64) -> R
             Ok(0)
         }
         VCPUOP_UP => p.vcpu_up(vcpu).map(|()| 0),
-        VCPUOP_DOWN => p.vcpu_down(vcpu).map(|()| 0),
+        // Going down itself, the caller gives up the CPU.
+        VCPUOP_DOWN => return p.vcpu_down(vcpu).map(|itself| Outcome::rescheduling(0, itself)),
         VCPUOP_SET_PERIODIC_TIMER | VCPUOP_STOP_PERIODIC_TIMER | VCPUOP_SET_SINGLESHOT_TIMER
         | VCPUOP_STOP_SINGLESHOT_TIMER
             if vcpu != current =>
@@ -153,7 +154,8 @@ pub(super) fn vcpu_op(p: &mut impl Platform, cmd: u32, vcpu: u32, arg: u64) -> R
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),
-    }
+    };
+    r.map(Outcome::value)
 }
 
 #[cfg(test)]
