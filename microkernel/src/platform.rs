@@ -1,4 +1,4 @@
-//! The hypercall handlers' view of the machine ([`Platform`]) and the emulator's
+//! The hypercall handlers' view of the machine (the [`hypercall::Platform`] traits) and the emulator's
 //! ([`emulate::Regs`], [`emulate::EmuEnv`]), for the running vCPU.
 
 use crate::arch::console;
@@ -7,7 +7,7 @@ use crate::arch::GuestFrame;
 use crate::domain::{DomState, Vcpu};
 use crate::emulate;
 use crate::guest_access::{GuestMemory, GuestRange};
-use crate::hypercall::{self, BuildFacts, Caller, DomainControl, Platform};
+use crate::hypercall::{self, BuildFacts, Caller, DomainControl, GuestCpu, Grants, Irqs, Memory, System, Vcpus, Waiting};
 #[cfg(feature = "bench")]
 use crate::kbench;
 use crate::kernel::Machine;
@@ -57,7 +57,7 @@ impl GuestMemory for MachinePlatform<'_> {
     }
 }
 
-impl Platform for MachinePlatform<'_> {
+impl System for MachinePlatform<'_> {
     fn caller(&self) -> Caller {
         let d = self.m.cur();
         Caller { domid: d.id, privileged: d.privileged }
@@ -133,75 +133,45 @@ impl Platform for MachinePlatform<'_> {
         BuildFacts { compiler: env!("MK_COMPILER"), changeset: env!("MK_CHANGESET"), date: env!("MK_DATE") }
     }
 
+    fn now_ns(&self) -> u64 {
+        self.m.now_ns()
+    }
+
+    fn memstats(&mut self) -> Result<hypercall_abi::sysctl::MemStats, Errno> {
+        let i = self.m.cur_idx();
+        Ok(self.m.frame_table.stats(&self.m.domains[i].mm))
+    }
+
+    fn audit(&mut self) -> Result<hypercall_abi::sysctl::AuditResult, Errno> {
+        Ok(self.m.audit())
+    }
+
+    #[cfg(feature = "bench")]
+    fn bench_baseline(&mut self, op: u32, arg: u64) -> Result<u64, Errno> {
+        use hypercall_abi::sysctl::{BENCH_DIRECT_BUILD, BENCH_DIRECT_PTE_WRITES, BENCH_KERNEL_MAP_UNMAP_32, BENCH_KERNEL_VALIDATED_UPDATES};
+        match op {
+            BENCH_KERNEL_MAP_UNMAP_32 => {
+                let cur = self.m.cur_idx();
+                self.m.with_mm(cur, |mm| kbench::map_unmap_32(mm, arg))
+            }
+            BENCH_DIRECT_PTE_WRITES => kbench::direct_pte_writes(&mut self.m.frames, arg),
+            BENCH_DIRECT_BUILD => kbench::direct_build(&mut self.m.frames, arg),
+            BENCH_KERNEL_VALIDATED_UPDATES => {
+                let cur = self.m.cur_idx();
+                self.m.with_mm(cur, |mm| kbench::validated_updates(mm, arg))
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+}
+
+impl Memory for MachinePlatform<'_> {
+
     fn with_mm(&mut self, f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno> {
         let cur = self.m.cur_idx();
         self.m.with_mm(cur, |mm| {
             f(Mm { frames: &mut *mm.frames, dom: &mut *mm.dom, mach: &mut *mm.mach });
         });
-        Ok(())
-    }
-
-    fn set_segment_base(&mut self, which: hypercall::SegmentBase, value: u64) -> Result<(), Errno> {
-        match which {
-            hypercall::SegmentBase::Fs => cpu::set_fs_base(value),
-            hypercall::SegmentBase::GsKernel => crate::domain::set_gs_base(self.m.cur_vcpu_mut(), GuestMode::Kernel, value),
-            hypercall::SegmentBase::GsUser => crate::domain::set_gs_base(self.m.cur_vcpu_mut(), GuestMode::User, value),
-        }
-        Ok(())
-    }
-
-    fn set_gdt(&mut self, frames: &[u64], entries: u32) -> Result<(), Errno> {
-        let (i, vi) = (self.m.cur_idx(), self.m.current.1);
-        let new: heapless::Vec<u64, { hypercall::descriptor::MAX_GDT_FRAMES }> =
-            frames.iter().copied().collect();
-        let old = self.m.domains[i].vcpus[vi].gdt_frames.clone();
-        self.m.with_mm(i, |mm| mm.set_gdt_frames(&old, frames))?;
-        let v = &mut self.m.domains[i].vcpus[vi];
-        (v.gdt_frames, v.gdt_entries) = (new, entries);
-        crate::domain::load_gdt(v);
-        Ok(())
-    }
-
-    fn descriptor_written(&mut self, mfn: u64) {
-        let v = self.m.cur_vcpu_mut();
-        if v.gdt_frames.contains(&mfn) {
-            crate::domain::load_gdt(v);
-        }
-        if v.ldt_frames.contains(&Some(mfn)) {
-            crate::domain::load_ldt(v);
-        }
-    }
-
-    /// Xen maps an LDT page when the guest first uses it; here each page is looked up in
-    /// the kernel's tables at once and, when mapped, its frame held as a descriptor frame
-    /// (every descriptor checked); a page that is not (unmapped, writable elsewhere, a bad
-    /// descriptor) reads as empty, so its selectors fault, as Xen's would. The old LDT's
-    /// frames are let go.
-    fn set_ldt(&mut self, base: u64, ents: u32) -> Result<(), Errno> {
-        let (i, vi) = (self.m.cur_idx(), self.m.current.1);
-        let old: heapless::Vec<u64, 16> = self.m.domains[i].vcpus[vi].ldt_frames.iter().flatten().copied().collect();
-        let pages = (u64::from(ents) * 8).div_ceil(4096);
-        let frames: heapless::Vec<Option<u64>, 16> = self.m.with_mm(i, |mm| {
-            let _ = mm.set_gdt_frames(&old, &[]);
-            (0..pages)
-                .map(|k| {
-                    let mfn = mm.frame_at(base + k * 4096)?;
-                    mm.set_gdt_frames(&[], &[mfn]).ok().map(|()| mfn)
-                })
-                .collect()
-        });
-        let v = &mut self.m.domains[i].vcpus[vi];
-        (v.ldt_frames, v.ldt_entries) = (frames, ents);
-        crate::domain::load_ldt(v);
-        Ok(())
-    }
-
-    fn set_io_access(&mut self, access: hypercall::physdev::IoAccess) -> Result<(), Errno> {
-        let v = self.m.cur_vcpu_mut();
-        match access {
-            hypercall::physdev::IoAccess::Iopl(iopl) => v.iopl = u64::from(iopl) << 12,
-            hypercall::physdev::IoAccess::Bitmap { addr, nr_ports } => (v.iobmp, v.iobmp_limit) = (addr, nr_ports),
-        }
         Ok(())
     }
 
@@ -211,9 +181,31 @@ impl Platform for MachinePlatform<'_> {
         Ok(())
     }
 
-    fn set_trap_table(&mut self, table: u64) -> Result<crate::traps::SetTrapTable, crate::traps::TrapTableError> {
-        self.m.cur_vcpu_mut().traps.set_from_guest(&mut GuestCopy, table)
+    fn shared_max_pfn(&mut self, target: Option<u16>) -> Result<u64, Errno> {
+        let i = match target {
+            None => self.m.cur_idx(),
+            Some(id) => self.m.idx(id).ok_or(Errno::ESRCH)?,
+        };
+        Ok(crate::domain::shared_max_pfn(self.m.domains[i].shared_info_mfn))
     }
+
+    fn m2p_extent(&self, i: u64) -> Option<u64> {
+        crate::arch::x86_64::paging::m2p_extent(i)
+    }
+
+    fn preempt_chunk(&self) -> u32 {
+        PREEMPT_CHUNK
+    }
+
+    /// Other work is due when the APIC timer is due: the end of the running vCPU's slice
+    /// or a vCPU timer, whichever the timer is armed for (with interrupts off, the
+    /// interrupt waits for the guest's return). No cost on the hypercalls that never ask.
+    fn preempt_check(&self) -> bool {
+        self.m.now_ns() >= self.m.armed_at_ns
+    }
+}
+
+impl Grants for MachinePlatform<'_> {
 
     fn grant_setup_table(&mut self, domid: u16, nr_frames: u32) -> Result<alloc::vec::Vec<u64>, i16> {
         self.m.grant_setup_table(domid, nr_frames)
@@ -262,6 +254,9 @@ impl Platform for MachinePlatform<'_> {
     fn grant_batch_end(&mut self, batch: &mut hypercall::GrantBatch) {
         self.m.grant_copy_finish(&mut batch.copies);
     }
+}
+
+impl Waiting for MachinePlatform<'_> {
 
     fn event_channel_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
         let caller = hypercall_abi::types::DomId(self.m.cur().id);
@@ -277,30 +272,6 @@ impl Platform for MachinePlatform<'_> {
         for n in r? {
             self.m.wake(n);
         }
-        Ok(0)
-    }
-
-    fn physdev_pirq_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
-        let caller = hypercall_abi::types::DomId(self.m.cur().id);
-        let r = crate::hypercall::physdev::pirq_op(&mut self.m.events, &mut GuestCopy, caller, cmd, arg);
-        self.m.apply_line_changes();
-        r
-    }
-
-    fn callback_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
-        let v = self.m.cur_vcpu_mut();
-        v.callbacks.callback_op(&mut v.traps, &mut GuestCopy, cmd, arg)?;
-        Ok(0)
-    }
-
-    fn nmi_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
-        let v = self.m.cur_vcpu_mut();
-        v.callbacks.nmi_op(&mut v.traps, &mut GuestCopy, cmd, arg)?;
-        Ok(0)
-    }
-
-    fn set_callbacks(&mut self, event: u64, failsafe: u64, syscall: u64) -> Result<i64, Errno> {
-        self.m.cur_vcpu_mut().callbacks.set_callbacks(event, failsafe, syscall)?;
         Ok(0)
     }
 
@@ -351,9 +322,16 @@ impl Platform for MachinePlatform<'_> {
         Ok(true)
     }
 
-    fn now_ns(&self) -> u64 {
-        self.m.now_ns()
+    fn set_periodic_timer(&mut self, period_ns: u64) {
+        let now = self.m.now_ns();
+        let v = self.m.cur_vcpu_mut();
+        v.periodic_ns = period_ns;
+        v.periodic_next_ns = if period_ns == 0 { 0 } else { now.saturating_add(period_ns) };
+        self.m.rearm();
     }
+}
+
+impl Vcpus for MachinePlatform<'_> {
 
     fn vcpu_ids(&self) -> (u32, u32) {
         (self.m.current.1 as u32, self.m.cur().vcpus.len() as u32)
@@ -428,30 +406,98 @@ impl Platform for MachinePlatform<'_> {
         }
         Ok(changed && v as usize == self.m.current.1)
     }
+}
 
-    fn set_periodic_timer(&mut self, period_ns: u64) {
-        let now = self.m.now_ns();
+impl GuestCpu for MachinePlatform<'_> {
+
+    fn set_segment_base(&mut self, which: hypercall::SegmentBase, value: u64) -> Result<(), Errno> {
+        match which {
+            hypercall::SegmentBase::Fs => cpu::set_fs_base(value),
+            hypercall::SegmentBase::GsKernel => crate::domain::set_gs_base(self.m.cur_vcpu_mut(), GuestMode::Kernel, value),
+            hypercall::SegmentBase::GsUser => crate::domain::set_gs_base(self.m.cur_vcpu_mut(), GuestMode::User, value),
+        }
+        Ok(())
+    }
+
+    fn set_gdt(&mut self, frames: &[u64], entries: u32) -> Result<(), Errno> {
+        let (i, vi) = (self.m.cur_idx(), self.m.current.1);
+        let new: heapless::Vec<u64, { hypercall::descriptor::MAX_GDT_FRAMES }> =
+            frames.iter().copied().collect();
+        let old = self.m.domains[i].vcpus[vi].gdt_frames.clone();
+        self.m.with_mm(i, |mm| mm.set_gdt_frames(&old, frames))?;
+        let v = &mut self.m.domains[i].vcpus[vi];
+        (v.gdt_frames, v.gdt_entries) = (new, entries);
+        crate::domain::load_gdt(v);
+        Ok(())
+    }
+
+    fn descriptor_written(&mut self, mfn: u64) {
         let v = self.m.cur_vcpu_mut();
-        v.periodic_ns = period_ns;
-        v.periodic_next_ns = if period_ns == 0 { 0 } else { now.saturating_add(period_ns) };
-        self.m.rearm();
+        if v.gdt_frames.contains(&mfn) {
+            crate::domain::load_gdt(v);
+        }
+        if v.ldt_frames.contains(&Some(mfn)) {
+            crate::domain::load_ldt(v);
+        }
+    }
+
+    /// Xen maps an LDT page when the guest first uses it; here each page is looked up in
+    /// the kernel's tables at once and, when mapped, its frame held as a descriptor frame
+    /// (every descriptor checked); a page that is not (unmapped, writable elsewhere, a bad
+    /// descriptor) reads as empty, so its selectors fault, as Xen's would. The old LDT's
+    /// frames are let go.
+    fn set_ldt(&mut self, base: u64, ents: u32) -> Result<(), Errno> {
+        let (i, vi) = (self.m.cur_idx(), self.m.current.1);
+        let old: heapless::Vec<u64, 16> = self.m.domains[i].vcpus[vi].ldt_frames.iter().flatten().copied().collect();
+        let pages = (u64::from(ents) * 8).div_ceil(4096);
+        let frames: heapless::Vec<Option<u64>, 16> = self.m.with_mm(i, |mm| {
+            let _ = mm.set_gdt_frames(&old, &[]);
+            (0..pages)
+                .map(|k| {
+                    let mfn = mm.frame_at(base + k * 4096)?;
+                    mm.set_gdt_frames(&[], &[mfn]).ok().map(|()| mfn)
+                })
+                .collect()
+        });
+        let v = &mut self.m.domains[i].vcpus[vi];
+        (v.ldt_frames, v.ldt_entries) = (frames, ents);
+        crate::domain::load_ldt(v);
+        Ok(())
+    }
+
+    fn set_io_access(&mut self, access: hypercall::physdev::IoAccess) -> Result<(), Errno> {
+        let v = self.m.cur_vcpu_mut();
+        match access {
+            hypercall::physdev::IoAccess::Iopl(iopl) => v.iopl = u64::from(iopl) << 12,
+            hypercall::physdev::IoAccess::Bitmap { addr, nr_ports } => (v.iobmp, v.iobmp_limit) = (addr, nr_ports),
+        }
+        Ok(())
+    }
+
+    fn set_trap_table(&mut self, table: u64) -> Result<crate::traps::SetTrapTable, crate::traps::TrapTableError> {
+        self.m.cur_vcpu_mut().traps.set_from_guest(&mut GuestCopy, table)
+    }
+
+    fn callback_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
+        let v = self.m.cur_vcpu_mut();
+        v.callbacks.callback_op(&mut v.traps, &mut GuestCopy, cmd, arg)?;
+        Ok(0)
+    }
+
+    fn nmi_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
+        let v = self.m.cur_vcpu_mut();
+        v.callbacks.nmi_op(&mut v.traps, &mut GuestCopy, cmd, arg)?;
+        Ok(0)
+    }
+
+    fn set_callbacks(&mut self, event: u64, failsafe: u64, syscall: u64) -> Result<i64, Errno> {
+        self.m.cur_vcpu_mut().callbacks.set_callbacks(event, failsafe, syscall)?;
+        Ok(0)
     }
 
     fn fpu_taskswitch(&mut self, set: bool) {
         self.m.cur_vcpu_mut().fpu_ts = set;
         crate::arch::x86_64::fpu::set_task_switched(set);
-    }
-
-    fn shared_max_pfn(&mut self, target: Option<u16>) -> Result<u64, Errno> {
-        let i = match target {
-            None => self.m.cur_idx(),
-            Some(id) => self.m.idx(id).ok_or(Errno::ESRCH)?,
-        };
-        Ok(crate::domain::shared_max_pfn(self.m.domains[i].shared_info_mfn))
-    }
-
-    fn m2p_extent(&self, i: u64) -> Option<u64> {
-        crate::arch::x86_64::paging::m2p_extent(i)
     }
 
     fn set_debugreg(&mut self, reg: u32, value: u64) -> Result<(), Errno> {
@@ -474,43 +520,15 @@ impl Platform for MachinePlatform<'_> {
     fn has_user_page_table(&self) -> bool {
         self.m.cur().mm.user_base() != 0
     }
+}
 
-    fn preempt_chunk(&self) -> u32 {
-        PREEMPT_CHUNK
-    }
+impl Irqs for MachinePlatform<'_> {
 
-    /// Other work is due when the APIC timer is due: the end of the running vCPU's slice
-    /// or a vCPU timer, whichever the timer is armed for (with interrupts off, the
-    /// interrupt waits for the guest's return). No cost on the hypercalls that never ask.
-    fn preempt_check(&self) -> bool {
-        self.m.now_ns() >= self.m.armed_at_ns
-    }
-
-    fn memstats(&mut self) -> Result<hypercall_abi::sysctl::MemStats, Errno> {
-        let i = self.m.cur_idx();
-        Ok(self.m.frame_table.stats(&self.m.domains[i].mm))
-    }
-
-    fn audit(&mut self) -> Result<hypercall_abi::sysctl::AuditResult, Errno> {
-        Ok(self.m.audit())
-    }
-
-    #[cfg(feature = "bench")]
-    fn bench_baseline(&mut self, op: u32, arg: u64) -> Result<u64, Errno> {
-        use hypercall_abi::sysctl::{BENCH_DIRECT_BUILD, BENCH_DIRECT_PTE_WRITES, BENCH_KERNEL_MAP_UNMAP_32, BENCH_KERNEL_VALIDATED_UPDATES};
-        match op {
-            BENCH_KERNEL_MAP_UNMAP_32 => {
-                let cur = self.m.cur_idx();
-                self.m.with_mm(cur, |mm| kbench::map_unmap_32(mm, arg))
-            }
-            BENCH_DIRECT_PTE_WRITES => kbench::direct_pte_writes(&mut self.m.frames, arg),
-            BENCH_DIRECT_BUILD => kbench::direct_build(&mut self.m.frames, arg),
-            BENCH_KERNEL_VALIDATED_UPDATES => {
-                let cur = self.m.cur_idx();
-                self.m.with_mm(cur, |mm| kbench::validated_updates(mm, arg))
-            }
-            _ => Err(Errno::EINVAL),
-        }
+    fn physdev_pirq_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
+        let caller = hypercall_abi::types::DomId(self.m.cur().id);
+        let r = crate::hypercall::physdev::pirq_op(&mut self.m.events, &mut GuestCopy, caller, cmd, arg);
+        self.m.apply_line_changes();
+        r
     }
 }
 

@@ -5,13 +5,13 @@
 //!
 //! Errors of the hypercall itself are errnos (`EINVAL` for a bad count, `EFAULT` for an
 //! argument that cannot be read or written back); the outcome of each operation is its
-//! `GNTST_*` status. A batch longer than [`Platform::preempt_chunk`] continues itself: the
+//! `GNTST_*` status. A batch longer than [`super::Memory::preempt_chunk`] continues itself: the
 //! guest re-executes the hypercall with the pointer advanced and the count reduced, as Xen's
 //! `hypercall_create_continuation` in `do_grant_table_op`.
 //!
 //! Each chunk of operations read in one copy shares a [`GrantBatch`] (the last page-table
 //! walk, the copy sides held from one copy to the next, as Xen's `gnttab_copy_buf`), which
-//! [`Platform::grant_batch_end`] empties before the chunk's statuses are written back.
+//! [`super::Grants::grant_batch_end`] empties before the chunk's statuses are written back.
 
 use super::mm::resolve_domain;
 use crate::mm::grant::WalkHint;
@@ -194,7 +194,7 @@ const READ_BATCH: usize = 32;
 const FLUSH_ONE_BY_ONE: usize = 64;
 
 /// State kept across one chunk of grant operations of one hypercall, given back by
-/// [`Platform::grant_batch_end`] at the end of the chunk: the last walk to an L1 table
+/// [`super::Grants::grant_batch_end`] at the end of the chunk: the last walk to an L1 table
 /// (maps and unmaps) and the copy sides held from one copy to the next.
 #[derive(Default)]
 pub struct GrantBatch {
@@ -206,7 +206,7 @@ pub struct GrantBatch {
 
 /// Runs `count` operations of type `T` at `uop`, each handled by `f` (which sets its
 /// status) and written back, [`READ_BATCH`] at a time in one copy each way; continues
-/// itself after [`Platform::preempt_chunk`] of them. An argument that cannot be read or
+/// itself after [`super::Memory::preempt_chunk`] of them. An argument that cannot be read or
 /// written back ends the hypercall with `EFAULT` (the operations before it are done).
 fn batch<P: Platform, T: FromBytes + IntoBytes + Immutable + Copy + Default>(
     p: &mut P,

@@ -4,7 +4,7 @@
 //!
 //! The reservation operations answer the number of extents done (never an errno once the
 //! work has started: a frame that cannot be had or given back just ends the run, as in
-//! Xen) and continue themselves after [`Platform::preempt_chunk`] extents, with the done
+//! Xen) and continue themselves after [`super::Memory::preempt_chunk`] extents, with the done
 //! count in `cmd >> MEMOP_EXTENT_SHIFT`. Deviations from Xen, before any work: an
 //! unreadable argument is `EFAULT`, a domain that cannot be named is `EPERM`/`ESRCH` (Xen
 //! answers the start extent for both). Extents are `2^extent_order` machine-contiguous

@@ -5,7 +5,7 @@
 //!
 //! Batches stop at the first bad entry with its errno (earlier entries stay applied) and
 //! report in `*pdone` how many were done. A batch handles at most
-//! [`Platform::preempt_chunk`] entries per entry into the hypervisor, then continues
+//! [`super::Memory::preempt_chunk`] entries per entry into the hypervisor, then continues
 //! itself: the guest re-executes the hypercall with the request pointer advanced and
 //! `count = remaining | MMU_UPDATE_PREEMPTED`, and the count done so far accumulates in
 //! `*pdone` (read back when the flag is set), exactly as Xen.
@@ -44,8 +44,8 @@ pub(super) fn with_mm<P: Platform + ?Sized, R>(p: &mut P, f: impl FnOnce(&mut Mm
     out.ok_or(Errno::ENOSYS)
 }
 
-/// Runs `f` over the view of `target`: the caller's ([`Platform::with_mm`]) for `None`,
-/// another domain's ([`Platform::with_mm_of`]) for `Some(domid)`, as [`resolve_domain`]
+/// Runs `f` over the view of `target`: the caller's ([`super::Memory::with_mm`]) for `None`,
+/// another domain's ([`super::Memory::with_mm_of`]) for `Some(domid)`, as [`resolve_domain`]
 /// gave it.
 pub(super) fn with_mm_for<P: Platform + ?Sized, R>(
     p: &mut P,

@@ -55,7 +55,9 @@ pub struct BuildFacts {
 }
 
 /// What hypercall handlers may ask of the machine and the rest of the microkernel.
-pub trait Platform: GuestMemory {
+/// The machine as a whole for the calling domain: who calls, the console, machine facts,
+/// shutdown, the watchdog, the audit, the domain toolstack's operations, the time.
+pub trait System: GuestMemory {
     /// The calling domain.
     fn caller(&self) -> Caller;
     /// Writes guest console output.
@@ -78,246 +80,181 @@ pub trait Platform: GuestMemory {
     fn build_facts(&self) -> BuildFacts;
     /// Runs an in-kernel benchmark baseline (`BENCH_DIRECT_*`) of size `arg`; returns cycles.
     #[cfg(feature = "bench")]
-    fn bench_baseline(&mut self, _op: u32, _arg: u64) -> Result<u64, Errno> {
-        Err(Errno::ENOSYS)
-    }
+    fn bench_baseline(&mut self, op: u32, arg: u64) -> Result<u64, Errno>;
     /// The calling domain's frame accounting.
-    fn memstats(&mut self) -> Result<hypercall_abi::sysctl::MemStats, Errno> {
-        Err(Errno::ENOSYS)
-    }
+    fn memstats(&mut self) -> Result<hypercall_abi::sysctl::MemStats, Errno>;
     /// `SCHEDOP_watchdog` for the calling domain ([`crate::watchdog::Watchdogs::op`]).
-    fn watchdog(&mut self, _id: u32, _timeout: u32) -> Result<i64, Errno> {
-        Err(Errno::ENOSYS)
-    }
+    fn watchdog(&mut self, id: u32, timeout: u32) -> Result<i64, Errno>;
     /// The machine's audit of its own accounting (`SYSCTL_AUDIT`).
-    fn audit(&mut self) -> Result<hypercall_abi::sysctl::AuditResult, Errno> {
-        Err(Errno::ENOSYS)
-    }
+    fn audit(&mut self) -> Result<hypercall_abi::sysctl::AuditResult, Errno>;
+    /// The domain control operations (called only for privileged callers).
+    fn domain_control(&mut self) -> &mut dyn DomainControl;
+    /// System time now, in ns.
+    fn now_ns(&self) -> u64;
+}
+
+/// Direct paging: the memory-management view of a domain, and how long a batch may hold the
+/// CPU.
+pub trait Memory {
     /// Calls `f` once with the memory-management view of the calling domain: the frame
     /// table, the domain's [`crate::mm::page_info::DomainMm`] and the machine's
     /// [`crate::mm::pt::MmMachine`]. `f` must not be called more than once per call.
-    /// Default: no direct paging (`ENOSYS` for every memory hypercall).
-    fn with_mm(&mut self, _f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// As [`Platform::with_mm`], with the view of domain `domid` (its
+    fn with_mm(&mut self, f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno>;
+    /// As [`Memory::with_mm`], with the view of domain `domid` (its
     /// [`crate::mm::page_info::DomainMm`]) instead of the caller's: for a privileged
     /// caller's operations on a domain it builds (`memory_op` with that `domid`), and to
     /// look at a page owner before mapping its frames (whether it is privileged). `ESRCH`
     /// unless `domid` exists and is not dying; it may be the caller itself. Handlers call
     /// it only for a privileged caller.
-    ///
-    /// The machine's side, for this and for [`Platform::with_mm`]: after `f` returns, pop
+    /// The machine's side, for this and for [`Memory::with_mm`]: after `f` returns, pop
     /// every [`crate::mm::page_info::FrameTable::pop_foreign_release`] and charge it to its
     /// owner ([`crate::mm::page_info::DomainMm::charge_foreign_release`]); a dying owner
     /// whose [`crate::mm::page_info::DomainMm::frames_owned`] is then zero is gone (its id
-    /// free). Default: no other domain (`ESRCH`).
-    fn with_mm_of(&mut self, _domid: u16, _f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno> {
-        Err(Errno::ESRCH)
-    }
+    /// free).
+    fn with_mm_of(&mut self, domid: u16, f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno>;
     /// Most entries a preemptible batch (`pt_update`, `mmuext_op`, reservation
     /// `memory_op`s) handles in one entry before it continues itself ([`Then::Again`]).
-    /// Default: never preempt.
-    fn preempt_chunk(&self) -> u32 {
-        u32::MAX
-    }
+    fn preempt_chunk(&self) -> u32;
     /// Whether the hypercall has held the CPU long enough that it should stop at the next
-    /// point where it can continue itself (Xen's `hypercall_preempt_check`). Default: never.
-    fn preempt_check(&self) -> bool {
-        false
-    }
+    /// point where it can continue itself (Xen's `hypercall_preempt_check`).
+    fn preempt_check(&self) -> bool;
+    /// `shared_info.arch.max_pfn` of the caller (`None`) or of domain `target`
+    /// (`XENMEM_maximum_gpfn`).
+    fn shared_max_pfn(&mut self, target: Option<u16>) -> Result<u64, Errno>;
+    /// The first machine frame of the M2P table's 2 MiB extent `i`, if it has one.
+    fn m2p_extent(&self, i: u64) -> Option<u64>;
+}
+
+/// Grant tables: the caller's table and its mappings and copies of others' grants.
+pub trait Grants {
     /// `GNTTABOP_setup_table` for domain `domid` (resolved and allowed): grows its grant
     /// table to at least `nr_frames` frames (shared with it writable) and returns them all.
-    fn grant_setup_table(&mut self, _domid: u16, _nr_frames: u32) -> Result<alloc::vec::Vec<u64>, i16> {
-        Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
-    }
+    fn grant_setup_table(&mut self, domid: u16, nr_frames: u32) -> Result<alloc::vec::Vec<u64>, i16>;
     /// `GNTTABOP_query_size` for domain `domid` (resolved and allowed): frames now, most.
-    fn grant_query_size(&mut self, _domid: u16) -> Result<(u32, u32), i16> {
-        Ok((1, grant_tables::DEFAULT_MAX_GRANT_FRAMES))
-    }
+    fn grant_query_size(&mut self, domid: u16) -> Result<(u32, u32), i16>;
     /// One `GNTTABOP_map_grant_ref` for the caller: returns the handle and the frame's
     /// machine address. `batch` is the state kept across one chunk of operations.
-    fn grant_map(&mut self, _req: grant_tables::MapRequest, _batch: &mut GrantBatch) -> Result<(u32, u64), i16> {
-        Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
-    }
+    fn grant_map(&mut self, req: grant_tables::MapRequest, batch: &mut GrantBatch) -> Result<(u32, u64), i16>;
     /// One `GNTTABOP_unmap_grant_ref` for the caller.
-    fn grant_unmap(&mut self, _host_addr: u64, _dev_bus_addr: u64, _handle: u32, _batch: &mut GrantBatch) -> Result<(), i16> {
-        Err(hypercall_abi::grant_table::GNTST_BAD_HANDLE)
-    }
+    fn grant_unmap(&mut self, host_addr: u64, dev_bus_addr: u64, handle: u32, batch: &mut GrantBatch) -> Result<(), i16>;
     /// Flushes the caller's TLB after a batch of grant unmaps (which do not flush one by
     /// one): the translations of `vas` only, or all of them for `None`.
-    fn grant_flush_tlb(&mut self, _vas: Option<&[u64]>) {}
+    fn grant_flush_tlb(&mut self, vas: Option<&[u64]>);
     /// `GNTTABOP_unmap_and_replace` of the caller's `handle` (a host half at `host_addr`,
     /// replaced by the entry at `new_addr`, or removed for 0).
-    fn grant_unmap_and_replace(&mut self, _host_addr: u64, _new_addr: u64, _handle: u32, _batch: &mut GrantBatch) -> Result<(), i16> {
-        Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
-    }
+    fn grant_unmap_and_replace(&mut self, host_addr: u64, new_addr: u64, handle: u32, batch: &mut GrantBatch) -> Result<(), i16>;
     /// `GNTTABOP_set_version` for the caller: the version now in use, or Xen's errno.
-    fn grant_set_version(&mut self, _version: u32) -> Result<u32, Errno> {
-        Err(Errno::ENOSYS)
-    }
+    fn grant_set_version(&mut self, version: u32) -> Result<u32, Errno>;
     /// The grant-table version of domain `domid` (1 if it has no table).
-    fn grant_version(&mut self, _domid: u16) -> u32 {
-        1
-    }
+    fn grant_version(&mut self, domid: u16) -> u32;
     /// `GNTTABOP_get_status_frames`: the first `n` status frames of domain `domid`.
-    fn grant_status_frames(&mut self, _domid: u16, _n: u32) -> Result<alloc::vec::Vec<u64>, i16> {
-        Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
-    }
+    fn grant_status_frames(&mut self, domid: u16, n: u32) -> Result<alloc::vec::Vec<u64>, i16>;
     /// One `GNTTABOP_copy` for the caller; the sides it claims may stay held in `batch`.
-    fn grant_copy(&mut self, _op: &hypercall_abi::grant_table::GnttabCopy, _batch: &mut GrantBatch) -> Result<(), i16> {
-        Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
-    }
+    fn grant_copy(&mut self, op: &hypercall_abi::grant_table::GnttabCopy, batch: &mut GrantBatch) -> Result<(), i16>;
     /// Ends a chunk of grant operations: gives back whatever `batch` holds. Called after
     /// every chunk, whatever its operations' outcomes, before statuses are written back.
-    fn grant_batch_end(&mut self, _batch: &mut GrantBatch) {}
-    /// The domain control operations (called only for privileged callers).
-    fn domain_control(&mut self) -> &mut dyn DomainControl;
-    /// `set_trap_table` on the calling vCPU's trap table (entries read from `table`).
-    fn set_trap_table(&mut self, _table: u64) -> Result<crate::traps::SetTrapTable, crate::traps::TrapTableError> {
-        Err(crate::traps::TrapTableError { installed: 0, errno: Errno::ENOSYS })
-    }
+    fn grant_batch_end(&mut self, batch: &mut GrantBatch);
+}
+
+/// Event channels, timers, and waiting for either.
+pub trait Waiting {
     /// `event_channel_op(cmd, arg)` for the caller (the machine runs the event engine).
-    fn event_channel_op(&mut self, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// `callback_op(cmd, arg)` for the calling vCPU.
-    fn callback_op(&mut self, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// The runstate of the caller's vCPU `vcpu` (an existing one) now.
-    fn runstate(&mut self, _vcpu: u32) -> Result<hypercall_abi::vcpu::VcpuRunstateInfo, Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// `VCPUOP_register_vcpu_info`: vCPU `vcpu`'s `vcpu_info` moves to `offset` (checked:
-    /// inside the page, aligned) in frame `mfn` of the caller, for good (Xen's
-    /// `map_vcpu_info`: `EINVAL` if already moved, if the vCPU is another one that is up,
-    /// or if the frame is not the caller's or cannot be writable).
-    fn register_vcpu_info(&mut self, _vcpu: u32, _mfn: u64, _offset: u32) -> Result<(), Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// Registers (0: unregisters) the guest virtual address where vCPU `vcpu`'s runstate is
-    /// written at every change.
-    fn register_runstate_area(&mut self, _vcpu: u32, _addr: u64) -> Result<(), Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// `nmi_op(cmd, arg)` for the calling vCPU.
-    fn nmi_op(&mut self, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// `set_callbacks(event, failsafe, syscall)` for the calling vCPU.
-    fn set_callbacks(&mut self, _event: u64, _failsafe: u64, _syscall: u64) -> Result<i64, Errno> {
-        Err(Errno::ENOSYS)
-    }
+    fn event_channel_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno>;
     /// Arms (or with 0 cancels) the calling vCPU's one-shot timer at system time `deadline_ns`.
-    fn set_timer(&mut self, _deadline_ns: u64) {}
+    fn set_timer(&mut self, deadline_ns: u64);
     /// Blocks the calling vCPU until an event is pending (unmasking its events): whether it
     /// sleeps (none was pending).
-    fn block(&mut self) -> bool {
-        false
-    }
+    fn block(&mut self) -> bool;
     /// `SCHEDOP_poll` for the calling vCPU over `ports` (already copied in, at most
     /// [`sched::MAX_POLL_PORTS`]): `-EINVAL` if one is out of the caller's range; returns at
     /// once if one is pending; otherwise blocks until one becomes pending, an upcall is
     /// pending, or system time reaches `deadline_ns` (0: no timeout). The upcall mask is
     /// left as it is. Whether it sleeps.
-    fn poll(&mut self, _ports: &[u32], _deadline_ns: u64) -> Result<bool, Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// System time now, in ns.
-    fn now_ns(&self) -> u64 {
-        0
-    }
-    /// The calling vCPU's number and how many vCPUs its domain has.
-    fn vcpu_ids(&self) -> (u32, u32) {
-        (0, 1)
-    }
-    /// Whether vCPU `v` of the caller's domain is up (has a state and is not down).
-    fn vcpu_is_up(&self, _v: u32) -> bool {
-        true
-    }
-    /// `VCPUOP_initialise`: gives vCPU `v` of the caller's domain its initial state
-    /// (`EEXIST` if it has one; it stays down until `VCPUOP_up`).
-    fn initialise_vcpu(&mut self, _v: u32, _ctxt: &hypercall_abi::arch::VcpuGuestContext) -> Result<(), Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// `VCPUOP_up`: vCPU `v` may run (`EINVAL` if it has no state).
-    fn vcpu_up(&mut self, _v: u32) -> Result<(), Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// `VCPUOP_down`: vCPU `v` stops running (`EINVAL` for the domain's last one up);
-    /// whether that was the caller itself (it gives up the CPU).
-    fn vcpu_down(&mut self, _v: u32) -> Result<bool, Errno> {
-        Err(Errno::ENOSYS)
-    }
+    fn poll(&mut self, ports: &[u32], deadline_ns: u64) -> Result<bool, Errno>;
     /// Sets (or with 0 stops) the calling vCPU's periodic timer.
-    fn set_periodic_timer(&mut self, _period_ns: u64) {}
-    /// Sets (`true`) or clears the calling vCPU's virtual CR0.TS.
-    fn fpu_taskswitch(&mut self, _set: bool) {}
-    /// Records the guest kernel's stack pointer for events arriving in guest user mode.
-    fn set_kernel_stack(&mut self, _sp: u64) -> Result<(), Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// The caller's stack pointer at the hypercall (where `iret` finds its frame).
-    fn caller_rsp(&self) -> u64 {
-        0
-    }
-    /// Whether the caller registered a user page table (`MMUEXT_NEW_USER_BASEPTR`): `iret`
-    /// to user mode needs one.
-    fn has_user_page_table(&self) -> bool {
-        false
-    }
-    /// Sets one of the calling vCPU's segment bases (value checked canonical).
-    fn set_segment_base(&mut self, _which: SegmentBase, _value: u64) -> Result<(), Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// Installs `frames` as the calling vCPU's GDT of `entries` entries (`set_gdt`): the
-    /// frames must take the descriptor type (`Mm::set_gdt_frames`), else `EINVAL`.
-    fn set_gdt(&mut self, _frames: &[u64], _entries: u32) -> Result<(), Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// `MMUEXT_SET_LDT` for the calling vCPU (arguments checked: `base` page aligned and a
-    /// guest address, at most 8192 entries; 0 entries: no LDT).
-    fn set_ldt(&mut self, _base: u64, ents: u32) -> Result<(), Errno> {
-        if ents == 0 {
-            Ok(())
-        } else {
-            Err(Errno::ENOSYS)
-        }
-    }
-    /// A descriptor in frame `mfn` was written (`update_descriptor`): a GDT using it
-    /// sees the new value.
-    fn descriptor_written(&mut self, _mfn: u64) {}
-    /// `set_debugreg(reg, value)` for the calling vCPU ([`crate::traps::DebugRegs::set`]),
-    /// loaded into the hardware at once when it is the running one.
-    fn set_debugreg(&mut self, _reg: u32, _value: u64) -> Result<(), Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// `get_debugreg(reg)` of the calling vCPU ([`crate::traps::DebugRegs::get`]).
-    fn get_debugreg(&mut self, _reg: u32) -> Result<u64, Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// `shared_info.arch.max_pfn` of the caller (`None`) or of domain `target`
-    /// (`XENMEM_maximum_gpfn`).
-    fn shared_max_pfn(&mut self, _target: Option<u16>) -> Result<u64, Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// The first machine frame of the M2P table's 2 MiB extent `i`, if it has one.
-    fn m2p_extent(&self, _i: u64) -> Option<u64> {
-        None
-    }
-    /// Sets the calling vCPU's virtual IOPL or I/O bitmap (values checked).
-    fn set_io_access(&mut self, _access: physdev::IoAccess) -> Result<(), Errno> {
-        Err(Errno::ENOSYS)
-    }
-    /// The physical-IRQ commands of `physdev_op` (the machine runs
-    /// [`physdev::pirq_op`] on its event engine and carries out the line changes).
-    fn physdev_pirq_op(&mut self, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
-        Err(Errno::ENOSYS)
-    }
+    fn set_periodic_timer(&mut self, period_ns: u64);
 }
 
-/// The hypercalls [`dispatch`] carries out (every other number is `ENOSYS`), in number
+/// The calling domain's vCPUs: their states, bring-up, runstate and vcpu_info.
+pub trait Vcpus {
+    /// The runstate of the caller's vCPU `vcpu` (an existing one) now.
+    fn runstate(&mut self, vcpu: u32) -> Result<hypercall_abi::vcpu::VcpuRunstateInfo, Errno>;
+    /// `VCPUOP_register_vcpu_info`: vCPU `vcpu`'s `vcpu_info` moves to `offset` (checked:
+    /// inside the page, aligned) in frame `mfn` of the caller, for good (Xen's
+    /// `map_vcpu_info`: `EINVAL` if already moved, if the vCPU is another one that is up,
+    /// or if the frame is not the caller's or cannot be writable).
+    fn register_vcpu_info(&mut self, vcpu: u32, mfn: u64, offset: u32) -> Result<(), Errno>;
+    /// Registers (0: unregisters) the guest virtual address where vCPU `vcpu`'s runstate is
+    /// written at every change.
+    fn register_runstate_area(&mut self, vcpu: u32, addr: u64) -> Result<(), Errno>;
+    /// The calling vCPU's number and how many vCPUs its domain has.
+    fn vcpu_ids(&self) -> (u32, u32);
+    /// Whether vCPU `v` of the caller's domain is up (has a state and is not down).
+    fn vcpu_is_up(&self, v: u32) -> bool;
+    /// `VCPUOP_initialise`: gives vCPU `v` of the caller's domain its initial state
+    /// (`EEXIST` if it has one; it stays down until `VCPUOP_up`).
+    fn initialise_vcpu(&mut self, v: u32, ctxt: &hypercall_abi::arch::VcpuGuestContext) -> Result<(), Errno>;
+    /// `VCPUOP_up`: vCPU `v` may run (`EINVAL` if it has no state).
+    fn vcpu_up(&mut self, v: u32) -> Result<(), Errno>;
+    /// `VCPUOP_down`: vCPU `v` stops running (`EINVAL` for the domain's last one up);
+    /// whether that was the caller itself (it gives up the CPU).
+    fn vcpu_down(&mut self, v: u32) -> Result<bool, Errno>;
+}
+
+/// The calling vCPU's virtual CPU state: traps and callbacks, stacks, segments and
+/// descriptor tables, debug registers, the FPU, I/O privilege.
+pub trait GuestCpu {
+    /// `set_trap_table` on the calling vCPU's trap table (entries read from `table`).
+    fn set_trap_table(&mut self, table: u64) -> Result<crate::traps::SetTrapTable, crate::traps::TrapTableError>;
+    /// `callback_op(cmd, arg)` for the calling vCPU.
+    fn callback_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno>;
+    /// `nmi_op(cmd, arg)` for the calling vCPU.
+    fn nmi_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno>;
+    /// `set_callbacks(event, failsafe, syscall)` for the calling vCPU.
+    fn set_callbacks(&mut self, event: u64, failsafe: u64, syscall: u64) -> Result<i64, Errno>;
+    /// Sets (`true`) or clears the calling vCPU's virtual CR0.TS.
+    fn fpu_taskswitch(&mut self, set: bool);
+    /// Records the guest kernel's stack pointer for events arriving in guest user mode.
+    fn set_kernel_stack(&mut self, sp: u64) -> Result<(), Errno>;
+    /// The caller's stack pointer at the hypercall (where `iret` finds its frame).
+    fn caller_rsp(&self) -> u64;
+    /// Whether the caller registered a user page table (`MMUEXT_NEW_USER_BASEPTR`): `iret`
+    /// to user mode needs one.
+    fn has_user_page_table(&self) -> bool;
+    /// Sets one of the calling vCPU's segment bases (value checked canonical).
+    fn set_segment_base(&mut self, which: SegmentBase, value: u64) -> Result<(), Errno>;
+    /// Installs `frames` as the calling vCPU's GDT of `entries` entries (`set_gdt`): the
+    /// frames must take the descriptor type (`Mm::set_gdt_frames`), else `EINVAL`.
+    fn set_gdt(&mut self, frames: &[u64], entries: u32) -> Result<(), Errno>;
+    /// `MMUEXT_SET_LDT` for the calling vCPU (arguments checked: `base` page aligned and a
+    /// guest address, at most 8192 entries; 0 entries: no LDT).
+    fn set_ldt(&mut self, base: u64, ents: u32) -> Result<(), Errno>;
+    /// A descriptor in frame `mfn` was written (`update_descriptor`): a GDT using it
+    /// sees the new value.
+    fn descriptor_written(&mut self, mfn: u64);
+    /// `set_debugreg(reg, value)` for the calling vCPU ([`crate::traps::DebugRegs::set`]),
+    /// loaded into the hardware at once when it is the running one.
+    fn set_debugreg(&mut self, reg: u32, value: u64) -> Result<(), Errno>;
+    /// `get_debugreg(reg)` of the calling vCPU ([`crate::traps::DebugRegs::get`]).
+    fn get_debugreg(&mut self, reg: u32) -> Result<u64, Errno>;
+    /// Sets the calling vCPU's virtual IOPL or I/O bitmap (values checked).
+    fn set_io_access(&mut self, access: physdev::IoAccess) -> Result<(), Errno>;
+}
+
+/// Physical interrupt lines (the control domain's devices).
+pub trait Irqs {
+    /// The physical-IRQ commands of `physdev_op` (the machine runs
+    /// [`physdev::pirq_op`] on its event engine and carries out the line changes).
+    fn physdev_pirq_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno>;
+}
+
+/// Everything the hypercall handlers need from the machine, in the small traits above:
+/// a type with all of them is a `Platform`.
+pub trait Platform: GuestMemory + System + Memory + Grants + Waiting + Vcpus + GuestCpu + Irqs {}
+
+impl<T: GuestMemory + System + Memory + Grants + Waiting + Vcpus + GuestCpu + Irqs> Platform for T {}
+
+/// The hypercalls [`run`] carries out (every other number is `ENOSYS`), in number
 /// order; docs/porting.md's table of §5 lists exactly these (a test checks it).
 pub const DISPATCHED: [Hypercall; 32] = [
     Hypercall::SetTrapTable,
@@ -629,7 +566,7 @@ pub(crate) mod fake {
         }
     }
 
-    impl Platform for FakePlatform {
+    impl System for FakePlatform {
         fn caller(&self) -> Caller {
             self.caller
         }
@@ -671,6 +608,28 @@ pub(crate) mod fake {
         fn build_facts(&self) -> BuildFacts {
             BuildFacts { compiler: "rustc test", changeset: "abc123", date: "today" }
         }
+        fn watchdog(&mut self, id: u32, timeout: u32) -> Result<i64, Errno> {
+            self.watchdogs.op(id, timeout, self.now)
+        }
+        fn domain_control(&mut self) -> &mut dyn DomainControl {
+            self
+        }
+        fn now_ns(&self) -> u64 {
+            self.now
+        }
+        #[cfg(feature = "bench")]
+        fn bench_baseline(&mut self, _op: u32, _arg: u64) -> Result<u64, Errno> {
+            Err(Errno::ENOSYS)
+        }
+        fn memstats(&mut self) -> Result<hypercall_abi::sysctl::MemStats, Errno> {
+            Err(Errno::ENOSYS)
+        }
+        fn audit(&mut self) -> Result<hypercall_abi::sysctl::AuditResult, Errno> {
+            Err(Errno::ENOSYS)
+        }
+    }
+
+    impl Memory for FakePlatform {
         fn with_mm(&mut self, f: &mut dyn FnMut(Mm<'_, '_>)) -> Result<(), Errno> {
             let env = self.mm.as_mut().ok_or(Errno::ENOSYS)?;
             f(env.mm());
@@ -689,6 +648,21 @@ pub(crate) mod fake {
         fn preempt_chunk(&self) -> u32 {
             self.chunk
         }
+
+        fn preempt_check(&self) -> bool {
+            let n = self.preempt_checks.get();
+            self.preempt_checks.set(n + 1);
+            self.preempt_after.is_some_and(|after| n >= after)
+        }
+        fn shared_max_pfn(&mut self, _target: Option<u16>) -> Result<u64, Errno> {
+            Err(Errno::ENOSYS)
+        }
+        fn m2p_extent(&self, _i: u64) -> Option<u64> {
+            None
+        }
+    }
+
+    impl Grants for FakePlatform {
         fn grant_unmap(&mut self, _host_addr: u64, _dev_bus_addr: u64, _handle: u32, _batch: &mut GrantBatch) -> Result<(), i16> {
             if self.grant_unmap_ok { Ok(()) } else { Err(hypercall_abi::grant_table::GNTST_BAD_HANDLE) }
         }
@@ -723,14 +697,45 @@ pub(crate) mod fake {
         fn grant_batch_end(&mut self, _batch: &mut GrantBatch) {
             self.grant_batch_ends.push(core::mem::take(&mut self.grant_held));
         }
-        fn watchdog(&mut self, id: u32, timeout: u32) -> Result<i64, Errno> {
-            self.watchdogs.op(id, timeout, self.now)
+        fn grant_setup_table(&mut self, _domid: u16, _nr_frames: u32) -> Result<alloc::vec::Vec<u64>, i16> {
+            Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
         }
+        fn grant_query_size(&mut self, _domid: u16) -> Result<(u32, u32), i16> {
+            Ok((1, grant_tables::DEFAULT_MAX_GRANT_FRAMES))
+        }
+        fn grant_map(&mut self, _req: grant_tables::MapRequest, _batch: &mut GrantBatch) -> Result<(u32, u64), i16> {
+            Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
+        }
+        fn grant_unmap_and_replace(&mut self, _host_addr: u64, _new_addr: u64, _handle: u32, _batch: &mut GrantBatch) -> Result<(), i16> {
+            Err(hypercall_abi::grant_table::GNTST_GENERAL_ERROR)
+        }
+    }
+
+    impl Waiting for FakePlatform {
 
         fn event_channel_op(&mut self, cmd: u32, arg: u64) -> Result<i64, Errno> {
             self.evtchn_calls.push((cmd, arg));
             Ok(0)
         }
+        fn set_timer(&mut self, deadline_ns: u64) {
+            self.timers.push(("oneshot", deadline_ns));
+        }
+        fn set_periodic_timer(&mut self, period_ns: u64) {
+            self.timers.push(("periodic", period_ns));
+        }
+        fn poll(&mut self, ports: &[u32], deadline_ns: u64) -> Result<bool, Errno> {
+            if ports.iter().any(|&p| p >= self.ports) {
+                return Err(Errno::EINVAL);
+            }
+            self.polls.push((ports.to_vec(), deadline_ns));
+            Ok(false)
+        }
+        fn block(&mut self) -> bool {
+            false
+        }
+    }
+
+    impl Vcpus for FakePlatform {
 
         fn runstate(&mut self, _vcpu: u32) -> Result<hypercall_abi::vcpu::VcpuRunstateInfo, Errno> {
             Ok(hypercall_abi::vcpu::VcpuRunstateInfo { state: 0, _pad: 0, state_entry_time: self.now, time: [7, 8, 9, 10] })
@@ -744,40 +749,6 @@ pub(crate) mod fake {
         fn register_vcpu_info(&mut self, vcpu: u32, mfn: u64, offset: u32) -> Result<(), Errno> {
             self.vcpu_infos.push((vcpu, mfn, offset));
             Ok(())
-        }
-
-        fn preempt_check(&self) -> bool {
-            let n = self.preempt_checks.get();
-            self.preempt_checks.set(n + 1);
-            self.preempt_after.is_some_and(|after| n >= after)
-        }
-        fn domain_control(&mut self) -> &mut dyn DomainControl {
-            self
-        }
-        fn set_segment_base(&mut self, which: SegmentBase, value: u64) -> Result<(), Errno> {
-            self.segment_bases.push((which, value));
-            Ok(())
-        }
-        fn set_io_access(&mut self, access: physdev::IoAccess) -> Result<(), Errno> {
-            self.io_access.push(access);
-            Ok(())
-        }
-        fn set_gdt(&mut self, frames: &[u64], entries: u32) -> Result<(), Errno> {
-            self.gdts.push((frames.to_vec(), entries));
-            Ok(())
-        }
-        fn set_ldt(&mut self, base: u64, ents: u32) -> Result<(), Errno> {
-            self.ldts.push((base, ents));
-            Ok(())
-        }
-        fn set_timer(&mut self, deadline_ns: u64) {
-            self.timers.push(("oneshot", deadline_ns));
-        }
-        fn set_periodic_timer(&mut self, period_ns: u64) {
-            self.timers.push(("periodic", period_ns));
-        }
-        fn now_ns(&self) -> u64 {
-            self.now
         }
         fn vcpu_ids(&self) -> (u32, u32) {
             (0, 2)
@@ -801,12 +772,59 @@ pub(crate) mod fake {
             self.bringup[v as usize] = super::vcpu::Bringup::Down;
             Ok(false)
         }
-        fn poll(&mut self, ports: &[u32], deadline_ns: u64) -> Result<bool, Errno> {
-            if ports.iter().any(|&p| p >= self.ports) {
-                return Err(Errno::EINVAL);
-            }
-            self.polls.push((ports.to_vec(), deadline_ns));
-            Ok(false)
+    }
+
+    impl GuestCpu for FakePlatform {
+        fn set_segment_base(&mut self, which: SegmentBase, value: u64) -> Result<(), Errno> {
+            self.segment_bases.push((which, value));
+            Ok(())
+        }
+        fn set_io_access(&mut self, access: physdev::IoAccess) -> Result<(), Errno> {
+            self.io_access.push(access);
+            Ok(())
+        }
+        fn set_gdt(&mut self, frames: &[u64], entries: u32) -> Result<(), Errno> {
+            self.gdts.push((frames.to_vec(), entries));
+            Ok(())
+        }
+        fn set_ldt(&mut self, base: u64, ents: u32) -> Result<(), Errno> {
+            self.ldts.push((base, ents));
+            Ok(())
+        }
+        fn set_trap_table(&mut self, _table: u64) -> Result<crate::traps::SetTrapTable, crate::traps::TrapTableError> {
+            Err(crate::traps::TrapTableError { installed: 0, errno: Errno::ENOSYS })
+        }
+        fn callback_op(&mut self, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
+            Err(Errno::ENOSYS)
+        }
+        fn nmi_op(&mut self, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
+            Err(Errno::ENOSYS)
+        }
+        fn set_callbacks(&mut self, _event: u64, _failsafe: u64, _syscall: u64) -> Result<i64, Errno> {
+            Err(Errno::ENOSYS)
+        }
+        fn fpu_taskswitch(&mut self, _set: bool) {}
+        fn set_kernel_stack(&mut self, _sp: u64) -> Result<(), Errno> {
+            Err(Errno::ENOSYS)
+        }
+        fn caller_rsp(&self) -> u64 {
+            0
+        }
+        fn has_user_page_table(&self) -> bool {
+            false
+        }
+        fn descriptor_written(&mut self, _mfn: u64) {}
+        fn set_debugreg(&mut self, _reg: u32, _value: u64) -> Result<(), Errno> {
+            Err(Errno::ENOSYS)
+        }
+        fn get_debugreg(&mut self, _reg: u32) -> Result<u64, Errno> {
+            Err(Errno::ENOSYS)
+        }
+    }
+
+    impl Irqs for FakePlatform {
+        fn physdev_pirq_op(&mut self, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
+            Err(Errno::ENOSYS)
         }
     }
 }

@@ -4,7 +4,7 @@
 //! `iret` and a nested `multicall` are refused inside a batch (result `-EINVAL`, and the
 //! batch goes on with the next entry). A batch never holds the CPU for long, however many
 //! entries it has or however long each one is, exactly as Xen's:
-//! - between two entries, when [`Platform::preempt_check`] says other work is due, the
+//! - between two entries, when [`super::Memory::preempt_check`] says other work is due, the
 //!   multicall continues itself from the next entry;
 //! - a call inside it may continue itself as it would alone (a long `pt_update`, say):
 //!   its new arguments are written back into its entry and the multicall continues from

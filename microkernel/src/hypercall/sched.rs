@@ -9,7 +9,7 @@ use hypercall_abi::sched::{SchedOp, SchedPoll, SchedShutdown, SchedWatchdog, Shu
 pub const MAX_POLL_PORTS: usize = 128;
 
 /// `SCHEDOP_poll`: `-EINVAL` past [`MAX_POLL_PORTS`], `-EFAULT` if the array cannot be
-/// read; the port checks and the wait are the machine's ([`Platform::poll`]).
+/// read; the port checks and the wait are the machine's ([`super::Waiting::poll`]).
 fn poll(p: &mut impl Platform, arg: u64) -> Handled {
     let req: SchedPoll = read_guest(p, arg)?;
     let n = req.nr_ports as usize;
