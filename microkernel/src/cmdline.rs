@@ -1,4 +1,5 @@
 //! The microkernel's own command line (`dom0_mem=...`), parsed with Xen's conventions.
+#![forbid(unsafe_code)]
 
 use core::fmt;
 

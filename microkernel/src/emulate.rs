@@ -20,6 +20,7 @@
 //! Anything else, including writes to CR3 (a PV kernel switches tables with
 //! `MMUEXT_NEW_BASEPTR`) and CR8, is not emulated: the caller raises #GP for the guest. Decoding is portable and host-tested; the machine
 //! supplies register access and the values through [`EmuEnv`].
+#![forbid(unsafe_code)]
 // The instruction bytes and registers here are a guest's: no panics on any value.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 

@@ -5,6 +5,7 @@
 //! touch the hypervisor's reserved slice) and copy through a [`GuestMemory`], whose
 //! implementation on the machine uses an exception-fixup copy so that an unmapped or
 //! read-only guest page gives `EFAULT` instead of a hypervisor fault.
+#![forbid(unsafe_code)]
 
 use hypercall_abi::errno::Errno;
 use hypercall_abi::layout::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};

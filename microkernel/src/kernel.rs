@@ -7,6 +7,7 @@
 //! from a guest leaves the vCPU's registers in a `GuestFrame` on the hypervisor stack; a
 //! switch saves that frame into the vCPU it belongs to and puts the next vCPU's frame in
 //! its place, so every exit path (sysret or iret) simply resumes whatever is in the frame.
+#![forbid(unsafe_code)]
 
 use crate::arch::exit::{exit, ExitCode};
 use crate::arch::x86_64::fpu;

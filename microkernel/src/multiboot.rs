@@ -4,6 +4,7 @@
 //! [`PhysRead`] so that the same code runs on the host against fake memory. Every length and
 //! count comes from the loader and is bounded before use: a malformed structure gives a
 //! [`BootInfoError`], never a panic.
+#![forbid(unsafe_code)]
 
 use core::fmt;
 

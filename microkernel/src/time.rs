@@ -1,6 +1,7 @@
 //! Time arithmetic shared with guests: Xen's pvclock scale (system time in ns from TSC
 //! deltas as `((delta << shift) * mul_frac) >> 32`, with a negative shift meaning a right
 //! shift).
+#![forbid(unsafe_code)]
 
 /// Nanoseconds per second.
 pub const NS_PER_SEC: u64 = 1_000_000_000;

@@ -1,4 +1,5 @@
 //! The multi-domain registry and the `EVTCHNOP_*` operations over it.
+#![forbid(unsafe_code)]
 
 use alloc::collections::BTreeMap;
 

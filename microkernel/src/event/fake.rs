@@ -1,4 +1,5 @@
 //! A fake shared-info page for host tests, with the guest's side of the 2-level protocol.
+#![forbid(unsafe_code)]
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;

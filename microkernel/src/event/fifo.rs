@@ -11,6 +11,7 @@
 //!
 //! All of that memory is the guest's and changes under the hypervisor, so [`FifoMemory`]
 //! offers only single atomic operations; the order of them here is Xen's.
+#![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
 

@@ -5,6 +5,7 @@
 //! layout ([`TwoLevel`]) works on an [`EventMemory`]: the pending and mask bitmaps of
 //! `shared_info` and each vCPU's `vcpu_info` flags. The FIFO layout (`fifo.rs`) implements
 //! [`PortLayout`] over its own event array and control blocks.
+#![forbid(unsafe_code)]
 
 use hypercall_abi::shared_info::NR_EVENT_CHANNELS_2L;
 use hypercall_abi::{Port, VcpuId};

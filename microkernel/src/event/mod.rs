@@ -7,6 +7,7 @@
 //! touches hardware: the machine supplies each domain's [`PortLayout`] (for 2-level, a
 //! [`TwoLevel`] over an [`EventMemory`] implemented on the real `shared_info` page), and acts
 //! on the [`Notification`]s returned (kick a vCPU, wake pollers).
+#![forbid(unsafe_code)]
 
 // Ports, VIRQs and vCPUs named here come from guests: no panics on any value.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]

@@ -13,6 +13,7 @@
 //! the two 8259 controllers' 16 (GSI n is ISA IRQ n); those the hypervisor uses itself (the
 //! timer, the cascade and its serial console) are never mapped. Changes to the lines'
 //! masks are queued here and carried out by the machine ([`Pirqs::take_line_changes`]).
+#![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
 

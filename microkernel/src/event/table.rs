@@ -1,4 +1,5 @@
 //! One domain's port table: channel states, the notify vCPU of each port, and VIRQ bindings.
+#![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
 

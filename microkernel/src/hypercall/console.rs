@@ -1,4 +1,5 @@
 //! `console_io`: guest console output to the serial line, and dom0's input from it.
+#![forbid(unsafe_code)]
 
 use super::{Handled, Outcome, Platform};
 use crate::guest_access::GuestRange;

@@ -2,6 +2,7 @@
 //! `do_update_descriptor` for a 64-bit PV guest; the frame rules are
 //! `crate::mm::descriptor`'s.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![forbid(unsafe_code)]
 
 use hypercall_abi::errno::Errno;
 

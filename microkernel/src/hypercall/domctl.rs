@@ -1,6 +1,7 @@
 //! `domctl` (privileged, our own layout under Xen's number 36) and `SCHEDOP_remote_shutdown`:
 //! the control operations dom0's toolstack builds and manages domains with. This file
 //! decodes and checks; the machine carries them out through [`Platform`].
+#![forbid(unsafe_code)]
 
 use super::Platform;
 use crate::guest_access::{read_guest, write_guest, GuestRange};

@@ -1,6 +1,7 @@
 //! `event_channel_op` (hypercall 32): decodes each command's argument, runs it on the
 //! event-channel engine (`crate::event`), writes the results back, and hands the
 //! notifications it produced to the machine.
+#![forbid(unsafe_code)]
 
 use crate::event::{EventChannels, EventMemory, Fifo, FifoMemory, Notification, PortLayout, Switchable};
 use alloc::vec::Vec;

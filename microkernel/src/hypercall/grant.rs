@@ -12,6 +12,7 @@
 //! Each chunk of operations read in one copy shares a [`GrantBatch`] (the last page-table
 //! walk, the copy sides held from one copy to the next, as Xen's `gnttab_copy_buf`), which
 //! [`super::Grants::grant_batch_end`] empties before the chunk's statuses are written back.
+#![forbid(unsafe_code)]
 
 use super::mm::resolve_domain;
 use crate::mm::grant::WalkHint;

@@ -17,6 +17,7 @@
 //! as if it had asked itself: its `max_pages` limits, its `tot_pages` counts, the frames
 //! must be its own, the M2P entries of populated frames are set; the frames are handed
 //! out to the caller's list.
+#![forbid(unsafe_code)]
 
 use super::mm::{resolve_domain, with_mm, with_mm_for};
 use super::{Handled, Outcome, Platform};

@@ -13,6 +13,7 @@
 //! `foreigndom` (as Xen's): `pt_update`'s names a page owner, a domain whose frames the
 //! batch's L1 entries map into the caller's own tables (dom0 building a domain); see
 //! [`page_owner`] for who may name whom. `mmuext_op`'s may only name the caller.
+#![forbid(unsafe_code)]
 
 use super::{Handled, Outcome, Platform};
 use crate::guest_access::{read_guest, write_guest, GuestRange};

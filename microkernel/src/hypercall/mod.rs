@@ -3,6 +3,7 @@
 //!
 //! Handlers see the machine only through [`Platform`], so every path, including the
 //! hostile ones, is exercised by host tests with a fake platform.
+#![forbid(unsafe_code)]
 // Every argument here comes from a guest: no panics on any value.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 

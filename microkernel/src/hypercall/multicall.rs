@@ -10,6 +10,7 @@
 //!   its new arguments are written back into its entry and the multicall continues from
 //!   that entry, so the guest re-enters the batch where it stopped (Xen's
 //!   `MCSF_call_preempted`). The entry's `result` is written only when it completes.
+#![forbid(unsafe_code)]
 
 use super::{run, Handled, Outcome, Platform, Then};
 use crate::guest_access::{read_guest, write_guest, GuestRange};

@@ -7,6 +7,7 @@
 //! engine's [`crate::event::Pirqs`]). The PCI and MSI sub-ops are `ENOSYS`, Xen's answer
 //! for an operation it does not know.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![forbid(unsafe_code)]
 
 use hypercall_abi::errno::Errno;
 use hypercall_abi::physdev::*;

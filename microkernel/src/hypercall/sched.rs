@@ -1,4 +1,5 @@
 //! `sched_op`: yield, block, poll and shutdown.
+#![forbid(unsafe_code)]
 
 use super::{Handled, Outcome, Platform};
 use crate::guest_access::{read_guest, GuestRange};

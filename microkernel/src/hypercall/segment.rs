@@ -1,5 +1,6 @@
 //! `set_segment_base`: a PV kernel cannot load segment bases itself (`wrfsbase` is off and
 //! the MSRs are privileged), so it asks. Semantics of Xen's x86_64 `do_set_segment_base`.
+#![forbid(unsafe_code)]
 
 use super::Platform;
 use hypercall_abi::arch::{SEGBASE_FS, SEGBASE_GS_KERNEL, SEGBASE_GS_USER, SEGBASE_GS_USER_SEL};

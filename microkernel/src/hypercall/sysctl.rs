@@ -2,6 +2,7 @@
 //! tools, the audit, and (with the `bench` feature, which only `cargo xtask bench` turns
 //! on) the switches for the bare-syscall and bare-exception benchmark entries and the
 //! in-kernel benchmark baselines.
+#![forbid(unsafe_code)]
 
 use super::Platform;
 use crate::guest_access::{read_guest, write_guest};

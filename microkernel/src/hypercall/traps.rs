@@ -1,6 +1,7 @@
 //! `set_trap_table`, `stack_switch` and `iret`: a PV kernel registers its exception
 //! handlers, says where its stack is, and returns from a bounced exception. The frame
 //! logic is `crate::traps`; this file decodes the calls.
+#![forbid(unsafe_code)]
 
 use super::{Handled, Outcome, Platform, Then};
 use crate::guest_access::read_guest;

@@ -2,6 +2,7 @@
 //! up (`initialise` with a `vcpu_guest_context`, then `up`), taking them `down`, `is_up`;
 //! the per-vCPU timers; the runstate (`get_runstate_info`,
 //! `register_runstate_memory_area`) and `register_vcpu_info`.
+#![forbid(unsafe_code)]
 
 use super::{Handled, Outcome, Platform};
 use crate::guest_access::{read_guest, write_guest, GuestRange};

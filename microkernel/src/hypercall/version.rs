@@ -1,5 +1,6 @@
 //! `xen_version`: version, build facts and features. Every output byte is initialised:
 //! strings are copied into zeroed buffers of the ABI's full size.
+#![forbid(unsafe_code)]
 
 use super::Platform;
 use crate::guest_access::{read_guest, write_guest};

@@ -1,6 +1,7 @@
 //! Boot-time view of physical memory: the usable RAM from the loader's map minus everything
 //! that must never be handed out (firmware areas below 1 MiB, the microkernel image, the boot
 //! modules, the boot information). The frame allocator is built from the result.
+#![forbid(unsafe_code)]
 
 use super::{page_round_down, page_round_up};
 use crate::multiboot::MemRegion;

@@ -15,6 +15,7 @@
 //! While a frame has the descriptor type it cannot be mapped writable (and a frame mapped
 //! writable cannot take the type): the guest changes it only through `update_descriptor`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![forbid(unsafe_code)]
 
 use hypercall_abi::errno::Errno;
 use hypercall_abi::layout::PT_ENTRIES;

@@ -4,6 +4,7 @@
 //! one may map the frames of), plays the machine's part of the contract (charging foreign
 //! releases to their owners, keeping dying domains until they own nothing), and checks
 //! invariants by recomputing every count from scratch.
+#![forbid(unsafe_code)]
 extern crate std;
 
 use super::page_info::{DomainMm, FrameTable, PageInfo, PageType};

@@ -4,6 +4,7 @@
 //! never hand out firmware memory, the microkernel image, the boot modules or the boot
 //! information. Freeing a frame that is not allocated is refused rather than corrupting the
 //! count.
+#![forbid(unsafe_code)]
 
 use super::boot_mem::FreeRanges;
 use super::PAGE_SIZE;

@@ -9,6 +9,7 @@
 //! lives until the last entry mapping it goes, whether the granter ended its grant, gave
 //! the frame back or died meanwhile (its release is then charged to the granter through
 //! [`super::page_info::FrameTable::pop_foreign_release`]).
+#![forbid(unsafe_code)]
 
 use super::page_info::{Level, PageType};
 use super::pt::Mm;

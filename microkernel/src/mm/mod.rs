@@ -1,5 +1,6 @@
 //! Machine memory: which physical ranges are free at boot, the frame allocator, and direct
 //! paging (per-frame accounting and the validated page-table operations).
+#![forbid(unsafe_code)]
 
 // Frame numbers, entries and counts here come from guests: no panics on any value.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]

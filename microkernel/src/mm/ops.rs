@@ -4,6 +4,7 @@
 //!
 //! Each public operation either succeeds or fails with nothing changed, and flushes TLBs
 //! before returning if it released a frame.
+#![forbid(unsafe_code)]
 
 use super::page_info::{Level, PageType};
 use super::pt::Mm;

@@ -25,6 +25,7 @@
 //! once, but the owner's accounting cannot be reached from there: the release is recorded
 //! in the frame table ([`FrameTable::pop_foreign_release`]) and the machine charges it to
 //! the owner ([`DomainMm::charge_foreign_release`]) when the operation is over.
+#![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
 use hypercall_abi::errno::Errno;

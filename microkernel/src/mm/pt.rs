@@ -36,6 +36,7 @@
 //!   a failure inside the validation of the referenced table passes its own errno up.
 //! - Linear entry (to the table itself) with RW: `EINVAL` (`get_lN_linear_pagetable`).
 //! - Update of an L4 slot in 256..=271: `EINVAL` ("L4 update in Xen-private area").
+#![forbid(unsafe_code)]
 
 use super::page_info::{DomainMm, FrameTable};
 

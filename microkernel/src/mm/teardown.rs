@@ -14,6 +14,7 @@
 //! source, charged to it, when the last mapping goes (see
 //! [`super::page_info::FrameTable::pop_foreign_release`]). Until then the dying domain, its
 //! id and its [`super::page_info::DomainMm`] must be kept.
+#![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
 

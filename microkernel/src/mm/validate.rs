@@ -7,6 +7,7 @@
 //! table with [`Mm::validate`], whose entries go through [`Mm::get_entry`] at the same
 //! level, which takes the type of the level below. Each step lowers the level, so the
 //! depth is at most four tables; dropping mirrors it.
+#![forbid(unsafe_code)]
 
 use super::page_info::{Level, PageType};
 use super::pt::{Mm, MmMachine};

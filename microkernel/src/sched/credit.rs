@@ -16,6 +16,7 @@
 //! - **Cap.** A capped domain (percent of one CPU) runs at most `cap`% of each period:
 //!   once it has, its vCPUs are parked until the next period, even if the CPU would
 //!   otherwise idle (Xen parks a capped domain over its credit the same way).
+#![forbid(unsafe_code)]
 
 use alloc::collections::BTreeMap;
 

@@ -1,5 +1,6 @@
 //! Round robin (`sched=rr`): every runnable vCPU in turn, the one that ran least recently
 //! first, for a fixed slice; a wake-up never preempts.
+#![forbid(unsafe_code)]
 
 use alloc::collections::BTreeMap;
 

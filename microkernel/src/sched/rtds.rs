@@ -18,6 +18,7 @@
 //!   the CPU long enough before the deadline to use it is a miss, counted per domain (EDF
 //!   within the admitted load never misses; a late timer or a long stay in the hypervisor
 //!   would, which is what the counter is for).
+#![forbid(unsafe_code)]
 
 use alloc::collections::BTreeMap;
 

@@ -6,6 +6,7 @@
 //! carries the interrupted selector in bits 0..15 (RPL cleared when the guest kernel was
 //! interrupted, so the handler can tell) and the vCPU's event mask at the time in bits
 //! 32..39; the `rflags` slot carries `IF = !mask`, since the guest's real IF is always on.
+#![forbid(unsafe_code)]
 
 use hypercall_abi::errno::Errno;
 use hypercall_abi::layout::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};

@@ -1,5 +1,6 @@
 //! Callback registrations: `callback_op` and the older `set_callbacks` (Xen's
 //! `pv/callback.c`), 64-bit guests only.
+#![forbid(unsafe_code)]
 
 use hypercall_abi::arch::{TrapInfo, VGCF_FAILSAFE_DISABLES_EVENTS, VGCF_SYSCALL_DISABLES_EVENTS};
 use hypercall_abi::callback::{

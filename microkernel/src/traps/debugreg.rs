@@ -10,6 +10,7 @@
 //! (canonical, outside the hypervisor's slice), so no instruction breakpoint can hit
 //! hypervisor code; general detect (DR7.GD) is refused; I/O breakpoints never reach the
 //! hardware (their enable bits are kept apart and matched by the I/O emulation).
+#![forbid(unsafe_code)]
 
 use super::is_guest_address;
 use hypercall_abi::errno::Errno;

@@ -5,6 +5,7 @@
 //! ss`: the bounce frame with the four selectors the guest must repair, and never an error
 //! code. The `cs` slot carries the event mask in bits 32..39 and `rflags` its inverse as
 //! IF, as in the bounce frame; unlike there, `rflags` is kept 64 bits wide.
+#![forbid(unsafe_code)]
 
 use hypercall_abi::errno::Errno;
 use hypercall_abi::layout::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};

@@ -1,5 +1,6 @@
 //! The `iret` hypercall (Xen's `do_iret`): the guest kernel pushes a `struct iret_context`
 //! and asks the hypervisor to return through it, to its own kernel or to a user process.
+#![forbid(unsafe_code)]
 
 use hypercall_abi::arch::{IretContext, VGCF_IN_SYSCALL};
 

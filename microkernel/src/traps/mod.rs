@@ -10,6 +10,7 @@
 //!
 //! A guest kernel runs in hardware ring 3, like Xen's 64-bit PV guests, so "kernel mode" and
 //! "user mode" are the vCPU's *guest* mode ([`GuestMode`]), not the CPL.
+#![forbid(unsafe_code)]
 // Every argument here comes from a guest: no panics on any value.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 

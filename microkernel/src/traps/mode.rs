@@ -10,6 +10,7 @@
 //! from user mode returns to kernel mode first and puts its frame on the kernel stack
 //! registered with `stack_switch`. The FS base is not switched (Xen leaves it to the
 //! guest kernel).
+#![forbid(unsafe_code)]
 
 use super::bounce::{exception, syscall_callback, BounceRequest};
 use super::callbacks::Callbacks;

@@ -4,6 +4,7 @@
 //! `int $n` in the guest raises #GP with error code `(n << 3) | 2` (IDT bit set, EXT clear).
 //! The machine passes that error code here; `int3` and `into` arrive as the hardware
 //! exceptions #BP and #OF and go through [`super::exception`] without a privilege check.
+#![forbid(unsafe_code)]
 
 use super::bounce::BounceRequest;
 use super::table::TrapTable;

@@ -1,4 +1,5 @@
 //! The per-vCPU virtual IDT and `set_trap_table` (Xen's `do_set_trap_table`).
+#![forbid(unsafe_code)]
 
 use hypercall_abi::arch::{TrapInfo, NR_TRAP_ENTRIES};
 use hypercall_abi::errno::Errno;
