@@ -311,13 +311,17 @@ pub fn init_shared_info(mfn: u64, tsc_khz: u64, boot_tsc: u64, max_pfn: u64, wc:
         for v in si.vcpu_info.iter_mut() {
             v.evtchn_upcall_mask = 1;
         }
+        // Every vCPU's clock, not vCPU 0's only: a secondary vCPU reads its own
+        // vcpu_info's (Linux's CPU 1 with a zero clock re-armed its timer for ever).
         let scale = crate::time::TimeScale::for_frequency(tsc_khz * 1000);
-        let t = &mut si.vcpu_info[0].time;
-        t.version = 2;
-        t.tsc_timestamp = boot_tsc;
-        t.system_time = 0;
-        t.tsc_to_system_mul = scale.mul_frac;
-        t.tsc_shift = scale.shift;
+        for v in si.vcpu_info.iter_mut() {
+            let t = &mut v.time;
+            t.version = 2;
+            t.tsc_timestamp = boot_tsc;
+            t.system_time = 0;
+            t.tsc_to_system_mul = scale.mul_frac;
+            t.tsc_shift = scale.shift;
+        }
         si.arch.max_pfn = max_pfn;
         // Set once, before the guest can look: an even version, never changed after.
         si.wc_version = 2;

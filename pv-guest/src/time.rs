@@ -68,10 +68,17 @@ pub fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
 /// # Panics
 /// If the shared info page is not mapped.
 pub fn time_info() -> VcpuTimeInfo {
+    time_info_of(0)
+}
+
+/// The time information in `shared_info`'s `vcpu_info[vcpu]` (the clock a secondary vCPU
+/// reads; `vcpu` below 32, else vCPU 0's).
+pub fn time_info_of(vcpu: usize) -> VcpuTimeInfo {
     let si = events::shared_info().expect("time: shared info page not mapped");
+    let vcpu = if vcpu < 32 { vcpu } else { 0 };
     // SAFETY: the page stays mapped for good; its fields are read with volatile loads
-    // because the hypervisor updates them concurrently.
-    let t = unsafe { addr_of!((*si).vcpu_info[0].time) };
+    // because the hypervisor updates them concurrently; `vcpu` indexes the 32 slots.
+    let t = unsafe { addr_of!((*si).vcpu_info[vcpu].time) };
     loop {
         // SAFETY: as above.
         let v1 = unsafe { addr_of!((*t).version).read_volatile() };

@@ -95,6 +95,8 @@ fn touch(va: u64) -> u8 {
 
 /// A flat ring-3 data segment (what `update_descriptor` accepts for a guest GDT).
 const USER_DS: u64 = 0x00cf_f200_0000_ffff;
+/// System time as vCPU 1 read it from its own `vcpu_info` when it started.
+static ONE_CLOCK: AtomicU64 = AtomicU64::new(0);
 /// The `ds` vCPU 1 read back after loading selector 0x2b of the GDT its context gave.
 static ONE_DS: AtomicU32 = AtomicU32::new(0);
 
@@ -110,6 +112,8 @@ extern "C" fn secondary(vcpu: u64, _arg: u64) -> ! {
             core::arch::asm!("mov {0:x}, ds", out(reg) ds, options(nomem, nostack));
             core::arch::asm!("mov ds, {0:x}", in(reg) 0u16, options(nomem, nostack));
         }
+        // Its own clock: vcpu_info[1]'s time information.
+        ONE_CLOCK.store(pv_guest::time::system_time_at(&pv_guest::time::time_info_of(1), pv_guest::time::rdtsc()), Ordering::SeqCst);
         ONE_DS.store(u32::from(ds), Ordering::SeqCst);
         // The TLB check's side on this vCPU.
         let va = TLB_VA.load(Ordering::SeqCst);
@@ -272,6 +276,10 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
     println!("smp: primes below {N}: {mine} on vCPU 0 + {theirs} on vCPU 1 in {} ms", (pv_guest::time::now_ns() - start) / 1_000_000);
     t.report("split_work", ensure(mine + theirs == PRIMES, || format!("{} primes, want {PRIMES}", mine + theirs)));
     t.report("gdt_from_context", ensure(ONE_DS.load(Ordering::SeqCst) == 0x2b, || format!("vCPU 1's ds: {:#x}", ONE_DS.load(Ordering::SeqCst))));
+    // vCPU 1's clock (its own vcpu_info's) agrees with vCPU 0's: it read it before now,
+    // and not long before.
+    let (one, now) = (ONE_CLOCK.load(Ordering::SeqCst), pv_guest::time::now_ns());
+    t.report("clock_of_vcpu_1", ensure(one != 0 && one <= now && now - one < 60_000_000_000, || format!("vCPU 1 read {one} ns, vCPU 0 reads {now} ns")));
     // IPIs back and forth.
     let start = pv_guest::time::rdtsc();
     for round in 1..=ROUNDS {

@@ -23,7 +23,7 @@ fn lifecycle_input() -> &'static [&'static str] {
 
 /// Every life passed its tests, and the free memory after is what it was before.
 fn lifecycle_balanced(input: &CheckInput) -> Result<(), String> {
-    let done = input.lines.iter().filter(|l| l.contains("[smp] TESTS DONE 12 passed, 0 failed")).count();
+    let done = input.lines.iter().filter(|l| l.contains("[smp] TESTS DONE 13 passed, 0 failed")).count();
     if done != LIVES {
         return Err(format!("{done} lives passed their tests, expected {LIVES}"));
     }
@@ -128,12 +128,13 @@ pub fn scenarios() -> Vec<Scenario> {
             r"\[smp\] smp: primes below 200000: 9592 on vCPU 0 \+ 8392 on vCPU 1 in [0-9]+ ms",
             r"\[smp\] TEST split_work PASS",
             r"\[smp\] TEST gdt_from_context PASS",
+            r"\[smp\] TEST clock_of_vcpu_1 PASS",
             r"\[smp\] smp: IPI round trip between the vCPUs: [0-9]+ cycles \(mean of 1000\)",
             r"\[smp\] TEST down PASS",
             r"\[smp\] TEST last_vcpu_stays_up PASS",
             r"\[smp\] TEST up_again PASS",
             r"\[smp\] TEST down_other PASS",
-            r"\[smp\] TESTS DONE 12 passed, 0 failed",
+            r"\[smp\] TESTS DONE 13 passed, 0 failed",
             r"audit: ok: 1 domains",
         ],
         forbid: &[r"FAIL", r"crashed"],
@@ -166,7 +167,7 @@ pub fn scenarios() -> Vec<Scenario> {
         // A two-vCPU guest created and ended 20 times: each brings its second vCPU up and
         // down; nothing is left (free memory as before, the audit).
         input: lifecycle_input(),
-        expect: &[INFO_FREE, r"\[smp\] TESTS DONE 12 passed, 0 failed", INFO_FREE, r"audit: ok: 1 domains"],
+        expect: &[INFO_FREE, r"\[smp\] TESTS DONE 13 passed, 0 failed", INFO_FREE, r"audit: ok: 1 domains"],
         forbid: &[r"FAIL", r"crashed", "PANIC"],
         check: Some(lifecycle_balanced),
         timeout: Duration::from_secs(120),
