@@ -130,13 +130,7 @@ extern "C" fn secondary(vcpu: u64, _arg: u64) -> ! {
     RESULT_ONE.store(count(N / 2, N), Ordering::SeqCst);
     let (to_one, to_zero) = (TO_ONE.load(Ordering::SeqCst), TO_ZERO.load(Ordering::SeqCst));
     let _ = events::send(to_zero);
-    let mut answered = 0;
-    while answered < ROUNDS {
-        wait_for(to_one, || PING.load(Ordering::SeqCst) > answered);
-        answered = PING.load(Ordering::SeqCst);
-        PONG.store(answered, Ordering::SeqCst);
-        let _ = events::send(to_zero);
-    }
+    answer_pings(ROUNDS, to_one, to_zero);
     // The switch figure: yield until vCPU 0 says stop.
     wait_for(to_one, || STAGE.load(Ordering::SeqCst) >= YIELD_START);
     while STAGE.load(Ordering::SeqCst) < YIELD_STOP {
@@ -149,6 +143,25 @@ extern "C" fn secondary(vcpu: u64, _arg: u64) -> ! {
     loop {
         let _ = pv_guest::hypercall::sched_yield();
     }
+}
+
+/// vCPU 1's side of the IPI round trips: waits on `to_one` for each of vCPU 0's `rounds`
+/// pings and answers it in `PONG`, signalling `to_zero`.
+fn answer_pings(rounds: u32, to_one: u32, to_zero: u32) {
+    let mut answered = 0;
+    while answered < rounds {
+        wait_for(to_one, || PING.load(Ordering::SeqCst) > answered);
+        answered = PING.load(Ordering::SeqCst);
+        PONG.store(answered, Ordering::SeqCst);
+        let _ = events::send(to_zero);
+    }
+}
+
+/// The machine frame of a page inside `buf` (a heap buffer of at least two pages, so one
+/// whole page lies in it), mapped writable in our initial region; 0 if it has none.
+fn heap_page_mfn(mm: &GuestMm, buf: &[u8]) -> u64 {
+    let page = (buf.as_ptr() as u64 + 4095) & !4095;
+    mm.layout.pfn_of(page).and_then(|p| mm.p2m.mfn(p)).map_or(0, |m| m.0)
 }
 
 /// Waits (polling `port`, on the vCPU it is bound to) until `done` holds; the other side
@@ -206,8 +219,7 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
         let mut c = good();
         // A page of our own heap, mapped writable: not a descriptor table.
         let writable = alloc::boxed::Box::new([0u8; 8192]);
-        let page = (writable.as_ptr() as u64 + 4095) & !4095;
-        c.gdt_frames[0] = mm.layout.pfn_of(page).and_then(|p| mm.p2m.mfn(p)).map_or(0, |m| m.0);
+        c.gdt_frames[0] = heap_page_mfn(&mm, &*writable);
         c.gdt_ents = 16;
         refusals.push(("a GDT in a writable page", smp::initialise(1, &c)));
         let mut c = good();
@@ -221,9 +233,7 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
         let mut c = good();
         // A page of our own heap as the page table: not an L4 it can validate.
         let data = alloc::boxed::Box::new([0u8; 8192]);
-        let page = (data.as_ptr() as u64 + 4095) & !4095;
-        let mfn = mm.layout.pfn_of(page).and_then(|p| mm.p2m.mfn(p)).map_or(0, |m| m.0);
-        c.ctrlreg[3] = mfn << 12;
+        c.ctrlreg[3] = heap_page_mfn(&mm, &*data) << 12;
         refusals.push(("a writable page as its L4", smp::initialise(1, &c)));
         let mut c = good();
         c.ctrlreg[3] = 0xffff_f000;
@@ -338,13 +348,7 @@ const QUICK_ROUNDS: u32 = 10;
 /// vCPU 1 in a `quick` life: answers the pings, then goes down.
 extern "C" fn quick_secondary(vcpu: u64, _arg: u64) -> ! {
     let (to_one, to_zero) = (TO_ONE.load(Ordering::SeqCst), TO_ZERO.load(Ordering::SeqCst));
-    let mut answered = 0;
-    while answered < QUICK_ROUNDS {
-        wait_for(to_one, || PING.load(Ordering::SeqCst) > answered);
-        answered = PING.load(Ordering::SeqCst);
-        PONG.store(answered, Ordering::SeqCst);
-        let _ = events::send(to_zero);
-    }
+    answer_pings(QUICK_ROUNDS, to_one, to_zero);
     ONE_DONE.store(true, Ordering::SeqCst);
     let _ = events::send(to_zero);
     let _ = smp::down(vcpu as u32);

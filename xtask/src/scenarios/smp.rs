@@ -27,11 +27,16 @@ fn lifecycle_balanced(input: &CheckInput) -> Result<(), String> {
     if done != LIVES {
         return Err(format!("{done} lives passed their tests, expected {LIVES}"));
     }
+    free_memory_unchanged(input, LIVES)
+}
+
+/// The free memory of the first two `info`s (before and after `lives` lives) is the same.
+fn free_memory_unchanged(input: &CheckInput, lives: usize) -> Result<(), String> {
     let free = |h: &crate::expect::Hit| h.groups.get(1).cloned().flatten().unwrap_or_default();
     let mut hits = input.hits.iter().filter(|h| h.pattern == INFO_FREE);
     let (start, end) = (hits.next().map(free).unwrap_or_default(), hits.next().map(free).unwrap_or_default());
     if start != end {
-        return Err(format!("free memory: {start} KiB before the {LIVES} lives, {end} KiB after"));
+        return Err(format!("free memory: {start} KiB before the {lives} lives, {end} KiB after"));
     }
     Ok(())
 }
@@ -74,13 +79,7 @@ fn many_lives_balanced(input: &CheckInput) -> Result<(), String> {
     if lives != ROUNDS * GUESTS {
         return Err(format!("{lives} lives ended well, expected {}", ROUNDS * GUESTS));
     }
-    let free = |h: &crate::expect::Hit| h.groups.get(1).cloned().flatten().unwrap_or_default();
-    let mut hits = input.hits.iter().filter(|h| h.pattern == INFO_FREE);
-    let (start, end) = (hits.next().map(free).unwrap_or_default(), hits.next().map(free).unwrap_or_default());
-    if start != end {
-        return Err(format!("free memory: {start} KiB before the {} lives, {end} KiB after", ROUNDS * GUESTS));
-    }
-    Ok(())
+    free_memory_unchanged(input, ROUNDS * GUESTS)
 }
 
 /// The machine's CPUs brought up from ACPI's MADT, as many as QEMU has.
