@@ -27,11 +27,13 @@ pub struct Options {
     pub domu_console: bool,
     /// The scheduler (`sched=credit`, the default, `sched=rtds` or `sched=rr`).
     pub sched: crate::sched::Policy,
+    /// How vCPUs move between CPUs (`balance=both`, the default, `pull`, `push` or `off`).
+    pub balance: crate::sched::balance::Balance,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { dom0_mem: None, selftest: None, domu_console: false, sched: crate::sched::Policy::Credit }
+        Options { dom0_mem: None, selftest: None, domu_console: false, sched: crate::sched::Policy::Credit, balance: crate::sched::balance::Balance::Both }
     }
 }
 
@@ -106,6 +108,8 @@ pub fn parse(args: &[u8]) -> Result<Options, OptionError> {
             };
         } else if name == b"sched" {
             o.sched = crate::sched::Policy::parse(value).ok_or(OptionError::new(word, "expected credit, rtds or rr"))?;
+        } else if name == b"balance" {
+            o.balance = crate::sched::balance::Balance::parse(value).ok_or(OptionError::new(word, "expected both, pull, push or off"))?;
         } else if name == b"selftest" {
             o.selftest = Some(match value {
                 b"page-fault" => SelfTest::PageFault,
@@ -130,6 +134,11 @@ mod tests {
         assert_eq!(parse(b"sched=credit").unwrap().sched, crate::sched::Policy::Credit);
         assert_eq!(parse(b"sched=rtds").unwrap().sched, crate::sched::Policy::Rtds);
         assert_eq!(parse(b"sched=sedf").unwrap_err().to_string(), "bad option 'sched=sedf': expected credit, rtds or rr");
+        assert_eq!(parse(b"").unwrap().balance, crate::sched::balance::Balance::Both);
+        assert_eq!(parse(b"balance=pull").unwrap().balance, crate::sched::balance::Balance::Pull);
+        assert_eq!(parse(b"balance=push").unwrap().balance, crate::sched::balance::Balance::Push);
+        assert_eq!(parse(b"balance=off").unwrap().balance, crate::sched::balance::Balance::Off);
+        assert_eq!(parse(b"balance=steal").unwrap_err().to_string(), "bad option 'balance=steal': expected both, pull, push or off");
     }
 
     #[test]

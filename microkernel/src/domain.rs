@@ -101,6 +101,11 @@ pub struct Vcpu {
     /// Its debug registers (`set_debugreg`), in the hardware while it runs with a
     /// breakpoint enabled.
     pub debug: crate::traps::DebugRegs,
+    /// The CPU whose run queue it waits on (Xen's `v->processor`); balancing moves it.
+    pub processor: usize,
+    /// The CPUs it may run on (`xl vcpu-pin`, the config's `cpus=`), a bit each; `None`:
+    /// any.
+    pub pinned: Option<u64>,
 }
 
 /// Loads `v`'s LDT into the hardware (at a switch to it, or when it changed).
@@ -161,6 +166,11 @@ pub struct Poll {
 }
 
 impl Vcpu {
+    /// The CPUs it may run on, a bit each.
+    pub fn affinity(&self) -> u64 {
+        self.pinned.unwrap_or(u64::MAX)
+    }
+
     /// Whether it set CR4.DE (debugging extensions: DR4/DR5 do not alias, I/O breakpoints).
     pub fn cr4_de(&self) -> bool {
         self.cr4 & (1 << 3) != 0
@@ -406,7 +416,7 @@ impl DomainControl for Machine {
     fn vcpu_state(&mut self, domid: u16, vcpu: u32) -> Result<(bool, bool, bool, u64), Errno> {
         let i = self.live_idx(domid)?;
         let now = self.now_ns();
-        let running = self.current == (domid, vcpu as usize);
+        let running = self.running_on((domid, vcpu as usize)).is_some();
         let v = self.domains[i].vcpus.get(vcpu as usize).ok_or(Errno::EINVAL)?;
         let time = v.runstate.info(now).time[RUNSTATE_RUNNING as usize];
         Ok((v.started && !v.down, v.blocked, running, time))
@@ -431,6 +441,15 @@ impl DomainControl for Machine {
         let i = self.live_idx(domid)?;
         if self.domains[i].privileged {
             return Err(Errno::EPERM);
+        }
+        // A vCPU of it still runs on another CPU: it is stopped there first (paused and
+        // kicked), and the call starts again once this CPU has let the others in (Xen's
+        // `domain_kill` is a continuation too). Nothing is torn down meanwhile.
+        if self.cpus_running(domid) != 0 {
+            let d = &mut self.domains[i];
+            d.pause_count = d.pause_count.saturating_add(1);
+            self.kick_domain(domid);
+            return Err(Errno::ERESTART);
         }
         self.domains[i].state = DomState::Dying;
         // Its ports close (remote ends go back to unbound) before its shared_info goes.
@@ -478,16 +497,19 @@ impl DomainControl for Machine {
         let d = &mut self.domains[i];
         if pause {
             d.pause_count = d.pause_count.checked_add(1).ok_or(Errno::EINVAL)?;
+            self.kick_domain(domid);
         } else {
             d.pause_count = d.pause_count.checked_sub(1).ok_or(Errno::EINVAL)?;
+            if d.pause_count == 0 {
+                self.wake_domain(i);
+            }
         }
         Ok(())
     }
 
     fn domain_info(&mut self, domid: u16) -> Result<DomainInfo, Errno> {
-        let cur = self.current.0;
         let d = self.domains.iter().filter(|d| d.id >= domid).min_by_key(|d| d.id).ok_or(Errno::ESRCH)?;
-        let (flags, shutdown_reason) = d.info_flags(d.id == cur);
+        let (flags, shutdown_reason) = d.info_flags(self.cpus_running(d.id) != 0);
         Ok(DomainInfo {
             domain: d.id,
             _pad0: 0,
@@ -530,7 +552,9 @@ impl DomainControl for Machine {
             return Err(Errno::EBUSY);
         }
         // The toolstack's first vCPU starts up (libxc sets `VGCF_online` for it).
-        self.apply_vcpu_context(i, 0, c, true)
+        self.apply_vcpu_context(i, 0, c, true)?;
+        self.place_vcpu(i, 0);
+        Ok(())
     }
 
     fn remote_shutdown(&mut self, domid: u16, reason: ShutdownReason) -> Result<(), Errno> {
@@ -539,6 +563,7 @@ impl DomainControl for Machine {
         if d.state == DomState::Running {
             d.state = DomState::Shutdown(reason);
             mkprintln!("d{} ({}) shutdown: {} (asked by dom0)", d.id, d.name.as_str(), reason_name(reason));
+            self.kick_domain(domid);
             self.raise_dom0_virq(hypercall_abi::event_channel::VIRQ_DOM_EXC);
         }
         Ok(())
@@ -632,10 +657,13 @@ impl Machine {
         // Linux registers a secondary CPU's vcpu_info and runstate area before its
         // context.
         let (vcpu_info, runstate, runstate_area) = (v.vcpu_info, v.runstate, v.runstate_area);
+        let (processor, pinned) = (v.processor, v.pinned);
         *v = Vcpu {
             vcpu_info,
             runstate,
             runstate_area,
+            processor,
+            pinned,
             frame,
             started: true,
             down: !online,

@@ -1,12 +1,15 @@
 //! The running system: the machine's memory and domains, what happens on a hypercall, a
-//! guest exception or a timer tick, and the scheduler that moves the one physical CPU
+//! guest exception or a timer tick, and the scheduling that moves each physical CPU
 //! between vCPUs.
 //!
-//! Single CPU: hypercalls, exceptions and interrupts run with interrupts off, so the one
-//! lock below is never contended; it is there to make the sharing explicit. Every entry
-//! from a guest leaves the vCPU's registers in a `GuestFrame` on the hypervisor stack; a
-//! switch saves that frame into the vCPU it belongs to and puts the next vCPU's frame in
-//! its place, so every exit path (sysret or iret) simply resumes whatever is in the frame.
+//! Every CPU runs vCPUs. The machine is one lock ([`MACHINE`], taken with [`lock`]):
+//! whatever a CPU does for a guest it does holding it, interrupts off; a CPU idles and
+//! returns to its guest without it (docs/locking.md). Every entry from a guest leaves the
+//! vCPU's registers in a `GuestFrame` on that CPU's hypervisor stack; a switch saves that
+//! frame into the vCPU it belongs to and puts the next vCPU's frame in its place, so every
+//! exit path (sysret or iret) simply resumes whatever is in the frame. Each entry ends in
+//! [`finish`], which switches when this CPU must, idles (lock released) when nothing can
+//! run here, and delivers pending events.
 #![forbid(unsafe_code)]
 
 use crate::arch::exit::{exit, ExitCode};
@@ -52,8 +55,7 @@ pub struct Machine {
     pub total_pages: u64,
     /// TSC frequency.
     pub tsc_khz: u64,
-    /// CPUs online: the boot CPU and the application processors that reported in (parked:
-    /// vCPUs run on the boot CPU only, for now).
+    /// CPUs online: the boot CPU and the application processors that reported in.
     pub nr_cpus: u32,
     /// TSC ticks to nanoseconds (from `tsc_khz`; computed once, used on every hypercall
     /// that looks at the time).
@@ -64,30 +66,162 @@ pub struct Machine {
     pub cmdline: CmdLine,
     /// All domains, dom0 first.
     pub domains: Vec<Domain>,
-    /// The running vCPU: domain id and vCPU number.
-    pub current: (u16, usize),
-    /// TSC when the running vCPU got the CPU.
-    pub slice_start: u64,
-    /// System time (ns) when the running vCPU's slice ends.
-    pub slice_end_ns: u64,
+    /// Each online CPU's scheduling state, by CPU number.
+    pub cpus: Vec<CpuSched>,
     /// The scheduler (`sched=`).
     pub sched: alloc::boxed::Box<dyn crate::sched::Scheduler>,
-    /// A vCPU woke that the scheduler says should run before the current one: switch on
-    /// the way back to the guest.
-    pub preempt: bool,
+    /// How vCPUs move between CPUs (`balance=`).
+    pub balance: crate::sched::balance::Balance,
     /// Every domain's event channels.
     pub events: EventChannels<MachineLayout>,
     /// Wall-clock time at system time zero, from the RTC (published in `shared_info`).
     pub wallclock: crate::time::WallClock,
-    /// System time (ns) at which the APIC timer is armed to fire; 0 or past: not armed.
-    pub armed_at_ns: u64,
     /// Every domain's grant table and maptrack.
     pub grants: grant_tables::Grants,
     /// The id of the last domain created (new ids start after it).
     pub last_domid: u16,
 }
 
+/// One CPU's scheduling state.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuSched {
+    /// The vCPU it runs (domain id, vCPU number); `None` while it idles.
+    pub current: Option<crate::sched::VcpuKey>,
+    /// TSC when the running vCPU got the CPU.
+    pub slice_start: u64,
+    /// System time (ns) when the running vCPU's slice ends.
+    pub slice_end_ns: u64,
+    /// It must choose again on its way back to a guest (a vCPU woke that should run before
+    /// its current one, or its current one may no longer run).
+    pub preempt: bool,
+    /// System time (ns) at which its APIC timer is armed to fire; 0 or past: not armed.
+    pub armed_at_ns: u64,
+    /// vCPUs it took from other CPUs' queues (pull) and gave to idle CPUs (push).
+    pub pulled: u64,
+    /// See `pulled`.
+    pub pushed: u64,
+}
+
 impl Machine {
+    /// The running CPU's scheduling state.
+    pub fn cpu(&self) -> &CpuSched {
+        &self.cpus[crate::arch::x86_64::cpu::this_cpu()]
+    }
+
+    /// The running CPU's scheduling state.
+    pub fn cpu_mut(&mut self) -> &mut CpuSched {
+        &mut self.cpus[crate::arch::x86_64::cpu::this_cpu()]
+    }
+
+    /// The vCPU this CPU runs (every guest entry has one).
+    pub fn current(&self) -> crate::sched::VcpuKey {
+        self.cpu().current.expect("a vCPU runs on this CPU")
+    }
+
+    /// The CPU running vCPU `key`, if any.
+    pub fn running_on(&self, key: crate::sched::VcpuKey) -> Option<usize> {
+        self.cpus.iter().position(|c| c.current == Some(key))
+    }
+
+    /// The CPUs running a vCPU of domain `dom`, a bit each.
+    pub fn cpus_running(&self, dom: u16) -> u64 {
+        self.cpus.iter().enumerate().filter(|(_, c)| c.current.is_some_and(|k| k.0 == dom)).fold(0, |m, (i, _)| m | (1 << i))
+    }
+
+    /// Makes every other CPU running a vCPU of domain `dom` choose again at once (the
+    /// domain stopped, paused or is going): Xen's `vcpu_sleep_nosync` kick.
+    pub fn kick_domain(&mut self, dom: u16) {
+        let me = crate::arch::x86_64::cpu::this_cpu();
+        for c in 0..self.cpus.len() {
+            if c != me && self.cpus[c].current.is_some_and(|k| k.0 == dom) {
+                self.cpus[c].preempt = true;
+                crate::arch::x86_64::smp::kick(c);
+            }
+        }
+    }
+
+    /// Makes the CPU running vCPU `key`, if another, choose again at once.
+    pub fn kick_vcpu(&mut self, key: crate::sched::VcpuKey) {
+        let me = crate::arch::x86_64::cpu::this_cpu();
+        if let Some(c) = self.running_on(key).filter(|&c| c != me) {
+            self.cpus[c].preempt = true;
+            crate::arch::x86_64::smp::kick(c);
+        }
+    }
+
+    /// What the balancing rules see of each CPU.
+    fn loads(&self) -> Vec<crate::sched::balance::CpuLoad> {
+        let mut loads: Vec<_> = self
+            .cpus
+            .iter()
+            .map(|c| crate::sched::balance::CpuLoad { online: true, busy: c.current.is_some(), waiting: 0 })
+            .collect();
+        for d in &self.domains {
+            for (v, c) in d.vcpus.iter().enumerate() {
+                if d.runnable(v) && self.running_on((d.id, v)).is_none() {
+                    if let Some(l) = loads.get_mut(c.processor) {
+                        l.waiting += 1;
+                    }
+                }
+            }
+        }
+        loads
+    }
+
+    /// Sender-initiated balancing: while vCPUs wait on this CPU's queue and another CPU
+    /// they may use idles, hand one over to it and kick it.
+    fn push_waiting(&mut self) {
+        if !self.balance.pushes() {
+            return;
+        }
+        let me = crate::arch::x86_64::cpu::this_cpu();
+        loop {
+            let loads = self.loads();
+            if loads.get(me).is_none_or(|l| l.waiting == 0) {
+                return;
+            }
+            let mut moved = None;
+            'find: for d in &self.domains {
+                for (v, c) in d.vcpus.iter().enumerate() {
+                    if c.processor != me || !d.runnable(v) || self.running_on((d.id, v)).is_some() {
+                        continue;
+                    }
+                    if let Some(t) = crate::sched::balance::push_target(self.balance, me, &loads, c.affinity()) {
+                        moved = Some(((d.id, v), t));
+                        break 'find;
+                    }
+                }
+            }
+            let Some((key, t)) = moved else { return };
+            if let Some(i) = self.idx(key.0) {
+                self.domains[i].vcpus[key.1].processor = t;
+            }
+            self.cpus[t].preempt = true;
+            self.cpus[me].pushed += 1;
+            crate::arch::x86_64::smp::kick(t);
+        }
+    }
+
+    /// Tells the scheduler of every vCPU of domain index `i` that can run now and runs
+    /// nowhere (the domain was unpaused), so that an idle CPU takes it at once.
+    pub fn wake_domain(&mut self, i: usize) {
+        let now = self.now_ns();
+        let id = self.domains[i].id;
+        for v in 0..self.domains[i].vcpus.len() {
+            if self.domains[i].runnable(v) && self.running_on((id, v)).is_none() {
+                self.scheduler_wake((id, v), now);
+            }
+        }
+    }
+
+    /// Places vCPU `v` of domain index `i`, coming up, on the least loaded CPU it may use.
+    pub fn place_vcpu(&mut self, i: usize, v: usize) {
+        let loads = self.loads();
+        if let Some(c) = self.domains[i].vcpus.get(v).and_then(|c| crate::sched::balance::initial_cpu(&loads, c.affinity())) {
+            self.domains[i].vcpus[v].processor = c;
+        }
+    }
+
     /// Index in `domains` of domain `domid`.
     pub fn idx(&self, domid: u16) -> Option<usize> {
         self.domains.iter().position(|d| d.id == domid)
@@ -95,7 +229,7 @@ impl Machine {
 
     /// Index of the running domain.
     pub fn cur_idx(&self) -> usize {
-        self.idx(self.current.0).expect("the running domain exists")
+        self.idx(self.current().0).expect("the running domain exists")
     }
 
     /// The running domain.
@@ -111,7 +245,7 @@ impl Machine {
 
     /// The running vCPU.
     pub fn cur_vcpu_mut(&mut self) -> &mut Vcpu {
-        let v = self.current.1;
+        let v = self.current().1;
         &mut self.cur_mut().vcpus[v]
     }
 
@@ -129,6 +263,7 @@ impl Machine {
             slots: &self.hv_slots,
             m2p_entries: self.m2p_entries,
             max_mfn: self.max_mfn,
+            dom: 0,
         };
         let frames = audit(&self.frame_table, &mach, &doms, true);
         let events = self.events.audit();
@@ -163,6 +298,7 @@ impl Machine {
             slots: &self.hv_slots,
             m2p_entries: self.m2p_entries,
             max_mfn: self.max_mfn,
+            dom: self.domains[idx].id,
         };
         let mut mm = Mm { frames: &mut self.frame_table, dom: &mut self.domains[idx].mm, mach: &mut mach };
         let r = f(&mut mm);
@@ -251,18 +387,40 @@ impl Machine {
         }
     }
 
-    /// Tells the scheduler vCPU `key` became runnable at `now` (Xen's `vcpu_wake`); if it
-    /// should take the CPU from the running vCPU, the next exit to a guest switches.
+    /// Tells the scheduler vCPU `key` became runnable at `now` (Xen's `vcpu_wake`). It
+    /// waits on its CPU's queue, or (push) on an idle CPU's; if it should take its CPU from
+    /// the vCPU running there, or that CPU idles, that CPU chooses again (kicked if it is
+    /// another).
     pub fn scheduler_wake(&mut self, key: crate::sched::VcpuKey, now: u64) {
-        let current = self.idx(self.current.0).and_then(|ci| self.domains[ci].runnable(self.current.1).then_some(self.current));
-        if self.sched.wake(key, current, now) {
-            self.preempt = true;
+        let me = crate::arch::x86_64::cpu::this_cpu();
+        let Some(i) = self.idx(key.0) else { return };
+        let Some(v) = self.domains[i].vcpus.get(key.1) else { return };
+        let (mut target, affinity) = (v.processor, v.affinity());
+        if target >= self.cpus.len() || !crate::sched::balance::allowed(affinity, target) {
+            let loads = self.loads();
+            target = crate::sched::balance::initial_cpu(&loads, affinity).unwrap_or(0);
+        }
+        if self.cpus[target].current.is_some() && self.balance.pushes() {
+            let loads = self.loads();
+            if let Some(idle) = crate::sched::balance::push_target(self.balance, target, &loads, affinity) {
+                self.cpus[me].pushed += 1;
+                target = idle;
+            }
+        }
+        self.domains[i].vcpus[key.1].processor = target;
+        let on_target = self.cpus[target].current.and_then(|k| self.idx(k.0).and_then(|ci| self.domains[ci].runnable(k.1).then_some(k)));
+        if self.sched.wake(key, on_target, now) || self.cpus[target].current.is_none() {
+            self.cpus[target].preempt = true;
+            if target != me {
+                crate::arch::x86_64::smp::kick(target);
+            }
         }
     }
 
     /// An event became pending for `n`'s vCPU: if it is blocked and the event is one it
     /// waits for (any upcall for `SCHEDOP_block`; also a port it polls, masked or not, for
-    /// `SCHEDOP_poll`), it can run again. Whether it woke.
+    /// `SCHEDOP_poll`), it can run again. If it runs on another CPU, that CPU is kicked so
+    /// that it enters its upcall now (Xen's `vcpu_kick`). Whether it woke.
     pub fn wake(&mut self, n: crate::event::Notification) -> bool {
         let Some(i) = self.idx(n.dom.0) else { return false };
         let v = n.vcpu.0 as usize;
@@ -275,12 +433,12 @@ impl Machine {
             self.scheduler_wake((n.dom.0, v), now);
             return true;
         }
+        if let Some(cpu) = self.running_on((n.dom.0, v)) {
+            if cpu != crate::arch::x86_64::cpu::this_cpu() && domain::upcall_pending(at) {
+                crate::arch::x86_64::smp::kick(cpu);
+            }
+        }
         false
-    }
-
-    /// Whether a woken vCPU should take the CPU now (the flag is cleared).
-    pub fn take_preempt(&mut self) -> bool {
-        core::mem::take(&mut self.preempt)
     }
 
     /// Raises global virtual IRQ `virq` for dom0 (Xen's `send_global_virq` to the hardware
@@ -333,44 +491,46 @@ impl Machine {
         self.domains.iter().any(|d| d.state == DomState::Running && d.vcpus.iter().any(|v| v.started))
     }
 
-    /// When the running vCPU's slice ends, in system time (ns).
-    fn slice_end_ns(&self) -> u64 {
-        self.slice_end_ns
-    }
-
-    /// The earliest deadline of any vCPU: one-shot and periodic timers, poll timeouts.
+    /// The earliest deadline this CPU must wake for: the one-shot and periodic timers and
+    /// poll timeouts of the vCPUs on its queue; on the boot CPU also the domains' watchdogs
+    /// and the scheduler's own events (a cap's window ending).
     fn earliest_timer(&self) -> Option<u64> {
+        let me = crate::arch::x86_64::cpu::this_cpu();
+        let boot = me == 0;
         self.domains
             .iter()
             .flat_map(|d| {
                 d.vcpus
                     .iter()
+                    .filter(move |v| v.processor == me)
                     .flat_map(|v| [v.timer_ns, v.periodic_next_ns, v.polling().map_or(0, |p| p.deadline_ns)])
-                    .chain(d.watchdogs.next_deadline())
+                    .chain(d.watchdogs.next_deadline().filter(|_| boot))
             })
-            .chain(self.sched.next_event())
+            .chain(self.sched.next_event().filter(|_| boot))
             .filter(|&t| t != 0)
             .min()
     }
 
-    /// Arms the APIC timer for the next thing that needs the CPU: the end of the running
-    /// vCPU's slice or the earliest vCPU timer, whichever comes first.
+    /// Arms this CPU's APIC timer for the next thing that needs it: the end of the running
+    /// vCPU's slice or the earliest timer, whichever comes first.
     pub fn rearm(&mut self) {
-        let earliest = self.earliest_timer().map_or(self.slice_end_ns(), |t| t.min(self.slice_end_ns()));
+        let end = self.cpu().slice_end_ns;
+        let earliest = self.earliest_timer().map_or(end, |t| t.min(end));
         self.arm_at(earliest);
     }
 
-    /// Makes sure the APIC timer fires no later than system time `deadline`. The APIC is
-    /// written only when the interrupt armed already would come too late (or has fired): a
-    /// write costs far more than an early interrupt that finds nothing to do and re-arms.
+    /// Makes sure this CPU's APIC timer fires no later than system time `deadline`. The
+    /// APIC is written only when the interrupt armed already would come too late (or has
+    /// fired): a write costs far more than an early interrupt that finds nothing to do and
+    /// re-arms.
     pub fn arm_at(&mut self, deadline: u64) {
         self.arm(deadline, false);
     }
 
-    /// Makes the APIC timer fire at system time `deadline` (within 20 us), not earlier:
-    /// for the idle loop, where an earlier interrupt (the end of the slice of the vCPU that
-    /// just blocked) would cost a second wake-up of the host just before the deadline and
-    /// make the wake-up late.
+    /// Makes this CPU's APIC timer fire at system time `deadline` (within 20 us), not
+    /// earlier: for the idle loop, where an earlier interrupt (the end of the slice of the
+    /// vCPU that just blocked) would cost a second wake-up of the host just before the
+    /// deadline and make the wake-up late.
     fn arm_exactly(&mut self, deadline: u64) {
         self.arm(deadline, true);
     }
@@ -380,62 +540,62 @@ impl Machine {
         // The interrupt may come a little before the TSC says it is due: once it has come,
         // nothing is armed, whatever the clock says.
         if crate::arch::x86_64::apic::take_fired() {
-            self.armed_at_ns = 0;
+            self.cpu_mut().armed_at_ns = 0;
         }
-        let armed = self.armed_at_ns;
+        let armed = self.cpu().armed_at_ns;
         let good_enough = if exactly { armed.abs_diff(deadline) < 20_000 } else { armed <= deadline };
         if armed > now && good_enough {
             return;
         }
         let programmed = crate::arch::x86_64::apic::arm_ns(deadline.saturating_sub(now));
-        self.armed_at_ns = now.saturating_add(programmed);
+        self.cpu_mut().armed_at_ns = now.saturating_add(programmed);
     }
 
-    /// Nothing can run: wait for interrupts (the timer) until a vCPU can.
-    fn idle(&mut self) -> crate::sched::Choice {
-        loop {
-            // No vCPU runs, so no slice can end: wake for the earliest vCPU timer only (with
-            // none, as late as the counter allows). `rearm` would use the blocked vCPU's old
-            // slice end, and once that had passed the loop woke every 20 us.
-            let earliest = self.earliest_timer();
-            self.arm_exactly(earliest.unwrap_or(u64::MAX));
-            x86_64::instructions::interrupts::enable_and_hlt();
-            x86_64::instructions::interrupts::disable();
-            self.note_console_input();
-            self.note_device_interrupts();
-            self.run_timers();
-            if let Some(next) = self.pick_next() {
-                return next;
-            }
-        }
-    }
-
-    /// The next vCPU to run and its slice, as the scheduler picks among the runnable
-    /// ones; `None` if nothing can run.
+    /// The next vCPU for this CPU and its slice, as the scheduler picks among the runnable
+    /// ones of its queue (its own running vCPU included), or, with nothing there and the
+    /// pull rule, among those waiting on other CPUs' queues that may run here (that one
+    /// joins this CPU's queue); `None` if nothing can run here.
     fn pick_next(&mut self) -> Option<crate::sched::Choice> {
+        use crate::sched::VcpuKey;
+        let me = crate::arch::x86_64::cpu::this_cpu();
         let now = self.now_ns();
-        let domains = &self.domains;
+        let (domains, cpus) = (&self.domains, &self.cpus);
         // `domains` is in id order (`create_domain` keeps it so): a binary search per vCPU.
-        let runnable = |(dom, v): crate::sched::VcpuKey| domains.binary_search_by_key(&dom, |d| d.id).is_ok_and(|i| domains[i].runnable(v));
-        self.sched.pick(now, &runnable)
+        let vcpu = |(dom, v): VcpuKey| domains.binary_search_by_key(&dom, |d| d.id).ok().filter(|&i| domains[i].runnable(v)).map(|i| &domains[i].vcpus[v]);
+        let free = |key: VcpuKey| cpus.iter().enumerate().all(|(c, s)| c == me || s.current != Some(key));
+        let mine = |key: VcpuKey| vcpu(key).is_some_and(|v| v.processor == me && crate::sched::balance::allowed(v.affinity(), me)) && free(key);
+        if let Some(c) = self.sched.pick(now, &mine) {
+            return Some(c);
+        }
+        if !self.balance.pulls() {
+            return None;
+        }
+        let others = |key: VcpuKey| vcpu(key).is_some_and(|v| crate::sched::balance::allowed(v.affinity(), me)) && free(key);
+        let c = self.sched.pick(now, &others)?;
+        let i = self.idx(c.vcpu.0)?;
+        self.domains[i].vcpus[c.vcpu.1].processor = me;
+        self.cpus[me].pulled += 1;
+        Some(c)
     }
 
-    /// Gives the CPU to the next runnable vCPU (possibly the current one): the frame `f`
-    /// of the current vCPU is saved into it and replaced by the next one's.
+    /// Gives this CPU to the next vCPU it may run (possibly the current one): the frame `f`
+    /// of the current vCPU is saved into it and replaced by the next one's. With nothing to
+    /// run the CPU is left idle (no current vCPU, the hypervisor's own page table): the
+    /// caller ([`finish`]) idles.
     fn schedule(&mut self, f: &mut GuestFrame) {
-        let mut now = hwtime::rdtsc();
-        let cur = self.current;
-        let cur_i = self.idx(cur.0);
-        self.preempt = false;
-        if let Some(i) = cur_i {
-            let ran = now.wrapping_sub(self.slice_start);
+        let me = crate::arch::x86_64::cpu::this_cpu();
+        let now = hwtime::rdtsc();
+        let now_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc));
+        let cur = self.cpus[me].current;
+        let cur_i = cur.and_then(|k| self.idx(k.0));
+        self.cpus[me].preempt = false;
+        if let (Some(cur), Some(i)) = (cur, cur_i) {
+            let ran = now.wrapping_sub(self.cpus[me].slice_start);
             self.domains[i].cpu_ticks += ran;
-            let (ran_ns, now_ns) = (self.ticks_to_ns(ran), self.ticks_to_ns(now.wrapping_sub(self.boot_tsc)));
+            let ran_ns = self.ticks_to_ns(ran);
             self.sched.account(cur, ran_ns, now_ns);
             // Leaving the CPU (for now): blocked, runnable or offline. Its page table is
             // still the active one, so its runstate area can be written.
-            // The switch's own clock reading, converted once (no second rdtsc).
-            let now_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc));
             let d = &self.domains[i];
             let state = match d.vcpus.get(cur.1) {
                 _ if d.state != DomState::Running => RUNSTATE_OFFLINE,
@@ -444,44 +604,40 @@ impl Machine {
             };
             self.set_runstate(i, cur.1, state, now_ns);
         }
-        let choice = match self.pick_next() {
-            Some(n) => n,
-            // Everyone is blocked (or paused): idle until a timer or an event wakes one. The
-            // idle time is nobody's; the woken vCPU's slice starts when it wakes, and is armed
-            // here, since the one-shot timer that ended the idle is now disarmed.
-            None if self.anything_alive() => {
-                let choice = self.idle();
-                now = hwtime::rdtsc();
-                self.slice_start = now;
-                self.slice_end_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc)).saturating_add(choice.slice_ns);
-                self.rearm();
-                choice
+        let choice = self.pick_next();
+        self.push_waiting();
+        if let Some(choice) = choice {
+            self.cpus[me].slice_start = now;
+            self.cpus[me].slice_end_ns = now_ns.saturating_add(choice.slice_ns);
+            if Some(choice.vcpu) == cur {
+                if let Some(i) = cur_i {
+                    self.set_runstate(i, choice.vcpu.1, RUNSTATE_RUNNING, now_ns);
+                }
+                return;
             }
-            None => {
-                crate::mkprintln!("no runnable vCPU left; powering off");
-                exit(ExitCode::Crash)
-            }
-        };
-        let next = choice.vcpu;
-        self.slice_start = now;
-        self.slice_end_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc)).saturating_add(choice.slice_ns);
-        if next == cur {
-            let now_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc));
-            if let Some(i) = cur_i {
-                self.set_runstate(i, cur.1, RUNSTATE_RUNNING, now_ns);
-            }
-            return;
         }
         // The outgoing vCPU's registers and FPU state go to its own areas (a vCPU that is
         // gone keeps nothing), straight into place: a 512-byte copy costs a few thousand
-        // cycles under emulation.
+        // cycles under emulation. From here another CPU may pick it.
+        let held = match (cur, cur_i) {
+            (Some(cur), Some(i)) => {
+                let v = &mut self.domains[i].vcpus[cur.1];
+                v.frame = *f;
+                fpu::save(&mut v.fpu);
+                Some(domain::save_bases(v))
+            }
+            _ => None,
+        };
+        let Some(choice) = choice else {
+            // Idle: nothing of any guest stays reachable from this CPU (a domain it ran may
+            // be torn down meanwhile), and no shootdown needs to reach it.
+            self.cpus[me].current = None;
+            crate::arch::x86_64::smp::set_running(me, None);
+            paging::switch_to(crate::arch::x86_64::smp::hv_l4());
+            return;
+        };
+        let next = choice.vcpu;
         let ni = self.idx(next.0).expect("picked a live domain");
-        let held = cur_i.map(|i| {
-            let v = &mut self.domains[i].vcpus[cur.1];
-            v.frame = *f;
-            fpu::save(&mut v.fpu);
-            domain::save_bases(v)
-        });
         let n = &self.domains[ni].vcpus[next.1];
         fpu::restore(&n.fpu, n.fpu_ts);
         let i = ni;
@@ -499,10 +655,10 @@ impl Machine {
         domain::load_ldt(v);
         crate::arch::x86_64::cpu::load_guest_cr4(v.cr4);
         crate::arch::x86_64::debugreg::load(&v.debug);
+        crate::arch::x86_64::smp::set_running(me, Some(next));
         paging::switch_to(domain::page_table_base(&d.mm, v));
-        self.current = next;
+        self.cpus[me].current = Some(next);
         // On the CPU, its page table active: its runstate area can be written.
-        let now_ns = self.ticks_to_ns(now.wrapping_sub(self.boot_tsc));
         self.set_runstate(i, next.1, RUNSTATE_RUNNING, now_ns);
     }
 
@@ -557,13 +713,95 @@ pub fn write_runstate_area(v: &Vcpu, now_ns: u64, update_flag: bool) {
 /// The machine, once booted.
 pub static MACHINE: Mutex<Option<Machine>> = Mutex::new(None);
 
+/// The machine lock, held.
+pub type MachineGuard = spin::MutexGuard<'static, Option<Machine>>;
+
+/// Takes the machine lock. While it waits (interrupts off), the CPU serves the TLB
+/// shootdowns asked of it: the holder may be waiting for this CPU's flush.
+pub fn lock() -> MachineGuard {
+    loop {
+        if let Some(g) = MACHINE.try_lock() {
+            return g;
+        }
+        crate::arch::x86_64::smp::service_flush();
+        core::hint::spin_loop();
+    }
+}
+
+/// The end of every entry that holds the machine: this CPU chooses again if it must (its
+/// vCPU stopped, blocked or yielded, or a woken vCPU should run first); with nothing to run
+/// here it idles, the lock released, until an interrupt (its timer, a kick, a device)
+/// brings work; then the upcall of the vCPU it returns to is entered if one is pending.
+/// `f` is then the state of the vCPU to resume.
+pub fn finish(mut guard: MachineGuard, f: &mut GuestFrame) {
+    loop {
+        let m = guard.as_mut().expect("the machine is built");
+        let me = crate::arch::x86_64::cpu::this_cpu();
+        let cur = m.cpus[me].current;
+        let runnable = cur.is_some_and(|k| m.idx(k.0).is_some_and(|i| m.domains[i].runnable(k.1)));
+        let mut switched = false;
+        if m.cpus[me].preempt || !runnable {
+            m.schedule(f);
+            switched = true;
+        }
+        if m.cpus[me].current.is_some() {
+            // After a switch, or once the timer has fired (nothing is armed), arm it for
+            // the slice's end or the next timer.
+            if switched || crate::arch::x86_64::apic::fired() || m.cpus[me].armed_at_ns <= m.now_ns() {
+                m.rearm();
+            }
+            deliver_events(m, f);
+            // Entering the upcall may have crashed the domain: choose again.
+            if !m.cpus[me].preempt {
+                return;
+            }
+            continue;
+        }
+        if !m.anything_alive() {
+            crate::mkprintln!("no runnable vCPU left; powering off");
+            exit(ExitCode::Crash)
+        }
+        // No vCPU runs here, so no slice can end: wake for this CPU's earliest timer only
+        // (with none, as late as the counter allows), or a kick. With the pull rule alone
+        // nobody kicks an idle CPU for work waiting elsewhere: it looks every slice.
+        let mut earliest = m.earliest_timer();
+        if m.balance == crate::sched::balance::Balance::Pull {
+            let look = m.now_ns().saturating_add(crate::sched::TSLICE_NS);
+            earliest = Some(earliest.map_or(look, |t| t.min(look)));
+        }
+        m.arm_exactly(earliest.unwrap_or(u64::MAX));
+        drop(guard);
+        x86_64::instructions::interrupts::enable_and_hlt();
+        x86_64::instructions::interrupts::disable();
+        guard = lock();
+        let m = guard.as_mut().expect("the machine is built");
+        m.note_console_input();
+        m.note_device_interrupts();
+        m.run_timers();
+    }
+}
+
+/// An application processor's way into the scheduler, once the machine is built: it idles
+/// until a vCPU can run on it, then enters it.
+pub fn run_ap() -> ! {
+    let mut f = GuestFrame::default();
+    finish(lock(), &mut f);
+    crate::arch::enter_guest_from(&f)
+}
+
+/// The reschedule IPI, taken from a guest: this CPU chooses again if it was asked to, and
+/// the upcall of the vCPU it runs is entered if an event came for it.
+pub fn reschedule(f: &mut GuestFrame) {
+    finish(lock(), f);
+}
+
 /// Length of the `syscall` instruction: a continuation moves the guest's rip back by it.
 const SYSCALL_LEN: u64 = 2;
 
 /// Runs the hypercall in `f` for the current vCPU, then lets another run if this one
 /// yielded or its domain stopped.
 pub fn hypercall(f: &mut GuestFrame) {
-    let mut guard = MACHINE.lock();
+    let mut guard = lock();
     let m = guard.as_mut().expect("hypercall before boot finished");
     // Xen's lstar_enter: only the guest kernel makes hypercalls; a `syscall` from one of
     // its processes enters the kernel's syscall callback.
@@ -573,9 +811,12 @@ pub fn hypercall(f: &mut GuestFrame) {
     };
     if route != SyscallRoute::Hypercall {
         syscall_from_user(m, f, route);
-        deliver_events(m, f);
-        return;
+        return finish(guard, f);
     }
+    // Base-pointer operations act for the calling vCPU (another of its domain's may run
+    // on another CPU).
+    let (ci, cv) = (m.cur_idx(), m.current().1);
+    m.domains[ci].mm.set_active_vcpu(cv);
     let nr = f.rax;
     let mut p = MachinePlatform { m, rsp: f.rsp };
     let outcome = hypercall::run(&mut p, nr, [f.rdi, f.rsi, f.rdx, f.r10, f.r8]);
@@ -590,7 +831,7 @@ pub fn hypercall(f: &mut GuestFrame) {
                 (f.rcx, f.r11) = (rcx, r11);
             }
             f.vector = 0;
-            let (i, vi) = (m.cur_idx(), m.current.1);
+            let (i, vi) = (m.cur_idx(), m.current().1);
             let d = &mut m.domains[i];
             domain::set_upcall_mask_and_cr2(d.vcpu_info_at(vi), to.upcall_mask, None);
             if domain::architectural_iopl(&d.mm) {
@@ -629,21 +870,18 @@ pub fn hypercall(f: &mut GuestFrame) {
         domain_stopped(m);
     }
     if outcome.reschedule {
-        let cur = m.current;
+        let cur = m.current();
         m.sched.yielded(cur);
+        m.cpu_mut().preempt = true;
     }
-    if m.take_preempt() || state != DomState::Running || outcome.reschedule {
-        m.schedule(f);
-        m.rearm();
-    }
-    deliver_events(m, f);
+    finish(guard, f);
 }
 
 /// On the way back to a guest: if its vCPU has an event upcall pending and not masked, and
 /// a callback registered, enter the callback through a bounce frame (Xen's
 /// `test_all_events`). The callback returns with `iret`.
 fn deliver_events(m: &mut Machine, f: &mut GuestFrame) {
-    let (i, vi) = (m.cur_idx(), m.current.1);
+    let (i, vi) = (m.cur_idx(), m.current().1);
     let at = m.domains[i].vcpu_info_at(vi);
     if !domain::upcall_pending(at) || domain::upcall_mask(at) != 0 {
         return;
@@ -659,7 +897,6 @@ fn deliver_events(m: &mut Machine, f: &mut GuestFrame) {
         // Xen crashes the domain (`create_bounce_frame`), and so do we.
         if e.from_user {
             crash_current(m, f, format_args!("event upcall from user mode: {}", e));
-            deliver_events(m, f);
         }
     }
 }
@@ -759,9 +996,9 @@ fn enter_delivery(
 /// state and its data selectors, for the guest to repair; with no failsafe callback (or no
 /// stack to put the frame on) the domain crashes. The machine goes on either way.
 pub fn iret_fault(f: &mut GuestFrame, vector: u64, segs: traps::DataSelectors) {
-    let mut guard = MACHINE.lock();
+    let mut guard = lock();
     let m = guard.as_mut().expect("guest return before boot finished");
-    let (i, vi) = (m.cur_idx(), m.current.1);
+    let (i, vi) = (m.cur_idx(), m.current().1);
     let d = &mut m.domains[i];
     let mask = domain::upcall_mask(d.vcpu_info_at(vi));
     let v = &d.vcpus[vi];
@@ -775,7 +1012,7 @@ pub fn iret_fault(f: &mut GuestFrame, vector: u64, segs: traps::DataSelectors) {
             format_args!("return to the guest faulted ({}, cs={:#x} ss={:#x}) and no failsafe callback could run: {}", trap::vector_name(vector), cs, ss, e),
         );
     }
-    deliver_events(m, f);
+    finish(guard, f);
 }
 
 /// A `syscall` from guest user mode (`route` is not a hypercall): bounce into the guest
@@ -788,7 +1025,7 @@ fn syscall_from_user(m: &mut Machine, f: &mut GuestFrame, route: SyscallRoute) {
         SyscallRoute::InvalidOpcode(r) => (r, f.rip.wrapping_sub(SYSCALL_LEN), "syscall without a callback (#UD)"),
         SyscallRoute::Hypercall => return,
     };
-    let (i, vi) = (m.cur_idx(), m.current.1);
+    let (i, vi) = (m.cur_idx(), m.current().1);
     let mask = domain::upcall_mask(m.domains[i].vcpu_info_at(vi));
     // Every bounce clears DF (Xen's virtual SYSCALL_MASK for the callback, the bounce
     // frame's own rule for the #UD).
@@ -797,61 +1034,54 @@ fn syscall_from_user(m: &mut Machine, f: &mut GuestFrame, route: SyscallRoute) {
     }
 }
 
-/// Crashes the running domain with the one-line report and gives the CPU to the next
-/// vCPU (dom0's end stops the machine).
+/// Crashes the running domain with the one-line report; the CPU goes to another vCPU at
+/// [`finish`] (dom0's end stops the machine).
 fn crash_current(m: &mut Machine, f: &mut GuestFrame, why: core::fmt::Arguments<'_>) {
     crate::mkprintln!("d{} crashed: {} rip={:#x}", m.cur().id, why, f.rip);
-    stop_crashed(m, f);
+    stop_crashed(m);
 }
 
-/// Marks the current domain crashed (its line already printed), reports it, and gives the
-/// CPU to another vCPU (dom0's end stops the machine).
-fn stop_crashed(m: &mut Machine, f: &mut GuestFrame) {
+/// Marks the current domain crashed (its line already printed) and reports it; this CPU
+/// and any other running one of its vCPUs choose again (dom0's end stops the machine).
+fn stop_crashed(m: &mut Machine) {
     m.cur_mut().state = DomState::Crashed;
     domain_stopped(m);
-    m.schedule(f);
+    m.cpu_mut().preempt = true;
 }
 
 /// Console input arrived while a guest ran: raise `VIRQ_CONSOLE` for dom0, and if that
 /// woke it, let it run now (its shell answers a key at once rather than after the running
 /// vCPU's slice), as Xen's schedulers boost a waking vCPU.
 pub fn console_input(f: &mut GuestFrame) {
-    let mut guard = MACHINE.lock();
+    let mut guard = lock();
     if let Some(m) = guard.as_mut() {
-        if (m.note_console_input() && m.current.0 != 0) | m.take_preempt() {
-            m.schedule(f);
-        }
-        deliver_events(m, f);
-        m.rearm();
+        m.note_console_input();
+        finish(guard, f);
     }
 }
 
 /// A device interrupt taken from a guest: its owner's event is raised, and a vCPU it
 /// woke in another domain runs next (the back-ends in dom0 answer their guests promptly).
 pub fn device_interrupt(f: &mut GuestFrame) {
-    let mut guard = MACHINE.lock();
+    let mut guard = lock();
     if let Some(m) = guard.as_mut() {
-        if (m.note_device_interrupts() && m.current.0 != 0) | m.take_preempt() {
-            m.schedule(f);
-        }
-        deliver_events(m, f);
-        m.rearm();
+        m.note_device_interrupts();
+        finish(guard, f);
     }
 }
 
 /// A timer tick from a guest: the running vCPU's slice is over.
 pub fn timer_tick(f: &mut GuestFrame) {
-    let mut guard = MACHINE.lock();
+    let mut guard = lock();
     if let Some(m) = guard.as_mut() {
         m.run_timers();
         // The interrupt may be for a vCPU's timer rather than the end of the slice: only
-        // rotate when the slice is over (or the running vCPU can no longer run).
-        let cur_runnable = m.idx(m.current.0).is_some_and(|i| m.domains[i].runnable(m.current.1));
-        if m.now_ns() >= m.slice_end_ns() || !cur_runnable || m.take_preempt() {
-            m.schedule(f);
+        // rotate when the slice is over (`finish` also does when the running vCPU can no
+        // longer run or a woken one should run first).
+        if m.now_ns() >= m.cpu().slice_end_ns {
+            m.cpu_mut().preempt = true;
         }
-        deliver_events(m, f);
-        m.rearm();
+        finish(guard, f);
     }
 }
 
@@ -887,9 +1117,9 @@ pub fn guest_exception(f: &mut GuestFrame) {
     }
     let Some(insn) = emulate::decode(bytes.get(..n).unwrap_or(&[]), kind) else { return bounce_or_fault(f) };
     let outcome = {
-        let mut guard = MACHINE.lock();
+        let mut guard = lock();
         let m = guard.as_mut().expect("guest exception before boot finished");
-        let (i, vi) = (m.cur_idx(), m.current.1);
+        let (i, vi) = (m.cur_idx(), m.current().1);
         let d = &mut m.domains[i];
         let iopl_ok = domain::iopl_ok(&d.vcpus[vi], &d.mm);
         let hardware_ports = d.privileged;
@@ -928,7 +1158,7 @@ pub fn guest_exception(f: &mut GuestFrame) {
 /// as Xen's `pv_inject_DB`.
 pub fn guest_debug_exception(f: &mut GuestFrame, hit: u64) {
     {
-        let mut guard = MACHINE.lock();
+        let mut guard = lock();
         let m = guard.as_mut().expect("guest exception before boot finished");
         m.cur_vcpu_mut().debug.merge_dr6(hit);
     }
@@ -957,12 +1187,12 @@ fn writable_pagetables_write(f: &mut GuestFrame) -> bool {
     if !va.is_multiple_of(u64::from(w.size)) {
         return false;
     }
-    let mut guard = MACHINE.lock();
+    let mut guard = lock();
     let m = guard.as_mut().expect("guest exception before boot finished");
     let i = m.cur_idx();
     let d = &m.domains[i];
     let assist = d.mm.vm_assist() & (1 << hypercall_abi::arch::VMASST_TYPE_WRITABLE_PAGETABLES) != 0;
-    if !assist || d.vcpus[m.current.1].mode != GuestMode::Kernel {
+    if !assist || d.vcpus[m.current().1].mode != GuestMode::Kernel {
         return false;
     }
     let Ok((maddr, old)) = m.with_mm(i, |mm| mm.ptwr_entry(va)) else { return false };
@@ -985,7 +1215,7 @@ fn writable_pagetables_write(f: &mut GuestFrame) -> bool {
 /// stack, as Xen does); with no handler, or no stack to put the frame on, the domain stops.
 pub fn bounce_or_fault(f: &mut GuestFrame) {
     let result = {
-        let mut guard = MACHINE.lock();
+        let mut guard = lock();
         let m = guard.as_mut().expect("guest exception before boot finished");
         bounce(m, f)
     };
@@ -1000,7 +1230,7 @@ pub fn bounce_or_fault(f: &mut GuestFrame) {
 }
 
 fn bounce(m: &mut Machine, f: &mut GuestFrame) -> Result<(), BounceFailure> {
-    let (i, vi) = (m.cur_idx(), m.current.1);
+    let (i, vi) = (m.cur_idx(), m.current().1);
     let d = &mut m.domains[i];
     let at = d.vcpu_info_at(vi);
     let v = &d.vcpus[vi];
@@ -1055,14 +1285,15 @@ impl core::fmt::Display for StackWords {
 /// with the one-line report; another vCPU then runs in its place (dom0's end stops the
 /// machine).
 pub fn guest_fault(f: &mut GuestFrame, why: &str) {
-    let mut guard = MACHINE.lock();
+    let mut guard = lock();
     let m = guard.as_mut().expect("guest fault before boot finished");
     let id = m.cur().id;
     if f.vector == 14 {
         m.cur_vcpu_mut().cr2 = trap::cr2();
     }
     if !why.is_empty() {
-        return crash_current(m, f, format_args!("{why}"));
+        crash_current(m, f, format_args!("{why}"));
+        return finish(guard, f);
     }
     let cr2 = if f.vector == 14 { alloc::format!(" cr2={:#x}", trap::cr2()) } else { alloc::string::String::new() };
     crate::mkprintln!(
@@ -1076,7 +1307,8 @@ pub fn guest_fault(f: &mut GuestFrame, why: &str) {
         f.rsp,
         StackWords(f.rsp)
     );
-    stop_crashed(m, f);
+    stop_crashed(m);
+    finish(guard, f);
 }
 
 /// The current domain stopped running: report it; if it is dom0, stop the machine.
@@ -1106,6 +1338,9 @@ fn domain_stopped(m: &mut Machine) {
         }
         exit(code)
     }
+    // Its vCPUs running on other CPUs stop there too.
+    let id = d.id;
+    m.kick_domain(id);
     // The toolstack hears of it (Xen's VIRQ_DOM_EXC from domain_shutdown).
     m.raise_dom0_virq(hypercall_abi::event_channel::VIRQ_DOM_EXC);
 }

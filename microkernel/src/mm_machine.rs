@@ -2,7 +2,7 @@
 //! allocator, the M2P and the CPU's TLB.
 
 use crate::arch::directmap;
-use crate::arch::x86_64::paging;
+use crate::arch::x86_64::{cpu, paging, smp};
 use crate::mm::frame_alloc::FrameAllocator;
 use crate::mm::pt::MmMachine;
 
@@ -43,6 +43,8 @@ pub struct MachineMm<'a> {
     pub m2p_entries: u64,
     /// Highest frame number the CPU's physical address width can name.
     pub max_mfn: u64,
+    /// The domain acted for (whose CPUs its own flushes reach).
+    pub dom: u16,
 }
 
 fn pte(mfn: u64, index: usize) -> *mut u64 {
@@ -133,10 +135,23 @@ impl MmMachine for MachineMm<'_> {
 
     fn flush_tlb(&mut self) {
         x86_64::instructions::tlb::flush_all();
+        smp::shootdown(smp::cpus_running(None, 0));
     }
 
     fn invlpg(&mut self, va: u64) {
         x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va));
+        smp::shootdown(smp::cpus_running(Some(self.dom), u64::MAX));
+    }
+
+    fn flush_guest(&mut self, va: Option<u64>, vcpus: u64) {
+        let cpus = smp::cpus_running(Some(self.dom), vcpus);
+        if cpus & (1 << cpu::this_cpu()) != 0 {
+            match va {
+                Some(va) => x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va)),
+                None => x86_64::instructions::tlb::flush_all(),
+            }
+        }
+        smp::shootdown(cpus);
     }
 
     fn load_cr3(&mut self, mfn: u64) {

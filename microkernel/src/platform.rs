@@ -201,7 +201,7 @@ impl Memory for MachinePlatform<'_> {
     /// or a vCPU timer, whichever the timer is armed for (with interrupts off, the
     /// interrupt waits for the guest's return). No cost on the hypercalls that never ask.
     fn preempt_check(&self) -> bool {
-        self.m.now_ns() >= self.m.armed_at_ns
+        self.m.now_ns() >= self.m.cpu().armed_at_ns
     }
 }
 
@@ -227,7 +227,7 @@ impl Grants for MachinePlatform<'_> {
         let cur = self.m.cur_idx();
         self.m.with_mm(cur, |mm| match vas {
             Some(vas) => vas.iter().for_each(|&va| mm.invlpg(va)),
-            None => mm.flush_tlb(),
+            None => mm.flush_vcpus(None, u64::MAX),
         });
     }
 
@@ -284,7 +284,7 @@ impl Waiting for MachinePlatform<'_> {
     }
 
     fn block(&mut self) -> bool {
-        let (i, v) = (self.m.cur_idx(), self.m.current.1);
+        let (i, v) = (self.m.cur_idx(), self.m.current().1);
         let at = self.m.domains[i].vcpu_info_at(v);
         // Xen's SCHEDOP_block: events are unmasked, and the vCPU sleeps only if none is
         // pending already (it is then delivered on the way back).
@@ -334,7 +334,7 @@ impl Waiting for MachinePlatform<'_> {
 impl Vcpus for MachinePlatform<'_> {
 
     fn vcpu_ids(&self) -> (u32, u32) {
-        (self.m.current.1 as u32, self.m.cur().vcpus.len() as u32)
+        (self.m.current().1 as u32, self.m.cur().vcpus.len() as u32)
     }
 
     fn runstate(&mut self, vcpu: u32) -> Result<hypercall_abi::vcpu::VcpuRunstateInfo, Errno> {
@@ -344,7 +344,7 @@ impl Vcpus for MachinePlatform<'_> {
     }
 
     fn register_vcpu_info(&mut self, vcpu: u32, mfn: u64, offset: u32) -> Result<(), Errno> {
-        let (i, vi) = (self.m.cur_idx(), self.m.current.1);
+        let (i, vi) = (self.m.cur_idx(), self.m.current().1);
         let v = vcpu as usize;
         let c = self.m.domains[i].vcpus.get(v).ok_or(Errno::ENOENT)?;
         // Once per vCPU; on itself, or on one that is down.
@@ -364,7 +364,7 @@ impl Vcpus for MachinePlatform<'_> {
 
     fn register_runstate_area(&mut self, vcpu: u32, addr: u64) -> Result<(), Errno> {
         let now = self.m.now_ns();
-        let current = self.m.current.1 == vcpu as usize;
+        let current = self.m.current().1 == vcpu as usize;
         let d = self.m.cur_mut();
         let flag = crate::kernel::runstate_update_flag(&d.mm);
         let v = d.vcpus.get_mut(vcpu as usize).ok_or(Errno::ENOENT)?;
@@ -390,6 +390,7 @@ impl Vcpus for MachinePlatform<'_> {
         if crate::hypercall::vcpu::check_up(&bringup(self.m.cur()), v as usize)? {
             let i = self.m.cur_idx();
             self.m.domains[i].vcpus[v as usize].down = false;
+            self.m.place_vcpu(i, v as usize);
             // A vCPU brought up competes at once (Xen's `vcpu_wake`).
             let now = self.m.now_ns();
             let dom = self.m.domains[i].id;
@@ -403,8 +404,11 @@ impl Vcpus for MachinePlatform<'_> {
         if changed {
             let i = self.m.cur_idx();
             self.m.domains[i].vcpus[v as usize].down = true;
+            // Running on another CPU, it stops there now.
+            let key = (self.m.domains[i].id, v as usize);
+            self.m.kick_vcpu(key);
         }
-        Ok(changed && v as usize == self.m.current.1)
+        Ok(changed && v as usize == self.m.current().1)
     }
 }
 
@@ -420,7 +424,7 @@ impl GuestCpu for MachinePlatform<'_> {
     }
 
     fn set_gdt(&mut self, frames: &[u64], entries: u32) -> Result<(), Errno> {
-        let (i, vi) = (self.m.cur_idx(), self.m.current.1);
+        let (i, vi) = (self.m.cur_idx(), self.m.current().1);
         let new: heapless::Vec<u64, { hypercall::descriptor::MAX_GDT_FRAMES }> =
             frames.iter().copied().collect();
         let old = self.m.domains[i].vcpus[vi].gdt_frames.clone();
@@ -447,7 +451,7 @@ impl GuestCpu for MachinePlatform<'_> {
     /// descriptor) reads as empty, so its selectors fault, as Xen's would. The old LDT's
     /// frames are let go.
     fn set_ldt(&mut self, base: u64, ents: u32) -> Result<(), Errno> {
-        let (i, vi) = (self.m.cur_idx(), self.m.current.1);
+        let (i, vi) = (self.m.cur_idx(), self.m.current().1);
         let old: heapless::Vec<u64, 16> = self.m.domains[i].vcpus[vi].ldt_frames.iter().flatten().copied().collect();
         let pages = (u64::from(ents) * 8).div_ceil(4096);
         let frames: heapless::Vec<Option<u64>, 16> = self.m.with_mm(i, |mm| {

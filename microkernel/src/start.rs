@@ -63,7 +63,7 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
     gdt::init(stack_top);
     idt::init();
     pic::disable();
-    cpu::init(stack_top);
+    cpu::init(0, stack_top);
 
     let bi = multiboot::parse(magic as u32, info, &BootPhys).unwrap_or_else(|e| boot_error(format_args!("{e}")));
     let args = core::str::from_utf8(bi.cmdline.args()).unwrap_or("<non-utf8>");
@@ -160,14 +160,11 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
         boot_tsc,
         cmdline: bi.cmdline,
         domains: Vec::new(),
-        current: (0, 0),
-        slice_start: 0,
-        slice_end_ns: 0,
+        cpus: alloc::vec![crate::kernel::CpuSched { current: Some((0, 0)), ..Default::default() }],
         sched: opts.sched.make(1),
-        preempt: false,
+        balance: opts.balance,
         events: crate::event::EventChannels::new(),
         wallclock,
-        armed_at_ns: 0,
         grants: grant_tables::Grants::new(),
     };
     let entry = dom0_build::build_dom0(&mut machine, &bi, &opts, &hv)
@@ -186,17 +183,26 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
     let online = crate::arch::x86_64::smp::start_aps(&cpus.apic_ids, hv.l4_mfn, machine.tsc_khz);
     machine.nr_cpus = 1 + online.len() as u32;
     mkprintln!(
-        "cpus: {} online of {} in the MADT (APIC IDs {:?}{}{}{}); vCPUs run on cpu0, the others wait parked",
+        "cpus: {} online of {} in the MADT (APIC IDs {:?}{}{}{}); vCPUs run on every one, balance={}",
         machine.nr_cpus,
         cpus.apic_ids.len(),
         &cpus.apic_ids[..machine.nr_cpus as usize],
         if cpus.disabled > 0 { alloc::format!(", {} disabled", cpus.disabled) } else { alloc::string::String::new() },
         if cpus.over_limit > 0 { alloc::format!(", {} past the limit of {}", cpus.over_limit, crate::cpus::MAX_CPUS) } else { alloc::string::String::new() },
         if machine.nr_cpus as usize != cpus.apic_ids.len() { alloc::format!(", cpu{} did not start", machine.nr_cpus) } else { alloc::string::String::new() },
+        opts.balance.name(),
     );
-    machine.slice_start = hwtime::rdtsc();
-    machine.slice_end_ns = machine.now_ns() + crate::sched::TSLICE_NS;
+    // The scheduler shares the CPUs that came up (dom0 joins it again).
+    machine.sched = opts.sched.make(machine.nr_cpus);
+    for d in &machine.domains {
+        machine.sched.add_domain(d.id, d.vcpus.len());
+    }
+    machine.cpus.resize(machine.nr_cpus as usize, crate::kernel::CpuSched::default());
+    machine.cpus[0].slice_start = hwtime::rdtsc();
+    machine.cpus[0].slice_end_ns = machine.now_ns() + crate::sched::TSLICE_NS;
+    crate::arch::x86_64::smp::set_running(0, Some((0, 0)));
     *MACHINE.lock() = Some(machine);
+    crate::arch::x86_64::smp::release_aps();
     // Console input by interrupt from here on (interrupts stay off until dom0 runs).
     crate::arch::x86_64::apic::accept_pic_interrupts();
     pic::unmask_line(console::COM1_IRQ);

@@ -8,5 +8,5 @@ pub use self::x86_64::{
     console, exit, paging,
     paging::{directmap, DIRECTMAP_BASE},
     time,
-    trap::{enter_guest_first_time, GuestFrame},
+    trap::{enter_guest_first_time, enter_guest_from, GuestFrame},
 };

@@ -211,6 +211,16 @@ fn vcpu_mask(p: &mut impl Platform, addr: u64) -> Result<u64, Errno> {
     read_guest::<u64>(p, addr)
 }
 
+/// The calling vCPU's bit in a vCPU mask (a `_LOCAL` flush).
+fn own_vcpu(p: &impl Platform) -> u64 {
+    let me = p.vcpu_ids().0;
+    if me < 64 {
+        1 << me
+    } else {
+        0
+    }
+}
+
 /// One `mmuext_op`.
 fn apply_ext(p: &mut impl Platform, op: MmuextOp) -> Result<(), Errno> {
     let Ok(cmd) = MmuextCmd::try_from(op.cmd) else {
@@ -225,19 +235,16 @@ fn apply_ext(p: &mut impl Platform, op: MmuextOp) -> Result<(), Errno> {
         MmuextCmd::UnpinTable => with_mm(p, |mm| mm.unpin(op.arg1))?,
         MmuextCmd::NewBaseptr => with_mm(p, |mm| mm.new_baseptr(op.arg1))?,
         MmuextCmd::NewUserBaseptr => with_mm(p, |mm| mm.new_user_baseptr(op.arg1))?,
-        MmuextCmd::TlbFlushLocal | MmuextCmd::TlbFlushAll => with_mm(p, |mm| mm.flush_tlb()),
-        MmuextCmd::InvlpgLocal | MmuextCmd::InvlpgAll => with_mm(p, |mm| mm.invlpg(op.arg1)),
+        MmuextCmd::TlbFlushLocal | MmuextCmd::TlbFlushAll | MmuextCmd::InvlpgLocal | MmuextCmd::InvlpgAll => {
+            let vcpus = if matches!(cmd, MmuextCmd::TlbFlushLocal | MmuextCmd::InvlpgLocal) { own_vcpu(p) } else { u64::MAX };
+            let va = matches!(cmd, MmuextCmd::InvlpgLocal | MmuextCmd::InvlpgAll).then_some(op.arg1);
+            with_mm(p, |mm| mm.flush_vcpus(va, vcpus))
+        }
         MmuextCmd::TlbFlushMulti | MmuextCmd::InvlpgMulti => {
             // Xen turns an unreadable vCPU mask into EINVAL here.
             let mask = vcpu_mask(p, op.arg2).map_err(|_| Errno::EINVAL)?;
-            if mask & 1 == 0 {
-                return Ok(());
-            }
-            if cmd == MmuextCmd::TlbFlushMulti {
-                with_mm(p, |mm| mm.flush_tlb())
-            } else {
-                with_mm(p, |mm| mm.invlpg(op.arg1))
-            }
+            let va = (cmd == MmuextCmd::InvlpgMulti).then_some(op.arg1);
+            with_mm(p, |mm| mm.flush_vcpus(va, mask))
         }
         // Privileged only. Xen 4.19 refuses FLUSH_CACHE with EACCES and FLUSH_CACHE_GLOBAL
         // with EINVAL (`cache_flush_permitted`); this project answers EPERM for both.
@@ -319,17 +326,18 @@ fn update_va_mapping_as(p: &mut impl Platform, va: u64, val: u64, flags: u64, ow
     if kind == UVMF_FLUSHTYPE_MASK {
         return Err(Errno::EINVAL);
     }
-    let flush = match target {
-        _ if kind == UVMF_NONE => false,
-        UVMF_LOCAL | UVMF_ALL => true,
-        bitmap => vcpu_mask(p, bitmap)? & 1 != 0,
+    let vcpus = match target {
+        _ if kind == UVMF_NONE => 0,
+        UVMF_LOCAL => own_vcpu(p),
+        UVMF_ALL => u64::MAX,
+        bitmap => vcpu_mask(p, bitmap)?,
     };
     with_mm(p, |mm| {
         let owner = owner.unwrap_or(mm.dom.id());
         mm.update_va_mapping_as(va, val, owner)?;
         match kind {
-            UVMF_TLB_FLUSH if flush => mm.flush_tlb(),
-            UVMF_INVLPG if flush => mm.invlpg(va),
+            UVMF_TLB_FLUSH => mm.flush_vcpus(None, vcpus),
+            UVMF_INVLPG => mm.flush_vcpus(Some(va), vcpus),
             _ => {}
         }
         Ok(0)

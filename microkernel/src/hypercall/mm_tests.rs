@@ -328,8 +328,15 @@ fn mmuext_ops_do_what_they_say() {
     let env = p.env();
     assert!(env.page(l4).is_pinned());
     assert_eq!(env.page(spare).page_type(), PageType::None);
-    assert_eq!(env.mach.invlpgs, [0x5000], "the hypervisor's addresses are not the guest's to flush");
-    assert_eq!(env.mach.flushes, flushes + 2);
+    assert_eq!(
+        env.mach.guest_flushes,
+        [(None, 1), (None, u64::MAX), (Some(0x5000), 1)],
+        "local flushes are the caller's (vCPU 0), _ALL every vCPU's; the hypervisor's addresses are not the guest's to flush"
+    );
+    // A flush a guest asks for reaches only its own CPUs, so it is no clean point: the
+    // spare frame, an L1 until its unpin, becomes an L4 (the user base pointer) after a
+    // machine-wide flush.
+    assert_eq!(env.mach.flushes, flushes + 1);
     assert_eq!(env.peek(data[1], 0), env.peek(l1, 0));
     env.check_invariants();
     assert_eq!(p.ldts, [(0, 0)], "SET_LDT with no entries reaches the machine with base 0");
@@ -359,12 +366,12 @@ fn mmuext_ops_do_what_they_say() {
     // A vCPU mask: unreadable is EINVAL; vCPU 0 not in it, no flush.
     assert_eq!(mmuext(&mut p, &[op(MMUEXT_TLB_FLUSH_MULTI, 0, 0x10)]), (err(Errno::EINVAL), 0));
     put(&mut p, MASK, &0u64);
-    let f = p.env().mach.flushes;
+    p.env().mach.guest_flushes.clear();
     assert_eq!(mmuext(&mut p, &[op(MMUEXT_TLB_FLUSH_MULTI, 0, BASE + MASK)]), (0, 1));
-    assert_eq!(p.env().mach.flushes, f);
-    put(&mut p, MASK, &1u64);
+    assert_eq!(p.env().mach.guest_flushes, [], "an empty mask flushes nothing");
+    put(&mut p, MASK, &0b110u64);
     assert_eq!(mmuext(&mut p, &[op(MMUEXT_TLB_FLUSH_MULTI, 0, BASE + MASK), op(MMUEXT_INVLPG_MULTI, 0x7000, BASE + MASK)]), (0, 2));
-    assert_eq!((p.env().mach.flushes, p.env().mach.invlpgs.last()), (f + 1, Some(&0x7000)));
+    assert_eq!(p.env().mach.guest_flushes, [(None, 0b110), (Some(0x7000), 0b110)], "the vCPUs of the mask, the caller's or not");
     // NEW_BASEPTR loads CR3.
     let next = p.env().give(1)[0];
     assert_eq!(mmuext(&mut p, &[op(MMUEXT_NEW_BASEPTR, next, 0)]), (0, 1));
@@ -389,8 +396,8 @@ fn mmuext_batches_continue_too() {
     let args = [BASE + REQS, 3000, BASE + PDONE, DOMID_SELF.into(), 0];
     assert_eq!(run_to_end(&mut p, Hypercall::MmuextOp, args), (0, 3));
     assert_eq!(get::<u32>(&p, PDONE), 3000);
-    assert_eq!(p.env().mach.invlpgs.len(), 3000);
-    assert_eq!(p.env().mach.invlpgs[2999], 2999 << 12);
+    assert_eq!(p.env().mach.guest_flushes.len(), 3000);
+    assert_eq!(p.env().mach.guest_flushes[2999], (Some(2999 << 12), 1));
 }
 
 #[test]
@@ -400,19 +407,18 @@ fn update_va_mapping_flags() {
     assert_eq!(uvm(&mut p, 0x3000, pte_for(data[0], RO), UVMF_NONE), 0);
     assert_eq!(p.env().peek(l1, 3), pte_for(data[0], RO));
     assert_eq!(uvm(&mut p, 0x3000, pte_for(data[1], RO), UVMF_INVLPG | UVMF_LOCAL), 0);
-    assert_eq!(p.env().mach.invlpgs, [0x3000]);
-    let f = p.env().mach.flushes;
+    assert_eq!(p.env().mach.guest_flushes, [(Some(0x3000), 1)], "UVMF_LOCAL: the caller, vCPU 0");
     assert_eq!(uvm(&mut p, 0x3000, 0, UVMF_TLB_FLUSH | UVMF_ALL), 0);
-    assert_eq!(p.env().mach.flushes, f + 1);
+    assert_eq!(p.env().mach.guest_flushes.last(), Some(&(None, u64::MAX)));
     // Flush type 3 is not one: refused before anything changes.
     assert_eq!(uvm(&mut p, 0x3000, pte_for(data[0], RO), 3), err(Errno::EINVAL));
     assert_eq!(p.env().peek(l1, 3), 0);
     // A vCPU bitmap that cannot be read: EFAULT, before anything changes.
     assert_eq!(uvm(&mut p, 0x3000, pte_for(data[0], RO), UVMF_INVLPG | 0x10), err(Errno::EFAULT));
     assert_eq!(p.env().peek(l1, 3), 0);
-    put(&mut p, MASK, &1u64);
+    put(&mut p, MASK, &2u64);
     assert_eq!(uvm(&mut p, 0x3000, pte_for(data[0], RO), UVMF_INVLPG | (BASE + MASK)), 0);
-    assert_eq!(p.env().mach.invlpgs.last(), Some(&0x3000));
+    assert_eq!(p.env().mach.guest_flushes.last(), Some(&(Some(0x3000), 2)), "a bitmap of vCPUs");
     assert_eq!(uvm(&mut p, 0x3000, pte_for(l1, RW), UVMF_NONE), err(Errno::EBUSY));
     assert_eq!(uvm(&mut p, 0x40_0000, 0, UVMF_NONE), err(Errno::EINVAL), "no L1 there");
     p.env().check_invariants();

@@ -401,7 +401,14 @@ pub fn run(p: &mut impl Platform, nr: u64, args: [u64; 5]) -> Outcome {
         Ok(Hypercall::PhysdevOpCompat) => physdev::physdev_op_compat(p, args[0]).map(v),
         _ => Err(Errno::ENOSYS),
     };
-    r.unwrap_or_else(|e| Outcome::value(e.to_ret()))
+    match r {
+        Ok(o) => o,
+        // Xen's `-ERESTART`: the handler could not finish now and changed nothing that a
+        // second try would do twice; the guest makes the same call again (a continuation
+        // with the same arguments), and never sees the value.
+        Err(Errno::ERESTART) => Outcome { ret: 0, reschedule: false, then: Then::Again { nr, args } },
+        Err(e) => Outcome::value(e.to_ret()),
+    }
 }
 
 /// `event_channel_op_compat(uop)`, the pre-3.0.2 form, as Xen's

@@ -43,6 +43,8 @@ pub struct FakeMachine {
     pub flushes: u64,
     /// Addresses flushed one by one.
     pub invlpgs: Vec<u64>,
+    /// Flushes the domain asked for: the address (`None`: all) and the vCPU mask.
+    pub guest_flushes: Vec<(Option<u64>, u64)>,
     /// CR3 loads, in order.
     pub cr3_loads: Vec<u64>,
     /// Cache flushes.
@@ -60,6 +62,7 @@ impl FakeMachine {
             m2p: HashMap::new(),
             flushes: 0,
             invlpgs: Vec::new(),
+            guest_flushes: Vec::new(),
             cr3_loads: Vec::new(),
             wbinvds: 0,
             released: Vec::new(),
@@ -136,6 +139,9 @@ impl MmMachine for FakeMachine {
     }
     fn invlpg(&mut self, va: u64) {
         self.invlpgs.push(va);
+    }
+    fn flush_guest(&mut self, va: Option<u64>, vcpus: u64) {
+        self.guest_flushes.push((va, vcpus));
     }
     fn load_cr3(&mut self, mfn: u64) {
         self.cr3_loads.push(mfn);

@@ -208,8 +208,9 @@ impl Mm<'_, '_> {
                 mm.dom.set_kernel_base(mfn);
             }
             if load {
+                // Flushes this CPU only: not a clean point for the type-change stamps,
+                // since other CPUs may run the domain's other vCPUs.
                 mm.mach.load_cr3(mfn);
-                mm.frames.note_flush();
             }
             if mfn != old {
                 mm.put_base(old);
@@ -349,10 +350,19 @@ impl Mm<'_, '_> {
         })
     }
 
-    /// Flushes this domain's TLBs (`MMUEXT_TLB_FLUSH_*`, `UVMF_TLB_FLUSH`).
+    /// Flushes every CPU's TLB of every guest translation (a clean point: see
+    /// [`MmMachine::flush_tlb`]).
     pub fn flush_tlb(&mut self) {
         self.mach.flush_tlb();
         self.frames.note_flush();
+    }
+
+    /// A flush this domain asked for: address `va` (`None`: all; a non-guest address is
+    /// ignored, as Xen's `__addr_ok` check does) on the CPUs running its vCPUs in `vcpus`.
+    pub fn flush_vcpus(&mut self, va: Option<u64>, vcpus: u64) {
+        if va.is_none_or(is_guest_va) && vcpus != 0 {
+            self.mach.flush_guest(va, vcpus);
+        }
     }
 
     /// Flushes one guest address (`MMUEXT_INVLPG_*`, `UVMF_INVLPG`); a non-guest address

@@ -81,15 +81,20 @@ pub trait MmMachine {
     /// Gives frame `mfn` back to the frame source (scrubbing it there). The core flushes
     /// TLBs ([`MmMachine::flush_tlb`]) before the operation that released it returns.
     fn release_frame(&mut self, mfn: u64);
-    /// Flushes every TLB entry that may translate a guest address of this domain, on every
-    /// CPU that may hold one. Since a privileged domain may map this domain's frames
-    /// (foreign mappings), a flush for a type change or a release must also reach that
-    /// domain's translations: on one CPU, the full flush of the local TLB does; with
-    /// several, every CPU that ran a domain holding foreign mappings too.
+    /// Flushes every TLB entry that may translate a guest address, on every CPU that may
+    /// hold one: a flush for a type change or a release must reach every domain that may
+    /// map the frame (its owner, a privileged domain's foreign mappings, a grantee's grant
+    /// mappings), so it reaches every CPU running any guest. After it, every TLB is clean
+    /// ([`FrameTable::note_flush`]).
     fn flush_tlb(&mut self);
-    /// Flushes the translation of guest address `va` (canonical, outside the hypervisor's
-    /// slice).
+    /// Flushes the translation of this domain's guest address `va` (canonical, outside the
+    /// hypervisor's slice) on every CPU running one of its vCPUs.
     fn invlpg(&mut self, va: u64);
+    /// A flush the domain asked for (`MMUEXT_TLB_FLUSH_*`, `MMUEXT_INVLPG_*`, the flush
+    /// flags of `update_va_mapping`): address `va` (`None`: every address) on the CPUs
+    /// running those of its vCPUs in `vcpus` (a bit each). Not a clean point for
+    /// [`FrameTable::note_flush`]: other domains' CPUs are not flushed.
+    fn flush_guest(&mut self, va: Option<u64>, vcpus: u64);
     /// Loads `mfn` (a validated L4 of this domain) into CR3; flushes the TLB as a side effect.
     fn load_cr3(&mut self, mfn: u64);
     /// Writes back and invalidates the caches.

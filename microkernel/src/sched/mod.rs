@@ -14,6 +14,7 @@
 //!   every period) with admission control, the rest of the time best effort.
 #![forbid(unsafe_code)]
 
+pub mod balance;
 pub mod credit;
 pub mod rr;
 pub mod rtds;

@@ -6,23 +6,35 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Timer ticks per millisecond, measured at boot.
 static TICKS_PER_MS: AtomicU32 = AtomicU32::new(0);
-/// The one-shot timer fired since [`take_fired`] last looked.
-static FIRED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// Each CPU's one-shot timer fired since [`take_fired`] last looked.
+static FIRED: [core::sync::atomic::AtomicBool; crate::cpus::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; crate::cpus::MAX_CPUS];
 
-/// Records that the timer interrupt came (called by the interrupt entry).
+/// Records that the running CPU's timer interrupt came (called by the interrupt entry).
 pub fn note_fired() {
-    FIRED.store(true, Ordering::SeqCst);
+    FIRED[super::cpu::this_cpu()].store(true, Ordering::SeqCst);
 }
 
-/// Whether the timer fired since the last call: nothing is armed any more.
+/// Whether the running CPU's timer fired since [`take_fired`] last looked (left as it is).
+pub fn fired() -> bool {
+    FIRED[super::cpu::this_cpu()].load(Ordering::Relaxed)
+}
+
+/// Whether the running CPU's timer fired since the last call: nothing is armed any more.
 pub fn take_fired() -> bool {
-    FIRED.swap(false, Ordering::SeqCst)
+    FIRED[super::cpu::this_cpu()].swap(false, Ordering::SeqCst)
 }
 
 /// Where the APIC's registers are mapped (the vmap area of Xen's layout).
 pub const APIC_VA: u64 = 0xffff_82c0_0000_0000;
 /// Vector of the timer interrupt.
 pub const TIMER_VECTOR: u64 = 0xf0;
+/// Vector of the reschedule IPI: the CPU looks at its scheduling state (a vCPU woke for
+/// it, one it runs must stop, an event for the vCPU it runs) under the machine lock.
+pub const RESCHEDULE_VECTOR: u64 = 0xf1;
+/// Vector of the TLB shootdown IPI: the CPU flushes its TLB and acknowledges, without
+/// taking any lock (`kernel::tlb`).
+pub const FLUSH_VECTOR: u64 = 0xf2;
 /// Vector of spurious interrupts.
 pub const SPURIOUS_VECTOR: u64 = 0xff;
 
@@ -114,11 +126,27 @@ pub fn id() -> u32 {
 }
 
 /// Enables the running CPU's local APIC (an application processor's: the boot CPU's is
-/// enabled by [`start_timer`]), accepting every priority, its timer masked.
+/// enabled by [`start_timer`]), accepting every priority, its one-shot timer unmasked at
+/// the rate the boot CPU measured (the CPUs' timers run from one clock) and not armed.
 pub fn enable() {
     write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);
     write(REG_TPR, 0);
-    write(REG_LVT_TIMER, 0x1_0000 | TIMER_VECTOR as u32);
+    write(REG_TIMER_DIV, 0b1011); // divide by 1, as the boot CPU's
+    write(REG_LVT_TIMER, TIMER_VECTOR as u32);
+    write(REG_TIMER_INIT, 0);
+}
+
+/// ICR: fixed delivery, physical destination, edge.
+const ICR_FIXED: u32 = 0x4000;
+
+/// Sends interrupt `vector` to the CPU whose local APIC ID is `apic_id` (an IPI). Waits
+/// for the previous IPI to have left the APIC first, not for this one to be taken.
+pub fn send_ipi(apic_id: u32, vector: u64) {
+    while read(REG_ICR_LOW) & ICR_PENDING != 0 {
+        core::hint::spin_loop();
+    }
+    write(REG_ICR_HIGH, apic_id << 24);
+    write(REG_ICR_LOW, ICR_FIXED | vector as u32);
 }
 
 /// Sends `command` to the CPU whose local APIC ID is `apic_id` and waits (at most about a

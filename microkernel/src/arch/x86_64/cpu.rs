@@ -22,9 +22,24 @@ pub struct PerCpu {
     pub stack_top: u64,
     /// Guest rsp saved on syscall entry (entry.S: +16).
     pub user_rsp: u64,
+    /// This CPU's number (`this_cpu`: +24).
+    pub cpu: u64,
 }
 
-static mut PERCPU: PerCpu = PerCpu { self_ptr: 0, stack_top: 0, user_rsp: 0 };
+/// One block per CPU, each written only by its own CPU (in [`init`]).
+static mut PERCPU: [PerCpu; crate::cpus::MAX_CPUS] =
+    [const { PerCpu { self_ptr: 0, stack_top: 0, user_rsp: 0, cpu: 0 } }; crate::cpus::MAX_CPUS];
+
+/// The number of the CPU running this code (0 the boot CPU), from its per-CPU block: valid
+/// wherever GS holds the block, which is all of the microkernel's code after [`init`]
+/// except the first instructions of the entry paths.
+pub fn this_cpu() -> usize {
+    let cpu: u64;
+    // SAFETY: GS points at this CPU's PerCpu while the microkernel runs (set in `init`,
+    // swapped with the guest's only around ring 3); +24 is its `cpu` field.
+    unsafe { core::arch::asm!("mov {}, gs:[24]", out(reg) cpu, options(nostack, readonly, preserves_flags)) };
+    cpu as usize
+}
 
 extern "C" {
     fn syscall_entry();
@@ -51,13 +66,15 @@ fn has_smep() -> bool {
     max >= 7 && core::arch::x86_64::__cpuid_count(7, 0).ebx & (1 << 7) != 0
 }
 
-/// Sets up GS, the syscall MSRs and protection bits. `stack_top` is the hypervisor stack.
-pub fn init(stack_top: u64) {
-    // SAFETY: single CPU, interrupts disabled, runs once before any guest: nothing else
-    // reads PERCPU yet.
-    let pc = unsafe { &mut *addr_of_mut!(PERCPU) };
+/// Sets up GS, the syscall MSRs and protection bits of CPU `cpu` (the one running this,
+/// once, interrupts off). `stack_top` is its hypervisor stack.
+pub fn init(cpu: usize, stack_top: u64) {
+    // SAFETY: each CPU calls this once for its own slot, with interrupts disabled, before
+    // GS points at it; no other CPU ever touches that slot.
+    let pc = unsafe { &mut (*addr_of_mut!(PERCPU))[cpu] };
     pc.self_ptr = pc as *mut PerCpu as u64;
     pc.stack_top = stack_top;
+    pc.cpu = cpu as u64;
     wrmsr(IA32_GS_BASE, pc.self_ptr);
     wrmsr(IA32_KERNEL_GS_BASE, 0);
 

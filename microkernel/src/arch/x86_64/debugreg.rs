@@ -13,8 +13,8 @@ use crate::traps::debugreg::{DebugRegs, DR6_DEFAULT, DR7_DEFAULT};
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-/// Whether the hardware DR7 has a breakpoint enabled now.
-static HW_ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Whether each CPU's hardware DR7 may have a breakpoint enabled now.
+static HW_ACTIVE: [AtomicBool; crate::cpus::MAX_CPUS] = [const { AtomicBool::new(false) }; crate::cpus::MAX_CPUS];
 
 fn write_dr7(v: u64) {
     // SAFETY: DR7 values come from `DebugRegs`, whose rules keep GD clear, I/O breakpoints
@@ -52,15 +52,15 @@ pub fn load(d: &DebugRegs) {
             asm!("mov dr6, {}", in(reg) d.dr6, options(nomem, nostack, preserves_flags));
         }
         write_dr7(d.dr7);
-        HW_ACTIVE.store(true, Ordering::Relaxed);
-    } else if HW_ACTIVE.swap(false, Ordering::Relaxed) {
+        HW_ACTIVE[super::cpu::this_cpu()].store(true, Ordering::Relaxed);
+    } else if HW_ACTIVE[super::cpu::this_cpu()].swap(false, Ordering::Relaxed) {
         write_dr7(DR7_DEFAULT);
     }
 }
 
 /// Clears DR7 if a breakpoint is enabled (a debug exception in ring 0 that must not come
-/// back: the instruction breakpoint the rules make impossible).
+/// back: the instruction breakpoint the rules make impossible). Touches no per-CPU data (GS
+/// may be the guest's here); the CPU's flag stays set, so the next load clears DR7 again.
 pub fn disable() {
-    HW_ACTIVE.store(false, Ordering::Relaxed);
     write_dr7(DR7_DEFAULT);
 }

@@ -5,7 +5,7 @@
  * `syscall` (a hypercall) fakes the iret frame from rcx/r11 and the flat guest selectors.
  * GS: while a guest runs, GS.base is the guest's and KERNEL_GS_BASE is the per-CPU block;
  * every entry from ring 3 swaps them, every exit to ring 3 swaps back.
- * Per-CPU block: +0 self, +8 hypervisor stack top, +16 scratch for the guest rsp.
+ * Per-CPU block: +0 self, +8 hypervisor stack top, +16 scratch for the guest rsp, +24 CPU number.
  * No braces in this file: it goes through global_asm!. */
 
     .set FRAME_CS, 144
@@ -265,10 +265,14 @@ exc_1:
     EXC_NOERR 46
     EXC_NOERR 47
 
-    /* The local APIC's timer and spurious vectors. */
+    /* The local APIC's timer, the reschedule and shootdown IPIs, and spurious vectors. */
     .globl exc_240
+    .globl exc_241
+    .globl exc_242
     .globl exc_255
     EXC_NOERR 240
+    EXC_NOERR 241
+    EXC_NOERR 242
     EXC_NOERR 255
 
     .section .rodata.exception_stubs, "a"

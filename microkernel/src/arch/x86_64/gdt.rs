@@ -64,6 +64,38 @@ pub fn init(stack_top: u64) {
         let g = &mut (*core::ptr::addr_of_mut!(GDT)).0;
         fill(g, tss, stack_top, tops);
         load(g);
+        (*core::ptr::addr_of_mut!(DESC))[0] =
+            Desc { gdt: core::ptr::addr_of_mut!(GDT), ldt: core::ptr::addr_of_mut!(LDT), guest_loaded: 0, ldt_loaded: 0 };
+    }
+}
+
+/// Where a CPU's hardware GDT and LDT are, and how much of them the last vCPU's tables
+/// filled (what the next load must clear beyond its own). Each CPU uses its own slot only.
+struct Desc {
+    gdt: *mut Gdt,
+    ldt: *mut Ldt,
+    guest_loaded: usize,
+    ldt_loaded: usize,
+}
+
+/// Every CPU's [`Desc`], indexed by CPU number; a slot is written by its own CPU (when it
+/// loads its tables) and read only by it.
+static mut DESC: [Desc; crate::cpus::MAX_CPUS] =
+    [const { Desc { gdt: core::ptr::null_mut(), ldt: core::ptr::null_mut(), guest_loaded: 0, ldt_loaded: 0 } }; crate::cpus::MAX_CPUS];
+
+/// The running CPU's descriptor tables.
+///
+/// # Safety
+/// Interrupts must be off and the reference dropped before they are on again (nothing else
+/// on this CPU may hold it meanwhile); the CPU's tables must be loaded ([`init`] or
+/// [`CpuTables::load`]).
+unsafe fn this_desc() -> (&'static mut [u64; ENTRIES], &'static mut [u64; LDT_ENTRIES], &'static mut usize, &'static mut usize) {
+    // SAFETY: the slot of the running CPU, written by `init`/`CpuTables::load` on this CPU
+    // with pointers to tables kept for the whole run; only this CPU uses them, and the
+    // caller holds them with interrupts off.
+    unsafe {
+        let d = &mut (*core::ptr::addr_of_mut!(DESC))[super::cpu::this_cpu()];
+        (&mut (*d.gdt).0, &mut (*d.ldt).0, &mut d.guest_loaded, &mut d.ldt_loaded)
     }
 }
 
@@ -72,6 +104,7 @@ pub fn init(stack_top: u64) {
 pub struct CpuTables {
     gdt: alloc::boxed::Box<Gdt>,
     tss: alloc::boxed::Box<TaskStateSegment>,
+    ldt: alloc::boxed::Box<Ldt>,
     _ist: alloc::vec::Vec<Stack>,
 }
 
@@ -80,16 +113,27 @@ impl CpuTables {
     pub fn new(stack_top: u64) -> CpuTables {
         let ist: alloc::vec::Vec<Stack> = (0..4).map(|_| Stack([0; IST_STACK_SIZE])).collect();
         let tops = core::array::from_fn(|i| ist[i].0.as_ptr() as u64 + IST_STACK_SIZE as u64);
-        let mut t = CpuTables { gdt: alloc::boxed::Box::new(Gdt([0; ENTRIES])), tss: alloc::boxed::Box::new(TaskStateSegment::new()), _ist: ist };
+        let mut t = CpuTables {
+            gdt: alloc::boxed::Box::new(Gdt([0; ENTRIES])),
+            tss: alloc::boxed::Box::new(TaskStateSegment::new()),
+            ldt: alloc::boxed::Box::new(Ldt([0; LDT_ENTRIES])),
+            _ist: ist,
+        };
         fill(&mut t.gdt.0, &mut t.tss, stack_top, tops);
         t
     }
 
-    /// Loads them on the running CPU (once, on the CPU they were made for).
-    pub fn load(&mut self) {
+    /// Loads them on the running CPU `cpu` (once, on the CPU they were made for, which
+    /// keeps them for the rest of the run; interrupts off).
+    pub fn load(&'static mut self, cpu: usize) {
         // SAFETY: a complete GDT with this CPU's own TSS descriptor (not busy: loaded on
-        // no other CPU), kept alive for the rest of the run by the caller.
-        unsafe { load(&mut self.gdt.0) }
+        // no other CPU), kept alive for the rest of the run ('static); the CPU's `DESC`
+        // slot is written by this CPU only.
+        unsafe {
+            load(&mut self.gdt.0);
+            (*core::ptr::addr_of_mut!(DESC))[cpu] =
+                Desc { gdt: &mut *self.gdt as *mut Gdt, ldt: &mut *self.ldt as *mut Ldt, guest_loaded: 0, ldt_loaded: 0 };
+        }
     }
 }
 
@@ -141,10 +185,6 @@ unsafe fn load(g: &mut [u64; ENTRIES]) {
     }
 }
 
-/// Guest entries now in the GDT (from index 0): what [`load_guest`] must clear of the
-/// previous vCPU's table beyond the next one's.
-static mut GUEST_LOADED: usize = 0;
-
 /// Puts a vCPU's GDT (`set_gdt`) into the hardware table's guest part: entry `i` is
 /// `read(i)` for `i < entries` (at most 7168), the entries past them that the previous
 /// table used are cleared, so a selector past the guest's table faults. The frames are
@@ -152,12 +192,12 @@ static mut GUEST_LOADED: usize = 0;
 /// so the copy stays what the guest installed until `update_descriptor` (which reloads).
 pub fn load_guest(entries: usize, read: impl Fn(usize) -> u64) {
     let entries = entries.min(FIRST_RESERVED);
-    // SAFETY: the guest part of the GDT (below FIRST_RESERVED) is written only here, with
-    // interrupts off on the one CPU; no hypervisor selector indexes it, and the guest's
-    // loaded segments keep their cached descriptors until it reloads them.
+    // SAFETY: the guest part of this CPU's GDT (below FIRST_RESERVED) is written only
+    // here, with interrupts off on this CPU; no hypervisor selector indexes it, and the
+    // guest's loaded segments keep their cached descriptors until it reloads them.
     unsafe {
-        let g = &mut (*core::ptr::addr_of_mut!(GDT)).0;
-        copy_table(g, &mut *core::ptr::addr_of_mut!(GUEST_LOADED), entries, read);
+        let (g, _, loaded, _) = this_desc();
+        copy_table(g, loaded, entries, read);
     }
 }
 
@@ -173,29 +213,27 @@ fn copy_table(table: &mut [u64], loaded: &mut usize, entries: usize, read: impl 
 #[repr(C, align(4096))]
 struct Ldt([u64; LDT_ENTRIES]);
 
-/// The running vCPU's LDT, copied from its descriptor frames as the GDT's guest part is.
+/// The boot CPU's LDT, holding the running vCPU's, copied from its descriptor frames as the
+/// GDT's guest part is (the other CPUs' are in their [`CpuTables`]).
 static mut LDT: Ldt = Ldt([0; LDT_ENTRIES]);
-/// LDT entries now in [`LDT`] (what the next load must clear beyond its own).
-static mut LDT_LOADED: usize = 0;
 
 /// Puts a vCPU's LDT (`MMUEXT_SET_LDT`) into the hardware: entry `i` is `read(i)` for
 /// `i < entries` (at most 8192), the LDT descriptor covers exactly those, and LDTR is
 /// loaded with it; with no entries LDTR is null (an LDT selector faults).
 pub fn load_ldt(entries: usize, read: impl Fn(usize) -> u64) {
     let entries = entries.min(LDT_ENTRIES);
-    // SAFETY: LDT and the LDT descriptor are written only here, with interrupts off on the
-    // one CPU; the guest's loaded segments keep their cached descriptors until it reloads
-    // them; `lldt` with a present LDT descriptor of the hypervisor's GDT, or null.
+    // SAFETY: this CPU's LDT and LDT descriptor are written only here, with interrupts off
+    // on this CPU; the guest's loaded segments keep their cached descriptors until it
+    // reloads them; `lldt` with a present LDT descriptor of this CPU's GDT, or null.
     unsafe {
-        let l = &mut (*core::ptr::addr_of_mut!(LDT)).0;
-        copy_table(l, &mut *core::ptr::addr_of_mut!(LDT_LOADED), entries, read);
+        let (g, l, _, loaded) = this_desc();
+        copy_table(l, loaded, entries, read);
         if entries == 0 {
             core::arch::asm!("lldt {0:x}", in(reg) 0u16, options(nostack, preserves_flags));
             return;
         }
         let base = l.as_ptr() as u64;
         let limit = (entries * 8 - 1) as u64;
-        let g = &mut (*core::ptr::addr_of_mut!(GDT)).0;
         g[LDT_INDEX] = (limit & 0xffff)
             | ((base & 0xff_ffff) << 16)
             | (0x82 << 40)

@@ -17,6 +17,8 @@ const STUBS: usize = 48;
 extern "C" {
     static exception_stubs: [u64; STUBS];
     fn exc_240();
+    fn exc_241();
+    fn exc_242();
     fn exc_255();
     #[cfg(feature = "bench")]
     fn exc_bare_iret();
@@ -70,6 +72,8 @@ pub fn init() {
             };
         }
         idt[super::apic::TIMER_VECTOR as usize] = gate(exc_240 as *const () as u64, 0);
+        idt[super::apic::RESCHEDULE_VECTOR as usize] = gate(exc_241 as *const () as u64, 0);
+        idt[super::apic::FLUSH_VECTOR as usize] = gate(exc_242 as *const () as u64, 0);
         idt[super::apic::SPURIOUS_VECTOR as usize] = gate(exc_255 as *const () as u64, 0);
         let ptr = DescriptorTablePointer {
             limit: (core::mem::size_of::<Idt>() - 1) as u16,

@@ -1,14 +1,19 @@
 //! Starting the application processors (INIT, then two start-up IPIs, as Intel's
 //! MultiProcessor Specification and Xen's `wakeup_secondary_cpu` do), one at a time.
 //!
-//! Each gets its own stack, GDT, TSS and IST stacks, the shared IDT and the hypervisor's
-//! page tables, enables its local APIC and reports in. It then waits parked (interrupts
-//! off, `hlt`): vCPUs run on the boot CPU only until the scheduler has per-CPU run queues.
+//! Each gets its own stack, GDT, TSS and IST stacks, per-CPU block and syscall MSRs, the
+//! shared IDT and the hypervisor's page tables, enables its local APIC and reports in. Once
+//! the machine is built ([`release_aps`]) each enters the scheduler (`kernel::run_ap`).
+//!
+//! Also the two inter-processor interrupts: the reschedule kick ([`kick`]) and the TLB
+//! shootdown ([`shootdown`]), which a CPU serves without any lock, in its interrupt handler
+//! or while it spins for the machine lock ([`service_flush`]).
 
 use super::{apic, gdt, idt, paging, time::rdtsc};
+use crate::cpus::MAX_CPUS;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Physical page the trampoline is copied to (below 1 MiB, never handed out: see
 /// `mm::boot_mem::LOW_MEMORY_END`). ap_boot.S assumes this address.
@@ -24,6 +29,92 @@ const AP_STACK: usize = 64 * 1024;
 static HV_L4: AtomicU64 = AtomicU64::new(0);
 /// The CPU number of the last AP that reported in.
 static REPORTED: AtomicU64 = AtomicU64::new(0);
+/// Set once the machine is built: the APs waiting after their report enter the scheduler.
+static RELEASED: AtomicBool = AtomicBool::new(false);
+/// Each CPU's local APIC ID (CPU 0 the boot CPU's).
+static APIC_IDS: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+/// Shootdowns asked of each CPU (a count) and the count it has served.
+static FLUSH_ASKED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static FLUSH_DONE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// The vCPU each CPU runs ((domain id + 1) << 16 | vCPU number; 0 while it idles), for
+/// the shootdowns of the memory rules, which do not see the machine's scheduling state.
+static RUNNING: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+
+/// Records which vCPU (domain id, number) CPU `cpu` now runs (`None`: it idles).
+pub fn set_running(cpu: usize, vcpu: Option<(u16, usize)>) {
+    RUNNING[cpu].store(vcpu.map_or(0, |(d, v)| ((u32::from(d) + 1) << 16) | (v as u32 & 0xffff)), Ordering::Release);
+}
+
+/// The CPUs running a vCPU of any domain (`None`), or one of domain `dom` whose number is
+/// in `vcpus` (a bit each, numbers past 63 in no mask), a bit each.
+pub fn cpus_running(dom: Option<u16>, vcpus: u64) -> u64 {
+    RUNNING.iter().enumerate().fold(0, |mask, (cpu, r)| {
+        let r = r.load(Ordering::Acquire);
+        let (d, v) = ((r >> 16) as u16, r & 0xffff);
+        let hit = match dom {
+            _ if r == 0 => false,
+            None => true,
+            Some(dom) => d == dom.wrapping_add(1) && v < 64 && vcpus & (1 << v) != 0,
+        };
+        if hit {
+            mask | (1 << cpu)
+        } else {
+            mask
+        }
+    })
+}
+
+/// The top-level table of the hypervisor's own address space (no guest mappings), which an
+/// idle CPU runs on.
+pub fn hv_l4() -> u64 {
+    HV_L4.load(Ordering::Relaxed)
+}
+
+/// Lets the APs waiting after their report into the scheduler (the machine is ready).
+pub fn release_aps() {
+    RELEASED.store(true, Ordering::SeqCst);
+}
+
+/// Sends the reschedule IPI to CPU `cpu`: it looks at its scheduling state under the
+/// machine lock as soon as it can take interrupts (at once if it idles or runs a guest).
+pub fn kick(cpu: usize) {
+    if let Some(id) = APIC_IDS.get(cpu) {
+        apic::send_ipi(id.load(Ordering::Relaxed), apic::RESCHEDULE_VECTOR);
+    }
+}
+
+/// Flushes this CPU's TLB if a shootdown asked for it, and says so: called by the
+/// shootdown IPI's handler and by a CPU spinning for the machine lock (whose interrupts are
+/// off, and whose holder may be waiting for this very flush). Takes no lock.
+pub fn service_flush() {
+    let me = super::cpu::this_cpu();
+    let asked = FLUSH_ASKED[me].load(Ordering::Acquire);
+    if FLUSH_DONE[me].load(Ordering::Relaxed) != asked {
+        x86_64::instructions::tlb::flush_all();
+        FLUSH_DONE[me].store(asked, Ordering::Release);
+    }
+}
+
+/// Flushes the TLBs of the CPUs in `cpus` (a bit per CPU; the running CPU's bit is
+/// ignored) and returns once each has: Xen's `flush_tlb_mask`. Each target flushes its
+/// whole TLB (guest mappings are never global). The caller holds the machine lock, so no
+/// two shootdowns wait on each other; a target spinning for that lock serves it there.
+pub fn shootdown(cpus: u64) {
+    let me = super::cpu::this_cpu();
+    let mut want = [0u64; MAX_CPUS];
+    let targets = cpus & !(1 << me);
+    for (cpu, w) in want.iter_mut().enumerate().filter(|(c, _)| targets & (1 << c) != 0) {
+        *w = FLUSH_ASKED[cpu].fetch_add(1, Ordering::AcqRel) + 1;
+        apic::send_ipi(APIC_IDS[cpu].load(Ordering::Relaxed), apic::FLUSH_VECTOR);
+    }
+    for (cpu, &w) in want.iter().enumerate().filter(|(c, _)| targets & (1 << c) != 0) {
+        while FLUSH_DONE[cpu].load(Ordering::Acquire) < w {
+            service_flush();
+            core::hint::spin_loop();
+        }
+    }
+}
 
 extern "C" {
     static ap_tramp_start: u8;
@@ -60,10 +151,13 @@ fn delay_us(us: u64, tsc_khz: u64) {
 /// run later and must not find another CPU's stack).
 pub fn start_aps(apic_ids: &[u32], hv_l4_mfn: u64, tsc_khz: u64) -> Vec<usize> {
     let mut online = Vec::new();
+    HV_L4.store(hv_l4_mfn, Ordering::SeqCst);
     if apic_ids.len() < 2 {
         return online;
     }
-    HV_L4.store(hv_l4_mfn, Ordering::SeqCst);
+    for (cpu, &id) in apic_ids.iter().enumerate().take(MAX_CPUS) {
+        APIC_IDS[cpu].store(id, Ordering::Relaxed);
+    }
     // SAFETY: the trampoline's bytes are a read-only blob of the image between the two
     // symbols (ap_boot.S), copied into the low page reserved for it (see `put`), whose
     // parameters start at 0xf00 (the blob is far shorter; checked).
@@ -114,9 +208,14 @@ extern "C" fn ap_entry(cpu: u64) -> ! {
     // SAFETY: the boot CPU leaked this CPU's tables for good and handed them to this CPU
     // alone (PARAMS + 0x28, written before the start-up IPI).
     let tables = unsafe { &mut *(get(0x28) as *mut gdt::CpuTables) };
-    tables.load();
+    let stack_top = get(0x10);
+    tables.load(cpu as usize);
     idt::load();
+    super::cpu::init(cpu as usize, stack_top);
     apic::enable();
     REPORTED.store(cpu, Ordering::SeqCst);
-    super::halt_forever()
+    while !RELEASED.load(Ordering::SeqCst) {
+        core::hint::spin_loop();
+    }
+    crate::kernel::run_ap()
 }

@@ -66,6 +66,17 @@ pub fn enter_guest_first_time(f: GuestFrame) -> ! {
     }
 }
 
+/// Starts running the guest whose register state is `f` on this CPU, abandoning the Rust
+/// code that called it (an application processor's first entry to a vCPU). Interrupts
+/// must be off; `f` may live on the stack it abandons: it is read from the bottom up
+/// before anything is pushed again.
+pub fn enter_guest_from(f: &GuestFrame) -> ! {
+    // SAFETY: enter_guest makes `f` the stack pointer and pops the frame into registers
+    // and the iretq; nothing is pushed below it meanwhile (interrupts are off, and the
+    // next entry from the guest starts at the stack top, above it).
+    unsafe { enter_guest(f as *const GuestFrame) }
+}
+
 /// A page fault hit a guest copy.
 #[derive(Clone, Copy, Debug)]
 pub struct CopyFault;
@@ -158,6 +169,20 @@ extern "C" fn exception_entry(f: &mut GuestFrame) {
         return;
     }
     if f.vector == super::apic::SPURIOUS_VECTOR {
+        return;
+    }
+    if f.vector == super::apic::FLUSH_VECTOR {
+        // Served wherever it lands, without a lock: the asking CPU holds the machine.
+        super::smp::service_flush();
+        super::apic::eoi();
+        return;
+    }
+    if f.vector == super::apic::RESCHEDULE_VECTOR {
+        super::apic::eoi();
+        // In ring 0 this is the idle loop, which looks at its state itself.
+        if f.cs & 3 == 3 {
+            crate::kernel::reschedule(f);
+        }
         return;
     }
     if f.vector == super::apic::TIMER_VECTOR {
