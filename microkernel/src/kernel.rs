@@ -605,7 +605,6 @@ impl Machine {
             self.set_runstate(i, cur.1, state, now_ns);
         }
         let choice = self.pick_next();
-        self.push_waiting();
         if let Some(choice) = choice {
             self.cpus[me].slice_start = now;
             self.cpus[me].slice_end_ns = now_ns.saturating_add(choice.slice_ns);
@@ -613,6 +612,7 @@ impl Machine {
                 if let Some(i) = cur_i {
                     self.set_runstate(i, choice.vcpu.1, RUNSTATE_RUNNING, now_ns);
                 }
+                self.push_waiting();
                 return;
             }
         }
@@ -660,6 +660,8 @@ impl Machine {
         self.cpus[me].current = Some(next);
         // On the CPU, its page table active: its runstate area can be written.
         self.set_runstate(i, next.1, RUNSTATE_RUNNING, now_ns);
+        // What is left waiting here may go to an idle CPU (sender-initiated).
+        self.push_waiting();
     }
 
     /// Changes vCPU `vi` of domain index `i` to runstate `state` at `now_ns` and writes its
@@ -717,10 +719,20 @@ pub static MACHINE: Mutex<Option<Machine>> = Mutex::new(None);
 pub type MachineGuard = spin::MutexGuard<'static, Option<Machine>>;
 
 /// Takes the machine lock. While it waits (interrupts off), the CPU serves the TLB
-/// shootdowns asked of it: the holder may be waiting for this CPU's flush.
+/// shootdowns asked of it: the holder may be waiting for this CPU's flush. Once held, the
+/// memory state of the domain this CPU runs acts for this CPU's vCPU (its base pointers,
+/// the tables a write fault walks, a mode switch): another vCPU of the domain may have
+/// used it on another CPU meanwhile.
 pub fn lock() -> MachineGuard {
     loop {
-        if let Some(g) = MACHINE.try_lock() {
+        if let Some(mut g) = MACHINE.try_lock() {
+            if let Some(m) = g.as_mut() {
+                if let Some((dom, v)) = m.cpu().current {
+                    if let Some(i) = m.idx(dom) {
+                        m.domains[i].mm.set_active_vcpu(v);
+                    }
+                }
+            }
             return g;
         }
         crate::arch::x86_64::smp::service_flush();
@@ -813,10 +825,6 @@ pub fn hypercall(f: &mut GuestFrame) {
         syscall_from_user(m, f, route);
         return finish(guard, f);
     }
-    // Base-pointer operations act for the calling vCPU (another of its domain's may run
-    // on another CPU).
-    let (ci, cv) = (m.cur_idx(), m.current().1);
-    m.domains[ci].mm.set_active_vcpu(cv);
     let nr = f.rax;
     let mut p = MachinePlatform { m, rsp: f.rsp };
     let outcome = hypercall::run(&mut p, nr, [f.rdi, f.rsi, f.rdx, f.r10, f.r8]);

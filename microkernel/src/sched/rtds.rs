@@ -60,13 +60,14 @@ pub struct Rtds {
     doms: BTreeMap<u16, Dom>,
     vcpus: BTreeMap<VcpuKey, Vcpu>,
     counter: u64,
-    ncpus: u32,
 }
 
 impl Rtds {
-    /// An EDF scheduler for `ncpus` CPUs.
+    /// An EDF scheduler for `ncpus` CPUs. Admission control counts one CPU whatever
+    /// `ncpus` is (see `set_params`).
     pub fn new(ncpus: u32) -> Rtds {
-        Rtds { doms: BTreeMap::new(), vcpus: BTreeMap::new(), counter: 0, ncpus: ncpus.max(1) }
+        let _ = ncpus;
+        Rtds { doms: BTreeMap::new(), vcpus: BTreeMap::new(), counter: 0 }
     }
 
     /// Deadline misses of `dom` so far.
@@ -236,7 +237,10 @@ impl Scheduler for Rtds {
         if period_us < MIN_US || (budget_us != 0 && (budget_us < MIN_US || budget_us > period_us)) {
             return Err(ParamError::Invalid);
         }
-        if self.utilisation(dom, Some((period_us, budget_us))) > 1_000_000 * u64::from(self.ncpus) {
+        // One CPU's worth, whatever the number of CPUs: vCPUs wait on per-CPU queues that
+        // balancing moves them between, so only a set that fits one CPU is met wherever
+        // its vCPUs end up (global EDF across CPUs is not done).
+        if self.utilisation(dom, Some((period_us, budget_us))) > 1_000_000 {
             return Err(ParamError::Unschedulable);
         }
         let d = self.doms.get_mut(&dom).ok_or(ParamError::NoDomain)?;

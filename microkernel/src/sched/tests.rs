@@ -287,6 +287,17 @@ fn rtds_with(doms: &[(u16, u32, u32, bool)]) -> super::rtds::Rtds {
 }
 
 #[test]
+fn edf_admits_one_cpus_worth_on_any_number_of_cpus() {
+    let mut r = super::rtds::Rtds::new(4);
+    r.add_domain(1, 1);
+    r.add_domain(2, 1);
+    let p = |b| Params::Rtds { period_us: 10_000, budget_us: b, extra: false, misses: 0 };
+    assert_eq!(r.set_params(1, p(6_000)), Ok(()));
+    assert_eq!(r.set_params(2, p(5_000)), Err(ParamError::Unschedulable), "110% of one CPU, on four");
+    assert_eq!(r.set_params(2, p(4_000)), Ok(()));
+}
+
+#[test]
 fn edf_meets_a_reservation_beside_three_spinners() {
     // 2 ms every 10 ms for an always-busy guest, three spinners without reservations.
     let mut r = rtds_with(&[(1, 10_000, 2_000, false), (2, 0, 0, true), (3, 0, 0, true), (4, 0, 0, true)]);

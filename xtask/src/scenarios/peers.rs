@@ -48,7 +48,7 @@ pub fn scenarios() -> Vec<Scenario> {
             r"^T\(s=[0-9]+ us=[0-9]+\)$",
             r"^xl: detached from minios$",
             LIST_HEADER,
-            list_row!("minios", "32", "-[-b]----"),
+            list_row!("minios", "32", "[-r][-b]----"),
             r"^xl: domain minios \([0-9]+\) asked to shut down$",
             // Its shutdown thread read `poweroff`, cleared the node and powered off.
             r"\[minios\] Shutting down \(poweroff\)$",
@@ -154,7 +154,7 @@ fn linux_shell() -> Scenario {
             r"^2\r?$",
             r"^done-2\r?$",
             r"^xl: detached from linux$",
-            r"^linux +[0-9]+ +256 +1 +-[-b]---- ",
+            r"^linux +[0-9]+ +256 +1 +[-r][-b]---- ",
             r"^xl: domain linux \([0-9]+\) asked to shut down$",
             r"^xl: domain linux \([0-9]+\) shut down: poweroff",
             r"\(mk\) d[0-9]+ \(linux\) destroyed: [0-9]+ frames returned$",

@@ -11,6 +11,8 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "sched-credit-shares",
             alone: true,
+            // The shares of one CPU (with two, each hog would have one to itself).
+            cpus: 1,
             modules: &[Image::Guest("cpuhog"), Image::Config("hog-a.cfg"), Image::Config("hog-b.cfg"), Image::Config("hog-c.cfg")],
             // Three CPU-bound guests: weights 256 and 512, and one capped at 25% (with a
             // weight so large that only the cap holds it back). Over 10 s of system time
@@ -49,6 +51,8 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "sched-rtds",
             alone: true,
+            // One CPU shared between the reservation and the spinners.
+            cpus: 1,
             xen_cmdline: "sched=rtds",
             modules: &[
                 Image::Guest("cpuhog"),
