@@ -166,12 +166,18 @@ fn vcpu_op(cmd: u32, arg: u64) -> i64 {
 
 /// `VCPUOP_get_runstate_info` for vCPU 0: the time it spent in each runstate (ns).
 pub fn runstate() -> Result<hypercall_abi::vcpu::VcpuRunstateInfo, Errno> {
+    runstate_of(0)
+}
+
+/// `VCPUOP_get_runstate_info` for vCPU `vcpu` of this domain (any of them, running or
+/// not): the time it spent in each runstate (ns).
+pub fn runstate_of(vcpu: u32) -> Result<hypercall_abi::vcpu::VcpuRunstateInfo, Errno> {
     let mut info = hypercall_abi::vcpu::VcpuRunstateInfo::default();
     let ret = {
         let arg = (&raw mut info) as u64;
         // SAFETY: the hypervisor writes one `vcpu_runstate_info` at `arg`, a live local
         // of exactly that type.
-        unsafe { hypercall_via_page(Hypercall::VcpuOp as u64, u64::from(hypercall_abi::vcpu::VCPUOP_GET_RUNSTATE_INFO), 0, arg, 0, 0) }
+        unsafe { hypercall_via_page(Hypercall::VcpuOp as u64, u64::from(hypercall_abi::vcpu::VCPUOP_GET_RUNSTATE_INFO), u64::from(vcpu), arg, 0, 0) }
     };
     crate::hypercall::check(ret).map(|_| info)
 }

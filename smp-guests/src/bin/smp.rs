@@ -278,13 +278,25 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
         smp::initialise(1, &c)
     };
     t.report("initialise_twice_eexist", ensure(again == Err(Errno::EEXIST), || format!("{again:?}")));
-    // Both halves at once (the CPU is shared between the two vCPUs).
-    let start = pv_guest::time::now_ns();
+    // Both halves at once, on two CPUs when there are two: the time both vCPUs spent
+    // running while vCPU 0 counted its half adds up to more than that time itself (on
+    // one CPU it could not).
+    let running = |v| pv_guest::time::runstate_of(v).map_or(0, |r| r.time[hypercall_abi::vcpu::RUNSTATE_RUNNING as usize]);
+    let (start, ran0, ran1) = (pv_guest::time::now_ns(), running(0), running(1));
     let mine = count(0, N / 2);
+    let (window, both) = (pv_guest::time::now_ns() - start, running(0) - ran0 + running(1) - ran1);
     wait_for(to_zero, || RESULT_ONE.load(Ordering::SeqCst) != 0);
     let theirs = RESULT_ONE.load(Ordering::SeqCst);
     println!("smp: primes below {N}: {mine} on vCPU 0 + {theirs} on vCPU 1 in {} ms", (pv_guest::time::now_ns() - start) / 1_000_000);
     t.report("split_work", ensure(mine + theirs == PRIMES, || format!("{} primes, want {PRIMES}", mine + theirs)));
+    let cpus = pv_guest::start_info::cmdline(si).split_whitespace().find_map(|w| w.strip_prefix("cpus=")).and_then(|n| n.parse::<u32>().ok());
+    if let Some(cpus) = cpus {
+        // With two CPUs at least 1.5 CPUs' worth of running time in the window; with one,
+        // at most the window.
+        let parallel = both * 10 > window * 15;
+        println!("smp: {} ms of running time on the two vCPUs in {} ms", both / 1_000_000, window / 1_000_000);
+        t.report("both_vcpus_at_once", ensure(parallel == (cpus >= 2), || format!("{} ms running in a {} ms window on {cpus} CPU(s)", both / 1_000_000, window / 1_000_000)));
+    }
     t.report("gdt_from_context", ensure(ONE_DS.load(Ordering::SeqCst) == 0x2b, || format!("vCPU 1's ds: {:#x}", ONE_DS.load(Ordering::SeqCst))));
     // vCPU 1's clock (its own vcpu_info's) agrees with vCPU 0's: it read it before now,
     // and not long before.

@@ -23,7 +23,7 @@ fn lifecycle_input() -> &'static [&'static str] {
 
 /// Every life passed its tests, and the free memory after is what it was before.
 fn lifecycle_balanced(input: &CheckInput) -> Result<(), String> {
-    let done = input.lines.iter().filter(|l| l.contains("[smp] TESTS DONE 13 passed, 0 failed")).count();
+    let done = input.lines.iter().filter(|l| l.contains("[smp] TESTS DONE 14 passed, 0 failed")).count();
     if done != LIVES {
         return Err(format!("{done} lives passed their tests, expected {LIVES}"));
     }
@@ -126,6 +126,8 @@ pub fn scenarios() -> Vec<Scenario> {
             r"\[smp\] TEST initialise_twice_eexist PASS",
             r"\[smp\] smp: primes below 200000: 9592 on vCPU 0 \+ 8392 on vCPU 1 in [0-9]+ ms",
             r"\[smp\] TEST split_work PASS",
+            r"\[smp\] smp: [0-9]+ ms of running time on the two vCPUs in [0-9]+ ms",
+            r"\[smp\] TEST both_vcpus_at_once PASS",
             r"\[smp\] TEST gdt_from_context PASS",
             r"\[smp\] TEST clock_of_vcpu_1 PASS",
             r"\[smp\] smp: IPI round trip between the vCPUs: [0-9]+ cycles \(mean of 1000\)",
@@ -133,9 +135,19 @@ pub fn scenarios() -> Vec<Scenario> {
             r"\[smp\] TEST last_vcpu_stays_up PASS",
             r"\[smp\] TEST up_again PASS",
             r"\[smp\] TEST down_other PASS",
-            r"\[smp\] TESTS DONE 13 passed, 0 failed",
+            r"\[smp\] TESTS DONE 14 passed, 0 failed",
             r"audit: ok: 1 domains",
         ],
+        forbid: &[r"FAIL", r"crashed"],
+        timeout: Duration::from_secs(60),
+        ..DEFAULT
+    }, Scenario {
+        name: "smp-one-cpu",
+        cpus: 1,
+        modules: &[Image::Guest("smp"), Image::Config("smp-one-cpu.cfg")],
+        // The same guest on one CPU: its vCPUs take turns, never run at once.
+        input: &["xl create smp-one-cpu.cfg", wait_for!(r"\[smp\] TESTS DONE"), wait_for!(r"\(mk\) d1 \(smp\) destroyed"), "audit", "shutdown"],
+        expect: &[r"\[smp\] TEST split_work PASS", r"\[smp\] TEST both_vcpus_at_once PASS", r"\[smp\] TESTS DONE 14 passed, 0 failed", r"audit: ok: 1 domains"],
         forbid: &[r"FAIL", r"crashed"],
         timeout: Duration::from_secs(60),
         ..DEFAULT
@@ -166,7 +178,7 @@ pub fn scenarios() -> Vec<Scenario> {
         // A two-vCPU guest created and ended 20 times: each brings its second vCPU up and
         // down; nothing is left (free memory as before, the audit).
         input: lifecycle_input(),
-        expect: &[INFO_FREE, r"\[smp\] TESTS DONE 13 passed, 0 failed", INFO_FREE, r"audit: ok: 1 domains"],
+        expect: &[INFO_FREE, r"\[smp\] TESTS DONE 14 passed, 0 failed", INFO_FREE, r"audit: ok: 1 domains"],
         forbid: &[r"FAIL", r"crashed", "PANIC"],
         check: Some(lifecycle_balanced),
         timeout: Duration::from_secs(120),
