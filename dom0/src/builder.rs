@@ -137,6 +137,9 @@ pub trait Control {
     fn nics(&mut self, dom: u16) -> Vec<crate::netback::NicRow>;
     /// vCPU `vcpu` of domain `dom` (`DOMCTL_GETVCPUINFO`).
     fn vcpu_info(&mut self, dom: u16, vcpu: u32) -> Result<hypercall_abi::domctl::GetVcpuInfo, Errno>;
+    /// The CPUs vCPU `vcpu` of domain `dom` may run on (a bit each), after pinning it to
+    /// `set` if given (`DOMCTL_VCPUAFFINITY`: `EINVAL` for a map with no online CPU).
+    fn vcpu_affinity(&mut self, dom: u16, vcpu: u32, set: Option<u64>) -> Result<u64, Errno>;
     /// Domain `dom`'s credit-scheduler weight and cap, after setting them to `set` if given
     /// (as Xen's `XEN_DOMCTL_scheduler_op`: weight 0 and cap 0xffff leave a value as it
     /// is); `EINVAL` if another scheduler runs.
@@ -235,6 +238,8 @@ pub enum Step {
     Nics,
     /// Setting its scheduling parameters (`weight`, `cap`).
     Sched,
+    /// Pinning its vCPUs (`cpus`).
+    Affinity,
     /// `DOMCTL_UNPAUSEDOMAIN`.
     Unpause,
 }
@@ -250,6 +255,7 @@ impl fmt::Display for Step {
             Step::Disks => "giving it its disks",
             Step::Nics => "giving it its network interfaces",
             Step::Sched => "setting its scheduling parameters",
+            Step::Affinity => "pinning its vCPUs",
             Step::Unpause => "unpausing it",
         })
     }
@@ -783,6 +789,11 @@ fn build_created(
         match ctl.sched_rtds(id, Some(rtds)) {
             Ok(_) | Err(Errno::EINVAL) => {}
             Err(e) => return Err(errno(Step::Sched)(e)),
+        }
+    }
+    if let Some(map) = cfg.cpus {
+        for v in 0..cfg.vcpus {
+            ctl.vcpu_affinity(id, v, Some(map)).map_err(errno(Step::Affinity))?;
         }
     }
     for disk in &cfg.disks {

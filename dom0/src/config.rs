@@ -109,6 +109,8 @@ pub struct Config {
     /// The EDF reservation (`period=` and `budget=` in µs, `extratime=`), applied when the
     /// RTDS scheduler runs: (period, budget, extra time).
     pub rtds: Option<(u32, u32, bool)>,
+    /// The CPUs its vCPUs may run on (`cpus = "0-1"`), a bit each; `None`: any.
+    pub cpus: Option<u64>,
     /// Virtual disks (`disk = [...]`), in order.
     pub disks: Vec<DiskSpec>,
     /// Network interfaces (`vif = [...]`), in order (devid 0, 1, ...).
@@ -615,6 +617,7 @@ struct Found {
     period: Option<(usize, u32)>,
     budget: Option<(usize, u32)>,
     extratime: Option<(usize, bool)>,
+    cpus: Option<(usize, u64)>,
     /// `disk` items, with their lines.
     disks: Vec<(usize, DiskSpec)>,
     /// The line `disk =` was set on (`+=` may follow it).
@@ -756,6 +759,7 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
                 | "period"
                 | "budget"
                 | "extratime"
+                | "cpus"
                 | "disk"
                 | "vif"
         );
@@ -874,6 +878,16 @@ pub fn parse(text: &[u8]) -> Result<Parsed, ConfigError> {
             "extra" => {
                 let s = string_value(&key, line, value, "a command line")?;
                 set_once(&mut f.extra, &key, line, s)?
+            }
+            "cpus" => {
+                // xl's hard affinity for every vCPU: a CPU list in a string ("0-1", "all"),
+                // or one CPU as a number.
+                let map = match value {
+                    Value::Int(n) if n <= u64::from(crate::cpulist::MAX_CPU) => 1u64 << n,
+                    Value::Str(ref s) => crate::cpulist::parse(s).map_err(|e| ConfigError::at(line, alloc::format!("cpus: {e}")))?,
+                    other => return Err(ConfigError::at(line, alloc::format!("cpus: expected a CPU list such as \"0-1\", got {other}"))),
+                };
+                set_once(&mut f.cpus, &key, line, map)?
             }
             "on_poweroff" => set_once(
                 &mut f.on_poweroff,
@@ -1033,6 +1047,7 @@ fn finish(
             weight: found.weight.map(|(_, w)| w),
             cap: found.cap.map(|(_, c)| c),
             rtds,
+            cpus: found.cpus.map(|(_, c)| c),
             disks: found.disks.into_iter().map(|(_, d)| d).collect(),
             vifs: found.vifs.into_iter().map(|(_, v)| v).collect(),
         },

@@ -15,6 +15,7 @@ pub mod builder;
 pub mod config;
 pub mod blkback;
 pub mod console;
+pub mod cpulist;
 pub mod dma;
 pub mod report;
 pub mod shell;

@@ -186,6 +186,8 @@ pub struct FakeControl {
     pub disks: Vec<(u16, u32, String)>,
     /// Network interfaces given: (dom, devid).
     pub nics: Vec<(u16, u32)>,
+    /// vCPUs pinned: (dom, vCPU, CPU map); two CPUs online.
+    pub affinities: Vec<(u16, u32, u64)>,
     /// Domains whose kernels do not watch `control/shutdown`.
     pub ignores_control: Vec<u16>,
     /// Frames mapped into dom0 right now.
@@ -242,6 +244,7 @@ impl FakeControl {
             calls: Vec::new(),
             disks: Vec::new(),
             nics: Vec::new(),
+            affinities: Vec::new(),
             ignores_control: Vec::new(),
             mapped: BTreeSet::new(),
             max_mapped: 0,
@@ -336,7 +339,7 @@ impl Control for FakeControl {
         let uptime_ns = self.clock_ns;
         self.clock_ns += self.clock_step_ns;
         Ok(PhysInfo {
-            nr_cpus: 1,
+            nr_cpus: 2,
             cpu_khz: 3_000_000,
             total_pages: self.total_pages,
             free_pages: self.free_pages,
@@ -690,6 +693,21 @@ impl Control for FakeControl {
             return Err(Errno::EINVAL);
         }
         Ok(hypercall_abi::domctl::GetVcpuInfo { vcpu, online: u8::from(vcpu == 0), blocked: u8::from(vcpu == 0), cpu_time: 1_230_000_000, ..Default::default() })
+    }
+
+    fn vcpu_affinity(&mut self, dom: u16, vcpu: u32, set: Option<u64>) -> Result<u64, Errno> {
+        let d = self.dom(dom)?;
+        if vcpu >= d.info.max_vcpus {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(map) = set {
+            if map & 0b11 == 0 {
+                return Err(Errno::EINVAL);
+            }
+            self.affinities.retain(|a| (a.0, a.1) != (dom, vcpu));
+            self.affinities.push((dom, vcpu, map & 0b11));
+        }
+        Ok(self.affinities.iter().find(|a| (a.0, a.1) == (dom, vcpu)).map_or(0b11, |a| a.2))
     }
 
     fn nics(&mut self, dom: u16) -> Vec<crate::netback::NicRow> {

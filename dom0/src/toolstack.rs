@@ -154,6 +154,10 @@ impl<'f, C: Control> Toolstack<'f, C> {
                 self.vcpu_list(target, out);
                 Outcome::Done
             }
+            XlCommand::VcpuPin { target, vcpu, cpus } => {
+                self.vcpu_pin(target, vcpu, cpus, out);
+                Outcome::Done
+            }
             XlCommand::NetworkList(target) => {
                 if let Some((id, _)) = self.resolve(target, out) {
                     let rows = self.ctl.nics(id);
@@ -466,17 +470,60 @@ impl<'f, C: Control> Toolstack<'f, C> {
         let Some(shown) = self.shown_domains(target, out) else {
             return;
         };
+        let ncpus = self.ctl.physinfo().map_or(1, |p| p.nr_cpus);
         let _ = writeln!(out, "{}", crate::xl::VCPU_LIST_HEADER);
         for d in &shown {
             let name = crate::xl::display_name(d);
             for v in 0..d.max_vcpus {
                 match self.ctl.vcpu_info(d.domain, v) {
                     Ok(info) => {
-                        let _ = writeln!(out, "{}", crate::xl::vcpu_line(&name, d.domain, &info));
+                        let affinity = self.ctl.vcpu_affinity(d.domain, v, None).map_or_else(|_| String::from("?"), |m| crate::cpulist::format(m, ncpus));
+                        let _ = writeln!(out, "{}", crate::xl::vcpu_line(&name, d.domain, &info, &affinity));
                     }
                     Err(e) => {
                         let _ = writeln!(out, "xl vcpu-list: {name} ({}) vCPU {v}: {e}", d.domain);
                     }
+                }
+            }
+        }
+    }
+
+    /// `xl vcpu-pin NAME|ID VCPU|all CPUS`: pins one vCPU (or each) to the CPUs of a list;
+    /// a bad vCPU or list gets one line saying why, and nothing changes.
+    fn vcpu_pin(&mut self, target: &str, vcpu: &str, cpus: &str, out: &mut dyn Write) {
+        let Some((id, name)) = self.resolve(target, out) else { return };
+        let map = match crate::cpulist::parse(cpus) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = writeln!(out, "xl vcpu-pin: {e}");
+                return;
+            }
+        };
+        let max = self.domains(out).and_then(|ds| ds.iter().find(|d| d.domain == id).map(|d| d.max_vcpus)).unwrap_or(0);
+        let vcpus: Vec<u32> = if vcpu == "all" {
+            (0..max).collect()
+        } else {
+            match vcpu.parse::<u32>() {
+                Ok(v) if v < max => alloc::vec![v],
+                _ => {
+                    let _ = writeln!(out, "xl vcpu-pin: {name} ({id}) has no vCPU '{vcpu}' (it has {max})");
+                    return;
+                }
+            }
+        };
+        let ncpus = self.ctl.physinfo().map_or(1, |p| p.nr_cpus);
+        for v in vcpus {
+            match self.ctl.vcpu_affinity(id, v, Some(map)) {
+                Ok(m) => {
+                    let _ = writeln!(out, "xl: {name} ({id}) vCPU {v} may run on CPUs {}", crate::cpulist::format(m, ncpus));
+                }
+                Err(Errno::EINVAL) => {
+                    let _ = writeln!(out, "xl vcpu-pin: {name} ({id}) vCPU {v}: no CPU of '{cpus}' is online (the machine has {ncpus})");
+                    return;
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "xl vcpu-pin: {name} ({id}) vCPU {v}: {e}");
+                    return;
                 }
             }
         }

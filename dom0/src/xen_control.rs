@@ -593,6 +593,10 @@ impl Control for XenControl {
         domctl::vcpu_info(DomId(dom), vcpu)
     }
 
+    fn vcpu_affinity(&mut self, dom: u16, vcpu: u32, set: Option<u64>) -> Result<u64, Errno> {
+        domctl::vcpu_affinity(DomId(dom), vcpu, set)
+    }
+
     fn sched_credit(&mut self, dom: u16, set: Option<(u16, u16)>) -> Result<(u16, u16), Errno> {
         domctl::sched_credit(DomId(dom), set)
     }

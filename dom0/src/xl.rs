@@ -89,6 +89,15 @@ pub enum XlCommand<'a> {
     NetworkList(&'a str),
     /// `xl vcpu-list [NAME|ID]`: the vCPUs of every domain, or of one.
     VcpuList(Option<&'a str>),
+    /// `xl vcpu-pin NAME|ID VCPU|all CPUS`: the CPUs a vCPU (or every one) may run on.
+    VcpuPin {
+        /// The domain.
+        target: &'a str,
+        /// A vCPU number, or `all`.
+        vcpu: &'a str,
+        /// A CPU list (`0-1`, `1,3`, `all`).
+        cpus: &'a str,
+    },
     /// `xl sched-rtds [-d NAME|ID [-p PERIOD -b BUDGET] [-e 0|1]]`: list the EDF
     /// reservations (and deadline misses), or set one domain's (µs).
     SchedRtds {
@@ -176,7 +185,7 @@ pub const VCPU_LIST_HEADER: &str = "Name                                ID  VCPU
 /// One line of `xl vcpu-list`: the domain's name and id, the vCPU and what
 /// `DOMCTL_GETVCPUINFO` said of it. State letters as xl's: `r` running, `b` blocked, `-`
 /// runnable; a vCPU down shows `--p` and no CPU.
-pub fn vcpu_line(name: &str, dom: u16, v: &hypercall_abi::domctl::GetVcpuInfo) -> alloc::string::String {
+pub fn vcpu_line(name: &str, dom: u16, v: &hypercall_abi::domctl::GetVcpuInfo, affinity: &str) -> alloc::string::String {
     let state = if v.online == 0 {
         "--p"
     } else if v.running != 0 {
@@ -188,14 +197,14 @@ pub fn vcpu_line(name: &str, dom: u16, v: &hypercall_abi::domctl::GetVcpuInfo) -
     };
     let cpu = if v.online == 0 { alloc::string::String::from("-") } else { alloc::format!("{}", v.cpu) };
     let secs = v.cpu_time / 100_000_000;
-    alloc::format!("{name:<32} {dom:>5} {:>5} {cpu:>5}   {state}  {:>6}.{} all / all", v.vcpu, secs / 10, secs % 10)
+    alloc::format!("{name:<32} {dom:>5} {:>5} {cpu:>5}   {state}  {:>6}.{} {affinity} / all", v.vcpu, secs / 10, secs % 10)
 }
 
 /// The most settings `xl network-attach` takes (each key at most once).
 pub const MAX_NIC_SETTINGS: usize = 8;
 
 /// Every subcommand, in the order `xl help` lists them.
-pub const SUBCOMMANDS: [Subcommand; 19] = [
+pub const SUBCOMMANDS: [Subcommand; 20] = [
     Subcommand {
         name: "create",
         args: "[-c] [-p] FILE",
@@ -269,7 +278,12 @@ pub const SUBCOMMANDS: [Subcommand; 19] = [
     Subcommand {
         name: "vcpu-list",
         args: "[NAME|ID]",
-        summary: "the vCPUs of every domain (or one): state, CPU time",
+        summary: "the vCPUs of every domain (or one): state, CPU, time, affinity",
+    },
+    Subcommand {
+        name: "vcpu-pin",
+        args: "NAME|ID VCPU|all CPUS",
+        summary: "the CPUs a vCPU may run on (a list: 0-1, 1,3, all)",
     },
     Subcommand {
         name: "sched-credit",
@@ -394,6 +408,16 @@ pub fn parse<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<XlCommand<'
             }
             no_more("vcpu-list", &mut words)?;
             Ok(XlCommand::VcpuList(target))
+        }
+        "vcpu-pin" => {
+            let target = words.next().ok_or(XlUsage::Missing { sub: "vcpu-pin", what: "a domain name or id" })?;
+            if target.starts_with('-') {
+                return Err(XlUsage::UnknownOption { sub: "vcpu-pin", option: target });
+            }
+            let vcpu = words.next().ok_or(XlUsage::Missing { sub: "vcpu-pin", what: "a vCPU number or 'all'" })?;
+            let cpus = words.next().ok_or(XlUsage::Missing { sub: "vcpu-pin", what: "a CPU list" })?;
+            no_more("vcpu-pin", &mut words)?;
+            Ok(XlCommand::VcpuPin { target, vcpu, cpus })
         }
         "network-attach" => {
             let target = words.next().ok_or(XlUsage::Missing { sub: "network-attach", what: "a domain name or id" })?;

@@ -88,6 +88,27 @@ pub struct GetVcpuInfo {
 const _: () = assert!(core::mem::size_of::<GetVcpuInfo>() == 24);
 const _: () = assert!(core::mem::offset_of!(GetVcpuInfo, cpu_time) == 8);
 
+/// Reads or sets one vCPU's hard affinity, the CPUs it may run on (Xen's
+/// `XEN_DOMCTL_setvcpuaffinity`/`getvcpuaffinity`, the CPU map inline as one 64-bit
+/// word): payload [`VcpuAffinity`]. Setting keeps the online CPUs of the map; a map with
+/// none is `EINVAL`, as is a vCPU past the domain's. The map in force comes back (every
+/// online CPU for a vCPU not pinned).
+pub const DOMCTL_VCPUAFFINITY: u32 = 9;
+
+/// The payload of [`DOMCTL_VCPUAFFINITY`] (16 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct VcpuAffinity {
+    /// IN: the vCPU.
+    pub vcpu: u32,
+    /// IN: 1 to set `cpumap`, 0 to read it.
+    pub set: u32,
+    /// IN (with `set`) / OUT: a bit per CPU.
+    pub cpumap: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<VcpuAffinity>() == 16);
+
 /// `XEN_SCHEDULER_CREDIT`.
 pub const XEN_SCHEDULER_CREDIT: u32 = 5;
 /// `XEN_SCHEDULER_RTDS`.

@@ -413,13 +413,48 @@ impl DomainControl for Machine {
         self.sched.policy()
     }
 
-    fn vcpu_state(&mut self, domid: u16, vcpu: u32) -> Result<(bool, bool, bool, u64), Errno> {
+    fn vcpu_state(&mut self, domid: u16, vcpu: u32) -> Result<crate::hypercall::domctl::VcpuState, Errno> {
         let i = self.live_idx(domid)?;
         let now = self.now_ns();
-        let running = self.running_on((domid, vcpu as usize)).is_some();
+        let on = self.running_on((domid, vcpu as usize));
         let v = self.domains[i].vcpus.get(vcpu as usize).ok_or(Errno::EINVAL)?;
         let time = v.runstate.info(now).time[RUNSTATE_RUNNING as usize];
-        Ok((v.started && !v.down, v.blocked, running, time))
+        Ok(crate::hypercall::domctl::VcpuState {
+            up: v.started && !v.down,
+            blocked: v.blocked,
+            running: on.is_some(),
+            cpu_time: time,
+            cpu: on.unwrap_or(v.processor) as u32,
+        })
+    }
+
+    fn vcpu_affinity(&mut self, domid: u16, vcpu: u32, set: Option<u64>) -> Result<u64, Errno> {
+        let i = self.live_idx(domid)?;
+        let v = vcpu as usize;
+        self.domains[i].vcpus.get(v).ok_or(Errno::EINVAL)?;
+        let online = if self.cpus.len() >= 64 { u64::MAX } else { (1u64 << self.cpus.len()) - 1 };
+        if let Some(map) = set {
+            let map = map & online;
+            if map == 0 {
+                return Err(Errno::EINVAL);
+            }
+            let c = &mut self.domains[i].vcpus[v];
+            c.pinned = (map != online).then_some(map);
+            // Off a CPU it may no longer use: it waits on one it may, and leaves the one it
+            // runs on at once.
+            if !crate::sched::balance::allowed(map, c.processor) {
+                self.place_vcpu(i, v);
+            }
+            let key = (domid, v);
+            if self.running_on(key).is_some_and(|cpu| !crate::sched::balance::allowed(map, cpu)) {
+                self.kick_vcpu(key);
+            }
+            if self.domains[i].runnable(v) && self.running_on(key).is_none() {
+                let now = self.now_ns();
+                self.scheduler_wake(key, now);
+            }
+        }
+        Ok(self.domains[i].vcpus[v].affinity() & online)
     }
 
     fn sched_params(&mut self, domid: u16, set: Option<crate::sched::Params>) -> Result<crate::sched::Params, Errno> {

@@ -628,6 +628,15 @@ impl Machine {
             }
             _ => None,
         };
+        // The outgoing vCPU, still runnable, may belong to another CPU's queue now (it was
+        // pinned away): an idle CPU there takes it at once.
+        if let (Some(cur), Some(i)) = (cur, cur_i) {
+            let p = self.domains[i].vcpus[cur.1].processor;
+            if p != me && p < self.cpus.len() && self.domains[i].runnable(cur.1) && self.cpus[p].current.is_none() {
+                self.cpus[p].preempt = true;
+                crate::arch::x86_64::smp::kick(p);
+            }
+        }
         let Some(choice) = choice else {
             // Idle: nothing of any guest stays reachable from this CPU (a domain it ran may
             // be torn down meanwhile), and no shootdown needs to reach it.

@@ -84,7 +84,7 @@ mod calls {
         CreateDomain, DomainInfo, Domctl, GetVcpuInfo, MaxMem, SetVcpuContext, DOMCTL_CREATEDOMAIN, DOMCTL_GETVCPUINFO,
         DOMCTL_DESTROYDOMAIN, DOMCTL_GETDOMAININFO, DOMCTL_MAX_MEM, DOMCTL_PAUSEDOMAIN,
         DOMCTL_SCHEDULER_OP, DOMCTL_SETVCPUCONTEXT, DOMCTL_UNPAUSEDOMAIN, SchedulerOp, XEN_DOMCTL_SCHEDOP_GETINFO,
-        XEN_DOMCTL_SCHEDOP_PUTINFO, XEN_DOMCTL_SCHEDRT_EXTRA,
+        XEN_DOMCTL_SCHEDOP_PUTINFO, XEN_DOMCTL_SCHEDRT_EXTRA, VcpuAffinity, DOMCTL_VCPUAFFINITY,
     };
     use hypercall_abi::errno::Errno;
     use hypercall_abi::hypercall::Hypercall;
@@ -213,6 +213,15 @@ mod calls {
         let mut op = Domctl::with_payload(DOMCTL_GETVCPUINFO, dom.0, &GetVcpuInfo { vcpu, ..Default::default() });
         domctl(&mut op)?;
         Ok(op.read_payload())
+    }
+
+    /// `DOMCTL_VCPUAFFINITY`: the CPUs vCPU `vcpu` of `dom` may run on (a bit each), after
+    /// setting them to `set` if given.
+    pub fn vcpu_affinity(dom: DomId, vcpu: u32, set: Option<u64>) -> Result<u64, Errno> {
+        let payload = VcpuAffinity { vcpu, set: u32::from(set.is_some()), cpumap: set.unwrap_or(0) };
+        let mut op = Domctl::with_payload(DOMCTL_VCPUAFFINITY, dom.0, &payload);
+        domctl(&mut op)?;
+        Ok(op.read_payload::<VcpuAffinity>().cpumap)
     }
 
     /// `DOMCTL_SCHEDULER_OP` for the credit scheduler: `dom`'s weight and cap, after

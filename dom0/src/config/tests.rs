@@ -40,6 +40,7 @@ fn minimal_config_takes_the_defaults() {
             weight: None,
             cap: None,
             rtds: None,
+            cpus: None,
             disks: Vec::new(),
             vifs: Vec::new(),
         }
@@ -491,6 +492,23 @@ fn edf_reservations_from_the_config() {
         let e = parse(alloc::format!("name = \"a\"\nkernel = \"k\"\n{text}").as_bytes()).unwrap_err();
         assert_eq!(e.line, Some(line), "{text}: {e:?}");
         assert!(e.message.contains(words), "{text}: {}", e.message);
+    }
+}
+
+#[test]
+fn cpus_pin_every_vcpu() {
+    assert_eq!(ok("name = \"a\"\nkernel = \"k\"\ncpus = \"0-1\"\n").config.cpus, Some(0b11));
+    assert_eq!(ok("name = \"a\"\nkernel = \"k\"\ncpus = \"1,3\"\n").config.cpus, Some(0b1010));
+    assert_eq!(ok("name = \"a\"\nkernel = \"k\"\ncpus = 1\n").config.cpus, Some(0b10));
+    assert_eq!(ok("name = \"a\"\nkernel = \"k\"\ncpus = \"all\"\n").config.cpus, Some(u64::MAX));
+    for (text, says) in [
+        ("cpus = \"2-1\"\n", "cpus: '2-1': the range runs backwards"),
+        ("cpus = \"x\"\n", "cpus: 'x' is not a CPU number or range"),
+        ("cpus = 64\n", "cpus: expected a CPU list such as \"0-1\", got 64"),
+        ("cpus = \"1\"\ncpus = \"0\"\n", "cpus: set again (first on line 3)"),
+    ] {
+        let e = parse(format!("name = \"a\"\nkernel = \"k\"\n{text}").as_bytes()).unwrap_err();
+        assert_eq!(e.message.as_str(), says, "{text}");
     }
 }
 

@@ -425,6 +425,23 @@ fn vcpu_list_shows_every_vcpu() {
 }
 
 #[test]
+fn vcpu_pin_pins_and_says_why_not() {
+    let (kernel, archive) = boot_data();
+    let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);
+    let mut ts = Toolstack::new(FakeControl::new(65536, 60000), files);
+    xl_out(&mut ts, "xl create hello.cfg");
+    assert_eq!(xl_out(&mut ts, "xl vcpu-pin hello 0 1"), ["xl: hello (1) vCPU 0 may run on CPUs 1"]);
+    assert!(xl_out(&mut ts, "xl vcpu-list hello")[1].ends_with(" 1 / all"));
+    assert_eq!(xl_out(&mut ts, "xl vcpu-pin hello all 0-1"), ["xl: hello (1) vCPU 0 may run on CPUs all"]);
+    assert!(xl_out(&mut ts, "xl vcpu-list hello")[1].ends_with(" all / all"));
+    assert_eq!(xl_out(&mut ts, "xl vcpu-pin hello 0 5"), ["xl vcpu-pin: hello (1) vCPU 0: no CPU of '5' is online (the machine has 2)"]);
+    assert_eq!(xl_out(&mut ts, "xl vcpu-pin hello 0 2-1"), ["xl vcpu-pin: '2-1': the range runs backwards"]);
+    assert_eq!(xl_out(&mut ts, "xl vcpu-pin hello 3 1"), ["xl vcpu-pin: hello (1) has no vCPU '3' (it has 1)"]);
+    assert_eq!(xl_out(&mut ts, "xl vcpu-pin nobody 0 1").len(), 1);
+    assert_eq!(ts.ctl.affinities, [(1, 0, 0b11)], "the refusals changed nothing");
+}
+
+#[test]
 fn sched_credit_lists_sets_and_refuses_as_libxl() {
     let (kernel, archive) = boot_data();
     let files = BootFiles::new([("hello", &kernel[..]), ("configs.tar", &archive[..])]);

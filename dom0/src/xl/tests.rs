@@ -92,13 +92,24 @@ fn usage_errors_are_one_line() {
 }
 
 #[test]
+fn vcpu_pin_takes_a_domain_a_vcpu_and_a_list() {
+    assert_eq!(xl("vcpu-pin web 1 0-1"), Ok(XlCommand::VcpuPin { target: "web", vcpu: "1", cpus: "0-1" }));
+    assert_eq!(xl("vcpu-pin 3 all 1"), Ok(XlCommand::VcpuPin { target: "3", vcpu: "all", cpus: "1" }));
+    assert_eq!(usage("vcpu-pin"), "xl vcpu-pin: missing a domain name or id");
+    assert_eq!(usage("vcpu-pin web"), "xl vcpu-pin: missing a vCPU number or 'all'");
+    assert_eq!(usage("vcpu-pin web 0"), "xl vcpu-pin: missing a CPU list");
+    assert_eq!(usage("vcpu-pin web 0 1 all"), "xl vcpu-pin: unexpected argument 'all'");
+    assert_eq!(usage("vcpu-pin -f web 0 1"), "xl vcpu-pin: unknown option '-f'");
+}
+
+#[test]
 fn help_names_every_subcommand() {
     let text = format!("{XlHelp}");
     assert_eq!(text.lines().count(), SUBCOMMANDS.len());
     for s in SUBCOMMANDS {
         assert!(text.contains(&format!("  xl {}", s.name)), "{}", s.name);
         assert!(
-            xl(s.name).is_ok() || xl(&format!("{} x", s.name)).is_ok() || xl(&format!("{} x y", s.name)).is_ok(),
+            xl(s.name).is_ok() || xl(&format!("{} x", s.name)).is_ok() || xl(&format!("{} x y", s.name)).is_ok() || xl(&format!("{} x y z", s.name)).is_ok(),
             "{}",
             s.name
         );
@@ -136,9 +147,9 @@ fn vcpu_list_and_its_lines() {
     assert_eq!(usage("vcpu-list -x"), "xl vcpu-list: unknown option '-x'");
     assert_eq!(usage("vcpu-list a b"), "xl vcpu-list: unexpected argument 'b'");
     let up = hypercall_abi::domctl::GetVcpuInfo { vcpu: 1, online: 1, running: 1, cpu_time: 2_345_000_000, ..Default::default() };
-    assert_eq!(crate::xl::vcpu_line("smp", 3, &up), "smp                                  3     1     0   r--       2.3 all / all");
+    assert_eq!(crate::xl::vcpu_line("smp", 3, &up, "all"), "smp                                  3     1     0   r--       2.3 all / all");
     let down = hypercall_abi::domctl::GetVcpuInfo { vcpu: 1, ..Default::default() };
-    assert!(crate::xl::vcpu_line("smp", 3, &down).contains("    1     -   --p"));
+    assert!(crate::xl::vcpu_line("smp", 3, &down, "1").contains("    1     -   --p"));
 }
 
 #[test]

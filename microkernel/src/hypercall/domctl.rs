@@ -63,11 +63,29 @@ pub trait DomainControl {
     fn remote_shutdown(&mut self, domid: u16, reason: ShutdownReason) -> Result<(), Errno>;
     /// The scheduler running.
     fn sched_policy(&self) -> crate::sched::Policy;
-    /// vCPU `vcpu` of `domid`: (up, blocked, running now, CPU time in ns); `EINVAL` past
-    /// its vCPUs.
-    fn vcpu_state(&mut self, domid: u16, vcpu: u32) -> Result<(bool, bool, bool, u64), Errno>;
+    /// vCPU `vcpu` of `domid`; `EINVAL` past its vCPUs.
+    fn vcpu_state(&mut self, domid: u16, vcpu: u32) -> Result<VcpuState, Errno>;
     /// `domid`'s scheduling parameters, after changing them to `set` if given.
     fn sched_params(&mut self, domid: u16, set: Option<crate::sched::Params>) -> Result<crate::sched::Params, Errno>;
+    /// The CPUs vCPU `vcpu` of `domid` may run on (a bit each), after pinning it to the
+    /// online ones of `set` if given: `EINVAL` for a map with no online CPU or a vCPU past
+    /// the domain's.
+    fn vcpu_affinity(&mut self, domid: u16, vcpu: u32, set: Option<u64>) -> Result<u64, Errno>;
+}
+
+/// What `DOMCTL_GETVCPUINFO` tells of a vCPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuState {
+    /// It is up.
+    pub up: bool,
+    /// It is blocked.
+    pub blocked: bool,
+    /// It is on a CPU now.
+    pub running: bool,
+    /// CPU time it has used, ns.
+    pub cpu_time: u64,
+    /// The CPU it runs on, or whose queue it waits on.
+    pub cpu: u32,
 }
 
 pub(super) fn domctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
@@ -130,13 +148,25 @@ pub(super) fn domctl(p: &mut impl Platform, arg: u64) -> Result<i64, Errno> {
         }
         DOMCTL_GETVCPUINFO => {
             let mut g: GetVcpuInfo = op.read_payload();
-            let (online, blocked, running, cpu_time) = p.domain_control().vcpu_state(target, g.vcpu)?;
-            g.online = u8::from(online);
-            g.blocked = u8::from(blocked);
-            g.running = u8::from(running);
-            g.cpu_time = cpu_time;
-            g.cpu = 0;
+            let s = p.domain_control().vcpu_state(target, g.vcpu)?;
+            g.online = u8::from(s.up);
+            g.blocked = u8::from(s.blocked);
+            g.running = u8::from(s.running);
+            g.cpu_time = s.cpu_time;
+            g.cpu = s.cpu;
             op.write_payload(&g);
+            write_guest(p, arg, &op)?;
+            Ok(0)
+        }
+        DOMCTL_VCPUAFFINITY => {
+            let mut a: VcpuAffinity = op.read_payload();
+            let set = match a.set {
+                0 => None,
+                1 => Some(a.cpumap),
+                _ => return Err(Errno::EINVAL),
+            };
+            a.cpumap = p.domain_control().vcpu_affinity(target, a.vcpu, set)?;
+            op.write_payload(&a);
             write_guest(p, arg, &op)?;
             Ok(0)
         }
@@ -273,10 +303,27 @@ mod tests {
         assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), 0);
         let out: Domctl = zerocopy::FromBytes::read_from_prefix(&p.mem[..]).unwrap().0;
         let g: GetVcpuInfo = out.read_payload();
-        assert_eq!((g.vcpu, g.online, g.blocked, g.running, g.cpu_time, g.cpu), (0, 1, 0, 1, 5_000_000, 0));
+        assert_eq!((g.vcpu, g.online, g.blocked, g.running, g.cpu_time, g.cpu), (0, 1, 0, 1, 5_000_000, 1));
         put(&mut p, &Domctl::with_payload(DOMCTL_GETVCPUINFO, 3, &GetVcpuInfo { vcpu: 7, ..Default::default() }));
         assert_eq!(dispatch(&mut p, DOMCTL, [BASE, 0, 0, 0, 0]), Errno::EINVAL.to_ret());
         assert_eq!(p.domctl_calls, ["vcpu_state 3 0", "vcpu_state 3 7"]);
+    }
+
+    #[test]
+    fn vcpu_affinity_reads_sets_and_refuses() {
+        let mut p = FakePlatform::new(true);
+        let mut call = |p: &mut FakePlatform, a: VcpuAffinity| {
+            put(p, &Domctl::with_payload(DOMCTL_VCPUAFFINITY, 3, &a));
+            let r = dispatch(p, DOMCTL, [BASE, 0, 0, 0, 0]);
+            let out: Domctl = zerocopy::FromBytes::read_from_prefix(&p.mem[..]).unwrap().0;
+            (r, out.read_payload::<VcpuAffinity>().cpumap)
+        };
+        assert_eq!(call(&mut p, VcpuAffinity { vcpu: 0, set: 0, cpumap: 0 }), (0, 0b11), "read: every CPU");
+        assert_eq!(call(&mut p, VcpuAffinity { vcpu: 1, set: 1, cpumap: 0b110 }), (0, 0b10), "set: the online ones come back");
+        assert_eq!(call(&mut p, VcpuAffinity { vcpu: 0, set: 1, cpumap: 0b100 }).0, Errno::EINVAL.to_ret(), "no online CPU");
+        assert_eq!(call(&mut p, VcpuAffinity { vcpu: 0, set: 2, cpumap: 1 }).0, Errno::EINVAL.to_ret(), "set is 0 or 1");
+        assert_eq!(call(&mut p, VcpuAffinity { vcpu: 5, set: 0, cpumap: 0 }).0, Errno::EINVAL.to_ret());
+        assert_eq!(p.domctl_calls, ["affinity 3 0 None", "affinity 3 1 Some(6)", "affinity 3 0 Some(4)", "affinity 3 5 None"]);
     }
 
     #[test]

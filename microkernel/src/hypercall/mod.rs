@@ -870,12 +870,22 @@ impl DomainControl for fake::FakePlatform {
     fn sched_policy(&self) -> crate::sched::Policy {
         self.sched_policy
     }
-    fn vcpu_state(&mut self, domid: u16, vcpu: u32) -> Result<(bool, bool, bool, u64), Errno> {
+    fn vcpu_state(&mut self, domid: u16, vcpu: u32) -> Result<domctl::VcpuState, Errno> {
         self.domctl_calls.push(std::format!("vcpu_state {domid} {vcpu}"));
         match vcpu {
-            0 => Ok((true, false, true, 5_000_000)),
-            1 => Ok((false, false, false, 0)),
+            0 => Ok(domctl::VcpuState { up: true, running: true, cpu_time: 5_000_000, cpu: 1, ..Default::default() }),
+            1 => Ok(domctl::VcpuState::default()),
             _ => Err(Errno::EINVAL),
+        }
+    }
+    fn vcpu_affinity(&mut self, domid: u16, vcpu: u32, set: Option<u64>) -> Result<u64, Errno> {
+        self.domctl_calls.push(std::format!("affinity {domid} {vcpu} {set:?}"));
+        // Two CPUs online.
+        match set.map(|m| m & 0b11) {
+            _ if vcpu > 1 => Err(Errno::EINVAL),
+            Some(0) => Err(Errno::EINVAL),
+            Some(m) => Ok(m),
+            None => Ok(0b11),
         }
     }
     fn sched_params(&mut self, domid: u16, set: Option<crate::sched::Params>) -> Result<crate::sched::Params, Errno> {

@@ -152,6 +152,43 @@ pub fn scenarios() -> Vec<Scenario> {
         timeout: Duration::from_secs(60),
         ..DEFAULT
     }, Scenario {
+        name: "smp-pinning",
+        modules: &[Image::Guest("cpuhog"), Image::Config("hog-pinned.cfg"), Image::Config("hog-a.cfg"), Image::Config("hog-bad-cpus.cfg")],
+        // A guest pinned to CPU 1 by its config runs there; `xl vcpu-pin` moves it to CPU
+        // 0 and another to CPU 1; lists with no online CPU, a vCPU it lacks and a bad
+        // config line are refused.
+        input: &[
+            "xl create hog-pinned.cfg",
+            "xl create hog-a.cfg",
+            sleep_ms!(300),
+            "xl vcpu-list hog-pinned",
+            "xl vcpu-pin hog-pinned 0 0",
+            "xl vcpu-pin hog-a all 1",
+            sleep_ms!(300),
+            "xl vcpu-list",
+            "xl vcpu-pin hog-a 0 7",
+            "xl vcpu-pin hog-a 1 0",
+            "xl create hog-bad-cpus.cfg",
+            "xl destroy hog-pinned",
+            "xl destroy hog-a",
+            "audit",
+            "shutdown",
+        ],
+        expect: &[
+            r"^hog-pinned +[0-9]+ +0 +1 +[-r][-b]- +[0-9]+\.[0-9] 1 / all$",
+            r"^xl: hog-pinned \([0-9]+\) vCPU 0 may run on CPUs 0$",
+            r"^xl: hog-a \([0-9]+\) vCPU 0 may run on CPUs 1$",
+            r"^hog-pinned +[0-9]+ +0 +0 +[-r][-b]- +[0-9]+\.[0-9] 0 / all$",
+            r"^hog-a +[0-9]+ +0 +1 +[-r][-b]- +[0-9]+\.[0-9] 1 / all$",
+            r"^xl vcpu-pin: hog-a \([0-9]+\) vCPU 0: no CPU of '7' is online \(the machine has 2\)$",
+            r"^xl vcpu-pin: hog-a \([0-9]+\) has no vCPU '1' \(it has 1\)$",
+            r"^xl: hog-bad-cpus.cfg:5: cpus: '3-1': the range runs backwards$",
+            r"audit: ok: 1 domains",
+        ],
+        forbid: &[r"crashed", "PANIC"],
+        timeout: Duration::from_secs(60),
+        ..DEFAULT
+    }, Scenario {
         name: "smp-many-lives",
         modules: &[
             Image::Guest("smp"),
