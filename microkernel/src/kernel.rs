@@ -774,10 +774,12 @@ pub fn finish(mut guard: MachineGuard, f: &mut GuestFrame) {
             deliver_events(m, f);
             // Entering the upcall may have crashed the domain: choose again.
             if !m.cpus[me].preempt {
+                set_fast(m, me);
                 return;
             }
             continue;
         }
+        FAST_VCPU_INFO[me].store(0, core::sync::atomic::Ordering::Relaxed);
         if !m.anything_alive() {
             crate::mkprintln!("no runnable vCPU left; powering off");
             exit(ExitCode::Crash)
@@ -816,12 +818,50 @@ pub fn reschedule(f: &mut GuestFrame) {
     finish(lock(), f);
 }
 
+/// What each CPU's lock-free hypercalls need of the vCPU it runs, kept by [`finish`] on
+/// every way back to a guest: its `vcpu_info` (machine address) while it is in guest
+/// kernel mode, 0 otherwise (idle, user mode, or not known). Only its own CPU reads or
+/// writes a slot. A mode change without `finish` (a bounce from user mode) only goes
+/// from user to kernel, so a stale 0 is all it can leave: the slow path.
+static FAST_VCPU_INFO: [core::sync::atomic::AtomicU64; crate::cpus::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; crate::cpus::MAX_CPUS];
+
+/// Records what [`fast_hypercall`] needs of the vCPU this CPU returns to.
+fn set_fast(m: &Machine, me: usize) {
+    let at = m.cpus[me].current.and_then(|(dom, v)| {
+        let d = &m.domains[m.idx(dom)?];
+        (d.vcpus.get(v)?.mode == GuestMode::Kernel).then(|| d.vcpu_info_at(v)).flatten()
+    });
+    FAST_VCPU_INFO[me].store(at.unwrap_or(0), core::sync::atomic::Ordering::Relaxed);
+}
+
+/// A hypercall answered without the machine lock (Xen's `do_xen_version` takes none): a
+/// `xen_version` sub-op whose answer is a constant, from the guest kernel, when no event
+/// upcall waits to be entered (Linux's `xen_force_evtchn_callback` makes this very call
+/// to get its pending events delivered). Anything another CPU wants of this one (a
+/// switch, an event) comes with a kick, taken as the guest resumes. Whether it answered.
+fn fast_hypercall(f: &mut GuestFrame) -> bool {
+    if f.rax != Hypercall::XenVersion as u64 {
+        return false;
+    }
+    let Some(answer) = u32::try_from(f.rdi).ok().and_then(crate::hypercall::version::constant_answer) else { return false };
+    let at = FAST_VCPU_INFO[crate::arch::x86_64::cpu::this_cpu()].load(core::sync::atomic::Ordering::Relaxed);
+    if at == 0 || (domain::upcall_pending(Some(at)) && domain::upcall_mask(Some(at)) == 0) {
+        return false;
+    }
+    f.rax = answer as u64;
+    true
+}
+
 /// Length of the `syscall` instruction: a continuation moves the guest's rip back by it.
 const SYSCALL_LEN: u64 = 2;
 
 /// Runs the hypercall in `f` for the current vCPU, then lets another run if this one
 /// yielded or its domain stopped.
 pub fn hypercall(f: &mut GuestFrame) {
+    if fast_hypercall(f) {
+        return;
+    }
     let mut guard = lock();
     let m = guard.as_mut().expect("hypercall before boot finished");
     // Xen's lstar_enter: only the guest kernel makes hypercalls; a `syscall` from one of

@@ -26,7 +26,7 @@ pub use segment::SegmentBase;
 pub mod sched;
 mod sysctl;
 pub mod vcpu;
-mod version;
+pub mod version;
 
 use crate::guest_access::GuestMemory;
 use crate::mm::pt::Mm;

@@ -23,13 +23,21 @@ pub fn fixed<const N: usize>(s: &str) -> [u8; N] {
 }
 
 pub(super) fn xen_version(p: &mut impl Platform, cmd: u32, arg: u64) -> Result<i64, Errno> {
+    if let Some(answer) = constant_answer(cmd) {
+        return Ok(answer);
+    }
     let op = XenVersionOp::try_from(cmd).map_err(|_| Errno::ENOSYS)?;
-    match op {
-        // The two answers that need no buffer stay inline: `version` is the null hypercall
-        // guests (and the benchmark) use.
-        XenVersionOp::Version => Ok(((XEN_VERSION_MAJOR << 16) | XEN_VERSION_MINOR) as i64),
-        XenVersionOp::Pagesize => Ok(4096),
-        _ => xen_version_out(p, op, arg),
+    xen_version_out(p, op, arg)
+}
+
+/// The answer of the `xen_version` sub-ops that need no buffer and no state (`version`,
+/// the null hypercall guests and the benchmark use, and `pagesize`): the same for every
+/// caller, so the machine may give it without taking its lock.
+pub fn constant_answer(cmd: u32) -> Option<i64> {
+    match XenVersionOp::try_from(cmd) {
+        Ok(XenVersionOp::Version) => Some(((XEN_VERSION_MAJOR << 16) | XEN_VERSION_MINOR) as i64),
+        Ok(XenVersionOp::Pagesize) => Some(4096),
+        _ => None,
     }
 }
 
@@ -113,6 +121,7 @@ fn xen_version_out(p: &mut impl Platform, op: XenVersionOp, arg: u64) -> Result<
 #[cfg(test)]
 mod tests {
     use super::super::dispatch;
+    use super::constant_answer;
     use super::super::fake::*;
     use hypercall_abi::errno::Errno;
 
@@ -122,6 +131,8 @@ mod tests {
     fn version_number_and_strings() {
         let mut p = FakePlatform::new(true);
         assert_eq!(dispatch(&mut p, XEN_VERSION, [0, 0, 0, 0, 0]), (4 << 16) | 19);
+        assert_eq!((constant_answer(0), constant_answer(7)), (Some((4 << 16) | 19), Some(4096)));
+        assert_eq!((constant_answer(1), constant_answer(6), constant_answer(99)), (None, None, None), "buffers and features are not");
         for (cmd, size, want) in [(1u64, 16usize, &b"-mk0.1.0"[..]), (3, 1024, b"xen-3.0-x86_64 "), (4, 64, b"abc123")] {
             p.mem.fill(0xAA);
             assert_eq!(dispatch(&mut p, XEN_VERSION, [cmd, BASE, 0, 0, 0]), 0);
