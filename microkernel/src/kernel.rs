@@ -779,7 +779,7 @@ pub fn finish(mut guard: MachineGuard, f: &mut GuestFrame) {
             }
             continue;
         }
-        FAST_VCPU_INFO[me].store(0, core::sync::atomic::Ordering::Relaxed);
+        FAST_VCPU_INFO[me].0.store(0, core::sync::atomic::Ordering::Relaxed);
         if !m.anything_alive() {
             crate::mkprintln!("no runnable vCPU left; powering off");
             exit(ExitCode::Crash)
@@ -823,8 +823,11 @@ pub fn reschedule(f: &mut GuestFrame) {
 /// kernel mode, 0 otherwise (idle, user mode, or not known). Only its own CPU reads or
 /// writes a slot. A mode change without `finish` (a bounce from user mode) only goes
 /// from user to kernel, so a stale 0 is all it can leave: the slow path.
-static FAST_VCPU_INFO: [core::sync::atomic::AtomicU64; crate::cpus::MAX_CPUS] =
-    [const { core::sync::atomic::AtomicU64::new(0) }; crate::cpus::MAX_CPUS];
+static FAST_VCPU_INFO: [FastNote; crate::cpus::MAX_CPUS] = [const { FastNote(core::sync::atomic::AtomicU64::new(0)) }; crate::cpus::MAX_CPUS];
+
+/// One CPU's note, on cache lines of its own (written on every slow return).
+#[repr(align(128))]
+struct FastNote(core::sync::atomic::AtomicU64);
 
 /// Records what [`fast_hypercall`] needs of the vCPU this CPU returns to.
 fn set_fast(m: &Machine, me: usize) {
@@ -832,7 +835,7 @@ fn set_fast(m: &Machine, me: usize) {
         let d = &m.domains[m.idx(dom)?];
         (d.vcpus.get(v)?.mode == GuestMode::Kernel).then(|| d.vcpu_info_at(v)).flatten()
     });
-    FAST_VCPU_INFO[me].store(at.unwrap_or(0), core::sync::atomic::Ordering::Relaxed);
+    FAST_VCPU_INFO[me].0.store(at.unwrap_or(0), core::sync::atomic::Ordering::Relaxed);
 }
 
 /// A hypercall answered without the machine lock (Xen's `do_xen_version` takes none): a
@@ -845,7 +848,7 @@ fn fast_hypercall(f: &mut GuestFrame) -> bool {
         return false;
     }
     let Some(answer) = u32::try_from(f.rdi).ok().and_then(crate::hypercall::version::constant_answer) else { return false };
-    let at = FAST_VCPU_INFO[crate::arch::x86_64::cpu::this_cpu()].load(core::sync::atomic::Ordering::Relaxed);
+    let at = FAST_VCPU_INFO[crate::arch::x86_64::cpu::this_cpu()].0.load(core::sync::atomic::Ordering::Relaxed);
     if at == 0 || (domain::upcall_pending(Some(at)) && domain::upcall_mask(Some(at)) == 0) {
         return false;
     }

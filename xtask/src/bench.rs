@@ -24,6 +24,7 @@ use std::time::Duration;
 mod events;
 mod guests;
 mod net;
+mod scale;
 mod sched;
 mod smp;
 mod store;
@@ -65,6 +66,8 @@ pub enum Phase {
     Sched,
     /// IPIs and switches between a guest's vCPUs.
     Smp,
+    /// Null hypercalls on two CPUs beside one; balancing an uneven load, pull and push.
+    Scale,
     /// Event round trips between two domains beside the yield round trip.
     Events,
     /// The bench guest as dom0: hypercalls, page tables, traps, timers, grants.
@@ -81,6 +84,7 @@ fn run_phase(layout: &Layout, accel: Accel, phase: Phase) -> Result<()> {
             ("net", n.records)
         }
         Phase::Sched => ("sched", sched::run(layout, accel)?),
+        Phase::Scale => ("scale", scale::run(layout, accel)?),
         Phase::Guest => {
             let b = boot(layout, accel, "bench", Vec::new(), MEMORY_MIB, &[], BENCH_TIMEOUT)?;
             let (records, done) = parse_bench(&b.lines())?;
@@ -251,6 +255,22 @@ fn boot_with(
     inputs: &[String],
     timeout: Duration,
 ) -> Result<Session> {
+    boot_with_cpus(layout, accel, xen_cmdline, crate::qemu::DEFAULT_CPUS, dom0, modules, memory_mib, inputs, timeout)
+}
+
+/// As [`boot_with`], on a machine of `cpus` CPUs.
+#[allow(clippy::too_many_arguments)] // one boot's every setting
+fn boot_with_cpus(
+    layout: &Layout,
+    accel: Accel,
+    xen_cmdline: &str,
+    cpus: u32,
+    dom0: &str,
+    modules: Vec<Module>,
+    memory_mib: u32,
+    inputs: &[String],
+    timeout: Duration,
+) -> Result<Session> {
     let mut all = vec![Module {
         path: layout.kernel(dom0),
         cmdline: String::new(),
@@ -264,7 +284,7 @@ fn boot_with(
             modules: all,
         },
         memory_mib,
-        cpus: crate::qemu::DEFAULT_CPUS,
+        cpus,
         accel,
         serial: Serial::Stdio,
         disk: None,
@@ -400,6 +420,9 @@ pub fn main(args: BenchArgs) -> Result<()> {
 
     eprintln!("xtask: the schedulers' shares and deadlines (two boots of about 15 s)");
     records.extend(sched::run(&layout, args.accel)?);
+
+    eprintln!("xtask: two CPUs: null hypercalls and balancing (three boots of about 10 s)");
+    records.extend(scale::run(&layout, args.accel)?);
 
     let mut guests_ok = true;
     for (what, run) in [("Debian's Linux to its shell", guests::linux as fn(&Layout, Accel) -> Result<guests::GuestBoot>), ("Mini-OS to its test main", guests::minios)] {

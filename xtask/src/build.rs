@@ -21,6 +21,7 @@ pub const GUESTS: &[&str] = &[
     "mm-hostile",
     "spinner",
     "cpuhog",
+    "nullcall",
     "counter",
     "pattern",
     "scanner",

@@ -7,7 +7,7 @@
 //! - rtds: a guest reserved 2 ms every 10 ms beside three spinners; its deadline misses
 //!   and its share, over the same time.
 
-use super::{boot_with, Record};
+use super::{boot_with_cpus, Record};
 use crate::build::Layout;
 use crate::qemu::{Accel, Module, SLEEP_MS};
 use crate::scenarios::sched::{all_started, cpu_share};
@@ -43,7 +43,8 @@ pub fn run(layout: &Layout, accel: Accel) -> Result<Vec<Record>> {
         .map(|s| s.to_string())
         .chain([format!("{SLEEP_MS}12000"), "shutdown".to_string()])
         .collect();
-    let credit = boot_with(layout, accel, "", "dom0", modules(layout, &["hog-a.cfg", "hog-b.cfg", "hog-c.cfg"])?, MEMORY_MIB, &inputs, TIMEOUT)?;
+    // Shares of one CPU (on two, each hog would have one to itself).
+    let credit = boot_with_cpus(layout, accel, "", 1, "dom0", modules(layout, &["hog-a.cfg", "hog-b.cfg", "hog-c.cfg"])?, MEMORY_MIB, &inputs, TIMEOUT)?;
     let lines = credit.lines();
     let start = all_started(&lines, &["hog-a", "hog-b", "hog-c"]);
     let (from, to) = (start.saturating_add(1000), start.saturating_add(11_500));
@@ -63,7 +64,7 @@ pub fn run(layout: &Layout, accel: Accel) -> Result<Vec<Record>> {
     .map(|s| s.to_string())
     .chain([format!("{SLEEP_MS}12000"), "xl sched-rtds -d hog-rt".to_string(), "shutdown".to_string()])
     .collect();
-    let rtds = boot_with(layout, accel, "sched=rtds", "dom0", modules(layout, &["hog-rt.cfg", "hog-a.cfg", "hog-b.cfg", "hog-c.cfg"])?, MEMORY_MIB, &inputs, TIMEOUT)?;
+    let rtds = boot_with_cpus(layout, accel, "sched=rtds", 1, "dom0", modules(layout, &["hog-rt.cfg", "hog-a.cfg", "hog-b.cfg", "hog-c.cfg"])?, MEMORY_MIB, &inputs, TIMEOUT)?;
     let lines = rtds.lines();
     let start = all_started(&lines, &["hog-rt", "hog-a", "hog-b", "hog-c"]);
     let rt = cpu_share(&lines, "hog-rt", start.saturating_add(500), start.saturating_add(11_000)).map_err(|e| anyhow!("rtds boot: {e}"))?;

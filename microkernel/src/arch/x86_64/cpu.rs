@@ -13,8 +13,10 @@ const IA32_FMASK: u32 = 0xc000_0084;
 const IA32_GS_BASE: u32 = 0xc000_0101;
 const IA32_KERNEL_GS_BASE: u32 = 0xc000_0102;
 
-/// The block GS points at while the microkernel runs (offsets used by entry.S).
-#[repr(C)]
+/// The block GS points at while the microkernel runs (offsets used by entry.S). Each on
+/// its own cache lines: every entry writes its CPU's (the guest's rsp), and blocks
+/// sharing a line would bounce it between the CPUs on every hypercall.
+#[repr(C, align(128))]
 pub struct PerCpu {
     /// Its own address.
     pub self_ptr: u64,
