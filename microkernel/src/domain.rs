@@ -217,6 +217,9 @@ pub struct Domain {
     pub state: DomState,
     /// Pauses by the toolstack (a count).
     pub pause_count: u32,
+    /// A toolstack pause is counted and waits for a vCPU still running on another CPU to
+    /// leave it (the pause call continues until it has: Xen's `vcpu_sleep_sync`).
+    pub pause_syncing: bool,
     /// vCPUs.
     pub vcpus: Vec<Vcpu>,
     /// Machine frame of shared_info.
@@ -251,6 +254,7 @@ impl Domain {
             privileged,
             state: DomState::Running,
             pause_count: 1,
+            pause_syncing: false,
             vcpus: (0..max_vcpus).map(|_| Vcpu::default()).collect(),
             shared_info_mfn: 0,
             mm: DomainMm::new(id, privileged, max_pages),
@@ -531,8 +535,18 @@ impl DomainControl for Machine {
         let i = self.live_idx(domid)?;
         let d = &mut self.domains[i];
         if pause {
-            d.pause_count = d.pause_count.checked_add(1).ok_or(Errno::EINVAL)?;
-            self.kick_domain(domid);
+            // Counted once; then, while a vCPU of it still runs on another CPU (kicked), the
+            // call starts again after this CPU has let the lock go, as Xen's pause waits
+            // for the vCPUs to be descheduled. It returns once none runs.
+            if !d.pause_syncing {
+                d.pause_count = d.pause_count.checked_add(1).ok_or(Errno::EINVAL)?;
+                self.kick_domain(domid);
+            }
+            let others = self.cpus_running(domid) & !(1u64 << crate::arch::x86_64::cpu::this_cpu());
+            self.domains[i].pause_syncing = others != 0;
+            if others != 0 {
+                return Err(Errno::ERESTART);
+            }
         } else {
             d.pause_count = d.pause_count.checked_sub(1).ok_or(Errno::EINVAL)?;
             if d.pause_count == 0 {

@@ -93,6 +93,13 @@ fn touch(va: u64) -> u8 {
     v as u8
 }
 
+/// The parallelism check: vCPU 0 sets `SPIN` to 1 (and signals), vCPU 1 says it spins
+/// (`SPINNING`) and spins until `SPIN` is 2; meanwhile vCPU 0 spins for `SPIN_NS` and
+/// compares the two vCPUs' running time with the time that passed.
+static SPIN: AtomicU32 = AtomicU32::new(0);
+static SPINNING: AtomicBool = AtomicBool::new(false);
+const SPIN_NS: u64 = 200_000_000;
+
 /// A flat ring-3 data segment (what `update_descriptor` accepts for a guest GDT).
 const USER_DS: u64 = 0x00cf_f200_0000_ffff;
 /// System time as vCPU 1 read it from its own `vcpu_info` when it started.
@@ -130,6 +137,12 @@ extern "C" fn secondary(vcpu: u64, _arg: u64) -> ! {
     RESULT_ONE.store(count(N / 2, N), Ordering::SeqCst);
     let (to_one, to_zero) = (TO_ONE.load(Ordering::SeqCst), TO_ZERO.load(Ordering::SeqCst));
     let _ = events::send(to_zero);
+    // Both spin at once while vCPU 0 measures.
+    wait_for(to_one, || SPIN.load(Ordering::SeqCst) != 0);
+    SPINNING.store(true, Ordering::SeqCst);
+    while SPIN.load(Ordering::SeqCst) == 1 {
+        core::hint::spin_loop();
+    }
     answer_pings(ROUNDS, to_one, to_zero);
     // The switch figure: yield until vCPU 0 says stop.
     wait_for(to_one, || STAGE.load(Ordering::SeqCst) >= YIELD_START);
@@ -278,17 +291,27 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
         smp::initialise(1, &c)
     };
     t.report("initialise_twice_eexist", ensure(again == Err(Errno::EEXIST), || format!("{again:?}")));
-    // Both halves at once, on two CPUs when there are two: the time both vCPUs spent
-    // running while vCPU 0 counted its half adds up to more than that time itself (on
-    // one CPU it could not).
-    let running = |v| pv_guest::time::runstate_of(v).map_or(0, |r| r.time[hypercall_abi::vcpu::RUNSTATE_RUNNING as usize]);
-    let (start, ran0, ran1) = (pv_guest::time::now_ns(), running(0), running(1));
+    // Both halves at once (on two CPUs when there are two).
+    let start = pv_guest::time::now_ns();
     let mine = count(0, N / 2);
-    let (window, both) = (pv_guest::time::now_ns() - start, running(0) - ran0 + running(1) - ran1);
     wait_for(to_zero, || RESULT_ONE.load(Ordering::SeqCst) != 0);
     let theirs = RESULT_ONE.load(Ordering::SeqCst);
     println!("smp: primes below {N}: {mine} on vCPU 0 + {theirs} on vCPU 1 in {} ms", (pv_guest::time::now_ns() - start) / 1_000_000);
     t.report("split_work", ensure(mine + theirs == PRIMES, || format!("{} primes, want {PRIMES}", mine + theirs)));
+    // Both spinning: on two CPUs the time both vCPUs spent running adds up to more than the
+    // time that passed (on one CPU it cannot).
+    SPIN.store(1, Ordering::SeqCst);
+    events::send(to_one).map_err(|e| format!("send: {e}"))?;
+    while !SPINNING.load(Ordering::SeqCst) {
+        core::hint::spin_loop();
+    }
+    let running = |v| pv_guest::time::runstate_of(v).map_or(0, |r| r.time[hypercall_abi::vcpu::RUNSTATE_RUNNING as usize]);
+    let (start, ran0, ran1) = (pv_guest::time::now_ns(), running(0), running(1));
+    while pv_guest::time::now_ns() - start < SPIN_NS {
+        core::hint::spin_loop();
+    }
+    let (window, both) = (pv_guest::time::now_ns() - start, running(0) - ran0 + running(1) - ran1);
+    SPIN.store(2, Ordering::SeqCst);
     let cpus = pv_guest::start_info::cmdline(si).split_whitespace().find_map(|w| w.strip_prefix("cpus=")).and_then(|n| n.parse::<u32>().ok());
     if let Some(cpus) = cpus {
         // With two CPUs at least 1.5 CPUs' worth of running time in the window; with one,

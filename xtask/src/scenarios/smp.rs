@@ -116,7 +116,7 @@ pub fn scenarios() -> Vec<Scenario> {
         expect: &[
             r"\(mk\) d1 \(smp\) created: 2 vCPU\(s\)",
             r"^Name +ID +VCPU +CPU State +Time\(s\) Affinity \(Hard / Soft\)$",
-            r"^smp +1 +0 +0 +--- +0\.0 all / all$",
+            r"^smp +1 +0 +[01] +--- +0\.0 all / all$",
             r"^smp +1 +1 +- +--p +0\.0 all / all$",
             r"\[smp\] TEST no_state_no_up PASS",
             r"\[smp\] TEST past_the_vcpus PASS",
