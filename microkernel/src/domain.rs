@@ -1,8 +1,8 @@
 //! Domains and vCPUs as the microkernel keeps them, and what the control operations of
 //! `domctl` do to them (dom0's toolstack drives these; see hypercall-abi's domctl.rs).
+#![forbid(unsafe_code)]
 
-use crate::arch::directmap;
-use crate::arch::x86_64::cpu;
+use crate::arch::x86_64::{cpu, frames};
 use crate::arch::GuestFrame;
 use crate::hypercall::{DomainControl, DomainName};
 use crate::kernel::Machine;
@@ -306,22 +306,20 @@ impl Domain {
 
 /// `arch.max_pfn` of the `shared_info` in frame `mfn` (which its guest may change).
 pub fn shared_max_pfn(mfn: u64) -> u64 {
-    // SAFETY: `mfn` is a domain's shared_info frame, held by the hypervisor for the
-    // domain's life and direct-mapped; one aligned 8-byte load of a plain integer.
-    unsafe {
-        let si = crate::arch::directmap(mfn << 12) as *const SharedInfo;
-        core::ptr::read_volatile(core::ptr::addr_of!((*si).arch.max_pfn))
-    }
+    // A domain's shared_info frame, held by the hypervisor for the domain's life.
+    let at = core::mem::offset_of!(SharedInfo, arch) + core::mem::offset_of!(hypercall_abi::shared_info::ArchSharedInfo, max_pfn);
+    frames::read_u64((mfn << 12) + at as u64)
 }
 
 /// Fills a fresh `shared_info`: events masked on every vCPU, vCPU 0's time info, the wall
 /// clock.
 pub fn init_shared_info(mfn: u64, tsc_khz: u64, boot_tsc: u64, max_pfn: u64, wc: crate::time::WallClock) {
-    // SAFETY: a frame just allocated for this domain's shared_info: RAM, direct-mapped,
-    // referenced by nothing else yet; SharedInfo (3136 bytes) fits and is plain data.
-    unsafe {
-        core::ptr::write_bytes(directmap(mfn << 12), 0, 4096);
-        let si = &mut *(directmap(mfn << 12) as *mut SharedInfo);
+    // A frame just allocated for this domain's shared_info, referenced by nothing else
+    // yet: filled here, then written whole (SharedInfo, 3136 bytes, fits in it).
+    use zerocopy::{FromZeros, IntoBytes};
+    let mut si = alloc::boxed::Box::new(SharedInfo::new_zeroed());
+    {
+        let si = &mut *si;
         for v in si.vcpu_info.iter_mut() {
             v.evtchn_upcall_mask = 1;
         }
@@ -343,6 +341,8 @@ pub fn init_shared_info(mfn: u64, tsc_khz: u64, boot_tsc: u64, max_pfn: u64, wc:
         si.wc_sec_hi = (wc.sec >> 32) as u32;
         si.wc_nsec = wc.nsec;
     }
+    frames::zero(mfn);
+    frames::write_bytes(mfn << 12, si.as_bytes());
 }
 
 fn canonical(v: u64) -> bool {
@@ -766,30 +766,27 @@ pub const VCPU_INFO_SIZE: u64 = 64;
 /// ([`Domain::vcpu_info_at`]; `None`: it has none, and counts as masked).
 pub fn upcall_mask(at: Option<u64>) -> u8 {
     let Some(at) = at else { return 1 };
-    // SAFETY: `at` is a vcpu_info the hypervisor keeps for the domain's life (in its
-    // shared_info frame, or a frame it registered and the domain holds a reference on),
-    // direct-mapped; one byte read inside it.
-    unsafe { core::ptr::read_volatile(directmap(at + VI_UPCALL_MASK) as *const u8) }
+    // A vcpu_info the hypervisor keeps for the domain's life (in its shared_info frame, or
+    // a frame it registered and the domain holds a reference on).
+    frames::read_u8(at + VI_UPCALL_MASK)
 }
 
 /// Reads a vCPU's `evtchn_upcall_pending` (see [`upcall_mask`]).
 pub fn upcall_pending(at: Option<u64>) -> bool {
     let Some(at) = at else { return false };
-    // SAFETY: as in `upcall_mask`, for the pending flag.
-    unsafe { core::ptr::read_volatile(directmap(at + VI_UPCALL_PENDING) as *const u8) != 0 }
+    // As in `upcall_mask`, for the pending flag.
+    frames::read_u8(at + VI_UPCALL_PENDING) != 0
 }
 
 /// Sets a vCPU's `evtchn_upcall_mask`, and for a page fault `arch.cr2` (see
 /// [`upcall_mask`]).
 pub fn set_upcall_mask_and_cr2(at: Option<u64>, mask: u8, cr2: Option<u64>) {
     let Some(at) = at else { return };
-    // SAFETY: as in `upcall_mask`; plain stores into the vcpu_info, which the guest only
-    // reads or updates with single-byte/word accesses of its own.
-    unsafe {
-        core::ptr::write_volatile(directmap(at + VI_UPCALL_MASK), mask);
-        if let Some(a) = cr2 {
-            core::ptr::write_volatile(directmap(at + VI_CR2) as *mut u64, a);
-        }
+    // As in `upcall_mask`; plain stores into the vcpu_info, which the guest only reads or
+    // updates with single-byte/word accesses of its own.
+    frames::write_u8(at + VI_UPCALL_MASK, mask);
+    if let Some(a) = cr2 {
+        frames::write_u64(at + VI_CR2, a);
     }
 }
 
@@ -797,18 +794,15 @@ pub fn set_upcall_mask_and_cr2(at: Option<u64>, mask: u8, cr2: Option<u64>) {
 /// copied from `from` to `to` (both machine addresses of 64 bytes in frames the domain
 /// holds), then every event is marked pending there, so that none is lost in the move.
 pub fn move_vcpu_info(from: Option<u64>, to: u64) {
-    // SAFETY: `to` lies in a frame the domain owns and holds a writable reference on (the
-    // caller took it), `from` is its current vcpu_info; both direct-mapped, 64 bytes each,
-    // inside their pages (offsets checked); distinct or identical, copied bytewise.
-    unsafe {
-        let dst = directmap(to);
-        match from {
-            Some(f) => core::ptr::copy(directmap(f) as *const u8, dst, VCPU_INFO_SIZE as usize),
-            None => core::ptr::write_bytes(dst, 0, VCPU_INFO_SIZE as usize),
-        }
-        core::ptr::write_volatile(directmap(to + VI_UPCALL_PENDING), 1);
-        core::ptr::write_volatile(directmap(to + VI_PENDING_SEL) as *mut u64, !0);
+    // `to` lies in a frame the domain owns and holds a writable reference on (the caller
+    // took it), `from` is its current vcpu_info; 64 bytes each inside their pages (offsets
+    // checked); distinct or identical.
+    match from {
+        Some(f) => frames::copy(to >> 12, (to & 0xfff) as usize, f >> 12, (f & 0xfff) as usize, VCPU_INFO_SIZE as usize),
+        None => frames::fill(to, 0, VCPU_INFO_SIZE as usize),
     }
+    frames::write_u8(to + VI_UPCALL_PENDING, 1);
+    frames::write_u64(to + VI_PENDING_SEL, !0);
 }
 
 /// Saves the running vCPU's segment bases (the ones not in the frame); the CPU's guest GS

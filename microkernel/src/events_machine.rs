@@ -1,8 +1,9 @@
 //! The machine side of event channels: the 2-level bitmaps and per-vCPU flags live in each
 //! domain's shared_info page, which the guest changes concurrently, so every access here is
-//! one atomic operation on the direct-mapped page.
+//! one atomic operation on the direct-mapped page (`arch::frames`).
+#![forbid(unsafe_code)]
 
-use crate::arch::directmap;
+use crate::arch::x86_64::frames;
 use crate::event::{EventMemory, FifoMemory, Switchable};
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use hypercall_abi::shared_info::SharedInfo;
@@ -43,44 +44,29 @@ impl SharedInfoEvents {
         }
     }
 
-    fn si(&self) -> *mut SharedInfo {
-        directmap(self.mfn << 12) as *mut SharedInfo
-    }
-
-    fn word(&self, which: usize, port: u32) -> (&AtomicU64, u64) {
+    /// Word `port / 64` of the pending (`which` 0) or mask (1) bitmap, and the port's
+    /// bit. The frame is the domain's shared_info for as long as this exists (it is dropped
+    /// from the engine before the frame is released); the guest writes the word only with
+    /// its own atomic operations.
+    fn word(&self, which: usize, port: u32) -> (&'static AtomicU64, u64) {
         let w = (port / 64) as usize % 64;
-        // SAFETY: the frame is the domain's shared_info for as long as this exists (it is
-        // dropped from the engine before the frame is released); the word is 8-byte aligned
-        // inside the page; the guest writes it only with its own atomic operations.
-        let a = unsafe {
-            let si = self.si();
-            let p = if which == 0 {
-                core::ptr::addr_of_mut!((*si).evtchn_pending[w])
-            } else {
-                core::ptr::addr_of_mut!((*si).evtchn_mask[w])
-            };
-            AtomicU64::from_ptr(p)
-        };
+        let field = if which == 0 { core::mem::offset_of!(SharedInfo, evtchn_pending) } else { core::mem::offset_of!(SharedInfo, evtchn_mask) };
+        let a = frames::atomic_u64((self.mfn << 12) + (field + 8 * w) as u64);
         (a, 1u64 << (port % 64))
     }
 
-    fn sel(&self, v: VcpuId) -> &AtomicU64 {
-        // SAFETY: the vCPU's vcpu_info is in shared_info or in a frame the domain holds
-        // writable for the hypervisor for its life (`register_vcpu_info`), 8-byte aligned
-        // (offset checked), direct-mapped; pending_sel is at offset 8.
-        unsafe { AtomicU64::from_ptr(directmap(self.vcpu_info(v) + 8) as *mut u64) }
+    /// The vCPU's `evtchn_pending_sel` (offset 8 of its vcpu_info, which is in shared_info
+    /// or in a frame the domain holds writable for the hypervisor for its life,
+    /// `register_vcpu_info`, 8-byte aligned: its offset was checked).
+    fn sel(&self, v: VcpuId) -> &'static AtomicU64 {
+        frames::atomic_u64(self.vcpu_info(v) + 8)
     }
 
-    fn byte(&self, v: VcpuId, mask: bool) -> &AtomicU8 {
-        // SAFETY: as in `sel`, for the one-byte flags at offsets 0 (pending) and 1 (mask).
-        unsafe {
-            let vi = directmap(self.vcpu_info(v)) as *mut hypercall_abi::shared_info::VcpuInfo;
-            AtomicU8::from_ptr(if mask {
-                core::ptr::addr_of_mut!((*vi).evtchn_upcall_mask)
-            } else {
-                core::ptr::addr_of_mut!((*vi).evtchn_upcall_pending)
-            })
-        }
+    /// As `sel`, for the one-byte flags at offsets 0 (pending) and 1 (mask).
+    fn byte(&self, v: VcpuId, mask: bool) -> &'static AtomicU8 {
+        use hypercall_abi::shared_info::VcpuInfo;
+        let field = if mask { core::mem::offset_of!(VcpuInfo, evtchn_upcall_mask) } else { core::mem::offset_of!(VcpuInfo, evtchn_upcall_pending) };
+        frames::atomic_u8(self.vcpu_info(v) + field as u64)
     }
 }
 
@@ -131,21 +117,21 @@ pub struct FifoFrames {
 }
 
 impl FifoFrames {
-    fn word(&self, port: u32) -> &AtomicU32 {
+    /// Port `port`'s event word, in an event-array frame held writable for the domain
+    /// (never a page table or descriptor frame, never freed while held); the guest changes
+    /// it only with its own atomic operations.
+    fn word(&self, port: u32) -> &'static AtomicU32 {
         // The layout asks only for ports below array_pages() * 1024.
         let mfn = self.pages.get((port / 1024) as usize).copied().unwrap_or(0);
-        // SAFETY: `mfn` is an event-array frame held writable for the domain (never a page
-        // table or descriptor frame, never freed while held); the word is 4-byte aligned
-        // inside it; the guest changes it only with its own atomic operations.
-        unsafe { AtomicU32::from_ptr(directmap((mfn << 12) + 4 * u64::from(port % 1024)) as *mut u32) }
+        frames::atomic_u32((mfn << 12) + 4 * u64::from(port % 1024))
     }
 
-    fn control_word(&self, vcpu: VcpuId, offset: u64) -> Option<&AtomicU32> {
+    /// A word of vCPU `vcpu`'s control block, which lies inside a frame held writable for
+    /// the domain (its offset was checked: 8-byte aligned, the 72 bytes inside the page);
+    /// `offset` is that of `ready` or of a `head` entry, 4-byte aligned.
+    fn control_word(&self, vcpu: VcpuId, offset: u64) -> Option<&'static AtomicU32> {
         let at = (*self.control.get(vcpu.0 as usize)?)?;
-        // SAFETY: the control block lies inside a frame held writable for the domain (its
-        // offset was checked: 8-byte aligned, the 72 bytes inside the page); `offset` is
-        // that of `ready` or of a `head` entry, 4-byte aligned.
-        Some(unsafe { AtomicU32::from_ptr(directmap(at + offset) as *mut u32) })
+        Some(frames::atomic_u32(at + offset))
     }
 }
 

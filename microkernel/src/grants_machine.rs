@@ -2,10 +2,11 @@
 //! through the direct map ([`DirectEntries`]), and the `grant_table_op` operations of the
 //! running domain, which apply the `grant-tables` rules and then [`crate::mm::grant`]'s
 //! page-table half.
+#![forbid(unsafe_code)]
 
-use crate::arch::directmap;
+use crate::arch::x86_64::frames;
 use crate::kernel::Machine;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 use crate::mm::grant::WalkHint;
 use crate::mm::pt::Mm;
 use grant_tables::{CopyBatch, CopyFrames, CopyGrants, CopySide, EntryMemory, MapRequest};
@@ -17,12 +18,11 @@ use hypercall_abi::types::DOMID_SELF;
 /// before its frames go back), so every access is to a live table frame.
 pub struct DirectEntries;
 
+/// The word at `off` (4-aligned, masked inside the page) of live table or status frame
+/// `frame`. The guest may write it at any time: it is only accessed atomically.
 fn word(frame: u64, off: usize) -> &'static AtomicU32 {
     debug_assert!(off < 4096 && off.is_multiple_of(4));
-    // The guest may write this word at any time: it is only accessed atomically.
-    // SAFETY: `frame` is a live table or status frame (RAM, direct-mapped, page-aligned);
-    // the offset is 4-aligned and masked inside the page, so the word lies in that frame.
-    unsafe { &*(directmap(frame << 12).add(off & 0xffc) as *const AtomicU32) }
+    frames::atomic_u32((frame << 12) + (off & 0xffc) as u64)
 }
 
 impl EntryMemory for DirectEntries {
@@ -31,9 +31,8 @@ impl EntryMemory for DirectEntries {
     }
 
     fn read64(&mut self, frame: u64, off: usize) -> u64 {
-        // SAFETY: as `word`, for an 8-aligned offset inside the page (masked).
-        let w = unsafe { &*(directmap(frame << 12).add(off & 0xff8) as *const AtomicU64) };
-        w.load(Ordering::Acquire)
+        // As `word`, for an 8-aligned offset inside the page (masked).
+        frames::atomic_u64((frame << 12) + (off & 0xff8) as u64).load(Ordering::Acquire)
     }
 
     fn cmpxchg32(&mut self, frame: u64, off: usize, old: u32, new: u32) -> u32 {
@@ -248,8 +247,8 @@ impl CopyFrames for CopyMm<'_, '_, '_> {
 /// `shared_info`); `None` when none is left.
 fn shared_frame(frames: &mut crate::mm::frame_alloc::FrameAllocator<'_>, table: &mut crate::mm::page_info::FrameTable<'_>, dom: &mut crate::mm::page_info::DomainMm) -> Option<u64> {
     let mfn = frames.alloc()?;
-    // SAFETY: a frame just taken from the allocator: RAM, direct-mapped, ours alone.
-    unsafe { core::ptr::write_bytes(directmap(mfn << 12), 0, 4096) };
+    // A frame just taken from the allocator: ours alone.
+    frames::zero(mfn);
     if table.share_with_guest(mfn, dom).is_err() {
         let _ = frames.free(mfn);
         return None;

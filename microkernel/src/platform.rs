@@ -1,5 +1,6 @@
 //! The hypercall handlers' view of the machine (the [`hypercall::Platform`] traits) and the emulator's
 //! ([`emulate::Regs`], [`emulate::EmuEnv`]), for the running vCPU.
+#![forbid(unsafe_code)]
 
 use crate::arch::console;
 use crate::arch::x86_64::{cpu, trap};
@@ -35,15 +36,11 @@ pub struct GuestCopy;
 
 impl GuestMemory for GuestCopy {
     fn copy_from_guest(&mut self, src: GuestRange, buf: &mut [u8]) -> Result<(), Errno> {
-        // SAFETY: `buf` is a hypervisor buffer of exactly src.len() bytes; `src` was checked
-        // by GuestRange and the current page tables are the running guest's.
-        unsafe { trap::copy_with_fixup(buf.as_mut_ptr(), src.addr() as *const u8, buf.len()) }
-            .map_err(|_| Errno::EFAULT)
+        trap::copy_from_guest(src, buf).map_err(|_| Errno::EFAULT)
     }
 
     fn copy_to_guest(&mut self, dst: GuestRange, buf: &[u8]) -> Result<(), Errno> {
-        // SAFETY: as above, in the other direction; CR0.WP makes read-only guest pages fault.
-        unsafe { trap::copy_with_fixup(dst.addr() as *mut u8, buf.as_ptr(), buf.len()) }.map_err(|_| Errno::EFAULT)
+        trap::copy_to_guest(dst, buf).map_err(|_| Errno::EFAULT)
     }
 }
 

@@ -141,6 +141,8 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
     };
 
     let ram: Vec<(u64, u64)> = bi.regions.iter().filter(|r| r.is_available()).map(|r| (r.base, r.len)).collect();
+    // The machine layer's direct-map accesses stay below the end of RAM.
+    crate::arch::x86_64::frames::set_ram_end(ram.iter().map(|&(b, l)| b + l).max().unwrap_or(0));
     let m2p_entries = frames.max_frame();
     let hv = paging::init(&mut frames, &ram, m2p_entries);
     mkprintln!("hypervisor address space ready ({} M2P entries)", m2p_entries);

@@ -113,6 +113,12 @@ pub fn set_bare_syscall(on: bool) {
     wrmsr(IA32_LSTAR, entry as u64);
 }
 
+/// Writes back and invalidates the caches.
+pub fn wbinvd() {
+    // SAFETY: write-back-and-invalidate has no effect on memory contents or mappings.
+    unsafe { core::arch::asm!("wbinvd", options(nostack)) }
+}
+
 /// Machine address of the current top-level page table.
 pub fn read_cr3() -> u64 {
     x86_64::registers::control::Cr3::read_raw().0.start_address().as_u64()

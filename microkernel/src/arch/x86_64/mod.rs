@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod debugreg;
 pub mod exit;
 pub mod fpu;
+pub mod frames;
 pub mod gdt;
 pub mod idt;
 pub mod paging;

@@ -97,6 +97,29 @@ pub unsafe fn copy_with_fixup(dst: *mut u8, src: *const u8, len: usize) -> Resul
     }
 }
 
+/// Copies guest memory at `src` (checked: outside the hypervisor's slice) into `buf`
+/// (at most `src.len()` bytes: `buf.len()` of them), through the running CPU's page
+/// tables (a guest's, or while idle the hypervisor's own, where nothing is mapped); a
+/// page fault is an error, never a fault of the hypervisor.
+pub fn copy_from_guest(src: crate::guest_access::GuestRange, buf: &mut [u8]) -> Result<(), CopyFault> {
+    if buf.len() as u64 > src.len() {
+        return Err(CopyFault);
+    }
+    // SAFETY: `buf` is a hypervisor buffer valid for its length; the guest side lies
+    // outside the hypervisor's slice (GuestRange) and is no longer than the range.
+    unsafe { copy_with_fixup(buf.as_mut_ptr(), src.addr() as *const u8, buf.len()) }
+}
+
+/// Copies `buf` to guest memory at `dst` (see [`copy_from_guest`]); CR0.WP makes a
+/// read-only guest page fault, which is an error.
+pub fn copy_to_guest(dst: crate::guest_access::GuestRange, buf: &[u8]) -> Result<(), CopyFault> {
+    if buf.len() as u64 > dst.len() {
+        return Err(CopyFault);
+    }
+    // SAFETY: as in `copy_from_guest`, in the other direction.
+    unsafe { copy_with_fixup(dst.addr() as *mut u8, buf.as_ptr(), buf.len()) }
+}
+
 fn canonical(a: u64) -> bool {
     let top = a >> 47;
     top == 0 || top == 0x1ffff
