@@ -312,7 +312,7 @@ mod tests {
     #[test]
     fn vcpu_affinity_reads_sets_and_refuses() {
         let mut p = FakePlatform::new(true);
-        let mut call = |p: &mut FakePlatform, a: VcpuAffinity| {
+        let call = |p: &mut FakePlatform, a: VcpuAffinity| {
             put(p, &Domctl::with_payload(DOMCTL_VCPUAFFINITY, 3, &a));
             let r = dispatch(p, DOMCTL, [BASE, 0, 0, 0, 0]);
             let out: Domctl = zerocopy::FromBytes::read_from_prefix(&p.mem[..]).unwrap().0;
