@@ -21,6 +21,8 @@
 //! - `event_in_user`: a timer event that fires while the process spins is delivered to the
 //!   kernel's handler (which sees user mode interrupted) and the process resumes with every
 //!   register it had;
+//! - `hypercall_number_from_user`: a process's `syscall` with `xen_version(0)`'s number and
+//!   argument (answered at entry for a guest kernel) reaches the kernel's syscall callback;
 //! - `syscall_no_callback`: with no syscall callback registered, `syscall` is #UD at the
 //!   instruction (Xen 4.10 and later);
 //! - `long_run`: a process that runs for many time slices (timer interrupts, and switches
@@ -198,6 +200,16 @@ u_bare_syscall:
     syscall
     ud2
 
+    .globl u_xen_version
+u_xen_version:
+    movl $17, %eax
+    xorl %edi, %edi
+    syscall
+    movq %rax, %rdi
+    movl $60, %eax
+    syscall
+    ud2
+
     .globl u_blob_end
 u_blob_end:
 "#,
@@ -209,6 +221,7 @@ unsafe extern "C" {
     static u_blob_end: u8;
     static u_syscalls: u8;
     static u_read: u8;
+    static u_xen_version: u8;
     static u_read_kernel: u8;
     static u_ud2: u8;
     static u_int80: u8;
@@ -266,6 +279,30 @@ fn regs_at(label: *const u8) -> UserRegs {
 fn unexpected(_: &mut UserRegs, e: &UserException) -> Action {
     println!("user-test: unexpected exception {e:?}");
     Action::Exit
+}
+
+/// A process's `syscall` with a hypercall's number and arguments (`xen_version(0)`, which
+/// the hypervisor answers at entry, without its lock, for a guest kernel) reaches its own
+/// kernel like any other: a process never makes hypercalls.
+fn check_hypercall_number_from_user() -> Outcome {
+    const XEN_VERSION: u64 = 17;
+    let mut regs = regs_at(&raw const u_xen_version);
+    let mut seen = 0u32;
+    let exit = user::run(
+        &mut regs,
+        &mut |r| match r.syscall_nr() {
+            XEN_VERSION => {
+                seen += 1;
+                r.set_return(0x5a);
+                Action::Resume
+            }
+            _ => Action::Exit,
+        },
+        &mut unexpected,
+    );
+    ensure(exit == Exit::Syscall && regs.syscall_nr() == SYS_EXIT && regs.rdi == 0x5a && seen == 1, || {
+        format!("the kernel saw {seen} call(s); the process ended with {exit:?}, status {:#x}", regs.rdi)
+    })
 }
 
 fn check_syscalls() -> Outcome {
@@ -577,6 +614,7 @@ fn main(si: &'static StartInfo) {
     t.report("event_in_user", check_event(&p));
     t.report("long_run", check_long_run(&p));
     t.report("forced_cpuid", check_forced_cpuid());
+    t.report("hypercall_number_from_user", check_hypercall_number_from_user());
     t.report("syscall_no_callback", check_no_callback());
     t.report("kernel_gs_kept", {
         let v = kernel_gs_word();

@@ -237,7 +237,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 r"\[user-test\] TEST gs_bases PASS$",
                 r"\[user-test\] TEST event_in_user PASS$",
                 r"\[user-test\] TEST long_run PASS$",
-                r"\[user-test\] TESTS DONE 15 passed, 0 failed$",
+                r"\[user-test\] TESTS DONE 16 passed, 0 failed$",
                 list_row!("spinner", "16", "[-r][-b]----"),
                 r"^dom0: powering off$",
                 r"\(mk\) d0 shutdown: poweroff",
