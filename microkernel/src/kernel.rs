@@ -96,10 +96,6 @@ pub struct CpuSched {
     pub preempt: bool,
     /// System time (ns) at which its APIC timer is armed to fire; 0 or past: not armed.
     pub armed_at_ns: u64,
-    /// vCPUs it took from other CPUs' queues (pull) and gave to idle CPUs (push).
-    pub pulled: u64,
-    /// See `pulled`.
-    pub pushed: u64,
 }
 
 impl Machine {
@@ -171,7 +167,9 @@ impl Machine {
     /// Sender-initiated balancing: while vCPUs wait on this CPU's queue and another CPU
     /// they may use idles, hand one over to it and kick it.
     fn push_waiting(&mut self) {
-        if !self.balance.pushes() {
+        // Nothing to push to unless a CPU idles (the common case on a switch: skip the
+        // count of every domain's vCPUs).
+        if !self.balance.pushes() || self.cpus.iter().all(|c| c.current.is_some()) {
             return;
         }
         let me = crate::arch::x86_64::cpu::this_cpu();
@@ -197,7 +195,6 @@ impl Machine {
                 self.domains[i].vcpus[key.1].processor = t;
             }
             self.cpus[t].preempt = true;
-            self.cpus[me].pushed += 1;
             crate::arch::x86_64::smp::kick(t);
         }
     }
@@ -400,10 +397,9 @@ impl Machine {
             let loads = self.loads();
             target = crate::sched::balance::initial_cpu(&loads, affinity).unwrap_or(0);
         }
-        if self.cpus[target].current.is_some() && self.balance.pushes() {
+        if self.cpus[target].current.is_some() && self.balance.pushes() && self.cpus.iter().any(|c| c.current.is_none()) {
             let loads = self.loads();
             if let Some(idle) = crate::sched::balance::push_target(self.balance, target, &loads, affinity) {
-                self.cpus[me].pushed += 1;
                 target = idle;
             }
         }
@@ -574,7 +570,6 @@ impl Machine {
         let c = self.sched.pick(now, &others)?;
         let i = self.idx(c.vcpu.0)?;
         self.domains[i].vcpus[c.vcpu.1].processor = me;
-        self.cpus[me].pulled += 1;
         Some(c)
     }
 
