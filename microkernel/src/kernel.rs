@@ -121,27 +121,30 @@ impl Machine {
 
     /// The CPUs running a vCPU of domain `dom`, a bit each.
     pub fn cpus_running(&self, dom: u16) -> u64 {
-        self.cpus.iter().enumerate().filter(|(_, c)| c.current.is_some_and(|k| k.0 == dom)).fold(0, |m, (i, _)| m | (1 << i))
+        cpus_running(&self.cpus, Some(dom), u64::MAX)
+    }
+
+    /// Makes CPU `c` choose again on its way back to a guest; kicked if it is another.
+    fn kick_cpu(&mut self, c: usize) {
+        self.cpus[c].preempt = true;
+        if c != crate::arch::x86_64::cpu::this_cpu() {
+            crate::arch::x86_64::smp::kick(c);
+        }
     }
 
     /// Makes every other CPU running a vCPU of domain `dom` choose again at once (the
     /// domain stopped, paused or is going): Xen's `vcpu_sleep_nosync` kick.
     pub fn kick_domain(&mut self, dom: u16) {
-        let me = crate::arch::x86_64::cpu::this_cpu();
-        for c in 0..self.cpus.len() {
-            if c != me && self.cpus[c].current.is_some_and(|k| k.0 == dom) {
-                self.cpus[c].preempt = true;
-                crate::arch::x86_64::smp::kick(c);
-            }
+        let others = self.cpus_running(dom) & !(1 << crate::arch::x86_64::cpu::this_cpu());
+        for c in (0..self.cpus.len()).filter(|c| others & (1 << c) != 0) {
+            self.kick_cpu(c);
         }
     }
 
     /// Makes the CPU running vCPU `key`, if another, choose again at once.
     pub fn kick_vcpu(&mut self, key: crate::sched::VcpuKey) {
-        let me = crate::arch::x86_64::cpu::this_cpu();
-        if let Some(c) = self.running_on(key).filter(|&c| c != me) {
-            self.cpus[c].preempt = true;
-            crate::arch::x86_64::smp::kick(c);
+        if let Some(c) = self.running_on(key).filter(|&c| c != crate::arch::x86_64::cpu::this_cpu()) {
+            self.kick_cpu(c);
         }
     }
 
@@ -194,8 +197,7 @@ impl Machine {
             if let Some(i) = self.idx(key.0) {
                 self.domains[i].vcpus[key.1].processor = t;
             }
-            self.cpus[t].preempt = true;
-            crate::arch::x86_64::smp::kick(t);
+            self.kick_cpu(t);
         }
     }
 
@@ -261,6 +263,7 @@ impl Machine {
             m2p_entries: self.m2p_entries,
             max_mfn: self.max_mfn,
             dom: 0,
+            cpus: &self.cpus,
         };
         let frames = audit(&self.frame_table, &mach, &doms, true);
         let events = self.events.audit();
@@ -296,6 +299,7 @@ impl Machine {
             m2p_entries: self.m2p_entries,
             max_mfn: self.max_mfn,
             dom: self.domains[idx].id,
+            cpus: &self.cpus,
         };
         let mut mm = Mm { frames: &mut self.frame_table, dom: &mut self.domains[idx].mm, mach: &mut mach };
         let r = f(&mut mm);
@@ -389,7 +393,6 @@ impl Machine {
     /// the vCPU running there, or that CPU idles, that CPU chooses again (kicked if it is
     /// another).
     pub fn scheduler_wake(&mut self, key: crate::sched::VcpuKey, now: u64) {
-        let me = crate::arch::x86_64::cpu::this_cpu();
         let Some(i) = self.idx(key.0) else { return };
         let Some(v) = self.domains[i].vcpus.get(key.1) else { return };
         let (mut target, affinity) = (v.processor, v.affinity());
@@ -406,10 +409,7 @@ impl Machine {
         self.domains[i].vcpus[key.1].processor = target;
         let on_target = self.cpus[target].current.and_then(|k| self.idx(k.0).and_then(|ci| self.domains[ci].runnable(k.1).then_some(k)));
         if self.sched.wake(key, on_target, now) || self.cpus[target].current.is_none() {
-            self.cpus[target].preempt = true;
-            if target != me {
-                crate::arch::x86_64::smp::kick(target);
-            }
+            self.kick_cpu(target);
         }
     }
 
@@ -628,15 +628,13 @@ impl Machine {
         if let (Some(cur), Some(i)) = (cur, cur_i) {
             let p = self.domains[i].vcpus[cur.1].processor;
             if p != me && p < self.cpus.len() && self.domains[i].runnable(cur.1) && self.cpus[p].current.is_none() {
-                self.cpus[p].preempt = true;
-                crate::arch::x86_64::smp::kick(p);
+                self.kick_cpu(p);
             }
         }
         let Some(choice) = choice else {
             // Idle: nothing of any guest stays reachable from this CPU (a domain it ran may
             // be torn down meanwhile), and no shootdown needs to reach it.
             self.cpus[me].current = None;
-            crate::arch::x86_64::smp::set_running(me, None);
             paging::switch_to(crate::arch::x86_64::smp::hv_l4());
             return;
         };
@@ -659,7 +657,6 @@ impl Machine {
         domain::load_ldt(v);
         crate::arch::x86_64::cpu::load_guest_cr4(v.cr4);
         crate::arch::x86_64::debugreg::load(&v.debug);
-        crate::arch::x86_64::smp::set_running(me, Some(next));
         paging::switch_to(domain::page_table_base(&d.mm, v));
         self.cpus[me].current = Some(next);
         // On the CPU, its page table active: its runstate area can be written.
@@ -714,6 +711,16 @@ pub fn write_runstate_area(v: &Vcpu, now_ns: u64, update_flag: bool) {
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
         write(entry_time_at, &(info.state_entry_time & !XEN_RUNSTATE_UPDATE).to_le_bytes());
     }
+}
+
+/// The CPUs of `cpus` running a vCPU of any domain (`dom` `None`), or one of domain `dom`
+/// whose number is in `vcpus` (a bit each; numbers past 63 are in no mask), a bit each.
+pub fn cpus_running(cpus: &[CpuSched], dom: Option<u16>, vcpus: u64) -> u64 {
+    cpus.iter().enumerate().fold(0, |mask, (c, s)| match (s.current, dom) {
+        (Some(_), None) => mask | (1 << c),
+        (Some((d, v)), Some(dom)) if d == dom && v < 64 && vcpus & (1 << v) != 0 => mask | (1 << c),
+        _ => mask,
+    })
 }
 
 /// The machine, once booted.

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use crate::arch::x86_64::{cpu, frames, paging, smp};
+use crate::kernel::cpus_running;
 use crate::mm::frame_alloc::FrameAllocator;
 use crate::mm::pt::MmMachine;
 
@@ -45,6 +46,8 @@ pub struct MachineMm<'a> {
     pub max_mfn: u64,
     /// The domain acted for (whose CPUs its own flushes reach).
     pub dom: u16,
+    /// Every CPU's scheduling state: which CPUs a shootdown must reach.
+    pub cpus: &'a [crate::kernel::CpuSched],
 }
 
 /// Word `index` of RAM frame `mfn` (a frame the frame table covers: the direct map maps
@@ -114,16 +117,16 @@ impl MmMachine for MachineMm<'_> {
 
     fn flush_tlb(&mut self) {
         x86_64::instructions::tlb::flush_all();
-        smp::shootdown(smp::cpus_running(None, 0));
+        smp::shootdown(cpus_running(self.cpus, None, 0));
     }
 
     fn invlpg(&mut self, va: u64) {
         x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va));
-        smp::shootdown(smp::cpus_running(Some(self.dom), u64::MAX));
+        smp::shootdown(cpus_running(self.cpus, Some(self.dom), u64::MAX));
     }
 
     fn flush_guest(&mut self, va: Option<u64>, vcpus: u64) {
-        let cpus = smp::cpus_running(Some(self.dom), vcpus);
+        let cpus = cpus_running(self.cpus, Some(self.dom), vcpus);
         if cpus & (1 << cpu::this_cpu()) != 0 {
             match va {
                 Some(va) => x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va)),

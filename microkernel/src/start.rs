@@ -202,7 +202,6 @@ extern "C" fn kmain_entry(magic: u64, info: u64, boot_tsc: u64) -> ! {
     machine.cpus.resize(machine.nr_cpus as usize, crate::kernel::CpuSched::default());
     machine.cpus[0].slice_start = hwtime::rdtsc();
     machine.cpus[0].slice_end_ns = machine.now_ns() + crate::sched::TSLICE_NS;
-    crate::arch::x86_64::smp::set_running(0, Some((0, 0)));
     *MACHINE.lock() = Some(machine);
     crate::arch::x86_64::smp::release_aps();
     // Console input by interrupt from here on (interrupts stay off until dom0 runs).

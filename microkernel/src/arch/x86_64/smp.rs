@@ -37,34 +37,6 @@ static APIC_IDS: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS]
 static FLUSH_ASKED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static FLUSH_DONE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
-/// The vCPU each CPU runs ((domain id + 1) << 16 | vCPU number; 0 while it idles), for
-/// the shootdowns of the memory rules, which do not see the machine's scheduling state.
-static RUNNING: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
-
-/// Records which vCPU (domain id, number) CPU `cpu` now runs (`None`: it idles).
-pub fn set_running(cpu: usize, vcpu: Option<(u16, usize)>) {
-    RUNNING[cpu].store(vcpu.map_or(0, |(d, v)| ((u32::from(d) + 1) << 16) | (v as u32 & 0xffff)), Ordering::Release);
-}
-
-/// The CPUs running a vCPU of any domain (`None`), or one of domain `dom` whose number is
-/// in `vcpus` (a bit each, numbers past 63 in no mask), a bit each.
-pub fn cpus_running(dom: Option<u16>, vcpus: u64) -> u64 {
-    RUNNING.iter().enumerate().fold(0, |mask, (cpu, r)| {
-        let r = r.load(Ordering::Acquire);
-        let (d, v) = ((r >> 16) as u16, r & 0xffff);
-        let hit = match dom {
-            _ if r == 0 => false,
-            None => true,
-            Some(dom) => d == dom.wrapping_add(1) && v < 64 && vcpus & (1 << v) != 0,
-        };
-        if hit {
-            mask | (1 << cpu)
-        } else {
-            mask
-        }
-    })
-}
-
 /// The top-level table of the hypervisor's own address space (no guest mappings), which an
 /// idle CPU runs on.
 pub fn hv_l4() -> u64 {
