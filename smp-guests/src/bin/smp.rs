@@ -353,11 +353,7 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
     STAGE.store(YIELD_STOP, Ordering::SeqCst);
     wait_for(to_zero, || ONE_DONE.load(Ordering::SeqCst));
     // vCPU 1 took itself down once it said so; let it get there.
-    let mut tries = 0;
-    while smp::is_up(1) == Ok(true) && tries < 1000 {
-        let _ = pv_guest::hypercall::sched_yield();
-        tries += 1;
-    }
+    wait_until_down(1);
     t.report("down", ensure(smp::is_up(1) == Ok(false), || format!("is_up: {:?}", smp::is_up(1))));
     t.report("last_vcpu_stays_up", ensure(smp::down(0) == Err(Errno::EINVAL), || format!("{:?}", smp::down(0))));
     // Up again: it resumes where it went down (and yields there, harmlessly), then down.
@@ -375,6 +371,19 @@ fn run(si: &'static StartInfo, t: &mut Tests) -> Result<(), alloc::string::Strin
         println!("BENCH DONE");
     }
     Ok(())
+}
+
+/// How long vCPU 0 waits for vCPU 1 to reach its own `VCPUOP_down`.
+const DOWN_WAIT_NS: u64 = 5_000_000_000;
+
+/// Yields until vCPU `v` is down, or `DOWN_WAIT_NS` of system time passed. Time, not a
+/// count of yields: with other domains' vCPUs queued on its CPU, vCPU `v` may wait there
+/// for several slices while a yield here returns at once.
+fn wait_until_down(v: u32) {
+    let start = pv_guest::time::now_ns();
+    while smp::is_up(v) == Ok(true) && pv_guest::time::now_ns() - start < DOWN_WAIT_NS {
+        let _ = pv_guest::hypercall::sched_yield();
+    }
 }
 
 /// IPI round trips of the `quick` life.
@@ -408,11 +417,7 @@ fn quick(si: &'static StartInfo) -> Result<(), alloc::string::String> {
         wait_for(to_zero, || PONG.load(Ordering::SeqCst) >= round);
     }
     wait_for(to_zero, || ONE_DONE.load(Ordering::SeqCst));
-    let mut tries = 0;
-    while smp::is_up(1) == Ok(true) && tries < 1000 {
-        let _ = pv_guest::hypercall::sched_yield();
-        tries += 1;
-    }
+    wait_until_down(1);
     if smp::is_up(1) != Ok(false) {
         return Err(format!("vCPU 1 did not go down: {:?}", smp::is_up(1)));
     }
