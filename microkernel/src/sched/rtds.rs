@@ -52,6 +52,10 @@ struct Vcpu {
     wanted_since: Option<u64>,
     /// The order in which it was last picked in extra time.
     turn: u64,
+    /// Since when it has run without its time being charged (set when it is picked).
+    /// A period that ends while it runs, seen from a wake-up or from another CPU's pick
+    /// before its own CPU accounts it, is charged what it ran up to the deadline first.
+    running_since: Option<u64>,
 }
 
 /// The EDF scheduler.
@@ -99,10 +103,20 @@ impl Rtds {
             if c.deadline == 0 {
                 c.deadline = now + period;
                 c.left = u64::from(d.budget_us) * 1000;
+                // The reservation's first period: what it ran before is not charged to it.
+                c.running_since = c.running_since.map(|s| s.max(now));
                 continue;
             }
             if now < c.deadline {
                 continue;
+            }
+            // Running as the period ends: what it ran before the deadline is the old
+            // period's; the rest the new one's, when it is accounted.
+            if let Some(since) = c.running_since.filter(|&s| s < c.deadline) {
+                let ran = c.deadline - since;
+                c.over = c.over.saturating_add(ran.saturating_sub(c.left));
+                c.left = c.left.saturating_sub(ran);
+                c.running_since = Some(c.deadline);
             }
             // A miss: it wanted the CPU long enough before the deadline to use what was
             // left of its budget, and did not get it (EDF within the admitted load never
@@ -116,10 +130,12 @@ impl Rtds {
             c.wanted_since = c.wanted_since.map(|w| w.max(start));
             c.deadline += behind * period;
             let budget = u64::from(d.budget_us) * 1000;
-            // Debt is paid from this period, at most half of it, so that it always runs.
+            // Debt is paid from this period, at most half of it, so that it always runs;
+            // the rest from the next ones (forgiven, a long overrun would give it more
+            // than its reservation over time).
             let paid = c.over.min(budget / 2);
             c.left = budget - paid;
-            c.over = 0;
+            c.over -= paid;
         }
     }
 
@@ -148,6 +164,9 @@ impl Scheduler for Rtds {
 
     fn account(&mut self, v: VcpuKey, ran_ns: u64, now: u64) {
         if let Some(c) = self.vcpus.get_mut(&v) {
+            // What a replenishment has not charged yet (all of it, unless a period ended
+            // while it ran).
+            let ran_ns = c.running_since.take().map_or(ran_ns, |since| now.saturating_sub(since));
             // A reserved vCPU that overran its budget owes it to its next period, so that
             // a late timer does not give it more than it reserved.
             if self.doms.get(&v.0).is_some_and(|d| d.budget_us != 0) {
@@ -160,10 +179,13 @@ impl Scheduler for Rtds {
 
     fn wake(&mut self, v: VcpuKey, current: Option<VcpuKey>, now: u64) -> bool {
         self.replenish(now);
-        let Some(c) = self.vcpus.get(&v) else { return false };
+        let Some(c) = self.vcpus.get_mut(&v) else { return false };
         if c.left == 0 {
             return false;
         }
+        // It wants the CPU from now, with budget left.
+        c.wanted_since.get_or_insert(now);
+        let c = *c;
         // A reserved vCPU with budget preempts extra time, or a later deadline.
         match current.and_then(|k| self.vcpus.get(&k)) {
             Some(cur) if cur.left > 0 => c.deadline < cur.deadline,
@@ -196,6 +218,9 @@ impl Scheduler for Rtds {
             if let Some(t) = next_period.filter(|&t| t > now) {
                 slice = slice.min(t - now);
             }
+            if let Some(c) = self.vcpus.get_mut(&k) {
+                c.running_since = Some(now);
+            }
             return Some(Choice { vcpu: k, slice_ns: slice.max(MIN_SLICE_NS) });
         }
         // Extra time: vCPUs without a reservation, or with `extra`, in turns.
@@ -208,6 +233,7 @@ impl Scheduler for Rtds {
         self.counter += 1;
         if let Some(c) = self.vcpus.get_mut(&k) {
             c.turn = self.counter;
+            c.running_since = Some(now);
         }
         let mut slice = TSLICE_NS;
         if let Some(t) = next_period.filter(|&t| t > now) {
@@ -247,7 +273,7 @@ impl Scheduler for Rtds {
         (d.period_us, d.budget_us, d.extra) = (period_us, budget_us, extra);
         // The new reservation starts with a new period.
         for (_, c) in self.vcpus.range_mut((dom, 0)..=(dom, usize::MAX)) {
-            *c = Vcpu { turn: c.turn, ..Vcpu::default() };
+            *c = Vcpu { turn: c.turn, running_since: c.running_since, ..Vcpu::default() };
         }
         Ok(())
     }

@@ -343,10 +343,9 @@ fn edf_counts_a_deadline_the_machine_was_too_late_for() {
     let mut r = rtds_with(&[(1, 10_000, 5_000, false), (2, 10_000, 5_000, false)]);
     let all = |_: VcpuKey| true;
     assert_eq!(r.pick(0, &all).unwrap().vcpu, (1, 0));
-    r.account((1, 0), 5 * MS, 5 * MS);
-    assert_eq!(r.pick(5 * MS, &all).unwrap().vcpu, (2, 0));
-    // The timer comes 11 ms late: domain 2 wanted its budget all along and lost 4 ms of it.
-    r.account((2, 0), MS, 16 * MS);
+    // The timer comes 11 ms late (a long stay in the hypervisor): domain 1 ran through
+    // its deadline, and domain 2, which wanted its budget all along, got none of it.
+    r.account((1, 0), 16 * MS, 16 * MS);
     assert_eq!((r.misses(1), r.misses(2)), (Some(0), Some(1)));
     // A vCPU that woke too late to use its budget is not a miss.
     let mut r = rtds_with(&[(1, 10_000, 5_000, false), (2, 10_000, 5_000, false)]);
@@ -367,4 +366,56 @@ fn edf_takes_an_overrun_from_the_next_period() {
     r.account((2, 0), 7700 * US, 10 * MS);
     let next = r.pick(10 * MS, &all).unwrap();
     assert_eq!((next.vcpu, next.slice_ns), ((1, 0), 1700 * US), "the 300 us owed are taken");
+    // An overrun of 3 ms (a host that stopped the machine): half a budget from each of
+    // the next periods until it is paid.
+    r.account((1, 0), 4700 * US, 14_700 * US);
+    assert_eq!(r.pick(14_700 * US, &all).unwrap().vcpu, (2, 0));
+    r.account((2, 0), 5300 * US, 20 * MS);
+    let slices: Vec<u64> = (2..6)
+        .map(|p| {
+            let c = r.pick(p * 10 * MS, &all).unwrap();
+            assert_eq!(c.vcpu, (1, 0));
+            r.account((1, 0), c.slice_ns, p * 10 * MS + c.slice_ns);
+            let rest = r.pick(p * 10 * MS + c.slice_ns, &all).unwrap();
+            r.account(rest.vcpu, (p + 1) * 10 * MS - (p * 10 * MS + c.slice_ns), (p + 1) * 10 * MS);
+            c.slice_ns
+        })
+        .collect();
+    assert_eq!(slices, [MS, MS, MS, 2 * MS], "3 ms owed: 1 ms paid from each of three periods, then the full budget");
+    assert_eq!(r.misses(1), Some(0));
+}
+
+#[test]
+fn edf_charges_a_vcpu_running_through_its_deadline_before_judging_it() {
+    // Domain 1 runs the last of its budget right up to its deadline; the period ends
+    // before its CPU accounts it, and a wake-up (or another CPU's pick) sees the new
+    // period first. No miss: it used what it reserved.
+    let mut r = rtds_with(&[(1, 10_000, 2_000, false), (2, 0, 0, true), (3, 0, 0, true)]);
+    let all = |_: VcpuKey| true;
+    let not_one = |k: VcpuKey| k.0 != 1;
+    assert_eq!(r.pick(0, &all).unwrap().vcpu, (1, 0));
+    // It blocks after 1.5 ms, and wakes at 9.5 ms.
+    r.account((1, 0), 1500 * US, 1500 * US);
+    assert_eq!(r.pick(1500 * US, &not_one).unwrap().vcpu, (2, 0));
+    assert!(r.wake((1, 0), Some((2, 0)), 9500 * US), "with budget, it preempts extra time");
+    r.account((2, 0), 8 * MS, 9500 * US);
+    let last = r.pick(9500 * US, &all).unwrap();
+    assert_eq!((last.vcpu, last.slice_ns), ((1, 0), 500 * US));
+    // Domain 3 wakes at 10.1 ms, before domain 1's CPU has accounted it.
+    let _ = r.wake((3, 0), Some((1, 0)), 10_100 * US);
+    assert_eq!(r.misses(1), Some(0), "the 500 us it ran before the deadline were its last budget");
+    r.account((1, 0), 600 * US, 10_100 * US);
+    // The 100 us past the deadline are the new period's.
+    let next = r.pick(10_100 * US, &all).unwrap();
+    assert_eq!((next.vcpu, next.slice_ns), ((1, 0), 1900 * US));
+
+    // Woken with 500 us left 1 ms before its deadline, it is made to wait past it (the
+    // machine is late): a miss.
+    let mut r = rtds_with(&[(1, 10_000, 2_000, false), (2, 0, 0, true)]);
+    assert_eq!(r.pick(0, &all).unwrap().vcpu, (1, 0));
+    r.account((1, 0), 1500 * US, 1500 * US);
+    assert_eq!(r.pick(1500 * US, &not_one).unwrap().vcpu, (2, 0));
+    assert!(r.wake((1, 0), Some((2, 0)), 9 * MS));
+    r.account((2, 0), 8600 * US, 10_100 * US);
+    assert_eq!(r.misses(1), Some(1), "wanted from 9 ms with 500 us left, and did not get them");
 }
