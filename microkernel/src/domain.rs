@@ -220,6 +220,9 @@ pub struct Domain {
     /// A toolstack pause is counted and waits for a vCPU still running on another CPU to
     /// leave it (the pause call continues until it has: Xen's `vcpu_sleep_sync`).
     pub pause_syncing: bool,
+    /// A destroy under way: its memory is given back in steps, the destroying hypercall
+    /// continuing itself between them (Xen's preemptible `domain_kill`).
+    pub teardown: Option<crate::mm::teardown::Teardown>,
     /// vCPUs.
     pub vcpus: Vec<Vcpu>,
     /// Machine frame of shared_info.
@@ -255,6 +258,7 @@ impl Domain {
             state: DomState::Running,
             pause_count: 1,
             pause_syncing: false,
+            teardown: None,
             vcpus: (0..max_vcpus).map(|_| Vcpu::default()).collect(),
             shared_info_mfn: 0,
             mm: DomainMm::new(id, privileged, max_pages),
@@ -477,43 +481,59 @@ impl DomainControl for Machine {
     }
 
     fn destroy_domain(&mut self, domid: u16) -> Result<(), Errno> {
-        let i = self.live_idx(domid)?;
-        if self.domains[i].privileged {
-            return Err(Errno::EPERM);
+        let i = self.idx(domid).ok_or(Errno::ESRCH)?;
+        if self.domains[i].state == DomState::Dying {
+            // The continuation of a destroy under way goes on; a domain whose teardown is
+            // over (kept only for frames other domains still map) is gone already.
+            if self.domains[i].teardown.is_none() {
+                return Err(Errno::ESRCH);
+            }
+        } else {
+            if self.domains[i].privileged {
+                return Err(Errno::EPERM);
+            }
+            // A vCPU of it still runs on another CPU: it is stopped there first (paused
+            // and kicked), and the call starts again once this CPU has let the others in
+            // (Xen's `domain_kill` is a continuation too). Nothing is torn down meanwhile.
+            if self.cpus_running(domid) != 0 {
+                let d = &mut self.domains[i];
+                d.pause_count = d.pause_count.saturating_add(1);
+                self.kick_domain(domid);
+                return Err(Errno::ERESTART);
+            }
+            self.domains[i].state = DomState::Dying;
+            // Its ports close (remote ends go back to unbound) before its shared_info goes.
+            self.events.remove_domain(hypercall_abi::types::DomId(domid));
+            self.apply_line_changes();
+            for v in self.domains[i].vcpus.iter_mut() {
+                v.started = false;
+            }
+            // Its grants go before its memory (the table frames are given back with it):
+            // its mappings release their pins in their granters' tables, and other
+            // domains' mappings of its grants become orphans (their frames live on in
+            // their entries).
+            let g = self.grants.remove_domain(&mut crate::grants_machine::DirectEntries, domid);
+            // Its device halves held their frames' references: those go too.
+            for &(frame, writable) in &g.device_frames {
+                self.with_mm(i, |mm| mm.grant_copy_release(frame, writable));
+            }
+            if g.mappings_released + g.mappings_orphaned > 0 {
+                mkprintln!(
+                    "d{} grants: {} own mappings released, {} mappings of its grants orphaned",
+                    domid,
+                    g.mappings_released,
+                    g.mappings_orphaned
+                );
+            }
+            self.domains[i].teardown = Some(crate::mm::teardown::Teardown::new(self.domains[i].mm.released()));
         }
-        // A vCPU of it still runs on another CPU: it is stopped there first (paused and
-        // kicked), and the call starts again once this CPU has let the others in (Xen's
-        // `domain_kill` is a continuation too). Nothing is torn down meanwhile.
-        if self.cpus_running(domid) != 0 {
-            let d = &mut self.domains[i];
-            d.pause_count = d.pause_count.saturating_add(1);
-            self.kick_domain(domid);
+        // Its memory, one bounded step per entry: the hypercall continues itself until
+        // the last step.
+        let Some(mut t) = self.domains[i].teardown.take() else { return Err(Errno::ESRCH) };
+        let Some(r) = self.with_mm(i, |mm| mm.relinquish_some(&mut t, crate::mm::teardown::STEP_WORK)) else {
+            self.domains[i].teardown = Some(t);
             return Err(Errno::ERESTART);
-        }
-        self.domains[i].state = DomState::Dying;
-        // Its ports close (remote ends go back to unbound) before its shared_info goes.
-        self.events.remove_domain(hypercall_abi::types::DomId(domid));
-        self.apply_line_changes();
-        for v in self.domains[i].vcpus.iter_mut() {
-            v.started = false;
-        }
-        // Its grants go before its memory (the table frames are given back with it): its
-        // mappings release their pins in their granters' tables, and other domains'
-        // mappings of its grants become orphans (their frames live on in their entries).
-        let g = self.grants.remove_domain(&mut crate::grants_machine::DirectEntries, domid);
-        // Its device halves held their frames' references: those go too.
-        for &(frame, writable) in &g.device_frames {
-            self.with_mm(i, |mm| mm.grant_copy_release(frame, writable));
-        }
-        if g.mappings_released + g.mappings_orphaned > 0 {
-            mkprintln!(
-                "d{} grants: {} own mappings released, {} mappings of its grants orphaned",
-                domid,
-                g.mappings_released,
-                g.mappings_orphaned
-            );
-        }
-        let r = self.with_mm(i, |mm| mm.relinquish());
+        };
         let name = self.domains[i].name;
         if r.held == 0 {
             mkprintln!("d{} ({}) destroyed: {} frames returned", domid, name.as_str(), r.released);

@@ -240,7 +240,7 @@ fn run(seed: u64, steps: usize, privileged: bool, tally: &mut Tally) {
         let before = env.snapshot();
         let (name, r) = if rng.below(100) == 99 && rng.chance(30) {
             let owned_before = env.dom.tot_pages();
-            let r = env.mm().relinquish();
+            let r = teardown_in_steps(&mut env, &mut rng);
             assert_eq!((r.forced, r.held), (0, 0), "seed {seed:#x} step {step}: teardown had to force counts or kept frames");
             assert!(r.released >= owned_before, "teardown released {} of {owned_before}", r.released);
             check_all_returned(&env);
@@ -252,9 +252,22 @@ fn run(seed: u64, steps: usize, privileged: bool, tally: &mut Tally) {
         record(tally, name, r, &before, &env, (seed, step));
         env.check_invariants();
     }
-    let r = env.mm().relinquish();
+    let r = teardown_in_steps(&mut env, &mut rng);
     assert_eq!((r.forced, r.held), (0, 0));
     check_all_returned(&env);
+}
+
+/// Teardown in steps of random small amounts of work (as the destroying hypercall
+/// continues itself), the whole frame table audited between any two steps.
+fn teardown_in_steps(env: &mut Env, rng: &mut Rng) -> super::teardown::Relinquished {
+    let mut t = super::teardown::Teardown::new(env.dom.released());
+    loop {
+        let work = 1 + rng.below(3000);
+        if let Some(r) = env.mm().relinquish_some(&mut t, work) {
+            return r;
+        }
+        env.check_invariants();
+    }
 }
 
 /// Frames ever given to each domain, from owner changes seen after each step: with the

@@ -49,6 +49,8 @@ use pv_guest::{println, ShutdownReason, StartInfo};
 
 /// Longest wait for the other side.
 const WAIT_NS: u64 = 20_000 * NS_PER_MS;
+/// The node of the mapper's home the scenario writes once the granter's destroy is over.
+const GONE_NODE: &str = "granter-gone";
 /// The references the granter gets for its grants on a fresh table (see the handshake).
 const REF_A: u32 = 8;
 const REF_B: u32 = 9;
@@ -393,6 +395,14 @@ fn mapper(t: &mut Tests, si: &StartInfo, mm: &mut GuestMm, peer: u16) {
         grant::copy(&mut cp).is_ok() && cp[0].status == GNTST_BAD_DOMAIN
     });
     t.report("granter_destroyed", ensure(gone, || "still there".into()));
+    // Its memory goes back in steps after that (the destroy continues itself): the
+    // scenario writes `granter-gone` into this domain's home once the destroy is over,
+    // so that the two pages mapped here are the ones it leaves behind.
+    let over = pv_guest::xenbus::connect(si).map_err(|e| format!("store: -{}", e.name())).and_then(|mut xs| {
+        let me = pv_guest::xenbus::own_domid(&mut xs).map_err(|e| format!("{e:?}"))?;
+        pv_guest::xenbus::read_from(&mut xs, me, GONE_NODE, WAIT_NS).map(drop).map_err(|e| format!("{GONE_NODE}: {e:?}"))
+    });
+    t.report("granter_destroy_over", over);
     t.report("frame_alive_after_granter_destroyed", bytes_are(va_b, 0..4096, pattern_b));
     let mut un = [grant::unmap_op(va_b, h_b), grant::unmap_op(va_c, h_c)];
     let r = grant::unmap_grants(&mut un);

@@ -60,10 +60,13 @@ pub fn scenarios() -> Vec<Scenario> {
                 Image::Config("hog-a.cfg"),
                 Image::Config("hog-b.cfg"),
                 Image::Config("hog-c.cfg"),
+                Image::Config("hog-big.cfg"),
             ],
             // A guest reserved 2 ms every 10 ms (no extra time) beside three spinners in
-            // best-effort time: over 10 s it gets its 20% and misses no deadline. A set of
-            // reservations past the CPU is refused by admission control.
+            // best-effort time: over 10 s it gets its 20% and misses no deadline, not even
+            // while dom0 builds and destroys a 64 MiB domain (whose teardown goes in
+            // bounded steps). A set of reservations past the CPU is refused by admission
+            // control.
             input: &[
                 "xl create hog-rt.cfg",
                 "xl sched-rtds -d hog-rt -p 10000 -b 2000 -e 0",
@@ -72,7 +75,11 @@ pub fn scenarios() -> Vec<Scenario> {
                 "xl create hog-c.cfg",
                 "xl sched-rtds -d hog-a -p 10000 -b 9000",
                 "xl sched-rtds -d hog-a -p 5 -b 5",
-                sleep_ms!(12000),
+                sleep_ms!(3000),
+                "xl create hog-big.cfg",
+                sleep_ms!(1000),
+                "xl destroy hog-big",
+                sleep_ms!(8000),
                 "xl sched-rtds",
                 "xl destroy hog-rt",
                 "xl destroy hog-a",
@@ -85,6 +92,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 r"scheduler: rtds",
                 r"^xl sched-rtds: hog-a \([0-9]+\): refused: the reservations would need more than the CPU \(admission control\)$",
                 r"^xl sched-rtds: the period must be at least 10 us$",
+                r"\(mk\) d[0-9]+ \(hog-big\) destroyed: 16385 frames returned",
                 r"^hog-rt +[0-9]+ +10000 +2000 +no +0$",
                 r"^hog-a +[0-9]+ +10000 +- +yes +0$",
                 r"audit: ok: 1 domains",

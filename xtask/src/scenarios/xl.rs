@@ -314,6 +314,10 @@ pub fn scenarios() -> Vec<Scenario> {
                 wait_for!(r"\[grant-g\] grant-test: granter waiting for destroy$"),
                 // Destroyed while the mapper still maps two of its pages.
                 "xl destroy grant-g",
+                // Its teardown goes in steps; the mapper keeps its two pages until told it
+                // is over.
+                wait_for!(r"^xl: domain grant-g \(1\) destroyed$"),
+                "xenstore-write /local/domain/2/granter-gone 1",
                 wait_for!(r"\(mk\) d2 \(grant-m\) shutdown: "),
                 "xl destroy grant-m",
                 "info",
