@@ -327,7 +327,11 @@ impl Machine {
     pub fn reap(&mut self) {
         let sched = &mut self.sched;
         self.domains.retain(|d| {
-            let gone = d.state == DomState::Dying && d.mm.frames_owned() == 0;
+            // Not while its teardown is under way (its last frames may be gone before
+            // the last step has said so).
+            // Not while its teardown is under way (its last frames may be gone before
+            // the last step has said so).
+            let gone = d.state == DomState::Dying && d.teardown.is_none() && d.mm.frames_owned() == 0;
             if gone {
                 sched.remove_domain(d.id);
             }
