@@ -355,6 +355,37 @@ fn canonical(v: u64) -> bool {
 }
 
 impl Machine {
+    /// The first part of a destroy, all at once: domain `i` is dying, its ports and grants
+    /// go, and the teardown of its memory starts (in steps: `DomainControl::destroy_domain`).
+    fn begin_teardown(&mut self, i: usize) {
+        let domid = self.domains[i].id;
+        self.domains[i].state = DomState::Dying;
+        // Its ports close (remote ends go back to unbound) before its shared_info goes.
+        self.events.remove_domain(hypercall_abi::types::DomId(domid));
+        self.apply_line_changes();
+        for v in self.domains[i].vcpus.iter_mut() {
+            v.started = false;
+        }
+        // Its grants go before its memory (the table frames are given back with it):
+        // its mappings release their pins in their granters' tables, and other
+        // domains' mappings of its grants become orphans (their frames live on in
+        // their entries).
+        let g = self.grants.remove_domain(&mut crate::grants_machine::DirectEntries, domid);
+        // Its device halves held their frames' references: those go too.
+        for &(frame, writable) in &g.device_frames {
+            self.with_mm(i, |mm| mm.grant_copy_release(frame, writable));
+        }
+        if g.mappings_released + g.mappings_orphaned > 0 {
+            mkprintln!(
+                "d{} grants: {} own mappings released, {} mappings of its grants orphaned",
+                domid,
+                g.mappings_released,
+                g.mappings_orphaned
+            );
+        }
+        self.domains[i].teardown = Some(crate::mm::teardown::Teardown::new(self.domains[i].mm.released()));
+    }
+
     /// Index of domain `domid` if it exists and is not dying.
     pub(crate) fn live_idx(&self, domid: u16) -> Result<usize, Errno> {
         let i = self.idx(domid).ok_or(Errno::ESRCH)?;
@@ -482,13 +513,7 @@ impl DomainControl for Machine {
 
     fn destroy_domain(&mut self, domid: u16) -> Result<(), Errno> {
         let i = self.idx(domid).ok_or(Errno::ESRCH)?;
-        if self.domains[i].state == DomState::Dying {
-            // The continuation of a destroy under way goes on; a domain whose teardown is
-            // over (kept only for frames other domains still map) is gone already.
-            if self.domains[i].teardown.is_none() {
-                return Err(Errno::ESRCH);
-            }
-        } else {
+        if self.domains[i].state != DomState::Dying {
             if self.domains[i].privileged {
                 return Err(Errno::EPERM);
             }
@@ -501,34 +526,11 @@ impl DomainControl for Machine {
                 self.kick_domain(domid);
                 return Err(Errno::ERESTART);
             }
-            self.domains[i].state = DomState::Dying;
-            // Its ports close (remote ends go back to unbound) before its shared_info goes.
-            self.events.remove_domain(hypercall_abi::types::DomId(domid));
-            self.apply_line_changes();
-            for v in self.domains[i].vcpus.iter_mut() {
-                v.started = false;
-            }
-            // Its grants go before its memory (the table frames are given back with it):
-            // its mappings release their pins in their granters' tables, and other
-            // domains' mappings of its grants become orphans (their frames live on in
-            // their entries).
-            let g = self.grants.remove_domain(&mut crate::grants_machine::DirectEntries, domid);
-            // Its device halves held their frames' references: those go too.
-            for &(frame, writable) in &g.device_frames {
-                self.with_mm(i, |mm| mm.grant_copy_release(frame, writable));
-            }
-            if g.mappings_released + g.mappings_orphaned > 0 {
-                mkprintln!(
-                    "d{} grants: {} own mappings released, {} mappings of its grants orphaned",
-                    domid,
-                    g.mappings_released,
-                    g.mappings_orphaned
-                );
-            }
-            self.domains[i].teardown = Some(crate::mm::teardown::Teardown::new(self.domains[i].mm.released()));
+            self.begin_teardown(i);
         }
         // Its memory, one bounded step per entry: the hypercall continues itself until
-        // the last step.
+        // the last step. A dying domain whose teardown is over (kept only for frames
+        // other domains still map) is gone already.
         let Some(mut t) = self.domains[i].teardown.take() else { return Err(Errno::ESRCH) };
         let Some(r) = self.with_mm(i, |mm| mm.relinquish_some(&mut t, crate::mm::teardown::STEP_WORK)) else {
             self.domains[i].teardown = Some(t);
