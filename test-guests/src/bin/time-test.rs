@@ -91,6 +91,22 @@ fn check_monotonic() -> Outcome {
     })
 }
 
+/// Runs a timing check up to three times while it fails only for being late: a host that
+/// stops QEMU's thread (a loaded CI machine) makes one wake-up late now and then, while a
+/// timer the hypervisor arms wrongly is late every time. Any other failure counts at once.
+fn late_at_most_twice(name: &str, mut check: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+    let mut tries = 0;
+    loop {
+        match check() {
+            Err(e) if e.contains("late") && tries < 2 => {
+                tries += 1;
+                println!("time-test: {name}: {e}; again ({tries} of 2)");
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Sleeps `d` and checks the wake-up is in `[d, d + LATE_NS]`; returns the measured time.
 fn sleep_checked(name: &str, d: u64) -> Result<u64, String> {
     let fires = time::timer_fires();
@@ -116,7 +132,7 @@ fn check_past_deadline() -> Outcome {
     time::sleep_until(deadline).map_err(|e| err("sleep_until(past)", e))?;
     let dt = now_ns() - t0;
     println!("NOTE past_deadline fired after {}", ms(dt));
-    ensure(dt < AT_ONCE_NS, || format!("fired after {}", ms(dt)))?;
+    ensure(dt < AT_ONCE_NS, || format!("fired late: after {}", ms(dt)))?;
     let got = time::timer_fires() - fires;
     ensure(got == 1, || format!("{got} timer events"))
 }
@@ -279,23 +295,21 @@ fn main(si: &'static StartInfo) {
     println!("time-test: VIRQ_TIMER on port {port}");
     t.report("time_info", check_time_info());
     t.report("monotonic_1000", check_monotonic());
-    t.report(
-        "sleep_50ms",
-        sleep_checked("sleep_50ms", 50 * NS_PER_MS).map(|_| ()),
-    );
+    t.report("sleep_50ms", late_at_most_twice("sleep_50ms", || sleep_checked("sleep_50ms", 50 * NS_PER_MS).map(|_| ())));
     t.report("sleep_20ms_x3", {
         let mut r = Ok(());
         for i in 0..3 {
-            if let Err(e) = sleep_checked(&format!("sleep_20ms_{i}"), 20 * NS_PER_MS) {
+            let name = format!("sleep_20ms_{i}");
+            if let Err(e) = late_at_most_twice(&name, || sleep_checked(&name, 20 * NS_PER_MS).map(|_| ())) {
                 r = Err(format!("sleep {i}: {e}"));
                 break;
             }
         }
         r
     });
-    t.report("past_deadline", check_past_deadline());
+    t.report("past_deadline", late_at_most_twice("past_deadline", check_past_deadline));
     t.report("cancel_spin", check_cancel_spin(port));
-    t.report("cancel_guard", check_cancel_guard());
+    t.report("cancel_guard", late_at_most_twice("cancel_guard", check_cancel_guard));
     t.report("wall_clock", check_wall_clock());
     t.report("singleshot", check_singleshot());
     t.report("periodic", check_periodic());
