@@ -18,12 +18,22 @@ pub const PROMPT: &str = "dom0> ";
 /// QEMU's accelerator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Accel {
-    /// Software emulation: works everywhere, what every test uses.
+    /// Software emulation: works everywhere, what the tests use (`sched-rtds` on the
+    /// instruction clock below).
     #[default]
     Tcg,
     /// KVM: opt-in; this machine's paravirtual KVM (no VT-x/SVM) may not run PV guests.
     Kvm,
+    /// Software emulation on an instruction clock (QEMU's `-icount`, one CPU thread): the
+    /// machine's time advances with the instructions it executes, 8 ns each, not with the
+    /// host's clock, so a host that stops QEMU (a loaded machine) stops the machine's time
+    /// too. For measuring deadlines; roughly real time on this host, not tied to it.
+    TcgInstructionClock,
 }
+
+/// `-icount`'s value for [`Accel::TcgInstructionClock`]: 2^3 ns per instruction; no
+/// catching up with the host's clock; idle time jumps straight to the next timer.
+const ICOUNT: &str = "shift=3,align=off,sleep=off";
 
 /// How the serial port reaches the terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,10 +145,13 @@ impl QemuConfig {
         let mut args: Vec<String> = FIXED_ARGS.split(' ').map(String::from).collect();
         args.extend(["-m".into(), self.memory_mib.to_string(), "-smp".into(), self.cpus.to_string()]);
         let accel = match self.accel {
-            Accel::Tcg => "tcg",
+            Accel::Tcg | Accel::TcgInstructionClock => "tcg",
             Accel::Kvm => "kvm",
         };
         args.extend(["-accel".into(), accel.into()]);
+        if self.accel == Accel::TcgInstructionClock {
+            args.extend(["-icount".into(), ICOUNT.into()]);
+        }
         let serial = match self.serial {
             Serial::MonitorAndStdio => "mon:stdio",
             Serial::Stdio => "stdio",

@@ -88,7 +88,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     memory: u32,
     /// QEMU accelerator. `kvm` is opt-in: this machine's paravirtual KVM may not run PV
-    /// guests; every test uses tcg.
+    /// guests; the tests use tcg (and `sched-rtds` tcg-instruction-clock, where the
+    /// machine's time follows the instructions it runs, not the host's clock).
     #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     accel: Accel,
     /// Boot the GRUB ISO (as `cargo xtask image` builds it) with -cdrom instead of -kernel.

@@ -145,6 +145,9 @@ pub struct Scenario {
     pub alone: bool,
     /// The machine's CPUs (`-smp`).
     pub cpus: u32,
+    /// QEMU's accelerator: TCG, or TCG on an instruction clock for scenarios that judge
+    /// deadlines (a loaded host then cannot make the machine late).
+    pub accel: crate::qemu::Accel,
 }
 
 /// The disk a scenario's machine has.
@@ -183,6 +186,7 @@ pub const DEFAULT: Scenario = Scenario {
     nic: false,
     alone: false,
     cpus: crate::qemu::DEFAULT_CPUS,
+    accel: crate::qemu::Accel::Tcg,
 };
 
 /// The dom0 `info` memory total lies within 2 MiB below QEMU's `-m`.

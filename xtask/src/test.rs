@@ -4,7 +4,7 @@ use crate::build::{build_kernels, Layout};
 use crate::deps;
 use crate::expect::judge;
 use crate::image::{self, IsoSpec};
-use crate::qemu::{run_scripted, Accel, Boot, Module, QemuConfig, Serial, Session, PROMPT};
+use crate::qemu::{run_scripted, Boot, Module, QemuConfig, Serial, Session, PROMPT};
 use crate::scenarios::{self, Disk, Image, Scenario};
 use anyhow::{bail, Context, Result};
 use std::io::Write;
@@ -244,7 +244,7 @@ pub fn qemu_config(layout: &Layout, scenario: &Scenario) -> Result<QemuConfig> {
         },
         memory_mib: scenario.memory_mib,
         cpus: scenario.cpus,
-        accel: Accel::Tcg,
+        accel: scenario.accel,
         serial: Serial::Stdio,
         disk: match scenario.disk {
             Disk::None => None,
@@ -392,7 +392,7 @@ mod tests {
         assert_eq!(config.boot, Boot::Iso(layout.iso()));
         assert_eq!(
             (config.memory_mib, config.serial, config.accel),
-            (256, Serial::Stdio, Accel::Tcg)
+            (256, Serial::Stdio, crate::qemu::Accel::Tcg)
         );
         // A kernel scenario whose images were never built says which file is missing.
         let missing = Scenario {

@@ -111,6 +111,24 @@ fn iso_kvm_and_monitor() {
 }
 
 #[test]
+fn the_instruction_clock_is_tcg_with_icount() {
+    let config = QemuConfig {
+        nic: None,
+        boot: Boot::Iso("/w/target/boot/microkernel.iso".into()),
+        memory_mib: 256,
+        cpus: 1,
+        accel: Accel::TcgInstructionClock,
+        serial: Serial::Stdio,
+        disk: None,
+    };
+    let args = config.args().unwrap();
+    assert_eq!(value_after(&args, "-accel"), "tcg");
+    assert_eq!(value_after(&args, "-icount"), "shift=3,align=off,sleep=off");
+    let plain = QemuConfig { accel: Accel::Tcg, ..config };
+    assert!(!plain.args().unwrap().contains(&"-icount".to_string()));
+}
+
+#[test]
 fn exit_statuses_map_to_run_exit_codes() {
     let table = [
         (33, 0),

@@ -51,8 +51,11 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "sched-rtds",
             alone: true,
-            // One CPU shared between the reservation and the spinners.
+            // One CPU shared between the reservation and the spinners, on an instruction
+            // clock: a loaded host that stops QEMU for longer than the reservation's slack
+            // would otherwise make the machine miss deadlines the scheduler did not.
             cpus: 1,
+            accel: crate::qemu::Accel::TcgInstructionClock,
             xen_cmdline: "sched=rtds",
             modules: &[
                 Image::Guest("cpuhog"),
@@ -75,11 +78,14 @@ pub fn scenarios() -> Vec<Scenario> {
                 "xl create hog-c.cfg",
                 "xl sched-rtds -d hog-a -p 10000 -b 9000",
                 "xl sched-rtds -d hog-a -p 5 -b 5",
-                sleep_ms!(3000),
+                // The waits are in the machine's time, read from the reservation's own
+                // run time (20% of the time since it started, and some 0.1-0.5 s it ran
+                // before the spinners): about 3 s, 4 s and 12 s after the spinners start.
+                wait_for!(r"^\[hog-rt\] cpuhog: at [0-9]+ ran (1[0-9]{3}|[2-9][0-9]{3})$"),
                 "xl create hog-big.cfg",
-                sleep_ms!(1000),
+                wait_for!(r"^\[hog-rt\] cpuhog: at [0-9]+ ran (1[2-9][0-9]{2}|[2-9][0-9]{3})$"),
                 "xl destroy hog-big",
-                sleep_ms!(8000),
+                wait_for!(r"^\[hog-rt\] cpuhog: at [0-9]+ ran (2[89][0-9]{2}|[3-9][0-9]{3})$"),
                 "xl sched-rtds",
                 "xl destroy hog-rt",
                 "xl destroy hog-a",
