@@ -229,6 +229,17 @@ pub fn table(records: &[Record]) -> String {
     out
 }
 
+/// Guest kernel `kernel` and the xl configs `configs` (from `xtask/configs`) as boot
+/// modules, each checked to exist.
+pub fn guest_modules(layout: &Layout, kernel: &str, configs: &[&str]) -> Result<Vec<Module>> {
+    let mut paths = vec![layout.kernel(kernel)];
+    paths.extend(configs.iter().map(|c| layout.root.join("xtask").join("configs").join(c)));
+    paths
+        .iter()
+        .map(|path| if path.is_file() { Ok(Module::named(path)) } else { bail!("{} is missing", path.display()) })
+        .collect()
+}
+
 /// Boots `dom0` (a kernel's name) with `modules` and `memory_mib` of RAM, typing `inputs`
 /// at its prompts.
 fn boot(

@@ -14,10 +14,10 @@
 //!
 //! The console is kept in target/bench/net.log.
 
-use super::{parse_bench, Record};
+use super::{guest_modules, parse_bench, Record};
 use crate::build::Layout;
 use crate::qemu::{free_port, run_scripted, Accel, Boot, InputMode, Module, NicForward, QemuConfig, Serial, Session, PROMPT, UPLOAD, WAIT_FOR};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::Number;
 use std::time::Duration;
 
@@ -81,14 +81,8 @@ fn cpu_records(lines: &[String], client: &[Record]) -> Result<Vec<Record>> {
 
 /// Boots dom0 with the NIC and the netpeer guests, runs the transfers, shuts down.
 pub fn run(layout: &Layout, accel: Accel) -> Result<NetBench> {
-    let mut modules = vec![Module::named(&layout.kernel("dom0")), Module::named(&layout.kernel("netpeer"))];
-    for c in ["net-bench-up.cfg", "net-bench-server.cfg", "net-bench-client.cfg"] {
-        let path = layout.root.join("xtask").join("configs").join(c);
-        if !path.is_file() {
-            bail!("{} is missing", path.display());
-        }
-        modules.push(Module::named(&path));
-    }
+    let mut modules = vec![Module::named(&layout.kernel("dom0"))];
+    modules.extend(guest_modules(layout, "netpeer", &["net-bench-up.cfg", "net-bench-server.cfg", "net-bench-client.cfg"])?);
     let port = free_port()?;
     let config = QemuConfig {
         boot: Boot::Kernel { kernel: layout.microkernel_elf32(), xen_cmdline: String::new(), modules },

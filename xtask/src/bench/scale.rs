@@ -9,9 +9,9 @@
 //!   receiver-initiated balancing alone (`balance=pull`) and once with sender-initiated
 //!   alone (`balance=push`).
 
-use super::{boot_with_cpus, Record};
+use super::{boot_with_cpus, guest_modules, Record};
 use crate::build::Layout;
-use crate::qemu::{Accel, Module, SLEEP_MS};
+use crate::qemu::{Accel, SLEEP_MS};
 use anyhow::{anyhow, bail, Result};
 use serde_json::Number;
 use std::time::Duration;
@@ -22,18 +22,6 @@ const MEMORY_MIB: u32 = 256;
 const HALF_MS: u64 = 4000;
 /// Left out at the start of each half (the pinning settling), ms.
 const SETTLE_MS: u64 = 500;
-
-fn modules(layout: &Layout, kernel: &str, configs: &[&str]) -> Result<Vec<Module>> {
-    let mut all = vec![Module::named(&layout.kernel(kernel))];
-    for c in configs {
-        let path = layout.root.join("xtask").join("configs").join(c);
-        if !path.is_file() {
-            bail!("{} is missing", path.display());
-        }
-        all.push(Module::named(&path));
-    }
-    Ok(all)
-}
 
 /// A guest's `<prog>: at <ms> <word> <n>` lines: (at, n) with the index of the line.
 pub fn counters(lines: &[String], guest: &str, prog: &str, word: &str) -> Vec<(usize, u64, u64)> {
@@ -112,7 +100,7 @@ fn inputs(configs: &[&str], guests: &[&str]) -> Vec<String> {
 pub fn run(layout: &Layout, accel: Accel) -> Result<Vec<Record>> {
     let mut records = Vec::new();
     let nulls = ["null-a", "null-b"];
-    let s = boot_with_cpus(layout, accel, "", 2, "dom0", modules(layout, "nullcall", &["null-a.cfg", "null-b.cfg"])?, MEMORY_MIB, &inputs(&["null-a.cfg", "null-b.cfg"], &nulls), TIMEOUT)?;
+    let s = boot_with_cpus(layout, accel, "", 2, "dom0", guest_modules(layout, "nullcall", &["null-a.cfg", "null-b.cfg"])?, MEMORY_MIB, &inputs(&["null-a.cfg", "null-b.cfg"], &nulls), TIMEOUT)?;
     let (one, two) = halves(&s.lines(), &nulls, "nullcall", "calls", "xl vcpu-pin null-a all all").map_err(|e| anyhow!("scaling boot: {e}"))?;
     // Calls per ms, shown per second.
     records.push(beside("null_hypercalls_2_guests_2_cpus", two * 1000.0, "calls/s", "null_hypercalls_2_guests_1_cpu", one * 1000.0)?);
@@ -120,7 +108,7 @@ pub fn run(layout: &Layout, accel: Accel) -> Result<Vec<Record>> {
     let hogs = ["hog-p1", "hog-p2", "hog-p3"];
     let configs = ["hog-p1.cfg", "hog-p2.cfg", "hog-p3.cfg"];
     for rules in ["pull", "push"] {
-        let s = boot_with_cpus(layout, accel, &format!("balance={rules}"), 2, "dom0", modules(layout, "cpuhog", &configs)?, MEMORY_MIB, &inputs(&configs, &hogs), TIMEOUT)?;
+        let s = boot_with_cpus(layout, accel, &format!("balance={rules}"), 2, "dom0", guest_modules(layout, "cpuhog", &configs)?, MEMORY_MIB, &inputs(&configs, &hogs), TIMEOUT)?;
         let (pinned, loose) = halves(&s.lines(), &hogs, "cpuhog", "ran", "xl vcpu-pin hog-p1 all all").map_err(|e| anyhow!("balance={rules} boot: {e}"))?;
         records.push(beside(&format!("balance_{rules}_3_hogs_2_cpus_cpus_used"), loose, "CPUs", "pinned_to_1_cpu", pinned)?);
     }

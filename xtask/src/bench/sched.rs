@@ -7,28 +7,16 @@
 //! - rtds: a guest reserved 2 ms every 10 ms beside three spinners; its deadline misses
 //!   and its share, over the same time.
 
-use super::{boot_with_cpus, Record};
+use super::{boot_with_cpus, guest_modules, Record};
 use crate::build::Layout;
-use crate::qemu::{Accel, Module, SLEEP_MS};
+use crate::qemu::{Accel, SLEEP_MS};
 use crate::scenarios::sched::{all_started, cpu_share};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use serde_json::Number;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 const MEMORY_MIB: u32 = 256;
-
-fn modules(layout: &Layout, configs: &[&str]) -> Result<Vec<Module>> {
-    let mut all = vec![Module::named(&layout.kernel("cpuhog"))];
-    for c in configs {
-        let path = layout.root.join("xtask").join("configs").join(c);
-        if !path.is_file() {
-            bail!("{} is missing", path.display());
-        }
-        all.push(Module::named(&path));
-    }
-    Ok(all)
-}
 
 fn figure(name: &str, value: f64, unit: &str) -> Result<Record> {
     let n = Number::from_f64((value * 1000.0).round() / 1000.0).ok_or(anyhow!("{name}: not a number"))?;
@@ -44,7 +32,7 @@ pub fn run(layout: &Layout, accel: Accel) -> Result<Vec<Record>> {
         .chain([format!("{SLEEP_MS}12000"), "shutdown".to_string()])
         .collect();
     // Shares of one CPU (on two, each hog would have one to itself).
-    let credit = boot_with_cpus(layout, accel, "", 1, "dom0", modules(layout, &["hog-a.cfg", "hog-b.cfg", "hog-c.cfg"])?, MEMORY_MIB, &inputs, TIMEOUT)?;
+    let credit = boot_with_cpus(layout, accel, "", 1, "dom0", guest_modules(layout, "cpuhog", &["hog-a.cfg", "hog-b.cfg", "hog-c.cfg"])?, MEMORY_MIB, &inputs, TIMEOUT)?;
     let lines = credit.lines();
     let start = all_started(&lines, &["hog-a", "hog-b", "hog-c"]);
     let (from, to) = (start.saturating_add(1000), start.saturating_add(11_500));
@@ -64,7 +52,7 @@ pub fn run(layout: &Layout, accel: Accel) -> Result<Vec<Record>> {
     .map(|s| s.to_string())
     .chain([format!("{SLEEP_MS}12000"), "xl sched-rtds -d hog-rt".to_string(), "shutdown".to_string()])
     .collect();
-    let rtds = boot_with_cpus(layout, accel, "sched=rtds", 1, "dom0", modules(layout, &["hog-rt.cfg", "hog-a.cfg", "hog-b.cfg", "hog-c.cfg"])?, MEMORY_MIB, &inputs, TIMEOUT)?;
+    let rtds = boot_with_cpus(layout, accel, "sched=rtds", 1, "dom0", guest_modules(layout, "cpuhog", &["hog-rt.cfg", "hog-a.cfg", "hog-b.cfg", "hog-c.cfg"])?, MEMORY_MIB, &inputs, TIMEOUT)?;
     let lines = rtds.lines();
     let start = all_started(&lines, &["hog-rt", "hog-a", "hog-b", "hog-c"]);
     let rt = cpu_share(&lines, "hog-rt", start.saturating_add(500), start.saturating_add(11_000)).map_err(|e| anyhow!("rtds boot: {e}"))?;

@@ -3,10 +3,10 @@
 //! an event sent and polled on one vCPU, and a yield round trip between them (two
 //! switches) beside a yield alone; all in one boot.
 
-use super::{boot, parse_bench, Record};
+use super::{boot, guest_modules, parse_bench, Record};
 use crate::build::Layout;
-use crate::qemu::{Accel, Module, Session, WAIT_FOR};
-use anyhow::{bail, Result};
+use crate::qemu::{Accel, Session, WAIT_FOR};
+use anyhow::Result;
 use std::time::Duration;
 
 /// A few seconds under TCG.
@@ -24,15 +24,8 @@ pub struct SmpBench {
 
 /// Boots dom0 with the smp guest in bench mode and reads its figures.
 pub fn run(layout: &Layout, accel: Accel) -> Result<SmpBench> {
-    let kernel = layout.kernel("smp");
-    let config = layout.root.join("xtask").join("configs").join("smp-bench.cfg");
-    for path in [&kernel, &config] {
-        if !path.is_file() {
-            bail!("{} is missing", path.display());
-        }
-    }
     let inputs = ["xl create smp-bench.cfg".to_string(), format!(r"{WAIT_FOR}\[smp-bench\] (BENCH DONE|TESTS DONE)"), "shutdown".to_string()];
-    let session = boot(layout, accel, "dom0", vec![Module::named(&kernel), Module::named(&config)], 256, &inputs, TIMEOUT)?;
+    let session = boot(layout, accel, "dom0", guest_modules(layout, "smp", &["smp-bench.cfg"])?, 256, &inputs, TIMEOUT)?;
     let lines = crate::bench::store::guest_lines(&session.lines(), "smp-bench");
     let (records, done) = parse_bench(&lines)?;
     Ok(SmpBench { records, done, session })
